@@ -1,0 +1,381 @@
+package jobmaster
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// State is the job's lifecycle state as stored and shown.
+type State = weirv1.JobState
+
+const (
+	created    = weirv1.JobState_JOB_STATE_CREATED
+	scheduled  = weirv1.JobState_JOB_STATE_SCHEDULED
+	running    = weirv1.JobState_JOB_STATE_RUNNING
+	finished   = weirv1.JobState_JOB_STATE_FINISHED
+	failed     = weirv1.JobState_JOB_STATE_FAILED
+	canceling  = weirv1.JobState_JOB_STATE_CANCELING
+	canceled   = weirv1.JobState_JOB_STATE_CANCELED
+	restarting = weirv1.JobState_JOB_STATE_RESTARTING
+)
+
+// Transitions declares every state change Step may make; a state maps to the
+// states it may move to. Terminal states map to nothing. Step panics rather
+// than take an undeclared transition, and a property test drives random event
+// sequences to show it never has to.
+//
+// CREATED may fail directly only when placement fails and the policy allows
+// no restarts. FAILED is otherwise reached from RESTARTING, once the failed
+// attempt is stopped and the budget is spent.
+var Transitions = map[State][]State{
+	created:    {scheduled, restarting, failed, canceling, canceled},
+	scheduled:  {running, finished, restarting, canceling},
+	running:    {finished, restarting, canceling},
+	restarting: {scheduled, failed, canceling, canceled},
+	canceling:  {canceled},
+	finished:   {},
+	failed:     {},
+	canceled:   {},
+}
+
+// Terminal reports whether s is a state a job never leaves.
+func Terminal(s State) bool {
+	return s == finished || s == failed || s == canceled
+}
+
+// Snapshot is the job record the driver persists and a new leader restores.
+// It is comparable: the machine emits Persist exactly when it changes.
+type Snapshot struct {
+	State State
+	// Attempt is the last attempt number handed out by Deploy; 0 before the
+	// first.
+	Attempt int64
+	// Restarts counts deploys made to recover from a failure or to retry
+	// placement; it is what the restart policy's max_restarts bounds.
+	Restarts int
+	// Error says why the job failed; set only in FAILED.
+	Error string
+	// Message is a note on a non-terminal state, such as why the job is
+	// restarting or what it waits for; cleared once it is scheduled again.
+	Message string
+}
+
+// phase is what the machine is waiting for within its state. It is not
+// persisted: a restored machine starts in phaseUnknown and finds out.
+type phase int
+
+const (
+	// phaseIdle: nothing is deployed and nothing is outstanding.
+	phaseIdle phase = iota
+	// phaseUnknown: restored from a snapshot; processes of the attempt may
+	// exist. Start recovers the job.
+	phaseUnknown
+	// phaseDeploying: Deploy{attempt} is out, awaiting Scheduled or NoSlots.
+	phaseDeploying
+	// phaseDeployed: the attempt is scheduled.
+	phaseDeployed
+	// phaseStopping: StopAttempt{attempt} is out, awaiting AttemptStopped.
+	phaseStopping
+	// phaseBackoff: nothing is deployed; the next attempt is due at wake.
+	phaseBackoff
+)
+
+// Machine is one job's lifecycle. It is not safe for concurrent use: one
+// driver goroutine owns it.
+type Machine struct {
+	pol policy
+
+	state    State
+	attempt  int64
+	restarts int
+	err      string
+	message  string
+
+	phase phase
+	// wake is when the next attempt is due, in phaseBackoff.
+	wake time.Time
+	// failure is why the attempt being stopped failed, in phaseStopping. It
+	// is empty when the attempt is stopped to recover after a leader change
+	// or to cancel, which consume no restart.
+	failure string
+}
+
+// New returns the machine of a newly submitted job, in CREATED. A nil policy
+// means DefaultPolicy(). now is taken so that time always enters through the
+// caller; a job's lifecycle needs no deadline before its first event.
+func New(policy *weirv1.RestartPolicy, now time.Time) *Machine {
+	return &Machine{pol: newPolicy(policy), state: created, phase: phaseIdle}
+}
+
+// Restore rebuilds a job's machine from its persisted record on a new leader.
+// A terminal job stays as it was. A job that may have processes left by the
+// previous leader waits for Start, which stops its attempt and deploys a
+// fresh one. A record with an unknown state is taken as CREATED.
+func Restore(st Snapshot, policy *weirv1.RestartPolicy) *Machine {
+	m := &Machine{
+		pol:      newPolicy(policy),
+		state:    st.State,
+		attempt:  max(st.Attempt, 0),
+		restarts: max(st.Restarts, 0),
+		err:      st.Error,
+		message:  st.Message,
+		phase:    phaseUnknown,
+	}
+	if _, ok := Transitions[m.state]; !ok {
+		m.state = created
+	}
+	if Terminal(m.state) || (m.state == created && m.attempt == 0) {
+		m.phase = phaseIdle
+	}
+	return m
+}
+
+// Step feeds one event observed at now and returns what the driver must do,
+// in order. Events that make no sense in the current state are ignored.
+func (m *Machine) Step(ev Event, now time.Time) []Action {
+	before := m.Snapshot()
+	var acts []Action
+	switch m.state {
+	case created:
+		acts = m.stepCreated(ev, now)
+	case scheduled:
+		acts = m.stepScheduled(ev, now)
+	case running:
+		acts = m.stepRunning(ev, now)
+	case restarting:
+		acts = m.stepRestarting(ev, now)
+	case canceling:
+		acts = m.stepCanceling(ev, now)
+	default:
+		acts = m.stepTerminal(ev, now)
+	}
+	if m.Snapshot() != before {
+		acts = append([]Action{Persist{}}, acts...)
+	}
+	return acts
+}
+
+// State is the job's lifecycle state.
+func (m *Machine) State() State { return m.state }
+
+// Attempt is the last attempt number handed out by Deploy; 0 before the first.
+func (m *Machine) Attempt() int64 { return m.attempt }
+
+// Restarts is how many restarts of the policy's budget are used.
+func (m *Machine) Restarts() int { return m.restarts }
+
+// Err says why the job failed; it is set only in FAILED.
+func (m *Machine) Err() string { return m.err }
+
+// Message is a note for the user on a non-terminal state, e.g. why the job is
+// restarting or that it waits for slots.
+func (m *Machine) Message() string { return m.message }
+
+// Snapshot is the job record to persist.
+func (m *Machine) Snapshot() Snapshot {
+	return Snapshot{State: m.state, Attempt: m.attempt, Restarts: m.restarts, Error: m.err, Message: m.message}
+}
+
+// NextWake returns when the driver must send a Tick: while the job waits out
+// a restart backoff, including a wait for slots. ok is false when no Tick is
+// needed.
+func (m *Machine) NextWake() (t time.Time, ok bool) {
+	if m.phase != phaseBackoff {
+		return time.Time{}, false
+	}
+	return m.wake, true
+}
+
+// setState moves to s, which must be declared in Transitions.
+func (m *Machine) setState(s State) {
+	if s == m.state {
+		return
+	}
+	if !slices.Contains(Transitions[m.state], s) {
+		panic(fmt.Sprintf("jobmaster: undeclared transition %s -> %s", m.state, s))
+	}
+	m.state = s
+}
+
+// deploy hands out the next attempt number. Numbers are never reused, so the
+// driver can drop every report about an older attempt.
+func (m *Machine) deploy() []Action {
+	m.attempt++
+	m.phase = phaseDeploying
+	return []Action{Deploy{Attempt: m.attempt}}
+}
+
+// stop tears down the current attempt; failure is why (empty for a cancel or
+// a recovery).
+func (m *Machine) stop(failure string) []Action {
+	m.phase = phaseStopping
+	m.failure = failure
+	return []Action{StopAttempt{Attempt: m.attempt}}
+}
+
+// scheduledOK records the driver's Scheduled reply.
+func (m *Machine) scheduledOK() []Action {
+	m.setState(scheduled)
+	m.phase = phaseDeployed
+	m.message = ""
+	return nil
+}
+
+// taskFailed starts tearing down a failed attempt. Whether the job restarts
+// is decided once the attempt is gone, so that a restart never overlaps the
+// attempt it replaces.
+func (m *Machine) taskFailed(err string) []Action {
+	if err == "" {
+		err = "unknown error"
+	}
+	m.setState(restarting)
+	m.message = "restarting after failure: " + err
+	return m.stop(err)
+}
+
+// noSlots handles a failed placement. Waiting for slots consumes the restart
+// budget like a failure does, so a job that can never be placed fails with a
+// clear reason instead of waiting forever.
+func (m *Machine) noSlots(reason string, now time.Time) []Action {
+	if reason == "" {
+		reason = "no reason given"
+	}
+	if m.budgetSpent() {
+		m.fail(fmt.Sprintf("not enough slots (restart %d of %d used): %s", m.restarts, m.pol.maxRestarts, reason))
+		return nil
+	}
+	m.setState(restarting)
+	m.message = "waiting for slots: " + reason
+	return m.backoff(now)
+}
+
+// attemptGone continues a restart once the failed attempt is stopped.
+func (m *Machine) attemptGone(now time.Time) []Action {
+	if m.failure == "" {
+		// Recovery after a leader change: the attempt did not fail, so
+		// redeploy at once and without counting a restart.
+		return m.deploy()
+	}
+	if m.budgetSpent() {
+		m.fail(fmt.Sprintf("task failed (restart %d of %d used): %s", m.restarts, m.pol.maxRestarts, m.failure))
+		return nil
+	}
+	return m.backoff(now)
+}
+
+func (m *Machine) budgetSpent() bool { return m.restarts >= m.pol.maxRestarts }
+
+func (m *Machine) fail(err string) {
+	m.setState(failed)
+	m.err = err
+	m.message = ""
+	m.phase = phaseIdle
+	m.failure = ""
+}
+
+// backoff schedules the next attempt. A zero delay deploys at once rather
+// than costing the driver a Tick round trip.
+func (m *Machine) backoff(now time.Time) []Action {
+	m.phase = phaseBackoff
+	m.failure = ""
+	m.wake = now.Add(m.pol.delay(m.restarts))
+	return m.tick(now)
+}
+
+// tick deploys the next attempt once its backoff is over.
+func (m *Machine) tick(now time.Time) []Action {
+	if m.phase != phaseBackoff || now.Before(m.wake) {
+		return nil
+	}
+	m.wake = time.Time{}
+	m.restarts++
+	return m.deploy()
+}
+
+// cancel handles CancelRequested in any non-terminal state.
+func (m *Machine) cancel() []Action {
+	m.message = ""
+	switch m.phase {
+	case phaseIdle, phaseBackoff:
+		// Nothing is deployed, so there is nothing to wait for.
+		m.setState(canceled)
+		m.phase = phaseIdle
+		m.wake = time.Time{}
+		return nil
+	case phaseStopping:
+		// The StopAttempt already out will bring AttemptStopped.
+		m.setState(canceling)
+		m.failure = ""
+		return nil
+	case phaseUnknown:
+		if m.attempt == 0 {
+			m.setState(canceled)
+			m.phase = phaseIdle
+			return nil
+		}
+	}
+	m.setState(canceling)
+	return m.stop("")
+}
+
+// recoverAttempt takes over a job from a previous leader: whatever it left of
+// the attempt is stopped before a fresh attempt is deployed, so two attempts
+// never run side by side.
+func (m *Machine) recoverAttempt() []Action {
+	if m.attempt == 0 {
+		return m.deploy()
+	}
+	return m.stop("")
+}
+
+// policy is a RestartPolicy with its defaults and bounds applied.
+type policy struct {
+	maxRestarts int
+	initial     time.Duration
+	max         time.Duration
+	multiplier  float64
+}
+
+// DefaultPolicy is the policy of a job that set none: up to 10 restarts,
+// waiting 1s, 2s, 4s, ... capped at 30s. It returns a new message each call.
+func DefaultPolicy() *weirv1.RestartPolicy {
+	return &weirv1.RestartPolicy{MaxRestarts: 10, InitialBackoffMs: 1000, MaxBackoffMs: 30000, Multiplier: 2}
+}
+
+// newPolicy reads p leniently, since the policy comes from the user: negative
+// counts and delays are 0, a multiplier below 1 (or unset) is 1, and a max
+// backoff below the initial one is the initial one.
+func newPolicy(p *weirv1.RestartPolicy) policy {
+	if p == nil {
+		p = DefaultPolicy()
+	}
+	ms := func(v int64) time.Duration {
+		v = min(max(v, 0), math.MaxInt64/int64(time.Millisecond))
+		return time.Duration(v) * time.Millisecond
+	}
+	pol := policy{
+		maxRestarts: max(int(p.GetMaxRestarts()), 0),
+		initial:     ms(p.GetInitialBackoffMs()),
+		max:         ms(p.GetMaxBackoffMs()),
+		multiplier:  p.GetMultiplier(),
+	}
+	if !(pol.multiplier >= 1) { // also catches NaN
+		pol.multiplier = 1
+	}
+	pol.max = max(pol.max, pol.initial)
+	return pol
+}
+
+// delay is the wait before restart number restarts+1:
+// initial * multiplier^restarts, capped at max.
+func (p policy) delay(restarts int) time.Duration {
+	d := float64(p.initial) * math.Pow(p.multiplier, float64(restarts))
+	if math.IsNaN(d) || d >= float64(p.max) {
+		return p.max
+	}
+	return time.Duration(d)
+}

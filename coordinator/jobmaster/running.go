@@ -1,0 +1,20 @@
+package jobmaster
+
+import "time"
+
+// stepRunning: every task of the attempt is running.
+func (m *Machine) stepRunning(ev Event, now time.Time) []Action {
+	if m.phase == phaseUnknown {
+		return m.stepRecovered(ev)
+	}
+	switch ev := ev.(type) {
+	case AllFinished:
+		m.setState(finished)
+		m.phase = phaseIdle
+	case TaskFailed:
+		return m.taskFailed(ev.Err)
+	case CancelRequested:
+		return m.cancel()
+	}
+	return nil
+}

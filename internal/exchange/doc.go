@@ -1,0 +1,64 @@
+// Package exchange moves frames between producer and consumer subtasks of one
+// job attempt: credit-based channels, in memory when both subtasks run in the
+// same job process and over DataService gRPC streams otherwise.
+//
+// It owns the channels, the consumer's input gate (fair delivery across
+// channels, blocking for barrier alignment, end-of-input and broken-channel
+// detection), flow control, and the DataService server and client side. It
+// does not partition or encode records: callers hand it Frames that already
+// hold a batch (~32 KiB of uvarint-length-prefixed records in Data, or on a
+// local channel an opaque Local batch such as a []T), barriers, watermarks
+// and end markers. It never looks inside a batch, so its cost is per batch,
+// not per record.
+//
+// # Topology
+//
+// A Network is one job process's endpoint. Each consumer subtask registers a
+// Gate with all its input channels (ChannelID: edge, producer, consumer).
+// Each producer subtask Opens a Sender per output channel; if the consumer's
+// address is the process's own (SetLocalAddr) the channel is an in-memory
+// queue, otherwise an Exchange stream on the one grpc.ClientConn shared per
+// peer address. Producers may come up before their consumer's gate: they
+// wait for it up to ~30 s.
+//
+// # Credit protocol
+//
+// Every frame costs one credit, whatever its kind, and a producer sends only
+// while it holds credit. A channel therefore holds at most Options.Credits
+// frames between producer and consumer (queued in the gate or on the wire),
+// counting the frame the consumer is processing: its credit goes back only on
+// the consumer's following Gate.Next. A consumer that stops calling Next, or
+// blocks a channel with Gate.Block, backpressures that channel's producer
+// with bounded memory. Barriers queue behind records (aligned checkpoints).
+//
+// On the wire (proto/weir/v1/data_service.proto): the producer opens
+// DataService.Exchange and sends a DataFrame carrying only the
+// ChannelHeader{job_id, attempt, edge, producer, consumer}; it then holds no
+// credit. The consumer's process checks job and attempt (PermissionDenied
+// otherwise), waits for the gate that owns the channel (NotFound after
+// ~30 s), accepts one producer per channel (AlreadyExists otherwise), and
+// sends Credit{Options.Credits}. After that it sends Credit{k} whenever k
+// frames were consumed; several consumptions coalesce into one message when
+// the producer side lags. The producer sends EndOfPartition last and
+// half-closes; the consumer ends the stream with OK once it has read it, and
+// the producer's Close waits for that status before cancelling so that no
+// frame in transit is lost. Any other end of a stream before EndOfPartition
+// breaks the channel: Gate.Next reports ErrChannelBroken naming it. Channels
+// do not reconnect: a broken channel fails the attempt and the job lifecycle
+// restarts it.
+//
+// In memory the same accounting runs on counters under the gate's lock.
+//
+// # Ownership
+//
+// Send takes ownership of Frame.Data and Frame.Local: a local channel passes
+// the very slice or pointer to the consumer, so the producer must not touch
+// them after Send (a remote Sender has copied Data into the gRPC message by
+// the time Send returns, but callers must not rely on that). Frames returned
+// by Gate.Next belong to the consumer; remote Data is a fresh slice.
+//
+// # Server setup
+//
+// The caller owns the grpc.Server: build it with ServerOptions (64 MiB
+// message limit, keepalive) and call Network.Register before serving.
+package exchange

@@ -1,0 +1,167 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Kind says what a Frame carries.
+type Kind uint8
+
+const (
+	// KindRecords is a batch of records in Data (remote or local) or Local
+	// (local channels only).
+	KindRecords Kind = iota + 1
+	// KindBarrier is checkpoint barrier CheckpointID, triggered at Timestamp.
+	KindBarrier
+	// KindWatermark is watermark Timestamp, or the idle marker when Idle.
+	KindWatermark
+	// KindEnd ends the channel: the producer sends nothing after it.
+	KindEnd
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRecords:
+		return "records"
+	case KindBarrier:
+		return "barrier"
+	case KindWatermark:
+		return "watermark"
+	case KindEnd:
+		return "end"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Frame is one unit on a channel. Every frame, whatever its kind, costs the
+// producer one credit.
+//
+// Remote channels carry records in Data (Count records, each a uvarint length
+// then bytes, encoded by the caller). Local channels may instead carry Local,
+// an opaque batch passed by pointer without encoding (for example a []T).
+// Exactly one of Data/Local is used for records; a remote Sender refuses a
+// frame with Local set.
+//
+// Ownership: Send takes ownership of Data and Local. The producer must not
+// modify or reuse them after calling Send, whether Send succeeded or not: a
+// local channel hands the very same slice or pointer to the consumer. A frame
+// returned by Gate.Next belongs to the consumer; for remote channels Data is a
+// fresh slice that nothing else references.
+type Frame struct {
+	Kind  Kind
+	Data  []byte
+	Count int
+	Local any
+
+	CheckpointID int64 // barrier
+	Timestamp    int64 // barrier trigger time or watermark, unix ms
+	Idle         bool  // watermark: the channel is idle
+}
+
+// ChannelID names one channel: the edge of the job graph, the producing
+// subtask and the consuming subtask.
+type ChannelID struct{ Edge, Producer, Consumer int32 }
+
+func (c ChannelID) String() string {
+	return fmt.Sprintf("edge %d: %d->%d", c.Edge, c.Producer, c.Consumer)
+}
+
+// Options tune a Network. The zero value is usable.
+type Options struct {
+	// Credits is the number of frames in flight per channel: queued at the
+	// consumer or on the wire. Default 8.
+	Credits int
+	// DialTimeout bounds how long Open waits for a remote peer's connection
+	// to become ready. Default 10 s.
+	DialTimeout time.Duration
+}
+
+const (
+	defaultCredits     = 8
+	defaultDialTimeout = 10 * time.Second
+
+	// gateWait is how long a producer waits for its consumer's gate to be
+	// registered: subtasks of one deployment start concurrently, so a
+	// producer may come up before its consumer.
+	gateWait = 30 * time.Second
+
+	// closeWait bounds how long Sender.Close waits for the consumer to
+	// acknowledge the end of a remote stream. Cancelling earlier could drop
+	// frames still in transit.
+	closeWait = 10 * time.Second
+
+	// maxMessageBytes is the gRPC message limit for DataService, both
+	// directions. Batches target ~32 KiB but one large record makes a large
+	// batch.
+	maxMessageBytes = 64 << 20
+	// maxFrameBytes leaves room for the DataFrame envelope and header.
+	maxFrameBytes = maxMessageBytes - 4<<10
+)
+
+func (o Options) withDefaults() Options {
+	if o.Credits <= 0 {
+		o.Credits = defaultCredits
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = defaultDialTimeout
+	}
+	return o
+}
+
+var (
+	// ErrChannelBroken means a channel ended without KindEnd: its remote
+	// stream broke or its producer closed early. The error names the channel.
+	ErrChannelBroken = errors.New("exchange: channel broken")
+	// ErrClosed means the Sender, Gate or Network was closed.
+	ErrClosed = errors.New("exchange: closed")
+	// ErrRefused means the consumer refused a producer's channel: it belongs
+	// to another job or attempt, the channel already has a producer, or no
+	// gate registered the channel in time. Retrying the same channel will not
+	// help; the job lifecycle decides what to do.
+	ErrRefused = errors.New("exchange: channel refused")
+)
+
+// Sender is the producer end of one channel. Send is not safe for concurrent
+// use (one producer subtask owns a channel); Close may be called concurrently
+// with a blocked Send and unblocks it.
+type Sender interface {
+	// Send queues f on the channel, blocking while the channel has no credit.
+	// It takes ownership of f.Data and f.Local (see Frame). If ctx ends while
+	// Send waits for credit, Send returns ctx.Err() and the frame is not sent;
+	// the channel stays usable. After a KindEnd frame the channel is finished:
+	// further Sends fail with ErrClosed and Close releases it.
+	Send(ctx context.Context, f Frame) error
+	// Close releases the channel. Closing before a KindEnd frame was sent
+	// breaks the channel: the consumer gets ErrChannelBroken. After KindEnd,
+	// Close of a remote channel waits (bounded) until the consumer has
+	// received everything. Close is idempotent.
+	Close() error
+}
+
+// IsLocal reports whether s is an in-memory channel, which accepts
+// Frame.Local batches and skips encoding.
+func IsLocal(s Sender) bool {
+	_, ok := s.(*localSender)
+	return ok
+}
+
+// ServerOptions returns the grpc.ServerOptions the grpc.Server given to
+// Register needs: message limits large enough for big batches, and keepalive
+// so a producer that vanished without closing its connection is detected.
+// Append them to the caller's own options.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxMessageBytes),
+		grpc.MaxSendMsgSize(maxMessageBytes),
+		grpc.ReadBufferSize(256 << 10),
+		grpc.WriteBufferSize(64 << 10),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+}

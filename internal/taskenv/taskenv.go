@@ -1,0 +1,63 @@
+// Package taskenv owns the contract between a worker and the job processes
+// it starts: the command line and environment of task mode, and the header
+// describe mode prints. Both sides import it, so neither can drift.
+package taskenv
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// Environment variables a worker sets for a job process in task mode.
+const (
+	WorkerAddr = "WEIR_TASK_ADDR"  // the worker's TaskService address
+	Token      = "WEIR_TASK_TOKEN" // proves the process is the one the worker started
+	JobID      = "WEIR_JOB_ID"
+	Attempt    = "WEIR_ATTEMPT"
+	DataHost   = "WEIR_DATA_HOST" // host the process binds its DataService to
+)
+
+// DescribeHeader is the first line describe mode prints, before the job
+// graph as one line of protobuf JSON. A binary that does not print it is not
+// a weir job.
+const DescribeHeader = "weir-jobgraph/v1"
+
+// Args builds the command line of a job binary in the given mode.
+func Args(mode string, parallelism int, userArgs []string) []string {
+	return append([]string{"--mode=" + mode, "--parallelism=" + strconv.Itoa(parallelism), "--"}, userArgs...)
+}
+
+// Task is what a job process in task mode learns from its environment.
+type Task struct {
+	WorkerAddr, Token, JobID, DataHost string
+	Attempt                            int64
+}
+
+// FromEnv reads the task environment.
+func FromEnv() (Task, error) {
+	t := Task{
+		WorkerAddr: os.Getenv(WorkerAddr), Token: os.Getenv(Token),
+		JobID: os.Getenv(JobID), DataHost: os.Getenv(DataHost),
+	}
+	if t.WorkerAddr == "" || t.JobID == "" {
+		return t, fmt.Errorf("task mode is started by a weir worker: %s and %s are not set", WorkerAddr, JobID)
+	}
+	a, err := strconv.ParseInt(os.Getenv(Attempt), 10, 64)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", Attempt, err)
+	}
+	t.Attempt = a
+	if t.DataHost == "" {
+		t.DataHost = "127.0.0.1"
+	}
+	return t, nil
+}
+
+// Env returns the environment entries for t.
+func (t Task) Env() []string {
+	return []string{
+		WorkerAddr + "=" + t.WorkerAddr, Token + "=" + t.Token, JobID + "=" + t.JobID,
+		Attempt + "=" + strconv.FormatInt(t.Attempt, 10), DataHost + "=" + t.DataHost,
+	}
+}

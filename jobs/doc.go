@@ -1,0 +1,4 @@
+// Package jobs holds example and benchmark jobs, each a main package built
+// against sdk only: wordcount (a bounded file job), keyedcount (a paced
+// generator with keyed state).
+package jobs

@@ -1,0 +1,211 @@
+package sdk
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Codec turns values of T into bytes and back. Records cross process
+// boundaries through their stream's codec, and keyed state is stored through
+// it, so it is on the hot path.
+//
+// Append appends the encoding of v to dst and returns the extended slice; it
+// must not retain dst. Decode reads a value from exactly the bytes given; it
+// must not retain b (copy what outlives the call).
+type Codec[T any] interface {
+	Append(dst []byte, v T) []byte
+	Decode(b []byte) (T, error)
+}
+
+// ErrDecode wraps every decoding failure of the built-in codecs.
+var ErrDecode = errors.New("sdk: cannot decode record")
+
+// StringCodec encodes strings as their bytes.
+type StringCodec struct{}
+
+func (StringCodec) Append(dst []byte, v string) []byte { return append(dst, v...) }
+func (StringCodec) Decode(b []byte) (string, error)    { return string(b), nil }
+
+// BytesCodec encodes byte slices as themselves.
+type BytesCodec struct{}
+
+func (BytesCodec) Append(dst []byte, v []byte) []byte { return append(dst, v...) }
+func (BytesCodec) Decode(b []byte) ([]byte, error)    { return append([]byte(nil), b...), nil }
+
+// VarintCodec encodes signed integers as zig-zag varints.
+type VarintCodec[T ~int | ~int8 | ~int16 | ~int32 | ~int64] struct{}
+
+func (VarintCodec[T]) Append(dst []byte, v T) []byte { return binary.AppendVarint(dst, int64(v)) }
+func (VarintCodec[T]) Decode(b []byte) (T, error) {
+	v, n := binary.Varint(b)
+	if n <= 0 || n != len(b) {
+		return 0, fmt.Errorf("%w: bad varint (%d bytes)", ErrDecode, len(b))
+	}
+	return T(v), nil
+}
+
+// UvarintCodec encodes unsigned integers as varints.
+type UvarintCodec[T ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64] struct{}
+
+func (UvarintCodec[T]) Append(dst []byte, v T) []byte { return binary.AppendUvarint(dst, uint64(v)) }
+func (UvarintCodec[T]) Decode(b []byte) (T, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 || n != len(b) {
+		return 0, fmt.Errorf("%w: bad uvarint (%d bytes)", ErrDecode, len(b))
+	}
+	return T(v), nil
+}
+
+// Float64Codec encodes float64 as 8 little-endian bytes.
+type Float64Codec struct{}
+
+func (Float64Codec) Append(dst []byte, v float64) []byte {
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
+}
+func (Float64Codec) Decode(b []byte) (float64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: float64 needs 8 bytes, got %d", ErrDecode, len(b))
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(b)), nil
+}
+
+// BoolCodec encodes a bool as one byte.
+type BoolCodec struct{}
+
+func (BoolCodec) Append(dst []byte, v bool) []byte {
+	if v {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+func (BoolCodec) Decode(b []byte) (bool, error) {
+	if len(b) != 1 || b[0] > 1 {
+		return false, fmt.Errorf("%w: bad bool", ErrDecode)
+	}
+	return b[0] == 1, nil
+}
+
+// JSONCodec encodes with encoding/json. It is the fallback for types without
+// a registered codec: correct for any exported-field struct, but slow;
+// register a codec for types on a hot path.
+type JSONCodec[T any] struct{}
+
+func (JSONCodec[T]) Append(dst []byte, v T) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// A value json cannot encode (a channel, a func) is a programming
+		// error in the job; fail the task with the reason.
+		panic(fmt.Sprintf("sdk: JSONCodec cannot encode %T: %v", v, err))
+	}
+	return append(dst, b...)
+}
+func (JSONCodec[T]) Decode(b []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	return v, nil
+}
+
+// ProtoCodec encodes protobuf messages. New returns an empty message.
+type ProtoCodec[T proto.Message] struct{ New func() T }
+
+func (c ProtoCodec[T]) Append(dst []byte, v T) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(dst, v)
+	if err != nil {
+		panic(fmt.Sprintf("sdk: cannot encode %T: %v", v, err))
+	}
+	return b
+}
+func (c ProtoCodec[T]) Decode(b []byte) (T, error) {
+	m := c.New()
+	if err := proto.Unmarshal(b, m); err != nil {
+		return m, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	return m, nil
+}
+
+// KV is a key with a value, the output of keyed aggregations.
+type KV[K, V any] struct {
+	Key   K
+	Value V
+}
+
+// KVCodec encodes a KV as the key's length, the key, then the value.
+type KVCodec[K, V any] struct {
+	K Codec[K]
+	V Codec[V]
+}
+
+func (c KVCodec[K, V]) Append(dst []byte, v KV[K, V]) []byte {
+	// Reserve a fixed 4-byte length so the key is encoded once, in place.
+	at := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = c.K.Append(dst, v.Key)
+	binary.LittleEndian.PutUint32(dst[at:], uint32(len(dst)-at-4))
+	return c.V.Append(dst, v.Value)
+}
+
+func (c KVCodec[K, V]) Decode(b []byte) (KV[K, V], error) {
+	var kv KV[K, V]
+	if len(b) < 4 {
+		return kv, fmt.Errorf("%w: KV too short", ErrDecode)
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n > len(b)-4 {
+		return kv, fmt.Errorf("%w: KV key length %d exceeds %d bytes", ErrDecode, n, len(b)-4)
+	}
+	var err error
+	if kv.Key, err = c.K.Decode(b[4 : 4+n]); err != nil {
+		return kv, err
+	}
+	kv.Value, err = c.V.Decode(b[4+n:])
+	return kv, err
+}
+
+var registry sync.Map // reflect.Type -> any (a Codec[T])
+
+// RegisterCodec makes c the codec of every stream and state of type T. Call
+// it from main or init, before building the pipeline.
+func RegisterCodec[T any](c Codec[T]) {
+	registry.Store(reflect.TypeFor[T](), c)
+}
+
+// CodecFor returns the codec for T: a registered one, else a built-in one for
+// strings, []byte, integers, float64 and bool, else JSON.
+func CodecFor[T any]() Codec[T] {
+	if c, ok := registry.Load(reflect.TypeFor[T]()); ok {
+		return c.(Codec[T])
+	}
+	var c any
+	switch any(*new(T)).(type) {
+	case string:
+		c = StringCodec{}
+	case []byte:
+		c = BytesCodec{}
+	case int:
+		c = VarintCodec[int]{}
+	case int32:
+		c = VarintCodec[int32]{}
+	case int64:
+		c = VarintCodec[int64]{}
+	case uint32:
+		c = UvarintCodec[uint32]{}
+	case uint64:
+		c = UvarintCodec[uint64]{}
+	case float64:
+		c = Float64Codec{}
+	case bool:
+		c = BoolCodec{}
+	default:
+		return JSONCodec[T]{}
+	}
+	return c.(Codec[T])
+}

@@ -1,0 +1,184 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/weir-run/weir/internal/exchange"
+	"github.com/weir-run/weir/internal/state"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// subtaskRef names one subtask of the plan.
+type subtaskRef struct{ vertex, subtask int }
+
+// deployment is one process's share of one execution attempt of a job.
+type deployment struct {
+	jobID   string
+	attempt int64
+	net     *exchange.Network
+	// route gives the data address of the process hosting a subtask; an
+	// address equal to self is in this process.
+	route  func(subtaskRef) string
+	self   string
+	logger *slog.Logger
+}
+
+// taskState reports a subtask's progress to whoever supervises the process.
+type taskReporter func(ref subtaskRef, st weirv1.TaskState, err error)
+
+// channelsInto lists the input channels of subtask i of v, in gate order.
+func (pl *plan) channelsInto(v *vertex, i int) ([]exchange.ChannelID, []*edge) {
+	var chans []exchange.ChannelID
+	var edges []*edge
+	for _, e := range v.in {
+		for _, j := range producersOf(e, i) {
+			chans = append(chans, exchange.ChannelID{Edge: int32(e.id), Producer: int32(j), Consumer: int32(i)})
+			edges = append(edges, e)
+		}
+	}
+	return chans, edges
+}
+
+// producersOf lists the upstream subtasks feeding consumer i over e.
+func producersOf(e *edge, i int) []int {
+	if e.part == weirv1.Partitioning_PARTITIONING_FORWARD {
+		return []int{i}
+	}
+	ps := make([]int, e.from.parallelism)
+	for j := range ps {
+		ps[j] = j
+	}
+	return ps
+}
+
+// consumersOf lists the downstream subtasks producer i feeds over e.
+func consumersOf(e *edge, i int) []int {
+	if e.part == weirv1.Partitioning_PARTITIONING_FORWARD {
+		return []int{i}
+	}
+	cs := make([]int, e.to.parallelism)
+	for j := range cs {
+		cs[j] = j
+	}
+	return cs
+}
+
+// prepare builds subtask ref's task: its gate must exist before any
+// producer sends, so run calls prepare for all local subtasks first.
+func (pl *plan) prepareGate(d *deployment, ref subtaskRef) (*exchange.Gate, []*edge) {
+	v := pl.vertices[ref.vertex]
+	if len(v.in) == 0 {
+		return nil, nil
+	}
+	chans, edges := pl.channelsInto(v, ref.subtask)
+	return d.net.Gate(chans), edges
+}
+
+// newTask opens the subtask's output channels and builds its chain.
+func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate *exchange.Gate, inEdges []*edge) (*task, error) {
+	v := pl.vertices[ref.vertex]
+	env := &subtaskEnv{
+		ctx: ctx, jobID: d.jobID, attempt: d.attempt, vertex: v.id, subtask: ref.subtask,
+		parallelism: v.parallelism, maxParallelism: pl.maxParallelism,
+		state:  state.NewMemory(),
+		logger: d.logger.With("vertex", v.id, "subtask", ref.subtask),
+	}
+	t := &task{env: env, v: v, gate: gate, out: noOutput{}}
+	var emit any
+	switch tail := v.tail(); {
+	case len(v.out) > 0:
+		var edges []outEdge
+		for _, e := range v.out {
+			oe := outEdge{part: e.part, keyHash: e.link.keyHash}
+			for _, j := range consumersOf(e, ref.subtask) {
+				addr := d.route(subtaskRef{e.to.id, j})
+				s, err := d.net.Open(ctx, exchange.ChannelID{Edge: int32(e.id), Producer: int32(ref.subtask), Consumer: int32(j)}, addr)
+				if err != nil {
+					return nil, fmt.Errorf("connect %s to subtask %d of %q at %s: %w", v.tail().name, j, e.to.head().name, addr, err)
+				}
+				oe.senders = append(oe.senders, s)
+				oe.local = append(oe.local, addr == d.self)
+			}
+			edges = append(edges, oe)
+		}
+		emit, t.out = tail.out.newOutput(env, edges)
+	case tail.out != nil:
+		emit = tail.out.discard()
+	}
+	t.runs = make([]opRun, len(v.nodes))
+	for j := len(v.nodes) - 1; j >= 0; j-- {
+		n := v.nodes[j]
+		oe := &opEnv{subtaskEnv: env, uid: n.uid}
+		if n.newSource != nil {
+			src, err := n.newSource(oe, emit)
+			if err != nil {
+				return nil, err
+			}
+			t.source = &src
+			break
+		}
+		r, err := n.newOp(oe, emit)
+		if err != nil {
+			return nil, err
+		}
+		t.runs[j] = r
+		emit = r.in
+	}
+	for _, e := range inEdges {
+		t.decs = append(t.decs, e.from.tail().out.decoder(emit))
+	}
+	return t, nil
+}
+
+// run executes the given subtasks of the plan in this process until they all
+// end. The first failure cancels the others: the attempt is lost anyway and
+// the coordinator restarts it as a whole.
+func (pl *plan) run(ctx context.Context, d *deployment, refs []subtaskRef, report taskReporter) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type prepared struct {
+		gate  *exchange.Gate
+		edges []*edge
+	}
+	gates := make([]prepared, len(refs))
+	for i, ref := range refs {
+		gates[i].gate, gates[i].edges = pl.prepareGate(d, ref)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i, ref := range refs {
+		wg.Go(func() {
+			err := func() error {
+				t, err := pl.newTask(ctx, d, ref, gates[i].gate, gates[i].edges)
+				if err != nil {
+					return err
+				}
+				report(ref, weirv1.TaskState_TASK_STATE_RUNNING, nil)
+				return t.run()
+			}()
+			name := pl.vertices[ref.vertex].head().name
+			switch {
+			case err == nil:
+				report(ref, weirv1.TaskState_TASK_STATE_FINISHED, nil)
+			case ctx.Err() != nil:
+				// Cancelled, or collateral of another subtask's failure.
+				report(ref, weirv1.TaskState_TASK_STATE_CANCELED, nil)
+			default:
+				err = fmt.Errorf("%s (subtask %d/%d): %w", name, ref.subtask+1, pl.vertices[ref.vertex].parallelism, err)
+				report(ref, weirv1.TaskState_TASK_STATE_FAILED, err)
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel(err)
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}

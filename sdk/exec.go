@@ -1,0 +1,416 @@
+package sdk
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/weir-run/weir/internal/exchange"
+	"github.com/weir-run/weir/internal/keygroup"
+	"github.com/weir-run/weir/internal/state"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+const (
+	// batchBytes is the size at which an encoded batch is sent: large enough
+	// to amortise per-frame costs, small enough to keep latency and memory low.
+	batchBytes = 32 << 10
+	// localBatch is the record count at which an in-memory batch is sent.
+	localBatch = 512
+	// bufferTimeout bounds how long a record may wait in a partial batch.
+	bufferTimeout = 5 * time.Millisecond
+)
+
+// subtaskEnv is shared by the operators chained in one subtask.
+type subtaskEnv struct {
+	ctx            context.Context
+	jobID          string
+	attempt        int64
+	vertex         int
+	subtask        int
+	parallelism    int
+	maxParallelism int
+	state          state.Backend
+	logger         *slog.Logger
+	err            error
+}
+
+// fail records the first error of the chain; the subtask loop checks it
+// after every batch. Operators cannot return errors per record without
+// slowing the common path.
+func (e *subtaskEnv) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+// opEnv is one operator's view of its subtask. It implements TaskInfo.
+type opEnv struct {
+	*subtaskEnv
+	uid string
+}
+
+func (e *opEnv) Subtask() int     { return e.subtask }
+func (e *opEnv) Parallelism() int { return e.parallelism }
+func (e *opEnv) Attempt() int64   { return e.attempt }
+func (e *opEnv) JobID() string    { return e.jobID }
+func (e *opEnv) UID() string      { return e.uid }
+
+// opRun is an operator instance: in is a func(T) over its input type.
+type opRun struct {
+	in     any
+	finish func() error // end of input: emit final results
+	flush  func() error // buffer timeout: push out buffered output
+	close  func() error // always last
+}
+
+type sourceRun struct {
+	poll  func() (Poll, error)
+	close func() error
+}
+
+// streamType is what the runtime needs to know of a stream's record type.
+type streamType interface {
+	newOutput(env *subtaskEnv, edges []outEdge) (emit any, out output)
+	discard() any
+	decoder(emit any) func(*exchange.Frame) error
+}
+
+// outEdge is one outgoing edge of a subtask: a sender per consumer channel.
+type outEdge struct {
+	part    weirv1.Partitioning
+	keyHash func() any
+	senders []exchange.Sender
+	local   []bool
+}
+
+// output is the untyped face of a subtask's writers.
+type output interface {
+	dirty() bool
+	flush() error
+	end() error
+}
+
+type typedStream[T any] struct{ codec Codec[T] }
+
+func (t typedStream[T]) discard() any { return func(T) {} }
+
+func (t typedStream[T]) decoder(emit any) func(*exchange.Frame) error {
+	f := emit.(func(T))
+	codec := t.codec
+	return func(fr *exchange.Frame) error {
+		if fr.Local != nil {
+			for _, v := range fr.Local.([]T) {
+				f(v)
+			}
+			return nil
+		}
+		b := fr.Data
+		for range fr.Count {
+			n, k := binary.Uvarint(b)
+			if k <= 0 || n > uint64(len(b)-k) {
+				return fmt.Errorf("%w: corrupt batch framing", ErrDecode)
+			}
+			v, err := codec.Decode(b[k : k+int(n)])
+			if err != nil {
+				return err
+			}
+			f(v)
+			b = b[k+int(n):]
+		}
+		return nil
+	}
+}
+
+type typedOutput[T any] struct {
+	env     *subtaskEnv
+	codec   Codec[T]
+	edges   []*edgeWriter[T]
+	scratch []byte
+	pending int // channels holding a partial batch
+}
+
+type edgeWriter[T any] struct {
+	part  weirv1.Partitioning
+	hash  func(T) uint64
+	rr    int
+	chans []*chanWriter[T]
+}
+
+type chanWriter[T any] struct {
+	s     exchange.Sender
+	local bool
+	recs  []T
+	buf   []byte
+	n     int
+}
+
+func (t typedStream[T]) newOutput(env *subtaskEnv, edges []outEdge) (any, output) {
+	o := &typedOutput[T]{env: env, codec: t.codec}
+	for _, e := range edges {
+		ew := &edgeWriter[T]{part: e.part, rr: env.subtask}
+		if e.keyHash != nil {
+			ew.hash = e.keyHash().(func(T) uint64)
+		}
+		for i, s := range e.senders {
+			ew.chans = append(ew.chans, &chanWriter[T]{s: s, local: e.local[i]})
+		}
+		o.edges = append(o.edges, ew)
+	}
+	return o.emit, o
+}
+
+func (o *typedOutput[T]) emit(v T) {
+	for _, e := range o.edges {
+		switch e.part {
+		case weirv1.Partitioning_PARTITIONING_HASH:
+			g := keygroup.Of(e.hash(v), o.env.maxParallelism)
+			o.add(e.chans[keygroup.Subtask(g, o.env.maxParallelism, len(e.chans))], v)
+		case weirv1.Partitioning_PARTITIONING_REBALANCE:
+			e.rr = (e.rr + 1) % len(e.chans)
+			o.add(e.chans[e.rr], v)
+		case weirv1.Partitioning_PARTITIONING_BROADCAST:
+			for _, c := range e.chans {
+				o.add(c, v)
+			}
+		default:
+			o.add(e.chans[0], v)
+		}
+	}
+}
+
+func (o *typedOutput[T]) add(c *chanWriter[T], v T) {
+	if c.local {
+		if len(c.recs) == 0 {
+			o.pending++
+		}
+		c.recs = append(c.recs, v)
+		if len(c.recs) >= localBatch {
+			o.send(c)
+		}
+		return
+	}
+	if c.n == 0 {
+		o.pending++
+		if c.buf == nil {
+			c.buf = make([]byte, 0, batchBytes+batchBytes/4)
+		}
+	}
+	o.scratch = o.codec.Append(o.scratch[:0], v)
+	c.buf = binary.AppendUvarint(c.buf, uint64(len(o.scratch)))
+	c.buf = append(c.buf, o.scratch...)
+	c.n++
+	if len(c.buf) >= batchBytes {
+		o.send(c)
+	}
+}
+
+// send hands the channel's batch to its sender (which takes ownership).
+func (o *typedOutput[T]) send(c *chanWriter[T]) {
+	var f exchange.Frame
+	switch {
+	case c.local && len(c.recs) > 0:
+		f = exchange.Frame{Kind: exchange.KindRecords, Local: c.recs, Count: len(c.recs)}
+		c.recs = make([]T, 0, localBatch)
+	case !c.local && c.n > 0:
+		f = exchange.Frame{Kind: exchange.KindRecords, Data: c.buf, Count: c.n}
+		c.buf, c.n = nil, 0
+	default:
+		return
+	}
+	o.pending--
+	if err := c.s.Send(o.env.ctx, f); err != nil {
+		o.env.fail(fmt.Errorf("send to downstream: %w", err))
+	}
+}
+
+func (o *typedOutput[T]) dirty() bool { return o.pending > 0 }
+
+func (o *typedOutput[T]) flush() error {
+	for _, e := range o.edges {
+		for _, c := range e.chans {
+			o.send(c)
+		}
+	}
+	return o.env.err
+}
+
+func (o *typedOutput[T]) end() error {
+	if err := o.flush(); err != nil {
+		return err
+	}
+	for _, e := range o.edges {
+		for _, c := range e.chans {
+			if err := c.s.Send(o.env.ctx, exchange.Frame{Kind: exchange.KindEnd}); err != nil {
+				return fmt.Errorf("end of stream to downstream: %w", err)
+			}
+		}
+	}
+	for _, e := range o.edges {
+		for _, c := range e.chans {
+			if err := c.s.Close(); err != nil {
+				return fmt.Errorf("close channel: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// noOutput is the output of a chain ending in a sink.
+type noOutput struct{}
+
+func (noOutput) dirty() bool  { return false }
+func (noOutput) flush() error { return nil }
+func (noOutput) end() error   { return nil }
+
+// task is one subtask ready to run: its chain is built and its channels open.
+type task struct {
+	env    *subtaskEnv
+	v      *vertex
+	runs   []opRun // head first; the head is empty for sources
+	source *sourceRun
+	out    output
+	gate   *exchange.Gate
+	decs   []func(*exchange.Frame) error // by gate channel index
+}
+
+// run drives the subtask to the end of its input. It recovers panics from
+// user code into errors, so one bad record fails the task, not the process.
+func (t *task) run() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+		err = errors.Join(err, t.close())
+	}()
+	if t.source != nil {
+		err = t.runSource()
+	} else {
+		err = t.runGate()
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range t.runs {
+		if r.finish != nil {
+			if err := r.finish(); err != nil {
+				return err
+			}
+		}
+		if t.env.err != nil {
+			return t.env.err
+		}
+	}
+	return t.out.end()
+}
+
+func (t *task) close() error {
+	var errs []error
+	for i := len(t.runs) - 1; i >= 0; i-- {
+		if c := t.runs[i].close; c != nil {
+			errs = append(errs, c())
+		}
+	}
+	if t.source != nil && t.source.close != nil {
+		errs = append(errs, t.source.close())
+	}
+	return errors.Join(errs...)
+}
+
+// flush pushes out partial batches, operators' first (they emit into out).
+func (t *task) flush() error {
+	for _, r := range t.runs {
+		if r.flush != nil {
+			if err := r.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return t.out.flush()
+}
+
+func (t *task) runSource() error {
+	ctx := t.env.ctx
+	var flushAt time.Time
+	for {
+		res, err := t.source.poll()
+		if err != nil {
+			return err
+		}
+		if t.env.err != nil {
+			return t.env.err
+		}
+		if res.Done {
+			return nil
+		}
+		if t.out.dirty() {
+			now := time.Now()
+			switch {
+			case res.Wait > 0 || (!flushAt.IsZero() && now.After(flushAt)):
+				if err := t.flush(); err != nil {
+					return err
+				}
+				flushAt = time.Time{}
+			case flushAt.IsZero():
+				flushAt = now.Add(bufferTimeout)
+			}
+		}
+		if res.Wait > 0 {
+			timer := time.NewTimer(res.Wait)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (t *task) runGate() error {
+	ctx := t.env.ctx
+	var flushAt time.Time
+	for {
+		var d exchange.Delivery
+		var err error
+		if t.out.dirty() {
+			if flushAt.IsZero() {
+				flushAt = time.Now().Add(bufferTimeout)
+			}
+			wctx, cancel := context.WithDeadline(ctx, flushAt)
+			d, err = t.gate.Next(wctx)
+			cancel()
+			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				if err := t.flush(); err != nil {
+					return err
+				}
+				flushAt = time.Time{}
+				continue
+			}
+		} else {
+			flushAt = time.Time{}
+			d, err = t.gate.Next(ctx)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.Frame.Kind == exchange.KindRecords {
+			if err := t.decs[d.Index](&d.Frame); err != nil {
+				return err
+			}
+			if t.env.err != nil {
+				return t.env.err
+			}
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package sdk
+
+import (
+	"github.com/weir-run/weir/internal/keygroup"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// Map applies f to every record.
+func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
+	return transform(s, "map", "Map", opts, func(_ *opEnv, emit func(U)) (opRun, error) {
+		return opRun{in: func(v T) { emit(f(v)) }}, nil
+	})
+}
+
+// Filter keeps the records for which keep returns true.
+func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
+	return transform(s, "filter", "Filter", opts, func(_ *opEnv, emit func(T)) (opRun, error) {
+		return opRun{in: func(v T) {
+			if keep(v) {
+				emit(v)
+			}
+		}}, nil
+	})
+}
+
+// FlatMap calls f with every record and a function that emits any number of
+// results.
+func FlatMap[T, U any](s Stream[T], f func(v T, emit func(U)), opts ...Option) Stream[U] {
+	return transform(s, "flatmap", "FlatMap", opts, func(_ *opEnv, emit func(U)) (opRun, error) {
+		return opRun{in: func(v T) { f(v, emit) }}, nil
+	})
+}
+
+// transform adds a one-input operator whose instance for a subtask is built
+// by newRun from the function that emits downstream.
+func transform[T, U any](s Stream[T], kind, name string, opts []Option, newRun func(*opEnv, func(U)) (opRun, error)) Stream[U] {
+	cfg := config(opts)
+	n, codec := addNode[U](s.p, kind, name, cfg, true)
+	connect(s, n)
+	n.newOp = func(env *opEnv, emit any) (opRun, error) { return newRun(env, emit.(func(U))) }
+	return newStream(s.p, n, codec)
+}
+
+// KeyedStream is a stream partitioned by key: every record with the same key
+// goes to the same subtask of the next operator, which may keep state per key.
+type KeyedStream[K comparable, T any] struct {
+	s        Stream[T]
+	key      func(T) K
+	keyCodec Codec[K]
+}
+
+// KeyBy partitions s by the key that key extracts. The key's codec (CodecFor[K])
+// determines its key group, so it must be deterministic.
+func KeyBy[K comparable, T any](s Stream[T], key func(T) K) KeyedStream[K, T] {
+	return KeyedStream[K, T]{s: s, key: key, keyCodec: CodecFor[K]()}
+}
+
+// keyHasher returns a fresh function hashing a record's key. Each subtask
+// gets its own, so the scratch buffer is never shared.
+func (k KeyedStream[K, T]) keyHasher() func(T) uint64 {
+	var buf []byte
+	return func(v T) uint64 {
+		buf = k.keyCodec.Append(buf[:0], k.key(v))
+		return keygroup.Hash(buf)
+	}
+}
+
+// emitFinal marks keyed aggregations that emit once per key at end of input.
+type emitFinal struct{}
+
+func (emitFinal) apply(*opConfig) {}
+
+// EmitFinal makes a keyed Reduce or Aggregate emit one result per key when
+// its input ends, instead of an updated result for every record. It suits
+// bounded jobs (a word count over a file); an unbounded job never emits.
+func EmitFinal() Option { return emitFinal{} }
+
+func hasEmitFinal(opts []Option) bool {
+	for _, o := range opts {
+		if _, ok := o.(emitFinal); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Reduce combines the records of each key with f, keeping the running result
+// in keyed state. It emits the updated result for every record (a changelog,
+// as Flink and Kafka Streams do), or with EmitFinal one result per key at end.
+func Reduce[K comparable, T any](k KeyedStream[K, T], f func(acc, v T) T, opts ...Option) Stream[T] {
+	final := hasEmitFinal(opts)
+	vc := k.s.codec
+	return keyedTransform(k, "reduce", "Reduce", opts, func(env *opEnv, emit func(T)) (opRun, error) {
+		st := newValueState(env, "reduce", k.keyCodec, vc)
+		run := opRun{in: func(v T) {
+			key := k.key(v)
+			acc, ok, err := st.get(key)
+			if err != nil {
+				env.fail(err)
+				return
+			}
+			if ok {
+				v = f(acc, v)
+			}
+			if err := st.set(key, v); err != nil {
+				env.fail(err)
+				return
+			}
+			if !final {
+				emit(v)
+			}
+		}}
+		if final {
+			run.finish = func() error {
+				return st.each(func(_ K, v T) { emit(v) })
+			}
+		}
+		return run, nil
+	})
+}
+
+// AggregateFunc folds records of type T into an accumulator A and reads a
+// result R from it (Flink's AggregateFunction without merge).
+type AggregateFunc[T, A, R any] struct {
+	Init   func() A
+	Add    func(acc A, v T) A
+	Result func(acc A) R
+}
+
+// Count is an AggregateFunc counting records.
+func Count[T any]() AggregateFunc[T, int64, int64] {
+	return AggregateFunc[T, int64, int64]{
+		Init:   func() int64 { return 0 },
+		Add:    func(n int64, _ T) int64 { return n + 1 },
+		Result: func(n int64) int64 { return n },
+	}
+}
+
+// Aggregate folds the records of each key with agg, keeping the accumulator
+// in keyed state, and emits (key, result) pairs: one per record, or with
+// EmitFinal one per key at end of input.
+func Aggregate[K comparable, T, A, R any](k KeyedStream[K, T], agg AggregateFunc[T, A, R], opts ...Option) Stream[KV[K, R]] {
+	final := hasEmitFinal(opts)
+	ac := CodecFor[A]()
+	opts = append([]Option{WithCodec[KV[K, R]](KVCodec[K, R]{K: k.keyCodec, V: CodecFor[R]()})}, opts...)
+	return keyedTransform(k, "aggregate", "Aggregate", opts, func(env *opEnv, emit func(KV[K, R])) (opRun, error) {
+		st := newValueState(env, "acc", k.keyCodec, ac)
+		run := opRun{in: func(v T) {
+			key := k.key(v)
+			acc, ok, err := st.get(key)
+			if err != nil {
+				env.fail(err)
+				return
+			}
+			if !ok {
+				acc = agg.Init()
+			}
+			acc = agg.Add(acc, v)
+			if err := st.set(key, acc); err != nil {
+				env.fail(err)
+				return
+			}
+			if !final {
+				emit(KV[K, R]{Key: key, Value: agg.Result(acc)})
+			}
+		}}
+		if final {
+			run.finish = func() error {
+				return st.each(func(key K, acc A) { emit(KV[K, R]{Key: key, Value: agg.Result(acc)}) })
+			}
+		}
+		return run, nil
+	})
+}
+
+// keyedTransform adds an operator fed by a HASH link of a keyed stream.
+func keyedTransform[K comparable, T, U any](k KeyedStream[K, T], kind, name string, opts []Option, newRun func(*opEnv, func(U)) (opRun, error)) Stream[U] {
+	out := transform(k.s, kind, name, opts, newRun)
+	l := out.n.inputs[len(out.n.inputs)-1]
+	l.part = weirv1.Partitioning_PARTITIONING_HASH
+	l.keyHash = func() any { return k.keyHasher() }
+	return out
+}

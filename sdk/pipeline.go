@@ -1,0 +1,193 @@
+package sdk
+
+import (
+	"fmt"
+	"regexp"
+
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// Pipeline is the graph of a job under construction. The job's build function
+// creates streams on it; sdk.Main then describes it, runs it locally or runs
+// the subtasks a worker assigns. The build function runs in every process of
+// the job, so it must build the same graph from the same arguments.
+type Pipeline struct {
+	name           string
+	parallelism    int
+	maxParallelism int
+	nodes          []*node
+	uids           map[string]*node
+	err            error // first construction error; reported by Main
+}
+
+// NewPipeline returns an empty pipeline whose operators default to
+// parallelism p. Jobs normally get theirs from Main.
+func NewPipeline(name string, p int) *Pipeline {
+	return &Pipeline{name: name, parallelism: max(p, 1), uids: make(map[string]*node)}
+}
+
+// Name is the job's name.
+func (p *Pipeline) Name() string { return p.name }
+
+// SetName renames the job.
+func (p *Pipeline) SetName(name string) { p.name = name }
+
+// Parallelism is the default parallelism of operators that set none.
+func (p *Pipeline) Parallelism() int { return p.parallelism }
+
+// SetMaxParallelism fixes the number of key groups (the upper bound of any
+// future rescale). It defaults to Flink's rule from the largest parallelism.
+func (p *Pipeline) SetMaxParallelism(n int) { p.maxParallelism = n }
+
+// Err is the first error met while building the graph, if any.
+func (p *Pipeline) Err() error { return p.err }
+
+func (p *Pipeline) fail(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+// node is one logical operator. Its typed behaviour lives in closures made by
+// the generic constructor that knew its input and output types.
+type node struct {
+	id          int
+	uid, name   string
+	kind        string
+	parallelism int // 0 until resolved: the pipeline default
+	startChain  bool
+	inputs      []*link
+	outputs     []*link
+	out         streamType // the node's output type; nil for sinks
+	newSource   func(env *opEnv, emit any) (sourceRun, error)
+	newOp       func(env *opEnv, emit any) (opRun, error)
+}
+
+// link is an edge between logical operators.
+type link struct {
+	from, to *node
+	part     weirv1.Partitioning // UNSPECIFIED: forward or rebalance, decided by parallelism
+	// keyHash makes, for HASH links, a func(T) uint64 hashing the key of the
+	// link's record type T; one per subtask.
+	keyHash func() any
+}
+
+// Stream is a stream of records of type T produced by one operator.
+type Stream[T any] struct {
+	p     *Pipeline
+	n     *node
+	codec Codec[T]
+	part  weirv1.Partitioning
+}
+
+// Pipeline returns the pipeline the stream belongs to.
+func (s Stream[T]) Pipeline() *Pipeline { return s.p }
+
+// Option configures an operator.
+type Option interface{ apply(*opConfig) }
+
+type opConfig struct {
+	uid, name   string
+	parallelism int
+	startChain  bool
+	codec       any // Codec[U] for the operator's output
+	rate        float64
+}
+
+type optionFunc func(*opConfig)
+
+func (f optionFunc) apply(c *opConfig) { f(c) }
+
+// WithUID sets the operator's stable id. State in checkpoints and savepoints
+// is mapped to operators by uid, so set it on every stateful operator of a
+// job you will upgrade. The default is derived from the name and position.
+func WithUID(uid string) Option { return optionFunc(func(c *opConfig) { c.uid = uid }) }
+
+// WithName sets the operator's display name.
+func WithName(name string) Option { return optionFunc(func(c *opConfig) { c.name = name }) }
+
+// WithParallelism sets the operator's parallelism.
+func WithParallelism(n int) Option { return optionFunc(func(c *opConfig) { c.parallelism = n }) }
+
+// StartNewChain keeps the operator out of its predecessor's chain.
+func StartNewChain() Option { return optionFunc(func(c *opConfig) { c.startChain = true }) }
+
+// WithCodec sets the codec of the operator's output stream.
+func WithCodec[T any](c Codec[T]) Option { return optionFunc(func(o *opConfig) { o.codec = c }) }
+
+// WithRate caps a generator source at n records per second for the whole
+// job (shared evenly by its subtasks). 0 means as fast as possible.
+func WithRate(n float64) Option { return optionFunc(func(c *opConfig) { c.rate = n }) }
+
+func config(opts []Option) opConfig {
+	var c opConfig
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+var uidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// addNode registers an operator producing T (out is nil for sinks).
+func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produces bool) (*node, Codec[T]) {
+	n := &node{id: len(p.nodes), kind: kind, name: cfg.name, uid: cfg.uid,
+		parallelism: cfg.parallelism, startChain: cfg.startChain}
+	if n.name == "" {
+		n.name = defaultName
+	}
+	if n.uid == "" {
+		// Position-derived: stable while the graph's shape is.
+		n.uid = fmt.Sprintf("%s-%d", kind, n.id)
+	}
+	switch {
+	case !uidPattern.MatchString(n.uid):
+		p.fail(fmt.Errorf("sdk: operator %q: uid %q must be 1-128 characters of A-Z a-z 0-9 . _ -", n.name, n.uid))
+	case p.uids[n.uid] != nil:
+		p.fail(fmt.Errorf("sdk: operators %q and %q share uid %q; uids must be unique", p.uids[n.uid].name, n.name, n.uid))
+	case cfg.parallelism < 0:
+		p.fail(fmt.Errorf("sdk: operator %q: parallelism %d is below 1", n.name, cfg.parallelism))
+	}
+	p.uids[n.uid] = n
+	p.nodes = append(p.nodes, n)
+	var codec Codec[T]
+	if produces {
+		codec = CodecFor[T]()
+		if cfg.codec != nil {
+			c, ok := cfg.codec.(Codec[T])
+			if !ok {
+				p.fail(fmt.Errorf("sdk: operator %q: WithCodec gives %T, but the operator emits %T", n.name, cfg.codec, *new(T)))
+			} else {
+				codec = c
+			}
+		}
+		n.out = typedStream[T]{codec: codec}
+	}
+	return n, codec
+}
+
+// connect adds the link from s's operator to n.
+func connect[T any](s Stream[T], n *node) {
+	l := &link{from: s.n, to: n, part: s.part}
+	s.n.outputs = append(s.n.outputs, l)
+	n.inputs = append(n.inputs, l)
+}
+
+func newStream[T any](p *Pipeline, n *node, c Codec[T]) Stream[T] {
+	return Stream[T]{p: p, n: n, codec: c}
+}
+
+// Rebalance distributes the stream's records round robin over the next
+// operator's subtasks.
+func Rebalance[T any](s Stream[T]) Stream[T] {
+	s.part = weirv1.Partitioning_PARTITIONING_REBALANCE
+	return s
+}
+
+// Broadcast sends every record to every subtask of the next operator.
+func Broadcast[T any](s Stream[T]) Stream[T] {
+	s.part = weirv1.Partitioning_PARTITIONING_BROADCAST
+	return s
+}

@@ -1,0 +1,74 @@
+package sdk
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"sync"
+)
+
+// SinkWriter writes one subtask's share of a sink.
+type SinkWriter[T any] interface {
+	Write(v T) error
+	// Finish is called once when the input ended: make the output final
+	// (commit). Not called when the task fails or is cancelled.
+	Finish() error
+	// Close releases resources; it is always called last.
+	Close() error
+}
+
+// NewSink adds a sink whose subtasks each write through the SinkWriter that
+// open returns.
+func NewSink[T any](s Stream[T], name string, open func(TaskInfo) (SinkWriter[T], error), opts ...Option) {
+	cfg := config(opts)
+	n, _ := addNode[T](s.p, "sink", name, cfg, false)
+	connect(s, n)
+	n.newOp = func(env *opEnv, _ any) (opRun, error) {
+		w, err := open(env)
+		if err != nil {
+			return opRun{}, fmt.Errorf("open sink %q: %w", n.name, err)
+		}
+		return opRun{
+			in: func(v T) {
+				if err := w.Write(v); err != nil {
+					env.fail(fmt.Errorf("sink %q: %w", n.name, err))
+				}
+			},
+			finish: w.Finish,
+			close:  w.Close,
+		}, nil
+	}
+}
+
+var stdout = struct {
+	sync.Mutex
+	w *bufio.Writer
+}{w: bufio.NewWriter(os.Stdout)}
+
+// Print writes every record to standard output, one per line (fmt.Print
+// formatting). In a cluster that is the worker's log.
+func Print[T any](s Stream[T], opts ...Option) {
+	NewSink(s, "Print", func(TaskInfo) (SinkWriter[T], error) { return printer[T]{}, nil },
+		append([]Option{WithName("Print")}, opts...)...)
+}
+
+type printer[T any] struct{}
+
+func (printer[T]) Write(v T) error {
+	stdout.Lock()
+	defer stdout.Unlock()
+	fmt.Fprintln(stdout.w, v)
+	// Unbounded jobs print slowly; flush when nothing else is buffered soon.
+	if stdout.w.Buffered() > 32<<10 {
+		return stdout.w.Flush()
+	}
+	return nil
+}
+
+func (printer[T]) Finish() error {
+	stdout.Lock()
+	defer stdout.Unlock()
+	return stdout.w.Flush()
+}
+
+func (printer[T]) Close() error { return nil }

@@ -1,0 +1,98 @@
+package sdk
+
+import (
+	"fmt"
+	"time"
+)
+
+// SourceReader reads one subtask's share of a source.
+type SourceReader[T any] interface {
+	// Poll emits the records available now, a bounded number per call so the
+	// runtime stays responsive, and says whether the source is exhausted or
+	// how long to wait before polling again.
+	Poll(emit func(T)) (Poll, error)
+	Close() error
+}
+
+// Poll is what a SourceReader reports after emitting.
+type Poll struct {
+	Done bool          // no more records, ever (bounded source)
+	Wait time.Duration // nothing available now; poll again after this
+}
+
+// TaskInfo tells a source or sink which subtask it runs as.
+type TaskInfo interface {
+	Subtask() int
+	Parallelism() int
+	Attempt() int64
+	JobID() string
+	// UID is the operator's stable uid.
+	UID() string
+}
+
+// NewSource adds a source whose subtasks each read through the SourceReader
+// that open returns.
+func NewSource[T any](p *Pipeline, name string, open func(TaskInfo) (SourceReader[T], error), opts ...Option) Stream[T] {
+	cfg := config(opts)
+	n, codec := addNode[T](p, "source", name, cfg, true)
+	n.newSource = func(env *opEnv, emit any) (sourceRun, error) {
+		r, err := open(env)
+		if err != nil {
+			return sourceRun{}, fmt.Errorf("open source %q: %w", n.name, err)
+		}
+		e := emit.(func(T))
+		return sourceRun{poll: func() (Poll, error) { return r.Poll(e) }, close: r.Close}, nil
+	}
+	return newStream(p, n, codec)
+}
+
+// pollBatch bounds the records a built-in source emits per Poll.
+const pollBatch = 1024
+
+// Generate is a deterministic source of n records (n < 0: unbounded), record
+// i being f(i). Subtask s of p produces i = s, s+p, s+2p, ... With WithRate
+// the whole source emits at most that many records per second.
+func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) Stream[T] {
+	rate := config(opts).rate
+	return NewSource(p, "Generate", func(t TaskInfo) (SourceReader[T], error) {
+		g := &generator[T]{f: f, n: n, next: int64(t.Subtask()), step: int64(t.Parallelism())}
+		if rate > 0 {
+			g.perSec = rate / float64(t.Parallelism())
+			g.start = time.Now()
+		}
+		return g, nil
+	}, append([]Option{WithName("Generate")}, opts...)...)
+}
+
+type generator[T any] struct {
+	f          func(int64) T
+	n          int64
+	next, step int64
+	emitted    int64
+	perSec     float64
+	start      time.Time
+}
+
+func (g *generator[T]) Poll(emit func(T)) (Poll, error) {
+	budget := int64(pollBatch)
+	if g.perSec > 0 {
+		// Pace against the start time, not per record, so sleeps don't drift.
+		allowed := int64(time.Since(g.start).Seconds()*g.perSec) + 1 - g.emitted
+		if allowed <= 0 {
+			due := g.start.Add(time.Duration(float64(g.emitted) / g.perSec * float64(time.Second)))
+			return Poll{Wait: max(time.Until(due), 100*time.Microsecond)}, nil
+		}
+		budget = min(budget, allowed)
+	}
+	for ; budget > 0; budget-- {
+		if g.n >= 0 && g.next >= g.n {
+			return Poll{Done: true}, nil
+		}
+		emit(g.f(g.next))
+		g.next += g.step
+		g.emitted++
+	}
+	return Poll{}, nil
+}
+
+func (g *generator[T]) Close() error { return nil }

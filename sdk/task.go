@@ -1,0 +1,161 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/weir-run/weir/internal/exchange"
+	"github.com/weir-run/weir/internal/taskenv"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// maxFrame bounds one gRPC message: a batch holding one very large record.
+const maxFrame = 64 << 20
+
+// runTask is task mode: serve DataService, attach to the worker that started
+// this process, run the subtasks it assigns once it says where every subtask
+// lives, and report their states. The process ends with its subtasks, on
+// cancel, or when the worker goes away.
+func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
+	env, err := taskenv.FromEnv()
+	if err != nil {
+		return err
+	}
+	logger = logger.With("job", env.JobID, "attempt", env.Attempt)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	lis, err := net.Listen("tcp", net.JoinHostPort(env.DataHost, "0"))
+	if err != nil {
+		return fmt.Errorf("listen for data: %w", err)
+	}
+	nw := exchange.NewNetwork(env.JobID, env.Attempt, exchange.Options{}, logger)
+	defer nw.Close()
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxFrame), grpc.MaxSendMsgSize(maxFrame))
+	nw.Register(srv)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	self := lis.Addr().String()
+	nw.SetLocalAddr(self)
+
+	conn, err := grpc.NewClient(env.WorkerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial worker at %s: %w", env.WorkerAddr, err)
+	}
+	defer conn.Close()
+	stream, err := weirv1.NewTaskServiceClient(conn).Attach(ctx)
+	if err != nil {
+		return fmt.Errorf("attach to worker at %s: %w", env.WorkerAddr, err)
+	}
+	var sendMu sync.Mutex
+	send := func(m *weirv1.ProcessMessage) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return stream.Send(m)
+	}
+	hello := &weirv1.ProcessHello{JobId: env.JobID, Attempt: env.Attempt, Token: env.Token, DataAddress: self}
+	if err := send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_Hello{Hello: hello}}); err != nil {
+		return fmt.Errorf("hello to worker: %w", err)
+	}
+
+	// The worker sends Assign, then Start once every process is ready.
+	var refs []subtaskRef
+	var start *weirv1.StartTasks
+	for start == nil {
+		cmd, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("worker went away before the tasks started: %w", err)
+		}
+		switch c := cmd.Cmd.(type) {
+		case *weirv1.ProcessCommand_Assign:
+			refs, err = pl.refsOf(c.Assign.Subtasks)
+			if err != nil {
+				return err
+			}
+		case *weirv1.ProcessCommand_Start:
+			start = c.Start
+		case *weirv1.ProcessCommand_Cancel:
+			return nil
+		}
+	}
+	routes := make(map[subtaskRef]string, len(start.Routes))
+	for _, r := range start.Routes {
+		routes[subtaskRef{int(r.VertexId), int(r.Subtask)}] = r.DataAddress
+	}
+
+	// Commands after start: cancel, or the worker's end.
+	go func() {
+		for {
+			cmd, err := stream.Recv()
+			if err != nil {
+				cancel(fmt.Errorf("worker connection lost: %w", err))
+				return
+			}
+			if _, ok := cmd.Cmd.(*weirv1.ProcessCommand_Cancel); ok {
+				cancel(errors.New("cancelled by the coordinator"))
+				return
+			}
+		}
+	}()
+
+	d := &deployment{jobID: env.JobID, attempt: env.Attempt, net: nw, self: self, logger: logger,
+		route: func(r subtaskRef) string { return routes[r] }}
+	report := func(r subtaskRef, st weirv1.TaskState, err error) {
+		u := &weirv1.TaskStateUpdate{JobId: env.JobID, Attempt: env.Attempt,
+			VertexId: int32(r.vertex), Subtask: int32(r.subtask), State: st}
+		if err != nil {
+			u.Error = err.Error()
+			logger.Error("subtask failed", "vertex", r.vertex, "subtask", r.subtask, "err", err)
+		}
+		if err := send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}}); err != nil {
+			logger.Warn("cannot report task state", "err", err)
+		}
+	}
+	runErr := pl.run(ctx, d, refs, report)
+
+	// Let the worker read every report before the process exits.
+	sendMu.Lock()
+	stream.CloseSend()
+	sendMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				close(done)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, io.EOF) {
+		return cause
+	}
+	return nil
+}
+
+// refsOf checks the assigned subtasks against the plan: a mismatch means the
+// binary built a different graph from the same arguments.
+func (pl *plan) refsOf(subs []*weirv1.SubtaskRef) ([]subtaskRef, error) {
+	refs := make([]subtaskRef, 0, len(subs))
+	for _, s := range subs {
+		if int(s.VertexId) >= len(pl.vertices) || int(s.Subtask) >= pl.vertices[s.VertexId].parallelism {
+			return nil, fmt.Errorf("assigned subtask %d of vertex %d does not exist in this binary's graph: the job must build the same graph in every process", s.Subtask, s.VertexId)
+		}
+		refs = append(refs, subtaskRef{int(s.VertexId), int(s.Subtask)})
+	}
+	return refs, nil
+}

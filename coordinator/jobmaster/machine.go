@@ -114,7 +114,8 @@ func New(policy *weirv1.RestartPolicy, now time.Time) *Machine {
 // Restore rebuilds a job's machine from its persisted record on a new leader.
 // A terminal job stays as it was. A job that may have processes left by the
 // previous leader waits for Start, which stops its attempt and deploys a
-// fresh one. A record with an unknown state is taken as CREATED.
+// fresh one. A record with an unknown state, or a non-terminal one with no
+// attempt yet, is taken as CREATED.
 func Restore(st Snapshot, policy *weirv1.RestartPolicy) *Machine {
 	m := &Machine{
 		pol:      newPolicy(policy),
@@ -126,6 +127,10 @@ func Restore(st Snapshot, policy *weirv1.RestartPolicy) *Machine {
 		phase:    phaseUnknown,
 	}
 	if _, ok := Transitions[m.state]; !ok {
+		m.state = created
+	}
+	if m.attempt == 0 && !Terminal(m.state) && m.state != canceling {
+		// Nothing was ever deployed, whatever the record says.
 		m.state = created
 	}
 	if Terminal(m.state) || (m.state == created && m.attempt == 0) {
@@ -277,13 +282,13 @@ func (m *Machine) fail(err string) {
 	m.failure = ""
 }
 
-// backoff schedules the next attempt. A zero delay deploys at once rather
-// than costing the driver a Tick round trip.
+// backoff schedules the next attempt; the driver's Tick at NextWake deploys
+// it. The delay is never zero (see newPolicy), so there is nothing to do now.
 func (m *Machine) backoff(now time.Time) []Action {
 	m.phase = phaseBackoff
 	m.failure = ""
 	m.wake = now.Add(m.pol.delay(m.restarts))
-	return m.tick(now)
+	return nil
 }
 
 // tick deploys the next attempt once its backoff is over.
@@ -346,24 +351,33 @@ func DefaultPolicy() *weirv1.RestartPolicy {
 	return &weirv1.RestartPolicy{MaxRestarts: 10, InitialBackoffMs: 1000, MaxBackoffMs: 30000, Multiplier: 2}
 }
 
-// newPolicy reads p leniently, since the policy comes from the user: negative
-// counts and delays are 0, a multiplier below 1 (or unset) is 1, and a max
-// backoff below the initial one is the initial one.
+// newPolicy reads p leniently, since the policy comes from the user. Proto3
+// cannot tell an unset field from zero, so a backoff field that is zero (or
+// negative) takes DefaultPolicy's value; max_restarts 0 is kept, and means no
+// restarts, as the proto documents. A multiplier below 1 is 1 (no growth), and
+// a max backoff below the initial one is the initial one.
 func newPolicy(p *weirv1.RestartPolicy) policy {
+	def := DefaultPolicy()
 	if p == nil {
-		p = DefaultPolicy()
+		p = def
 	}
-	ms := func(v int64) time.Duration {
-		v = min(max(v, 0), math.MaxInt64/int64(time.Millisecond))
+	ms := func(v, dflt int64) time.Duration {
+		if v <= 0 {
+			v = dflt
+		}
+		v = min(v, math.MaxInt64/int64(time.Millisecond))
 		return time.Duration(v) * time.Millisecond
 	}
 	pol := policy{
 		maxRestarts: max(int(p.GetMaxRestarts()), 0),
-		initial:     ms(p.GetInitialBackoffMs()),
-		max:         ms(p.GetMaxBackoffMs()),
+		initial:     ms(p.GetInitialBackoffMs(), def.GetInitialBackoffMs()),
+		max:         ms(p.GetMaxBackoffMs(), def.GetMaxBackoffMs()),
 		multiplier:  p.GetMultiplier(),
 	}
-	if !(pol.multiplier >= 1) { // also catches NaN
+	switch {
+	case pol.multiplier == 0 || math.IsNaN(pol.multiplier):
+		pol.multiplier = def.GetMultiplier()
+	case pol.multiplier < 1:
 		pol.multiplier = 1
 	}
 	pol.max = max(pol.max, pol.initial)

@@ -337,21 +337,14 @@ func TestBlockUnblock(t *testing.T) {
 			}
 			errs <- sHeld.Send(ctx, Frame{Kind: KindEnd})
 		}()
-		go func() { errs <- produce(ctx, sOther, n) }()
 
-		// Take frames until the held channel delivers its first, then block it.
-		seen := map[int]int{}
-		for seen[0] == 0 {
-			d, err := gate.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Frame.Kind == KindRecords {
-				seen[d.Index]++
-			}
+		// The held channel delivers its first frame (a barrier, say); block it.
+		if d, err := gate.Next(ctx); err != nil || d.Index != 0 || frameSeq(t, d.Frame) != 0 {
+			t.Fatalf("Next: %+v, %v", d, err)
 		}
 		gate.Block(0)
 		// The other channel runs to its end while the held one waits.
+		go func() { errs <- produce(ctx, sOther, n) }()
 		for {
 			d, err := gate.Next(ctx)
 			if err != nil {
@@ -460,15 +453,18 @@ func TestBrokenChannel(t *testing.T) {
 		if err := s.Send(ctx, seqFrame(0)); err != nil {
 			t.Fatal(err)
 		}
+		// Hold the channel so that both ends wait: the producer for credit,
+		// the consumer for a deliverable frame.
+		gate.Block(0)
 		blocked := make(chan error, 1)
 		go func() { blocked <- s.Send(ctx, seqFrame(1)) }()
 		next := make(chan error, 1)
 		go func() {
-			gate.Next(ctx)
-			_, err := gate.Next(ctx) // frame 1 never arrives
+			_, err := gate.Next(ctx)
 			next <- err
 		}()
 		notDone(t, blocked, "Send without credit")
+		notDone(t, next, "Next on a blocked channel")
 		a.n.Close()
 		if err := <-blocked; !errors.Is(err, ErrChannelBroken) {
 			t.Fatalf("producer Send: %v, want ErrChannelBroken", err)

@@ -1,0 +1,268 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/weir-run/weir/coordinator/jobmaster"
+	"github.com/weir-run/weir/internal/objstore"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// jobService serves the CLI.
+type jobService struct {
+	weirv1.UnimplementedJobServiceServer
+	c *Coordinator
+}
+
+func (s *jobService) StatBinary(ctx context.Context, r *weirv1.StatBinaryRequest) (*weirv1.StatBinaryResponse, error) {
+	if !objstore.ValidSHA256(r.Sha256) {
+		return nil, status.Errorf(codes.InvalidArgument, "%q is not a sha256 digest", r.Sha256)
+	}
+	size, ok, err := s.c.store.HasBinary(ctx, r.Sha256)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "object store: %v", err)
+	}
+	return &weirv1.StatBinaryResponse{Exists: ok, Size: size}, nil
+}
+
+// UploadBinary streams the binary into the store without holding it in
+// memory; the store only publishes it if the digest matches the header.
+func (s *jobService) UploadBinary(stream weirv1.JobService_UploadBinaryServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	h := first.GetHeader()
+	if h == nil || !objstore.ValidSHA256(h.Sha256) {
+		return status.Error(codes.InvalidArgument, "upload must start with a header carrying the binary's sha256")
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err == io.EOF {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := pw.Write(m.GetChunk()); err != nil {
+				return
+			}
+		}
+	}()
+	size, err := s.c.store.PutBinary(stream.Context(), pr, h.Sha256)
+	pr.CloseWithError(errors.New("upload ended"))
+	switch {
+	case errors.Is(err, objstore.ErrDigestMismatch):
+		return status.Errorf(codes.InvalidArgument, "uploaded bytes do not hash to %s", h.Sha256)
+	case err != nil:
+		return status.Errorf(codes.Internal, "store binary: %v", err)
+	case h.Size > 0 && size != h.Size:
+		return status.Errorf(codes.InvalidArgument, "uploaded %d bytes, header said %d", size, h.Size)
+	}
+	return stream.SendAndClose(&weirv1.UploadBinaryResponse{Sha256: h.Sha256, Size: size})
+}
+
+func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) (*weirv1.SubmitJobResponse, error) {
+	spec := r.GetSpec()
+	if spec == nil {
+		return nil, status.Error(codes.InvalidArgument, "no job spec")
+	}
+	if err := validateSpec(spec); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if _, ok, err := s.c.store.HasBinary(ctx, spec.BinarySha256); err != nil {
+		return nil, status.Errorf(codes.Internal, "object store: %v", err)
+	} else if !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "binary %s was not uploaded", spec.BinarySha256)
+	}
+	if spec.Name == "" {
+		spec.Name = spec.Graph.Name
+	}
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := newJobID()
+	now := time.Now().UnixMilli()
+	rec := &weirv1.JobStatus{Id: id, Name: spec.Name, State: weirv1.JobState_JOB_STATE_CREATED,
+		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec}
+	_, err = call(ctx, st, func() (struct{}, error) {
+		j := newJob(rec, jobmaster.New(spec.Restart, time.Now()))
+		st.jobs[id] = j
+		lctx := context.WithoutCancel(ctx)
+		st.persist(lctx, j)
+		st.logger.Info("job submitted", "job", id, "name", spec.Name, "parallelism", spec.Parallelism)
+		st.step(lctx, j, jobmaster.Start{})
+		return struct{}{}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &weirv1.SubmitJobResponse{JobId: id}, nil
+}
+
+// newJobID returns 16 random hex digits: unique without coordination.
+func newJobID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *jobService) ListJobs(ctx context.Context, _ *weirv1.ListJobsRequest) (*weirv1.ListJobsResponse, error) {
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return call(ctx, st, func() (*weirv1.ListJobsResponse, error) {
+		resp := &weirv1.ListJobsResponse{}
+		for _, j := range st.sortedJobs() {
+			js := st.status(j)
+			js.Tasks, js.Spec = nil, nil
+			resp.Jobs = append(resp.Jobs, js)
+		}
+		return resp, nil
+	})
+}
+
+func (s *jobService) GetJob(ctx context.Context, r *weirv1.GetJobRequest) (*weirv1.JobStatus, error) {
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return call(ctx, st, func() (*weirv1.JobStatus, error) {
+		j := st.jobs[r.JobId]
+		if j == nil {
+			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
+		}
+		return st.status(j), nil
+	})
+}
+
+func (s *jobService) CancelJob(ctx context.Context, r *weirv1.CancelJobRequest) (*weirv1.CancelJobResponse, error) {
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return call(ctx, st, func() (*weirv1.CancelJobResponse, error) {
+		j := st.jobs[r.JobId]
+		if j == nil {
+			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
+		}
+		st.step(context.WithoutCancel(ctx), j, jobmaster.CancelRequested{})
+		return &weirv1.CancelJobResponse{State: j.m.State()}, nil
+	})
+}
+
+func (s *jobService) ListWorkers(ctx context.Context, _ *weirv1.ListWorkersRequest) (*weirv1.ListWorkersResponse, error) {
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return call(ctx, st, func() (*weirv1.ListWorkersResponse, error) {
+		resp := &weirv1.ListWorkersResponse{}
+		for _, f := range st.freeSlots() {
+			w := st.workers[f.ID]
+			resp.Workers = append(resp.Workers, &weirv1.WorkerInfo{Id: w.id, Host: w.host, Slots: int32(w.slots),
+				Free: int32(f.Free), LastHeartbeatUnixMs: w.lastBeat.UnixMilli(), RssBytes: w.rss})
+		}
+		return resp, nil
+	})
+}
+
+// clusterService serves workers.
+type clusterService struct {
+	weirv1.UnimplementedClusterServiceServer
+	c *Coordinator
+}
+
+// Connect registers a worker and relays its reports to the leader loop until
+// the stream or the leader term ends.
+func (s *clusterService) Connect(stream weirv1.ClusterService_ConnectServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	reg := first.GetRegister()
+	if reg == nil || reg.WorkerId == "" || reg.Slots < 1 {
+		return status.Error(codes.InvalidArgument, "a worker must first register with an id and at least one slot")
+	}
+	st, err := s.c.leading(stream.Context())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), lastBeat: time.Now(),
+		out: make(chan *weirv1.CoordinatorMessage, 1024), close: cancel}
+	if err := st.do(ctx, func() { st.addWorker(context.Background(), w) }); err != nil {
+		return err
+	}
+	// Whatever ends this stream, the loop must forget the worker.
+	defer st.do(context.Background(), func() { st.workerGone(context.Background(), w, errors.New("connection closed")) })
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				cancel(fmt.Errorf("worker stream: %w", err))
+				return
+			}
+			if err := st.do(ctx, func() { st.onWorkerMessage(context.Background(), w, m) }); err != nil {
+				cancel(err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(context.Cause(ctx)).Err()
+		case m := <-w.out:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// DownloadBinary streams a stored job binary to a worker.
+func (s *clusterService) DownloadBinary(r *weirv1.DownloadBinaryRequest, stream weirv1.ClusterService_DownloadBinaryServer) error {
+	if !objstore.ValidSHA256(r.Sha256) {
+		return status.Errorf(codes.InvalidArgument, "%q is not a sha256 digest", r.Sha256)
+	}
+	rc, _, err := s.c.store.OpenBinary(stream.Context(), r.Sha256)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return status.Errorf(codes.NotFound, "no binary %s", r.Sha256)
+	} else if err != nil {
+		return status.Errorf(codes.Internal, "object store: %v", err)
+	}
+	defer rc.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := rc.Read(buf)
+		if n > 0 {
+			if err := stream.Send(&weirv1.BinaryChunk{Data: buf[:n]}); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return status.Errorf(codes.Internal, "read binary: %v", err)
+		}
+	}
+}
+

@@ -1,0 +1,154 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/weir-run/weir/coordinator/leader"
+	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/objstore"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// maxMessage bounds gRPC messages (job graphs and binary chunks are small;
+// this is headroom, not a target).
+const maxMessage = 64 << 20
+
+// Coordinator is one coordinator process: always serving the API, leading
+// when elected.
+type Coordinator struct {
+	cfg    Config
+	logger *slog.Logger
+	etcd   *clientv3.Client
+	store  *objstore.Store
+
+	mu struct {
+		sync.Mutex
+		lead *leaderState // nil while standing by
+	}
+}
+
+// Run runs a coordinator until ctx is done.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		cfg.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	logger = logger.With("coordinator", cfg.ID)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("coordinator: etcd: %w", err)
+	}
+	defer cli.Close()
+	store, err := objstore.Open(ctx, cfg.Store)
+	if err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	defer store.Close()
+	lis, err := net.Listen("tcp", cfg.API)
+	if err != nil {
+		return fmt.Errorf("coordinator: listen on --api %s: %w", cfg.API, err)
+	}
+	c := &Coordinator{cfg: cfg, logger: logger, etcd: cli, store: store}
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
+	weirv1.RegisterJobServiceServer(srv, &jobService{c: c})
+	weirv1.RegisterClusterServiceServer(srv, &clusterService{c: c})
+	go srv.Serve(lis)
+	defer srv.Stop()
+
+	if cfg.HTTP != "" {
+		hl, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("coordinator: listen on --http %s: %w", cfg.HTTP, err)
+		}
+		hs := &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(hl)
+		defer hs.Close()
+	}
+	logger.Info("coordinator serving", "api", lis.Addr().String(), "http", cfg.HTTP)
+
+	for ctx.Err() == nil {
+		if err := c.campaignAndLead(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("leadership ended", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+// campaignAndLead waits to be elected, then leads until leadership is lost.
+func (c *Coordinator) campaignAndLead(ctx context.Context) error {
+	el, err := leader.NewElector(c.etcd, etcdkeys.Election, c.cfg.ID, c.cfg.API, 0, c.logger)
+	if err != nil {
+		return err
+	}
+	defer el.Close()
+	if err := el.Campaign(ctx); err != nil {
+		return err
+	}
+	c.logger.Info("elected leader", "revision", el.Rev())
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-el.Leading():
+			cancel(errors.New("leadership lost"))
+		case <-lctx.Done():
+		}
+	}()
+	st := newLeaderState(c, el.Store())
+	if err := st.load(lctx); err != nil {
+		return fmt.Errorf("load jobs: %w", err)
+	}
+	c.mu.Lock()
+	c.mu.lead = st
+	c.mu.Unlock()
+	st.run(lctx)
+	c.mu.Lock()
+	c.mu.lead = nil
+	c.mu.Unlock()
+	if ctx.Err() == nil {
+		// Let a standby take over promptly rather than at session expiry.
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		el.Resign(rctx)
+		rcancel()
+	}
+	return context.Cause(lctx)
+}
+
+// leading returns the leader state, or a gRPC error naming the leader.
+func (c *Coordinator) leading(ctx context.Context) (*leaderState, error) {
+	c.mu.Lock()
+	st := c.mu.lead
+	c.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addr, err := etcdkeys.LeaderAddress(qctx, c.etcd)
+	if err != nil || addr == "" {
+		return nil, status.Error(codes.Unavailable, "no coordinator leads yet; retry shortly")
+	}
+	return nil, status.Errorf(codes.Unavailable, "this coordinator is a standby; the leader is at %s", addr)
+}

@@ -1,0 +1,285 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weir-run/weir/coordinator/jobgraph"
+	"github.com/weir-run/weir/coordinator/jobmaster"
+	"github.com/weir-run/weir/coordinator/leader"
+	"github.com/weir-run/weir/coordinator/scheduler"
+	"github.com/weir-run/weir/internal/etcdkeys"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// errNotLeader is returned to callers whose request reached a leader term
+// that has ended.
+var errNotLeader = status.Error(codes.Unavailable, "coordinator lost leadership; retry")
+
+// tickInterval paces heartbeat checks and restart backoff.
+const tickInterval = 100 * time.Millisecond
+
+// leaderState is everything the leader knows. Only the loop goroutine (run)
+// touches it; others submit closures through do.
+type leaderState struct {
+	c      *Coordinator
+	store  *leader.Store
+	logger *slog.Logger
+	events chan func()
+	done   chan struct{}
+	fence  context.CancelCauseFunc // ends the term when a fenced write is refused
+
+	workers map[string]*workerConn
+	jobs    map[string]*job
+}
+
+func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
+	return &leaderState{
+		c: c, store: store, logger: c.logger,
+		events:  make(chan func(), 256),
+		done:    make(chan struct{}),
+		workers: make(map[string]*workerConn),
+		jobs:    make(map[string]*job),
+	}
+}
+
+// do runs fn on the loop goroutine.
+func (s *leaderState) do(ctx context.Context, fn func()) error {
+	select {
+	case s.events <- fn:
+		return nil
+	case <-s.done:
+		return errNotLeader
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// call runs fn on the loop goroutine and returns its result.
+func call[T any](ctx context.Context, s *leaderState, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	var zero T
+	if err := s.do(ctx, func() { v, err := fn(); ch <- result{v, err} }); err != nil {
+		return zero, err
+	}
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-s.done:
+		return zero, errNotLeader
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+func (s *leaderState) run(ctx context.Context) {
+	ctx, s.fence = context.WithCancelCause(ctx)
+	defer close(s.done)
+	for _, j := range s.jobs {
+		if !jobmaster.Terminal(j.m.State()) {
+			s.step(ctx, j, jobmaster.Start{})
+		}
+	}
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			for _, w := range s.workers {
+				w.close(errors.New("coordinator is no longer the leader"))
+			}
+			return
+		case fn := <-s.events:
+			fn()
+		case now := <-tick.C:
+			s.tick(ctx, now)
+		}
+	}
+}
+
+func (s *leaderState) tick(ctx context.Context, now time.Time) {
+	for _, w := range s.workers {
+		if now.Sub(w.lastBeat) > s.c.cfg.HeartbeatTimeout {
+			s.workerGone(ctx, w, fmt.Errorf("no heartbeat for %v", now.Sub(w.lastBeat).Round(time.Second)))
+		}
+	}
+	for _, j := range s.jobs {
+		if wake, ok := j.m.NextWake(); ok && !now.Before(wake) {
+			s.step(ctx, j, jobmaster.Tick{})
+		}
+	}
+}
+
+// load reads the jobs a previous leader recorded.
+func (s *leaderState) load(ctx context.Context) error {
+	recs, err := s.store.List(ctx, etcdkeys.Jobs)
+	if err != nil {
+		return err
+	}
+	for key, b := range recs {
+		var rec weirv1.JobStatus
+		if err := proto.Unmarshal(b, &rec); err != nil {
+			s.logger.Error("skipping unreadable job record", "key", key, "err", err)
+			continue
+		}
+		j := newJob(&rec, jobmaster.Restore(jobmaster.Snapshot{
+			State: rec.State, Attempt: rec.Attempt, Restarts: int(rec.Restarts),
+			Error: rec.Error, Message: rec.Message,
+		}, rec.Spec.GetRestart()))
+		s.jobs[rec.Id] = j
+	}
+	return nil
+}
+
+// workerConn is a registered worker's stream.
+type workerConn struct {
+	id       string
+	host     string
+	slots    int
+	rss      int64
+	lastBeat time.Time
+	out      chan *weirv1.CoordinatorMessage
+	close    context.CancelCauseFunc
+}
+
+// send queues a message for the worker without blocking the loop; a worker
+// too slow to drain its queue is disconnected and its tasks fail over.
+func (w *workerConn) send(m *weirv1.CoordinatorMessage) {
+	select {
+	case w.out <- m:
+	default:
+		w.close(errors.New("worker is not reading its messages"))
+	}
+}
+
+// freeSlots lists workers with their unreserved slots, in ID order.
+func (s *leaderState) freeSlots() []scheduler.Worker {
+	used := make(map[string]int)
+	for _, j := range s.jobs {
+		for _, w := range j.placement {
+			used[w]++
+		}
+	}
+	ws := make([]scheduler.Worker, 0, len(s.workers))
+	for id, w := range s.workers {
+		ws = append(ws, scheduler.Worker{ID: id, Free: max(w.slots-used[id], 0)})
+	}
+	sort.Slice(ws, func(i, k int) bool { return ws[i].ID < ws[k].ID })
+	return ws
+}
+
+func (s *leaderState) addWorker(ctx context.Context, w *workerConn) {
+	if old := s.workers[w.id]; old != nil {
+		// The same worker reconnected: its old stream is dead or dying.
+		s.workerGone(ctx, old, errors.New("worker reconnected"))
+	}
+	s.workers[w.id] = w
+	s.logger.Info("worker registered", "worker", w.id, "host", w.host, "slots", w.slots)
+	w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Registered{Registered: &weirv1.Registered{
+		Coordinator: s.c.cfg.ID, HeartbeatIntervalMs: s.c.cfg.HeartbeatInterval.Milliseconds(),
+	}}})
+}
+
+// workerGone forgets a worker and fails over whatever ran on it.
+func (s *leaderState) workerGone(ctx context.Context, w *workerConn, cause error) {
+	if s.workers[w.id] != w {
+		return
+	}
+	delete(s.workers, w.id)
+	w.close(cause)
+	s.logger.Warn("worker lost", "worker", w.id, "err", cause)
+	for _, j := range s.sortedJobs() {
+		if p := j.procs[w.id]; p != nil && !p.exited {
+			s.processExited(ctx, j, w.id, fmt.Sprintf("worker %s was lost: %v", w.id, cause))
+		}
+	}
+}
+
+func (s *leaderState) sortedJobs() []*job {
+	js := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		js = append(js, j)
+	}
+	sort.Slice(js, func(i, k int) bool { return js[i].rec.CreatedUnixMs < js[k].rec.CreatedUnixMs })
+	return js
+}
+
+// onWorkerMessage handles everything a worker reports.
+func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *weirv1.WorkerMessage) {
+	if s.workers[w.id] != w {
+		return
+	}
+	w.lastBeat = time.Now()
+	switch m := m.Msg.(type) {
+	case *weirv1.WorkerMessage_Heartbeat:
+		w.rss = m.Heartbeat.RssBytes
+	case *weirv1.WorkerMessage_ProcessReady:
+		if j := s.current(m.ProcessReady.JobId, m.ProcessReady.Attempt); j != nil {
+			s.processReady(j, w.id, m.ProcessReady)
+		}
+	case *weirv1.WorkerMessage_TaskState:
+		if j := s.current(m.TaskState.JobId, m.TaskState.Attempt); j != nil {
+			s.taskState(ctx, j, w.id, m.TaskState)
+		}
+	case *weirv1.WorkerMessage_ProcessExited:
+		if j := s.current(m.ProcessExited.JobId, m.ProcessExited.Attempt); j != nil {
+			e := m.ProcessExited
+			reason := fmt.Sprintf("job process on worker %s exited with code %d", w.id, e.ExitCode)
+			if e.Error != "" {
+				reason += ": " + e.Error
+			}
+			s.processExited(ctx, j, w.id, reason)
+		}
+	}
+}
+
+// current returns the job if attempt is its current one; reports about
+// older attempts are stale.
+func (s *leaderState) current(jobID string, attempt int64) *job {
+	j := s.jobs[jobID]
+	if j == nil || j.attempt != attempt {
+		return nil
+	}
+	return j
+}
+
+// persist records the job in etcd under this leader's fence.
+func (s *leaderState) persist(ctx context.Context, j *job) {
+	rec := proto.Clone(j.rec).(*weirv1.JobStatus)
+	rec.Tasks = nil
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		s.logger.Error("cannot encode job record", "job", j.rec.Id, "err", err)
+		return
+	}
+	if err := s.store.Put(ctx, etcdkeys.Jobs+j.rec.Id, b); err != nil {
+		if errors.Is(err, leader.ErrFenced) {
+			s.fence(err)
+			return
+		}
+		s.logger.Error("cannot record job", "job", j.rec.Id, "err", err)
+	}
+}
+
+// validateSpec checks a submitted job before it is accepted.
+func validateSpec(spec *weirv1.JobSpec) error {
+	if spec.GetGraph() == nil {
+		return errors.New("the job has no graph")
+	}
+	if spec.Parallelism < 1 {
+		return fmt.Errorf("parallelism %d is below 1", spec.Parallelism)
+	}
+	return jobgraph.Validate(spec.Graph)
+}

@@ -1,0 +1,468 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/taskenv"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+	"github.com/weir-run/weir/worker/bincache"
+	"github.com/weir-run/weir/worker/supervisor"
+)
+
+// stopGrace is how long a cancelled job process gets to exit after SIGTERM.
+const stopGrace = 5 * time.Second
+
+// Worker is one running worker.
+type Worker struct {
+	weirv1.UnimplementedTaskServiceServer
+	cfg      Config
+	logger   *slog.Logger
+	etcd     *clientv3.Client
+	cache    *bincache.Cache
+	taskAddr string
+
+	mu struct {
+		sync.Mutex
+		procs  map[procKey]*jobProc
+		out    chan *weirv1.WorkerMessage // current coordinator stream; nil when disconnected
+		client weirv1.ClusterServiceClient
+	}
+}
+
+type procKey struct {
+	job     string
+	attempt int64
+}
+
+// jobProc is a job process this worker started for one attempt.
+type jobProc struct {
+	key      procKey
+	token    string
+	subtasks []*weirv1.SubtaskRef
+	cmds     chan *weirv1.ProcessCommand // to the attached process
+	started  chan struct{}               // closed once proc is set
+	proc     *supervisor.Process
+	stopping bool
+}
+
+// Run runs the worker until ctx is done, then stops its job processes.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger = logger.With("worker", cfg.ID)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("worker: etcd: %w", err)
+	}
+	defer cli.Close()
+	w := &Worker{cfg: cfg, logger: logger, etcd: cli}
+	w.mu.procs = make(map[procKey]*jobProc)
+	if w.cache, err = bincache.New(filepath.Join(cfg.DataDir, "binaries"), w.fetch, logger); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	// Job processes are this worker's children: TaskService stays on loopback.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("worker: listen for job processes: %w", err)
+	}
+	w.taskAddr = lis.Addr().String()
+	srv := grpc.NewServer()
+	weirv1.RegisterTaskServiceServer(srv, w)
+	go srv.Serve(lis)
+	defer srv.Stop()
+
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := w.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		logger.Warn("coordinator connection ended; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+	w.stopAll()
+	return nil
+}
+
+// session connects to the current leader and serves it until the stream ends.
+func (w *Worker) session(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	addr, err := etcdkeys.LeaderAddress(qctx, w.etcd)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("find leader: %w", err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sctx, scancel := context.WithCancelCause(ctx)
+	defer scancel(nil)
+	client := weirv1.NewClusterServiceClient(conn)
+	stream, err := client.Connect(sctx)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Register{Register: &weirv1.RegisterWorker{
+		WorkerId: w.cfg.ID, Slots: int32(w.cfg.Slots), Host: host, Pid: int32(os.Getpid()),
+	}}}); err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("register with %s: %w", addr, err)
+	}
+	interval := time.Second
+	if r := first.GetRegistered(); r != nil && r.HeartbeatIntervalMs > 0 {
+		interval = time.Duration(r.HeartbeatIntervalMs) * time.Millisecond
+	}
+	w.logger.Info("registered with coordinator", "coordinator", addr, "slots", w.cfg.Slots)
+
+	out := make(chan *weirv1.WorkerMessage, 1024)
+	w.mu.Lock()
+	w.mu.out, w.mu.client = out, client
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.mu.out = nil
+		w.mu.Unlock()
+	}()
+	go func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case m := <-out:
+				if err := stream.Send(m); err != nil {
+					scancel(err)
+					return
+				}
+			case <-tick.C:
+				hb := &weirv1.Heartbeat{UnixMs: time.Now().UnixMilli(), RssBytes: rss()}
+				if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Heartbeat{Heartbeat: hb}}); err != nil {
+					scancel(err)
+					return
+				}
+			}
+		}
+	}()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if c := context.Cause(sctx); c != nil {
+				return c
+			}
+			return err
+		}
+		switch m := m.Msg.(type) {
+		case *weirv1.CoordinatorMessage_Deploy:
+			w.deploy(ctx, m.Deploy)
+		case *weirv1.CoordinatorMessage_Start:
+			w.command(procKey{m.Start.JobId, m.Start.Attempt},
+				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Start{Start: m.Start}})
+		case *weirv1.CoordinatorMessage_Cancel:
+			w.stop(procKey{m.Cancel.JobId, m.Cancel.Attempt})
+		}
+	}
+}
+
+// report sends a message to the coordinator if connected. Reports made while
+// disconnected are dropped: the leader fails over whatever it lost track of.
+func (w *Worker) report(m *weirv1.WorkerMessage) {
+	w.mu.Lock()
+	out := w.mu.out
+	w.mu.Unlock()
+	if out == nil {
+		return
+	}
+	select {
+	case out <- m:
+	default:
+		w.logger.Warn("coordinator stream backlogged; dropping report")
+	}
+}
+
+// fetch streams a binary from the leader into the cache.
+func (w *Worker) fetch(ctx context.Context, sha string) (io.ReadCloser, error) {
+	w.mu.Lock()
+	client := w.mu.client
+	w.mu.Unlock()
+	if client == nil {
+		return nil, errors.New("not connected to a coordinator")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := client.DownloadBinary(ctx, &weirv1.DownloadBinaryRequest{Sha256: sha})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		defer cancel()
+		for {
+			c, err := stream.Recv()
+			if err == io.EOF {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := pw.Write(c.Data); err != nil {
+				return
+			}
+		}
+	}()
+	return pr, nil
+}
+
+// deploy starts the job process of an attempt. Older attempts of the same
+// job still running here are stopped: the coordinator has moved on.
+func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
+	key := procKey{d.JobId, d.Attempt}
+	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks,
+		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{})}
+	w.mu.Lock()
+	if w.mu.procs[key] != nil {
+		w.mu.Unlock()
+		return
+	}
+	var stale []procKey
+	for k := range w.mu.procs {
+		if k.job == d.JobId && k.attempt < d.Attempt {
+			stale = append(stale, k)
+		}
+	}
+	w.mu.procs[key] = jp
+	w.mu.Unlock()
+	for _, k := range stale {
+		w.stop(k)
+	}
+	logger := w.logger.With("job", d.JobId, "attempt", d.Attempt)
+	go func() {
+		exit := func(code int32, reason string) {
+			w.mu.Lock()
+			delete(w.mu.procs, key)
+			w.mu.Unlock()
+			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: &weirv1.ProcessExited{
+				JobId: d.JobId, Attempt: d.Attempt, ExitCode: code, Error: reason,
+			}}})
+		}
+		path, err := w.cache.Path(ctx, d.BinarySha256)
+		if err != nil {
+			close(jp.started)
+			exit(-1, fmt.Sprintf("fetch job binary: %v", err))
+			return
+		}
+		dir := filepath.Join(w.cfg.DataDir, "jobs", fmt.Sprintf("%s-%d", d.JobId, d.Attempt))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			close(jp.started)
+			exit(-1, err.Error())
+			return
+		}
+		defer os.RemoveAll(dir)
+		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: d.JobId, Attempt: d.Attempt, DataHost: w.cfg.Host}
+		proc, err := supervisor.Start(supervisor.Spec{
+			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
+		})
+		w.mu.Lock()
+		jp.proc = proc
+		stopping := jp.stopping
+		w.mu.Unlock()
+		close(jp.started)
+		if err != nil {
+			exit(-1, fmt.Sprintf("start job binary: %v", err))
+			return
+		}
+		logger.Info("job process started", "pid", proc.Pid())
+		if stopping {
+			go proc.Stop(stopGrace)
+		}
+		<-proc.Done()
+		res := proc.Result()
+		reason := ""
+		if res.Err != nil && !w.stopping(jp) {
+			reason = res.Err.Error()
+			if tail := strings.TrimSpace(res.StderrTail); tail != "" {
+				reason += "; last output: " + lastLines(tail, 5)
+			}
+			logger.Warn("job process failed", "pid", proc.Pid(), "err", res.Err)
+		}
+		exit(int32(res.ExitCode), reason)
+	}()
+}
+
+// stopping reports whether the worker is stopping jp on purpose, so its exit
+// is no failure.
+func (w *Worker) stopping(jp *jobProc) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return jp.stopping
+}
+
+// stop terminates an attempt's process (SIGTERM, then SIGKILL after the grace).
+func (w *Worker) stop(key procKey) {
+	w.mu.Lock()
+	jp := w.mu.procs[key]
+	if jp == nil {
+		w.mu.Unlock()
+		return
+	}
+	jp.stopping = true
+	proc := jp.proc
+	w.mu.Unlock()
+	if proc != nil {
+		go proc.Stop(stopGrace)
+	}
+}
+
+func (w *Worker) stopAll() {
+	w.mu.Lock()
+	var procs []*supervisor.Process
+	for _, jp := range w.mu.procs {
+		jp.stopping = true
+		if jp.proc != nil {
+			procs = append(procs, jp.proc)
+		}
+	}
+	w.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Go(func() { p.Stop(stopGrace) })
+	}
+	wg.Wait()
+}
+
+// command queues a command for an attempt's process.
+func (w *Worker) command(key procKey, c *weirv1.ProcessCommand) {
+	w.mu.Lock()
+	jp := w.mu.procs[key]
+	w.mu.Unlock()
+	if jp == nil {
+		return
+	}
+	select {
+	case jp.cmds <- c:
+	default:
+		w.logger.Warn("job process command queue full", "job", key.job, "attempt", key.attempt)
+	}
+}
+
+// Attach serves one job process: it proves who it is, gets its subtasks and
+// commands, and reports task states, which are relayed to the coordinator.
+func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	h := first.GetHello()
+	if h == nil {
+		return status.Error(codes.InvalidArgument, "a job process must say hello first")
+	}
+	key := procKey{h.JobId, h.Attempt}
+	w.mu.Lock()
+	jp := w.mu.procs[key]
+	w.mu.Unlock()
+	if jp == nil || jp.token != h.Token {
+		return status.Error(codes.PermissionDenied, "unknown job process")
+	}
+	<-jp.started
+	pid := int32(0)
+	if jp.proc != nil {
+		pid = int32(jp.proc.Pid())
+	}
+	if err := stream.Send(&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Assign{Assign: &weirv1.AssignTasks{Subtasks: jp.subtasks}}}); err != nil {
+		return err
+	}
+	w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
+		JobId: h.JobId, Attempt: h.Attempt, DataAddress: h.DataAddress, Pid: pid,
+	}}})
+	ctx := stream.Context()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case c := <-jp.cmds:
+				if err := stream.Send(c); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			// EOF: the process reported everything and is exiting.
+			return nil
+		}
+		if u := m.GetTaskState(); u != nil {
+			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TaskState{TaskState: u}})
+		}
+	}
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// rss is the worker process's resident memory, from /proc on Linux.
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}

@@ -265,4 +265,3 @@ func (s *clusterService) DownloadBinary(r *weirv1.DownloadBinaryRequest, stream 
 		}
 	}
 }
-

@@ -47,26 +47,6 @@ func wordcount() *weirv1.JobGraph {
 	}, edge(1, 2, hash), edge(2, 3, forward))
 }
 
-func TestDefaultMaxParallelism(t *testing.T) {
-	for _, tc := range []struct{ p, want int }{
-		{-1, 128},
-		{0, 128},
-		{1, 128},
-		{85, 128},  // 85+42 = 127
-		{86, 256},  // 86+43 = 129
-		{100, 256}, // 150
-		{1000, 2048},
-		{21844, 32768}, // 32766 rounds up to 32768
-		{21846, 32768}, // 32769 is capped
-		{30000, 32768},
-		{1 << 40, 32768},
-	} {
-		if got := DefaultMaxParallelism(tc.p); got != tc.want {
-			t.Errorf("DefaultMaxParallelism(%d) = %d, want %d", tc.p, got, tc.want)
-		}
-	}
-}
-
 func TestValidateOK(t *testing.T) {
 	g := wordcount()
 	if err := Validate(g); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/weir-run/weir/internal/keygroup"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -69,8 +70,8 @@ func Validate(g *weirv1.JobGraph) error {
 	switch {
 	case maxPar < 1:
 		ps.addf("max parallelism %d is below 1", maxPar)
-	case maxPar > upperBoundMaxParallelism:
-		ps.addf("max parallelism %d is above %d", maxPar, upperBoundMaxParallelism)
+	case maxPar > keygroup.MaxLimit:
+		ps.addf("max parallelism %d is above %d", maxPar, keygroup.MaxLimit)
 	default:
 		maxParOK = true
 	}

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -255,6 +256,7 @@ func (n *Network) conn(addr string) (*grpc.ClientConn, error) {
 			grpc.MaxCallRecvMsgSize(maxMessageBytes),
 			grpc.MaxCallSendMsgSize(maxMessageBytes),
 		),
+		experimental.WithBufferPool(bufferPool),
 		grpc.WithReadBufferSize(64<<10),
 		grpc.WithWriteBufferSize(256<<10),
 	)

@@ -17,11 +17,20 @@ const MaxLimit = 1 << 15
 // parallelism is p: 1.5 p rounded up to a power of two, within [128, 32768].
 // The headroom lets a job scale out later without losing its state layout.
 func DefaultMaxParallelism(p int) int {
+	const floor = 128
+	if p <= 0 {
+		return floor
+	}
+	// Compare before rounding so a huge p cannot overflow.
+	want := p + p/2
+	if want >= MaxLimit || want < p {
+		return MaxLimit
+	}
 	n := 1
-	for n < p+p/2 {
+	for n < want {
 		n <<= 1
 	}
-	return min(MaxLimit, max(128, n))
+	return max(floor, n)
 }
 
 // Hash is the stable hash of a key's encoded bytes. It must never change:

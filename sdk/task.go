@@ -17,9 +17,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// maxFrame bounds one gRPC message: a batch holding one very large record.
-const maxFrame = 64 << 20
-
 // runTask is task mode: serve DataService, attach to the worker that started
 // this process, run the subtasks it assigns once it says where every subtask
 // lives, and report their states. The process ends with its subtasks, on
@@ -39,7 +36,7 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 	}
 	nw := exchange.NewNetwork(env.JobID, env.Attempt, exchange.Options{}, logger)
 	defer nw.Close()
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxFrame), grpc.MaxSendMsgSize(maxFrame))
+	srv := grpc.NewServer(exchange.ServerOptions()...)
 	nw.Register(srv)
 	go srv.Serve(lis)
 	defer srv.Stop()

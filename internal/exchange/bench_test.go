@@ -8,6 +8,8 @@ import (
 
 const benchFrameBytes = 32 << 10
 
+var benchOpts = Options{}
+
 // benchFrame is reused across Sends. That breaks the ownership rule, which is
 // harmless here because nobody reads the contents: the benchmarks measure
 // moving frames, not producing them.
@@ -17,10 +19,10 @@ func benchFrame() Frame {
 
 func benchChannel(b *testing.B, remote bool) {
 	ctx := context.Background()
-	a := newProc(b, "bench", 1, Options{})
+	a := newProc(b, "bench", 1, benchOpts)
 	from := a
 	if remote {
-		from = newProc(b, "bench", 1, Options{})
+		from = newProc(b, "bench", 1, benchOpts)
 	}
 	ch := ChannelID{Edge: 1}
 	gate := a.n.Gate([]ChannelID{ch})

@@ -588,3 +588,44 @@ func TestEmptyGateAndClose(t *testing.T) {
 		t.Fatalf("Gate after Close: %v", err)
 	}
 }
+
+func TestLargeRemoteFrame(t *testing.T) {
+	ctx := testCtx(t)
+	gate, s := openChannel(t, ctx, true, 2, ChannelID{Edge: 5})
+	big := make([]byte, 5<<20) // over gRPC's 4 MiB default limit
+	for i := range big {
+		big[i] = byte(i)
+	}
+	want := append([]byte(nil), big...)
+	if err := s.Send(ctx, Frame{Kind: KindRecords, Data: big, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := gate.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(d.Frame.Data) != string(want) {
+		t.Fatalf("got %d bytes, corrupted", len(d.Frame.Data))
+	}
+	if err := s.Send(ctx, Frame{Kind: KindRecords, Data: make([]byte, maxFrameBytes+1)}); err == nil {
+		t.Fatal("oversized frame accepted")
+	}
+}
+
+func TestOpenUnreachablePeer(t *testing.T) {
+	ctx := testCtx(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := lis.Addr().String()
+	lis.Close()
+	p := newProc(t, "job", 1, Options{DialTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	if _, err := p.n.Open(ctx, ChannelID{Edge: 1}, dead); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open to a dead peer: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Open took %v", d)
+	}
+}

@@ -163,8 +163,11 @@ func (g *Gate) pollLocked() (Delivery, error, bool) {
 }
 
 // Block stops delivery from the channel at index (for checkpoint barrier
-// alignment). Its frames stay queued and no credit comes back, so its
-// producer is backpressured once its credits run out.
+// alignment). Its frames stay queued and no credit comes back for them, so
+// its producer is backpressured once its credits run out. (The credit of the
+// frame Next returned last, say the barrier, still comes back on the next
+// Next: that frame was consumed.) Index is a position in the slice given to
+// Network.Gate; out of range panics.
 func (g *Gate) Block(index int) {
 	c := g.chans[index]
 	g.mu.Lock()

@@ -255,6 +255,7 @@ func (n *Network) conn(addr string) (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(maxMessageBytes),
 			grpc.MaxCallSendMsgSize(maxMessageBytes),
+			grpc.CallContentSubtype(codecName),
 		),
 		experimental.WithBufferPool(bufferPool),
 		grpc.WithReadBufferSize(64<<10),

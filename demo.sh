@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The weir demo: builds weir and the wordcount example, starts `weir local`
+# (embedded etcd, a coordinator and two workers in one process), submits
+# wordcount over this repository's documentation at parallelism 2, prints the
+# most frequent words and the job list, and shuts the cluster down.
+# Override ports with WEIR_API / WEIR_HTTP if 7070 / 8080 are taken.
+set -euo pipefail
+cd "$(dirname "$0")"
+work=$(mktemp -d)
+api=${WEIR_API:-127.0.0.1:7070}
+http=${WEIR_HTTP:-127.0.0.1:8080}
+cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "== building weir and jobs/wordcount"
+go build -o "$work/weir" ./cmd/weir
+go build -o "$work/wordcount" ./jobs/wordcount
+
+echo "== starting weir local (logs in $work/local.log)"
+"$work/weir" local --data-dir "$work/data" --api "$api" --http "$http" >"$work/local.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+  "$work/weir" list --coordinator "$api" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+mkdir -p "$work/input"
+cat README.md docs/*.md > "$work/input/docs.txt"
+echo "== weir run -p 2 wordcount -- --input docs --output out"
+"$work/weir" run --coordinator "$api" -p 2 "$work/wordcount" -- --input "$work/input" --output "$work/out"
+
+echo "== ten most frequent words"
+cat "$work/out"/part-* | sort -t$'\t' -k2,2nr -k1,1 | head -10
+echo "== weir list"
+"$work/weir" list --coordinator "$api"

@@ -1,0 +1,366 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bins holds the binaries built once for all tests.
+var bins struct {
+	weir, wordcount, keyedcount string
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "weir-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	for name, pkg := range map[string]string{"weir": "./cmd/weir", "wordcount": "./jobs/wordcount", "keyedcount": "./jobs/keyedcount"} {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = "../.."
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
+	}
+	bins.weir, bins.wordcount, bins.keyedcount = filepath.Join(dir, "weir"), filepath.Join(dir, "wordcount"), filepath.Join(dir, "keyedcount")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// daemon is a long-running process of the test, killed at cleanup; its
+// output is shown if the test fails.
+type daemon struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (d *daemon) Write(b []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.Write(b)
+}
+
+func startDaemon(t *testing.T, name string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{cmd: exec.Command(bins.weir, args...)}
+	d.cmd.Stdout, d.cmd.Stderr = d, d
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { d.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			d.cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			d.mu.Lock()
+			out := d.out.String()
+			d.mu.Unlock()
+			if len(out) > 8000 {
+				out = "..." + out[len(out)-8000:]
+			}
+			t.Logf("--- %s output ---\n%s", name, out)
+		}
+	})
+	return d
+}
+
+// weir runs a CLI command and returns its stdout, stderr and exit code.
+func weir(t *testing.T, timeout time.Duration, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins.weir, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("weir %v: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("weir %v did not finish within %v; stderr:\n%s", args, timeout, stderr.String())
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+type jobJSON struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+}
+
+type workerJSON struct {
+	ID    string `json:"id"`
+	Slots int    `json:"slots"`
+	Free  int    `json:"free"`
+}
+
+func listJobs(t *testing.T, api string) ([]jobJSON, bool) {
+	out, _, code := weir(t, 10*time.Second, "list", "--coordinator", api, "-o", "json")
+	if code != 0 {
+		return nil, false
+	}
+	var jobs []jobJSON
+	if err := json.Unmarshal([]byte(out), &jobs); err != nil {
+		t.Fatalf("weir list -o json is not a JSON array of jobs: %v\n%s", err, out)
+	}
+	return jobs, true
+}
+
+func listWorkers(t *testing.T, api string) []workerJSON {
+	out, _, code := weir(t, 10*time.Second, "workers", "--coordinator", api, "-o", "json")
+	if code != 0 {
+		return nil
+	}
+	var ws []workerJSON
+	if err := json.Unmarshal([]byte(out), &ws); err != nil {
+		t.Fatalf("weir workers -o json: %v\n%s", err, out)
+	}
+	return ws
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// committedLines reads the visible output files of a file sink.
+func committedLines(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") || strings.HasPrefix(e.Name(), "_") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// startLocal starts `weir local` and waits until it answers.
+func startLocal(t *testing.T, workers, slots int) string {
+	api, httpAddr := freeAddr(t), freeAddr(t)
+	start := time.Now()
+	startDaemon(t, "weir local", "local", "--data-dir", t.TempDir(), "--api", api, "--http", httpAddr,
+		"--workers", strconv.Itoa(workers), "--slots", strconv.Itoa(slots))
+	waitFor(t, 10*time.Second, "weir local to answer weir list", func() bool {
+		_, ok := listJobs(t, api)
+		return ok
+	})
+	waitFor(t, 10*time.Second, "workers to register", func() bool { return len(listWorkers(t, api)) == workers })
+	t.Logf("weir local ready in %v", time.Since(start).Round(time.Millisecond))
+	return api
+}
+
+func TestWordcountOnLocalCluster(t *testing.T) {
+	api := startLocal(t, 2, 2)
+	dir := t.TempDir()
+	input := filepath.Join(dir, "input.txt")
+	rng := rand.New(rand.NewSource(7))
+	var text strings.Builder
+	want := map[string]int{}
+	for range 20000 {
+		n := 1 + rng.Intn(12)
+		for k := range n {
+			w := fmt.Sprintf("w%d", rng.Intn(3000))
+			want[w]++
+			if k > 0 {
+				text.WriteString(strings.Repeat(" ", 1+rng.Intn(2)))
+			}
+			text.WriteString(w)
+		}
+		text.WriteString("\n")
+	}
+	os.WriteFile(input, []byte(text.String()), 0o644)
+	out := filepath.Join(dir, "out")
+
+	stdout, stderr, code := weir(t, 60*time.Second, "run", "--coordinator", api, "-p", "2", bins.wordcount, "--", "--input", input, "--output", out)
+	if code != 0 {
+		t.Fatalf("weir run exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	var wantLines []string
+	for w, n := range want {
+		wantLines = append(wantLines, w+"\t"+strconv.Itoa(n))
+	}
+	sort.Strings(wantLines)
+	got := committedLines(t, out)
+	if strings.Join(got, "\n") != strings.Join(wantLines, "\n") {
+		t.Fatalf("output differs from the reference: got %d lines, want %d", len(got), len(wantLines))
+	}
+	jobs, _ := listJobs(t, api)
+	if len(jobs) != 1 || jobs[0].State != "FINISHED" || jobs[0].ID == "" {
+		t.Fatalf("weir list after the run: %+v, want one FINISHED job", jobs)
+	}
+}
+
+func TestBadInputsGiveOneLineErrors(t *testing.T) {
+	api := startLocal(t, 1, 2)
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "job.txt")
+	os.WriteFile(notExec, []byte("hello"), 0o644)
+	notWeir := filepath.Join(dir, "notweir.sh")
+	os.WriteFile(notWeir, []byte("#!/bin/sh\necho hello\n"), 0o755)
+	dead := freeAddr(t) // nothing listens here
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"not executable", []string{"run", "--coordinator", api, notExec, "--"}, "not executable"},
+		{"not a weir job", []string{"run", "--coordinator", api, notWeir, "--"}, "not a weir job"},
+		{"p zero", []string{"run", "--coordinator", api, "-p", "0", bins.wordcount, "--", "--input", "x", "--output", "y"}, "-p"},
+		{"dead coordinator", []string{"run", "--coordinator", dead, bins.wordcount, "--", "--input", notExec, "--output", dir}, "cannot reach coordinator"},
+		{"unknown job", []string{"status", "--coordinator", api, "nosuchjob"}, "no job"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			stdout, stderr, code := weir(t, 15*time.Second, tc.args...)
+			if code == 0 {
+				t.Fatalf("exit code 0; stdout %q stderr %q", stdout, stderr)
+			}
+			msg := strings.TrimSpace(stderr)
+			if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, tc.want) {
+				t.Fatalf("stderr = %q, want one line containing %q", msg, tc.want)
+			}
+			if d := time.Since(start); d > 6*time.Second {
+				t.Fatalf("took %v, want an answer within 5 s", d)
+			}
+		})
+	}
+	if _, ok := listJobs(t, api); !ok {
+		t.Fatal("coordinator stopped answering after bad inputs")
+	}
+}
+
+// TestWorkerKillRestartsJob runs the multi-process topology: weir etcd, one
+// coordinator and two workers, each its own process. Killing a worker with
+// SIGKILL takes it off the worker list and the job restarts on the other
+// worker's slots and finishes with exact counts.
+func TestWorkerKillRestartsJob(t *testing.T) {
+	dir := t.TempDir()
+	client, peer := freeAddr(t), freeAddr(t)
+	api, httpAddr := freeAddr(t), freeAddr(t)
+	startDaemon(t, "etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"), "--client", client, "--peer", peer)
+	startDaemon(t, "coordinator", "coordinator", "--etcd", client, "--store", "file://"+filepath.Join(dir, "store"),
+		"--api", api, "--http", httpAddr)
+	w1 := startDaemon(t, "worker-1", "worker", "--etcd", client, "--slots", "4", "--data-dir", filepath.Join(dir, "w1"), "--id", "w1")
+	startDaemon(t, "worker-2", "worker", "--etcd", client, "--slots", "4", "--data-dir", filepath.Join(dir, "w2"), "--id", "w2")
+	waitFor(t, 20*time.Second, "two workers", func() bool { return len(listWorkers(t, api)) == 2 })
+
+	out := filepath.Join(dir, "out")
+	const events, keys = 60000, 50
+	stdout, stderr, code := weir(t, 20*time.Second, "run", "--coordinator", api, "-p", "4", "--detach", bins.keyedcount,
+		"--", "--events", strconv.Itoa(events), "--keys", strconv.Itoa(keys), "--rate", "20000", "--output", out)
+	if code != 0 {
+		t.Fatalf("weir run --detach exited %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	id := lines[len(lines)-1]
+
+	type status struct {
+		State string `json:"state"`
+		Tasks []struct {
+			Worker string `json:"worker"`
+			State  string `json:"state"`
+		} `json:"tasks"`
+	}
+	getStatus := func() status {
+		out, _, code := weir(t, 10*time.Second, "status", "--coordinator", api, id, "-o", "json")
+		var s status
+		if code == 0 {
+			json.Unmarshal([]byte(out), &s)
+		}
+		return s
+	}
+	waitFor(t, 20*time.Second, "the job to run on both workers", func() bool {
+		s := getStatus()
+		on := map[string]bool{}
+		for _, task := range s.Tasks {
+			on[task.Worker] = true
+		}
+		return s.State == "RUNNING" && on["w1"] && on["w2"]
+	})
+	time.Sleep(500 * time.Millisecond) // let records flow
+	killed := time.Now()
+	w1.cmd.Process.Signal(syscall.SIGKILL)
+	waitFor(t, 10*time.Second, "the killed worker to leave weir workers", func() bool {
+		ws := listWorkers(t, api)
+		return len(ws) == 1 && ws[0].ID == "w2"
+	})
+	t.Logf("worker gone from the list %v after kill -9", time.Since(killed).Round(time.Millisecond))
+	waitFor(t, 60*time.Second, "the job to finish", func() bool {
+		s := getStatus()
+		if s.State == "FAILED" || s.State == "CANCELED" {
+			t.Fatalf("job ended %s", s.State)
+		}
+		return s.State == "FINISHED"
+	})
+	got := committedLines(t, out)
+	if len(got) != keys {
+		t.Fatalf("got %d keys, want %d", len(got), keys)
+	}
+	for _, l := range got {
+		k, n, _ := strings.Cut(l, "\t")
+		if n != strconv.Itoa(events/keys) {
+			t.Fatalf("key %s counted %s, want %d (exactly once after the restart)", k, n, events/keys)
+		}
+	}
+	if _, ok := listJobs(t, api); !ok {
+		t.Fatal("coordinator stopped serving")
+	}
+}

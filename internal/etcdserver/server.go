@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ const pickAttempts = 3
 type Server struct {
 	etcd      *embed.Etcd
 	endpoints []string
+	stopping  *atomic.Bool // demotes etcd's shutdown logs, see newZapLogger
 	closeOnce sync.Once
 }
 
@@ -53,7 +55,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.LogLevel != nil {
 		min = cfg.LogLevel.Level()
 	}
-	zl := newZapLogger(logger.With("component", "etcd", "member", r.name).Handler(), min)
+	stopping := new(atomic.Bool)
+	zl := newZapLogger(logger.With("component", "etcd", "member", r.name).Handler(), min, stopping)
 
 	for attempt := 1; ; attempt++ {
 		rr, picked, err := r.pickPorts()
@@ -74,10 +77,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("etcdserver: start member %q: %w", r.name, err)
 		}
 		if err := waitReady(ctx, e); err != nil {
+			stopping.Store(true)
+			// embed's Close waits for its client servers, which wait for
+			// the member to be ready or stopping: stop it first or Close
+			// blocks forever.
+			e.Server.HardStop()
 			e.Close()
 			return nil, fmt.Errorf("etcdserver: start member %q: %w", r.name, err)
 		}
-		return &Server{etcd: e, endpoints: []string{rr.clientAdvertise.String()}}, nil
+		return &Server{etcd: e, endpoints: []string{rr.clientAdvertise.String()}, stopping: stopping}, nil
 	}
 }
 
@@ -116,7 +124,10 @@ func (s *Server) Done() <-chan struct{} {
 // idempotent and returns nil: embed reports no shutdown errors, the error
 // is there so Server is an io.Closer.
 func (s *Server) Close() error {
-	s.closeOnce.Do(s.etcd.Close)
+	s.closeOnce.Do(func() {
+		s.stopping.Store(true)
+		s.etcd.Close()
+	})
 	return nil
 }
 

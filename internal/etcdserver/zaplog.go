@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -11,21 +12,32 @@ import (
 
 // newZapLogger returns a zap logger that writes into h, for etcd, which only
 // speaks zap. min is applied before h's own Enabled, so a handler configured
-// for debug output does not also turn on etcd's debug firehose.
-func newZapLogger(h slog.Handler, min slog.Level) *zap.Logger {
-	return zap.New(&slogCore{h: h, min: min})
+// for debug output does not also turn on etcd's debug firehose. While
+// stopping is set every entry is demoted to debug: etcd reports its own
+// orderly shutdown as errors ("server closed", "use of closed network
+// connection"), which are noise once we asked for the shutdown.
+func newZapLogger(h slog.Handler, min slog.Level, stopping *atomic.Bool) *zap.Logger {
+	return zap.New(&slogCore{h: h, min: min, stopping: stopping})
 }
 
 // slogCore is a zapcore.Core that forwards entries to a slog.Handler.
 type slogCore struct {
-	h   slog.Handler
-	min slog.Level
+	h        slog.Handler
+	min      slog.Level
+	stopping *atomic.Bool
 }
 
 var _ zapcore.Core = (*slogCore)(nil)
 
+func (c *slogCore) level(l zapcore.Level) slog.Level {
+	if c.stopping.Load() {
+		return slog.LevelDebug
+	}
+	return slogLevel(l)
+}
+
 func (c *slogCore) Enabled(l zapcore.Level) bool {
-	sl := slogLevel(l)
+	sl := c.level(l)
 	return sl >= c.min && c.h.Enabled(context.Background(), sl)
 }
 
@@ -33,7 +45,7 @@ func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
 	if len(fields) == 0 {
 		return c
 	}
-	return &slogCore{h: c.h.WithAttrs(attrs(fields)), min: c.min}
+	return &slogCore{h: c.h.WithAttrs(attrs(fields)), min: c.min, stopping: c.stopping}
 }
 
 func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -44,7 +56,7 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 }
 
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
+	r := slog.NewRecord(e.Time, c.level(e.Level), e.Message, 0)
 	if e.LoggerName != "" {
 		r.AddAttrs(slog.String("logger", e.LoggerName))
 	}

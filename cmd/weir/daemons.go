@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-run/weir/coordinator"
+	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/worker"
+)
+
+// shutdownTimeout bounds how long a daemon waits for its parts to stop
+// after a signal; a second Ctrl-C exits at once.
+const shutdownTimeout = 20 * time.Second
+
+// logFlags are the logging flags of every daemon.
+type logFlags struct {
+	level  string
+	format string
+}
+
+func (f *logFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.level, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&f.format, "log-format", "text", "log format on stderr: text or json")
+}
+
+// logger builds the daemon's logger, writing to w (stderr).
+func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.level)); err != nil {
+		return nil, usageErrorf("--log-level must be debug, info, warn or error, got %q", f.level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("--log-format must be text or json, got %q", f.format)
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func newEtcdCmd(s streams) *cobra.Command {
+	var (
+		lf  logFlags
+		cfg etcdserver.Config
+	)
+	cmd := &cobra.Command{
+		Use:   "etcd",
+		Short: "Run an etcd member for a weir cluster",
+		Long: `Run an etcd member, the cluster's metadata store and leader election.
+
+A single member needs only --data-dir. For a three-member cluster, start
+each member with its own --name, --client and --peer and the same
+--initial-cluster, e.g.
+
+  weir etcd --name a --data-dir /var/lib/weir/etcd --client 10.0.0.1:2379 --peer 10.0.0.1:2380 \
+    --initial-cluster a=http://10.0.0.1:2380,b=http://10.0.0.2:2380,c=http://10.0.0.3:2380`,
+		Args: exactArgs(),
+		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
+			logger, err := lf.logger(s.stderr)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			if err := cfg.Validate(); err != nil {
+				return usageErrorf("%v", err)
+			}
+			return runEtcd(cmd.Context(), s, cfg, logger)
+		}),
+	}
+	lf.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.DataDir, "data-dir", "", "directory for the member's data (required)")
+	fl.StringVar(&cfg.Name, "name", etcdserver.DefaultName, "member name, unique in the cluster")
+	fl.StringVar(&cfg.ClientURL, "client", "127.0.0.1:2379", "client address host:port (port 0 picks a free port)")
+	fl.StringVar(&cfg.PeerURL, "peer", "", "peer address host:port (default: this member's entry in --initial-cluster, else 127.0.0.1:2380)")
+	fl.StringVar(&cfg.InitialCluster, "initial-cluster", "", "all members as name=http://host:port,... (default: this member alone)")
+	fl.StringVar(&cfg.ClusterState, "initial-cluster-state", etcdserver.ClusterStateNew, "new to bootstrap a cluster, existing to join one")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+func runEtcd(ctx context.Context, s streams, cfg etcdserver.Config, logger *slog.Logger) error {
+	srv, err := etcdserver.Start(ctx, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer srv.Close()
+	fmt.Fprintf(s.stderr, "etcd ready at %s\n", strings.Join(srv.ClientEndpoints(), ","))
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down etcd")
+		return nil
+	case <-srv.Done():
+		return errors.New("etcd member stopped (removed from the cluster?)")
+	}
+}
+
+func newCoordinatorCmd(s streams) *cobra.Command {
+	var (
+		lf   logFlags
+		cfg  coordinator.Config
+		etcd []string
+	)
+	cmd := &cobra.Command{
+		Use:   "coordinator",
+		Short: "Run a coordinator (the cluster's job manager)",
+		Long: `Run a coordinator. Several may run against the same etcd; one is elected
+leader and serves the job API and the web page, the others stand by.`,
+		Example: `  weir coordinator --etcd 127.0.0.1:2379 --store file:///var/lib/weir/store --api 127.0.0.1:7070 --http 127.0.0.1:8080`,
+		Args:    exactArgs(),
+		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
+			logger, err := lf.logger(s.stderr)
+			if err != nil {
+				return err
+			}
+			cfg.Etcd = splitList(etcd)
+			if err := cfg.Validate(); err != nil {
+				return usageErrorf("%v", err)
+			}
+			return runDaemon(cmd.Context(), "coordinator", func(ctx context.Context) error {
+				return coordinator.Run(ctx, cfg, logger)
+			})
+		}),
+	}
+	lf.register(cmd)
+	fl := cmd.Flags()
+	fl.StringSliceVar(&etcd, "etcd", nil, "etcd client endpoints, comma-separated (required)")
+	fl.StringVar(&cfg.Store, "store", "", "object store URL for binaries and checkpoints, e.g. file:///var/lib/weir/store (required)")
+	fl.StringVar(&cfg.API, "api", defaultCoordinator, "job API (gRPC) listen address host:port")
+	fl.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "web page and JSON API listen address host:port")
+	fl.StringVar(&cfg.ID, "id", "", "coordinator id, unique in the cluster (default HOST-PID)")
+	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 0, "declare a silent worker dead after this long (default: the coordinator's)")
+	_ = cmd.MarkFlagRequired("etcd")
+	_ = cmd.MarkFlagRequired("store")
+	return cmd
+}
+
+func newWorkerCmd(s streams) *cobra.Command {
+	var (
+		lf   logFlags
+		cfg  worker.Config
+		etcd []string
+	)
+	cmd := &cobra.Command{
+		Use:     "worker",
+		Short:   "Run a worker (a task manager offering slots)",
+		Example: `  weir worker --etcd 127.0.0.1:2379 --slots 4 --data-dir /var/lib/weir/worker`,
+		Args:    exactArgs(),
+		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
+			logger, err := lf.logger(s.stderr)
+			if err != nil {
+				return err
+			}
+			cfg.Etcd = splitList(etcd)
+			if err := cfg.Validate(); err != nil {
+				return usageErrorf("%v", err)
+			}
+			return runDaemon(cmd.Context(), "worker", func(ctx context.Context) error {
+				return worker.Run(ctx, cfg, logger)
+			})
+		}),
+	}
+	lf.register(cmd)
+	fl := cmd.Flags()
+	fl.StringSliceVar(&etcd, "etcd", nil, "etcd client endpoints, comma-separated (required)")
+	fl.IntVar(&cfg.Slots, "slots", 2, "task slots this worker offers")
+	fl.StringVar(&cfg.DataDir, "data-dir", "", "directory for cached binaries and local state (required)")
+	fl.StringVar(&cfg.ID, "id", "", "worker id, unique in the cluster (default HOST-PID)")
+	fl.StringVar(&cfg.Host, "host", "", "address this worker's job processes bind and advertise for data exchange (default 127.0.0.1)")
+	_ = cmd.MarkFlagRequired("etcd")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+// runDaemon runs one long-lived part until ctx is done. A part that stops
+// on its own while ctx is live is an error, even if it returned nil.
+func runDaemon(ctx context.Context, what string, run func(context.Context) error) error {
+	err := run(ctx)
+	if ctx.Err() != nil {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%s: shutdown: %w", what, err)
+		}
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("%s stopped unexpectedly", what)
+	}
+	return err
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// markRan wraps a RunE so that execute can tell the command's own errors
+// from cobra's usage errors, which come before RunE (see commandRan).
+func markRan(run func(cmd *cobra.Command, args []string) error) func(cmd *cobra.Command, args []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if cmd.Annotations == nil {
+			cmd.Annotations = map[string]string{}
+		}
+		cmd.Annotations[ranAnnotation] = "1"
+		return run(cmd, args)
+	}
+}
+
+// exactArgs checks that a command got exactly the named arguments.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == len(names):
+			return nil
+		case len(names) == 0:
+			return usageErrorf("%s takes no arguments, got %q (see '%s --help')", cmd.CommandPath(), args[0], cmd.CommandPath())
+		case len(args) < len(names):
+			return usageErrorf("%s needs %s (see '%s --help')", cmd.CommandPath(), strings.Join(names[len(args):], " "), cmd.CommandPath())
+		}
+		return usageErrorf("%s takes only %s, got %d arguments (see '%s --help')", cmd.CommandPath(), strings.Join(names, " "), len(args), cmd.CommandPath())
+	}
+}
+
+func newListCmd(s streams) *cobra.Command {
+	var cf clientFlags
+	var of outputFlag
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List jobs",
+		Args:    exactArgs(),
+		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
+			if err := of.validate(); err != nil {
+				return err
+			}
+			c, err := dial(cf.coordinator)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := unary(cmd.Context(), c, c.jobs.ListJobs, &weirv1.ListJobsRequest{})
+			if err != nil {
+				return err
+			}
+			return printJobs(s.stdout, of.format, resp.GetJobs())
+		}),
+	}
+	cf.register(cmd, s)
+	of.register(cmd)
+	return cmd
+}
+
+func newStatusCmd(s streams) *cobra.Command {
+	var cf clientFlags
+	var of outputFlag
+	cmd := &cobra.Command{
+		Use:   "status JOB-ID",
+		Short: "Show a job and its tasks",
+		Args:  exactArgs("JOB-ID"),
+		RunE: markRan(func(cmd *cobra.Command, args []string) error {
+			if err := of.validate(); err != nil {
+				return err
+			}
+			c, err := dial(cf.coordinator)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := args[0]
+			j, err := unaryJob(cmd.Context(), c, id, c.jobs.GetJob, &weirv1.GetJobRequest{JobId: id})
+			if err != nil {
+				return err
+			}
+			return printJob(s.stdout, of.format, j)
+		}),
+	}
+	cf.register(cmd, s)
+	of.register(cmd)
+	return cmd
+}
+
+func newCancelCmd(s streams) *cobra.Command {
+	var cf clientFlags
+	var of outputFlag
+	cmd := &cobra.Command{
+		Use:   "cancel JOB-ID",
+		Short: "Cancel a job",
+		Long: `Cancel a job. The coordinator stops the job's processes; the printed state
+is CANCELING until they have stopped, then CANCELED. Cancelling a job that
+already ended prints its final state.`,
+		Args: exactArgs("JOB-ID"),
+		RunE: markRan(func(cmd *cobra.Command, args []string) error {
+			if err := of.validate(); err != nil {
+				return err
+			}
+			c, err := dial(cf.coordinator)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := args[0]
+			resp, err := unaryJob(cmd.Context(), c, id, c.jobs.CancelJob, &weirv1.CancelJobRequest{JobId: id})
+			if err != nil {
+				return err
+			}
+			if of.format == formatJSON {
+				return writeJSON(s.stdout, map[string]string{"id": id, "state": jobState(resp.GetState())})
+			}
+			_, err = fmt.Fprintf(s.stdout, "job %s: %s\n", id, jobState(resp.GetState()))
+			return err
+		}),
+	}
+	cf.register(cmd, s)
+	of.register(cmd)
+	return cmd
+}
+
+func newWorkersCmd(s streams) *cobra.Command {
+	var cf clientFlags
+	var of outputFlag
+	cmd := &cobra.Command{
+		Use:   "workers",
+		Short: "List the workers registered with the coordinator",
+		Args:  exactArgs(),
+		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
+			if err := of.validate(); err != nil {
+				return err
+			}
+			c, err := dial(cf.coordinator)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := unary(cmd.Context(), c, c.jobs.ListWorkers, &weirv1.ListWorkersRequest{})
+			if err != nil {
+				return err
+			}
+			return printWorkers(s.stdout, of.format, resp.GetWorkers(), time.Now())
+		}),
+	}
+	cf.register(cmd, s)
+	of.register(cmd)
+	return cmd
+}

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-run/weir/coordinator"
+	"github.com/weir-run/weir/internal/etcdserver"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+	"github.com/weir-run/weir/worker"
+)
+
+// localReadyPoll is how often `weir local` checks whether its coordinator
+// answers, to print the banner once it does.
+const localReadyPoll = 100 * time.Millisecond
+
+type localFlags struct {
+	log        logFlags
+	dataDir    string
+	api        string
+	http       string
+	workers    int
+	slots      int
+	etcdClient string
+	etcdPeer   string
+}
+
+func newLocalCmd(s streams) *cobra.Command {
+	var f localFlags
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "Run a whole cluster in one process",
+		Long: `Run a whole cluster in one process: an embedded etcd, a coordinator and
+workers, with binaries and checkpoints stored under --data-dir. It needs no
+configuration; submit jobs to it with 'weir run'. Stop it with Ctrl-C.`,
+		Args: exactArgs(),
+		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
+			logger, err := f.log.logger(s.stderr)
+			if err != nil {
+				return err
+			}
+			return runLocal(cmd.Context(), s, f, logger)
+		}),
+	}
+	f.log.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.dataDir, "data-dir", "./weir-data", "directory for etcd, the object store and the workers' data")
+	fl.StringVar(&f.api, "api", defaultCoordinator, "job API (gRPC) listen address (port 0 picks a free port)")
+	fl.StringVar(&f.http, "http", "127.0.0.1:8080", "web page listen address (port 0 picks a free port)")
+	fl.IntVar(&f.workers, "workers", 2, "number of workers")
+	fl.IntVar(&f.slots, "slots", 4, "task slots per worker")
+	fl.StringVar(&f.etcdClient, "etcd-client", "127.0.0.1:0", "embedded etcd client address (port 0 picks a free port)")
+	fl.StringVar(&f.etcdPeer, "etcd-peer", "127.0.0.1:0", "embedded etcd peer address (port 0 picks a free port)")
+	return cmd
+}
+
+// localPart is one goroutine of `weir local` and how it ended.
+type localPart struct {
+	name string
+	err  error
+}
+
+func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger) error {
+	if f.workers < 1 {
+		return usageErrorf("--workers must be at least 1, got %d", f.workers)
+	}
+	if f.slots < 1 {
+		return usageErrorf("--slots must be at least 1, got %d", f.slots)
+	}
+	dir, err := filepath.Abs(f.dataDir)
+	if err != nil {
+		return fmt.Errorf("data dir %s: %v", f.dataDir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create data dir: %v", unwrapPathError(err))
+	}
+	api, err := pickPort(f.api)
+	if err != nil {
+		return usageErrorf("--api %s: %v", f.api, err)
+	}
+	httpAddr, err := pickPort(f.http)
+	if err != nil {
+		return usageErrorf("--http %s: %v", f.http, err)
+	}
+
+	etcdCfg := etcdserver.Config{
+		Name: "local", DataDir: filepath.Join(dir, "etcd"),
+		ClientURL: f.etcdClient, PeerURL: f.etcdPeer, Logger: logger,
+	}
+	if err := etcdCfg.Validate(); err != nil {
+		return usageErrorf("%v", err)
+	}
+	coordCfg := coordinator.Config{
+		ID: "local-coordinator", Store: "file://" + filepath.ToSlash(filepath.Join(dir, "store")),
+		API: api, HTTP: httpAddr,
+	}
+	workerCfgs := make([]worker.Config, f.workers)
+	for i := range workerCfgs {
+		id := fmt.Sprintf("worker-%d", i+1)
+		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1"}
+	}
+
+	srv, err := etcdserver.Start(ctx, etcdCfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer srv.Close()
+	endpoints := srv.ClientEndpoints()
+	coordCfg.Etcd = endpoints
+	if err := coordCfg.Validate(); err != nil {
+		return fmt.Errorf("coordinator: %v", err)
+	}
+	for i := range workerCfgs {
+		workerCfgs[i].Etcd = endpoints
+		if err := workerCfgs[i].Validate(); err != nil {
+			return fmt.Errorf("%s: %v", workerCfgs[i].ID, err)
+		}
+	}
+
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan localPart, 1+len(workerCfgs))
+	start := func(name string, run func(context.Context) error) {
+		go func() { done <- localPart{name, run(pctx)} }()
+	}
+	start("coordinator", func(ctx context.Context) error { return coordinator.Run(ctx, coordCfg, logger) })
+	for _, wc := range workerCfgs {
+		start(wc.ID, func(ctx context.Context) error { return worker.Run(ctx, wc, logger) })
+	}
+	running := 1 + len(workerCfgs)
+
+	ready := make(chan struct{})
+	go func() {
+		if waitAnswering(pctx, api) {
+			close(ready)
+		}
+	}()
+
+	var failure error
+	for failure == nil && ctx.Err() == nil {
+		select {
+		case <-ready:
+			printBanner(s.stderr, dir, api, httpAddr, endpoints, f.workers, f.slots)
+			ready = nil
+		case p := <-done:
+			running--
+			if p.err == nil || errors.Is(p.err, context.Canceled) {
+				p.err = errors.New("stopped unexpectedly")
+			}
+			failure = fmt.Errorf("%s: %w", p.name, p.err)
+		case <-ctx.Done():
+		}
+	}
+
+	logger.Info("shutting down")
+	cancel()
+	timeout := time.NewTimer(shutdownTimeout)
+	defer timeout.Stop()
+	for running > 0 {
+		select {
+		case p := <-done:
+			running--
+			if p.err != nil && !errors.Is(p.err, context.Canceled) {
+				logger.Warn("stopped with error", "part", p.name, "err", p.err)
+			}
+		case <-timeout.C:
+			logger.Warn("shutdown timed out, stopping etcd anyway", "waiting_for", running)
+			running = 0
+		}
+	}
+	srv.Close()
+	return failure
+}
+
+// waitAnswering polls the coordinator at api until it answers ListJobs,
+// which is what `weir list` needs. It reports false if ctx ended first.
+func waitAnswering(ctx context.Context, api string) bool {
+	c, err := dial(api)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := c.jobs.ListJobs(cctx, &weirv1.ListJobsRequest{})
+		cancel()
+		if err == nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(localReadyPoll):
+		}
+	}
+}
+
+// pickPort replaces port 0 in addr by a free port: the coordinator does
+// not report the port it bound, and the banner must show it.
+func pickPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// dialable is addr with an unspecified host replaced by loopback, for
+// addresses printed for the user to connect to.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func printBanner(w io.Writer, dir, api, httpAddr string, etcd []string, workers, slots int) {
+	a := dialable(api)
+	flag := " --coordinator " + a
+	fmt.Fprintf(w, `
+weir local is running (data in %s)
+  job API:  %s
+  web:      http://%s/
+  etcd:     %s
+  workers:  %d x %d slots
+Submit a job:
+  weir run%s -p 2 ./wordcount -- --input F --output O
+List jobs:
+  weir list%s
+Stop with Ctrl-C.
+
+`, dir, a, dialable(httpAddr), strings.Join(etcd, ","), workers, slots, flag, flag)
+}

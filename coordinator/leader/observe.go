@@ -1,0 +1,105 @@
+package leader
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// CurrentLeader returns the address of the leader elected under prefix, or
+// an error wrapping ErrNoLeader. It needs no session, so workers and CLIs
+// can call it.
+func CurrentLeader(ctx context.Context, cli *clientv3.Client, prefix string) (string, error) {
+	addr, _, err := currentLeader(ctx, cli, keyPrefix(prefix))
+	if err != nil {
+		return "", fmt.Errorf("leader: current leader under %q: %w", prefix, err)
+	}
+	if addr == "" {
+		return "", ErrNoLeader
+	}
+	return addr, nil
+}
+
+// Watch emits the address of the leader elected under prefix: first the
+// current one, then each time it changes, "" while there is none. Errors
+// from etcd are retried, so the channel only closes when ctx is done. A
+// slow reader delays, but never misses, the latest change.
+func Watch(ctx context.Context, cli *clientv3.Client, prefix string) <-chan string {
+	ch := make(chan string)
+	go func() {
+		defer close(ch)
+		watchLeader(ctx, cli, keyPrefix(prefix), ch)
+	}()
+	return ch
+}
+
+func keyPrefix(prefix string) string {
+	return strings.TrimSuffix(prefix, "/") + "/"
+}
+
+// currentLeader returns the oldest candidate's value ("" if none) and the
+// revision it was read at.
+func currentLeader(ctx context.Context, cli *clientv3.Client, pfx string) (string, int64, error) {
+	resp, err := cli.Get(ctx, pfx, clientv3.WithFirstCreate()...)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return "", resp.Header.Revision, nil
+	}
+	return string(resp.Kvs[0].Value), resp.Header.Revision, nil
+}
+
+func watchLeader(ctx context.Context, cli *clientv3.Client, pfx string, ch chan<- string) {
+	last, sent := "", false
+	emit := func(addr string) bool {
+		if sent && addr == last {
+			return true
+		}
+		select {
+		case ch <- addr:
+			last, sent = addr, true
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		addr, rev, err := currentLeader(ctx, cli, pfx)
+		if err != nil {
+			select {
+			case <-time.After(backoff):
+				backoff = min(2*backoff, 2*time.Second)
+			case <-ctx.Done():
+			}
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if !emit(addr) {
+			return
+		}
+		// Any change under the prefix may change who is oldest; re-reading
+		// is simpler than replaying events and costs one small range.
+		// RequireLeader: a member cut off from its cluster fails the watch
+		// rather than letting it fall silent while a new leader is elected.
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for wr := range cli.Watch(wctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+			if wr.Err() != nil {
+				break // compacted or cancelled: start over from a fresh read
+			}
+			addr, _, err := currentLeader(ctx, cli, pfx)
+			if err != nil {
+				break
+			}
+			if !emit(addr) {
+				cancel()
+				return
+			}
+		}
+		cancel()
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -88,8 +87,13 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 		routes[subtaskRef{int(r.VertexId), int(r.Subtask)}] = r.DataAddress
 	}
 
-	// Commands after start: cancel, or the worker's end.
+	// One goroutine reads the stream from here on (gRPC allows one reader):
+	// a cancel command, or the stream's end once the worker has read our
+	// last report or went away.
+	errCancelled := errors.New("cancelled by the coordinator")
+	recvDone := make(chan struct{})
 	go func() {
+		defer close(recvDone)
 		for {
 			cmd, err := stream.Recv()
 			if err != nil {
@@ -97,8 +101,7 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 				return
 			}
 			if _, ok := cmd.Cmd.(*weirv1.ProcessCommand_Cancel); ok {
-				cancel(errors.New("cancelled by the coordinator"))
-				return
+				cancel(errCancelled)
 			}
 		}
 	}()
@@ -117,29 +120,22 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 		}
 	}
 	runErr := pl.run(ctx, d, refs, report)
+	interrupted := context.Cause(ctx)
 
-	// Let the worker read every report before the process exits.
+	// Let the worker read every report before the process exits: it ends
+	// the stream once it has seen our half-close.
 	sendMu.Lock()
 	stream.CloseSend()
 	sendMu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		for {
-			if _, err := stream.Recv(); err != nil {
-				close(done)
-				return
-			}
-		}
-	}()
 	select {
-	case <-done:
+	case <-recvDone:
 	case <-time.After(5 * time.Second):
 	}
-	if runErr != nil {
+	switch {
+	case runErr != nil:
 		return runErr
-	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, io.EOF) {
-		return cause
+	case interrupted != nil && !errors.Is(interrupted, errCancelled):
+		return interrupted
 	}
 	return nil
 }

@@ -364,3 +364,55 @@ func TestWorkerKillRestartsJob(t *testing.T) {
 		t.Fatal("coordinator stopped serving")
 	}
 }
+
+func jobState(t *testing.T, api, id string) (state, errText string) {
+	out, _, code := weir(t, 10*time.Second, "status", "--coordinator", api, id, "-o", "json")
+	if code != 0 {
+		return "", ""
+	}
+	var s struct{ State, Error string }
+	json.Unmarshal([]byte(out), &s)
+	return s.State, s.Error
+}
+
+func TestCancelStopsARunningJob(t *testing.T) {
+	api := startLocal(t, 2, 2)
+	stdout, stderr, code := weir(t, 20*time.Second, "run", "--coordinator", api, "-p", "2", "--detach", bins.keyedcount,
+		"--", "--events", "100000000", "--keys", "10", "--rate", "1000", "--output", t.TempDir())
+	if code != 0 {
+		t.Fatalf("run: %s", stderr)
+	}
+	id := strings.TrimSpace(stdout[strings.LastIndex(strings.TrimSpace(stdout), "\n")+1:])
+	waitFor(t, 20*time.Second, "RUNNING", func() bool { s, _ := jobState(t, api, id); return s == "RUNNING" })
+	if _, stderr, code := weir(t, 10*time.Second, "cancel", "--coordinator", api, id); code != 0 {
+		t.Fatalf("cancel: %s", stderr)
+	}
+	waitFor(t, 15*time.Second, "CANCELED", func() bool { s, _ := jobState(t, api, id); return s == "CANCELED" })
+	waitFor(t, 10*time.Second, "the slots to be free again", func() bool {
+		for _, w := range listWorkers(t, api) {
+			if w.Free != w.Slots {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A job whose task fails every time ends FAILED once its restart budget is
+// spent, and weir run reports the task's own error text.
+func TestFailingJobReportsItsError(t *testing.T) {
+	api := startLocal(t, 1, 2)
+	missing := filepath.Join(t.TempDir(), "no-such-input.txt")
+	_, stderr, code := weir(t, 60*time.Second, "run", "--coordinator", api, "--max-restarts", "1", bins.wordcount,
+		"--", "--input", missing, "--output", t.TempDir())
+	if code == 0 {
+		t.Fatal("weir run of a failing job exited 0")
+	}
+	if !strings.Contains(stderr, "FAILED") || !strings.Contains(stderr, "no-such-input.txt") || !strings.Contains(stderr, "no such file") {
+		t.Fatalf("stderr does not report the failure and its cause:\n%s", stderr)
+	}
+	jobs, _ := listJobs(t, api)
+	if len(jobs) != 1 || jobs[0].State != "FAILED" {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+}

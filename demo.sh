@@ -30,6 +30,7 @@ echo "== weir run -p 2 wordcount -- --input docs --output out"
 "$work/weir" run --coordinator "$api" -p 2 "$work/wordcount" -- --input "$work/input" --output "$work/out"
 
 echo "== ten most frequent words"
-cat "$work/out"/part-* | sort -t$'\t' -k2,2nr -k1,1 | head -10
+sort -t$'\t' -k2,2nr -k1,1 "$work/out"/part-* > "$work/top"
+head -10 "$work/top"
 echo "== weir list"
 "$work/weir" list --coordinator "$api"

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weir-run/weir/coordinator/jobmaster"
+	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/objstore"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -45,25 +46,14 @@ func (s *jobService) UploadBinary(stream weirv1.JobService_UploadBinaryServer) e
 	if h == nil || !objstore.ValidSHA256(h.Sha256) {
 		return status.Error(codes.InvalidArgument, "upload must start with a header carrying the binary's sha256")
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err == io.EOF {
-				pw.Close()
-				return
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if _, err := pw.Write(m.GetChunk()); err != nil {
-				return
-			}
+	body := chunkio.NewReader(func() ([]byte, error) {
+		m, err := stream.Recv()
+		if err != nil {
+			return nil, err
 		}
-	}()
-	size, err := s.c.store.PutBinary(stream.Context(), pr, h.Sha256)
-	pr.CloseWithError(errors.New("upload ended"))
+		return m.GetChunk(), nil
+	})
+	size, err := s.c.store.PutBinary(stream.Context(), body, h.Sha256)
 	switch {
 	case errors.Is(err, objstore.ErrDigestMismatch):
 		return status.Errorf(codes.InvalidArgument, "uploaded bytes do not hash to %s", h.Sha256)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/taskenv"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
@@ -232,26 +233,22 @@ func (w *Worker) fetch(ctx context.Context, sha string) (io.ReadCloser, error) {
 		cancel()
 		return nil, err
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		defer cancel()
-		for {
-			c, err := stream.Recv()
-			if err == io.EOF {
-				pw.Close()
-				return
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if _, err := pw.Write(c.Data); err != nil {
-				return
-			}
+	return readCloser{chunkio.NewReader(func() ([]byte, error) {
+		c, err := stream.Recv()
+		if err != nil {
+			return nil, err
 		}
-	}()
-	return pr, nil
+		return c.Data, nil
+	}), cancel}, nil
 }
+
+// readCloser ends a download's stream when the cache is done reading.
+type readCloser struct {
+	io.Reader
+	cancel context.CancelFunc
+}
+
+func (r readCloser) Close() error { r.cancel(); return nil }
 
 // deploy starts the job process of an attempt. Older attempts of the same
 // job still running here are stopped: the coordinator has moved on.

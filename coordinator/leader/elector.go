@@ -101,6 +101,10 @@ func (t *term) ended() bool {
 // "/weir/leader") with address as the election value. id names this process
 // in logs and defaults to address. ttl is the session TTL, rounded up to
 // whole seconds; 0 means DefaultTTL. A nil logger discards.
+//
+// The prefix must hold nothing but candidate keys: the oldest key under it
+// is the leader, whatever wrote it. Keep metadata elsewhere ("/weir/leader"
+// for the election, "/weir/jobs/..." for jobs).
 func NewElector(cli *clientv3.Client, prefix string, id string, address string, ttl time.Duration, logger *slog.Logger) (*Elector, error) {
 	prefix = strings.TrimSuffix(prefix, "/")
 	switch {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,11 +70,27 @@ func newElector(t *testing.T, cli *clientv3.Client, addr string) *Elector {
 	return e
 }
 
-func prefix(t *testing.T) string { return "/test/" + t.Name() + "/leader" }
+// bases gives each test run its own keys in the shared etcd, also under
+// -count=N.
+var (
+	bases   sync.Map // *testing.T -> string
+	nextRun atomic.Int64
+)
+
+func base(t *testing.T) string {
+	b, ok := bases.Load(t)
+	if !ok {
+		b, _ = bases.LoadOrStore(t, fmt.Sprintf("/test/%s/%d/", t.Name(), nextRun.Add(1)))
+		t.Cleanup(func() { bases.Delete(t) })
+	}
+	return b.(string)
+}
+
+func prefix(t *testing.T) string { return base(t) + "leader" }
 
 // meta is where a test keeps metadata: never under the election prefix,
 // where a key would count as a candidate.
-func meta(t *testing.T) string { return "/test/" + t.Name() + "/meta/" }
+func meta(t *testing.T) string { return base(t) + "meta/" }
 
 func campaign(t *testing.T, e *Elector) {
 	t.Helper()

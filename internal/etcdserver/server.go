@@ -47,16 +47,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("etcdserver: start member %q: %w", r.name, err)
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	min := slog.LevelError
+	minLevel := slog.LevelError
 	if cfg.LogLevel != nil {
-		min = cfg.LogLevel.Level()
+		minLevel = cfg.LogLevel.Level()
 	}
 	stopping := new(atomic.Bool)
-	zl := newZapLogger(logger.With("component", "etcd", "member", r.name).Handler(), min, stopping)
+	zl := newZapLogger(logger.With("component", "etcd", "member", r.name).Handler(), minLevel, stopping)
 
 	for attempt := 1; ; attempt++ {
 		rr, picked, err := r.pickPorts()
@@ -71,8 +74,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 				continue
 			}
 			if errors.Is(err, syscall.EADDRINUSE) {
-				return nil, fmt.Errorf("etcdserver: start member %q (client %s, peer %s): address in use, is another etcd or weir running? %w",
-					r.name, rr.clientListen.Host, rr.peerListen.Host, err)
+				return nil, fmt.Errorf("etcdserver: start member %q: %w (is another etcd or weir using client %s or peer %s?)",
+					r.name, err, rr.clientListen.Host, rr.peerListen.Host)
 			}
 			return nil, fmt.Errorf("etcdserver: start member %q: %w", r.name, err)
 		}

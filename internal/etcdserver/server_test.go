@@ -246,7 +246,27 @@ func TestThreeMembersSurviveOneLoss(t *testing.T) {
 	if leader < 0 {
 		t.Fatal("no member is leader")
 	}
+	// HardStop skips the leadership hand-over a graceful Close does, so
+	// the survivors must notice the loss and elect, as after a crash.
+	dead := servers[leader].etcd.Server.MemberID()
+	servers[leader].etcd.Server.HardStop()
 	servers[leader].Close()
+
+	// A proposal caught mid-election waits out etcd's request timeout, so
+	// wait for the survivors to elect before writing.
+	start := time.Now()
+	for i, s := range servers {
+		if i == leader {
+			continue
+		}
+		for l := s.etcd.Server.Leader(); l == 0 || l == dead; l = s.etcd.Server.Leader() {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("%s has no new leader after %v", names[i], time.Since(start))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("survivors elected a new leader in %v", time.Since(start))
 
 	var survivors []string
 	for i, s := range servers {
@@ -255,7 +275,7 @@ func TestThreeMembersSurviveOneLoss(t *testing.T) {
 		}
 	}
 	cli2 := newClient(t, survivors...)
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := cli2.Put(pctx, "/weir/after", "2"); err != nil {
 		t.Fatalf("put after losing %s: %v", names[leader], err)

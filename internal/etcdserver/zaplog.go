@@ -11,13 +11,13 @@ import (
 )
 
 // newZapLogger returns a zap logger that writes into h, for etcd, which only
-// speaks zap. min is applied before h's own Enabled, so a handler configured
+// speaks zap. minLevel is applied before h's own Enabled, so a handler configured
 // for debug output does not also turn on etcd's debug firehose. While
 // stopping is set every entry is demoted to debug: etcd reports its own
 // orderly shutdown as errors ("server closed", "use of closed network
 // connection"), which are noise once we asked for the shutdown.
-func newZapLogger(h slog.Handler, min slog.Level, stopping *atomic.Bool) *zap.Logger {
-	return zap.New(&slogCore{h: h, min: min, stopping: stopping})
+func newZapLogger(h slog.Handler, minLevel slog.Level, stopping *atomic.Bool) *zap.Logger {
+	return zap.New(&slogCore{h: h, min: minLevel, stopping: stopping})
 }
 
 // slogCore is a zapcore.Core that forwards entries to a slog.Handler.

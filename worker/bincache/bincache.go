@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/weir-run/weir/internal/objstore"
 )
 
 var (
@@ -101,7 +103,7 @@ func New(dir string, fetch Fetcher, logger *slog.Logger) (*Cache, error) {
 // ErrDigestMismatch and leaves nothing behind. Concurrent calls for one
 // sha share a single fetch.
 func (c *Cache) Path(ctx context.Context, sha string) (string, error) {
-	if !validSHA256(sha) {
+	if !objstore.ValidSHA256(sha) {
 		return "", fmt.Errorf("%w: %q", ErrInvalidDigest, sha)
 	}
 	path := filepath.Join(c.dir, sha)
@@ -267,19 +269,4 @@ func hashFile(path, sha string) (int64, error) {
 		return 0, fmt.Errorf("%w: %s (%d bytes) hashes to %s", ErrDigestMismatch, path, n, got)
 	}
 	return n, nil
-}
-
-// validSHA256 is objstore.ValidSHA256, repeated to keep this package free
-// of the object store's dependencies.
-func validSHA256(s string) bool {
-	if len(s) != 2*sha256.Size {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -146,7 +146,7 @@ func (c *Coordinator) leading(ctx context.Context) (*leaderState, error) {
 	}
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	addr, err := etcdkeys.LeaderAddress(qctx, c.etcd)
+	addr, err := etcdkeys.CurrentLeader(qctx, c.etcd, etcdkeys.Election)
 	if err != nil || addr == "" {
 		return nil, status.Error(codes.Unavailable, "no coordinator leads yet; retry shortly")
 	}

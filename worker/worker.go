@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // session connects to the current leader and serves it until the stream ends.
 func (w *Worker) session(ctx context.Context) error {
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	addr, err := etcdkeys.LeaderAddress(qctx, w.etcd)
+	addr, err := etcdkeys.CurrentLeader(qctx, w.etcd, etcdkeys.Election)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("find leader: %w", err)

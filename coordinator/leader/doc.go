@@ -10,7 +10,7 @@
 // checkpoint, after a successor may have started. Writes it attempts fail
 // with ErrFenced.
 //
-// Followers, workers and CLIs find the leader with CurrentLeader and follow
+// Followers, workers and CLIs find the leader with etcdkeys.CurrentLeader and follow
 // changes with Watch; neither needs a session.
 //
 // Error classes: ErrFenced is the fenced class (stop acting as leader, never

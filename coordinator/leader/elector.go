@@ -21,8 +21,6 @@ var (
 	// longer holds leadership. It is the fenced class: the caller must stop
 	// acting as leader, and retrying the write can never succeed.
 	ErrFenced = errors.New("leader: not the leader (fenced)")
-	// ErrNoLeader is returned by CurrentLeader when nobody leads.
-	ErrNoLeader = errors.New("leader: no leader elected")
 	// ErrClosed is returned by Campaign once the Elector is closed.
 	ErrClosed = errors.New("leader: elector closed")
 )

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/etcdserver"
 )
 
@@ -167,7 +168,7 @@ func waitAddr(t *testing.T, w <-chan string, want string) {
 
 func assertLeader(t *testing.T, cli *clientv3.Client, want string) {
 	t.Helper()
-	got, err := CurrentLeader(t.Context(), cli, prefix(t))
+	got, err := etcdkeys.CurrentLeader(t.Context(), cli, prefix(t))
 	if err != nil || got != want {
 		t.Fatalf("CurrentLeader = %q, %v; want %q", got, err, want)
 	}
@@ -180,7 +181,7 @@ func failover(t *testing.T, leave func(*Elector) error) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	w := Watch(ctx, observer, prefix(t))
+	w := etcdkeys.Watch(ctx, observer, prefix(t))
 
 	campaign(t, e1)
 	rev1 := e1.Rev()
@@ -472,7 +473,7 @@ func TestCancelledCampaignLeavesNoCandidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Had e2's candidate key survived, it would now read as the leader.
-	if addr, err := CurrentLeader(t.Context(), cli, prefix(t)); !errors.Is(err, ErrNoLeader) {
+	if addr, err := etcdkeys.CurrentLeader(t.Context(), cli, prefix(t)); !errors.Is(err, etcdkeys.ErrNoLeader) {
 		t.Fatalf("CurrentLeader = %q, %v; want ErrNoLeader", addr, err)
 	}
 }
@@ -499,7 +500,7 @@ func TestCloseInterruptsCampaign(t *testing.T) {
 func TestWatchWithoutLeader(t *testing.T) {
 	cli := newClient(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	w := Watch(ctx, cli, prefix(t)+"/") // a trailing slash names the same election
+	w := etcdkeys.Watch(ctx, cli, prefix(t)+"/") // a trailing slash names the same election
 	if got := <-w; got != "" {
 		t.Fatalf("first = %q, want \"\"", got)
 	}

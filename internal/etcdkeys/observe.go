@@ -1,4 +1,4 @@
-package leader
+package etcdkeys
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 func CurrentLeader(ctx context.Context, cli *clientv3.Client, prefix string) (string, error) {
 	addr, _, err := currentLeader(ctx, cli, keyPrefix(prefix))
 	if err != nil {
-		return "", fmt.Errorf("leader: current leader under %q: %w", prefix, err)
+		return "", fmt.Errorf("etcdkeys: current leader under %q: %w", prefix, err)
 	}
 	if addr == "" {
 		return "", ErrNoLeader

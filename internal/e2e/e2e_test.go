@@ -416,3 +416,34 @@ func TestFailingJobReportsItsError(t *testing.T) {
 		t.Fatalf("jobs: %+v", jobs)
 	}
 }
+
+// TestStandbyCoordinator: a second coordinator waits as a standby, names the
+// leader to clients, and takes over when the leader is killed; workers follow.
+func TestStandbyCoordinator(t *testing.T) {
+	dir := t.TempDir()
+	client, peer := freeAddr(t), freeAddr(t)
+	apiA, apiB := freeAddr(t), freeAddr(t)
+	store := "file://" + filepath.Join(dir, "store")
+	startDaemon(t, "etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"), "--client", client, "--peer", peer)
+	a := startDaemon(t, "coordinator-a", "coordinator", "--etcd", client, "--store", store, "--api", apiA, "--http", freeAddr(t), "--id", "a")
+	waitFor(t, 20*time.Second, "coordinator a to lead", func() bool { _, ok := listJobs(t, apiA); return ok })
+	startDaemon(t, "coordinator-b", "coordinator", "--etcd", client, "--store", store, "--api", apiB, "--http", freeAddr(t), "--id", "b")
+	startDaemon(t, "worker", "worker", "--etcd", client, "--slots", "2", "--data-dir", filepath.Join(dir, "w"), "--id", "w1")
+	waitFor(t, 20*time.Second, "the worker", func() bool { return len(listWorkers(t, apiA)) == 1 })
+
+	var stderr string
+	var code int
+	waitFor(t, 10*time.Second, "coordinator b to answer as a standby", func() bool {
+		_, stderr, code = weir(t, 10*time.Second, "list", "--coordinator", apiB)
+		return strings.Contains(stderr, "standby")
+	})
+	if code == 0 || !strings.Contains(stderr, apiA) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Fatalf("standby answered exit %d, %q; want one line naming the leader %s", code, stderr, apiA)
+	}
+
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	killed := time.Now()
+	waitFor(t, 20*time.Second, "coordinator b to lead", func() bool { _, ok := listJobs(t, apiB); return ok })
+	t.Logf("standby led %v after the leader's kill -9", time.Since(killed).Round(time.Millisecond))
+	waitFor(t, 10*time.Second, "the worker to register with the new leader", func() bool { return len(listWorkers(t, apiB)) == 1 })
+}

@@ -48,6 +48,9 @@ func (VarintCodec[T]) Decode(b []byte) (T, error) {
 	if n <= 0 || n != len(b) {
 		return 0, fmt.Errorf("%w: bad varint (%d bytes)", ErrDecode, len(b))
 	}
+	if int64(T(v)) != v {
+		return 0, fmt.Errorf("%w: %d overflows %T", ErrDecode, v, T(0))
+	}
 	return T(v), nil
 }
 
@@ -59,6 +62,9 @@ func (UvarintCodec[T]) Decode(b []byte) (T, error) {
 	v, n := binary.Uvarint(b)
 	if n <= 0 || n != len(b) {
 		return 0, fmt.Errorf("%w: bad uvarint (%d bytes)", ErrDecode, len(b))
+	}
+	if uint64(T(v)) != v {
+		return 0, fmt.Errorf("%w: %d overflows %T", ErrDecode, v, T(0))
 	}
 	return T(v), nil
 }
@@ -208,4 +214,45 @@ func CodecFor[T any]() Codec[T] {
 		return JSONCodec[T]{}
 	}
 	return c.(Codec[T])
+}
+
+// checkJSONSafe reports why T cannot go through the JSON fallback codec:
+// encoding/json drops unexported fields, so such a value would silently lose
+// data when it crosses a process or enters state.
+func checkJSONSafe[T any](c Codec[T]) error {
+	if _, ok := c.(JSONCodec[T]); !ok {
+		return nil
+	}
+	t := reflect.TypeFor[T]()
+	if f, ok := unexportedField(t, map[reflect.Type]bool{}); ok {
+		return fmt.Errorf("sdk: type %v has unexported field %s, which the default JSON codec would drop: export it or register a codec with sdk.RegisterCodec", t, f)
+	}
+	return nil
+}
+
+func unexportedField(t reflect.Type, seen map[reflect.Type]bool) (string, bool) {
+	if seen[t] {
+		return "", false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return unexportedField(t.Elem(), seen)
+	case reflect.Map:
+		if f, ok := unexportedField(t.Key(), seen); ok {
+			return f, true
+		}
+		return unexportedField(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				return t.Name() + "." + f.Name, true
+			}
+			if g, ok := unexportedField(f.Type, seen); ok {
+				return g, true
+			}
+		}
+	}
+	return "", false
 }

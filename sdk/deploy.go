@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 
 	"github.com/weir-run/weir/internal/exchange"
@@ -152,7 +153,14 @@ func (pl *plan) run(ctx context.Context, d *deployment, refs []subtaskRef, repor
 	var first error
 	for i, ref := range refs {
 		wg.Go(func() {
-			err := func() error {
+			err := func() (err error) {
+				// User code runs in opening, processing and closing alike:
+				// a panic anywhere fails this task, not the process.
+				defer func() {
+					if r := recover(); r != nil {
+						err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+					}
+				}()
 				t, err := pl.newTask(ctx, d, ref, gates[i].gate, gates[i].edges)
 				if err != nil {
 					return err
@@ -160,7 +168,8 @@ func (pl *plan) run(ctx context.Context, d *deployment, refs []subtaskRef, repor
 				report(ref, weirv1.TaskState_TASK_STATE_RUNNING, nil)
 				return t.run()
 			}()
-			name := pl.vertices[ref.vertex].head().name
+			// The whole chain: a panic in any of its operators lands here.
+			name := pl.vertices[ref.vertex].name()
 			switch {
 			case err == nil:
 				report(ref, weirv1.TaskState_TASK_STATE_FINISHED, nil)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/weir-run/weir/internal/exchange"
@@ -279,15 +278,10 @@ type task struct {
 	decs   []func(*exchange.Frame) error // by gate channel index
 }
 
-// run drives the subtask to the end of its input. It recovers panics from
-// user code into errors, so one bad record fails the task, not the process.
+// run drives the subtask to the end of its input; its operators are closed
+// whatever happens, panics included (run's caller recovers them).
 func (t *task) run() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-		err = errors.Join(err, t.close())
-	}()
+	defer func() { err = errors.Join(err, t.close()) }()
 	if t.source != nil {
 		err = t.runSource()
 	} else {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/weir-run/weir/internal/exchange"
@@ -135,5 +136,15 @@ func (pl *plan) runLocal(ctx context.Context, logger *slog.Logger) error {
 			refs = append(refs, subtaskRef{v.id, i})
 		}
 	}
-	return pl.run(ctx, d, refs, func(subtaskRef, weirv1.TaskState, error) {})
+	var cancelled atomic.Bool
+	err := pl.run(ctx, d, refs, func(_ subtaskRef, st weirv1.TaskState, _ error) {
+		if st == weirv1.TaskState_TASK_STATE_CANCELED {
+			cancelled.Store(true)
+		}
+	})
+	if err == nil && cancelled.Load() {
+		// Stopped before the end of input: the job did not complete.
+		err = context.Cause(ctx)
+	}
+	return err
 }

@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"fmt"
+
 	"github.com/weir-run/weir/internal/keygroup"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -52,7 +54,11 @@ type KeyedStream[K comparable, T any] struct {
 // KeyBy partitions s by the key that key extracts. The key's codec (CodecFor[K])
 // determines its key group, so it must be deterministic.
 func KeyBy[K comparable, T any](s Stream[T], key func(T) K) KeyedStream[K, T] {
-	return KeyedStream[K, T]{s: s, key: key, keyCodec: CodecFor[K]()}
+	kc := CodecFor[K]()
+	if err := checkJSONSafe(kc); err != nil {
+		s.p.fail(fmt.Errorf("KeyBy: key %w", err))
+	}
+	return KeyedStream[K, T]{s: s, key: key, keyCodec: kc}
 }
 
 // keyHasher returns a fresh function hashing a record's key. Each subtask
@@ -142,6 +148,9 @@ func Count[T any]() AggregateFunc[T, int64, int64] {
 func Aggregate[K comparable, T, A, R any](k KeyedStream[K, T], agg AggregateFunc[T, A, R], opts ...Option) Stream[KV[K, R]] {
 	final := hasEmitFinal(opts)
 	ac := CodecFor[A]()
+	if err := checkJSONSafe(ac); err != nil {
+		k.s.p.fail(fmt.Errorf("Aggregate: accumulator %w", err))
+	}
 	opts = append([]Option{WithCodec[KV[K, R]](KVCodec[K, R]{K: k.keyCodec, V: CodecFor[R]()})}, opts...)
 	return keyedTransform(k, "aggregate", "Aggregate", opts, func(env *opEnv, emit func(KV[K, R])) (opRun, error) {
 		st := newValueState(env, "acc", k.keyCodec, ac)

@@ -163,6 +163,9 @@ func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produce
 				codec = c
 			}
 		}
+		if err := checkJSONSafe(codec); err != nil {
+			p.fail(fmt.Errorf("operator %q: %w", n.name, err))
+		}
 		n.out = typedStream[T]{codec: codec}
 	}
 	return n, codec

@@ -35,6 +35,20 @@ type edge struct {
 func (v *vertex) head() *node { return v.nodes[0] }
 func (v *vertex) tail() *node { return v.nodes[len(v.nodes)-1] }
 
+// name is the vertex's display name, Flink's: its operators' names joined
+// by " -> ", after "Source: " for a source chain.
+func (v *vertex) name() string {
+	names := make([]string, len(v.nodes))
+	for i, n := range v.nodes {
+		names[i] = n.name
+	}
+	name := strings.Join(names, " -> ")
+	if v.head().newSource != nil {
+		name = "Source: " + name
+	}
+	return name
+}
+
 // buildPlan resolves parallelism and partitioning and fuses chains.
 func (p *Pipeline) buildPlan() (*plan, error) {
 	if p.err != nil {
@@ -69,6 +83,9 @@ func (p *Pipeline) buildPlan() (*plan, error) {
 	pl := &plan{name: p.name, maxParallelism: p.maxParallelism}
 	if pl.maxParallelism == 0 {
 		pl.maxParallelism = keygroup.DefaultMaxParallelism(maxP)
+	}
+	if pl.maxParallelism < maxP || pl.maxParallelism > keygroup.MaxLimit {
+		return nil, fmt.Errorf("sdk: max parallelism %d must be between the largest operator parallelism (%d) and %d", pl.maxParallelism, maxP, keygroup.MaxLimit)
 	}
 	vertexOf := make(map[*node]*vertex)
 	for _, n := range p.nodes {
@@ -116,15 +133,10 @@ func chainPredecessor(n *node) *node {
 func (pl *plan) jobGraph() *weirv1.JobGraph {
 	g := &weirv1.JobGraph{Name: pl.name, MaxParallelism: int32(pl.maxParallelism)}
 	for _, v := range pl.vertices {
-		pv := &weirv1.Vertex{Id: int32(v.id), Parallelism: int32(v.parallelism), IsSource: v.head().newSource != nil}
-		names := make([]string, len(v.nodes))
-		for i, n := range v.nodes {
+		pv := &weirv1.Vertex{Id: int32(v.id), Parallelism: int32(v.parallelism), IsSource: v.head().newSource != nil,
+			Name: v.name()}
+		for _, n := range v.nodes {
 			pv.Operators = append(pv.Operators, &weirv1.Operator{Uid: n.uid, Name: n.name, Kind: n.kind})
-			names[i] = n.name
-		}
-		pv.Name = strings.Join(names, " -> ")
-		if pv.IsSource {
-			pv.Name = "Source: " + pv.Name
 		}
 		g.Vertices = append(g.Vertices, pv)
 	}

@@ -74,6 +74,10 @@ type generator[T any] struct {
 }
 
 func (g *generator[T]) Poll(emit func(T)) (Poll, error) {
+	if g.n >= 0 && g.next >= g.n {
+		// Before pacing: the last record must not wait for a slot.
+		return Poll{Done: true}, nil
+	}
 	budget := int64(pollBatch)
 	if g.perSec > 0 {
 		// Pace against the start time, not per record, so sleeps don't drift.

@@ -47,7 +47,7 @@ func (f *clientFlags) register(cmd *cobra.Command, s streams) {
 		def = defaultCoordinator
 	}
 	cmd.Flags().StringVar(&f.coordinator, "coordinator", def,
-		"coordinator API address host:port (default from $"+coordinatorEnv+", else "+defaultCoordinator+")")
+		"coordinator API address host:port ($"+coordinatorEnv+" sets the default)")
 }
 
 // client is a connection to a coordinator's JobService.

@@ -84,6 +84,11 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cannot create data dir: %v", unwrapPathError(err))
 	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	api, err := pickPort(f.api)
 	if err != nil {
 		return usageErrorf("--api %s: %v", f.api, err)
@@ -121,12 +126,12 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	endpoints := srv.ClientEndpoints()
 	coordCfg.Etcd = endpoints
 	if err := coordCfg.Validate(); err != nil {
-		return fmt.Errorf("coordinator: %v", err)
+		return err
 	}
 	for i := range workerCfgs {
 		workerCfgs[i].Etcd = endpoints
 		if err := workerCfgs[i].Validate(); err != nil {
-			return fmt.Errorf("%s: %v", workerCfgs[i].ID, err)
+			return fmt.Errorf("%s: %w", workerCfgs[i].ID, err)
 		}
 	}
 
@@ -160,7 +165,10 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 			if p.err == nil || errors.Is(p.err, context.Canceled) {
 				p.err = errors.New("stopped unexpectedly")
 			}
-			failure = fmt.Errorf("%s: %w", p.name, p.err)
+			failure = p.err
+			if !strings.HasPrefix(p.err.Error(), p.name+":") {
+				failure = fmt.Errorf("%s: %w", p.name, p.err)
+			}
 		case <-ctx.Done():
 		}
 	}

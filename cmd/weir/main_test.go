@@ -519,6 +519,19 @@ func TestRunInterruptLeavesJobRunning(t *testing.T) {
 	}
 }
 
+func TestWarnRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("in.txt", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	warnRelativePaths(&b, []string{"--input", "in.txt", "--output=out", "--x=in.txt", "/abs", ".", "--flag"})
+	if got := strings.Count(b.String(), "weir: note: in.txt is relative"); got != 2 {
+		t.Fatalf("warnings:\n%s", b.String())
+	}
+}
+
 func TestRunServerErrors(t *testing.T) {
 	job := jobScript(t, t.TempDir())
 	addr := serveFake(t, &fakeJobs{submitErr: status.Error(codes.InvalidArgument, "job graph: vertex 1 has parallelism 300 above max parallelism 128")})

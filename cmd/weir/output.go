@@ -134,7 +134,7 @@ type jobView struct {
 	Restarts    int32  `json:"restarts"`
 	Error       string `json:"error"`
 	Message     string `json:"message"`
-	Parallelism int32  `json:"parallelism"`
+	Parallelism int32  `json:"parallelism,omitempty"`
 	Created     string `json:"created"`
 	Updated     string `json:"updated"`
 }

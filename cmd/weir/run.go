@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -110,6 +111,8 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		return err
 	}
 
+	warnRelativePaths(s.stderr, jobArgs)
+
 	c, err := dial(f.client.coordinator)
 	if err != nil {
 		return err
@@ -165,6 +168,31 @@ func jobName(flag string, g *weirv1.JobGraph, binary string) string {
 		return g.GetName()
 	}
 	return filepath.Base(binary)
+}
+
+// warnRelativePaths points out job arguments naming files by a path
+// relative to this directory: the job runs in the workers' directories,
+// where such a path means something else.
+func warnRelativePaths(w io.Writer, args []string) {
+	for _, a := range args {
+		v := a
+		if strings.HasPrefix(a, "-") {
+			_, val, ok := strings.Cut(a, "=")
+			if !ok {
+				continue
+			}
+			v = val
+		}
+		if v == "" || v == "." || v == ".." || filepath.IsAbs(v) || strings.Contains(v, "://") {
+			continue
+		}
+		if _, err := os.Stat(v); err != nil {
+			continue
+		}
+		if abs, err := filepath.Abs(v); err == nil {
+			fmt.Fprintf(w, "weir: note: %s is relative to this directory, but the job runs in the workers' directories; did you mean %s?\n", v, abs)
+		}
+	}
 }
 
 // hashFile returns the lower-case hex sha256 and the size of path.

@@ -30,6 +30,8 @@ type WorkerMessage struct {
 	//	*WorkerMessage_ProcessReady
 	//	*WorkerMessage_TaskState
 	//	*WorkerMessage_ProcessExited
+	//	*WorkerMessage_CheckpointAck
+	//	*WorkerMessage_CheckpointDecline
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -117,6 +119,24 @@ func (x *WorkerMessage) GetProcessExited() *ProcessExited {
 	return nil
 }
 
+func (x *WorkerMessage) GetCheckpointAck() *CheckpointAck {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_CheckpointAck); ok {
+			return x.CheckpointAck
+		}
+	}
+	return nil
+}
+
+func (x *WorkerMessage) GetCheckpointDecline() *CheckpointDecline {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_CheckpointDecline); ok {
+			return x.CheckpointDecline
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Msg interface {
 	isWorkerMessage_Msg()
 }
@@ -141,6 +161,14 @@ type WorkerMessage_ProcessExited struct {
 	ProcessExited *ProcessExited `protobuf:"bytes,5,opt,name=process_exited,json=processExited,proto3,oneof"`
 }
 
+type WorkerMessage_CheckpointAck struct {
+	CheckpointAck *CheckpointAck `protobuf:"bytes,6,opt,name=checkpoint_ack,json=checkpointAck,proto3,oneof"`
+}
+
+type WorkerMessage_CheckpointDecline struct {
+	CheckpointDecline *CheckpointDecline `protobuf:"bytes,7,opt,name=checkpoint_decline,json=checkpointDecline,proto3,oneof"`
+}
+
 func (*WorkerMessage_Register) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
@@ -150,6 +178,10 @@ func (*WorkerMessage_ProcessReady) isWorkerMessage_Msg() {}
 func (*WorkerMessage_TaskState) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_ProcessExited) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_CheckpointAck) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_CheckpointDecline) isWorkerMessage_Msg() {}
 
 type RegisterWorker struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -502,6 +534,8 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_Deploy
 	//	*CoordinatorMessage_Start
 	//	*CoordinatorMessage_Cancel
+	//	*CoordinatorMessage_Trigger
+	//	*CoordinatorMessage_Complete
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -580,6 +614,24 @@ func (x *CoordinatorMessage) GetCancel() *CancelProcess {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetTrigger() *TriggerCheckpoint {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_Trigger); ok {
+			return x.Trigger
+		}
+	}
+	return nil
+}
+
+func (x *CoordinatorMessage) GetComplete() *CheckpointComplete {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_Complete); ok {
+			return x.Complete
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -600,6 +652,14 @@ type CoordinatorMessage_Cancel struct {
 	Cancel *CancelProcess `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
 }
 
+type CoordinatorMessage_Trigger struct {
+	Trigger *TriggerCheckpoint `protobuf:"bytes,5,opt,name=trigger,proto3,oneof"`
+}
+
+type CoordinatorMessage_Complete struct {
+	Complete *CheckpointComplete `protobuf:"bytes,6,opt,name=complete,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Registered) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Deploy) isCoordinatorMessage_Msg() {}
@@ -607,6 +667,10 @@ func (*CoordinatorMessage_Deploy) isCoordinatorMessage_Msg() {}
 func (*CoordinatorMessage_Start) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Cancel) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_Trigger) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_Complete) isCoordinatorMessage_Msg() {}
 
 type Registered struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
@@ -715,14 +779,18 @@ func (x *SubtaskRef) GetSubtask() int32 {
 // DeployProcess asks the worker to start the job binary in task mode hosting
 // the given subtasks.
 type DeployProcess struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	BinarySha256  string                 `protobuf:"bytes,3,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
-	BinarySize    int64                  `protobuf:"varint,4,opt,name=binary_size,json=binarySize,proto3" json:"binary_size,omitempty"`
-	Args          []string               `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
-	Parallelism   int32                  `protobuf:"varint,6,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
-	Subtasks      []*SubtaskRef          `protobuf:"bytes,7,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	JobId        string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt      int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	BinarySha256 string                 `protobuf:"bytes,3,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	BinarySize   int64                  `protobuf:"varint,4,opt,name=binary_size,json=binarySize,proto3" json:"binary_size,omitempty"`
+	Args         []string               `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
+	Parallelism  int32                  `protobuf:"varint,6,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	Subtasks     []*SubtaskRef          `protobuf:"bytes,7,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
+	// Object store URL for checkpoints (the coordinator's --store).
+	Store string `protobuf:"bytes,8,opt,name=store,proto3" json:"store,omitempty"`
+	// State to restore, if any.
+	Restore       *Restore `protobuf:"bytes,9,opt,name=restore,proto3" json:"restore,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -802,6 +870,20 @@ func (x *DeployProcess) GetParallelism() int32 {
 func (x *DeployProcess) GetSubtasks() []*SubtaskRef {
 	if x != nil {
 		return x.Subtasks
+	}
+	return nil
+}
+
+func (x *DeployProcess) GetStore() string {
+	if x != nil {
+		return x.Store
+	}
+	return ""
+}
+
+func (x *DeployProcess) GetRestore() *Restore {
+	if x != nil {
+		return x.Restore
 	}
 	return nil
 }
@@ -1072,14 +1154,16 @@ var File_weir_v1_cluster_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dweir/v1/cluster_service.proto\x12\aweir.v1\x1a\x19weir/v1/job_service.proto\"\xbb\x02\n" +
+	"\x1dweir/v1/cluster_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x19weir/v1/job_service.proto\"\xc9\x03\n" +
 	"\rWorkerMessage\x125\n" +
 	"\bregister\x18\x01 \x01(\v2\x17.weir.v1.RegisterWorkerH\x00R\bregister\x122\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x12.weir.v1.HeartbeatH\x00R\theartbeat\x12<\n" +
 	"\rprocess_ready\x18\x03 \x01(\v2\x15.weir.v1.ProcessReadyH\x00R\fprocessReady\x129\n" +
 	"\n" +
 	"task_state\x18\x04 \x01(\v2\x18.weir.v1.TaskStateUpdateH\x00R\ttaskState\x12?\n" +
-	"\x0eprocess_exited\x18\x05 \x01(\v2\x16.weir.v1.ProcessExitedH\x00R\rprocessExitedB\x05\n" +
+	"\x0eprocess_exited\x18\x05 \x01(\v2\x16.weir.v1.ProcessExitedH\x00R\rprocessExited\x12?\n" +
+	"\x0echeckpoint_ack\x18\x06 \x01(\v2\x16.weir.v1.CheckpointAckH\x00R\rcheckpointAck\x12K\n" +
+	"\x12checkpoint_decline\x18\a \x01(\v2\x1a.weir.v1.CheckpointDeclineH\x00R\x11checkpointDeclineB\x05\n" +
 	"\x03msg\"i\n" +
 	"\x0eRegisterWorker\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x14\n" +
@@ -1105,14 +1189,16 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xe3\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xd6\x02\n" +
 	"\x12CoordinatorMessage\x125\n" +
 	"\n" +
 	"registered\x18\x01 \x01(\v2\x13.weir.v1.RegisteredH\x00R\n" +
 	"registered\x120\n" +
 	"\x06deploy\x18\x02 \x01(\v2\x16.weir.v1.DeployProcessH\x00R\x06deploy\x12+\n" +
 	"\x05start\x18\x03 \x01(\v2\x13.weir.v1.StartTasksH\x00R\x05start\x120\n" +
-	"\x06cancel\x18\x04 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancelB\x05\n" +
+	"\x06cancel\x18\x04 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancel\x126\n" +
+	"\atrigger\x18\x05 \x01(\v2\x1a.weir.v1.TriggerCheckpointH\x00R\atrigger\x129\n" +
+	"\bcomplete\x18\x06 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcompleteB\x05\n" +
 	"\x03msg\"b\n" +
 	"\n" +
 	"Registered\x12 \n" +
@@ -1121,7 +1207,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xed\x01\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xaf\x02\n" +
 	"\rDeployProcess\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
@@ -1130,7 +1216,9 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"binarySize\x12\x12\n" +
 	"\x04args\x18\x05 \x03(\tR\x04args\x12 \n" +
 	"\vparallelism\x18\x06 \x01(\x05R\vparallelism\x12/\n" +
-	"\bsubtasks\x18\a \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\"e\n" +
+	"\bsubtasks\x18\a \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
+	"\x05store\x18\b \x01(\tR\x05store\x12*\n" +
+	"\arestore\x18\t \x01(\v2\x10.weir.v1.RestoreR\arestore\"e\n" +
 	"\tTaskRoute\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12!\n" +
@@ -1180,7 +1268,12 @@ var file_weir_v1_cluster_service_proto_goTypes = []any{
 	(*CancelProcess)(nil),         // 12: weir.v1.CancelProcess
 	(*DownloadBinaryRequest)(nil), // 13: weir.v1.DownloadBinaryRequest
 	(*BinaryChunk)(nil),           // 14: weir.v1.BinaryChunk
-	(TaskState)(0),                // 15: weir.v1.TaskState
+	(*CheckpointAck)(nil),         // 15: weir.v1.CheckpointAck
+	(*CheckpointDecline)(nil),     // 16: weir.v1.CheckpointDecline
+	(TaskState)(0),                // 17: weir.v1.TaskState
+	(*TriggerCheckpoint)(nil),     // 18: weir.v1.TriggerCheckpoint
+	(*CheckpointComplete)(nil),    // 19: weir.v1.CheckpointComplete
+	(*Restore)(nil),               // 20: weir.v1.Restore
 }
 var file_weir_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: weir.v1.WorkerMessage.register:type_name -> weir.v1.RegisterWorker
@@ -1188,22 +1281,27 @@ var file_weir_v1_cluster_service_proto_depIdxs = []int32{
 	3,  // 2: weir.v1.WorkerMessage.process_ready:type_name -> weir.v1.ProcessReady
 	4,  // 3: weir.v1.WorkerMessage.task_state:type_name -> weir.v1.TaskStateUpdate
 	5,  // 4: weir.v1.WorkerMessage.process_exited:type_name -> weir.v1.ProcessExited
-	15, // 5: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
-	7,  // 6: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
-	9,  // 7: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
-	11, // 8: weir.v1.CoordinatorMessage.start:type_name -> weir.v1.StartTasks
-	12, // 9: weir.v1.CoordinatorMessage.cancel:type_name -> weir.v1.CancelProcess
-	8,  // 10: weir.v1.DeployProcess.subtasks:type_name -> weir.v1.SubtaskRef
-	10, // 11: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
-	0,  // 12: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
-	13, // 13: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
-	6,  // 14: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
-	14, // 15: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	15, // 5: weir.v1.WorkerMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
+	16, // 6: weir.v1.WorkerMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
+	17, // 7: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
+	7,  // 8: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
+	9,  // 9: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
+	11, // 10: weir.v1.CoordinatorMessage.start:type_name -> weir.v1.StartTasks
+	12, // 11: weir.v1.CoordinatorMessage.cancel:type_name -> weir.v1.CancelProcess
+	18, // 12: weir.v1.CoordinatorMessage.trigger:type_name -> weir.v1.TriggerCheckpoint
+	19, // 13: weir.v1.CoordinatorMessage.complete:type_name -> weir.v1.CheckpointComplete
+	8,  // 14: weir.v1.DeployProcess.subtasks:type_name -> weir.v1.SubtaskRef
+	20, // 15: weir.v1.DeployProcess.restore:type_name -> weir.v1.Restore
+	10, // 16: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
+	0,  // 17: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
+	13, // 18: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
+	6,  // 19: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
+	14, // 20: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
+	19, // [19:21] is the sub-list for method output_type
+	17, // [17:19] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_cluster_service_proto_init() }
@@ -1211,6 +1309,7 @@ func file_weir_v1_cluster_service_proto_init() {
 	if File_weir_v1_cluster_service_proto != nil {
 		return
 	}
+	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_job_service_proto_init()
 	file_weir_v1_cluster_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*WorkerMessage_Register)(nil),
@@ -1218,12 +1317,16 @@ func file_weir_v1_cluster_service_proto_init() {
 		(*WorkerMessage_ProcessReady)(nil),
 		(*WorkerMessage_TaskState)(nil),
 		(*WorkerMessage_ProcessExited)(nil),
+		(*WorkerMessage_CheckpointAck)(nil),
+		(*WorkerMessage_CheckpointDecline)(nil),
 	}
 	file_weir_v1_cluster_service_proto_msgTypes[6].OneofWrappers = []any{
 		(*CoordinatorMessage_Registered)(nil),
 		(*CoordinatorMessage_Deploy)(nil),
 		(*CoordinatorMessage_Start)(nil),
 		(*CoordinatorMessage_Cancel)(nil),
+		(*CoordinatorMessage_Trigger)(nil),
+		(*CoordinatorMessage_Complete)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -508,9 +508,12 @@ type JobSpec struct {
 	// Arguments passed to the job binary after "--".
 	Args []string `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
 	// Default parallelism the binary was described with.
-	Parallelism   int32          `protobuf:"varint,5,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
-	Graph         *JobGraph      `protobuf:"bytes,6,opt,name=graph,proto3" json:"graph,omitempty"`
-	Restart       *RestartPolicy `protobuf:"bytes,7,opt,name=restart,proto3" json:"restart,omitempty"`
+	Parallelism int32             `protobuf:"varint,5,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	Graph       *JobGraph         `protobuf:"bytes,6,opt,name=graph,proto3" json:"graph,omitempty"`
+	Restart     *RestartPolicy    `protobuf:"bytes,7,opt,name=restart,proto3" json:"restart,omitempty"`
+	Checkpoints *CheckpointPolicy `protobuf:"bytes,8,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// Savepoint manifest location to start from (weir run --from-savepoint).
+	FromSavepoint string `protobuf:"bytes,9,opt,name=from_savepoint,json=fromSavepoint,proto3" json:"from_savepoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -594,6 +597,98 @@ func (x *JobSpec) GetRestart() *RestartPolicy {
 	return nil
 }
 
+func (x *JobSpec) GetCheckpoints() *CheckpointPolicy {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *JobSpec) GetFromSavepoint() string {
+	if x != nil {
+		return x.FromSavepoint
+	}
+	return ""
+}
+
+type CheckpointPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 disables checkpointing.
+	IntervalMs    int64 `protobuf:"varint,1,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	TimeoutMs     int64 `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	MinPauseMs    int64 `protobuf:"varint,3,opt,name=min_pause_ms,json=minPauseMs,proto3" json:"min_pause_ms,omitempty"`
+	MaxConcurrent int32 `protobuf:"varint,4,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
+	// Completed checkpoints kept.
+	Retained      int32 `protobuf:"varint,5,opt,name=retained,proto3" json:"retained,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointPolicy) Reset() {
+	*x = CheckpointPolicy{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointPolicy) ProtoMessage() {}
+
+func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointPolicy.ProtoReflect.Descriptor instead.
+func (*CheckpointPolicy) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CheckpointPolicy) GetIntervalMs() int64 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+func (x *CheckpointPolicy) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *CheckpointPolicy) GetMinPauseMs() int64 {
+	if x != nil {
+		return x.MinPauseMs
+	}
+	return 0
+}
+
+func (x *CheckpointPolicy) GetMaxConcurrent() int32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
+func (x *CheckpointPolicy) GetRetained() int32 {
+	if x != nil {
+		return x.Retained
+	}
+	return 0
+}
+
 type SubmitJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -603,7 +698,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +710,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +723,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -647,7 +742,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +754,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +767,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitJobResponse) GetJobId() string {
@@ -690,7 +785,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +797,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +810,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
 }
 
 type ListJobsResponse struct {
@@ -727,7 +822,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +834,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +847,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobStatus {
@@ -771,7 +866,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +878,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +891,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -820,7 +915,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +927,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +940,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TaskInfo) GetVertexId() int32 {
@@ -912,7 +1007,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1019,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1032,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JobStatus) GetId() string {
@@ -1026,7 +1121,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1133,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1146,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1070,7 +1165,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1177,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1190,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelJobResponse) GetState() JobState {
@@ -1113,7 +1208,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1220,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1233,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
 }
 
 type WorkerInfo struct {
@@ -1155,7 +1250,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1262,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1275,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WorkerInfo) GetId() string {
@@ -1234,7 +1329,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1341,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1354,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerInfo {
@@ -1269,11 +1364,203 @@ func (x *ListWorkersResponse) GetWorkers() []*WorkerInfo {
 	return nil
 }
 
+type ListCheckpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListCheckpointsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type ListCheckpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoints   []*CheckpointInfo      `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+type TriggerSavepointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Stop          bool                   `protobuf:"varint,2,opt,name=stop,proto3" json:"stop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TriggerSavepointRequest) Reset() {
+	*x = TriggerSavepointRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TriggerSavepointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TriggerSavepointRequest) ProtoMessage() {}
+
+func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
+func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TriggerSavepointRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TriggerSavepointRequest) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
+type TriggerSavepointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Location      string                 `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	CheckpointId  int64                  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TriggerSavepointResponse) Reset() {
+	*x = TriggerSavepointResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TriggerSavepointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TriggerSavepointResponse) ProtoMessage() {}
+
+func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
+func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TriggerSavepointResponse) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *TriggerSavepointResponse) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
+}
+
 var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x16weir/v1/jobgraph.proto\"+\n" +
+	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\"+\n" +
 	"\x11StatBinaryRequest\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\"@\n" +
 	"\x12StatBinaryResponse\x12\x16\n" +
@@ -1295,7 +1582,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x0emax_backoff_ms\x18\x03 \x01(\x03R\fmaxBackoffMs\x12\x1e\n" +
 	"\n" +
 	"multiplier\x18\x04 \x01(\x01R\n" +
-	"multiplier\"\xf4\x01\n" +
+	"multiplier\"\xd8\x02\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rbinary_sha256\x18\x02 \x01(\tR\fbinarySha256\x12\x1f\n" +
@@ -1304,7 +1591,18 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x04args\x18\x04 \x03(\tR\x04args\x12 \n" +
 	"\vparallelism\x18\x05 \x01(\x05R\vparallelism\x12'\n" +
 	"\x05graph\x18\x06 \x01(\v2\x11.weir.v1.JobGraphR\x05graph\x120\n" +
-	"\arestart\x18\a \x01(\v2\x16.weir.v1.RestartPolicyR\arestart\"8\n" +
+	"\arestart\x18\a \x01(\v2\x16.weir.v1.RestartPolicyR\arestart\x12;\n" +
+	"\vcheckpoints\x18\b \x01(\v2\x19.weir.v1.CheckpointPolicyR\vcheckpoints\x12%\n" +
+	"\x0efrom_savepoint\x18\t \x01(\tR\rfromSavepoint\"\xb7\x01\n" +
+	"\x10CheckpointPolicy\x12\x1f\n" +
+	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
+	"intervalMs\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\x12 \n" +
+	"\fmin_pause_ms\x18\x03 \x01(\x03R\n" +
+	"minPauseMs\x12%\n" +
+	"\x0emax_concurrent\x18\x04 \x01(\x05R\rmaxConcurrent\x12\x1a\n" +
+	"\bretained\x18\x05 \x01(\x05R\bretained\"8\n" +
 	"\x10SubmitJobRequest\x12$\n" +
 	"\x04spec\x18\x01 \x01(\v2\x10.weir.v1.JobSpecR\x04spec\"*\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
@@ -1348,7 +1646,17 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x16last_heartbeat_unix_ms\x18\x05 \x01(\x03R\x13lastHeartbeatUnixMs\x12\x1b\n" +
 	"\trss_bytes\x18\x06 \x01(\x03R\brssBytes\"D\n" +
 	"\x13ListWorkersResponse\x12-\n" +
-	"\aworkers\x18\x01 \x03(\v2\x13.weir.v1.WorkerInfoR\aworkers*\xe5\x01\n" +
+	"\aworkers\x18\x01 \x03(\v2\x13.weir.v1.WorkerInfoR\aworkers\"/\n" +
+	"\x16ListCheckpointsRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"T\n" +
+	"\x17ListCheckpointsResponse\x129\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\x17.weir.v1.CheckpointInfoR\vcheckpoints\"D\n" +
+	"\x17TriggerSavepointRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04stop\x18\x02 \x01(\bR\x04stop\"[\n" +
+	"\x18TriggerSavepointResponse\x12\x1a\n" +
+	"\blocation\x18\x01 \x01(\tR\blocation\x12#\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId*\xe5\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x17\n" +
@@ -1365,7 +1673,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xeb\x03\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\x9a\x05\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -1375,7 +1683,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\bListJobs\x12\x18.weir.v1.ListJobsRequest\x1a\x19.weir.v1.ListJobsResponse\x124\n" +
 	"\x06GetJob\x12\x16.weir.v1.GetJobRequest\x1a\x12.weir.v1.JobStatus\x12B\n" +
 	"\tCancelJob\x12\x19.weir.v1.CancelJobRequest\x1a\x1a.weir.v1.CancelJobResponse\x12H\n" +
-	"\vListWorkers\x12\x1b.weir.v1.ListWorkersRequest\x1a\x1c.weir.v1.ListWorkersResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\vListWorkers\x12\x1b.weir.v1.ListWorkersRequest\x1a\x1c.weir.v1.ListWorkersResponse\x12T\n" +
+	"\x0fListCheckpoints\x12\x1f.weir.v1.ListCheckpointsRequest\x1a .weir.v1.ListCheckpointsResponse\x12W\n" +
+	"\x10TriggerSavepoint\x12 .weir.v1.TriggerSavepointRequest\x1a!.weir.v1.TriggerSavepointResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -1390,62 +1700,74 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_weir_v1_job_service_proto_goTypes = []any{
-	(JobState)(0),                // 0: weir.v1.JobState
-	(TaskState)(0),               // 1: weir.v1.TaskState
-	(*StatBinaryRequest)(nil),    // 2: weir.v1.StatBinaryRequest
-	(*StatBinaryResponse)(nil),   // 3: weir.v1.StatBinaryResponse
-	(*BinaryHeader)(nil),         // 4: weir.v1.BinaryHeader
-	(*UploadBinaryRequest)(nil),  // 5: weir.v1.UploadBinaryRequest
-	(*UploadBinaryResponse)(nil), // 6: weir.v1.UploadBinaryResponse
-	(*RestartPolicy)(nil),        // 7: weir.v1.RestartPolicy
-	(*JobSpec)(nil),              // 8: weir.v1.JobSpec
-	(*SubmitJobRequest)(nil),     // 9: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),    // 10: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),      // 11: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),     // 12: weir.v1.ListJobsResponse
-	(*GetJobRequest)(nil),        // 13: weir.v1.GetJobRequest
-	(*TaskInfo)(nil),             // 14: weir.v1.TaskInfo
-	(*JobStatus)(nil),            // 15: weir.v1.JobStatus
-	(*CancelJobRequest)(nil),     // 16: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),    // 17: weir.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),   // 18: weir.v1.ListWorkersRequest
-	(*WorkerInfo)(nil),           // 19: weir.v1.WorkerInfo
-	(*ListWorkersResponse)(nil),  // 20: weir.v1.ListWorkersResponse
-	(*JobGraph)(nil),             // 21: weir.v1.JobGraph
+	(JobState)(0),                    // 0: weir.v1.JobState
+	(TaskState)(0),                   // 1: weir.v1.TaskState
+	(*StatBinaryRequest)(nil),        // 2: weir.v1.StatBinaryRequest
+	(*StatBinaryResponse)(nil),       // 3: weir.v1.StatBinaryResponse
+	(*BinaryHeader)(nil),             // 4: weir.v1.BinaryHeader
+	(*UploadBinaryRequest)(nil),      // 5: weir.v1.UploadBinaryRequest
+	(*UploadBinaryResponse)(nil),     // 6: weir.v1.UploadBinaryResponse
+	(*RestartPolicy)(nil),            // 7: weir.v1.RestartPolicy
+	(*JobSpec)(nil),                  // 8: weir.v1.JobSpec
+	(*CheckpointPolicy)(nil),         // 9: weir.v1.CheckpointPolicy
+	(*SubmitJobRequest)(nil),         // 10: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),        // 11: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),          // 12: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 13: weir.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 14: weir.v1.GetJobRequest
+	(*TaskInfo)(nil),                 // 15: weir.v1.TaskInfo
+	(*JobStatus)(nil),                // 16: weir.v1.JobStatus
+	(*CancelJobRequest)(nil),         // 17: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 18: weir.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),       // 19: weir.v1.ListWorkersRequest
+	(*WorkerInfo)(nil),               // 20: weir.v1.WorkerInfo
+	(*ListWorkersResponse)(nil),      // 21: weir.v1.ListWorkersResponse
+	(*ListCheckpointsRequest)(nil),   // 22: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 23: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),  // 24: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 25: weir.v1.TriggerSavepointResponse
+	(*JobGraph)(nil),                 // 26: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 27: weir.v1.CheckpointInfo
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
 	4,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
-	21, // 1: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	26, // 1: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
 	7,  // 2: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
-	8,  // 3: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
-	15, // 4: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
-	1,  // 5: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
-	0,  // 6: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
-	14, // 7: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
-	8,  // 8: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
-	0,  // 9: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
-	19, // 10: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	2,  // 11: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	5,  // 12: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	9,  // 13: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	11, // 14: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	13, // 15: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	16, // 16: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	18, // 17: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	3,  // 18: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	6,  // 19: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	10, // 20: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	12, // 21: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	15, // 22: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	17, // 23: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	20, // 24: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 3: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
+	8,  // 4: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
+	16, // 5: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
+	1,  // 6: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
+	0,  // 7: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
+	15, // 8: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
+	8,  // 9: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
+	0,  // 10: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
+	20, // 11: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
+	27, // 12: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	2,  // 13: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	5,  // 14: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	10, // 15: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	12, // 16: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	14, // 17: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	17, // 18: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	19, // 19: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	22, // 20: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	24, // 21: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	3,  // 22: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	6,  // 23: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	11, // 24: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	13, // 25: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	16, // 26: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	18, // 27: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	21, // 28: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	23, // 29: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	25, // 30: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_job_service_proto_init() }
@@ -1453,6 +1775,7 @@ func file_weir_v1_job_service_proto_init() {
 	if File_weir_v1_job_service_proto != nil {
 		return
 	}
+	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_jobgraph_proto_init()
 	file_weir_v1_job_service_proto_msgTypes[3].OneofWrappers = []any{
 		(*UploadBinaryRequest_Header)(nil),
@@ -1464,7 +1787,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,13 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobService_StatBinary_FullMethodName   = "/weir.v1.JobService/StatBinary"
-	JobService_UploadBinary_FullMethodName = "/weir.v1.JobService/UploadBinary"
-	JobService_SubmitJob_FullMethodName    = "/weir.v1.JobService/SubmitJob"
-	JobService_ListJobs_FullMethodName     = "/weir.v1.JobService/ListJobs"
-	JobService_GetJob_FullMethodName       = "/weir.v1.JobService/GetJob"
-	JobService_CancelJob_FullMethodName    = "/weir.v1.JobService/CancelJob"
-	JobService_ListWorkers_FullMethodName  = "/weir.v1.JobService/ListWorkers"
+	JobService_StatBinary_FullMethodName       = "/weir.v1.JobService/StatBinary"
+	JobService_UploadBinary_FullMethodName     = "/weir.v1.JobService/UploadBinary"
+	JobService_SubmitJob_FullMethodName        = "/weir.v1.JobService/SubmitJob"
+	JobService_ListJobs_FullMethodName         = "/weir.v1.JobService/ListJobs"
+	JobService_GetJob_FullMethodName           = "/weir.v1.JobService/GetJob"
+	JobService_CancelJob_FullMethodName        = "/weir.v1.JobService/CancelJob"
+	JobService_ListWorkers_FullMethodName      = "/weir.v1.JobService/ListWorkers"
+	JobService_ListCheckpoints_FullMethodName  = "/weir.v1.JobService/ListCheckpoints"
+	JobService_TriggerSavepoint_FullMethodName = "/weir.v1.JobService/TriggerSavepoint"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -45,6 +47,11 @@ type JobServiceClient interface {
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*JobStatus, error)
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
 	ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersResponse, error)
+	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
+	// TriggerSavepoint takes a savepoint of a running job and returns its
+	// location once complete; with stop, the job is then stopped (CANCELED
+	// after the savepoint, as Flink's stop-with-savepoint FINISHED).
+	TriggerSavepoint(ctx context.Context, in *TriggerSavepointRequest, opts ...grpc.CallOption) (*TriggerSavepointResponse, error)
 }
 
 type jobServiceClient struct {
@@ -128,6 +135,26 @@ func (c *jobServiceClient) ListWorkers(ctx context.Context, in *ListWorkersReque
 	return out, nil
 }
 
+func (c *jobServiceClient) ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCheckpointsResponse)
+	err := c.cc.Invoke(ctx, JobService_ListCheckpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) TriggerSavepoint(ctx context.Context, in *TriggerSavepointRequest, opts ...grpc.CallOption) (*TriggerSavepointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TriggerSavepointResponse)
+	err := c.cc.Invoke(ctx, JobService_TriggerSavepoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -145,6 +172,11 @@ type JobServiceServer interface {
 	GetJob(context.Context, *GetJobRequest) (*JobStatus, error)
 	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
 	ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error)
+	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
+	// TriggerSavepoint takes a savepoint of a running job and returns its
+	// location once complete; with stop, the job is then stopped (CANCELED
+	// after the savepoint, as Flink's stop-with-savepoint FINISHED).
+	TriggerSavepoint(context.Context, *TriggerSavepointRequest) (*TriggerSavepointResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -175,6 +207,12 @@ func (UnimplementedJobServiceServer) CancelJob(context.Context, *CancelJobReques
 }
 func (UnimplementedJobServiceServer) ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWorkers not implemented")
+}
+func (UnimplementedJobServiceServer) ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCheckpoints not implemented")
+}
+func (UnimplementedJobServiceServer) TriggerSavepoint(context.Context, *TriggerSavepointRequest) (*TriggerSavepointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TriggerSavepoint not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -312,6 +350,42 @@ func _JobService_ListWorkers_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_ListCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ListCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ListCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ListCheckpoints(ctx, req.(*ListCheckpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_TriggerSavepoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TriggerSavepointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).TriggerSavepoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_TriggerSavepoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).TriggerSavepoint(ctx, req.(*TriggerSavepointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -342,6 +416,14 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWorkers",
 			Handler:    _JobService_ListWorkers_Handler,
+		},
+		{
+			MethodName: "ListCheckpoints",
+			Handler:    _JobService_ListCheckpoints_Handler,
+		},
+		{
+			MethodName: "TriggerSavepoint",
+			Handler:    _JobService_TriggerSavepoint_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

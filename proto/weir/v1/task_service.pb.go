@@ -27,6 +27,8 @@ type ProcessMessage struct {
 	//
 	//	*ProcessMessage_Hello
 	//	*ProcessMessage_TaskState
+	//	*ProcessMessage_CheckpointAck
+	//	*ProcessMessage_CheckpointDecline
 	Msg           isProcessMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -87,6 +89,24 @@ func (x *ProcessMessage) GetTaskState() *TaskStateUpdate {
 	return nil
 }
 
+func (x *ProcessMessage) GetCheckpointAck() *CheckpointAck {
+	if x != nil {
+		if x, ok := x.Msg.(*ProcessMessage_CheckpointAck); ok {
+			return x.CheckpointAck
+		}
+	}
+	return nil
+}
+
+func (x *ProcessMessage) GetCheckpointDecline() *CheckpointDecline {
+	if x != nil {
+		if x, ok := x.Msg.(*ProcessMessage_CheckpointDecline); ok {
+			return x.CheckpointDecline
+		}
+	}
+	return nil
+}
+
 type isProcessMessage_Msg interface {
 	isProcessMessage_Msg()
 }
@@ -99,9 +119,21 @@ type ProcessMessage_TaskState struct {
 	TaskState *TaskStateUpdate `protobuf:"bytes,2,opt,name=task_state,json=taskState,proto3,oneof"`
 }
 
+type ProcessMessage_CheckpointAck struct {
+	CheckpointAck *CheckpointAck `protobuf:"bytes,3,opt,name=checkpoint_ack,json=checkpointAck,proto3,oneof"`
+}
+
+type ProcessMessage_CheckpointDecline struct {
+	CheckpointDecline *CheckpointDecline `protobuf:"bytes,4,opt,name=checkpoint_decline,json=checkpointDecline,proto3,oneof"`
+}
+
 func (*ProcessMessage_Hello) isProcessMessage_Msg() {}
 
 func (*ProcessMessage_TaskState) isProcessMessage_Msg() {}
+
+func (*ProcessMessage_CheckpointAck) isProcessMessage_Msg() {}
+
+func (*ProcessMessage_CheckpointDecline) isProcessMessage_Msg() {}
 
 type ProcessHello struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -179,6 +211,8 @@ type ProcessCommand struct {
 	//	*ProcessCommand_Assign
 	//	*ProcessCommand_Start
 	//	*ProcessCommand_Cancel
+	//	*ProcessCommand_Trigger
+	//	*ProcessCommand_Complete
 	Cmd           isProcessCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -248,6 +282,24 @@ func (x *ProcessCommand) GetCancel() *CancelProcess {
 	return nil
 }
 
+func (x *ProcessCommand) GetTrigger() *TriggerCheckpoint {
+	if x != nil {
+		if x, ok := x.Cmd.(*ProcessCommand_Trigger); ok {
+			return x.Trigger
+		}
+	}
+	return nil
+}
+
+func (x *ProcessCommand) GetComplete() *CheckpointComplete {
+	if x != nil {
+		if x, ok := x.Cmd.(*ProcessCommand_Complete); ok {
+			return x.Complete
+		}
+	}
+	return nil
+}
+
 type isProcessCommand_Cmd interface {
 	isProcessCommand_Cmd()
 }
@@ -264,15 +316,29 @@ type ProcessCommand_Cancel struct {
 	Cancel *CancelProcess `protobuf:"bytes,3,opt,name=cancel,proto3,oneof"`
 }
 
+type ProcessCommand_Trigger struct {
+	Trigger *TriggerCheckpoint `protobuf:"bytes,4,opt,name=trigger,proto3,oneof"`
+}
+
+type ProcessCommand_Complete struct {
+	Complete *CheckpointComplete `protobuf:"bytes,5,opt,name=complete,proto3,oneof"`
+}
+
 func (*ProcessCommand_Assign) isProcessCommand_Cmd() {}
 
 func (*ProcessCommand_Start) isProcessCommand_Cmd() {}
 
 func (*ProcessCommand_Cancel) isProcessCommand_Cmd() {}
 
+func (*ProcessCommand_Trigger) isProcessCommand_Cmd() {}
+
+func (*ProcessCommand_Complete) isProcessCommand_Cmd() {}
+
 type AssignTasks struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Subtasks      []*SubtaskRef          `protobuf:"bytes,1,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
+	Store         string                 `protobuf:"bytes,2,opt,name=store,proto3" json:"store,omitempty"`
+	Restore       *Restore               `protobuf:"bytes,3,opt,name=restore,proto3" json:"restore,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -314,28 +380,48 @@ func (x *AssignTasks) GetSubtasks() []*SubtaskRef {
 	return nil
 }
 
+func (x *AssignTasks) GetStore() string {
+	if x != nil {
+		return x.Store
+	}
+	return ""
+}
+
+func (x *AssignTasks) GetRestore() *Restore {
+	if x != nil {
+		return x.Restore
+	}
+	return nil
+}
+
 var File_weir_v1_task_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_task_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1aweir/v1/task_service.proto\x12\aweir.v1\x1a\x1dweir/v1/cluster_service.proto\"\x81\x01\n" +
+	"\x1aweir/v1/task_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x1dweir/v1/cluster_service.proto\"\x8f\x02\n" +
 	"\x0eProcessMessage\x12-\n" +
 	"\x05hello\x18\x01 \x01(\v2\x15.weir.v1.ProcessHelloH\x00R\x05hello\x129\n" +
 	"\n" +
-	"task_state\x18\x02 \x01(\v2\x18.weir.v1.TaskStateUpdateH\x00R\ttaskStateB\x05\n" +
+	"task_state\x18\x02 \x01(\v2\x18.weir.v1.TaskStateUpdateH\x00R\ttaskState\x12?\n" +
+	"\x0echeckpoint_ack\x18\x03 \x01(\v2\x16.weir.v1.CheckpointAckH\x00R\rcheckpointAck\x12K\n" +
+	"\x12checkpoint_decline\x18\x04 \x01(\v2\x1a.weir.v1.CheckpointDeclineH\x00R\x11checkpointDeclineB\x05\n" +
 	"\x03msg\"x\n" +
 	"\fProcessHello\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\tR\x05token\x12!\n" +
-	"\fdata_address\x18\x04 \x01(\tR\vdataAddress\"\xa6\x01\n" +
+	"\fdata_address\x18\x04 \x01(\tR\vdataAddress\"\x99\x02\n" +
 	"\x0eProcessCommand\x12.\n" +
 	"\x06assign\x18\x01 \x01(\v2\x14.weir.v1.AssignTasksH\x00R\x06assign\x12+\n" +
 	"\x05start\x18\x02 \x01(\v2\x13.weir.v1.StartTasksH\x00R\x05start\x120\n" +
-	"\x06cancel\x18\x03 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancelB\x05\n" +
-	"\x03cmd\">\n" +
+	"\x06cancel\x18\x03 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancel\x126\n" +
+	"\atrigger\x18\x04 \x01(\v2\x1a.weir.v1.TriggerCheckpointH\x00R\atrigger\x129\n" +
+	"\bcomplete\x18\x05 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcompleteB\x05\n" +
+	"\x03cmd\"\x80\x01\n" +
 	"\vAssignTasks\x12/\n" +
-	"\bsubtasks\x18\x01 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks2M\n" +
+	"\bsubtasks\x18\x01 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
+	"\x05store\x18\x02 \x01(\tR\x05store\x12*\n" +
+	"\arestore\x18\x03 \x01(\v2\x10.weir.v1.RestoreR\arestore2M\n" +
 	"\vTaskService\x12>\n" +
 	"\x06Attach\x12\x17.weir.v1.ProcessMessage\x1a\x17.weir.v1.ProcessCommand(\x010\x01B/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
@@ -353,29 +439,39 @@ func file_weir_v1_task_service_proto_rawDescGZIP() []byte {
 
 var file_weir_v1_task_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_weir_v1_task_service_proto_goTypes = []any{
-	(*ProcessMessage)(nil),  // 0: weir.v1.ProcessMessage
-	(*ProcessHello)(nil),    // 1: weir.v1.ProcessHello
-	(*ProcessCommand)(nil),  // 2: weir.v1.ProcessCommand
-	(*AssignTasks)(nil),     // 3: weir.v1.AssignTasks
-	(*TaskStateUpdate)(nil), // 4: weir.v1.TaskStateUpdate
-	(*StartTasks)(nil),      // 5: weir.v1.StartTasks
-	(*CancelProcess)(nil),   // 6: weir.v1.CancelProcess
-	(*SubtaskRef)(nil),      // 7: weir.v1.SubtaskRef
+	(*ProcessMessage)(nil),     // 0: weir.v1.ProcessMessage
+	(*ProcessHello)(nil),       // 1: weir.v1.ProcessHello
+	(*ProcessCommand)(nil),     // 2: weir.v1.ProcessCommand
+	(*AssignTasks)(nil),        // 3: weir.v1.AssignTasks
+	(*TaskStateUpdate)(nil),    // 4: weir.v1.TaskStateUpdate
+	(*CheckpointAck)(nil),      // 5: weir.v1.CheckpointAck
+	(*CheckpointDecline)(nil),  // 6: weir.v1.CheckpointDecline
+	(*StartTasks)(nil),         // 7: weir.v1.StartTasks
+	(*CancelProcess)(nil),      // 8: weir.v1.CancelProcess
+	(*TriggerCheckpoint)(nil),  // 9: weir.v1.TriggerCheckpoint
+	(*CheckpointComplete)(nil), // 10: weir.v1.CheckpointComplete
+	(*SubtaskRef)(nil),         // 11: weir.v1.SubtaskRef
+	(*Restore)(nil),            // 12: weir.v1.Restore
 }
 var file_weir_v1_task_service_proto_depIdxs = []int32{
-	1, // 0: weir.v1.ProcessMessage.hello:type_name -> weir.v1.ProcessHello
-	4, // 1: weir.v1.ProcessMessage.task_state:type_name -> weir.v1.TaskStateUpdate
-	3, // 2: weir.v1.ProcessCommand.assign:type_name -> weir.v1.AssignTasks
-	5, // 3: weir.v1.ProcessCommand.start:type_name -> weir.v1.StartTasks
-	6, // 4: weir.v1.ProcessCommand.cancel:type_name -> weir.v1.CancelProcess
-	7, // 5: weir.v1.AssignTasks.subtasks:type_name -> weir.v1.SubtaskRef
-	0, // 6: weir.v1.TaskService.Attach:input_type -> weir.v1.ProcessMessage
-	2, // 7: weir.v1.TaskService.Attach:output_type -> weir.v1.ProcessCommand
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	1,  // 0: weir.v1.ProcessMessage.hello:type_name -> weir.v1.ProcessHello
+	4,  // 1: weir.v1.ProcessMessage.task_state:type_name -> weir.v1.TaskStateUpdate
+	5,  // 2: weir.v1.ProcessMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
+	6,  // 3: weir.v1.ProcessMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
+	3,  // 4: weir.v1.ProcessCommand.assign:type_name -> weir.v1.AssignTasks
+	7,  // 5: weir.v1.ProcessCommand.start:type_name -> weir.v1.StartTasks
+	8,  // 6: weir.v1.ProcessCommand.cancel:type_name -> weir.v1.CancelProcess
+	9,  // 7: weir.v1.ProcessCommand.trigger:type_name -> weir.v1.TriggerCheckpoint
+	10, // 8: weir.v1.ProcessCommand.complete:type_name -> weir.v1.CheckpointComplete
+	11, // 9: weir.v1.AssignTasks.subtasks:type_name -> weir.v1.SubtaskRef
+	12, // 10: weir.v1.AssignTasks.restore:type_name -> weir.v1.Restore
+	0,  // 11: weir.v1.TaskService.Attach:input_type -> weir.v1.ProcessMessage
+	2,  // 12: weir.v1.TaskService.Attach:output_type -> weir.v1.ProcessCommand
+	12, // [12:13] is the sub-list for method output_type
+	11, // [11:12] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_task_service_proto_init() }
@@ -383,15 +479,20 @@ func file_weir_v1_task_service_proto_init() {
 	if File_weir_v1_task_service_proto != nil {
 		return
 	}
+	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_cluster_service_proto_init()
 	file_weir_v1_task_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*ProcessMessage_Hello)(nil),
 		(*ProcessMessage_TaskState)(nil),
+		(*ProcessMessage_CheckpointAck)(nil),
+		(*ProcessMessage_CheckpointDecline)(nil),
 	}
 	file_weir_v1_task_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*ProcessCommand_Assign)(nil),
 		(*ProcessCommand_Start)(nil),
 		(*ProcessCommand_Cancel)(nil),
+		(*ProcessCommand_Trigger)(nil),
+		(*ProcessCommand_Complete)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -1,0 +1,302 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/weir-run/weir/internal/exchange"
+	"github.com/weir-run/weir/internal/keygroup"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// captureSender records the frames a typedOutput sends on one channel.
+type captureSender struct {
+	frames []exchange.Frame
+	closed bool
+	err    error // returned by Send
+}
+
+func (c *captureSender) Send(_ context.Context, f exchange.Frame) error {
+	if c.err != nil {
+		return c.err
+	}
+	c.frames = append(c.frames, f)
+	return nil
+}
+
+func (c *captureSender) Close() error { c.closed = true; return nil }
+
+// records returns the records the channel carried, decoded as a consumer
+// would, and the number of End frames.
+func (c *captureSender) records(t *testing.T, st typedStream[string]) (recs []string, ends int) {
+	t.Helper()
+	dec := st.decoder(func(v string) { recs = append(recs, v) })
+	for _, f := range c.frames {
+		switch f.Kind {
+		case exchange.KindRecords:
+			if err := dec(&f); err != nil {
+				t.Fatal(err)
+			}
+		case exchange.KindEnd:
+			ends++
+		}
+	}
+	return recs, ends
+}
+
+// newTestOutput builds subtask sub's output for one edge to n channels.
+func newTestOutput(st typedStream[string], part weirv1.Partitioning, keyHash func() any, sub, maxP int, local []bool) (func(string), output, *subtaskEnv, []*captureSender) {
+	env := &subtaskEnv{ctx: context.Background(), subtask: sub, maxParallelism: maxP}
+	oe := outEdge{part: part, keyHash: keyHash, local: local}
+	var caps []*captureSender
+	for range local {
+		c := &captureSender{}
+		caps = append(caps, c)
+		oe.senders = append(oe.senders, c)
+	}
+	emit, out := st.newOutput(env, []outEdge{oe})
+	return emit.(func(string)), out, env, caps
+}
+
+// Encoded batches are flushed at ~32 KiB, carry exact counts, and decode to
+// the records in order; a record larger than a batch travels alone.
+func TestEncodedBatches(t *testing.T) {
+	st := typedStream[string]{codec: StringCodec{}}
+	emit, out, _, caps := newTestOutput(st, partForward, nil, 0, 128, []bool{false})
+	var want []string
+	for i := range 20000 {
+		v := fmt.Sprintf("record-%d", i)
+		if i == 7500 {
+			v = strings.Repeat("L", 3*batchBytes)
+		}
+		if i%1000 == 0 {
+			v = "" // empty records are records too
+		}
+		want = append(want, v)
+		emit(v)
+	}
+	if !out.dirty() {
+		t.Fatal("a partial batch is pending, but the output is not dirty")
+	}
+	if err := out.end(); err != nil {
+		t.Fatal(err)
+	}
+	if out.dirty() {
+		t.Fatal("dirty after end")
+	}
+	c := caps[0]
+	got, ends := c.records(t, st)
+	if !slices.Equal(got, want) {
+		t.Fatalf("decoded %d records, want %d in order", len(got), len(want))
+	}
+	if ends != 1 || !c.closed {
+		t.Fatalf("%d End frames, closed %v", ends, c.closed)
+	}
+	// A batch is cut as soon as it reaches batchBytes: every batch but the
+	// last reached it, and none did before its last record.
+	var recFrames []exchange.Frame
+	for _, f := range c.frames {
+		if f.Kind == exchange.KindRecords {
+			recFrames = append(recFrames, f)
+		}
+	}
+	if len(recFrames) < 4 {
+		t.Fatalf("%d record frames: batches are not being cut", len(recFrames))
+	}
+	for i, f := range recFrames {
+		if f.Local != nil {
+			t.Fatal("an encoded channel got a Local batch")
+		}
+		if i < len(recFrames)-1 && len(f.Data) < batchBytes {
+			t.Errorf("batch %d sent at %d bytes, before it was full", i, len(f.Data))
+		}
+		if before := len(f.Data) - lastRecordBytes(t, f); before >= batchBytes {
+			t.Errorf("batch %d held %d bytes before its last record", i, before)
+		}
+	}
+}
+
+// lastRecordBytes is the framed size of the last record of an encoded batch.
+func lastRecordBytes(t *testing.T, f exchange.Frame) int {
+	t.Helper()
+	b, last := f.Data, 0
+	for range f.Count {
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			t.Fatal("bad framing")
+		}
+		last = k + int(n)
+		b = b[last:]
+	}
+	return last
+}
+
+// Local channels pass []T batches of at most localBatch records.
+func TestLocalBatches(t *testing.T) {
+	st := typedStream[string]{codec: StringCodec{}}
+	emit, out, _, caps := newTestOutput(st, partForward, nil, 0, 128, []bool{true})
+	var want []string
+	for i := range 3*localBatch + 7 {
+		want = append(want, fmt.Sprint(i))
+		emit(fmt.Sprint(i))
+	}
+	if err := out.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if out.dirty() {
+		t.Fatal("dirty after flush")
+	}
+	got, _ := caps[0].records(t, st)
+	if !slices.Equal(got, want) {
+		t.Fatalf("decoded %v", got)
+	}
+	var sizes []int
+	for _, f := range caps[0].frames {
+		if f.Data != nil || f.Count != len(f.Local.([]string)) {
+			t.Fatalf("bad local frame: %d bytes, count %d", len(f.Data), f.Count)
+		}
+		sizes = append(sizes, f.Count)
+	}
+	if want := []int{localBatch, localBatch, localBatch, 7}; !slices.Equal(sizes, want) {
+		t.Errorf("batch sizes %v, want %v", sizes, want)
+	}
+}
+
+func TestPartitioners(t *testing.T) {
+	st := typedStream[string]{codec: StringCodec{}}
+	words := make([]string, 300)
+	for i := range words {
+		words[i] = fmt.Sprintf("w%d", i)
+	}
+	const maxP = 128
+	t.Run("hash", func(t *testing.T) {
+		k := KeyBy(Stream[string]{}, func(s string) string { return strings.TrimPrefix(s, "w") })
+		for _, local := range [][]bool{{false, false, false}, {true, false, true}} {
+			emit, out, _, caps := newTestOutput(st, partHash, func() any { return k.keyHasher() }, 1, maxP, local)
+			for _, w := range words {
+				emit(w)
+			}
+			if err := out.end(); err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range caps {
+				got, _ := c.records(t, st)
+				for _, w := range got {
+					g := keygroup.Of(keygroup.Hash([]byte(strings.TrimPrefix(w, "w"))), maxP)
+					if want := keygroup.Subtask(g, maxP, 3); want != i {
+						t.Fatalf("%q on channel %d, its key group %d belongs to %d", w, i, g, want)
+					}
+				}
+			}
+		}
+	})
+	t.Run("rebalance", func(t *testing.T) {
+		// Subtask 1 starts one past itself: subtasks spread their first
+		// records over different consumers.
+		emit, out, _, caps := newTestOutput(st, partRebalance, nil, 1, maxP, []bool{false, true, false, true})
+		for _, w := range words[:10] {
+			emit(w)
+		}
+		if err := out.flush(); err != nil {
+			t.Fatal(err)
+		}
+		want := [][]string{{"w2", "w6"}, {"w3", "w7"}, {"w0", "w4", "w8"}, {"w1", "w5", "w9"}}
+		for i, c := range caps {
+			if got, _ := c.records(t, st); !slices.Equal(got, want[i]) {
+				t.Errorf("channel %d got %v, want %v", i, got, want[i])
+			}
+		}
+	})
+	t.Run("broadcast", func(t *testing.T) {
+		emit, out, _, caps := newTestOutput(st, partBroadcast, nil, 0, maxP, []bool{true, false, false})
+		for _, w := range words {
+			emit(w)
+		}
+		if err := out.end(); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range caps {
+			if got, ends := c.records(t, st); !slices.Equal(got, words) || ends != 1 {
+				t.Errorf("channel %d got %d records and %d ends", i, len(got), ends)
+			}
+		}
+	})
+}
+
+func TestOutputSendErrorFailsSubtask(t *testing.T) {
+	st := typedStream[string]{codec: StringCodec{}}
+	emit, out, env, caps := newTestOutput(st, partForward, nil, 0, 128, []bool{true})
+	boom := errors.New("peer gone")
+	caps[0].err = boom
+	emit("x")
+	if err := out.flush(); !errors.Is(err, boom) {
+		t.Fatalf("flush = %v", err)
+	}
+	if !errors.Is(env.err, boom) {
+		t.Fatalf("subtask error %v", env.err)
+	}
+}
+
+// encodeBatch frames records as typedOutput does on a remote channel.
+func encodeBatch[T any](c Codec[T], vs []T) []byte {
+	var b, scratch []byte
+	for _, v := range vs {
+		scratch = c.Append(scratch[:0], v)
+		b = binary.AppendUvarint(b, uint64(len(scratch)))
+		b = append(b, scratch...)
+	}
+	return b
+}
+
+// FuzzBatchDecoder feeds arbitrary batches to the decoder a consumer runs on
+// remote frames: it must decode or fail with ErrDecode, never panic, and
+// what it decodes must re-encode to a batch that decodes the same.
+func FuzzBatchDecoder(f *testing.F) {
+	f.Add(encodeBatch[string](StringCodec{}, []string{"a", "", "ccc"}), 3)
+	f.Add(encodeBatch[string](StringCodec{}, []string{"a", "b"}), 3)
+	f.Add(encodeBatch[string](StringCodec{}, []string{"a", "b"}), 1)
+	f.Add(encodeBatch[int64](VarintCodec[int64]{}, []int64{1, -1, 1 << 40}), 3)
+	kv := KVCodec[string, int64]{K: StringCodec{}, V: VarintCodec[int64]{}}
+	f.Add(encodeBatch[KV[string, int64]](kv, []KV[string, int64]{{"k", 1}, {"", 0}}), 2)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 1)
+	f.Add([]byte{0x05, 'a'}, 1)
+	f.Add([]byte{}, 0)
+	f.Add([]byte{}, -3)
+	f.Add([]byte{0}, 1<<40)
+	f.Fuzz(func(t *testing.T, data []byte, count int) {
+		checkBatch(t, typedStream[string]{codec: StringCodec{}}, data, count, eqComparable[string])
+		checkBatch(t, typedStream[int64]{codec: VarintCodec[int64]{}}, data, count, eqComparable[int64])
+		checkBatch(t, typedStream[KV[string, int64]]{codec: kv}, data, count, eqComparable[KV[string, int64]])
+		checkBatch(t, typedStream[[]byte]{codec: BytesCodec{}}, data, count, bytes.Equal)
+	})
+}
+
+func checkBatch[T any](t *testing.T, st typedStream[T], data []byte, count int, equal func(a, b T) bool) {
+	t.Helper()
+	var got []T
+	dec := st.decoder(func(v T) { got = append(got, v) })
+	err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: bytes.Clone(data), Count: count})
+	if err != nil {
+		if !errors.Is(err, ErrDecode) {
+			t.Fatalf("decode error %v does not wrap ErrDecode", err)
+		}
+		return
+	}
+	if len(got) != max(count, 0) {
+		t.Fatalf("decoded %d records from a batch of %d", len(got), count)
+	}
+	var again []T
+	dec = st.decoder(func(v T) { again = append(again, v) })
+	if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: encodeBatch(st.codec, got), Count: len(got)}); err != nil {
+		t.Fatalf("re-encoded batch does not decode: %v", err)
+	}
+	if !slices.EqualFunc(got, again, equal) {
+		t.Fatalf("decoded %v, re-encoded batch decodes to %v", got, again)
+	}
+}

@@ -1,0 +1,350 @@
+package sdk
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weir-run/weir/internal/keygroup"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+const (
+	partForward   = weirv1.Partitioning_PARTITIONING_FORWARD
+	partHash      = weirv1.Partitioning_PARTITIONING_HASH
+	partRebalance = weirv1.Partitioning_PARTITIONING_REBALANCE
+	partBroadcast = weirv1.Partitioning_PARTITIONING_BROADCAST
+)
+
+func tenInts(p *Pipeline, opts ...Option) Stream[int64] {
+	return Generate(p, 10, func(i int64) int64 { return i }, opts...)
+}
+
+func sameInt64(v int64) int64 { return v }
+
+func sinkAway[T any](s Stream[T], name string, opts ...Option) {
+	var b bag[T]
+	b.sinkTo(s, append([]Option{WithName(name)}, opts...)...)
+}
+
+// wantVertex is the part of a JobGraph vertex the table checks.
+type wantVertex struct {
+	name        string
+	parallelism int32
+	uids        []string
+}
+
+type wantEdge struct {
+	from, to int32
+	part     weirv1.Partitioning
+}
+
+func TestPlanChaining(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		p        int
+		build    func(p *Pipeline)
+		vertices []wantVertex
+		edges    []wantEdge
+	}{{
+		name: "forward chain fuses into one vertex",
+		p:    2,
+		build: func(p *Pipeline) {
+			s := Filter(Map(tenInts(p), sameInt64), func(int64) bool { return true })
+			sinkAway(FlatMap(s, func(v int64, emit func(int64)) { emit(v) }), "Out")
+		},
+		vertices: []wantVertex{{"Source: Generate -> Map -> Filter -> FlatMap -> Out", 2,
+			[]string{"source-0", "map-1", "filter-2", "flatmap-3", "sink-4"}}},
+	}, {
+		name: "KeyBy makes a HASH edge",
+		p:    3,
+		build: func(p *Pipeline) {
+			k := KeyBy(Map(tenInts(p), sameInt64), func(v int64) int64 { return v % 3 })
+			sinkAway(Aggregate(k, Count[int64](), WithName("Count"), WithUID("count")), "Out")
+		},
+		vertices: []wantVertex{
+			{"Source: Generate -> Map", 3, []string{"source-0", "map-1"}},
+			{"Count -> Out", 3, []string{"count", "sink-3"}},
+		},
+		edges: []wantEdge{{0, 1, partHash}},
+	}, {
+		name: "Reduce makes a HASH edge too",
+		p:    1,
+		build: func(p *Pipeline) {
+			sinkAway(Reduce(KeyBy(tenInts(p), sameInt64), func(a, b int64) int64 { return a + b }), "Out")
+		},
+		vertices: []wantVertex{
+			{"Source: Generate", 1, []string{"source-0"}},
+			{"Reduce -> Out", 1, []string{"reduce-1", "sink-2"}},
+		},
+		edges: []wantEdge{{0, 1, partHash}},
+	}, {
+		name: "different parallelism rebalances",
+		p:    4,
+		build: func(p *Pipeline) {
+			s := Map(tenInts(p, WithParallelism(1)), sameInt64, WithParallelism(1))
+			sinkAway(Map(s, sameInt64, WithParallelism(2)), "Out", WithParallelism(2))
+		},
+		vertices: []wantVertex{
+			{"Source: Generate -> Map", 1, []string{"source-0", "map-1"}},
+			{"Map -> Out", 2, []string{"map-2", "sink-3"}},
+		},
+		edges: []wantEdge{{0, 1, partRebalance}},
+	}, {
+		name: "StartNewChain keeps a forward edge",
+		p:    2,
+		build: func(p *Pipeline) {
+			sinkAway(Map(tenInts(p), sameInt64, StartNewChain()), "Out")
+		},
+		vertices: []wantVertex{
+			{"Source: Generate", 2, nil},
+			{"Map -> Out", 2, nil},
+		},
+		edges: []wantEdge{{0, 1, partForward}},
+	}, {
+		name: "explicit Rebalance at equal parallelism",
+		p:    2,
+		build: func(p *Pipeline) {
+			sinkAway(Map(Rebalance(tenInts(p)), sameInt64), "Out")
+		},
+		vertices: []wantVertex{{"Source: Generate", 2, nil}, {"Map -> Out", 2, nil}},
+		edges:    []wantEdge{{0, 1, partRebalance}},
+	}, {
+		name: "Broadcast",
+		p:    2,
+		build: func(p *Pipeline) {
+			sinkAway(Broadcast(tenInts(p)), "Out", WithParallelism(3))
+		},
+		vertices: []wantVertex{{"Source: Generate", 2, nil}, {"Out", 3, nil}},
+		edges:    []wantEdge{{0, 1, partBroadcast}},
+	}, {
+		name: "Broadcast at equal parallelism is not chained",
+		p:    1,
+		build: func(p *Pipeline) {
+			sinkAway(Broadcast(tenInts(p)), "Out")
+		},
+		vertices: []wantVertex{{"Source: Generate", 1, nil}, {"Out", 1, nil}},
+		edges:    []wantEdge{{0, 1, partBroadcast}},
+	}, {
+		name: "KeyBy after Rebalance still hashes",
+		p:    2,
+		build: func(p *Pipeline) {
+			sinkAway(Aggregate(KeyBy(Rebalance(tenInts(p)), sameInt64), Count[int64]()), "Out")
+		},
+		vertices: []wantVertex{{"Source: Generate", 2, nil}, {"Aggregate -> Out", 2, nil}},
+		edges:    []wantEdge{{0, 1, partHash}},
+	}, {
+		name: "a stream with two consumers ends its chain",
+		p:    2,
+		build: func(p *Pipeline) {
+			s := Map(tenInts(p), sameInt64, WithName("Shared"))
+			sinkAway(s, "A")
+			sinkAway(Map(s, sameInt64, WithName("Double")), "B")
+		},
+		vertices: []wantVertex{
+			{"Source: Generate -> Shared", 2, nil},
+			{"A", 2, nil},
+			{"Double -> B", 2, nil},
+		},
+		edges: []wantEdge{{0, 1, partForward}, {0, 2, partForward}},
+	}, {
+		name: "names and uids from options",
+		p:    1,
+		build: func(p *Pipeline) {
+			s := Map(tenInts(p, WithName("Numbers"), WithUID("numbers")), sameInt64, WithName("Same"), WithUID("same.v2"))
+			sinkAway(s, "Sink", WithUID("sink_1"))
+		},
+		vertices: []wantVertex{{"Source: Numbers -> Same -> Sink", 1, []string{"numbers", "same.v2", "sink_1"}}},
+	}, {
+		name: "two sources",
+		p:    2,
+		build: func(p *Pipeline) {
+			sinkAway(tenInts(p, WithName("A")), "OutA")
+			sinkAway(Map(tenInts(p, WithName("B"), WithParallelism(1)), sameInt64, WithParallelism(1)), "OutB", WithParallelism(1))
+		},
+		vertices: []wantVertex{
+			{"Source: A -> OutA", 2, nil},
+			{"Source: B -> Map -> OutB", 1, nil},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPipeline("job", tc.p)
+			tc.build(p)
+			pl, err := p.buildPlan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := pl.jobGraph()
+			dump := prototext.Format(g)
+			if g.GetName() != "job" {
+				t.Errorf("name %q", g.GetName())
+			}
+			if len(g.Vertices) != len(tc.vertices) {
+				t.Fatalf("%d vertices, want %d:\n%s", len(g.Vertices), len(tc.vertices), dump)
+			}
+			for i, want := range tc.vertices {
+				v := g.Vertices[i]
+				if v.Id != int32(i) || v.Name != want.name || v.Parallelism != want.parallelism ||
+					v.IsSource != strings.HasPrefix(want.name, "Source: ") {
+					t.Errorf("vertex %d = %q (id %d, p %d, source %v), want %q p %d:\n%s",
+						i, v.Name, v.Id, v.Parallelism, v.IsSource, want.name, want.parallelism, dump)
+				}
+				if want.uids != nil {
+					var uids []string
+					for _, op := range v.Operators {
+						uids = append(uids, op.Uid)
+					}
+					if fmt.Sprint(uids) != fmt.Sprint(want.uids) {
+						t.Errorf("vertex %d uids %v, want %v", i, uids, want.uids)
+					}
+				}
+				if len(v.Operators) != strings.Count(want.name, " -> ")+1 {
+					t.Errorf("vertex %d has %d operators for name %q", i, len(v.Operators), want.name)
+				}
+			}
+			if len(g.Edges) != len(tc.edges) {
+				t.Fatalf("%d edges, want %d:\n%s", len(g.Edges), len(tc.edges), dump)
+			}
+			for i, want := range tc.edges {
+				e := g.Edges[i]
+				if e.Source != want.from || e.Target != want.to || e.Partitioning != want.part {
+					t.Errorf("edge %d = %d->%d %v, want %d->%d %v", i, e.Source, e.Target, e.Partitioning,
+						want.from, want.to, want.part)
+				}
+			}
+			// Every process computes the plan from its own pipeline: the
+			// same build must give the same graph.
+			p2 := NewPipeline("job", tc.p)
+			tc.build(p2)
+			pl2, err := p2.buildPlan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(g, pl2.jobGraph()) {
+				t.Errorf("a second build gives another graph:\n%s", prototext.Format(pl2.jobGraph()))
+			}
+		})
+	}
+}
+
+func TestPlanOperatorKinds(t *testing.T) {
+	p := NewPipeline("kinds", 1)
+	s := FlatMap(Filter(Map(tenInts(p), sameInt64), func(int64) bool { return true }), func(v int64, emit func(int64)) {})
+	sinkAway(Reduce(KeyBy(s, sameInt64), func(a, b int64) int64 { return a }), "R")
+	sinkAway(Aggregate(KeyBy(s, sameInt64), Count[int64]()), "A")
+	pl, err := p.buildPlan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, v := range pl.jobGraph().Vertices {
+		for _, op := range v.Operators {
+			kinds = append(kinds, op.Kind+":"+op.Name)
+		}
+	}
+	want := "[source:Generate map:Map filter:Filter flatmap:FlatMap reduce:Reduce sink:R aggregate:Aggregate sink:A]"
+	if fmt.Sprint(kinds) != want {
+		t.Errorf("operators %v, want %s", kinds, want)
+	}
+}
+
+func TestPlanMaxParallelism(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		p     int
+		build func(p *Pipeline)
+		want  int32
+	}{
+		{"default from pipeline parallelism", 4, func(p *Pipeline) { sinkAway(tenInts(p), "Out") },
+			int32(keygroup.DefaultMaxParallelism(4))},
+		{"largest operator parallelism wins", 1, func(p *Pipeline) {
+			sinkAway(Map(tenInts(p), sameInt64, WithParallelism(200)), "Out", WithParallelism(3))
+		}, int32(keygroup.DefaultMaxParallelism(200))},
+		{"override", 4, func(p *Pipeline) { p.SetMaxParallelism(7); sinkAway(tenInts(p), "Out") }, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPipeline("m", tc.p)
+			tc.build(p)
+			pl, err := p.buildPlan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pl.jobGraph().MaxParallelism; got != tc.want {
+				t.Errorf("max parallelism %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if keygroup.DefaultMaxParallelism(200) != 512 {
+		t.Fatalf("keygroup rule changed: %d", keygroup.DefaultMaxParallelism(200))
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		build func(p *Pipeline)
+		want  []string // substrings of the error
+	}{
+		{"empty pipeline", func(p *Pipeline) {}, []string{"empty"}},
+		{"duplicate uid", func(p *Pipeline) {
+			s := tenInts(p, WithUID("x"), WithName("First"))
+			sinkAway(Map(s, sameInt64, WithUID("x"), WithName("Second")), "Out")
+		}, []string{`"First"`, `"Second"`, `"x"`, "unique"}},
+		{"uid clashing with a derived one", func(p *Pipeline) {
+			sinkAway(Map(tenInts(p), sameInt64, WithUID("source-0")), "Out")
+		}, []string{`"source-0"`, "unique"}},
+		{"uid with a space", func(p *Pipeline) { sinkAway(tenInts(p, WithUID("my source")), "Out") },
+			[]string{`"my source"`, "uid"}},
+		{"uid with a slash", func(p *Pipeline) { sinkAway(tenInts(p, WithUID("a/b")), "Out") }, []string{`"a/b"`}},
+		{"uid too long", func(p *Pipeline) { sinkAway(tenInts(p, WithUID(strings.Repeat("u", 129))), "Out") },
+			[]string{"1-128"}},
+		{"negative parallelism", func(p *Pipeline) { sinkAway(tenInts(p, WithParallelism(-1)), "Out") },
+			[]string{"parallelism -1"}},
+		{"first error wins", func(p *Pipeline) {
+			sinkAway(tenInts(p, WithUID("bad uid")), "Out", WithUID("sink bad"))
+		}, []string{`"bad uid"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPipeline("e", 2)
+			tc.build(p)
+			_, err := p.buildPlan()
+			if err == nil {
+				t.Fatal("buildPlan succeeded")
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not mention %s", err, s)
+				}
+			}
+		})
+	}
+	// A 128-character uid of every allowed character class is fine.
+	p := NewPipeline("ok", 1)
+	sinkAway(tenInts(p, WithUID(strings.Repeat("aZ0._-", 21)+"xy")), "Out")
+	if _, err := p.buildPlan(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPipelineAccessors(t *testing.T) {
+	p := NewPipeline("first", 0)
+	if p.Parallelism() != 1 {
+		t.Errorf("parallelism %d for 0, want 1", p.Parallelism())
+	}
+	p.SetName("second")
+	s := tenInts(p)
+	if p.Name() != "second" || s.Pipeline() != p {
+		t.Errorf("name %q, stream pipeline %p", p.Name(), s.Pipeline())
+	}
+	sinkAway(s, "Out")
+	pl, err := p.buildPlan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := pl.jobGraph(); g.Name != "second" || g.Vertices[0].Parallelism != 1 {
+		t.Errorf("graph %q, parallelism %d", g.Name, g.Vertices[0].Parallelism)
+	}
+}

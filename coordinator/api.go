@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -254,4 +255,70 @@ func (s *clusterService) DownloadBinary(r *weirv1.DownloadBinaryRequest, stream 
 			return status.Errorf(codes.Internal, "read binary: %v", err)
 		}
 	}
+}
+
+func (s *jobService) ListCheckpoints(ctx context.Context, r *weirv1.ListCheckpointsRequest) (*weirv1.ListCheckpointsResponse, error) {
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return call(ctx, st, func() (*weirv1.ListCheckpointsResponse, error) {
+		j := st.jobs[r.JobId]
+		if j == nil {
+			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
+		}
+		return &weirv1.ListCheckpointsResponse{Checkpoints: j.ckpt.History()}, nil
+	})
+}
+
+// TriggerSavepoint takes a savepoint and waits for it; with stop, the job is
+// cancelled once the savepoint is complete, so no record after it is
+// committed by the job's sinks.
+func (s *jobService) TriggerSavepoint(ctx context.Context, r *weirv1.TriggerSavepointRequest) (*weirv1.TriggerSavepointResponse, error) {
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wait, err := call(ctx, st, func() (chan savepointResult, error) {
+		j := st.jobs[r.JobId]
+		if j == nil {
+			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
+		}
+		if j.m.State() != weirv1.JobState_JOB_STATE_RUNNING || !j.ckStarted {
+			return nil, status.Errorf(codes.FailedPrecondition, "job %s is %s: a savepoint needs every task running", r.JobId, shortState(j.m.State()))
+		}
+		acts, err := j.ckpt.RequestSavepoint(time.Now())
+		if err != nil {
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+		ch := make(chan savepointResult, 1)
+		j.savepointWaiter = ch
+		st.ckApply(context.WithoutCancel(ctx), j, acts)
+		return ch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case res := <-wait:
+		if res.err != nil {
+			return nil, status.Error(codes.Aborted, res.err.Error())
+		}
+		if r.Stop {
+			call(ctx, st, func() (struct{}, error) {
+				if j := st.jobs[r.JobId]; j != nil {
+					st.step(context.WithoutCancel(ctx), j, jobmaster.CancelRequested{})
+				}
+				return struct{}{}, nil
+			})
+		}
+		return &weirv1.TriggerSavepointResponse{Location: res.location, CheckpointId: res.id}, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// shortState is a state's name without its enum prefix.
+func shortState(s weirv1.JobState) string {
+	return strings.TrimPrefix(s.String(), "JOB_STATE_")
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
@@ -23,9 +24,16 @@ type job struct {
 
 	attempt   int64
 	placement []string // worker per slot while the attempt holds slots
-	procs     map[string]*process
-	tasks     map[jobgraph.Subtask]*taskRun
-	stopping  map[string]bool // workers whose process of the stopped attempt is still up
+
+	ckpt            *checkpoint.Coordinator
+	ckStarted       bool
+	manifests       map[int64]*weirv1.CheckpointManifest // retained, for reference counts
+	badCheckpoints  map[int64]bool                       // failed to restore (-1: the submitted savepoint)
+	restoringFrom   int64                                // checkpoint the current attempt restores (0: none)
+	savepointWaiter chan savepointResult
+	procs           map[string]*process
+	tasks           map[jobgraph.Subtask]*taskRun
+	stopping        map[string]bool // workers whose process of the stopped attempt is still up
 }
 
 // process is the job process of the current attempt on one worker.
@@ -43,7 +51,9 @@ type taskRun struct {
 }
 
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *job {
-	j := &job{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string)}
+	j := &job{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string),
+		ckpt: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
+		badCheckpoints: map[int64]bool{}}
 	if g := rec.Spec.GetGraph(); g != nil {
 		j.subtasks = jobgraph.Expand(g)
 		for _, v := range g.Vertices {
@@ -63,6 +73,7 @@ func (s *leaderState) step(ctx context.Context, j *job, ev jobmaster.Event) {
 			// Processes of a finished job exit by themselves; failed and
 			// cancelled ones were stopped. Either way the slots are free.
 			j.placement = nil
+			s.ckStop(ctx, j, "job "+after.String())
 		}
 	}
 	for _, a := range acts {
@@ -109,10 +120,17 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 		j.tasks[st] = &taskRun{worker: w, state: weirv1.TaskState_TASK_STATE_DEPLOYING}
 	}
 	spec := j.rec.Spec
+	restore := j.restoreFor()
+	j.restoringFrom = 0
+	if restore != nil {
+		j.restoringFrom = restore.CheckpointId
+		s.logger.Info("restoring job state", "job", j.rec.Id, "attempt", attempt, "checkpoint", restore.CheckpointId, "manifest", restore.Manifest)
+	}
 	for _, w := range sortedKeys(j.procs) {
 		s.workers[w].send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
 			JobId: j.rec.Id, Attempt: attempt, BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 			Args: spec.Args, Parallelism: spec.Parallelism, Subtasks: j.procs[w].subtasks,
+			Store: s.c.cfg.Store, Restore: restore,
 		}}})
 	}
 	s.logger.Info("deploying", "job", j.rec.Id, "attempt", attempt, "workers", strings.Join(sortedKeys(j.procs), ","))
@@ -122,6 +140,7 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 // stopAttempt cancels every process of the current attempt; AttemptStopped
 // follows once all are gone.
 func (s *leaderState) stopAttempt(ctx context.Context, j *job) {
+	s.ckStop(ctx, j, "the attempt is stopping")
 	j.stopping = make(map[string]bool)
 	for w, p := range j.procs {
 		if p.exited {
@@ -178,14 +197,32 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 	t.state = u.State
 	switch u.State {
 	case weirv1.TaskState_TASK_STATE_FAILED:
+		if u.RestoreFailed && j.restoringFrom != 0 && !j.badCheckpoints[j.restoringFrom] {
+			j.badCheckpoints[j.restoringFrom] = true
+			next := "the start of the input"
+			if r := j.restoreFor(); r != nil {
+				next = fmt.Sprintf("checkpoint %d", r.CheckpointId)
+			}
+			s.logger.Error("checkpoint cannot be restored; falling back to an older one", "job", j.rec.Id,
+				"checkpoint", j.restoringFrom, "fallback", next, "err", u.Error)
+		}
 		s.step(ctx, j, jobmaster.TaskFailed{Err: fmt.Sprintf("%s on worker %s: %s", j.vertices[u.VertexId], worker, u.Error)})
 	case weirv1.TaskState_TASK_STATE_RUNNING:
-		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED) {
+		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING) {
 			s.step(ctx, j, jobmaster.AllRunning{})
+			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && !j.ckStarted {
+				j.ckStarted = true
+				s.ckApply(ctx, j, j.ckpt.Start(j.ckTasks(), time.Now()))
+			}
 		}
 	case weirv1.TaskState_TASK_STATE_FINISHED:
+		// Checkpoints need every task: once one finished, no barrier can
+		// complete (as in Flink before final checkpoints).
+		s.ckStop(ctx, j, "a task finished")
 		if j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED) {
 			s.step(ctx, j, jobmaster.AllFinished{})
+		} else if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED) {
+			s.step(ctx, j, jobmaster.AllRunning{})
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/leader"
@@ -119,6 +120,9 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 		if wake, ok := j.m.NextWake(); ok && !now.Before(wake) {
 			s.step(ctx, j, jobmaster.Tick{})
 		}
+		if wake, ok := j.ckpt.NextWake(); ok && !now.Before(wake) {
+			s.ckApply(ctx, j, j.ckpt.Tick(now))
+		}
 	}
 }
 
@@ -138,6 +142,9 @@ func (s *leaderState) load(ctx context.Context) error {
 			State: rec.State, Attempt: rec.Attempt, Restarts: int(rec.Restarts),
 			Error: rec.Error, Message: rec.Message,
 		}, rec.Spec.GetRestart()))
+		if err := s.loadCheckpoints(ctx, j); err != nil {
+			return fmt.Errorf("checkpoints of job %s: %w", rec.Id, err)
+		}
 		s.jobs[rec.Id] = j
 	}
 	return nil
@@ -232,6 +239,22 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 	case *weirv1.WorkerMessage_TaskState:
 		if j := s.current(m.TaskState.JobId, m.TaskState.Attempt); j != nil {
 			s.taskState(ctx, j, w.id, m.TaskState)
+		}
+	case *weirv1.WorkerMessage_CheckpointAck:
+		a := m.CheckpointAck
+		if j := s.current(a.JobId, a.Attempt); j != nil && a.Snapshot != nil {
+			task := checkpoint.TaskID{Vertex: a.Snapshot.VertexId, Subtask: a.Snapshot.Subtask}
+			res, acts := j.ckpt.Ack(a.CheckpointId, task, a, time.Now())
+			if res != checkpoint.AckSuccess {
+				s.logger.Debug("checkpoint ack", "job", a.JobId, "checkpoint", a.CheckpointId, "task", task, "result", res)
+			}
+			s.ckApply(ctx, j, acts)
+		}
+	case *weirv1.WorkerMessage_CheckpointDecline:
+		d := m.CheckpointDecline
+		if j := s.current(d.JobId, d.Attempt); j != nil {
+			task := checkpoint.TaskID{Vertex: d.VertexId, Subtask: d.Subtask}
+			s.ckApply(ctx, j, j.ckpt.Decline(d.CheckpointId, task, d.Reason, time.Now()))
 		}
 	case *weirv1.WorkerMessage_ProcessExited:
 		if j := s.current(m.ProcessExited.JobId, m.ProcessExited.Attempt); j != nil {

@@ -7,8 +7,10 @@ import (
 	"runtime/debug"
 	"sync"
 
+	"github.com/weir-run/weir/internal/align"
 	"github.com/weir-run/weir/internal/exchange"
-	"github.com/weir-run/weir/internal/state"
+	"github.com/weir-run/weir/internal/snapshot"
+	"github.com/weir-run/weir/internal/storelayout"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -25,6 +27,42 @@ type deployment struct {
 	route  func(subtaskRef) string
 	self   string
 	logger *slog.Logger
+	// ck is nil when the job does not checkpoint.
+	ck *checkpointer
+
+	mu    sync.Mutex
+	tasks map[subtaskRef]*task // built tasks, for control messages
+}
+
+// post delivers a control message to the process's tasks: triggers go to
+// sources (they start checkpoints), completions to every task.
+func (d *deployment) post(c control) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range d.tasks {
+		switch {
+		case t.source != nil:
+			if c.trigger == nil && !t.hasNotify() {
+				continue
+			}
+			select {
+			case t.mailbox <- c:
+			default:
+				d.logger.Warn("subtask mailbox full; dropping control message", "vertex", t.v.id, "subtask", t.env.subtask)
+			}
+		case c.trigger == nil:
+			t.gate.Post(exchange.Frame{Kind: exchange.KindRecords, Local: c})
+		}
+	}
+}
+
+func (t *task) hasNotify() bool {
+	for _, r := range t.runs {
+		if r.notify != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // taskState reports a subtask's progress to whoever supervises the process.
@@ -81,13 +119,25 @@ func (pl *plan) prepareGate(d *deployment, ref subtaskRef) (*exchange.Gate, []*e
 // newTask opens the subtask's output channels and builds its chain.
 func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate *exchange.Gate, inEdges []*edge) (*task, error) {
 	v := pl.vertices[ref.vertex]
+	restored := d.ck.restoredFor(v, ref.subtask, pl.maxParallelism)
 	env := &subtaskEnv{
 		ctx: ctx, jobID: d.jobID, attempt: d.attempt, vertex: v.id, subtask: ref.subtask,
 		parallelism: v.parallelism, maxParallelism: pl.maxParallelism,
-		state:  state.NewMemory(),
-		logger: d.logger.With("vertex", v.id, "subtask", ref.subtask),
+		logger:   d.logger.With("vertex", v.id, "subtask", ref.subtask),
+		restored: restored.items,
 	}
-	t := &task{env: env, v: v, gate: gate, out: noOutput{}}
+	t := &task{env: env, v: v, gate: gate, out: noOutput{}, ck: d.ck, mailbox: make(chan control, 16),
+		barriers: map[int64]exchange.Frame{}}
+	if gate != nil {
+		t.aligner = align.New(len(inEdges))
+	}
+	if d.ck != nil {
+		t.uploader = snapshot.NewUploader(d.ck.bucket, storelayout.Shared(d.ck.jobID))
+	}
+	var err error
+	if env.state, t.db, err = d.ck.openState(ctx, v, ref.subtask, pl.maxParallelism, restored, t.uploader); err != nil {
+		return nil, err
+	}
 	var emit any
 	switch tail := v.tail(); {
 	case len(v.out) > 0:
@@ -131,6 +181,12 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 	for _, e := range inEdges {
 		t.decs = append(t.decs, e.from.tail().out.decoder(emit))
 	}
+	d.mu.Lock()
+	if d.tasks == nil {
+		d.tasks = make(map[subtaskRef]*task)
+	}
+	d.tasks[ref] = t
+	d.mu.Unlock()
 	return t, nil
 }
 

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/weir-run/weir/internal/align"
 	"github.com/weir-run/weir/internal/exchange"
 	"github.com/weir-run/weir/internal/keygroup"
+	"github.com/weir-run/weir/internal/pebblestate"
+	"github.com/weir-run/weir/internal/snapshot"
 	"github.com/weir-run/weir/internal/state"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -37,6 +41,8 @@ type subtaskEnv struct {
 	state          state.Backend
 	logger         *slog.Logger
 	err            error
+	// restored holds each operator's restored items, by uid.
+	restored map[string][][]byte
 }
 
 // fail records the first error of the chain; the subtask loop checks it
@@ -60,17 +66,27 @@ func (e *opEnv) Attempt() int64   { return e.attempt }
 func (e *opEnv) JobID() string    { return e.jobID }
 func (e *opEnv) UID() string      { return e.uid }
 
+// Restored returns the operator's state items from the checkpoint the
+// subtask restored, if any.
+func (e *opEnv) Restored() ([][]byte, bool) {
+	items, ok := e.restored[e.uid]
+	return items, ok
+}
+
 // opRun is an operator instance: in is a func(T) over its input type.
 type opRun struct {
-	in     any
-	finish func() error // end of input: emit final results
-	flush  func() error // buffer timeout: push out buffered output
-	close  func() error // always last
+	in       any
+	finish   func() error                     // end of input: emit final results
+	flush    func() error                     // buffer timeout: push out buffered output
+	close    func() error                     // always last
+	snapshot func(id int64) ([][]byte, error) // checkpoint barrier: the operator's state
+	notify   func(id int64) error             // checkpoint id completed
 }
 
 type sourceRun struct {
-	poll  func() (Poll, error)
-	close func() error
+	poll     func() (Poll, error)
+	close    func() error
+	snapshot func() ([][]byte, error) // the reader's splits and positions
 }
 
 // streamType is what the runtime needs to know of a stream's record type.
@@ -93,6 +109,8 @@ type output interface {
 	dirty() bool
 	flush() error
 	end() error
+	// barrier sends checkpoint barrier id on every channel, after flush.
+	barrier(id, ts int64, savepoint bool) error
 }
 
 type typedStream[T any] struct{ codec Codec[T] }
@@ -239,16 +257,28 @@ func (o *typedOutput[T]) flush() error {
 	return o.env.err
 }
 
-func (o *typedOutput[T]) end() error {
+// broadcastFrame flushes, then sends f on every channel.
+func (o *typedOutput[T]) broadcastFrame(f exchange.Frame) error {
 	if err := o.flush(); err != nil {
 		return err
 	}
 	for _, e := range o.edges {
 		for _, c := range e.chans {
-			if err := c.s.Send(o.env.ctx, exchange.Frame{Kind: exchange.KindEnd}); err != nil {
-				return fmt.Errorf("end of stream to downstream: %w", err)
+			if err := c.s.Send(o.env.ctx, f); err != nil {
+				return fmt.Errorf("%v to downstream: %w", f.Kind, err)
 			}
 		}
+	}
+	return nil
+}
+
+func (o *typedOutput[T]) barrier(id, ts int64, savepoint bool) error {
+	return o.broadcastFrame(exchange.Frame{Kind: exchange.KindBarrier, CheckpointID: id, Timestamp: ts, Savepoint: savepoint})
+}
+
+func (o *typedOutput[T]) end() error {
+	if err := o.broadcastFrame(exchange.Frame{Kind: exchange.KindEnd}); err != nil {
+		return err
 	}
 	for _, e := range o.edges {
 		for _, c := range e.chans {
@@ -267,6 +297,8 @@ func (noOutput) dirty() bool  { return false }
 func (noOutput) flush() error { return nil }
 func (noOutput) end() error   { return nil }
 
+func (noOutput) barrier(int64, int64, bool) error { return nil }
+
 // task is one subtask ready to run: its chain is built and its channels open.
 type task struct {
 	env    *subtaskEnv
@@ -276,6 +308,15 @@ type task struct {
 	out    output
 	gate   *exchange.Gate
 	decs   []func(*exchange.Frame) error // by gate channel index
+
+	// Checkpointing; ck is nil when the job does not checkpoint.
+	ck       *checkpointer
+	db       *pebblestate.DB // keyed state, when the chain has any
+	uploader *snapshot.Uploader
+	uploadMu sync.Mutex
+	aligner  *align.Aligner
+	barriers map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
+	mailbox  chan control             // sources' mailbox; gates use Gate.Post
 }
 
 // run drives the subtask to the end of its input; its operators are closed
@@ -313,6 +354,7 @@ func (t *task) close() error {
 	if t.source != nil && t.source.close != nil {
 		errs = append(errs, t.source.close())
 	}
+	errs = append(errs, t.env.state.Close())
 	return errors.Join(errs...)
 }
 
@@ -332,6 +374,13 @@ func (t *task) runSource() error {
 	ctx := t.env.ctx
 	var flushAt time.Time
 	for {
+		select {
+		case c := <-t.mailbox:
+			if err := t.onControl(c); err != nil {
+				return err
+			}
+		default:
+		}
 		res, err := t.source.poll()
 		if err != nil {
 			return err
@@ -360,6 +409,11 @@ func (t *task) runSource() error {
 			case <-ctx.Done():
 				timer.Stop()
 				return ctx.Err()
+			case c := <-t.mailbox:
+				timer.Stop()
+				if err := t.onControl(c); err != nil {
+					return err
+				}
 			case <-timer.C:
 			}
 		} else if ctx.Err() != nil {
@@ -398,13 +452,52 @@ func (t *task) runGate() error {
 		if err != nil {
 			return err
 		}
-		if d.Frame.Kind == exchange.KindRecords {
+		if d.Index < 0 {
+			if err := t.onControl(d.Frame.Local.(control)); err != nil {
+				return err
+			}
+			continue
+		}
+		switch d.Frame.Kind {
+		case exchange.KindRecords:
 			if err := t.decs[d.Index](&d.Frame); err != nil {
 				return err
 			}
 			if t.env.err != nil {
 				return t.env.err
 			}
+		case exchange.KindBarrier:
+			if _, seen := t.barriers[d.Frame.CheckpointID]; !seen {
+				t.barriers[d.Frame.CheckpointID] = d.Frame
+			}
+			if err := t.aligned(d.Index, t.aligner.Barrier(d.Index, d.Frame.CheckpointID, time.Now())); err != nil {
+				return err
+			}
+		case exchange.KindEnd:
+			if err := t.aligned(d.Index, t.aligner.End(d.Index, time.Now())); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// aligned carries out the aligner's decision for a barrier or end of channel.
+func (t *task) aligned(index int, dec align.Decision) error {
+	if dec.Block {
+		t.gate.Block(index)
+	}
+	if dec.Abandoned > 0 {
+		delete(t.barriers, dec.Abandoned)
+	}
+	if dec.Aligned {
+		b := t.barriers[dec.ID]
+		delete(t.barriers, dec.ID)
+		if err := t.checkpoint(dec.ID, b.Timestamp, b.Savepoint, dec.Alignment); err != nil {
+			return err
+		}
+	}
+	for _, i := range dec.Unblock {
+		t.gate.Unblock(i)
+	}
+	return nil
 }

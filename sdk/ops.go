@@ -185,6 +185,7 @@ func Aggregate[K comparable, T, A, R any](k KeyedStream[K, T], agg AggregateFunc
 // keyedTransform adds an operator fed by a HASH link of a keyed stream.
 func keyedTransform[K comparable, T, U any](k KeyedStream[K, T], kind, name string, opts []Option, newRun func(*opEnv, func(U)) (opRun, error)) Stream[U] {
 	out := transform(k.s, kind, name, opts, newRun)
+	out.n.keyed = true
 	l := out.n.inputs[len(out.n.inputs)-1]
 	l.part = weirv1.Partitioning_PARTITIONING_HASH
 	l.keyHash = func() any { return k.keyHasher() }

@@ -56,6 +56,7 @@ type node struct {
 	kind        string
 	parallelism int // 0 until resolved: the pipeline default
 	startChain  bool
+	keyed       bool // keeps keyed state
 	inputs      []*link
 	outputs     []*link
 	out         streamType // the node's output type; nil for sinks

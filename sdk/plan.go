@@ -33,6 +33,25 @@ type edge struct {
 }
 
 func (v *vertex) head() *node { return v.nodes[0] }
+
+// keyed reports whether any operator of the chain keeps keyed state.
+func (v *vertex) keyed() bool {
+	for _, n := range v.nodes {
+		if n.keyed {
+			return true
+		}
+	}
+	return false
+}
+
+// uids lists the chain's operator uids, head first.
+func (v *vertex) uids() []string {
+	u := make([]string, len(v.nodes))
+	for i, n := range v.nodes {
+		u[i] = n.uid
+	}
+	return u
+}
 func (v *vertex) tail() *node { return v.nodes[len(v.nodes)-1] }
 
 // name is the vertex's display name, Flink's: its operators' names joined

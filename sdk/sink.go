@@ -28,7 +28,7 @@ func NewSink[T any](s Stream[T], name string, open func(TaskInfo) (SinkWriter[T]
 		if err != nil {
 			return opRun{}, fmt.Errorf("open sink %q: %w", n.name, err)
 		}
-		return opRun{
+		run := opRun{
 			in: func(v T) {
 				if err := w.Write(v); err != nil {
 					env.fail(fmt.Errorf("sink %q: %w", n.name, err))
@@ -36,7 +36,11 @@ func NewSink[T any](s Stream[T], name string, open func(TaskInfo) (SinkWriter[T]
 			},
 			finish: w.Finish,
 			close:  w.Close,
-		}, nil
+		}
+		if c, ok := w.(Committer); ok {
+			run.snapshot, run.notify = c.PreCommit, c.Commit
+		}
+		return run, nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 )
@@ -28,6 +29,9 @@ type TaskInfo interface {
 	JobID() string
 	// UID is the operator's stable uid.
 	UID() string
+	// Restored returns the state items the operator had in the checkpoint
+	// this subtask restored (split positions, pending files), if any.
+	Restored() ([][]byte, bool)
 }
 
 // NewSource adds a source whose subtasks each read through the SourceReader
@@ -41,7 +45,11 @@ func NewSource[T any](p *Pipeline, name string, open func(TaskInfo) (SourceReade
 			return sourceRun{}, fmt.Errorf("open source %q: %w", n.name, err)
 		}
 		e := emit.(func(T))
-		return sourceRun{poll: func() (Poll, error) { return r.Poll(e) }, close: r.Close}, nil
+		run := sourceRun{poll: func() (Poll, error) { return r.Poll(e) }, close: r.Close}
+		if s, ok := r.(SplitSnapshotter); ok {
+			run.snapshot = s.SnapshotSplits
+		}
+		return run, nil
 	}
 	return newStream(p, n, codec)
 }
@@ -51,11 +59,24 @@ const pollBatch = 1024
 
 // Generate is a deterministic source of n records (n < 0: unbounded), record
 // i being f(i). Subtask s of p produces i = s, s+p, s+2p, ... With WithRate
-// the whole source emits at most that many records per second.
+// the whole source emits at most that many records per second. Its position
+// is checkpointed: a restored job continues where its checkpoint left off,
+// at any parallelism.
 func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) Stream[T] {
 	rate := config(opts).rate
 	return NewSource(p, "Generate", func(t TaskInfo) (SourceReader[T], error) {
-		g := &generator[T]{f: f, n: n, next: int64(t.Subtask()), step: int64(t.Parallelism())}
+		g := &generator[T]{f: f, n: n}
+		if items, ok := t.Restored(); ok {
+			for _, it := range items {
+				sp, err := decodeGenSplit(it)
+				if err != nil {
+					return nil, err
+				}
+				g.splits = append(g.splits, sp)
+			}
+		} else {
+			g.splits = []genSplit{{next: int64(t.Subtask()), step: int64(t.Parallelism())}}
+		}
 		if rate > 0 {
 			g.perSec = rate / float64(t.Parallelism())
 			g.start = time.Now()
@@ -64,17 +85,34 @@ func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) St
 	}, append([]Option{WithName("Generate")}, opts...)...)
 }
 
-type generator[T any] struct {
-	f          func(int64) T
-	n          int64
-	next, step int64
-	emitted    int64
-	perSec     float64
-	start      time.Time
+// genSplit is the arithmetic sequence next, next+step, ... below n.
+type genSplit struct{ next, step int64 }
+
+func decodeGenSplit(b []byte) (genSplit, error) {
+	next, k := binary.Varint(b)
+	step, k2 := binary.Varint(b[max(k, 0):])
+	if k <= 0 || k2 <= 0 || step <= 0 {
+		return genSplit{}, fmt.Errorf("sdk: corrupt generator split state")
+	}
+	return genSplit{next, step}, nil
 }
 
+type generator[T any] struct {
+	f       func(int64) T
+	n       int64
+	splits  []genSplit
+	emitted int64
+	perSec  float64
+	start   time.Time
+}
+
+func (g *generator[T]) exhausted(sp genSplit) bool { return g.n >= 0 && sp.next >= g.n }
+
 func (g *generator[T]) Poll(emit func(T)) (Poll, error) {
-	if g.n >= 0 && g.next >= g.n {
+	for len(g.splits) > 0 && g.exhausted(g.splits[0]) {
+		g.splits = g.splits[1:]
+	}
+	if len(g.splits) == 0 {
 		// Before pacing: the last record must not wait for a slot.
 		return Poll{Done: true}, nil
 	}
@@ -88,15 +126,24 @@ func (g *generator[T]) Poll(emit func(T)) (Poll, error) {
 		}
 		budget = min(budget, allowed)
 	}
-	for ; budget > 0; budget-- {
-		if g.n >= 0 && g.next >= g.n {
-			return Poll{Done: true}, nil
-		}
-		emit(g.f(g.next))
-		g.next += g.step
+	sp := &g.splits[0]
+	for ; budget > 0 && !g.exhausted(*sp); budget-- {
+		emit(g.f(sp.next))
+		sp.next += sp.step
 		g.emitted++
 	}
 	return Poll{}, nil
+}
+
+// SnapshotSplits records each unfinished split's next index.
+func (g *generator[T]) SnapshotSplits() ([][]byte, error) {
+	var items [][]byte
+	for _, sp := range g.splits {
+		if !g.exhausted(sp) {
+			items = append(items, binary.AppendVarint(binary.AppendVarint(nil, sp.next), sp.step))
+		}
+	}
+	return items, nil
 }
 
 func (g *generator[T]) Close() error { return nil }

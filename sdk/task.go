@@ -65,6 +65,7 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 	// The worker sends Assign, then Start once every process is ready.
 	var refs []subtaskRef
 	var start *weirv1.StartTasks
+	var ck *checkpointer
 	for start == nil {
 		cmd, err := stream.Recv()
 		if err != nil {
@@ -75,6 +76,18 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 			refs, err = pl.refsOf(c.Assign.Subtasks)
 			if err != nil {
 				return err
+			}
+			if c.Assign.Store != "" {
+				if ck, err = openCheckpointer(ctx, env, c.Assign, logger); err != nil {
+					return err
+				}
+				defer ck.close()
+				ck.ack = func(a *weirv1.CheckpointAck) {
+					send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointAck{CheckpointAck: a}})
+				}
+				ck.decline = func(dc *weirv1.CheckpointDecline) {
+					send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointDecline{CheckpointDecline: dc}})
+				}
 			}
 		case *weirv1.ProcessCommand_Start:
 			start = c.Start
@@ -87,6 +100,21 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 		routes[subtaskRef{int(r.VertexId), int(r.Subtask)}] = r.DataAddress
 	}
 
+	d := &deployment{jobID: env.JobID, attempt: env.Attempt, net: nw, self: self, logger: logger, ck: ck,
+		route: func(r subtaskRef) string { return routes[r] }}
+	report := func(r subtaskRef, st weirv1.TaskState, err error) {
+		u := &weirv1.TaskStateUpdate{JobId: env.JobID, Attempt: env.Attempt,
+			VertexId: int32(r.vertex), Subtask: int32(r.subtask), State: st}
+		if err != nil {
+			u.Error = err.Error()
+			var re *restoreError
+			u.RestoreFailed = errors.As(err, &re)
+			logger.Error("subtask failed", "vertex", r.vertex, "subtask", r.subtask, "err", err)
+		}
+		if err := send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}}); err != nil {
+			logger.Warn("cannot report task state", "err", err)
+		}
+	}
 	// One goroutine reads the stream from here on (gRPC allows one reader):
 	// a cancel command, or the stream's end once the worker has read our
 	// last report or went away.
@@ -100,27 +128,23 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 				cancel(fmt.Errorf("worker connection lost: %w", err))
 				return
 			}
-			if _, ok := cmd.Cmd.(*weirv1.ProcessCommand_Cancel); ok {
+			switch c := cmd.Cmd.(type) {
+			case *weirv1.ProcessCommand_Cancel:
 				cancel(errCancelled)
+			case *weirv1.ProcessCommand_Trigger:
+				d.post(control{trigger: c.Trigger})
+			case *weirv1.ProcessCommand_Complete:
+				d.post(control{complete: c.Complete.CheckpointId})
 			}
 		}
 	}()
 
-	d := &deployment{jobID: env.JobID, attempt: env.Attempt, net: nw, self: self, logger: logger,
-		route: func(r subtaskRef) string { return routes[r] }}
-	report := func(r subtaskRef, st weirv1.TaskState, err error) {
-		u := &weirv1.TaskStateUpdate{JobId: env.JobID, Attempt: env.Attempt,
-			VertexId: int32(r.vertex), Subtask: int32(r.subtask), State: st}
-		if err != nil {
-			u.Error = err.Error()
-			logger.Error("subtask failed", "vertex", r.vertex, "subtask", r.subtask, "err", err)
-		}
-		if err := send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}}); err != nil {
-			logger.Warn("cannot report task state", "err", err)
-		}
-	}
 	runErr := pl.run(ctx, d, refs, report)
 	interrupted := context.Cause(ctx)
+	if ck != nil {
+		// Uploads run on the tasks' context, which ended with them.
+		ck.uploads.Wait()
+	}
 
 	// Let the worker read every report before the process exits: it ends
 	// the stream once it has seen our half-close.

@@ -61,6 +61,8 @@ type jobProc struct {
 	key      procKey
 	token    string
 	subtasks []*weirv1.SubtaskRef
+	store    string
+	restore  *weirv1.Restore
 	cmds     chan *weirv1.ProcessCommand // to the attached process
 	started  chan struct{}               // closed once proc is set
 	proc     *supervisor.Process
@@ -199,6 +201,12 @@ func (w *Worker) session(ctx context.Context) error {
 				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Start{Start: m.Start}})
 		case *weirv1.CoordinatorMessage_Cancel:
 			w.stop(procKey{m.Cancel.JobId, m.Cancel.Attempt})
+		case *weirv1.CoordinatorMessage_Trigger:
+			w.command(procKey{m.Trigger.JobId, m.Trigger.Attempt},
+				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Trigger{Trigger: m.Trigger}})
+		case *weirv1.CoordinatorMessage_Complete:
+			w.command(procKey{m.Complete.JobId, m.Complete.Attempt},
+				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Complete{Complete: m.Complete}})
 		}
 	}
 }
@@ -254,7 +262,7 @@ func (r readCloser) Close() error { r.cancel(); return nil }
 // job still running here are stopped: the coordinator has moved on.
 func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	key := procKey{d.JobId, d.Attempt}
-	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks,
+	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks, store: d.Store, restore: d.Restore,
 		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{})}
 	w.mu.Lock()
 	if w.mu.procs[key] != nil {
@@ -405,7 +413,8 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 	if jp.proc != nil {
 		pid = int32(jp.proc.Pid())
 	}
-	if err := stream.Send(&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Assign{Assign: &weirv1.AssignTasks{Subtasks: jp.subtasks}}}); err != nil {
+	if err := stream.Send(&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Assign{Assign: &weirv1.AssignTasks{
+		Subtasks: jp.subtasks, Store: jp.store, Restore: jp.restore}}}); err != nil {
 		return err
 	}
 	w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
@@ -430,8 +439,13 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 			// EOF: the process reported everything and is exiting.
 			return nil
 		}
-		if u := m.GetTaskState(); u != nil {
-			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TaskState{TaskState: u}})
+		switch m := m.Msg.(type) {
+		case *weirv1.ProcessMessage_TaskState:
+			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TaskState{TaskState: m.TaskState}})
+		case *weirv1.ProcessMessage_CheckpointAck:
+			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_CheckpointAck{CheckpointAck: m.CheckpointAck}})
+		case *weirv1.ProcessMessage_CheckpointDecline:
+			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_CheckpointDecline{CheckpointDecline: m.CheckpointDecline}})
 		}
 	}
 }

@@ -41,6 +41,8 @@ type runFlags struct {
 	detach      bool
 	name        string
 	maxRestarts int
+	interval    time.Duration
+	savepoint   string
 }
 
 // runOptions is what `weir run` needs besides its flags; tests shorten the
@@ -79,6 +81,8 @@ ARGS after "--" are passed to the job binary.`,
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the job id and return once the job is submitted")
 	fl.StringVar(&f.name, "name", "", "job name (default: the name the job gives itself, else the binary's name)")
 	fl.IntVar(&f.maxRestarts, "max-restarts", 0, "restarts allowed after failures (default: the coordinator's restart policy)")
+	fl.DurationVar(&f.interval, "checkpoint-interval", 10*time.Second, "time between checkpoints (0 disables them; a failed job then restarts from the beginning)")
+	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
 	return cmd
 }
 
@@ -101,6 +105,9 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 	if f.maxRestarts < 0 {
 		return usageErrorf("--max-restarts must be at least 0, got %d", f.maxRestarts)
+	}
+	if f.interval < 0 {
+		return usageErrorf("--checkpoint-interval must not be negative, got %v", f.interval)
 	}
 	abs, err := checkBinary(binary)
 	if err != nil {
@@ -134,12 +141,14 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 
 	spec := &weirv1.JobSpec{
-		Name:         jobName(f.name, graph, binary),
-		BinarySha256: sum,
-		BinarySize:   size,
-		Args:         jobArgs,
-		Parallelism:  int32(f.parallelism),
-		Graph:        graph,
+		Name:          jobName(f.name, graph, binary),
+		BinarySha256:  sum,
+		BinarySize:    size,
+		Args:          jobArgs,
+		Parallelism:   int32(f.parallelism),
+		Graph:         graph,
+		Checkpoints:   &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds()},
+		FromSavepoint: f.savepoint,
 	}
 	if restartsSet {
 		// Only the cap: zero backoff fields take the coordinator's defaults.

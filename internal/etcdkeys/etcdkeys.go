@@ -5,6 +5,8 @@
 //
 //	/weir/leader/<lease>   election candidates; the oldest holds the leader's API address
 //	/weir/jobs/<id>        JobStatus records (protobuf), written fenced by the leader
+//	/weir/checkpoints/<job>/<id>  completed checkpoints (CheckpointInfo)
+//	/weir/checkpoint-ids/<job>    the job's checkpoint id counter
 package etcdkeys
 
 import "errors"
@@ -15,6 +17,11 @@ const (
 	Election = "/weir/leader"
 	// Jobs prefixes the job records.
 	Jobs = "/weir/jobs/"
+	// Checkpoints prefixes completed checkpoints: /weir/checkpoints/<job>/<id>.
+	Checkpoints = "/weir/checkpoints/"
+	// CheckpointIDs prefixes each job's checkpoint id counter, which never
+	// goes backwards, across leaders.
+	CheckpointIDs = "/weir/checkpoint-ids/"
 )
 
 // ErrNoLeader means no coordinator currently leads.

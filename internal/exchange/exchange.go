@@ -62,6 +62,7 @@ type Frame struct {
 	CheckpointID int64 // barrier
 	Timestamp    int64 // barrier trigger time or watermark, unix ms
 	Idle         bool  // watermark: the channel is idle
+	Savepoint    bool  // barrier: of a savepoint
 }
 
 // ChannelID names one channel: the edge of the job graph, the producing

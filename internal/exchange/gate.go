@@ -40,6 +40,8 @@ type Gate struct {
 		last   int
 		ended  int // KindEnd frames delivered
 		broken int // channels with err set
+		// mail holds control messages for the consumer (Post).
+		mail []Frame
 	}
 }
 
@@ -114,6 +116,12 @@ func (g *Gate) Next(ctx context.Context) (Delivery, error) {
 			g.mu.Unlock()
 			return Delivery{}, ErrClosed
 		}
+		if len(g.mu.mail) > 0 {
+			f := g.mu.mail[0]
+			g.mu.mail = g.mu.mail[1:]
+			g.mu.Unlock()
+			return Delivery{Index: -1, Frame: f}, nil
+		}
 		if d, err, ok := g.pollLocked(); ok {
 			g.mu.Unlock()
 			return d, err
@@ -160,6 +168,18 @@ func (g *Gate) pollLocked() (Delivery, error, bool) {
 		i++
 	}
 	return Delivery{}, nil, false
+}
+
+// Post queues a control message for the gate's consumer. Next returns it
+// before any channel's frames, with Index -1. Post never blocks and takes no
+// credit: a subtask's own control traffic (checkpoint completion notices) is
+// rare and must not wait behind backpressured data. Mail posted after the
+// gate ended (io.EOF) or closed is dropped.
+func (g *Gate) Post(f Frame) {
+	g.mu.Lock()
+	g.mu.mail = append(g.mu.mail, f)
+	g.mu.Unlock()
+	signal(g.wake)
 }
 
 // Block stops delivery from the channel at index (for checkpoint barrier

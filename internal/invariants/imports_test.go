@@ -64,7 +64,7 @@ var rules = []rule{
 }
 
 // purePackages take time as input and do no I/O (DESIGN §6).
-var purePackages = []string{"coordinator/jobgraph", "coordinator/scheduler", "coordinator/jobmaster"}
+var purePackages = []string{"coordinator/jobgraph", "coordinator/scheduler", "coordinator/jobmaster", "coordinator/checkpoint", "internal/align"}
 
 var impure = []string{"net", "os", "os/exec", "google.golang.org/grpc", "go.etcd.io/", "github.com/twmb/franz-go", "github.com/cockroachdb/pebble"}
 

@@ -724,9 +724,12 @@ func (x *CheckpointComplete) GetCheckpointId() int64 {
 // Restore says where a deployment's state comes from.
 type Restore struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Object key of the checkpoint manifest in the job's store.
-	Manifest      string `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
-	CheckpointId  int64  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// Object key of the checkpoint manifest.
+	Manifest     string `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	CheckpointId int64  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// Store URL holding the manifest and its files; empty means the job's
+	// store. A savepoint may come from another store.
+	Store         string `protobuf:"bytes,3,opt,name=store,proto3" json:"store,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -773,6 +776,13 @@ func (x *Restore) GetCheckpointId() int64 {
 		return x.CheckpointId
 	}
 	return 0
+}
+
+func (x *Restore) GetStore() string {
+	if x != nil {
+		return x.Store
+	}
+	return ""
 }
 
 type CheckpointInfo struct {
@@ -949,10 +959,11 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\x12CheckpointComplete\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
-	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\"J\n" +
+	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\"`\n" +
 	"\aRestore\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\x12#\n" +
-	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\"\xdf\x02\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x14\n" +
+	"\x05store\x18\x03 \x01(\tR\x05store\"\xdf\x02\n" +
 	"\x0eCheckpointInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.weir.v1.CheckpointStatusR\x06status\x12&\n" +

@@ -374,13 +374,16 @@ func (x *ProcessReady) GetPid() int32 {
 }
 
 type TaskStateUpdate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	VertexId      int32                  `protobuf:"varint,3,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
-	Subtask       int32                  `protobuf:"varint,4,opt,name=subtask,proto3" json:"subtask,omitempty"`
-	State         TaskState              `protobuf:"varint,5,opt,name=state,proto3,enum=weir.v1.TaskState" json:"state,omitempty"`
-	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	JobId    string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt  int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	VertexId int32                  `protobuf:"varint,3,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
+	Subtask  int32                  `protobuf:"varint,4,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	State    TaskState              `protobuf:"varint,5,opt,name=state,proto3,enum=weir.v1.TaskState" json:"state,omitempty"`
+	Error    string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// The task failed to restore its state (a corrupt or missing checkpoint
+	// file): the coordinator falls back to an older checkpoint.
+	RestoreFailed bool `protobuf:"varint,7,opt,name=restore_failed,json=restoreFailed,proto3" json:"restore_failed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +458,13 @@ func (x *TaskStateUpdate) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *TaskStateUpdate) GetRestoreFailed() bool {
+	if x != nil {
+		return x.RestoreFailed
+	}
+	return false
 }
 
 type ProcessExited struct {
@@ -1177,14 +1187,15 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
 	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\x05R\x03pid\"\xb9\x01\n" +
+	"\x03pid\x18\x04 \x01(\x05R\x03pid\"\xe0\x01\n" +
 	"\x0fTaskStateUpdate\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
 	"\tvertex_id\x18\x03 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x04 \x01(\x05R\asubtask\x12(\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"s\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12%\n" +
+	"\x0erestore_failed\x18\a \x01(\bR\rrestoreFailed\"s\n" +
 	"\rProcessExited\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +

@@ -277,6 +277,7 @@ type Barrier struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	CheckpointId    int64                  `protobuf:"varint,1,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
 	TimestampUnixMs int64                  `protobuf:"varint,2,opt,name=timestamp_unix_ms,json=timestampUnixMs,proto3" json:"timestamp_unix_ms,omitempty"`
+	Savepoint       bool                   `protobuf:"varint,3,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -323,6 +324,13 @@ func (x *Barrier) GetTimestampUnixMs() int64 {
 		return x.TimestampUnixMs
 	}
 	return 0
+}
+
+func (x *Barrier) GetSavepoint() bool {
+	if x != nil {
+		return x.Savepoint
+	}
+	return false
 }
 
 type Watermark struct {
@@ -477,10 +485,11 @@ const file_weir_v1_data_service_proto_rawDesc = "" +
 	"\apayload\"7\n" +
 	"\vRecordBatch\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x05R\x05count\"Z\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"x\n" +
 	"\aBarrier\x12#\n" +
 	"\rcheckpoint_id\x18\x01 \x01(\x03R\fcheckpointId\x12*\n" +
-	"\x11timestamp_unix_ms\x18\x02 \x01(\x03R\x0ftimestampUnixMs\"K\n" +
+	"\x11timestamp_unix_ms\x18\x02 \x01(\x03R\x0ftimestampUnixMs\x12\x1c\n" +
+	"\tsavepoint\x18\x03 \x01(\bR\tsavepoint\"K\n" +
 	"\tWatermark\x12*\n" +
 	"\x11timestamp_unix_ms\x18\x01 \x01(\x03R\x0ftimestampUnixMs\x12\x12\n" +
 	"\x04idle\x18\x02 \x01(\bR\x04idle\"\x10\n" +

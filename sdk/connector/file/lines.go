@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,15 +17,40 @@ import (
 // Lines reads the lines of a file, or of every visible file of a directory
 // (sorted by name), without their line endings. Each file is split into equal
 // byte ranges, one per subtask; a line belongs to the range its first byte is
-// in, so every line is read exactly once whatever the parallelism.
+// in, so every line is read exactly once whatever the parallelism. The
+// position within each range is checkpointed, so a restored job resumes at
+// the line after its checkpoint, at any parallelism.
 func Lines(p *sdk.Pipeline, path string, opts ...sdk.Option) sdk.Stream[string] {
 	return sdk.NewSource(p, "Lines", func(t sdk.TaskInfo) (sdk.SourceReader[string], error) {
+		if items, ok := t.Restored(); ok {
+			r := &lineReader{}
+			for _, it := range items {
+				sp, err := decodeSplit(it)
+				if err != nil {
+					return nil, err
+				}
+				r.splits = append(r.splits, sp)
+			}
+			return r, nil
+		}
 		files, err := listInputs(path)
 		if err != nil {
 			return nil, err
 		}
-		return &lineReader{files: files, subtask: int64(t.Subtask()), parallelism: int64(t.Parallelism())}, nil
+		return newLineReader(files, t.Subtask(), t.Parallelism()), nil
 	}, append([]sdk.Option{sdk.WithName("Lines")}, opts...)...)
+}
+
+// newLineReader reads subtask i's byte range of every file.
+func newLineReader(files []inputFile, i, p int) *lineReader {
+	r := &lineReader{}
+	for _, f := range files {
+		start, end := f.size*int64(i)/int64(p), f.size*int64(i+1)/int64(p)
+		if start < end {
+			r.splits = append(r.splits, split{path: f.path, pos: start, end: end})
+		}
+	}
+	return r
 }
 
 type inputFile struct {
@@ -61,45 +87,82 @@ func listInputs(path string) ([]inputFile, error) {
 
 func hidden(name string) bool { return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") }
 
-type lineReader struct {
-	files                []inputFile
-	subtask, parallelism int64
-	next                 int // index of the next file to open
-	f                    *os.File
-	r                    *bufio.Reader
-	pos, end             int64 // offset of the next line start; end of this subtask's range
+// split is the byte range [pos, end) of one file still to read. aligned says
+// pos is at a line start (true once reading began); a fresh split's pos may
+// be mid-line, and that line belongs to the previous range.
+type split struct {
+	path     string
+	pos, end int64
+	aligned  bool
 }
 
-func (l *lineReader) open() error {
-	in := l.files[l.next]
-	l.next++
-	start := in.size * l.subtask / l.parallelism
-	l.end = in.size * (l.subtask + 1) / l.parallelism
-	if start >= l.end {
-		return nil
+func (s split) encode() []byte {
+	b := binary.AppendUvarint(nil, uint64(len(s.path)))
+	b = append(b, s.path...)
+	b = binary.AppendVarint(b, s.pos)
+	b = binary.AppendVarint(b, s.end)
+	if s.aligned {
+		return append(b, 1)
 	}
-	f, err := os.Open(in.path)
+	return append(b, 0)
+}
+
+var errCorruptSplit = errors.New("file: corrupt split state")
+
+func decodeSplit(b []byte) (split, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return split{}, errCorruptSplit
+	}
+	s := split{path: string(b[k : k+int(n)])}
+	b = b[k+int(n):]
+	var k1, k2 int
+	s.pos, k1 = binary.Varint(b)
+	if k1 <= 0 {
+		return split{}, errCorruptSplit
+	}
+	s.end, k2 = binary.Varint(b[k1:])
+	if k2 <= 0 || len(b) != k1+k2+1 {
+		return split{}, errCorruptSplit
+	}
+	s.aligned = b[k1+k2] == 1
+	return s, nil
+}
+
+type lineReader struct {
+	splits []split // splits[0] is being read
+	f      *os.File
+	r      *bufio.Reader
+}
+
+// open starts reading splits[0].
+func (l *lineReader) open() error {
+	s := &l.splits[0]
+	f, err := os.Open(s.path)
 	if err != nil {
 		return fmt.Errorf("input: %w", err)
 	}
-	l.f, l.pos = f, start
-	if start > 0 {
-		// The line straddling start belongs to the previous range: skip
-		// through the first newline at or after start-1.
-		if _, err := f.Seek(start-1, io.SeekStart); err != nil {
-			return err
-		}
+	l.f = f
+	seek := s.pos
+	if !s.aligned && s.pos > 0 {
+		// The line straddling pos belongs to the previous range: skip
+		// through the first newline at or after pos-1.
+		seek = s.pos - 1
+	}
+	if _, err := f.Seek(seek, io.SeekStart); err != nil {
+		return fmt.Errorf("input: %w", err)
 	}
 	l.r = bufio.NewReaderSize(f, 256<<10)
-	if start > 0 {
+	if !s.aligned && s.pos > 0 {
 		n, err := skipLine(l.r)
-		l.pos = start - 1 + n
+		s.pos = seek + n
 		if err == io.EOF {
-			l.pos = l.end
+			s.pos = s.end
 		} else if err != nil {
 			return fmt.Errorf("input: %w", err)
 		}
 	}
+	s.aligned = true
 	return nil
 }
 
@@ -117,14 +180,16 @@ func skipLine(r *bufio.Reader) (int64, error) {
 
 func (l *lineReader) Poll(emit func(string)) (sdk.Poll, error) {
 	for range 1024 {
-		if l.f == nil || l.pos >= l.end {
-			if l.f != nil {
-				l.f.Close()
-				l.f = nil
-			}
-			if l.next >= len(l.files) {
-				return sdk.Poll{Done: true}, nil
-			}
+		if len(l.splits) == 0 {
+			return sdk.Poll{Done: true}, nil
+		}
+		s := &l.splits[0]
+		if s.pos >= s.end {
+			l.closeFile()
+			l.splits = l.splits[1:]
+			continue
+		}
+		if l.f == nil {
 			if err := l.open(); err != nil {
 				return sdk.Poll{}, err
 			}
@@ -132,13 +197,13 @@ func (l *lineReader) Poll(emit func(string)) (sdk.Poll, error) {
 		}
 		line, err := l.r.ReadString('\n')
 		if len(line) > 0 {
-			l.pos += int64(len(line))
+			s.pos += int64(len(line))
 			line = strings.TrimSuffix(line, "\n")
 			line = strings.TrimSuffix(line, "\r")
 			emit(line)
 		}
 		if err == io.EOF {
-			l.pos = l.end
+			s.pos = s.end
 		} else if err != nil {
 			return sdk.Poll{}, fmt.Errorf("input: %w", err)
 		}
@@ -146,9 +211,25 @@ func (l *lineReader) Poll(emit func(string)) (sdk.Poll, error) {
 	return sdk.Poll{}, nil
 }
 
-func (l *lineReader) Close() error {
-	if l.f != nil {
-		return l.f.Close()
+// SnapshotSplits records every unfinished split with its position.
+func (l *lineReader) SnapshotSplits() ([][]byte, error) {
+	var items [][]byte
+	for _, s := range l.splits {
+		if s.pos < s.end {
+			items = append(items, s.encode())
+		}
 	}
+	return items, nil
+}
+
+func (l *lineReader) closeFile() {
+	if l.f != nil {
+		l.f.Close()
+		l.f, l.r = nil, nil
+	}
+}
+
+func (l *lineReader) Close() error {
+	l.closeFile()
 	return nil
 }

@@ -43,7 +43,7 @@ func readSubtasks(t fataler, path string, p int) [][]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &lineReader{files: files, subtask: int64(s), parallelism: int64(p)}
+		r := newLineReader(files, s, p)
 		var size int64
 		for _, f := range files {
 			size += f.size
@@ -186,7 +186,7 @@ func TestLinesInputErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(path)
-	r := &lineReader{files: files, subtask: 0, parallelism: 1}
+	r := newLineReader(files, 0, 1)
 	if _, err := r.Poll(func(string) {}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Poll of a removed file: %v", err)
 	}

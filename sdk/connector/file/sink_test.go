@@ -1,11 +1,11 @@
 package file
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -27,96 +27,180 @@ func visible(names []string) []string {
 	return slices.DeleteFunc(slices.Clone(names), hidden)
 }
 
-// newTestWriter opens a writer the way Sink's open does for subtask 0 of
-// attempt 1.
-func newTestWriter(t *testing.T, dir string) *sinkWriter[int] {
+func read(t *testing.T, path string) string {
 	t.Helper()
-	tmp := filepath.Join(dir, ".part-00000.attempt-1.inprogress")
-	f, err := os.Create(tmp)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sinkWriter[int]{f: f, w: bufio.NewWriterSize(f, 256<<10), tmp: tmp,
-		final: filepath.Join(dir, "part-00000"), format: strconv.Itoa}
+	return string(b)
 }
 
-func TestSinkWriterFinishPublishes(t *testing.T) {
-	dir := t.TempDir()
-	w := newTestWriter(t, dir)
-	for i := range 3 {
-		if err := w.Write(i * 10); err != nil {
+// taskInfo is a TaskInfo for opening writers directly.
+type taskInfo struct {
+	subtask  int
+	attempt  int64
+	restored [][]byte
+	has      bool
+}
+
+func (t taskInfo) Subtask() int               { return t.subtask }
+func (t taskInfo) Parallelism() int           { return 1 }
+func (t taskInfo) Attempt() int64             { return t.attempt }
+func (t taskInfo) JobID() string              { return "job" }
+func (t taskInfo) UID() string                { return "sink" }
+func (t taskInfo) Restored() ([][]byte, bool) { return t.restored, t.has }
+
+func openWriter(t *testing.T, dir string, info taskInfo) *sinkWriter[int] {
+	t.Helper()
+	w := &sinkWriter[int]{dir: dir, subtask: info.subtask, attempt: info.attempt, format: strconv.Itoa}
+	if err := w.recover(info); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func write(t *testing.T, w *sinkWriter[int], vs ...int) {
+	t.Helper()
+	for _, v := range vs {
+		if err := w.Write(v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := visible(listDir(t, dir)); len(got) != 0 {
-		t.Fatalf("visible before Finish: %v", got)
+}
+
+func TestSinkWithoutCheckpointsPublishesAtEnd(t *testing.T) {
+	dir := t.TempDir()
+	w := openWriter(t, dir, taskInfo{attempt: 1})
+	write(t, w, 1, 2)
+	if v := visible(listDir(t, dir)); len(v) != 0 {
+		t.Fatalf("visible before Finish: %v", v)
 	}
 	if err := w.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	if got := listDir(t, dir); !slices.Equal(got, []string{"part-00000"}) {
-		t.Fatalf("after Finish: %v, want only part-00000", got)
+	w.Close()
+	if names := listDir(t, dir); !slices.Equal(names, []string{"part-00000-end"}) {
+		t.Fatalf("after Finish: %v", names)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "part-00000"))
-	if err != nil || string(b) != "0\n10\n20\n" {
-		t.Fatalf("part-00000 = %q, %v", b, err)
-	}
-	// Close after Finish keeps the output.
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := listDir(t, dir); !slices.Equal(got, []string{"part-00000"}) {
-		t.Fatalf("after Close: %v", got)
+	if got := read(t, filepath.Join(dir, "part-00000-end")); got != "1\n2\n" {
+		t.Fatalf("content %q", got)
 	}
 }
 
-func TestSinkWriterCloseWithoutFinishDiscards(t *testing.T) {
+func TestSinkTwoPhaseCommit(t *testing.T) {
 	dir := t.TempDir()
-	w := newTestWriter(t, dir)
-	for i := range 100_000 { // past the buffer: some of it reached the file
-		if err := w.Write(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
+	w := openWriter(t, dir, taskInfo{attempt: 1})
+	write(t, w, 1, 2)
+	if _, err := w.PreCommit(5); err != nil {
 		t.Fatal(err)
 	}
-	if got := listDir(t, dir); len(got) != 0 {
-		t.Fatalf("after Close without Finish: %v, want nothing", got)
+	if v := visible(listDir(t, dir)); len(v) != 0 {
+		t.Fatalf("visible after PreCommit, before the checkpoint completed: %v", v)
+	}
+	write(t, w, 3)
+	if err := w.Commit(5); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(dir, "part-00000-5")); got != "1\n2\n" {
+		t.Fatalf("committed checkpoint 5 holds %q, want the records before its barrier", got)
+	}
+	if err := w.Commit(5); err != nil { // a repeated notification is harmless
+		t.Fatal(err)
+	}
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if got := visible(listDir(t, dir)); !slices.Equal(got, []string{"part-00000-5", "part-00000-end"}) {
+		t.Fatalf("visible %v", got)
+	}
+	if got := read(t, filepath.Join(dir, "part-00000-end")); got != "3\n" {
+		t.Fatalf("end file %q", got)
 	}
 }
 
-func TestRemoveStale(t *testing.T) {
+// A restore from checkpoint 5 commits what 5 had pending, and removes what
+// was committed after it and every hidden leftover: that data is replayed.
+func TestSinkRestoreCommitsPendingAndDropsLaterOutput(t *testing.T) {
 	dir := t.TempDir()
-	for _, name := range []string{
-		".part-00001.attempt-1.inprogress",
-		".part-00001.attempt-2.inprogress",
-		".part-00001.whatever",
-		".part-000010.attempt-1.inprogress", // subtask 10 of a wider job
-		".part-00002.attempt-1.inprogress",
-		"part-00001",
-		"_SUCCESS",
-	} {
-		writeFile(t, filepath.Join(dir, name), "x")
-	}
-	if err := removeStale(dir, ".part-00001."); err != nil {
+	w := openWriter(t, dir, taskInfo{attempt: 1})
+	write(t, w, 1)
+	state5, err := w.PreCommit(5)
+	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{".part-000010.attempt-1.inprogress", ".part-00002.attempt-1.inprogress", "_SUCCESS", "part-00001"}
-	if got := listDir(t, dir); !slices.Equal(got, want) {
-		t.Fatalf("left %v, want %v", got, want)
+	write(t, w, 2)
+	if _, err := w.PreCommit(7); err != nil {
+		t.Fatal(err)
 	}
-	if err := removeStale(filepath.Join(dir, "missing"), ".part-00001."); err == nil {
-		t.Error("removeStale of a missing directory succeeded")
+	// Checkpoint 7's notification reached this subtask, and then the input
+	// ended; yet the job failed before finishing and restores from 5.
+	if err := w.Commit(7); err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, 3)
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, 4) // an in-progress file of a dying attempt
+	os.WriteFile(filepath.Join(dir, "part-00001-9"), []byte("other subtask\n"), 0o644)
+
+	r := openWriter(t, dir, taskInfo{attempt: 2, restored: state5, has: true})
+	got := visible(listDir(t, dir))
+	if !slices.Equal(got, []string{"part-00000-5", "part-00001-9"}) {
+		t.Fatalf("visible after restore from 5: %v, want only checkpoint 5's output (and other subtasks' files)", got)
+	}
+	if hid := slices.DeleteFunc(listDir(t, dir), func(n string) bool { return !strings.HasPrefix(n, ".part-00000-") }); len(hid) != 0 {
+		t.Fatalf("hidden leftovers of subtask 0: %v", hid)
+	}
+	if c := read(t, filepath.Join(dir, "part-00000-5")); c != "1\n" {
+		t.Fatalf("part-00000-5 = %q", c)
+	}
+	r.Close()
+	w.Close()
+}
+
+func TestSinkCloseWithoutFinishDiscards(t *testing.T) {
+	dir := t.TempDir()
+	w := openWriter(t, dir, taskInfo{attempt: 1})
+	write(t, w, 1)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := listDir(t, dir); len(names) != 0 {
+		t.Fatalf("left behind: %v", names)
 	}
 }
 
 func TestHidden(t *testing.T) {
-	for name, want := range map[string]bool{
-		"part-00000": false, ".part-00000.attempt-1.inprogress": true, "_SUCCESS": true, "a_b": false, ".": true,
-	} {
+	for name, want := range map[string]bool{".x": true, "_SUCCESS": true, "part-00000-end": false} {
 		if hidden(name) != want {
 			t.Errorf("hidden(%q) = %v", name, !want)
 		}
+	}
+}
+
+// A restart from the beginning (no checkpoint to restore) drops the output
+// of earlier attempts, which it is about to write again.
+func TestSinkRestartFromScratchDropsEarlierOutput(t *testing.T) {
+	dir := t.TempDir()
+	w := openWriter(t, dir, taskInfo{attempt: 1})
+	write(t, w, 1)
+	w.PreCommit(3)
+	w.Commit(3)
+	write(t, w, 2)
+	w.Finish()
+	w.Close()
+	if got := visible(listDir(t, dir)); len(got) != 2 {
+		t.Fatalf("setup: %v", got)
+	}
+	openWriter(t, dir, taskInfo{attempt: 1}).Close() // a first attempt never deletes output
+	if got := visible(listDir(t, dir)); len(got) != 2 {
+		t.Fatalf("first attempt deleted output: %v", got)
+	}
+	openWriter(t, dir, taskInfo{attempt: 2}).Close()
+	if got := listDir(t, dir); len(got) != 0 {
+		t.Fatalf("after a restart from scratch: %v", got)
 	}
 }

@@ -1,0 +1,483 @@
+package pebblestate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/weir-run/weir/internal/state"
+)
+
+// DefaultCacheBytes is the hot-state cache budget when Options.CacheBytes is 0.
+const DefaultCacheBytes = 64 << 20
+
+const (
+	// memTableSize bounds what a checkpoint's Flush has to write beyond the
+	// cache's dirty entries: the sync pause grows with it. Pebble flushes full
+	// memtables in the background.
+	memTableSize = 16 << 20
+	// blockCacheBytes is Pebble's block cache. Hot keys live in the hot-state
+	// cache, so this only needs to hold index and filter blocks and the
+	// recently read data blocks of cold keys.
+	blockCacheBytes = 32 << 20
+	// maxManifestBytes rolls the MANIFEST early: every checkpoint copies it.
+	maxManifestBytes = 4 << 20
+	// entryOverhead approximates the memory of a cache entry beyond its key
+	// and value bytes: the map slot, the string header, the entry struct and
+	// its slot in the dirty list.
+	entryOverhead = 80
+	// copyBatchBytes is the batch size CopyRange commits at.
+	copyBatchBytes = 4 << 20
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is the database directory, created if missing.
+	Dir string
+	// CacheBytes is the hot-state cache budget in bytes: 0 means
+	// DefaultCacheBytes, a negative value disables the cache.
+	CacheBytes int64
+}
+
+// Stats are the DB's cache counters since Open.
+type Stats struct {
+	// CacheHits and CacheMisses count Gets answered by the cache and by Pebble.
+	CacheHits, CacheMisses int64
+	// Flushes counts write-backs of dirty entries to Pebble: on budget
+	// overflow, before a Scan and before a Checkpoint (when any were dirty).
+	Flushes int64
+	// CacheBytes is the cache's current estimated memory use.
+	CacheBytes int64
+}
+
+// entry is a cached key: its value, or the knowledge that it is absent.
+type entry struct {
+	key   string
+	val   []byte
+	flags uint8
+}
+
+const (
+	// dirty: Pebble does not have this value (or deletion) yet.
+	dirty uint8 = 1 << iota
+	// absent: the key does not exist; with dirty, a pending deletion.
+	absent
+	// referenced: used since the last eviction sweep (second chance).
+	referenced
+)
+
+// DB is the keyed state of one subtask in Pebble. It implements
+// state.Backend with that contract: one goroutine, Get's slice valid until
+// the next call, Set copies, Scan in ascending order. Stats and Checkpoint
+// are called from the same goroutine as the rest.
+type DB struct {
+	pdb *pebble.DB
+
+	// budget is the cache's byte budget; 0 when the cache is disabled.
+	budget int64
+	cache  map[string]*entry
+	// dirtyList holds every dirty entry, so that a write-back costs the
+	// number of dirty entries, not the size of the cache.
+	dirtyList []*entry
+	getBuf    []byte // Get's result when the cache is disabled
+	stats     Stats
+	closed    bool
+}
+
+var _ state.Backend = (*DB)(nil)
+
+// Open opens (or creates) the database in opts.Dir.
+func Open(opts Options) (*DB, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("pebblestate: Options.Dir is empty")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("pebblestate: %w", err)
+	}
+	popts, release := pebbleOptions()
+	defer release()
+	pdb, err := pebble.Open(opts.Dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("pebblestate: open %s: %w", opts.Dir, err)
+	}
+	db := &DB{pdb: pdb}
+	switch {
+	case opts.CacheBytes == 0:
+		db.budget = DefaultCacheBytes
+	case opts.CacheBytes > 0:
+		db.budget = opts.CacheBytes
+	}
+	if db.budget > 0 {
+		db.cache = make(map[string]*entry)
+	}
+	return db, nil
+}
+
+// pebbleOptions returns the options of every DB this package opens and a
+// func releasing the caller's reference to the block cache once Open has
+// taken its own.
+func pebbleOptions() (*pebble.Options, func()) {
+	c := pebble.NewCache(blockCacheBytes)
+	o := &pebble.Options{
+		FS: noSyncFS{vfs.Default},
+		// Durability comes from checkpoints; a WAL would only double the
+		// write volume. It is also why Checkpoint must Flush.
+		DisableWAL:          true,
+		MemTableSize:        memTableSize,
+		Cache:               c,
+		FormatMajorVersion:  pebble.FormatNewest,
+		MaxManifestFileSize: maxManifestBytes,
+		Logger:              quietLogger{},
+		DisableAutomaticCompactions: os.Getenv("NOCOMPACT") != "",
+	}
+	// Most Gets look for a key in L0 tables that do not have it (the tables
+	// flushed by recent checkpoints hold the keys updated since).
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return o, c.Unref
+}
+
+// quietLogger drops Pebble's informational messages (one per flush and
+// compaction) and keeps its errors on the standard logger, which is where
+// Pebble would have put them.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	pebble.DefaultLogger.Errorf(format, args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	pebble.DefaultLogger.Fatalf(format, args...)
+}
+
+// Get returns the value of key. The slice is owned by the DB and valid until
+// the next call.
+func (db *DB) Get(key []byte) ([]byte, bool, error) {
+	if db.closed {
+		return nil, false, state.ErrClosed
+	}
+	if db.cache == nil {
+		v, closer, err := db.pdb.Get(key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("pebblestate: get: %w", err)
+		}
+		db.getBuf = append(db.getBuf[:0], v...)
+		_ = closer.Close() // releases a reference; never fails
+		return db.getBuf, true, nil
+	}
+	if e, ok := db.cache[string(key)]; ok {
+		db.stats.CacheHits++
+		e.flags |= referenced
+		if e.flags&absent != 0 {
+			return nil, false, nil
+		}
+		return e.val, true, nil
+	}
+	db.stats.CacheMisses++
+	// Remember what Pebble said, absence included: the usual next call is a
+	// Set of the same key, and a missing key is read again and again by
+	// windows and joins that have not seen it yet.
+	e := &entry{key: string(key), flags: referenced}
+	v, closer, err := db.pdb.Get(key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		e.flags |= absent
+	case err != nil:
+		return nil, false, fmt.Errorf("pebblestate: get: %w", err)
+	default:
+		e.val = bytes.Clone(v)
+		_ = closer.Close()
+	}
+	db.cache[e.key] = e
+	db.stats.CacheBytes += int64(len(e.key)+cap(e.val)) + entryOverhead
+	if err := db.maybeEvict(); err != nil {
+		return nil, false, err
+	}
+	if e.flags&absent != 0 {
+		return nil, false, nil
+	}
+	// Eviction may have dropped e from the cache; its value is still ours to
+	// hand out until the next call.
+	return e.val, true, nil
+}
+
+// Set sets key to val, copying both.
+func (db *DB) Set(key, val []byte) error {
+	if db.closed {
+		return state.ErrClosed
+	}
+	if db.cache == nil {
+		if err := db.pdb.Set(key, val, pebble.NoSync); err != nil {
+			return fmt.Errorf("pebblestate: set: %w", err)
+		}
+		return nil
+	}
+	e, _ := db.entryFor(key)
+	oldCap := cap(e.val)
+	if oldCap >= len(val) {
+		// Counters rewrite the same key millions of times: reuse the buffer.
+		e.val = append(e.val[:0], val...)
+	} else {
+		e.val = bytes.Clone(val)
+		if e.val == nil {
+			e.val = []byte{}
+		}
+	}
+	db.stats.CacheBytes += int64(cap(e.val) - oldCap)
+	e.flags &^= absent
+	db.markDirty(e)
+	return db.maybeEvict()
+}
+
+// Delete removes key. Deleting a missing key is not an error.
+func (db *DB) Delete(key []byte) error {
+	if db.closed {
+		return state.ErrClosed
+	}
+	if db.cache == nil {
+		if err := db.pdb.Delete(key, pebble.NoSync); err != nil {
+			return fmt.Errorf("pebblestate: delete: %w", err)
+		}
+		return nil
+	}
+	e, created := db.entryFor(key)
+	if !created && e.flags&(absent|dirty) == absent {
+		return nil // known to be absent from Pebble too
+	}
+	db.stats.CacheBytes -= int64(cap(e.val))
+	e.val = nil
+	e.flags |= absent
+	db.markDirty(e)
+	return db.maybeEvict()
+}
+
+// entryFor returns key's cache entry. A created one is marked absent but
+// says nothing about Pebble until the caller makes it dirty.
+func (db *DB) entryFor(key []byte) (e *entry, created bool) {
+	e, ok := db.cache[string(key)]
+	if !ok {
+		e = &entry{key: string(key), flags: absent}
+		db.cache[e.key] = e
+		db.stats.CacheBytes += int64(len(e.key)) + entryOverhead
+	}
+	e.flags |= referenced
+	return e, !ok
+}
+
+func (db *DB) markDirty(e *entry) {
+	if e.flags&dirty == 0 {
+		e.flags |= dirty
+		db.dirtyList = append(db.dirtyList, e)
+	}
+}
+
+// maybeEvict writes back and evicts when the cache exceeds its budget.
+func (db *DB) maybeEvict() error {
+	if db.stats.CacheBytes <= db.budget {
+		return nil
+	}
+	if err := db.writeBack(); err != nil {
+		return err
+	}
+	// Evict to three quarters of the budget so that the next write-back is
+	// a quarter of the budget of new keys away, not one key away.
+	target := db.budget - db.budget/4
+	// Second chance: the first pass spares entries used since the last
+	// sweep and clears their mark; the second takes anything.
+	for pass := 0; pass < 2 && db.stats.CacheBytes > target; pass++ {
+		for k, e := range db.cache {
+			if db.stats.CacheBytes <= target {
+				break
+			}
+			if pass == 0 && e.flags&referenced != 0 {
+				e.flags &^= referenced
+				continue
+			}
+			delete(db.cache, k)
+			db.stats.CacheBytes -= int64(len(e.key)+cap(e.val)) + entryOverhead
+		}
+	}
+	return nil
+}
+
+// writeBack commits every dirty entry to Pebble in one batch.
+func (db *DB) writeBack() error {
+	if len(db.dirtyList) == 0 {
+		return nil
+	}
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	for _, e := range db.dirtyList {
+		// Batch.Set and Delete copy; they fail only on a closed batch.
+		if e.flags&absent != 0 {
+			_ = b.Delete([]byte(e.key), nil)
+		} else {
+			_ = b.Set([]byte(e.key), e.val, nil)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("pebblestate: write back %d entries: %w", len(db.dirtyList), err)
+	}
+	for i, e := range db.dirtyList {
+		e.flags &^= dirty
+		db.dirtyList[i] = nil
+	}
+	db.dirtyList = db.dirtyList[:0]
+	db.stats.Flushes++
+	return nil
+}
+
+// Scan calls fn for every key with the prefix, in ascending order.
+func (db *DB) Scan(prefix []byte, fn func(key, val []byte) error) error {
+	if db.closed {
+		return state.ErrClosed
+	}
+	// Merging the cache into the iteration would need a sorted view of it;
+	// writing the dirty entries back makes Pebble the whole truth instead.
+	if err := db.writeBack(); err != nil {
+		return err
+	}
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("pebblestate: scan: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("pebblestate: scan: %w", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("pebblestate: scan: %w", err)
+	}
+	return nil
+}
+
+// prefixEnd returns the smallest key greater than every key with the
+// prefix, or nil if there is none (an empty or all-0xff prefix).
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Checkpoint is the synchronous part of a snapshot. It writes the cache's
+// dirty entries into Pebble, flushes the memtable (with the WAL off, a
+// Pebble checkpoint holds only flushed data) and hard-links a consistent
+// copy of the database into dir, which must not exist. The copy is
+// immutable: the DB keeps running and never touches it.
+//
+// Its cost is the dirty bytes since the last checkpoint (bounded by the
+// cache budget and the memtable size) plus a link per file.
+func (db *DB) Checkpoint(dir string) error {
+	if db.closed {
+		return state.ErrClosed
+	}
+	if err := db.writeBack(); err != nil {
+		return err
+	}
+	if err := db.pdb.Flush(); err != nil {
+		return fmt.Errorf("pebblestate: checkpoint: flush: %w", err)
+	}
+	if err := db.pdb.Checkpoint(dir); err != nil {
+		return fmt.Errorf("pebblestate: checkpoint %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Stats returns the cache counters.
+func (db *DB) Stats() Stats { return db.stats }
+
+// Close closes the database. Writes since the last Checkpoint are lost.
+func (db *DB) Close() error {
+	if db.closed {
+		return state.ErrClosed
+	}
+	db.closed = true
+	db.cache, db.dirtyList, db.getBuf = nil, nil, nil
+	if err := db.pdb.Close(); err != nil {
+		return fmt.Errorf("pebblestate: close: %w", err)
+	}
+	return nil
+}
+
+// CopyRange copies the keys in [lower, upper) of the Pebble database at
+// srcDir (a checkpoint directory, opened read-only and left unchanged) into
+// db, and returns how many it copied. A nil upper means no upper bound. Keys
+// already in db are overwritten; others stay. Restore uses it to rebuild a
+// subtask's state from the snapshots of another parallelism.
+func (db *DB) CopyRange(srcDir string, lower, upper []byte) (int64, error) {
+	if db.closed {
+		return 0, state.ErrClosed
+	}
+	// The copy goes to Pebble directly: cached values for the same keys
+	// would be stale, and a bulk load has no hot set to cache.
+	if err := db.writeBack(); err != nil {
+		return 0, err
+	}
+	if db.cache != nil {
+		clear(db.cache)
+		db.stats.CacheBytes = 0
+	}
+	popts, release := pebbleOptions()
+	popts.ReadOnly = true
+	src, err := pebble.Open(srcDir, popts)
+	release()
+	if err != nil {
+		return 0, fmt.Errorf("pebblestate: open %s: %w", srcDir, err)
+	}
+	defer src.Close()
+	it, err := src.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return 0, fmt.Errorf("pebblestate: copy from %s: %w", srcDir, err)
+	}
+	defer it.Close()
+	var n int64
+	b := db.pdb.NewBatch()
+	commit := func() error {
+		err := b.Commit(pebble.NoSync)
+		_ = b.Close()
+		b = db.pdb.NewBatch()
+		return err
+	}
+	defer func() { _ = b.Close() }()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return n, fmt.Errorf("pebblestate: copy from %s: %w", srcDir, err)
+		}
+		_ = b.Set(it.Key(), v, nil)
+		n++
+		if b.Len() >= copyBatchBytes {
+			if err := commit(); err != nil {
+				return n, fmt.Errorf("pebblestate: copy from %s: %w", srcDir, err)
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return n, fmt.Errorf("pebblestate: copy from %s: %w", srcDir, err)
+	}
+	if err := commit(); err != nil {
+		return n, fmt.Errorf("pebblestate: copy from %s: %w", srcDir, err)
+	}
+	return n, nil
+}

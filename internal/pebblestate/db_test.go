@@ -1,0 +1,364 @@
+package pebblestate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+	"pgregory.net/rapid"
+
+	"github.com/weir-run/weir/internal/state"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	closeFixtures()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// The contract suite runs in internal/state (pebble_contract_test.go); these
+// tests cover what is particular to Pebble: the cache, checkpoints, CopyRange.
+
+var cacheSettings = []struct {
+	name  string
+	bytes int64
+}{{"cache", 0}, {"nocache", -1}, {"tinycache", 300}}
+
+// tb is what the helpers need of *testing.T, *testing.B and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func open(t tb, dir string, cacheBytes int64) *DB {
+	t.Helper()
+	db, err := Open(Options{Dir: dir, CacheBytes: cacheBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// contents returns every key and value of db.
+func contents(t tb, db *DB) map[string]string {
+	t.Helper()
+	m := make(map[string]string)
+	if err := db.Scan(nil, func(k, v []byte) error {
+		m[string(k)] = string(v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkpointContents opens a copy of the checkpoint at dir (so that the
+// checkpoint itself stays as taken) and returns its contents.
+func checkpointContents(t tb, dir string) map[string]string {
+	t.Helper()
+	ro := open(t, dir, -1)
+	defer ro.Close()
+	return contents(t, ro)
+}
+
+func TestCheckpointHoldsWritesJustMade(t *testing.T) {
+	for _, c := range cacheSettings {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			db := open(t, filepath.Join(root, "db"), c.bytes)
+			defer db.Close()
+			want := make(map[string]string)
+			for i := range 1000 {
+				k, v := fmt.Sprintf("\x00\x01k%04d", i), fmt.Sprintf("v%d", i)
+				if err := db.Set([]byte(k), []byte(v)); err != nil {
+					t.Fatal(err)
+				}
+				want[k] = v
+			}
+			for i := 0; i < 1000; i += 3 {
+				k := fmt.Sprintf("\x00\x01k%04d", i)
+				if err := db.Delete([]byte(k)); err != nil {
+					t.Fatal(err)
+				}
+				delete(want, k)
+			}
+			// Nothing has been flushed by Pebble itself: without the Flush in
+			// Checkpoint the copy would be empty (the WAL is off).
+			ck := filepath.Join(root, "ck")
+			if err := db.Checkpoint(ck); err != nil {
+				t.Fatal(err)
+			}
+			// Writes after the checkpoint must not reach it.
+			db.Set([]byte("\x00\x01late"), []byte("x"))
+			db.Delete([]byte("\x00\x01k0001"))
+			db.Checkpoint(filepath.Join(root, "ck2"))
+			if got := checkpointContents(t, ck); !mapsEqual(got, want) {
+				t.Fatalf("checkpoint has %d keys, want %d", len(got), len(want))
+			}
+			if err := db.Checkpoint(ck); err == nil {
+				t.Fatal("Checkpoint into an existing directory succeeded")
+			}
+		})
+	}
+}
+
+func TestCacheEvictsWithinBudget(t *testing.T) {
+	const budget = 64 << 10
+	db := open(t, t.TempDir(), budget)
+	defer db.Close()
+	val := bytes.Repeat([]byte("v"), 100)
+	for i := range 5000 {
+		if err := db.Set(fmt.Appendf(nil, "\x00\x00key%05d", i), val); err != nil {
+			t.Fatal(err)
+		}
+		if s := db.Stats(); s.CacheBytes > budget {
+			t.Fatalf("cache holds %d bytes, budget %d", s.CacheBytes, budget)
+		}
+	}
+	s := db.Stats()
+	if s.Flushes == 0 {
+		t.Fatalf("no write-back after writing 5x the budget: %+v", s)
+	}
+	for i := range 5000 {
+		v, ok, err := db.Get(fmt.Appendf(nil, "\x00\x00key%05d", i))
+		if err != nil || !ok || !bytes.Equal(v, val) {
+			t.Fatalf("key %d: %q %v %v", i, v, ok, err)
+		}
+	}
+	s2 := db.Stats()
+	if s2.CacheMisses == s.CacheMisses {
+		t.Fatal("reading 5000 evicted keys caused no misses")
+	}
+	// A hot key stays cached.
+	hot := []byte("\x00\x00hot")
+	db.Set(hot, []byte("1"))
+	before := db.Stats().CacheHits
+	for range 100 {
+		db.Get(hot)
+	}
+	if got := db.Stats().CacheHits - before; got != 100 {
+		t.Fatalf("hot key: %d hits of 100", got)
+	}
+}
+
+func TestDeleteOfUncachedKey(t *testing.T) {
+	// A Delete of a key the cache has not seen must reach Pebble even if the
+	// entry is evicted before the next read.
+	db := open(t, t.TempDir(), 1000)
+	defer db.Close()
+	db.Set([]byte("\x00\x00a"), []byte("1"))
+	db.Checkpoint(filepath.Join(t.TempDir(), "ck")) // clean now
+	for i := range 100 {                            // push a out of the cache
+		db.Get(fmt.Appendf(nil, "\x00\x01%d", i))
+	}
+	db.Delete([]byte("\x00\x00a"))
+	for i := range 100 { // and the deletion too
+		db.Get(fmt.Appendf(nil, "\x00\x02%d", i))
+	}
+	if v, ok, _ := db.Get([]byte("\x00\x00a")); ok {
+		t.Fatalf("deleted key came back: %q", v)
+	}
+}
+
+func TestCopyRange(t *testing.T) {
+	root := t.TempDir()
+	src := open(t, filepath.Join(root, "src"), 0)
+	for g := range 4 {
+		for i := range 50 {
+			src.Set([]byte{0, byte(g), 'k', byte(i)}, []byte{byte(g), byte(i)})
+		}
+	}
+	ck := filepath.Join(root, "ck")
+	if err := src.Checkpoint(ck); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+
+	dst := open(t, filepath.Join(root, "dst"), 0)
+	defer dst.Close()
+	stale := []byte{0, 1, 'k', 7}
+	dst.Set(stale, []byte("stale, cached"))
+	n, err := dst.CopyRange(ck, []byte{0, 1}, []byte{0, 3})
+	if err != nil || n != 100 {
+		t.Fatalf("CopyRange = %d, %v; want 100", n, err)
+	}
+	if v, _, _ := dst.Get(stale); !bytes.Equal(v, []byte{1, 7}) {
+		t.Fatalf("cached value survived CopyRange: %q", v)
+	}
+	got := contents(t, dst)
+	if len(got) != 100 {
+		t.Fatalf("copied %d keys, want 100", len(got))
+	}
+	for k := range got {
+		if k[1] != 1 && k[1] != 2 {
+			t.Fatalf("key %q outside [0x0001, 0x0003)", k)
+		}
+	}
+	if n, err := dst.CopyRange(ck, []byte{0, 3}, nil); err != nil || n != 50 {
+		t.Fatalf("CopyRange to the end = %d, %v; want 50", n, err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	db := open(t, t.TempDir(), 0)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"Set":        db.Set([]byte("k"), nil),
+		"Delete":     db.Delete([]byte("k")),
+		"Scan":       db.Scan(nil, func(k, v []byte) error { return nil }),
+		"Checkpoint": db.Checkpoint(filepath.Join(t.TempDir(), "ck")),
+		"Close":      db.Close(),
+	} {
+		if !errors.Is(err, state.ErrClosed) {
+			t.Errorf("%s after Close: %v", name, err)
+		}
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestModel runs random operations against the DB and a map, with budgets
+// small enough that write-backs and evictions happen every few operations,
+// and checks every checkpoint, reopened at the end, against the map as it
+// was when the checkpoint was taken.
+func TestModel(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		root, err := os.MkdirTemp("", "pebblestate-model-")
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer os.RemoveAll(root)
+		cacheBytes := rapid.SampledFrom([]int64{-1, 150, 400, 1500, 0}).Draw(rt, "cacheBytes")
+		db := open(rt, filepath.Join(root, "db"), cacheBytes)
+		defer func() {
+			if err := db.Close(); err != nil && !errors.Is(err, state.ErrClosed) {
+				rt.Error(err)
+			}
+		}()
+		model := make(map[string]string)
+		type checkpoint struct {
+			dir  string
+			want map[string]string
+		}
+		var checkpoints []checkpoint
+
+		// Few distinct keys, so that operations hit the same ones; two-byte
+		// key-group prefixes like the SDK's.
+		keyGen := rapid.Custom(func(t *rapid.T) []byte {
+			g := rapid.SampledFrom([]string{"\x00\x00", "\x00\x01", "\x01\x00", "\xff\xff"}).Draw(t, "group")
+			return []byte(g + rapid.StringOf(rapid.RuneFrom([]rune("ab"))).Filter(func(s string) bool { return len(s) <= 3 }).Draw(t, "suffix"))
+		})
+		valGen := rapid.SliceOfN(rapid.Byte(), 0, 64)
+
+		rt.Repeat(map[string]func(*rapid.T){
+			"get": func(t *rapid.T) {
+				k := keyGen.Draw(t, "key")
+				v, ok, err := db.Get(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, wantOK := model[string(k)]
+				if ok != wantOK || string(v) != want {
+					t.Fatalf("Get(%q) = %q, %v; want %q, %v", k, v, ok, want, wantOK)
+				}
+			},
+			"set": func(t *rapid.T) {
+				k, v := keyGen.Draw(t, "key"), valGen.Draw(t, "val")
+				if err := db.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+				model[string(k)] = string(v)
+				if len(v) > 0 {
+					v[0]++ // Set must have copied
+				}
+			},
+			"increment": func(t *rapid.T) {
+				// The keyed-counter pattern: Set from Get's own slice.
+				k := keyGen.Draw(t, "key")
+				v, _, err := db.Get(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nv := append(slices.Clone(v), 'x')
+				if len(nv) > 8 {
+					nv = nv[:1]
+				}
+				if err := db.Set(k, nv); err != nil {
+					t.Fatal(err)
+				}
+				model[string(k)] = string(nv)
+			},
+			"delete": func(t *rapid.T) {
+				k := keyGen.Draw(t, "key")
+				if err := db.Delete(k); err != nil {
+					t.Fatal(err)
+				}
+				delete(model, string(k))
+			},
+			"scan": func(t *rapid.T) {
+				k := keyGen.Draw(t, "key")
+				prefix := k[:rapid.IntRange(0, len(k)).Draw(t, "prefixLen")]
+				var got []string
+				if err := db.Scan(prefix, func(k, v []byte) error {
+					got = append(got, string(k)+"="+string(v))
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				var want []string
+				for k, v := range model {
+					if strings.HasPrefix(k, string(prefix)) {
+						want = append(want, k+"="+v)
+					}
+				}
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Fatalf("Scan(%q) = %q; want %q", prefix, got, want)
+				}
+			},
+			"checkpoint": func(t *rapid.T) {
+				if len(checkpoints) == 4 {
+					t.Skip("enough checkpoints to check") // they cost a directory each
+				}
+				dir := filepath.Join(root, fmt.Sprintf("ck%d", len(checkpoints)))
+				if err := db.Checkpoint(dir); err != nil {
+					t.Fatal(err)
+				}
+				checkpoints = append(checkpoints, checkpoint{dir, maps.Clone(model)})
+			},
+		})
+		if err := db.Close(); err != nil {
+			rt.Fatal(err)
+		}
+		for i, c := range checkpoints {
+			if got := checkpointContents(rt, c.dir); !mapsEqual(got, c.want) {
+				rt.Fatalf("checkpoint %d holds %q; want %q", i, got, c.want)
+			}
+		}
+	})
+}

@@ -1,0 +1,60 @@
+// Package storelayout owns the names of checkpoint objects in a job's object
+// store, which job processes write and the coordinator reads and deletes.
+//
+//	checkpoints/<job>/shared/<sha256>.sst          SST files, shared by a job's checkpoints
+//	checkpoints/<job>/chk-<id>/v<vertex>-s<sub>/   a checkpoint's private files
+//	checkpoints/<job>/chk-<id>/_manifest           its manifest (CheckpointManifest)
+//	savepoints/<job>/sp-<id>/...                   a savepoint: self-contained
+package storelayout
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Shared is the prefix of a job's shared SST files.
+func Shared(job string) string { return "checkpoints/" + job + "/shared/" }
+
+func dir(job string, id int64, savepoint bool) string {
+	if savepoint {
+		return fmt.Sprintf("savepoints/%s/sp-%d/", job, id)
+	}
+	return fmt.Sprintf("checkpoints/%s/chk-%d/", job, id)
+}
+
+// Private is the prefix of one subtask's own files in a checkpoint.
+func Private(job string, id int64, savepoint bool, vertex, subtask int) string {
+	return fmt.Sprintf("%sv%d-s%d/", dir(job, id, savepoint), vertex, subtask)
+}
+
+// Manifest is the key of a checkpoint's or savepoint's manifest.
+func Manifest(job string, id int64, savepoint bool) string {
+	return dir(job, id, savepoint) + "_manifest"
+}
+
+// URL joins a store URL and an object key into the location users see, and
+// Split takes it apart: file:///data/store + savepoints/j/sp-3/_manifest.
+func URL(store, key string) string {
+	base, query, _ := strings.Cut(store, "?")
+	u := strings.TrimSuffix(base, "/") + "/" + key
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}
+
+// Split returns the store URL and key of a location made by URL: the key
+// starts at "savepoints/" or "checkpoints/".
+func Split(location string) (store, key string, err error) {
+	base, query, _ := strings.Cut(location, "?")
+	for _, top := range []string{"/savepoints/", "/checkpoints/"} {
+		if i := strings.LastIndex(base, top); i >= 0 {
+			store = base[:i]
+			if query != "" {
+				store += "?" + query
+			}
+			return store, base[i+1:], nil
+		}
+	}
+	return "", "", fmt.Errorf("storelayout: %q is not a savepoint or checkpoint location", location)
+}

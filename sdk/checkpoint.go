@@ -1,0 +1,337 @@
+package sdk
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weir-run/weir/internal/keygroup"
+	"github.com/weir-run/weir/internal/objstore"
+	"github.com/weir-run/weir/internal/pebblestate"
+	"github.com/weir-run/weir/internal/snapshot"
+	"github.com/weir-run/weir/internal/state"
+	"github.com/weir-run/weir/internal/storelayout"
+	"github.com/weir-run/weir/internal/taskenv"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// SplitSnapshotter is implemented by replayable SourceReaders: their splits
+// and positions go into every checkpoint. A restored subtask's open function
+// gets them back from TaskInfo.Restored (at another parallelism, splits are
+// dealt round robin over the new subtasks).
+type SplitSnapshotter interface {
+	SnapshotSplits() ([][]byte, error)
+}
+
+// Committer is implemented by SinkWriters that take part in checkpoints with
+// a two-phase commit: PreCommit on the barrier makes what was written so far
+// pending and returns the state to remember; Commit makes everything pending
+// up to checkpointID visible once that checkpoint completes.
+type Committer interface {
+	PreCommit(checkpointID int64) ([][]byte, error)
+	Commit(checkpointID int64) error
+}
+
+// control is a message for a subtask's own goroutine (its mailbox).
+type control struct {
+	trigger  *weirv1.TriggerCheckpoint // sources only
+	complete int64                     // a checkpoint completed
+}
+
+// checkpointer is one job process's share of checkpointing: where state
+// goes, how acks leave, and what to restore from.
+type checkpointer struct {
+	store  *objstore.Store
+	bucket *blob.Bucket
+	// restoreFrom is the store of the state to restore when it is not the
+	// job's own (a savepoint from elsewhere); nil otherwise.
+	restoreFrom *objstore.Store
+	jobID       string
+	attempt     int64
+	stateRoot   string
+	restore     *weirv1.CheckpointManifest // nil: fresh start
+	ack         func(*weirv1.CheckpointAck)
+	decline     func(*weirv1.CheckpointDecline)
+	logger      *slog.Logger
+	uploads     sync.WaitGroup
+}
+
+// taskState is what a subtask restores: its keyed-state snapshots and each
+// operator's items.
+type taskState struct {
+	keyed []*weirv1.SubtaskSnapshot
+	items map[string][][]byte
+	// fromID is the checkpoint restored (0: none).
+	fromID int64
+}
+
+// restoredFor picks, from the manifest, the state of subtask i of v at its
+// current parallelism. Snapshots belong to the vertex whose head uid they
+// start with, so state follows uids, not vertex numbers.
+func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) taskState {
+	ts := taskState{items: map[string][][]byte{}}
+	if ck == nil || ck.restore == nil {
+		return ts
+	}
+	ts.fromID = ck.restore.CheckpointId
+	var olds []*weirv1.SubtaskSnapshot
+	for _, s := range ck.restore.Subtasks {
+		if len(s.Uids) > 0 && s.Uids[0] == v.head().uid {
+			olds = append(olds, s)
+		}
+	}
+	sort.Slice(olds, func(a, b int) bool { return olds[a].Subtask < olds[b].Subtask })
+	start, end := keygroup.Range(i, v.parallelism, maxP)
+	for _, s := range olds {
+		if int(s.KeyGroupStart) < end && start < int(s.KeyGroupEnd) && len(s.Files) > 0 {
+			ts.keyed = append(ts.keyed, s)
+		}
+	}
+	// Operator state: kept per subtask at equal parallelism, dealt round
+	// robin otherwise.
+	k := 0
+	for _, s := range olds {
+		for _, op := range s.Operators {
+			items, err := decodeItems(op.Data)
+			if err != nil {
+				continue
+			}
+			for _, it := range items {
+				mine := int(s.Subtask) == i
+				if int(s.Parallelism) != v.parallelism {
+					mine = k%v.parallelism == i
+					k++
+				}
+				if mine {
+					ts.items[op.Uid] = append(ts.items[op.Uid], it)
+				}
+			}
+		}
+	}
+	return ts
+}
+
+// openState opens the subtask's keyed state: Pebble restored from the
+// checkpoint when checkpointing, else memory.
+func (ck *checkpointer) openState(ctx context.Context, v *vertex, i, maxP int, ts taskState, up *snapshot.Uploader) (state.Backend, *pebblestate.DB, error) {
+	if ck == nil || !v.keyed() {
+		return state.NewMemory(), nil, nil
+	}
+	dir := filepath.Join(ck.stateRoot, fmt.Sprintf("db-v%d-s%d", v.id, i))
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, nil, err
+	}
+	if len(ts.keyed) > 0 {
+		start, end := keygroup.Range(i, v.parallelism, maxP)
+		if ck.restoreFrom != nil {
+			// Files from another store: download with an uploader of that
+			// store, so the next checkpoint uploads them all to ours.
+			up = snapshot.NewUploader(ck.restoreFrom.Bucket(), "")
+		}
+		db, err := snapshot.Restore(ctx, up, ts.keyed, start, end, dir, pebblestate.Options{})
+		if err != nil {
+			return nil, nil, &restoreError{id: ts.fromID, err: err}
+		}
+		return db, db, nil
+	}
+	db, err := pebblestate.Open(pebblestate.Options{Dir: dir})
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, db, nil
+}
+
+// restoreError marks a failure to restore a checkpoint's state, so the
+// coordinator can fall back to an older checkpoint.
+type restoreError struct {
+	id  int64
+	err error
+}
+
+func (e *restoreError) Error() string {
+	return fmt.Sprintf("restore from checkpoint %d: %v", e.id, e.err)
+}
+func (e *restoreError) Unwrap() error { return e.err }
+
+// checkpoint takes subtask t's snapshot for checkpoint id: the synchronous
+// part (output flushed, operator states, Pebble checkpoint), then the barrier
+// downstream, then the upload and ack in the background.
+func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration) error {
+	ck := t.ck
+	start := time.Now()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	var ops []*weirv1.OperatorState
+	if t.source != nil && t.source.snapshot != nil {
+		items, err := t.source.snapshot()
+		if err != nil {
+			return fmt.Errorf("snapshot source: %w", err)
+		}
+		ops = append(ops, &weirv1.OperatorState{Uid: t.v.head().uid, Data: encodeItems(items)})
+	}
+	for i, r := range t.runs {
+		if r.snapshot == nil {
+			continue
+		}
+		items, err := r.snapshot(id)
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", t.v.nodes[i].name, err)
+		}
+		ops = append(ops, &weirv1.OperatorState{Uid: t.v.nodes[i].uid, Data: encodeItems(items)})
+	}
+	dir := ""
+	if t.db != nil {
+		dir = filepath.Join(ck.stateRoot, fmt.Sprintf("chk-%d-v%d-s%d", id, t.v.id, t.env.subtask))
+		if err := t.db.Checkpoint(dir); err != nil {
+			return fmt.Errorf("checkpoint keyed state: %w", err)
+		}
+	}
+	sync := time.Since(start)
+	if err := t.out.barrier(id, ts, savepoint); err != nil {
+		return err
+	}
+	kgStart, kgEnd := keygroup.Range(t.env.subtask, t.env.parallelism, t.env.maxParallelism)
+	snap := &weirv1.SubtaskSnapshot{
+		VertexId: int32(t.v.id), Subtask: int32(t.env.subtask), Parallelism: int32(t.env.parallelism),
+		KeyGroupStart: int32(kgStart), KeyGroupEnd: int32(kgEnd), Operators: ops, Uids: t.v.uids(),
+	}
+	ack := &weirv1.CheckpointAck{JobId: ck.jobID, Attempt: ck.attempt, CheckpointId: id, Snapshot: snap,
+		AlignmentMs: alignment.Milliseconds(), SyncMicros: sync.Microseconds()}
+	ck.uploads.Add(1)
+	go func() {
+		defer ck.uploads.Done()
+		// One upload at a time per subtask: the uploader's view of which
+		// files the store holds must follow checkpoint order.
+		t.uploadMu.Lock()
+		defer t.uploadMu.Unlock()
+		if err := t.upload(ack, dir, savepoint); err != nil {
+			ck.logger.Warn("checkpoint upload failed", "checkpoint", id, "vertex", t.v.id, "subtask", t.env.subtask, "err", err)
+			ck.decline(&weirv1.CheckpointDecline{JobId: ck.jobID, Attempt: ck.attempt, CheckpointId: id,
+				VertexId: int32(t.v.id), Subtask: int32(t.env.subtask), Reason: err.Error()})
+			return
+		}
+		ck.ack(ack)
+	}()
+	return nil
+}
+
+func (t *task) upload(ack *weirv1.CheckpointAck, dir string, savepoint bool) error {
+	if dir == "" {
+		return nil
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	prefix := storelayout.Private(t.ck.jobID, ack.CheckpointId, savepoint, t.v.id, t.env.subtask)
+	files, uploaded, err := t.uploader.Upload(t.env.ctx, dir, prefix, savepoint)
+	if err != nil {
+		return err
+	}
+	ack.Snapshot.Files = files
+	ack.UploadedBytes = uploaded
+	for _, f := range files {
+		ack.StateBytes += f.Size
+	}
+	ack.AsyncMs = time.Since(start).Milliseconds()
+	return nil
+}
+
+// onControl handles a mailbox message in the subtask's goroutine.
+func (t *task) onControl(c control) error {
+	if c.trigger != nil {
+		return t.checkpoint(c.trigger.CheckpointId, c.trigger.TimestampUnixMs, c.trigger.Savepoint, 0)
+	}
+	for i, r := range t.runs {
+		if r.notify != nil {
+			if err := r.notify(c.complete); err != nil {
+				return fmt.Errorf("commit checkpoint %d in %s: %w", c.complete, t.v.nodes[i].name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// encodeItems frames a list of byte strings (operator state) as uvarint
+// lengths and bytes.
+func encodeItems(items [][]byte) []byte {
+	var b []byte
+	for _, it := range items {
+		b = binary.AppendUvarint(b, uint64(len(it)))
+		b = append(b, it...)
+	}
+	return b
+}
+
+var errCorruptItems = errors.New("sdk: corrupt operator state")
+
+func decodeItems(b []byte) ([][]byte, error) {
+	var items [][]byte
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, errCorruptItems
+		}
+		items = append(items, b[k:k+int(n)])
+		b = b[k+int(n):]
+	}
+	return items, nil
+}
+
+// openCheckpointer prepares checkpointing for a task-mode process: the
+// object store, and the manifest to restore from.
+func openCheckpointer(ctx context.Context, env taskenv.Task, a *weirv1.AssignTasks, logger *slog.Logger) (*checkpointer, error) {
+	store, err := objstore.Open(ctx, a.Store)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint store: %w", err)
+	}
+	root, err := filepath.Abs("state")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		store.Close()
+		return nil, err
+	}
+	ck := &checkpointer{store: store, bucket: store.Bucket(), jobID: env.JobID, attempt: env.Attempt, stateRoot: root, logger: logger}
+	if r := a.Restore; r != nil && r.Manifest != "" {
+		from := ck.bucket
+		if r.Store != "" && r.Store != a.Store {
+			if ck.restoreFrom, err = objstore.Open(ctx, r.Store); err != nil {
+				store.Close()
+				return nil, &restoreError{id: r.CheckpointId, err: err}
+			}
+			from = ck.restoreFrom.Bucket()
+		}
+		b, err := from.ReadAll(ctx, r.Manifest)
+		if err != nil {
+			store.Close()
+			return nil, &restoreError{id: r.CheckpointId, err: fmt.Errorf("read manifest %s: %w", r.Manifest, err)}
+		}
+		var m weirv1.CheckpointManifest
+		if err := proto.Unmarshal(b, &m); err != nil {
+			store.Close()
+			return nil, &restoreError{id: r.CheckpointId, err: fmt.Errorf("manifest %s: %w", r.Manifest, err)}
+		}
+		ck.restore = &m
+		logger.Info("restoring", "checkpoint", m.CheckpointId, "savepoint", m.Savepoint)
+	}
+	return ck, nil
+}
+
+func (ck *checkpointer) close() {
+	ck.store.Close()
+	if ck.restoreFrom != nil {
+		ck.restoreFrom.Close()
+	}
+}

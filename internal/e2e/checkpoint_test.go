@@ -25,6 +25,7 @@ type cluster struct {
 	store   string
 	workers map[string]*daemon
 	next    int
+	coord   *daemon
 }
 
 func startCluster(t *testing.T, workers, slots int) *cluster {
@@ -32,7 +33,7 @@ func startCluster(t *testing.T, workers, slots int) *cluster {
 	c.etcd, c.api = freeAddr(t), freeAddr(t)
 	c.store = filepath.Join(c.dir, "store")
 	startDaemon(t, "etcd", "etcd", "--data-dir", filepath.Join(c.dir, "etcd"), "--client", c.etcd, "--peer", freeAddr(t))
-	startDaemon(t, "coordinator", "coordinator", "--etcd", c.etcd, "--store", "file://"+c.store, "--api", c.api, "--http", freeAddr(t))
+	c.coord = startDaemon(t, "coordinator", "coordinator", "--etcd", c.etcd, "--store", "file://"+c.store, "--api", c.api, "--http", freeAddr(t))
 	for range workers {
 		c.addWorker(slots)
 	}
@@ -202,6 +203,17 @@ func TestCorruptCheckpointFallsBack(t *testing.T) {
 	c.killWorkerOf(id, 2)
 	waitFinished(t, c.api, id, 90*time.Second)
 	checkCounts(t, out, keys, events/keys)
+	c.coord.mu.Lock()
+	log := c.coord.out.String()
+	c.coord.mu.Unlock()
+	if !strings.Contains(log, "checkpoint cannot be restored; falling back") || !strings.Contains(log, "corrupt") {
+		t.Fatalf("the coordinator did not log the fallback from the corrupt checkpoint %d", newest.ID)
+	}
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "falling back") {
+			t.Logf("coordinator: %s", l[:min(len(l), 400)])
+		}
+	}
 }
 
 // largestSST returns the path of the largest SST file a checkpoint's manifest

@@ -71,6 +71,9 @@ type checkpointer struct {
 // operator's items.
 type taskState struct {
 	keyed []*weirv1.SubtaskSnapshot
+	// items holds each operator's share of the restored items, by uid; an
+	// operator the checkpoint knows has an entry even when its share is
+	// empty, so it does not start afresh (a generator would replay).
 	items map[string][][]byte
 	// fromID is the checkpoint restored (0: none).
 	fromID int64
@@ -79,10 +82,10 @@ type taskState struct {
 // restoredFor picks, from the manifest, the state of subtask i of v at its
 // current parallelism. Snapshots belong to the vertex whose head uid they
 // start with, so state follows uids, not vertex numbers.
-func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) taskState {
+func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
 	ts := taskState{items: map[string][][]byte{}}
 	if ck == nil || ck.restore == nil {
-		return ts
+		return ts, nil
 	}
 	ts.fromID = ck.restore.CheckpointId
 	var olds []*weirv1.SubtaskSnapshot
@@ -105,7 +108,10 @@ func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) taskState {
 		for _, op := range s.Operators {
 			items, err := decodeItems(op.Data)
 			if err != nil {
-				continue
+				return ts, &restoreError{id: ts.fromID, err: fmt.Errorf("state of operator %s, subtask %d: %w", op.Uid, s.Subtask, err)}
+			}
+			if _, ok := ts.items[op.Uid]; !ok {
+				ts.items[op.Uid] = [][]byte{}
 			}
 			for _, it := range items {
 				mine := int(s.Subtask) == i
@@ -119,7 +125,7 @@ func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) taskState {
 			}
 		}
 	}
-	return ts
+	return ts, nil
 }
 
 // openState opens the subtask's keyed state: Pebble restored from the

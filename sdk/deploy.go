@@ -119,7 +119,10 @@ func (pl *plan) prepareGate(d *deployment, ref subtaskRef) (*exchange.Gate, []*e
 // newTask opens the subtask's output channels and builds its chain.
 func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate *exchange.Gate, inEdges []*edge) (*task, error) {
 	v := pl.vertices[ref.vertex]
-	restored := d.ck.restoredFor(v, ref.subtask, pl.maxParallelism)
+	restored, err := d.ck.restoredFor(v, ref.subtask, pl.maxParallelism)
+	if err != nil {
+		return nil, err
+	}
 	env := &subtaskEnv{
 		ctx: ctx, jobID: d.jobID, attempt: d.attempt, vertex: v.id, subtask: ref.subtask,
 		parallelism: v.parallelism, maxParallelism: pl.maxParallelism,
@@ -134,7 +137,6 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 	if d.ck != nil {
 		t.uploader = snapshot.NewUploader(d.ck.bucket, storelayout.Shared(d.ck.jobID))
 	}
-	var err error
 	if env.state, t.db, err = d.ck.openState(ctx, v, ref.subtask, pl.maxParallelism, restored, t.uploader); err != nil {
 		return nil, err
 	}

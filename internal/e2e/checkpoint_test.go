@@ -242,3 +242,35 @@ func largestSST(t *testing.T, store, location string) string {
 	sort.Slice(files, func(i, j int) bool { return files[i].Size > files[j].Size })
 	return filepath.Join(store, files[0].Object)
 }
+
+// TestSavepointRescale: savepoint a running job at -p 4 and stop it, resume
+// at -p 2, savepoint and stop again, resume at -p 8: exact output.
+func TestSavepointRescale(t *testing.T) {
+	api := startLocal(t, 2, 4)
+	out := filepath.Join(t.TempDir(), "out")
+	const events, keys = 240000, 12000
+	args := []string{bins.keyedcount, "--", "--events", strconv.Itoa(events), "--keys", strconv.Itoa(keys),
+		"--rate", "40000", "--output", out}
+	stop := func(id string) string {
+		waitFor(t, 20*time.Second, "the job to run", func() bool { return jobStatusOf(t, api, id).State == "RUNNING" })
+		time.Sleep(1500 * time.Millisecond)
+		stdout, stderr, code := weir(t, 60*time.Second, "stop", "--coordinator", api, "--savepoint", id)
+		if code != 0 {
+			t.Fatalf("weir stop --savepoint: %s", stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		loc := lines[len(lines)-1]
+		waitFor(t, 20*time.Second, "the stopped job to end", func() bool { return jobStatusOf(t, api, id).State == "CANCELED" })
+		return loc
+	}
+	id := runDetached(t, api, append([]string{"-p", "4", "--checkpoint-interval", "1s"}, args...)...)
+	sp := stop(id)
+	if !strings.HasPrefix(sp, "file://") || !strings.HasSuffix(sp, "/_manifest") {
+		t.Fatalf("savepoint location %q", sp)
+	}
+	id = runDetached(t, api, append([]string{"-p", "2", "--checkpoint-interval", "1s", "--from-savepoint", sp}, args...)...)
+	sp = stop(id)
+	id = runDetached(t, api, append([]string{"-p", "8", "--checkpoint-interval", "1s", "--from-savepoint", sp}, args...)...)
+	waitFinished(t, api, id, 60*time.Second)
+	checkCounts(t, out, keys, events/keys)
+}

@@ -133,7 +133,6 @@ func pebbleOptions() (*pebble.Options, func()) {
 		FormatMajorVersion:  pebble.FormatNewest,
 		MaxManifestFileSize: maxManifestBytes,
 		Logger:              quietLogger{},
-		DisableAutomaticCompactions: os.Getenv("NOCOMPACT") != "",
 	}
 	// Most Gets look for a key in L0 tables that do not have it (the tables
 	// flushed by recent checkpoints hold the keys updated since).

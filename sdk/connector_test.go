@@ -140,7 +140,7 @@ func TestFileWordCount(t *testing.T) {
 			names, lines := readOutput(t, out)
 			var wantNames []string
 			for s := range p {
-				wantNames = append(wantNames, fmt.Sprintf("part-%05d", s))
+				wantNames = append(wantNames, fmt.Sprintf("part-%05d-end", s))
 			}
 			if !slices.Equal(names, wantNames) {
 				t.Errorf("output files %v, want %v", names, wantNames)
@@ -185,7 +185,7 @@ func TestFileSinkPublishesOnFinish(t *testing.T) {
 	out := t.TempDir()
 	// Leftovers of earlier attempts of subtasks 0 and 1, and another job's
 	// marker that must stay.
-	for _, name := range []string{".part-00000.attempt-0.inprogress", ".part-00001.attempt-7.inprogress", "_SUCCESS"} {
+	for _, name := range []string{".part-00000-a0-1.inprogress", ".part-00001-3.pending", "_SUCCESS"} {
 		write(t, filepath.Join(out, name), "stale\n")
 	}
 	release := make(chan struct{})
@@ -197,7 +197,7 @@ func TestFileSinkPublishesOnFinish(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- sdk.RunLocal(t.Context(), pipe) }()
 
-	inProgress := []string{".part-00000.attempt-1.inprogress", ".part-00001.attempt-1.inprogress", "_SUCCESS"}
+	inProgress := []string{".part-00000-a1-1.inprogress", ".part-00001-a1-1.inprogress", "_SUCCESS"}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		names, _ := readOutput(t, out)
@@ -216,7 +216,7 @@ func TestFileSinkPublishesOnFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	names, lines := readOutput(t, out)
-	if want := []string{"_SUCCESS", "part-00000", "part-00001"}; !slices.Equal(names, want) {
+	if want := []string{"_SUCCESS", "part-00000-end", "part-00001-end"}; !slices.Equal(names, want) {
 		t.Fatalf("after the job: %v, want %v", names, want)
 	}
 	var want []string
@@ -234,7 +234,7 @@ func TestFileSinkPublishesOnFinish(t *testing.T) {
 
 func TestFileSinkFailedJobPublishesNothing(t *testing.T) {
 	out := t.TempDir()
-	write(t, filepath.Join(out, ".part-00000.attempt-3.inprogress"), "stale\n")
+	write(t, filepath.Join(out, ".part-00000-a3-1.inprogress"), "stale\n")
 	pipe := sdk.NewPipeline("fail", 1)
 	s := sdk.Generate(pipe, 100_000, func(i int64) int64 {
 		if i == 90_000 {

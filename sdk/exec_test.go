@@ -737,7 +737,7 @@ func TestGenerateSplitsAcrossSubtasks(t *testing.T) {
 // A rate-limited generator reports Done as soon as its last record is out,
 // not one record interval later.
 func TestGenerateWithRateEndsWithItsLastRecord(t *testing.T) {
-	g := &generator[int64]{f: func(i int64) int64 { return i }, n: 2, step: 1, perSec: 0.1, start: time.Now().Add(-10 * time.Second)}
+	g := &generator[int64]{f: func(i int64) int64 { return i }, n: 2, splits: []genSplit{{next: 0, step: 1}}, perSec: 0.1, start: time.Now().Add(-10 * time.Second)}
 	var got []int64
 	emit := func(v int64) { got = append(got, v) }
 	for range 3 {

@@ -6,32 +6,29 @@ import (
 	"github.com/weir-run/weir/internal/keygroup"
 )
 
-// valueState is one value of type V per key K for one operator, stored in the
-// subtask's backend under keyGroup | uid | name | key (see internal/state).
+// valueState is one value of type V per key K for one operator, laid out as
+// the public states are (appendStateKey), with typed keys: the built-in
+// keyed aggregations use it, and iterate it at end of input.
 type valueState[K, V any] struct {
 	env    *opEnv
 	prefix []byte // uid 0x00 name 0x00, after the key group
 	kc     Codec[K]
 	vc     Codec[V]
 	key    []byte // scratch for the full state key
+	user   []byte // scratch for the encoded user key
 	val    []byte // scratch for the encoded value
 }
 
 func newValueState[K, V any](env *opEnv, name string, kc Codec[K], vc Codec[V]) *valueState[K, V] {
-	prefix := append(append(append([]byte(env.uid), 0), name...), 0)
-	return &valueState[K, V]{env: env, prefix: prefix, kc: kc, vc: vc}
+	return &valueState[K, V]{env: env, prefix: statePrefix(env.uid, name), kc: kc, vc: vc}
 }
 
 // stateKey builds the backend key of k in s.key.
 func (s *valueState[K, V]) stateKey(k K) []byte {
-	b := append(s.key[:0], 0, 0)
-	b = append(b, s.prefix...)
-	at := len(b)
-	b = s.kc.Append(b, k)
-	g := keygroup.Of(keygroup.Hash(b[at:]), s.env.maxParallelism)
-	binary.BigEndian.PutUint16(b, uint16(g))
-	s.key = b
-	return b
+	s.user = s.kc.Append(s.user[:0], k)
+	g := keygroup.Of(keygroup.Hash(s.user), s.env.maxParallelism)
+	s.key = appendStateKey(s.key[:0], g, s.prefix, s.user)
+	return s.key
 }
 
 func (s *valueState[K, V]) get(k K) (V, bool, error) {
@@ -55,7 +52,12 @@ func (s *valueState[K, V]) each(fn func(K, V)) error {
 		if len(key) < 2+len(s.prefix) || string(key[2:2+len(s.prefix)]) != string(s.prefix) {
 			return nil
 		}
-		k, err := s.kc.Decode(key[2+len(s.prefix):])
+		rest := key[2+len(s.prefix):]
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n != uint64(len(rest)-w) {
+			return errCorruptItems
+		}
+		k, err := s.kc.Decode(rest[w:])
 		if err != nil {
 			return err
 		}

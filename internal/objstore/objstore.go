@@ -11,7 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -42,6 +46,9 @@ const binaryPrefix = "binaries/"
 // Store is an object store. It is safe for concurrent use.
 type Store struct {
 	bucket *blob.Bucket
+	// s3Bucket is the bucket's name when the store is S3, for the
+	// requests blob does not make (see closeAborted).
+	s3Bucket string
 }
 
 // Open opens the store at url:
@@ -88,7 +95,11 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("objstore: open %s: %w", redact(u), err)
 	}
-	return &Store{bucket: b}, nil
+	s := &Store{bucket: b}
+	if u.Scheme == "s3" {
+		s.s3Bucket = u.Host
+	}
+	return s, nil
 }
 
 // redact drops the query, which for s3 may carry credentials-adjacent
@@ -171,18 +182,50 @@ func (s *Store) PutBinary(ctx context.Context, r io.Reader, wantSHA256 string) (
 	n, err := io.Copy(io.MultiWriter(w, h), r)
 	if err != nil {
 		cancel()
-		_ = w.Close() // the write is aborted; the copy error is the one that matters
+		s.closeAborted(ctx, w, key) // the copy error is the one that matters
 		return 0, fmt.Errorf("objstore: put binary %s: %w", wantSHA256, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA256 {
 		cancel()
-		_ = w.Close()
+		s.closeAborted(ctx, w, key)
 		return 0, fmt.Errorf("%w: want %s, got %s (%d bytes)", ErrDigestMismatch, wantSHA256, got, n)
 	}
 	if err := w.Close(); err != nil {
 		return 0, fmt.Errorf("objstore: put binary %s: %w", wantSHA256, err)
 	}
 	return n, nil
+}
+
+// abortTimeout bounds the AbortMultipartUpload request of closeAborted.
+const abortTimeout = 30 * time.Second
+
+// closeAborted closes w, writing key, after its context was cancelled:
+// blob's way to abort a write, which leaves nothing visible. On S3 a write
+// larger than one part (8 MiB) is a multipart upload, and s3blob's transfer
+// manager sends its AbortMultipartUpload with that same cancelled context,
+// so the abort fails and the parts already uploaded stay in the bucket:
+// invisible to List, yet stored and billed until a lifecycle rule removes
+// them. The failed upload's ID comes back in Close's error; abort it here
+// with a live context (key is a binary key, which s3blob sends unescaped).
+// This is best effort: the error that aborted the write is the one the
+// caller reports.
+func (s *Store) closeAborted(ctx context.Context, w *blob.Writer, key string) {
+	err := w.Close()
+	var mpu transfermanager.MultipartUploadError
+	if err == nil || s.s3Bucket == "" || !errors.As(err, &mpu) {
+		return
+	}
+	var client *s3.Client
+	if !s.bucket.As(&client) {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_, _ = client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket:   aws.String(s.s3Bucket),
+		Key:      aws.String(key),
+		UploadId: aws.String(mpu.UploadID()),
+	})
 }
 
 // HasBinary reports whether the binary is stored, and its size if so. A

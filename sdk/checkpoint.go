@@ -198,9 +198,13 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration)
 		ops = append(ops, &weirv1.OperatorState{Uid: t.v.nodes[i].uid, Data: encodeItems(items)})
 	}
 	dir := ""
+	var keyed *pebblestate.PendingCheckpoint
 	if t.db != nil {
+		// Only the cache's dirty set is frozen here; the write-back, flush
+		// and hard links run in the background, off the record path.
 		dir = filepath.Join(ck.stateRoot, fmt.Sprintf("chk-%d-v%d-s%d", id, t.v.id, t.env.subtask))
-		if err := t.db.Checkpoint(dir); err != nil {
+		var err error
+		if keyed, err = t.db.BeginCheckpoint(dir); err != nil {
 			return fmt.Errorf("checkpoint keyed state: %w", err)
 		}
 	}
@@ -222,7 +226,14 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration)
 		// files the store holds must follow checkpoint order.
 		t.uploadMu.Lock()
 		defer t.uploadMu.Unlock()
-		if err := t.upload(ack, dir, savepoint); err != nil {
+		err := error(nil)
+		if keyed != nil {
+			err = keyed.Wait()
+		}
+		if err == nil {
+			err = t.upload(ack, dir, savepoint)
+		}
+		if err != nil {
 			ck.logger.Warn("checkpoint upload failed", "checkpoint", id, "vertex", t.v.id, "subtask", t.env.subtask, "err", err)
 			ck.decline(&weirv1.CheckpointDecline{JobId: ck.jobID, Attempt: ck.attempt, CheckpointId: id,
 				VertexId: int32(t.v.id), Subtask: int32(t.env.subtask), Reason: err.Error()})

@@ -262,8 +262,9 @@ func TestModel(t *testing.T) {
 		}()
 		model := make(map[string]string)
 		type checkpoint struct {
-			dir  string
-			want map[string]string
+			dir     string
+			want    map[string]string
+			pending *PendingCheckpoint
 		}
 		var checkpoints []checkpoint
 
@@ -346,19 +347,84 @@ func TestModel(t *testing.T) {
 					t.Skip("enough checkpoints to check") // they cost a directory each
 				}
 				dir := filepath.Join(root, fmt.Sprintf("ck%d", len(checkpoints)))
-				if err := db.Checkpoint(dir); err != nil {
+				// Either synchronous, or begun and left running while the
+				// following operations go on.
+				var p *PendingCheckpoint
+				if rapid.Bool().Draw(t, "async") {
+					var err error
+					if p, err = db.BeginCheckpoint(dir); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := db.Checkpoint(dir); err != nil {
 					t.Fatal(err)
 				}
-				checkpoints = append(checkpoints, checkpoint{dir, maps.Clone(model)})
+				checkpoints = append(checkpoints, checkpoint{dir, maps.Clone(model), p})
 			},
 		})
 		if err := db.Close(); err != nil {
 			rt.Fatal(err)
 		}
 		for i, c := range checkpoints {
+			if c.pending != nil {
+				if err := c.pending.Wait(); err != nil {
+					rt.Fatal(err)
+				}
+			}
 			if got := checkpointContents(rt, c.dir); !mapsEqual(got, c.want) {
 				rt.Fatalf("checkpoint %d holds %q; want %q", i, got, c.want)
 			}
 		}
 	})
+}
+
+// TestBeginCheckpointIsolation overwrites, deletes and adds keys while a
+// checkpoint's writer is still writing the frozen entries: none of it may
+// reach the checkpoint, and all of it must stay in the DB.
+func TestBeginCheckpointIsolation(t *testing.T) {
+	root := t.TempDir()
+	db := open(t, filepath.Join(root, "db"), 0)
+	defer db.Close()
+	const n = 10000
+	before, after := make(map[string]string), make(map[string]string)
+	for i := range n {
+		k := fmt.Sprintf("\x00\x00k%05d", i)
+		db.Set([]byte(k), []byte("old-value"))
+		before[k], after[k] = "old-value", "old-value"
+	}
+	p, err := db.BeginCheckpoint(filepath.Join(root, "ck1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		k := fmt.Sprintf("\x00\x00k%05d", i)
+		switch i % 3 {
+		case 0: // same length: would reuse the frozen buffer
+			db.Set([]byte(k), []byte("new-value"))
+			after[k] = "new-value"
+		case 1:
+			db.Delete([]byte(k))
+			delete(after, k)
+		}
+		if v, ok, _ := db.Get([]byte(k)); string(v) != after[k] || ok != (after[k] != "") {
+			t.Fatalf("Get(%q) = %q, %v during the checkpoint; want %q", k, v, ok, after[k])
+		}
+	}
+	db.Set([]byte("\x00\x01added"), []byte("x"))
+	after["\x00\x01added"] = "x"
+	// The next checkpoint waits for the first.
+	if err := db.Checkpoint(filepath.Join(root, "ck2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkpointContents(t, filepath.Join(root, "ck1")); !mapsEqual(got, before) {
+		t.Fatalf("first checkpoint: %d keys, want the %d from before it", len(got), len(before))
+	}
+	if got := checkpointContents(t, filepath.Join(root, "ck2")); !mapsEqual(got, after) {
+		t.Fatalf("second checkpoint: %d keys, want %d", len(got), len(after))
+	}
+	if got := contents(t, db); !mapsEqual(got, after) {
+		t.Fatalf("DB: %d keys, want %d", len(got), len(after))
+	}
 }

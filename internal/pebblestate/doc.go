@@ -1,19 +1,28 @@
 // Package pebblestate owns the durable keyed state of one subtask: a Pebble
 // database with a bounded write-back cache in front of it, and the
-// synchronous part of its snapshots (Checkpoint).
+// synchronous part of its snapshots (Checkpoint, BeginCheckpoint).
 //
-// The write-ahead log is off. Durability comes from checkpoints, which the
-// snapshot package uploads; the directory of a running DB is scratch space,
-// and Close discards whatever was written since the last Checkpoint.
+// Durability comes from checkpoints, which the snapshot package uploads; the
+// directory of a running DB is scratch space that is never recovered from.
+// So the write-ahead log is off, fsync is a no-op (noSyncFS), and Close
+// discards whatever was written since the last checkpoint.
 //
 // The hot-state cache absorbs repeated updates of the same keys between
 // checkpoints (keyed counters, window accumulators): a Get+Set costs two map
 // lookups instead of a Pebble read and a batch commit. It is bounded by a
 // byte budget; when the budget is exceeded every dirty entry is written to
 // Pebble in one batch and clean entries are evicted with a second-chance
-// sweep until the cache is at three quarters of its budget. Checkpoint and
-// Scan write the dirty entries back first, so Pebble alone holds the truth
-// whenever anyone else looks at it.
+// sweep until the cache is at three quarters of its budget. Scan writes the
+// dirty entries back first, so that Pebble alone answers it.
+//
+// A checkpoint freezes the dirty entries on the subtask's goroutine and
+// leaves writing them, the memtable flush and the hard links to a goroutine
+// of its own (BeginCheckpoint); Checkpoint is the same and waits. While that
+// goroutine runs the DB keeps serving from the cache, and whatever would
+// write to Pebble waits for it, which keeps the checkpoint consistent.
+//
+// The LSM is shaped for incremental checkpoints (small Lbase, higher L0
+// compaction threshold, bloom filters): see pebbleOptions.
 //
 // Keys are opaque here except in CopyRange, which takes byte bounds; the
 // key-group layout is the snapshot package's business.

@@ -1,6 +1,27 @@
-// Package snapshot owns moving a subtask's keyed-state checkpoints between
-// local Pebble checkpoint directories and the object store: incremental
-// upload (SST files are content addressed and shared, so a checkpoint
-// uploads only the files the store does not hold), verified download, and
-// restore at the same or another parallelism by key-group range.
+// Package snapshot owns the object-store side of keyed-state snapshots: the
+// incremental upload of a subtask's Pebble checkpoint directory, its
+// download with verification, and restore, including restore onto another
+// parallelism (rescale) by key-group range.
+//
+// Layout in the bucket:
+//
+//   - Pebble tables (*.sst, and *.blob value files) are immutable, so they
+//     are content addressed: sharedPrefix + "<sha256>.sst". A checkpoint
+//     uploads only the tables neither its Uploader nor the bucket has, which
+//     makes its upload proportional to what changed. The set difference is
+//     by content, never by Pebble file number: numbers repeat across DB
+//     instances (a restored subtask starts counting again).
+//   - Every other file of a checkpoint (MANIFEST-*, OPTIONS-*, markers) is
+//     small and belongs to that checkpoint alone: privatePrefix + name.
+//   - A savepoint (selfContained) puts every file under its private prefix,
+//     so it can be copied or moved to another store by itself.
+//
+// The coordinator reference-counts shared objects over the retained
+// checkpoints (Objects) and deletes the unreferenced ones (Delete). The
+// Uploader skips the existence check for tables it uploaded or downloaded
+// itself, and after each checkpoint upload forgets the tables that
+// checkpoint no longer references. That is safe as long as the coordinator
+// never deletes an object the latest checkpoint of a subtask referenced,
+// completed or not: an object first uploaded by a checkpoint that was then
+// aborted is deleted only once a later checkpoint has completed without it.
 package snapshot

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,8 +16,14 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// benchKeys is the state size of the design targets (DESIGN §9).
-const benchKeys = 1_000_000
+// benchKeys is the state size: the design targets' 1M keys by default
+// (DESIGN §9); WEIR_BENCH_KEYS=10000000 measures 10M.
+var benchKeys = func() int {
+	if n, err := strconv.Atoi(os.Getenv("WEIR_BENCH_KEYS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}()
 
 // fixture is a DB of benchKeys keyed counters, loaded once per test binary
 // and hard-linked (Pebble checkpoint) into each benchmark's own DB.
@@ -85,7 +92,7 @@ func loadFixture(dir string) (*DB, error) {
 		k = benchKey(k, i)
 		binary.BigEndian.PutUint64(v[:], 1)
 		batch.Set(k, v[:], nil)
-		if batch.Len() > 4<<20 || i == benchKeys-1 {
+		if batch.Len() > 4<<20 || i == uint64(benchKeys)-1 {
 			if err := batch.Commit(pebble.NoSync); err != nil {
 				return nil, err
 			}
@@ -152,7 +159,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 				for r := range rounds {
 					b.StopTimer()
 					for range benchKeys / 100 {
-						kbuf = benchKey(kbuf, rng.Uint64N(benchKeys))
+						kbuf = benchKey(kbuf, rng.Uint64N(uint64(benchKeys)))
 						binary.BigEndian.PutUint64(val[:], uint64(r))
 						if err := db.Set(kbuf, val[:]); err != nil {
 							b.Fatal(err)
@@ -224,15 +231,15 @@ func BenchmarkUpdate(b *testing.B) {
 			b.Run(c.name+"/"+dist, func(b *testing.B) {
 				db := newBenchDB(b, c.bytes)
 				rng := rand.New(rand.NewPCG(3, 4))
-				z := rand.NewZipf(rng, 1.1, 1, benchKeys-1)
+				z := rand.NewZipf(rng, 1.1, 1, uint64(benchKeys)-1)
 				// Draw the keys outside the timing. Zipf ranks are scattered
 				// over the key space like hashed user keys would be.
 				keys := make([]uint64, 1<<20)
 				for i := range keys {
 					if dist == "uniform" {
-						keys[i] = rng.Uint64N(benchKeys)
+						keys[i] = rng.Uint64N(uint64(benchKeys))
 					} else {
-						keys[i] = z.Uint64() * 0x9e3779b97f4a7c15 % benchKeys
+						keys[i] = z.Uint64() * 0x9e3779b97f4a7c15 % uint64(benchKeys)
 					}
 				}
 				var kbuf []byte

@@ -15,34 +15,20 @@ import (
 const savepointTimeout = 10 * time.Minute
 
 func newCheckpointsCmd(s streams) *cobra.Command {
-	var cf clientFlags
-	var of outputFlag
-	cmd := &cobra.Command{
+	return clientCommand(s, &cobra.Command{
 		Use:   "checkpoints JOB-ID",
 		Short: "List a job's checkpoints",
 		Long: `List a job's recent checkpoints, newest first: id, status, trigger time,
 duration, total size, bytes uploaded for it (the increment), the longest
 barrier alignment, and for completed ones where the manifest is.`,
 		Args: exactArgs("JOB-ID"),
-		RunE: markRan(func(cmd *cobra.Command, args []string) error {
-			if err := of.validate(); err != nil {
-				return err
-			}
-			c, err := dial(cf.coordinator)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			resp, err := unaryJob(cmd.Context(), c, args[0], c.jobs.ListCheckpoints, &weirv1.ListCheckpointsRequest{JobId: args[0]})
-			if err != nil {
-				return err
-			}
-			return printCheckpoints(s, of.format, resp.GetCheckpoints())
-		}),
-	}
-	cf.register(cmd, s)
-	of.register(cmd)
-	return cmd
+	}, func(ctx context.Context, c *client, format string, args []string) error {
+		resp, err := unaryJob(ctx, c, args[0], c.jobs.ListCheckpoints, &weirv1.ListCheckpointsRequest{JobId: args[0]})
+		if err != nil {
+			return err
+		}
+		return printCheckpoints(s, format, resp.GetCheckpoints())
+	})
 }
 
 type checkpointView struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -37,124 +38,90 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 	}
 }
 
-func newListCmd(s streams) *cobra.Command {
+// clientCommand completes cmd as a command that talks to the coordinator:
+// it takes --coordinator and -o, and run gets a connected client and the
+// output format.
+func clientCommand(s streams, cmd *cobra.Command, run func(ctx context.Context, c *client, format string, args []string) error) *cobra.Command {
 	var cf clientFlags
 	var of outputFlag
-	cmd := &cobra.Command{
+	cmd.RunE = markRan(func(cmd *cobra.Command, args []string) error {
+		if err := of.validate(); err != nil {
+			return err
+		}
+		c, err := dial(cf.coordinator)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return run(cmd.Context(), c, of.format, args)
+	})
+	cf.register(cmd, s)
+	of.register(cmd)
+	return cmd
+}
+
+func newListCmd(s streams) *cobra.Command {
+	return clientCommand(s, &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List jobs",
 		Args:    exactArgs(),
-		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
-			if err := of.validate(); err != nil {
-				return err
-			}
-			c, err := dial(cf.coordinator)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			resp, err := unary(cmd.Context(), c, c.jobs.ListJobs, &weirv1.ListJobsRequest{})
-			if err != nil {
-				return err
-			}
-			return printJobs(s.stdout, of.format, resp.GetJobs())
-		}),
-	}
-	cf.register(cmd, s)
-	of.register(cmd)
-	return cmd
+	}, func(ctx context.Context, c *client, format string, _ []string) error {
+		resp, err := unary(ctx, c, c.jobs.ListJobs, &weirv1.ListJobsRequest{})
+		if err != nil {
+			return err
+		}
+		return printJobs(s.stdout, format, resp.GetJobs())
+	})
 }
 
 func newStatusCmd(s streams) *cobra.Command {
-	var cf clientFlags
-	var of outputFlag
-	cmd := &cobra.Command{
+	return clientCommand(s, &cobra.Command{
 		Use:   "status JOB-ID",
 		Short: "Show a job and its tasks",
 		Args:  exactArgs("JOB-ID"),
-		RunE: markRan(func(cmd *cobra.Command, args []string) error {
-			if err := of.validate(); err != nil {
-				return err
-			}
-			c, err := dial(cf.coordinator)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			id := args[0]
-			j, err := unaryJob(cmd.Context(), c, id, c.jobs.GetJob, &weirv1.GetJobRequest{JobId: id})
-			if err != nil {
-				return err
-			}
-			return printJob(s.stdout, of.format, j)
-		}),
-	}
-	cf.register(cmd, s)
-	of.register(cmd)
-	return cmd
+	}, func(ctx context.Context, c *client, format string, args []string) error {
+		id := args[0]
+		j, err := unaryJob(ctx, c, id, c.jobs.GetJob, &weirv1.GetJobRequest{JobId: id})
+		if err != nil {
+			return err
+		}
+		return printJob(s.stdout, format, j)
+	})
 }
 
 func newCancelCmd(s streams) *cobra.Command {
-	var cf clientFlags
-	var of outputFlag
-	cmd := &cobra.Command{
+	return clientCommand(s, &cobra.Command{
 		Use:   "cancel JOB-ID",
 		Short: "Cancel a job",
 		Long: `Cancel a job. The coordinator stops the job's processes; the printed state
 is CANCELING until they have stopped, then CANCELED. Cancelling a job that
 already ended prints its final state.`,
 		Args: exactArgs("JOB-ID"),
-		RunE: markRan(func(cmd *cobra.Command, args []string) error {
-			if err := of.validate(); err != nil {
-				return err
-			}
-			c, err := dial(cf.coordinator)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			id := args[0]
-			resp, err := unaryJob(cmd.Context(), c, id, c.jobs.CancelJob, &weirv1.CancelJobRequest{JobId: id})
-			if err != nil {
-				return err
-			}
-			if of.format == formatJSON {
-				return writeJSON(s.stdout, map[string]string{"id": id, "state": jobState(resp.GetState())})
-			}
-			_, err = fmt.Fprintf(s.stdout, "job %s: %s\n", id, jobState(resp.GetState()))
+	}, func(ctx context.Context, c *client, format string, args []string) error {
+		id := args[0]
+		resp, err := unaryJob(ctx, c, id, c.jobs.CancelJob, &weirv1.CancelJobRequest{JobId: id})
+		if err != nil {
 			return err
-		}),
-	}
-	cf.register(cmd, s)
-	of.register(cmd)
-	return cmd
+		}
+		if format == formatJSON {
+			return writeJSON(s.stdout, map[string]string{"id": id, "state": jobState(resp.GetState())})
+		}
+		_, err = fmt.Fprintf(s.stdout, "job %s: %s\n", id, jobState(resp.GetState()))
+		return err
+	})
 }
 
 func newWorkersCmd(s streams) *cobra.Command {
-	var cf clientFlags
-	var of outputFlag
-	cmd := &cobra.Command{
+	return clientCommand(s, &cobra.Command{
 		Use:   "workers",
 		Short: "List the workers registered with the coordinator",
 		Args:  exactArgs(),
-		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
-			if err := of.validate(); err != nil {
-				return err
-			}
-			c, err := dial(cf.coordinator)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			resp, err := unary(cmd.Context(), c, c.jobs.ListWorkers, &weirv1.ListWorkersRequest{})
-			if err != nil {
-				return err
-			}
-			return printWorkers(s.stdout, of.format, resp.GetWorkers(), time.Now())
-		}),
-	}
-	cf.register(cmd, s)
-	of.register(cmd)
-	return cmd
+	}, func(ctx context.Context, c *client, format string, _ []string) error {
+		resp, err := unary(ctx, c, c.jobs.ListWorkers, &weirv1.ListWorkersRequest{})
+		if err != nil {
+			return err
+		}
+		return printWorkers(s.stdout, format, resp.GetWorkers(), time.Now())
+	})
 }

@@ -182,12 +182,12 @@ func (s *Store) PutBinary(ctx context.Context, r io.Reader, wantSHA256 string) (
 	n, err := io.Copy(io.MultiWriter(w, h), r)
 	if err != nil {
 		cancel()
-		s.closeAborted(ctx, w, key) // the copy error is the one that matters
+		s.CloseAborted(ctx, w, key) // the copy error is the one that matters
 		return 0, fmt.Errorf("objstore: put binary %s: %w", wantSHA256, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA256 {
 		cancel()
-		s.closeAborted(ctx, w, key)
+		s.CloseAborted(ctx, w, key)
 		return 0, fmt.Errorf("%w: want %s, got %s (%d bytes)", ErrDigestMismatch, wantSHA256, got, n)
 	}
 	if err := w.Close(); err != nil {
@@ -196,20 +196,22 @@ func (s *Store) PutBinary(ctx context.Context, r io.Reader, wantSHA256 string) (
 	return n, nil
 }
 
-// abortTimeout bounds the AbortMultipartUpload request of closeAborted.
+// abortTimeout bounds the AbortMultipartUpload request of CloseAborted.
 const abortTimeout = 30 * time.Second
 
-// closeAborted closes w, writing key, after its context was cancelled:
+// CloseAborted closes w, writing key, after its context was cancelled:
 // blob's way to abort a write, which leaves nothing visible. On S3 a write
 // larger than one part (8 MiB) is a multipart upload, and s3blob's transfer
 // manager sends its AbortMultipartUpload with that same cancelled context,
 // so the abort fails and the parts already uploaded stay in the bucket:
 // invisible to List, yet stored and billed until a lifecycle rule removes
 // them. The failed upload's ID comes back in Close's error; abort it here
-// with a live context (key is a binary key, which s3blob sends unescaped).
+// with a live context (keys here are plain [a-z0-9/._-], which s3blob sends
+// unescaped). Other writers of the store's bucket (checkpoint uploads) call
+// it too.
 // This is best effort: the error that aborted the write is the one the
 // caller reports.
-func (s *Store) closeAborted(ctx context.Context, w *blob.Writer, key string) {
+func (s *Store) CloseAborted(ctx context.Context, w *blob.Writer, key string) {
 	err := w.Close()
 	var mpu transfermanager.MultipartUploadError
 	if err == nil || s.s3Bucket == "" || !errors.As(err, &mpu) {

@@ -36,6 +36,7 @@ const transfers = 4
 type Uploader struct {
 	bucket *blob.Bucket
 	shared string
+	abort  AbortFunc // set before the first Upload
 
 	mu struct {
 		sync.Mutex
@@ -44,6 +45,14 @@ type Uploader struct {
 		known map[string]struct{}
 	}
 }
+
+// AbortFunc closes a writer whose context was cancelled, cleaning up what
+// the store may have kept of the aborted write (objstore.Store.CloseAborted
+// aborts S3 multipart uploads).
+type AbortFunc func(ctx context.Context, w *blob.Writer, key string)
+
+// OnAbort sets how aborted uploads are closed; by default just Close.
+func (u *Uploader) OnAbort(fn AbortFunc) { u.abort = fn }
 
 // NewUploader returns an Uploader that puts shared tables under
 // sharedPrefix, such as "checkpoints/<job>/shared/".
@@ -179,7 +188,12 @@ func (u *Uploader) put(ctx context.Context, path string, f *weirv1.StateFile, if
 	}
 	if err != nil {
 		cancel()
-		_ = w.Close() // aborted; the copy error is the one that matters
+		// Aborted; the copy error is the one that matters.
+		if u.abort != nil {
+			u.abort(ctx, w, f.Object)
+		} else {
+			_ = w.Close()
+		}
 		return 0, fmt.Errorf("snapshot: upload %s: %w", f.Object, err)
 	}
 	if err := w.Close(); err != nil {

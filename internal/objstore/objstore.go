@@ -213,8 +213,7 @@ const abortTimeout = 30 * time.Second
 // caller reports.
 func (s *Store) CloseAborted(ctx context.Context, w *blob.Writer, key string) {
 	err := w.Close()
-	var mpu transfermanager.MultipartUploadError
-	if err == nil || s.s3Bucket == "" || !errors.As(err, &mpu) {
+	if err == nil || s.s3Bucket == "" {
 		return
 	}
 	var client *s3.Client
@@ -223,11 +222,25 @@ func (s *Store) CloseAborted(ctx context.Context, w *blob.Writer, key string) {
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_, _ = client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-		Bucket:   aws.String(s.s3Bucket),
-		Key:      aws.String(key),
-		UploadId: aws.String(mpu.UploadID()),
-	})
+	ids := []string{}
+	var mpu transfermanager.MultipartUploadError
+	if errors.As(err, &mpu) {
+		ids = append(ids, mpu.UploadID())
+	}
+	// A cancellation right after the upload was created may not carry its
+	// ID: abort whatever is unfinished under the key too.
+	if out, lerr := client.ListMultipartUploads(actx, &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(s.s3Bucket), Prefix: aws.String(key)}); lerr == nil {
+		for _, u := range out.Uploads {
+			if aws.ToString(u.Key) == key {
+				ids = append(ids, aws.ToString(u.UploadId))
+			}
+		}
+	}
+	for _, id := range ids {
+		_, _ = client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.s3Bucket), Key: aws.String(key), UploadId: aws.String(id)})
+	}
 }
 
 // HasBinary reports whether the binary is stored, and its size if so. A

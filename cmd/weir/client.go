@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,6 +56,83 @@ type client struct {
 	addr string
 	conn *grpc.ClientConn
 	jobs weirv1.JobServiceClient
+	lead *follower
+}
+
+// follower sends calls to the leading coordinator when the one dialled is a
+// standby: a standby refuses with "the leader is at ADDR", and the call is
+// made again there, as are all later ones. So --coordinator may name any
+// coordinator of the cluster.
+type follower struct {
+	mu   sync.Mutex
+	conn *grpc.ClientConn
+}
+
+var leaderAt = regexp.MustCompile(`standby; the leader is at (\S+)$`)
+
+func (f *follower) current() *grpc.ClientConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conn
+}
+
+// follow returns a connection to the leader named by err, if it names one.
+func (f *follower) follow(err error) *grpc.ClientConn {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return nil
+	}
+	m := leaderAt.FindStringSubmatch(st.Message())
+	if m == nil {
+		return nil
+	}
+	conn, derr := newConn(m[1], nil)
+	if derr != nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		f.conn.Close()
+	}
+	f.conn = conn
+	return conn
+}
+
+func (f *follower) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if lc := f.current(); lc != nil {
+		return lc.Invoke(ctx, method, req, reply, opts...)
+	}
+	err := invoke(ctx, method, req, reply, cc, opts...)
+	if lc := f.follow(err); lc != nil {
+		return lc.Invoke(ctx, method, req, reply, opts...)
+	}
+	return err
+}
+
+func (f *follower) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if lc := f.current(); lc != nil {
+		return lc.NewStream(ctx, desc, method, opts...)
+	}
+	return streamer(ctx, desc, cc, method, opts...)
+}
+
+func (f *follower) close() {
+	if lc := f.current(); lc != nil {
+		lc.Close()
+	}
+}
+
+func newConn(addr string, f *follower) (*grpc.ClientConn, error) {
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: connectTimeout}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)),
+	}
+	if f != nil {
+		opts = append(opts, grpc.WithUnaryInterceptor(f.unary), grpc.WithStreamInterceptor(f.stream))
+	}
+	return grpc.NewClient(addr, opts...)
 }
 
 // dial prepares a connection to addr. It does no I/O: the first call
@@ -68,18 +146,18 @@ func dial(addr string) (*client, error) {
 	if addr == "" {
 		return nil, usageErrorf("--coordinator is empty")
 	}
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: connectTimeout}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)),
-	)
+	f := &follower{}
+	conn, err := newConn(addr, f)
 	if err != nil {
 		return nil, usageErrorf("bad coordinator address %q: %v", addr, err)
 	}
-	return &client{addr: addr, conn: conn, jobs: weirv1.NewJobServiceClient(conn)}, nil
+	return &client{addr: addr, conn: conn, jobs: weirv1.NewJobServiceClient(conn), lead: f}, nil
 }
 
-func (c *client) Close() error { return c.conn.Close() }
+func (c *client) Close() error {
+	c.lead.close()
+	return c.conn.Close()
+}
 
 // unary runs one call with rpcTimeout and turns its error into a message
 // for the user.

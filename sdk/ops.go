@@ -94,35 +94,14 @@ func hasEmitFinal(opts []Option) bool {
 // in keyed state. It emits the updated result for every record (a changelog,
 // as Flink and Kafka Streams do), or with EmitFinal one result per key at end.
 func Reduce[K comparable, T any](k KeyedStream[K, T], f func(acc, v T) T, opts ...Option) Stream[T] {
-	final := hasEmitFinal(opts)
-	vc := k.s.codec
-	return keyedTransform(k, "reduce", "Reduce", opts, func(env *opEnv, emit func(T)) (opRun, error) {
-		st := newValueState(env, "reduce", k.keyCodec, vc)
-		run := opRun{in: func(v T) {
-			key := k.key(v)
-			acc, ok, err := st.get(key)
-			if err != nil {
-				env.fail(err)
-				return
-			}
+	return fold(k, "reduce", "Reduce", "reduce", k.s.codec, opts,
+		func(acc T, ok bool, v T) T {
 			if ok {
-				v = f(acc, v)
+				return f(acc, v)
 			}
-			if err := st.set(key, v); err != nil {
-				env.fail(err)
-				return
-			}
-			if !final {
-				emit(v)
-			}
-		}}
-		if final {
-			run.finish = func() error {
-				return st.each(func(_ K, v T) { emit(v) })
-			}
-		}
-		return run, nil
-	})
+			return v
+		},
+		func(_ K, acc T) T { return acc })
 }
 
 // AggregateFunc folds records of type T into an accumulator A and reads a
@@ -146,36 +125,61 @@ func Count[T any]() AggregateFunc[T, int64, int64] {
 // in keyed state, and emits (key, result) pairs: one per record, or with
 // EmitFinal one per key at end of input.
 func Aggregate[K comparable, T, A, R any](k KeyedStream[K, T], agg AggregateFunc[T, A, R], opts ...Option) Stream[KV[K, R]] {
-	final := hasEmitFinal(opts)
 	ac := CodecFor[A]()
 	if err := checkJSONSafe(ac); err != nil {
 		k.s.p.fail(fmt.Errorf("Aggregate: accumulator %w", err))
 	}
 	opts = append([]Option{WithCodec[KV[K, R]](KVCodec[K, R]{K: k.keyCodec, V: CodecFor[R]()})}, opts...)
-	return keyedTransform(k, "aggregate", "Aggregate", opts, func(env *opEnv, emit func(KV[K, R])) (opRun, error) {
-		st := newValueState(env, "acc", k.keyCodec, ac)
+	return fold(k, "aggregate", "Aggregate", "acc", ac, opts,
+		func(acc A, ok bool, v T) A {
+			if !ok {
+				acc = agg.Init()
+			}
+			return agg.Add(acc, v)
+		},
+		func(key K, acc A) KV[K, R] { return KV[K, R]{Key: key, Value: agg.Result(acc)} })
+}
+
+// fold is the one keyed aggregation behind Reduce and Aggregate: an
+// accumulator per key in a ValueState, updated by add for every record (ok
+// says whether the key had one); out says what to emit, for every record or,
+// with EmitFinal, once per key at end of input.
+func fold[K comparable, T, A, U any](k KeyedStream[K, T], kind, name, state string, ac Codec[A], opts []Option,
+	add func(acc A, ok bool, v T) A, out func(key K, acc A) U) Stream[U] {
+	final := hasEmitFinal(opts)
+	return keyedTransform(k, kind, name, opts, func(env *opEnv, emit func(U)) (opRun, error) {
+		store := newStateStore(env)
+		acc := &ValueState[A]{h: newHandle(store, state, nil), c: ac}
 		run := opRun{in: func(v T) {
 			key := k.key(v)
-			acc, ok, err := st.get(key)
+			scopeTo(store, k.keyCodec, key)
+			a, ok, err := acc.Get()
+			if err == nil {
+				a = add(a, ok, v)
+				err = acc.Set(a)
+			}
 			if err != nil {
 				env.fail(err)
 				return
 			}
-			if !ok {
-				acc = agg.Init()
-			}
-			acc = agg.Add(acc, v)
-			if err := st.set(key, acc); err != nil {
-				env.fail(err)
-				return
-			}
 			if !final {
-				emit(KV[K, R]{Key: key, Value: agg.Result(acc)})
+				emit(out(key, a))
 			}
 		}}
 		if final {
 			run.finish = func() error {
-				return st.each(func(key K, acc A) { emit(KV[K, R]{Key: key, Value: agg.Result(acc)}) })
+				return acc.h.scanAll(func(key, val []byte) error {
+					kk, err := k.keyCodec.Decode(key)
+					if err != nil {
+						return err
+					}
+					a, err := ac.Decode(val)
+					if err != nil {
+						return err
+					}
+					emit(out(kk, a))
+					return nil
+				})
 			}
 		}
 		return run, nil

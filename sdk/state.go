@@ -21,9 +21,13 @@ type StateStore struct {
 	names map[string]bool
 }
 
-// setKey scopes the store to an encoded key.
-func (s *StateStore) setKey(encoded []byte) {
-	s.key = append(s.key[:0], encoded...)
+func newStateStore(env *opEnv) *StateStore {
+	return &StateStore{env: env, names: map[string]bool{}}
+}
+
+// scopeTo scopes the store to key, encoded with c.
+func scopeTo[K any](s *StateStore, c Codec[K], key K) {
+	s.key = c.Append(s.key[:0], key)
 	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.maxParallelism)
 }
 
@@ -127,6 +131,25 @@ func (h *stateHandle) scan(fn func(suffix, val []byte) error) error {
 	return h.s.env.state.Scan(base, func(k, v []byte) error {
 		if v, live := h.unwrap(v); live {
 			return fn(k[len(base):], v)
+		}
+		return nil
+	})
+}
+
+// scanAll visits every key's entry of this state held by the subtask, with
+// the encoded user key (the built-in aggregations emit them at end of input).
+func (h *stateHandle) scanAll(fn func(key, val []byte) error) error {
+	return h.s.env.state.Scan(nil, func(k, v []byte) error {
+		if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
+			return nil
+		}
+		rest := k[2+len(h.prefix):]
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n != uint64(len(rest)-w) {
+			return errCorruptItems
+		}
+		if v, live := h.unwrap(v); live {
+			return fn(rest[w:], v)
 		}
 		return nil
 	})
@@ -362,16 +385,14 @@ func stateCodec[T any]() Codec[T] {
 // from its last checkpoint).
 func KeyedProcess[K comparable, T, U any](k KeyedStream[K, T], open func(s *StateStore) (func(key K, v T, emit func(U)) error, error), opts ...Option) Stream[U] {
 	return keyedTransform(k, "process", "KeyedProcess", opts, func(env *opEnv, emit func(U)) (opRun, error) {
-		store := &StateStore{env: env, names: map[string]bool{}}
+		store := newStateStore(env)
 		process, err := open(store)
 		if err != nil {
 			return opRun{}, err
 		}
-		var kb []byte
 		return opRun{in: func(v T) {
 			key := k.key(v)
-			kb = k.keyCodec.Append(kb[:0], key)
-			store.setKey(kb)
+			scopeTo(store, k.keyCodec, key)
 			if err := process(key, v, emit); err != nil {
 				env.fail(err)
 			}

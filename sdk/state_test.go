@@ -25,12 +25,12 @@ func stores(t *testing.T) map[string]*StateStore {
 	out := map[string]*StateStore{}
 	for name, b := range map[string]state.Backend{"memory": state.NewMemory(), "pebble": db} {
 		env := &opEnv{subtaskEnv: &subtaskEnv{maxParallelism: 128, state: b}, uid: "op"}
-		out[name] = &StateStore{env: env, names: map[string]bool{}}
+		out[name] = newStateStore(env)
 	}
 	return out
 }
 
-func on(s *StateStore, key string) { s.setKey([]byte(key)) }
+func on(s *StateStore, key string) { scopeTo[string](s, StringCodec{}, key) }
 
 func TestKeyedStateKinds(t *testing.T) {
 	for name, s := range stores(t) {
@@ -129,7 +129,7 @@ func TestMapStateProperty(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer db.Close()
-		s := &StateStore{env: &opEnv{subtaskEnv: &subtaskEnv{maxParallelism: 128, state: db}, uid: "op"}, names: map[string]bool{}}
+		s := newStateStore(&opEnv{subtaskEnv: &subtaskEnv{maxParallelism: 128, state: db}, uid: "op"})
 		m := NewMapState[string, int](s, "m")
 		model := map[string]map[string]int{}
 		keys := []string{"", "a", "ab", "b", "k1", "k10"}

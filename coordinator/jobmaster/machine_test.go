@@ -22,7 +22,7 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 //	    a machine restored from a snapshot; S is e.g. RUNNING
 //	event <kind> [err=X | reason=X] t=D
 //	    kind is start, scheduled, no-slots, all-running, all-finished,
-//	    task-failed, cancel, attempt-stopped or tick; an input block, if
+//	    task-failed, cancel, attempt-stopped, reattached or tick; an input block, if
 //	    any, is the err or reason text (for text with spaces)
 //	tick t=D
 //	    shorthand for event tick
@@ -104,6 +104,8 @@ func parseEvent(t *testing.T, d *datadriven.TestData, kind string) Event {
 		return AttemptStopped{}
 	case "tick":
 		return Tick{}
+	case "reattached":
+		return Reattached{}
 	}
 	d.Fatalf(t, "unknown event %q", kind)
 	return nil

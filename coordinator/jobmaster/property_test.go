@@ -89,7 +89,7 @@ func genSnapshot(t *rapid.T) Snapshot {
 
 var genEvent = rapid.SampledFrom([]Event{
 	Start{}, Scheduled{}, NoSlots{Reason: "no room"}, AllRunning{}, AllFinished{},
-	TaskFailed{Err: "boom"}, TaskFailed{}, CancelRequested{}, AttemptStopped{}, Tick{},
+	TaskFailed{Err: "boom"}, TaskFailed{}, CancelRequested{}, AttemptStopped{}, Tick{}, Reattached{},
 })
 
 // checkStep asserts what must hold for every step, whatever the event.

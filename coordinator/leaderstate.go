@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -149,7 +150,7 @@ func (s *leaderState) load(ctx context.Context) error {
 		j := newJob(&rec, jobmaster.Restore(jobmaster.Snapshot{
 			State: rec.State, Attempt: rec.Attempt, Restarts: int(rec.Restarts),
 			Error: rec.Error, Message: rec.Message,
-		}, rec.Spec.GetRestart()))
+		}, rec.Spec.GetRestart(), jobmaster.WithRand(rand.Float64)))
 		if err := s.loadCheckpoints(ctx, j); err != nil {
 			return fmt.Errorf("checkpoints of job %s: %w", rec.Id, err)
 		}

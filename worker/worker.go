@@ -55,7 +55,7 @@ type Worker struct {
 	mu struct {
 		sync.Mutex
 		procs  map[procKey]*jobProc
-		recent []exitedProc                // newest last
+		recent []exitedProc               // newest last
 		out    chan *weirv1.WorkerMessage // current coordinator stream; nil when disconnected
 		client weirv1.ClusterServiceClient
 	}

@@ -59,7 +59,8 @@ type Worker struct {
 		out    chan *weirv1.WorkerMessage // current coordinator stream; nil when disconnected
 		client weirv1.ClusterServiceClient
 	}
-	live liveness // touched only by Run's goroutine and its session
+	live liveness
+	wg   sync.WaitGroup // liveness updates in flight
 }
 
 // exitedProc is a job process that exited, as the next leader must hear it.
@@ -133,7 +134,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	defer w.live.close()
+	defer func() {
+		w.wg.Wait()
+		w.live.close()
+	}()
 	w.follow(ctx)
 	w.stopAll()
 	return nil
@@ -255,7 +259,9 @@ func (w *Worker) session(ctx context.Context, addr string) error {
 	}
 	w.logger.Info("registered with coordinator", "coordinator", addr, "slots", w.cfg.Slots, "processes", len(procs))
 	if r != nil && r.WorkerTimeoutMs > 0 {
-		w.live.ensure(ctx, w.etcd, etcdkeys.Workers+w.cfg.ID, host, time.Duration(r.WorkerTimeoutMs)*time.Millisecond, w.logger)
+		w.wg.Go(func() {
+			w.live.ensure(w.etcd, etcdkeys.Workers+w.cfg.ID, host, time.Duration(r.WorkerTimeoutMs)*time.Millisecond, w.logger)
+		})
 	}
 
 	go func() {

@@ -136,19 +136,35 @@ func (c *Coordinator) campaignAndLead(ctx context.Context) error {
 	return context.Cause(lctx)
 }
 
+// loadWait bounds how long a call waits for a just-elected coordinator to
+// finish loading the cluster's state, rather than fail a CLI through the
+// few milliseconds between election and serving.
+const loadWait = 3 * time.Second
+
 // leading returns the leader state, or a gRPC error naming the leader.
 func (c *Coordinator) leading(ctx context.Context) (*leaderState, error) {
-	c.mu.Lock()
-	st := c.mu.lead
-	c.mu.Unlock()
-	if st != nil {
-		return st, nil
-	}
-	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	qctx, cancel := context.WithTimeout(ctx, loadWait)
 	defer cancel()
-	addr, err := etcdkeys.CurrentLeader(qctx, c.etcd, etcdkeys.Election)
-	if err != nil || addr == "" {
-		return nil, status.Error(codes.Unavailable, "no coordinator leads yet; retry shortly")
+	for {
+		c.mu.Lock()
+		st := c.mu.lead
+		c.mu.Unlock()
+		if st != nil {
+			return st, nil
+		}
+		addr, err := etcdkeys.CurrentLeader(qctx, c.etcd, etcdkeys.Election)
+		if err != nil || addr == "" {
+			return nil, status.Error(codes.Unavailable, "no coordinator leads yet; retry shortly")
+		}
+		if addr != c.cfg.API {
+			return nil, status.Errorf(codes.Unavailable, "this coordinator is a standby; the leader is at %s", addr)
+		}
+		// Elected, still loading: pointing the caller at ourselves would
+		// send it in a circle.
+		select {
+		case <-qctx.Done():
+			return nil, status.Error(codes.Unavailable, "this coordinator was just elected and is still loading; retry shortly")
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	return nil, status.Errorf(codes.Unavailable, "this coordinator is a standby; the leader is at %s", addr)
 }

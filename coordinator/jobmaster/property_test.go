@@ -1,6 +1,7 @@
 package jobmaster
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -147,12 +148,13 @@ func TestPropertyArbitraryEvents(t *testing.T) {
 		now := epoch
 		var m *Machine
 		restored := rapid.Bool().Draw(t, "restored")
+		jitter := WithRand(func() float64 { return rapid.Float64Range(0, 0.999).Draw(t, "rand") })
 		if restored {
-			m = Restore(genSnapshot(t), pol)
+			m = Restore(genSnapshot(t), pol, jitter)
 		} else {
-			m = New(pol, now)
+			m = New(pol, now, jitter)
 		}
-		maxRestarts := max(newPolicy(pol).maxRestarts, m.Restarts())
+		maxRestarts := max(totalBudget(newPolicy(pol)), m.Restarts())
 		for range rapid.IntRange(0, 60).Draw(t, "steps") {
 			ev := genEvent.Draw(t, "event")
 			if w, ok := m.NextWake(); ok && rapid.Bool().Draw(t, "toWake") {
@@ -171,6 +173,21 @@ func TestPropertyArbitraryEvents(t *testing.T) {
 			}
 		}
 	})
+}
+
+// totalBudget bounds the restarts a policy allows over a job's life: the
+// budget for fixed delay and for exponential delay without a reset, none for
+// the none strategy, unbounded when failures can age out (a reset threshold,
+// a failure rate).
+func totalBudget(p policy) int {
+	switch {
+	case p.strategy == weirv1.RestartStrategy_RESTART_STRATEGY_NONE:
+		return 0
+	case p.strategy == weirv1.RestartStrategy_RESTART_STRATEGY_FAILURE_RATE,
+		p.strategy != weirv1.RestartStrategy_RESTART_STRATEGY_FIXED_DELAY && p.resetThreshold > 0:
+		return math.MaxInt
+	}
+	return p.maxRestarts
 }
 
 // driver models an honest driver: it replies only to actions it was given,
@@ -212,13 +229,14 @@ func TestPropertyHonestDriver(t *testing.T) {
 		d := &driver{live: map[int64]bool{}}
 		var m *Machine
 		restored := rapid.Bool().Draw(t, "restored")
+		jitter := WithRand(func() float64 { return rapid.Float64Range(0, 0.999).Draw(t, "rand") })
 		if restored {
-			m = Restore(genSnapshot(t), pol)
+			m = Restore(genSnapshot(t), pol, jitter)
 			if !Terminal(m.State()) && m.Attempt() > 0 {
 				d.live[m.Attempt()] = true
 			}
 		} else {
-			m = New(pol, now)
+			m = New(pol, now, jitter)
 		}
 		step := func(ev Event) {
 			before := m.Snapshot()

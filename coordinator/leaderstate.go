@@ -238,11 +238,7 @@ func (s *leaderState) watchLiveness(ctx context.Context) {
 			for _, ev := range wr.Events {
 				rev = max(rev, ev.Kv.ModRevision)
 				id := strings.TrimPrefix(string(ev.Kv.Key), etcdkeys.Workers)
-				s.do(ctx, func() {
-					if w := s.workers[id]; w != nil {
-						s.workerGone(ctx, w, errors.New("its liveness lease in etcd expired"))
-					}
-				})
+				s.do(ctx, func() { s.livenessExpired(ctx, id) })
 			}
 		}
 		cancel()
@@ -250,6 +246,19 @@ func (s *leaderState) watchLiveness(ctx context.Context) {
 		case <-ctx.Done():
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// livenessExpired: worker id's liveness key is gone, so the worker is dead
+// or cut off from etcd. A takeover stops waiting for it.
+func (s *leaderState) livenessExpired(ctx context.Context, id string) {
+	if w := s.workers[id]; w != nil {
+		s.workerGone(ctx, w, errors.New("its liveness lease in etcd expired"))
+	}
+	if r := s.reconcile; r != nil && r.waiting[id] {
+		delete(r.waiting, id)
+		s.logger.Info("stopped waiting for a worker whose liveness lease expired", "worker", id)
+		s.maybeReconciled(ctx, time.Now())
 	}
 }
 

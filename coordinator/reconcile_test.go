@@ -41,6 +41,8 @@ import (
 //	    W reports the process exited
 //	tick t=D
 //	    the loop's tick at D after begin
+//	lease-expired W
+//	    W's liveness key in etcd expired
 //
 // Each prints the messages the workers were sent, then every job.
 func TestTakeover(t *testing.T) {
@@ -121,6 +123,8 @@ func TestTakeover(t *testing.T) {
 				f := cmdFields(d)
 				e := &weirv1.ProcessExited{JobId: f[1], Attempt: atoi(t, d, f[2]), ExitCode: -1, Error: "killed"}
 				s.onWorkerMessage(ctx, s.workers[f[0]], &weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: e}})
+			case "lease-expired":
+				s.livenessExpired(ctx, d.CmdArgs[0].Key)
 			case "tick":
 				var at string
 				d.ScanArgs(t, "t", &at)

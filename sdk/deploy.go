@@ -127,7 +127,8 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		ctx: ctx, jobID: d.jobID, attempt: d.attempt, vertex: v.id, subtask: ref.subtask,
 		parallelism: v.parallelism, maxParallelism: pl.maxParallelism,
 		logger:   d.logger.With("vertex", v.id, "subtask", ref.subtask),
-		restored: restored.items,
+		restored: restored.items, restoredAll: restored.all,
+		checkpointing: d.ck != nil && d.ck.interval > 0,
 	}
 	t := &task{env: env, v: v, gate: gate, out: noOutput{}, ck: d.ck, mailbox: make(chan control, 16),
 		barriers: map[int64]exchange.Frame{}}

@@ -41,8 +41,11 @@ type subtaskEnv struct {
 	state          state.Backend
 	logger         *slog.Logger
 	err            error
-	// restored holds each operator's restored items, by uid.
-	restored map[string][][]byte
+	// restored holds each operator's restored items, by uid; restoredAll
+	// holds every subtask's (see TaskInfo.RestoredAll).
+	restored, restoredAll map[string][][]byte
+	// checkpointing says whether the job takes checkpoints.
+	checkpointing bool
 }
 
 // fail records the first error of the chain; the subtask loop checks it
@@ -72,6 +75,14 @@ func (e *opEnv) Restored() ([][]byte, bool) {
 	items, ok := e.restored[e.uid]
 	return items, ok
 }
+
+func (e *opEnv) RestoredAll() ([][]byte, bool) {
+	items, ok := e.restoredAll[e.uid]
+	return items, ok
+}
+
+func (e *opEnv) Checkpointing() bool  { return e.checkpointing }
+func (e *opEnv) Logger() *slog.Logger { return e.logger }
 
 // opRun is an operator instance: in is a func(T) over its input type.
 type opRun struct {

@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"regexp"
+	"time"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -56,7 +57,8 @@ type node struct {
 	kind        string
 	parallelism int // 0 until resolved: the pipeline default
 	startChain  bool
-	keyed       bool // keeps keyed state
+	keyed       bool          // keeps keyed state
+	txnTimeout  time.Duration // see WithTransactionTimeout
 	inputs      []*link
 	outputs     []*link
 	out         streamType // the node's output type; nil for sinks
@@ -93,6 +95,7 @@ type opConfig struct {
 	startChain  bool
 	codec       any // Codec[U] for the operator's output
 	rate        float64
+	txnTimeout  time.Duration
 }
 
 type optionFunc func(*opConfig)
@@ -120,6 +123,16 @@ func WithCodec[T any](c Codec[T]) Option { return optionFunc(func(o *opConfig) {
 // job (shared evenly by its subtasks). 0 means as fast as possible.
 func WithRate(n float64) Option { return optionFunc(func(c *opConfig) { c.rate = n }) }
 
+// WithTransactionTimeout declares that the operator keeps external
+// transactions open from one checkpoint until the next completes, and that
+// the external system aborts them after d. The coordinator refuses to run a
+// job whose checkpoint interval, checkpoint timeout and restart delay add up
+// to d or more, because an aborted transaction is lost output. Connectors
+// with two-phase commit sinks set it; jobs rarely need to.
+func WithTransactionTimeout(d time.Duration) Option {
+	return optionFunc(func(c *opConfig) { c.txnTimeout = d })
+}
+
 func config(opts []Option) opConfig {
 	var c opConfig
 	for _, o := range opts {
@@ -135,7 +148,7 @@ var uidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 // addNode registers an operator producing T (out is nil for sinks).
 func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produces bool) (*node, Codec[T]) {
 	n := &node{id: len(p.nodes), kind: kind, name: cfg.name, uid: cfg.uid,
-		parallelism: cfg.parallelism, startChain: cfg.startChain}
+		parallelism: cfg.parallelism, startChain: cfg.startChain, txnTimeout: cfg.txnTimeout}
 	if n.name == "" {
 		n.name = defaultName
 	}

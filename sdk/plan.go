@@ -155,7 +155,8 @@ func (pl *plan) jobGraph() *weirv1.JobGraph {
 		pv := &weirv1.Vertex{Id: int32(v.id), Parallelism: int32(v.parallelism), IsSource: v.head().newSource != nil,
 			Name: v.name()}
 		for _, n := range v.nodes {
-			pv.Operators = append(pv.Operators, &weirv1.Operator{Uid: n.uid, Name: n.name, Kind: n.kind})
+			pv.Operators = append(pv.Operators, &weirv1.Operator{Uid: n.uid, Name: n.name, Kind: n.kind,
+				TransactionTimeoutMs: n.txnTimeout.Milliseconds()})
 		}
 		g.Vertices = append(g.Vertices, pv)
 	}

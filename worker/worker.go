@@ -63,10 +63,12 @@ type jobProc struct {
 	subtasks []*weirv1.SubtaskRef
 	store    string
 	restore  *weirv1.Restore
-	cmds     chan *weirv1.ProcessCommand // to the attached process
-	started  chan struct{}               // closed once proc is set
-	proc     *supervisor.Process
-	stopping bool
+	// checkpointInterval (ms) goes to the process with its tasks.
+	checkpointInterval int64
+	cmds               chan *weirv1.ProcessCommand // to the attached process
+	started            chan struct{}               // closed once proc is set
+	proc               *supervisor.Process
+	stopping           bool
 }
 
 // Run runs the worker until ctx is done, then stops its job processes.
@@ -262,7 +264,7 @@ func (r readCloser) Close() error { r.cancel(); return nil }
 // job still running here are stopped: the coordinator has moved on.
 func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	key := procKey{d.JobId, d.Attempt}
-	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks, store: d.Store, restore: d.Restore,
+	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks, store: d.Store, restore: d.Restore, checkpointInterval: d.CheckpointIntervalMs,
 		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{})}
 	w.mu.Lock()
 	if w.mu.procs[key] != nil {
@@ -414,7 +416,7 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 		pid = int32(jp.proc.Pid())
 	}
 	if err := stream.Send(&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Assign{Assign: &weirv1.AssignTasks{
-		Subtasks: jp.subtasks, Store: jp.store, Restore: jp.restore}}}); err != nil {
+		Subtasks: jp.subtasks, Store: jp.store, Restore: jp.restore, CheckpointIntervalMs: jp.checkpointInterval}}}); err != nil {
 		return err
 	}
 	w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{

@@ -42,6 +42,7 @@ type runFlags struct {
 	name        string
 	maxRestarts int
 	interval    time.Duration
+	ckTimeout   time.Duration
 	savepoint   string
 }
 
@@ -82,6 +83,7 @@ ARGS after "--" are passed to the job binary.`,
 	fl.StringVar(&f.name, "name", "", "job name (default: the name the job gives itself, else the binary's name)")
 	fl.IntVar(&f.maxRestarts, "max-restarts", 0, "restarts allowed after failures (default: the coordinator's restart policy)")
 	fl.DurationVar(&f.interval, "checkpoint-interval", 10*time.Second, "time between checkpoints (0 disables them; a failed job then restarts from the beginning)")
+	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
 	return cmd
 }
@@ -105,6 +107,9 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 	if f.maxRestarts < 0 {
 		return usageErrorf("--max-restarts must be at least 0, got %d", f.maxRestarts)
+	}
+	if f.ckTimeout < 0 {
+		return usageErrorf("--checkpoint-timeout must not be negative, got %v", f.ckTimeout)
 	}
 	if f.interval < 0 {
 		return usageErrorf("--checkpoint-interval must not be negative, got %v", f.interval)
@@ -147,7 +152,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		Args:          jobArgs,
 		Parallelism:   int32(f.parallelism),
 		Graph:         graph,
-		Checkpoints:   &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds()},
+		Checkpoints:   &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds(), TimeoutMs: f.ckTimeout.Milliseconds()},
 		FromSavepoint: f.savepoint,
 	}
 	if restartsSet {

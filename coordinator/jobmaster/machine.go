@@ -351,6 +351,10 @@ func DefaultPolicy() *weirv1.RestartPolicy {
 	return &weirv1.RestartPolicy{MaxRestarts: 10, InitialBackoffMs: 1000, MaxBackoffMs: 30000, Multiplier: 2}
 }
 
+// MaxRestartDelay is the longest wait before a restart under p (nil: the
+// default policy).
+func MaxRestartDelay(p *weirv1.RestartPolicy) time.Duration { return newPolicy(p).max }
+
 // newPolicy reads p leniently, since the policy comes from the user. Proto3
 // cannot tell an unset field from zero, so a backoff field that is zero (or
 // negative) takes DefaultPolicy's value; max_restarts 0 is kept, and means no

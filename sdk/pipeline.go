@@ -43,6 +43,10 @@ func (p *Pipeline) SetMaxParallelism(n int) { p.maxParallelism = n }
 // Err is the first error met while building the graph, if any.
 func (p *Pipeline) Err() error { return p.err }
 
+// Fail records a configuration error found while building, such as a
+// connector's invalid settings: the job is refused at submit with it.
+func (p *Pipeline) Fail(err error) { p.fail(err) }
+
 func (p *Pipeline) fail(err error) {
 	if p.err == nil {
 		p.err = err

@@ -43,8 +43,9 @@ func Sink[T any](s sdk.Stream[Record[T]], cfg SinkConfig, value sdk.Codec[T], op
 // txn is one transaction: its own client, since a client carries one
 // transactional id.
 type txn struct {
-	slot int
-	cl   *kgo.Client
+	slot    int
+	cl      *kgo.Client
+	promise func(*kgo.Record, error)
 	pending
 }
 
@@ -70,20 +71,21 @@ type sinkState struct {
 }
 
 type writer[T any] struct {
-	cfg      SinkConfig
-	value    sdk.Codec[T]
-	delivery Delivery
-	logger   *slog.Logger
-	base     string
-	subtask  int
-	subtasks int
-	opts     []kgo.Opt // for every producer client
-	admin    *kgo.Client
-	plain    *kgo.Client // None and AtLeastOnce
-	cur      *txn        // ExactlyOnce: the open transaction
-	pending  []*txn      // pre-committed, oldest first
-	nextSlot int
-	buf      []byte
+	cfg          SinkConfig
+	value        sdk.Codec[T]
+	delivery     Delivery
+	logger       *slog.Logger
+	base         string
+	subtask      int
+	subtasks     int
+	opts         []kgo.Opt // for every producer client
+	admin        *kgo.Client
+	plain        *kgo.Client // None and AtLeastOnce
+	plainPromise func(*kgo.Record, error)
+	cur          *txn   // ExactlyOnce: the open transaction
+	pending      []*txn // pre-committed, oldest first
+	nextSlot     int
+	buf          []byte
 
 	mu     sync.Mutex
 	failed error // the first failed produce
@@ -118,6 +120,7 @@ func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value sdk.Codec[T]) (*wri
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}
 	if w.delivery != ExactlyOnce {
+		w.plainPromise = w.promise("")
 		if w.plain, err = kgo.NewClient(w.opts...); err != nil {
 			w.admin.Close()
 			return nil, fmt.Errorf("kafka sink: %w", err)
@@ -197,29 +200,37 @@ func (w *writer[T]) Write(r Record[T]) error {
 	if err := w.err(); err != nil {
 		return err
 	}
-	cl := w.plain
+	cl, promise := w.plain, w.plainPromise
 	if w.delivery == ExactlyOnce {
 		if w.cur == nil {
 			if err := w.begin(); err != nil {
 				return err
 			}
 		}
-		cl = w.cur.cl
+		cl, promise = w.cur.cl, w.cur.promise
 	}
 	w.buf = w.value.Append(w.buf[:0], r.Value)
 	rec := &kgo.Record{Key: r.Key, Value: append([]byte(nil), w.buf...), Topic: r.Topic, Timestamp: r.Timestamp}
-	cl.Produce(context.Background(), rec, w.produced)
+	cl.Produce(context.Background(), rec, promise)
 	return nil
 }
 
-func (w *writer[T]) produced(r *kgo.Record, err error) {
-	if err == nil {
-		return
+// promise makes the produce callback that keeps the first failure, naming
+// the transaction (made once per transaction, not per record).
+func (w *writer[T]) promise(txnID string) func(*kgo.Record, error) {
+	where := ""
+	if txnID != "" {
+		where = " in transaction " + txnID
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.failed == nil {
-		w.failed = fmt.Errorf("kafka sink: produce to %s: %w", r.Topic, err)
+	return func(r *kgo.Record, err error) {
+		if err == nil {
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.failed == nil {
+			w.failed = fmt.Errorf("kafka sink: produce to %s%s: %w", r.Topic, where, err)
+		}
 	}
 }
 
@@ -258,7 +269,7 @@ func (w *writer[T]) begin() error {
 		cl.Close()
 		return fmt.Errorf("kafka sink: begin transaction %s: %w", id, err)
 	}
-	w.cur = &txn{slot: slot, cl: cl, pending: pending{ID: id}}
+	w.cur = &txn{slot: slot, cl: cl, promise: w.promise(id), pending: pending{ID: id}}
 	return nil
 }
 

@@ -107,7 +107,7 @@ func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value sdk.Codec[T]) (*wri
 	}
 	codec, _ := cfg.Compression.codec()
 	w.opts = append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ProducerBatchCompression(codec),
-		kgo.DefaultProduceTopic(cfg.Topic), kgo.ProducerLinger(time.Millisecond),
+		kgo.DefaultProduceTopic(cfg.Topic), kgo.ProducerLinger(time.Millisecond), kgo.AllowAutoTopicCreation(),
 		// A broker that stays unreachable fails the records, and so the
 		// task, instead of blocking it forever; the job restarts from its
 		// checkpoint and writes them again.

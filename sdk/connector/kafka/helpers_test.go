@@ -48,6 +48,17 @@ func broker(t *testing.T, partitions int32, topics ...string) []string {
 	return c.ListenAddrs()
 }
 
+// benchCluster is broker for benchmarks.
+func benchCluster(b *testing.B, topics ...string) []string {
+	b.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topics...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
 func client(t *testing.T, brokers []string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)

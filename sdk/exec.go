@@ -93,8 +93,8 @@ func (e *opEnv) Restored() ([][]byte, bool) {
 
 // opRun is an operator instance: in is a func(T) over its input type.
 type opRun struct {
-	in       any
-	in2      any // second input of a two-input operator (func(T2))
+	in  any
+	in2 any // second input of a two-input operator (func(T2))
 	// watermark handles the operator's input watermark, which only
 	// advances; it fires what is due and forwards it with emitWatermark.
 	// Without one the watermark passes through.
@@ -114,8 +114,8 @@ type sourceRun struct {
 	// watermark reports the reader's own watermark after a poll, when it
 	// implements WatermarkSource.
 	watermark func() (ts int64, idle bool)
-	close    func() error
-	snapshot func() ([][]byte, error) // the reader's splits and positions
+	close     func() error
+	snapshot  func() ([][]byte, error) // the reader's splits and positions
 }
 
 // streamType is what the runtime needs to know of a stream's record type.
@@ -386,9 +386,9 @@ type task struct {
 	valve    *watermark.Valve
 	// wmIn is the chain's watermark entry: the head operator's handler or
 	// the output. wm is the last watermark given to it.
-	wmIn func(ts int64)
-	wm   int64
-	idle bool // idle marker sent downstream
+	wmIn     func(ts int64)
+	wm       int64
+	idle     bool                     // idle marker sent downstream
 	barriers map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
 	mailbox  chan control             // sources' mailbox; gates use Gate.Post
 }

@@ -59,7 +59,7 @@ type node struct {
 	keyed       bool // keeps keyed state
 	inputs      []*link
 	outputs     []*link
-	out         streamType // the node's output type; nil for sinks
+	out         streamType   // the node's output type; nil for sinks
 	sides       []streamType // side outputs' types (link.side i+1 is sides[i])
 	newSource   func(env *opEnv, emit any) (sourceRun, error)
 	newOp       func(env *opEnv, emit any) (opRun, error)

@@ -65,7 +65,8 @@ type node struct {
 	txnTimeout  time.Duration // see WithTransactionTimeout
 	inputs      []*link
 	outputs     []*link
-	out         streamType // the node's output type; nil for sinks
+	out         streamType   // the node's output type; nil for sinks
+	sides       []streamType // side outputs' types (link.side i+1 is sides[i])
 	newSource   func(env *opEnv, emit any) (sourceRun, error)
 	newOp       func(env *opEnv, emit any) (opRun, error)
 }
@@ -77,6 +78,22 @@ type link struct {
 	// keyHash makes, for HASH links, a func(T) uint64 hashing the key of the
 	// link's record type T; one per subtask.
 	keyHash func() any
+	// side is the producer's output the link leaves from: 0 its main
+	// output, i its side output i-1.
+	side int
+	// input is the consumer's input the link feeds: 0, or 1 for the second
+	// input of a two-input operator.
+	input int
+}
+
+func (n *node) sideTypes() []streamType { return n.sides }
+
+// outType is the type of the node's output side (see link.side).
+func (n *node) outType(side int) streamType {
+	if side == 0 {
+		return n.out
+	}
+	return n.sides[side-1]
 }
 
 // Stream is a stream of records of type T produced by one operator.
@@ -85,6 +102,10 @@ type Stream[T any] struct {
 	n     *node
 	codec Codec[T]
 	part  weirv1.Partitioning
+	side  int // which output of n the stream is (see link.side)
+	// ts gives a record's event time (unix ms) once AssignTimestamps or a
+	// window has set it; nil otherwise.
+	ts func(T) int64
 }
 
 // Pipeline returns the pipeline the stream belongs to.
@@ -191,7 +212,7 @@ func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produce
 
 // connect adds the link from s's operator to n.
 func connect[T any](s Stream[T], n *node) {
-	l := &link{from: s.n, to: n, part: s.part}
+	l := &link{from: s.n, to: n, part: s.part, side: s.side}
 	s.n.outputs = append(s.n.outputs, l)
 	n.inputs = append(n.inputs, l)
 }

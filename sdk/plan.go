@@ -141,7 +141,7 @@ func chainPredecessor(n *node) *node {
 		return nil
 	}
 	l := n.inputs[0]
-	if l.part != weirv1.Partitioning_PARTITIONING_FORWARD || len(l.from.outputs) != 1 ||
+	if l.part != weirv1.Partitioning_PARTITIONING_FORWARD || len(l.from.outputs) != 1 || l.side != 0 ||
 		l.from.parallelism != n.parallelism {
 		return nil
 	}
@@ -161,7 +161,8 @@ func (pl *plan) jobGraph() *weirv1.JobGraph {
 		g.Vertices = append(g.Vertices, pv)
 	}
 	for _, e := range pl.edges {
-		g.Edges = append(g.Edges, &weirv1.Edge{Source: int32(e.from.id), Target: int32(e.to.id), Partitioning: e.part})
+		g.Edges = append(g.Edges, &weirv1.Edge{Source: int32(e.from.id), Target: int32(e.to.id), Partitioning: e.part,
+			TargetInput: int32(e.link.input)})
 	}
 	return g
 }

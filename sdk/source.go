@@ -59,6 +59,9 @@ func NewSource[T any](p *Pipeline, name string, open func(TaskInfo) (SourceReade
 		if s, ok := r.(SplitSnapshotter); ok {
 			run.snapshot = s.SnapshotSplits
 		}
+		if w, ok := r.(WatermarkSource); ok {
+			run.watermark = w.Watermark
+		}
 		return run, nil
 	}
 	return newStream(p, n, codec)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-run/weir/sdk"
 )
 
 // StartOffset is where a source starts reading partitions that its
@@ -65,6 +67,11 @@ type SourceConfig struct {
 	// instead of failing the job (which then restarts from its checkpoint and
 	// fails on the same record until a new job version handles it).
 	SkipUndecodable bool
+	// Watermarks, when set, makes the source emit event-time watermarks
+	// from the records' Kafka timestamps, one per partition under this
+	// strategy; the source's watermark is the minimum over its partitions
+	// that are not idle.
+	Watermarks *sdk.WatermarkStrategy
 	// ClientOptions are extra franz-go options (TLS, SASL, ...).
 	ClientOptions []kgo.Opt
 }

@@ -38,10 +38,23 @@ func Source[T any](p *sdk.Pipeline, cfg SourceConfig, value sdk.Codec[T], opts .
 	}
 	cfg = cfg.withDefaults()
 	opts = append([]sdk.Option{sdk.WithName("KafkaSource"), sdk.WithCodec[Record[T]](RecordCodec[T]{Value: value})}, opts...)
-	return sdk.NewSource(p, "KafkaSource", func(t sdk.TaskInfo) (sdk.SourceReader[Record[T]], error) {
-		return openReader(t, cfg, value)
+	s := sdk.NewSource(p, "KafkaSource", func(t sdk.TaskInfo) (sdk.SourceReader[Record[T]], error) {
+		r, err := openReader(t, cfg, value)
+		if err != nil || r.wm == nil {
+			return r, err
+		}
+		return watermarked[T]{r}, nil
 	}, opts...)
+	if cfg.Watermarks == nil {
+		return s
+	}
+	return sdk.WithTimestamps(s, func(r Record[T]) int64 { return r.Timestamp.UnixMilli() })
 }
+
+// watermarked is a reader that reports its partitions' watermarks.
+type watermarked[T any] struct{ *reader[T] }
+
+func (w watermarked[T]) Watermark() (int64, bool) { return w.wm.Watermark(time.Now()) }
 
 // topicPartition names a partition.
 type topicPartition struct {
@@ -77,11 +90,15 @@ type reader[T any] struct {
 	pos      map[topicPartition]*position
 	nextScan time.Time
 	skipped  int64
+	wm       *sdk.SplitWatermarks // nil without SourceConfig.Watermarks
 }
 
 func openReader[T any](t sdk.TaskInfo, cfg SourceConfig, value sdk.Codec[T]) (*reader[T], error) {
 	r := &reader[T]{cfg: cfg, value: value, subtask: t.Subtask(), parts: t.Parallelism(),
 		logger: t.Logger(), pos: map[topicPartition]*position{}}
+	if cfg.Watermarks != nil {
+		r.wm = sdk.NewSplitWatermarks(*cfg.Watermarks)
+	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -115,6 +132,7 @@ func (r *reader[T]) start(ctx context.Context, items [][]byte, restored bool) er
 		}
 		if owner(tp, r.parts) == r.subtask {
 			r.pos[tp] = &position{next: next, hw: -1}
+			r.track([]topicPartition{tp})
 		}
 	}
 	all, err := r.partitions(ctx)
@@ -214,7 +232,19 @@ func (r *reader[T]) add(ctx context.Context, tps []topicPartition, at StartOffse
 	for tp, o := range offsets {
 		r.pos[tp] = &position{next: o, hw: -1}
 	}
+	r.track(tps)
 	return nil
+}
+
+// track starts the watermarks of partitions, if the source has them.
+func (r *reader[T]) track(tps []topicPartition) {
+	if r.wm == nil {
+		return
+	}
+	now := time.Now()
+	for _, tp := range tps {
+		r.wm.Add(tp.String(), now)
+	}
 }
 
 // listOffsets asks for the offset where at begins in each partition.
@@ -341,6 +371,7 @@ func (r *reader[T]) Poll(emit func(Record[T])) (sdk.Poll, error) {
 			return // not ours (cannot happen: we assign explicitly)
 		}
 		p.hw = fp.HighWatermark
+		before := n
 		for _, rec := range fp.Records {
 			if rec.Offset < p.next {
 				continue // a refetch after a reset; already emitted
@@ -362,6 +393,11 @@ func (r *reader[T]) Poll(emit func(Record[T])) (sdk.Poll, error) {
 				Offset: rec.Offset, Timestamp: rec.Timestamp})
 			p.next, p.last = rec.Offset+1, rec.Timestamp
 			n++
+		}
+		if r.wm != nil && n > before {
+			// The batch's latest time is all a bounded-out-of-order
+			// watermark needs.
+			r.wm.Observe(topicPartition{fp.Topic, fp.Partition}.String(), p.last.UnixMilli(), time.Now())
 		}
 	})
 	if derr != nil {

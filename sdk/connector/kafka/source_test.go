@@ -305,3 +305,42 @@ func FuzzRecordCodec(f *testing.F) {
 		}
 	})
 }
+
+// With Watermarks set, the source's watermark is the minimum over its
+// partitions' (each the partition's latest time minus the bound, minus 1),
+// and a partition quiet for the idleness timeout stops holding it back.
+func TestSourcePartitionWatermarks(t *testing.T) {
+	brokers := broker(t, 2, "in")
+	cl := client(t, brokers, kgo.DefaultProduceTopic("in"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	at := func(partition int32, ms int64) *kgo.Record {
+		return &kgo.Record{Value: []byte("v"), Partition: partition, Timestamp: time.UnixMilli(ms)}
+	}
+	if err := cl.ProduceSync(context.Background(), at(0, 10_000), at(0, 12_000), at(1, 5_000)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ws := sdk.BoundedOutOfOrder(time.Second).WithIdleness(300 * time.Millisecond)
+	r, err := openReader(task{parallelism: 1}, SourceConfig{Brokers: brokers, Topics: []string{"in"}, Watermarks: &ws}.withDefaults(), sdk.StringCodec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w := watermarked[string]{r}
+	drain(t, r, 3)
+	// drain waited out the idleness: both partitions are idle now.
+	if _, idle := w.Watermark(); !idle {
+		t.Fatal("not idle after 300ms without records")
+	}
+	if err := cl.ProduceSync(context.Background(), at(0, 13_000), at(1, 6_000)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		r.Poll(func(Record[string]) {})
+		if ts, idle := w.Watermark(); !idle && ts == 6_000-1_000-1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			ts, idle := w.Watermark()
+			t.Fatalf("watermark %d (idle %v), want 4999: partition 1's", ts, idle)
+		}
+	}
+}

@@ -18,7 +18,6 @@ import (
 // checkpoints in the throughput benchmark.
 const benchCheckpointEvery = 20000
 
-
 // BenchmarkSinkThroughput writes 100-byte records to an in-process broker:
 // bare franz-go, the sink at-least-once, and exactly-once, with a
 // checkpoint (flush; for exactly-once also pre-commit and commit) every
@@ -85,12 +84,7 @@ func BenchmarkSinkThroughput(b *testing.B) {
 					w.Write(Record[string]{Key: []byte(strconv.Itoa(i)), Value: value})
 					if (i+1)%benchCheckpointEvery == 0 {
 						id++
-						if _, err := w.PreCommit(id); err != nil {
-							b.Fatal(err)
-						}
-						if err := w.Commit(id); err != nil {
-							b.Fatal(err)
-						}
+						checkpoint(b, w, id)
 					}
 				}
 				if err := w.Finish(); err != nil {
@@ -148,12 +142,7 @@ func BenchmarkSinkLatency(b *testing.B) {
 				if time.Now().After(next) {
 					next = next.Add(every)
 					id++
-					if _, err := w.PreCommit(id); err != nil {
-						b.Fatal(err)
-					}
-					if err := w.Commit(id); err != nil {
-						b.Fatal(err)
-					}
+					checkpoint(b, w, id)
 				}
 			}
 			if err := w.Finish(); err != nil {
@@ -165,5 +154,16 @@ func BenchmarkSinkLatency(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		})
+	}
+}
+
+// checkpoint runs checkpoint id through w: barrier, then completion.
+func checkpoint[T any](tb testing.TB, w *writer[T], id int64) {
+	tb.Helper()
+	if _, err := w.PreCommit(id); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Commit(id); err != nil {
+		tb.Fatal(err)
 	}
 }

@@ -64,6 +64,40 @@ type topicPartition struct {
 
 func (tp topicPartition) String() string { return fmt.Sprintf("%s/%d", tp.topic, tp.partition) }
 
+// topicGroup is one topic's partitions, as requests list them.
+type topicGroup struct {
+	topic      string
+	partitions []int32
+}
+
+// byTopic groups partitions by topic, in order of first appearance.
+func byTopic(tps []topicPartition) []topicGroup {
+	var gs []topicGroup
+	at := map[string]int{}
+	for _, tp := range tps {
+		i, ok := at[tp.topic]
+		if !ok {
+			i = len(gs)
+			at[tp.topic] = i
+			gs = append(gs, topicGroup{topic: tp.topic})
+		}
+		gs[i].partitions = append(gs[i].partitions, tp.partition)
+	}
+	return gs
+}
+
+// consume starts fetching partitions at their positions.
+func (r *reader[T]) consume(tps []topicPartition) {
+	assign := map[string]map[int32]kgo.Offset{}
+	for _, g := range byTopic(tps) {
+		assign[g.topic] = map[int32]kgo.Offset{}
+		for _, p := range g.partitions {
+			assign[g.topic][p] = kgo.NewOffset().At(r.pos[topicPartition{g.topic, p}].next)
+		}
+	}
+	r.cl.AddConsumePartitions(assign)
+}
+
 // owner is the subtask of n that reads tp.
 func owner(tp topicPartition, n int) int {
 	h := fnv.New32a()
@@ -139,12 +173,7 @@ func (r *reader[T]) start(ctx context.Context, items [][]byte, restored bool) er
 	if err != nil {
 		return err
 	}
-	var fresh []topicPartition
-	for _, tp := range all {
-		if _, ok := r.pos[tp]; !ok && owner(tp, r.parts) == r.subtask {
-			fresh = append(fresh, tp)
-		}
-	}
+	fresh := r.unread(all)
 	startAt := r.cfg.StartAt
 	if restored {
 		startAt = Earliest()
@@ -152,17 +181,25 @@ func (r *reader[T]) start(ctx context.Context, items [][]byte, restored bool) er
 	if err := r.add(ctx, fresh, startAt); err != nil {
 		return err
 	}
-	assign := map[string]map[int32]kgo.Offset{}
-	for tp, p := range r.pos {
-		if assign[tp.topic] == nil {
-			assign[tp.topic] = map[int32]kgo.Offset{}
-		}
-		assign[tp.topic][tp.partition] = kgo.NewOffset().At(p.next)
+	mine := make([]topicPartition, 0, len(r.pos))
+	for tp := range r.pos {
+		mine = append(mine, tp)
 	}
-	r.cl.AddConsumePartitions(assign)
+	r.consume(mine)
 	r.logger.Info("kafka source started", "partitions", len(r.pos), "restored", restored, "start", startAt.String())
 	r.nextScan = time.Now().Add(r.cfg.DiscoveryInterval)
 	return nil
+}
+
+// unread picks this subtask's partitions among all that it does not read yet.
+func (r *reader[T]) unread(all []topicPartition) []topicPartition {
+	var fresh []topicPartition
+	for _, tp := range all {
+		if _, ok := r.pos[tp]; !ok && owner(tp, r.parts) == r.subtask {
+			fresh = append(fresh, tp)
+		}
+	}
+	return fresh
 }
 
 // partitions lists every partition of the configured topics. A topic that
@@ -262,21 +299,15 @@ func (r *reader[T]) listOffsets(ctx context.Context, tps []topicPartition, at St
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	req.IsolationLevel = 1 // read_committed: latest is the last stable offset
-	byTopic := map[string]int{}
-	for _, tp := range tps {
-		i, ok := byTopic[tp.topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[tp.topic] = i
-			rt := kmsg.NewListOffsetsRequestTopic()
-			rt.Topic = tp.topic
-			req.Topics = append(req.Topics, rt)
+	for _, g := range byTopic(tps) {
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = g.topic
+		for _, p := range g.partitions {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, ts, -1
+			rt.Partitions = append(rt.Partitions, rp)
 		}
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition = tp.partition
-		rp.Timestamp = ts
-		rp.CurrentLeaderEpoch = -1
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		req.Topics = append(req.Topics, rt)
 	}
 	resp, err := req.RequestWith(ctx, r.cl)
 	if err != nil {
@@ -313,17 +344,10 @@ func (r *reader[T]) listOffsets(ctx context.Context, tps []topicPartition, at St
 func (r *reader[T]) groupOffsets(ctx context.Context, group string, tps []topicPartition) (map[topicPartition]int64, error) {
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.Group = group
-	byTopic := map[string]int{}
-	for _, tp := range tps {
-		i, ok := byTopic[tp.topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[tp.topic] = i
-			rt := kmsg.NewOffsetFetchRequestTopic()
-			rt.Topic = tp.topic
-			req.Topics = append(req.Topics, rt)
-		}
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, tp.partition)
+	for _, g := range byTopic(tps) {
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic, rt.Partitions = g.topic, g.partitions
+		req.Topics = append(req.Topics, rt)
 	}
 	resp, err := req.RequestWith(ctx, r.cl)
 	if err != nil {
@@ -417,22 +441,10 @@ func (r *reader[T]) discover() {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	all, err := r.partitions(ctx)
-	var fresh []topicPartition
-	for _, tp := range all {
-		if _, ok := r.pos[tp]; !ok && owner(tp, r.parts) == r.subtask {
-			fresh = append(fresh, tp)
-		}
-	}
+	fresh := r.unread(all)
 	if err == nil && len(fresh) > 0 {
 		if err = r.add(ctx, fresh, Earliest()); err == nil {
-			assign := map[string]map[int32]kgo.Offset{}
-			for _, tp := range fresh {
-				if assign[tp.topic] == nil {
-					assign[tp.topic] = map[int32]kgo.Offset{}
-				}
-				assign[tp.topic][tp.partition] = kgo.NewOffset().At(r.pos[tp].next)
-			}
-			r.cl.AddConsumePartitions(assign)
+			r.consume(fresh)
 			r.logger.Info("kafka source: reading new partitions", "partitions", fmt.Sprint(fresh))
 		}
 	}

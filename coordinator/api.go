@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	rec := &weirv1.JobStatus{Id: id, Name: spec.Name, State: weirv1.JobState_JOB_STATE_CREATED,
 		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec}
 	_, err = call(ctx, st, func() (struct{}, error) {
-		j := newJob(rec, jobmaster.New(spec.Restart, time.Now()))
+		j := newJob(rec, jobmaster.New(spec.Restart, time.Now(), jobmaster.WithRand(mrand.Float64)))
 		st.jobs[id] = j
 		lctx := context.WithoutCancel(ctx)
 		st.persist(lctx, j)
@@ -197,7 +198,10 @@ func (s *clusterService) Connect(stream weirv1.ClusterService_ConnectServer) err
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), lastBeat: time.Now(),
-		out: make(chan *weirv1.CoordinatorMessage, 1024), close: cancel}
+		out: make(chan *weirv1.CoordinatorMessage, 1024), close: cancel, reported: map[procKey]*weirv1.RunningProcess{}}
+	for _, rp := range reg.Processes {
+		w.reported[procKey{rp.JobId, rp.Attempt}] = rp
+	}
 	if err := st.do(ctx, func() { st.addWorker(context.Background(), w) }); err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/weir-run/weir/coordinator/leader"
 )
 
 // Config configures a coordinator.
@@ -20,20 +22,37 @@ type Config struct {
 	API string
 	// HTTP is the status page listen address; empty disables it.
 	HTTP string
-	// HeartbeatTimeout is how long a worker may be silent before it is
-	// declared dead and its tasks are failed over.
+	// HeartbeatTimeout is the time to declare a worker dead: how long it may
+	// be silent on its stream, and the TTL of its liveness lease in etcd,
+	// before its tasks are failed over. A worker killed outright is noticed
+	// sooner, when its stream breaks. A new leader also waits at most this
+	// long for the workers of running jobs to report before it restarts
+	// the jobs instead of re-attaching to them.
 	HeartbeatTimeout time.Duration
 	// HeartbeatInterval is how often workers heartbeat.
 	HeartbeatInterval time.Duration
+	// LeaseTTL is the TTL of the leader's election session: a leader that
+	// dies without resigning is replaced about this long later. etcd
+	// rounds it up to whole seconds and to its minimum (2 s with etcd's
+	// default election timeout).
+	LeaseTTL time.Duration
 }
 
-// Defaults for unset Config fields.
+// Defaults for unset Config fields. The worker timeout is 5 s, not Flink's
+// 50 s: a killed worker is found by its broken stream anyway, and a silent
+// one (a partition, a frozen host) should cost seconds of recovery, not
+// minutes; 5 heartbeats of slack keep GC pauses and a busy host from
+// flapping.
 const (
-	DefaultHeartbeatTimeout  = 10 * time.Second
+	DefaultHeartbeatTimeout  = 5 * time.Second
 	DefaultHeartbeatInterval = time.Second
+	DefaultLeaseTTL          = leader.DefaultTTL
 )
 
 func (c *Config) setDefaults() {
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = DefaultHeartbeatTimeout
 	}
@@ -59,6 +78,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 			errs = append(errs, fmt.Errorf("coordinator: --http %q: %w", c.HTTP, err))
 		}
+	}
+	if c.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("coordinator: lease TTL %v is below etcd's granularity of 1s", c.LeaseTTL))
 	}
 	if c.HeartbeatTimeout <= c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("coordinator: heartbeat timeout %v must exceed the interval %v", c.HeartbeatTimeout, c.HeartbeatInterval))

@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 // campaignAndLead waits to be elected, then leads until leadership is lost.
 func (c *Coordinator) campaignAndLead(ctx context.Context) error {
-	el, err := leader.NewElector(c.etcd, etcdkeys.Election, c.cfg.ID, c.cfg.API, 0, c.logger)
+	el, err := leader.NewElector(c.etcd, etcdkeys.Election, c.cfg.ID, c.cfg.API, c.cfg.LeaseTTL, c.logger)
 	if err != nil {
 		return err
 	}

@@ -119,6 +119,9 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 		p.subtasks = append(p.subtasks, &weirv1.SubtaskRef{VertexId: st.VertexID, Subtask: st.Index})
 		j.tasks[st] = &taskRun{worker: w, state: weirv1.TaskState_TASK_STATE_DEPLOYING}
 	}
+	// A successor needs to know whom to wait for before it re-attaches.
+	j.rec.AttemptWorkers = sortedKeys(j.procs)
+	s.persist(ctx, j)
 	spec := j.rec.Spec
 	restore := j.restoreFor()
 	j.restoringFrom = 0

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -40,6 +43,10 @@ type leaderState struct {
 
 	workers map[string]*workerConn
 	jobs    map[string]*job
+
+	live      map[string]bool // workers with a liveness key at load
+	liveRev   int64           // the revision live was read at
+	reconcile *reconcile      // the takeover in progress; nil once decided
 }
 
 func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
@@ -88,11 +95,8 @@ func call[T any](ctx context.Context, s *leaderState, fn func() (T, error)) (T, 
 func (s *leaderState) run(ctx context.Context) {
 	ctx, s.fence = context.WithCancelCause(ctx)
 	defer close(s.done)
-	for _, j := range s.jobs {
-		if !jobmaster.Terminal(j.m.State()) {
-			s.step(ctx, j, jobmaster.Start{})
-		}
-	}
+	go s.watchLiveness(ctx)
+	s.beginReconcile(ctx, s.live, time.Now())
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
 	for {
@@ -111,6 +115,7 @@ func (s *leaderState) run(ctx context.Context) {
 }
 
 func (s *leaderState) tick(ctx context.Context, now time.Time) {
+	s.maybeReconciled(ctx, now)
 	for _, w := range s.workers {
 		if now.Sub(w.lastBeat) > s.c.cfg.HeartbeatTimeout {
 			s.workerGone(ctx, w, fmt.Errorf("no heartbeat for %v", now.Sub(w.lastBeat).Round(time.Second)))
@@ -126,8 +131,12 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 	}
 }
 
-// load reads the jobs a previous leader recorded.
+// load reads the jobs a previous leader recorded and the live workers.
 func (s *leaderState) load(ctx context.Context) error {
+	var err error
+	if s.live, s.liveRev, err = s.liveWorkers(ctx); err != nil {
+		return err
+	}
 	recs, err := s.store.List(ctx, etcdkeys.Jobs)
 	if err != nil {
 		return err
@@ -141,7 +150,7 @@ func (s *leaderState) load(ctx context.Context) error {
 		j := newJob(&rec, jobmaster.Restore(jobmaster.Snapshot{
 			State: rec.State, Attempt: rec.Attempt, Restarts: int(rec.Restarts),
 			Error: rec.Error, Message: rec.Message,
-		}, rec.Spec.GetRestart()))
+		}, rec.Spec.GetRestart(), jobmaster.WithRand(rand.Float64)))
 		if err := s.loadCheckpoints(ctx, j); err != nil {
 			return fmt.Errorf("checkpoints of job %s: %w", rec.Id, err)
 		}
@@ -159,6 +168,9 @@ type workerConn struct {
 	lastBeat time.Time
 	out      chan *weirv1.CoordinatorMessage
 	close    context.CancelCauseFunc
+	// reported is what the worker runs as of its registration, kept until
+	// the takeover is decided.
+	reported map[procKey]*weirv1.RunningProcess
 }
 
 // send queues a message for the worker without blocking the loop; a worker
@@ -193,10 +205,52 @@ func (s *leaderState) addWorker(ctx context.Context, w *workerConn) {
 		s.workerGone(ctx, old, errors.New("worker reconnected"))
 	}
 	s.workers[w.id] = w
-	s.logger.Info("worker registered", "worker", w.id, "host", w.host, "slots", w.slots)
+	s.logger.Info("worker registered", "worker", w.id, "host", w.host, "slots", w.slots, "processes", len(w.reported))
 	w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Registered{Registered: &weirv1.Registered{
 		Coordinator: s.c.cfg.ID, HeartbeatIntervalMs: s.c.cfg.HeartbeatInterval.Milliseconds(),
+		WorkerTimeoutMs: s.c.cfg.HeartbeatTimeout.Milliseconds(),
 	}}})
+	if s.reconcile != nil {
+		delete(s.reconcile.waiting, w.id)
+		s.maybeReconciled(ctx, time.Now())
+		return
+	}
+	// Outside a takeover nothing this worker still runs is wanted: had it
+	// stayed connected, its attempts would not have been failed over.
+	s.cancelStrays(w, nil)
+}
+
+// watchLiveness declares a worker dead as soon as its liveness lease
+// expires, which a half-open stream would hide until the heartbeat timeout.
+func (s *leaderState) watchLiveness(ctx context.Context) {
+	rev := s.liveRev
+	for ctx.Err() == nil {
+		// RequireLeader: a watch on a member cut off from its quorum fails
+		// rather than falling silent; it is then resumed where it stopped.
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for wr := range s.c.etcd.Watch(wctx, etcdkeys.Workers, clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithRev(rev+1)) {
+			if wr.CompactRevision != 0 {
+				rev = wr.CompactRevision - 1 // missed deletes: their workers' streams or heartbeats tell
+			}
+			if wr.Err() != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				rev = max(rev, ev.Kv.ModRevision)
+				id := strings.TrimPrefix(string(ev.Kv.Key), etcdkeys.Workers)
+				s.do(ctx, func() {
+					if w := s.workers[id]; w != nil {
+						s.workerGone(ctx, w, errors.New("its liveness lease in etcd expired"))
+					}
+				})
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // workerGone forgets a worker and fails over whatever ran on it.
@@ -229,6 +283,9 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 		return
 	}
 	w.lastBeat = time.Now()
+	if s.reconcileReport(w, m) {
+		return
+	}
 	switch m := m.Msg.(type) {
 	case *weirv1.WorkerMessage_Heartbeat:
 		w.rss = m.Heartbeat.RssBytes

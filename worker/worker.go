@@ -34,6 +34,15 @@ import (
 // stopGrace is how long a cancelled job process gets to exit after SIGTERM.
 const stopGrace = 5 * time.Second
 
+// Exited processes are remembered for the next leader's registration, so a
+// job that finished or failed while no coordinator led is not mistaken for
+// one whose processes vanished. Bounded in count and age: a leader that
+// re-attaches needs only the exits of the attempts it restores.
+const (
+	recentExits   = 64
+	recentExitAge = 10 * time.Minute
+)
+
 // Worker is one running worker.
 type Worker struct {
 	weirv1.UnimplementedTaskServiceServer
@@ -46,9 +55,18 @@ type Worker struct {
 	mu struct {
 		sync.Mutex
 		procs  map[procKey]*jobProc
+		recent []exitedProc               // newest last
 		out    chan *weirv1.WorkerMessage // current coordinator stream; nil when disconnected
 		client weirv1.ClusterServiceClient
 	}
+	live liveness
+	wg   sync.WaitGroup // liveness updates in flight
+}
+
+// exitedProc is a job process that exited, as the next leader must hear it.
+type exitedProc struct {
+	at   time.Time
+	info *weirv1.RunningProcess
 }
 
 type procKey struct {
@@ -63,12 +81,31 @@ type jobProc struct {
 	subtasks []*weirv1.SubtaskRef
 	store    string
 	restore  *weirv1.Restore
+	cmds     chan *weirv1.ProcessCommand // to the attached process
+	started  chan struct{}               // closed once proc is set
+	proc     *supervisor.Process
+	stopping bool
 	// checkpointInterval (ms) goes to the process with its tasks.
 	checkpointInterval int64
-	cmds               chan *weirv1.ProcessCommand // to the attached process
-	started            chan struct{}               // closed once proc is set
-	proc               *supervisor.Process
-	stopping           bool
+	// What the process reported, for a new leader's registration.
+	dataAddr string
+	tasks    map[taskKey]*weirv1.TaskStateUpdate
+}
+
+type taskKey struct{ vertex, subtask int32 }
+
+// infoLocked describes jp for a registration. w.mu must be held.
+func (jp *jobProc) infoLocked() *weirv1.RunningProcess {
+	rp := &weirv1.RunningProcess{JobId: jp.key.job, Attempt: jp.key.attempt, DataAddress: jp.dataAddr, Subtasks: jp.subtasks}
+	if jp.proc != nil {
+		rp.Pid = int32(jp.proc.Pid())
+	}
+	for _, st := range jp.subtasks {
+		if u := jp.tasks[taskKey{st.VertexId, st.Subtask}]; u != nil {
+			rp.Tasks = append(rp.Tasks, u)
+		}
+	}
+	return rp
 }
 
 // Run runs the worker until ctx is done, then stops its job processes.
@@ -99,35 +136,86 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := w.session(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			backoff = 100 * time.Millisecond
-		}
-		logger.Warn("coordinator connection ended; reconnecting", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
+	defer func() {
+		w.wg.Wait()
+		w.live.close()
+	}()
+	w.follow(ctx)
 	w.stopAll()
 	return nil
 }
 
-// session connects to the current leader and serves it until the stream ends.
-func (w *Worker) session(ctx context.Context) error {
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	addr, err := etcdkeys.CurrentLeader(qctx, w.etcd, etcdkeys.Election)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("find leader: %w", err)
+// follow keeps a session with whichever coordinator leads, moving to a new
+// leader as soon as etcd names it rather than after the old stream times
+// out, until ctx is done.
+func (w *Worker) follow(ctx context.Context) {
+	leaders := etcdkeys.Watch(ctx, w.etcd, etcdkeys.Election)
+	addr := ""
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if addr == "" {
+			select {
+			case addr = <-leaders:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		sctx, cancel := context.WithCancelCause(ctx)
+		done := make(chan error, 1)
+		start := time.Now()
+		go func(addr string) { done <- w.session(sctx, addr) }(addr)
+		var err error
+		changed := false
+	running:
+		for {
+			select {
+			case a := <-leaders:
+				if a != addr {
+					addr, changed = a, true
+					cancel(errors.New("the leader changed"))
+				}
+			case err = <-done:
+				break running
+			}
+		}
+		cancel(nil)
+		if ctx.Err() != nil {
+			return
+		}
+		if changed {
+			w.logger.Info("following the new leader", "coordinator", addr)
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		if time.Since(start) > 5*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		w.logger.Warn("coordinator connection ended; reconnecting", "err", err, "in", backoff)
+		// Wait out the backoff, but not past a leader change.
+		t := time.NewTimer(backoff)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-t.C:
+				break wait
+			case a := <-leaders:
+				if a != addr {
+					addr = a
+					backoff = 50 * time.Millisecond
+					break wait
+				}
+			}
+		}
+		t.Stop()
+		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// session registers with the coordinator at addr and serves it until the
+// stream or ctx ends.
+func (w *Worker) session(ctx context.Context, addr string) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
@@ -141,9 +229,24 @@ func (w *Worker) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The registration lists this worker's processes as of the moment out
+	// starts collecting reports, so the leader misses no task state between
+	// the two: later reports queue behind the registration.
+	out := make(chan *weirv1.WorkerMessage, 1024)
+	w.mu.Lock()
+	procs := w.processesLocked()
+	w.mu.out, w.mu.client = out, client
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		if w.mu.out == out {
+			w.mu.out = nil
+		}
+		w.mu.Unlock()
+	}()
 	host, _ := os.Hostname()
 	if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Register{Register: &weirv1.RegisterWorker{
-		WorkerId: w.cfg.ID, Slots: int32(w.cfg.Slots), Host: host, Pid: int32(os.Getpid()),
+		WorkerId: w.cfg.ID, Slots: int32(w.cfg.Slots), Host: host, Pid: int32(os.Getpid()), Processes: procs,
 	}}}); err != nil {
 		return err
 	}
@@ -152,20 +255,17 @@ func (w *Worker) session(ctx context.Context) error {
 		return fmt.Errorf("register with %s: %w", addr, err)
 	}
 	interval := time.Second
-	if r := first.GetRegistered(); r != nil && r.HeartbeatIntervalMs > 0 {
+	r := first.GetRegistered()
+	if r != nil && r.HeartbeatIntervalMs > 0 {
 		interval = time.Duration(r.HeartbeatIntervalMs) * time.Millisecond
 	}
-	w.logger.Info("registered with coordinator", "coordinator", addr, "slots", w.cfg.Slots)
+	w.logger.Info("registered with coordinator", "coordinator", addr, "slots", w.cfg.Slots, "processes", len(procs))
+	if r != nil && r.WorkerTimeoutMs > 0 {
+		w.wg.Go(func() {
+			w.live.ensure(w.etcd, etcdkeys.Workers+w.cfg.ID, host, time.Duration(r.WorkerTimeoutMs)*time.Millisecond, w.logger)
+		})
+	}
 
-	out := make(chan *weirv1.WorkerMessage, 1024)
-	w.mu.Lock()
-	w.mu.out, w.mu.client = out, client
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		w.mu.out = nil
-		w.mu.Unlock()
-	}()
 	go func() {
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
@@ -214,19 +314,43 @@ func (w *Worker) session(ctx context.Context) error {
 }
 
 // report sends a message to the coordinator if connected. Reports made while
-// disconnected are dropped: the leader fails over whatever it lost track of.
+// disconnected are dropped: what a new leader needs of them is in the next
+// registration (processesLocked).
 func (w *Worker) report(m *weirv1.WorkerMessage) {
 	w.mu.Lock()
-	out := w.mu.out
-	w.mu.Unlock()
-	if out == nil {
+	defer w.mu.Unlock()
+	w.reportLocked(m)
+}
+
+// reportLocked queues m without blocking (no I/O under the lock).
+func (w *Worker) reportLocked(m *weirv1.WorkerMessage) {
+	if w.mu.out == nil {
 		return
 	}
 	select {
-	case out <- m:
+	case w.mu.out <- m:
 	default:
 		w.logger.Warn("coordinator stream backlogged; dropping report")
 	}
+}
+
+// processesLocked lists the running job processes and the recent exits for
+// a registration. w.mu must be held.
+func (w *Worker) processesLocked() []*weirv1.RunningProcess {
+	var out []*weirv1.RunningProcess
+	for _, jp := range w.mu.procs {
+		out = append(out, jp.infoLocked())
+	}
+	cut := time.Now().Add(-recentExitAge)
+	keep := w.mu.recent[:0]
+	for _, e := range w.mu.recent {
+		if e.at.After(cut) {
+			keep = append(keep, e)
+			out = append(out, e.info)
+		}
+	}
+	w.mu.recent = keep
+	return out
 }
 
 // fetch streams a binary from the leader into the cache.
@@ -265,7 +389,7 @@ func (r readCloser) Close() error { r.cancel(); return nil }
 func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	key := procKey{d.JobId, d.Attempt}
 	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks, store: d.Store, restore: d.Restore, checkpointInterval: d.CheckpointIntervalMs,
-		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{})}
+		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{}), tasks: make(map[taskKey]*weirv1.TaskStateUpdate)}
 	w.mu.Lock()
 	if w.mu.procs[key] != nil {
 		w.mu.Unlock()
@@ -286,9 +410,15 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	go func() {
 		exit := func(code int32, reason string) {
 			w.mu.Lock()
+			defer w.mu.Unlock()
 			delete(w.mu.procs, key)
-			w.mu.Unlock()
-			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: &weirv1.ProcessExited{
+			info := jp.infoLocked()
+			info.Exited, info.ExitCode, info.Error = true, code, reason
+			w.mu.recent = append(w.mu.recent, exitedProc{at: time.Now(), info: info})
+			if len(w.mu.recent) > recentExits {
+				w.mu.recent = w.mu.recent[len(w.mu.recent)-recentExits:]
+			}
+			w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: &weirv1.ProcessExited{
 				JobId: d.JobId, Attempt: d.Attempt, ExitCode: code, Error: reason,
 			}}})
 		}
@@ -419,9 +549,12 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 		Subtasks: jp.subtasks, Store: jp.store, Restore: jp.restore, CheckpointIntervalMs: jp.checkpointInterval}}}); err != nil {
 		return err
 	}
-	w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
+	w.mu.Lock()
+	jp.dataAddr = h.DataAddress
+	w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
 		JobId: h.JobId, Attempt: h.Attempt, DataAddress: h.DataAddress, Pid: pid,
 	}}})
+	w.mu.Unlock()
 	ctx := stream.Context()
 	go func() {
 		for {
@@ -443,7 +576,12 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 		}
 		switch m := m.Msg.(type) {
 		case *weirv1.ProcessMessage_TaskState:
-			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TaskState{TaskState: m.TaskState}})
+			// Remembered and queued in one step, so a registration made
+			// meanwhile has it either in its list or behind it.
+			w.mu.Lock()
+			jp.tasks[taskKey{m.TaskState.VertexId, m.TaskState.Subtask}] = m.TaskState
+			w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TaskState{TaskState: m.TaskState}})
+			w.mu.Unlock()
 		case *weirv1.ProcessMessage_CheckpointAck:
 			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_CheckpointAck{CheckpointAck: m.CheckpointAck}})
 		case *weirv1.ProcessMessage_CheckpointDecline:

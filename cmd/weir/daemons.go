@@ -154,7 +154,12 @@ leader and serves the job API and the web page, the others stand by.`,
 	fl.StringVar(&cfg.API, "api", defaultCoordinator, "job API (gRPC) listen address host:port")
 	fl.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "web page and JSON API listen address host:port")
 	fl.StringVar(&cfg.ID, "id", "", "coordinator id, unique in the cluster (default HOST-PID)")
-	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 0, "declare a silent worker dead after this long (default: the coordinator's)")
+	fl.DurationVar(&cfg.HeartbeatTimeout, "worker-timeout", coordinator.DefaultHeartbeatTimeout,
+		"declare a worker dead after this long without a heartbeat or a live lease in etcd; also how long a new leader waits for workers to report before restarting their jobs")
+	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", coordinator.DefaultHeartbeatTimeout, "old name of --worker-timeout")
+	_ = fl.MarkDeprecated("heartbeat-timeout", "use --worker-timeout")
+	fl.DurationVar(&cfg.LeaseTTL, "lease-ttl", coordinator.DefaultLeaseTTL,
+		"leader election lease: a leader that dies is replaced after about this long (etcd's minimum is 2s)")
 	_ = cmd.MarkFlagRequired("etcd")
 	_ = cmd.MarkFlagRequired("store")
 	return cmd

@@ -24,6 +24,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/weir-run/weir/internal/taskenv"
+	"google.golang.org/protobuf/proto"
+
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -201,6 +203,9 @@ func TestRunChecksBeforeConnecting(t *testing.T) {
 		{"not executable", []string{plain}, 1, fmt.Sprintf("weir: %s is not executable (chmod +x %s)\n", plain, plain)},
 		{"unknown flag", []string{"--bogus", job}, 2, "weir: unknown flag: --bogus (see 'weir run --help')\n"},
 		{"negative restarts", []string{"--max-restarts", "-1", job}, 2, "weir: --max-restarts must be at least 0, got -1\n"},
+		{"unknown strategy", []string{"--restart-strategy", "sometimes", job}, 2, "weir: --restart-strategy must be none, fixed-delay, exponential-delay or failure-rate, got \"sometimes\"\n"},
+		{"strategy option alone", []string{"--restart-jitter", "0.5", job}, 2, "weir: --restart-jitter needs --restart-strategy\n"},
+		{"jitter over 1", []string{"--restart-strategy", "exponential-delay", "--restart-jitter", "2", job}, 2, "weir: --restart-jitter must be within [0, 1], got 2\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := weir(context.Background(), append([]string{"run", "--coordinator", addr}, tc.args...)...)
@@ -457,13 +462,37 @@ func TestRunDetach(t *testing.T) {
 		t.Fatalf("second run = %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.uploads != 1 {
 		t.Errorf("%d uploads, want 1", f.uploads)
 	}
 	if s := f.specs[1]; s.GetName() != "mine" || s.GetRestart() == nil || s.GetRestart().GetMaxRestarts() != 0 {
 		t.Errorf("second spec %v", s)
 	}
+	f.mu.Unlock()
+
+	// A restart strategy and its options reach the spec.
+	code, _, stderr = weir(context.Background(), "run", "--coordinator", addr, "--detach", "--restart-strategy", "failure-rate",
+		"--max-restarts", "2", "--failure-rate-interval", "30s", "--restart-delay", "2s", job)
+	if code != 0 {
+		t.Fatalf("run with a restart strategy = %d: %s", code, stderr)
+	}
+	f.mu.Lock()
+	want := &weirv1.RestartPolicy{Strategy: weirv1.RestartStrategy_RESTART_STRATEGY_FAILURE_RATE, MaxRestarts: 2, DelayMs: 2000, FailureIntervalMs: 30000}
+	if got := f.specs[2].GetRestart(); !proto.Equal(got, want) {
+		t.Errorf("restart policy %v, want %v", got, want)
+	}
+	f.mu.Unlock()
+	code, _, stderr = weir(context.Background(), "run", "--coordinator", addr, "--detach", "--restart-strategy", "exponential-delay", job)
+	if code != 0 {
+		t.Fatalf("run with exponential-delay = %d: %s", code, stderr)
+	}
+	want = &weirv1.RestartPolicy{Strategy: weirv1.RestartStrategy_RESTART_STRATEGY_EXPONENTIAL_DELAY, MaxRestarts: 10, InitialBackoffMs: 1000,
+		MaxBackoffMs: 30000, Multiplier: 2, Jitter: 0.1, ResetThresholdMs: 3600000}
+	f.mu.Lock()
+	if got := f.specs[3].GetRestart(); !proto.Equal(got, want) {
+		t.Errorf("restart policy %v, want %v", got, want)
+	}
+	f.mu.Unlock()
 }
 
 func TestRunWaits(t *testing.T) {

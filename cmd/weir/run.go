@@ -44,6 +44,7 @@ type runFlags struct {
 	interval    time.Duration
 	ckTimeout   time.Duration
 	savepoint   string
+	restart     restartFlags
 }
 
 // runOptions is what `weir run` needs besides its flags; tests shorten the
@@ -73,6 +74,7 @@ ARGS after "--" are passed to the job binary.`,
   weir run --detach --name nightly ./wordcount -- --input /data --output /out`,
 		Args: runArgs,
 		RunE: markRan(func(cmd *cobra.Command, args []string) error {
+			f.restart.changed = cmd.Flags().Changed
 			return runJob(cmd.Context(), s, f, opts, args[0], args[1:], cmd.Flags().Changed("max-restarts"))
 		}),
 	}
@@ -81,7 +83,8 @@ ARGS after "--" are passed to the job binary.`,
 	fl.IntVarP(&f.parallelism, "parallelism", "p", 1, "default parallelism of the job's operators")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the job id and return once the job is submitted")
 	fl.StringVar(&f.name, "name", "", "job name (default: the name the job gives itself, else the binary's name)")
-	fl.IntVar(&f.maxRestarts, "max-restarts", 0, "restarts allowed after failures (default: the coordinator's restart policy)")
+	fl.IntVar(&f.maxRestarts, "max-restarts", 0, "restarts allowed after failures: in total (fixed-delay), since the last reset (exponential-delay), per --failure-rate-interval (failure-rate) (default 10, failure-rate 3)")
+	f.restart.register(fl)
 	fl.DurationVar(&f.interval, "checkpoint-interval", 10*time.Second, "time between checkpoints (0 disables them; a failed job then restarts from the beginning)")
 	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
@@ -113,6 +116,10 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 	if f.interval < 0 {
 		return usageErrorf("--checkpoint-interval must not be negative, got %v", f.interval)
+	}
+	restart, err := f.restart.policy(f.maxRestarts, restartsSet)
+	if err != nil {
+		return err
 	}
 	abs, err := checkBinary(binary)
 	if err != nil {
@@ -155,10 +162,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		Checkpoints:   &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds(), TimeoutMs: f.ckTimeout.Milliseconds()},
 		FromSavepoint: f.savepoint,
 	}
-	if restartsSet {
-		// Only the cap: zero backoff fields take the coordinator's defaults.
-		spec.Restart = &weirv1.RestartPolicy{MaxRestarts: int32(f.maxRestarts)}
-	}
+	spec.Restart = restart
 	resp, err := unary(ctx, c, c.jobs.SubmitJob, &weirv1.SubmitJobRequest{Spec: spec})
 	if err != nil {
 		return err

@@ -27,7 +27,8 @@
 //   - Send AllRunning, AllFinished and TaskFailed only for the current
 //     Attempt(); drop reports about older attempts.
 //   - After a leader change, Restore the last persisted Snapshot and send
-//     Start. A job that may have processes left by the old leader has its
+//     Reattached if every task of the restored attempt was found running,
+//     else Start. A job that may have processes left by the old leader has its
 //     attempt stopped and a fresh attempt deployed; this recovery does not
 //     consume the restart budget.
 package jobmaster

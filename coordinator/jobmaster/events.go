@@ -35,6 +35,13 @@ type AttemptStopped struct{}
 // Tick says time passed; the driver sends it at NextWake.
 type Tick struct{}
 
+// Reattached replaces Start for a job restored as SCHEDULED or RUNNING when
+// the driver found every task of the restored attempt still running on the
+// workers that reported after the leader change: the machine adopts the
+// attempt (RUNNING, nothing redeployed) instead of replacing it. Sent in any
+// other situation it is ignored, and the driver must then send Start.
+type Reattached struct{}
+
 func (Start) isEvent()           {}
 func (Scheduled) isEvent()       {}
 func (NoSlots) isEvent()         {}
@@ -44,6 +51,7 @@ func (TaskFailed) isEvent()      {}
 func (CancelRequested) isEvent() {}
 func (AttemptStopped) isEvent()  {}
 func (Tick) isEvent()            {}
+func (Reattached) isEvent()      {}
 
 // Action is something the driver must do, in the order returned.
 type Action interface{ isAction() }

@@ -87,7 +87,8 @@ const (
 // Machine is one job's lifecycle. It is not safe for concurrent use: one
 // driver goroutine owns it.
 type Machine struct {
-	pol policy
+	pol  policy
+	rand func() float64 // jitter source, [0, 1)
 
 	state    State
 	attempt  int64
@@ -102,13 +103,39 @@ type Machine struct {
 	// is empty when the attempt is stopped to recover after a leader change
 	// or to cancel, which consume no restart.
 	failure string
+
+	// The restart strategy's memory. It is not persisted: a new leader
+	// starts from the persisted Restarts (as the count since the last reset)
+	// and an empty failure window, erring towards more restarts rather than
+	// failing a job for failures another leader counted.
+	sinceReset  int         // restarts since the exponential backoff was last reset
+	lastFailure time.Time   // zero before the first failure
+	failures    []time.Time // failure-rate: failures within the window, oldest first
+}
+
+// Option configures a Machine.
+type Option func(*Machine)
+
+// WithRand sets the source of the exponential strategy's jitter, which must
+// return values in [0, 1). Without it the jitter factor is always 1, so a
+// machine stays deterministic unless the driver asks otherwise.
+func WithRand(f func() float64) Option {
+	return func(m *Machine) { m.rand = f }
+}
+
+func (m *Machine) apply(opts []Option) *Machine {
+	m.rand = func() float64 { return 0.5 }
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // New returns the machine of a newly submitted job, in CREATED. A nil policy
 // means DefaultPolicy(). now is taken so that time always enters through the
 // caller; a job's lifecycle needs no deadline before its first event.
-func New(policy *weirv1.RestartPolicy, now time.Time) *Machine {
-	return &Machine{pol: newPolicy(policy), state: created, phase: phaseIdle}
+func New(policy *weirv1.RestartPolicy, now time.Time, opts ...Option) *Machine {
+	return (&Machine{pol: newPolicy(policy), state: created, phase: phaseIdle}).apply(opts)
 }
 
 // Restore rebuilds a job's machine from its persisted record on a new leader.
@@ -116,7 +143,7 @@ func New(policy *weirv1.RestartPolicy, now time.Time) *Machine {
 // previous leader waits for Start, which stops its attempt and deploys a
 // fresh one. A record with an unknown state, or a non-terminal one with no
 // attempt yet, is taken as CREATED.
-func Restore(st Snapshot, policy *weirv1.RestartPolicy) *Machine {
+func Restore(st Snapshot, policy *weirv1.RestartPolicy, opts ...Option) *Machine {
 	m := &Machine{
 		pol:      newPolicy(policy),
 		state:    st.State,
@@ -126,6 +153,8 @@ func Restore(st Snapshot, policy *weirv1.RestartPolicy) *Machine {
 		message:  st.Message,
 		phase:    phaseUnknown,
 	}
+	m.apply(opts)
+	m.sinceReset = m.restarts
 	if _, ok := Transitions[m.state]; !ok {
 		m.state = created
 	}
@@ -249,13 +278,14 @@ func (m *Machine) noSlots(reason string, now time.Time) []Action {
 	if reason == "" {
 		reason = "no reason given"
 	}
-	if m.budgetSpent() {
-		m.fail(fmt.Sprintf("not enough slots (restart %d of %d used): %s", m.restarts, m.pol.maxRestarts, reason))
+	delay, spent := m.decide(now)
+	if spent != "" {
+		m.fail(fmt.Sprintf("not enough slots (%s): %s", spent, reason))
 		return nil
 	}
 	m.setState(restarting)
 	m.message = "waiting for slots: " + reason
-	return m.backoff(now)
+	return m.backoff(now, delay)
 }
 
 // attemptGone continues a restart once the failed attempt is stopped.
@@ -265,14 +295,48 @@ func (m *Machine) attemptGone(now time.Time) []Action {
 		// redeploy at once and without counting a restart.
 		return m.deploy()
 	}
-	if m.budgetSpent() {
-		m.fail(fmt.Sprintf("task failed (restart %d of %d used): %s", m.restarts, m.pol.maxRestarts, m.failure))
+	delay, spent := m.decide(now)
+	if spent != "" {
+		m.fail(fmt.Sprintf("task failed (%s): %s", spent, m.failure))
 		return nil
 	}
-	return m.backoff(now)
+	return m.backoff(now, delay)
 }
 
-func (m *Machine) budgetSpent() bool { return m.restarts >= m.pol.maxRestarts }
+// decide applies the restart strategy to a failure at now: the delay before
+// the next attempt, or why the job must fail instead (spent non-empty).
+func (m *Machine) decide(now time.Time) (delay time.Duration, spent string) {
+	p := m.pol
+	defer func() { m.lastFailure = now }()
+	switch p.strategy {
+	case weirv1.RestartStrategy_RESTART_STRATEGY_NONE:
+		return 0, "restart strategy none"
+	case weirv1.RestartStrategy_RESTART_STRATEGY_FIXED_DELAY:
+		if m.restarts >= p.maxRestarts {
+			return 0, fmt.Sprintf("restart %d of %d used", m.restarts, p.maxRestarts)
+		}
+		return p.delay, ""
+	case weirv1.RestartStrategy_RESTART_STRATEGY_FAILURE_RATE:
+		cut := now.Add(-p.failureInterval)
+		i := 0
+		for i < len(m.failures) && !m.failures[i].After(cut) {
+			i++
+		}
+		m.failures = append(m.failures[i:], now)
+		if len(m.failures) > p.maxRestarts {
+			return 0, fmt.Sprintf("%d failures within %v, %d allowed", len(m.failures), p.failureInterval, p.maxRestarts)
+		}
+		return p.delay, ""
+	}
+	// Exponential delay.
+	if p.resetThreshold > 0 && !m.lastFailure.IsZero() && now.Sub(m.lastFailure) >= p.resetThreshold {
+		m.sinceReset = 0
+	}
+	if m.sinceReset >= p.maxRestarts {
+		return 0, fmt.Sprintf("restart %d of %d used", m.sinceReset, p.maxRestarts)
+	}
+	return p.backoff(m.sinceReset, m.rand()), ""
+}
 
 func (m *Machine) fail(err string) {
 	m.setState(failed)
@@ -282,12 +346,13 @@ func (m *Machine) fail(err string) {
 	m.failure = ""
 }
 
-// backoff schedules the next attempt; the driver's Tick at NextWake deploys
-// it. The delay is never zero (see newPolicy), so there is nothing to do now.
-func (m *Machine) backoff(now time.Time) []Action {
+// backoff schedules the next attempt after delay; the driver's Tick at
+// NextWake deploys it. The delay is never zero (see newPolicy), so there is
+// nothing to do now.
+func (m *Machine) backoff(now time.Time, delay time.Duration) []Action {
 	m.phase = phaseBackoff
 	m.failure = ""
-	m.wake = now.Add(m.pol.delay(m.restarts))
+	m.wake = now.Add(delay)
 	return nil
 }
 
@@ -298,6 +363,7 @@ func (m *Machine) tick(now time.Time) []Action {
 	}
 	m.wake = time.Time{}
 	m.restarts++
+	m.sinceReset++
 	return m.deploy()
 }
 
@@ -339,10 +405,15 @@ func (m *Machine) recoverAttempt() []Action {
 
 // policy is a RestartPolicy with its defaults and bounds applied.
 type policy struct {
-	maxRestarts int
-	initial     time.Duration
-	max         time.Duration
-	multiplier  float64
+	strategy        weirv1.RestartStrategy
+	maxRestarts     int
+	initial         time.Duration
+	max             time.Duration
+	multiplier      float64
+	delay           time.Duration // fixed delay and failure rate
+	jitter          float64       // exponential: in [0, 1]
+	resetThreshold  time.Duration // exponential: 0 never resets
+	failureInterval time.Duration // failure rate
 }
 
 // DefaultPolicy is the policy of a job that set none: up to 10 restarts,
@@ -352,31 +423,57 @@ func DefaultPolicy() *weirv1.RestartPolicy {
 }
 
 // MaxRestartDelay is the longest wait before a restart under p (nil: the
-// default policy).
-func MaxRestartDelay(p *weirv1.RestartPolicy) time.Duration { return newPolicy(p).max }
+// default policy), jitter included.
+func MaxRestartDelay(p *weirv1.RestartPolicy) time.Duration {
+	pol := newPolicy(p)
+	switch pol.strategy {
+	case weirv1.RestartStrategy_RESTART_STRATEGY_NONE:
+		return 0
+	case weirv1.RestartStrategy_RESTART_STRATEGY_FIXED_DELAY, weirv1.RestartStrategy_RESTART_STRATEGY_FAILURE_RATE:
+		return pol.delay
+	}
+	return time.Duration(float64(pol.max) * (1 + pol.jitter))
+}
+
+// Defaults for the fields of the other strategies, after Flink's.
+const (
+	DefaultDelay           = time.Second // fixed delay and failure rate
+	DefaultFailureInterval = time.Minute
+)
 
 // newPolicy reads p leniently, since the policy comes from the user. Proto3
-// cannot tell an unset field from zero, so a backoff field that is zero (or
-// negative) takes DefaultPolicy's value; max_restarts 0 is kept, and means no
-// restarts, as the proto documents. A multiplier below 1 is 1 (no growth), and
-// a max backoff below the initial one is the initial one.
+// cannot tell an unset field from zero, so a duration field that is zero (or
+// negative) takes its default; max_restarts 0 is kept, and means no
+// restarts, as the proto documents. A multiplier below 1 is 1 (no growth), a
+// max backoff below the initial one is the initial one, and the jitter is
+// clamped to [0, 1]. An unknown strategy is the default one.
 func newPolicy(p *weirv1.RestartPolicy) policy {
 	def := DefaultPolicy()
 	if p == nil {
 		p = def
 	}
-	ms := func(v, dflt int64) time.Duration {
+	ms := func(v int64, dflt time.Duration) time.Duration {
 		if v <= 0 {
-			v = dflt
+			return dflt
 		}
 		v = min(v, math.MaxInt64/int64(time.Millisecond))
 		return time.Duration(v) * time.Millisecond
 	}
 	pol := policy{
-		maxRestarts: max(int(p.GetMaxRestarts()), 0),
-		initial:     ms(p.GetInitialBackoffMs(), def.GetInitialBackoffMs()),
-		max:         ms(p.GetMaxBackoffMs(), def.GetMaxBackoffMs()),
-		multiplier:  p.GetMultiplier(),
+		strategy:        p.GetStrategy(),
+		maxRestarts:     max(int(p.GetMaxRestarts()), 0),
+		initial:         ms(p.GetInitialBackoffMs(), time.Duration(def.GetInitialBackoffMs())*time.Millisecond),
+		max:             ms(p.GetMaxBackoffMs(), time.Duration(def.GetMaxBackoffMs())*time.Millisecond),
+		multiplier:      p.GetMultiplier(),
+		delay:           ms(p.GetDelayMs(), DefaultDelay),
+		jitter:          p.GetJitter(),
+		failureInterval: ms(p.GetFailureIntervalMs(), DefaultFailureInterval),
+	}
+	if p.GetResetThresholdMs() > 0 {
+		pol.resetThreshold = ms(p.GetResetThresholdMs(), 0)
+	}
+	if _, ok := weirv1.RestartStrategy_name[int32(pol.strategy)]; !ok {
+		pol.strategy = weirv1.RestartStrategy_RESTART_STRATEGY_UNSPECIFIED
 	}
 	switch {
 	case pol.multiplier == 0 || math.IsNaN(pol.multiplier):
@@ -384,16 +481,29 @@ func newPolicy(p *weirv1.RestartPolicy) policy {
 	case pol.multiplier < 1:
 		pol.multiplier = 1
 	}
+	if math.IsNaN(pol.jitter) {
+		pol.jitter = 0
+	}
+	pol.jitter = min(max(pol.jitter, 0), 1)
 	pol.max = max(pol.max, pol.initial)
 	return pol
 }
 
-// delay is the wait before restart number restarts+1:
-// initial * multiplier^restarts, capped at max.
-func (p policy) delay(restarts int) time.Duration {
-	d := float64(p.initial) * math.Pow(p.multiplier, float64(restarts))
-	if math.IsNaN(d) || d >= float64(p.max) {
-		return p.max
+// backoff is the exponential wait before restart number n+1 since the last
+// reset: initial * multiplier^n, capped at max, then scaled by the jitter
+// factor 1 + jitter*(2r-1) for r in [0, 1). It is never below a millisecond,
+// so a restart always waits for a Tick.
+func (p policy) backoff(n int, r float64) time.Duration {
+	d := p.max
+	if f := float64(p.initial) * math.Pow(p.multiplier, float64(n)); !math.IsNaN(f) && f < float64(p.max) {
+		d = time.Duration(f)
 	}
-	return time.Duration(d)
+	if p.jitter > 0 {
+		f := float64(d) * (1 + p.jitter*(2*r-1))
+		if f >= math.MaxInt64 {
+			f = math.MaxInt64
+		}
+		d = time.Duration(f)
+	}
+	return max(d, time.Millisecond)
 }

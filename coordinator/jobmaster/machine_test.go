@@ -16,13 +16,16 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // TestMachine runs the scripts in testdata. Commands:
 //
-//	new [max-restarts=N] [initial=D] [max=D] [multiplier=F] [t=D]
-//	    a fresh machine; without policy arguments the default policy
+//	new [max-restarts=N] [initial=D] [max=D] [multiplier=F] [strategy=S]
+//	    [delay=D] [jitter=F] [reset=D] [interval=D] [rand=F,...] [t=D]
+//	    a fresh machine; without policy arguments the default policy. S is
+//	    none, fixed-delay, exponential-delay or failure-rate; rand lists
+//	    the values the jitter source returns, the last one repeating
 //	restore state=S [attempt=N] [restarts=N] [err=X] [message=X] [policy args]
 //	    a machine restored from a snapshot; S is e.g. RUNNING
 //	event <kind> [err=X | reason=X] t=D
 //	    kind is start, scheduled, no-slots, all-running, all-finished,
-//	    task-failed, cancel, attempt-stopped or tick; an input block, if
+//	    task-failed, cancel, attempt-stopped, reattached or tick; an input block, if
 //	    any, is the err or reason text (for text with spaces)
 //	tick t=D
 //	    shorthand for event tick
@@ -37,7 +40,7 @@ func TestMachine(t *testing.T) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "new":
-				m = New(scanPolicy(t, d), scanTime(t, d))
+				m = New(scanPolicy(t, d), scanTime(t, d), scanRand(t, d)...)
 				return describe(m)
 			case "restore":
 				var st Snapshot
@@ -52,7 +55,7 @@ func TestMachine(t *testing.T) {
 				d.MaybeScanArgs(t, "restarts", &st.Restarts)
 				st.Error = textArg(t, d, "err")
 				st.Message = textArg(t, d, "message")
-				m = Restore(st, scanPolicy(t, d))
+				m = Restore(st, scanPolicy(t, d), scanRand(t, d)...)
 				return describe(m)
 			case "event", "tick":
 				if m == nil {
@@ -104,6 +107,8 @@ func parseEvent(t *testing.T, d *datadriven.TestData, kind string) Event {
 		return AttemptStopped{}
 	case "tick":
 		return Tick{}
+	case "reattached":
+		return Reattached{}
 	}
 	d.Fatalf(t, "unknown event %q", kind)
 	return nil
@@ -155,10 +160,55 @@ func scanPolicy(t *testing.T, d *datadriven.TestData) *weirv1.RestartPolicy {
 	if d.MaybeScanArgs(t, "multiplier", &p.Multiplier) {
 		set = true
 	}
+	for key, dst := range map[string]*int64{"delay": &p.DelayMs, "reset": &p.ResetThresholdMs, "interval": &p.FailureIntervalMs} {
+		if arg, ok := d.Arg(key); ok {
+			dur, err := time.ParseDuration(arg.SingleVal(t))
+			if err != nil {
+				d.Fatalf(t, "%s: %v", key, err)
+			}
+			*dst = dur.Milliseconds()
+			set = true
+		}
+	}
+	if d.MaybeScanArgs(t, "jitter", &p.Jitter) {
+		set = true
+	}
+	var strategy string
+	if d.MaybeScanArgs(t, "strategy", &strategy) {
+		v, ok := weirv1.RestartStrategy_value["RESTART_STRATEGY_"+strings.ToUpper(strings.ReplaceAll(strategy, "-", "_"))]
+		if !ok {
+			d.Fatalf(t, "unknown strategy %q", strategy)
+		}
+		p.Strategy = weirv1.RestartStrategy(v)
+		set = true
+	}
 	if !set {
 		return nil
 	}
 	return &p
+}
+
+// scanRand reads rand=F1,F2,...: the jitter source returns them in turn,
+// repeating the last.
+func scanRand(t *testing.T, d *datadriven.TestData) []Option {
+	arg, ok := d.Arg("rand")
+	if !ok {
+		return nil
+	}
+	var vals []float64
+	for _, v := range arg.Vals {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			d.Fatalf(t, "rand: %v", err)
+		}
+		vals = append(vals, f)
+	}
+	i := 0
+	return []Option{WithRand(func() float64 {
+		f := vals[min(i, len(vals)-1)]
+		i++
+		return f
+	})}
 }
 
 func formatAction(a Action) string {

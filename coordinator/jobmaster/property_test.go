@@ -49,11 +49,11 @@ func TestPolicy(t *testing.T) {
 				t.Errorf("maxRestarts = %d, want %d", pol.maxRestarts, tc.max)
 			}
 			for i, want := range tc.want {
-				if got := pol.delay(i); got != want {
+				if got := pol.backoff(i, 0.5); got != want {
 					t.Errorf("delay(%d) = %v, want %v", i, got, want)
 				}
 			}
-			if d := pol.delay(10000); d > pol.max || d <= 0 {
+			if d := pol.backoff(10000, 0.5); d > pol.max || d <= 0 {
 				t.Errorf("delay(10000) = %v, want in (0, %v]", d, pol.max)
 			}
 		})
@@ -71,10 +71,15 @@ func genPolicy(t *rapid.T) *weirv1.RestartPolicy {
 		return nil
 	}
 	return &weirv1.RestartPolicy{
-		MaxRestarts:      rapid.Int32Range(-1, 4).Draw(t, "maxRestarts"),
-		InitialBackoffMs: rapid.Int64Range(-1, 3000).Draw(t, "initialMs"),
-		MaxBackoffMs:     rapid.Int64Range(0, 10000).Draw(t, "maxMs"),
-		Multiplier:       rapid.SampledFrom([]float64{0, 0.5, 1, 2, 3}).Draw(t, "multiplier"),
+		MaxRestarts:       rapid.Int32Range(-1, 4).Draw(t, "maxRestarts"),
+		InitialBackoffMs:  rapid.Int64Range(-1, 3000).Draw(t, "initialMs"),
+		MaxBackoffMs:      rapid.Int64Range(0, 10000).Draw(t, "maxMs"),
+		Multiplier:        rapid.SampledFrom([]float64{0, 0.5, 1, 2, 3}).Draw(t, "multiplier"),
+		Strategy:          weirv1.RestartStrategy(rapid.Int32Range(0, 5).Draw(t, "strategy")),
+		DelayMs:           rapid.Int64Range(-1, 3000).Draw(t, "delayMs"),
+		Jitter:            rapid.SampledFrom([]float64{0, 0.1, 1, 2}).Draw(t, "jitter"),
+		ResetThresholdMs:  rapid.Int64Range(0, 10000).Draw(t, "resetMs"),
+		FailureIntervalMs: rapid.Int64Range(0, 10000).Draw(t, "intervalMs"),
 	}
 }
 
@@ -89,7 +94,7 @@ func genSnapshot(t *rapid.T) Snapshot {
 
 var genEvent = rapid.SampledFrom([]Event{
 	Start{}, Scheduled{}, NoSlots{Reason: "no room"}, AllRunning{}, AllFinished{},
-	TaskFailed{Err: "boom"}, TaskFailed{}, CancelRequested{}, AttemptStopped{}, Tick{},
+	TaskFailed{Err: "boom"}, TaskFailed{}, CancelRequested{}, AttemptStopped{}, Tick{}, Reattached{},
 })
 
 // checkStep asserts what must hold for every step, whatever the event.

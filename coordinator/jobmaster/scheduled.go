@@ -23,10 +23,16 @@ func (m *Machine) stepScheduled(ev Event, now time.Time) []Action {
 }
 
 // stepRecovered handles a job restored as SCHEDULED or RUNNING: the previous
-// leader's attempt may or may not still run, and its reports cannot be
-// trusted to be complete, so Start replaces it with a fresh attempt.
+// leader's attempt may or may not still run. If the driver vouches that
+// every task of it runs (Reattached), the attempt is adopted; otherwise
+// Start replaces it with a fresh attempt.
 func (m *Machine) stepRecovered(ev Event) []Action {
 	switch ev := ev.(type) {
+	case Reattached:
+		m.setState(running)
+		m.phase = phaseDeployed
+		m.message = ""
+		return nil
 	case Start:
 		m.setState(restarting)
 		m.message = "recovering after a coordinator change"

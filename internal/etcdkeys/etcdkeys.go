@@ -7,6 +7,7 @@
 //	/weir/jobs/<id>        JobStatus records (protobuf), written fenced by the leader
 //	/weir/checkpoints/<job>/<id>  completed checkpoints (CheckpointInfo)
 //	/weir/checkpoint-ids/<job>    the job's checkpoint id counter
+//	/weir/workers/<id>     a worker's liveness key, under its own lease
 package etcdkeys
 
 import "errors"
@@ -22,6 +23,12 @@ const (
 	// CheckpointIDs prefixes each job's checkpoint id counter, which never
 	// goes backwards, across leaders.
 	CheckpointIDs = "/weir/checkpoint-ids/"
+	// Workers prefixes the workers' liveness keys. Each worker writes its
+	// own under a lease it keeps alive (TTL: the leader's worker timeout),
+	// so the key exists exactly while the worker is alive and reaches etcd.
+	// Workers write them unfenced: they are facts about workers, not
+	// decisions of a leader.
+	Workers = "/weir/workers/"
 )
 
 // ErrNoLeader means no coordinator currently leads.

@@ -184,11 +184,14 @@ func (*WorkerMessage_CheckpointAck) isWorkerMessage_Msg() {}
 func (*WorkerMessage_CheckpointDecline) isWorkerMessage_Msg() {}
 
 type RegisterWorker struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WorkerId      string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	Slots         int32                  `protobuf:"varint,2,opt,name=slots,proto3" json:"slots,omitempty"`
-	Host          string                 `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
-	Pid           int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Slots    int32                  `protobuf:"varint,2,opt,name=slots,proto3" json:"slots,omitempty"`
+	Host     string                 `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	Pid      int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	// The job processes this worker runs or recently ran, so that a new
+	// leader can re-attach to healthy attempts instead of restarting them.
+	Processes     []*RunningProcess `protobuf:"bytes,5,rep,name=processes,proto3" json:"processes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +254,127 @@ func (x *RegisterWorker) GetPid() int32 {
 	return 0
 }
 
+func (x *RegisterWorker) GetProcesses() []*RunningProcess {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
+// RunningProcess is a job process as its worker knows it.
+type RunningProcess struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Empty until the process attached to its worker.
+	DataAddress string        `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	Pid         int32         `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	Subtasks    []*SubtaskRef `protobuf:"bytes,5,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
+	// The latest state each subtask reported; subtasks that reported nothing
+	// are missing.
+	Tasks []*TaskStateUpdate `protobuf:"bytes,6,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// The process has exited (with exit_code) since the worker last had a
+	// leader to tell.
+	Exited        bool   `protobuf:"varint,7,opt,name=exited,proto3" json:"exited,omitempty"`
+	ExitCode      int32  `protobuf:"varint,8,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunningProcess) Reset() {
+	*x = RunningProcess{}
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunningProcess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunningProcess) ProtoMessage() {}
+
+func (x *RunningProcess) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunningProcess.ProtoReflect.Descriptor instead.
+func (*RunningProcess) Descriptor() ([]byte, []int) {
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RunningProcess) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *RunningProcess) GetAttempt() int64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *RunningProcess) GetDataAddress() string {
+	if x != nil {
+		return x.DataAddress
+	}
+	return ""
+}
+
+func (x *RunningProcess) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *RunningProcess) GetSubtasks() []*SubtaskRef {
+	if x != nil {
+		return x.Subtasks
+	}
+	return nil
+}
+
+func (x *RunningProcess) GetTasks() []*TaskStateUpdate {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *RunningProcess) GetExited() bool {
+	if x != nil {
+		return x.Exited
+	}
+	return false
+}
+
+func (x *RunningProcess) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *RunningProcess) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UnixMs        int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
@@ -261,7 +385,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[2]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -273,7 +397,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[2]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -286,7 +410,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{2}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Heartbeat) GetUnixMs() int64 {
@@ -317,7 +441,7 @@ type ProcessReady struct {
 
 func (x *ProcessReady) Reset() {
 	*x = ProcessReady{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[3]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +453,7 @@ func (x *ProcessReady) String() string {
 func (*ProcessReady) ProtoMessage() {}
 
 func (x *ProcessReady) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[3]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +466,7 @@ func (x *ProcessReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessReady.ProtoReflect.Descriptor instead.
 func (*ProcessReady) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProcessReady) GetJobId() string {
@@ -390,7 +514,7 @@ type TaskStateUpdate struct {
 
 func (x *TaskStateUpdate) Reset() {
 	*x = TaskStateUpdate{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[4]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +526,7 @@ func (x *TaskStateUpdate) String() string {
 func (*TaskStateUpdate) ProtoMessage() {}
 
 func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[4]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +539,7 @@ func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStateUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStateUpdate) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TaskStateUpdate) GetJobId() string {
@@ -480,7 +604,7 @@ type ProcessExited struct {
 
 func (x *ProcessExited) Reset() {
 	*x = ProcessExited{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[5]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +616,7 @@ func (x *ProcessExited) String() string {
 func (*ProcessExited) ProtoMessage() {}
 
 func (x *ProcessExited) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[5]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +629,7 @@ func (x *ProcessExited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessExited.ProtoReflect.Descriptor instead.
 func (*ProcessExited) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProcessExited) GetJobId() string {
@@ -553,7 +677,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[6]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +689,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[6]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +702,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -686,13 +810,16 @@ type Registered struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	Coordinator         string                 `protobuf:"bytes,1,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
 	HeartbeatIntervalMs int64                  `protobuf:"varint,2,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// How long the worker may be silent before the leader declares it dead;
+	// the worker's liveness lease in etcd uses it as its TTL.
+	WorkerTimeoutMs int64 `protobuf:"varint,3,opt,name=worker_timeout_ms,json=workerTimeoutMs,proto3" json:"worker_timeout_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Registered) Reset() {
 	*x = Registered{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +831,7 @@ func (x *Registered) String() string {
 func (*Registered) ProtoMessage() {}
 
 func (x *Registered) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +844,7 @@ func (x *Registered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Registered.ProtoReflect.Descriptor instead.
 func (*Registered) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Registered) GetCoordinator() string {
@@ -734,6 +861,13 @@ func (x *Registered) GetHeartbeatIntervalMs() int64 {
 	return 0
 }
 
+func (x *Registered) GetWorkerTimeoutMs() int64 {
+	if x != nil {
+		return x.WorkerTimeoutMs
+	}
+	return 0
+}
+
 type SubtaskRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	VertexId      int32                  `protobuf:"varint,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
@@ -744,7 +878,7 @@ type SubtaskRef struct {
 
 func (x *SubtaskRef) Reset() {
 	*x = SubtaskRef{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +890,7 @@ func (x *SubtaskRef) String() string {
 func (*SubtaskRef) ProtoMessage() {}
 
 func (x *SubtaskRef) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +903,7 @@ func (x *SubtaskRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubtaskRef.ProtoReflect.Descriptor instead.
 func (*SubtaskRef) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubtaskRef) GetVertexId() int32 {
@@ -810,7 +944,7 @@ type DeployProcess struct {
 
 func (x *DeployProcess) Reset() {
 	*x = DeployProcess{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +956,7 @@ func (x *DeployProcess) String() string {
 func (*DeployProcess) ProtoMessage() {}
 
 func (x *DeployProcess) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +969,7 @@ func (x *DeployProcess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployProcess.ProtoReflect.Descriptor instead.
 func (*DeployProcess) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeployProcess) GetJobId() string {
@@ -919,7 +1053,7 @@ type TaskRoute struct {
 
 func (x *TaskRoute) Reset() {
 	*x = TaskRoute{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1065,7 @@ func (x *TaskRoute) String() string {
 func (*TaskRoute) ProtoMessage() {}
 
 func (x *TaskRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1078,7 @@ func (x *TaskRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskRoute.ProtoReflect.Descriptor instead.
 func (*TaskRoute) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskRoute) GetVertexId() int32 {
@@ -981,7 +1115,7 @@ type StartTasks struct {
 
 func (x *StartTasks) Reset() {
 	*x = StartTasks{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[11]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1127,7 @@ func (x *StartTasks) String() string {
 func (*StartTasks) ProtoMessage() {}
 
 func (x *StartTasks) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[11]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1140,7 @@ func (x *StartTasks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartTasks.ProtoReflect.Descriptor instead.
 func (*StartTasks) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StartTasks) GetJobId() string {
@@ -1040,7 +1174,7 @@ type CancelProcess struct {
 
 func (x *CancelProcess) Reset() {
 	*x = CancelProcess{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[12]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1186,7 @@ func (x *CancelProcess) String() string {
 func (*CancelProcess) ProtoMessage() {}
 
 func (x *CancelProcess) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[12]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1199,7 @@ func (x *CancelProcess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelProcess.ProtoReflect.Descriptor instead.
 func (*CancelProcess) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelProcess) GetJobId() string {
@@ -1091,7 +1225,7 @@ type DownloadBinaryRequest struct {
 
 func (x *DownloadBinaryRequest) Reset() {
 	*x = DownloadBinaryRequest{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[13]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1237,7 @@ func (x *DownloadBinaryRequest) String() string {
 func (*DownloadBinaryRequest) ProtoMessage() {}
 
 func (x *DownloadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[13]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1250,7 @@ func (x *DownloadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DownloadBinaryRequest) GetSha256() string {
@@ -1135,7 +1269,7 @@ type BinaryChunk struct {
 
 func (x *BinaryChunk) Reset() {
 	*x = BinaryChunk{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[14]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1281,7 @@ func (x *BinaryChunk) String() string {
 func (*BinaryChunk) ProtoMessage() {}
 
 func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[14]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1294,7 @@ func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryChunk.ProtoReflect.Descriptor instead.
 func (*BinaryChunk) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BinaryChunk) GetData() []byte {
@@ -1184,12 +1318,23 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x0eprocess_exited\x18\x05 \x01(\v2\x16.weir.v1.ProcessExitedH\x00R\rprocessExited\x12?\n" +
 	"\x0echeckpoint_ack\x18\x06 \x01(\v2\x16.weir.v1.CheckpointAckH\x00R\rcheckpointAck\x12K\n" +
 	"\x12checkpoint_decline\x18\a \x01(\v2\x1a.weir.v1.CheckpointDeclineH\x00R\x11checkpointDeclineB\x05\n" +
-	"\x03msg\"i\n" +
+	"\x03msg\"\xa0\x01\n" +
 	"\x0eRegisterWorker\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x14\n" +
 	"\x05slots\x18\x02 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\x05R\x03pid\"A\n" +
+	"\x03pid\x18\x04 \x01(\x05R\x03pid\x125\n" +
+	"\tprocesses\x18\x05 \x03(\v2\x17.weir.v1.RunningProcessR\tprocesses\"\xa2\x02\n" +
+	"\x0eRunningProcess\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
+	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12\x10\n" +
+	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12/\n" +
+	"\bsubtasks\x18\x05 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12.\n" +
+	"\x05tasks\x18\x06 \x03(\v2\x18.weir.v1.TaskStateUpdateR\x05tasks\x12\x16\n" +
+	"\x06exited\x18\a \x01(\bR\x06exited\x12\x1b\n" +
+	"\texit_code\x18\b \x01(\x05R\bexitCode\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"A\n" +
 	"\tHeartbeat\x12\x17\n" +
 	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12\x1b\n" +
 	"\trss_bytes\x18\x02 \x01(\x03R\brssBytes\"t\n" +
@@ -1220,11 +1365,12 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x06cancel\x18\x04 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancel\x126\n" +
 	"\atrigger\x18\x05 \x01(\v2\x1a.weir.v1.TriggerCheckpointH\x00R\atrigger\x129\n" +
 	"\bcomplete\x18\x06 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcompleteB\x05\n" +
-	"\x03msg\"b\n" +
+	"\x03msg\"\x8e\x01\n" +
 	"\n" +
 	"Registered\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\"C\n" +
+	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12*\n" +
+	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"C\n" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
@@ -1274,57 +1420,61 @@ func file_weir_v1_cluster_service_proto_rawDescGZIP() []byte {
 	return file_weir_v1_cluster_service_proto_rawDescData
 }
 
-var file_weir_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_weir_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_weir_v1_cluster_service_proto_goTypes = []any{
 	(*WorkerMessage)(nil),         // 0: weir.v1.WorkerMessage
 	(*RegisterWorker)(nil),        // 1: weir.v1.RegisterWorker
-	(*Heartbeat)(nil),             // 2: weir.v1.Heartbeat
-	(*ProcessReady)(nil),          // 3: weir.v1.ProcessReady
-	(*TaskStateUpdate)(nil),       // 4: weir.v1.TaskStateUpdate
-	(*ProcessExited)(nil),         // 5: weir.v1.ProcessExited
-	(*CoordinatorMessage)(nil),    // 6: weir.v1.CoordinatorMessage
-	(*Registered)(nil),            // 7: weir.v1.Registered
-	(*SubtaskRef)(nil),            // 8: weir.v1.SubtaskRef
-	(*DeployProcess)(nil),         // 9: weir.v1.DeployProcess
-	(*TaskRoute)(nil),             // 10: weir.v1.TaskRoute
-	(*StartTasks)(nil),            // 11: weir.v1.StartTasks
-	(*CancelProcess)(nil),         // 12: weir.v1.CancelProcess
-	(*DownloadBinaryRequest)(nil), // 13: weir.v1.DownloadBinaryRequest
-	(*BinaryChunk)(nil),           // 14: weir.v1.BinaryChunk
-	(*CheckpointAck)(nil),         // 15: weir.v1.CheckpointAck
-	(*CheckpointDecline)(nil),     // 16: weir.v1.CheckpointDecline
-	(TaskState)(0),                // 17: weir.v1.TaskState
-	(*TriggerCheckpoint)(nil),     // 18: weir.v1.TriggerCheckpoint
-	(*CheckpointComplete)(nil),    // 19: weir.v1.CheckpointComplete
-	(*Restore)(nil),               // 20: weir.v1.Restore
+	(*RunningProcess)(nil),        // 2: weir.v1.RunningProcess
+	(*Heartbeat)(nil),             // 3: weir.v1.Heartbeat
+	(*ProcessReady)(nil),          // 4: weir.v1.ProcessReady
+	(*TaskStateUpdate)(nil),       // 5: weir.v1.TaskStateUpdate
+	(*ProcessExited)(nil),         // 6: weir.v1.ProcessExited
+	(*CoordinatorMessage)(nil),    // 7: weir.v1.CoordinatorMessage
+	(*Registered)(nil),            // 8: weir.v1.Registered
+	(*SubtaskRef)(nil),            // 9: weir.v1.SubtaskRef
+	(*DeployProcess)(nil),         // 10: weir.v1.DeployProcess
+	(*TaskRoute)(nil),             // 11: weir.v1.TaskRoute
+	(*StartTasks)(nil),            // 12: weir.v1.StartTasks
+	(*CancelProcess)(nil),         // 13: weir.v1.CancelProcess
+	(*DownloadBinaryRequest)(nil), // 14: weir.v1.DownloadBinaryRequest
+	(*BinaryChunk)(nil),           // 15: weir.v1.BinaryChunk
+	(*CheckpointAck)(nil),         // 16: weir.v1.CheckpointAck
+	(*CheckpointDecline)(nil),     // 17: weir.v1.CheckpointDecline
+	(TaskState)(0),                // 18: weir.v1.TaskState
+	(*TriggerCheckpoint)(nil),     // 19: weir.v1.TriggerCheckpoint
+	(*CheckpointComplete)(nil),    // 20: weir.v1.CheckpointComplete
+	(*Restore)(nil),               // 21: weir.v1.Restore
 }
 var file_weir_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: weir.v1.WorkerMessage.register:type_name -> weir.v1.RegisterWorker
-	2,  // 1: weir.v1.WorkerMessage.heartbeat:type_name -> weir.v1.Heartbeat
-	3,  // 2: weir.v1.WorkerMessage.process_ready:type_name -> weir.v1.ProcessReady
-	4,  // 3: weir.v1.WorkerMessage.task_state:type_name -> weir.v1.TaskStateUpdate
-	5,  // 4: weir.v1.WorkerMessage.process_exited:type_name -> weir.v1.ProcessExited
-	15, // 5: weir.v1.WorkerMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
-	16, // 6: weir.v1.WorkerMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
-	17, // 7: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
-	7,  // 8: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
-	9,  // 9: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
-	11, // 10: weir.v1.CoordinatorMessage.start:type_name -> weir.v1.StartTasks
-	12, // 11: weir.v1.CoordinatorMessage.cancel:type_name -> weir.v1.CancelProcess
-	18, // 12: weir.v1.CoordinatorMessage.trigger:type_name -> weir.v1.TriggerCheckpoint
-	19, // 13: weir.v1.CoordinatorMessage.complete:type_name -> weir.v1.CheckpointComplete
-	8,  // 14: weir.v1.DeployProcess.subtasks:type_name -> weir.v1.SubtaskRef
-	20, // 15: weir.v1.DeployProcess.restore:type_name -> weir.v1.Restore
-	10, // 16: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
-	0,  // 17: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
-	13, // 18: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
-	6,  // 19: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
-	14, // 20: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
-	19, // [19:21] is the sub-list for method output_type
-	17, // [17:19] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	3,  // 1: weir.v1.WorkerMessage.heartbeat:type_name -> weir.v1.Heartbeat
+	4,  // 2: weir.v1.WorkerMessage.process_ready:type_name -> weir.v1.ProcessReady
+	5,  // 3: weir.v1.WorkerMessage.task_state:type_name -> weir.v1.TaskStateUpdate
+	6,  // 4: weir.v1.WorkerMessage.process_exited:type_name -> weir.v1.ProcessExited
+	16, // 5: weir.v1.WorkerMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
+	17, // 6: weir.v1.WorkerMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
+	2,  // 7: weir.v1.RegisterWorker.processes:type_name -> weir.v1.RunningProcess
+	9,  // 8: weir.v1.RunningProcess.subtasks:type_name -> weir.v1.SubtaskRef
+	5,  // 9: weir.v1.RunningProcess.tasks:type_name -> weir.v1.TaskStateUpdate
+	18, // 10: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
+	8,  // 11: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
+	10, // 12: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
+	12, // 13: weir.v1.CoordinatorMessage.start:type_name -> weir.v1.StartTasks
+	13, // 14: weir.v1.CoordinatorMessage.cancel:type_name -> weir.v1.CancelProcess
+	19, // 15: weir.v1.CoordinatorMessage.trigger:type_name -> weir.v1.TriggerCheckpoint
+	20, // 16: weir.v1.CoordinatorMessage.complete:type_name -> weir.v1.CheckpointComplete
+	9,  // 17: weir.v1.DeployProcess.subtasks:type_name -> weir.v1.SubtaskRef
+	21, // 18: weir.v1.DeployProcess.restore:type_name -> weir.v1.Restore
+	11, // 19: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
+	0,  // 20: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
+	14, // 21: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
+	7,  // 22: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
+	15, // 23: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
+	22, // [22:24] is the sub-list for method output_type
+	20, // [20:22] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_cluster_service_proto_init() }
@@ -1343,7 +1493,7 @@ func file_weir_v1_cluster_service_proto_init() {
 		(*WorkerMessage_CheckpointAck)(nil),
 		(*WorkerMessage_CheckpointDecline)(nil),
 	}
-	file_weir_v1_cluster_service_proto_msgTypes[6].OneofWrappers = []any{
+	file_weir_v1_cluster_service_proto_msgTypes[7].OneofWrappers = []any{
 		(*CoordinatorMessage_Registered)(nil),
 		(*CoordinatorMessage_Deploy)(nil),
 		(*CoordinatorMessage_Start)(nil),
@@ -1357,7 +1507,7 @@ func file_weir_v1_cluster_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_cluster_service_proto_rawDesc), len(file_weir_v1_cluster_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

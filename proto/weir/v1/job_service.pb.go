@@ -88,6 +88,63 @@ func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
 }
 
+type RestartStrategy int32
+
+const (
+	// Exponential delay without jitter or reset, the policy of jobs submitted
+	// before strategies existed.
+	RestartStrategy_RESTART_STRATEGY_UNSPECIFIED       RestartStrategy = 0
+	RestartStrategy_RESTART_STRATEGY_NONE              RestartStrategy = 1
+	RestartStrategy_RESTART_STRATEGY_FIXED_DELAY       RestartStrategy = 2
+	RestartStrategy_RESTART_STRATEGY_EXPONENTIAL_DELAY RestartStrategy = 3
+	RestartStrategy_RESTART_STRATEGY_FAILURE_RATE      RestartStrategy = 4
+)
+
+// Enum value maps for RestartStrategy.
+var (
+	RestartStrategy_name = map[int32]string{
+		0: "RESTART_STRATEGY_UNSPECIFIED",
+		1: "RESTART_STRATEGY_NONE",
+		2: "RESTART_STRATEGY_FIXED_DELAY",
+		3: "RESTART_STRATEGY_EXPONENTIAL_DELAY",
+		4: "RESTART_STRATEGY_FAILURE_RATE",
+	}
+	RestartStrategy_value = map[string]int32{
+		"RESTART_STRATEGY_UNSPECIFIED":       0,
+		"RESTART_STRATEGY_NONE":              1,
+		"RESTART_STRATEGY_FIXED_DELAY":       2,
+		"RESTART_STRATEGY_EXPONENTIAL_DELAY": 3,
+		"RESTART_STRATEGY_FAILURE_RATE":      4,
+	}
+)
+
+func (x RestartStrategy) Enum() *RestartStrategy {
+	p := new(RestartStrategy)
+	*p = x
+	return p
+}
+
+func (x RestartStrategy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RestartStrategy) Descriptor() protoreflect.EnumDescriptor {
+	return file_weir_v1_job_service_proto_enumTypes[1].Descriptor()
+}
+
+func (RestartStrategy) Type() protoreflect.EnumType {
+	return &file_weir_v1_job_service_proto_enumTypes[1]
+}
+
+func (x RestartStrategy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RestartStrategy.Descriptor instead.
+func (RestartStrategy) EnumDescriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+}
+
 type TaskState int32
 
 const (
@@ -130,11 +187,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_weir_v1_job_service_proto_enumTypes[1].Descriptor()
+	return file_weir_v1_job_service_proto_enumTypes[2].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_weir_v1_job_service_proto_enumTypes[1]
+	return &file_weir_v1_job_service_proto_enumTypes[2]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -143,7 +200,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
 type StatBinaryRequest struct {
@@ -429,16 +486,34 @@ func (x *UploadBinaryResponse) GetSize() int64 {
 	return 0
 }
 
-// RestartPolicy is exponential backoff with a cap on attempts.
+// RestartPolicy says whether and when a failed job is redeployed. The
+// strategy picks which fields apply; zero fields take the defaults of
+// coordinator/jobmaster.DefaultPolicy.
 type RestartPolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// 0 means no restarts.
-	MaxRestarts      int32   `protobuf:"varint,1,opt,name=max_restarts,json=maxRestarts,proto3" json:"max_restarts,omitempty"`
-	InitialBackoffMs int64   `protobuf:"varint,2,opt,name=initial_backoff_ms,json=initialBackoffMs,proto3" json:"initial_backoff_ms,omitempty"`
-	MaxBackoffMs     int64   `protobuf:"varint,3,opt,name=max_backoff_ms,json=maxBackoffMs,proto3" json:"max_backoff_ms,omitempty"`
-	Multiplier       float64 `protobuf:"fixed64,4,opt,name=multiplier,proto3" json:"multiplier,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Restarts allowed: in total for FIXED_DELAY, since the last reset for
+	// EXPONENTIAL_DELAY (and UNSPECIFIED), and per failure_interval_ms for
+	// FAILURE_RATE. 0 means no restarts.
+	MaxRestarts int32 `protobuf:"varint,1,opt,name=max_restarts,json=maxRestarts,proto3" json:"max_restarts,omitempty"`
+	// EXPONENTIAL_DELAY: the first delay, growing by multiplier up to
+	// max_backoff_ms.
+	InitialBackoffMs int64           `protobuf:"varint,2,opt,name=initial_backoff_ms,json=initialBackoffMs,proto3" json:"initial_backoff_ms,omitempty"`
+	MaxBackoffMs     int64           `protobuf:"varint,3,opt,name=max_backoff_ms,json=maxBackoffMs,proto3" json:"max_backoff_ms,omitempty"`
+	Multiplier       float64         `protobuf:"fixed64,4,opt,name=multiplier,proto3" json:"multiplier,omitempty"`
+	Strategy         RestartStrategy `protobuf:"varint,5,opt,name=strategy,proto3,enum=weir.v1.RestartStrategy" json:"strategy,omitempty"`
+	// FIXED_DELAY and FAILURE_RATE: the delay before every restart.
+	DelayMs int64 `protobuf:"varint,6,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	// EXPONENTIAL_DELAY: each delay is scaled by a random factor in
+	// [1-jitter, 1+jitter], so jobs failing together do not restart in step.
+	Jitter float64 `protobuf:"fixed64,7,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	// EXPONENTIAL_DELAY: a failure this long after the previous one resets the
+	// delay to initial_backoff_ms and the restart count to 0.
+	ResetThresholdMs int64 `protobuf:"varint,8,opt,name=reset_threshold_ms,json=resetThresholdMs,proto3" json:"reset_threshold_ms,omitempty"`
+	// FAILURE_RATE: the sliding window in which at most max_restarts failures
+	// are tolerated.
+	FailureIntervalMs int64 `protobuf:"varint,9,opt,name=failure_interval_ms,json=failureIntervalMs,proto3" json:"failure_interval_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RestartPolicy) Reset() {
@@ -495,6 +570,41 @@ func (x *RestartPolicy) GetMaxBackoffMs() int64 {
 func (x *RestartPolicy) GetMultiplier() float64 {
 	if x != nil {
 		return x.Multiplier
+	}
+	return 0
+}
+
+func (x *RestartPolicy) GetStrategy() RestartStrategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return RestartStrategy_RESTART_STRATEGY_UNSPECIFIED
+}
+
+func (x *RestartPolicy) GetDelayMs() int64 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
+func (x *RestartPolicy) GetJitter() float64 {
+	if x != nil {
+		return x.Jitter
+	}
+	return 0
+}
+
+func (x *RestartPolicy) GetResetThresholdMs() int64 {
+	if x != nil {
+		return x.ResetThresholdMs
+	}
+	return 0
+}
+
+func (x *RestartPolicy) GetFailureIntervalMs() int64 {
+	if x != nil {
+		return x.FailureIntervalMs
 	}
 	return 0
 }
@@ -1001,8 +1111,11 @@ type JobStatus struct {
 	UpdatedUnixMs int64       `protobuf:"varint,9,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
 	Tasks         []*TaskInfo `protobuf:"bytes,10,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	Spec          *JobSpec    `protobuf:"bytes,11,opt,name=spec,proto3" json:"spec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Workers hosting the current attempt, sorted; a new leader waits for
+	// them to report before it decides to re-attach to or restart the job.
+	AttemptWorkers []string `protobuf:"bytes,12,rep,name=attempt_workers,json=attemptWorkers,proto3" json:"attempt_workers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JobStatus) Reset() {
@@ -1108,6 +1221,13 @@ func (x *JobStatus) GetTasks() []*TaskInfo {
 func (x *JobStatus) GetSpec() *JobSpec {
 	if x != nil {
 		return x.Spec
+	}
+	return nil
+}
+
+func (x *JobStatus) GetAttemptWorkers() []string {
+	if x != nil {
+		return x.AttemptWorkers
 	}
 	return nil
 }
@@ -1575,14 +1695,19 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x04part\"B\n" +
 	"\x14UploadBinaryResponse\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x03R\x04size\"\xa6\x01\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\"\xed\x02\n" +
 	"\rRestartPolicy\x12!\n" +
 	"\fmax_restarts\x18\x01 \x01(\x05R\vmaxRestarts\x12,\n" +
 	"\x12initial_backoff_ms\x18\x02 \x01(\x03R\x10initialBackoffMs\x12$\n" +
 	"\x0emax_backoff_ms\x18\x03 \x01(\x03R\fmaxBackoffMs\x12\x1e\n" +
 	"\n" +
 	"multiplier\x18\x04 \x01(\x01R\n" +
-	"multiplier\"\xd8\x02\n" +
+	"multiplier\x124\n" +
+	"\bstrategy\x18\x05 \x01(\x0e2\x18.weir.v1.RestartStrategyR\bstrategy\x12\x19\n" +
+	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x16\n" +
+	"\x06jitter\x18\a \x01(\x01R\x06jitter\x12,\n" +
+	"\x12reset_threshold_ms\x18\b \x01(\x03R\x10resetThresholdMs\x12.\n" +
+	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\xd8\x02\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rbinary_sha256\x18\x02 \x01(\tR\fbinarySha256\x12\x1f\n" +
@@ -1618,7 +1743,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\asubtask\x18\x03 \x01(\x05R\asubtask\x12\x16\n" +
 	"\x06worker\x18\x04 \x01(\tR\x06worker\x12\x10\n" +
 	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12(\n" +
-	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\"\xdd\x02\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\"\x86\x03\n" +
 	"\tJobStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -1631,7 +1756,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x0fupdated_unix_ms\x18\t \x01(\x03R\rupdatedUnixMs\x12'\n" +
 	"\x05tasks\x18\n" +
 	" \x03(\v2\x11.weir.v1.TaskInfoR\x05tasks\x12$\n" +
-	"\x04spec\x18\v \x01(\v2\x10.weir.v1.JobSpecR\x04spec\")\n" +
+	"\x04spec\x18\v \x01(\v2\x10.weir.v1.JobSpecR\x04spec\x12'\n" +
+	"\x0fattempt_workers\x18\f \x03(\tR\x0eattemptWorkers\")\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +
@@ -1666,7 +1792,13 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x10JOB_STATE_FAILED\x10\x05\x12\x17\n" +
 	"\x13JOB_STATE_CANCELING\x10\x06\x12\x16\n" +
 	"\x12JOB_STATE_CANCELED\x10\a\x12\x18\n" +
-	"\x14JOB_STATE_RESTARTING\x10\b*\xa2\x01\n" +
+	"\x14JOB_STATE_RESTARTING\x10\b*\xbb\x01\n" +
+	"\x0fRestartStrategy\x12 \n" +
+	"\x1cRESTART_STRATEGY_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15RESTART_STRATEGY_NONE\x10\x01\x12 \n" +
+	"\x1cRESTART_STRATEGY_FIXED_DELAY\x10\x02\x12&\n" +
+	"\"RESTART_STRATEGY_EXPONENTIAL_DELAY\x10\x03\x12!\n" +
+	"\x1dRESTART_STRATEGY_FAILURE_RATE\x10\x04*\xa2\x01\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TASK_STATE_DEPLOYING\x10\x01\x12\x16\n" +
@@ -1699,75 +1831,77 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 	return file_weir_v1_job_service_proto_rawDescData
 }
 
-var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
-	(TaskState)(0),                   // 1: weir.v1.TaskState
-	(*StatBinaryRequest)(nil),        // 2: weir.v1.StatBinaryRequest
-	(*StatBinaryResponse)(nil),       // 3: weir.v1.StatBinaryResponse
-	(*BinaryHeader)(nil),             // 4: weir.v1.BinaryHeader
-	(*UploadBinaryRequest)(nil),      // 5: weir.v1.UploadBinaryRequest
-	(*UploadBinaryResponse)(nil),     // 6: weir.v1.UploadBinaryResponse
-	(*RestartPolicy)(nil),            // 7: weir.v1.RestartPolicy
-	(*JobSpec)(nil),                  // 8: weir.v1.JobSpec
-	(*CheckpointPolicy)(nil),         // 9: weir.v1.CheckpointPolicy
-	(*SubmitJobRequest)(nil),         // 10: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),        // 11: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),          // 12: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 13: weir.v1.ListJobsResponse
-	(*GetJobRequest)(nil),            // 14: weir.v1.GetJobRequest
-	(*TaskInfo)(nil),                 // 15: weir.v1.TaskInfo
-	(*JobStatus)(nil),                // 16: weir.v1.JobStatus
-	(*CancelJobRequest)(nil),         // 17: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 18: weir.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),       // 19: weir.v1.ListWorkersRequest
-	(*WorkerInfo)(nil),               // 20: weir.v1.WorkerInfo
-	(*ListWorkersResponse)(nil),      // 21: weir.v1.ListWorkersResponse
-	(*ListCheckpointsRequest)(nil),   // 22: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),  // 23: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),  // 24: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil), // 25: weir.v1.TriggerSavepointResponse
-	(*JobGraph)(nil),                 // 26: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 27: weir.v1.CheckpointInfo
+	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
+	(TaskState)(0),                   // 2: weir.v1.TaskState
+	(*StatBinaryRequest)(nil),        // 3: weir.v1.StatBinaryRequest
+	(*StatBinaryResponse)(nil),       // 4: weir.v1.StatBinaryResponse
+	(*BinaryHeader)(nil),             // 5: weir.v1.BinaryHeader
+	(*UploadBinaryRequest)(nil),      // 6: weir.v1.UploadBinaryRequest
+	(*UploadBinaryResponse)(nil),     // 7: weir.v1.UploadBinaryResponse
+	(*RestartPolicy)(nil),            // 8: weir.v1.RestartPolicy
+	(*JobSpec)(nil),                  // 9: weir.v1.JobSpec
+	(*CheckpointPolicy)(nil),         // 10: weir.v1.CheckpointPolicy
+	(*SubmitJobRequest)(nil),         // 11: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),        // 12: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),          // 13: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 14: weir.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 15: weir.v1.GetJobRequest
+	(*TaskInfo)(nil),                 // 16: weir.v1.TaskInfo
+	(*JobStatus)(nil),                // 17: weir.v1.JobStatus
+	(*CancelJobRequest)(nil),         // 18: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 19: weir.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),       // 20: weir.v1.ListWorkersRequest
+	(*WorkerInfo)(nil),               // 21: weir.v1.WorkerInfo
+	(*ListWorkersResponse)(nil),      // 22: weir.v1.ListWorkersResponse
+	(*ListCheckpointsRequest)(nil),   // 23: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 24: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),  // 25: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 26: weir.v1.TriggerSavepointResponse
+	(*JobGraph)(nil),                 // 27: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 28: weir.v1.CheckpointInfo
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
-	4,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
-	26, // 1: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
-	7,  // 2: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
-	9,  // 3: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
-	8,  // 4: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
-	16, // 5: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
-	1,  // 6: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
-	0,  // 7: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
-	15, // 8: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
-	8,  // 9: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
-	0,  // 10: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
-	20, // 11: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	27, // 12: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	2,  // 13: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	5,  // 14: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	10, // 15: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	12, // 16: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	14, // 17: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	17, // 18: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	19, // 19: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	22, // 20: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	24, // 21: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	3,  // 22: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	6,  // 23: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	11, // 24: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	13, // 25: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	16, // 26: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	18, // 27: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	21, // 28: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	23, // 29: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	25, // 30: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	22, // [22:31] is the sub-list for method output_type
-	13, // [13:22] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	5,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
+	1,  // 1: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
+	27, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	8,  // 3: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
+	10, // 4: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
+	9,  // 5: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
+	17, // 6: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
+	2,  // 7: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
+	0,  // 8: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
+	16, // 9: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
+	9,  // 10: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
+	0,  // 11: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
+	21, // 12: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
+	28, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	3,  // 14: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	6,  // 15: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	11, // 16: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	13, // 17: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	15, // 18: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	18, // 19: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	20, // 20: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	23, // 21: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	25, // 22: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	4,  // 23: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	7,  // 24: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	12, // 25: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	14, // 26: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	17, // 27: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	19, // 28: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	22, // 29: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	24, // 30: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	26, // 31: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_job_service_proto_init() }
@@ -1786,7 +1920,7 @@ func file_weir_v1_job_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -1,0 +1,258 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/weir-run/weir/coordinator/jobgraph"
+	"github.com/weir-run/weir/coordinator/jobmaster"
+	"github.com/weir-run/weir/internal/etcdkeys"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// Takeover. A new leader does not know what the old one left running, and
+// redeploying every job on every leader change would cost each job a restore
+// from its last checkpoint and, for a short TTL, most of the failover budget.
+// So the new leader first reconciles: it waits (at most the worker timeout)
+// for the live workers that hosted restored attempts to register, each
+// listing the processes it runs with their tasks' states. A job whose
+// attempt is fully accounted for, every task RUNNING or FINISHED, is adopted
+// as it is and checkpoints continue (ids keep increasing: the counter is in
+// etcd). Any other job is recovered by Start as before: what is left of its
+// attempt is stopped and a fresh attempt restores the latest completed
+// checkpoint. Reported processes nobody adopts are cancelled.
+//
+// While reconciling, reports about restored attempts update the
+// registrations rather than the jobs, so a task that fails or finishes in the
+// meantime is seen when the decision is made.
+
+// reconcile is the takeover in progress; nil once decided.
+type reconcile struct {
+	deadline time.Time
+	waiting  map[string]bool // live workers hosting a restored attempt, not yet registered
+	jobs     []*job          // the restored non-terminal jobs, to adopt or Start
+}
+
+// liveWorkers reads which workers hold a liveness key, and the revision to
+// watch their expiries from.
+func (s *leaderState) liveWorkers(ctx context.Context) (map[string]bool, int64, error) {
+	resp, err := s.c.etcd.Get(ctx, etcdkeys.Workers, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, 0, fmt.Errorf("list live workers: %w", err)
+	}
+	live := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		live[strings.TrimPrefix(string(kv.Key), etcdkeys.Workers)] = true
+	}
+	return live, resp.Header.Revision, nil
+}
+
+// beginReconcile decides whom to wait for, or decides at once when nobody.
+func (s *leaderState) beginReconcile(ctx context.Context, live map[string]bool, now time.Time) {
+	r := &reconcile{deadline: now.Add(s.c.cfg.HeartbeatTimeout), waiting: map[string]bool{}}
+	for _, j := range s.sortedJobs() {
+		if !jobmaster.Terminal(j.m.State()) {
+			r.jobs = append(r.jobs, j)
+		}
+		if !adoptable(j) {
+			continue
+		}
+		for _, w := range j.rec.AttemptWorkers {
+			if live[w] {
+				r.waiting[w] = true
+			}
+		}
+	}
+	s.reconcile = r
+	s.logger.Info("reconciling with workers", "waiting_for", strings.Join(sortedKeys(r.waiting), ","), "deadline", s.c.cfg.HeartbeatTimeout)
+	s.maybeReconciled(ctx, now)
+}
+
+// adoptable reports whether j's restored attempt could be re-attached to.
+func adoptable(j *job) bool {
+	st := j.m.State()
+	return (st == weirv1.JobState_JOB_STATE_RUNNING || st == weirv1.JobState_JOB_STATE_SCHEDULED) &&
+		j.attempt > 0 && len(j.rec.AttemptWorkers) > 0
+}
+
+// maybeReconciled decides once every awaited worker registered or the
+// deadline passed.
+func (s *leaderState) maybeReconciled(ctx context.Context, now time.Time) {
+	r := s.reconcile
+	if r == nil || (len(r.waiting) > 0 && now.Before(r.deadline)) {
+		return
+	}
+	s.reconcile = nil
+	if len(r.waiting) > 0 {
+		s.logger.Warn("workers did not report in time; their jobs restart", "workers", strings.Join(sortedKeys(r.waiting), ","))
+	}
+	adopted := map[procKey]bool{}
+	for _, j := range r.jobs {
+		if jobmaster.Terminal(j.m.State()) {
+			continue // cancelled meanwhile
+		}
+		if reason := s.tryAdopt(ctx, j); reason == "" {
+			adopted[procKey{j.rec.Id, j.attempt}] = true
+			continue
+		} else if adoptable(j) {
+			s.logger.Info("cannot re-attach to job; restarting it", "job", j.rec.Id, "attempt", j.attempt, "why", reason)
+		}
+		s.step(ctx, j, jobmaster.Start{})
+	}
+	for _, id := range sortedKeys(s.workers) {
+		s.cancelStrays(s.workers[id], adopted)
+	}
+}
+
+// procKey names one attempt's processes.
+type procKey struct {
+	job     string
+	attempt int64
+}
+
+// tryAdopt re-attaches to j's restored attempt from the registrations, or
+// says why it cannot. When it cannot, the attempt's live processes are
+// still recorded so that Start's StopAttempt cancels and awaits them.
+func (s *leaderState) tryAdopt(ctx context.Context, j *job) string {
+	procs := map[string]*process{}
+	tasks := map[jobgraph.Subtask]*taskRun{}
+	why := ""
+	for _, wid := range sortedKeys(s.workers) {
+		rp := s.workers[wid].reported[procKey{j.rec.Id, j.attempt}]
+		if rp == nil {
+			continue
+		}
+		p := &process{addr: rp.DataAddress, pid: rp.Pid, exited: rp.Exited, ready: true}
+		procs[wid] = p
+		states := map[jobgraph.Subtask]weirv1.TaskState{}
+		for _, u := range rp.Tasks {
+			states[jobgraph.Subtask{VertexID: u.VertexId, Index: u.Subtask}] = u.State
+		}
+		for _, ref := range rp.Subtasks {
+			st := jobgraph.Subtask{VertexID: ref.VertexId, Index: ref.Subtask}
+			p.subtasks = append(p.subtasks, ref)
+			if tasks[st] != nil {
+				why = fmt.Sprintf("subtask %s/%d reported by two workers", j.vertices[st.VertexID], st.Index)
+			}
+			tasks[st] = &taskRun{worker: wid, state: states[st]}
+			switch {
+			case states[st] == weirv1.TaskState_TASK_STATE_FINISHED:
+			case states[st] != weirv1.TaskState_TASK_STATE_RUNNING:
+				why = fmt.Sprintf("subtask %s/%d on worker %s is %s", j.vertices[st.VertexID], st.Index, wid, states[st])
+			case rp.Exited:
+				why = fmt.Sprintf("the process on worker %s exited: %s", wid, rp.Error)
+			}
+		}
+	}
+	for _, st := range j.subtasks {
+		if tasks[st] == nil && why == "" {
+			why = fmt.Sprintf("no worker reported subtask %s/%d", j.vertices[st.VertexID], st.Index)
+		}
+	}
+	j.procs = procs
+	if !adoptable(j) {
+		return "not running when the leader changed"
+	}
+	if why != "" {
+		return why
+	}
+	j.tasks = tasks
+	j.placement = make([]string, jobgraph.SlotsNeeded(j.rec.Spec.Graph))
+	for st, t := range tasks {
+		j.placement[jobgraph.SlotOf(st)] = t.worker
+	}
+	s.logger.Info("re-attached to job", "job", j.rec.Id, "attempt", j.attempt, "workers", strings.Join(sortedKeys(procs), ","))
+	s.step(ctx, j, jobmaster.Reattached{})
+	switch {
+	case j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED):
+		s.step(ctx, j, jobmaster.AllFinished{})
+	case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING):
+		j.ckStarted = true
+		now := time.Now()
+		s.ckApply(ctx, j, j.ckpt.Start(j.ckTasks(), now))
+		// The old leader may have recorded a checkpoint and died before
+		// telling the sinks; committing is idempotent, so say it again.
+		if latest := j.restoreFor(); latest != nil && latest.CheckpointId > 0 {
+			s.sendProcs(j, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Complete{Complete: &weirv1.CheckpointComplete{
+				JobId: j.rec.Id, Attempt: j.attempt, CheckpointId: latest.CheckpointId,
+			}}})
+		}
+	}
+	return ""
+}
+
+// cancelStrays stops the processes w reported that belong to no attempt
+// the leader runs: old attempts, jobs since cancelled or restarted.
+func (s *leaderState) cancelStrays(w *workerConn, keep map[procKey]bool) {
+	keys := make([]procKey, 0, len(w.reported))
+	for k := range w.reported {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		return keys[a].job < keys[b].job || keys[a].job == keys[b].job && keys[a].attempt < keys[b].attempt
+	})
+	for _, k := range keys {
+		rp := w.reported[k]
+		if rp.Exited || keep[k] {
+			continue
+		}
+		if j := s.jobs[k.job]; j != nil && j.attempt == k.attempt && j.stopping[w.id] {
+			continue // Start's StopAttempt already cancelled it
+		}
+		s.logger.Info("cancelling a process no attempt owns", "worker", w.id, "job", k.job, "attempt", k.attempt)
+		w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Cancel{Cancel: &weirv1.CancelProcess{
+			JobId: k.job, Attempt: k.attempt,
+		}}})
+	}
+	w.reported = nil
+}
+
+// reconcileReport applies a worker's report about a restored attempt to its
+// registration while reconciling, and reports whether it did.
+func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bool {
+	if s.reconcile == nil {
+		return false
+	}
+	var key procKey
+	switch m := m.Msg.(type) {
+	case *weirv1.WorkerMessage_TaskState:
+		key = procKey{m.TaskState.JobId, m.TaskState.Attempt}
+	case *weirv1.WorkerMessage_ProcessExited:
+		key = procKey{m.ProcessExited.JobId, m.ProcessExited.Attempt}
+	case *weirv1.WorkerMessage_ProcessReady:
+		key = procKey{m.ProcessReady.JobId, m.ProcessReady.Attempt}
+	case *weirv1.WorkerMessage_CheckpointAck:
+		key = procKey{m.CheckpointAck.JobId, m.CheckpointAck.Attempt}
+	case *weirv1.WorkerMessage_CheckpointDecline:
+		key = procKey{m.CheckpointDecline.JobId, m.CheckpointDecline.Attempt}
+	default:
+		return false
+	}
+	rp := w.reported[key]
+	if rp == nil {
+		return false
+	}
+	switch m := m.Msg.(type) {
+	case *weirv1.WorkerMessage_TaskState:
+		u := m.TaskState
+		for i, old := range rp.Tasks {
+			if old.VertexId == u.VertexId && old.Subtask == u.Subtask {
+				rp.Tasks = append(rp.Tasks[:i], rp.Tasks[i+1:]...)
+				break
+			}
+		}
+		rp.Tasks = append(rp.Tasks, u)
+	case *weirv1.WorkerMessage_ProcessExited:
+		e := m.ProcessExited
+		rp.Exited, rp.ExitCode, rp.Error = true, e.ExitCode, e.Error
+	case *weirv1.WorkerMessage_ProcessReady:
+		rp.DataAddress, rp.Pid = m.ProcessReady.DataAddress, m.ProcessReady.Pid
+	}
+	// Checkpoint acks and declines are dropped: this leader triggered none.
+	return true
+}

@@ -133,7 +133,7 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 		s.workers[w].send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
 			JobId: j.rec.Id, Attempt: attempt, BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 			Args: spec.Args, Parallelism: spec.Parallelism, Subtasks: j.procs[w].subtasks,
-			Store: s.c.cfg.Store, Restore: restore,
+			Store: s.c.cfg.Store, Restore: restore, CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs(),
 		}}})
 	}
 	s.logger.Info("deploying", "job", j.rec.Id, "attempt", attempt, "workers", strings.Join(sortedKeys(j.procs), ","))

@@ -370,5 +370,12 @@ func validateSpec(spec *weirv1.JobSpec) error {
 	if spec.Parallelism < 1 {
 		return fmt.Errorf("parallelism %d is below 1", spec.Parallelism)
 	}
-	return jobgraph.Validate(spec.Graph)
+	if err := jobgraph.Validate(spec.Graph); err != nil {
+		return err
+	}
+	ck := checkpointConfig(spec.Checkpoints).WithDefaults()
+	return jobgraph.CheckTransactionTimeouts(spec.Graph, jobgraph.TransactionBounds{
+		CheckpointInterval: ck.Interval, CheckpointTimeout: ck.Timeout,
+		MaxRestartDelay: jobmaster.MaxRestartDelay(spec.Restart),
+	})
 }

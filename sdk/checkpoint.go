@@ -61,6 +61,7 @@ type checkpointer struct {
 	attempt     int64
 	stateRoot   string
 	restore     *weirv1.CheckpointManifest // nil: fresh start
+	interval    time.Duration              // 0: no periodic checkpoints
 	ack         func(*weirv1.CheckpointAck)
 	decline     func(*weirv1.CheckpointDecline)
 	logger      *slog.Logger
@@ -75,6 +76,8 @@ type taskState struct {
 	// operator the checkpoint knows has an entry even when its share is
 	// empty, so it does not start afresh (a generator would replay).
 	items map[string][][]byte
+	// all holds every subtask's items, by uid (union state).
+	all map[string][][]byte
 	// fromID is the checkpoint restored (0: none).
 	fromID int64
 }
@@ -83,7 +86,7 @@ type taskState struct {
 // current parallelism. Snapshots belong to the vertex whose head uid they
 // start with, so state follows uids, not vertex numbers.
 func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
-	ts := taskState{items: map[string][][]byte{}}
+	ts := taskState{items: map[string][][]byte{}, all: map[string][][]byte{}}
 	if ck == nil || ck.restore == nil {
 		return ts, nil
 	}
@@ -113,6 +116,7 @@ func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
 			if _, ok := ts.items[op.Uid]; !ok {
 				ts.items[op.Uid] = [][]byte{}
 			}
+			ts.all[op.Uid] = append(ts.all[op.Uid], items...)
 			for _, it := range items {
 				mine := int(s.Subtask) == i
 				if int(s.Parallelism) != v.parallelism {
@@ -320,7 +324,8 @@ func openCheckpointer(ctx context.Context, env taskenv.Task, a *weirv1.AssignTas
 		store.Close()
 		return nil, err
 	}
-	ck := &checkpointer{store: store, bucket: store.Bucket(), jobID: env.JobID, attempt: env.Attempt, stateRoot: root, logger: logger}
+	ck := &checkpointer{store: store, bucket: store.Bucket(), jobID: env.JobID, attempt: env.Attempt, stateRoot: root, logger: logger,
+		interval: time.Duration(a.CheckpointIntervalMs) * time.Millisecond}
 	if r := a.Restore; r != nil && r.Manifest != "" {
 		from := ck.bucket
 		if r.Store != "" && r.Store != a.Store {

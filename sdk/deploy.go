@@ -11,6 +11,7 @@ import (
 	"github.com/weir-run/weir/internal/exchange"
 	"github.com/weir-run/weir/internal/snapshot"
 	"github.com/weir-run/weir/internal/storelayout"
+	"github.com/weir-run/weir/internal/watermark"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -127,7 +128,8 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		ctx: ctx, jobID: d.jobID, attempt: d.attempt, vertex: v.id, subtask: ref.subtask,
 		parallelism: v.parallelism, maxParallelism: pl.maxParallelism,
 		logger:   d.logger.With("vertex", v.id, "subtask", ref.subtask),
-		restored: restored.items,
+		restored: restored.items, restoredAll: restored.all,
+		checkpointing: d.ck != nil && d.ck.interval > 0,
 	}
 	t := &task{env: env, v: v, gate: gate, out: noOutput{}, ck: d.ck, mailbox: make(chan control, 16),
 		barriers: map[int64]exchange.Frame{}}
@@ -141,11 +143,18 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 	if env.state, t.db, err = d.ck.openState(ctx, v, ref.subtask, pl.maxParallelism, restored, t.uploader); err != nil {
 		return nil, err
 	}
-	var emit any
-	switch tail := v.tail(); {
-	case len(v.out) > 0:
+	// The tail's outputs: the main one and its side outputs, each with
+	// the edges leaving from it.
+	tail := v.tail()
+	types := append([]streamType{tail.out}, tail.sideTypes()...)
+	emits := make([]any, len(types))
+	var outs outputs
+	for side, st := range types {
 		var edges []outEdge
 		for _, e := range v.out {
+			if e.link.side != side {
+				continue
+			}
 			oe := outEdge{part: e.part, keyHash: e.link.keyHash}
 			for _, j := range consumersOf(e, ref.subtask) {
 				addr := d.route(subtaskRef{e.to.id, j})
@@ -158,14 +167,36 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 			}
 			edges = append(edges, oe)
 		}
-		emit, t.out = tail.out.newOutput(env, edges)
-	case tail.out != nil:
-		emit = tail.out.discard()
+		switch {
+		case len(edges) > 0:
+			var out output
+			emits[side], out = st.newOutput(env, edges)
+			outs = append(outs, out)
+		case st != nil:
+			emits[side] = st.discard()
+		}
+	}
+	switch len(outs) {
+	case 0:
+	case 1:
+		t.out = outs[0]
+	default:
+		t.out = outs
+	}
+	env.setIdle = t.sendIdle
+	emit := emits[0]
+	wmNext := func(ts int64) {
+		if err := t.out.watermark(ts, false); err != nil {
+			env.fail(err)
+		}
 	}
 	t.runs = make([]opRun, len(v.nodes))
 	for j := len(v.nodes) - 1; j >= 0; j-- {
 		n := v.nodes[j]
-		oe := &opEnv{subtaskEnv: env, uid: n.uid}
+		oe := &opEnv{subtaskEnv: env, uid: n.uid, emitWatermark: wmNext}
+		if j == len(v.nodes)-1 {
+			oe.sides = emits[1:]
+		}
 		if n.newSource != nil {
 			src, err := n.newSource(oe, emit)
 			if err != nil {
@@ -180,9 +211,20 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		}
 		t.runs[j] = r
 		emit = r.in
+		if r.watermark != nil {
+			wmNext = r.watermark
+		}
+	}
+	t.wmIn, t.wm = wmNext, watermark.Min
+	if gate != nil {
+		t.valve = watermark.New(len(inEdges))
 	}
 	for _, e := range inEdges {
-		t.decs = append(t.decs, e.from.tail().out.decoder(emit))
+		in := emit
+		if e.link.input == 1 {
+			in = t.runs[0].in2
+		}
+		t.decs = append(t.decs, e.from.tail().outType(e.link.side).decoder(in))
 	}
 	d.mu.Lock()
 	if d.tasks == nil {

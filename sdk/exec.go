@@ -16,6 +16,7 @@ import (
 	"github.com/weir-run/weir/internal/pebblestate"
 	"github.com/weir-run/weir/internal/snapshot"
 	"github.com/weir-run/weir/internal/state"
+	"github.com/weir-run/weir/internal/watermark"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -41,8 +42,23 @@ type subtaskEnv struct {
 	state          state.Backend
 	logger         *slog.Logger
 	err            error
-	// restored holds each operator's restored items, by uid.
-	restored map[string][][]byte
+	// restored holds each operator's restored items, by uid; restoredAll
+	// holds every subtask's (see TaskInfo.RestoredAll).
+	restored, restoredAll map[string][][]byte
+	// checkpointing says whether the job takes checkpoints.
+	checkpointing bool
+	// wakeAt is the earliest processing time an operator asked to be called
+	// back at (onTime); zero when none did.
+	wakeAt time.Time
+	// setIdle sends the idle marker (or its end) downstream.
+	setIdle func(idle bool)
+}
+
+// wake asks the subtask loop to call the operators' onTime at or after at.
+func (e *subtaskEnv) wake(at time.Time) {
+	if e.wakeAt.IsZero() || at.Before(e.wakeAt) {
+		e.wakeAt = at
+	}
 }
 
 // fail records the first error of the chain; the subtask loop checks it
@@ -58,6 +74,11 @@ func (e *subtaskEnv) fail(err error) {
 type opEnv struct {
 	*subtaskEnv
 	uid string
+	// emitWatermark passes a watermark to the rest of the chain: the next
+	// operator's watermark handler, or the output.
+	emitWatermark func(ts int64)
+	// sides holds the emit function of each side output (func(S)).
+	sides []any
 }
 
 func (e *opEnv) Subtask() int     { return e.subtask }
@@ -73,9 +94,25 @@ func (e *opEnv) Restored() ([][]byte, bool) {
 	return items, ok
 }
 
+func (e *opEnv) RestoredAll() ([][]byte, bool) {
+	items, ok := e.restoredAll[e.uid]
+	return items, ok
+}
+
+func (e *opEnv) Checkpointing() bool  { return e.checkpointing }
+func (e *opEnv) Logger() *slog.Logger { return e.logger }
+
 // opRun is an operator instance: in is a func(T) over its input type.
 type opRun struct {
-	in       any
+	in  any
+	in2 any // second input of a two-input operator (func(T2))
+	// watermark handles the operator's input watermark, which only
+	// advances; it fires what is due and forwards it with emitWatermark.
+	// Without one the watermark passes through.
+	watermark func(ts int64)
+	// onTime is called in the subtask goroutine at or after the time the
+	// operator asked for with wake.
+	onTime   func(now time.Time)
 	finish   func() error                     // end of input: emit final results
 	flush    func() error                     // buffer timeout: push out buffered output
 	close    func() error                     // always last
@@ -84,9 +121,12 @@ type opRun struct {
 }
 
 type sourceRun struct {
-	poll     func() (Poll, error)
-	close    func() error
-	snapshot func() ([][]byte, error) // the reader's splits and positions
+	poll func() (Poll, error)
+	// watermark reports the reader's own watermark after a poll, when it
+	// implements WatermarkSource.
+	watermark func() (ts int64, idle bool)
+	close     func() error
+	snapshot  func() ([][]byte, error) // the reader's splits and positions
 }
 
 // streamType is what the runtime needs to know of a stream's record type.
@@ -111,6 +151,9 @@ type output interface {
 	end() error
 	// barrier sends checkpoint barrier id on every channel, after flush.
 	barrier(id, ts int64, savepoint bool) error
+	// watermark sends watermark ts, or the idle marker, on every channel,
+	// after flush: records before it stay before it.
+	watermark(ts int64, idle bool) error
 }
 
 type typedStream[T any] struct{ codec Codec[T] }
@@ -276,6 +319,10 @@ func (o *typedOutput[T]) barrier(id, ts int64, savepoint bool) error {
 	return o.broadcastFrame(exchange.Frame{Kind: exchange.KindBarrier, CheckpointID: id, Timestamp: ts, Savepoint: savepoint})
 }
 
+func (o *typedOutput[T]) watermark(ts int64, idle bool) error {
+	return o.broadcastFrame(exchange.Frame{Kind: exchange.KindWatermark, Timestamp: ts, Idle: idle})
+}
+
 func (o *typedOutput[T]) end() error {
 	if err := o.broadcastFrame(exchange.Frame{Kind: exchange.KindEnd}); err != nil {
 		return err
@@ -298,6 +345,38 @@ func (noOutput) flush() error { return nil }
 func (noOutput) end() error   { return nil }
 
 func (noOutput) barrier(int64, int64, bool) error { return nil }
+func (noOutput) watermark(int64, bool) error      { return nil }
+
+// outputs is the output of a chain whose tail has side outputs: the main
+// output and each side output's writers, as one.
+type outputs []output
+
+func (os outputs) dirty() bool {
+	for _, o := range os {
+		if o.dirty() {
+			return true
+		}
+	}
+	return false
+}
+
+func (os outputs) each(f func(output) error) error {
+	for _, o := range os {
+		if err := f(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (os outputs) flush() error { return os.each(output.flush) }
+func (os outputs) end() error   { return os.each(output.end) }
+func (os outputs) barrier(id, ts int64, savepoint bool) error {
+	return os.each(func(o output) error { return o.barrier(id, ts, savepoint) })
+}
+func (os outputs) watermark(ts int64, idle bool) error {
+	return os.each(func(o output) error { return o.watermark(ts, idle) })
+}
 
 // task is one subtask ready to run: its chain is built and its channels open.
 type task struct {
@@ -315,6 +394,12 @@ type task struct {
 	uploader *snapshot.Uploader
 	uploadMu sync.Mutex
 	aligner  *align.Aligner
+	valve    *watermark.Valve
+	// wmIn is the chain's watermark entry: the head operator's handler or
+	// the output. wm is the last watermark given to it.
+	wmIn     func(ts int64)
+	wm       int64
+	idle     bool                     // idle marker sent downstream
 	barriers map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
 	mailbox  chan control             // sources' mailbox; gates use Gate.Post
 }
@@ -331,6 +416,12 @@ func (t *task) run() (err error) {
 	if err != nil {
 		return err
 	}
+	// The end of a bounded input is the final watermark: every window and
+	// event-time timer fires before the operators finish.
+	t.advance(watermark.Max)
+	if t.env.err != nil {
+		return t.env.err
+	}
 	for _, r := range t.runs {
 		if r.finish != nil {
 			if err := r.finish(); err != nil {
@@ -342,6 +433,40 @@ func (t *task) run() (err error) {
 		}
 	}
 	return t.out.end()
+}
+
+// advance gives the chain watermark ts if it is newer than the last.
+func (t *task) advance(ts int64) {
+	if ts > t.wm {
+		t.wm = ts
+		t.wmIn(ts)
+	}
+}
+
+// sendIdle forwards a change of the idle status downstream.
+func (t *task) sendIdle(idle bool) {
+	if idle == t.idle {
+		return
+	}
+	t.idle = idle
+	ts := t.wm
+	if err := t.out.watermark(ts, idle); err != nil {
+		t.env.fail(err)
+	}
+}
+
+// tick runs the operators' processing-time callbacks if one is due.
+func (t *task) tick(now time.Time) error {
+	if t.env.wakeAt.IsZero() || now.Before(t.env.wakeAt) {
+		return nil
+	}
+	t.env.wakeAt = time.Time{}
+	for _, r := range t.runs {
+		if r.onTime != nil {
+			r.onTime(now)
+		}
+	}
+	return t.env.err
 }
 
 func (t *task) close() error {
@@ -391,6 +516,17 @@ func (t *task) runSource() error {
 		if res.Done {
 			return nil
 		}
+		if t.source.watermark != nil {
+			if ts, idle := t.source.watermark(); idle {
+				t.sendIdle(true)
+			} else {
+				t.sendIdle(false)
+				t.advance(ts)
+			}
+		}
+		if err := t.tick(time.Now()); err != nil {
+			return err
+		}
 		if t.out.dirty() {
 			now := time.Now()
 			switch {
@@ -404,7 +540,11 @@ func (t *task) runSource() error {
 			}
 		}
 		if res.Wait > 0 {
-			timer := time.NewTimer(res.Wait)
+			wait := res.Wait
+			if !t.env.wakeAt.IsZero() {
+				wait = max(min(wait, time.Until(t.env.wakeAt)), 0)
+			}
+			timer := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				timer.Stop()
@@ -428,22 +568,36 @@ func (t *task) runGate() error {
 	for {
 		var d exchange.Delivery
 		var err error
-		if t.out.dirty() {
-			if flushAt.IsZero() {
-				flushAt = time.Now().Add(bufferTimeout)
-			}
-			wctx, cancel := context.WithDeadline(ctx, flushAt)
+		dirty := t.out.dirty()
+		if dirty && flushAt.IsZero() {
+			flushAt = time.Now().Add(bufferTimeout)
+		} else if !dirty {
+			flushAt = time.Time{}
+		}
+		// Wait for input until the buffer timeout or an operator's
+		// processing-time callback, whichever comes first.
+		deadline := flushAt
+		if w := t.env.wakeAt; !w.IsZero() && (deadline.IsZero() || w.Before(deadline)) {
+			deadline = w
+		}
+		if !deadline.IsZero() {
+			wctx, cancel := context.WithDeadline(ctx, deadline)
 			d, err = t.gate.Next(wctx)
 			cancel()
 			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-				if err := t.flush(); err != nil {
+				now := time.Now()
+				if err := t.tick(now); err != nil {
 					return err
 				}
-				flushAt = time.Time{}
+				if !flushAt.IsZero() && !now.Before(flushAt) {
+					if err := t.flush(); err != nil {
+						return err
+					}
+					flushAt = time.Time{}
+				}
 				continue
 			}
 		} else {
-			flushAt = time.Time{}
 			d, err = t.gate.Next(ctx)
 		}
 		if err == io.EOF {
@@ -463,8 +617,11 @@ func (t *task) runGate() error {
 			if err := t.decs[d.Index](&d.Frame); err != nil {
 				return err
 			}
-			if t.env.err != nil {
-				return t.env.err
+		case exchange.KindWatermark:
+			if d.Frame.Idle {
+				t.valveStatus(t.valve.Idle(d.Index))
+			} else {
+				t.valveStatus(t.valve.Watermark(d.Index, d.Frame.Timestamp))
 			}
 		case exchange.KindBarrier:
 			if _, seen := t.barriers[d.Frame.CheckpointID]; !seen {
@@ -474,10 +631,33 @@ func (t *task) runGate() error {
 				return err
 			}
 		case exchange.KindEnd:
+			t.valveStatus(t.valve.End(d.Index))
 			if err := t.aligned(d.Index, t.aligner.End(d.Index, time.Now())); err != nil {
 				return err
 			}
 		}
+		if t.env.err != nil {
+			return t.env.err
+		}
+		if !t.env.wakeAt.IsZero() {
+			if err := t.tick(time.Now()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// valveStatus carries out a change of the input watermark or idleness.
+func (t *task) valveStatus(s watermark.Status) {
+	if s.IdleChanged && s.Idle {
+		t.sendIdle(true)
+	}
+	if s.Advanced {
+		t.sendIdle(false)
+		t.advance(s.Watermark)
+	}
+	if s.IdleChanged && !s.Idle {
+		t.sendIdle(false)
 	}
 }
 

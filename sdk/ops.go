@@ -16,13 +16,15 @@ func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
 
 // Filter keeps the records for which keep returns true.
 func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
-	return transform(s, "filter", "Filter", opts, func(_ *opEnv, emit func(T)) (opRun, error) {
+	out := transform(s, "filter", "Filter", opts, func(_ *opEnv, emit func(T)) (opRun, error) {
 		return opRun{in: func(v T) {
 			if keep(v) {
 				emit(v)
 			}
 		}}, nil
 	})
+	out.ts = s.ts
+	return out
 }
 
 // FlatMap calls f with every record and a function that emits any number of
@@ -105,11 +107,14 @@ func Reduce[K comparable, T any](k KeyedStream[K, T], f func(acc, v T) T, opts .
 }
 
 // AggregateFunc folds records of type T into an accumulator A and reads a
-// result R from it (Flink's AggregateFunction without merge).
+// result R from it (Flink's AggregateFunction).
 type AggregateFunc[T, A, R any] struct {
 	Init   func() A
 	Add    func(acc A, v T) A
 	Result func(acc A) R
+	// Merge combines two accumulators: sliding windows combine their panes
+	// and sessions merge with it. Optional elsewhere.
+	Merge func(a, b A) A
 }
 
 // Count is an AggregateFunc counting records.
@@ -118,6 +123,7 @@ func Count[T any]() AggregateFunc[T, int64, int64] {
 		Init:   func() int64 { return 0 },
 		Add:    func(n int64, _ T) int64 { return n + 1 },
 		Result: func(n int64) int64 { return n },
+		Merge:  func(a, b int64) int64 { return a + b },
 	}
 }
 

@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"regexp"
+	"time"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -42,6 +43,10 @@ func (p *Pipeline) SetMaxParallelism(n int) { p.maxParallelism = n }
 // Err is the first error met while building the graph, if any.
 func (p *Pipeline) Err() error { return p.err }
 
+// Fail records a configuration error found while building, such as a
+// connector's invalid settings: the job is refused at submit with it.
+func (p *Pipeline) Fail(err error) { p.fail(err) }
+
 func (p *Pipeline) fail(err error) {
 	if p.err == nil {
 		p.err = err
@@ -56,10 +61,12 @@ type node struct {
 	kind        string
 	parallelism int // 0 until resolved: the pipeline default
 	startChain  bool
-	keyed       bool // keeps keyed state
+	keyed       bool          // keeps keyed state
+	txnTimeout  time.Duration // see WithTransactionTimeout
 	inputs      []*link
 	outputs     []*link
-	out         streamType // the node's output type; nil for sinks
+	out         streamType   // the node's output type; nil for sinks
+	sides       []streamType // side outputs' types (link.side i+1 is sides[i])
 	newSource   func(env *opEnv, emit any) (sourceRun, error)
 	newOp       func(env *opEnv, emit any) (opRun, error)
 }
@@ -71,6 +78,22 @@ type link struct {
 	// keyHash makes, for HASH links, a func(T) uint64 hashing the key of the
 	// link's record type T; one per subtask.
 	keyHash func() any
+	// side is the producer's output the link leaves from: 0 its main
+	// output, i its side output i-1.
+	side int
+	// input is the consumer's input the link feeds: 0, or 1 for the second
+	// input of a two-input operator.
+	input int
+}
+
+func (n *node) sideTypes() []streamType { return n.sides }
+
+// outType is the type of the node's output side (see link.side).
+func (n *node) outType(side int) streamType {
+	if side == 0 {
+		return n.out
+	}
+	return n.sides[side-1]
 }
 
 // Stream is a stream of records of type T produced by one operator.
@@ -79,6 +102,10 @@ type Stream[T any] struct {
 	n     *node
 	codec Codec[T]
 	part  weirv1.Partitioning
+	side  int // which output of n the stream is (see link.side)
+	// ts gives a record's event time (unix ms) once AssignTimestamps or a
+	// window has set it; nil otherwise.
+	ts func(T) int64
 }
 
 // Pipeline returns the pipeline the stream belongs to.
@@ -93,6 +120,7 @@ type opConfig struct {
 	startChain  bool
 	codec       any // Codec[U] for the operator's output
 	rate        float64
+	txnTimeout  time.Duration
 }
 
 type optionFunc func(*opConfig)
@@ -120,6 +148,16 @@ func WithCodec[T any](c Codec[T]) Option { return optionFunc(func(o *opConfig) {
 // job (shared evenly by its subtasks). 0 means as fast as possible.
 func WithRate(n float64) Option { return optionFunc(func(c *opConfig) { c.rate = n }) }
 
+// WithTransactionTimeout declares that the operator keeps external
+// transactions open from one checkpoint until the next completes, and that
+// the external system aborts them after d. The coordinator refuses to run a
+// job whose checkpoint interval, checkpoint timeout and restart delay add up
+// to d or more, because an aborted transaction is lost output. Connectors
+// with two-phase commit sinks set it; jobs rarely need to.
+func WithTransactionTimeout(d time.Duration) Option {
+	return optionFunc(func(c *opConfig) { c.txnTimeout = d })
+}
+
 func config(opts []Option) opConfig {
 	var c opConfig
 	for _, o := range opts {
@@ -135,7 +173,7 @@ var uidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 // addNode registers an operator producing T (out is nil for sinks).
 func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produces bool) (*node, Codec[T]) {
 	n := &node{id: len(p.nodes), kind: kind, name: cfg.name, uid: cfg.uid,
-		parallelism: cfg.parallelism, startChain: cfg.startChain}
+		parallelism: cfg.parallelism, startChain: cfg.startChain, txnTimeout: cfg.txnTimeout}
 	if n.name == "" {
 		n.name = defaultName
 	}
@@ -174,7 +212,7 @@ func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produce
 
 // connect adds the link from s's operator to n.
 func connect[T any](s Stream[T], n *node) {
-	l := &link{from: s.n, to: n, part: s.part}
+	l := &link{from: s.n, to: n, part: s.part, side: s.side}
 	s.n.outputs = append(s.n.outputs, l)
 	n.inputs = append(n.inputs, l)
 }

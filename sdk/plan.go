@@ -141,7 +141,7 @@ func chainPredecessor(n *node) *node {
 		return nil
 	}
 	l := n.inputs[0]
-	if l.part != weirv1.Partitioning_PARTITIONING_FORWARD || len(l.from.outputs) != 1 ||
+	if l.part != weirv1.Partitioning_PARTITIONING_FORWARD || len(l.from.outputs) != 1 || l.side != 0 ||
 		l.from.parallelism != n.parallelism {
 		return nil
 	}
@@ -155,12 +155,14 @@ func (pl *plan) jobGraph() *weirv1.JobGraph {
 		pv := &weirv1.Vertex{Id: int32(v.id), Parallelism: int32(v.parallelism), IsSource: v.head().newSource != nil,
 			Name: v.name()}
 		for _, n := range v.nodes {
-			pv.Operators = append(pv.Operators, &weirv1.Operator{Uid: n.uid, Name: n.name, Kind: n.kind})
+			pv.Operators = append(pv.Operators, &weirv1.Operator{Uid: n.uid, Name: n.name, Kind: n.kind,
+				TransactionTimeoutMs: n.txnTimeout.Milliseconds()})
 		}
 		g.Vertices = append(g.Vertices, pv)
 	}
 	for _, e := range pl.edges {
-		g.Edges = append(g.Edges, &weirv1.Edge{Source: int32(e.from.id), Target: int32(e.to.id), Partitioning: e.part})
+		g.Edges = append(g.Edges, &weirv1.Edge{Source: int32(e.from.id), Target: int32(e.to.id), Partitioning: e.part,
+			TargetInput: int32(e.link.input)})
 	}
 	return g
 }

@@ -3,6 +3,7 @@ package sdk
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -32,6 +33,15 @@ type TaskInfo interface {
 	// Restored returns the state items the operator had in the checkpoint
 	// this subtask restored (split positions, pending files), if any.
 	Restored() ([][]byte, bool)
+	// RestoredAll returns the items of every subtask of the operator in
+	// that checkpoint (Flink's union list state). Connectors that assign
+	// their own splits, such as Kafka partitions, pick theirs from it.
+	RestoredAll() ([][]byte, bool)
+	// Checkpointing says whether the job takes checkpoints, so a sink
+	// can choose its delivery guarantee.
+	Checkpointing() bool
+	// Logger carries the job, vertex and subtask.
+	Logger() *slog.Logger
 }
 
 // NewSource adds a source whose subtasks each read through the SourceReader
@@ -48,6 +58,9 @@ func NewSource[T any](p *Pipeline, name string, open func(TaskInfo) (SourceReade
 		run := sourceRun{poll: func() (Poll, error) { return r.Poll(e) }, close: r.Close}
 		if s, ok := r.(SplitSnapshotter); ok {
 			run.snapshot = s.SnapshotSplits
+		}
+		if w, ok := r.(WatermarkSource); ok {
+			run.watermark = w.Watermark
 		}
 		return run, nil
 	}

@@ -139,17 +139,28 @@ func (h *stateHandle) scan(fn func(suffix, val []byte) error) error {
 // scanAll visits every key's entry of this state held by the subtask, with
 // the encoded user key (the built-in aggregations emit them at end of input).
 func (h *stateHandle) scanAll(fn func(key, val []byte) error) error {
+	return h.scanEntries(func(key, suffix, val []byte) error {
+		if len(suffix) > 0 {
+			return errCorruptItems
+		}
+		return fn(key, val)
+	})
+}
+
+// scanEntries visits every entry of this state held by the subtask, with its
+// encoded user key and suffix (a map key, a timer, a window).
+func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error {
 	return h.s.env.state.Scan(nil, func(k, v []byte) error {
 		if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
 			return nil
 		}
 		rest := k[2+len(h.prefix):]
 		n, w := binary.Uvarint(rest)
-		if w <= 0 || n != uint64(len(rest)-w) {
+		if w <= 0 || n > uint64(len(rest)-w) {
 			return errCorruptItems
 		}
 		if v, live := h.unwrap(v); live {
-			return fn(rest[w:], v)
+			return fn(rest[w:w+int(n)], rest[w+int(n):], v)
 		}
 		return nil
 	})

@@ -85,6 +85,8 @@ type jobProc struct {
 	started  chan struct{}               // closed once proc is set
 	proc     *supervisor.Process
 	stopping bool
+	// checkpointInterval (ms) goes to the process with its tasks.
+	checkpointInterval int64
 	// What the process reported, for a new leader's registration.
 	dataAddr string
 	tasks    map[taskKey]*weirv1.TaskStateUpdate
@@ -386,7 +388,7 @@ func (r readCloser) Close() error { r.cancel(); return nil }
 // job still running here are stopped: the coordinator has moved on.
 func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	key := procKey{d.JobId, d.Attempt}
-	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks, store: d.Store, restore: d.Restore,
+	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks, store: d.Store, restore: d.Restore, checkpointInterval: d.CheckpointIntervalMs,
 		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{}), tasks: make(map[taskKey]*weirv1.TaskStateUpdate)}
 	w.mu.Lock()
 	if w.mu.procs[key] != nil {
@@ -544,7 +546,7 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 		pid = int32(jp.proc.Pid())
 	}
 	if err := stream.Send(&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Assign{Assign: &weirv1.AssignTasks{
-		Subtasks: jp.subtasks, Store: jp.store, Restore: jp.restore}}}); err != nil {
+		Subtasks: jp.subtasks, Store: jp.store, Restore: jp.restore, CheckpointIntervalMs: jp.checkpointInterval}}}); err != nil {
 		return err
 	}
 	w.mu.Lock()

@@ -33,6 +33,8 @@ type localFlags struct {
 	slots      int
 	etcdClient string
 	etcdPeer   string
+	kafka      bool
+	kafkaAddr  string
 }
 
 func newLocalCmd(s streams) *cobra.Command {
@@ -61,6 +63,8 @@ configuration; submit jobs to it with 'weir run'. Stop it with Ctrl-C.`,
 	fl.IntVar(&f.slots, "slots", 4, "task slots per worker")
 	fl.StringVar(&f.etcdClient, "etcd-client", "127.0.0.1:0", "embedded etcd client address (port 0 picks a free port)")
 	fl.StringVar(&f.etcdPeer, "etcd-peer", "127.0.0.1:0", "embedded etcd peer address (port 0 picks a free port)")
+	fl.BoolVar(&f.kafka, "kafka", false, "also run an embedded Kafka broker (kfake), its data under --data-dir")
+	fl.StringVar(&f.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka listen address, with --kafka (keep it across restarts: jobs name it)")
 	return cmd
 }
 
@@ -115,6 +119,16 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1"}
 	}
 
+	kafkaAddr := ""
+	if f.kafka {
+		k, err := startKafka(f.kafkaAddr, filepath.Join(dir, "kafka"))
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		kafkaAddr = k.ListenAddrs()[0]
+	}
+
 	srv, err := etcdserver.Start(ctx, etcdCfg)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -158,7 +172,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	for failure == nil && ctx.Err() == nil {
 		select {
 		case <-ready:
-			printBanner(s.stderr, dir, api, httpAddr, endpoints, f.workers, f.slots)
+			printBanner(s.stderr, dir, api, httpAddr, endpoints, kafkaAddr, f.workers, f.slots)
 			ready = nil
 		case p := <-done:
 			running--
@@ -247,14 +261,17 @@ func dialable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func printBanner(w io.Writer, dir, api, httpAddr string, etcd []string, workers, slots int) {
+func printBanner(w io.Writer, dir, api, httpAddr string, etcd []string, kafka string, workers, slots int) {
 	a := dialable(api)
 	flag := " --coordinator " + a
+	if kafka != "" {
+		kafka = "\n  kafka:    " + kafka + " (jobs take --brokers " + kafka + ")"
+	}
 	fmt.Fprintf(w, `
 weir local is running (data in %s)
   job API:  %s
   web:      http://%s/
-  etcd:     %s
+  etcd:     %s%s
   workers:  %d x %d slots
 Submit a job:
   weir run%s -p 2 ./wordcount -- --input F --output O
@@ -262,5 +279,5 @@ List jobs:
   weir list%s
 Stop with Ctrl-C.
 
-`, dir, a, dialable(httpAddr), strings.Join(etcd, ","), workers, slots, flag, flag)
+`, dir, a, dialable(httpAddr), strings.Join(etcd, ","), kafka, workers, slots, flag, flag)
 }

@@ -42,6 +42,7 @@ type runFlags struct {
 	name        string
 	maxRestarts int
 	interval    time.Duration
+	ckTimeout   time.Duration
 	savepoint   string
 	restart     restartFlags
 }
@@ -85,6 +86,7 @@ ARGS after "--" are passed to the job binary.`,
 	fl.IntVar(&f.maxRestarts, "max-restarts", 0, "restarts allowed after failures: in total (fixed-delay), since the last reset (exponential-delay), per --failure-rate-interval (failure-rate) (default 10, failure-rate 3)")
 	f.restart.register(fl)
 	fl.DurationVar(&f.interval, "checkpoint-interval", 10*time.Second, "time between checkpoints (0 disables them; a failed job then restarts from the beginning)")
+	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
 	return cmd
 }
@@ -108,6 +110,9 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 	if f.maxRestarts < 0 {
 		return usageErrorf("--max-restarts must be at least 0, got %d", f.maxRestarts)
+	}
+	if f.ckTimeout < 0 {
+		return usageErrorf("--checkpoint-timeout must not be negative, got %v", f.ckTimeout)
 	}
 	if f.interval < 0 {
 		return usageErrorf("--checkpoint-interval must not be negative, got %v", f.interval)
@@ -154,7 +159,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		Args:          jobArgs,
 		Parallelism:   int32(f.parallelism),
 		Graph:         graph,
-		Checkpoints:   &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds()},
+		Checkpoints:   &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds(), TimeoutMs: f.ckTimeout.Milliseconds()},
 		FromSavepoint: f.savepoint,
 	}
 	spec.Restart = restart

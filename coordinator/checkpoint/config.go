@@ -55,6 +55,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// WithDefaults is the config the machine runs with: zero fields filled,
+// negative ones read as zero.
+func (c Config) WithDefaults() Config { return c.withDefaults() }
+
 // withDefaults fills zero fields and reads negative ones as zero.
 func (c Config) withDefaults() Config {
 	c.Interval = max(c.Interval, 0)

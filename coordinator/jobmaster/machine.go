@@ -422,6 +422,19 @@ func DefaultPolicy() *weirv1.RestartPolicy {
 	return &weirv1.RestartPolicy{MaxRestarts: 10, InitialBackoffMs: 1000, MaxBackoffMs: 30000, Multiplier: 2}
 }
 
+// MaxRestartDelay is the longest wait before a restart under p (nil: the
+// default policy), jitter included.
+func MaxRestartDelay(p *weirv1.RestartPolicy) time.Duration {
+	pol := newPolicy(p)
+	switch pol.strategy {
+	case weirv1.RestartStrategy_RESTART_STRATEGY_NONE:
+		return 0
+	case weirv1.RestartStrategy_RESTART_STRATEGY_FIXED_DELAY, weirv1.RestartStrategy_RESTART_STRATEGY_FAILURE_RATE:
+		return pol.delay
+	}
+	return time.Duration(float64(pol.max) * (1 + pol.jitter))
+}
+
 // Defaults for the fields of the other strategies, after Flink's.
 const (
 	DefaultDelay           = time.Second // fixed delay and failure rate

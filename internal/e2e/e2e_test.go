@@ -21,7 +21,7 @@ import (
 
 // bins holds the binaries built once for all tests.
 var bins struct {
-	weir, wordcount, keyedcount string
+	weir, wordcount, keyedcount, eoscount string
 }
 
 func TestMain(m *testing.M) {
@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for name, pkg := range map[string]string{"weir": "./cmd/weir", "wordcount": "./jobs/wordcount", "keyedcount": "./jobs/keyedcount"} {
+	for name, pkg := range map[string]string{"weir": "./cmd/weir", "wordcount": "./jobs/wordcount", "keyedcount": "./jobs/keyedcount", "eoscount": "./jobs/eoscount"} {
 		out := filepath.Join(dir, name)
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = "../.."
@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	bins.weir, bins.wordcount, bins.keyedcount = filepath.Join(dir, "weir"), filepath.Join(dir, "wordcount"), filepath.Join(dir, "keyedcount")
+	bins.eoscount = filepath.Join(dir, "eoscount")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -934,9 +934,12 @@ type DeployProcess struct {
 	// Object store URL for checkpoints (the coordinator's --store).
 	Store string `protobuf:"bytes,8,opt,name=store,proto3" json:"store,omitempty"`
 	// State to restore, if any.
-	Restore       *Restore `protobuf:"bytes,9,opt,name=restore,proto3" json:"restore,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Restore *Restore `protobuf:"bytes,9,opt,name=restore,proto3" json:"restore,omitempty"`
+	// The job's checkpoint interval; 0 when it takes no checkpoints (sinks
+	// choose their delivery guarantee by it).
+	CheckpointIntervalMs int64 `protobuf:"varint,10,opt,name=checkpoint_interval_ms,json=checkpointIntervalMs,proto3" json:"checkpoint_interval_ms,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *DeployProcess) Reset() {
@@ -1030,6 +1033,13 @@ func (x *DeployProcess) GetRestore() *Restore {
 		return x.Restore
 	}
 	return nil
+}
+
+func (x *DeployProcess) GetCheckpointIntervalMs() int64 {
+	if x != nil {
+		return x.CheckpointIntervalMs
+	}
+	return 0
 }
 
 type TaskRoute struct {
@@ -1364,7 +1374,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xaf\x02\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xe5\x02\n" +
 	"\rDeployProcess\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
@@ -1375,7 +1385,9 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\vparallelism\x18\x06 \x01(\x05R\vparallelism\x12/\n" +
 	"\bsubtasks\x18\a \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
 	"\x05store\x18\b \x01(\tR\x05store\x12*\n" +
-	"\arestore\x18\t \x01(\v2\x10.weir.v1.RestoreR\arestore\"e\n" +
+	"\arestore\x18\t \x01(\v2\x10.weir.v1.RestoreR\arestore\x124\n" +
+	"\x16checkpoint_interval_ms\x18\n" +
+	" \x01(\x03R\x14checkpointIntervalMs\"e\n" +
 	"\tTaskRoute\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12!\n" +

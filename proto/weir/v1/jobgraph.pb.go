@@ -239,9 +239,14 @@ type Operator struct {
 	Uid  string `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// What the operator does, e.g. "map", "reduce", "source", "sink".
-	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Nonzero when the operator keeps external transactions open from one
+	// checkpoint until the next completes (a Kafka exactly-once sink), which
+	// the external system aborts after this long. The coordinator refuses a
+	// job whose checkpointing could keep one open longer.
+	TransactionTimeoutMs int64 `protobuf:"varint,4,opt,name=transaction_timeout_ms,json=transactionTimeoutMs,proto3" json:"transaction_timeout_ms,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Operator) Reset() {
@@ -293,6 +298,13 @@ func (x *Operator) GetKind() string {
 		return x.Kind
 	}
 	return ""
+}
+
+func (x *Operator) GetTransactionTimeoutMs() int64 {
+	if x != nil {
+		return x.TransactionTimeoutMs
+	}
+	return 0
 }
 
 type Edge struct {
@@ -379,11 +391,12 @@ const file_weir_v1_jobgraph_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vparallelism\x18\x03 \x01(\x05R\vparallelism\x12/\n" +
 	"\toperators\x18\x04 \x03(\v2\x11.weir.v1.OperatorR\toperators\x12\x1b\n" +
-	"\tis_source\x18\x05 \x01(\bR\bisSource\"D\n" +
+	"\tis_source\x18\x05 \x01(\bR\bisSource\"z\n" +
 	"\bOperator\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\"\x94\x01\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x124\n" +
+	"\x16transaction_timeout_ms\x18\x04 \x01(\x03R\x14transactionTimeoutMs\"\x94\x01\n" +
 	"\x04Edge\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\x05R\x06source\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\x05R\x06target\x129\n" +

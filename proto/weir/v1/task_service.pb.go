@@ -335,12 +335,14 @@ func (*ProcessCommand_Trigger) isProcessCommand_Cmd() {}
 func (*ProcessCommand_Complete) isProcessCommand_Cmd() {}
 
 type AssignTasks struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subtasks      []*SubtaskRef          `protobuf:"bytes,1,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
-	Store         string                 `protobuf:"bytes,2,opt,name=store,proto3" json:"store,omitempty"`
-	Restore       *Restore               `protobuf:"bytes,3,opt,name=restore,proto3" json:"restore,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Subtasks []*SubtaskRef          `protobuf:"bytes,1,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
+	Store    string                 `protobuf:"bytes,2,opt,name=store,proto3" json:"store,omitempty"`
+	Restore  *Restore               `protobuf:"bytes,3,opt,name=restore,proto3" json:"restore,omitempty"`
+	// As in DeployProcess.
+	CheckpointIntervalMs int64 `protobuf:"varint,4,opt,name=checkpoint_interval_ms,json=checkpointIntervalMs,proto3" json:"checkpoint_interval_ms,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *AssignTasks) Reset() {
@@ -394,6 +396,13 @@ func (x *AssignTasks) GetRestore() *Restore {
 	return nil
 }
 
+func (x *AssignTasks) GetCheckpointIntervalMs() int64 {
+	if x != nil {
+		return x.CheckpointIntervalMs
+	}
+	return 0
+}
+
 var File_weir_v1_task_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_task_service_proto_rawDesc = "" +
@@ -417,11 +426,12 @@ const file_weir_v1_task_service_proto_rawDesc = "" +
 	"\x06cancel\x18\x03 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancel\x126\n" +
 	"\atrigger\x18\x04 \x01(\v2\x1a.weir.v1.TriggerCheckpointH\x00R\atrigger\x129\n" +
 	"\bcomplete\x18\x05 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcompleteB\x05\n" +
-	"\x03cmd\"\x80\x01\n" +
+	"\x03cmd\"\xb6\x01\n" +
 	"\vAssignTasks\x12/\n" +
 	"\bsubtasks\x18\x01 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
 	"\x05store\x18\x02 \x01(\tR\x05store\x12*\n" +
-	"\arestore\x18\x03 \x01(\v2\x10.weir.v1.RestoreR\arestore2M\n" +
+	"\arestore\x18\x03 \x01(\v2\x10.weir.v1.RestoreR\arestore\x124\n" +
+	"\x16checkpoint_interval_ms\x18\x04 \x01(\x03R\x14checkpointIntervalMs2M\n" +
 	"\vTaskService\x12>\n" +
 	"\x06Attach\x12\x17.weir.v1.ProcessMessage\x1a\x17.weir.v1.ProcessCommand(\x010\x01B/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 

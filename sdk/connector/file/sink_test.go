@@ -1,6 +1,7 @@
 package file
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,12 +45,15 @@ type taskInfo struct {
 	has      bool
 }
 
-func (t taskInfo) Subtask() int               { return t.subtask }
-func (t taskInfo) Parallelism() int           { return 1 }
-func (t taskInfo) Attempt() int64             { return t.attempt }
-func (t taskInfo) JobID() string              { return "job" }
-func (t taskInfo) UID() string                { return "sink" }
-func (t taskInfo) Restored() ([][]byte, bool) { return t.restored, t.has }
+func (t taskInfo) Subtask() int                  { return t.subtask }
+func (t taskInfo) Parallelism() int              { return 1 }
+func (t taskInfo) Attempt() int64                { return t.attempt }
+func (t taskInfo) JobID() string                 { return "job" }
+func (t taskInfo) UID() string                   { return "sink" }
+func (t taskInfo) Restored() ([][]byte, bool)    { return t.restored, t.has }
+func (t taskInfo) RestoredAll() ([][]byte, bool) { return t.restored, t.has }
+func (t taskInfo) Checkpointing() bool           { return true }
+func (t taskInfo) Logger() *slog.Logger          { return slog.New(slog.DiscardHandler) }
 
 func openWriter(t *testing.T, dir string, info taskInfo) *sinkWriter[int] {
 	t.Helper()

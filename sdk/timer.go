@@ -1,0 +1,249 @@
+package sdk
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/weir-run/weir/internal/keygroup"
+)
+
+// TimeDomain says which clock a timer follows.
+type TimeDomain uint8
+
+const (
+	// EventTime timers fire when the operator's watermark reaches them.
+	EventTime TimeDomain = iota
+	// ProcessingTime timers fire when the wall clock reaches them.
+	ProcessingTime
+)
+
+func (d TimeDomain) String() string {
+	if d == ProcessingTime {
+		return "processing-time"
+	}
+	return "event-time"
+}
+
+// timerService keeps an operator's timers. Every timer is an entry of keyed
+// state (so it is in checkpoints, moves with its key group and is restored),
+// mirrored in a heap per domain so firing does not scan state. A timer is
+// (domain, time, key, namespace); registering it twice keeps one.
+type timerService struct {
+	env   *opEnv
+	store *StateStore
+	h     *stateHandle
+	heaps [2]timerHeap
+	live  map[string]struct{} // timerID of every registered timer
+	wm    int64
+	buf   []byte
+}
+
+type timer struct {
+	ts      int64
+	key, ns string
+	id      string
+}
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].ts != h[j].ts {
+		return h[i].ts < h[j].ts
+	}
+	return h[i].id < h[j].id // deterministic order for equal times
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
+
+// timerSuffix is the state-entry suffix of a timer of the current key:
+// domain, then the time as an order-preserving uint64, then the namespace.
+func timerSuffix(dst []byte, d TimeDomain, ts int64, ns []byte) []byte {
+	dst = append(dst, byte(d))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(ts)^(1<<63))
+	return append(dst, ns...)
+}
+
+var errCorruptTimer = errors.New("sdk: corrupt timer state")
+
+func decodeTimerSuffix(b []byte) (d TimeDomain, ts int64, ns []byte, err error) {
+	if len(b) < 9 || b[0] > byte(ProcessingTime) {
+		return 0, 0, nil, errCorruptTimer
+	}
+	return TimeDomain(b[0]), int64(binary.BigEndian.Uint64(b[1:9]) ^ (1 << 63)), b[9:], nil
+}
+
+// newTimerService declares the timers' state on store and loads the timers
+// a restored subtask had.
+func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
+	s := &timerService{env: env, store: store, h: newHandle(store, "\x00timers", nil),
+		live: map[string]struct{}{}, wm: math.MinInt64}
+	err := s.h.scanEntries(func(key, suffix, _ []byte) error {
+		d, ts, ns, err := decodeTimerSuffix(suffix)
+		if err != nil {
+			return err
+		}
+		s.push(d, ts, key, ns)
+		return nil
+	})
+	return s, err
+}
+
+func (s *timerService) id(d TimeDomain, ts int64, key, ns []byte) string {
+	s.buf = binary.AppendUvarint(s.buf[:0], uint64(len(key)))
+	s.buf = append(s.buf, key...)
+	return string(timerSuffix(s.buf, d, ts, ns))
+}
+
+func (s *timerService) push(d TimeDomain, ts int64, key, ns []byte) bool {
+	id := s.id(d, ts, key, ns)
+	if _, ok := s.live[id]; ok {
+		return false
+	}
+	s.live[id] = struct{}{}
+	heap.Push(&s.heaps[d], timer{ts: ts, key: string(key), ns: string(ns), id: id})
+	return true
+}
+
+// register sets a timer of the store's current key.
+func (s *timerService) register(d TimeDomain, ts int64, ns []byte) error {
+	if !s.push(d, ts, s.store.key, ns) {
+		return nil
+	}
+	if d == ProcessingTime {
+		s.env.wake(time.UnixMilli(ts))
+	}
+	return s.h.put(timerSuffix(nil, d, ts, ns), func(dst []byte) []byte { return dst })
+}
+
+// remove deletes a timer of the current key; the heap drops it lazily.
+func (s *timerService) remove(d TimeDomain, ts int64, ns []byte) error {
+	id := s.id(d, ts, s.store.key, ns)
+	if _, ok := s.live[id]; !ok {
+		return nil
+	}
+	delete(s.live, id)
+	return s.h.del(timerSuffix(nil, d, ts, ns))
+}
+
+// fire pops the timers of domain d due at upTo, in time order, scopes the
+// store to each one's key and calls fn. fn may register more timers; those
+// due too fire in the same call.
+func (s *timerService) fire(d TimeDomain, upTo int64, fn func(ts int64, ns []byte) error) error {
+	h := &s.heaps[d]
+	for h.Len() > 0 && (*h)[0].ts <= upTo {
+		t := heap.Pop(h).(timer)
+		if _, ok := s.live[t.id]; !ok {
+			continue // removed
+		}
+		delete(s.live, t.id)
+		scopeToBytes(s.store, []byte(t.key))
+		if err := s.h.del(timerSuffix(nil, d, t.ts, []byte(t.ns))); err != nil {
+			return err
+		}
+		if err := fn(t.ts, []byte(t.ns)); err != nil {
+			return err
+		}
+	}
+	if d == ProcessingTime && h.Len() > 0 {
+		s.env.wake(time.UnixMilli((*h)[0].ts))
+	}
+	return nil
+}
+
+// scopeToBytes scopes the store to an already encoded key.
+func scopeToBytes(s *StateStore, key []byte) {
+	s.key = append(s.key[:0], key...)
+	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.maxParallelism)
+}
+
+// Timers lets a keyed process function set timers for the key of the record
+// (or timer) being handled. Timers are keyed state: they are in checkpoints
+// and fire after a restore.
+type Timers struct {
+	s *timerService
+}
+
+// At sets an event-time timer at ts (unix ms): it fires once the watermark
+// reaches ts.
+func (t Timers) At(ts int64) error { return t.s.register(EventTime, ts, nil) }
+
+// AtProcessingTime sets a timer firing when the wall clock reaches at.
+func (t Timers) AtProcessingTime(at time.Time) error {
+	return t.s.register(ProcessingTime, at.UnixMilli(), nil)
+}
+
+// Delete removes the current key's timer of domain d at ts, if set.
+func (t Timers) Delete(d TimeDomain, ts int64) error { return t.s.remove(d, ts, nil) }
+
+// Watermark is the operator's current event-time watermark.
+func (t Timers) Watermark() int64 { return t.s.wm }
+
+// ProcessFuncs are the callbacks of a keyed process function with timers.
+type ProcessFuncs[K comparable, T, U any] struct {
+	// Record handles a record of key.
+	Record func(key K, v T, emit func(U)) error
+	// Timer handles a timer of key firing at ts (unix ms) in domain d.
+	Timer func(key K, ts int64, d TimeDomain, emit func(U)) error
+}
+
+// KeyedProcessTimers is KeyedProcess with timers: open declares state on the
+// store, keeps the Timers, and returns the callbacks. Event-time timers fire
+// as the watermark passes them (all of them at the end of a bounded input),
+// before the watermark goes downstream.
+func KeyedProcessTimers[K comparable, T, U any](k KeyedStream[K, T], open func(s *StateStore, t Timers) (ProcessFuncs[K, T, U], error), opts ...Option) Stream[U] {
+	return keyedTransform(k, "process", "KeyedProcess", opts, func(env *opEnv, emit func(U)) (opRun, error) {
+		store := newStateStore(env)
+		ts, err := newTimerService(env, store)
+		if err != nil {
+			return opRun{}, err
+		}
+		fns, err := open(store, Timers{ts})
+		if err != nil {
+			return opRun{}, err
+		}
+		onTimer := func(d TimeDomain) func(int64, []byte) error {
+			return func(at int64, _ []byte) error {
+				if fns.Timer == nil {
+					return nil
+				}
+				key, err := k.keyCodec.Decode(store.key)
+				if err != nil {
+					return err
+				}
+				return fns.Timer(key, at, d, emit)
+			}
+		}
+		return opRun{
+			in: func(v T) {
+				key := k.key(v)
+				scopeTo(store, k.keyCodec, key)
+				if err := fns.Record(key, v, emit); err != nil {
+					env.fail(err)
+				}
+			},
+			watermark: func(wm int64) {
+				ts.wm = wm
+				if err := ts.fire(EventTime, wm, onTimer(EventTime)); err != nil {
+					env.fail(err)
+					return
+				}
+				env.emitWatermark(wm)
+			},
+			onTime: func(now time.Time) {
+				if err := ts.fire(ProcessingTime, now.UnixMilli(), onTimer(ProcessingTime)); err != nil {
+					env.fail(err)
+				}
+			},
+		}, nil
+	})
+}

@@ -1,0 +1,759 @@
+package sdk
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// TimeWindow is the event-time interval [Start, End) in unix ms.
+type TimeWindow struct{ Start, End int64 }
+
+// maxTimestamp is the window's last instant: it fires on time when the
+// watermark reaches it.
+func (w TimeWindow) maxTimestamp() int64 { return w.End - 1 }
+
+var globalWindow = TimeWindow{math.MinInt64, math.MaxInt64}
+
+type assignerKind uint8
+
+const (
+	slidingWindows assignerKind = iota // tumbling is sliding with slide = size
+	sessionWindows
+	globalWindows
+)
+
+// WindowAssigner says which windows a record belongs to (the Beam model's
+// Where). Tumbling and sliding windows are kept as panes of gcd(size, slide):
+// a record updates one pane, and a window's result combines its panes when
+// it fires, so a record costs the same whatever size/slide is.
+type WindowAssigner struct {
+	kind              assignerKind
+	size, slide, pane int64
+	gap               int64
+}
+
+// Tumbling windows are consecutive windows of size, aligned to the epoch.
+func Tumbling(size time.Duration) WindowAssigner { return Sliding(size, size) }
+
+// Sliding windows of size start every slide, aligned to the epoch.
+func Sliding(size, slide time.Duration) WindowAssigner {
+	s, l := size.Milliseconds(), slide.Milliseconds()
+	return WindowAssigner{kind: slidingWindows, size: s, slide: l, pane: gcd(s, l)}
+}
+
+// Sessions are per key the merge of the half-open intervals [ts, ts+gap) of
+// its records: two records are in one session when their intervals overlap,
+// directly or through others. A session is [first ts, last ts + gap).
+func Sessions(gap time.Duration) WindowAssigner {
+	return WindowAssigner{kind: sessionWindows, gap: gap.Milliseconds()}
+}
+
+// GlobalWindows puts every record of a key in one window that ends with the
+// input: it fires on time at the end of a bounded input, and otherwise only
+// by its trigger's early firings.
+func GlobalWindows() WindowAssigner { return WindowAssigner{kind: globalWindows} }
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// floorTo rounds ts down to a multiple of step, also below zero.
+func floorTo(ts, step int64) int64 {
+	r := ts % step
+	if r < 0 {
+		r += step
+	}
+	return ts - r
+}
+
+func (a WindowAssigner) validate() error {
+	switch a.kind {
+	case slidingWindows:
+		if a.size <= 0 || a.slide <= 0 {
+			return fmt.Errorf("window size and slide must be at least 1ms")
+		}
+	case sessionWindows:
+		if a.gap <= 0 {
+			return fmt.Errorf("session gap must be at least 1ms")
+		}
+	}
+	return nil
+}
+
+// paneOf is the pane a record at ts updates.
+func (a WindowAssigner) paneOf(ts int64) TimeWindow {
+	if a.kind == globalWindows {
+		return globalWindow
+	}
+	ps := floorTo(ts, a.pane)
+	return TimeWindow{ps, ps + a.pane}
+}
+
+// windowsOf calls fn with the windows containing pane p, latest first,
+// until fn returns false.
+func (a WindowAssigner) windowsOf(p TimeWindow, fn func(TimeWindow) bool) {
+	if a.kind == globalWindows {
+		fn(globalWindow)
+		return
+	}
+	for s := floorTo(p.Start, a.slide); s+a.size > p.Start; s -= a.slide {
+		if !fn(TimeWindow{s, s + a.size}) {
+			return
+		}
+	}
+}
+
+// panesOf calls fn with the panes of window w.
+func (a WindowAssigner) panesOf(w TimeWindow, fn func(TimeWindow) error) error {
+	if a.kind == globalWindows {
+		return fn(globalWindow)
+	}
+	for s := w.Start; s < w.End; s += a.pane {
+		if err := fn(TimeWindow{s, s + a.pane}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastPanes calls fn with the panes of w that no later window contains:
+// dropping w drops them.
+func (a WindowAssigner) lastPanes(w TimeWindow, fn func(TimeWindow) error) error {
+	if a.kind == globalWindows {
+		return fn(globalWindow)
+	}
+	for s := w.Start; s < min(w.Start+a.slide, w.End); s += a.pane {
+		if err := fn(TimeWindow{s, s + a.pane}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendNS encodes a window as a state namespace: order-preserving.
+func appendNS(dst []byte, w TimeWindow) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(w.Start)^(1<<63))
+	return binary.BigEndian.AppendUint64(dst, uint64(w.End)^(1<<63))
+}
+
+var errCorruptWindow = errors.New("sdk: corrupt window state")
+
+func decodeNS(b []byte) (TimeWindow, error) {
+	if len(b) != 16 {
+		return TimeWindow{}, errCorruptWindow
+	}
+	return TimeWindow{int64(binary.BigEndian.Uint64(b) ^ (1 << 63)), int64(binary.BigEndian.Uint64(b[8:]) ^ (1 << 63))}, nil
+}
+
+// encodeWindows and decodeWindows store a key's session windows.
+func encodeWindows(dst []byte, ws []TimeWindow) []byte {
+	for _, w := range ws {
+		dst = binary.AppendVarint(binary.AppendVarint(dst, w.Start), w.End)
+	}
+	return dst
+}
+
+func decodeWindows(b []byte) ([]TimeWindow, error) {
+	var ws []TimeWindow
+	for len(b) > 0 {
+		s, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errCorruptWindow
+		}
+		e, m := binary.Varint(b[n:])
+		if m <= 0 || e <= s {
+			return nil, errCorruptWindow
+		}
+		ws = append(ws, TimeWindow{s, e})
+		b = b[n+m:]
+	}
+	return ws, nil
+}
+
+// WindowOption configures Window.
+type WindowOption interface{ applyWindow(*triggerSpec) }
+
+type windowOptionFunc func(*triggerSpec)
+
+func (f windowOptionFunc) applyWindow(s *triggerSpec) { f(s) }
+
+// WithTrigger sets when the windows emit panes (default AtWatermark).
+func WithTrigger(t Trigger) WindowOption {
+	return windowOptionFunc(func(s *triggerSpec) { s.Trigger = t })
+}
+
+// AllowedLateness keeps a window's state d of event time after its end, so
+// records that late still refine it with LATE panes; later records go to the
+// late side output. Default 0.
+func AllowedLateness(d time.Duration) WindowOption {
+	return windowOptionFunc(func(s *triggerSpec) { s.lateness = d.Milliseconds() })
+}
+
+// WithAccumulation sets how successive panes of a window relate (default
+// Accumulating).
+func WithAccumulation(m Accumulation) WindowOption {
+	return windowOptionFunc(func(s *triggerSpec) { s.mode = m })
+}
+
+// WindowedStream is a keyed stream cut into windows, ready for an aggregate
+// or process-window function.
+type WindowedStream[K comparable, T any] struct {
+	k    KeyedStream[K, T]
+	a    WindowAssigner
+	spec triggerSpec
+}
+
+// Window cuts each key's records of k into the windows of a by their event
+// time, which an upstream AssignTimestamps (or WithTimestamps) must set.
+func Window[K comparable, T any](k KeyedStream[K, T], a WindowAssigner, opts ...WindowOption) WindowedStream[K, T] {
+	w := WindowedStream[K, T]{k: k, a: a}
+	for _, o := range opts {
+		o.applyWindow(&w.spec)
+	}
+	fail := func(err error) { k.s.p.fail(fmt.Errorf("sdk: Window: %w", err)) }
+	if err := a.validate(); err != nil {
+		fail(err)
+	}
+	if k.s.ts == nil {
+		fail(errors.New("the stream has no event time: use AssignTimestamps or WithTimestamps before KeyBy"))
+	}
+	if w.spec.mode == Discarding && a.kind == slidingWindows && a.size != a.slide {
+		fail(errors.New("discarding panes need windows that do not overlap: sliding windows share their panes"))
+	}
+	if w.spec.lateness < 0 {
+		fail(errors.New("allowed lateness is negative"))
+	}
+	return w
+}
+
+// WindowInfo describes the window and pane a process-window function is
+// called for.
+type WindowInfo struct {
+	Start, End int64 // [Start, End), unix ms
+	Timing     Timing
+	Index      int64 // the pane's number within its window, from 0
+}
+
+// Pane is one result of a windowed aggregate.
+type Pane[K, R any] struct {
+	Key        K
+	Start, End int64 // the window [Start, End), unix ms
+	Timing     Timing
+	Index      int64 // the pane's number within its window, from 0
+	// Retraction marks the withdrawal of a pane emitted before (Retracting
+	// accumulation): subtract it before adding the next.
+	Retraction bool
+	Value      R
+}
+
+// Windowed is the output of a window function: its results, and the side
+// output of records that came later than the allowed lateness.
+type Windowed[T, R any] struct {
+	results Stream[R]
+	late    Stream[T]
+}
+
+// Results is the stream of the window function's results.
+func (w Windowed[T, R]) Results() Stream[R] { return w.results }
+
+// Late is the side output of the records dropped for coming after their
+// windows' allowed lateness.
+func (w Windowed[T, R]) Late() Stream[T] { return w.late }
+
+// WindowAggregate folds each window's records with agg and emits a Pane per
+// firing. Sliding (size != slide) and session windows combine accumulators,
+// so agg needs Merge.
+func WindowAggregate[K comparable, T, A, R any](w WindowedStream[K, T], agg AggregateFunc[T, A, R], opts ...Option) Windowed[T, Pane[K, R]] {
+	if agg.Merge == nil && (w.a.kind == sessionWindows || (w.a.kind == slidingWindows && w.a.size != w.a.slide)) {
+		w.k.s.p.fail(errors.New("sdk: WindowAggregate: sliding and session windows need AggregateFunc.Merge"))
+	}
+	out := windowOp(w, "window", "WindowAggregate", opts, CodecFor[A](),
+		func(acc A, ok bool, v T) A {
+			if !ok {
+				acc = agg.Init()
+			}
+			return agg.Add(acc, v)
+		}, agg.Merge,
+		func(key K, info WindowInfo, acc A, emit func(Pane[K, R])) {
+			emit(Pane[K, R]{Key: key, Start: info.Start, End: info.End, Timing: info.Timing, Index: info.Index, Value: agg.Result(acc)})
+		},
+		func(p Pane[K, R]) Pane[K, R] { p.Retraction = true; return p })
+	out.results.ts = func(p Pane[K, R]) int64 { return p.End - 1 }
+	return out
+}
+
+// WindowProcess calls fn with all records of a window (in no defined order)
+// and its metadata at every firing. It keeps the records, not an
+// accumulator: prefer WindowAggregate where a fold will do. Retracting
+// accumulation is not available here.
+func WindowProcess[K comparable, T, U any](w WindowedStream[K, T], fn func(key K, win WindowInfo, elems []T, emit func(U)), opts ...Option) Windowed[T, U] {
+	if w.spec.mode == Retracting {
+		w.k.s.p.fail(errors.New("sdk: WindowProcess: retracting accumulation needs WindowAggregate"))
+	}
+	return windowOp(w, "window", "WindowProcess", opts, CodecFor[[]T](),
+		func(acc []T, _ bool, v T) []T { return append(acc, v) },
+		func(a, b []T) []T { return append(a, b...) },
+		fn, nil)
+}
+
+// windowOp adds the window operator: contents of type A per pane (or
+// session) of each key in keyed state, timers in keyed state, the trigger's
+// state machine per window, and the late records as side output 1.
+func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name string, opts []Option, ac Codec[A],
+	add func(acc A, ok bool, v T) A, merge func(a, b A) A,
+	result func(key K, info WindowInfo, acc A, emit func(U)), retract func(U) U) Windowed[T, U] {
+	if err := checkJSONSafe(ac); err != nil {
+		w.k.s.p.fail(fmt.Errorf("%s: contents %w", name, err))
+	}
+	var outCodec Codec[U]
+	res := keyedTransform(w.k, kind, name, opts, func(env *opEnv, emit func(U)) (opRun, error) {
+		store := newStateStore(env)
+		timers, err := newTimerService(env, store)
+		if err != nil {
+			return opRun{}, err
+		}
+		op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
+			acc: newHandle(store, "\x00contents", nil), trig: newHandle(store, "\x00trigger", nil),
+			sessions: newHandle(store, "\x00sessions", nil),
+			ac:       ac, add: add, merge: merge, result: result, retract: retract, out: outCodec, emit: emit}
+		if len(env.sides) > 0 { // none when chained: nothing reads them
+			op.late, _ = env.sides[0].(func(T))
+		}
+		// The watermark a restored subtask had (the minimum, when
+		// rescaled): records replayed after a restore are judged late or not
+		// as they were before.
+		if items, ok := env.Restored(); ok {
+			for i, it := range items {
+				v, n := binary.Varint(it)
+				if n <= 0 {
+					return opRun{}, errCorruptWindow
+				}
+				if i == 0 || v < timers.wm {
+					timers.wm = v
+				}
+			}
+		}
+		return opRun{
+			in: op.record,
+			watermark: func(wm int64) {
+				if wm <= timers.wm {
+					return
+				}
+				timers.wm = wm
+				if err := timers.fire(EventTime, wm, op.eventTimer); err != nil {
+					env.fail(err)
+					return
+				}
+				env.emitWatermark(wm)
+			},
+			onTime: func(now time.Time) {
+				if err := timers.fire(ProcessingTime, now.UnixMilli(), op.procTimer); err != nil {
+					env.fail(err)
+				}
+			},
+			snapshot: func(int64) ([][]byte, error) {
+				return [][]byte{binary.AppendVarint(nil, timers.wm)}, nil
+			},
+		}, nil
+	})
+	outCodec = res.codec
+	n := res.n
+	n.sides = append(n.sides, typedStream[T]{codec: w.k.s.codec})
+	late := Stream[T]{p: w.k.s.p, n: n, codec: w.k.s.codec, side: 1, ts: w.k.s.ts}
+	return Windowed[T, U]{results: res, late: late}
+}
+
+type winOp[K comparable, T, A, U any] struct {
+	env                 *opEnv
+	w                   WindowedStream[K, T]
+	store               *StateStore
+	timers              *timerService
+	acc, trig, sessions *stateHandle
+	ac                  Codec[A]
+	add                 func(acc A, ok bool, v T) A
+	merge               func(a, b A) A
+	result              func(key K, info WindowInfo, acc A, emit func(U))
+	retract             func(U) U
+	out                 Codec[U]
+	emit                func(U)
+	late                func(T)
+	ns                  []byte
+	captured            [][]byte
+}
+
+func (o *winOp[K, T, A, U]) nsOf(w TimeWindow) []byte {
+	o.ns = appendNS(o.ns[:0], w)
+	return o.ns
+}
+
+func (o *winOp[K, T, A, U]) getAcc(w TimeWindow) (A, bool, error) {
+	var zero A
+	b, ok, err := o.acc.get(o.nsOf(w))
+	if err != nil || !ok {
+		return zero, false, err
+	}
+	a, err := o.ac.Decode(b)
+	return a, err == nil, err
+}
+
+func (o *winOp[K, T, A, U]) putAcc(w TimeWindow, a A) error {
+	return o.acc.put(o.nsOf(w), func(dst []byte) []byte { return o.ac.Append(dst, a) })
+}
+
+func (o *winOp[K, T, A, U]) getTrig(w TimeWindow) (trigState, bool, error) {
+	b, ok, err := o.trig.get(o.nsOf(w))
+	if err != nil || !ok {
+		return trigState{}, false, err
+	}
+	st, err := decodeTrigState(b)
+	return st, err == nil, err
+}
+
+func (o *winOp[K, T, A, U]) putTrig(w TimeWindow, st trigState) error {
+	return o.trig.put(o.nsOf(w), st.encode)
+}
+
+func (o *winOp[K, T, A, U]) getSessions() ([]TimeWindow, error) {
+	b, ok, err := o.sessions.get(nil)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeWindows(b)
+}
+
+func (o *winOp[K, T, A, U]) putSessions(ws []TimeWindow) error {
+	if len(ws) == 0 {
+		return o.sessions.del(nil)
+	}
+	return o.sessions.put(nil, func(dst []byte) []byte { return encodeWindows(dst, ws) })
+}
+
+func (o *winOp[K, T, A, U]) key() (K, error) { return o.w.k.keyCodec.Decode(o.store.key) }
+
+func (o *winOp[K, T, A, U]) now() int64 {
+	if o.w.spec.earlyAfter > 0 {
+		return time.Now().UnixMilli()
+	}
+	return 0
+}
+
+func (o *winOp[K, T, A, U]) record(v T) {
+	ts := o.w.k.s.ts(v)
+	scopeTo(o.store, o.w.k.keyCodec, o.w.k.key(v))
+	var err error
+	if o.w.a.kind == sessionWindows {
+		err = o.session(v, ts)
+	} else {
+		err = o.paned(v, ts)
+	}
+	if err != nil {
+		o.env.fail(err)
+	}
+}
+
+func (o *winOp[K, T, A, U]) lateRecord(v T) {
+	if o.late != nil {
+		o.late(v)
+	}
+}
+
+// paned handles a record of tumbling, sliding or global windows.
+func (o *winOp[K, T, A, U]) paned(v T, ts int64) error {
+	spec, wm := o.w.spec, o.timers.wm
+	p := o.w.a.paneOf(ts)
+	var newest TimeWindow
+	o.w.a.windowsOf(p, func(w TimeWindow) bool { newest = w; return false })
+	if newest == (TimeWindow{}) {
+		return nil // in the gap between hopping windows
+	}
+	if spec.cleanupTime(newest) <= wm {
+		o.lateRecord(v)
+		return nil
+	}
+	acc, ok, err := o.getAcc(p)
+	if err != nil {
+		return err
+	}
+	if err := o.putAcc(p, o.add(acc, ok, v)); err != nil {
+		return err
+	}
+	o.w.a.windowsOf(p, func(w TimeWindow) bool {
+		if spec.cleanupTime(w) <= wm {
+			return false // it and every older window are gone
+		}
+		if !spec.stateful() {
+			if !ok {
+				err = o.timers.register(EventTime, w.maxTimestamp(), o.nsOf(w))
+			}
+			return err == nil
+		}
+		err = o.recordInWindow(w, wm)
+		return err == nil
+	})
+	return err
+}
+
+// recordInWindow runs the trigger for a record that went into window w.
+func (o *winOp[K, T, A, U]) recordInWindow(w TimeWindow, wm int64) error {
+	st, _, err := o.getTrig(w)
+	if err != nil {
+		return err
+	}
+	if w.maxTimestamp() > wm {
+		if err := o.timers.register(EventTime, w.maxTimestamp(), o.nsOf(w)); err != nil {
+			return err
+		}
+	}
+	return o.apply(w, &st, o.w.spec.record(&st, w, wm, o.now()))
+}
+
+// session handles a record of session windows: its [ts, ts+gap) merges
+// with the key's sessions it overlaps.
+func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
+	spec, wm := o.w.spec, o.timers.wm
+	set, err := o.getSessions()
+	if err != nil {
+		return err
+	}
+	merged := TimeWindow{ts, ts + o.w.a.gap}
+	nw := merged
+	var olds []TimeWindow
+	keep := set[:0:0]
+	for _, s := range set {
+		if s.Start < nw.End && nw.Start < s.End {
+			olds = append(olds, s)
+			merged = TimeWindow{min(merged.Start, s.Start), max(merged.End, s.End)}
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	if spec.cleanupTime(merged) <= wm {
+		o.lateRecord(v)
+		return nil
+	}
+	var zero A
+	acc := o.add(zero, false, v)
+	var st trigState
+	for _, old := range olds {
+		a, ok, err := o.getAcc(old)
+		if err != nil {
+			return err
+		}
+		if ok {
+			acc = o.merge(a, acc)
+		}
+		if spec.stateful() {
+			ost, _, err := o.getTrig(old)
+			if err != nil {
+				return err
+			}
+			if err := o.retractPrev(ost.prev); err != nil {
+				return err
+			}
+			st.merge(ost)
+		}
+		if old != merged {
+			if err := o.dropSession(old); err != nil {
+				return err
+			}
+		}
+	}
+	if err := o.putAcc(merged, acc); err != nil {
+		return err
+	}
+	if err := o.putSessions(append(keep, merged)); err != nil {
+		return err
+	}
+	if merged.maxTimestamp() > wm {
+		if err := o.timers.register(EventTime, merged.maxTimestamp(), o.nsOf(merged)); err != nil {
+			return err
+		}
+	}
+	if !spec.stateful() {
+		return nil
+	}
+	return o.apply(merged, &st, spec.record(&st, merged, wm, o.now()))
+}
+
+// dropSession deletes a session's contents, trigger state and on-time timer
+// (its other timers find it gone when they fire).
+func (o *winOp[K, T, A, U]) dropSession(w TimeWindow) error {
+	if err := o.acc.del(o.nsOf(w)); err != nil {
+		return err
+	}
+	if err := o.trig.del(o.nsOf(w)); err != nil {
+		return err
+	}
+	return o.timers.remove(EventTime, w.maxTimestamp(), o.nsOf(w))
+}
+
+// alive reports whether w still exists for the current key: a session
+// merged away or dropped does not.
+func (o *winOp[K, T, A, U]) alive(w TimeWindow) (bool, error) {
+	if o.w.a.kind != sessionWindows {
+		return true, nil
+	}
+	set, err := o.getSessions()
+	for _, s := range set {
+		if s == w {
+			return true, err
+		}
+	}
+	return false, err
+}
+
+func (o *winOp[K, T, A, U]) eventTimer(ts int64, ns []byte) error {
+	w, err := decodeNS(ns)
+	if err != nil {
+		return err
+	}
+	if ok, err := o.alive(w); err != nil || !ok {
+		return err
+	}
+	var st trigState
+	if o.w.spec.stateful() {
+		if st, _, err = o.getTrig(w); err != nil {
+			return err
+		}
+	}
+	return o.apply(w, &st, o.w.spec.eventTime(&st, w, ts))
+}
+
+func (o *winOp[K, T, A, U]) procTimer(now int64, ns []byte) error {
+	w, err := decodeNS(ns)
+	if err != nil {
+		return err
+	}
+	if ok, err := o.alive(w); err != nil || !ok {
+		return err
+	}
+	st, ok, err := o.getTrig(w)
+	if err != nil || !ok {
+		return err
+	}
+	return o.apply(w, &st, o.w.spec.procTime(&st, w, now, o.timers.wm))
+}
+
+// apply carries out a trigger action for window w of the current key.
+func (o *winOp[K, T, A, U]) apply(w TimeWindow, st *trigState, a action) error {
+	if a.fire {
+		if err := o.fire(w, st, a.timing); err != nil {
+			return err
+		}
+	}
+	if a.procAt > 0 {
+		if err := o.timers.register(ProcessingTime, a.procAt, o.nsOf(w)); err != nil {
+			return err
+		}
+	}
+	if a.cleanupAt > 0 {
+		if err := o.timers.register(EventTime, a.cleanupAt, o.nsOf(w)); err != nil {
+			return err
+		}
+	}
+	if a.cleanup {
+		return o.cleanup(w)
+	}
+	if o.w.spec.stateful() {
+		return o.putTrig(w, *st)
+	}
+	return nil
+}
+
+// contents combines the panes of w (or reads the session).
+func (o *winOp[K, T, A, U]) contents(w TimeWindow) (A, bool, error) {
+	if o.w.a.kind == sessionWindows {
+		return o.getAcc(w)
+	}
+	var acc A
+	found := false
+	err := o.w.a.panesOf(w, func(p TimeWindow) error {
+		a, ok, err := o.getAcc(p)
+		switch {
+		case err != nil || !ok:
+			return err
+		case found:
+			acc = o.merge(acc, a)
+		default:
+			acc, found = a, true
+		}
+		return nil
+	})
+	return acc, found, err
+}
+
+// fire emits a pane of w: the retraction of the previous one first when
+// retracting; in discarding mode the contents go.
+func (o *winOp[K, T, A, U]) fire(w TimeWindow, st *trigState, timing Timing) error {
+	acc, ok, err := o.contents(w)
+	if err != nil || !ok {
+		return err
+	}
+	key, err := o.key()
+	if err != nil {
+		return err
+	}
+	info := WindowInfo{Start: w.Start, End: w.End, Timing: timing, Index: st.fires - 1}
+	if o.w.spec.mode != Retracting {
+		o.result(key, info, acc, o.emit)
+	} else {
+		if err := o.retractPrev(st.prev); err != nil {
+			return err
+		}
+		o.captured = o.captured[:0]
+		o.result(key, info, acc, func(u U) {
+			o.captured = append(o.captured, o.out.Append(nil, u))
+			o.emit(u)
+		})
+		st.prev = append(st.prev[:0], o.captured...)
+	}
+	if o.w.spec.mode == Discarding {
+		return o.acc.del(o.nsOf(w))
+	}
+	return nil
+}
+
+func (o *winOp[K, T, A, U]) retractPrev(prev [][]byte) error {
+	if o.w.spec.mode != Retracting {
+		return nil
+	}
+	for _, b := range prev {
+		u, err := o.out.Decode(b)
+		if err != nil {
+			return err
+		}
+		o.emit(o.retract(u))
+	}
+	return nil
+}
+
+// cleanup drops window w: its trigger state and the contents no later
+// window needs.
+func (o *winOp[K, T, A, U]) cleanup(w TimeWindow) error {
+	if err := o.trig.del(o.nsOf(w)); err != nil {
+		return err
+	}
+	if o.w.a.kind == sessionWindows {
+		set, err := o.getSessions()
+		if err != nil {
+			return err
+		}
+		keep := set[:0]
+		for _, s := range set {
+			if s != w {
+				keep = append(keep, s)
+			}
+		}
+		if err := o.putSessions(keep); err != nil {
+			return err
+		}
+		return o.acc.del(o.nsOf(w))
+	}
+	return o.w.a.lastPanes(w, func(p TimeWindow) error { return o.acc.del(o.nsOf(p)) })
+}

@@ -1,0 +1,150 @@
+package sdk
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+// event is a test record: a key and an event time in ms.
+type event struct {
+	Key string
+	TS  int64
+}
+
+func eventTS(e event) int64   { return e.TS }
+func eventKey(e event) string { return e.Key }
+
+// outOfOrder returns n events over keys whose times grow by about step ms
+// each and are shuffled by up to bound ms: no event is more than bound older
+// than the largest time before it.
+func outOfOrder(seed uint64, n, keys int, step, bound int64) []event {
+	r := rand.New(rand.NewPCG(seed, 1))
+	evs := make([]event, n)
+	var now int64 = 1_700_000_000_000
+	maxSeen := int64(0)
+	for i := range evs {
+		now += r.Int64N(2*step + 1)
+		ts := now - r.Int64N(bound+1)
+		if ts < maxSeen-bound {
+			ts = maxSeen - bound
+		}
+		maxSeen = max(maxSeen, ts)
+		evs[i] = event{Key: fmt.Sprintf("k%d", r.IntN(keys)), TS: ts}
+	}
+	return evs
+}
+
+// countPanes runs a windowed count of evs at parallelism p.
+func countPanes(t testing.TB, evs []event, p int, a WindowAssigner, bound time.Duration, wopts ...WindowOption) []string {
+	pl := NewPipeline("windows", p)
+	src := AssignTimestamps(Generate(pl, int64(len(evs)), func(i int64) event { return evs[i] }), eventTS, BoundedOutOfOrder(bound))
+	w := WindowAggregate(Window(KeyBy(src, eventKey), a, wopts...), Count[event]())
+	var out bag[Pane[string, int64]]
+	out.sinkTo(w.Results())
+	if err := runPipeline(t.Context(), pl); err != nil {
+		t.Fatal(err)
+	}
+	return multiset(out.items())
+}
+
+// referenceCounts is the brute-force model of on-time windowed counts: every
+// window containing each event, counted.
+func referenceCounts(evs []event, a WindowAssigner) []string {
+	type kw struct {
+		key string
+		w   TimeWindow
+	}
+	counts := map[kw]int64{}
+	switch a.kind {
+	case sessionWindows:
+		byKey := map[string][]int64{}
+		for _, e := range evs {
+			byKey[e.Key] = append(byKey[e.Key], e.TS)
+		}
+		for k, tss := range byKey {
+			slices.Sort(tss)
+			cur := TimeWindow{tss[0], tss[0] + a.gap}
+			n := int64(0)
+			for _, ts := range tss {
+				if ts >= cur.End {
+					counts[kw{k, cur}] = n
+					cur, n = TimeWindow{ts, ts}, 0
+				}
+				cur.End = ts + a.gap
+				n++
+			}
+			counts[kw{k, cur}] = n
+		}
+	case globalWindows:
+		for _, e := range evs {
+			counts[kw{e.Key, globalWindow}]++
+		}
+	default:
+		for _, e := range evs {
+			for s := floorTo(e.TS, a.slide); s+a.size > e.TS; s -= a.slide {
+				counts[kw{e.Key, TimeWindow{s, s + a.size}}]++
+			}
+		}
+	}
+	var out []Pane[string, int64]
+	for _, k := range slices.SortedFunc(maps.Keys(counts), func(a, b kw) int { return int(a.w.Start - b.w.Start) }) {
+		out = append(out, Pane[string, int64]{Key: k.key, Start: k.w.Start, End: k.w.End, Timing: OnTime, Value: counts[k]})
+	}
+	return multiset(out)
+}
+
+func TestWindowedCountsMatchReference(t *testing.T) {
+	evs := outOfOrder(1, 5000, 7, 20, 3000)
+	for name, a := range map[string]WindowAssigner{
+		"tumbling": Tumbling(10 * time.Second),
+		"sliding":  Sliding(10*time.Second, 3*time.Second),
+		"hopping":  Sliding(2*time.Second, 5*time.Second),
+		"session":  Sessions(400 * time.Millisecond),
+		"global":   GlobalWindows(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := referenceCounts(evs, a)
+			if len(want) < 2 {
+				t.Fatalf("reference has %d panes", len(want))
+			}
+			for _, p := range []int{1, 4} {
+				got := countPanes(t, evs, p, a, 3*time.Second)
+				if !slices.Equal(got, want) {
+					t.Fatalf("p=%d: %s", p, diffMultisets(got, want))
+				}
+			}
+		})
+	}
+}
+
+// TestWindowProperty: for random out-of-order streams and every window
+// type, the on-time panes at p=1 and p=4 equal the brute-force model.
+func TestWindowProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		seed := rapid.Uint64().Draw(rt, "seed")
+		n := rapid.IntRange(1, 400).Draw(rt, "n")
+		keys := rapid.IntRange(1, 5).Draw(rt, "keys")
+		bound := rapid.Int64Range(0, 2000).Draw(rt, "bound")
+		size := rapid.Int64Range(1, 40).Draw(rt, "size") * 100
+		slide := rapid.Int64Range(1, 40).Draw(rt, "slide") * 100
+		gap := rapid.Int64Range(1, 20).Draw(rt, "gap") * 100
+		evs := outOfOrder(seed, n, keys, 50, bound)
+		as := []WindowAssigner{Tumbling(time.Duration(size) * time.Millisecond),
+			Sliding(time.Duration(size)*time.Millisecond, time.Duration(slide)*time.Millisecond),
+			Sessions(time.Duration(gap) * time.Millisecond), GlobalWindows()}
+		a := as[rapid.IntRange(0, len(as)-1).Draw(rt, "assigner")]
+		want := referenceCounts(evs, a)
+		p := rapid.SampledFrom([]int{1, 4}).Draw(rt, "p")
+		got := countPanes(t, evs, p, a, time.Duration(bound)*time.Millisecond)
+		if !slices.Equal(got, want) {
+			rt.Fatalf("%+v p=%d: %s", a, p, diffMultisets(got, want))
+		}
+	})
+}
+

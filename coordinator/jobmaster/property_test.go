@@ -66,6 +66,23 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
+func TestMaxRestartDelay(t *testing.T) {
+	for _, tc := range []struct {
+		p    *weirv1.RestartPolicy
+		want time.Duration
+	}{
+		{nil, 30 * time.Second},
+		{&weirv1.RestartPolicy{Strategy: weirv1.RestartStrategy_RESTART_STRATEGY_NONE}, 0},
+		{&weirv1.RestartPolicy{Strategy: weirv1.RestartStrategy_RESTART_STRATEGY_FIXED_DELAY, DelayMs: 4000, MaxBackoffMs: 60000}, 4 * time.Second},
+		{&weirv1.RestartPolicy{Strategy: weirv1.RestartStrategy_RESTART_STRATEGY_FAILURE_RATE}, time.Second},
+		{&weirv1.RestartPolicy{Strategy: weirv1.RestartStrategy_RESTART_STRATEGY_EXPONENTIAL_DELAY, MaxBackoffMs: 10000, Jitter: 0.5}, 15 * time.Second},
+	} {
+		if got := MaxRestartDelay(tc.p); got != tc.want {
+			t.Errorf("MaxRestartDelay(%v) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+}
+
 // genPolicy draws small policies so that budgets run out within a test case.
 func genPolicy(t *rapid.T) *weirv1.RestartPolicy {
 	if rapid.Bool().Draw(t, "nilPolicy") {

@@ -48,7 +48,7 @@ func (f *clientFlags) register(cmd *cobra.Command, s streams) {
 		def = defaultCoordinator
 	}
 	cmd.Flags().StringVar(&f.coordinator, "coordinator", def,
-		"coordinator API address host:port ($"+coordinatorEnv+" sets the default)")
+		"coordinator API address host:port, or several comma-separated, tried in turn when one is down ($"+coordinatorEnv+" sets the default)")
 }
 
 // client is a connection to a coordinator's JobService.
@@ -63,9 +63,14 @@ type client struct {
 // standby: a standby refuses with "the leader is at ADDR", and the call is
 // made again there, as are all later ones. So --coordinator may name any
 // coordinator of the cluster.
+//
+// With several addresses, a call the current coordinator cannot answer
+// (Unavailable: dead, or partitioned away) is tried on the others in turn,
+// so an attached `weir run` outlives the coordinator it started with.
 type follower struct {
-	mu   sync.Mutex
-	conn *grpc.ClientConn
+	others []string // the addresses after the first
+	mu     sync.Mutex
+	conn   *grpc.ClientConn
 }
 
 var leaderAt = regexp.MustCompile(`standby; the leader is at (\S+)$`)
@@ -90,22 +95,48 @@ func (f *follower) follow(err error) *grpc.ClientConn {
 	if derr != nil {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.conn != nil {
-		f.conn.Close()
-	}
-	f.conn = conn
+	f.use(conn)
 	return conn
 }
 
-func (f *follower) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if lc := f.current(); lc != nil {
-		return lc.Invoke(ctx, method, req, reply, opts...)
+// use makes conn the connection for later calls.
+func (f *follower) use(conn *grpc.ClientConn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil && f.conn != conn {
+		f.conn.Close()
 	}
-	err := invoke(ctx, method, req, reply, cc, opts...)
+	f.conn = conn
+}
+
+func (f *follower) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var err error
+	if lc := f.current(); lc != nil {
+		err = lc.Invoke(ctx, method, req, reply, opts...)
+	} else {
+		err = invoke(ctx, method, req, reply, cc, opts...)
+	}
 	if lc := f.follow(err); lc != nil {
 		return lc.Invoke(ctx, method, req, reply, opts...)
+	}
+	if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+		return err
+	}
+	for _, a := range f.others {
+		conn, derr := newConn(a, nil)
+		if derr != nil {
+			continue
+		}
+		aerr := conn.Invoke(ctx, method, req, reply, opts...)
+		if lc := f.follow(aerr); lc != nil {
+			conn.Close()
+			return lc.Invoke(ctx, method, req, reply, opts...)
+		}
+		if status.Code(aerr) != codes.Unavailable {
+			f.use(conn)
+			return aerr
+		}
+		conn.Close()
 	}
 	return err
 }
@@ -137,16 +168,22 @@ func newConn(addr string, f *follower) (*grpc.ClientConn, error) {
 
 // dial prepares a connection to addr. It does no I/O: the first call
 // connects, and reports an unreachable coordinator through rpcError.
-func dial(addr string) (*client, error) {
-	addr = strings.TrimSpace(addr)
-	for _, p := range []string{"http://", "grpc://"} {
-		addr = strings.TrimPrefix(addr, p)
+func dial(list string) (*client, error) {
+	var addrs []string
+	for _, addr := range strings.Split(list, ",") {
+		addr = strings.TrimSpace(addr)
+		for _, p := range []string{"http://", "grpc://"} {
+			addr = strings.TrimPrefix(addr, p)
+		}
+		if addr = strings.TrimSuffix(addr, "/"); addr != "" {
+			addrs = append(addrs, addr)
+		}
 	}
-	addr = strings.TrimSuffix(addr, "/")
-	if addr == "" {
+	if len(addrs) == 0 {
 		return nil, usageErrorf("--coordinator is empty")
 	}
-	f := &follower{}
+	addr := addrs[0]
+	f := &follower{others: addrs[1:]}
 	conn, err := newConn(addr, f)
 	if err != nil {
 		return nil, usageErrorf("bad coordinator address %q: %v", addr, err)

@@ -704,3 +704,31 @@ func TestDescribeWordcount(t *testing.T) {
 		t.Fatalf("describe without arguments: %v, want %q", err, want)
 	}
 }
+
+// With several --coordinator addresses, a dead one is skipped: calls go to
+// the next that answers, and stay there.
+func TestCoordinatorListFailsOver(t *testing.T) {
+	dead := freeLoopbackAddr(t)
+	live := serveFake(t, &fakeJobs{workers: []*weirv1.WorkerInfo{{Id: "w1", Slots: 4}}})
+	for range 2 {
+		code, stdout, stderr := weir(context.Background(), "workers", "--coordinator", dead+","+live, "-o", "json")
+		if code != 0 || !strings.Contains(stdout, `"w1"`) {
+			t.Fatalf("workers through %s,%s = %d, stdout %q, stderr %q", dead, live, code, stdout, stderr)
+		}
+	}
+	code, _, stderr := weir(context.Background(), "workers", "--coordinator", dead)
+	if code == 0 || !strings.Contains(stderr, dead) {
+		t.Fatalf("a dead coordinator alone = %d, stderr %q", code, stderr)
+	}
+}
+
+// freeLoopbackAddr is an address nothing listens on.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -95,7 +95,29 @@ func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
 		s.push(d, ts, key, ns)
 		return nil
 	})
-	return s, err
+	if err != nil {
+		return nil, err
+	}
+	// The watermark a restored subtask had (the minimum, when rescaled):
+	// records replayed after a restore are judged late or not as they were
+	// before, and Timers.Watermark reads the same.
+	if items, ok := env.Restored(); ok {
+		for i, it := range items {
+			v, n := binary.Varint(it)
+			if n <= 0 || n != len(it) {
+				return nil, errCorruptTimer
+			}
+			if i == 0 || v < s.wm {
+				s.wm = v
+			}
+		}
+	}
+	return s, nil
+}
+
+// snapshot is the operator state of an operator with timers: its watermark.
+func (s *timerService) snapshot(int64) ([][]byte, error) {
+	return [][]byte{binary.AppendVarint(nil, s.wm)}, nil
 }
 
 func (s *timerService) id(d TimeDomain, ts int64, key, ns []byte) string {
@@ -232,6 +254,9 @@ func KeyedProcessTimers[K comparable, T, U any](k KeyedStream[K, T], open func(s
 				}
 			},
 			watermark: func(wm int64) {
+				if wm <= ts.wm {
+					return
+				}
 				ts.wm = wm
 				if err := ts.fire(EventTime, wm, onTimer(EventTime)); err != nil {
 					env.fail(err)
@@ -244,6 +269,7 @@ func KeyedProcessTimers[K comparable, T, U any](k KeyedStream[K, T], open func(s
 					env.fail(err)
 				}
 			},
+			snapshot: ts.snapshot,
 		}, nil
 	})
 }

@@ -325,20 +325,6 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 		if len(env.sides) > 0 { // none when chained: nothing reads them
 			op.late, _ = env.sides[0].(func(T))
 		}
-		// The watermark a restored subtask had (the minimum, when
-		// rescaled): records replayed after a restore are judged late or not
-		// as they were before.
-		if items, ok := env.Restored(); ok {
-			for i, it := range items {
-				v, n := binary.Varint(it)
-				if n <= 0 {
-					return opRun{}, errCorruptWindow
-				}
-				if i == 0 || v < timers.wm {
-					timers.wm = v
-				}
-			}
-		}
 		return opRun{
 			in: op.record,
 			watermark: func(wm int64) {
@@ -357,9 +343,7 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 					env.fail(err)
 				}
 			},
-			snapshot: func(int64) ([][]byte, error) {
-				return [][]byte{binary.AppendVarint(nil, timers.wm)}, nil
-			},
+			snapshot: timers.snapshot,
 		}, nil
 	})
 	outCodec = res.codec

@@ -18,8 +18,8 @@ type visit struct {
 	TS  int64
 }
 
-func visitTS(v visit) int64    { return v.TS }
-func visitKey(v visit) string  { return v.Key }
+func visitTS(v visit) int64   { return v.TS }
+func visitKey(v visit) string { return v.Key }
 func fmtPane(p sdk.Pane[string, int64]) string {
 	return fmt.Sprintf("%s [%d,%d) %s #%d retract=%v %d", p.Key, p.Start, p.End, p.Timing, p.Index, p.Retraction, p.Value)
 }

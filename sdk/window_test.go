@@ -147,4 +147,3 @@ func TestWindowProperty(t *testing.T) {
 		}
 	})
 }
-

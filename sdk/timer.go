@@ -224,52 +224,88 @@ type ProcessFuncs[K comparable, T, U any] struct {
 // before the watermark goes downstream.
 func KeyedProcessTimers[K comparable, T, U any](k KeyedStream[K, T], open func(s *StateStore, t Timers) (ProcessFuncs[K, T, U], error), opts ...Option) Stream[U] {
 	return keyedTransform(k, "process", "KeyedProcess", opts, func(env *opEnv, emit func(U)) (opRun, error) {
-		store := newStateStore(env)
-		ts, err := newTimerService(env, store)
+		var fns ProcessFuncs[K, T, U]
+		run, store, err := openTimerOp(env, k.keyCodec, emit, func(s *StateStore, t Timers) (timerFunc[K, U], error) {
+			var err error
+			fns, err = open(s, t)
+			return fns.Timer, err
+		})
 		if err != nil {
 			return opRun{}, err
 		}
-		fns, err := open(store, Timers{ts})
-		if err != nil {
-			return opRun{}, err
-		}
-		onTimer := func(d TimeDomain) func(int64, []byte) error {
-			return func(at int64, _ []byte) error {
-				if fns.Timer == nil {
-					return nil
-				}
-				key, err := k.keyCodec.Decode(store.key)
-				if err != nil {
-					return err
-				}
-				return fns.Timer(key, at, d, emit)
-			}
-		}
-		return opRun{
-			in: func(v T) {
-				key := k.key(v)
-				scopeTo(store, k.keyCodec, key)
-				if err := fns.Record(key, v, emit); err != nil {
-					env.fail(err)
-				}
-			},
-			watermark: func(wm int64) {
-				if wm <= ts.wm {
-					return
-				}
-				ts.wm = wm
-				if err := ts.fire(EventTime, wm, onTimer(EventTime)); err != nil {
-					env.fail(err)
-					return
-				}
-				env.emitWatermark(wm)
-			},
-			onTime: func(now time.Time) {
-				if err := ts.fire(ProcessingTime, now.UnixMilli(), onTimer(ProcessingTime)); err != nil {
-					env.fail(err)
-				}
-			},
-			snapshot: ts.snapshot,
-		}, nil
+		run.in = keyedIn(env, store, k, fns.Record, emit)
+		return run, nil
 	})
+}
+
+// timerFunc handles a timer of key firing at ts in domain d.
+type timerFunc[K comparable, U any] func(key K, ts int64, d TimeDomain, emit func(U)) error
+
+// openTimerOp opens a keyed operator whose user callbacks have timers (a
+// keyed process or co-process function): its store and timer service, the
+// user's open, and the runtime hooks that fire the timers scoped to their
+// key. The caller adds the input handlers.
+func openTimerOp[K comparable, U any](env *opEnv, keyCodec Codec[K], emit func(U),
+	open func(s *StateStore, t Timers) (timerFunc[K, U], error)) (opRun, *StateStore, error) {
+	store := newStateStore(env)
+	ts, err := newTimerService(env, store)
+	if err != nil {
+		return opRun{}, nil, err
+	}
+	onTimer, err := open(store, Timers{ts})
+	if err != nil {
+		return opRun{}, nil, err
+	}
+	run := timerRun(env, ts, func(d TimeDomain, at int64, _ []byte) error {
+		if onTimer == nil {
+			return nil
+		}
+		key, err := keyCodec.Decode(store.key)
+		if err != nil {
+			return err
+		}
+		return onTimer(key, at, d, emit)
+	})
+	return run, store, nil
+}
+
+// timerRun is the runtime's side of an operator with timers: the watermark
+// fires the due event-time timers before it goes downstream (a watermark
+// not newer than the restored one is stale and dropped), the processing
+// time fires the others, and the watermark is the operator's checkpointed
+// state. onTimer runs with the store scoped to the timer's key.
+func timerRun(env *opEnv, ts *timerService, onTimer func(d TimeDomain, at int64, ns []byte) error) opRun {
+	onEvent := func(at int64, ns []byte) error { return onTimer(EventTime, at, ns) }
+	onProc := func(at int64, ns []byte) error { return onTimer(ProcessingTime, at, ns) }
+	return opRun{
+		watermark: func(wm int64) {
+			if wm <= ts.wm {
+				return
+			}
+			ts.wm = wm
+			if err := ts.fire(EventTime, wm, onEvent); err != nil {
+				env.fail(err)
+				return
+			}
+			env.emitWatermark(wm)
+		},
+		onTime: func(now time.Time) {
+			if err := ts.fire(ProcessingTime, now.UnixMilli(), onProc); err != nil {
+				env.fail(err)
+			}
+		},
+		snapshot: ts.snapshot,
+	}
+}
+
+// keyedIn is the input handler of a keyed function: it scopes the store to
+// the record's key and calls f; an error fails the task.
+func keyedIn[K comparable, T, U any](env *opEnv, store *StateStore, k KeyedStream[K, T], f func(key K, v T, emit func(U)) error, emit func(U)) func(T) {
+	return func(v T) {
+		key := k.key(v)
+		scopeTo(store, k.keyCodec, key)
+		if err := f(key, v, emit); err != nil {
+			env.fail(err)
+		}
+	}
 }

@@ -313,44 +313,44 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 	}
 	var outCodec Codec[U]
 	res := keyedTransform(w.k, kind, name, opts, func(env *opEnv, emit func(U)) (opRun, error) {
-		store := newStateStore(env)
-		timers, err := newTimerService(env, store)
+		op, run, err := openWindow(env, w, ac, add, merge, result, retract, outCodec, emit)
 		if err != nil {
 			return opRun{}, err
 		}
-		op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
-			acc: newHandle(store, "\x00contents", nil), trig: newHandle(store, "\x00trigger", nil),
-			sessions: newHandle(store, "\x00sessions", nil),
-			ac:       ac, add: add, merge: merge, result: result, retract: retract, out: outCodec, emit: emit}
 		if len(env.sides) > 0 { // none when chained: nothing reads them
 			op.late, _ = env.sides[0].(func(T))
 		}
-		return opRun{
-			in: op.record,
-			watermark: func(wm int64) {
-				if wm <= timers.wm {
-					return
-				}
-				timers.wm = wm
-				if err := timers.fire(EventTime, wm, op.eventTimer); err != nil {
-					env.fail(err)
-					return
-				}
-				env.emitWatermark(wm)
-			},
-			onTime: func(now time.Time) {
-				if err := timers.fire(ProcessingTime, now.UnixMilli(), op.procTimer); err != nil {
-					env.fail(err)
-				}
-			},
-			snapshot: timers.snapshot,
-		}, nil
+		run.in = op.record
+		return run, nil
 	})
 	outCodec = res.codec
 	n := res.n
 	n.sides = append(n.sides, typedStream[T]{codec: w.k.s.codec})
 	late := Stream[T]{p: w.k.s.p, n: n, codec: w.k.s.codec, side: 1, ts: w.k.s.ts}
 	return Windowed[T, U]{results: res, late: late}
+}
+
+// openWindow opens the window operator's instance for a subtask: its state
+// and timers. The caller wires its input to record.
+func openWindow[K comparable, T, A, U any](env *opEnv, w WindowedStream[K, T], ac Codec[A],
+	add func(acc A, ok bool, v T) A, merge func(a, b A) A,
+	result func(key K, info WindowInfo, acc A, emit func(U)), retract func(U) U, out Codec[U], emit func(U)) (*winOp[K, T, A, U], opRun, error) {
+	store := newStateStore(env)
+	timers, err := newTimerService(env, store)
+	if err != nil {
+		return nil, opRun{}, err
+	}
+	op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
+		acc: newHandle(store, "\x00contents", nil), trig: newHandle(store, "\x00trigger", nil),
+		sessions: newHandle(store, "\x00sessions", nil),
+		ac:       ac, add: add, merge: merge, result: result, retract: retract, out: out, emit: emit}
+	run := timerRun(env, timers, func(d TimeDomain, at int64, ns []byte) error {
+		if d == EventTime {
+			return op.eventTimer(at, ns)
+		}
+		return op.procTimer(at, ns)
+	})
+	return op, run, nil
 }
 
 type winOp[K comparable, T, A, U any] struct {

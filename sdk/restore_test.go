@@ -40,7 +40,8 @@ func visits(seed uint64, n, keys int, bound int64) []visit {
 
 // restoreJob is a job with the state a kill must not lose: session windows
 // and tumbling windows with early firings (trigger state, retractions),
-// and a keyed process function with event-time timers, each written by an
+// a keyed process function with event-time timers and an interval join
+// (a self-join, so barriers align over two inputs), each written by an
 // exactly-once file sink. The source is one paced subtask, so each key's
 // records arrive in one order and count-based early firings are the same in
 // every run; the input respects its out-of-orderness bound, so no record is
@@ -95,6 +96,12 @@ func restoreJob(evs []visit, out string, rate float64) func(p *sdk.Pipeline) {
 			}, nil
 		}, sdk.WithUID("buckets"))
 		file.Sink(buckets, filepath.Join(out, "buckets"), func(s string) string { return s }, sdk.WithUID("buckets-out"))
+
+		// A self-join: two inputs from one producer, so barriers align
+		// over both inputs' channels and the buffers are in checkpoints.
+		joined := sdk.IntervalJoin(keyed, keyed, -150*time.Millisecond, 150*time.Millisecond,
+			func(key string, a, b visit) string { return fmt.Sprintf("%s %d %d", key, a.TS, b.TS) }, sdk.WithUID("join"))
+		file.Sink(joined, filepath.Join(out, "joined"), func(s string) string { return s }, sdk.WithUID("joined-out"))
 	}
 }
 
@@ -121,7 +128,7 @@ func TestKillAndRestoreWindowsAndTimers(t *testing.T) {
 		t.Fatalf("the job was killed %d times, want 2: it ended too early", killed)
 	}
 	var sessionTotal int64
-	for _, name := range []string{"sessions", "tumbling", "buckets"} {
+	for _, name := range []string{"sessions", "tumbling", "buckets", "joined"} {
 		_, want := readOutput(t, filepath.Join(refDir, name))
 		_, got := readOutput(t, filepath.Join(out, name))
 		slices.Sort(want)

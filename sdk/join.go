@@ -117,7 +117,7 @@ func WindowJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K,
 	// trigger and timers are the window operator's own.
 	type rec = joinRecord[A, B]
 	w := WindowedStream[K, rec]{a: assigner, k: KeyedStream[K, rec]{
-		s:        Stream[rec]{p: a.s.p, ts: func(r rec) int64 { return r.ts }},
+		s: Stream[rec]{p: a.s.p, ts: func(r rec) int64 { return r.ts }},
 		key: func(r rec) K {
 			if r.second {
 				return b.key(r.b)

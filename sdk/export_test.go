@@ -5,11 +5,6 @@ import (
 	"time"
 )
 
-// RunLocal runs p as Main's local mode does. It is for the external tests
-// (package sdk_test), which can import connectors; sdk's own tests cannot,
-// connectors importing sdk.
-func RunLocal(ctx context.Context, p *Pipeline) error { return runPipeline(ctx, p) }
-
 // RunKillRestore runs the job build makes in this process with checkpoints
 // every interval: each attempt is killed after kills[i] checkpoints
 // completed in it and the next restores from the last completed one, until

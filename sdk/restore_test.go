@@ -119,7 +119,7 @@ func TestKillAndRestoreWindowsAndTimers(t *testing.T) {
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	killed, err := sdk.RunKillRestore(t.Context(), dir, 20*time.Millisecond, []int{1, 2},
+	killed, err := sdk.RunKillRestore(t.Context(), dir, 20*time.Millisecond, []int{1, 1},
 		restoreJob(evs, out, 3000))
 	if err != nil {
 		t.Fatal(err)

@@ -398,15 +398,15 @@ type task struct {
 	valve    *watermark.Valve
 	// wmIn is the chain's watermark entry: the head operator's handler or
 	// the output. wm is the last watermark given to it.
-	wmIn     func(ts int64)
-	wm       int64
+	wmIn func(ts int64)
+	wm   int64
 	// inputWM mirrors wm and outputWM the last watermark sent downstream,
 	// for readers outside the subtask's goroutine (metrics): see
 	// watermarkStatus.
 	inputWM, outputWM atomic.Int64
-	idle     bool                     // idle marker sent downstream
-	barriers map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
-	mailbox  chan control             // sources' mailbox; gates use Gate.Post
+	idle              bool                     // idle marker sent downstream
+	barriers          map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
+	mailbox           chan control             // sources' mailbox; gates use Gate.Post
 }
 
 // run drives the subtask to the end of its input; its operators are closed

@@ -106,7 +106,7 @@ type joinBuf[A, B any] struct {
 // with every pair of a record of a and a record of b that the window holds
 // for the key (Flink's window join: an inner join). Tumbling, sliding and
 // session windows work; sessions merge over the records of both inputs.
-// Records later than the watermark are dropped.
+// Records for windows that already fired are dropped.
 func WindowJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K, B], assigner WindowAssigner,
 	join func(key K, w TimeWindow, a A, b B) U, opts ...Option) Stream[U] {
 	tsA, tsB := eventTimeOf(a, "WindowJoin"), eventTimeOf(b, "WindowJoin")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/weir-run/weir/internal/align"
 	"github.com/weir-run/weir/internal/exchange"
@@ -55,6 +56,18 @@ func (d *deployment) post(c control) {
 			t.gate.Post(exchange.Frame{Kind: exchange.KindRecords, Local: c})
 		}
 	}
+}
+
+// watermarks reports the event-time progress of the process's subtasks,
+// for metrics; safe to call while they run.
+func (d *deployment) watermarks(now time.Time) map[subtaskRef]watermarkStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[subtaskRef]watermarkStatus, len(d.tasks))
+	for ref, t := range d.tasks {
+		out[ref] = t.watermarkStatus(now)
+	}
+	return out
 }
 
 func (t *task) hasNotify() bool {
@@ -185,7 +198,9 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 	}
 	env.setIdle = t.sendIdle
 	emit := emits[0]
+	t.outputWM.Store(watermark.Min)
 	wmNext := func(ts int64) {
+		t.outputWM.Store(ts)
 		if err := t.out.watermark(ts, false); err != nil {
 			env.fail(err)
 		}
@@ -216,6 +231,7 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		}
 	}
 	t.wmIn, t.wm = wmNext, watermark.Min
+	t.inputWM.Store(watermark.Min)
 	if gate != nil {
 		t.valve = watermark.New(len(inEdges))
 	}

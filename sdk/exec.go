@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-run/weir/internal/align"
@@ -397,11 +398,15 @@ type task struct {
 	valve    *watermark.Valve
 	// wmIn is the chain's watermark entry: the head operator's handler or
 	// the output. wm is the last watermark given to it.
-	wmIn     func(ts int64)
-	wm       int64
-	idle     bool                     // idle marker sent downstream
-	barriers map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
-	mailbox  chan control             // sources' mailbox; gates use Gate.Post
+	wmIn func(ts int64)
+	wm   int64
+	// inputWM mirrors wm and outputWM the last watermark sent downstream,
+	// for readers outside the subtask's goroutine (metrics): see
+	// watermarkStatus.
+	inputWM, outputWM atomic.Int64
+	idle              bool                     // idle marker sent downstream
+	barriers          map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
+	mailbox           chan control             // sources' mailbox; gates use Gate.Post
 }
 
 // run drives the subtask to the end of its input; its operators are closed
@@ -439,8 +444,33 @@ func (t *task) run() (err error) {
 func (t *task) advance(ts int64) {
 	if ts > t.wm {
 		t.wm = ts
+		t.inputWM.Store(ts)
 		t.wmIn(ts)
 	}
+}
+
+// watermarkStatus is a subtask's event-time progress, as metrics report it:
+// its input watermark (for a source chain, which has none, the one it
+// sends), and the lag of that watermark behind the wall clock.
+type watermarkStatus struct {
+	Watermark int64         // unix ms; meaningful when Known
+	Lag       time.Duration // now - Watermark; 0 once the input ended
+	Known     bool          // false until the first watermark
+}
+
+// watermarkStatus may be called from any goroutine.
+func (t *task) watermarkStatus(now time.Time) watermarkStatus {
+	wm := t.inputWM.Load()
+	if t.source != nil {
+		wm = t.outputWM.Load()
+	}
+	switch wm {
+	case watermark.Min:
+		return watermarkStatus{}
+	case watermark.Max:
+		return watermarkStatus{Watermark: wm, Known: true}
+	}
+	return watermarkStatus{Watermark: wm, Lag: now.Sub(time.UnixMilli(wm)), Known: true}
 }
 
 // sendIdle forwards a change of the idle status downstream.

@@ -1,8 +1,26 @@
 package sdk
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
-// RunLocal runs p as Main's local mode does. It is for the external tests
-// (package sdk_test), which can import connectors; sdk's own tests cannot,
-// connectors importing sdk.
-func RunLocal(ctx context.Context, p *Pipeline) error { return runPipeline(ctx, p) }
+// RunKillRestore runs the job build makes in this process with checkpoints
+// every interval: each attempt is killed after kills[i] checkpoints
+// completed in it and the next restores from the last completed one, until
+// an attempt runs to the end. It reports how many kills happened (an attempt
+// may end before its kill).
+func RunKillRestore(ctx context.Context, dir string, interval time.Duration, kills []int, build func(p *Pipeline)) (killed int, err error) {
+	c := &ckCluster{dir: dir, build: build, interval: interval}
+	for i := 0; ; i++ {
+		k := 0
+		if i < len(kills) {
+			k = kills[i]
+		}
+		finished, err := c.runAttempt(ctx, k)
+		if err != nil || finished {
+			return killed, err
+		}
+		killed++
+	}
+}

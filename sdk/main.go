@@ -121,6 +121,16 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 	}
 }
 
+// RunLocal runs p to the end in this process, as Main's local mode does,
+// without checkpoints: for tests, examples and small bounded jobs.
+func RunLocal(ctx context.Context, p *Pipeline) error {
+	pl, err := p.buildPlan()
+	if err != nil {
+		return err
+	}
+	return pl.runLocal(ctx, slog.Default())
+}
+
 // runLocal runs every subtask of the job in this process, exchanging records
 // in memory.
 func (pl *plan) runLocal(ctx context.Context, logger *slog.Logger) error {

@@ -401,12 +401,6 @@ func KeyedProcess[K comparable, T, U any](k KeyedStream[K, T], open func(s *Stat
 		if err != nil {
 			return opRun{}, err
 		}
-		return opRun{in: func(v T) {
-			key := k.key(v)
-			scopeTo(store, k.keyCodec, key)
-			if err := process(key, v, emit); err != nil {
-				env.fail(err)
-			}
-		}}, nil
+		return opRun{in: keyedIn(env, store, k, process, emit)}, nil
 	})
 }

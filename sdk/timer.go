@@ -30,24 +30,28 @@ func (d TimeDomain) String() string {
 // timerService keeps an operator's timers. Every timer is an entry of keyed
 // state (so it is in checkpoints, moves with its key group and is restored),
 // mirrored in a heap per domain so firing does not scan state. A timer is
-// (domain, time, key, namespace); registering it twice keeps one.
+// (domain, time, key, namespace); registering it twice keeps one. Deleting
+// one takes it out of its heap at once: a session window moves its timer on
+// nearly every record, and lazily deleted timers would pile up in the heap.
 type timerService struct {
 	env   *opEnv
 	store *StateStore
 	h     *stateHandle
 	heaps [2]timerHeap
-	live  map[string]struct{} // timerID of every registered timer
+	live  map[string]*timer // by timerID
 	wm    int64
 	buf   []byte
+	sfx   []byte
 }
 
 type timer struct {
 	ts      int64
 	key, ns string
 	id      string
+	index   int // in its heap
 }
 
-type timerHeap []timer
+type timerHeap []*timer
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
@@ -56,11 +60,19 @@ func (h timerHeap) Less(i, j int) bool {
 	}
 	return h[i].id < h[j].id // deterministic order for equal times
 }
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *timerHeap) Push(x any) {
+	t := x.(*timer)
+	t.index = len(*h)
+	*h = append(*h, t)
+}
 func (h *timerHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return t
 }
@@ -86,7 +98,7 @@ func decodeTimerSuffix(b []byte) (d TimeDomain, ts int64, ns []byte, err error) 
 // a restored subtask had.
 func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
 	s := &timerService{env: env, store: store, h: newHandle(store, "\x00timers", nil),
-		live: map[string]struct{}{}, wm: math.MinInt64}
+		live: map[string]*timer{}, wm: math.MinInt64}
 	err := s.h.scanEntries(func(key, suffix, _ []byte) error {
 		d, ts, ns, err := decodeTimerSuffix(suffix)
 		if err != nil {
@@ -95,22 +107,48 @@ func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
 		s.push(d, ts, key, ns)
 		return nil
 	})
-	return s, err
+	if err != nil {
+		return nil, err
+	}
+	// The watermark a restored subtask had (the minimum, when rescaled):
+	// records replayed after a restore are judged late or not as they were
+	// before, and Timers.Watermark reads the same.
+	if items, ok := env.Restored(); ok {
+		for i, it := range items {
+			v, n := binary.Varint(it)
+			if n <= 0 || n != len(it) {
+				return nil, errCorruptTimer
+			}
+			if i == 0 || v < s.wm {
+				s.wm = v
+			}
+		}
+	}
+	return s, nil
 }
 
-func (s *timerService) id(d TimeDomain, ts int64, key, ns []byte) string {
+// snapshot is the operator state of an operator with timers: its watermark.
+func (s *timerService) snapshot(int64) ([][]byte, error) {
+	return [][]byte{binary.AppendVarint(nil, s.wm)}, nil
+}
+
+// id is the timer's identity, in s.buf until the next call: the map
+// lookups with string(id) do not allocate.
+func (s *timerService) id(d TimeDomain, ts int64, key, ns []byte) []byte {
 	s.buf = binary.AppendUvarint(s.buf[:0], uint64(len(key)))
 	s.buf = append(s.buf, key...)
-	return string(timerSuffix(s.buf, d, ts, ns))
+	s.buf = timerSuffix(s.buf, d, ts, ns)
+	return s.buf
 }
 
 func (s *timerService) push(d TimeDomain, ts int64, key, ns []byte) bool {
 	id := s.id(d, ts, key, ns)
-	if _, ok := s.live[id]; ok {
+	if _, ok := s.live[string(id)]; ok {
 		return false
 	}
-	s.live[id] = struct{}{}
-	heap.Push(&s.heaps[d], timer{ts: ts, key: string(key), ns: string(ns), id: id})
+	t := &timer{ts: ts, key: string(key), ns: string(ns), id: string(id)}
+	s.live[t.id] = t
+	heap.Push(&s.heaps[d], t)
 	return true
 }
 
@@ -122,17 +160,20 @@ func (s *timerService) register(d TimeDomain, ts int64, ns []byte) error {
 	if d == ProcessingTime {
 		s.env.wake(time.UnixMilli(ts))
 	}
-	return s.h.put(timerSuffix(nil, d, ts, ns), func(dst []byte) []byte { return dst })
+	s.sfx = timerSuffix(s.sfx[:0], d, ts, ns)
+	return s.h.put(s.sfx, func(dst []byte) []byte { return dst })
 }
 
-// remove deletes a timer of the current key; the heap drops it lazily.
+// remove deletes a timer of the current key.
 func (s *timerService) remove(d TimeDomain, ts int64, ns []byte) error {
-	id := s.id(d, ts, s.store.key, ns)
-	if _, ok := s.live[id]; !ok {
+	t, ok := s.live[string(s.id(d, ts, s.store.key, ns))]
+	if !ok {
 		return nil
 	}
-	delete(s.live, id)
-	return s.h.del(timerSuffix(nil, d, ts, ns))
+	delete(s.live, t.id)
+	heap.Remove(&s.heaps[d], t.index)
+	s.sfx = timerSuffix(s.sfx[:0], d, ts, ns)
+	return s.h.del(s.sfx)
 }
 
 // fire pops the timers of domain d due at upTo, in time order, scopes the
@@ -141,13 +182,11 @@ func (s *timerService) remove(d TimeDomain, ts int64, ns []byte) error {
 func (s *timerService) fire(d TimeDomain, upTo int64, fn func(ts int64, ns []byte) error) error {
 	h := &s.heaps[d]
 	for h.Len() > 0 && (*h)[0].ts <= upTo {
-		t := heap.Pop(h).(timer)
-		if _, ok := s.live[t.id]; !ok {
-			continue // removed
-		}
+		t := heap.Pop(h).(*timer)
 		delete(s.live, t.id)
 		scopeToBytes(s.store, []byte(t.key))
-		if err := s.h.del(timerSuffix(nil, d, t.ts, []byte(t.ns))); err != nil {
+		s.sfx = timerSuffix(s.sfx[:0], d, t.ts, []byte(t.ns))
+		if err := s.h.del(s.sfx); err != nil {
 			return err
 		}
 		if err := fn(t.ts, []byte(t.ns)); err != nil {
@@ -202,48 +241,88 @@ type ProcessFuncs[K comparable, T, U any] struct {
 // before the watermark goes downstream.
 func KeyedProcessTimers[K comparable, T, U any](k KeyedStream[K, T], open func(s *StateStore, t Timers) (ProcessFuncs[K, T, U], error), opts ...Option) Stream[U] {
 	return keyedTransform(k, "process", "KeyedProcess", opts, func(env *opEnv, emit func(U)) (opRun, error) {
-		store := newStateStore(env)
-		ts, err := newTimerService(env, store)
+		var fns ProcessFuncs[K, T, U]
+		run, store, err := openTimerOp(env, k.keyCodec, emit, func(s *StateStore, t Timers) (timerFunc[K, U], error) {
+			var err error
+			fns, err = open(s, t)
+			return fns.Timer, err
+		})
 		if err != nil {
 			return opRun{}, err
 		}
-		fns, err := open(store, Timers{ts})
-		if err != nil {
-			return opRun{}, err
-		}
-		onTimer := func(d TimeDomain) func(int64, []byte) error {
-			return func(at int64, _ []byte) error {
-				if fns.Timer == nil {
-					return nil
-				}
-				key, err := k.keyCodec.Decode(store.key)
-				if err != nil {
-					return err
-				}
-				return fns.Timer(key, at, d, emit)
-			}
-		}
-		return opRun{
-			in: func(v T) {
-				key := k.key(v)
-				scopeTo(store, k.keyCodec, key)
-				if err := fns.Record(key, v, emit); err != nil {
-					env.fail(err)
-				}
-			},
-			watermark: func(wm int64) {
-				ts.wm = wm
-				if err := ts.fire(EventTime, wm, onTimer(EventTime)); err != nil {
-					env.fail(err)
-					return
-				}
-				env.emitWatermark(wm)
-			},
-			onTime: func(now time.Time) {
-				if err := ts.fire(ProcessingTime, now.UnixMilli(), onTimer(ProcessingTime)); err != nil {
-					env.fail(err)
-				}
-			},
-		}, nil
+		run.in = keyedIn(env, store, k, fns.Record, emit)
+		return run, nil
 	})
+}
+
+// timerFunc handles a timer of key firing at ts in domain d.
+type timerFunc[K comparable, U any] func(key K, ts int64, d TimeDomain, emit func(U)) error
+
+// openTimerOp opens a keyed operator whose user callbacks have timers (a
+// keyed process or co-process function): its store and timer service, the
+// user's open, and the runtime hooks that fire the timers scoped to their
+// key. The caller adds the input handlers.
+func openTimerOp[K comparable, U any](env *opEnv, keyCodec Codec[K], emit func(U),
+	open func(s *StateStore, t Timers) (timerFunc[K, U], error)) (opRun, *StateStore, error) {
+	store := newStateStore(env)
+	ts, err := newTimerService(env, store)
+	if err != nil {
+		return opRun{}, nil, err
+	}
+	onTimer, err := open(store, Timers{ts})
+	if err != nil {
+		return opRun{}, nil, err
+	}
+	run := timerRun(env, ts, func(d TimeDomain, at int64, _ []byte) error {
+		if onTimer == nil {
+			return nil
+		}
+		key, err := keyCodec.Decode(store.key)
+		if err != nil {
+			return err
+		}
+		return onTimer(key, at, d, emit)
+	})
+	return run, store, nil
+}
+
+// timerRun is the runtime's side of an operator with timers: the watermark
+// fires the due event-time timers before it goes downstream (a watermark
+// not newer than the restored one is stale and dropped), the processing
+// time fires the others, and the watermark is the operator's checkpointed
+// state. onTimer runs with the store scoped to the timer's key.
+func timerRun(env *opEnv, ts *timerService, onTimer func(d TimeDomain, at int64, ns []byte) error) opRun {
+	onEvent := func(at int64, ns []byte) error { return onTimer(EventTime, at, ns) }
+	onProc := func(at int64, ns []byte) error { return onTimer(ProcessingTime, at, ns) }
+	return opRun{
+		watermark: func(wm int64) {
+			if wm <= ts.wm {
+				return
+			}
+			ts.wm = wm
+			if err := ts.fire(EventTime, wm, onEvent); err != nil {
+				env.fail(err)
+				return
+			}
+			env.emitWatermark(wm)
+		},
+		onTime: func(now time.Time) {
+			if err := ts.fire(ProcessingTime, now.UnixMilli(), onProc); err != nil {
+				env.fail(err)
+			}
+		},
+		snapshot: ts.snapshot,
+	}
+}
+
+// keyedIn is the input handler of a keyed function: it scopes the store to
+// the record's key and calls f; an error fails the task.
+func keyedIn[K comparable, T, U any](env *opEnv, store *StateStore, k KeyedStream[K, T], f func(key K, v T, emit func(U)) error, emit func(U)) func(T) {
+	return func(v T) {
+		key := k.key(v)
+		scopeTo(store, k.keyCodec, key)
+		if err := f(key, v, emit); err != nil {
+			env.fail(err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,12 +110,12 @@ func FuzzDecodeTrigState(f *testing.F) {
 
 // FuzzDecodeWindows covers the session-set and namespace decoders.
 func FuzzDecodeWindows(f *testing.F) {
-	f.Add(encodeWindows(nil, []TimeWindow{{1, 5}, {-10, 7}}))
+	f.Add(encodeSessions(nil, []session{{TimeWindow{1, 5}, TimeWindow{2, 5}}, {TimeWindow{-10, 7}, TimeWindow{-10, 7}}}))
 	f.Add(appendNS(nil, TimeWindow{3, 9}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if ws, err := decodeWindows(b); err == nil {
-			again, err := decodeWindows(encodeWindows(nil, ws))
-			if err != nil || len(again) != len(ws) {
+		if ws, err := decodeSessions(b, nil); err == nil {
+			again, err := decodeSessions(encodeSessions(nil, ws), nil)
+			if err != nil || !slices.Equal(again, ws) {
 				t.Fatalf("round trip: %v -> %v (%v)", ws, again, err)
 			}
 		}

@@ -151,29 +151,38 @@ func decodeNS(b []byte) (TimeWindow, error) {
 	return TimeWindow{int64(binary.BigEndian.Uint64(b) ^ (1 << 63)), int64(binary.BigEndian.Uint64(b[8:]) ^ (1 << 63))}, nil
 }
 
-// encodeWindows and decodeWindows store a key's session windows.
-func encodeWindows(dst []byte, ws []TimeWindow) []byte {
-	for _, w := range ws {
-		dst = binary.AppendVarint(binary.AppendVarint(dst, w.Start), w.End)
+// session is one session window of a key, and the window its state lives
+// under: the window it was created as. A session grows with nearly every
+// record; keeping its state, trigger state and on-time timer under a fixed
+// namespace makes that a rewrite of the accumulator alone.
+type session struct{ w, state TimeWindow }
+
+// encodeSessions and decodeSessions store a key's session windows.
+func encodeSessions(dst []byte, ss []session) []byte {
+	for _, s := range ss {
+		dst = binary.AppendVarint(binary.AppendVarint(dst, s.w.Start), s.w.End)
+		dst = binary.AppendVarint(binary.AppendVarint(dst, s.state.Start), s.state.End)
 	}
 	return dst
 }
 
-func decodeWindows(b []byte) ([]TimeWindow, error) {
-	var ws []TimeWindow
+func decodeSessions(b []byte, into []session) ([]session, error) {
+	ss := into[:0]
 	for len(b) > 0 {
-		s, n := binary.Varint(b)
-		if n <= 0 {
+		var v [4]int64
+		for i := range v {
+			x, n := binary.Varint(b)
+			if n <= 0 {
+				return nil, errCorruptWindow
+			}
+			v[i], b = x, b[n:]
+		}
+		if v[1] <= v[0] || v[3] <= v[2] {
 			return nil, errCorruptWindow
 		}
-		e, m := binary.Varint(b[n:])
-		if m <= 0 || e <= s {
-			return nil, errCorruptWindow
-		}
-		ws = append(ws, TimeWindow{s, e})
-		b = b[n+m:]
+		ss = append(ss, session{TimeWindow{v[0], v[1]}, TimeWindow{v[2], v[3]}})
 	}
-	return ws, nil
+	return ss, nil
 }
 
 // WindowOption configures Window.
@@ -313,60 +322,44 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 	}
 	var outCodec Codec[U]
 	res := keyedTransform(w.k, kind, name, opts, func(env *opEnv, emit func(U)) (opRun, error) {
-		store := newStateStore(env)
-		timers, err := newTimerService(env, store)
+		op, run, err := openWindow(env, w, ac, add, merge, result, retract, outCodec, emit)
 		if err != nil {
 			return opRun{}, err
 		}
-		op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
-			acc: newHandle(store, "\x00contents", nil), trig: newHandle(store, "\x00trigger", nil),
-			sessions: newHandle(store, "\x00sessions", nil),
-			ac:       ac, add: add, merge: merge, result: result, retract: retract, out: outCodec, emit: emit}
 		if len(env.sides) > 0 { // none when chained: nothing reads them
 			op.late, _ = env.sides[0].(func(T))
 		}
-		// The watermark a restored subtask had (the minimum, when
-		// rescaled): records replayed after a restore are judged late or not
-		// as they were before.
-		if items, ok := env.Restored(); ok {
-			for i, it := range items {
-				v, n := binary.Varint(it)
-				if n <= 0 {
-					return opRun{}, errCorruptWindow
-				}
-				if i == 0 || v < timers.wm {
-					timers.wm = v
-				}
-			}
-		}
-		return opRun{
-			in: op.record,
-			watermark: func(wm int64) {
-				if wm <= timers.wm {
-					return
-				}
-				timers.wm = wm
-				if err := timers.fire(EventTime, wm, op.eventTimer); err != nil {
-					env.fail(err)
-					return
-				}
-				env.emitWatermark(wm)
-			},
-			onTime: func(now time.Time) {
-				if err := timers.fire(ProcessingTime, now.UnixMilli(), op.procTimer); err != nil {
-					env.fail(err)
-				}
-			},
-			snapshot: func(int64) ([][]byte, error) {
-				return [][]byte{binary.AppendVarint(nil, timers.wm)}, nil
-			},
-		}, nil
+		run.in = op.record
+		return run, nil
 	})
 	outCodec = res.codec
 	n := res.n
 	n.sides = append(n.sides, typedStream[T]{codec: w.k.s.codec})
 	late := Stream[T]{p: w.k.s.p, n: n, codec: w.k.s.codec, side: 1, ts: w.k.s.ts}
 	return Windowed[T, U]{results: res, late: late}
+}
+
+// openWindow opens the window operator's instance for a subtask: its state
+// and timers. The caller wires its input to record.
+func openWindow[K comparable, T, A, U any](env *opEnv, w WindowedStream[K, T], ac Codec[A],
+	add func(acc A, ok bool, v T) A, merge func(a, b A) A,
+	result func(key K, info WindowInfo, acc A, emit func(U)), retract func(U) U, out Codec[U], emit func(U)) (*winOp[K, T, A, U], opRun, error) {
+	store := newStateStore(env)
+	timers, err := newTimerService(env, store)
+	if err != nil {
+		return nil, opRun{}, err
+	}
+	op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
+		acc: newHandle(store, "\x00contents", nil), trig: newHandle(store, "\x00trigger", nil),
+		sessions: newHandle(store, "\x00sessions", nil),
+		ac:       ac, add: add, merge: merge, result: result, retract: retract, out: out, emit: emit}
+	run := timerRun(env, timers, func(d TimeDomain, at int64, ns []byte) error {
+		if d == EventTime {
+			return op.eventTimer(at, ns)
+		}
+		return op.procTimer(at, ns)
+	})
+	return op, run, nil
 }
 
 type winOp[K comparable, T, A, U any] struct {
@@ -385,7 +378,11 @@ type winOp[K comparable, T, A, U any] struct {
 	late                func(T)
 	ns                  []byte
 	captured            [][]byte
+	set                 []session // scratch for getSessions
 }
+
+// winRef is a window and the window its state is kept under (see session).
+type winRef struct{ w, state TimeWindow }
 
 func (o *winOp[K, T, A, U]) nsOf(w TimeWindow) []byte {
 	o.ns = appendNS(o.ns[:0], w)
@@ -419,19 +416,37 @@ func (o *winOp[K, T, A, U]) putTrig(w TimeWindow, st trigState) error {
 	return o.trig.put(o.nsOf(w), st.encode)
 }
 
-func (o *winOp[K, T, A, U]) getSessions() ([]TimeWindow, error) {
+// getSessions reads the current key's sessions into o.set (reused).
+func (o *winOp[K, T, A, U]) getSessions() ([]session, error) {
 	b, ok, err := o.sessions.get(nil)
 	if err != nil || !ok {
-		return nil, err
+		return o.set[:0], err
 	}
-	return decodeWindows(b)
+	o.set, err = decodeSessions(b, o.set)
+	return o.set, err
 }
 
-func (o *winOp[K, T, A, U]) putSessions(ws []TimeWindow) error {
-	if len(ws) == 0 {
+func (o *winOp[K, T, A, U]) putSessions(ss []session) error {
+	if len(ss) == 0 {
 		return o.sessions.del(nil)
 	}
-	return o.sessions.put(nil, func(dst []byte) []byte { return encodeWindows(dst, ws) })
+	return o.sessions.put(nil, func(dst []byte) []byte { return encodeSessions(dst, ss) })
+}
+
+// ref is the window a timer's or state's namespace names, with the window
+// it stands for now: itself, or the session created as it; ok is false when
+// no such session is left.
+func (o *winOp[K, T, A, U]) ref(ns TimeWindow) (winRef, bool, error) {
+	if o.w.a.kind != sessionWindows {
+		return winRef{ns, ns}, true, nil
+	}
+	set, err := o.getSessions()
+	for _, s := range set {
+		if s.state == ns {
+			return winRef{s.w, s.state}, true, err
+		}
+	}
+	return winRef{}, false, err
 }
 
 func (o *winOp[K, T, A, U]) key() (K, error) { return o.w.k.keyCodec.Decode(o.store.key) }
@@ -510,46 +525,69 @@ func (o *winOp[K, T, A, U]) recordInWindow(w TimeWindow, wm int64) error {
 			return err
 		}
 	}
-	return o.apply(w, &st, o.w.spec.record(&st, w, wm, o.now()))
+	return o.apply(winRef{w, w}, &st, o.w.spec.record(&st, w, wm, o.now()))
 }
 
 // session handles a record of session windows: its [ts, ts+gap) merges
-// with the key's sessions it overlaps.
+// with the key's sessions it overlaps. The merged session keeps the state
+// namespace of the first of them; the others' contents fold into it. Its
+// on-time timer is not moved as it grows: a timer finding its session
+// longer sets the next one (see eventTimer), so a record extending a
+// session costs a read and a write of the set and of the accumulator.
 func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 	spec, wm := o.w.spec, o.timers.wm
 	set, err := o.getSessions()
 	if err != nil {
 		return err
 	}
-	merged := TimeWindow{ts, ts + o.w.a.gap}
-	nw := merged
-	var olds []TimeWindow
-	keep := set[:0:0]
+	nw := TimeWindow{ts, ts + o.w.a.gap}
+	merged := session{w: nw, state: nw}
+	first := -1
+	var grown session // the session the record falls into, as it was
+	keep := set[:0]
+	var olds []session
 	for _, s := range set {
-		if s.Start < nw.End && nw.Start < s.End {
-			olds = append(olds, s)
-			merged = TimeWindow{min(merged.Start, s.Start), max(merged.End, s.End)}
+		if s.w.Start < nw.End && nw.Start < s.w.End {
+			if first < 0 {
+				first = len(keep)
+				grown, merged.state = s, s.state
+				keep = append(keep, s) // replaced by merged below
+			} else {
+				olds = append(olds, s)
+			}
+			merged.w = TimeWindow{min(merged.w.Start, s.w.Start), max(merged.w.End, s.w.End)}
 		} else {
 			keep = append(keep, s)
 		}
 	}
-	if spec.cleanupTime(merged) <= wm {
+	if spec.cleanupTime(merged.w) <= wm {
 		o.lateRecord(v)
 		return nil
 	}
-	var zero A
-	acc := o.add(zero, false, v)
+	acc, ok, err := o.getAcc(merged.state)
+	if err != nil {
+		return err
+	}
+	if first < 0 {
+		ok = false // a new session; nothing is kept under its window yet
+	}
+	acc = o.add(acc, ok, v)
 	var st trigState
+	if spec.stateful() && first >= 0 {
+		if st, _, err = o.getTrig(merged.state); err != nil {
+			return err
+		}
+	}
 	for _, old := range olds {
-		a, ok, err := o.getAcc(old)
+		a, ok, err := o.getAcc(old.state)
 		if err != nil {
 			return err
 		}
 		if ok {
-			acc = o.merge(a, acc)
+			acc = o.merge(acc, a)
 		}
 		if spec.stateful() {
-			ost, _, err := o.getTrig(old)
+			ost, _, err := o.getTrig(old.state)
 			if err != nil {
 				return err
 			}
@@ -557,123 +595,131 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 				return err
 			}
 			st.merge(ost)
-		}
-		if old != merged {
-			if err := o.dropSession(old); err != nil {
+			if err := o.trig.del(o.nsOf(old.state)); err != nil {
 				return err
 			}
 		}
-	}
-	if err := o.putAcc(merged, acc); err != nil {
-		return err
-	}
-	if err := o.putSessions(append(keep, merged)); err != nil {
-		return err
-	}
-	if merged.maxTimestamp() > wm {
-		if err := o.timers.register(EventTime, merged.maxTimestamp(), o.nsOf(merged)); err != nil {
+		// Its timers find its namespace gone and do nothing.
+		if err := o.acc.del(o.nsOf(old.state)); err != nil {
 			return err
 		}
+	}
+	if err := o.putAcc(merged.state, acc); err != nil {
+		return err
+	}
+	if first < 0 {
+		keep = append(keep, merged)
+		// Its on-time timer, or for a session late within the allowed
+		// lateness (it fires LATE at once) the one that drops it.
+		at := merged.w.maxTimestamp()
+		if at <= wm {
+			at = spec.cleanupTime(merged.w)
+		}
+		if err := o.timers.register(EventTime, at, o.nsOf(merged.state)); err != nil {
+			return err
+		}
+	} else {
+		keep[first] = merged
+	}
+	if err := o.putSessions(keep); err != nil {
+		return err
 	}
 	if !spec.stateful() {
 		return nil
 	}
-	return o.apply(merged, &st, spec.record(&st, merged, wm, o.now()))
-}
-
-// dropSession deletes a session's contents, trigger state and on-time timer
-// (its other timers find it gone when they fire).
-func (o *winOp[K, T, A, U]) dropSession(w TimeWindow) error {
-	if err := o.acc.del(o.nsOf(w)); err != nil {
-		return err
-	}
-	if err := o.trig.del(o.nsOf(w)); err != nil {
-		return err
-	}
-	return o.timers.remove(EventTime, w.maxTimestamp(), o.nsOf(w))
-}
-
-// alive reports whether w still exists for the current key: a session
-// merged away or dropped does not.
-func (o *winOp[K, T, A, U]) alive(w TimeWindow) (bool, error) {
-	if o.w.a.kind != sessionWindows {
-		return true, nil
-	}
-	set, err := o.getSessions()
-	for _, s := range set {
-		if s == w {
-			return true, err
-		}
-	}
-	return false, err
-}
-
-func (o *winOp[K, T, A, U]) eventTimer(ts int64, ns []byte) error {
-	w, err := decodeNS(ns)
-	if err != nil {
-		return err
-	}
-	if ok, err := o.alive(w); err != nil || !ok {
-		return err
-	}
-	var st trigState
-	if o.w.spec.stateful() {
-		if st, _, err = o.getTrig(w); err != nil {
+	if first >= 0 && merged.w != grown.w {
+		// The window of the panes emitted so far is gone: withdraw them
+		// (the merged-away sessions' went above); the merged session's
+		// next pane replaces them all.
+		if err := o.retractPrev(st.prev); err != nil {
 			return err
 		}
+		st.prev = nil
 	}
-	return o.apply(w, &st, o.w.spec.eventTime(&st, w, ts))
+	return o.apply(winRef{merged.w, merged.state}, &st, spec.record(&st, merged.w, wm, o.now()))
 }
 
-func (o *winOp[K, T, A, U]) procTimer(now int64, ns []byte) error {
-	w, err := decodeNS(ns)
+// eventTimer: the watermark reached timer ts of the window namespace ns.
+// A session's timer may be older than its session, which grew since: it
+// then sets the timer the session needs now instead (fire runs it at once
+// when the watermark passed that too).
+func (o *winOp[K, T, A, U]) eventTimer(ts int64, ns []byte) error {
+	nsw, err := decodeNS(ns)
 	if err != nil {
 		return err
 	}
-	if ok, err := o.alive(w); err != nil || !ok {
-		return err
-	}
-	st, ok, err := o.getTrig(w)
+	r, ok, err := o.ref(nsw)
 	if err != nil || !ok {
 		return err
 	}
-	return o.apply(w, &st, o.w.spec.procTime(&st, w, now, o.timers.wm))
+	if mt, ct := r.w.maxTimestamp(), o.w.spec.cleanupTime(r.w); ts != mt && ts != ct {
+		switch {
+		case ts < mt:
+			return o.timers.register(EventTime, mt, ns)
+		case ts < ct:
+			return o.timers.register(EventTime, ct, ns)
+		}
+		return nil
+	}
+	var st trigState
+	if o.w.spec.stateful() {
+		if st, _, err = o.getTrig(r.state); err != nil {
+			return err
+		}
+	}
+	return o.apply(r, &st, o.w.spec.eventTime(&st, r.w, ts))
 }
 
-// apply carries out a trigger action for window w of the current key.
-func (o *winOp[K, T, A, U]) apply(w TimeWindow, st *trigState, a action) error {
+func (o *winOp[K, T, A, U]) procTimer(now int64, ns []byte) error {
+	nsw, err := decodeNS(ns)
+	if err != nil {
+		return err
+	}
+	r, ok, err := o.ref(nsw)
+	if err != nil || !ok {
+		return err
+	}
+	st, ok, err := o.getTrig(r.state)
+	if err != nil || !ok {
+		return err
+	}
+	return o.apply(r, &st, o.w.spec.procTime(&st, r.w, now, o.timers.wm))
+}
+
+// apply carries out a trigger action for window r of the current key.
+func (o *winOp[K, T, A, U]) apply(r winRef, st *trigState, a action) error {
 	if a.fire {
-		if err := o.fire(w, st, a.timing); err != nil {
+		if err := o.fire(r, st, a.timing); err != nil {
 			return err
 		}
 	}
 	if a.procAt > 0 {
-		if err := o.timers.register(ProcessingTime, a.procAt, o.nsOf(w)); err != nil {
+		if err := o.timers.register(ProcessingTime, a.procAt, o.nsOf(r.state)); err != nil {
 			return err
 		}
 	}
 	if a.cleanupAt > 0 {
-		if err := o.timers.register(EventTime, a.cleanupAt, o.nsOf(w)); err != nil {
+		if err := o.timers.register(EventTime, a.cleanupAt, o.nsOf(r.state)); err != nil {
 			return err
 		}
 	}
 	if a.cleanup {
-		return o.cleanup(w)
+		return o.cleanup(r)
 	}
 	if o.w.spec.stateful() {
-		return o.putTrig(w, *st)
+		return o.putTrig(r.state, *st)
 	}
 	return nil
 }
 
-// contents combines the panes of w (or reads the session).
-func (o *winOp[K, T, A, U]) contents(w TimeWindow) (A, bool, error) {
+// contents combines the panes of r's window (or reads the session).
+func (o *winOp[K, T, A, U]) contents(r winRef) (A, bool, error) {
 	if o.w.a.kind == sessionWindows {
-		return o.getAcc(w)
+		return o.getAcc(r.state)
 	}
 	var acc A
 	found := false
-	err := o.w.a.panesOf(w, func(p TimeWindow) error {
+	err := o.w.a.panesOf(r.w, func(p TimeWindow) error {
 		a, ok, err := o.getAcc(p)
 		switch {
 		case err != nil || !ok:
@@ -688,10 +734,10 @@ func (o *winOp[K, T, A, U]) contents(w TimeWindow) (A, bool, error) {
 	return acc, found, err
 }
 
-// fire emits a pane of w: the retraction of the previous one first when
+// fire emits a pane of r: the retraction of the previous one first when
 // retracting; in discarding mode the contents go.
-func (o *winOp[K, T, A, U]) fire(w TimeWindow, st *trigState, timing Timing) error {
-	acc, ok, err := o.contents(w)
+func (o *winOp[K, T, A, U]) fire(r winRef, st *trigState, timing Timing) error {
+	acc, ok, err := o.contents(r)
 	if err != nil || !ok {
 		return err
 	}
@@ -699,7 +745,7 @@ func (o *winOp[K, T, A, U]) fire(w TimeWindow, st *trigState, timing Timing) err
 	if err != nil {
 		return err
 	}
-	info := WindowInfo{Start: w.Start, End: w.End, Timing: timing, Index: st.fires - 1}
+	info := WindowInfo{Start: r.w.Start, End: r.w.End, Timing: timing, Index: st.fires - 1}
 	if o.w.spec.mode != Retracting {
 		o.result(key, info, acc, o.emit)
 	} else {
@@ -714,7 +760,7 @@ func (o *winOp[K, T, A, U]) fire(w TimeWindow, st *trigState, timing Timing) err
 		st.prev = append(st.prev[:0], o.captured...)
 	}
 	if o.w.spec.mode == Discarding {
-		return o.acc.del(o.nsOf(w))
+		return o.acc.del(o.nsOf(r.state))
 	}
 	return nil
 }
@@ -733,10 +779,10 @@ func (o *winOp[K, T, A, U]) retractPrev(prev [][]byte) error {
 	return nil
 }
 
-// cleanup drops window w: its trigger state and the contents no later
+// cleanup drops window r: its trigger state and the contents no later
 // window needs.
-func (o *winOp[K, T, A, U]) cleanup(w TimeWindow) error {
-	if err := o.trig.del(o.nsOf(w)); err != nil {
+func (o *winOp[K, T, A, U]) cleanup(r winRef) error {
+	if err := o.trig.del(o.nsOf(r.state)); err != nil {
 		return err
 	}
 	if o.w.a.kind == sessionWindows {
@@ -746,14 +792,14 @@ func (o *winOp[K, T, A, U]) cleanup(w TimeWindow) error {
 		}
 		keep := set[:0]
 		for _, s := range set {
-			if s != w {
+			if s.state != r.state {
 				keep = append(keep, s)
 			}
 		}
 		if err := o.putSessions(keep); err != nil {
 			return err
 		}
-		return o.acc.del(o.nsOf(w))
+		return o.acc.del(o.nsOf(r.state))
 	}
-	return o.w.a.lastPanes(w, func(p TimeWindow) error { return o.acc.del(o.nsOf(p)) })
+	return o.w.a.lastPanes(r.w, func(p TimeWindow) error { return o.acc.del(o.nsOf(p)) })
 }

@@ -148,3 +148,87 @@ func TestWindowProperty(t *testing.T) {
 	})
 }
 
+// TestSessionRetractionsProperty: with early firings, lateness and
+// retracting accumulation, the panes net of their retractions are exactly
+// the sessions of the records not sent to the late side output: merging
+// sessions withdraw every pane of the windows they replace.
+func TestSessionRetractionsProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		seed := rapid.Uint64().Draw(rt, "seed")
+		n := rapid.IntRange(1, 300).Draw(rt, "n")
+		bound := rapid.Int64Range(0, 1500).Draw(rt, "bound")
+		wmBound := rapid.Int64Range(0, bound).Draw(rt, "watermark bound") // lower: late records
+		gap := rapid.Int64Range(1, 10).Draw(rt, "gap") * 100
+		lateness := rapid.Int64Range(0, 10).Draw(rt, "lateness") * 100
+		every := rapid.IntRange(1, 5).Draw(rt, "every")
+		p := rapid.SampledFrom([]int{1, 4}).Draw(rt, "p")
+		evs := outOfOrder(seed, n, rapid.IntRange(1, 3).Draw(rt, "keys"), 50, bound)
+
+		pl := NewPipeline("retract", p)
+		src := AssignTimestamps(Generate(pl, int64(len(evs)), func(i int64) event { return evs[i] }, WithParallelism(1)),
+			eventTS, BoundedOutOfOrder(time.Duration(wmBound)*time.Millisecond), WithParallelism(1))
+		w := WindowAggregate(Window(KeyBy(src, eventKey), Sessions(time.Duration(gap)*time.Millisecond),
+			WithTrigger(AtWatermark().EarlyEvery(every)), AllowedLateness(time.Duration(lateness)*time.Millisecond),
+			WithAccumulation(Retracting)), Count[event]())
+		var out bag[Pane[string, int64]]
+		out.sinkTo(w.Results())
+		var late bag[event]
+		late.sinkTo(w.Late())
+		if err := runPipeline(t.Context(), pl); err != nil {
+			rt.Fatal(err)
+		}
+		net := map[string]int64{}
+		for _, pn := range out.items() {
+			k := fmt.Sprintf("%s [%d,%d) %d", pn.Key, pn.Start, pn.End, pn.Value)
+			if pn.Retraction {
+				net[k]--
+			} else {
+				net[k]++
+			}
+		}
+		var got []string
+		for k, c := range net {
+			if c < 0 || c > 1 {
+				rt.Fatalf("pane %s is net %d times", k, c)
+			}
+			if c == 1 {
+				got = append(got, k)
+			}
+		}
+		dropped := map[event]int{}
+		for _, e := range late.items() {
+			dropped[e]++
+		}
+		var kept []event
+		for _, e := range evs {
+			if dropped[e] > 0 {
+				dropped[e]--
+				continue
+			}
+			kept = append(kept, e)
+		}
+		var want []string
+		if len(kept) > 0 {
+			for _, s := range referenceSessionCounts(kept, gap) {
+				want = append(want, s)
+			}
+		}
+		if d := diffMultisets(got, want); d != "" {
+			rt.Fatalf("net panes: %s", d)
+		}
+	})
+}
+
+func referenceSessionCounts(evs []event, gap int64) []string {
+	var out []string
+	for _, p := range referenceSessions(evs, gap) {
+		n := 0
+		for _, e := range evs {
+			if e.Key == p.key && p.w.Start <= e.TS && e.TS < p.w.End {
+				n++
+			}
+		}
+		out = append(out, fmt.Sprintf("%s [%d,%d) %d", p.key, p.w.Start, p.w.End, n))
+	}
+	return out
+}

@@ -15,9 +15,9 @@ import (
 )
 
 // Lines reads the lines of a file, or of every visible file of a directory
-// (sorted by name), without their line endings. Each file is split into equal
-// byte ranges, one per subtask; a line belongs to the range its first byte is
-// in, so every line is read exactly once whatever the parallelism. The
+// (sorted by name), without their line endings. Each file is split into
+// byte ranges dealt to the subtasks; a line belongs to the range its first
+// byte is in, so every line is read exactly once whatever the parallelism. The
 // position within each range is checkpointed, so a restored job resumes at
 // the line after its checkpoint, at any parallelism.
 func Lines(p *sdk.Pipeline, path string, opts ...sdk.Option) sdk.Stream[string] {
@@ -37,17 +37,30 @@ func Lines(p *sdk.Pipeline, path string, opts ...sdk.Option) sdk.Stream[string] 
 		if err != nil {
 			return nil, err
 		}
-		return newLineReader(files, t.Subtask(), t.Parallelism()), nil
+		return newLineReader(files, t.Subtask(), t.Parallelism(), chunkBytes), nil
 	}, append([]sdk.Option{sdk.WithName("Lines")}, opts...)...)
 }
 
-// newLineReader reads subtask i's byte range of every file.
-func newLineReader(files []inputFile, i, p int) *lineReader {
+// chunkBytes bounds the byte ranges a file is dealt out in.
+const chunkBytes = 1 << 20
+
+// newLineReader reads subtask i's byte ranges of every file: a file is cut
+// into p equal ranges, or for a file above p chunks, into chunks dealt round
+// robin (chunkBytes; tests pass smaller ones). Logs and event files are roughly in time order, and one contiguous
+// range per subtask would put the subtasks' records far apart in event time:
+// the watermark, the minimum over them, would hold every window open until
+// the end. Dealt chunks keep the subtasks within p chunks of each other.
+func newLineReader(files []inputFile, i, p int, chunk int64) *lineReader {
 	r := &lineReader{}
 	for _, f := range files {
-		start, end := f.size*int64(i)/int64(p), f.size*int64(i+1)/int64(p)
-		if start < end {
-			r.splits = append(r.splits, split{path: f.path, pos: start, end: end})
+		size := max((f.size+int64(p)-1)/int64(p), 1)
+		if p > 1 && f.size > int64(p)*chunk {
+			size = chunk
+		}
+		for k, start := 0, int64(0); start < f.size; k, start = k+1, start+size {
+			if k%p == i {
+				r.splits = append(r.splits, split{path: f.path, pos: start, end: min(start+size, f.size)})
+			}
 		}
 	}
 	return r

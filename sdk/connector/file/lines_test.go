@@ -35,7 +35,7 @@ func wantLines(content string) []string {
 
 // readSubtasks reads path as every subtask of parallelism p would and
 // returns each subtask's lines.
-func readSubtasks(t fataler, path string, p int) [][]string {
+func readSubtasks(t fataler, path string, p int, chunk int64) [][]string {
 	t.Helper()
 	out := make([][]string, p)
 	for s := range p {
@@ -43,7 +43,7 @@ func readSubtasks(t fataler, path string, p int) [][]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := newLineReader(files, s, p)
+		r := newLineReader(files, s, p, chunk)
 		var size int64
 		for _, f := range files {
 			size += f.size
@@ -111,7 +111,7 @@ func TestLinesOfOneFile(t *testing.T) {
 			for p := 1; p <= 7; p++ {
 				// Subtask ranges are in file order, so their lines
 				// concatenate to the file's lines: each exactly once.
-				got := slices.Concat(readSubtasks(t, path, p)...)
+				got := slices.Concat(readSubtasks(t, path, p, chunkBytes)...)
 				if !slices.Equal(got, want) {
 					t.Fatalf("p%d: read %d lines %.200q, want %d %.200q", p, len(got), got, len(want), want)
 				}
@@ -123,7 +123,7 @@ func TestLinesOfOneFile(t *testing.T) {
 func TestLinesSplitsWork(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "in.txt")
 	writeFile(t, path, strings.Repeat("0123456789\n", 1000))
-	for _, lines := range readSubtasks(t, path, 4) {
+	for _, lines := range readSubtasks(t, path, 4, chunkBytes) {
 		// 11000 bytes in four ranges: 250 lines each, give or take one.
 		if len(lines) < 249 || len(lines) > 251 {
 			t.Errorf("a subtask read %d of 1000 lines", len(lines))
@@ -158,7 +158,7 @@ func TestLinesOfDirectory(t *testing.T) {
 	}
 	want := []string{"a1", "a2", "b1", "b2", "", "d2"}
 	for p := 1; p <= 7; p++ {
-		got := slices.Concat(readSubtasks(t, dir, p)...)
+		got := slices.Concat(readSubtasks(t, dir, p, chunkBytes)...)
 		slices.Sort(got)
 		w := slices.Clone(want)
 		slices.Sort(w)
@@ -167,7 +167,7 @@ func TestLinesOfDirectory(t *testing.T) {
 		}
 	}
 	// With one subtask the order is the files' sorted order.
-	if got := readSubtasks(t, dir, 1)[0]; !slices.Equal(got, want) {
+	if got := readSubtasks(t, dir, 1, chunkBytes)[0]; !slices.Equal(got, want) {
 		t.Errorf("p1 read %q, want %q", got, want)
 	}
 }
@@ -186,14 +186,14 @@ func TestLinesInputErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(path)
-	r := newLineReader(files, 0, 1)
+	r := newLineReader(files, 0, 1, chunkBytes)
 	if _, err := r.Poll(func(string) {}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Poll of a removed file: %v", err)
 	}
 }
 
-// TestLinesProperty: for random contents and parallelism 1..7, all subtasks
-// together read every line exactly once.
+// TestLinesProperty: for random contents, parallelism 1..7 and chunk sizes,
+// all subtasks together read every line exactly once.
 func TestLinesProperty(t *testing.T) {
 	base := t.TempDir()
 	genContent := rapid.Custom(func(t *rapid.T) string {
@@ -219,8 +219,10 @@ func TestLinesProperty(t *testing.T) {
 		if len(contents) == 1 {
 			path = filepath.Join(dir, "f0") // a single file, not a directory
 		}
-		perSubtask := readSubtasks(rt, path, p)
-		if len(contents) == 1 {
+		chunk := rapid.SampledFrom([]int64{chunkBytes, 1, 7, 64}).Draw(rt, "chunk")
+		perSubtask := readSubtasks(rt, path, p, chunk)
+		if len(contents) == 1 && chunk == chunkBytes {
+			// Equal ranges, in subtask order: the file's order.
 			if got := slices.Concat(perSubtask...); !slices.Equal(got, want) {
 				rt.Fatalf("read %q, want %q", got, want)
 			}

@@ -33,7 +33,7 @@ func TestLinesResumeFromSnapshot(t *testing.T) {
 		var lines []string
 		emit := func(l string) { lines = append(lines, l) }
 		for s := range pc.before {
-			r := newLineReader(files, s, pc.before)
+			r := newLineReader(files, s, pc.before, 100)
 			for range 1 + rng.Intn(3) { // at most 1024 lines per poll
 				if _, err := r.Poll(emit); err != nil {
 					t.Fatal(err)

@@ -1,0 +1,135 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/weir-run/weir/internal/exchange"
+	"github.com/weir-run/weir/internal/objstore"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// ckCluster plays, in this process, the parts of a coordinator and a worker
+// that a checkpointed job needs: it triggers checkpoints at the sources,
+// collects acks into manifests, notifies completion, kills an attempt (its
+// context is cancelled mid-stream, as a lost worker's would be) and starts
+// the next from the last completed checkpoint. The job's keyed state goes
+// through Pebble and an object store under dir, as in a cluster.
+type ckCluster struct {
+	dir      string
+	build    func(p *Pipeline)
+	interval time.Duration
+	nextID   int64
+	attempt  int64
+	last     *weirv1.CheckpointManifest // latest completed checkpoint
+}
+
+var errKilled = errors.New("killed by the test after a completed checkpoint")
+
+// runAttempt runs one attempt, restoring from c.last if set. With kill > 0
+// the attempt is killed once kill checkpoints completed in it; it reports
+// whether the job ran to its end (not killed).
+func (c *ckCluster) runAttempt(ctx context.Context, kill int) (finished bool, err error) {
+	c.attempt++
+	p := NewPipeline("ckjob", 2)
+	c.build(p)
+	pl, err := p.buildPlan()
+	if err != nil {
+		return false, err
+	}
+	store, err := objstore.Open(ctx, filepath.Join(c.dir, "store"))
+	if err != nil {
+		return false, err
+	}
+	defer store.Close()
+	logger := testLogger()
+	type ackOrDecline struct {
+		ack     *weirv1.CheckpointAck
+		decline *weirv1.CheckpointDecline
+	}
+	acks := make(chan ackOrDecline, 64)
+	ck := &checkpointer{store: store, bucket: store.Bucket(), jobID: "ckjob", attempt: c.attempt,
+		stateRoot: filepath.Join(c.dir, fmt.Sprintf("state-%d", c.attempt)), restore: c.last,
+		interval: c.interval, logger: logger,
+		ack:     func(a *weirv1.CheckpointAck) { acks <- ackOrDecline{ack: a} },
+		decline: func(d *weirv1.CheckpointDecline) { acks <- ackOrDecline{decline: d} }}
+	net := exchange.NewNetwork("ckjob", c.attempt, exchange.Options{}, logger)
+	defer net.Close()
+	net.SetLocalAddr("local")
+	d := &deployment{jobID: "ckjob", attempt: c.attempt, net: net, self: "local", ck: ck, logger: logger,
+		route: func(subtaskRef) string { return "local" }}
+	var refs []subtaskRef
+	for _, v := range pl.vertices {
+		for i := range v.parallelism {
+			refs = append(refs, subtaskRef{v.id, i})
+		}
+	}
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan error, 1)
+	var mu sync.Mutex
+	running := map[subtaskRef]bool{}
+	go func() {
+		done <- pl.run(actx, d, refs, func(r subtaskRef, st weirv1.TaskState, _ error) {
+			mu.Lock()
+			running[r] = st == weirv1.TaskState_TASK_STATE_RUNNING
+			mu.Unlock()
+		})
+	}()
+	allRunning := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range refs {
+			if !running[r] {
+				return false
+			}
+		}
+		return true
+	}
+	tick := time.NewTicker(c.interval)
+	defer tick.Stop()
+	var pending *weirv1.CheckpointManifest // the checkpoint in flight
+	var pendingAt time.Time
+	completed := 0
+	for {
+		select {
+		case err := <-done:
+			ck.uploads.Wait()
+			if context.Cause(actx) == errKilled {
+				return false, nil
+			}
+			return err == nil, err
+		case <-tick.C:
+			// One checkpoint at a time; one that did not complete within
+			// a second (a subtask finished before its barrier) is
+			// abandoned, as the coordinator's timeout would.
+			if !allRunning() || (pending != nil && time.Since(pendingAt) < time.Second) {
+				continue
+			}
+			pendingAt = time.Now()
+			c.nextID++
+			pending = &weirv1.CheckpointManifest{JobId: "ckjob", CheckpointId: c.nextID,
+				MaxParallelism: int32(pl.maxParallelism)}
+			d.post(control{trigger: &weirv1.TriggerCheckpoint{JobId: "ckjob", Attempt: c.attempt,
+				CheckpointId: c.nextID, TimestampUnixMs: time.Now().UnixMilli()}})
+		case a := <-acks:
+			if a.decline != nil || pending == nil || a.ack.CheckpointId != pending.CheckpointId {
+				continue
+			}
+			pending.Subtasks = append(pending.Subtasks, a.ack.Snapshot)
+			if len(pending.Subtasks) < len(refs) {
+				continue
+			}
+			c.last, pending = pending, nil
+			d.post(control{complete: c.last.CheckpointId})
+			completed++
+			if kill > 0 && completed >= kill {
+				cancel(errKilled)
+			}
+		}
+	}
+}

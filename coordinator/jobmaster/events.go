@@ -101,8 +101,8 @@ type DeployRegion struct {
 	Attempt int64
 }
 
-func (Deploy) isAction()      {}
-func (StopAttempt) isAction() {}
-func (Persist) isAction()     {}
+func (Deploy) isAction()       {}
+func (StopAttempt) isAction()  {}
+func (Persist) isAction()      {}
 func (StopRegion) isAction()   {}
 func (DeployRegion) isAction() {}

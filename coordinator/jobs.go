@@ -170,10 +170,21 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 func (s *leaderState) deployRegion(ctx context.Context, j *job, a jobmaster.DeployRegion) {
 	j.attempt = a.Attempt
 	j.regionAttempt[a.Region] = a.Attempt
+	var region []jobgraph.Subtask
 	for _, st := range j.subtasks {
 		if j.regionOf[st.VertexID] == a.Region {
-			j.place(st)
+			region = append(region, st)
+			if w := j.placement[jobgraph.SlotOf(st)]; s.workers[w] == nil {
+				// The region's slots went with a worker lost while it
+				// waited: the job is placed anew, as for any lost worker.
+				// Nothing of the region is deployed, so nothing waits.
+				s.step(ctx, j, jobmaster.TaskFailed{Err: fmt.Sprintf("worker %s was lost while region %d restarted", w, a.Region)})
+				return
+			}
 		}
+	}
+	for _, st := range region {
+		j.place(st)
 	}
 	s.sendDeploys(ctx, j, a.Region)
 }

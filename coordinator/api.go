@@ -200,7 +200,7 @@ func (s *clusterService) Connect(stream weirv1.ClusterService_ConnectServer) err
 	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), lastBeat: time.Now(),
 		out: make(chan *weirv1.CoordinatorMessage, 1024), close: cancel, reported: map[procKey]*weirv1.RunningProcess{}}
 	for _, rp := range reg.Processes {
-		w.reported[procKey{rp.JobId, rp.Attempt}] = rp
+		w.reported[procKey{rp.JobId, rp.Attempt, rp.Region}] = rp
 	}
 	if err := st.do(ctx, func() { st.addWorker(context.Background(), w) }); err != nil {
 		return err

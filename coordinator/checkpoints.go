@@ -65,9 +65,11 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 				s.ckApply(ctx, j, j.ckpt.IDAllocated(id, a.Savepoint, now))
 			}
 		case checkpoint.Trigger:
-			s.sendProcs(j, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Trigger{Trigger: &weirv1.TriggerCheckpoint{
-				JobId: j.rec.Id, Attempt: j.attempt, CheckpointId: a.ID, TimestampUnixMs: a.Timestamp.UnixMilli(), Savepoint: a.Savepoint,
-			}}})
+			s.sendProcs(j, func(attempt int64, region int32) *weirv1.CoordinatorMessage {
+				return &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Trigger{Trigger: &weirv1.TriggerCheckpoint{
+					JobId: j.rec.Id, Attempt: attempt, Region: region, CheckpointId: a.ID, TimestampUnixMs: a.Timestamp.UnixMilli(), Savepoint: a.Savepoint,
+				}}}
+			})
 		case checkpoint.Complete:
 			loc, m, err := s.storeCheckpoint(ctx, j, a)
 			if errors.Is(err, leader.ErrFenced) {
@@ -87,9 +89,7 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 				j.savepointWaiter = nil
 			}
 		case checkpoint.Notify:
-			s.sendProcs(j, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Complete{Complete: &weirv1.CheckpointComplete{
-				JobId: j.rec.Id, Attempt: j.attempt, CheckpointId: a.ID,
-			}}})
+			s.notifyComplete(j, a.ID)
 		case checkpoint.Abort:
 			s.logger.Warn("checkpoint aborted", "job", j.rec.Id, "checkpoint", a.ID, "savepoint", a.Savepoint, "reason", a.Reason)
 			if a.Savepoint && j.savepointWaiter != nil {
@@ -102,14 +102,23 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 	}
 }
 
-// sendProcs sends a message to every worker running a process of the
-// current attempt.
-func (s *leaderState) sendProcs(j *job, m *weirv1.CoordinatorMessage) {
-	for _, w := range sortedKeys(j.procs) {
-		if wc := s.workers[w]; wc != nil && !j.procs[w].exited {
-			wc.send(m)
+// sendProcs sends every running process of the current attempt the message
+// msg makes for its region and the attempt the region runs.
+func (s *leaderState) sendProcs(j *job, msg func(attempt int64, region int32) *weirv1.CoordinatorMessage) {
+	for _, id := range j.procIDs() {
+		if wc := s.workers[id.worker]; wc != nil && !j.procs[id].exited {
+			wc.send(msg(j.attemptOf(id.region), id.region))
 		}
 	}
+}
+
+// notifyComplete tells every process that checkpoint id is complete.
+func (s *leaderState) notifyComplete(j *job, id int64) {
+	s.sendProcs(j, func(attempt int64, region int32) *weirv1.CoordinatorMessage {
+		return &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Complete{Complete: &weirv1.CheckpointComplete{
+			JobId: j.rec.Id, Attempt: attempt, Region: region, CheckpointId: id,
+		}}}
+	})
 }
 
 // storeCheckpoint writes the manifest create-if-absent, then records the

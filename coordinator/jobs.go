@@ -1,8 +1,10 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,9 +23,14 @@ type job struct {
 	m        *jobmaster.Machine
 	subtasks []jobgraph.Subtask
 	vertices map[int32]string // vertex id -> display name
+	regions  [][]int32        // pipelined regions (jobgraph.Regions)
+	regionOf map[int32]int32  // vertex id -> region index
 
-	attempt   int64
-	placement []string // worker per slot while the attempt holds slots
+	// attempt is the newest attempt number deployed; regionAttempt holds the
+	// one each region runs, which differ once a region restarted alone.
+	attempt       int64
+	regionAttempt []int64
+	placement     []string // worker per slot while the attempt holds slots
 
 	ckpt            *checkpoint.Coordinator
 	ckStarted       bool
@@ -31,9 +38,17 @@ type job struct {
 	badCheckpoints  map[int64]bool                       // failed to restore (-1: the submitted savepoint)
 	restoringFrom   int64                                // checkpoint the current attempt restores (0: none)
 	savepointWaiter chan savepointResult
-	procs           map[string]*process
+	procs           map[procID]*process
 	tasks           map[jobgraph.Subtask]*taskRun
-	stopping        map[string]bool // workers whose process of the stopped attempt is still up
+	stopping        map[procID]bool           // processes of the stopped attempt still up
+	regionStopping  map[int32]map[procID]bool // per region stopped alone: its processes still up
+}
+
+// procID names a process of the current attempt: one per worker and region,
+// so that a region can be stopped and redeployed without the others.
+type procID struct {
+	worker string
+	region int32
 }
 
 // process is the job process of the current attempt on one worker.
@@ -51,7 +66,7 @@ type taskRun struct {
 }
 
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *job {
-	j := &job{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string),
+	j := &job{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string), regionOf: make(map[int32]int32),
 		ckpt: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
 		badCheckpoints: map[int64]bool{}}
 	if g := rec.Spec.GetGraph(); g != nil {
@@ -59,8 +74,35 @@ func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *job {
 		for _, v := range g.Vertices {
 			j.vertices[v.Id] = v.Name
 		}
+		j.regions = jobgraph.Regions(g)
+		for r, vs := range j.regions {
+			for _, v := range vs {
+				j.regionOf[v] = int32(r)
+			}
+		}
+	}
+	j.regionAttempt = make([]int64, len(j.regions))
+	for r := range j.regionAttempt {
+		j.regionAttempt[r] = rec.Attempt
+		if len(rec.RegionAttempts) == len(j.regions) {
+			j.regionAttempt[r] = rec.RegionAttempts[r]
+		}
 	}
 	return j
+}
+
+// attemptOf is the attempt region runs.
+func (j *job) attemptOf(region int32) int64 {
+	if region < 0 || int(region) >= len(j.regionAttempt) {
+		return -1
+	}
+	return j.regionAttempt[region]
+}
+
+// live reports whether a report about attempt of region is about what the
+// leader runs now; reports about older attempts are stale.
+func (j *job) live(attempt int64, region int32) bool {
+	return attempt == j.attemptOf(region)
 }
 
 // step feeds the job's machine and carries out what it asks, in order.
@@ -82,6 +124,10 @@ func (s *leaderState) step(ctx context.Context, j *job, ev jobmaster.Event) {
 			s.deploy(ctx, j, a.Attempt)
 		case jobmaster.StopAttempt:
 			s.stopAttempt(ctx, j)
+		case jobmaster.StopRegion:
+			s.stopRegion(ctx, j, a.Region)
+		case jobmaster.DeployRegion:
+			s.deployRegion(ctx, j, a)
 		case jobmaster.Persist:
 			s.syncRecord(j)
 			s.persist(ctx, j)
@@ -106,57 +152,162 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 		return
 	}
 	j.attempt, j.placement = attempt, placement
-	j.procs = make(map[string]*process)
+	j.procs = make(map[procID]*process)
 	j.tasks = make(map[jobgraph.Subtask]*taskRun)
-	j.stopping = nil
-	for _, st := range j.subtasks {
-		w := placement[jobgraph.SlotOf(st)]
-		p := j.procs[w]
-		if p == nil {
-			p = &process{}
-			j.procs[w] = p
-		}
-		p.subtasks = append(p.subtasks, &weirv1.SubtaskRef{VertexId: st.VertexID, Subtask: st.Index})
-		j.tasks[st] = &taskRun{worker: w, state: weirv1.TaskState_TASK_STATE_DEPLOYING}
+	j.stopping, j.regionStopping = nil, nil
+	for r := range j.regionAttempt {
+		j.regionAttempt[r] = attempt
 	}
-	// A successor needs to know whom to wait for before it re-attaches.
-	j.rec.AttemptWorkers = sortedKeys(j.procs)
+	for _, st := range j.subtasks {
+		j.place(st)
+	}
+	s.sendDeploys(ctx, j, -1)
+	s.step(ctx, j, jobmaster.Scheduled{})
+}
+
+// deployRegion redeploys one region on the slots it kept, restored from the
+// latest completed checkpoint, while the other regions run on.
+func (s *leaderState) deployRegion(ctx context.Context, j *job, a jobmaster.DeployRegion) {
+	j.attempt = a.Attempt
+	j.regionAttempt[a.Region] = a.Attempt
+	var region []jobgraph.Subtask
+	for _, st := range j.subtasks {
+		if j.regionOf[st.VertexID] == a.Region {
+			region = append(region, st)
+			if w := j.placement[jobgraph.SlotOf(st)]; s.workers[w] == nil {
+				// The region's slots went with a worker lost while it
+				// waited: the job is placed anew, as for any lost worker.
+				// Nothing of the region is deployed, so nothing waits.
+				s.step(ctx, j, jobmaster.TaskFailed{Err: fmt.Sprintf("worker %s was lost while region %d restarted", w, a.Region)})
+				return
+			}
+		}
+	}
+	for _, st := range region {
+		j.place(st)
+	}
+	s.sendDeploys(ctx, j, a.Region)
+}
+
+// place assigns st to its slot's worker, in the process of its region there.
+func (j *job) place(st jobgraph.Subtask) {
+	id := procID{worker: j.placement[jobgraph.SlotOf(st)], region: j.regionOf[st.VertexID]}
+	p := j.procs[id]
+	if p == nil {
+		p = &process{}
+		j.procs[id] = p
+	}
+	p.subtasks = append(p.subtasks, &weirv1.SubtaskRef{VertexId: st.VertexID, Subtask: st.Index})
+	j.tasks[st] = &taskRun{worker: id.worker, state: weirv1.TaskState_TASK_STATE_DEPLOYING}
+}
+
+// sendDeploys records who runs what, then asks the workers to start the
+// processes of region (-1: all), restoring the latest usable checkpoint.
+func (s *leaderState) sendDeploys(ctx context.Context, j *job, region int32) {
+	// A successor needs to know whom to wait for, and at which attempt, before
+	// it re-attaches.
+	workers := map[string]bool{}
+	for id := range j.procs {
+		workers[id.worker] = true
+	}
+	j.rec.AttemptWorkers = sortedKeys(workers)
+	j.rec.RegionAttempts = slices.Clone(j.regionAttempt)
 	s.persist(ctx, j)
 	spec := j.rec.Spec
 	restore := j.restoreFor()
 	j.restoringFrom = 0
 	if restore != nil {
 		j.restoringFrom = restore.CheckpointId
-		s.logger.Info("restoring job state", "job", j.rec.Id, "attempt", attempt, "checkpoint", restore.CheckpointId, "manifest", restore.Manifest)
+		s.logger.Info("restoring job state", "job", j.rec.Id, "attempt", j.attempt, "region", region, "checkpoint", restore.CheckpointId, "manifest", restore.Manifest)
 	}
-	for _, w := range sortedKeys(j.procs) {
-		s.workers[w].send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
-			JobId: j.rec.Id, Attempt: attempt, BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
-			Args: spec.Args, Parallelism: spec.Parallelism, Subtasks: j.procs[w].subtasks,
-			Store: s.c.cfg.Store, Restore: restore, CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs(),
-		}}})
-	}
-	s.logger.Info("deploying", "job", j.rec.Id, "attempt", attempt, "workers", strings.Join(sortedKeys(j.procs), ","))
-	s.step(ctx, j, jobmaster.Scheduled{})
-}
-
-// stopAttempt cancels every process of the current attempt; AttemptStopped
-// follows once all are gone.
-func (s *leaderState) stopAttempt(ctx context.Context, j *job) {
-	s.ckStop(ctx, j, "the attempt is stopping")
-	j.stopping = make(map[string]bool)
-	for w, p := range j.procs {
-		if p.exited {
+	var started []string
+	for _, id := range j.procIDs() {
+		if region >= 0 && id.region != region {
 			continue
 		}
-		if wc := s.workers[w]; wc != nil {
-			wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Cancel{Cancel: &weirv1.CancelProcess{
-				JobId: j.rec.Id, Attempt: j.attempt,
+		started = append(started, fmt.Sprintf("%s/%d", id.worker, id.region))
+		if wc := s.workers[id.worker]; wc != nil {
+			wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
+				JobId: j.rec.Id, Attempt: j.attemptOf(id.region), Region: id.region, BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
+				Args: spec.Args, Parallelism: spec.Parallelism, Subtasks: j.procs[id].subtasks,
+				Store: s.c.cfg.Store, Restore: restore, CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs(),
 			}}})
-			j.stopping[w] = true
+		}
+	}
+	s.logger.Info("deploying", "job", j.rec.Id, "attempt", j.attempt, "processes", strings.Join(started, ","))
+}
+
+// procIDs lists the processes of the current attempt, by worker then region.
+func (j *job) procIDs() []procID {
+	ids := make([]procID, 0, len(j.procs))
+	for id := range j.procs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b procID) int {
+		return cmp.Or(strings.Compare(a.worker, b.worker), cmp.Compare(a.region, b.region))
+	})
+	return ids
+}
+
+// cancel asks the process id to stop and reports whether the request went
+// out (its worker is connected).
+func (s *leaderState) cancel(j *job, id procID) bool {
+	wc := s.workers[id.worker]
+	if wc == nil {
+		return false
+	}
+	wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Cancel{Cancel: &weirv1.CancelProcess{
+		JobId: j.rec.Id, Attempt: j.attemptOf(id.region), Region: id.region,
+	}}})
+	return true
+}
+
+// stopAttempt cancels every process of the current attempt, in every
+// region; AttemptStopped follows once all are gone.
+func (s *leaderState) stopAttempt(ctx context.Context, j *job) {
+	s.ckStop(ctx, j, "the attempt is stopping")
+	j.regionStopping = nil
+	j.stopping = make(map[procID]bool)
+	for _, id := range j.procIDs() {
+		if !j.procs[id].exited && s.cancel(j, id) {
+			j.stopping[id] = true
 		}
 	}
 	s.maybeStopped(ctx, j)
+}
+
+// stopRegion cancels the processes of one region; RegionStopped follows
+// once they are gone. Pending checkpoints are aborted, since the region's
+// tasks will not ack them; checkpointing resumes over all tasks once the
+// region runs again.
+func (s *leaderState) stopRegion(ctx context.Context, j *job, region int32) {
+	s.ckStop(ctx, j, fmt.Sprintf("region %d is restarting", region))
+	if j.regionStopping == nil {
+		j.regionStopping = make(map[int32]map[procID]bool)
+	}
+	up := make(map[procID]bool)
+	for _, id := range j.procIDs() {
+		if id.region == region && !j.procs[id].exited && s.cancel(j, id) {
+			up[id] = true
+		}
+	}
+	j.regionStopping[region] = up
+	s.maybeRegionStopped(ctx, j, region)
+}
+
+// maybeRegionStopped forgets a stopped region's processes and tells the
+// machine, once none is left.
+func (s *leaderState) maybeRegionStopped(ctx context.Context, j *job, region int32) {
+	if up, ok := j.regionStopping[region]; !ok || len(up) > 0 {
+		return
+	}
+	delete(j.regionStopping, region)
+	for id := range j.procs {
+		if id.region == region {
+			delete(j.procs, id)
+		}
+	}
+	s.step(ctx, j, jobmaster.RegionStopped{Region: region})
 }
 
 func (s *leaderState) maybeStopped(ctx context.Context, j *job) {
@@ -166,30 +317,46 @@ func (s *leaderState) maybeStopped(ctx context.Context, j *job) {
 	}
 }
 
-// processReady starts the attempt's tasks once every process is up.
+// processReady starts a region's tasks once every process of the region is
+// up: regions exchange no records, so each starts on its own.
 func (s *leaderState) processReady(j *job, worker string, r *weirv1.ProcessReady) {
-	p := j.procs[worker]
-	if p == nil || j.stopping != nil {
+	p := j.procs[procID{worker, r.Region}]
+	if p == nil || j.stopping != nil || j.regionStopping[r.Region] != nil {
 		return
 	}
 	p.ready, p.addr, p.pid = true, r.DataAddress, r.Pid
 	var routes []*weirv1.TaskRoute
-	for _, w := range sortedKeys(j.procs) {
-		q := j.procs[w]
+	var region []procID
+	for _, id := range j.procIDs() {
+		if id.region != r.Region {
+			continue
+		}
+		q := j.procs[id]
 		if !q.ready {
 			return
 		}
+		region = append(region, id)
 		for _, st := range q.subtasks {
 			routes = append(routes, &weirv1.TaskRoute{VertexId: st.VertexId, Subtask: st.Subtask, DataAddress: q.addr})
 		}
 	}
-	for _, w := range sortedKeys(j.procs) {
-		if wc := s.workers[w]; wc != nil {
+	for _, id := range region {
+		if wc := s.workers[id.worker]; wc != nil {
 			wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Start{Start: &weirv1.StartTasks{
-				JobId: j.rec.Id, Attempt: j.attempt, Routes: routes,
+				JobId: j.rec.Id, Attempt: j.attemptOf(r.Region), Region: r.Region, Routes: routes,
 			}}})
 		}
 	}
+}
+
+// failed reports a failure to the machine: confined to one region when the
+// job has several and region >= 0, else of the whole job.
+func (s *leaderState) failed(ctx context.Context, j *job, region int32, err string) {
+	if len(j.regions) > 1 && region >= 0 {
+		s.step(ctx, j, jobmaster.RegionFailed{Region: region, Err: err})
+		return
+	}
+	s.step(ctx, j, jobmaster.TaskFailed{Err: err})
 }
 
 func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *weirv1.TaskStateUpdate) {
@@ -209,7 +376,7 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 			s.logger.Error("checkpoint cannot be restored; falling back to an older one", "job", j.rec.Id,
 				"checkpoint", j.restoringFrom, "fallback", next, "err", u.Error)
 		}
-		s.step(ctx, j, jobmaster.TaskFailed{Err: fmt.Sprintf("%s on worker %s: %s", j.vertices[u.VertexId], worker, u.Error)})
+		s.failed(ctx, j, j.regionOf[u.VertexId], fmt.Sprintf("%s on worker %s: %s", j.vertices[u.VertexId], worker, u.Error))
 	case weirv1.TaskState_TASK_STATE_RUNNING:
 		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING) {
 			s.step(ctx, j, jobmaster.AllRunning{})
@@ -244,21 +411,32 @@ func (j *job) allTasks(states ...weirv1.TaskState) bool {
 }
 
 // processExited: a process of the current attempt is gone. Expected when
-// stopping or when all its tasks finished; a failure otherwise.
-func (s *leaderState) processExited(ctx context.Context, j *job, worker, reason string) {
-	p := j.procs[worker]
+// stopping or when all its tasks finished; a failure otherwise, of its
+// region, or of the whole job when workerLost (the region's slots are gone
+// with the worker).
+func (s *leaderState) processExited(ctx context.Context, j *job, id procID, reason string, workerLost bool) {
+	p := j.procs[id]
 	if p == nil || p.exited {
 		return
 	}
 	p.exited = true
 	if j.stopping != nil {
-		delete(j.stopping, worker)
+		delete(j.stopping, id)
 		s.maybeStopped(ctx, j)
+		return
+	}
+	if up := j.regionStopping[id.region]; up != nil {
+		delete(up, id)
+		s.maybeRegionStopped(ctx, j, id.region)
 		return
 	}
 	for _, st := range p.subtasks {
 		if t := j.tasks[jobgraph.Subtask{VertexID: st.VertexId, Index: st.Subtask}]; t.state != weirv1.TaskState_TASK_STATE_FINISHED {
-			s.step(ctx, j, jobmaster.TaskFailed{Err: reason})
+			region := id.region
+			if workerLost {
+				region = -1
+			}
+			s.failed(ctx, j, region, reason)
 			return
 		}
 	}
@@ -276,9 +454,10 @@ func (s *leaderState) status(j *job) *weirv1.JobStatus {
 		if t == nil {
 			continue
 		}
+		region := j.regionOf[sub.VertexID]
 		info := &weirv1.TaskInfo{VertexId: sub.VertexID, Vertex: j.vertices[sub.VertexID], Subtask: sub.Index,
-			Worker: t.worker, State: t.state}
-		if p := j.procs[t.worker]; p != nil {
+			Worker: t.worker, State: t.state, Region: region, Attempt: j.attemptOf(region)}
+		if p := j.procs[procID{t.worker, region}]; p != nil {
 			info.Pid = p.pid
 		}
 		st.Tasks = append(st.Tasks, info)

@@ -271,8 +271,10 @@ func (s *leaderState) workerGone(ctx context.Context, w *workerConn, cause error
 	w.close(cause)
 	s.logger.Warn("worker lost", "worker", w.id, "err", cause)
 	for _, j := range s.sortedJobs() {
-		if p := j.procs[w.id]; p != nil && !p.exited {
-			s.processExited(ctx, j, w.id, fmt.Sprintf("worker %s was lost: %v", w.id, cause))
+		for _, id := range j.procIDs() {
+			if p := j.procs[id]; p != nil && id.worker == w.id && !p.exited {
+				s.processExited(ctx, j, id, fmt.Sprintf("worker %s was lost: %v", w.id, cause), true)
+			}
 		}
 	}
 }
@@ -299,16 +301,16 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 	case *weirv1.WorkerMessage_Heartbeat:
 		w.rss = m.Heartbeat.RssBytes
 	case *weirv1.WorkerMessage_ProcessReady:
-		if j := s.current(m.ProcessReady.JobId, m.ProcessReady.Attempt); j != nil {
+		if j := s.current(m.ProcessReady.JobId, m.ProcessReady.Attempt, m.ProcessReady.Region); j != nil {
 			s.processReady(j, w.id, m.ProcessReady)
 		}
 	case *weirv1.WorkerMessage_TaskState:
-		if j := s.current(m.TaskState.JobId, m.TaskState.Attempt); j != nil {
+		if j := s.currentTask(m.TaskState.JobId, m.TaskState.Attempt, m.TaskState.VertexId); j != nil {
 			s.taskState(ctx, j, w.id, m.TaskState)
 		}
 	case *weirv1.WorkerMessage_CheckpointAck:
 		a := m.CheckpointAck
-		if j := s.current(a.JobId, a.Attempt); j != nil && a.Snapshot != nil {
+		if j := s.currentTask(a.JobId, a.Attempt, a.GetSnapshot().GetVertexId()); j != nil && a.Snapshot != nil {
 			task := checkpoint.TaskID{Vertex: a.Snapshot.VertexId, Subtask: a.Snapshot.Subtask}
 			res, acts := j.ckpt.Ack(a.CheckpointId, task, a, time.Now())
 			if res != checkpoint.AckSuccess {
@@ -318,27 +320,36 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 		}
 	case *weirv1.WorkerMessage_CheckpointDecline:
 		d := m.CheckpointDecline
-		if j := s.current(d.JobId, d.Attempt); j != nil {
+		if j := s.currentTask(d.JobId, d.Attempt, d.VertexId); j != nil {
 			task := checkpoint.TaskID{Vertex: d.VertexId, Subtask: d.Subtask}
 			s.ckApply(ctx, j, j.ckpt.Decline(d.CheckpointId, task, d.Reason, time.Now()))
 		}
 	case *weirv1.WorkerMessage_ProcessExited:
-		if j := s.current(m.ProcessExited.JobId, m.ProcessExited.Attempt); j != nil {
+		if j := s.current(m.ProcessExited.JobId, m.ProcessExited.Attempt, m.ProcessExited.Region); j != nil {
 			e := m.ProcessExited
 			reason := fmt.Sprintf("job process on worker %s exited with code %d", w.id, e.ExitCode)
 			if e.Error != "" {
 				reason += ": " + e.Error
 			}
-			s.processExited(ctx, j, w.id, reason)
+			s.processExited(ctx, j, procID{w.id, e.Region}, reason, false)
 		}
 	}
 }
 
-// current returns the job if attempt is its current one; reports about
+// current returns the job if attempt is the one region runs; reports about
 // older attempts are stale.
-func (s *leaderState) current(jobID string, attempt int64) *job {
+func (s *leaderState) current(jobID string, attempt int64, region int32) *job {
 	j := s.jobs[jobID]
-	if j == nil || j.attempt != attempt {
+	if j == nil || !j.live(attempt, region) {
+		return nil
+	}
+	return j
+}
+
+// currentTask is current for a report naming a subtask of vertex.
+func (s *leaderState) currentTask(jobID string, attempt int64, vertex int32) *job {
+	j := s.jobs[jobID]
+	if j == nil || !j.live(attempt, j.regionOf[vertex]) {
 		return nil
 	}
 	return j

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -97,7 +98,9 @@ func (s *leaderState) maybeReconciled(ctx context.Context, now time.Time) {
 			continue // cancelled meanwhile
 		}
 		if reason := s.tryAdopt(ctx, j); reason == "" {
-			adopted[procKey{j.rec.Id, j.attempt}] = true
+			for r := range j.regions {
+				adopted[procKey{j.rec.Id, j.attemptOf(int32(r)), int32(r)}] = true
+			}
 			continue
 		} else if adoptable(j) {
 			s.logger.Info("cannot re-attach to job; restarting it", "job", j.rec.Id, "attempt", j.attempt, "why", reason)
@@ -109,26 +112,34 @@ func (s *leaderState) maybeReconciled(ctx context.Context, now time.Time) {
 	}
 }
 
-// procKey names one attempt's processes.
+// procKey names one attempt's processes of one region.
 type procKey struct {
 	job     string
 	attempt int64
+	region  int32
 }
 
 // tryAdopt re-attaches to j's restored attempt from the registrations, or
 // says why it cannot. When it cannot, the attempt's live processes are
 // still recorded so that Start's StopAttempt cancels and awaits them.
 func (s *leaderState) tryAdopt(ctx context.Context, j *job) string {
-	procs := map[string]*process{}
+	procs := map[procID]*process{}
 	tasks := map[jobgraph.Subtask]*taskRun{}
 	why := ""
+	var ids []procID
 	for _, wid := range sortedKeys(s.workers) {
-		rp := s.workers[wid].reported[procKey{j.rec.Id, j.attempt}]
+		for r := range j.regions {
+			ids = append(ids, procID{wid, int32(r)})
+		}
+	}
+	for _, id := range ids {
+		wid := id.worker
+		rp := s.workers[wid].reported[procKey{j.rec.Id, j.attemptOf(id.region), id.region}]
 		if rp == nil {
 			continue
 		}
 		p := &process{addr: rp.DataAddress, pid: rp.Pid, exited: rp.Exited, ready: true}
-		procs[wid] = p
+		procs[id] = p
 		states := map[jobgraph.Subtask]weirv1.TaskState{}
 		for _, u := range rp.Tasks {
 			states[jobgraph.Subtask{VertexID: u.VertexId, Index: u.Subtask}] = u.State
@@ -166,7 +177,7 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *job) string {
 	for st, t := range tasks {
 		j.placement[jobgraph.SlotOf(st)] = t.worker
 	}
-	s.logger.Info("re-attached to job", "job", j.rec.Id, "attempt", j.attempt, "workers", strings.Join(sortedKeys(procs), ","))
+	s.logger.Info("re-attached to job", "job", j.rec.Id, "attempt", j.attempt, "workers", strings.Join(j.rec.AttemptWorkers, ","))
 	s.step(ctx, j, jobmaster.Reattached{})
 	switch {
 	case j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED):
@@ -178,9 +189,7 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *job) string {
 		// The old leader may have recorded a checkpoint and died before
 		// telling the sinks; committing is idempotent, so say it again.
 		if latest := j.restoreFor(); latest != nil && latest.CheckpointId > 0 {
-			s.sendProcs(j, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Complete{Complete: &weirv1.CheckpointComplete{
-				JobId: j.rec.Id, Attempt: j.attempt, CheckpointId: latest.CheckpointId,
-			}}})
+			s.notifyComplete(j, latest.CheckpointId)
 		}
 	}
 	return ""
@@ -194,19 +203,19 @@ func (s *leaderState) cancelStrays(w *workerConn, keep map[procKey]bool) {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(a, b int) bool {
-		return keys[a].job < keys[b].job || keys[a].job == keys[b].job && keys[a].attempt < keys[b].attempt
+		return cmp.Or(strings.Compare(keys[a].job, keys[b].job), cmp.Compare(keys[a].attempt, keys[b].attempt), cmp.Compare(keys[a].region, keys[b].region)) < 0
 	})
 	for _, k := range keys {
 		rp := w.reported[k]
 		if rp.Exited || keep[k] {
 			continue
 		}
-		if j := s.jobs[k.job]; j != nil && j.attempt == k.attempt && j.stopping[w.id] {
+		if j := s.jobs[k.job]; j != nil && j.live(k.attempt, k.region) && j.stopping[procID{w.id, k.region}] {
 			continue // Start's StopAttempt already cancelled it
 		}
-		s.logger.Info("cancelling a process no attempt owns", "worker", w.id, "job", k.job, "attempt", k.attempt)
+		s.logger.Info("cancelling a process no attempt owns", "worker", w.id, "job", k.job, "attempt", k.attempt, "region", k.region)
 		w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Cancel{Cancel: &weirv1.CancelProcess{
-			JobId: k.job, Attempt: k.attempt,
+			JobId: k.job, Attempt: k.attempt, Region: k.region,
 		}}})
 	}
 	w.reported = nil
@@ -221,15 +230,15 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 	var key procKey
 	switch m := m.Msg.(type) {
 	case *weirv1.WorkerMessage_TaskState:
-		key = procKey{m.TaskState.JobId, m.TaskState.Attempt}
+		key = procKey{m.TaskState.JobId, m.TaskState.Attempt, s.regionOf(m.TaskState.JobId, m.TaskState.VertexId)}
 	case *weirv1.WorkerMessage_ProcessExited:
-		key = procKey{m.ProcessExited.JobId, m.ProcessExited.Attempt}
+		key = procKey{m.ProcessExited.JobId, m.ProcessExited.Attempt, m.ProcessExited.Region}
 	case *weirv1.WorkerMessage_ProcessReady:
-		key = procKey{m.ProcessReady.JobId, m.ProcessReady.Attempt}
+		key = procKey{m.ProcessReady.JobId, m.ProcessReady.Attempt, m.ProcessReady.Region}
 	case *weirv1.WorkerMessage_CheckpointAck:
-		key = procKey{m.CheckpointAck.JobId, m.CheckpointAck.Attempt}
+		key = procKey{m.CheckpointAck.JobId, m.CheckpointAck.Attempt, s.regionOf(m.CheckpointAck.JobId, m.CheckpointAck.GetSnapshot().GetVertexId())}
 	case *weirv1.WorkerMessage_CheckpointDecline:
-		key = procKey{m.CheckpointDecline.JobId, m.CheckpointDecline.Attempt}
+		key = procKey{m.CheckpointDecline.JobId, m.CheckpointDecline.Attempt, s.regionOf(m.CheckpointDecline.JobId, m.CheckpointDecline.VertexId)}
 	default:
 		return false
 	}
@@ -255,4 +264,12 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 	}
 	// Checkpoint acks and declines are dropped: this leader triggered none.
 	return true
+}
+
+// regionOf is the region of a job's vertex; 0 for an unknown job.
+func (s *leaderState) regionOf(jobID string, vertex int32) int32 {
+	if j := s.jobs[jobID]; j != nil {
+		return j.regionOf[vertex]
+	}
+	return 0
 }

@@ -91,7 +91,9 @@ func TestTakeover(t *testing.T) {
 				st := weirv1.JobState(weirv1.JobState_value["JOB_STATE_"+state])
 				rec := &weirv1.JobStatus{Id: id, State: st, Attempt: attempt, CreatedUnixMs: int64(len(s.jobs)),
 					AttemptWorkers: splitComma(workers), Spec: &weirv1.JobSpec{Graph: &weirv1.JobGraph{MaxParallelism: 8,
-						Vertices: []*weirv1.Vertex{{Id: 1, Name: "src", Parallelism: 2}, {Id: 2, Name: "sink", Parallelism: 2}}}}}
+						Vertices: []*weirv1.Vertex{{Id: 1, Name: "src", Parallelism: 2}, {Id: 2, Name: "sink", Parallelism: 2}},
+						// One pipelined region, as the scripts expect.
+						Edges: []*weirv1.Edge{{Source: 1, Target: 2}}}}}
 				s.jobs[id] = newJob(rec, jobmaster.Restore(jobmaster.Snapshot{State: st, Attempt: attempt}, nil))
 				return ""
 			case "begin":
@@ -111,7 +113,7 @@ func TestTakeover(t *testing.T) {
 						continue
 					}
 					rp := parseProcess(t, d, line)
-					w.reported[procKey{rp.JobId, rp.Attempt}] = rp
+					w.reported[procKey{rp.JobId, rp.Attempt, rp.Region}] = rp
 				}
 				s.addWorker(ctx, w)
 			case "report":

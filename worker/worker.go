@@ -69,9 +69,12 @@ type exitedProc struct {
 	info *weirv1.RunningProcess
 }
 
+// procKey names a job process: a job with several pipelined regions runs
+// one process per region on a worker, each at its region's attempt.
 type procKey struct {
 	job     string
 	attempt int64
+	region  int32
 }
 
 // jobProc is a job process this worker started for one attempt.
@@ -96,7 +99,7 @@ type taskKey struct{ vertex, subtask int32 }
 
 // infoLocked describes jp for a registration. w.mu must be held.
 func (jp *jobProc) infoLocked() *weirv1.RunningProcess {
-	rp := &weirv1.RunningProcess{JobId: jp.key.job, Attempt: jp.key.attempt, DataAddress: jp.dataAddr, Subtasks: jp.subtasks}
+	rp := &weirv1.RunningProcess{JobId: jp.key.job, Attempt: jp.key.attempt, Region: jp.key.region, DataAddress: jp.dataAddr, Subtasks: jp.subtasks}
 	if jp.proc != nil {
 		rp.Pid = int32(jp.proc.Pid())
 	}
@@ -299,15 +302,15 @@ func (w *Worker) session(ctx context.Context, addr string) error {
 		case *weirv1.CoordinatorMessage_Deploy:
 			w.deploy(ctx, m.Deploy)
 		case *weirv1.CoordinatorMessage_Start:
-			w.command(procKey{m.Start.JobId, m.Start.Attempt},
+			w.command(procKey{m.Start.JobId, m.Start.Attempt, m.Start.Region},
 				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Start{Start: m.Start}})
 		case *weirv1.CoordinatorMessage_Cancel:
-			w.stop(procKey{m.Cancel.JobId, m.Cancel.Attempt})
+			w.stop(procKey{m.Cancel.JobId, m.Cancel.Attempt, m.Cancel.Region})
 		case *weirv1.CoordinatorMessage_Trigger:
-			w.command(procKey{m.Trigger.JobId, m.Trigger.Attempt},
+			w.command(procKey{m.Trigger.JobId, m.Trigger.Attempt, m.Trigger.Region},
 				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Trigger{Trigger: m.Trigger}})
 		case *weirv1.CoordinatorMessage_Complete:
-			w.command(procKey{m.Complete.JobId, m.Complete.Attempt},
+			w.command(procKey{m.Complete.JobId, m.Complete.Attempt, m.Complete.Region},
 				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Complete{Complete: m.Complete}})
 		}
 	}
@@ -385,9 +388,10 @@ type readCloser struct {
 func (r readCloser) Close() error { r.cancel(); return nil }
 
 // deploy starts the job process of an attempt. Older attempts of the same
-// job still running here are stopped: the coordinator has moved on.
+// job and region still running here are stopped: the coordinator has moved
+// on. Other regions restart on their own and keep their processes.
 func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
-	key := procKey{d.JobId, d.Attempt}
+	key := procKey{d.JobId, d.Attempt, d.Region}
 	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks, store: d.Store, restore: d.Restore, checkpointInterval: d.CheckpointIntervalMs,
 		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{}), tasks: make(map[taskKey]*weirv1.TaskStateUpdate)}
 	w.mu.Lock()
@@ -397,7 +401,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	}
 	var stale []procKey
 	for k := range w.mu.procs {
-		if k.job == d.JobId && k.attempt < d.Attempt {
+		if k.job == d.JobId && k.region == d.Region && k.attempt < d.Attempt {
 			stale = append(stale, k)
 		}
 	}
@@ -406,7 +410,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	for _, k := range stale {
 		w.stop(k)
 	}
-	logger := w.logger.With("job", d.JobId, "attempt", d.Attempt)
+	logger := w.logger.With("job", d.JobId, "attempt", d.Attempt, "region", d.Region)
 	go func() {
 		exit := func(code int32, reason string) {
 			w.mu.Lock()
@@ -419,7 +423,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 				w.mu.recent = w.mu.recent[len(w.mu.recent)-recentExits:]
 			}
 			w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: &weirv1.ProcessExited{
-				JobId: d.JobId, Attempt: d.Attempt, ExitCode: code, Error: reason,
+				JobId: d.JobId, Attempt: d.Attempt, Region: d.Region, ExitCode: code, Error: reason,
 			}}})
 		}
 		path, err := w.cache.Path(ctx, d.BinarySha256)
@@ -428,7 +432,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 			exit(-1, fmt.Sprintf("fetch job binary: %v", err))
 			return
 		}
-		dir := filepath.Join(w.cfg.DataDir, "jobs", fmt.Sprintf("%s-%d", d.JobId, d.Attempt))
+		dir := filepath.Join(w.cfg.DataDir, "jobs", fmt.Sprintf("%s-%d-%d", d.JobId, d.Attempt, d.Region))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			close(jp.started)
 			exit(-1, err.Error())
@@ -533,11 +537,17 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 	if h == nil {
 		return status.Error(codes.InvalidArgument, "a job process must say hello first")
 	}
-	key := procKey{h.JobId, h.Attempt}
+	// The hello names no region: the token tells the processes of one
+	// attempt apart.
+	var jp *jobProc
 	w.mu.Lock()
-	jp := w.mu.procs[key]
+	for k, p := range w.mu.procs {
+		if k.job == h.JobId && k.attempt == h.Attempt && p.token == h.Token {
+			jp = p
+		}
+	}
 	w.mu.Unlock()
-	if jp == nil || jp.token != h.Token {
+	if jp == nil {
 		return status.Error(codes.PermissionDenied, "unknown job process")
 	}
 	<-jp.started
@@ -552,7 +562,7 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 	w.mu.Lock()
 	jp.dataAddr = h.DataAddress
 	w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
-		JobId: h.JobId, Attempt: h.Attempt, DataAddress: h.DataAddress, Pid: pid,
+		JobId: h.JobId, Attempt: h.Attempt, Region: jp.key.region, DataAddress: h.DataAddress, Pid: pid,
 	}}})
 	w.mu.Unlock()
 	ctx := stream.Context()

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 func TestProcessesForRegistration(t *testing.T) {
 	w := &Worker{}
 	w.mu.procs = map[procKey]*jobProc{}
-	jp := &jobProc{key: procKey{"j1", 3}, dataAddr: "127.0.0.1:9",
+	jp := &jobProc{key: procKey{"j1", 3, 0}, dataAddr: "127.0.0.1:9",
 		subtasks: []*weirv1.SubtaskRef{{VertexId: 1, Subtask: 0}, {VertexId: 2, Subtask: 0}},
 		tasks: map[taskKey]*weirv1.TaskStateUpdate{
 			{1, 0}: {JobId: "j1", Attempt: 3, VertexId: 1, Subtask: 0, State: weirv1.TaskState_TASK_STATE_RUNNING},

@@ -146,6 +146,10 @@ type taskView struct {
 	Worker   string `json:"worker"`
 	PID      int32  `json:"pid"`
 	State    string `json:"state"`
+	// Region and Attempt tell which pipelined region the subtask is in and
+	// which attempt it runs: regions restart alone.
+	Region  int32 `json:"region"`
+	Attempt int64 `json:"attempt"`
 }
 
 type jobDetailView struct {
@@ -169,6 +173,7 @@ func newJobDetailView(j *weirv1.JobStatus) jobDetailView {
 		v.Tasks = append(v.Tasks, taskView{
 			Vertex: t.GetVertex(), VertexID: t.GetVertexId(), Subtask: t.GetSubtask(),
 			Worker: t.GetWorker(), PID: t.GetPid(), State: taskState(t.GetState()),
+			Region: t.GetRegion(), Attempt: t.GetAttempt(),
 		})
 	}
 	return v

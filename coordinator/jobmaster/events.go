@@ -42,6 +42,20 @@ type Tick struct{}
 // other situation it is ignored, and the driver must then send Start.
 type Reattached struct{}
 
+// RegionFailed reports that a task or process of one pipelined region of a
+// job with several regions failed, the region's processes being the only
+// ones affected (a lost worker is a TaskFailed). While the attempt is
+// deployed only that region restarts; anywhere else it counts as TaskFailed.
+// The driver drops reports about a region's older attempts, as it does for
+// the job's.
+type RegionFailed struct {
+	Region int32
+	Err    string
+}
+
+// RegionStopped replies to StopRegion: no process of the region is left.
+type RegionStopped struct{ Region int32 }
+
 func (Start) isEvent()           {}
 func (Scheduled) isEvent()       {}
 func (NoSlots) isEvent()         {}
@@ -52,6 +66,8 @@ func (CancelRequested) isEvent() {}
 func (AttemptStopped) isEvent()  {}
 func (Tick) isEvent()            {}
 func (Reattached) isEvent()      {}
+func (RegionFailed) isEvent()    {}
+func (RegionStopped) isEvent()   {}
 
 // Action is something the driver must do, in the order returned.
 type Action interface{ isAction() }
@@ -69,6 +85,24 @@ type StopAttempt struct{ Attempt int64 }
 // performing the actions that follow it.
 type Persist struct{}
 
-func (Deploy) isAction()      {}
-func (StopAttempt) isAction() {}
-func (Persist) isAction()     {}
+// StopRegion asks the driver to cancel the processes of one region (at the
+// region's current attempt) and leave the other regions running. The driver
+// replies RegionStopped once none is left. A StopAttempt that follows covers
+// the region too, and no RegionStopped is then expected.
+type StopRegion struct{ Region int32 }
+
+// DeployRegion asks the driver to redeploy one region as attempt Attempt on
+// the slots it held, restoring its subtasks from the latest completed
+// checkpoint. The other regions keep their attempts. No reply is expected:
+// the slots are the region's already, and a failure of the new processes is
+// a RegionFailed like any other.
+type DeployRegion struct {
+	Region  int32
+	Attempt int64
+}
+
+func (Deploy) isAction()       {}
+func (StopAttempt) isAction()  {}
+func (Persist) isAction()      {}
+func (StopRegion) isAction()   {}
+func (DeployRegion) isAction() {}

@@ -111,6 +111,14 @@ type Machine struct {
 	sinceReset  int         // restarts since the exponential backoff was last reset
 	lastFailure time.Time   // zero before the first failure
 	failures    []time.Time // failure-rate: failures within the window, oldest first
+
+	// regions holds the regions of the deployed attempt that are restarting
+	// on their own (region.go). Not persisted: a new leader finds the
+	// region's processes gone and restarts the job.
+	regions map[int32]*regionRestart
+	// spent is why the restart budget ran out, in phaseStopping after a
+	// region failure found it spent: the job fails once the attempt is gone.
+	spent string
 }
 
 // Option configures a Machine.
@@ -172,6 +180,10 @@ func Restore(st Snapshot, policy *weirv1.RestartPolicy, opts ...Option) *Machine
 // in order. Events that make no sense in the current state are ignored.
 func (m *Machine) Step(ev Event, now time.Time) []Action {
 	before := m.Snapshot()
+	if rf, ok := ev.(RegionFailed); ok && !m.regionsLive() {
+		// Only a deployed attempt restarts a region alone.
+		ev = TaskFailed{Err: rf.Err}
+	}
 	var acts []Action
 	switch m.state {
 	case created:
@@ -218,10 +230,19 @@ func (m *Machine) Snapshot() Snapshot {
 // a restart backoff, including a wait for slots. ok is false when no Tick is
 // needed.
 func (m *Machine) NextWake() (t time.Time, ok bool) {
+	if m.regionsLive() {
+		return m.regionWake()
+	}
 	if m.phase != phaseBackoff {
 		return time.Time{}, false
 	}
 	return m.wake, true
+}
+
+// regionsLive reports whether regions can restart alone: the attempt is
+// deployed and the job SCHEDULED or RUNNING.
+func (m *Machine) regionsLive() bool {
+	return m.phase == phaseDeployed && (m.state == scheduled || m.state == running)
 }
 
 // setState moves to s, which must be declared in Transitions.
@@ -248,6 +269,9 @@ func (m *Machine) deploy() []Action {
 func (m *Machine) stop(failure string) []Action {
 	m.phase = phaseStopping
 	m.failure = failure
+	m.spent = ""
+	// StopAttempt covers every region, restarting ones included.
+	m.regions = nil
 	return []Action{StopAttempt{Attempt: m.attempt}}
 }
 
@@ -295,7 +319,11 @@ func (m *Machine) attemptGone(now time.Time) []Action {
 		// redeploy at once and without counting a restart.
 		return m.deploy()
 	}
-	delay, spent := m.decide(now)
+	// A region failure may already have found the budget spent.
+	delay, spent := time.Duration(0), m.spent
+	if spent == "" {
+		delay, spent = m.decide(now)
+	}
 	if spent != "" {
 		m.fail(fmt.Sprintf("task failed (%s): %s", spent, m.failure))
 		return nil
@@ -344,6 +372,7 @@ func (m *Machine) fail(err string) {
 	m.message = ""
 	m.phase = phaseIdle
 	m.failure = ""
+	m.spent = ""
 }
 
 // backoff schedules the next attempt after delay; the driver's Tick at

@@ -25,7 +25,8 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 //	    a machine restored from a snapshot; S is e.g. RUNNING
 //	event <kind> [err=X | reason=X] t=D
 //	    kind is start, scheduled, no-slots, all-running, all-finished,
-//	    task-failed, cancel, attempt-stopped, reattached or tick; an input block, if
+//	    task-failed, cancel, attempt-stopped, reattached, tick,
+//	    region-failed region=N or region-stopped region=N; an input block, if
 //	    any, is the err or reason text (for text with spaces)
 //	tick t=D
 //	    shorthand for event tick
@@ -109,6 +110,14 @@ func parseEvent(t *testing.T, d *datadriven.TestData, kind string) Event {
 		return Tick{}
 	case "reattached":
 		return Reattached{}
+	case "region-failed":
+		var r int32
+		d.ScanArgs(t, "region", &r)
+		return RegionFailed{Region: r, Err: textArg(t, d, "err")}
+	case "region-stopped":
+		var r int32
+		d.ScanArgs(t, "region", &r)
+		return RegionStopped{Region: r}
 	}
 	d.Fatalf(t, "unknown event %q", kind)
 	return nil
@@ -219,6 +228,10 @@ func formatAction(a Action) string {
 		return fmt.Sprintf("stop-attempt attempt=%d", a.Attempt)
 	case Persist:
 		return "persist"
+	case StopRegion:
+		return fmt.Sprintf("stop-region region=%d", a.Region)
+	case DeployRegion:
+		return fmt.Sprintf("deploy-region region=%d attempt=%d", a.Region, a.Attempt)
 	}
 	return fmt.Sprintf("%T", a)
 }

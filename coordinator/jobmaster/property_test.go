@@ -113,6 +113,7 @@ func genSnapshot(t *rapid.T) Snapshot {
 var genEvent = rapid.SampledFrom([]Event{
 	Start{}, Scheduled{}, NoSlots{Reason: "no room"}, AllRunning{}, AllFinished{},
 	TaskFailed{Err: "boom"}, TaskFailed{}, CancelRequested{}, AttemptStopped{}, Tick{}, Reattached{},
+	RegionFailed{Region: 0, Err: "boom"}, RegionFailed{Region: 1}, RegionStopped{Region: 0}, RegionStopped{Region: 1},
 })
 
 // checkStep asserts what must hold for every step, whatever the event.
@@ -136,6 +137,17 @@ func checkStep(t *rapid.T, m *Machine, before Snapshot, acts []Action) {
 			if a.Attempt != before.Attempt+1 || a.Attempt != after.Attempt {
 				t.Fatalf("Deploy %d after attempt %d (now %d)", a.Attempt, before.Attempt, after.Attempt)
 			}
+		case DeployRegion:
+			if a.Attempt != before.Attempt+1 || a.Attempt != after.Attempt || after.Restarts != before.Restarts+1 {
+				t.Fatalf("DeployRegion %d after %+v (now %+v)", a.Attempt, before, after)
+			}
+			if after.State != scheduled && after.State != running {
+				t.Fatalf("DeployRegion in %s", after.State)
+			}
+		case StopRegion:
+			if after.State != scheduled && after.State != running {
+				t.Fatalf("StopRegion in %s", after.State)
+			}
 		case StopAttempt:
 			if a.Attempt != after.Attempt || a.Attempt < 1 {
 				t.Fatalf("StopAttempt %d while attempt is %d", a.Attempt, after.Attempt)
@@ -151,7 +163,9 @@ func checkStep(t *rapid.T, m *Machine, before Snapshot, acts []Action) {
 	if after.Attempt < before.Attempt || after.Restarts < before.Restarts {
 		t.Fatalf("counters went back: %+v -> %+v", before, after)
 	}
-	if _, ok := m.NextWake(); ok && after.State != restarting {
+	// Restarting regions wake a deployed attempt; otherwise only a job
+	// restart waits.
+	if _, ok := m.NextWake(); ok && after.State != restarting && after.State != scheduled && after.State != running {
 		t.Fatalf("NextWake set in %s", after.State)
 	}
 }

@@ -7,6 +7,11 @@ func (m *Machine) stepRunning(ev Event, now time.Time) []Action {
 	if m.phase == phaseUnknown {
 		return m.stepRecovered(ev)
 	}
+	if m.regionsLive() {
+		if acts, ok := m.stepRegion(ev, now); ok {
+			return acts
+		}
+	}
 	switch ev := ev.(type) {
 	case AllFinished:
 		m.setState(finished)

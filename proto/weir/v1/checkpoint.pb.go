@@ -397,7 +397,9 @@ type TriggerCheckpoint struct {
 	CheckpointId    int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
 	TimestampUnixMs int64                  `protobuf:"varint,4,opt,name=timestamp_unix_ms,json=timestampUnixMs,proto3" json:"timestamp_unix_ms,omitempty"`
 	// A savepoint copies every file into its own directory: self-contained.
-	Savepoint     bool `protobuf:"varint,5,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
+	Savepoint bool `protobuf:"varint,5,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
+	// The region of the process it is for (DeployProcess.region).
+	Region        int32 `protobuf:"varint,6,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -465,6 +467,13 @@ func (x *TriggerCheckpoint) GetSavepoint() bool {
 		return x.Savepoint
 	}
 	return false
+}
+
+func (x *TriggerCheckpoint) GetRegion() int32 {
+	if x != nil {
+		return x.Region
+	}
+	return 0
 }
 
 type CheckpointAck struct {
@@ -662,10 +671,12 @@ func (x *CheckpointDecline) GetReason() string {
 }
 
 type CheckpointComplete struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	CheckpointId  int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	JobId        string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt      int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CheckpointId int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// The region of the process it is for (DeployProcess.region).
+	Region        int32 `protobuf:"varint,4,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -717,6 +728,13 @@ func (x *CheckpointComplete) GetAttempt() int64 {
 func (x *CheckpointComplete) GetCheckpointId() int64 {
 	if x != nil {
 		return x.CheckpointId
+	}
+	return 0
+}
+
+func (x *CheckpointComplete) GetRegion() int32 {
+	if x != nil {
+		return x.Region
 	}
 	return 0
 }
@@ -930,13 +948,14 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\x11timestamp_unix_ms\x18\x03 \x01(\x03R\x0ftimestampUnixMs\x12'\n" +
 	"\x0fmax_parallelism\x18\x04 \x01(\x05R\x0emaxParallelism\x12\x1c\n" +
 	"\tsavepoint\x18\x05 \x01(\bR\tsavepoint\x124\n" +
-	"\bsubtasks\x18\x06 \x03(\v2\x18.weir.v1.SubtaskSnapshotR\bsubtasks\"\xb3\x01\n" +
+	"\bsubtasks\x18\x06 \x03(\v2\x18.weir.v1.SubtaskSnapshotR\bsubtasks\"\xcb\x01\n" +
 	"\x11TriggerCheckpoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
 	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12*\n" +
 	"\x11timestamp_unix_ms\x18\x04 \x01(\x03R\x0ftimestampUnixMs\x12\x1c\n" +
-	"\tsavepoint\x18\x05 \x01(\bR\tsavepoint\"\xc2\x02\n" +
+	"\tsavepoint\x18\x05 \x01(\bR\tsavepoint\x12\x16\n" +
+	"\x06region\x18\x06 \x01(\x05R\x06region\"\xc2\x02\n" +
 	"\rCheckpointAck\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
@@ -955,11 +974,12 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12\x1b\n" +
 	"\tvertex_id\x18\x04 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x05 \x01(\x05R\asubtask\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"j\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\x82\x01\n" +
 	"\x12CheckpointComplete\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
-	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\"`\n" +
+	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\x05R\x06region\"`\n" +
 	"\aRestore\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x14\n" +

@@ -275,9 +275,13 @@ type RunningProcess struct {
 	Tasks []*TaskStateUpdate `protobuf:"bytes,6,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	// The process has exited (with exit_code) since the worker last had a
 	// leader to tell.
-	Exited        bool   `protobuf:"varint,7,opt,name=exited,proto3" json:"exited,omitempty"`
-	ExitCode      int32  `protobuf:"varint,8,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	Exited   bool   `protobuf:"varint,7,opt,name=exited,proto3" json:"exited,omitempty"`
+	ExitCode int32  `protobuf:"varint,8,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Error    string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	// Pipelined region (jobgraph.Regions) whose subtasks the process hosts:
+	// a job with several regions runs one process per worker and region, so
+	// one region can restart alone. 0 for a job with one region.
+	Region        int32 `protobuf:"varint,10,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,6 +379,13 @@ func (x *RunningProcess) GetError() string {
 	return ""
 }
 
+func (x *RunningProcess) GetRegion() int32 {
+	if x != nil {
+		return x.Region
+	}
+	return 0
+}
+
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UnixMs        int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
@@ -430,11 +441,13 @@ func (x *Heartbeat) GetRssBytes() int64 {
 // ProcessReady: the job process for (job, attempt) on this worker is up and
 // serves DataService at data_address.
 type ProcessReady struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	DataAddress   string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
-	Pid           int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt     int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	DataAddress string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	Pid         int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	// As in DeployProcess.
+	Region        int32 `protobuf:"varint,5,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -493,6 +506,13 @@ func (x *ProcessReady) GetDataAddress() string {
 func (x *ProcessReady) GetPid() int32 {
 	if x != nil {
 		return x.Pid
+	}
+	return 0
+}
+
+func (x *ProcessReady) GetRegion() int32 {
+	if x != nil {
+		return x.Region
 	}
 	return 0
 }
@@ -597,7 +617,9 @@ type ProcessExited struct {
 	Attempt  int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	ExitCode int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	// Why, with the tail of the process's stderr when it failed.
-	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// As in DeployProcess.
+	Region        int32 `protobuf:"varint,5,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -658,6 +680,13 @@ func (x *ProcessExited) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *ProcessExited) GetRegion() int32 {
+	if x != nil {
+		return x.Region
+	}
+	return 0
 }
 
 type CoordinatorMessage struct {
@@ -938,8 +967,12 @@ type DeployProcess struct {
 	// The job's checkpoint interval; 0 when it takes no checkpoints (sinks
 	// choose their delivery guarantee by it).
 	CheckpointIntervalMs int64 `protobuf:"varint,10,opt,name=checkpoint_interval_ms,json=checkpointIntervalMs,proto3" json:"checkpoint_interval_ms,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Pipelined region (jobgraph.Regions) whose subtasks the process hosts:
+	// a job with several regions runs one process per worker and region, so
+	// one region can restart alone. 0 for a job with one region.
+	Region        int32 `protobuf:"varint,11,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeployProcess) Reset() {
@@ -1042,6 +1075,13 @@ func (x *DeployProcess) GetCheckpointIntervalMs() int64 {
 	return 0
 }
 
+func (x *DeployProcess) GetRegion() int32 {
+	if x != nil {
+		return x.Region
+	}
+	return 0
+}
+
 type TaskRoute struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	VertexId      int32                  `protobuf:"varint,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
@@ -1105,10 +1145,12 @@ func (x *TaskRoute) GetDataAddress() string {
 // StartTasks is sent once every process of the attempt is ready: it says
 // where every subtask of the job lives, so channels can be connected.
 type StartTasks struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Routes        []*TaskRoute           `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Routes  []*TaskRoute           `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`
+	// As in DeployProcess.
+	Region        int32 `protobuf:"varint,4,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1164,10 +1206,19 @@ func (x *StartTasks) GetRoutes() []*TaskRoute {
 	return nil
 }
 
+func (x *StartTasks) GetRegion() int32 {
+	if x != nil {
+		return x.Region
+	}
+	return 0
+}
+
 type CancelProcess struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// As in DeployProcess.
+	Region        int32 `protobuf:"varint,3,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1212,6 +1263,13 @@ func (x *CancelProcess) GetJobId() string {
 func (x *CancelProcess) GetAttempt() int64 {
 	if x != nil {
 		return x.Attempt
+	}
+	return 0
+}
+
+func (x *CancelProcess) GetRegion() int32 {
+	if x != nil {
+		return x.Region
 	}
 	return 0
 }
@@ -1324,7 +1382,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x05slots\x18\x02 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x12\x10\n" +
 	"\x03pid\x18\x04 \x01(\x05R\x03pid\x125\n" +
-	"\tprocesses\x18\x05 \x03(\v2\x17.weir.v1.RunningProcessR\tprocesses\"\xa2\x02\n" +
+	"\tprocesses\x18\x05 \x03(\v2\x17.weir.v1.RunningProcessR\tprocesses\"\xba\x02\n" +
 	"\x0eRunningProcess\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
@@ -1334,15 +1392,18 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x05tasks\x18\x06 \x03(\v2\x18.weir.v1.TaskStateUpdateR\x05tasks\x12\x16\n" +
 	"\x06exited\x18\a \x01(\bR\x06exited\x12\x1b\n" +
 	"\texit_code\x18\b \x01(\x05R\bexitCode\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error\"A\n" +
+	"\x05error\x18\t \x01(\tR\x05error\x12\x16\n" +
+	"\x06region\x18\n" +
+	" \x01(\x05R\x06region\"A\n" +
 	"\tHeartbeat\x12\x17\n" +
 	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12\x1b\n" +
-	"\trss_bytes\x18\x02 \x01(\x03R\brssBytes\"t\n" +
+	"\trss_bytes\x18\x02 \x01(\x03R\brssBytes\"\x8c\x01\n" +
 	"\fProcessReady\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
 	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\x05R\x03pid\"\xe0\x01\n" +
+	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12\x16\n" +
+	"\x06region\x18\x05 \x01(\x05R\x06region\"\xe0\x01\n" +
 	"\x0fTaskStateUpdate\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
@@ -1350,12 +1411,13 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\asubtask\x18\x04 \x01(\x05R\asubtask\x12(\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12%\n" +
-	"\x0erestore_failed\x18\a \x01(\bR\rrestoreFailed\"s\n" +
+	"\x0erestore_failed\x18\a \x01(\bR\rrestoreFailed\"\x8b\x01\n" +
 	"\rProcessExited\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xd6\x02\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x16\n" +
+	"\x06region\x18\x05 \x01(\x05R\x06region\"\xd6\x02\n" +
 	"\x12CoordinatorMessage\x125\n" +
 	"\n" +
 	"registered\x18\x01 \x01(\v2\x13.weir.v1.RegisteredH\x00R\n" +
@@ -1374,7 +1436,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xe5\x02\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xfd\x02\n" +
 	"\rDeployProcess\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
@@ -1387,19 +1449,22 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x05store\x18\b \x01(\tR\x05store\x12*\n" +
 	"\arestore\x18\t \x01(\v2\x10.weir.v1.RestoreR\arestore\x124\n" +
 	"\x16checkpoint_interval_ms\x18\n" +
-	" \x01(\x03R\x14checkpointIntervalMs\"e\n" +
+	" \x01(\x03R\x14checkpointIntervalMs\x12\x16\n" +
+	"\x06region\x18\v \x01(\x05R\x06region\"e\n" +
 	"\tTaskRoute\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12!\n" +
-	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\"i\n" +
+	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\"\x81\x01\n" +
 	"\n" +
 	"StartTasks\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12*\n" +
-	"\x06routes\x18\x03 \x03(\v2\x12.weir.v1.TaskRouteR\x06routes\"@\n" +
+	"\x06routes\x18\x03 \x03(\v2\x12.weir.v1.TaskRouteR\x06routes\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\x05R\x06region\"X\n" +
 	"\rCancelProcess\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\"/\n" +
+	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\x05R\x06region\"/\n" +
 	"\x15DownloadBinaryRequest\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\"!\n" +
 	"\vBinaryChunk\x12\x12\n" +

@@ -1012,13 +1012,17 @@ func (x *GetJobRequest) GetJobId() string {
 }
 
 type TaskInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VertexId      int32                  `protobuf:"varint,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
-	Vertex        string                 `protobuf:"bytes,2,opt,name=vertex,proto3" json:"vertex,omitempty"`
-	Subtask       int32                  `protobuf:"varint,3,opt,name=subtask,proto3" json:"subtask,omitempty"`
-	Worker        string                 `protobuf:"bytes,4,opt,name=worker,proto3" json:"worker,omitempty"`
-	Pid           int32                  `protobuf:"varint,5,opt,name=pid,proto3" json:"pid,omitempty"`
-	State         TaskState              `protobuf:"varint,6,opt,name=state,proto3,enum=weir.v1.TaskState" json:"state,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	VertexId int32                  `protobuf:"varint,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
+	Vertex   string                 `protobuf:"bytes,2,opt,name=vertex,proto3" json:"vertex,omitempty"`
+	Subtask  int32                  `protobuf:"varint,3,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	Worker   string                 `protobuf:"bytes,4,opt,name=worker,proto3" json:"worker,omitempty"`
+	Pid      int32                  `protobuf:"varint,5,opt,name=pid,proto3" json:"pid,omitempty"`
+	State    TaskState              `protobuf:"varint,6,opt,name=state,proto3,enum=weir.v1.TaskState" json:"state,omitempty"`
+	// The pipelined region of the subtask and the attempt it runs: regions
+	// restart alone, so attempts differ between regions after a failover.
+	Region        int32 `protobuf:"varint,7,opt,name=region,proto3" json:"region,omitempty"`
+	Attempt       int64 `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1095,6 +1099,20 @@ func (x *TaskInfo) GetState() TaskState {
 	return TaskState_TASK_STATE_UNSPECIFIED
 }
 
+func (x *TaskInfo) GetRegion() int32 {
+	if x != nil {
+		return x.Region
+	}
+	return 0
+}
+
+func (x *TaskInfo) GetAttempt() int64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
 type JobStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1114,6 +1132,9 @@ type JobStatus struct {
 	// Workers hosting the current attempt, sorted; a new leader waits for
 	// them to report before it decides to re-attach to or restart the job.
 	AttemptWorkers []string `protobuf:"bytes,12,rep,name=attempt_workers,json=attemptWorkers,proto3" json:"attempt_workers,omitempty"`
+	// The attempt each pipelined region runs, by region index; regions
+	// restart alone, so a new leader re-attaches to each at its own attempt.
+	RegionAttempts []int64 `protobuf:"varint,13,rep,packed,name=region_attempts,json=regionAttempts,proto3" json:"region_attempts,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1228,6 +1249,13 @@ func (x *JobStatus) GetSpec() *JobSpec {
 func (x *JobStatus) GetAttemptWorkers() []string {
 	if x != nil {
 		return x.AttemptWorkers
+	}
+	return nil
+}
+
+func (x *JobStatus) GetRegionAttempts() []int64 {
+	if x != nil {
+		return x.RegionAttempts
 	}
 	return nil
 }
@@ -1736,14 +1764,16 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x10ListJobsResponse\x12&\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x12.weir.v1.JobStatusR\x04jobs\"&\n" +
 	"\rGetJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xad\x01\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xdf\x01\n" +
 	"\bTaskInfo\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x16\n" +
 	"\x06vertex\x18\x02 \x01(\tR\x06vertex\x12\x18\n" +
 	"\asubtask\x18\x03 \x01(\x05R\asubtask\x12\x16\n" +
 	"\x06worker\x18\x04 \x01(\tR\x06worker\x12\x10\n" +
 	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12(\n" +
-	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\"\x86\x03\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x16\n" +
+	"\x06region\x18\a \x01(\x05R\x06region\x12\x18\n" +
+	"\aattempt\x18\b \x01(\x03R\aattempt\"\xaf\x03\n" +
 	"\tJobStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -1757,7 +1787,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x05tasks\x18\n" +
 	" \x03(\v2\x11.weir.v1.TaskInfoR\x05tasks\x12$\n" +
 	"\x04spec\x18\v \x01(\v2\x10.weir.v1.JobSpecR\x04spec\x12'\n" +
-	"\x0fattempt_workers\x18\f \x03(\tR\x0eattemptWorkers\")\n" +
+	"\x0fattempt_workers\x18\f \x03(\tR\x0eattemptWorkers\x12'\n" +
+	"\x0fregion_attempts\x18\r \x03(\x03R\x0eregionAttempts\")\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +

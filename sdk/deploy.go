@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/weir-run/weir/internal/align"
 	"github.com/weir-run/weir/internal/exchange"
@@ -131,6 +132,7 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		restored: restored.items, restoredAll: restored.all,
 		checkpointing: d.ck != nil && d.ck.interval > 0,
 	}
+	env.metrics.init(time.Now())
 	t := &task{env: env, v: v, gate: gate, out: noOutput{}, ck: d.ck, mailbox: make(chan control, 16),
 		barriers: map[int64]exchange.Frame{}}
 	if gate != nil {
@@ -171,6 +173,9 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		case len(edges) > 0:
 			var out output
 			emits[side], out = st.newOutput(env, edges)
+			if s, ok := out.(sampler); ok && side == 0 {
+				s.attachTap(&env.tap)
+			}
 			outs = append(outs, out)
 		case st != nil:
 			emits[side] = st.discard()

@@ -7,11 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // job is the leader's view of one job: its record, its lifecycle machine and
@@ -34,6 +37,11 @@ type job struct {
 	procs           map[string]*process
 	tasks           map[jobgraph.Subtask]*taskRun
 	stopping        map[string]bool // workers whose process of the stopped attempt is still up
+
+	metrics    jobMetrics
+	ckTraces   map[int64]*ckTrace // spans of pending checkpoints
+	deploySpan trace.Span         // the current attempt's deployment, until all tasks run
+	taps       map[string]*tap    // live taps by id
 }
 
 // process is the job process of the current attempt on one worker.
@@ -53,7 +61,7 @@ type taskRun struct {
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *job {
 	j := &job{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string),
 		ckpt: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
-		badCheckpoints: map[int64]bool{}}
+		badCheckpoints: map[int64]bool{}, metrics: newJobMetrics(), ckTraces: map[int64]*ckTrace{}, taps: map[string]*tap{}}
 	if g := rec.Spec.GetGraph(); g != nil {
 		j.subtasks = jobgraph.Expand(g)
 		for _, v := range g.Vertices {
@@ -106,6 +114,8 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 		return
 	}
 	j.attempt, j.placement = attempt, placement
+	j.metrics.newAttempt()
+	s.deploySpan(j, attempt)
 	j.procs = make(map[string]*process)
 	j.tasks = make(map[jobgraph.Subtask]*taskRun)
 	j.stopping = nil
@@ -136,6 +146,7 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 			Store: s.c.cfg.Store, Restore: restore, CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs(),
 		}}})
 	}
+	j.deploySpan.SetAttributes(attribute.Int("workers", len(j.procs)))
 	s.logger.Info("deploying", "job", j.rec.Id, "attempt", attempt, "workers", strings.Join(sortedKeys(j.procs), ","))
 	s.step(ctx, j, jobmaster.Scheduled{})
 }
@@ -209,9 +220,10 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 			s.logger.Error("checkpoint cannot be restored; falling back to an older one", "job", j.rec.Id,
 				"checkpoint", j.restoringFrom, "fallback", next, "err", u.Error)
 		}
-		s.step(ctx, j, jobmaster.TaskFailed{Err: fmt.Sprintf("%s on worker %s: %s", j.vertices[u.VertexId], worker, u.Error)})
+		s.taskFailed(ctx, j, fmt.Sprintf("%s on worker %s: %s", j.vertices[u.VertexId], worker, u.Error))
 	case weirv1.TaskState_TASK_STATE_RUNNING:
 		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING) {
+			s.endDeploySpan(j, "")
 			s.step(ctx, j, jobmaster.AllRunning{})
 			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && !j.ckStarted {
 				j.ckStarted = true
@@ -229,6 +241,17 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 		}
 	}
 }
+
+// taskFailed records a failure of the current attempt for the job's page
+// and hands it to the lifecycle.
+func (s *leaderState) taskFailed(ctx context.Context, j *job, reason string) {
+	j.metrics.failed(time.Now(), j.attempt, reason)
+	s.endDeploySpan(j, reason)
+	s.step(ctx, j, jobmaster.TaskFailed{Err: reason})
+}
+
+// records are a vertex's records in and out over all attempts.
+func (j *job) records(vertex int32) (in, out int64) { return j.metrics.records(vertex) }
 
 func (j *job) allTasks(states ...weirv1.TaskState) bool {
 	for _, t := range j.tasks {
@@ -258,7 +281,7 @@ func (s *leaderState) processExited(ctx context.Context, j *job, worker, reason 
 	}
 	for _, st := range p.subtasks {
 		if t := j.tasks[jobgraph.Subtask{VertexID: st.VertexId, Index: st.Subtask}]; t.state != weirv1.TaskState_TASK_STATE_FINISHED {
-			s.step(ctx, j, jobmaster.TaskFailed{Err: reason})
+			s.taskFailed(ctx, j, reason)
 			return
 		}
 	}

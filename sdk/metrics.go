@@ -1,14 +1,11 @@
 package sdk
 
 import (
-	"os"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/weir-run/weir/internal/procstat"
 	"github.com/weir-run/weir/internal/watermark"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -91,7 +88,7 @@ func (m *taskMetrics) snapshot(vertex, subtask int, now time.Time) *weirv1.TaskM
 // processMetrics snapshots every task of the deployment and the process's
 // memory.
 func (d *deployment) processMetrics(now time.Time) *weirv1.ProcessMetrics {
-	pm := &weirv1.ProcessMetrics{JobId: d.jobID, Attempt: d.attempt, UnixMs: now.UnixMilli(), Memory: memoryStats()}
+	pm := &weirv1.ProcessMetrics{JobId: d.jobID, Attempt: d.attempt, UnixMs: now.UnixMilli(), Memory: procstat.Memory()}
 	d.mu.Lock()
 	for ref, t := range d.tasks {
 		pm.Tasks = append(pm.Tasks, t.env.metrics.snapshot(ref.vertex, ref.subtask, now))
@@ -113,27 +110,4 @@ func (d *deployment) reportMetrics(done <-chan struct{}, send func(*weirv1.Proce
 			send(d.processMetrics(now))
 		}
 	}
-}
-
-// memoryStats reads the process's runtime statistics. ReadMemStats stops
-// the world briefly; once a second is what Prometheus clients do too.
-func memoryStats() *weirv1.MemoryStats {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return &weirv1.MemoryStats{RssBytes: processRSS(), HeapAllocBytes: int64(ms.HeapAlloc), HeapSysBytes: int64(ms.HeapSys),
-		NumGc: ms.NumGC, GcPauseTotalNs: int64(ms.PauseTotalNs), Goroutines: int32(runtime.NumGoroutine())}
-}
-
-// processRSS is the resident memory from /proc on Linux, 0 elsewhere.
-func processRSS() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/telemetry"
 	"github.com/weir-run/weir/worker"
 )
 
@@ -143,6 +144,12 @@ leader and serves the job API and the web page, the others stand by.`,
 				return usageErrorf("%v", err)
 			}
 			return runDaemon(cmd.Context(), "coordinator", func(ctx context.Context) error {
+				tel, err := telemetry.New(ctx, "weir-coordinator", s.getenv)
+				if err != nil {
+					return err
+				}
+				defer tel.Shutdown(context.WithoutCancel(ctx))
+				cfg.Meter, cfg.Tracer, cfg.Metrics = tel.Meter, tel.Tracer, tel.Handler
 				return coordinator.Run(ctx, cfg, logger)
 			})
 		}),

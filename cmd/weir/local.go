@@ -16,6 +16,7 @@ import (
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/telemetry"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 	"github.com/weir-run/weir/worker"
 )
@@ -148,6 +149,13 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 			return fmt.Errorf("%s: %w", workerCfgs[i].ID, err)
 		}
 	}
+
+	tel, err := telemetry.New(ctx, "weir-local", s.getenv)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	coordCfg.Meter, coordCfg.Tracer, coordCfg.Metrics = tel.Meter, tel.Tracer, tel.Handler
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()

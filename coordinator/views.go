@@ -121,6 +121,8 @@ func (p pages) Job(ctx context.Context, id string) (*web.Job, error) {
 				Trigger: time.UnixMilli(c.TriggerUnixMs), DurationMs: c.DurationMs, SizeBytes: c.SizeBytes,
 				IncrementalBytes: c.IncrementalBytes, AlignmentMs: c.AlignmentMs, Savepoint: c.Savepoint, Failure: c.Failure})
 		}
+		// Oldest first, whatever order the history keeps.
+		sort.Slice(v.Checkpoints, func(a, b int) bool { return v.Checkpoints[a].ID < v.Checkpoints[b].ID })
 		for _, e := range j.metrics.exceptions {
 			v.Exceptions = append(v.Exceptions, web.Exception{At: e.at, Attempt: e.attempt, Text: e.text})
 		}

@@ -9,33 +9,34 @@ import (
 
 // funcs are the templates' formatting helpers.
 var funcs = template.FuncMap{
-	"rate":     fmtRate,
-	"bytes":    fmtBytes,
-	"dur":      fmtDur,
-	"ms":       func(ms int64) string { return fmtDur(time.Duration(ms) * time.Millisecond) },
-	"pct":      func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
-	"pctw":     func(f float64) string { return fmt.Sprintf("%.1f", min(max(f, 0), 1)*100) },
-	"count":    fmtCount,
-	"lower":    strings.ToLower,
-	"clock":    func(t time.Time) string { return t.Local().Format("15:04:05") },
-	"unixms":   func(ms int64) string { return time.UnixMilli(ms).Local().Format("15:04:05.000") },
-	"spark":    Sparkline,
-	"bars":     Bars,
-	"node":     nodeOf,
-	"last":     func(cps []Checkpoint) []Checkpoint { return lastN(cps, 12) },
-	"first":    func(cps []Checkpoint) any { return firstOf(lastN(cps, 1)) },
-	"add":      func(a, b float64) float64 { return a + b },
-	"sub":      func(a, b float64) float64 { return a - b },
-	"trunc":    truncate,
-	"sumslots": sumSlots,
-	"running":  running,
-	"iter":     func(n int) []struct{} { return make([]struct{}, n) },
-	"subi":     func(a, b int) int { return a - b },
-	"divf":     func(a, b int) float64 { return float64(a) / float64(b) },
-	"nsms":     func(ns int64) int64 { return ns / 1e6 },
-	"deref":    func(p *int64) int64 { return *p },
-	"half":     func(f float64) float64 { return f / 2 },
-	"barw":     func(f float64, w float64) float64 { return min(max(f, 0), 1) * w },
+	"rate":      fmtRate,
+	"bytes":     fmtBytes,
+	"dur":       fmtDur,
+	"ms":        func(ms int64) string { return fmtDur(time.Duration(ms) * time.Millisecond) },
+	"pct":       func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
+	"pctw":      func(f float64) string { return fmt.Sprintf("%.1f", min(max(f, 0), 1)*100) },
+	"count":     fmtCount,
+	"lower":     strings.ToLower,
+	"clock":     func(t time.Time) string { return t.Local().Format("15:04:05") },
+	"unixms":    func(ms int64) string { return time.UnixMilli(ms).Local().Format("15:04:05.000") },
+	"spark":     Sparkline,
+	"bars":      Bars,
+	"node":      nodeOf,
+	"last":      func(cps []Checkpoint) []Checkpoint { return lastN(cps, 12) },
+	"completed": lastCompleted,
+	"maxdur":    maxDuration,
+	"add":       func(a, b float64) float64 { return a + b },
+	"sub":       func(a, b float64) float64 { return a - b },
+	"trunc":     truncate,
+	"sumslots":  sumSlots,
+	"running":   running,
+	"iter":      func(n int) []struct{} { return make([]struct{}, n) },
+	"subi":      func(a, b int) int { return a - b },
+	"divf":      func(a, b int) float64 { return float64(a) / float64(b) },
+	"nsms":      func(ns int64) int64 { return ns / 1e6 },
+	"deref":     func(p *int64) int64 { return *p },
+	"half":      func(f float64) float64 { return f / 2 },
+	"barw":      func(f float64, w float64) float64 { return min(max(f, 0), 1) * w },
 }
 
 func fmtRate(f float64) string { return fmtCount(f) + "/s" }
@@ -136,10 +137,25 @@ func running(js []JobRow) int {
 	return n
 }
 
-// firstOf is the slice's first element, or nil, for {{with}}.
-func firstOf(cps []Checkpoint) any {
-	if len(cps) == 0 {
-		return nil
+// lastCompleted is the newest completed checkpoint, or nil, for {{with}}.
+func lastCompleted(cps []Checkpoint) any {
+	for i := len(cps) - 1; i >= 0; i-- {
+		if cps[i].Status == "COMPLETED" {
+			return cps[i]
+		}
 	}
-	return cps[0]
+	return nil
+}
+
+// maxDuration is the longest of the newest n checkpoints, the bar chart's
+// scale.
+func maxDuration(cps []Checkpoint, n int) int64 {
+	if len(cps) > n {
+		cps = cps[len(cps)-n:]
+	}
+	var m int64
+	for _, c := range cps {
+		m = max(m, c.DurationMs)
+	}
+	return m
 }

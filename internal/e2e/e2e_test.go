@@ -195,7 +195,13 @@ func committedLines(t *testing.T, dir string) []string {
 
 // startLocal starts `weir local` and waits until it answers.
 func startLocal(t *testing.T, workers, slots int) string {
-	api, httpAddr := freeAddr(t), freeAddr(t)
+	api, _ := startLocalWeb(t, workers, slots)
+	return api
+}
+
+// startLocalWeb is startLocal that also returns the web address.
+func startLocalWeb(t *testing.T, workers, slots int) (api, httpAddr string) {
+	api, httpAddr = freeAddr(t), freeAddr(t)
 	start := time.Now()
 	startDaemon(t, "weir local", "local", "--data-dir", t.TempDir(), "--api", api, "--http", httpAddr,
 		"--workers", strconv.Itoa(workers), "--slots", strconv.Itoa(slots))
@@ -205,7 +211,7 @@ func startLocal(t *testing.T, workers, slots int) string {
 	})
 	waitFor(t, 10*time.Second, "workers to register", func() bool { return len(listWorkers(t, api)) == workers })
 	t.Logf("weir local ready in %v", time.Since(start).Round(time.Millisecond))
-	return api
+	return api, httpAddr
 }
 
 func TestWordcountOnLocalCluster(t *testing.T) {

@@ -73,7 +73,7 @@ func parseArgs(argv []string, stderr io.Writer) (mainFlags, []string, error) {
 }
 
 func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.Writer) int {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := newLogger(stderr, os.Getenv(taskenv.LogFormat))
 	f, user, err := parseArgs(argv, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -147,4 +147,14 @@ func (pl *plan) runLocal(ctx context.Context, logger *slog.Logger) error {
 		err = context.Cause(ctx)
 	}
 	return err
+}
+
+// newLogger logs text, or JSON when the worker that started the process
+// logs JSON (taskenv.LogFormat).
+func newLogger(w io.Writer, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

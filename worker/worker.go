@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,6 +134,22 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("worker: listen for job processes: %w", err)
 	}
 	w.taskAddr = lis.Addr().String()
+	if cfg.Meter != nil {
+		if err := w.registerMetrics(cfg.Meter); err != nil {
+			return err
+		}
+	}
+	if cfg.HTTP != "" && cfg.Metrics != nil {
+		hl, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("worker: listen on --http %s: %w", cfg.HTTP, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", cfg.Metrics)
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(hl)
+		defer hs.Close()
+	}
 	srv := grpc.NewServer()
 	weirv1.RegisterTaskServiceServer(srv, w)
 	go srv.Serve(lis)
@@ -444,7 +461,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: d.JobId, Attempt: d.Attempt, DataHost: w.cfg.Host}
+		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: d.JobId, Attempt: d.Attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat}
 		proc, err := supervisor.Start(supervisor.Spec{
 			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
 		})

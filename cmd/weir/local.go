@@ -117,7 +117,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	workerCfgs := make([]worker.Config, f.workers)
 	for i := range workerCfgs {
 		id := fmt.Sprintf("worker-%d", i+1)
-		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1"}
+		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1", LogFormat: f.log.format}
 	}
 
 	kafkaAddr := ""
@@ -156,6 +156,10 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	}
 	defer tel.Shutdown(context.WithoutCancel(ctx))
 	coordCfg.Meter, coordCfg.Tracer, coordCfg.Metrics = tel.Meter, tel.Tracer, tel.Handler
+	// The workers share the coordinator's /metrics: one process, one page.
+	for i := range workerCfgs {
+		workerCfgs[i].Meter = tel.Meter
+	}
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -220,4 +220,3 @@ func histogramCount(f *dto.MetricFamily, labels map[string]string) uint64 {
 	}
 	return 0
 }
-

@@ -173,7 +173,7 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		case len(edges) > 0:
 			var out output
 			emits[side], out = st.newOutput(env, edges)
-			if s, ok := out.(sampler); ok && side == 0 {
+			if s, ok := out.(sampler); ok && side == 0 && tappable {
 				s.attachTap(&env.tap)
 			}
 			outs = append(outs, out)

@@ -293,18 +293,18 @@ func (o *typedOutput[T]) send(c *chanWriter[T]) {
 	defer o.reset(c)
 	o.pending--
 	m := &o.env.metrics
-	m.recordsOut.Add(int64(f.Count))
-	start := time.Now()
+	m.out(f.Count)
+	start := m.clock()
 	if o.tap != nil {
 		if s := o.tap.Load(); s != nil {
-			o.sample(s, c, start)
+			o.sample(s, c, time.Now())
 		}
 	}
 	// Send blocks only while downstream has given no credit.
 	if err := c.s.Send(o.env.ctx, f); err != nil {
 		o.env.fail(fmt.Errorf("send to downstream: %w", err))
 	}
-	m.backpressureNs.Add(int64(time.Since(start)))
+	m.backpressuredSince(start)
 }
 
 // reset gives the channel a fresh batch: the sender owns the sent one.
@@ -575,7 +575,7 @@ func (t *task) runSource() error {
 				wait = max(min(wait, time.Until(t.env.wakeAt)), 0)
 			}
 			timer := time.NewTimer(wait)
-			idleFrom := time.Now()
+			idleFrom := t.env.metrics.clock()
 			var c *control
 			select {
 			case <-ctx.Done():
@@ -584,7 +584,7 @@ func (t *task) runSource() error {
 			case <-timer.C:
 			}
 			timer.Stop()
-			t.env.metrics.idleNs.Add(int64(time.Since(idleFrom)))
+			t.env.metrics.idleSince(idleFrom)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -617,12 +617,12 @@ func (t *task) runGate() error {
 		if w := t.env.wakeAt; !w.IsZero() && (deadline.IsZero() || w.Before(deadline)) {
 			deadline = w
 		}
-		waitFrom := time.Now()
+		waitFrom := t.env.metrics.clock()
 		if !deadline.IsZero() {
 			wctx, cancel := context.WithDeadline(ctx, deadline)
 			d, err = t.gate.Next(wctx)
 			cancel()
-			t.env.metrics.idleNs.Add(int64(time.Since(waitFrom)))
+			t.env.metrics.idleSince(waitFrom)
 			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				now := time.Now()
 				if err := t.tick(now); err != nil {
@@ -638,7 +638,7 @@ func (t *task) runGate() error {
 			}
 		} else {
 			d, err = t.gate.Next(ctx)
-			t.env.metrics.idleNs.Add(int64(time.Since(waitFrom)))
+			t.env.metrics.idleSince(waitFrom)
 		}
 		if err == io.EOF {
 			return nil
@@ -654,7 +654,7 @@ func (t *task) runGate() error {
 		}
 		switch d.Frame.Kind {
 		case exchange.KindRecords:
-			t.env.metrics.recordsIn.Add(int64(d.Frame.Count))
+			t.env.metrics.in(d.Frame.Count)
 			if err := t.decs[d.Index](&d.Frame); err != nil {
 				return err
 			}

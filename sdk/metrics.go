@@ -48,6 +48,44 @@ type taskMetrics struct {
 	lagNext time.Time // owned by the subtask goroutine
 }
 
+// measure turns the per-batch counting on; benchmarks switch it off to
+// measure what counting costs.
+var measure = true
+
+// in and out count a batch of records received or sent.
+func (m *taskMetrics) in(n int) {
+	if measure {
+		m.recordsIn.Add(int64(n))
+	}
+}
+
+func (m *taskMetrics) out(n int) {
+	if measure {
+		m.recordsOut.Add(int64(n))
+	}
+}
+
+// clock reads the time a wait starts at; zero when not measuring.
+func (m *taskMetrics) clock() time.Time {
+	if !measure {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// idleSince and backpressuredSince add the wait that began at start.
+func (m *taskMetrics) idleSince(start time.Time) {
+	if measure {
+		m.idleNs.Add(int64(time.Since(start)))
+	}
+}
+
+func (m *taskMetrics) backpressuredSince(start time.Time) {
+	if measure {
+		m.backpressureNs.Add(int64(time.Since(start)))
+	}
+}
+
 func (m *taskMetrics) init(now time.Time) {
 	m.start = now
 	m.watermark.Store(watermark.Min)

@@ -15,6 +15,10 @@ import (
 // load per few hundred records; a live one renders at most rate records
 // per second per subtask.
 
+// tappable attaches tap slots to outputs; benchmarks switch it off to
+// compare an idle tap with none.
+var tappable = true
+
 // defaultTapRate bounds the records a tap samples per second per subtask.
 const defaultTapRate = 100
 

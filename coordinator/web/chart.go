@@ -36,7 +36,7 @@ func Sparkline(values []float64, w, h float64) Spark {
 		fmt.Fprintf(&b, "%s%.1f,%.1f ", cmd, float64(i)*step, h-2-(h-4)*v/top)
 	}
 	s.Line = strings.TrimSpace(b.String())
-	s.Area = fmt.Sprintf("%s L%.1f,%.1f L0,%.1f Z", s.Line, w, h, h)
+	s.Area = fmt.Sprintf("%s L%.1f,%.1f L0.0,%.1f Z", s.Line, w, h, h)
 	return s
 }
 

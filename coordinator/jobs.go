@@ -201,6 +201,11 @@ func (s *leaderState) processReady(j *job, worker string, r *weirv1.ProcessReady
 			}}})
 		}
 	}
+	// Tails outlive restarts: the new attempt's processes get them too.
+	for _, id := range sortedKeys(j.taps) {
+		s.sendProcs(j, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_StartTap{StartTap: &weirv1.StartTap{
+			JobId: j.rec.Id, Attempt: j.attempt, TapId: id, Uid: j.taps[id].uid}}})
+	}
 }
 
 func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *weirv1.TaskStateUpdate) {

@@ -16,6 +16,7 @@ const tapBuffer = 256
 
 // tap is one live tail of an operator, fed by worker reports.
 type tap struct {
+	uid     string
 	records chan *weirv1.TapRecord
 }
 
@@ -46,14 +47,14 @@ func (c *Coordinator) Tail(ctx context.Context, r *weirv1.TailRequest, send func
 		if j == nil {
 			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
 		}
-		if j.m.State() != weirv1.JobState_JOB_STATE_RUNNING {
+		if j.m.State() != weirv1.JobState_JOB_STATE_RUNNING && j.m.State() != weirv1.JobState_JOB_STATE_RESTARTING {
 			return nil, status.Errorf(codes.FailedPrecondition, "job %s is %s: only a running job can be tailed", r.JobId, shortState(j.m.State()))
 		}
 		uid, err := jobgraph.TapTarget(j.rec.Spec.Graph, r.Operator)
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
-		t := &tap{records: make(chan *weirv1.TapRecord, tapBuffer)}
+		t := &tap{uid: uid, records: make(chan *weirv1.TapRecord, tapBuffer)}
 		j.taps[id] = t
 		st.sendProcs(j, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_StartTap{StartTap: &weirv1.StartTap{
 			JobId: j.rec.Id, Attempt: j.attempt, TapId: id, Uid: uid}}})

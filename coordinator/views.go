@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -123,8 +124,8 @@ func (p pages) Job(ctx context.Context, id string) (*web.Job, error) {
 		}
 		// Oldest first, whatever order the history keeps.
 		sort.Slice(v.Checkpoints, func(a, b int) bool { return v.Checkpoints[a].ID < v.Checkpoints[b].ID })
-		for _, e := range j.metrics.exceptions {
-			v.Exceptions = append(v.Exceptions, web.Exception{At: e.at, Attempt: e.attempt, Text: e.text})
+		for _, e := range slices.Backward(j.metrics.exceptions) {
+			v.Exceptions = append(v.Exceptions, web.Exception{At: e.at, Attempt: e.attempt, Text: e.text}) // newest first
 		}
 		for _, t := range st.status(j).Tasks {
 			v.Tasks = append(v.Tasks, web.Task{Vertex: t.Vertex, Subtask: t.Subtask, Worker: t.Worker, State: taskState(t.State)})

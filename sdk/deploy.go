@@ -34,6 +34,7 @@ type deployment struct {
 
 	mu    sync.Mutex
 	tasks map[subtaskRef]*task // built tasks, for control messages
+	taps  map[string]liveTap   // live taps by id, for tasks built later
 }
 
 // post delivers a control message to the process's tasks: triggers go to
@@ -236,6 +237,9 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		d.tasks = make(map[subtaskRef]*task)
 	}
 	d.tasks[ref] = t
+	for id := range d.taps {
+		d.installTapLocked(id, ref, t)
+	}
 	d.mu.Unlock()
 	return t, nil
 }

@@ -109,6 +109,14 @@ func renderTap(v any, ref subtaskRef, now time.Time) *weirv1.TapRecord {
 	return r
 }
 
+// liveTap is a tap the deployment runs, remembered so that subtasks built
+// after it started get it too.
+type liveTap struct {
+	uid  string
+	rate int
+	out  func(*weirv1.TapRecord)
+}
+
 // startTap installs a tap on every subtask of the deployment whose chain
 // ends with the operator uid; records go to out.
 func (d *deployment) startTap(st *weirv1.StartTap, out func(*weirv1.TapRecord)) {
@@ -118,10 +126,21 @@ func (d *deployment) startTap(st *weirv1.StartTap, out func(*weirv1.TapRecord)) 
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.taps == nil {
+		d.taps = map[string]liveTap{}
+	}
+	d.taps[st.TapId] = liveTap{uid: st.Uid, rate: rate, out: out}
 	for ref, t := range d.tasks {
-		if t.v.tail().uid == st.Uid {
-			t.env.tap.Store(&tapState{id: st.TapId, rate: rate, out: out, ref: ref})
-		}
+		d.installTapLocked(st.TapId, ref, t)
+	}
+}
+
+// installTapLocked puts tap id on t if t's chain ends with the tapped
+// operator. d.mu must be held.
+func (d *deployment) installTapLocked(id string, ref subtaskRef, t *task) {
+	lt := d.taps[id]
+	if t.v.tail().uid == lt.uid {
+		t.env.tap.Store(&tapState{id: id, rate: lt.rate, out: lt.out, ref: ref})
 	}
 }
 
@@ -129,6 +148,7 @@ func (d *deployment) startTap(st *weirv1.StartTap, out func(*weirv1.TapRecord)) 
 func (d *deployment) stopTap(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	delete(d.taps, id)
 	for _, t := range d.tasks {
 		if s := t.env.tap.Load(); s != nil && s.id == id {
 			t.env.tap.CompareAndSwap(s, nil)

@@ -124,12 +124,19 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 // runLocal runs every subtask of the job in this process, exchanging records
 // in memory.
 func (pl *plan) runLocal(ctx context.Context, logger *slog.Logger) error {
+	return pl.runLocalWith(ctx, logger, func(*deployment) {})
+}
+
+// runLocalWith is runLocal with a hook that sees the deployment before its
+// subtasks start.
+func (pl *plan) runLocalWith(ctx context.Context, logger *slog.Logger, setup func(*deployment)) error {
 	const self = "local"
 	net := exchange.NewNetwork("local", 1, exchange.Options{}, logger)
 	defer net.Close()
 	net.SetLocalAddr(self)
 	d := &deployment{jobID: "local", attempt: 1, net: net, self: self,
 		route: func(subtaskRef) string { return self }, logger: logger}
+	setup(d)
 	var refs []subtaskRef
 	for _, v := range pl.vertices {
 		for i := range v.parallelism {

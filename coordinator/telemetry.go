@@ -31,6 +31,24 @@ type instruments struct {
 	ckFailures     metric.Int64Counter
 }
 
+// inst returns the coordinator's instruments; a coordinator built without
+// Run (in tests) gets ones that record nothing.
+func (s *leaderState) inst() *instruments {
+	if s.c.inst != nil {
+		return s.c.inst
+	}
+	return noInstruments
+}
+
+// noInstruments record nothing.
+var noInstruments = func() *instruments {
+	in, err := newInstruments(nil, nil, nil)
+	if err != nil {
+		panic(err)
+	}
+	return in
+}()
+
 // ckBuckets suit checkpoint durations: tens of milliseconds to minutes.
 var ckBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 
@@ -144,7 +162,7 @@ type ckTrace struct {
 
 // ckTriggered opens the checkpoint's span.
 func (s *leaderState) ckTriggered(j *job, a checkpoint.Trigger) {
-	ctx, span := s.c.inst.tracer.Start(context.Background(), "checkpoint", trace.WithTimestamp(a.Timestamp),
+	ctx, span := s.inst().tracer.Start(context.Background(), "checkpoint", trace.WithTimestamp(a.Timestamp),
 		trace.WithAttributes(attribute.String("job", j.rec.Id), attribute.Int64("checkpoint", a.ID), attribute.Bool("savepoint", a.Savepoint)))
 	j.ckTraces[a.ID] = &ckTrace{ctx: ctx, span: span}
 }
@@ -157,13 +175,13 @@ func (s *leaderState) ckAcked(j *job, a *weirv1.CheckpointAck, now time.Time) {
 	align := time.Duration(a.AlignmentMs) * time.Millisecond
 	sync := time.Duration(a.SyncMicros) * time.Microsecond
 	upload := time.Duration(a.AsyncMs) * time.Millisecond
-	s.c.inst.ckTaskDuration.Record(context.Background(), (align + sync + upload).Seconds(), metric.WithAttributes(attrs...))
+	s.inst().ckTaskDuration.Record(context.Background(), (align + sync + upload).Seconds(), metric.WithAttributes(attrs...))
 	t := j.ckTraces[a.CheckpointId]
 	if t == nil {
 		return
 	}
 	start := now.Add(-(align + sync + upload))
-	tctx, task := s.c.inst.tracer.Start(t.ctx, "checkpoint task", trace.WithTimestamp(start),
+	tctx, task := s.inst().tracer.Start(t.ctx, "checkpoint task", trace.WithTimestamp(start),
 		trace.WithAttributes(append(attrs, attribute.Int("subtask", int(a.Snapshot.Subtask)),
 			attribute.Int64("uploaded_bytes", a.UploadedBytes), attribute.Int64("state_bytes", a.StateBytes))...))
 	at := start
@@ -171,7 +189,7 @@ func (s *leaderState) ckAcked(j *job, a *weirv1.CheckpointAck, now time.Time) {
 		name string
 		d    time.Duration
 	}{{"align", align}, {"sync", sync}, {"upload", upload}} {
-		_, sp := s.c.inst.tracer.Start(tctx, part.name, trace.WithTimestamp(at))
+		_, sp := s.inst().tracer.Start(tctx, part.name, trace.WithTimestamp(at))
 		at = at.Add(part.d)
 		sp.End(trace.WithTimestamp(at))
 	}
@@ -184,13 +202,13 @@ func (s *leaderState) ckFinished(j *job, id int64, failure string) {
 	ctx := context.Background()
 	job := metric.WithAttributes(attribute.String("job", j.rec.Id))
 	if failure != "" {
-		s.c.inst.ckFailures.Add(ctx, 1, job)
+		s.inst().ckFailures.Add(ctx, 1, job)
 	} else {
 		for _, h := range j.ckpt.History() {
 			if h.Id == id {
-				s.c.inst.ckDuration.Record(ctx, float64(h.DurationMs)/1000, job)
-				s.c.inst.ckSize.Record(ctx, h.SizeBytes, job)
-				s.c.inst.ckIncrement.Record(ctx, h.IncrementalBytes, job)
+				s.inst().ckDuration.Record(ctx, float64(h.DurationMs)/1000, job)
+				s.inst().ckSize.Record(ctx, h.SizeBytes, job)
+				s.inst().ckIncrement.Record(ctx, h.IncrementalBytes, job)
 			}
 		}
 	}
@@ -208,7 +226,7 @@ func (s *leaderState) ckFinished(j *job, id int64, failure string) {
 // deploySpan traces an attempt's deployment, ended once all tasks run.
 func (s *leaderState) deploySpan(j *job, attempt int64) {
 	s.endDeploySpan(j, "superseded by another attempt")
-	_, j.deploySpan = s.c.inst.tracer.Start(context.Background(), "deploy", trace.WithAttributes(
+	_, j.deploySpan = s.inst().tracer.Start(context.Background(), "deploy", trace.WithAttributes(
 		attribute.String("job", j.rec.Id), attribute.Int64("attempt", attempt)))
 }
 

@@ -163,7 +163,7 @@ func (p pages) Worker(ctx context.Context, id string) (*web.Worker, error) {
 			v.Processes = append(v.Processes, web.Process{Job: j.rec.Id, JobName: j.rec.Name, Attempt: j.attempt, Pid: p.pid, Memory: j.metrics.memory[id]})
 			for _, sub := range j.subtasks {
 				if t := j.tasks[sub]; t != nil && t.worker == id {
-					v.Tasks = append(v.Tasks, web.Task{Job: j.rec.Id, Vertex: j.vertices[sub.VertexID], Subtask: sub.Index, Worker: id, State: taskState(t.state)})
+					v.Tasks = append(v.Tasks, web.Task{Job: j.rec.Id, JobName: j.rec.Name, Vertex: j.vertices[sub.VertexID], Subtask: sub.Index, Worker: id, State: taskState(t.state)})
 				}
 			}
 		}

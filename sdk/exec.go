@@ -576,11 +576,12 @@ func (t *task) runSource() error {
 			}
 			timer := time.NewTimer(wait)
 			idleFrom := t.env.metrics.clock()
-			var c *control
+			var c control
+			got := false
 			select {
 			case <-ctx.Done():
-			case m := <-t.mailbox:
-				c = &m
+			case c = <-t.mailbox:
+				got = true
 			case <-timer.C:
 			}
 			timer.Stop()
@@ -588,8 +589,8 @@ func (t *task) runSource() error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if c != nil {
-				if err := t.onControl(*c); err != nil {
+			if got {
+				if err := t.onControl(c); err != nil {
 					return err
 				}
 			}

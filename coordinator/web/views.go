@@ -142,6 +142,7 @@ type Task struct {
 	Worker  string `json:"worker"`
 	State   string `json:"state"`
 	Job     string `json:"job,omitempty"`
+	JobName string `json:"job_name,omitempty"`
 }
 
 // Worker is one worker's page.

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -180,8 +181,15 @@ func TestLiveSectionsAndTail(t *testing.T) {
 		t.Fatalf("live event = %q", ev)
 	}
 	recs := events(t, srv.URL+"/api/v1/jobs/j1/tail?operator=gen&limit=3", 3)
-	if len(recs) != 3 || recs[2] != `record {"subtask":2,"json":"\"k1\""}` {
+	if len(recs) != 3 {
 		t.Fatalf("tail events = %q", recs)
+	}
+	for i, e := range recs {
+		var r weirv1.TapRecord
+		data, ok := strings.CutPrefix(e, "record ")
+		if !ok || protojson.Unmarshal([]byte(data), &r) != nil || r.Subtask != int32(i) || r.Json != `"k1"` {
+			t.Fatalf("tail event %d = %q", i, e)
+		}
 	}
 	bad := events(t, srv.URL+"/api/v1/jobs/j1/tail?operator=nope", 1)
 	if len(bad) != 1 || bad[0] != "error no operator nope" {

@@ -77,9 +77,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	if err := c.announce(ctx); err != nil {
-		return fmt.Errorf("coordinator: announce in etcd: %w", err)
-	}
+	go c.announceLoop(ctx)
 	if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {

@@ -203,7 +203,22 @@ type coordinatorInfo struct {
 	HTTP string `json:"http,omitempty"`
 }
 
-// announce publishes this coordinator under a lease until ctx ends.
+// announceLoop keeps this coordinator published until ctx ends, again
+// whenever its lease is lost (a partition from etcd outlasting the TTL).
+func (c *Coordinator) announceLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := c.announce(ctx); err != nil && ctx.Err() == nil {
+			c.logger.Warn("cannot publish this coordinator for the status page", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// announce publishes this coordinator under a lease until the lease is
+// lost or ctx ends.
 func (c *Coordinator) announce(ctx context.Context) error {
 	b, _ := json.Marshal(coordinatorInfo{ID: c.cfg.ID, API: c.cfg.API, HTTP: c.cfg.HTTP})
 	lease, err := c.etcd.Grant(ctx, int64(max(c.cfg.LeaseTTL/time.Second, 2)))
@@ -217,10 +232,8 @@ func (c *Coordinator) announce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		for range ka {
-		}
-	}()
+	for range ka {
+	}
 	return nil
 }
 

@@ -29,14 +29,19 @@ type tapState struct {
 	rate  int
 	out   func(*weirv1.TapRecord) // must not block
 	ref   subtaskRef
-	until time.Time // end of the current one-second budget window
+	until time.Time // end of the current budget window
 	left  int
 }
+
+// tapWindow is the period of a tap's budget: a tenth of the rate every
+// 100 ms keeps the sample spread over the second rather than taken from
+// its first batch.
+const tapWindow = 100 * time.Millisecond
 
 // allow returns how many records may be sampled now.
 func (s *tapState) allow(now time.Time) int {
 	if now.After(s.until) {
-		s.until, s.left = now.Add(time.Second), s.rate
+		s.until, s.left = now.Add(tapWindow), max(s.rate*int(tapWindow)/int(time.Second), 1)
 	}
 	return s.left
 }

@@ -27,7 +27,7 @@ func TestTapAndMetricsOfALocalRun(t *testing.T) {
 	var d *deployment
 	err = pl.runLocalWith(context.Background(), quiet(), func(dep *deployment) {
 		d = dep
-		d.startTap(&weirv1.StartTap{TapId: "t1", Uid: "gen", Rate: n}, func(r *weirv1.TapRecord) { sampled = append(sampled, r) })
+		d.startTap(&weirv1.StartTap{TapId: "t1", Uid: "gen", Rate: 10 * n}, func(r *weirv1.TapRecord) { sampled = append(sampled, r) })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,15 +50,18 @@ func TestTapAndMetricsOfALocalRun(t *testing.T) {
 	}
 }
 
-func TestTapBudgetRefillsEachSecond(t *testing.T) {
-	s := &tapState{rate: 3}
+func TestTapBudgetRefillsEachWindow(t *testing.T) {
+	s := &tapState{rate: 100}
 	t0 := time.Unix(10, 0)
-	if s.allow(t0) != 3 {
-		t.Fatal("a fresh tap has its whole budget")
+	if s.allow(t0) != 10 {
+		t.Fatal("a fresh tap has a tenth of its rate")
 	}
 	s.left = 0
-	if s.allow(t0.Add(999*time.Millisecond)) != 0 || s.allow(t0.Add(1001*time.Millisecond)) != 3 {
-		t.Fatal("the budget refills after a second, not before")
+	if s.allow(t0.Add(99*time.Millisecond)) != 0 || s.allow(t0.Add(101*time.Millisecond)) != 10 {
+		t.Fatal("the budget refills after 100 ms, not before")
+	}
+	if slow := (&tapState{rate: 3}); slow.allow(t0) != 1 {
+		t.Fatal("a slow tap still samples")
 	}
 }
 

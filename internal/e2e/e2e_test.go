@@ -431,17 +431,20 @@ func TestStandbyCoordinator(t *testing.T) {
 	dir := t.TempDir()
 	client, peer := freeAddr(t), freeAddr(t)
 	apiA, apiB := freeAddr(t), freeAddr(t)
+	webA, webB := freeAddr(t), freeAddr(t)
 	store := "file://" + filepath.Join(dir, "store")
 	startDaemon(t, "etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"), "--client", client, "--peer", peer)
-	a := startDaemon(t, "coordinator-a", "coordinator", "--etcd", client, "--store", store, "--api", apiA, "--http", freeAddr(t), "--id", "a")
+	a := startDaemon(t, "coordinator-a", "coordinator", "--etcd", client, "--store", store, "--api", apiA, "--http", webA, "--id", "a")
 	waitFor(t, 20*time.Second, "coordinator a to lead", func() bool { _, ok := listJobs(t, apiA); return ok })
-	startDaemon(t, "coordinator-b", "coordinator", "--etcd", client, "--store", store, "--api", apiB, "--http", freeAddr(t), "--id", "b")
+	startDaemon(t, "coordinator-b", "coordinator", "--etcd", client, "--store", store, "--api", apiB, "--http", webB, "--id", "b")
 	startDaemon(t, "worker", "worker", "--etcd", client, "--slots", "2", "--data-dir", filepath.Join(dir, "w"), "--id", "w1")
 	waitFor(t, 20*time.Second, "the worker", func() bool { return len(listWorkers(t, apiA)) == 1 })
 
 	// The standby forwards the CLI to the leader: any coordinator will do,
 	// uploads included.
 	waitFor(t, 10*time.Second, "the worker, listed through the standby", func() bool { return len(listWorkers(t, apiB)) == 1 })
+	// The standby's status page says who leads and links to its page.
+	standbyPage(t, webB, webA)
 	in := filepath.Join(dir, "in.txt")
 	os.WriteFile(in, []byte("a b a\n"), 0o644)
 	out := filepath.Join(dir, "out")

@@ -121,11 +121,6 @@ func browse(t *testing.T, base, id string) {
 		}
 	}
 
-	do("load the overview", chromedp.Navigate(base+"/"))
-	poll("the job row with throughput", `document.querySelectorAll(".job-row").length === 1 && document.querySelector(".job-row .spark .line") !== null`)
-	poll("both workers", `document.querySelectorAll(".worker-row").length === 2`)
-	shoot("overview.png")
-
 	do("load the job page", chromedp.Navigate(base+"/jobs/"+id))
 	nodes, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("#dag g.node").length`))
 	if err != nil {
@@ -141,8 +136,14 @@ func browse(t *testing.T, base, id string) {
 	poll("non-zero throughput", `!["0/s", ""].includes(document.querySelector("#throughput").textContent.trim())`)
 	poll("checkpoint rows", `document.querySelectorAll("#checkpoints tr.ck-row").length > 0`)
 	do("start the tail", chromedp.Click("#tail-toggle"))
-	poll("tailed records", `document.querySelectorAll("#tail-list li.tail-record").length >= 3`)
+	poll("tailed records", `document.querySelectorAll("#tail-list li.tail-record").length >= 12`)
 	shoot("job.png")
+
+	// After the job page, the overview's trend has a few seconds to show.
+	do("load the overview", chromedp.Navigate(base+"/"))
+	poll("the job row with throughput", `document.querySelectorAll(".job-row").length === 1 && document.querySelector(".job-row .job-throughput").textContent !== "0/s"`)
+	poll("both workers", `document.querySelectorAll(".worker-row").length === 2`)
+	shoot("overview.png")
 }
 
 // screenshotDir is $WEIR_SCREENSHOT_DIR (to refresh docs/screenshots) or
@@ -219,4 +220,18 @@ func histogramCount(f *dto.MetricFamily, labels map[string]string) uint64 {
 		}
 	}
 	return 0
+}
+
+// standbyPage checks that the standby at web links to the leader's page.
+func standbyPage(t *testing.T, web, leaderWeb string) {
+	t.Helper()
+	resp, err := http.Get("http://" + web + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if want := `href="http://` + leaderWeb + `/"`; !strings.Contains(string(b), "Standby coordinator") || !strings.Contains(string(b), want) {
+		t.Fatalf("the standby's page does not link to the leader (%s):\n%s", want, b)
+	}
 }

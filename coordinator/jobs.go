@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weir-run/weir/coordinator/checkpoint"
@@ -14,7 +15,6 @@ import (
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
-	"go.opentelemetry.io/otel/attribute"
 )
 
 // job is the leader's view of one job: its record, its lifecycle machine and

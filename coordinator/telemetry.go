@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,21 +62,36 @@ func newInstruments(c *Coordinator, mp metric.MeterProvider, tp trace.TracerProv
 	}
 	m := mp.Meter(instrumentation)
 	in := &instruments{tracer: tp.Tracer(instrumentation)}
-	var errs [12]error
-	in.ckDuration, errs[0] = m.Float64Histogram("weir.checkpoint.duration", metric.WithUnit("s"),
+	// Instrument errors are collected, not checked one by one: any of
+	// them means a misconfigured provider.
+	var errs []error
+	var e error
+	in.ckDuration, e = m.Float64Histogram("weir.checkpoint.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time from triggering a checkpoint to its completion."), metric.WithExplicitBucketBoundaries(ckBuckets...))
-	in.ckTaskDuration, errs[1] = m.Float64Histogram("weir.checkpoint.task.duration", metric.WithUnit("s"),
+	errs = append(errs, e)
+	in.ckTaskDuration, e = m.Float64Histogram("weir.checkpoint.task.duration", metric.WithUnit("s"),
 		metric.WithDescription("A task's share of a checkpoint: alignment, synchronous snapshot and upload."), metric.WithExplicitBucketBoundaries(ckBuckets...))
-	in.ckSize, errs[2] = m.Int64Gauge("weir.checkpoint.size", metric.WithUnit("By"), metric.WithDescription("Full state size of the last completed checkpoint."))
-	in.ckIncrement, errs[3] = m.Int64Gauge("weir.checkpoint.incremental.size", metric.WithUnit("By"), metric.WithDescription("Bytes uploaded by the last completed checkpoint."))
-	in.ckFailures, errs[4] = m.Int64Counter("weir.checkpoint.failures", metric.WithDescription("Checkpoints that were aborted."))
-	recIn, e5 := m.Int64ObservableCounter("weir.operator.records.in", metric.WithDescription("Records received by an operator chain's head."))
-	recOut, e6 := m.Int64ObservableCounter("weir.operator.records.out", metric.WithDescription("Records sent downstream by an operator chain's tail."))
-	restarts, e7 := m.Int64ObservableCounter("weir.job.restarts", metric.WithDescription("Restarts of a job."))
-	state, e8 := m.Int64ObservableGauge("weir.job.state", metric.WithDescription("1 for a job's current state."))
-	slots, e9 := m.Int64ObservableGauge("weir.worker.slots", metric.WithDescription("Task slots of a worker, by use."))
-	errs[5], errs[6], errs[7], errs[8], errs[9] = e5, e6, e7, e8, e9
-	_, errs[10] = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	errs = append(errs, e)
+	in.ckSize, e = m.Int64Gauge("weir.checkpoint.size", metric.WithUnit("By"), metric.WithDescription("Full state size of the last completed checkpoint."))
+	errs = append(errs, e)
+	in.ckIncrement, e = m.Int64Gauge("weir.checkpoint.incremental.size", metric.WithUnit("By"), metric.WithDescription("Bytes uploaded by the last completed checkpoint."))
+	errs = append(errs, e)
+	in.ckFailures, e = m.Int64Counter("weir.checkpoint.failures", metric.WithDescription("Checkpoints that were aborted."))
+	errs = append(errs, e)
+	recIn, e := m.Int64ObservableCounter("weir.operator.records.in", metric.WithDescription("Records received by an operator chain's head."))
+	errs = append(errs, e)
+	recOut, e := m.Int64ObservableCounter("weir.operator.records.out", metric.WithDescription("Records sent downstream by an operator chain's tail."))
+	errs = append(errs, e)
+	restarts, e := m.Int64ObservableCounter("weir.job.restarts", metric.WithDescription("Restarts of a job."))
+	errs = append(errs, e)
+	state, e := m.Int64ObservableGauge("weir.job.state", metric.WithDescription("1 for a job's current state."))
+	errs = append(errs, e)
+	slots, e := m.Int64ObservableGauge("weir.worker.slots", metric.WithDescription("Task slots of a worker, by use."))
+	errs = append(errs, e)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("coordinator: metrics: %w", err)
+	}
+	_, err := m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		obs, err := c.observe(ctx)
 		if err != nil {
 			return nil // a standby observes nothing; not an error to report per scrape
@@ -95,10 +111,8 @@ func newInstruments(c *Coordinator, mp metric.MeterProvider, tp trace.TracerProv
 		}
 		return nil
 	}, recIn, recOut, restarts, state, slots)
-	for _, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("coordinator: metrics: %w", err)
-		}
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: metrics: %w", err)
 	}
 	return in, nil
 }
@@ -106,19 +120,23 @@ func newInstruments(c *Coordinator, mp metric.MeterProvider, tp trace.TracerProv
 // observations are what the scrape-time instruments report.
 type observations struct {
 	records []recordObs
-	jobs    []struct {
-		id, state string
-		restarts  int32
-	}
-	workers []struct {
-		id         string
-		used, free int
-	}
+	jobs    []jobObs
+	workers []workerObs
 }
 
 type recordObs struct {
 	job, operator string
 	in, out       int64
+}
+
+type jobObs struct {
+	id, state string
+	restarts  int32
+}
+
+type workerObs struct {
+	id         string
+	used, free int
 }
 
 // observe reads the leader's state for a scrape.
@@ -134,10 +152,7 @@ func (c *Coordinator) observe(ctx context.Context) (*observations, error) {
 	return call(ctx, st, func() (*observations, error) {
 		obs := &observations{}
 		for _, j := range st.sortedJobs() {
-			obs.jobs = append(obs.jobs, struct {
-				id, state string
-				restarts  int32
-			}{j.rec.Id, shortState(j.rec.State), j.rec.Restarts})
+			obs.jobs = append(obs.jobs, jobObs{j.rec.Id, shortState(j.rec.State), j.rec.Restarts})
 			for _, v := range j.rec.Spec.GetGraph().GetVertices() {
 				in, out := j.records(v.Id)
 				obs.records = append(obs.records, recordObs{job: j.rec.Id, operator: v.Name, in: in, out: out})
@@ -145,10 +160,7 @@ func (c *Coordinator) observe(ctx context.Context) (*observations, error) {
 		}
 		for _, f := range st.freeSlots() {
 			w := st.workers[f.ID]
-			obs.workers = append(obs.workers, struct {
-				id         string
-				used, free int
-			}{f.ID, w.slots - f.Free, f.Free})
+			obs.workers = append(obs.workers, workerObs{f.ID, w.slots - f.Free, f.Free})
 		}
 		return obs, nil
 	})

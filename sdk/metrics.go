@@ -135,8 +135,8 @@ func (d *deployment) processMetrics(now time.Time) *weirv1.ProcessMetrics {
 	return pm
 }
 
-// reportMetrics sends the deployment's metrics every interval until ctx
-// ends.
+// reportMetrics sends the deployment's metrics every interval until done
+// is closed.
 func (d *deployment) reportMetrics(done <-chan struct{}, send func(*weirv1.ProcessMetrics)) {
 	tick := time.NewTicker(metricsInterval)
 	defer tick.Stop()

@@ -294,13 +294,13 @@ func (o *typedOutput[T]) send(c *chanWriter[T]) {
 	o.pending--
 	m := &o.env.metrics
 	m.out(f.Count)
-	start := m.clock()
 	if o.tap != nil {
 		if s := o.tap.Load(); s != nil {
 			o.sample(s, c, time.Now())
 		}
 	}
 	// Send blocks only while downstream has given no credit.
+	start := m.clock()
 	if err := c.s.Send(o.env.ctx, f); err != nil {
 		o.env.fail(fmt.Errorf("send to downstream: %w", err))
 	}

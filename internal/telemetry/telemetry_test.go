@@ -28,7 +28,7 @@ func TestMetricsServeInPrometheusFormat(t *testing.T) {
 	rec := httptest.NewRecorder()
 	p.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
-	if !strings.Contains(string(body), "weir_things_total 3") {
+	if !strings.Contains(string(body), "weir_things_total 3") || !strings.Contains(string(body), "go_gc_duration_seconds") {
 		t.Fatalf("/metrics lacks the counter:\n%s", body)
 	}
 	if _, ok := p.Tracer.(noop.TracerProvider); !ok {

@@ -28,7 +28,8 @@ func (w *Worker) registerMetrics(mp metric.MeterProvider) error {
 	}
 	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		self := procstat.Memory()
-		wa := metric.WithAttributes(attribute.String("process", "worker"))
+		worker := attribute.String("worker", w.cfg.ID)
+		wa := metric.WithAttributes(worker, attribute.String("process", "worker"))
 		o.ObserveInt64(mem, self.RssBytes, wa)
 		o.ObserveInt64(gcs, int64(self.NumGc), wa)
 		w.mu.Lock()
@@ -40,12 +41,12 @@ func (w *Worker) registerMetrics(mp metric.MeterProvider) error {
 			}
 			job := attribute.String("job", jp.key.job)
 			if pm.Memory != nil {
-				pa := metric.WithAttributes(attribute.String("process", "job"), job)
+				pa := metric.WithAttributes(worker, attribute.String("process", "job"), job)
 				o.ObserveInt64(mem, pm.Memory.RssBytes, pa)
 				o.ObserveInt64(gcs, int64(pm.Memory.NumGc), pa)
 			}
 			for _, t := range pm.Tasks {
-				ta := metric.WithAttributes(job, attribute.String("vertex", strconv.Itoa(int(t.VertexId))), attribute.String("subtask", strconv.Itoa(int(t.Subtask))))
+				ta := metric.WithAttributes(worker, job, attribute.String("vertex", strconv.Itoa(int(t.VertexId))), attribute.String("subtask", strconv.Itoa(int(t.Subtask))))
 				o.ObserveInt64(recIn, t.RecordsIn, ta)
 				o.ObserveInt64(recOut, t.RecordsOut, ta)
 			}

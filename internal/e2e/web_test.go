@@ -45,7 +45,9 @@ func TestObservability(t *testing.T) {
 			in := counterOf(fams["weir_operator_records_in_total"], map[string]string{"job": id, "operator": "Count -> FileSink"})
 			cks := histogramCount(fams["weir_checkpoint_duration_seconds"], map[string]string{"job": id})
 			tasks := histogramCount(fams["weir_checkpoint_task_duration_seconds"], map[string]string{"job": id, "operator": "Count -> FileSink"})
-			return out > 0 && in > 0 && cks > 0 && tasks > 0
+			// The workers' own metrics, relayed from the job processes.
+			workerOut := counterOf(fams["weir_task_records_out_total"], map[string]string{"job": id, "vertex": "0", "subtask": "0"})
+			return out > 0 && in > 0 && cks > 0 && tasks > 0 && workerOut > 0
 		})
 	})
 

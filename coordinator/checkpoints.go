@@ -65,6 +65,7 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 				s.ckApply(ctx, j, j.ckpt.IDAllocated(id, a.Savepoint, now))
 			}
 		case checkpoint.Trigger:
+			s.ckTriggered(j, a)
 			s.sendProcs(j, func(attempt int64, region int32) *weirv1.CoordinatorMessage {
 				return &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Trigger{Trigger: &weirv1.TriggerCheckpoint{
 					JobId: j.rec.Id, Attempt: attempt, Region: region, CheckpointId: a.ID, TimestampUnixMs: a.Timestamp.UnixMilli(), Savepoint: a.Savepoint,
@@ -84,6 +85,7 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 			}
 			j.manifests[a.ID] = m
 			s.ckApply(ctx, j, j.ckpt.Stored(a.ID, loc, now))
+			s.ckFinished(j, a.ID, "")
 			if a.Savepoint && j.savepointWaiter != nil {
 				j.savepointWaiter <- savepointResult{location: storelayout.URL(s.c.cfg.Store, loc), id: a.ID}
 				j.savepointWaiter = nil
@@ -92,6 +94,7 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 			s.notifyComplete(j, a.ID)
 		case checkpoint.Abort:
 			s.logger.Warn("checkpoint aborted", "job", j.rec.Id, "checkpoint", a.ID, "savepoint", a.Savepoint, "reason", a.Reason)
+			s.ckFinished(j, a.ID, a.Reason)
 			if a.Savepoint && j.savepointWaiter != nil {
 				j.savepointWaiter <- savepointResult{err: fmt.Errorf("savepoint %d failed: %s", a.ID, a.Reason)}
 				j.savepointWaiter = nil

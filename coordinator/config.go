@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weir-run/weir/coordinator/leader"
 )
@@ -36,6 +40,12 @@ type Config struct {
 	// rounds it up to whole seconds and to its minimum (2 s with etcd's
 	// default election timeout).
 	LeaseTTL time.Duration
+
+	// Meter and Tracer receive the coordinator's metrics and traces; nil
+	// means none. Metrics serves Meter's metrics at /metrics, when set.
+	Meter   metric.MeterProvider
+	Tracer  trace.TracerProvider
+	Metrics http.Handler
 }
 
 // Defaults for unset Config fields. The worker timeout is 5 s, not Flink's

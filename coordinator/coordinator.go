@@ -34,6 +34,7 @@ type Coordinator struct {
 	logger *slog.Logger
 	etcd   *clientv3.Client
 	store  *objstore.Store
+	inst   *instruments
 
 	mu struct {
 		sync.Mutex
@@ -67,12 +68,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("coordinator: listen on --api %s: %w", cfg.API, err)
 	}
 	c := &Coordinator{cfg: cfg, logger: logger, etcd: cli, store: store}
+	if c.inst, err = newInstruments(c, cfg.Meter, cfg.Tracer); err != nil {
+		return err
+	}
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
 	weirv1.RegisterJobServiceServer(srv, &jobService{c: c})
 	weirv1.RegisterClusterServiceServer(srv, &clusterService{c: c})
 	go srv.Serve(lis)
 	defer srv.Stop()
 
+	go c.announceLoop(ctx)
 	if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {

@@ -9,20 +9,18 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weir-run/weir/coordinator/web"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
-// httpHandler serves the JSON API the status page will build on. The page
-// itself is the web issue's work; these endpoints already answer operators'
-// scripts.
+// httpHandler serves the status page, the JSON API (docs/api.md) and
+// /metrics. The routes here answer with the gRPC API's messages in
+// protojson; the page's own views are web's.
 func (c *Coordinator) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	js := &jobService{c: c}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		leading := c.mu.lead != nil
-		c.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"id": c.cfg.ID, "leader": leading})
+		writeJSON(w, http.StatusOK, map[string]any{"id": c.cfg.ID, "leader": c.lead() != nil})
 	})
 	mux.HandleFunc("GET /api/v1/jobs", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -36,12 +34,22 @@ func (c *Coordinator) httpHandler() http.Handler {
 		resp, err := js.GetJob(ctx, &weirv1.GetJobRequest{JobId: r.PathValue("id")})
 		writeProto(w, resp, err)
 	})
+	mux.HandleFunc("GET /api/v1/jobs/{id}/checkpoints", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		resp, err := js.ListCheckpoints(ctx, &weirv1.ListCheckpointsRequest{JobId: r.PathValue("id")})
+		writeProto(w, resp, err)
+	})
 	mux.HandleFunc("GET /api/v1/workers", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		resp, err := js.ListWorkers(ctx, &weirv1.ListWorkersRequest{})
 		writeProto(w, resp, err)
 	})
+	if c.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", c.cfg.Metrics)
+	}
+	mux.Handle("/", web.New(pages{c}, c.logger))
 	return mux
 }
 

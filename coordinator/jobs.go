@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
@@ -42,6 +45,11 @@ type job struct {
 	tasks           map[jobgraph.Subtask]*taskRun
 	stopping        map[procID]bool           // processes of the stopped attempt still up
 	regionStopping  map[int32]map[procID]bool // per region stopped alone: its processes still up
+
+	metrics    jobMetrics
+	ckTraces   map[int64]*ckTrace // spans of pending checkpoints
+	deploySpan trace.Span         // the current attempt's deployment, until all tasks run
+	taps       map[string]*tap    // live taps by id
 }
 
 // procID names a process of the current attempt: one per worker and region,
@@ -68,7 +76,7 @@ type taskRun struct {
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *job {
 	j := &job{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string), regionOf: make(map[int32]int32),
 		ckpt: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
-		badCheckpoints: map[int64]bool{}}
+		badCheckpoints: map[int64]bool{}, metrics: newJobMetrics(), ckTraces: map[int64]*ckTrace{}, taps: map[string]*tap{}}
 	if g := rec.Spec.GetGraph(); g != nil {
 		j.subtasks = jobgraph.Expand(g)
 		for _, v := range g.Vertices {
@@ -152,6 +160,8 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 		return
 	}
 	j.attempt, j.placement = attempt, placement
+	j.metrics.newAttempt()
+	s.deploySpan(j, attempt)
 	j.procs = make(map[procID]*process)
 	j.tasks = make(map[jobgraph.Subtask]*taskRun)
 	j.stopping, j.regionStopping = nil, nil
@@ -234,6 +244,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *job, region int32) {
 			}}})
 		}
 	}
+	j.deploySpan.SetAttributes(attribute.Int("processes", len(started)))
 	s.logger.Info("deploying", "job", j.rec.Id, "attempt", j.attempt, "processes", strings.Join(started, ","))
 }
 
@@ -347,11 +358,18 @@ func (s *leaderState) processReady(j *job, worker string, r *weirv1.ProcessReady
 			}}})
 		}
 	}
+	// Tails outlive restarts: the new attempt's processes get them too.
+	for _, id := range sortedKeys(j.taps) {
+		s.startTap(j, id)
+	}
 }
 
-// failed reports a failure to the machine: confined to one region when the
-// job has several and region >= 0, else of the whole job.
+// failed records a failure for the job's page and reports it to the
+// machine: confined to one region when the job has several and region >= 0,
+// else of the whole job.
 func (s *leaderState) failed(ctx context.Context, j *job, region int32, err string) {
+	j.metrics.failed(time.Now(), j.attempt, err)
+	s.endDeploySpan(j, err)
 	if len(j.regions) > 1 && region >= 0 {
 		s.step(ctx, j, jobmaster.RegionFailed{Region: region, Err: err})
 		return
@@ -379,6 +397,7 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 		s.failed(ctx, j, j.regionOf[u.VertexId], fmt.Sprintf("%s on worker %s: %s", j.vertices[u.VertexId], worker, u.Error))
 	case weirv1.TaskState_TASK_STATE_RUNNING:
 		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING) {
+			s.endDeploySpan(j, "")
 			s.step(ctx, j, jobmaster.AllRunning{})
 			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && !j.ckStarted {
 				j.ckStarted = true
@@ -396,6 +415,9 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 		}
 	}
 }
+
+// records are a vertex's records in and out over all attempts.
+func (j *job) records(vertex int32) (in, out int64) { return j.metrics.records(vertex) }
 
 func (j *job) allTasks(states ...weirv1.TaskState) bool {
 	for _, t := range j.tasks {

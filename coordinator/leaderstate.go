@@ -47,6 +47,7 @@ type leaderState struct {
 	live      map[string]bool // workers with a liveness key at load
 	liveRev   int64           // the revision live was read at
 	reconcile *reconcile      // the takeover in progress; nil once decided
+	sampledAt time.Time       // last throughput sample of the jobs
 }
 
 func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
@@ -129,6 +130,14 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 			s.ckApply(ctx, j, j.ckpt.Tick(now))
 		}
 	}
+	if now.Sub(s.sampledAt) >= time.Second {
+		s.sampledAt = now
+		for _, j := range s.jobs {
+			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING {
+				j.metrics.sample(j.sources())
+			}
+		}
+	}
 }
 
 // load reads the jobs a previous leader recorded and the live workers.
@@ -165,6 +174,7 @@ type workerConn struct {
 	host     string
 	slots    int
 	rss      int64
+	memory   *weirv1.MemoryStats // the worker process's, from its last heartbeat
 	lastBeat time.Time
 	out      chan *weirv1.CoordinatorMessage
 	close    context.CancelCauseFunc
@@ -299,7 +309,17 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 	}
 	switch m := m.Msg.(type) {
 	case *weirv1.WorkerMessage_Heartbeat:
-		w.rss = m.Heartbeat.RssBytes
+		w.rss, w.memory = m.Heartbeat.RssBytes, m.Heartbeat.Memory
+	case *weirv1.WorkerMessage_Metrics:
+		if j := s.current(m.Metrics.JobId, m.Metrics.Attempt, m.Metrics.Region); j != nil {
+			j.metrics.onReport(w.id, m.Metrics, time.Now())
+		}
+	case *weirv1.WorkerMessage_TapRecords:
+		if j := s.jobs[m.TapRecords.JobId]; j != nil {
+			if t := j.taps[m.TapRecords.TapId]; t != nil {
+				t.deliver(m.TapRecords)
+			}
+		}
 	case *weirv1.WorkerMessage_ProcessReady:
 		if j := s.current(m.ProcessReady.JobId, m.ProcessReady.Attempt, m.ProcessReady.Region); j != nil {
 			s.processReady(j, w.id, m.ProcessReady)
@@ -312,7 +332,11 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 		a := m.CheckpointAck
 		if j := s.currentTask(a.JobId, a.Attempt, a.GetSnapshot().GetVertexId()); j != nil && a.Snapshot != nil {
 			task := checkpoint.TaskID{Vertex: a.Snapshot.VertexId, Subtask: a.Snapshot.Subtask}
-			res, acts := j.ckpt.Ack(a.CheckpointId, task, a, time.Now())
+			now := time.Now()
+			res, acts := j.ckpt.Ack(a.CheckpointId, task, a, now)
+			if res == checkpoint.AckSuccess {
+				s.ckAcked(j, a, now)
+			}
 			if res != checkpoint.AckSuccess {
 				s.logger.Debug("checkpoint ack", "job", a.JobId, "checkpoint", a.CheckpointId, "task", task, "result", res)
 			}

@@ -34,6 +34,7 @@ type deployment struct {
 
 	mu    sync.Mutex
 	tasks map[subtaskRef]*task // built tasks, for control messages
+	taps  map[string]liveTap   // live taps by id, for tasks built later
 }
 
 // post delivers a control message to the process's tasks: triggers go to
@@ -144,6 +145,7 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		restored: restored.items, restoredAll: restored.all,
 		checkpointing: d.ck != nil && d.ck.interval > 0,
 	}
+	env.metrics.init(time.Now())
 	t := &task{env: env, v: v, gate: gate, out: noOutput{}, ck: d.ck, mailbox: make(chan control, 16),
 		barriers: map[int64]exchange.Frame{}}
 	if gate != nil {
@@ -184,6 +186,9 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		case len(edges) > 0:
 			var out output
 			emits[side], out = st.newOutput(env, edges)
+			if s, ok := out.(sampler); ok && side == 0 && tappable {
+				s.attachTap(&env.tap)
+			}
 			outs = append(outs, out)
 		case st != nil:
 			emits[side] = st.discard()
@@ -247,6 +252,9 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		d.tasks = make(map[subtaskRef]*task)
 	}
 	d.tasks[ref] = t
+	for id := range d.taps {
+		d.installTapLocked(id, ref, t)
+	}
 	d.mu.Unlock()
 	return t, nil
 }

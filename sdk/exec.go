@@ -53,6 +53,10 @@ type subtaskEnv struct {
 	wakeAt time.Time
 	// setIdle sends the idle marker (or its end) downstream.
 	setIdle func(idle bool)
+	// metrics are the subtask's counters; tap, when set, samples the
+	// records leaving the chain (see tap.go).
+	metrics taskMetrics
+	tap     atomic.Pointer[tapState]
 }
 
 // wake asks the subtask loop to call the operators' onTime at or after at.
@@ -126,8 +130,10 @@ type sourceRun struct {
 	// watermark reports the reader's own watermark after a poll, when it
 	// implements WatermarkSource.
 	watermark func() (ts int64, idle bool)
-	close     func() error
-	snapshot  func() ([][]byte, error) // the reader's splits and positions
+	// lag is the reader when it implements LagReporter.
+	lag      LagReporter
+	close    func() error
+	snapshot func() ([][]byte, error) // the reader's splits and positions
 }
 
 // streamType is what the runtime needs to know of a stream's record type.
@@ -194,6 +200,8 @@ type typedOutput[T any] struct {
 	edges   []*edgeWriter[T]
 	scratch []byte
 	pending int // channels holding a partial batch
+	// tap is the subtask's tap slot on its main output, nil on side outputs.
+	tap *atomic.Pointer[tapState]
 }
 
 type edgeWriter[T any] struct {
@@ -277,16 +285,34 @@ func (o *typedOutput[T]) send(c *chanWriter[T]) {
 	switch {
 	case c.local && len(c.recs) > 0:
 		f = exchange.Frame{Kind: exchange.KindRecords, Local: c.recs, Count: len(c.recs)}
-		c.recs = make([]T, 0, localBatch)
 	case !c.local && c.n > 0:
 		f = exchange.Frame{Kind: exchange.KindRecords, Data: c.buf, Count: c.n}
-		c.buf, c.n = nil, 0
 	default:
 		return
 	}
+	defer o.reset(c)
 	o.pending--
+	m := &o.env.metrics
+	m.out(f.Count)
+	if o.tap != nil {
+		if s := o.tap.Load(); s != nil {
+			o.sample(s, c, time.Now())
+		}
+	}
+	// Send blocks only while downstream has given no credit.
+	start := m.clock()
 	if err := c.s.Send(o.env.ctx, f); err != nil {
 		o.env.fail(fmt.Errorf("send to downstream: %w", err))
+	}
+	m.backpressuredSince(start)
+}
+
+// reset gives the channel a fresh batch: the sender owns the sent one.
+func (o *typedOutput[T]) reset(c *chanWriter[T]) {
+	if c.local {
+		c.recs = make([]T, 0, localBatch)
+	} else {
+		c.buf, c.n = nil, 0
 	}
 }
 
@@ -445,6 +471,7 @@ func (t *task) advance(ts int64) {
 	if ts > t.wm {
 		t.wm = ts
 		t.inputWM.Store(ts)
+		t.env.metrics.watermark.Store(ts)
 		t.wmIn(ts)
 	}
 }
@@ -554,7 +581,9 @@ func (t *task) runSource() error {
 				t.advance(ts)
 			}
 		}
-		if err := t.tick(time.Now()); err != nil {
+		now := time.Now()
+		t.env.metrics.pollLag(t.source.lag, now)
+		if err := t.tick(now); err != nil {
 			return err
 		}
 		if t.out.dirty() {
@@ -575,16 +604,24 @@ func (t *task) runSource() error {
 				wait = max(min(wait, time.Until(t.env.wakeAt)), 0)
 			}
 			timer := time.NewTimer(wait)
+			idleFrom := t.env.metrics.clock()
+			var c control
+			got := false
 			select {
 			case <-ctx.Done():
-				timer.Stop()
+			case c = <-t.mailbox:
+				got = true
+			case <-timer.C:
+			}
+			timer.Stop()
+			t.env.metrics.idleSince(idleFrom)
+			if ctx.Err() != nil {
 				return ctx.Err()
-			case c := <-t.mailbox:
-				timer.Stop()
+			}
+			if got {
 				if err := t.onControl(c); err != nil {
 					return err
 				}
-			case <-timer.C:
 			}
 		} else if ctx.Err() != nil {
 			return ctx.Err()
@@ -610,10 +647,12 @@ func (t *task) runGate() error {
 		if w := t.env.wakeAt; !w.IsZero() && (deadline.IsZero() || w.Before(deadline)) {
 			deadline = w
 		}
+		waitFrom := t.env.metrics.clock()
 		if !deadline.IsZero() {
 			wctx, cancel := context.WithDeadline(ctx, deadline)
 			d, err = t.gate.Next(wctx)
 			cancel()
+			t.env.metrics.idleSince(waitFrom)
 			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				now := time.Now()
 				if err := t.tick(now); err != nil {
@@ -629,6 +668,7 @@ func (t *task) runGate() error {
 			}
 		} else {
 			d, err = t.gate.Next(ctx)
+			t.env.metrics.idleSince(waitFrom)
 		}
 		if err == io.EOF {
 			return nil
@@ -644,6 +684,7 @@ func (t *task) runGate() error {
 		}
 		switch d.Frame.Kind {
 		case exchange.KindRecords:
+			t.env.metrics.in(d.Frame.Count)
 			if err := t.decs[d.Index](&d.Frame); err != nil {
 				return err
 			}

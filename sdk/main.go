@@ -73,7 +73,7 @@ func parseArgs(argv []string, stderr io.Writer) (mainFlags, []string, error) {
 }
 
 func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.Writer) int {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := newLogger(stderr, os.Getenv(taskenv.LogFormat))
 	f, user, err := parseArgs(argv, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -134,12 +134,19 @@ func RunLocal(ctx context.Context, p *Pipeline) error {
 // runLocal runs every subtask of the job in this process, exchanging records
 // in memory.
 func (pl *plan) runLocal(ctx context.Context, logger *slog.Logger) error {
+	return pl.runLocalWith(ctx, logger, func(*deployment) {})
+}
+
+// runLocalWith is runLocal with a hook that sees the deployment before its
+// subtasks start.
+func (pl *plan) runLocalWith(ctx context.Context, logger *slog.Logger, setup func(*deployment)) error {
 	const self = "local"
 	net := exchange.NewNetwork("local", 1, exchange.Options{}, logger)
 	defer net.Close()
 	net.SetLocalAddr(self)
 	d := &deployment{jobID: "local", attempt: 1, net: net, self: self,
 		route: func(subtaskRef) string { return self }, logger: logger}
+	setup(d)
 	var refs []subtaskRef
 	for _, v := range pl.vertices {
 		for i := range v.parallelism {
@@ -157,4 +164,14 @@ func (pl *plan) runLocal(ctx context.Context, logger *slog.Logger) error {
 		err = context.Cause(ctx)
 	}
 	return err
+}
+
+// newLogger logs text, or JSON when the worker that started the process
+// logs JSON (taskenv.LogFormat).
+func newLogger(w io.Writer, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

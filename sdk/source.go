@@ -62,6 +62,9 @@ func NewSource[T any](p *Pipeline, name string, open func(TaskInfo) (SourceReade
 		if w, ok := r.(WatermarkSource); ok {
 			run.watermark = w.Watermark
 		}
+		if l, ok := r.(LagReporter); ok {
+			run.lag = l
+		}
 		return run, nil
 	}
 	return newStream(p, n, codec)

@@ -115,6 +115,18 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 			logger.Warn("cannot report task state", "err", err)
 		}
 	}
+	// Metrics and tapped records leave through the stream, never from a
+	// subtask goroutine: those only hand over without blocking.
+	stopReports := make(chan struct{})
+	defer close(stopReports)
+	go d.reportMetrics(stopReports, func(m *weirv1.ProcessMetrics) {
+		send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_Metrics{Metrics: m}})
+	})
+	taps := newTapRelay(env.JobID, func(r *weirv1.TapRecords) {
+		send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TapRecords{TapRecords: r}})
+	})
+	go taps.run(stopReports)
+
 	// One goroutine reads the stream from here on (gRPC allows one reader):
 	// a cancel command, or the stream's end once the worker has read our
 	// last report or went away.
@@ -135,6 +147,10 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 				d.post(control{trigger: c.Trigger})
 			case *weirv1.ProcessCommand_Complete:
 				d.post(control{complete: c.Complete.CheckpointId})
+			case *weirv1.ProcessCommand_StartTap:
+				d.startTap(c.StartTap, taps.offer(c.StartTap.TapId))
+			case *weirv1.ProcessCommand_StopTap:
+				d.stopTap(c.StopTap.TapId)
 			}
 		}
 	}()

@@ -3,7 +3,11 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Config configures a worker.
@@ -17,6 +21,15 @@ type Config struct {
 	Slots int
 	// DataDir holds the binary cache and job working directories.
 	DataDir string
+	// HTTP is where /metrics is served; empty serves nothing.
+	HTTP string
+	// Meter receives the worker's metrics (nil: none); Metrics serves them
+	// on HTTP.
+	Meter   metric.MeterProvider
+	Metrics http.Handler
+	// LogFormat is the job processes' log format, "text" (default) or
+	// "json": use the worker's own.
+	LogFormat string
 	// Host is the address job processes bind their data service to, which
 	// peers on other machines dial; default 127.0.0.1.
 	Host string
@@ -43,6 +56,11 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("worker: --data-dir is required"))
+	}
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			errs = append(errs, fmt.Errorf("worker: --http %q: %w", c.HTTP, err))
+		}
 	}
 	return errors.Join(errs...)
 }

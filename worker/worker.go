@@ -9,9 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/procstat"
 	"github.com/weir-run/weir/internal/taskenv"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 	"github.com/weir-run/weir/worker/bincache"
@@ -93,6 +94,8 @@ type jobProc struct {
 	// What the process reported, for a new leader's registration.
 	dataAddr string
 	tasks    map[taskKey]*weirv1.TaskStateUpdate
+	// metrics is the process's latest report, for the worker's /metrics.
+	metrics *weirv1.ProcessMetrics
 }
 
 type taskKey struct{ vertex, subtask int32 }
@@ -134,6 +137,22 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("worker: listen for job processes: %w", err)
 	}
 	w.taskAddr = lis.Addr().String()
+	if cfg.Meter != nil {
+		if err := w.registerMetrics(cfg.Meter); err != nil {
+			return err
+		}
+	}
+	if cfg.HTTP != "" && cfg.Metrics != nil {
+		hl, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("worker: listen on --http %s: %w", cfg.HTTP, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", cfg.Metrics)
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(hl)
+		defer hs.Close()
+	}
 	srv := grpc.NewServer()
 	weirv1.RegisterTaskServiceServer(srv, w)
 	go srv.Serve(lis)
@@ -282,7 +301,8 @@ func (w *Worker) session(ctx context.Context, addr string) error {
 					return
 				}
 			case <-tick.C:
-				hb := &weirv1.Heartbeat{UnixMs: time.Now().UnixMilli(), RssBytes: rss()}
+				mem := procstat.Memory()
+				hb := &weirv1.Heartbeat{UnixMs: time.Now().UnixMilli(), RssBytes: mem.RssBytes, Memory: mem}
 				if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Heartbeat{Heartbeat: hb}}); err != nil {
 					scancel(err)
 					return
@@ -312,6 +332,12 @@ func (w *Worker) session(ctx context.Context, addr string) error {
 		case *weirv1.CoordinatorMessage_Complete:
 			w.command(procKey{m.Complete.JobId, m.Complete.Attempt, m.Complete.Region},
 				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Complete{Complete: m.Complete}})
+		case *weirv1.CoordinatorMessage_StartTap:
+			w.command(procKey{m.StartTap.JobId, m.StartTap.Attempt, m.StartTap.Region},
+				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_StartTap{StartTap: m.StartTap}})
+		case *weirv1.CoordinatorMessage_StopTap:
+			w.command(procKey{m.StopTap.JobId, m.StopTap.Attempt, m.StopTap.Region},
+				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_StopTap{StopTap: m.StopTap}})
 		}
 	}
 }
@@ -439,7 +465,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: d.JobId, Attempt: d.Attempt, DataHost: w.cfg.Host}
+		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: d.JobId, Attempt: d.Attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat}
 		proc, err := supervisor.Start(supervisor.Spec{
 			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
 		})
@@ -596,6 +622,14 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_CheckpointAck{CheckpointAck: m.CheckpointAck}})
 		case *weirv1.ProcessMessage_CheckpointDecline:
 			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_CheckpointDecline{CheckpointDecline: m.CheckpointDecline}})
+		case *weirv1.ProcessMessage_Metrics:
+			w.mu.Lock()
+			m.Metrics.Region = jp.key.region
+			jp.metrics = m.Metrics
+			w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Metrics{Metrics: m.Metrics}})
+			w.mu.Unlock()
+		case *weirv1.ProcessMessage_TapRecords:
+			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TapRecords{TapRecords: m.TapRecords}})
 		}
 	}
 }
@@ -612,18 +646,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
-}
-
-// rss is the worker process's resident memory, from /proc on Linux.
-func rss() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
 }

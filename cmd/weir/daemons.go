@@ -13,6 +13,7 @@ import (
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/telemetry"
 	"github.com/weir-run/weir/worker"
 )
 
@@ -143,6 +144,12 @@ leader and serves the job API and the web page, the others stand by.`,
 				return usageErrorf("%v", err)
 			}
 			return runDaemon(cmd.Context(), "coordinator", func(ctx context.Context) error {
+				tel, err := telemetry.New(ctx, "weir-coordinator", s.getenv)
+				if err != nil {
+					return err
+				}
+				defer tel.Shutdown(context.WithoutCancel(ctx))
+				cfg.Meter, cfg.Tracer, cfg.Metrics = tel.Meter, tel.Tracer, tel.Handler
 				return coordinator.Run(ctx, cfg, logger)
 			})
 		}),
@@ -185,7 +192,14 @@ func newWorkerCmd(s streams) *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
+			cfg.LogFormat = lf.format
 			return runDaemon(cmd.Context(), "worker", func(ctx context.Context) error {
+				tel, err := telemetry.New(ctx, "weir-worker", s.getenv)
+				if err != nil {
+					return err
+				}
+				defer tel.Shutdown(context.WithoutCancel(ctx))
+				cfg.Meter, cfg.Metrics = tel.Meter, tel.Handler
 				return worker.Run(ctx, cfg, logger)
 			})
 		}),
@@ -197,6 +211,7 @@ func newWorkerCmd(s streams) *cobra.Command {
 	fl.StringVar(&cfg.DataDir, "data-dir", "", "directory for cached binaries and local state (required)")
 	fl.StringVar(&cfg.ID, "id", "", "worker id, unique in the cluster (default HOST-PID)")
 	fl.StringVar(&cfg.Host, "host", "", "address this worker's job processes bind and advertise for data exchange (default 127.0.0.1)")
+	fl.StringVar(&cfg.HTTP, "http", "", "serve /metrics on this address host:port (default: none)")
 	_ = cmd.MarkFlagRequired("etcd")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd

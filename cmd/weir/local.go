@@ -16,6 +16,7 @@ import (
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/telemetry"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 	"github.com/weir-run/weir/worker"
 )
@@ -116,7 +117,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	workerCfgs := make([]worker.Config, f.workers)
 	for i := range workerCfgs {
 		id := fmt.Sprintf("worker-%d", i+1)
-		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1"}
+		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1", LogFormat: f.log.format}
 	}
 
 	kafkaAddr := ""
@@ -147,6 +148,17 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 		if err := workerCfgs[i].Validate(); err != nil {
 			return fmt.Errorf("%s: %w", workerCfgs[i].ID, err)
 		}
+	}
+
+	tel, err := telemetry.New(ctx, "weir-local", s.getenv)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	coordCfg.Meter, coordCfg.Tracer, coordCfg.Metrics = tel.Meter, tel.Tracer, tel.Handler
+	// The workers share the coordinator's /metrics: one process, one page.
+	for i := range workerCfgs {
+		workerCfgs[i].Meter = tel.Meter
 	}
 
 	pctx, cancel := context.WithCancel(ctx)

@@ -195,7 +195,13 @@ func committedLines(t *testing.T, dir string) []string {
 
 // startLocal starts `weir local` and waits until it answers.
 func startLocal(t *testing.T, workers, slots int) string {
-	api, httpAddr := freeAddr(t), freeAddr(t)
+	api, _ := startLocalWeb(t, workers, slots)
+	return api
+}
+
+// startLocalWeb is startLocal that also returns the web address.
+func startLocalWeb(t *testing.T, workers, slots int) (api, httpAddr string) {
+	api, httpAddr = freeAddr(t), freeAddr(t)
 	start := time.Now()
 	startDaemon(t, "weir local", "local", "--data-dir", t.TempDir(), "--api", api, "--http", httpAddr,
 		"--workers", strconv.Itoa(workers), "--slots", strconv.Itoa(slots))
@@ -205,7 +211,7 @@ func startLocal(t *testing.T, workers, slots int) string {
 	})
 	waitFor(t, 10*time.Second, "workers to register", func() bool { return len(listWorkers(t, api)) == workers })
 	t.Logf("weir local ready in %v", time.Since(start).Round(time.Millisecond))
-	return api
+	return api, httpAddr
 }
 
 func TestWordcountOnLocalCluster(t *testing.T) {
@@ -425,17 +431,20 @@ func TestStandbyCoordinator(t *testing.T) {
 	dir := t.TempDir()
 	client, peer := freeAddr(t), freeAddr(t)
 	apiA, apiB := freeAddr(t), freeAddr(t)
+	webA, webB := freeAddr(t), freeAddr(t)
 	store := "file://" + filepath.Join(dir, "store")
 	startDaemon(t, "etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"), "--client", client, "--peer", peer)
-	a := startDaemon(t, "coordinator-a", "coordinator", "--etcd", client, "--store", store, "--api", apiA, "--http", freeAddr(t), "--id", "a")
+	a := startDaemon(t, "coordinator-a", "coordinator", "--etcd", client, "--store", store, "--api", apiA, "--http", webA, "--id", "a")
 	waitFor(t, 20*time.Second, "coordinator a to lead", func() bool { _, ok := listJobs(t, apiA); return ok })
-	startDaemon(t, "coordinator-b", "coordinator", "--etcd", client, "--store", store, "--api", apiB, "--http", freeAddr(t), "--id", "b")
+	startDaemon(t, "coordinator-b", "coordinator", "--etcd", client, "--store", store, "--api", apiB, "--http", webB, "--id", "b")
 	startDaemon(t, "worker", "worker", "--etcd", client, "--slots", "2", "--data-dir", filepath.Join(dir, "w"), "--id", "w1")
 	waitFor(t, 20*time.Second, "the worker", func() bool { return len(listWorkers(t, apiA)) == 1 })
 
 	// The standby forwards the CLI to the leader: any coordinator will do,
 	// uploads included.
 	waitFor(t, 10*time.Second, "the worker, listed through the standby", func() bool { return len(listWorkers(t, apiB)) == 1 })
+	// The standby's status page says who leads and links to its page.
+	standbyPage(t, webB, webA)
 	in := filepath.Join(dir, "in.txt")
 	os.WriteFile(in, []byte("a b a\n"), 0o644)
 	out := filepath.Join(dir, "out")

@@ -29,6 +29,9 @@ const (
 	// Workers write them unfenced: they are facts about workers, not
 	// decisions of a leader.
 	Workers = "/weir/workers/"
+	// Coordinators holds each coordinator's addresses under its own lease,
+	// for the status page's list of coordinators.
+	Coordinators = "/weir/coordinators/"
 )
 
 // ErrNoLeader means no coordinator currently leads.

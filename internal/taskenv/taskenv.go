@@ -16,6 +16,9 @@ const (
 	JobID      = "WEIR_JOB_ID"
 	Attempt    = "WEIR_ATTEMPT"
 	DataHost   = "WEIR_DATA_HOST" // host the process binds its DataService to
+	// LogFormat is "json" when the worker logs JSON, so the job process's
+	// logs (carrying job, attempt, vertex and subtask) match its own.
+	LogFormat = "WEIR_LOG_FORMAT"
 )
 
 // DescribeHeader is the first line describe mode prints, before the job
@@ -32,6 +35,7 @@ func Args(mode string, parallelism int, userArgs []string) []string {
 type Task struct {
 	WorkerAddr, Token, JobID, DataHost string
 	Attempt                            int64
+	LogFormat                          string // "text" or "json"
 }
 
 // FromEnv reads the task environment.
@@ -59,5 +63,6 @@ func (t Task) Env() []string {
 	return []string{
 		WorkerAddr + "=" + t.WorkerAddr, Token + "=" + t.Token, JobID + "=" + t.JobID,
 		Attempt + "=" + strconv.FormatInt(t.Attempt, 10), DataHost + "=" + t.DataHost,
+		LogFormat + "=" + t.LogFormat,
 	}
 }

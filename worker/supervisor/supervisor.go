@@ -379,6 +379,10 @@ func (l *lineLogger) takePartialLocked() string {
 // log emits outside the lock: handlers do I/O.
 func (l *lineLogger) log(lines []string) {
 	for _, line := range lines {
+		if lv, msg, attrs, ok := parseJSONLine(line); ok {
+			l.logger.LogAttrs(context.Background(), lv, msg, append(attrs, l.stream)...)
+			continue
+		}
 		l.logger.LogAttrs(context.Background(), slog.LevelInfo, line, l.stream)
 	}
 }

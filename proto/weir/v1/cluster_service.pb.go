@@ -32,6 +32,8 @@ type WorkerMessage struct {
 	//	*WorkerMessage_ProcessExited
 	//	*WorkerMessage_CheckpointAck
 	//	*WorkerMessage_CheckpointDecline
+	//	*WorkerMessage_Metrics
+	//	*WorkerMessage_TapRecords
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -137,6 +139,24 @@ func (x *WorkerMessage) GetCheckpointDecline() *CheckpointDecline {
 	return nil
 }
 
+func (x *WorkerMessage) GetMetrics() *ProcessMetrics {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_Metrics); ok {
+			return x.Metrics
+		}
+	}
+	return nil
+}
+
+func (x *WorkerMessage) GetTapRecords() *TapRecords {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_TapRecords); ok {
+			return x.TapRecords
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Msg interface {
 	isWorkerMessage_Msg()
 }
@@ -169,6 +189,14 @@ type WorkerMessage_CheckpointDecline struct {
 	CheckpointDecline *CheckpointDecline `protobuf:"bytes,7,opt,name=checkpoint_decline,json=checkpointDecline,proto3,oneof"`
 }
 
+type WorkerMessage_Metrics struct {
+	Metrics *ProcessMetrics `protobuf:"bytes,8,opt,name=metrics,proto3,oneof"`
+}
+
+type WorkerMessage_TapRecords struct {
+	TapRecords *TapRecords `protobuf:"bytes,9,opt,name=tap_records,json=tapRecords,proto3,oneof"`
+}
+
 func (*WorkerMessage_Register) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
@@ -182,6 +210,10 @@ func (*WorkerMessage_ProcessExited) isWorkerMessage_Msg() {}
 func (*WorkerMessage_CheckpointAck) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_CheckpointDecline) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_Metrics) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_TapRecords) isWorkerMessage_Msg() {}
 
 type RegisterWorker struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -387,9 +419,11 @@ func (x *RunningProcess) GetRegion() int32 {
 }
 
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UnixMs        int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
-	RssBytes      int64                  `protobuf:"varint,2,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UnixMs   int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	RssBytes int64                  `protobuf:"varint,2,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
+	// The worker process's own runtime statistics.
+	Memory        *MemoryStats `protobuf:"bytes,3,opt,name=memory,proto3" json:"memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -436,6 +470,13 @@ func (x *Heartbeat) GetRssBytes() int64 {
 		return x.RssBytes
 	}
 	return 0
+}
+
+func (x *Heartbeat) GetMemory() *MemoryStats {
+	if x != nil {
+		return x.Memory
+	}
+	return nil
 }
 
 // ProcessReady: the job process for (job, attempt) on this worker is up and
@@ -699,6 +740,8 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_Cancel
 	//	*CoordinatorMessage_Trigger
 	//	*CoordinatorMessage_Complete
+	//	*CoordinatorMessage_StartTap
+	//	*CoordinatorMessage_StopTap
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -795,6 +838,24 @@ func (x *CoordinatorMessage) GetComplete() *CheckpointComplete {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetStartTap() *StartTap {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_StartTap); ok {
+			return x.StartTap
+		}
+	}
+	return nil
+}
+
+func (x *CoordinatorMessage) GetStopTap() *StopTap {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_StopTap); ok {
+			return x.StopTap
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -823,6 +884,14 @@ type CoordinatorMessage_Complete struct {
 	Complete *CheckpointComplete `protobuf:"bytes,6,opt,name=complete,proto3,oneof"`
 }
 
+type CoordinatorMessage_StartTap struct {
+	StartTap *StartTap `protobuf:"bytes,7,opt,name=start_tap,json=startTap,proto3,oneof"`
+}
+
+type CoordinatorMessage_StopTap struct {
+	StopTap *StopTap `protobuf:"bytes,8,opt,name=stop_tap,json=stopTap,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Registered) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Deploy) isCoordinatorMessage_Msg() {}
@@ -834,6 +903,10 @@ func (*CoordinatorMessage_Cancel) isCoordinatorMessage_Msg() {}
 func (*CoordinatorMessage_Trigger) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Complete) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_StartTap) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_StopTap) isCoordinatorMessage_Msg() {}
 
 type Registered struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
@@ -1366,7 +1439,7 @@ var File_weir_v1_cluster_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dweir/v1/cluster_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x19weir/v1/job_service.proto\"\xc9\x03\n" +
+	"\x1dweir/v1/cluster_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x19weir/v1/job_service.proto\x1a\x17weir/v1/telemetry.proto\"\xb6\x04\n" +
 	"\rWorkerMessage\x125\n" +
 	"\bregister\x18\x01 \x01(\v2\x17.weir.v1.RegisterWorkerH\x00R\bregister\x122\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x12.weir.v1.HeartbeatH\x00R\theartbeat\x12<\n" +
@@ -1375,7 +1448,10 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"task_state\x18\x04 \x01(\v2\x18.weir.v1.TaskStateUpdateH\x00R\ttaskState\x12?\n" +
 	"\x0eprocess_exited\x18\x05 \x01(\v2\x16.weir.v1.ProcessExitedH\x00R\rprocessExited\x12?\n" +
 	"\x0echeckpoint_ack\x18\x06 \x01(\v2\x16.weir.v1.CheckpointAckH\x00R\rcheckpointAck\x12K\n" +
-	"\x12checkpoint_decline\x18\a \x01(\v2\x1a.weir.v1.CheckpointDeclineH\x00R\x11checkpointDeclineB\x05\n" +
+	"\x12checkpoint_decline\x18\a \x01(\v2\x1a.weir.v1.CheckpointDeclineH\x00R\x11checkpointDecline\x123\n" +
+	"\ametrics\x18\b \x01(\v2\x17.weir.v1.ProcessMetricsH\x00R\ametrics\x126\n" +
+	"\vtap_records\x18\t \x01(\v2\x13.weir.v1.TapRecordsH\x00R\n" +
+	"tapRecordsB\x05\n" +
 	"\x03msg\"\xa0\x01\n" +
 	"\x0eRegisterWorker\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x14\n" +
@@ -1394,10 +1470,11 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\texit_code\x18\b \x01(\x05R\bexitCode\x12\x14\n" +
 	"\x05error\x18\t \x01(\tR\x05error\x12\x16\n" +
 	"\x06region\x18\n" +
-	" \x01(\x05R\x06region\"A\n" +
+	" \x01(\x05R\x06region\"o\n" +
 	"\tHeartbeat\x12\x17\n" +
 	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12\x1b\n" +
-	"\trss_bytes\x18\x02 \x01(\x03R\brssBytes\"\x8c\x01\n" +
+	"\trss_bytes\x18\x02 \x01(\x03R\brssBytes\x12,\n" +
+	"\x06memory\x18\x03 \x01(\v2\x14.weir.v1.MemoryStatsR\x06memory\"\x8c\x01\n" +
 	"\fProcessReady\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
@@ -1417,7 +1494,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x16\n" +
-	"\x06region\x18\x05 \x01(\x05R\x06region\"\xd6\x02\n" +
+	"\x06region\x18\x05 \x01(\x05R\x06region\"\xb7\x03\n" +
 	"\x12CoordinatorMessage\x125\n" +
 	"\n" +
 	"registered\x18\x01 \x01(\v2\x13.weir.v1.RegisteredH\x00R\n" +
@@ -1426,7 +1503,9 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x05start\x18\x03 \x01(\v2\x13.weir.v1.StartTasksH\x00R\x05start\x120\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancel\x126\n" +
 	"\atrigger\x18\x05 \x01(\v2\x1a.weir.v1.TriggerCheckpointH\x00R\atrigger\x129\n" +
-	"\bcomplete\x18\x06 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcompleteB\x05\n" +
+	"\bcomplete\x18\x06 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcomplete\x120\n" +
+	"\tstart_tap\x18\a \x01(\v2\x11.weir.v1.StartTapH\x00R\bstartTap\x12-\n" +
+	"\bstop_tap\x18\b \x01(\v2\x10.weir.v1.StopTapH\x00R\astopTapB\x05\n" +
 	"\x03msg\"\x8e\x01\n" +
 	"\n" +
 	"Registered\x12 \n" +
@@ -1505,10 +1584,15 @@ var file_weir_v1_cluster_service_proto_goTypes = []any{
 	(*BinaryChunk)(nil),           // 15: weir.v1.BinaryChunk
 	(*CheckpointAck)(nil),         // 16: weir.v1.CheckpointAck
 	(*CheckpointDecline)(nil),     // 17: weir.v1.CheckpointDecline
-	(TaskState)(0),                // 18: weir.v1.TaskState
-	(*TriggerCheckpoint)(nil),     // 19: weir.v1.TriggerCheckpoint
-	(*CheckpointComplete)(nil),    // 20: weir.v1.CheckpointComplete
-	(*Restore)(nil),               // 21: weir.v1.Restore
+	(*ProcessMetrics)(nil),        // 18: weir.v1.ProcessMetrics
+	(*TapRecords)(nil),            // 19: weir.v1.TapRecords
+	(*MemoryStats)(nil),           // 20: weir.v1.MemoryStats
+	(TaskState)(0),                // 21: weir.v1.TaskState
+	(*TriggerCheckpoint)(nil),     // 22: weir.v1.TriggerCheckpoint
+	(*CheckpointComplete)(nil),    // 23: weir.v1.CheckpointComplete
+	(*StartTap)(nil),              // 24: weir.v1.StartTap
+	(*StopTap)(nil),               // 25: weir.v1.StopTap
+	(*Restore)(nil),               // 26: weir.v1.Restore
 }
 var file_weir_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: weir.v1.WorkerMessage.register:type_name -> weir.v1.RegisterWorker
@@ -1518,28 +1602,33 @@ var file_weir_v1_cluster_service_proto_depIdxs = []int32{
 	6,  // 4: weir.v1.WorkerMessage.process_exited:type_name -> weir.v1.ProcessExited
 	16, // 5: weir.v1.WorkerMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
 	17, // 6: weir.v1.WorkerMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
-	2,  // 7: weir.v1.RegisterWorker.processes:type_name -> weir.v1.RunningProcess
-	9,  // 8: weir.v1.RunningProcess.subtasks:type_name -> weir.v1.SubtaskRef
-	5,  // 9: weir.v1.RunningProcess.tasks:type_name -> weir.v1.TaskStateUpdate
-	18, // 10: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
-	8,  // 11: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
-	10, // 12: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
-	12, // 13: weir.v1.CoordinatorMessage.start:type_name -> weir.v1.StartTasks
-	13, // 14: weir.v1.CoordinatorMessage.cancel:type_name -> weir.v1.CancelProcess
-	19, // 15: weir.v1.CoordinatorMessage.trigger:type_name -> weir.v1.TriggerCheckpoint
-	20, // 16: weir.v1.CoordinatorMessage.complete:type_name -> weir.v1.CheckpointComplete
-	9,  // 17: weir.v1.DeployProcess.subtasks:type_name -> weir.v1.SubtaskRef
-	21, // 18: weir.v1.DeployProcess.restore:type_name -> weir.v1.Restore
-	11, // 19: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
-	0,  // 20: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
-	14, // 21: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
-	7,  // 22: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
-	15, // 23: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
-	22, // [22:24] is the sub-list for method output_type
-	20, // [20:22] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	18, // 7: weir.v1.WorkerMessage.metrics:type_name -> weir.v1.ProcessMetrics
+	19, // 8: weir.v1.WorkerMessage.tap_records:type_name -> weir.v1.TapRecords
+	2,  // 9: weir.v1.RegisterWorker.processes:type_name -> weir.v1.RunningProcess
+	9,  // 10: weir.v1.RunningProcess.subtasks:type_name -> weir.v1.SubtaskRef
+	5,  // 11: weir.v1.RunningProcess.tasks:type_name -> weir.v1.TaskStateUpdate
+	20, // 12: weir.v1.Heartbeat.memory:type_name -> weir.v1.MemoryStats
+	21, // 13: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
+	8,  // 14: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
+	10, // 15: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
+	12, // 16: weir.v1.CoordinatorMessage.start:type_name -> weir.v1.StartTasks
+	13, // 17: weir.v1.CoordinatorMessage.cancel:type_name -> weir.v1.CancelProcess
+	22, // 18: weir.v1.CoordinatorMessage.trigger:type_name -> weir.v1.TriggerCheckpoint
+	23, // 19: weir.v1.CoordinatorMessage.complete:type_name -> weir.v1.CheckpointComplete
+	24, // 20: weir.v1.CoordinatorMessage.start_tap:type_name -> weir.v1.StartTap
+	25, // 21: weir.v1.CoordinatorMessage.stop_tap:type_name -> weir.v1.StopTap
+	9,  // 22: weir.v1.DeployProcess.subtasks:type_name -> weir.v1.SubtaskRef
+	26, // 23: weir.v1.DeployProcess.restore:type_name -> weir.v1.Restore
+	11, // 24: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
+	0,  // 25: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
+	14, // 26: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
+	7,  // 27: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
+	15, // 28: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
+	27, // [27:29] is the sub-list for method output_type
+	25, // [25:27] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_cluster_service_proto_init() }
@@ -1549,6 +1638,7 @@ func file_weir_v1_cluster_service_proto_init() {
 	}
 	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_job_service_proto_init()
+	file_weir_v1_telemetry_proto_init()
 	file_weir_v1_cluster_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*WorkerMessage_Register)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
@@ -1557,6 +1647,8 @@ func file_weir_v1_cluster_service_proto_init() {
 		(*WorkerMessage_ProcessExited)(nil),
 		(*WorkerMessage_CheckpointAck)(nil),
 		(*WorkerMessage_CheckpointDecline)(nil),
+		(*WorkerMessage_Metrics)(nil),
+		(*WorkerMessage_TapRecords)(nil),
 	}
 	file_weir_v1_cluster_service_proto_msgTypes[7].OneofWrappers = []any{
 		(*CoordinatorMessage_Registered)(nil),
@@ -1565,6 +1657,8 @@ func file_weir_v1_cluster_service_proto_init() {
 		(*CoordinatorMessage_Cancel)(nil),
 		(*CoordinatorMessage_Trigger)(nil),
 		(*CoordinatorMessage_Complete)(nil),
+		(*CoordinatorMessage_StartTap)(nil),
+		(*CoordinatorMessage_StopTap)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

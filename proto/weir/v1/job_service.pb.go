@@ -1708,7 +1708,7 @@ var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\"+\n" +
+	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"+\n" +
 	"\x11StatBinaryRequest\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\"@\n" +
 	"\x12StatBinaryResponse\x12\x16\n" +
@@ -1836,7 +1836,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\x9a\x05\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xce\x05\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -1848,7 +1848,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\tCancelJob\x12\x19.weir.v1.CancelJobRequest\x1a\x1a.weir.v1.CancelJobResponse\x12H\n" +
 	"\vListWorkers\x12\x1b.weir.v1.ListWorkersRequest\x1a\x1c.weir.v1.ListWorkersResponse\x12T\n" +
 	"\x0fListCheckpoints\x12\x1f.weir.v1.ListCheckpointsRequest\x1a .weir.v1.ListCheckpointsResponse\x12W\n" +
-	"\x10TriggerSavepoint\x12 .weir.v1.TriggerSavepointRequest\x1a!.weir.v1.TriggerSavepointResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\x10TriggerSavepoint\x12 .weir.v1.TriggerSavepointRequest\x1a!.weir.v1.TriggerSavepointResponse\x122\n" +
+	"\x04Tail\x12\x14.weir.v1.TailRequest\x1a\x12.weir.v1.TapRecord0\x01B/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -1894,6 +1895,8 @@ var file_weir_v1_job_service_proto_goTypes = []any{
 	(*TriggerSavepointResponse)(nil), // 26: weir.v1.TriggerSavepointResponse
 	(*JobGraph)(nil),                 // 27: weir.v1.JobGraph
 	(*CheckpointInfo)(nil),           // 28: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 29: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 30: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
 	5,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
@@ -1919,17 +1922,19 @@ var file_weir_v1_job_service_proto_depIdxs = []int32{
 	20, // 20: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
 	23, // 21: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
 	25, // 22: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	4,  // 23: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	7,  // 24: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	12, // 25: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	14, // 26: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	17, // 27: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	19, // 28: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	22, // 29: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	24, // 30: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	26, // 31: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
+	29, // 23: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	4,  // 24: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	7,  // 25: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	12, // 26: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	14, // 27: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	17, // 28: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	19, // 29: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	22, // 30: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	24, // 31: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	26, // 32: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	30, // 33: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -1942,6 +1947,7 @@ func file_weir_v1_job_service_proto_init() {
 	}
 	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_jobgraph_proto_init()
+	file_weir_v1_telemetry_proto_init()
 	file_weir_v1_job_service_proto_msgTypes[3].OneofWrappers = []any{
 		(*UploadBinaryRequest_Header)(nil),
 		(*UploadBinaryRequest_Chunk)(nil),

@@ -28,6 +28,7 @@ const (
 	JobService_ListWorkers_FullMethodName      = "/weir.v1.JobService/ListWorkers"
 	JobService_ListCheckpoints_FullMethodName  = "/weir.v1.JobService/ListCheckpoints"
 	JobService_TriggerSavepoint_FullMethodName = "/weir.v1.JobService/TriggerSavepoint"
+	JobService_Tail_FullMethodName             = "/weir.v1.JobService/Tail"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -52,6 +53,10 @@ type JobServiceClient interface {
 	// location once complete; with stop, the job is then stopped (CANCELED
 	// after the savepoint, as Flink's stop-with-savepoint FINISHED).
 	TriggerSavepoint(ctx context.Context, in *TriggerSavepointRequest, opts ...grpc.CallOption) (*TriggerSavepointResponse, error)
+	// Tail streams a sample of the records leaving an operator of a running
+	// job, at most about 100 per second per subtask, until limit records or
+	// the caller goes away.
+	Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapRecord], error)
 }
 
 type jobServiceClient struct {
@@ -155,6 +160,25 @@ func (c *jobServiceClient) TriggerSavepoint(ctx context.Context, in *TriggerSave
 	return out, nil
 }
 
+func (c *jobServiceClient) Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapRecord], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JobService_ServiceDesc.Streams[1], JobService_Tail_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TailRequest, TapRecord]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobService_TailClient = grpc.ServerStreamingClient[TapRecord]
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -177,6 +201,10 @@ type JobServiceServer interface {
 	// location once complete; with stop, the job is then stopped (CANCELED
 	// after the savepoint, as Flink's stop-with-savepoint FINISHED).
 	TriggerSavepoint(context.Context, *TriggerSavepointRequest) (*TriggerSavepointResponse, error)
+	// Tail streams a sample of the records leaving an operator of a running
+	// job, at most about 100 per second per subtask, until limit records or
+	// the caller goes away.
+	Tail(*TailRequest, grpc.ServerStreamingServer[TapRecord]) error
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -213,6 +241,9 @@ func (UnimplementedJobServiceServer) ListCheckpoints(context.Context, *ListCheck
 }
 func (UnimplementedJobServiceServer) TriggerSavepoint(context.Context, *TriggerSavepointRequest) (*TriggerSavepointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TriggerSavepoint not implemented")
+}
+func (UnimplementedJobServiceServer) Tail(*TailRequest, grpc.ServerStreamingServer[TapRecord]) error {
+	return status.Error(codes.Unimplemented, "method Tail not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -386,6 +417,17 @@ func _JobService_TriggerSavepoint_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_Tail_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TailRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(JobServiceServer).Tail(m, &grpc.GenericServerStream[TailRequest, TapRecord]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobService_TailServer = grpc.ServerStreamingServer[TapRecord]
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -431,6 +473,11 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "UploadBinary",
 			Handler:       _JobService_UploadBinary_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Tail",
+			Handler:       _JobService_Tail_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "weir/v1/job_service.proto",

@@ -29,6 +29,8 @@ type ProcessMessage struct {
 	//	*ProcessMessage_TaskState
 	//	*ProcessMessage_CheckpointAck
 	//	*ProcessMessage_CheckpointDecline
+	//	*ProcessMessage_Metrics
+	//	*ProcessMessage_TapRecords
 	Msg           isProcessMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -107,6 +109,24 @@ func (x *ProcessMessage) GetCheckpointDecline() *CheckpointDecline {
 	return nil
 }
 
+func (x *ProcessMessage) GetMetrics() *ProcessMetrics {
+	if x != nil {
+		if x, ok := x.Msg.(*ProcessMessage_Metrics); ok {
+			return x.Metrics
+		}
+	}
+	return nil
+}
+
+func (x *ProcessMessage) GetTapRecords() *TapRecords {
+	if x != nil {
+		if x, ok := x.Msg.(*ProcessMessage_TapRecords); ok {
+			return x.TapRecords
+		}
+	}
+	return nil
+}
+
 type isProcessMessage_Msg interface {
 	isProcessMessage_Msg()
 }
@@ -127,6 +147,14 @@ type ProcessMessage_CheckpointDecline struct {
 	CheckpointDecline *CheckpointDecline `protobuf:"bytes,4,opt,name=checkpoint_decline,json=checkpointDecline,proto3,oneof"`
 }
 
+type ProcessMessage_Metrics struct {
+	Metrics *ProcessMetrics `protobuf:"bytes,5,opt,name=metrics,proto3,oneof"`
+}
+
+type ProcessMessage_TapRecords struct {
+	TapRecords *TapRecords `protobuf:"bytes,6,opt,name=tap_records,json=tapRecords,proto3,oneof"`
+}
+
 func (*ProcessMessage_Hello) isProcessMessage_Msg() {}
 
 func (*ProcessMessage_TaskState) isProcessMessage_Msg() {}
@@ -134,6 +162,10 @@ func (*ProcessMessage_TaskState) isProcessMessage_Msg() {}
 func (*ProcessMessage_CheckpointAck) isProcessMessage_Msg() {}
 
 func (*ProcessMessage_CheckpointDecline) isProcessMessage_Msg() {}
+
+func (*ProcessMessage_Metrics) isProcessMessage_Msg() {}
+
+func (*ProcessMessage_TapRecords) isProcessMessage_Msg() {}
 
 type ProcessHello struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -213,6 +245,8 @@ type ProcessCommand struct {
 	//	*ProcessCommand_Cancel
 	//	*ProcessCommand_Trigger
 	//	*ProcessCommand_Complete
+	//	*ProcessCommand_StartTap
+	//	*ProcessCommand_StopTap
 	Cmd           isProcessCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -300,6 +334,24 @@ func (x *ProcessCommand) GetComplete() *CheckpointComplete {
 	return nil
 }
 
+func (x *ProcessCommand) GetStartTap() *StartTap {
+	if x != nil {
+		if x, ok := x.Cmd.(*ProcessCommand_StartTap); ok {
+			return x.StartTap
+		}
+	}
+	return nil
+}
+
+func (x *ProcessCommand) GetStopTap() *StopTap {
+	if x != nil {
+		if x, ok := x.Cmd.(*ProcessCommand_StopTap); ok {
+			return x.StopTap
+		}
+	}
+	return nil
+}
+
 type isProcessCommand_Cmd interface {
 	isProcessCommand_Cmd()
 }
@@ -324,6 +376,14 @@ type ProcessCommand_Complete struct {
 	Complete *CheckpointComplete `protobuf:"bytes,5,opt,name=complete,proto3,oneof"`
 }
 
+type ProcessCommand_StartTap struct {
+	StartTap *StartTap `protobuf:"bytes,6,opt,name=start_tap,json=startTap,proto3,oneof"`
+}
+
+type ProcessCommand_StopTap struct {
+	StopTap *StopTap `protobuf:"bytes,7,opt,name=stop_tap,json=stopTap,proto3,oneof"`
+}
+
 func (*ProcessCommand_Assign) isProcessCommand_Cmd() {}
 
 func (*ProcessCommand_Start) isProcessCommand_Cmd() {}
@@ -333,6 +393,10 @@ func (*ProcessCommand_Cancel) isProcessCommand_Cmd() {}
 func (*ProcessCommand_Trigger) isProcessCommand_Cmd() {}
 
 func (*ProcessCommand_Complete) isProcessCommand_Cmd() {}
+
+func (*ProcessCommand_StartTap) isProcessCommand_Cmd() {}
+
+func (*ProcessCommand_StopTap) isProcessCommand_Cmd() {}
 
 type AssignTasks struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -407,25 +471,30 @@ var File_weir_v1_task_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_task_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1aweir/v1/task_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x1dweir/v1/cluster_service.proto\"\x8f\x02\n" +
+	"\x1aweir/v1/task_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x1dweir/v1/cluster_service.proto\x1a\x17weir/v1/telemetry.proto\"\xfc\x02\n" +
 	"\x0eProcessMessage\x12-\n" +
 	"\x05hello\x18\x01 \x01(\v2\x15.weir.v1.ProcessHelloH\x00R\x05hello\x129\n" +
 	"\n" +
 	"task_state\x18\x02 \x01(\v2\x18.weir.v1.TaskStateUpdateH\x00R\ttaskState\x12?\n" +
 	"\x0echeckpoint_ack\x18\x03 \x01(\v2\x16.weir.v1.CheckpointAckH\x00R\rcheckpointAck\x12K\n" +
-	"\x12checkpoint_decline\x18\x04 \x01(\v2\x1a.weir.v1.CheckpointDeclineH\x00R\x11checkpointDeclineB\x05\n" +
+	"\x12checkpoint_decline\x18\x04 \x01(\v2\x1a.weir.v1.CheckpointDeclineH\x00R\x11checkpointDecline\x123\n" +
+	"\ametrics\x18\x05 \x01(\v2\x17.weir.v1.ProcessMetricsH\x00R\ametrics\x126\n" +
+	"\vtap_records\x18\x06 \x01(\v2\x13.weir.v1.TapRecordsH\x00R\n" +
+	"tapRecordsB\x05\n" +
 	"\x03msg\"x\n" +
 	"\fProcessHello\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\tR\x05token\x12!\n" +
-	"\fdata_address\x18\x04 \x01(\tR\vdataAddress\"\x99\x02\n" +
+	"\fdata_address\x18\x04 \x01(\tR\vdataAddress\"\xfa\x02\n" +
 	"\x0eProcessCommand\x12.\n" +
 	"\x06assign\x18\x01 \x01(\v2\x14.weir.v1.AssignTasksH\x00R\x06assign\x12+\n" +
 	"\x05start\x18\x02 \x01(\v2\x13.weir.v1.StartTasksH\x00R\x05start\x120\n" +
 	"\x06cancel\x18\x03 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancel\x126\n" +
 	"\atrigger\x18\x04 \x01(\v2\x1a.weir.v1.TriggerCheckpointH\x00R\atrigger\x129\n" +
-	"\bcomplete\x18\x05 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcompleteB\x05\n" +
+	"\bcomplete\x18\x05 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcomplete\x120\n" +
+	"\tstart_tap\x18\x06 \x01(\v2\x11.weir.v1.StartTapH\x00R\bstartTap\x12-\n" +
+	"\bstop_tap\x18\a \x01(\v2\x10.weir.v1.StopTapH\x00R\astopTapB\x05\n" +
 	"\x03cmd\"\xb6\x01\n" +
 	"\vAssignTasks\x12/\n" +
 	"\bsubtasks\x18\x01 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
@@ -456,32 +525,40 @@ var file_weir_v1_task_service_proto_goTypes = []any{
 	(*TaskStateUpdate)(nil),    // 4: weir.v1.TaskStateUpdate
 	(*CheckpointAck)(nil),      // 5: weir.v1.CheckpointAck
 	(*CheckpointDecline)(nil),  // 6: weir.v1.CheckpointDecline
-	(*StartTasks)(nil),         // 7: weir.v1.StartTasks
-	(*CancelProcess)(nil),      // 8: weir.v1.CancelProcess
-	(*TriggerCheckpoint)(nil),  // 9: weir.v1.TriggerCheckpoint
-	(*CheckpointComplete)(nil), // 10: weir.v1.CheckpointComplete
-	(*SubtaskRef)(nil),         // 11: weir.v1.SubtaskRef
-	(*Restore)(nil),            // 12: weir.v1.Restore
+	(*ProcessMetrics)(nil),     // 7: weir.v1.ProcessMetrics
+	(*TapRecords)(nil),         // 8: weir.v1.TapRecords
+	(*StartTasks)(nil),         // 9: weir.v1.StartTasks
+	(*CancelProcess)(nil),      // 10: weir.v1.CancelProcess
+	(*TriggerCheckpoint)(nil),  // 11: weir.v1.TriggerCheckpoint
+	(*CheckpointComplete)(nil), // 12: weir.v1.CheckpointComplete
+	(*StartTap)(nil),           // 13: weir.v1.StartTap
+	(*StopTap)(nil),            // 14: weir.v1.StopTap
+	(*SubtaskRef)(nil),         // 15: weir.v1.SubtaskRef
+	(*Restore)(nil),            // 16: weir.v1.Restore
 }
 var file_weir_v1_task_service_proto_depIdxs = []int32{
 	1,  // 0: weir.v1.ProcessMessage.hello:type_name -> weir.v1.ProcessHello
 	4,  // 1: weir.v1.ProcessMessage.task_state:type_name -> weir.v1.TaskStateUpdate
 	5,  // 2: weir.v1.ProcessMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
 	6,  // 3: weir.v1.ProcessMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
-	3,  // 4: weir.v1.ProcessCommand.assign:type_name -> weir.v1.AssignTasks
-	7,  // 5: weir.v1.ProcessCommand.start:type_name -> weir.v1.StartTasks
-	8,  // 6: weir.v1.ProcessCommand.cancel:type_name -> weir.v1.CancelProcess
-	9,  // 7: weir.v1.ProcessCommand.trigger:type_name -> weir.v1.TriggerCheckpoint
-	10, // 8: weir.v1.ProcessCommand.complete:type_name -> weir.v1.CheckpointComplete
-	11, // 9: weir.v1.AssignTasks.subtasks:type_name -> weir.v1.SubtaskRef
-	12, // 10: weir.v1.AssignTasks.restore:type_name -> weir.v1.Restore
-	0,  // 11: weir.v1.TaskService.Attach:input_type -> weir.v1.ProcessMessage
-	2,  // 12: weir.v1.TaskService.Attach:output_type -> weir.v1.ProcessCommand
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	7,  // 4: weir.v1.ProcessMessage.metrics:type_name -> weir.v1.ProcessMetrics
+	8,  // 5: weir.v1.ProcessMessage.tap_records:type_name -> weir.v1.TapRecords
+	3,  // 6: weir.v1.ProcessCommand.assign:type_name -> weir.v1.AssignTasks
+	9,  // 7: weir.v1.ProcessCommand.start:type_name -> weir.v1.StartTasks
+	10, // 8: weir.v1.ProcessCommand.cancel:type_name -> weir.v1.CancelProcess
+	11, // 9: weir.v1.ProcessCommand.trigger:type_name -> weir.v1.TriggerCheckpoint
+	12, // 10: weir.v1.ProcessCommand.complete:type_name -> weir.v1.CheckpointComplete
+	13, // 11: weir.v1.ProcessCommand.start_tap:type_name -> weir.v1.StartTap
+	14, // 12: weir.v1.ProcessCommand.stop_tap:type_name -> weir.v1.StopTap
+	15, // 13: weir.v1.AssignTasks.subtasks:type_name -> weir.v1.SubtaskRef
+	16, // 14: weir.v1.AssignTasks.restore:type_name -> weir.v1.Restore
+	0,  // 15: weir.v1.TaskService.Attach:input_type -> weir.v1.ProcessMessage
+	2,  // 16: weir.v1.TaskService.Attach:output_type -> weir.v1.ProcessCommand
+	16, // [16:17] is the sub-list for method output_type
+	15, // [15:16] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_task_service_proto_init() }
@@ -491,11 +568,14 @@ func file_weir_v1_task_service_proto_init() {
 	}
 	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_cluster_service_proto_init()
+	file_weir_v1_telemetry_proto_init()
 	file_weir_v1_task_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*ProcessMessage_Hello)(nil),
 		(*ProcessMessage_TaskState)(nil),
 		(*ProcessMessage_CheckpointAck)(nil),
 		(*ProcessMessage_CheckpointDecline)(nil),
+		(*ProcessMessage_Metrics)(nil),
+		(*ProcessMessage_TapRecords)(nil),
 	}
 	file_weir_v1_task_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*ProcessCommand_Assign)(nil),
@@ -503,6 +583,8 @@ func file_weir_v1_task_service_proto_init() {
 		(*ProcessCommand_Cancel)(nil),
 		(*ProcessCommand_Trigger)(nil),
 		(*ProcessCommand_Complete)(nil),
+		(*ProcessCommand_StartTap)(nil),
+		(*ProcessCommand_StopTap)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -528,3 +528,15 @@ func decodeSplit(b []byte) (topicPartition, int64, error) {
 	}
 	return topicPartition{string(topic), int32(part)}, next, nil
 }
+
+var _ sdk.LagReporter = (*reader[int])(nil)
+
+// Lag implements sdk.LagReporter, for the status page and /metrics.
+func (r *reader[T]) Lag() []sdk.SourceLag {
+	ls := r.lag(time.Now())
+	out := make([]sdk.SourceLag, len(ls))
+	for i, l := range ls {
+		out[i] = sdk.SourceLag{Topic: l.Topic, Partition: l.Partition, Records: l.Records, Behind: l.Behind}
+	}
+	return out
+}

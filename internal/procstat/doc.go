@@ -1,0 +1,3 @@
+// Package procstat reads the running Go process's memory and GC statistics,
+// which workers and job processes report for the status page and /metrics.
+package procstat

@@ -2,6 +2,7 @@
 // windows per bay in event time.
 //
 //	bayvisits -- --input FILE --output DIR [--gap 60s] [--max-out-of-order 30s]
+//	bayvisits -- --brokers B --input-topic T1 --output-topic T2 [--gap 60s] [--max-out-of-order 30s]
 //
 // Input: JSON lines {"bay":"b17","ts":1700000000123} (ts in unix ms), not
 // sorted, but none more than --max-out-of-order older than the largest ts
@@ -9,6 +10,10 @@
 // {"bay":"b17","start":S,"end":E,"count":N}: a visit is the merge of the
 // half-open intervals [ts, ts+gap) of a bay's events that overlap; S is its
 // smallest ts, E its largest ts plus gap and N its number of events.
+//
+// In Kafka mode the events are the values of T1's records, watermarked per
+// partition by their ts, and each visit is a record of T2 keyed by the bay,
+// written exactly once.
 package main
 
 import (
@@ -18,10 +23,12 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weir-run/weir/sdk"
 	"github.com/weir-run/weir/sdk/connector/file"
+	"github.com/weir-run/weir/sdk/connector/kafka"
 )
 
 func main() { sdk.Main(build) }
@@ -101,37 +108,64 @@ func build(p *sdk.Pipeline, args []string) error {
 	fs := flag.NewFlagSet("bayvisits", flag.ContinueOnError)
 	input := fs.String("input", "", "JSON-lines file (or directory) of events")
 	output := fs.String("output", "", "directory for the visits")
+	brokers := fs.String("brokers", "", "Kafka bootstrap brokers, comma-separated (Kafka mode)")
+	inTopic := fs.String("input-topic", "", "Kafka topic of events (Kafka mode)")
+	outTopic := fs.String("output-topic", "", "Kafka topic for the visits (Kafka mode)")
 	gap := fs.Duration("gap", 60*time.Second, "session gap")
 	ooo := fs.Duration("max-out-of-order", 30*time.Second, "how much older than the newest event an event may be")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	kafkaMode := *brokers != "" || *inTopic != "" || *outTopic != ""
 	switch {
-	case *input == "" || *output == "":
-		return errors.New("bayvisits needs --input and --output")
+	case kafkaMode && (*brokers == "" || *inTopic == "" || *outTopic == ""):
+		return errors.New("bayvisits in Kafka mode needs --brokers, --input-topic and --output-topic")
+	case kafkaMode && (*input != "" || *output != ""):
+		return errors.New("bayvisits reads a file (--input, --output) or Kafka (--brokers ...), not both")
+	case !kafkaMode && (*input == "" || *output == ""):
+		return errors.New("bayvisits needs --input and --output (or --brokers, --input-topic and --output-topic)")
 	case *gap < time.Millisecond:
 		return errors.New("--gap must be at least 1ms")
 	case *ooo < 0:
 		return errors.New("--max-out-of-order must not be negative")
 	}
-	lines := file.Lines(p, *input, sdk.WithUID("lines"))
-	events := sdk.FlatMap(lines, func(l string, emit func(event)) {
-		if e, ok := parse(l); ok {
-			emit(e)
-		}
-	}, sdk.WithName("Parse"), sdk.WithUID("parse"))
-	// Per source subtask: each reads a byte range, a subsequence of the
-	// file, so the out-of-orderness bound holds for it too.
-	timed := sdk.AssignTimestamps(events, func(e event) int64 { return e.TS },
-		sdk.BoundedOutOfOrder(*ooo), sdk.WithUID("timestamps"))
+	var timed sdk.Stream[event]
+	if kafkaMode {
+		// Watermarks per partition: the bound holds within each.
+		ws := sdk.BoundedOutOfOrder(*ooo)
+		recs := kafka.SourceWithEventTime(p, kafka.SourceConfig{Brokers: strings.Split(*brokers, ","), Topics: []string{*inTopic}, Watermarks: &ws},
+			sdk.JSONCodec[event]{}, func(r kafka.Record[event]) int64 { return r.Value.TS }, sdk.WithUID("events"))
+		timed = sdk.WithTimestamps(sdk.Map(recs, func(r kafka.Record[event]) event { return r.Value }, sdk.WithName("Value")),
+			func(e event) int64 { return e.TS })
+	} else {
+		lines := file.Lines(p, *input, sdk.WithUID("lines"))
+		events := sdk.FlatMap(lines, func(l string, emit func(event)) {
+			if e, ok := parse(l); ok {
+				emit(e)
+			}
+		}, sdk.WithName("Parse"), sdk.WithUID("parse"))
+		// Per source subtask: each reads its chunks in file order, a
+		// subsequence of the file, so the out-of-orderness bound holds
+		// for it too.
+		timed = sdk.AssignTimestamps(events, func(e event) int64 { return e.TS },
+			sdk.BoundedOutOfOrder(*ooo), sdk.WithUID("timestamps"))
+	}
 	sessions := sdk.WindowAggregate(
 		sdk.Window(sdk.KeyBy(timed, func(e event) string { return e.Bay }), sdk.Sessions(*gap)),
 		visits, sdk.WithName("Visits"), sdk.WithUID("visits"))
 	g := gap.Milliseconds()
-	file.Sink(sessions.Results(), *output, func(p sdk.Pane[string, visit]) string {
+	format := func(p sdk.Pane[string, visit]) string {
 		b, _ := json.Marshal(p.Key)
 		return `{"bay":` + string(b) + `,"start":` + strconv.FormatInt(p.Value.Start, 10) +
 			`,"end":` + strconv.FormatInt(p.Value.Last+g, 10) + `,"count":` + strconv.FormatInt(p.Value.Count, 10) + `}`
-	}, sdk.WithUID("sink"))
+	}
+	if kafkaMode {
+		out := sdk.Map(sessions.Results(), func(p sdk.Pane[string, visit]) kafka.Record[string] {
+			return kafka.Record[string]{Key: []byte(p.Key), Value: format(p)}
+		}, sdk.WithName("ToRecord"), sdk.WithCodec[kafka.Record[string]](kafka.RecordCodec[string]{Value: sdk.StringCodec{}}))
+		kafka.Sink(out, kafka.SinkConfig{Brokers: strings.Split(*brokers, ","), Topic: *outTopic}, sdk.StringCodec{}, sdk.WithUID("output"))
+		return nil
+	}
+	file.Sink(sessions.Results(), *output, format, sdk.WithUID("sink"))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"sort"
 	"time"
 
@@ -33,6 +34,16 @@ const pollRecords = 1024
 // a restore at another parallelism (each reads every subtask's offsets from
 // the checkpoint and keeps its own).
 func Source[T any](p *sdk.Pipeline, cfg SourceConfig, value sdk.Codec[T], opts ...sdk.Option) sdk.Stream[Record[T]] {
+	return SourceWithEventTime(p, cfg, value, kafkaTime[T], opts...)
+}
+
+func kafkaTime[T any](r Record[T]) int64 { return r.Timestamp.UnixMilli() }
+
+// SourceWithEventTime is Source with the records' event time (unix ms) read
+// by eventTime, e.g. from a field of the value, instead of the Kafka
+// timestamp: per-partition watermarks (cfg.Watermarks) follow it, and the
+// stream carries it for windows.
+func SourceWithEventTime[T any](p *sdk.Pipeline, cfg SourceConfig, value sdk.Codec[T], eventTime func(Record[T]) int64, opts ...sdk.Option) sdk.Stream[Record[T]] {
 	if err := cfg.Validate(); err != nil {
 		p.Fail(err)
 	}
@@ -40,6 +51,9 @@ func Source[T any](p *sdk.Pipeline, cfg SourceConfig, value sdk.Codec[T], opts .
 	opts = append([]sdk.Option{sdk.WithName("KafkaSource"), sdk.WithCodec[Record[T]](RecordCodec[T]{Value: value})}, opts...)
 	s := sdk.NewSource(p, "KafkaSource", func(t sdk.TaskInfo) (sdk.SourceReader[Record[T]], error) {
 		r, err := openReader(t, cfg, value)
+		if err == nil {
+			r.eventTime = eventTime
+		}
 		if err != nil || r.wm == nil {
 			return r, err
 		}
@@ -48,7 +62,7 @@ func Source[T any](p *sdk.Pipeline, cfg SourceConfig, value sdk.Codec[T], opts .
 	if cfg.Watermarks == nil {
 		return s
 	}
-	return sdk.WithTimestamps(s, func(r Record[T]) int64 { return r.Timestamp.UnixMilli() })
+	return sdk.WithTimestamps(s, eventTime)
 }
 
 // watermarked is a reader that reports its partitions' watermarks.
@@ -125,6 +139,8 @@ type reader[T any] struct {
 	nextScan time.Time
 	skipped  int64
 	wm       *sdk.SplitWatermarks // nil without SourceConfig.Watermarks
+	// eventTime reads a record's event time for the watermarks.
+	eventTime func(Record[T]) int64
 }
 
 func openReader[T any](t sdk.TaskInfo, cfg SourceConfig, value sdk.Codec[T]) (*reader[T], error) {
@@ -395,7 +411,7 @@ func (r *reader[T]) Poll(emit func(Record[T])) (sdk.Poll, error) {
 			return // not ours (cannot happen: we assign explicitly)
 		}
 		p.hw = fp.HighWatermark
-		before := n
+		latest, seen := int64(math.MinInt64), false
 		for _, rec := range fp.Records {
 			if rec.Offset < p.next {
 				continue // a refetch after a reset; already emitted
@@ -413,15 +429,19 @@ func (r *reader[T]) Poll(emit func(Record[T])) (sdk.Poll, error) {
 				p.next = rec.Offset + 1
 				continue
 			}
-			emit(Record[T]{Key: rec.Key, Value: v, Topic: rec.Topic, Partition: rec.Partition,
-				Offset: rec.Offset, Timestamp: rec.Timestamp})
+			out := Record[T]{Key: rec.Key, Value: v, Topic: rec.Topic, Partition: rec.Partition,
+				Offset: rec.Offset, Timestamp: rec.Timestamp}
+			emit(out)
 			p.next, p.last = rec.Offset+1, rec.Timestamp
 			n++
+			if r.wm != nil {
+				latest, seen = max(latest, r.eventTime(out)), true
+			}
 		}
-		if r.wm != nil && n > before {
+		if seen {
 			// The batch's latest time is all a bounded-out-of-order
 			// watermark needs.
-			r.wm.Observe(topicPartition{fp.Topic, fp.Partition}.String(), p.last.UnixMilli(), time.Now())
+			r.wm.Observe(topicPartition{fp.Topic, fp.Partition}.String(), latest, time.Now())
 		}
 	})
 	if derr != nil {

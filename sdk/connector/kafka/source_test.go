@@ -324,6 +324,7 @@ func TestSourcePartitionWatermarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	r.eventTime = kafkaTime[string]
 	w := watermarked[string]{r}
 	drain(t, r, 3)
 	// drain waited out the idleness: both partitions are idle now.

@@ -180,6 +180,8 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 func (s *leaderState) deployRegion(ctx context.Context, j *job, a jobmaster.DeployRegion) {
 	j.attempt = a.Attempt
 	j.regionAttempt[a.Region] = a.Attempt
+	s.endDeploySpan(j, "")
+	s.deploySpan(j, a.Attempt)
 	var region []jobgraph.Subtask
 	for _, st := range j.subtasks {
 		if j.regionOf[st.VertexID] == a.Region {
@@ -244,7 +246,9 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *job, region int32) {
 			}}})
 		}
 	}
-	j.deploySpan.SetAttributes(attribute.Int("processes", len(started)))
+	if j.deploySpan != nil {
+		j.deploySpan.SetAttributes(attribute.Int("processes", len(started)))
+	}
 	s.logger.Info("deploying", "job", j.rec.Id, "attempt", j.attempt, "processes", strings.Join(started, ","))
 }
 

@@ -26,21 +26,7 @@ func TestLeaderKillKeepsExactlyOnce(t *testing.T) {
 
 	const total, batch = 20000, 1000
 	producer := kafkaClient(t, brokers, kgo.DefaultProduceTopic("in"), kgo.AllowAutoTopicCreation())
-	produced := make(chan error, 1)
-	go func() {
-		for i := 0; i < total; i += batch {
-			var recs []*kgo.Record
-			for k := i; k < i+batch; k++ {
-				recs = append(recs, &kgo.Record{Key: []byte("key-" + strconv.Itoa(k)), Value: []byte("v")})
-			}
-			if err := produceRetrying(recs, producer); err != nil {
-				produced <- err
-				return
-			}
-			time.Sleep(400 * time.Millisecond)
-		}
-		produced <- nil
-	}()
+	produced := produceKeys(producer, total, batch, 400*time.Millisecond)
 
 	id := runDetached(t, c.apis["a"], "-p", "4", "--checkpoint-interval", "1s", bins.eoscount, "--",
 		"--brokers", brokers, "--input-topic", "in", "--output-topic", "out")

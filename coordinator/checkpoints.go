@@ -106,11 +106,13 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 }
 
 // sendProcs sends every running process of the current attempt the message
-// msg makes for its region and the attempt the region runs.
+// msg makes for its region and the attempt the region runs (nil: none).
 func (s *leaderState) sendProcs(j *job, msg func(attempt int64, region int32) *weirv1.CoordinatorMessage) {
 	for _, id := range j.procIDs() {
 		if wc := s.workers[id.worker]; wc != nil && !j.procs[id].exited {
-			wc.send(msg(j.attemptOf(id.region), id.region))
+			if m := msg(j.attemptOf(id.region), id.region); m != nil {
+				wc.send(m)
+			}
 		}
 	}
 }

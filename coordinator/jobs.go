@@ -362,9 +362,9 @@ func (s *leaderState) processReady(j *job, worker string, r *weirv1.ProcessReady
 			}}})
 		}
 	}
-	// Tails outlive restarts: the new attempt's processes get them too.
+	// Tails outlive restarts: the region's new processes get them too.
 	for _, id := range sortedKeys(j.taps) {
-		s.startTap(j, id)
+		s.startTap(j, id, r.Region)
 	}
 }
 

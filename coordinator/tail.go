@@ -56,7 +56,7 @@ func (c *Coordinator) Tail(ctx context.Context, r *weirv1.TailRequest, send func
 		}
 		t := &tap{uid: uid, records: make(chan *weirv1.TapRecord, tapBuffer)}
 		j.taps[id] = t
-		st.startTap(j, id)
+		st.startTap(j, id, -1)
 		return t, nil
 	})
 	if err != nil {
@@ -86,9 +86,13 @@ func (c *Coordinator) Tail(ctx context.Context, r *weirv1.TailRequest, send func
 	return nil
 }
 
-// startTap asks every process of the job to sample for tap id.
-func (s *leaderState) startTap(j *job, id string) {
+// startTap asks the processes of region (every region if < 0) to sample
+// for tap id.
+func (s *leaderState) startTap(j *job, id string, only int32) {
 	s.sendProcs(j, func(attempt int64, region int32) *weirv1.CoordinatorMessage {
+		if only >= 0 && region != only {
+			return nil
+		}
 		return &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_StartTap{StartTap: &weirv1.StartTap{
 			JobId: j.rec.Id, Attempt: attempt, Region: region, TapId: id, Uid: j.taps[id].uid}}}
 	})

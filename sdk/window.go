@@ -433,6 +433,15 @@ func (o *winOp[K, T, A, U]) putSessions(ss []session) error {
 	return o.sessions.put(nil, func(dst []byte) []byte { return encodeSessions(dst, ss) })
 }
 
+// refOf is ref for a timer's encoded namespace.
+func (o *winOp[K, T, A, U]) refOf(ns []byte) (winRef, bool, error) {
+	w, err := decodeNS(ns)
+	if err != nil {
+		return winRef{}, false, err
+	}
+	return o.ref(w)
+}
+
 // ref is the window a timer's or state's namespace names, with the window
 // it stands for now: itself, or the session created as it; ok is false when
 // no such session is left.
@@ -644,11 +653,7 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 // then sets the timer the session needs now instead (fire runs it at once
 // when the watermark passed that too).
 func (o *winOp[K, T, A, U]) eventTimer(ts int64, ns []byte) error {
-	nsw, err := decodeNS(ns)
-	if err != nil {
-		return err
-	}
-	r, ok, err := o.ref(nsw)
+	r, ok, err := o.refOf(ns)
 	if err != nil || !ok {
 		return err
 	}
@@ -671,11 +676,7 @@ func (o *winOp[K, T, A, U]) eventTimer(ts int64, ns []byte) error {
 }
 
 func (o *winOp[K, T, A, U]) procTimer(now int64, ns []byte) error {
-	nsw, err := decodeNS(ns)
-	if err != nil {
-		return err
-	}
-	r, ok, err := o.ref(nsw)
+	r, ok, err := o.refOf(ns)
 	if err != nil || !ok {
 		return err
 	}

@@ -233,15 +233,15 @@ func (r *reader[T]) partitions(ctx context.Context) ([]topicPartition, error) {
 	}
 	var tps []topicPartition
 	for _, t := range resp.Topics {
-		name := kmsg.StringPtr("")
+		name := ""
 		if t.Topic != nil {
-			name = t.Topic
+			name = *t.Topic
 		}
 		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return nil, fmt.Errorf("kafka source: topic %q: %w", *name, err)
+			return nil, fmt.Errorf("kafka source: topic %q: %w", name, err)
 		}
 		for _, p := range t.Partitions {
-			tps = append(tps, topicPartition{*name, p.Partition})
+			tps = append(tps, topicPartition{name, p.Partition})
 		}
 	}
 	sort.Slice(tps, func(i, j int) bool {
@@ -473,23 +473,13 @@ func (r *reader[T]) discover() {
 	}
 }
 
-// Lag is one partition's distance behind its head.
-type Lag struct {
-	Topic     string
-	Partition int32
-	// Records between the last record read and the high watermark at the
-	// last fetch; -1 before the first fetch.
-	Records int64
-	// Behind is now minus the event time of the last record read; zero
-	// before the first record.
-	Behind time.Duration
-}
-
-// lag reports every partition's lag, in partition order.
-func (r *reader[T]) lag(now time.Time) []Lag {
-	var out []Lag
+// lag reports every partition's lag, in partition order: records up to
+// the high watermark at the last fetch, and time since the event time of
+// the last record read.
+func (r *reader[T]) lag(now time.Time) []sdk.SourceLag {
+	var out []sdk.SourceLag
 	for tp, p := range r.pos {
-		l := Lag{Topic: tp.topic, Partition: tp.partition, Records: -1}
+		l := sdk.SourceLag{Topic: tp.topic, Partition: tp.partition, Records: -1}
 		if p.hw >= 0 {
 			l.Records = max(p.hw-p.next, 0)
 		}
@@ -552,11 +542,4 @@ func decodeSplit(b []byte) (topicPartition, int64, error) {
 var _ sdk.LagReporter = (*reader[int])(nil)
 
 // Lag implements sdk.LagReporter, for the status page and /metrics.
-func (r *reader[T]) Lag() []sdk.SourceLag {
-	ls := r.lag(time.Now())
-	out := make([]sdk.SourceLag, len(ls))
-	for i, l := range ls {
-		out[i] = sdk.SourceLag{Topic: l.Topic, Partition: l.Partition, Records: l.Records, Behind: l.Behind}
-	}
-	return out
-}
+func (r *reader[T]) Lag() []sdk.SourceLag { return r.lag(time.Now()) }

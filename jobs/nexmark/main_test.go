@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/weir-run/weir/bench/baseline"
+	"github.com/weir-run/weir/bench/nexmark"
+	"github.com/weir-run/weir/sdk"
+)
+
+// runQuery runs query name over n events at parallelism p in this process
+// and returns the merged checksum of its sinks' reports.
+func runQuery(t *testing.T, name string, n int64, p int, eventRate float64) nexmark.Checksum {
+	t.Helper()
+	dir := t.TempDir()
+	pl := sdk.NewPipeline("nexmark-"+name, p)
+	args := []string{"--query", name, "--events", strconv.FormatInt(n, 10), "--report-dir", dir,
+		"--event-rate", strconv.FormatFloat(eventRate, 'f', -1, 64), "--latency"}
+	if err := build(pl, args); err != nil {
+		t.Fatal(err)
+	}
+	if err := sdk.RunLocal(context.Background(), pl); err != nil {
+		t.Fatal(err)
+	}
+	var sum nexmark.Checksum
+	for i := range p {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("sink-%d.json", i)))
+		if err != nil {
+			t.Fatalf("subtask %d wrote no report: %v", i, err)
+		}
+		var r nexmark.SinkReport
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Checksum.Count > 0 && r.Latency.Total != r.Checksum.Count {
+			t.Errorf("subtask %d: %d latencies for %d outputs: an output lost its Emit time", i, r.Latency.Total, r.Checksum.Count)
+		}
+		sum.Merge(r.Checksum)
+	}
+	return sum
+}
+
+// Every query's output equals its baseline's on the same events, at p=1 and
+// in parallel, for a dense and a sparse event-time rate (few large windows,
+// many small ones).
+func TestQueriesMatchBaselines(t *testing.T) {
+	n := int64(200_000)
+	if testing.Short() {
+		n = 50_000
+	}
+	for _, name := range queryNames() {
+		base, ok := baseline.Queries[name]
+		if !ok {
+			t.Errorf("query %s has no baseline", name)
+			continue
+		}
+		for _, rate := range []float64{10_000, 1_000} {
+			cfg := nexmark.DefaultConfig()
+			cfg.EventsPerSecond = rate
+			want := base(nexmark.NewGenerator(cfg), n)
+			if want.Count == 0 {
+				t.Errorf("%s at %v ev/s: the baseline has no output; the test would prove nothing", name, rate)
+			}
+			for _, p := range []int{1, 3} {
+				t.Run(fmt.Sprintf("%s/rate=%v/p=%d", name, rate, p), func(t *testing.T) {
+					if got := runQuery(t, name, n, p, rate); got != want {
+						t.Fatalf("checksum %v, baseline %v", got, want)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "nexmark needs --query"},
+		{[]string{"--query", "q99"}, `unknown query "q99"`},
+		{[]string{"--query", "q0", "--events", "-1"}, "--events must not be negative"},
+		{[]string{"--query", "q0", "--event-rate", "0"}, "--event-rate must be positive"},
+	} {
+		err := build(sdk.NewPipeline("x", 1), tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

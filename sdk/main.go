@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -94,6 +95,14 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 		fmt.Fprintln(stderr, "error:", err)
 		return 2
 	}
+	if f.mode != "describe" {
+		stopProfile, err := startCPUProfile(os.Getenv(taskenv.CPUProfileDir), p.name)
+		if err != nil {
+			fmt.Fprintln(stderr, "error:", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	switch f.mode {
 	case "describe":
 		b, err := protojson.Marshal(pl.jobGraph())
@@ -119,6 +128,26 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 		fmt.Fprintf(stderr, "error: unknown mode %q (want local, describe or task)\n", f.mode)
 		return 2
 	}
+}
+
+// startCPUProfile writes this process's CPU profile to dir (if not empty)
+// until the returned function is called.
+func startCPUProfile(dir, job string) (stop func(), err error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", job, os.Getpid())))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // RunLocal runs p to the end in this process, as Main's local mode does,

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -223,5 +225,28 @@ func TestMainCancelledLocalJob(t *testing.T) {
 	}
 	if code := run(ctx, []string{"job"}, forever, &o, &e); code != 1 || !strings.Contains(e.String(), "job failed") {
 		t.Errorf("exit %d, stderr %q; an interrupted job has not completed", code, e.String())
+	}
+}
+
+// WEIR_CPUPROFILE_DIR makes a job process write a CPU profile named after
+// the job and its pid.
+func TestCPUProfileDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "profiles")
+	stop, err := startCPUProfile(dir, "myjob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("myjob-%d.pprof", os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile is not a gzipped pprof file (%d bytes)", len(b))
+	}
+	if stop, err := startCPUProfile("", "myjob"); err != nil {
+		t.Fatal(err)
+	} else {
+		stop()
 	}
 }

@@ -19,6 +19,11 @@ const (
 	// LogFormat is "json" when the worker logs JSON, so the job process's
 	// logs (carrying job, attempt, vertex and subtask) match its own.
 	LogFormat = "WEIR_LOG_FORMAT"
+	// CPUProfileDir, when set in a job process's environment (a worker
+	// passes its own on), makes the process write a CPU profile there,
+	// named after the job and its pid: how to see where a job's time goes
+	// on a cluster (the bench harness's --pprof).
+	CPUProfileDir = "WEIR_CPUPROFILE_DIR"
 )
 
 // DescribeHeader is the first line describe mode prints, before the job

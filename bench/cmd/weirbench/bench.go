@@ -1,0 +1,311 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weir-run/weir/bench/nexmark"
+)
+
+// harness holds what every measurement needs.
+type harness struct {
+	o                         options
+	root, tmp                 string
+	weir, job, baseline, peer string
+	out                       io.Writer
+}
+
+func bench(o options, stdout io.Writer) (*Results, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "weirbench-")
+	if err != nil {
+		return nil, err
+	}
+	if o.keep {
+		fmt.Fprintf(stdout, "clusters' directories and logs: %s\n", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	h := &harness{o: o, root: root, tmp: tmp, out: stdout,
+		weir: filepath.Join(tmp, "weir"), job: filepath.Join(tmp, "nexmark"), baseline: filepath.Join(tmp, "baseline")}
+	fmt.Fprintln(stdout, "building weir, the nexmark job and the baselines")
+	for bin, pkg := range map[string]string{h.weir: "./cmd/weir", h.job: "./jobs/nexmark", h.baseline: "./bench/cmd/baseline"} {
+		if err := goBuild(root, bin, pkg); err != nil {
+			return nil, err
+		}
+	}
+	res := &Results{Started: time.Now().UTC(), Commit: commit(root), Machine: machine(), Config: Config{
+		Events: o.events, Seed: o.seed, Queries: o.queries, Parallelism: o.parallelism,
+		CheckpointInterval: o.checkpointEvery.String(), Workers: o.workers,
+	}}
+	fmt.Fprintf(stdout, "%d events per run on %s\n", o.events, res.Machine)
+	for _, q := range o.queries {
+		qr := h.query(q)
+		res.Queries = append(res.Queries, qr)
+		fmt.Fprintln(stdout, summaryLine(qr))
+	}
+	res.Peers = h.peers(res)
+	if o.recovery != "" {
+		res.Recovery = h.recovery(res)
+		fmt.Fprintln(stdout, recoveryLine(res.Recovery))
+	}
+	res.Finished = time.Now().UTC()
+	if err := h.write(res); err != nil {
+		return res, err
+	}
+	fmt.Fprint(stdout, "\n"+table(res))
+	return res, nil
+}
+
+func (h *harness) jobArgs(q string, events int64, reportDir string, extra ...string) []string {
+	return append([]string{"--query", q, "--events", strconv.FormatInt(events, 10),
+		"--seed", strconv.FormatUint(h.o.seed, 10), "--report-dir", reportDir}, extra...)
+}
+
+// runBaseline runs the single-threaded baseline of q over events.
+func (h *harness) runBaseline(q string, events int64) (Run, error) {
+	return runResultJSON(exec.Command(h.baseline, "--query", q, "--events", strconv.FormatInt(events, 10),
+		"--seed", strconv.FormatUint(h.o.seed, 10)))
+}
+
+// runResultJSON runs a command that prints a baseline-style result line.
+func runResultJSON(cmd *exec.Cmd) (Run, error) {
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return Run{}, fmt.Errorf("%s: %w: %s", filepath.Base(cmd.Path), err, strings.TrimSpace(stderr.String()))
+	}
+	var r struct {
+		Events   int64            `json:"events"`
+		WallSec  float64          `json:"wall_s"`
+		CPUSec   float64          `json:"cpu_s"`
+		Checksum nexmark.Checksum `json:"checksum"`
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+		return Run{}, fmt.Errorf("%s printed no result: %w", filepath.Base(cmd.Path), err)
+	}
+	return Run{Events: r.Events, WallSec: r.WallSec, CPUSec: r.CPUSec, Checksum: r.Checksum}, nil
+}
+
+// query measures one query: baseline, weir at each parallelism, latency.
+func (h *harness) query(q string) Query {
+	qr := Query{Name: q, FlinkPerCore: flinkPerCore[q]}
+	fmt.Fprintf(h.out, "%s: baseline\n", q)
+	base, err := h.runBaseline(q, h.o.events)
+	if err != nil {
+		qr.Error = err.Error()
+		return qr
+	}
+	qr.Baseline = base
+	dir := filepath.Join(h.tmp, q)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		qr.Error = err.Error()
+		return qr
+	}
+	var env []string
+	profDir := ""
+	if h.o.pprof != "" {
+		profDir = filepath.Join(h.o.pprof, q)
+		env = append(env, "WEIR_CPUPROFILE_DIR="+profDir)
+	}
+	c, err := startCluster(h.weir, dir, h.o.workers, 1, env, h.out)
+	if err != nil {
+		qr.Error = err.Error()
+		return qr
+	}
+	defer c.stop()
+	for _, p := range h.o.parallelism {
+		fmt.Fprintf(h.out, "%s: weir at parallelism %d\n", q, p)
+		before := listFiles(profDir)
+		w, _, err := h.runJob(c, q, p, h.o.events, fmt.Sprintf("p%d", p))
+		if err != nil {
+			qr.Error = err.Error()
+			return qr
+		}
+		w.ChecksumOK = w.Run.Checksum == base.Checksum
+		if profDir != "" {
+			w.Profiles = moveNewFiles(profDir, before, filepath.Join(profDir, fmt.Sprintf("p%d", p)))
+		}
+		qr.Weir = append(qr.Weir, w)
+	}
+	if h.o.latencySeconds > 0 && len(qr.Weir) > 0 {
+		rate := math.Round(qr.Weir[0].Run.PerSec() / 2)
+		events := int64(rate * h.o.latencySeconds)
+		if events > 0 {
+			fmt.Fprintf(h.out, "%s: latency at %.0f events/s (half of parallelism %d's throughput)\n", q, rate, qr.Weir[0].Parallelism)
+			_, reps, err := h.runJob(c, q, qr.Weir[0].Parallelism, events, "latency",
+				"--rate", strconv.FormatFloat(rate, 'f', 0, 64), "--latency")
+			if err != nil {
+				qr.Error = err.Error()
+				return qr
+			}
+			var hist nexmark.Histogram
+			for _, r := range reps {
+				hist.Merge(&r.Latency)
+			}
+			qr.Latency = &Latency{Parallelism: qr.Weir[0].Parallelism, Rate: rate, Outputs: hist.Total,
+				P50Ms: ms(hist.Quantile(0.5)), P99Ms: ms(hist.Quantile(0.99)), MaxMs: ms(hist.Max)}
+		}
+	}
+	return qr
+}
+
+func ms(ns int64) float64 { return float64(ns) / 1e6 }
+
+// runJob runs q on c at parallelism p to the end and measures it.
+func (h *harness) runJob(c *cluster, q string, p int, events int64, tag string, extra ...string) (WeirRun, []nexmark.SinkReport, error) {
+	w := WeirRun{Parallelism: p}
+	reportDir := filepath.Join(c.dir, "reports-"+tag)
+	if err := os.MkdirAll(reportDir, 0o755); err != nil {
+		return w, nil, err
+	}
+	cpu0 := c.childCPU()
+	id, err := c.submit(fmt.Sprintf("nexmark-%s-%s", q, tag), h.job, p, h.o.checkpointEvery, h.jobArgs(q, events, reportDir, extra...)...)
+	if err != nil {
+		return w, nil, err
+	}
+	pids := map[int32]bool{}
+	st, err := c.wait(id, jobTimeout(events), func(s jobStatus) {
+		for _, t := range s.Tasks {
+			if t.PID > 0 {
+				pids[t.PID] = true
+			}
+		}
+	})
+	if err != nil {
+		return w, nil, err
+	}
+	w.Restarts = st.Restarts
+	// The job processes' CPU reaches the workers' children totals when the
+	// workers have reaped them.
+	waitGone(pids, 30*time.Second)
+	cpu := c.childCPU() - cpu0
+	if w.Checkpoints, err = c.checkpoints(id); err != nil {
+		return w, nil, err
+	}
+	reps, err := readReports(reportDir)
+	if err != nil {
+		return w, nil, err
+	}
+	w.Run = summarize(reps, events, cpu)
+	return w, reps, nil
+}
+
+func jobTimeout(events int64) time.Duration {
+	return 2*time.Minute + time.Duration(events/20_000)*time.Second
+}
+
+// summarize merges the sinks' reports: wall time from the first sink's open
+// to the last one's end, CPU as measured by the caller.
+func summarize(reps []nexmark.SinkReport, events int64, cpu time.Duration) Run {
+	r := Run{Events: events, CPUSec: cpu.Seconds()}
+	var first, last int64 = math.MaxInt64, 0
+	for _, rep := range reps {
+		r.Checksum.Merge(rep.Checksum)
+		first, last = min(first, rep.OpenNs), max(last, rep.FinishNs)
+	}
+	if len(reps) > 0 {
+		r.WallSec = float64(last-first) / 1e9
+	}
+	return r
+}
+
+func readReports(dir string) ([]nexmark.SinkReport, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "sink-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("the job wrote no sink reports to %s", dir)
+	}
+	var reps []nexmark.SinkReport
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		var r nexmark.SinkReport
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		reps = append(reps, r)
+	}
+	return reps, nil
+}
+
+// childCPU is the CPU time of the workers' reaped children (their job
+// processes), from /proc: cutime and cstime, in clock ticks of 10 ms.
+func (c *cluster) childCPU() time.Duration {
+	var total time.Duration
+	for _, d := range c.workers {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesized command name; cutime and cstime
+		// are fields 16 and 17 of the whole line.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) < 15 {
+			continue
+		}
+		cu, _ := strconv.ParseInt(f[13], 10, 64)
+		cs, _ := strconv.ParseInt(f[14], 10, 64)
+		total += time.Duration(cu+cs) * 10 * time.Millisecond
+	}
+	return total
+}
+
+func waitGone(pids map[int32]bool, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for pid := range pids {
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func listFiles(dir string) map[string]bool {
+	seen := map[string]bool{}
+	if dir == "" {
+		return seen
+	}
+	es, _ := os.ReadDir(dir)
+	for _, e := range es {
+		seen[e.Name()] = true
+	}
+	return seen
+}
+
+// moveNewFiles moves the profiles a run added to dir into sub.
+func moveNewFiles(dir string, before map[string]bool, sub string) []string {
+	var moved []string
+	os.MkdirAll(sub, 0o755)
+	es, _ := os.ReadDir(dir)
+	for _, e := range es {
+		if e.IsDir() || before[e.Name()] {
+			continue
+		}
+		to := filepath.Join(sub, e.Name())
+		if os.Rename(filepath.Join(dir, e.Name()), to) == nil {
+			moved = append(moved, to)
+		}
+	}
+	return moved
+}

@@ -1,0 +1,477 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Targets (DESIGN §9).
+const (
+	costTargetP1   = 0.5 // weir at p=1 reaches half the baseline's throughput
+	costTargetP2   = 1.0 // and at 2 cores all of it
+	flinkTarget    = 3.0 // per core, against Flink 1.13
+	peerTarget     = 5.0 // against Beam/Prism, same windowed count
+	latencyTarget  = 20.0
+	recoveryTarget = 3.0
+)
+
+func (h *harness) write(res *Results) error {
+	out := h.o.out
+	if out == "" {
+		out = filepath.Join(h.root, "bench", "results")
+	}
+	report := h.o.report
+	if report == "" {
+		report = filepath.Join(h.root, "bench", "REPORT.md")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	stamp := res.Started.Format("20060102T150405Z")
+	jsonPath := filepath.Join(out, stamp+".json")
+	if err := writeJSON(jsonPath, res); err != nil {
+		return err
+	}
+	// The charts sit beside the report, which links them relatively.
+	dir := filepath.Dir(report)
+	charts := map[string]string{"throughput.svg": throughputChart(res), "cost.svg": costChart(res)}
+	for name, svg := range charts {
+		if err := os.WriteFile(filepath.Join(dir, "charts", name), []byte(svg), 0o644); err != nil {
+			if err := os.MkdirAll(filepath.Join(dir, "charts"), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, "charts", name), []byte(svg), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	rel, err := filepath.Rel(dir, jsonPath)
+	if err != nil {
+		rel = jsonPath
+	}
+	if err := os.WriteFile(report, []byte(markdown(res, rel)), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "wrote %s and %s\n", jsonPath, report)
+	return nil
+}
+
+func (q Query) run(p int) (Run, bool) {
+	for _, w := range q.Weir {
+		if w.Parallelism == p {
+			return w.Run, true
+		}
+	}
+	return Run{}, false
+}
+
+func (q Query) checksumsOK() bool {
+	if q.Error != "" || len(q.Weir) == 0 {
+		return false
+	}
+	for _, w := range q.Weir {
+		if !w.ChecksumOK {
+			return false
+		}
+	}
+	return true
+}
+
+func summaryLine(q Query) string {
+	if q.Error != "" {
+		return fmt.Sprintf("%s: ERROR %s", q.Name, q.Error)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: baseline %s ev/s", q.Name, kilo(q.Baseline.PerSec()))
+	for _, w := range q.Weir {
+		ok := "checksum equal"
+		if !w.ChecksumOK {
+			ok = fmt.Sprintf("CHECKSUM DIFFERS (%s, baseline %s)", w.Run.Checksum, q.Baseline.Checksum)
+		}
+		fmt.Fprintf(&b, "; p=%d %s ev/s, %s per core, %s", w.Parallelism, kilo(w.Run.PerSec()), kilo(w.Run.PerCore()), ok)
+	}
+	if q.Latency != nil {
+		fmt.Fprintf(&b, "; latency p50 %.1f ms p99 %.1f ms", q.Latency.P50Ms, q.Latency.P99Ms)
+	}
+	return b.String()
+}
+
+// kilo formats a rate in K or M.
+func kilo(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.0fK", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func mark(v, target float64) string {
+	if v >= target {
+		return fmt.Sprintf("%.2f ✓", v)
+	}
+	return fmt.Sprintf("%.2f ✗", v)
+}
+
+// table is the per-query table, printed and put in the report.
+func table(res *Results) string {
+	var b strings.Builder
+	ps := res.Config.Parallelism
+	b.WriteString("| query | output = baseline | baseline ev/s (1 thread) |")
+	for _, p := range ps {
+		fmt.Fprintf(&b, " weir p=%d ev/s | p=%d ev/s per core |", p, p)
+	}
+	for _, p := range ps {
+		fmt.Fprintf(&b, " COST p=%d |", p)
+	}
+	b.WriteString(" Flink 1.13 per core | weir p=1 per core ÷ Flink | latency p50 / p99 (ms) | checkpoints: n, max ms |\n|---|---|---|")
+	b.WriteString(strings.Repeat("---|---|", len(ps)) + strings.Repeat("---|", len(ps)) + "---|---|---|---|\n")
+	for _, q := range res.Queries {
+		if q.Error != "" {
+			fmt.Fprintf(&b, "| %s | error: %s |\n", q.Name, strings.ReplaceAll(q.Error, "|", "/"))
+			continue
+		}
+		ok := "yes"
+		if !q.checksumsOK() {
+			ok = "**NO**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |", q.Name, ok, kilo(q.Baseline.PerSec()))
+		for _, p := range ps {
+			r, _ := q.run(p)
+			fmt.Fprintf(&b, " %s | %s |", kilo(r.PerSec()), kilo(r.PerCore()))
+		}
+		for _, p := range ps {
+			r, _ := q.run(p)
+			target := costTargetP1
+			if p > 1 {
+				target = costTargetP2
+			}
+			fmt.Fprintf(&b, " %s |", mark(ratio(r.PerSec(), q.Baseline.PerSec()), target))
+		}
+		if q.FlinkPerCore > 0 {
+			r, _ := q.run(1)
+			fmt.Fprintf(&b, " %s | %s |", kilo(q.FlinkPerCore), mark(r.PerCore()/q.FlinkPerCore, flinkTarget))
+		} else {
+			b.WriteString(" – | – |")
+		}
+		if l := q.Latency; l != nil {
+			fmt.Fprintf(&b, " %.1f / %.1f |", l.P50Ms, l.P99Ms)
+		} else {
+			b.WriteString(" – |")
+		}
+		n, longest := 0, int64(0)
+		for _, w := range q.Weir {
+			for _, c := range w.Checkpoints {
+				if c.Status == "COMPLETED" {
+					n++
+					longest = max(longest, c.DurationMs)
+				}
+			}
+		}
+		fmt.Fprintf(&b, " %d, %d |\n", n, longest)
+	}
+	return b.String()
+}
+
+func markdown(res *Results, jsonRel string) string {
+	var b strings.Builder
+	b.WriteString("# Nexmark bench report\n\n")
+	b.WriteString("Generated by `go run ./bench/cmd/weirbench` (bench/cmd/weirbench); do not edit by hand.\n\n")
+	fmt.Fprintf(&b, "- Run: %s to %s, commit `%s`, raw results [%s](%s).\n", res.Started.Format("2006-01-02 15:04:05Z"),
+		res.Finished.Format("15:04:05Z"), res.Commit, filepath.Base(jsonRel), jsonRel)
+	fmt.Fprintf(&b, "- Machine: %s. Shared and noisy: compare ratios within one run, not across runs.\n", res.Machine)
+	fmt.Fprintf(&b, "- %d events per run (seed %d; 1 person : 3 auctions : 46 bids), exactly-once checkpoints every %s, a cluster of etcd, a coordinator and %d workers (one slot each) as separate processes per query.\n",
+		res.Config.Events, res.Config.Seed, res.Config.CheckpointInterval, res.Config.Workers)
+	b.WriteString("- **ev/s** is events over the job's wall time, from its sinks opening to their input ending. **Per core** is events over the CPU time of all the job's processes (generator included; the coordinator's, workers' and etcd's are not). The baseline is the query hand-written as one Go loop over the same generator (bench/baseline); **COST** is weir's ev/s over the baseline's (targets ≥ 0.5 at p=1, ≥ 1 at p=2). **÷ Flink** is weir's per-core rate over Flink 1.13's published per-core figure (target ≥ 3).\n")
+	b.WriteString("- **Latency**: a second run at p=1 paced at half the p=1 throughput, with events stamped at the source; from that stamp to the sink (for window results, from the newest event in the window, so it includes waiting for the watermark), without transactions (target p99 < 20 ms).\n\n")
+	b.WriteString(table(res))
+	b.WriteString("\n![Throughput per core](charts/throughput.svg)\n\n![COST](charts/cost.svg)\n\n")
+	if len(res.Peers) > 0 {
+		b.WriteString("## Peer: Apache Beam Go SDK on Prism\n\n")
+		fmt.Fprintf(&b, "Same query, same %d generated events, in-process Prism runner (bench/peers/beam). weir's rate is from the runs above.\n\n", res.Config.PeerEvents)
+		b.WriteString("| query | Beam/Prism ev/s | per core | output = baseline | weir ev/s (best p) | weir ÷ Beam (target ≥ 5) |\n|---|---|---|---|---|---|\n")
+		for _, p := range res.Peers {
+			if p.Error != "" {
+				fmt.Fprintf(&b, "| %s | error: %s | | | | |\n", p.Query, strings.ReplaceAll(firstLine(p.Error), "|", "/"))
+				continue
+			}
+			best := 0.0
+			for _, q := range res.Queries {
+				if q.Name == p.Query {
+					for _, w := range q.Weir {
+						best = max(best, w.Run.PerSec())
+					}
+				}
+			}
+			ok := "yes"
+			if !p.ChecksumOK {
+				ok = "**NO**"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", p.Query, kilo(p.Run.PerSec()), kilo(p.Run.PerCore()), ok, kilo(best), mark(ratio(best, p.Run.PerSec()), peerTarget))
+		}
+		b.WriteString("\n")
+	}
+	if r := res.Recovery; r != nil {
+		b.WriteString("## Recovery from a worker's kill -9\n\n")
+		if r.Error != "" {
+			fmt.Fprintf(&b, "Error: %s\n\n", r.Error)
+		} else {
+			ok := "equal to the baseline's (exactly once across the kill)"
+			if !r.ChecksumOK {
+				ok = "**different from the baseline's**"
+			}
+			fmt.Fprintf(&b, "%s at p=%d paced at %.0f ev/s (%d events) on 2 workers with %d slots each; the worker of the first task was killed with SIGKILL after %s completed.\n\n",
+				r.Query, r.Parallelism, r.Rate, r.Events, r.Parallelism, r.KilledAfter)
+			fmt.Fprintf(&b, "- Kill to the job RUNNING again: %.2f s. Kill to the sink receiving records again: %s (target < 3 s).\n- Restarts: %d. Output %s.\n\n",
+				r.RunningSec, markSec(r.FlowingSec, recoveryTarget), r.Restarts, ok)
+		}
+	}
+	b.WriteString("## Targets\n\n")
+	for _, l := range misses(res) {
+		b.WriteString("- " + l + "\n")
+	}
+	return b.String()
+}
+
+func recoveryLine(r *Recovery) string {
+	if r.Error != "" {
+		return "recovery: ERROR " + r.Error
+	}
+	return fmt.Sprintf("recovery: RUNNING again %.2f s and records flowing %.2f s after the kill; output equals the baseline's: %v",
+		r.RunningSec, r.FlowingSec, r.ChecksumOK)
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+func markSec(v, target float64) string {
+	if v > 0 && v < target {
+		return fmt.Sprintf("%.2f s ✓", v)
+	}
+	return fmt.Sprintf("%.2f s ✗", v)
+}
+
+// misses lists, per target, where it is met and where not.
+func misses(res *Results) []string {
+	var lines []string
+	var bad, good []string
+	collect := func(name string, what []string, ok []bool) {
+		bad, good = bad[:0], good[:0]
+		for i, w := range what {
+			if ok[i] {
+				good = append(good, w)
+			} else {
+				bad = append(bad, w)
+			}
+		}
+		l := name + ": "
+		switch {
+		case len(what) == 0:
+			return
+		case len(bad) == 0:
+			l += "met by all (" + strings.Join(good, ", ") + ")."
+		default:
+			l += "**missed by " + strings.Join(bad, ", ") + "**"
+			if len(good) > 0 {
+				l += "; met by " + strings.Join(good, ", ")
+			}
+			l += "."
+		}
+		lines = append(lines, l)
+	}
+	var names []string
+	var okCheck, okP1, okP2, okFlink, okLat []bool
+	var flinkNames, latNames []string
+	for _, q := range res.Queries {
+		names = append(names, q.Name)
+		okCheck = append(okCheck, q.checksumsOK())
+		r1, _ := q.run(1)
+		okP1 = append(okP1, ratio(r1.PerSec(), q.Baseline.PerSec()) >= costTargetP1)
+		r2, ok2 := q.run(2)
+		okP2 = append(okP2, ok2 && ratio(r2.PerSec(), q.Baseline.PerSec()) >= costTargetP2)
+		if q.FlinkPerCore > 0 {
+			flinkNames = append(flinkNames, q.Name)
+			okFlink = append(okFlink, r1.PerCore()/q.FlinkPerCore >= flinkTarget)
+		}
+		if q.Latency != nil {
+			latNames = append(latNames, q.Name)
+			okLat = append(okLat, q.Latency.P99Ms < latencyTarget)
+		}
+	}
+	collect("Output equals the baseline's", names, okCheck)
+	collect("COST, weir at p=1 ≥ 0.5 × the baseline", names, okP1)
+	if slices.Contains(res.Config.Parallelism, 2) {
+		collect("COST, weir at p=2 ≥ 1 × the baseline", names, okP2)
+	}
+	collect("Per core ≥ 3 × Flink 1.13", flinkNames, okFlink)
+	collect("Latency p99 < 20 ms at half load", latNames, okLat)
+	var peerNames []string
+	var okPeer []bool
+	for _, p := range res.Peers {
+		best := 0.0
+		for _, q := range res.Queries {
+			if q.Name == p.Query {
+				for _, w := range q.Weir {
+					best = max(best, w.Run.PerSec())
+				}
+			}
+		}
+		peerNames = append(peerNames, p.Query)
+		okPeer = append(okPeer, p.Error == "" && ratio(best, p.Run.PerSec()) >= peerTarget)
+	}
+	collect("≥ 5 × Beam/Prism", peerNames, okPeer)
+	if r := res.Recovery; r != nil {
+		collect("Recovery < 3 s", []string{r.Query}, []bool{r.Error == "" && r.FlowingSec > 0 && r.FlowingSec < recoveryTarget})
+	}
+	return lines
+}
+
+// Charts are plain SVG so the report renders anywhere, with no dependency.
+
+type series struct {
+	name   string
+	color  string
+	values []float64 // per query; 0 means none
+}
+
+// barChart draws grouped horizontal bars per query, on a log scale when
+// logScale, with vertical reference lines.
+func barChart(title, unit string, queries []string, ss []series, logScale bool, refs map[string]float64, targets []float64) string {
+	const left, right, rowH, barH, top = 70, 30, 16, 4, 40
+	width := 760.0
+	groupH := float64(len(ss)*barH*3/2 + 10)
+	height := top + groupH*float64(len(queries)) + 40 + float64(len(ss))*rowH
+	lo, hi := math.Inf(1), 0.0
+	for _, s := range ss {
+		for _, v := range s.values {
+			if v > 0 {
+				lo, hi = min(lo, v), max(hi, v)
+			}
+		}
+	}
+	for _, v := range refs {
+		hi = max(hi, v)
+	}
+	for _, v := range targets {
+		if v > 0 {
+			hi = max(hi, v)
+			lo = min(lo, v)
+		}
+	}
+	if hi == 0 {
+		hi, lo = 1, 0.1
+	}
+	lo = math.Pow(10, math.Floor(math.Log10(lo)))
+	hi = math.Pow(10, math.Ceil(math.Log10(hi)))
+	if !logScale {
+		lo = 0
+	}
+	plotW := width - left - right
+	x := func(v float64) float64 {
+		if logScale {
+			return left + plotW*(math.Log10(max(v, lo))-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))
+		}
+		return left + plotW*v/hi
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="11">`+"\n", width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", left, title)
+	axisY := top + groupH*float64(len(queries))
+	// Grid and ticks.
+	var ticks []float64
+	if logScale {
+		for t := lo; t <= hi*1.0001; t *= 10 {
+			ticks = append(ticks, t)
+		}
+	} else {
+		for i := 0; i <= 4; i++ {
+			ticks = append(ticks, hi*float64(i)/4)
+		}
+	}
+	for _, t := range ticks {
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n",
+			x(t), top-5, x(t), axisY, x(t), axisY+14, tickLabel(t))
+	}
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", left+plotW/2, axisY+28, unit)
+	for name, v := range refs {
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="4 3"/><text x="%.1f" y="%d" fill="#c00" text-anchor="middle">%s</text>`+"\n",
+			x(v), top-5, x(v), axisY, x(v), top-8, name)
+	}
+	for i, q := range queries {
+		y0 := top + groupH*float64(i)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y0+groupH/2, q)
+		for j, s := range ss {
+			v := s.values[i]
+			if v <= 0 {
+				continue
+			}
+			y := y0 + 4 + float64(j*barH*3/2)
+			fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%.1f" height="%d" fill="%s"><title>%s %s: %s</title></rect>`+"\n",
+				left, y, max(x(v)-left, 1), barH, s.color, q, s.name, tickLabel(v))
+		}
+		if i < len(targets) && targets[i] > 0 {
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black" stroke-width="2"><title>%s target: %s</title></line>`+"\n",
+				x(targets[i]), y0+2, x(targets[i]), y0+groupH-8, q, tickLabel(targets[i]))
+		}
+	}
+	for j, s := range ss {
+		y := axisY + 40 + float64(j*rowH)
+		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="12" height="10" fill="%s"/><text x="%d" y="%.1f">%s</text>`+"\n", left, y-9, s.color, left+18, y, s.name)
+	}
+	if len(targets) > 0 {
+		y := axisY + 40 + float64(len(ss)*rowH)
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="black" stroke-width="2"/><text x="%d" y="%.1f">target: 3 × Flink 1.13 per core</text>`+"\n", left+6, y-10, left+6, y, left+18, y)
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+func tickLabel(v float64) string {
+	if v < 10 && v != math.Trunc(v) {
+		return fmt.Sprintf("%.2g", v)
+	}
+	return kilo(v)
+}
+
+var palette = []string{"#888", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd"}
+
+func throughputChart(res *Results) string {
+	var names []string
+	var targets []float64
+	ss := []series{{name: "baseline, 1 thread (ev/s per core)", color: palette[0]}}
+	for i, p := range res.Config.Parallelism {
+		ss = append(ss, series{name: fmt.Sprintf("weir p=%d, per core", p), color: palette[1+i%4]})
+	}
+	for _, q := range res.Queries {
+		names = append(names, q.Name)
+		ss[0].values = append(ss[0].values, q.Baseline.PerCore())
+		for i, p := range res.Config.Parallelism {
+			r, _ := q.run(p)
+			ss[1+i].values = append(ss[1+i].values, r.PerCore())
+		}
+		targets = append(targets, flinkTarget*q.FlinkPerCore)
+	}
+	return barChart("Throughput per CPU core (events/s, log scale)", "events per second per core", names, ss, true, nil, targets)
+}
+
+func costChart(res *Results) string {
+	var names []string
+	var ss []series
+	for i, p := range res.Config.Parallelism {
+		ss = append(ss, series{name: fmt.Sprintf("weir p=%d ev/s ÷ baseline ev/s", p), color: palette[1+i%4]})
+	}
+	for _, q := range res.Queries {
+		names = append(names, q.Name)
+		for i, p := range res.Config.Parallelism {
+			r, _ := q.run(p)
+			ss[i].values = append(ss[i].values, ratio(r.PerSec(), q.Baseline.PerSec()))
+		}
+	}
+	return barChart("COST: weir's throughput over the single-threaded baseline's", "ratio", names, ss, false,
+		map[string]float64{"0.5": costTargetP1, "1": costTargetP2}, nil)
+}

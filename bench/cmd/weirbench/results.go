@@ -1,0 +1,115 @@
+package main
+
+import (
+	"time"
+
+	"github.com/weir-run/weir/bench/nexmark"
+)
+
+// Results is one bench run, as written to bench/results/<timestamp>.json.
+type Results struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Commit   string    `json:"commit"`
+	Machine  string    `json:"machine"`
+	Config   Config    `json:"config"`
+	Queries  []Query   `json:"queries"`
+	Peers    []Peer    `json:"peers,omitempty"`
+	Recovery *Recovery `json:"recovery,omitempty"`
+}
+
+// Config is what the run was asked to do.
+type Config struct {
+	Events             int64    `json:"events"`
+	Seed               uint64   `json:"seed"`
+	Queries            []string `json:"queries"`
+	Parallelism        []int    `json:"parallelism"`
+	CheckpointInterval string   `json:"checkpoint_interval"`
+	Workers            int      `json:"workers"`
+	PeerEvents         int64    `json:"peer_events,omitempty"`
+}
+
+// Run is one measured execution over Events events.
+type Run struct {
+	Events   int64            `json:"events"`
+	WallSec  float64          `json:"wall_s"`
+	CPUSec   float64          `json:"cpu_s"`
+	Checksum nexmark.Checksum `json:"checksum"`
+}
+
+// PerSec is the throughput in events per wall-clock second.
+func (r Run) PerSec() float64 { return ratio(float64(r.Events), r.WallSec) }
+
+// PerCore is the throughput per CPU-second.
+func (r Run) PerCore() float64 { return ratio(float64(r.Events), r.CPUSec) }
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+// Query is everything measured for one query.
+type Query struct {
+	Name     string    `json:"name"`
+	Baseline Run       `json:"baseline"`
+	Weir     []WeirRun `json:"weir"`
+	Latency  *Latency  `json:"latency,omitempty"`
+	// FlinkPerCore is Flink 1.13's published throughput per core (ev/s),
+	// 0 for the queries it has no figure for.
+	FlinkPerCore float64 `json:"flink_per_core,omitempty"`
+	Error        string  `json:"error,omitempty"`
+}
+
+// WeirRun is the query on the cluster at one parallelism.
+type WeirRun struct {
+	Parallelism int          `json:"parallelism"`
+	Run         Run          `json:"run"`
+	Checkpoints []checkpoint `json:"checkpoints"`
+	Restarts    int32        `json:"restarts"`
+	ChecksumOK  bool         `json:"checksum_ok"`
+	Profiles    []string     `json:"profiles,omitempty"`
+}
+
+// Latency is the output latency of a paced run.
+type Latency struct {
+	Parallelism int     `json:"parallelism"`
+	Rate        float64 `json:"rate"` // events per second offered
+	Outputs     uint64  `json:"outputs"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	MaxMs       float64 `json:"max_ms"`
+}
+
+// Peer is another engine running the same query over the same events.
+type Peer struct {
+	Engine     string `json:"engine"`
+	Query      string `json:"query"`
+	Run        Run    `json:"run"`
+	ChecksumOK bool   `json:"checksum_ok"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Recovery is the worker-kill scenario.
+type Recovery struct {
+	Query       string  `json:"query"`
+	Parallelism int     `json:"parallelism"`
+	Rate        float64 `json:"rate"`
+	Events      int64   `json:"events"`
+	KilledAfter string  `json:"killed_after"` // which checkpoint had completed
+	// RunningSec is from the kill until the job is RUNNING again in a new
+	// attempt; FlowingSec until its sink sees records again.
+	RunningSec float64 `json:"running_s"`
+	FlowingSec float64 `json:"flowing_s"`
+	Restarts   int32   `json:"restarts"`
+	ChecksumOK bool    `json:"checksum_ok"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// flinkPerCore are Flink 1.13's published Nexmark throughputs per core, in
+// events per second (DESIGN §9).
+var flinkPerCore = map[string]float64{
+	"q0": 155e3, "q1": 158e3, "q2": 175e3, "q3": 152e3, "q4": 34.3e3,
+	"q5": 22.1e3, "q7": 12.3e3, "q8": 146e3, "q11": 39.7e3,
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// peers runs the Beam/Prism peer on the selected peer queries over
+// --peer-events events, and checks its output against the baseline's.
+func (h *harness) peers(res *Results) []Peer {
+	if h.o.peer == "none" {
+		return nil
+	}
+	var qs []string
+	for _, q := range h.o.queries {
+		if peerQueries[q] {
+			qs = append(qs, q)
+		}
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	res.Config.PeerEvents = h.o.peerEvents
+	fmt.Fprintln(h.out, "building the Beam/Prism peer (its own module; minutes the first time)")
+	bin := filepath.Join(h.tmp, "beampeer")
+	if err := goBuild(filepath.Join(h.root, "bench", "peers", "beam"), bin, "."); err != nil {
+		return []Peer{{Engine: "beam-prism", Query: qs[0], Error: err.Error()}}
+	}
+	var out []Peer
+	for _, q := range qs {
+		fmt.Fprintf(h.out, "%s: Beam/Prism peer over %d events\n", q, h.o.peerEvents)
+		p := Peer{Engine: "beam-prism", Query: q}
+		base, err := h.runBaseline(q, h.o.peerEvents)
+		if err == nil {
+			p.Run, err = runResultJSON(exec.Command(bin, "--query", q, "--events", strconv.FormatInt(h.o.peerEvents, 10),
+				"--seed", strconv.FormatUint(h.o.seed, 10)))
+		}
+		if err != nil {
+			p.Error = err.Error()
+		}
+		p.ChecksumOK = err == nil && p.Run.Checksum == base.Checksum
+		out = append(out, p)
+	}
+	return out
+}
+
+// recovery runs one query paced at half its throughput on a cluster whose
+// workers have room for the whole job on one of them, kills the worker of
+// the first task with SIGKILL once a checkpoint has completed, and times
+// how long until the job runs again and its sink sees records again. The
+// output must still equal the baseline's: exactly once across the kill.
+func (h *harness) recovery(res *Results) *Recovery {
+	q := h.o.recovery
+	p := slices.Max(h.o.parallelism)
+	rate := 100_000.0
+	for _, qr := range res.Queries {
+		if qr.Name == q && len(qr.Weir) > 0 {
+			rate = qr.Weir[len(qr.Weir)-1].Run.PerSec() / 2
+		}
+	}
+	// Long enough for a checkpoint, the kill, the restart and some more.
+	secs := h.o.checkpointEvery.Seconds() + 15
+	r := &Recovery{Query: q, Parallelism: p, Rate: float64(int64(rate)), Events: int64(rate * secs)}
+	fmt.Fprintf(h.out, "recovery: %s at parallelism %d, %.0f events/s, a worker killed after the first checkpoint\n", q, p, r.Rate)
+	fail := func(err error) *Recovery { r.Error = err.Error(); return r }
+	base, err := h.runBaseline(q, r.Events)
+	if err != nil {
+		return fail(err)
+	}
+	dir := filepath.Join(h.tmp, "recovery")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	c, err := startCluster(h.weir, dir, 2, p, nil, h.out)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.stop()
+	reportDir := filepath.Join(dir, "reports")
+	os.MkdirAll(reportDir, 0o755)
+	id, err := c.submit("nexmark-recovery-"+q, h.job, p, h.o.checkpointEvery,
+		h.jobArgs(q, r.Events, reportDir, "--rate", strconv.FormatFloat(r.Rate, 'f', 0, 64))...)
+	if err != nil {
+		return fail(err)
+	}
+	// Wait for a completed checkpoint, so the restart restores state.
+	deadline := time.Now().Add(3*h.o.checkpointEvery + 30*time.Second)
+	for {
+		cps, _ := c.checkpoints(id)
+		if i := slices.IndexFunc(cps, func(c checkpoint) bool { return c.Status == "COMPLETED" }); i >= 0 {
+			r.KilledAfter = fmt.Sprintf("checkpoint %d", cps[i].ID)
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("no checkpoint completed within %v", 3*h.o.checkpointEvery+30*time.Second))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, err := c.status(id)
+	if err != nil || len(st.Tasks) == 0 {
+		return fail(fmt.Errorf("status before the kill: %v", err))
+	}
+	attempt := st.Attempt
+	victim := st.Tasks[0].Worker
+	killed := time.Now()
+	if err := c.kill(victim); err != nil {
+		return fail(err)
+	}
+	st, err = c.wait(id, jobTimeout(r.Events), func(s jobStatus) {
+		if r.RunningSec == 0 && s.Attempt > attempt && s.State == "RUNNING" && allRunning(s) {
+			r.RunningSec = time.Since(killed).Seconds()
+		}
+	})
+	if err != nil {
+		return fail(err)
+	}
+	r.Restarts = st.Restarts
+	reps, err := readReports(reportDir)
+	if err != nil {
+		return fail(err)
+	}
+	var flowing int64
+	for _, rep := range reps {
+		if rep.Attempt > attempt && rep.FirstWriteNs > 0 && (flowing == 0 || rep.FirstWriteNs < flowing) {
+			flowing = rep.FirstWriteNs
+		}
+	}
+	if flowing > 0 {
+		r.FlowingSec = float64(flowing-killed.UnixNano()) / 1e9
+	}
+	r.ChecksumOK = summarize(reps, r.Events, 0).Checksum == base.Checksum
+	return r
+}
+
+func allRunning(s jobStatus) bool {
+	for _, t := range s.Tasks {
+		if t.State != "RUNNING" {
+			return false
+		}
+	}
+	return len(s.Tasks) > 0
+}

@@ -77,6 +77,9 @@ func (h *Histogram) Quantile(q float64) int64 {
 		return 0
 	}
 	rank := uint64(math.Ceil(q * float64(h.Total)))
+	if rank >= h.Total {
+		return h.Max
+	}
 	var seen uint64
 	for b, c := range h.Counts {
 		seen += c

@@ -39,6 +39,7 @@ type options struct {
 	workers         int
 	latencySeconds  float64
 	recovery        string
+	recoveryRate    float64
 	peer            string
 	peerEvents      int64
 	pprof           string
@@ -77,6 +78,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.workers, "workers", 2, "workers in the cluster (one slot each)")
 	fs.Float64Var(&o.latencySeconds, "latency-seconds", 5, "length of the paced latency run per query (0: skip)")
 	fs.StringVar(&o.recovery, "recovery", "q5", "query of the worker-kill scenario (empty: skip)")
+	fs.Float64Var(&o.recoveryRate, "recovery-rate", 0, "events per second in the recovery run (0: half the query's measured throughput)")
 	fs.StringVar(&o.peer, "peer", "beam", "peer engine for wcount and scount: beam or none")
 	fs.Int64Var(&o.peerEvents, "peer-events", 2_000_000, "events per peer run (and weir's comparison run)")
 	fs.StringVar(&o.pprof, "pprof", "", "save the job processes' CPU profiles under this directory")

@@ -95,7 +95,7 @@ func summaryLine(q Query) string {
 		fmt.Fprintf(&b, "; p=%d %s ev/s, %s per core, %s", w.Parallelism, kilo(w.Run.PerSec()), kilo(w.Run.PerCore()), ok)
 	}
 	if q.Latency != nil {
-		fmt.Fprintf(&b, "; latency p50 %.1f ms p99 %.1f ms", q.Latency.P50Ms, q.Latency.P99Ms)
+		fmt.Fprintf(&b, "; latency p50 %.2f ms p99 %.2f ms", q.Latency.P50Ms, q.Latency.P99Ms)
 	}
 	return b.String()
 }
@@ -161,7 +161,7 @@ func table(res *Results) string {
 			b.WriteString(" – | – |")
 		}
 		if l := q.Latency; l != nil {
-			fmt.Fprintf(&b, " %.1f / %.1f |", l.P50Ms, l.P99Ms)
+			fmt.Fprintf(&b, " %.2f / %.2f |", l.P50Ms, l.P99Ms)
 		} else {
 			b.WriteString(" – |")
 		}
@@ -345,7 +345,7 @@ func barChart(title, unit string, queries []string, ss []series, logScale bool, 
 	const left, right, rowH, barH, top = 70, 30, 16, 4, 40
 	width := 760.0
 	groupH := float64(len(ss)*barH*3/2 + 10)
-	height := top + groupH*float64(len(queries)) + 40 + float64(len(ss))*rowH
+	height := top + groupH*float64(len(queries)) + 50 + float64(len(ss)+1)*rowH
 	lo, hi := math.Inf(1), 0.0
 	for _, s := range ss {
 		for _, v := range s.values {

@@ -57,14 +57,17 @@ func (h *harness) peers(res *Results) []Peer {
 func (h *harness) recovery(res *Results) *Recovery {
 	q := h.o.recovery
 	p := slices.Max(h.o.parallelism)
-	rate := 100_000.0
+	rate := h.o.recoveryRate
 	for _, qr := range res.Queries {
-		if qr.Name == q && len(qr.Weir) > 0 {
+		if qr.Name == q && len(qr.Weir) > 0 && rate == 0 {
 			rate = qr.Weir[len(qr.Weir)-1].Run.PerSec() / 2
 		}
 	}
+	if rate == 0 {
+		rate = 100_000
+	}
 	// Long enough for a checkpoint, the kill, the restart and some more.
-	secs := h.o.checkpointEvery.Seconds() + 15
+	secs := h.o.checkpointEvery.Seconds() + 8
 	r := &Recovery{Query: q, Parallelism: p, Rate: float64(int64(rate)), Events: int64(rate * secs)}
 	fmt.Fprintf(h.out, "recovery: %s at parallelism %d, %.0f events/s, a worker killed after the first checkpoint\n", q, p, r.Rate)
 	fail := func(err error) *Recovery { r.Error = err.Error(); return r }

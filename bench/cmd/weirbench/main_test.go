@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// The harness end to end, small: every query's output equals its baseline's
+// on a real multi-process cluster at p=1 and p=2, the latency run records
+// every output, the worker kill is survived exactly once, and the results,
+// report and charts are written.
+func TestBenchEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters")
+	}
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	o, err := parseFlags([]string{"--events", "60000", "--queries", "q0,q5", "--checkpoint-interval", "1s",
+		"--latency-seconds", "1", "--recovery", "q5", "--recovery-rate", "20000", "--peer", "none",
+		"--out", filepath.Join(dir, "results"), "--report", filepath.Join(dir, "REPORT.md")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	res, err := bench(o, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !res.allChecksumsOK() {
+		t.Fatalf("checksums differ:\n%s", log.String())
+	}
+	for _, q := range res.Queries {
+		if len(q.Weir) != 2 {
+			t.Fatalf("%s: %d weir runs, want p=1 and p=2", q.Name, len(q.Weir))
+		}
+		for _, w := range q.Weir {
+			if w.Run.Checksum.Count == 0 || w.Run.PerSec() <= 0 || w.Run.PerCore() <= 0 {
+				t.Errorf("%s p=%d: empty measurement %+v", q.Name, w.Parallelism, w.Run)
+			}
+			if w.Restarts != 0 {
+				t.Errorf("%s p=%d restarted %d times", q.Name, w.Parallelism, w.Restarts)
+			}
+		}
+		if q.Latency == nil || q.Latency.Outputs == 0 || q.Latency.P99Ms <= 0 {
+			t.Errorf("%s: no latency measured: %+v", q.Name, q.Latency)
+		}
+	}
+	r := res.Recovery
+	if r == nil || r.Error != "" || !r.ChecksumOK || r.Restarts < 1 || r.FlowingSec <= 0 || r.RunningSec <= 0 {
+		t.Fatalf("recovery: %+v\n%s", r, log.String())
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "results", "*.json"))
+	if len(names) != 1 {
+		t.Fatalf("results files: %v", names)
+	}
+	var back Results
+	if b, err := os.ReadFile(names[0]); err != nil || json.Unmarshal(b, &back) != nil || len(back.Queries) != 2 {
+		t.Fatalf("results JSON does not read back: %v", err)
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "REPORT.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| q0 | yes |", "| q5 | yes |", "## Recovery from a worker's kill -9", "## Targets", "charts/throughput.svg"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	for _, chart := range []string{"throughput.svg", "cost.svg"} {
+		f, err := os.Open(filepath.Join(dir, "charts", chart))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := xml.NewDecoder(f)
+		for {
+			if _, err := d.Token(); err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Errorf("%s is not well-formed: %v", chart, err)
+				}
+				break
+			}
+		}
+		f.Close()
+	}
+	t.Logf("bench took %v:\n%s", time.Since(res.Started).Round(time.Second), table(res))
+}
+
+func TestFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--queries", "q6"}, `unknown query "q6"`},
+		{[]string{"--parallelism", "3"}, "parallelism 3 needs at least 3 workers"},
+		{[]string{"--parallelism", "0"}, `bad parallelism "0"`},
+		{[]string{"--events", "0"}, "--events must be at least 1"},
+		{[]string{"--peer", "flink"}, `unknown --peer "flink"`},
+		{[]string{"--recovery", "q9"}, `unknown --recovery query "q9"`},
+	} {
+		_, err := parseFlags(tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"github.com/weir-run/weir/bench/nexmark"
+	"github.com/weir-run/weir/sdk"
+)
+
+// q4Auction is an auction as q4 needs it.
+type q4Auction struct {
+	ID, DateTime, Expires, Reserve, Category, Emit int64
+}
+
+// q4Bid is a bid as q4 needs it (Auction is not kept in state).
+type q4Bid struct {
+	Auction, Price, DateTime, Emit int64
+}
+
+// q4State is an auction's keyed state: the auction once known and its best
+// valid bid so far, or, before the auction arrives, the bids waiting for it.
+type q4State struct {
+	Known          bool
+	A              q4Auction
+	HasBest        bool
+	Best, BestEmit int64
+	Pending        []q4Bid
+}
+
+// offer makes b the best bid if it is valid for the known auction and
+// beats the best so far; it reports whether the state changed.
+func (s *q4State) offer(b q4Bid) bool {
+	a := &s.A
+	if b.DateTime < a.DateTime || b.DateTime >= a.Expires || b.Price < a.Reserve || (s.HasBest && b.Price <= s.Best) {
+		return false
+	}
+	s.HasBest, s.Best, s.BestEmit = true, b.Price, b.Emit
+	return true
+}
+
+// q4Win is an auction's winning price, in its category.
+type q4Win struct {
+	Category, Price, Emit int64
+}
+
+// q4Acc is a category's running sum and count of winning prices.
+type q4Acc struct {
+	Category, Sum, Count, Emit int64
+}
+
+// q4 finds each auction's winning bid in a KeyedCoProcess of the auctions
+// (keyed by ID) and the bids (keyed by Auction): a bid that comes before
+// its auction waits in state, with an event-time timer at its own time that
+// drops it if the auction still has not come (it then cannot be valid);
+// once the auction is known only the best valid bid is kept, and a timer at
+// Expires emits (category, price) and clears the state. An Aggregate per
+// category with EmitFinal then emits the floor of the mean once, at the end
+// of input.
+func init() {
+	queries["q4"] = func(events sdk.Stream[nexmark.Event], out sinkConfig) {
+		as := sdk.FlatMap(events, func(e nexmark.Event, emit func(q4Auction)) {
+			if e.Kind == nexmark.KindAuction {
+				a := e.Auction
+				emit(q4Auction{ID: a.ID, DateTime: a.DateTime, Expires: a.Expires, Reserve: a.Reserve, Category: a.Category, Emit: e.Emit})
+			}
+		}, sdk.WithName("Q4Auctions"), sdk.WithUID("q4-auctions"))
+		bs := sdk.FlatMap(events, func(e nexmark.Event, emit func(q4Bid)) {
+			if e.Kind == nexmark.KindBid {
+				b := e.Bid
+				emit(q4Bid{Auction: b.Auction, Price: b.Price, DateTime: b.DateTime, Emit: e.Emit})
+			}
+		}, sdk.WithName("Q4Bids"), sdk.WithUID("q4-bids"))
+		wins := sdk.KeyedCoProcess(sdk.Connect(
+			sdk.KeyBy(as, func(a q4Auction) int64 { return a.ID }),
+			sdk.KeyBy(bs, func(b q4Bid) int64 { return b.Auction })),
+			func(s *sdk.StateStore, t sdk.Timers) (sdk.CoProcessFuncs[int64, q4Auction, q4Bid, q4Win], error) {
+				st := sdk.NewValueState[q4State](s, "auction")
+				return sdk.CoProcessFuncs[int64, q4Auction, q4Bid, q4Win]{
+					First: func(_ int64, a q4Auction, _ func(q4Win)) error {
+						cur, _, err := st.Get()
+						if err != nil {
+							return err
+						}
+						cur.Known, cur.A = true, a
+						for _, b := range cur.Pending {
+							cur.offer(b)
+						}
+						cur.Pending = nil
+						if err := st.Set(cur); err != nil {
+							return err
+						}
+						return t.At(a.Expires)
+					},
+					Second: func(_ int64, b q4Bid, _ func(q4Win)) error {
+						cur, _, err := st.Get()
+						if err != nil {
+							return err
+						}
+						if cur.Known {
+							if cur.offer(b) {
+								return st.Set(cur)
+							}
+							return nil
+						}
+						cur.Pending = append(cur.Pending, b)
+						if err := st.Set(cur); err != nil {
+							return err
+						}
+						return t.At(b.DateTime)
+					},
+					Timer: func(_ int64, ts int64, _ sdk.TimeDomain, emit func(q4Win)) error {
+						cur, ok, err := st.Get()
+						if err != nil || !ok {
+							return err
+						}
+						if cur.Known {
+							if ts < cur.A.Expires {
+								return nil // a waiting bid's timer, obsolete
+							}
+							if cur.HasBest {
+								emit(q4Win{Category: cur.A.Category, Price: cur.Best, Emit: max(cur.A.Emit, cur.BestEmit)})
+							}
+							return st.Clear()
+						}
+						// The auction has not come by the watermark: it will
+						// start after it, so the bids up to it cannot win.
+						wm := t.Watermark()
+						keep := cur.Pending[:0]
+						for _, b := range cur.Pending {
+							if b.DateTime > wm {
+								keep = append(keep, b)
+							}
+						}
+						if len(keep) == 0 {
+							return st.Clear()
+						}
+						cur.Pending = keep
+						return st.Set(cur)
+					},
+				}, nil
+			}, sdk.WithName("Q4Winners"), sdk.WithUID("q4-winners"))
+		avg := sdk.Aggregate(sdk.KeyBy(wins, func(w q4Win) int64 { return w.Category }),
+			sdk.AggregateFunc[q4Win, q4Acc, nexmark.Q4Out]{
+				Init: func() q4Acc { return q4Acc{} },
+				Add: func(a q4Acc, w q4Win) q4Acc {
+					return q4Acc{Category: w.Category, Sum: a.Sum + w.Price, Count: a.Count + 1, Emit: max(a.Emit, w.Emit)}
+				},
+				Result: func(a q4Acc) nexmark.Q4Out {
+					return nexmark.Q4Out{Category: a.Category, Avg: floorDiv(a.Sum, a.Count), Emit: a.Emit}
+				},
+			}, sdk.EmitFinal(), sdk.WithName("Q4Average"), sdk.WithUID("q4-average"))
+		res := sdk.Map(avg, func(kv sdk.KV[int64, nexmark.Q4Out]) nexmark.Q4Out { return kv.Value },
+			sdk.WithName("Q4Out"), sdk.WithUID("q4-out"))
+		checksumSink(res, out)
+	}
+}
+
+// floorDiv is a/b rounded toward negative infinity (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}

@@ -377,10 +377,13 @@ var exp2Table = func() (t [1024]float64) {
 func appendNextString(b []byte, r *rng, maxLength int) []byte {
 	start := len(b)
 	for n := minStringLength + r.intn(maxLength-minStringLength); n > 0; n-- {
-		if r.intn(13) == 0 {
+		// One draw per character: its high half decides space or letter
+		// (1 in 13), its low half the letter (biases below 1e-8).
+		v := r.Uint64()
+		if (v>>32)*13>>32 == 0 {
 			b = append(b, ' ')
 		} else {
-			b = append(b, byte('a'+r.intn(26)))
+			b = append(b, byte('a'+(v&0xffffffff)*26>>32))
 		}
 	}
 	lead := start

@@ -96,7 +96,10 @@ func (d *decoder) int() int64 {
 		return 0
 	}
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
+	// binary.Varint accepts redundant continuation bytes (0 as 0x80 0x00);
+	// the codec's encoding is the shortest, so that Decode accepts exactly
+	// what Append writes.
+	if n <= 0 || n != varintLen(v) {
 		d.err = errors.New("bad varint")
 		return 0
 	}
@@ -122,7 +125,7 @@ func (d *decoder) str() string {
 		return ""
 	}
 	n, k := binary.Uvarint(d.b)
-	if k <= 0 || n > uint64(len(d.b)-k) {
+	if k <= 0 || k != uvarintLen(n) || n > uint64(len(d.b)-k) {
 		d.err = errors.New("bad string length")
 		return ""
 	}

@@ -130,6 +130,23 @@ func init() {
 	}, func(d *qaDec) q4Bid {
 		return q4Bid{Auction: d.int(), Price: d.int(), DateTime: d.int(), Emit: d.int()}
 	})
+	qaRegister(func(dst []byte, e q4Event) []byte {
+		if e.IsAuction {
+			return appendQ4Auction(append(dst, 1), e.A)
+		}
+		return qaInts(append(dst, 0), e.B.Auction, e.B.Price, e.B.DateTime, e.B.Emit)
+	}, func(d *qaDec) q4Event {
+		if len(d.b) == 0 {
+			d.err = errors.New("empty q4 event")
+			return q4Event{}
+		}
+		isAuction := d.b[0] == 1
+		d.b = d.b[1:]
+		if isAuction {
+			return q4Event{IsAuction: true, A: decodeQ4Auction(d)}
+		}
+		return q4Event{B: q4Bid{Auction: d.int(), Price: d.int(), DateTime: d.int(), Emit: d.int()}}
+	})
 	qaRegister(func(dst []byte, s q4State) []byte {
 		var flags int64
 		if s.Known {
@@ -137,6 +154,9 @@ func init() {
 		}
 		if s.HasBest {
 			flags |= 2
+		}
+		if s.Closed {
+			flags |= 4
 		}
 		dst = qaInts(dst, flags)
 		if s.Known {
@@ -153,7 +173,7 @@ func init() {
 	}, func(d *qaDec) q4State {
 		var s q4State
 		flags := d.int()
-		s.Known, s.HasBest = flags&1 != 0, flags&2 != 0
+		s.Known, s.HasBest, s.Closed = flags&1 != 0, flags&2 != 0, flags&4 != 0
 		if s.Known {
 			s.A = decodeQ4Auction(d)
 		}

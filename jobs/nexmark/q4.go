@@ -19,6 +19,7 @@ type q4Bid struct {
 // valid bid so far, or, before the auction arrives, the bids waiting for it.
 type q4State struct {
 	Known          bool
+	Closed         bool // the auction has ended; A is kept until closedRetention after it
 	A              q4Auction
 	HasBest        bool
 	Best, BestEmit int64
@@ -34,6 +35,28 @@ func (s *q4State) offer(b q4Bid) bool {
 	}
 	s.HasBest, s.Best, s.BestEmit = true, b.Price, b.Emit
 	return true
+}
+
+// closedRetention is how long (event time) a closed auction's state
+// outlives it, so that the bids that still name it are dropped at the cost of
+// one small read. Without it they waited in Pending for the watermark, and
+// the hot auction's list grew by thousands of bids, each read and rewritten
+// per bid: quadratic, the top of q4's profile. Correctness does not depend on
+// it: a bid arriving after the close is invalid either way.
+const closedRetention = 10_000
+
+// q4Event is an auction or a bid.
+type q4Event struct {
+	IsAuction bool
+	A         q4Auction
+	B         q4Bid
+}
+
+func (e q4Event) auction() int64 {
+	if e.IsAuction {
+		return e.A.ID
+	}
+	return e.B.Auction
 }
 
 // q4Win is an auction's winning price, in its category.
@@ -56,60 +79,76 @@ type q4Acc struct {
 // of input.
 func init() {
 	queries["q4"] = func(events sdk.Stream[nexmark.Event], out sinkConfig) {
-		as := sdk.FlatMap(events, func(e nexmark.Event, emit func(q4Auction)) {
-			if e.Kind == nexmark.KindAuction {
+		// Auctions and bids travel together on one channel, keyed by
+		// auction: from one source subtask an auction then always comes
+		// before its bids. On two channels (Connect) the sparse auction
+		// channel's buffers flushed later than the bids', and the hot
+		// auction's bids piled up waiting for it.
+		evs := sdk.FlatMap(events, func(e nexmark.Event, emit func(q4Event)) {
+			switch e.Kind {
+			case nexmark.KindAuction:
 				a := e.Auction
-				emit(q4Auction{ID: a.ID, DateTime: a.DateTime, Expires: a.Expires, Reserve: a.Reserve, Category: a.Category, Emit: e.Emit})
-			}
-		}, sdk.WithName("Q4Auctions"), sdk.WithUID("q4-auctions"))
-		bs := sdk.FlatMap(events, func(e nexmark.Event, emit func(q4Bid)) {
-			if e.Kind == nexmark.KindBid {
+				emit(q4Event{IsAuction: true, A: q4Auction{ID: a.ID, DateTime: a.DateTime, Expires: a.Expires, Reserve: a.Reserve, Category: a.Category, Emit: e.Emit}})
+			case nexmark.KindBid:
 				b := e.Bid
-				emit(q4Bid{Auction: b.Auction, Price: b.Price, DateTime: b.DateTime, Emit: e.Emit})
+				emit(q4Event{B: q4Bid{Auction: b.Auction, Price: b.Price, DateTime: b.DateTime, Emit: e.Emit}})
 			}
-		}, sdk.WithName("Q4Bids"), sdk.WithUID("q4-bids"))
-		wins := sdk.KeyedCoProcess(sdk.Connect(
-			sdk.KeyBy(as, func(a q4Auction) int64 { return a.ID }),
-			sdk.KeyBy(bs, func(b q4Bid) int64 { return b.Auction })),
-			func(s *sdk.StateStore, t sdk.Timers) (sdk.CoProcessFuncs[int64, q4Auction, q4Bid, q4Win], error) {
+		}, sdk.WithName("Q4Events"), sdk.WithUID("q4-events"))
+		wins := sdk.KeyedProcessTimers(sdk.KeyBy(evs, q4Event.auction),
+			func(s *sdk.StateStore, t sdk.Timers) (sdk.ProcessFuncs[int64, q4Event, q4Win], error) {
 				st := sdk.NewValueState[q4State](s, "auction")
-				return sdk.CoProcessFuncs[int64, q4Auction, q4Bid, q4Win]{
-					First: func(_ int64, a q4Auction, _ func(q4Win)) error {
-						cur, _, err := st.Get()
-						if err != nil {
-							return err
+				auction := func(a q4Auction) error {
+					cur, _, err := st.Get()
+					if err != nil {
+						return err
+					}
+					cur.Known, cur.A = true, a
+					for _, b := range cur.Pending {
+						cur.offer(b)
+					}
+					cur.Pending = nil
+					if err := st.Set(cur); err != nil {
+						return err
+					}
+					return t.At(a.Expires)
+				}
+				bid := func(b q4Bid) error {
+					cur, _, err := st.Get()
+					if err != nil {
+						return err
+					}
+					if cur.Closed {
+						return nil
+					}
+					if cur.Known {
+						if cur.offer(b) {
+							return st.Set(cur)
 						}
-						cur.Known, cur.A = true, a
-						for _, b := range cur.Pending {
-							cur.offer(b)
+						return nil
+					}
+					cur.Pending = append(cur.Pending, b)
+					if err := st.Set(cur); err != nil {
+						return err
+					}
+					return t.At(b.DateTime)
+				}
+				return sdk.ProcessFuncs[int64, q4Event, q4Win]{
+					Record: func(_ int64, e q4Event, _ func(q4Win)) error {
+						if e.IsAuction {
+							return auction(e.A)
 						}
-						cur.Pending = nil
-						if err := st.Set(cur); err != nil {
-							return err
-						}
-						return t.At(a.Expires)
-					},
-					Second: func(_ int64, b q4Bid, _ func(q4Win)) error {
-						cur, _, err := st.Get()
-						if err != nil {
-							return err
-						}
-						if cur.Known {
-							if cur.offer(b) {
-								return st.Set(cur)
-							}
-							return nil
-						}
-						cur.Pending = append(cur.Pending, b)
-						if err := st.Set(cur); err != nil {
-							return err
-						}
-						return t.At(b.DateTime)
+						return bid(e.B)
 					},
 					Timer: func(_ int64, ts int64, _ sdk.TimeDomain, emit func(q4Win)) error {
 						cur, ok, err := st.Get()
 						if err != nil || !ok {
 							return err
+						}
+						if cur.Closed {
+							if ts >= cur.A.Expires+closedRetention {
+								return st.Clear()
+							}
+							return nil
 						}
 						if cur.Known {
 							if ts < cur.A.Expires {
@@ -118,7 +157,10 @@ func init() {
 							if cur.HasBest {
 								emit(q4Win{Category: cur.A.Category, Price: cur.Best, Emit: max(cur.A.Emit, cur.BestEmit)})
 							}
-							return st.Clear()
+							if err := st.Set(q4State{Known: true, Closed: true, A: cur.A}); err != nil {
+								return err
+							}
+							return t.At(cur.A.Expires + closedRetention)
 						}
 						// The auction has not come by the watermark: it will
 						// start after it, so the bids up to it cannot win.

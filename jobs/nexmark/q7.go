@@ -7,7 +7,8 @@ import (
 	"github.com/weir-run/weir/sdk"
 )
 
-// q7Buckets is how many keys q7's first stage spreads the bids over.
+// q7Buckets is how many keys q7's first stage spreads the bids over (by
+// auction; a power of two).
 const q7Buckets = 256
 
 // q7 (highest bid): per tumbling window of 10 s, the bids at the window's

@@ -5,10 +5,10 @@ import "github.com/weir-run/weir/bench/nexmark"
 func init() { Queries["q11"] = q11 }
 
 // q11 (user sessions): bids per bidder per session, gap 10 s; bids whose
-// intervals [ts, ts+10s) overlap or touch are in one session.
+// intervals [ts, ts+10s) overlap are in one session.
 //
 // The bids come in event-time order, so a bidder's session is over once a
-// bid comes more than the gap after its last one. Every bid appends
+// bid comes the gap or more after its last one. Every bid appends
 // (bidder, ts) to a queue in time order; the queue's head is closed (when
 // it is still its bidder's last bid) as time passes it by more than the
 // gap, so open sessions are all that is kept.
@@ -30,7 +30,7 @@ func q11(g *nexmark.Generator, n int64) nexmark.Checksum {
 			continue
 		}
 		ts, bidder := e.Bid.DateTime, e.Bid.Bidder
-		for head < len(queue) && queue[head].ts+sessionGap < ts {
+		for head < len(queue) && queue[head].ts+sessionGap <= ts {
 			m := queue[head]
 			head++
 			if s := open[m.bidder]; s != nil && s.last == m.ts {
@@ -47,7 +47,7 @@ func q11(g *nexmark.Generator, n int64) nexmark.Checksum {
 			open[bidder] = &session{start: ts, last: ts, count: 1}
 		case ts < s.last:
 			outOfOrder()
-		default: // ts <= s.last + gap, else the queue closed it
+		default: // ts < s.last + gap, else the queue closed it
 			s.last, s.count = ts, s.count+1
 		}
 		queue = append(queue, mark{bidder, ts})

@@ -99,6 +99,12 @@ type DB struct {
 	// budget is the cache's byte budget; 0 when the cache is disabled.
 	budget int64
 	cache  map[string]*entry
+	// complete says the cache holds every key Pebble has (it opened empty,
+	// nothing was evicted or bulk-copied since), so a key the cache lacks
+	// does not exist and a miss needs no Pebble read. Windows and joins
+	// look up many keys that were never written (a sliding window's empty
+	// panes), and in Pebble each such miss walks every L0 table.
+	complete bool
 	// dirtyList holds every dirty entry, so that a write-back costs the
 	// number of dirty entries, not the size of the cache.
 	dirtyList []*entry
@@ -145,8 +151,24 @@ func Open(opts Options) (*DB, error) {
 	}
 	if db.budget > 0 {
 		db.cache = make(map[string]*entry)
+		if db.complete, err = isEmpty(pdb); err != nil {
+			pdb.Close()
+			return nil, err
+		}
 	}
 	return db, nil
+}
+
+func isEmpty(pdb *pebble.DB) (bool, error) {
+	it, err := pdb.NewIter(nil)
+	if err != nil {
+		return false, fmt.Errorf("pebblestate: %w", err)
+	}
+	empty := !it.First()
+	if err := it.Close(); err != nil {
+		return false, fmt.Errorf("pebblestate: %w", err)
+	}
+	return empty, nil
 }
 
 // pebbleOptions returns the options of every DB this package opens and a
@@ -227,6 +249,10 @@ func (db *DB) Get(key []byte) ([]byte, bool, error) {
 			return nil, false, nil
 		}
 		return e.val, true, nil
+	}
+	if db.complete {
+		db.stats.CacheHits++
+		return nil, false, nil
 	}
 	db.stats.CacheMisses++
 	// Remember what Pebble said, absence included: the usual next call is a
@@ -343,6 +369,24 @@ func (db *DB) maybeEvict() error {
 	// Evict to three quarters of the budget so that the next write-back is
 	// a quarter of the budget of new keys away, not one key away.
 	target := db.budget - db.budget/4
+	evict := func(k string, e *entry) {
+		delete(db.cache, k)
+		db.stats.CacheBytes -= int64(len(e.key)+cap(e.val)) + entryOverhead
+		if e.flags&absent == 0 {
+			db.complete = false
+		}
+	}
+	// While the cache is complete, a deleted key's entry says nothing a
+	// miss would not: drop them all first. Windows and timers delete every
+	// key they create, so in a complete cache these are most of the bytes,
+	// and keeping them would evict live state and end completeness.
+	if db.complete {
+		for k, e := range db.cache {
+			if e.flags&absent != 0 {
+				evict(k, e)
+			}
+		}
+	}
 	// Second chance: the first pass spares entries used since the last
 	// sweep and clears their mark; the second takes anything.
 	for pass := 0; pass < 2 && db.stats.CacheBytes > target; pass++ {
@@ -354,8 +398,7 @@ func (db *DB) maybeEvict() error {
 				e.flags &^= referenced
 				continue
 			}
-			delete(db.cache, k)
-			db.stats.CacheBytes -= int64(len(e.key)+cap(e.val)) + entryOverhead
+			evict(k, e)
 		}
 	}
 	return nil
@@ -476,6 +519,7 @@ func (db *DB) CopyRange(srcDir string, lower, upper []byte) (int64, error) {
 	if db.cache != nil {
 		clear(db.cache)
 		db.stats.CacheBytes = 0
+		db.complete = false
 	}
 	popts, release := pebbleOptions()
 	popts.ReadOnly = true

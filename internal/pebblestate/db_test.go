@@ -154,6 +154,60 @@ func TestCacheEvictsWithinBudget(t *testing.T) {
 	}
 }
 
+// A DB that opened empty answers a key it never wrote from memory until it
+// first evicts; after that, and on a DB opened over existing data, a miss
+// asks Pebble, and finds what is there.
+func TestCompleteCacheAnswersMissesWithoutPebble(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, 2000)
+	db.Set([]byte("\x00\x00a"), []byte("1"))
+	for i := range 10 {
+		if _, ok, _ := db.Get(fmt.Appendf(nil, "\x00\x01absent%d", i)); ok {
+			t.Fatal("found a key never written")
+		}
+	}
+	if s := db.Stats(); s.CacheMisses != 0 {
+		t.Fatalf("a fresh DB asked Pebble %d times for keys it never wrote", s.CacheMisses)
+	}
+	// Keys written and deleted (timers, fired windows) overflow the budget
+	// as deletions only: evicting those keeps the cache complete.
+	for i := range 100 {
+		k := fmt.Appendf(nil, "\x00\x03timer%03d", i)
+		db.Set(k, []byte("t"))
+		db.Delete(k)
+	}
+	if _, ok, _ := db.Get([]byte("\x00\x01never")); ok {
+		t.Fatal("found a key never written")
+	}
+	if s := db.Stats(); s.Flushes == 0 || s.CacheMisses != 0 {
+		t.Fatalf("deleted keys: %+v (want a write-back and still no Pebble reads)", s)
+	}
+	if v, ok, _ := db.Get([]byte("\x00\x00a")); !ok || string(v) != "1" {
+		t.Fatalf("live key lost while dropping deletions: %q %v", v, ok)
+	}
+	for i := range 100 { // more than the budget: evicts
+		db.Set(fmt.Appendf(nil, "\x00\x02%03d", i), []byte("x"))
+	}
+	for i := range 100 {
+		if v, ok, err := db.Get(fmt.Appendf(nil, "\x00\x02%03d", i)); err != nil || !ok || string(v) != "x" {
+			t.Fatalf("evicted key %d: %q %v %v", i, v, ok, err)
+		}
+	}
+	if s := db.Stats(); s.CacheMisses == 0 {
+		t.Fatal("after evicting, no Get asked Pebble: evicted keys would read as absent")
+	}
+	ck := filepath.Join(t.TempDir(), "ck")
+	if err := db.Checkpoint(ck); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	re := open(t, ck, 0) // a checkpoint directory, as a restore opens it
+	defer re.Close()
+	if v, ok, err := re.Get([]byte("\x00\x00a")); err != nil || !ok || string(v) != "1" {
+		t.Fatalf("reopened DB lost a key: %q %v %v", v, ok, err)
+	}
+}
+
 func TestDeleteOfUncachedKey(t *testing.T) {
 	// A Delete of a key the cache has not seen must reach Pebble even if the
 	// entry is evicted before the next read.
@@ -162,11 +216,11 @@ func TestDeleteOfUncachedKey(t *testing.T) {
 	db.Set([]byte("\x00\x00a"), []byte("1"))
 	db.Checkpoint(filepath.Join(t.TempDir(), "ck")) // clean now
 	for i := range 100 {                            // push a out of the cache
-		db.Get(fmt.Appendf(nil, "\x00\x01%d", i))
+		db.Set(fmt.Appendf(nil, "\x00\x01%d", i), []byte("x"))
 	}
 	db.Delete([]byte("\x00\x00a"))
 	for i := range 100 { // and the deletion too
-		db.Get(fmt.Appendf(nil, "\x00\x02%d", i))
+		db.Set(fmt.Appendf(nil, "\x00\x02%d", i), []byte("x"))
 	}
 	if v, ok, _ := db.Get([]byte("\x00\x00a")); ok {
 		t.Fatalf("deleted key came back: %q", v)

@@ -13,7 +13,9 @@
 // byte budget; when the budget is exceeded every dirty entry is written to
 // Pebble in one batch and clean entries are evicted with a second-chance
 // sweep until the cache is at three quarters of its budget. Scan writes the
-// dirty entries back first, so that Pebble alone answers it.
+// dirty entries back first, so that Pebble alone answers it. Until the
+// first eviction, a DB that opened empty has every key in the cache, and a
+// key the cache lacks is known absent without a Pebble read.
 //
 // A checkpoint freezes the dirty entries on the subtask's goroutine and
 // leaves writing them, the memtable flush and the hard links to a goroutine

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -95,9 +96,22 @@ func summaryLine(q Query) string {
 		fmt.Fprintf(&b, "; p=%d %s ev/s, %s per core, %s", w.Parallelism, kilo(w.Run.PerSec()), kilo(w.Run.PerCore()), ok)
 	}
 	if q.Latency != nil {
-		fmt.Fprintf(&b, "; latency p50 %.2f ms p99 %.2f ms", q.Latency.P50Ms, q.Latency.P99Ms)
+		fmt.Fprintf(&b, "; latency p50 %s ms p99 %s ms", msText(q.Latency.P50Ms), msText(q.Latency.P99Ms))
 	}
 	return b.String()
+}
+
+// msText shows milliseconds with three significant digits, so that the
+// microseconds of a chained pipeline do not print as 0.00.
+func msText(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 1:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'g', 2, 64)
+	}
 }
 
 // kilo formats a rate in K or M.
@@ -161,7 +175,7 @@ func table(res *Results) string {
 			b.WriteString(" – | – |")
 		}
 		if l := q.Latency; l != nil {
-			fmt.Fprintf(&b, " %.2f / %.2f |", l.P50Ms, l.P99Ms)
+			fmt.Fprintf(&b, " %s / %s |", msText(l.P50Ms), msText(l.P99Ms))
 		} else {
 			b.WriteString(" – |")
 		}

@@ -90,3 +90,13 @@ func (h *Histogram) Quantile(q float64) int64 {
 	}
 	return h.Max
 }
+
+// RunResult is the JSON line a single-process run prints: a baseline
+// (bench/cmd/baseline) or a peer (bench/peers/beam), for the harness.
+type RunResult struct {
+	Query    string   `json:"query"`
+	Events   int64    `json:"events"`
+	WallSec  float64  `json:"wall_s"`
+	CPUSec   float64  `json:"cpu_s"`
+	Checksum Checksum `json:"checksum"`
+}

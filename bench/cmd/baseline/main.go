@@ -19,15 +19,6 @@ import (
 	"github.com/weir-run/weir/bench/nexmark"
 )
 
-// Result is the JSON line baseline prints.
-type Result struct {
-	Query    string           `json:"query"`
-	Events   int64            `json:"events"`
-	WallSec  float64          `json:"wall_s"`
-	CPUSec   float64          `json:"cpu_s"`
-	Checksum nexmark.Checksum `json:"checksum"`
-}
-
 func main() {
 	query := flag.String("query", "", "query: "+strings.Join(baseline.Names(), ", "))
 	events := flag.Int64("events", 1_000_000, "number of events")
@@ -49,5 +40,5 @@ func main() {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	json.NewEncoder(os.Stdout).Encode(Result{Query: *query, Events: *events, WallSec: wall.Seconds(), CPUSec: cpu.Seconds(), Checksum: sum})
+	json.NewEncoder(os.Stdout).Encode(nexmark.RunResult{Query: *query, Events: *events, WallSec: wall.Seconds(), CPUSec: cpu.Seconds(), Checksum: sum})
 }

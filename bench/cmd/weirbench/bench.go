@@ -87,12 +87,7 @@ func runResultJSON(cmd *exec.Cmd) (Run, error) {
 	if err != nil {
 		return Run{}, fmt.Errorf("%s: %w: %s", filepath.Base(cmd.Path), err, strings.TrimSpace(stderr.String()))
 	}
-	var r struct {
-		Events   int64            `json:"events"`
-		WallSec  float64          `json:"wall_s"`
-		CPUSec   float64          `json:"cpu_s"`
-		Checksum nexmark.Checksum `json:"checksum"`
-	}
+	var r nexmark.RunResult
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
 		return Run{}, fmt.Errorf("%s printed no result: %w", filepath.Base(cmd.Path), err)

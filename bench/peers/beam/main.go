@@ -29,16 +29,6 @@ import (
 	"github.com/weir-run/weir/bench/nexmark"
 )
 
-// Result is the JSON line the command prints; the same shape as
-// bench/cmd/baseline's.
-type Result struct {
-	Query    string           `json:"query"`
-	Events   int64            `json:"events"`
-	WallSec  float64          `json:"wall_s"`
-	CPUSec   float64          `json:"cpu_s"`
-	Checksum nexmark.Checksum `json:"checksum"`
-}
-
 func init() {
 	beam.RegisterType(reflect.TypeFor[nexmark.Checksum]())
 	register.DoFn2x0[[]byte, func(int64)](&shardsFn{})
@@ -208,5 +198,5 @@ func main() {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	json.NewEncoder(os.Stdout).Encode(Result{Query: *query, Events: *events, WallSec: wall.Seconds(), CPUSec: cpu.Seconds(), Checksum: sum})
+	json.NewEncoder(os.Stdout).Encode(nexmark.RunResult{Query: *query, Events: *events, WallSec: wall.Seconds(), CPUSec: cpu.Seconds(), Checksum: sum})
 }

@@ -222,24 +222,36 @@ func (s *Store) CloseAborted(ctx context.Context, w *blob.Writer, key string) {
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	ids := []string{}
-	var mpu transfermanager.MultipartUploadError
-	if errors.As(err, &mpu) {
-		ids = append(ids, mpu.UploadID())
-	}
-	// A cancellation right after the upload was created may not carry its
-	// ID: abort whatever is unfinished under the key too.
-	if out, lerr := client.ListMultipartUploads(actx, &s3.ListMultipartUploadsInput{
-		Bucket: aws.String(s.s3Bucket), Prefix: aws.String(key)}); lerr == nil {
-		for _, u := range out.Uploads {
-			if aws.ToString(u.Key) == key {
-				ids = append(ids, aws.ToString(u.UploadId))
-			}
-		}
-	}
-	for _, id := range ids {
+	abort := func(id string) {
 		_, _ = client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(s.s3Bucket), Key: aws.String(key), UploadId: aws.String(id)})
+	}
+	var mpu transfermanager.MultipartUploadError
+	if errors.As(err, &mpu) {
+		abort(mpu.UploadID())
+	}
+	// A cancellation right after the upload was created may not carry its
+	// ID, and a CreateMultipartUpload we stopped waiting for may still
+	// complete on the server after a first listing (seen under load): abort
+	// whatever is unfinished under the key until a listing a little later
+	// finds nothing more.
+	for pass, wait := 0, 20*time.Millisecond; pass < 6; pass, wait = pass+1, 2*wait {
+		out, lerr := client.ListMultipartUploads(actx, &s3.ListMultipartUploadsInput{
+			Bucket: aws.String(s.s3Bucket), Prefix: aws.String(key)})
+		if lerr != nil {
+			return
+		}
+		found := false
+		for _, u := range out.Uploads {
+			if aws.ToString(u.Key) == key {
+				abort(aws.ToString(u.UploadId))
+				found = true
+			}
+		}
+		if !found && pass > 0 {
+			return
+		}
+		time.Sleep(wait)
 	}
 }
 

@@ -76,10 +76,12 @@ func (db *DB) BeginCheckpoint(dir string) (*PendingCheckpoint, error) {
 	if _, err := os.Lstat(dir); err == nil {
 		return nil, fmt.Errorf("pebblestate: checkpoint %s: %w", dir, fs.ErrExist)
 	}
-	ops := make([]frozenOp, len(db.dirtyList))
+	ops := make([]frozenOp, 0, len(db.dirtyList))
 	for i, e := range db.dirtyList {
-		ops[i] = frozenOp{key: e.key, val: e.val, del: e.flags&absent != 0}
-		e.flags = e.flags&^dirty | frozen
+		if e.flags&dirty != 0 { // else a write undone before it reached Pebble
+			ops = append(ops, frozenOp{key: e.key, val: e.val, del: e.flags&absent != 0})
+			e.flags = e.flags&^(dirty|stored) | frozen | storedAfterWrite(e.flags)
+		}
 		db.dirtyList[i] = nil
 	}
 	db.dirtyList = db.dirtyList[:0]

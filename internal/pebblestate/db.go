@@ -76,6 +76,10 @@ const (
 	// frozen: a checkpoint's writer may still be reading val, so the next
 	// Set must not overwrite the buffer in place.
 	frozen
+	// stored: Pebble may hold a value for the key. Without it, deleting the
+	// key needs no tombstone: timers and fired windows create and delete
+	// most of their keys between two write-backs.
+	stored
 )
 
 // DB is the keyed state of one subtask in Pebble. It implements
@@ -267,6 +271,7 @@ func (db *DB) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("pebblestate: get: %w", err)
 	default:
 		e.val = bytes.Clone(v)
+		e.flags |= stored
 		_ = closer.Close()
 	}
 	db.cache[e.key] = e
@@ -327,6 +332,17 @@ func (db *DB) Delete(key []byte) error {
 	}
 	db.stats.CacheBytes -= int64(cap(e.val))
 	e.val = nil // a frozen buffer stays with the checkpoint's writer
+	if e.flags&stored == 0 {
+		// Pebble never had it: forget the pending write instead of
+		// writing a tombstone (the dirty list skips entries no longer
+		// dirty). A complete cache need not even remember the absence.
+		e.flags = e.flags&^(frozen|dirty) | absent
+		if db.complete {
+			delete(db.cache, e.key)
+			db.stats.CacheBytes -= int64(len(e.key)) + entryOverhead
+		}
+		return nil
+	}
 	e.flags = e.flags&^frozen | absent
 	db.markDirty(e)
 	return db.maybeEvict()
@@ -338,11 +354,23 @@ func (db *DB) entryFor(key []byte) (e *entry, created bool) {
 	e, ok := db.cache[string(key)]
 	if !ok {
 		e = &entry{key: string(key), flags: absent}
+		if !db.complete {
+			e.flags |= stored // unknown: as if Pebble had it
+		}
 		db.cache[e.key] = e
 		db.stats.CacheBytes += int64(len(e.key)) + entryOverhead
 	}
 	e.flags |= referenced
 	return e, !ok
+}
+
+// storedAfterWrite is the stored flag of an entry once its dirty value
+// (or deletion) is in Pebble.
+func storedAfterWrite(flags uint8) uint8 {
+	if flags&absent != 0 {
+		return 0
+	}
+	return stored
 }
 
 func (db *DB) markDirty(e *entry) {
@@ -414,9 +442,11 @@ func (db *DB) writeBack() error {
 	defer b.Close()
 	for _, e := range db.dirtyList {
 		// Batch.Set and Delete copy; they fail only on a closed batch.
-		if e.flags&absent != 0 {
+		switch {
+		case e.flags&dirty == 0: // a write undone before it reached Pebble
+		case e.flags&absent != 0:
 			_ = b.Delete([]byte(e.key), nil)
-		} else {
+		default:
 			_ = b.Set([]byte(e.key), e.val, nil)
 		}
 	}
@@ -424,7 +454,9 @@ func (db *DB) writeBack() error {
 		return fmt.Errorf("pebblestate: write back %d entries: %w", len(db.dirtyList), err)
 	}
 	for i, e := range db.dirtyList {
-		e.flags &^= dirty
+		if e.flags&dirty != 0 {
+			e.flags = e.flags&^dirty | storedAfterWrite(e.flags)
+		}
 		db.dirtyList[i] = nil
 	}
 	db.dirtyList = db.dirtyList[:0]

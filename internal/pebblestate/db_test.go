@@ -169,18 +169,37 @@ func TestCompleteCacheAnswersMissesWithoutPebble(t *testing.T) {
 	if s := db.Stats(); s.CacheMisses != 0 {
 		t.Fatalf("a fresh DB asked Pebble %d times for keys it never wrote", s.CacheMisses)
 	}
-	// Keys written and deleted (timers, fired windows) overflow the budget
-	// as deletions only: evicting those keeps the cache complete.
+	// Keys created and deleted between write-backs (timers, fired windows)
+	// never reach Pebble, and a complete cache forgets them at once.
 	for i := range 100 {
 		k := fmt.Appendf(nil, "\x00\x03timer%03d", i)
 		db.Set(k, []byte("t"))
 		db.Delete(k)
 	}
+	if s := db.Stats(); s.Flushes != 0 || s.CacheBytes > 200 {
+		t.Fatalf("created-and-deleted keys: %+v (want no write-back, no entries left)", s)
+	}
+	// Deleting keys Pebble has needs tombstones; when those overflow the
+	// budget, dropping them keeps the cache complete.
+	for round := range 4 {
+		for i := range 10 {
+			db.Set(fmt.Appendf(nil, "\x00\x04stored%d-%d", round, i), []byte("s"))
+		}
+		if err := db.Checkpoint(filepath.Join(t.TempDir(), "ck0")); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			db.Delete(fmt.Appendf(nil, "\x00\x04stored%d-%d", round, i))
+		}
+	}
 	if _, ok, _ := db.Get([]byte("\x00\x01never")); ok {
 		t.Fatal("found a key never written")
 	}
-	if s := db.Stats(); s.Flushes == 0 || s.CacheMisses != 0 {
-		t.Fatalf("deleted keys: %+v (want a write-back and still no Pebble reads)", s)
+	if s := db.Stats(); s.Flushes < 2 || s.CacheMisses != 0 {
+		t.Fatalf("deleted stored keys: %+v (want a write-back and still no Pebble reads)", s)
+	}
+	if _, ok, _ := db.Get([]byte("\x00\x04stored1-3")); ok {
+		t.Fatal("a deleted key came back")
 	}
 	if v, ok, _ := db.Get([]byte("\x00\x00a")); !ok || string(v) != "1" {
 		t.Fatalf("live key lost while dropping deletions: %q %v", v, ok)

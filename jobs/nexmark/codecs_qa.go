@@ -165,10 +165,7 @@ func init() {
 		if s.HasBest {
 			dst = qaInts(dst, s.Best, s.BestEmit)
 		}
-		dst = qaInts(dst, int64(len(s.Pending)))
-		for _, b := range s.Pending {
-			dst = qaInts(dst, b.Price, b.DateTime, b.Emit)
-		}
+		dst = qaInts(dst, s.Pending)
 		return dst
 	}, func(d *qaDec) q4State {
 		var s q4State
@@ -180,19 +177,7 @@ func init() {
 		if s.HasBest {
 			s.Best, s.BestEmit = d.int(), d.int()
 		}
-		n := d.int()
-		if n < 0 || n > int64(len(d.b)) {
-			if d.err == nil {
-				d.err = errors.New("bad pending count")
-			}
-			return s
-		}
-		if n > 0 {
-			s.Pending = make([]q4Bid, n)
-			for i := range s.Pending {
-				s.Pending[i] = q4Bid{Price: d.int(), DateTime: d.int(), Emit: d.int()}
-			}
-		}
+		s.Pending = d.int()
 		return s
 	})
 	qaRegister(func(dst []byte, w q4Win) []byte {

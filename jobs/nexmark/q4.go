@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+
 	"github.com/weir-run/weir/bench/nexmark"
 	"github.com/weir-run/weir/sdk"
 )
@@ -16,14 +18,16 @@ type q4Bid struct {
 }
 
 // q4State is an auction's keyed state: the auction once known and its best
-// valid bid so far, or, before the auction arrives, the bids waiting for it.
+// valid bid so far, or, before the auction arrives, how many bids wait for
+// it (in a list state of their own, so that a waiting bid appends to the
+// list instead of decoding and rewriting it).
 type q4State struct {
 	Known          bool
 	Closed         bool // the auction has ended; A is kept until closedRetention after it
 	A              q4Auction
 	HasBest        bool
 	Best, BestEmit int64
-	Pending        []q4Bid
+	Pending        int64
 }
 
 // offer makes b the best bid if it is valid for the known auction and
@@ -69,10 +73,10 @@ type q4Acc struct {
 	Category, Sum, Count, Emit int64
 }
 
-// q4 finds each auction's winning bid in a KeyedCoProcess of the auctions
-// (keyed by ID) and the bids (keyed by Auction): a bid that comes before
-// its auction waits in state, with an event-time timer at its own time that
-// drops it if the auction still has not come (it then cannot be valid);
+// q4 finds each auction's winning bid in a KeyedProcess of the auctions and
+// bids keyed by auction: a bid that comes before its auction waits in
+// state, with an event-time timer that drops the waiting bids the watermark
+// has passed if the auction still has not come (they cannot be valid then);
 // once the auction is known only the best valid bid is kept, and a timer at
 // Expires emits (category, price) and clears the state. An Aggregate per
 // category with EmitFinal then emits the floor of the mean once, at the end
@@ -97,16 +101,26 @@ func init() {
 		wins := sdk.KeyedProcessTimers(sdk.KeyBy(evs, q4Event.auction),
 			func(s *sdk.StateStore, t sdk.Timers) (sdk.ProcessFuncs[int64, q4Event, q4Win], error) {
 				st := sdk.NewValueState[q4State](s, "auction")
+				waiting := sdk.NewListState[q4Bid](s, "waiting")
 				auction := func(a q4Auction) error {
 					cur, _, err := st.Get()
 					if err != nil {
 						return err
 					}
 					cur.Known, cur.A = true, a
-					for _, b := range cur.Pending {
-						cur.offer(b)
+					if cur.Pending > 0 {
+						bs, err := waiting.Get()
+						if err != nil {
+							return err
+						}
+						for _, b := range bs {
+							cur.offer(b)
+						}
+						cur.Pending = 0
+						if err := waiting.Clear(); err != nil {
+							return err
+						}
 					}
-					cur.Pending = nil
 					if err := st.Set(cur); err != nil {
 						return err
 					}
@@ -126,11 +140,19 @@ func init() {
 						}
 						return nil
 					}
-					cur.Pending = append(cur.Pending, b)
+					// One timer for the waiting bids: the first one's, then
+					// the earliest left's (see Timer).
+					cur.Pending++
 					if err := st.Set(cur); err != nil {
 						return err
 					}
-					return t.At(b.DateTime)
+					if err := waiting.Add(b); err != nil {
+						return err
+					}
+					if cur.Pending == 1 {
+						return t.At(b.DateTime)
+					}
+					return nil
 				}
 				return sdk.ProcessFuncs[int64, q4Event, q4Win]{
 					Record: func(_ int64, e q4Event, _ func(q4Win)) error {
@@ -165,17 +187,31 @@ func init() {
 						// The auction has not come by the watermark: it will
 						// start after it, so the bids up to it cannot win.
 						wm := t.Watermark()
-						keep := cur.Pending[:0]
-						for _, b := range cur.Pending {
+						bs, err := waiting.Get()
+						if err != nil {
+							return err
+						}
+						if err := waiting.Clear(); err != nil {
+							return err
+						}
+						cur.Pending = 0
+						next := int64(math.MaxInt64)
+						for _, b := range bs {
 							if b.DateTime > wm {
-								keep = append(keep, b)
+								if err := waiting.Add(b); err != nil {
+									return err
+								}
+								cur.Pending++
+								next = min(next, b.DateTime)
 							}
 						}
-						if len(keep) == 0 {
+						if cur.Pending == 0 {
 							return st.Clear()
 						}
-						cur.Pending = keep
-						return st.Set(cur)
+						if err := st.Set(cur); err != nil {
+							return err
+						}
+						return t.At(next)
 					},
 				}, nil
 			}, sdk.WithName("Q4Winners"), sdk.WithUID("q4-winners"))

@@ -126,11 +126,14 @@ func kilo(v float64) string {
 	}
 }
 
+// mark shows a ratio against its target, rounded down so that a miss
+// never prints as the target (0.998 is 0.99 ✗, not 1.00 ✗).
 func mark(v, target float64) string {
+	shown := math.Floor(v*100) / 100
 	if v >= target {
-		return fmt.Sprintf("%.2f ✓", v)
+		return fmt.Sprintf("%.2f ✓", shown)
 	}
-	return fmt.Sprintf("%.2f ✗", v)
+	return fmt.Sprintf("%.2f ✗", shown)
 }
 
 // table is the per-query table, printed and put in the report.

@@ -93,38 +93,28 @@ type Generator struct {
 	auctionN int64  // events until NumInFlightAuctions more auctions exist
 }
 
+// orDefault sets a zero field to its default.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// NewGenerator makes a generator of cfg, a zero field meaning its default
+// (but a zero Seed is a seed).
 func NewGenerator(cfg Config) *Generator {
 	d := DefaultConfig()
-	if cfg.EventsPerSecond == 0 {
-		cfg.EventsPerSecond = d.EventsPerSecond
-	}
-	if cfg.BaseTime == 0 {
-		cfg.BaseTime = d.BaseTime
-	}
-	if cfg.NumActivePeople == 0 {
-		cfg.NumActivePeople = d.NumActivePeople
-	}
-	if cfg.NumInFlightAuctions == 0 {
-		cfg.NumInFlightAuctions = d.NumInFlightAuctions
-	}
-	if cfg.HotAuctionRatio == 0 {
-		cfg.HotAuctionRatio = d.HotAuctionRatio
-	}
-	if cfg.HotSellersRatio == 0 {
-		cfg.HotSellersRatio = d.HotSellersRatio
-	}
-	if cfg.HotBiddersRatio == 0 {
-		cfg.HotBiddersRatio = d.HotBiddersRatio
-	}
-	if cfg.AvgPersonByteSize == 0 {
-		cfg.AvgPersonByteSize = d.AvgPersonByteSize
-	}
-	if cfg.AvgAuctionByteSize == 0 {
-		cfg.AvgAuctionByteSize = d.AvgAuctionByteSize
-	}
-	if cfg.AvgBidByteSize == 0 {
-		cfg.AvgBidByteSize = d.AvgBidByteSize
-	}
+	orDefault(&cfg.EventsPerSecond, d.EventsPerSecond)
+	orDefault(&cfg.BaseTime, d.BaseTime)
+	orDefault(&cfg.NumActivePeople, d.NumActivePeople)
+	orDefault(&cfg.NumInFlightAuctions, d.NumInFlightAuctions)
+	orDefault(&cfg.HotAuctionRatio, d.HotAuctionRatio)
+	orDefault(&cfg.HotSellersRatio, d.HotSellersRatio)
+	orDefault(&cfg.HotBiddersRatio, d.HotBiddersRatio)
+	orDefault(&cfg.AvgPersonByteSize, d.AvgPersonByteSize)
+	orDefault(&cfg.AvgAuctionByteSize, d.AvgAuctionByteSize)
+	orDefault(&cfg.AvgBidByteSize, d.AvgBidByteSize)
 	tables.once.Do(buildTables)
 	g := &Generator{
 		cfg:     cfg,

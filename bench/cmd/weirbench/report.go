@@ -39,15 +39,13 @@ func (h *harness) write(res *Results) error {
 	}
 	// The charts sit beside the report, which links them relatively.
 	dir := filepath.Dir(report)
+	if err := os.MkdirAll(filepath.Join(dir, "charts"), 0o755); err != nil {
+		return err
+	}
 	charts := map[string]string{"throughput.svg": throughputChart(res), "cost.svg": costChart(res)}
 	for name, svg := range charts {
 		if err := os.WriteFile(filepath.Join(dir, "charts", name), []byte(svg), 0o644); err != nil {
-			if err := os.MkdirAll(filepath.Join(dir, "charts"), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(dir, "charts", name), []byte(svg), 0o644); err != nil {
-				return err
-			}
+			return err
 		}
 	}
 	rel, err := filepath.Rel(dir, jsonPath)

@@ -124,7 +124,6 @@ func init() {
 	})
 
 	// q4.
-	qaRegister(appendQ4Auction, decodeQ4Auction)
 	qaRegister(func(dst []byte, b q4Bid) []byte {
 		return qaInts(dst, b.Auction, b.Price, b.DateTime, b.Emit)
 	}, func(d *qaDec) q4Bid {

@@ -116,7 +116,7 @@ func (h *harness) query(q string) Query {
 		profDir = filepath.Join(h.o.pprof, q)
 		env = append(env, "WEIR_CPUPROFILE_DIR="+profDir)
 	}
-	c, err := startCluster(h.weir, dir, h.o.workers, 1, env, h.out)
+	c, err := startCluster(h.weir, dir, h.o.workers, 1, env)
 	if err != nil {
 		qr.Error = err.Error()
 		return qr

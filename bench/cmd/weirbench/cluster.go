@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -21,7 +20,6 @@ type cluster struct {
 	api     string
 	dir     string
 	env     []string
-	logs    io.Writer
 	daemons []*daemon
 	workers map[string]*daemon // by worker id
 }
@@ -44,8 +42,8 @@ func freeAddr() (string, error) {
 // startCluster starts etcd, a coordinator and n workers of the given slots
 // under dir; env is added to the workers' environment (and so their job
 // processes').
-func startCluster(weir, dir string, workers, slots int, env []string, logs io.Writer) (*cluster, error) {
-	c := &cluster{weir: weir, dir: dir, env: env, logs: logs, workers: map[string]*daemon{}}
+func startCluster(weir, dir string, workers, slots int, env []string) (*cluster, error) {
+	c := &cluster{weir: weir, dir: dir, env: env, workers: map[string]*daemon{}}
 	addrs := make([]string, 4)
 	for i := range addrs {
 		a, err := freeAddr()

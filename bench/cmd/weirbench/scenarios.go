@@ -79,7 +79,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	c, err := startCluster(h.weir, dir, 2, p, nil, h.out)
+	c, err := startCluster(h.weir, dir, 2, p, nil)
 	if err != nil {
 		return fail(err)
 	}

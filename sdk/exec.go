@@ -57,6 +57,17 @@ type subtaskEnv struct {
 	// records leaving the chain (see tap.go).
 	metrics taskMetrics
 	tap     atomic.Pointer[tapState]
+	// clock is the processing-time clock operators read (time.Now when
+	// nil); tests drive processing-time triggers with a fake one.
+	clock func() time.Time
+}
+
+// now is the subtask's processing time.
+func (e *subtaskEnv) now() time.Time {
+	if e.clock != nil {
+		return e.clock()
+	}
+	return time.Now()
 }
 
 // wake asks the subtask loop to call the operators' onTime at or after at.

@@ -462,7 +462,7 @@ func (o *winOp[K, T, A, U]) key() (K, error) { return o.w.k.keyCodec.Decode(o.st
 
 func (o *winOp[K, T, A, U]) now() int64 {
 	if o.w.spec.earlyAfter > 0 {
-		return time.Now().UnixMilli()
+		return o.env.now().UnixMilli()
 	}
 	return 0
 }

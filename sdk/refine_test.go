@@ -32,7 +32,7 @@ func refinementInput() []event {
 	return evs
 }
 
-func runRefinements(t *testing.T, mode Accumulation) (panes []string, late []event) {
+func runRefinements(t *testing.T, mode Accumulation) (panes []string, late []event, why []LateRecord[event]) {
 	evs := refinementInput()
 	p := NewPipeline("refine", 1)
 	src := AssignTimestamps(Generate(p, int64(len(evs)), func(i int64) event { return evs[i] }), eventTS, BoundedOutOfOrder(0))
@@ -43,6 +43,8 @@ func runRefinements(t *testing.T, mode Accumulation) (panes []string, late []eve
 	out.sinkTo(w.Results())
 	var lateBag bag[event]
 	lateBag.sinkTo(w.Late())
+	var whyBag bag[LateRecord[event]]
+	whyBag.sinkTo(w.LateRecords())
 	mustRun(t, p)
 	items := out.items()
 	slices.SortStableFunc(items, func(a, b Pane[string, int64]) int { return cmp.Compare(a.Start, b.Start) })
@@ -53,7 +55,7 @@ func runRefinements(t *testing.T, mode Accumulation) (panes []string, late []eve
 		}
 		panes = append(panes, fmt.Sprintf("[%d,%d) %s #%d%s %d", pn.Start, pn.End, pn.Timing, pn.Index, r, pn.Value))
 	}
-	return panes, lateBag.items()
+	return panes, lateBag.items(), whyBag.items()
 }
 
 func TestEarlyOnTimeLateFiringsAndSideOutput(t *testing.T) {
@@ -89,12 +91,18 @@ func TestEarlyOnTimeLateFiringsAndSideOutput(t *testing.T) {
 		}},
 	} {
 		t.Run(fmt.Sprint(tc.mode), func(t *testing.T) {
-			panes, late := runRefinements(t, tc.mode)
+			panes, late, why := runRefinements(t, tc.mode)
 			if !slices.Equal(panes, tc.want) {
 				t.Fatalf("panes:\n got %q\nwant %q", panes, tc.want)
 			}
 			if want := []event{{"a", 200}}; !slices.Equal(late, want) {
 				t.Fatalf("late side output %v, want %v", late, want)
+			}
+			// Its window [0,1000) with 3s of lateness was dropped when
+			// the watermark reached 3999; it came under 9999.
+			want := []LateRecord[event]{{Value: event{"a", 200}, Timestamp: 200, Window: TimeWindow{0, 1000}, Watermark: 9999}}
+			if !slices.Equal(why, want) {
+				t.Fatalf("late records %+v, want %+v", why, want)
 			}
 		})
 	}

@@ -90,10 +90,22 @@ const (
 // trigState is the trigger's state for one window of one key, kept in
 // keyed state between events.
 type trigState struct {
-	count  int64    // records since the last firing
-	fires  int64    // panes emitted so far
-	procAt int64    // pending early firing in processing time (unix ms); 0 none
-	prev   [][]byte // the last pane's encoded results, to retract
+	count  int64 // records since the last firing
+	fires  int64 // panes emitted so far (the window operator counts them)
+	procAt int64 // pending early firing in processing time (unix ms); 0 none
+	// prev holds the encoded results to retract before the window's next
+	// pane: its own last pane's, and those of the sessions merged into it.
+	prev [][]byte
+}
+
+// firing resets what counts towards the next firing: every firing, of any
+// timing, starts a new pane, so the records and the processing-time
+// deadline of the one just fired no longer count (Beam's
+// AfterProcessingTime.pastFirstElementInPane re-arms from the first record
+// after a firing).
+func (s *trigState) firing() {
+	s.count = 0
+	s.procAt = 0
 }
 
 func (s trigState) encode(dst []byte) []byte {
@@ -169,14 +181,12 @@ func (t triggerSpec) cleanupTime(w TimeWindow) int64 {
 // wm (the caller has dropped records past the window's cleanup time).
 func (t triggerSpec) record(st *trigState, w TimeWindow, wm, now int64) action {
 	if wm >= w.maxTimestamp() {
-		st.count = 0
-		st.fires++
+		st.firing()
 		return action{fire: true, timing: Late}
 	}
 	st.count++
 	if t.earlyCount > 0 && st.count >= t.earlyCount {
-		st.count = 0
-		st.fires++
+		st.firing()
 		return action{fire: true, timing: Early}
 	}
 	if t.earlyAfter > 0 && st.procAt == 0 {
@@ -190,8 +200,7 @@ func (t triggerSpec) record(st *trigState, w TimeWindow, wm, now int64) action {
 func (t triggerSpec) eventTime(st *trigState, w TimeWindow, ts int64) action {
 	switch {
 	case ts == w.maxTimestamp():
-		st.fires++
-		st.count = 0
+		st.firing()
 		a := action{fire: true, timing: OnTime}
 		if c := t.cleanupTime(w); c > ts {
 			a.cleanupAt = c
@@ -210,20 +219,22 @@ func (t triggerSpec) procTime(st *trigState, w TimeWindow, now, wm int64) action
 	if st.procAt == 0 || now < st.procAt || wm >= w.maxTimestamp() {
 		return action{}
 	}
-	st.procAt = 0
 	if st.count == 0 {
+		st.procAt = 0
 		return action{}
 	}
-	st.count = 0
-	st.fires++
+	st.firing()
 	return action{fire: true, timing: Early}
 }
 
-// merge folds the state of a window merged away into st (sessions).
+// merge folds the state of a session merged away into st: its records
+// since its last firing count, its pending deadline stands if earlier, and
+// its last pane is retracted before the merged session's next one.
 func (s *trigState) merge(o trigState) {
 	s.count += o.count
 	s.fires = max(s.fires, o.fires)
 	if o.procAt != 0 && (s.procAt == 0 || o.procAt < s.procAt) {
 		s.procAt = o.procAt
 	}
+	s.prev = append(s.prev, o.prev...)
 }

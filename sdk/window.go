@@ -264,8 +264,47 @@ type Pane[K, R any] struct {
 // Windowed is the output of a window function: its results, and the side
 // output of records that came later than the allowed lateness.
 type Windowed[T, R any] struct {
-	results Stream[R]
-	late    Stream[T]
+	results  Stream[R]
+	late     Stream[T]
+	lateRecs Stream[LateRecord[T]]
+}
+
+// LateRecord is a record dropped for coming after its window's allowed
+// lateness, with why: the window it belonged to and the watermark it met.
+type LateRecord[T any] struct {
+	Value     T
+	Timestamp int64 // the record's event time, unix ms
+	// Window is the window the record belonged to: the newest one holding
+	// its time (tumbling, sliding) or the session it would have made or
+	// joined.
+	Window TimeWindow
+	// Watermark is the window operator's watermark when the record came:
+	// the window's end plus the allowed lateness was not after it.
+	Watermark int64
+}
+
+// lateRecordCodec encodes a LateRecord with the record's own codec.
+type lateRecordCodec[T any] struct{ v Codec[T] }
+
+func (c lateRecordCodec[T]) Append(dst []byte, l LateRecord[T]) []byte {
+	for _, x := range []int64{l.Timestamp, l.Window.Start, l.Window.End, l.Watermark} {
+		dst = binary.AppendVarint(dst, x)
+	}
+	return c.v.Append(dst, l.Value)
+}
+
+func (c lateRecordCodec[T]) Decode(b []byte) (LateRecord[T], error) {
+	var l LateRecord[T]
+	for _, f := range []*int64{&l.Timestamp, &l.Window.Start, &l.Window.End, &l.Watermark} {
+		x, n := binary.Varint(b)
+		if n <= 0 {
+			return l, fmt.Errorf("%w: late record", ErrDecode)
+		}
+		*f, b = x, b[n:]
+	}
+	v, err := c.v.Decode(b)
+	l.Value = v
+	return l, err
 }
 
 // Results is the stream of the window function's results.
@@ -274,6 +313,10 @@ func (w Windowed[T, R]) Results() Stream[R] { return w.results }
 // Late is the side output of the records dropped for coming after their
 // windows' allowed lateness.
 func (w Windowed[T, R]) Late() Stream[T] { return w.late }
+
+// LateRecords is Late with why each record was late: its time, its window
+// and the watermark it met. Its event time is the record's.
+func (w Windowed[T, R]) LateRecords() Stream[LateRecord[T]] { return w.lateRecs }
 
 // WindowAggregate folds each window's records with agg and emits a Pane per
 // firing. Sliding (size != slide) and session windows combine accumulators,
@@ -326,17 +369,21 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 		if err != nil {
 			return opRun{}, err
 		}
-		if len(env.sides) > 0 { // none when chained: nothing reads them
+		if len(env.sides) > 1 { // none when chained: nothing reads them
 			op.late, _ = env.sides[0].(func(T))
+			op.lateRecs, _ = env.sides[1].(func(LateRecord[T]))
 		}
 		run.in = op.record
 		return run, nil
 	})
 	outCodec = res.codec
 	n := res.n
-	n.sides = append(n.sides, typedStream[T]{codec: w.k.s.codec})
+	lc := lateRecordCodec[T]{w.k.s.codec}
+	n.sides = append(n.sides, typedStream[T]{codec: w.k.s.codec}, typedStream[LateRecord[T]]{codec: lc})
 	late := Stream[T]{p: w.k.s.p, n: n, codec: w.k.s.codec, side: 1, ts: w.k.s.ts}
-	return Windowed[T, U]{results: res, late: late}
+	lateRecs := Stream[LateRecord[T]]{p: w.k.s.p, n: n, codec: lc, side: 2,
+		ts: func(l LateRecord[T]) int64 { return l.Timestamp }}
+	return Windowed[T, U]{results: res, late: late, lateRecs: lateRecs}
 }
 
 // openWindow opens the window operator's instance for a subtask: its state
@@ -376,6 +423,7 @@ type winOp[K comparable, T, A, U any] struct {
 	out                 Codec[U]
 	emit                func(U)
 	late                func(T)
+	lateRecs            func(LateRecord[T])
 	ns                  []byte
 	captured            [][]byte
 	set                 []session // scratch for getSessions
@@ -481,9 +529,13 @@ func (o *winOp[K, T, A, U]) record(v T) {
 	}
 }
 
-func (o *winOp[K, T, A, U]) lateRecord(v T) {
+// lateRecord sends a record too late for window w to the side outputs.
+func (o *winOp[K, T, A, U]) lateRecord(v T, ts int64, w TimeWindow) {
 	if o.late != nil {
 		o.late(v)
+	}
+	if o.lateRecs != nil {
+		o.lateRecs(LateRecord[T]{Value: v, Timestamp: ts, Window: w, Watermark: o.timers.wm})
 	}
 }
 
@@ -497,7 +549,7 @@ func (o *winOp[K, T, A, U]) paned(v T, ts int64) error {
 		return nil // in the gap between hopping windows
 	}
 	if spec.cleanupTime(newest) <= wm {
-		o.lateRecord(v)
+		o.lateRecord(v, ts, newest)
 		return nil
 	}
 	acc, ok, err := o.getAcc(p)
@@ -539,10 +591,13 @@ func (o *winOp[K, T, A, U]) recordInWindow(w TimeWindow, wm int64) error {
 
 // session handles a record of session windows: its [ts, ts+gap) merges
 // with the key's sessions it overlaps. The merged session keeps the state
-// namespace of the first of them; the others' contents fold into it. Its
-// on-time timer is not moved as it grows: a timer finding its session
-// longer sets the next one (see eventTimer), so a record extending a
-// session costs a read and a write of the set and of the accumulator.
+// namespace of the first of them; the others' contents and trigger state
+// fold into it, and their last panes are retracted right before its next
+// pane. Its on-time timer is not moved as it grows: a timer finding its
+// session longer sets the next one (see eventTimer), so a record extending
+// a session costs a read and a write of the set and of the accumulator.
+// Only a session that had fired on time and grows past the watermark again
+// needs a new on-time timer.
 func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 	spec, wm := o.w.spec, o.timers.wm
 	set, err := o.getSessions()
@@ -570,7 +625,7 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 		}
 	}
 	if spec.cleanupTime(merged.w) <= wm {
-		o.lateRecord(v)
+		o.lateRecord(v, ts, merged.w)
 		return nil
 	}
 	acc, ok, err := o.getAcc(merged.state)
@@ -600,10 +655,7 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 			if err != nil {
 				return err
 			}
-			if err := o.retractPrev(ost.prev); err != nil {
-				return err
-			}
-			st.merge(ost)
+			st.merge(ost) // its last pane is retracted with the next one
 			if err := o.trig.del(o.nsOf(old.state)); err != nil {
 				return err
 			}
@@ -616,34 +668,37 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 	if err := o.putAcc(merged.state, acc); err != nil {
 		return err
 	}
-	if first < 0 {
+	var at int64
+	timer := true
+	switch {
+	case first < 0:
 		keep = append(keep, merged)
 		// Its on-time timer, or for a session late within the allowed
 		// lateness (it fires LATE at once) the one that drops it.
-		at := merged.w.maxTimestamp()
+		at = merged.w.maxTimestamp()
 		if at <= wm {
 			at = spec.cleanupTime(merged.w)
 		}
+	case grown.w.maxTimestamp() <= wm && merged.w.maxTimestamp() > wm:
+		// The session whose state it keeps fired on time already, and a
+		// record within the lateness grew it to end after the watermark:
+		// it fires on time again, as the new window it is.
+		keep[first] = merged
+		at = merged.w.maxTimestamp()
+	default:
+		keep[first] = merged
+		timer = false
+	}
+	if timer {
 		if err := o.timers.register(EventTime, at, o.nsOf(merged.state)); err != nil {
 			return err
 		}
-	} else {
-		keep[first] = merged
 	}
 	if err := o.putSessions(keep); err != nil {
 		return err
 	}
 	if !spec.stateful() {
 		return nil
-	}
-	if first >= 0 && merged.w != grown.w {
-		// The window of the panes emitted so far is gone: withdraw them
-		// (the merged-away sessions' went above); the merged session's
-		// next pane replaces them all.
-		if err := o.retractPrev(st.prev); err != nil {
-			return err
-		}
-		st.prev = nil
 	}
 	return o.apply(winRef{merged.w, merged.state}, &st, spec.record(&st, merged.w, wm, o.now()))
 }
@@ -735,8 +790,9 @@ func (o *winOp[K, T, A, U]) contents(r winRef) (A, bool, error) {
 	return acc, found, err
 }
 
-// fire emits a pane of r: the retraction of the previous one first when
-// retracting; in discarding mode the contents go.
+// fire emits a pane of r: when retracting, the retractions of the panes it
+// replaces go first, and never on their own. A discarding window with
+// nothing new emits no pane and uses no pane index.
 func (o *winOp[K, T, A, U]) fire(r winRef, st *trigState, timing Timing) error {
 	acc, ok, err := o.contents(r)
 	if err != nil || !ok {
@@ -746,7 +802,8 @@ func (o *winOp[K, T, A, U]) fire(r winRef, st *trigState, timing Timing) error {
 	if err != nil {
 		return err
 	}
-	info := WindowInfo{Start: r.w.Start, End: r.w.End, Timing: timing, Index: st.fires - 1}
+	info := WindowInfo{Start: r.w.Start, End: r.w.End, Timing: timing, Index: st.fires}
+	st.fires++
 	if o.w.spec.mode != Retracting {
 		o.result(key, info, acc, o.emit)
 	} else {

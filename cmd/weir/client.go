@@ -48,7 +48,7 @@ func (f *clientFlags) register(cmd *cobra.Command, s streams) {
 		def = defaultCoordinator
 	}
 	cmd.Flags().StringVar(&f.coordinator, "coordinator", def,
-		"coordinator API address host:port, or several comma-separated, tried in turn when one is down ($"+coordinatorEnv+" sets the default)")
+		"coordinator API address host:port, or several comma-separated in any order, each tried when the current one is down ($"+coordinatorEnv+" sets the default)")
 }
 
 // client is a connection to a coordinator's JobService.
@@ -64,92 +64,148 @@ type client struct {
 // made again there, as are all later ones. So --coordinator may name any
 // coordinator of the cluster.
 //
-// With several addresses, a call the current coordinator cannot answer
-// (Unavailable: dead, or partitioned away) is tried on the others in turn,
-// so an attached `weir run` outlives the coordinator it started with.
+// A call the current coordinator cannot answer (Unavailable: dead, or
+// partitioned away) is tried on every listed address in turn, in any
+// order relative to the leader: the one that answers, or the leader it
+// names, takes the later calls. So an attached `weir run` outlives the
+// coordinator it started with whichever address listed first.
 type follower struct {
-	others []string // the addresses after the first
-	mu     sync.Mutex
-	conn   *grpc.ClientConn
+	addrs []string // every address listed
+	mu    sync.Mutex
+	conn  *grpc.ClientConn // where calls go once one was redirected or failed over; nil: the dialled one
+	at    string           // conn's address, or the dialled one's
+	// failed lists the addresses the last call could not reach, for the
+	// error message.
+	failed []string
 }
 
 var leaderAt = regexp.MustCompile(`standby; the leader is at (\S+)$`)
 
-func (f *follower) current() *grpc.ClientConn {
+func (f *follower) current() (*grpc.ClientConn, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.conn
+	return f.conn, f.at
 }
 
-// follow returns a connection to the leader named by err, if it names one.
-func (f *follower) follow(err error) *grpc.ClientConn {
+// unreachable names the coordinators the last call could not reach.
+func (f *follower) unreachable() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.failed) == 0 {
+		return f.at
+	}
+	return strings.Join(f.failed, ", ")
+}
+
+// leader is the address a standby's refusal names, if err is one.
+func leader(err error) (string, bool) {
 	st, ok := status.FromError(err)
 	if !ok || st.Code() != codes.Unavailable {
-		return nil
+		return "", false
 	}
 	m := leaderAt.FindStringSubmatch(st.Message())
 	if m == nil {
-		return nil
+		return "", false
 	}
-	conn, derr := newConn(m[1], nil)
-	if derr != nil {
-		return nil
-	}
-	f.use(conn)
-	return conn
+	return m[1], true
 }
 
-// use makes conn the connection for later calls.
-func (f *follower) use(conn *grpc.ClientConn) {
+// use makes conn, at addr, the connection for later calls.
+func (f *follower) use(conn *grpc.ClientConn, addr string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn != nil && f.conn != conn {
 		f.conn.Close()
 	}
-	f.conn = conn
+	f.conn, f.at = conn, addr
 }
 
-func (f *follower) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+// call runs one call: on the current coordinator (first, when it is still
+// the dialled one), then at the leader a standby names, then on every
+// other listed address while none could be reached.
+func (f *follower) call(ctx context.Context, first func() error, on func(*grpc.ClientConn) error) error {
+	conn, at := f.current()
 	var err error
-	if lc := f.current(); lc != nil {
-		err = lc.Invoke(ctx, method, req, reply, opts...)
+	if conn == nil {
+		err = first()
 	} else {
-		err = invoke(ctx, method, req, reply, cc, opts...)
+		err = on(conn)
 	}
-	if lc := f.follow(err); lc != nil {
-		return lc.Invoke(ctx, method, req, reply, opts...)
+	tried := map[string]bool{}
+	var failed []string
+	// try follows err's redirect, if any; it reports whether the call is
+	// settled (answered, or failed for a reason other than reachability).
+	try := func(addr string, err error, c *grpc.ClientConn) (error, bool) {
+		tried[addr] = true
+		if lead, ok := leader(err); ok && !tried[lead] {
+			tried[lead] = true
+			lc, derr := newConn(lead, nil)
+			if derr == nil {
+				lerr := on(lc)
+				if status.Code(lerr) != codes.Unavailable {
+					f.use(lc, lead)
+					return lerr, true
+				}
+				lc.Close()
+				failed = append(failed, lead)
+				return lerr, false
+			}
+		}
+		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+			if c != nil {
+				f.use(c, addr)
+			}
+			return err, true
+		}
+		if _, redirect := leader(err); !redirect {
+			failed = append(failed, addr)
+		}
+		return err, false
 	}
-	if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+	defer func() {
+		f.mu.Lock()
+		f.failed = failed
+		f.mu.Unlock()
+	}()
+	if err, done := try(at, err, nil); done {
 		return err
 	}
-	for _, a := range f.others {
-		conn, derr := newConn(a, nil)
+	for _, a := range f.addrs {
+		if tried[a] {
+			continue
+		}
+		c, derr := newConn(a, nil)
 		if derr != nil {
 			continue
 		}
-		aerr := conn.Invoke(ctx, method, req, reply, opts...)
-		if lc := f.follow(aerr); lc != nil {
-			conn.Close()
-			return lc.Invoke(ctx, method, req, reply, opts...)
-		}
-		if status.Code(aerr) != codes.Unavailable {
-			f.use(conn)
+		aerr := on(c)
+		var done bool
+		if aerr, done = try(a, aerr, c); done {
 			return aerr
 		}
-		conn.Close()
+		c.Close()
+		err = aerr
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	return err
 }
 
+func (f *follower) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return f.call(ctx, func() error { return invoke(ctx, method, req, reply, cc, opts...) },
+		func(c *grpc.ClientConn) error { return c.Invoke(ctx, method, req, reply, opts...) })
+}
+
 func (f *follower) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if lc := f.current(); lc != nil {
+	if lc, _ := f.current(); lc != nil {
 		return lc.NewStream(ctx, desc, method, opts...)
 	}
 	return streamer(ctx, desc, cc, method, opts...)
 }
 
 func (f *follower) close() {
-	if lc := f.current(); lc != nil {
+	if lc, _ := f.current(); lc != nil {
 		lc.Close()
 	}
 }
@@ -183,7 +239,7 @@ func dial(list string) (*client, error) {
 		return nil, usageErrorf("--coordinator is empty")
 	}
 	addr := addrs[0]
-	f := &follower{others: addrs[1:]}
+	f := &follower{addrs: addrs, at: addr}
 	conn, err := newConn(addr, f)
 	if err != nil {
 		return nil, usageErrorf("bad coordinator address %q: %v", addr, err)
@@ -253,23 +309,23 @@ func (c *client) rpcError(ctx context.Context, err error) error {
 	case codes.Canceled:
 		return errInterrupted
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("coordinator at %s did not answer within %v", c.addr, rpcTimeout)
+		return fmt.Errorf("coordinator at %s did not answer within %v", c.lead.unreachable(), rpcTimeout)
 	case codes.Unavailable:
 		// Transport failures carry gRPC's own wording; a coordinator that
 		// is up but cannot serve (not the leader, shutting down) sends its
 		// own message.
 		if strings.Contains(msg, "produced zero addresses") || strings.Contains(msg, "no such host") {
-			return fmt.Errorf("cannot reach coordinator at %s: unknown host", c.addr)
+			return fmt.Errorf("cannot reach coordinator at %s: unknown host", c.lead.unreachable())
 		}
 		if isTransportMessage(msg) {
-			return fmt.Errorf("cannot reach coordinator at %s: %s", c.addr, dialReason(msg))
+			return fmt.Errorf("cannot reach coordinator at %s: %s", c.lead.unreachable(), dialReason(msg))
 		}
 		return errors.New(msg)
 	case codes.Unimplemented:
 		return fmt.Errorf("coordinator at %s does not support this request (is it an older weir?): %s", c.addr, msg)
 	case codes.Internal, codes.Unknown, codes.DataLoss:
 		if isTransportMessage(msg) {
-			return fmt.Errorf("lost connection to coordinator at %s: %s", c.addr, dialReason(msg))
+			return fmt.Errorf("lost connection to coordinator at %s: %s", c.lead.unreachable(), dialReason(msg))
 		}
 		return fmt.Errorf("coordinator error: %s", msg)
 	default:

@@ -305,6 +305,8 @@ type fakeJobs struct {
 	jobError string
 	jobs     map[string]*weirv1.JobStatus
 	workers  []*weirv1.WorkerInfo
+	// leaderAt, when set, makes the fake a standby pointing there.
+	leaderAt string
 }
 
 func (f *fakeJobs) StatBinary(_ context.Context, req *weirv1.StatBinaryRequest) (*weirv1.StatBinaryResponse, error) {
@@ -401,11 +403,20 @@ func (f *fakeJobs) CancelJob(_ context.Context, req *weirv1.CancelJobRequest) (*
 func (f *fakeJobs) ListWorkers(context.Context, *weirv1.ListWorkersRequest) (*weirv1.ListWorkersResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.leaderAt != "" {
+		return nil, status.Errorf(codes.Unavailable, "this coordinator is a standby; the leader is at %s", f.leaderAt)
+	}
 	return &weirv1.ListWorkersResponse{Workers: f.workers}, nil
 }
 
 // serveFake serves f on a loopback port and returns its address.
 func serveFake(t *testing.T, f *fakeJobs) string {
+	addr, _ := serveFakeStoppable(t, f)
+	return addr
+}
+
+// serveFakeStoppable is serveFake with a function that kills the server.
+func serveFakeStoppable(t *testing.T, f *fakeJobs) (string, func()) {
 	t.Helper()
 	if f.binaries == nil {
 		f.binaries = map[string][]byte{}
@@ -418,7 +429,7 @@ func serveFake(t *testing.T, f *fakeJobs) string {
 	weirv1.RegisterJobServiceServer(s, f)
 	go s.Serve(l)
 	t.Cleanup(s.Stop)
-	return l.Addr().String()
+	return l.Addr().String(), s.Stop
 }
 
 func TestRunDetach(t *testing.T) {
@@ -719,6 +730,47 @@ func TestCoordinatorListFailsOver(t *testing.T) {
 	code, _, stderr := weir(context.Background(), "workers", "--coordinator", dead)
 	if code == 0 || !strings.Contains(stderr, dead) {
 		t.Fatalf("a dead coordinator alone = %d, stderr %q", code, stderr)
+	}
+}
+
+// A client listing a standby first follows it to the leader; when the
+// leader dies and the standby takes over, the same client's next call
+// reaches it (the first address is retried too), and when every listed
+// coordinator is down the error names them, not the one dialled first.
+func TestCoordinatorListFollowsFailover(t *testing.T) {
+	standby := &fakeJobs{workers: []*weirv1.WorkerInfo{{Id: "via-a", Slots: 1}}}
+	a, stopA := serveFakeStoppable(t, standby)
+	b, stopB := serveFakeStoppable(t, &fakeJobs{workers: []*weirv1.WorkerInfo{{Id: "via-b", Slots: 1}}})
+	standby.mu.Lock()
+	standby.leaderAt = b
+	standby.mu.Unlock()
+	c, err := dial(a + "," + b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	list := func() (string, error) {
+		resp, err := unary(ctx, c, c.jobs.ListWorkers, &weirv1.ListWorkersRequest{})
+		if err != nil {
+			return "", err
+		}
+		return resp.GetWorkers()[0].GetId(), nil
+	}
+	if got, err := list(); err != nil || got != "via-b" {
+		t.Fatalf("through the standby: %q, %v; want via-b", got, err)
+	}
+	stopB()
+	standby.mu.Lock()
+	standby.leaderAt = "" // it won the election
+	standby.mu.Unlock()
+	if got, err := list(); err != nil || got != "via-a" {
+		t.Fatalf("after the leader died: %q, %v; want via-a", got, err)
+	}
+	stopA()
+	_, err = list()
+	if want := "cannot reach coordinator at " + a + ", " + b + ": connection refused"; err == nil || err.Error() != want {
+		t.Fatalf("every coordinator down: %v, want %q", err, want)
 	}
 }
 

@@ -3,12 +3,13 @@
 # (embedded etcd, a coordinator and two workers in one process), submits
 # wordcount over this repository's documentation at parallelism 2, prints the
 # most frequent words and the job list, and shuts the cluster down.
-# Override ports with WEIR_API / WEIR_HTTP if 7070 / 8080 are taken.
+# The cluster listens on free loopback ports (set WEIR_API / WEIR_HTTP to
+# choose them); the demo talks only to the cluster it started.
 set -euo pipefail
 cd "$(dirname "$0")"
 work=$(mktemp -d)
-api=${WEIR_API:-127.0.0.1:7070}
-http=${WEIR_HTTP:-127.0.0.1:8080}
+api=${WEIR_API:-127.0.0.1:0}
+http=${WEIR_HTTP:-127.0.0.1:0}
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -19,10 +20,24 @@ go build -o "$work/wordcount" ./jobs/wordcount
 echo "== starting weir local (logs in $work/local.log)"
 "$work/weir" local --data-dir "$work/data" --api "$api" --http "$http" >"$work/local.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do
-  "$work/weir" list --coordinator "$api" >/dev/null 2>&1 && break
+# Its banner names the ports it listens on; it appears once it answers.
+api=
+for _ in $(seq 300); do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "demo: weir local did not start:" >&2
+    tail -5 "$work/local.log" >&2
+    exit 1
+  fi
+  api=$(sed -n 's/^  job API:  //p' "$work/local.log")
+  [ -n "$api" ] && break
   sleep 0.1
 done
+if [ -z "$api" ]; then
+  echo "demo: weir local did not answer within 30s; its log:" >&2
+  tail -5 "$work/local.log" >&2
+  exit 1
+fi
+echo "   job API $api, web page $(sed -n 's/^  web:      //p' "$work/local.log")"
 
 mkdir -p "$work/input"
 cat README.md docs/*.md > "$work/input/docs.txt"

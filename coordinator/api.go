@@ -11,12 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"gocloud.dev/gcerrors"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/objstore"
+	"github.com/weir-run/weir/internal/storelayout"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -83,6 +87,11 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	if spec.Name == "" {
 		spec.Name = spec.Graph.Name
 	}
+	if spec.FromSavepoint != "" {
+		if err := s.checkSavepoint(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
 	st, err := s.c.leading(ctx)
 	if err != nil {
 		return nil, err
@@ -104,6 +113,52 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 		return nil, err
 	}
 	return &weirv1.SubmitJobResponse{JobId: id}, nil
+}
+
+// savepointReadTimeout bounds reading a savepoint's manifest at submit.
+const savepointReadTimeout = 30 * time.Second
+
+// checkSavepoint refuses, before anything runs, a savepoint the job could
+// not start from: a location that is not one, that cannot be read or does
+// not hold a manifest, or whose state some operator of the job would not
+// restore (unless the spec allows dropping it). Otherwise a restore would
+// silently start from scratch or drop state.
+func (s *jobService) checkSavepoint(ctx context.Context, spec *weirv1.JobSpec) error {
+	loc := spec.FromSavepoint
+	storeURL, key, err := storelayout.Split(loc)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "--from-savepoint %q is not a savepoint location (weir savepoint prints one: STORE/savepoints/JOB/ID/_manifest)", loc)
+	}
+	ctx, cancel := context.WithTimeout(ctx, savepointReadTimeout)
+	defer cancel()
+	store, err := objstore.Open(ctx, storeURL)
+	if err != nil {
+		return status.Errorf(codes.FailedPrecondition, "cannot open the store of savepoint %s: %v", loc, oneLine(err))
+	}
+	defer store.Close()
+	b, err := store.Bucket().ReadAll(ctx, key)
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		return status.Errorf(codes.FailedPrecondition, "savepoint %s does not exist", loc)
+	case err != nil:
+		return status.Errorf(codes.FailedPrecondition, "cannot read savepoint %s: %v", loc, oneLine(err))
+	}
+	var m weirv1.CheckpointManifest
+	if err := proto.Unmarshal(b, &m); err != nil || len(m.Subtasks) == 0 {
+		return status.Errorf(codes.FailedPrecondition, "%s is not a savepoint manifest", loc)
+	}
+	if lost := jobgraph.NotRestored(spec.Graph, &m); len(lost) > 0 && !spec.AllowNonRestoredState {
+		return status.Errorf(codes.FailedPrecondition,
+			"savepoint %s has state of operators this job does not restore (uids %s): is it another job's? Pass --allow-non-restored-state to drop that state",
+			loc, strings.Join(lost, ", "))
+	}
+	return nil
+}
+
+// oneLine keeps the first line of an error's text.
+func oneLine(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return msg
 }
 
 // newJobID returns 16 random hex digits: unique without coordination.

@@ -241,14 +241,15 @@ func (s *leaderState) loadCheckpoints(ctx context.Context, j *job) error {
 
 // restoreFor picks the state the next attempt starts from: the newest
 // completed checkpoint that has not failed to restore, else the savepoint
-// the job was submitted with, else nothing.
+// the job was submitted with (a savepoint that fails to restore fails the
+// job: see taskState), else nothing.
 func (j *job) restoreFor() *weirv1.Restore {
 	for _, h := range j.ckpt.History() {
 		if h.Status == weirv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED && !j.badCheckpoints[h.Id] {
 			return &weirv1.Restore{Manifest: h.Location, CheckpointId: h.Id}
 		}
 	}
-	if sp := j.rec.Spec.FromSavepoint; sp != "" && !j.badCheckpoints[-1] {
+	if sp := j.rec.Spec.FromSavepoint; sp != "" {
 		store, key, err := storelayout.Split(sp)
 		if err == nil {
 			return &weirv1.Restore{Manifest: key, Store: store, CheckpointId: -1}

@@ -371,14 +371,14 @@ func (s *leaderState) processReady(j *job, worker string, r *weirv1.ProcessReady
 // failed records a failure for the job's page and reports it to the
 // machine: confined to one region when the job has several and region >= 0,
 // else of the whole job.
-func (s *leaderState) failed(ctx context.Context, j *job, region int32, err string) {
+func (s *leaderState) failed(ctx context.Context, j *job, region int32, err string, permanent bool) {
 	j.metrics.failed(time.Now(), j.attempt, err)
 	s.endDeploySpan(j, err)
 	if len(j.regions) > 1 && region >= 0 {
-		s.step(ctx, j, jobmaster.RegionFailed{Region: region, Err: err})
+		s.step(ctx, j, jobmaster.RegionFailed{Region: region, Err: err, Permanent: permanent})
 		return
 	}
-	s.step(ctx, j, jobmaster.TaskFailed{Err: err})
+	s.step(ctx, j, jobmaster.TaskFailed{Err: err, Permanent: permanent})
 }
 
 func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *weirv1.TaskStateUpdate) {
@@ -389,16 +389,28 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 	t.state = u.State
 	switch u.State {
 	case weirv1.TaskState_TASK_STATE_FAILED:
-		if u.RestoreFailed && j.restoringFrom != 0 && !j.badCheckpoints[j.restoringFrom] {
+		permanent := u.Permanent
+		msg := fmt.Sprintf("%s on worker %s: %s", j.vertices[u.VertexId], worker, u.Error)
+		switch {
+		case u.RestoreFailed && j.restoringFrom == -1:
+			// The savepoint the job was submitted with is all it may
+			// start from: starting from scratch instead would be a
+			// silently wrong result.
+			permanent = true
+			msg = fmt.Sprintf("savepoint %s cannot be restored: %s", j.rec.Spec.FromSavepoint, msg)
+		case u.RestoreFailed && j.restoringFrom != 0 && !j.badCheckpoints[j.restoringFrom]:
 			j.badCheckpoints[j.restoringFrom] = true
 			next := "the start of the input"
 			if r := j.restoreFor(); r != nil {
 				next = fmt.Sprintf("checkpoint %d", r.CheckpointId)
+				if r.CheckpointId == -1 {
+					next = "the savepoint the job started from"
+				}
 			}
 			s.logger.Error("checkpoint cannot be restored; falling back to an older one", "job", j.rec.Id,
 				"checkpoint", j.restoringFrom, "fallback", next, "err", u.Error)
 		}
-		s.failed(ctx, j, j.regionOf[u.VertexId], fmt.Sprintf("%s on worker %s: %s", j.vertices[u.VertexId], worker, u.Error))
+		s.failed(ctx, j, j.regionOf[u.VertexId], msg, permanent)
 	case weirv1.TaskState_TASK_STATE_RUNNING:
 		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING) {
 			s.endDeploySpan(j, "")
@@ -462,7 +474,7 @@ func (s *leaderState) processExited(ctx context.Context, j *job, id procID, reas
 			if workerLost {
 				region = -1
 			}
-			s.failed(ctx, j, region, reason)
+			s.failed(ctx, j, region, reason, false)
 			return
 		}
 	}

@@ -109,6 +109,7 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 			u.Error = err.Error()
 			var re *restoreError
 			u.RestoreFailed = errors.As(err, &re)
+			u.Permanent = IsPermanent(err)
 			logger.Error("subtask failed", "vertex", r.vertex, "subtask", r.subtask, "err", err)
 		}
 		if err := send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}}); err != nil {

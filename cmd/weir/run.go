@@ -44,6 +44,7 @@ type runFlags struct {
 	interval    time.Duration
 	ckTimeout   time.Duration
 	savepoint   string
+	allowLost   bool
 	restart     restartFlags
 }
 
@@ -88,6 +89,7 @@ ARGS after "--" are passed to the job binary.`,
 	fl.DurationVar(&f.interval, "checkpoint-interval", 10*time.Second, "time between checkpoints (0 disables them; a failed job then restarts from the beginning)")
 	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
+	fl.BoolVar(&f.allowLost, "allow-non-restored-state", false, "with --from-savepoint: start even if the savepoint holds state no operator of the job restores (that state is dropped)")
 	return cmd
 }
 
@@ -153,14 +155,15 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 
 	spec := &weirv1.JobSpec{
-		Name:          jobName(f.name, graph, binary),
-		BinarySha256:  sum,
-		BinarySize:    size,
-		Args:          jobArgs,
-		Parallelism:   int32(f.parallelism),
-		Graph:         graph,
-		Checkpoints:   &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds(), TimeoutMs: f.ckTimeout.Milliseconds()},
-		FromSavepoint: f.savepoint,
+		Name:                  jobName(f.name, graph, binary),
+		BinarySha256:          sum,
+		BinarySize:            size,
+		Args:                  jobArgs,
+		Parallelism:           int32(f.parallelism),
+		Graph:                 graph,
+		Checkpoints:           &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds(), TimeoutMs: f.ckTimeout.Milliseconds()},
+		FromSavepoint:         f.savepoint,
+		AllowNonRestoredState: f.allowLost,
 	}
 	spec.Restart = restart
 	resp, err := unary(ctx, c, c.jobs.SubmitJob, &weirv1.SubmitJobRequest{Spec: spec})

@@ -25,7 +25,7 @@ func (m *Machine) stepCreated(ev Event, now time.Time) []Action {
 		// A failure before Scheduled means the deployment went wrong; the
 		// attempt may be partly deployed, so stop it like any other.
 		if m.phase == phaseDeploying || m.phase == phaseUnknown {
-			return m.taskFailed(ev.Err)
+			return m.taskFailed(ev)
 		}
 	case AttemptStopped:
 		// Only a recovery stops an attempt while CREATED.

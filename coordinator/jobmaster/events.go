@@ -23,8 +23,15 @@ type AllRunning struct{}
 type AllFinished struct{}
 
 // TaskFailed reports that a task, process or worker of the current attempt
-// failed. Err is the cause as the user should read it.
-type TaskFailed struct{ Err string }
+// failed. Err is the cause as the user should read it. Permanent says the
+// failure cannot succeed on retry (a savepoint that cannot be restored, an
+// input that does not exist, a record type its codec cannot encode): the
+// job fails once the attempt is gone, whatever its restart strategy, instead
+// of spending its restarts and minutes of backoff on it.
+type TaskFailed struct {
+	Err       string
+	Permanent bool
+}
 
 // CancelRequested is a user's request to cancel the job.
 type CancelRequested struct{}
@@ -51,6 +58,8 @@ type Reattached struct{}
 type RegionFailed struct {
 	Region int32
 	Err    string
+	// Permanent: as TaskFailed's; the whole job fails.
+	Permanent bool
 }
 
 // RegionStopped replies to StopRegion: no process of the region is left.

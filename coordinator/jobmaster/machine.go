@@ -182,7 +182,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	before := m.Snapshot()
 	if rf, ok := ev.(RegionFailed); ok && !m.regionsLive() {
 		// Only a deployed attempt restarts a region alone.
-		ev = TaskFailed{Err: rf.Err}
+		ev = TaskFailed{Err: rf.Err, Permanent: rf.Permanent}
 	}
 	var acts []Action
 	switch m.state {
@@ -286,13 +286,19 @@ func (m *Machine) scheduledOK() []Action {
 // taskFailed starts tearing down a failed attempt. Whether the job restarts
 // is decided once the attempt is gone, so that a restart never overlaps the
 // attempt it replaces.
-func (m *Machine) taskFailed(err string) []Action {
+func (m *Machine) taskFailed(ev TaskFailed) []Action {
+	err := ev.Err
 	if err == "" {
 		err = "unknown error"
 	}
 	m.setState(restarting)
 	m.message = "restarting after failure: " + err
-	return m.stop(err)
+	actions := m.stop(err)
+	if ev.Permanent {
+		m.message = "stopping after a failure that cannot succeed on retry: " + err
+		m.spent = "it cannot succeed on retry"
+	}
+	return actions
 }
 
 // noSlots handles a failed placement. Waiting for slots consumes the restart

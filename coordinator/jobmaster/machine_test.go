@@ -27,7 +27,8 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 //	    kind is start, scheduled, no-slots, all-running, all-finished,
 //	    task-failed, cancel, attempt-stopped, reattached, tick,
 //	    region-failed region=N or region-stopped region=N; an input block, if
-//	    any, is the err or reason text (for text with spaces)
+//	    any, is the err or reason text (for text with spaces); task-failed
+//	    and region-failed take [permanent]
 //	tick t=D
 //	    shorthand for event tick
 //
@@ -101,7 +102,7 @@ func parseEvent(t *testing.T, d *datadriven.TestData, kind string) Event {
 	case "all-finished":
 		return AllFinished{}
 	case "task-failed":
-		return TaskFailed{Err: textArg(t, d, "err")}
+		return TaskFailed{Err: textArg(t, d, "err"), Permanent: d.HasArg("permanent")}
 	case "cancel":
 		return CancelRequested{}
 	case "attempt-stopped":
@@ -113,7 +114,7 @@ func parseEvent(t *testing.T, d *datadriven.TestData, kind string) Event {
 	case "region-failed":
 		var r int32
 		d.ScanArgs(t, "region", &r)
-		return RegionFailed{Region: r, Err: textArg(t, d, "err")}
+		return RegionFailed{Region: r, Err: textArg(t, d, "err"), Permanent: d.HasArg("permanent")}
 	case "region-stopped":
 		var r int32
 		d.ScanArgs(t, "region", &r)

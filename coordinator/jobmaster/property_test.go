@@ -112,7 +112,7 @@ func genSnapshot(t *rapid.T) Snapshot {
 
 var genEvent = rapid.SampledFrom([]Event{
 	Start{}, Scheduled{}, NoSlots{Reason: "no room"}, AllRunning{}, AllFinished{},
-	TaskFailed{Err: "boom"}, TaskFailed{}, CancelRequested{}, AttemptStopped{}, Tick{}, Reattached{},
+	TaskFailed{Err: "boom"}, TaskFailed{}, TaskFailed{Err: "bad input", Permanent: true}, CancelRequested{}, AttemptStopped{}, Tick{}, Reattached{},
 	RegionFailed{Region: 0, Err: "boom"}, RegionFailed{Region: 1}, RegionStopped{Region: 0}, RegionStopped{Region: 1},
 })
 

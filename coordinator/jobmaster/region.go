@@ -36,9 +36,12 @@ func (m *Machine) regionFailed(ev RegionFailed, now time.Time) []Action {
 	if err == "" {
 		err = "unknown error"
 	}
+	if ev.Permanent {
+		return m.taskFailed(TaskFailed{Err: err, Permanent: true})
+	}
 	delay, spent := m.decide(now)
 	if spent != "" {
-		acts := m.taskFailed(err)
+		acts := m.taskFailed(TaskFailed{Err: err})
 		m.spent = spent
 		return acts
 	}

@@ -16,7 +16,7 @@ func (m *Machine) stepRestarting(ev Event, now time.Time) []Action {
 			m.message = "recovering after a coordinator change"
 			return m.recoverAttempt()
 		case TaskFailed:
-			return m.taskFailed(ev.Err)
+			return m.taskFailed(ev)
 		}
 	case phaseStopping:
 		// Further failures of an attempt being stopped add nothing: the first
@@ -35,7 +35,7 @@ func (m *Machine) stepRestarting(ev Event, now time.Time) []Action {
 		case NoSlots:
 			return m.noSlots(ev.Reason, now)
 		case TaskFailed:
-			return m.taskFailed(ev.Err)
+			return m.taskFailed(ev)
 		}
 	}
 	return nil

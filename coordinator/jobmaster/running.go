@@ -17,7 +17,7 @@ func (m *Machine) stepRunning(ev Event, now time.Time) []Action {
 		m.setState(finished)
 		m.phase = phaseIdle
 	case TaskFailed:
-		return m.taskFailed(ev.Err)
+		return m.taskFailed(ev)
 	case CancelRequested:
 		return m.cancel()
 	}

@@ -20,7 +20,7 @@ func (m *Machine) stepScheduled(ev Event, now time.Time) []Action {
 		m.setState(finished)
 		m.phase = phaseIdle
 	case TaskFailed:
-		return m.taskFailed(ev.Err)
+		return m.taskFailed(ev)
 	case CancelRequested:
 		return m.cancel()
 	}
@@ -43,7 +43,7 @@ func (m *Machine) stepRecovered(ev Event) []Action {
 		m.message = "recovering after a coordinator change"
 		return m.recoverAttempt()
 	case TaskFailed:
-		return m.taskFailed(ev.Err)
+		return m.taskFailed(ev)
 	case CancelRequested:
 		return m.cancel()
 	}

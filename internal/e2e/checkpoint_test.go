@@ -268,9 +268,53 @@ func TestSavepointRescale(t *testing.T) {
 	if !strings.HasPrefix(sp, "file://") || !strings.HasSuffix(sp, "/_manifest") {
 		t.Fatalf("savepoint location %q", sp)
 	}
+	// Another job with uids count and sink too, but not the source's
+	// "events": its state would be dropped, so the savepoint is refused
+	// unless that is asked for, and nothing is submitted.
+	before, _ := listJobs(t, api)
+	_, stderr, code := weir(t, 30*time.Second, "run", "--coordinator", api, "--detach", "--from-savepoint", sp,
+		bins.wordcount, "--", "--input", out, "--output", t.TempDir())
+	if want := "has state of operators this job does not restore (uids events)"; code == 0 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "--allow-non-restored-state") {
+		t.Fatalf("wordcount from keyedcount's savepoint: exit %d, stderr %q; want a refusal containing %q", code, stderr, want)
+	}
+	if after, _ := listJobs(t, api); len(after) != len(before) {
+		t.Fatalf("a refused submit left a job: %d jobs, had %d", len(after), len(before))
+	}
 	id = runDetached(t, api, append([]string{"-p", "2", "--checkpoint-interval", "1s", "--from-savepoint", sp}, args...)...)
 	sp = stop(id)
 	id = runDetached(t, api, append([]string{"-p", "8", "--checkpoint-interval", "1s", "--from-savepoint", sp}, args...)...)
 	waitFinished(t, api, id, 60*time.Second)
 	checkCounts(t, out, keys, events/keys)
+}
+
+// TestCorruptSavepointFailsTheJob: a job started from a savepoint whose
+// files are corrupt cannot fall back to anything older without a silently
+// wrong result, so it fails at once with a message naming the savepoint,
+// instead of starting from scratch (or spending its restarts).
+func TestCorruptSavepointFailsTheJob(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	args := []string{bins.keyedcount, "--", "--events", "200000", "--keys", "10000", "--rate", "40000",
+		"--output", filepath.Join(c.dir, "out")}
+	id := runDetached(t, c.api, append([]string{"-p", "2", "--checkpoint-interval", "1s"}, args...)...)
+	waitFor(t, 30*time.Second, "a completed checkpoint", func() bool {
+		return len(completed(checkpointsOf(t, c.api, id))) >= 1
+	})
+	stdout, stderr, code := weir(t, 60*time.Second, "stop", "--coordinator", c.api, "--savepoint", id)
+	if code != 0 {
+		t.Fatalf("weir stop --savepoint: %s", stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	sp := lines[len(lines)-1]
+	loc := strings.TrimPrefix(sp, "file://"+c.store+"/")
+	os.WriteFile(largestSST(t, c.store, loc), []byte("this is not an sst file"), 0o644)
+
+	id = runDetached(t, c.api, append([]string{"-p", "2", "--from-savepoint", sp}, args...)...)
+	waitFor(t, 60*time.Second, "the job to fail", func() bool { return jobStatusOf(t, c.api, id).State == "FAILED" })
+	st := jobStatusOf(t, c.api, id)
+	if want := "savepoint " + sp + " cannot be restored"; !strings.Contains(st.Error, want) || !strings.Contains(st.Error, "cannot succeed on retry") {
+		t.Fatalf("error %q, want it to contain %q", st.Error, want)
+	}
+	if st.Attempt != 1 {
+		t.Fatalf("attempt %d: a savepoint that cannot be restored was retried", st.Attempt)
+	}
 }

@@ -273,6 +273,11 @@ func TestBadInputsGiveOneLineErrors(t *testing.T) {
 		{"p zero", []string{"run", "--coordinator", api, "-p", "0", bins.wordcount, "--", "--input", "x", "--output", "y"}, "-p"},
 		{"dead coordinator", []string{"run", "--coordinator", dead, bins.wordcount, "--", "--input", notExec, "--output", dir}, "cannot reach coordinator"},
 		{"unknown job", []string{"status", "--coordinator", api, "nosuchjob"}, "no job"},
+		// A savepoint that is not there is refused before anything runs,
+		// never a silent start from scratch.
+		{"savepoint not a location", []string{"run", "--coordinator", api, "--from-savepoint", "bogus", bins.wordcount, "--", "--input", dir, "--output", dir}, "is not a savepoint location"},
+		{"savepoint missing", []string{"run", "--coordinator", api, "--from-savepoint", "file://" + dir + "/savepoints/j/1/_manifest", bins.wordcount, "--", "--input", dir, "--output", dir}, "does not exist"},
+		{"savepoint not a manifest", []string{"run", "--coordinator", api, "--from-savepoint", "file://" + dir + "/savepoints/notweir.sh", bins.wordcount, "--", "--input", dir, "--output", dir}, "does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
@@ -280,9 +285,12 @@ func TestBadInputsGiveOneLineErrors(t *testing.T) {
 			if code == 0 {
 				t.Fatalf("exit code 0; stdout %q stderr %q", stdout, stderr)
 			}
+			// Progress lines (an upload) may come first; the error is
+			// one line.
 			msg := strings.TrimSpace(stderr)
+			msg = strings.TrimPrefix(msg[strings.LastIndex(msg, "\nweir: ")+1:], "\n")
 			if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, tc.want) {
-				t.Fatalf("stderr = %q, want one line containing %q", msg, tc.want)
+				t.Fatalf("stderr = %q, want it to end with one line containing %q", stderr, tc.want)
 			}
 			if d := time.Since(start); d > 6*time.Second {
 				t.Fatalf("took %v, want an answer within 5 s", d)

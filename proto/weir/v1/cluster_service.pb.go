@@ -569,6 +569,9 @@ type TaskStateUpdate struct {
 	// The task failed to restore its state (a corrupt or missing checkpoint
 	// file): the coordinator falls back to an older checkpoint.
 	RestoreFailed bool `protobuf:"varint,7,opt,name=restore_failed,json=restoreFailed,proto3" json:"restore_failed,omitempty"`
+	// The failure cannot succeed on retry (sdk.Permanent): the job fails
+	// instead of restarting.
+	Permanent     bool `protobuf:"varint,8,opt,name=permanent,proto3" json:"permanent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -648,6 +651,13 @@ func (x *TaskStateUpdate) GetError() string {
 func (x *TaskStateUpdate) GetRestoreFailed() bool {
 	if x != nil {
 		return x.RestoreFailed
+	}
+	return false
+}
+
+func (x *TaskStateUpdate) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
 	}
 	return false
 }
@@ -1480,7 +1490,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
 	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12\x10\n" +
 	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12\x16\n" +
-	"\x06region\x18\x05 \x01(\x05R\x06region\"\xe0\x01\n" +
+	"\x06region\x18\x05 \x01(\x05R\x06region\"\xfe\x01\n" +
 	"\x0fTaskStateUpdate\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
@@ -1488,7 +1498,8 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\asubtask\x18\x04 \x01(\x05R\asubtask\x12(\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12%\n" +
-	"\x0erestore_failed\x18\a \x01(\bR\rrestoreFailed\"\x8b\x01\n" +
+	"\x0erestore_failed\x18\a \x01(\bR\rrestoreFailed\x12\x1c\n" +
+	"\tpermanent\x18\b \x01(\bR\tpermanent\"\x8b\x01\n" +
 	"\rProcessExited\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +

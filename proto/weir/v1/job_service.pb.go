@@ -624,8 +624,11 @@ type JobSpec struct {
 	Checkpoints *CheckpointPolicy `protobuf:"bytes,8,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	// Savepoint manifest location to start from (weir run --from-savepoint).
 	FromSavepoint string `protobuf:"bytes,9,opt,name=from_savepoint,json=fromSavepoint,proto3" json:"from_savepoint,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Start even though the savepoint holds state no operator of the job
+	// restores (weir run --allow-non-restored-state); that state is dropped.
+	AllowNonRestoredState bool `protobuf:"varint,10,opt,name=allow_non_restored_state,json=allowNonRestoredState,proto3" json:"allow_non_restored_state,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -719,6 +722,13 @@ func (x *JobSpec) GetFromSavepoint() string {
 		return x.FromSavepoint
 	}
 	return ""
+}
+
+func (x *JobSpec) GetAllowNonRestoredState() bool {
+	if x != nil {
+		return x.AllowNonRestoredState
+	}
+	return false
 }
 
 type CheckpointPolicy struct {
@@ -1735,7 +1745,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x16\n" +
 	"\x06jitter\x18\a \x01(\x01R\x06jitter\x12,\n" +
 	"\x12reset_threshold_ms\x18\b \x01(\x03R\x10resetThresholdMs\x12.\n" +
-	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\xd8\x02\n" +
+	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\x91\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rbinary_sha256\x18\x02 \x01(\tR\fbinarySha256\x12\x1f\n" +
@@ -1746,7 +1756,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x05graph\x18\x06 \x01(\v2\x11.weir.v1.JobGraphR\x05graph\x120\n" +
 	"\arestart\x18\a \x01(\v2\x16.weir.v1.RestartPolicyR\arestart\x12;\n" +
 	"\vcheckpoints\x18\b \x01(\v2\x19.weir.v1.CheckpointPolicyR\vcheckpoints\x12%\n" +
-	"\x0efrom_savepoint\x18\t \x01(\tR\rfromSavepoint\"\xb7\x01\n" +
+	"\x0efrom_savepoint\x18\t \x01(\tR\rfromSavepoint\x127\n" +
+	"\x18allow_non_restored_state\x18\n" +
+	" \x01(\bR\x15allowNonRestoredState\"\xb7\x01\n" +
 	"\x10CheckpointPolicy\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +

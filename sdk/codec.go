@@ -1,12 +1,14 @@
 package sdk
 
 import (
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -159,6 +161,14 @@ func (c KVCodec[K, V]) Append(dst []byte, v KV[K, V]) []byte {
 	return c.V.Append(dst, v.Value)
 }
 
+// CheckCodec checks the key's and the value's codecs (see CheckCodec).
+func (c KVCodec[K, V]) CheckCodec() error {
+	if err := CheckCodec(c.K); err != nil {
+		return err
+	}
+	return CheckCodec(c.V)
+}
+
 func (c KVCodec[K, V]) Decode(b []byte) (KV[K, V], error) {
 	var kv KV[K, V]
 	if len(b) < 4 {
@@ -179,19 +189,34 @@ func (c KVCodec[K, V]) Decode(b []byte) (KV[K, V], error) {
 var registry sync.Map // reflect.Type -> any (a Codec[T])
 
 // RegisterCodec makes c the codec of every stream and state of type T. Call
-// it from main or init, before building the pipeline.
+// it from main or init, before building the pipeline. A generic type is
+// registered per instantiation (RegisterCodec[lib.Pair[int]]), which works
+// for a library's types too; a generic type you own can implement
+// CodecProvider instead, which covers every instantiation.
 func RegisterCodec[T any](c Codec[T]) {
 	registry.Store(reflect.TypeFor[T](), c)
 }
 
-// CodecFor returns the codec for T: a registered one, else a built-in one for
-// strings, []byte, integers, float64 and bool, else JSON.
+// CodecProvider is implemented by a type that knows its own codec, so its
+// streams and state need neither RegisterCodec nor WithCodec. It suits
+// generic types, whose instantiations cannot be registered ahead: the Kafka
+// connector's Record[T] returns a codec built from T's. CodecFor calls Codec
+// on T's zero value, so it must not depend on the receiver.
+type CodecProvider[T any] interface {
+	Codec() Codec[T]
+}
+
+// CodecFor returns the codec for T: a registered one, else the one T
+// provides (CodecProvider), else a built-in one for strings, []byte,
+// integers, float64 and bool, else JSON.
 func CodecFor[T any]() Codec[T] {
 	if c, ok := registry.Load(reflect.TypeFor[T]()); ok {
 		return c.(Codec[T])
 	}
 	var c any
-	switch any(*new(T)).(type) {
+	switch v := any(*new(T)).(type) {
+	case CodecProvider[T]:
+		return v.Codec()
 	case string:
 		c = StringCodec{}
 	case []byte:
@@ -216,22 +241,58 @@ func CodecFor[T any]() Codec[T] {
 	return c.(Codec[T])
 }
 
-// checkJSONSafe reports why T cannot go through the JSON fallback codec:
-// encoding/json drops unexported fields, so such a value would silently lose
-// data when it crosses a process or enters state.
-func checkJSONSafe[T any](c Codec[T]) error {
-	if _, ok := c.(JSONCodec[T]); !ok {
-		return nil
-	}
-	t := reflect.TypeFor[T]()
-	if f, ok := unexportedField(t, map[reflect.Type]bool{}); ok {
-		return fmt.Errorf("sdk: type %v has unexported field %s, which the default JSON codec would drop: export it or register a codec with sdk.RegisterCodec", t, f)
+// CheckCodec reports why c would silently lose data: it is the JSON
+// fallback for a type with an unexported field, which encoding/json drops
+// (types that marshal themselves, like time.Time, are fine). A codec made of
+// other codecs, like KVCodec or kafka.RecordCodec, has its parts checked by
+// implementing interface{ CheckCodec() error }. The pipeline checks the codec
+// of every stream, key, accumulator and state, so such a job is refused when
+// it is built (at submit), before it loses anything.
+func CheckCodec[T any](c Codec[T]) error {
+	switch c := any(c).(type) {
+	case JSONCodec[T]:
+		t := reflect.TypeFor[T]()
+		if f, ok := unexportedField(t, map[reflect.Type]bool{}); ok {
+			name := typeName(t)
+			return fmt.Errorf("sdk: type %s has unexported field %s, which the default JSON codec would drop: "+
+				"export the field or give the type a codec: sdk.RegisterCodec[%s](c) before building the pipeline "+
+				"(generic types, a library's too, are registered per instantiation), "+
+				"sdk.WithCodec(c) on the operator, or a Codec method (sdk.CodecProvider) on a type you own", name, f, name)
+		}
+	case interface{ CheckCodec() error }:
+		return c.CheckCodec()
 	}
 	return nil
 }
 
+// importPath matches the import path reflect writes before the package
+// name of a type argument.
+var importPath = regexp.MustCompile(`([\w.~-]+/)+`)
+
+// typeName is t as Go source names it: reflect writes type arguments with
+// their import paths (kafka.Record[github.com/x/y.Event]).
+func typeName(t reflect.Type) string { return importPath.ReplaceAllString(t.String(), "") }
+
+// checkJSONSafe is CheckCodec.
+func checkJSONSafe[T any](c Codec[T]) error { return CheckCodec(c) }
+
+var (
+	jsonMarshaler   = reflect.TypeFor[json.Marshaler]()
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// marshalsItself says whether encoding/json encodes and decodes t through
+// its own methods rather than field by field.
+func marshalsItself(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return (t.Implements(jsonMarshaler) && pt.Implements(jsonUnmarshaler)) ||
+		(t.Implements(textMarshaler) && pt.Implements(textUnmarshaler))
+}
+
 func unexportedField(t reflect.Type, seen map[reflect.Type]bool) (string, bool) {
-	if seen[t] {
+	if seen[t] || marshalsItself(t) {
 		return "", false
 	}
 	seen[t] = true

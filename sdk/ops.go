@@ -8,13 +8,22 @@ import (
 )
 
 // Map applies f to every record.
+//
+// When the output type is the input type, the output keeps the input's
+// codec and event time, as Filter does. Event time is a function of the
+// record (AssignTimestamps, WithTimestamps), so it is read from the output
+// record by the same function: a Map that changes what that function reads,
+// or one to another type, declares the output's event time with
+// WithTimestamps after it (watermarks travel on unchanged either way).
 func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
-	return transform(s, "map", "Map", opts, func(_ *opEnv, emit func(U)) (opRun, error) {
+	out := transform(s, "map", "Map", opts, func(_ *opEnv, emit func(U)) (opRun, error) {
 		return opRun{in: func(v T) { emit(f(v)) }}, nil
 	})
+	return keepEventTime(s, out)
 }
 
-// Filter keeps the records for which keep returns true.
+// Filter keeps the records for which keep returns true. Its output has its
+// input's codec and event time.
 func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
 	out := transform(s, "filter", "Filter", opts, func(_ *opEnv, emit func(T)) (opRun, error) {
 		return opRun{in: func(v T) {
@@ -28,17 +37,35 @@ func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
 }
 
 // FlatMap calls f with every record and a function that emits any number of
-// results.
+// results. Like Map, it keeps the input's codec and event time when the
+// output type is the input type.
 func FlatMap[T, U any](s Stream[T], f func(v T, emit func(U)), opts ...Option) Stream[U] {
-	return transform(s, "flatmap", "FlatMap", opts, func(_ *opEnv, emit func(U)) (opRun, error) {
+	out := transform(s, "flatmap", "FlatMap", opts, func(_ *opEnv, emit func(U)) (opRun, error) {
 		return opRun{in: func(v T) { f(v, emit) }}, nil
 	})
+	return keepEventTime(s, out)
+}
+
+// keepEventTime gives out the event time of in when their record types are
+// the same; records do not carry event time through the runtime (it is read
+// from the value by Stream.ts), so a stream of another type cannot keep it.
+func keepEventTime[T, U any](in Stream[T], out Stream[U]) Stream[U] {
+	if ts, ok := any(in.ts).(func(U) int64); ok {
+		out.ts = ts
+	}
+	return out
 }
 
 // transform adds a one-input operator whose instance for a subtask is built
-// by newRun from the function that emits downstream.
+// by newRun from the function that emits downstream. Its output stream has
+// the input's codec when the types match and no WithCodec says otherwise:
+// the input's may be one the type's default cannot replace (a connector's,
+// a WithCodec'd one).
 func transform[T, U any](s Stream[T], kind, name string, opts []Option, newRun func(*opEnv, func(U)) (opRun, error)) Stream[U] {
 	cfg := config(opts)
+	if c, ok := any(s.codec).(Codec[U]); ok && cfg.codec == nil {
+		cfg.codec = c
+	}
 	n, codec := addNode[U](s.p, kind, name, cfg, true)
 	connect(s, n)
 	n.newOp = func(env *opEnv, emit any) (opRun, error) { return newRun(env, emit.(func(U))) }

@@ -42,6 +42,9 @@ type event struct {
 // visit is a session's accumulator.
 type visit struct{ Start, Last, Count int64 }
 
+// pane is a visit as the session window emits it.
+type pane = sdk.Pane[string, visit]
+
 // eventCodec and visitCodec keep JSON off the hot path: events cross the
 // exchange and visits are read and written in state for every event.
 type eventCodec struct{}
@@ -135,6 +138,8 @@ func build(p *sdk.Pipeline, args []string) error {
 		ws := sdk.BoundedOutOfOrder(*ooo)
 		recs := kafka.SourceWithEventTime(p, kafka.SourceConfig{Brokers: strings.Split(*brokers, ","), Topics: []string{*inTopic}, Watermarks: &ws},
 			sdk.JSONCodec[event]{}, func(r kafka.Record[event]) int64 { return r.Value.TS }, sdk.WithUID("events"))
+		// The Map changes the record type, so the event time is declared
+		// again for the values (the watermarks are the source's).
 		timed = sdk.WithTimestamps(sdk.Map(recs, func(r kafka.Record[event]) event { return r.Value }, sdk.WithName("Value")),
 			func(e event) int64 { return e.TS })
 	} else {
@@ -154,16 +159,15 @@ func build(p *sdk.Pipeline, args []string) error {
 		sdk.Window(sdk.KeyBy(timed, func(e event) string { return e.Bay }), sdk.Sessions(*gap)),
 		visits, sdk.WithName("Visits"), sdk.WithUID("visits"))
 	g := gap.Milliseconds()
-	format := func(p sdk.Pane[string, visit]) string {
+	format := func(p pane) string {
 		b, _ := json.Marshal(p.Key)
 		return `{"bay":` + string(b) + `,"start":` + strconv.FormatInt(p.Value.Start, 10) +
 			`,"end":` + strconv.FormatInt(p.Value.Last+g, 10) + `,"count":` + strconv.FormatInt(p.Value.Count, 10) + `}`
 	}
 	if kafkaMode {
-		out := sdk.Map(sessions.Results(), func(p sdk.Pane[string, visit]) kafka.Record[string] {
-			return kafka.Record[string]{Key: []byte(p.Key), Value: format(p)}
-		}, sdk.WithName("ToRecord"), sdk.WithCodec[kafka.Record[string]](kafka.RecordCodec[string]{Value: sdk.StringCodec{}}))
-		kafka.Sink(out, kafka.SinkConfig{Brokers: strings.Split(*brokers, ","), Topic: *outTopic}, sdk.StringCodec{}, sdk.WithUID("output"))
+		kafka.SinkKeyed(sessions.Results(), kafka.SinkConfig{Brokers: strings.Split(*brokers, ","), Topic: *outTopic},
+			func(p pane) string { return p.Key },
+			kafka.EncoderFunc[pane](func(dst []byte, p pane) []byte { return append(dst, format(p)...) }), sdk.WithUID("output"))
 		return nil
 	}
 	file.Sink(sessions.Results(), *output, format, sdk.WithUID("sink"))

@@ -48,10 +48,14 @@ func build(p *sdk.Pipeline, args []string) error {
 	records := kafka.Source(p, kafka.SourceConfig{Brokers: bs, Topics: []string{*in}}, sdk.BytesCodec{}, sdk.WithUID("input"))
 	counts := sdk.Aggregate(sdk.KeyBy(records, func(r kafka.Record[[]byte]) string { return string(r.Key) }),
 		sdk.Count[kafka.Record[[]byte]](), sdk.WithName("Count"), sdk.WithUID("count"))
-	outs := sdk.Map(counts, func(kv sdk.KV[string, int64]) kafka.Record[string] {
-		return kafka.Record[string]{Key: []byte(kv.Key), Value: strconv.FormatInt(kv.Value, 10)}
-	}, sdk.WithName("ToRecord"), sdk.WithCodec[kafka.Record[string]](kafka.RecordCodec[string]{Value: sdk.StringCodec{}}))
-	kafka.Sink(outs, kafka.SinkConfig{Brokers: bs, Topic: *out, Delivery: d, TransactionTimeout: *txnTimeout,
-		Compression: kafka.Compression(*compression)}, sdk.StringCodec{}, sdk.WithUID("output"))
+	kafka.SinkKeyed(counts, kafka.SinkConfig{Brokers: bs, Topic: *out, Delivery: d, TransactionTimeout: *txnTimeout,
+		Compression: kafka.Compression(*compression)},
+		func(kv count) string { return kv.Key }, kafka.EncoderFunc[count](appendDecimal), sdk.WithUID("output"))
 	return nil
 }
+
+// count is a key's running count.
+type count = sdk.KV[string, int64]
+
+// appendDecimal writes a count's value in decimal.
+func appendDecimal(dst []byte, kv count) []byte { return strconv.AppendInt(dst, kv.Value, 10) }

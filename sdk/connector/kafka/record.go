@@ -21,9 +21,23 @@ type Record[T any] struct {
 	Timestamp time.Time
 }
 
+// Codec is the codec of Record[T] streams and state that set none
+// (sdk.CodecProvider): a RecordCodec with T's codec, sdk.CodecFor[T]. So a
+// Map or Filter to or over Records needs no sdk.WithCodec; a Source's stream
+// has a RecordCodec with the value codec it was given.
+func (Record[T]) Codec() sdk.Codec[Record[T]] { return RecordCodec[T]{Value: sdk.CodecFor[T]()} }
+
 // RecordCodec encodes a Record for exchanges and state: the metadata, then
 // the value through Value's codec.
 type RecordCodec[T any] struct{ Value sdk.Codec[T] }
+
+// CheckCodec checks the value's codec (see sdk.CheckCodec).
+func (c RecordCodec[T]) CheckCodec() error {
+	if c.Value == nil {
+		return fmt.Errorf("kafka: RecordCodec[%T] has no value codec", *new(T))
+	}
+	return sdk.CheckCodec(c.Value)
+}
 
 func (c RecordCodec[T]) Append(dst []byte, r Record[T]) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(r.Key)))

@@ -27,6 +27,52 @@ const endTimeout = time.Minute
 
 // Sink writes records to Kafka with cfg.Delivery, encoding values with value.
 func Sink[T any](s sdk.Stream[Record[T]], cfg SinkConfig, value sdk.Codec[T], opts ...sdk.Option) {
+	sink(s, cfg, func(t sdk.TaskInfo, cfg SinkConfig) (sdk.SinkWriter[Record[T]], error) {
+		return openWriter(t, cfg, value)
+	}, opts)
+}
+
+// SinkKeyed writes every record v of s, of any type, as one Kafka record to
+// cfg.Topic: its key is key(v) (none when empty) and its value v encoded by
+// value; its timestamp is the time it is produced. It is Sink for keyed and
+// windowed results, without a Map to Record: delivery, and exactly-once
+// with it, is Sink's.
+//
+//	kafka.SinkKeyed(counts, cfg, func(kv sdk.KV[string, int64]) string { return kv.Key },
+//		sdk.JSONCodec[sdk.KV[string, int64]]{}, sdk.WithUID("output"))
+//
+// Any sdk.Codec is an Encoder; EncoderFunc makes one of a function.
+func SinkKeyed[T any, K ~string | ~[]byte](s sdk.Stream[T], cfg SinkConfig, key func(T) K, value Encoder[T], opts ...sdk.Option) {
+	if key == nil || value == nil {
+		s.Pipeline().Fail(errors.New("kafka sink: SinkKeyed needs a key function and a value encoder"))
+		return
+	}
+	sink(s, cfg, func(t sdk.TaskInfo, cfg SinkConfig) (sdk.SinkWriter[T], error) {
+		w, err := openWriter(t, cfg, value)
+		if err != nil {
+			return nil, err
+		}
+		return keyedWriter[T, K]{writer: w, key: key}, nil
+	}, opts)
+}
+
+// Encoder encodes a sink's values; every sdk.Codec is one.
+type Encoder[T any] interface {
+	// Append appends the encoding of v to dst and returns the extended
+	// slice; it must not retain dst.
+	Append(dst []byte, v T) []byte
+}
+
+// EncoderFunc is an Encoder that calls itself:
+// kafka.EncoderFunc[visit](appendVisitJSON).
+type EncoderFunc[T any] func(dst []byte, v T) []byte
+
+// Append calls f.
+func (f EncoderFunc[T]) Append(dst []byte, v T) []byte { return f(dst, v) }
+
+// sink adds a Kafka sink whose subtasks write through the writer open
+// returns for the validated configuration.
+func sink[T any](s sdk.Stream[T], cfg SinkConfig, open func(sdk.TaskInfo, SinkConfig) (sdk.SinkWriter[T], error), opts []sdk.Option) {
 	if err := cfg.Validate(); err != nil {
 		s.Pipeline().Fail(err)
 	}
@@ -35,9 +81,24 @@ func Sink[T any](s sdk.Stream[Record[T]], cfg SinkConfig, value sdk.Codec[T], op
 	if cfg.Delivery == DeliveryDefault || cfg.Delivery == ExactlyOnce {
 		base = append(base, sdk.WithTransactionTimeout(cfg.TransactionTimeout))
 	}
-	sdk.NewSink(s, "KafkaSink", func(t sdk.TaskInfo) (sdk.SinkWriter[Record[T]], error) {
-		return openWriter(t, cfg, value)
-	}, append(base, opts...)...)
+	sdk.NewSink(s, "KafkaSink", func(t sdk.TaskInfo) (sdk.SinkWriter[T], error) { return open(t, cfg) },
+		append(base, opts...)...)
+}
+
+// keyedWriter is SinkKeyed's writer: it makes a Record of every value and
+// writes it with the writer of Sink, whose PreCommit and Commit (the two
+// phases) it shares.
+type keyedWriter[T any, K ~string | ~[]byte] struct {
+	*writer[T]
+	key func(T) K
+}
+
+func (w keyedWriter[T, K]) Write(v T) error {
+	r := Record[T]{Value: v}
+	if k := w.key(v); len(k) > 0 {
+		r.Key = []byte(k)
+	}
+	return w.writer.Write(r)
 }
 
 // txn is one transaction: its own client, since a client carries one
@@ -72,7 +133,7 @@ type sinkState struct {
 
 type writer[T any] struct {
 	cfg          SinkConfig
-	value        sdk.Codec[T]
+	value        Encoder[T]
 	delivery     Delivery
 	logger       *slog.Logger
 	base         string
@@ -91,7 +152,7 @@ type writer[T any] struct {
 	failed error // the first failed produce
 }
 
-func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value sdk.Codec[T]) (*writer[T], error) {
+func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value Encoder[T]) (*writer[T], error) {
 	w := &writer[T]{cfg: cfg, value: value, delivery: cfg.Delivery, logger: t.Logger(),
 		base:    fmt.Sprintf("%s-%s-%s", cfg.TransactionalIDPrefix, t.JobID(), t.UID()),
 		subtask: t.Subtask(), subtasks: t.Parallelism()}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -73,6 +74,15 @@ type inputFile struct {
 
 func listInputs(path string) ([]inputFile, error) {
 	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Retrying cannot make it appear: fail the job at once.
+		where := ""
+		if !filepath.IsAbs(path) {
+			wd, _ := os.Getwd()
+			where = fmt.Sprintf(" (a relative path is read from the job process's directory %s: give an absolute path the workers can read)", wd)
+		}
+		return nil, sdk.Permanent(fmt.Errorf("input %s does not exist%s", path, where))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("input: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/weir-run/weir/sdk"
 	"pgregory.net/rapid"
 )
 
@@ -173,9 +175,17 @@ func TestLinesOfDirectory(t *testing.T) {
 }
 
 func TestLinesInputErrors(t *testing.T) {
-	_, err := listInputs(filepath.Join(t.TempDir(), "missing"))
-	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "input: ") {
+	// A missing input cannot appear by retrying: the job fails at once,
+	// and a relative path says where it was looked for.
+	missing := filepath.Join(t.TempDir(), "missing")
+	_, err := listInputs(missing)
+	if !sdk.IsPermanent(err) || err.Error() != "input "+missing+" does not exist" {
 		t.Errorf("missing input: %v", err)
+	}
+	wd, _ := os.Getwd()
+	_, err = listInputs("words.txt")
+	if want := "input words.txt does not exist (a relative path is read from the job process's directory " + wd + ": give an absolute path the workers can read)"; !sdk.IsPermanent(err) || err.Error() != want {
+		t.Errorf("missing relative input: %v, want %q", err, want)
 	}
 	// A file removed between listing and reading fails the read.
 	dir := t.TempDir()

@@ -102,14 +102,14 @@ func (m *taskMetrics) pollLag(r LagReporter, now time.Time) {
 }
 
 // snapshot renders the counters and the subtask's watermark for a report:
-// absent while unknown and once the input ended.
+// absent while unknown, math.MaxInt64 once the input ended.
 func (m *taskMetrics) snapshot(vertex, subtask int, wm watermarkStatus, now time.Time) *weirv1.TaskMetrics {
 	tm := &weirv1.TaskMetrics{
 		VertexId: int32(vertex), Subtask: int32(subtask),
 		RecordsIn: m.recordsIn.Load(), RecordsOut: m.recordsOut.Load(),
 		ElapsedNs: int64(now.Sub(m.start)), IdleNs: m.idleNs.Load(), BackpressuredNs: m.backpressureNs.Load(),
 	}
-	if wm.Known && wm.Watermark != MaxWatermark {
+	if wm.Known {
 		tm.WatermarkUnixMs = &wm.Watermark
 	}
 	m.lagMu.Lock()

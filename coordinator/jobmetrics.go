@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"math"
 	"time"
 
 	"github.com/weir-run/weir/coordinator/jobgraph"
@@ -85,7 +86,6 @@ func (m *jobMetrics) records(vertex int32) (in, out int64) {
 type vertexRates struct {
 	inRate, outRate     float64
 	busy, backpressured float64 // shares of wall time, 0..1
-	watermark           *int64  // minimum over subtasks that have one
 	lag                 []*weirv1.PartitionLag
 	reporting           int // subtasks with two reports
 }
@@ -95,10 +95,6 @@ func (m *jobMetrics) rates(vertex int32) vertexRates {
 	for k, s := range m.tasks {
 		if k.VertexID != vertex {
 			continue
-		}
-		if wm := s.cur.WatermarkUnixMs; wm != nil && (r.watermark == nil || *wm < *r.watermark) {
-			v := *wm
-			r.watermark = &v
 		}
 		r.lag = append(r.lag, s.cur.Lag...)
 		if s.prev == nil {
@@ -125,6 +121,31 @@ func (m *jobMetrics) rates(vertex int32) vertexRates {
 }
 
 func clamp01(f float64) float64 { return min(max(f, 0), 1) }
+
+// watermarkEnded is the watermark a subtask reports once its input ended.
+const watermarkEnded = math.MaxInt64
+
+// watermark is a vertex's event-time watermark: the minimum over all its
+// parallelism subtasks of the current attempt, each one's last reported
+// watermark, or watermarkEnded for a subtask that finished (finished
+// says which did). It is unknown (ok false) while any subtask has not
+// reported one (not started yet, no watermark restored and none arrived):
+// a minimum over the others alone would show the vertex ahead of where
+// its event time is. wm is watermarkEnded when every subtask's input ended.
+func (m *jobMetrics) watermark(vertex, parallelism int32, finished func(subtask int32) bool) (wm int64, ok bool) {
+	wm = watermarkEnded
+	for i := range parallelism {
+		if finished != nil && finished(i) {
+			continue
+		}
+		s := m.tasks[jobgraph.Subtask{VertexID: vertex, Index: i}]
+		if s == nil || s.cur.WatermarkUnixMs == nil {
+			return 0, false
+		}
+		wm = min(wm, *s.cur.WatermarkUnixMs)
+	}
+	return wm, parallelism > 0
+}
 
 // sample appends the job's current source throughput to its history.
 func (m *jobMetrics) sample(sources []int32) {

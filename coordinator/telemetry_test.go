@@ -112,12 +112,48 @@ func TestJobMetricsRates(t *testing.T) {
 	report(t0, 100, 50, 1e9, 0, 0)
 	report(t0.Add(2*time.Second), 300, 250, 3e9, 1e9, 5e8)
 	r := m.rates(1)
-	if r.inRate != 100 || r.outRate != 100 || r.busy != 0.25 || r.backpressured != 0.25 || *r.watermark != 5000 {
+	if r.inRate != 100 || r.outRate != 100 || r.busy != 0.25 || r.backpressured != 0.25 {
 		t.Fatalf("rates = %+v", r)
+	}
+	if wm, ok := m.watermark(1, 1, nil); !ok || wm != 5000 {
+		t.Fatalf("watermark = %d, %v; want 5000", wm, ok)
 	}
 	m.newAttempt()
 	report(t0.Add(3*time.Second), 7, 0, 1e9, 0, 0)
 	if in, out := m.records(1); in != 307 || out != 250 {
 		t.Fatalf("records after a restart = %d, %d; want 307, 250", in, out)
 	}
+}
+
+// A vertex's watermark is the minimum over all its subtasks, and unknown
+// while any of them has none: not the minimum over those that reported.
+// A finished subtask counts as the final watermark, and a vertex whose
+// subtasks all ended reports that.
+func TestVertexWatermark(t *testing.T) {
+	m := newJobMetrics()
+	report := func(subtask int32, wm *int64) {
+		m.onReport("w1", &weirv1.ProcessMetrics{Tasks: []*weirv1.TaskMetrics{{VertexId: 1, Subtask: subtask, WatermarkUnixMs: wm}}}, time.Now())
+	}
+	at := func(v int64) *int64 { return &v }
+	none := func(int32) bool { return false }
+	check := func(what string, finished func(int32) bool, wantWM int64, wantOK bool) {
+		t.Helper()
+		if wm, ok := m.watermark(1, 3, finished); ok != wantOK || (ok && wm != wantWM) {
+			t.Errorf("%s: watermark %d, known %v; want %d, %v", what, wm, ok, wantWM, wantOK)
+		}
+	}
+	check("no reports", none, 0, false)
+	report(0, at(9_000))
+	report(1, at(7_000))
+	check("subtask 2 never reported", none, 0, false)
+	report(2, nil)
+	check("subtask 2 has no watermark", none, 0, false)
+	report(2, at(8_000))
+	check("all three", none, 7_000, true)
+	report(1, at(watermarkEnded))
+	check("subtask 1 ended", none, 8_000, true)
+	report(2, nil)
+	check("subtask 2 finished without a final report", func(i int32) bool { return i == 2 }, 9_000, true)
+	report(0, at(watermarkEnded))
+	check("every input ended", func(i int32) bool { return i == 2 }, watermarkEnded, true)
 }

@@ -98,9 +98,15 @@ func (p pages) Job(ctx context.Context, id string) (*web.Job, error) {
 			op.RecordsIn, op.RecordsOut = j.records(vx.Id)
 			r := j.metrics.rates(vx.Id)
 			op.InRate, op.OutRate, op.Busy, op.Backpressured = r.inRate, r.outRate, r.busy, r.backpressured
-			if r.watermark != nil {
-				op.WatermarkMs = r.watermark
-				op.WatermarkLag = max(now.UnixMilli()-*r.watermark, 0)
+			finished := func(i int32) bool {
+				t := j.tasks[jobgraph.Subtask{VertexID: vx.Id, Index: i}]
+				return t != nil && t.state == weirv1.TaskState_TASK_STATE_FINISHED
+			}
+			if wm, ok := j.metrics.watermark(vx.Id, vx.Parallelism, finished); ok && wm == watermarkEnded {
+				op.WatermarkEnded = true
+			} else if ok {
+				op.WatermarkMs = &wm
+				op.WatermarkLag = max(now.UnixMilli()-wm, 0)
 			}
 			for _, l := range r.lag {
 				op.Lag = append(op.Lag, web.PartitionLag{Topic: l.Topic, Partition: l.Partition, Records: l.Records, BehindMs: l.BehindMs})

@@ -80,6 +80,8 @@ type taskState struct {
 	all map[string][][]byte
 	// fromID is the checkpoint restored (0: none).
 	fromID int64
+	// parallelism is the vertex's parallelism in that checkpoint (0: none).
+	parallelism int
 }
 
 // restoredFor picks, from the manifest, the state of subtask i of v at its
@@ -98,6 +100,9 @@ func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
 		}
 	}
 	sort.Slice(olds, func(a, b int) bool { return olds[a].Subtask < olds[b].Subtask })
+	if len(olds) > 0 {
+		ts.parallelism = int(olds[0].Parallelism)
+	}
 	start, end := keygroup.Range(i, v.parallelism, maxP)
 	for _, s := range olds {
 		if int(s.KeyGroupStart) < end && start < int(s.KeyGroupEnd) && len(s.Files) > 0 {

@@ -142,7 +142,7 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		ctx: ctx, jobID: d.jobID, attempt: d.attempt, vertex: v.id, subtask: ref.subtask,
 		parallelism: v.parallelism, maxParallelism: pl.maxParallelism,
 		logger:   d.logger.With("vertex", v.id, "subtask", ref.subtask),
-		restored: restored.items, restoredAll: restored.all,
+		restored: restored.items, restoredAll: restored.all, restoredParallelism: restored.parallelism,
 		checkpointing: d.ck != nil && d.ck.interval > 0,
 	}
 	env.metrics.init(time.Now())
@@ -211,6 +211,8 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		}
 	}
 	t.runs = make([]opRun, len(v.nodes))
+	t.wmDown = make([]func(int64), len(v.nodes))
+	t.wmEntry = -1
 	for j := len(v.nodes) - 1; j >= 0; j-- {
 		n := v.nodes[j]
 		oe := &opEnv{subtaskEnv: env, uid: n.uid, emitWatermark: wmNext}
@@ -230,9 +232,11 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 			return nil, err
 		}
 		t.runs[j] = r
+		t.wmDown[j] = wmNext
 		emit = r.in
 		if r.watermark != nil {
 			wmNext = r.watermark
+			t.wmEntry = j
 		}
 	}
 	t.wmIn, t.wm = wmNext, watermark.Min

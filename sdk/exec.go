@@ -46,6 +46,9 @@ type subtaskEnv struct {
 	// restored holds each operator's restored items, by uid; restoredAll
 	// holds every subtask's (see TaskInfo.RestoredAll).
 	restored, restoredAll map[string][][]byte
+	// restoredParallelism is the vertex's parallelism in the checkpoint
+	// restored (0: none): it differs from parallelism when rescaled.
+	restoredParallelism int
 	// checkpointing says whether the job takes checkpoints.
 	checkpointing bool
 	// wakeAt is the earliest processing time an operator asked to be called
@@ -134,6 +137,12 @@ type opRun struct {
 	close    func() error                     // always last
 	snapshot func(id int64) ([][]byte, error) // checkpoint barrier: the operator's state
 	notify   func(id int64) error             // checkpoint id completed
+	// restoredWM, when set, is the watermark the operator restored from
+	// the checkpoint (watermark.Min: none). Before any input the task
+	// passes it on downstream of the operator, and when the operator is
+	// its chain's watermark entry (the first with a watermark handler) in
+	// a subtask with inputs, the subtask's input watermark starts there.
+	restoredWM func() int64
 }
 
 type sourceRun struct {
@@ -437,6 +446,10 @@ type task struct {
 	// the output. wm is the last watermark given to it.
 	wmIn func(ts int64)
 	wm   int64
+	// wmEntry is the index in runs of the operator whose handler wmIn is
+	// (-1: the output); wmDown[j] is what operator j emits watermarks into.
+	wmEntry int
+	wmDown  []func(ts int64)
 	// inputWM mirrors wm and outputWM the last watermark sent downstream,
 	// for readers outside the subtask's goroutine (metrics): see
 	// watermarkStatus.
@@ -450,6 +463,10 @@ type task struct {
 // whatever happens, panics included (run's caller recovers them).
 func (t *task) run() (err error) {
 	defer func() { err = errors.Join(err, t.close()) }()
+	t.resume()
+	if t.env.err != nil {
+		return t.env.err
+	}
 	if t.source != nil {
 		err = t.runSource()
 	} else {
@@ -477,21 +494,51 @@ func (t *task) run() (err error) {
 	return t.out.end()
 }
 
+// resume starts a restored subtask at the watermarks it restored, before
+// any input: a source reader's (the minimum over its restored splits') goes
+// into the chain, each operator's own goes downstream of it, and a subtask
+// with inputs starts its input watermark (and its valve) at its entry
+// operator's. So a restored subtask reports its watermark at once and its
+// consumers get one on every channel without waiting for new records; a
+// watermark not newer than a restored one is dropped as stale anyway.
+func (t *task) resume() {
+	if t.source != nil && t.source.watermark != nil {
+		if ts, idle := t.source.watermark(); !idle && ts != watermark.Min {
+			t.advance(ts)
+		}
+	}
+	for j, r := range t.runs {
+		if r.restoredWM == nil {
+			continue
+		}
+		ts := r.restoredWM()
+		if ts == watermark.Min {
+			continue
+		}
+		if j == t.wmEntry && t.source == nil && ts > t.wm {
+			t.wm = ts
+			t.inputWM.Store(ts)
+			t.valve.StartAt(ts)
+		}
+		t.wmDown[j](ts)
+	}
+}
+
 // advance gives the chain watermark ts if it is newer than the last.
 func (t *task) advance(ts int64) {
 	if ts > t.wm {
 		t.wm = ts
 		t.inputWM.Store(ts)
-		t.env.metrics.watermark.Store(ts)
 		t.wmIn(ts)
 	}
 }
 
 // watermarkStatus is a subtask's event-time progress, as metrics report it:
 // its input watermark (for a source chain, which has none, the one it
-// sends), and the lag of that watermark behind the wall clock.
+// sends), and the lag of that watermark behind the wall clock. A restored
+// subtask knows its restored watermark from the start.
 type watermarkStatus struct {
-	Watermark int64         // unix ms; meaningful when Known
+	Watermark int64         // unix ms; meaningful when Known; MaxWatermark once the input ended
 	Lag       time.Duration // now - Watermark; 0 once the input ended
 	Known     bool          // false until the first watermark
 }

@@ -26,6 +26,9 @@ type ckCluster struct {
 	nextID   int64
 	attempt  int64
 	last     *weirv1.CheckpointManifest // latest completed checkpoint
+	// started, when set, is called once an attempt's subtasks are
+	// deployed (they may not run yet), with the attempt's deployment.
+	started func(attempt int64, d *deployment)
 }
 
 var errKilled = errors.New("killed by the test after a completed checkpoint")
@@ -89,6 +92,9 @@ func (c *ckCluster) runAttempt(ctx context.Context, kill int) (finished bool, er
 			}
 		}
 		return true
+	}
+	if c.started != nil {
+		c.started(c.attempt, d)
 	}
 	tick := time.NewTicker(c.interval)
 	defer tick.Stop()

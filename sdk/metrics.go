@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/weir-run/weir/internal/procstat"
-	"github.com/weir-run/weir/internal/watermark"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -41,7 +40,6 @@ type taskMetrics struct {
 	recordsOut     atomic.Int64
 	idleNs         atomic.Int64
 	backpressureNs atomic.Int64
-	watermark      atomic.Int64
 
 	lagMu   sync.Mutex
 	lag     []SourceLag
@@ -88,7 +86,6 @@ func (m *taskMetrics) backpressuredSince(start time.Time) {
 
 func (m *taskMetrics) init(now time.Time) {
 	m.start = now
-	m.watermark.Store(watermark.Min)
 }
 
 // pollLag asks a LagReporter for its lag when the interval has passed. It
@@ -104,15 +101,16 @@ func (m *taskMetrics) pollLag(r LagReporter, now time.Time) {
 	m.lagMu.Unlock()
 }
 
-// snapshot renders the counters for a report.
-func (m *taskMetrics) snapshot(vertex, subtask int, now time.Time) *weirv1.TaskMetrics {
+// snapshot renders the counters and the subtask's watermark for a report:
+// absent while unknown, math.MaxInt64 once the input ended.
+func (m *taskMetrics) snapshot(vertex, subtask int, wm watermarkStatus, now time.Time) *weirv1.TaskMetrics {
 	tm := &weirv1.TaskMetrics{
 		VertexId: int32(vertex), Subtask: int32(subtask),
 		RecordsIn: m.recordsIn.Load(), RecordsOut: m.recordsOut.Load(),
 		ElapsedNs: int64(now.Sub(m.start)), IdleNs: m.idleNs.Load(), BackpressuredNs: m.backpressureNs.Load(),
 	}
-	if wm := m.watermark.Load(); wm != watermark.Min && wm != watermark.Max {
-		tm.WatermarkUnixMs = &wm
+	if wm.Known {
+		tm.WatermarkUnixMs = &wm.Watermark
 	}
 	m.lagMu.Lock()
 	for _, l := range m.lag {
@@ -129,7 +127,7 @@ func (d *deployment) processMetrics(now time.Time) *weirv1.ProcessMetrics {
 	pm := &weirv1.ProcessMetrics{JobId: d.jobID, Attempt: d.attempt, UnixMs: now.UnixMilli(), Memory: procstat.Memory()}
 	d.mu.Lock()
 	for ref, t := range d.tasks {
-		pm.Tasks = append(pm.Tasks, t.env.metrics.snapshot(ref.vertex, ref.subtask, now))
+		pm.Tasks = append(pm.Tasks, t.env.metrics.snapshot(ref.vertex, ref.subtask, t.watermarkStatus(now), now))
 	}
 	d.mu.Unlock()
 	return pm

@@ -163,6 +163,10 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 		ck.uploads.Wait()
 	}
 
+	// A last metrics report: the subtasks' final watermarks (and counts)
+	// reach the coordinator even when they ended within a report interval.
+	send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_Metrics{Metrics: d.processMetrics(time.Now())}})
+
 	// Let the worker read every report before the process exits: it ends
 	// the stream once it has seen our half-close.
 	sendMu.Lock()

@@ -40,8 +40,11 @@ type timerService struct {
 	heaps [2]timerHeap
 	live  map[string]*timer // by timerID
 	wm    int64
-	buf   []byte
-	sfx   []byte
+	// restored is the watermark restored from the checkpoint
+	// (math.MinInt64: none).
+	restored int64
+	buf      []byte
+	sfx      []byte
 }
 
 type timer struct {
@@ -110,26 +113,24 @@ func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The watermark a restored subtask had (the minimum, when rescaled):
-	// records replayed after a restore are judged late or not as they were
-	// before, and Timers.Watermark reads the same.
-	if items, ok := env.Restored(); ok {
-		for i, it := range items {
-			v, n := binary.Varint(it)
-			if n <= 0 || n != len(it) {
-				return nil, errCorruptTimer
-			}
-			if i == 0 || v < s.wm {
-				s.wm = v
-			}
-		}
+	// The watermark a restored subtask had; rescaled, the minimum over the
+	// old subtasks whose key groups it took over: records replayed after a
+	// restore are judged late or not as they were before, a record already
+	// too late does not open a new window, and Timers.Watermark reads the
+	// same.
+	if s.wm, _, err = restoredWatermark(env); err != nil {
+		return nil, err
 	}
+	s.restored = s.wm
 	return s, nil
 }
 
-// snapshot is the operator state of an operator with timers: its watermark.
+// snapshot is the operator state of an operator with timers: its watermark
+// and the subtask's key-group range (savedWatermark).
 func (s *timerService) snapshot(int64) ([][]byte, error) {
-	return [][]byte{binary.AppendVarint(nil, s.wm)}, nil
+	e := s.env
+	start, end := keygroup.Range(e.subtask, e.parallelism, e.maxParallelism)
+	return [][]byte{savedWatermark{wm: s.wm, start: start, end: end, ranged: true}.encode()}, nil
 }
 
 // id is the timer's identity, in s.buf until the next call: the map
@@ -290,7 +291,8 @@ func openTimerOp[K comparable, U any](env *opEnv, keyCodec Codec[K], emit func(U
 // fires the due event-time timers before it goes downstream (a watermark
 // not newer than the restored one is stale and dropped), the processing
 // time fires the others, and the watermark is the operator's checkpointed
-// state. onTimer runs with the store scoped to the timer's key.
+// state, passed on downstream again before any input after a restore.
+// onTimer runs with the store scoped to the timer's key.
 func timerRun(env *opEnv, ts *timerService, onTimer func(d TimeDomain, at int64, ns []byte) error) opRun {
 	onEvent := func(at int64, ns []byte) error { return onTimer(EventTime, at, ns) }
 	onProc := func(at int64, ns []byte) error { return onTimer(ProcessingTime, at, ns) }
@@ -311,7 +313,8 @@ func timerRun(env *opEnv, ts *timerService, onTimer func(d TimeDomain, at int64,
 				env.fail(err)
 			}
 		},
-		snapshot: ts.snapshot,
+		snapshot:   ts.snapshot,
+		restoredWM: func() int64 { return ts.restored },
 	}
 }
 

@@ -1,8 +1,13 @@
 package sdk
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 	"time"
+
+	"github.com/weir-run/weir/internal/keygroup"
 )
 
 // Event time in weir is unix milliseconds (int64). A watermark w says no
@@ -55,6 +60,15 @@ const wmEvery = 512
 func AssignTimestamps[T any](s Stream[T], ts func(T) int64, ws WatermarkStrategy, opts ...Option) Stream[T] {
 	out := transform(s, "timestamps", "AssignTimestamps", opts, func(env *opEnv, emit func(T)) (opRun, error) {
 		a := &assigner[T]{env: env, ws: ws, max: math.MinInt64, sent: math.MinInt64}
+		// The watermark this subtask had sent (at another parallelism the
+		// minimum over every old subtask's: which old subtasks' splits the
+		// reader took over is the reader's business). It goes downstream
+		// again before any record, and only a newer one follows.
+		restored, _, err := restoredWatermark(env)
+		if err != nil {
+			return opRun{}, err
+		}
+		a.sent = restored
 		run := opRun{
 			in: func(v T) {
 				if t := ts(v); t > a.max {
@@ -77,6 +91,10 @@ func AssignTimestamps[T any](s Stream[T], ts func(T) int64, ws WatermarkStrategy
 				}
 			},
 			flush: func() error { a.send(); return nil },
+			snapshot: func(int64) ([][]byte, error) {
+				return [][]byte{savedWatermark{wm: a.sent}.encode()}, nil
+			},
+			restoredWM: func() int64 { return restored },
 		}
 		if ws.Idleness > 0 {
 			env.wake(time.Now().Add(ws.Idleness))
@@ -130,8 +148,13 @@ type WatermarkSource interface {
 // SplitWatermarks keeps the watermark of each split a source reader reads
 // (a Kafka partition, a file) under one strategy. The reader's watermark is
 // the minimum over its splits that are not idle (DESIGN §5): a split with no
-// record for the strategy's Idleness stops holding it back. Not safe for
-// concurrent use.
+// record for the strategy's Idleness stops holding it back. A reader that
+// checkpoints its splits saves each split's watermark (Split) with the
+// split's position and gives it back (Restore) to whichever subtask reads
+// the split after a restore, at any parallelism: a restored reader's
+// watermark is the minimum over its splits' restored watermarks from the
+// start, not "none", and a quiet split does not hold every window back
+// until its next record. Not safe for concurrent use.
 type SplitWatermarks struct {
 	ws     WatermarkStrategy
 	splits map[string]*splitWM
@@ -141,6 +164,14 @@ type SplitWatermarks struct {
 type splitWM struct {
 	max  int64
 	last time.Time
+	// floor is the watermark the split had in the checkpoint it was
+	// restored from (math.MinInt64: none): its watermark never goes below.
+	floor int64
+}
+
+// watermark is the split's own watermark under ws.
+func (s *splitWM) watermark(ws WatermarkStrategy) int64 {
+	return max(s.floor, ws.watermarkFor(s.max))
 }
 
 // NewSplitWatermarks returns the bookkeeping for strategy ws.
@@ -151,15 +182,40 @@ func NewSplitWatermarks(ws WatermarkStrategy) *SplitWatermarks {
 // Add starts tracking split (a new or restored split) as of now.
 func (w *SplitWatermarks) Add(split string, now time.Time) {
 	if _, ok := w.splits[split]; !ok {
-		w.splits[split] = &splitWM{max: math.MinInt64, last: now}
+		w.splits[split] = &splitWM{max: math.MinInt64, last: now, floor: math.MinInt64}
 	}
+}
+
+// Restore starts tracking split as of now at watermark wm, the split's
+// watermark (Split) saved with its position in the checkpoint the reader
+// restored: a restored split holds the reader's watermark at wm until its
+// records move it on, instead of at "none". A split already tracked keeps
+// the larger of its watermark and wm.
+func (w *SplitWatermarks) Restore(split string, wm int64, now time.Time) {
+	s, ok := w.splits[split]
+	if !ok {
+		s = &splitWM{max: math.MinInt64, last: now, floor: math.MinInt64}
+		w.splits[split] = s
+	}
+	s.floor = max(s.floor, wm)
+}
+
+// Split is split's watermark (math.MinInt64 while it has none), for a
+// reader to save with the split's position in its checkpoint; ok is false
+// for a split not tracked.
+func (w *SplitWatermarks) Split(split string) (wm int64, ok bool) {
+	s, ok := w.splits[split]
+	if !ok {
+		return math.MinInt64, false
+	}
+	return s.watermark(w.ws), true
 }
 
 // Observe records that split produced a record with event time ts at now.
 func (w *SplitWatermarks) Observe(split string, ts int64, now time.Time) {
 	s, ok := w.splits[split]
 	if !ok {
-		s = &splitWM{max: math.MinInt64}
+		s = &splitWM{max: math.MinInt64, floor: math.MinInt64}
 		w.splits[split] = s
 	}
 	s.max = max(s.max, ts)
@@ -178,11 +234,108 @@ func (w *SplitWatermarks) Watermark(now time.Time) (ts int64, idle bool) {
 			continue
 		}
 		active = true
-		lo = min(lo, w.ws.watermarkFor(s.max))
+		lo = min(lo, s.watermark(w.ws))
 	}
 	if !active {
 		return w.out, true
 	}
 	w.out = max(w.out, lo)
 	return w.out, false
+}
+
+// A saved watermark is one operator-state item per subtask: a bare varint
+// (the watermark), or savedWMFormat followed by the saving subtask's
+// key-group range [start, end) as uvarints and the watermark as a varint.
+// Operators with timers save the range, so that after a rescale each new
+// subtask resumes at the minimum over the old subtasks whose key groups it
+// took over; a bare varint (what they saved before, and what a timestamp
+// assigner saves) covers every key group. A bare varint never starts with
+// savedWMFormat and more bytes: its first byte would end it.
+type savedWatermark struct {
+	wm         int64
+	start, end int
+	ranged     bool
+}
+
+const savedWMFormat = 1
+
+func (w savedWatermark) encode() []byte {
+	if !w.ranged {
+		return binary.AppendVarint(nil, w.wm)
+	}
+	b := []byte{savedWMFormat}
+	b = binary.AppendUvarint(b, uint64(w.start))
+	b = binary.AppendUvarint(b, uint64(w.end))
+	return binary.AppendVarint(b, w.wm)
+}
+
+var errCorruptWatermark = errors.New("sdk: corrupt saved watermark")
+
+func decodeSavedWatermark(b []byte) (savedWatermark, error) {
+	if v, n := binary.Varint(b); n > 0 && n == len(b) {
+		return savedWatermark{wm: v}, nil
+	}
+	if len(b) < 4 || b[0] != savedWMFormat {
+		return savedWatermark{}, errCorruptWatermark
+	}
+	b = b[1:]
+	start, n1 := binary.Uvarint(b)
+	if n1 <= 0 {
+		return savedWatermark{}, errCorruptWatermark
+	}
+	end, n2 := binary.Uvarint(b[n1:])
+	if n2 <= 0 {
+		return savedWatermark{}, errCorruptWatermark
+	}
+	wm, n3 := binary.Varint(b[n1+n2:])
+	if n3 <= 0 || n1+n2+n3 != len(b) || start >= end || end > keygroup.MaxLimit {
+		return savedWatermark{}, errCorruptWatermark
+	}
+	return savedWatermark{wm: wm, start: int(start), end: int(end), ranged: true}, nil
+}
+
+// restoredWatermark is the watermark an operator that saves a
+// savedWatermark resumes at, from the checkpoint its subtask restored: the
+// minimum over the saved watermarks of the old subtasks whose key-group
+// ranges overlap this subtask's. An item without a range covers every key
+// group: at the checkpoint's parallelism the subtask takes its own old
+// subtask's, rescaled every old subtask's. ok is false (and wm
+// math.MinInt64) when the checkpoint has none for the operator.
+func restoredWatermark(env *opEnv) (wm int64, ok bool, err error) {
+	all, restored := env.RestoredAll()
+	if !restored || len(all) == 0 {
+		return math.MinInt64, false, nil
+	}
+	rescaled := env.restoredParallelism != env.parallelism
+	start, end := keygroup.Range(env.subtask, env.parallelism, env.maxParallelism)
+	lo, found, lowest := int64(math.MaxInt64), false, int64(math.MaxInt64)
+	take := func(items [][]byte, unranged bool) error {
+		for _, it := range items {
+			w, err := decodeSavedWatermark(it)
+			if err != nil {
+				return fmt.Errorf("state of operator %s: %w", env.uid, err)
+			}
+			lowest = min(lowest, w.wm)
+			if (w.ranged && w.start < end && start < w.end) || (!w.ranged && unranged) {
+				lo, found = min(lo, w.wm), true
+			}
+		}
+		return nil
+	}
+	if err := take(all, rescaled); err != nil {
+		return math.MinInt64, false, err
+	}
+	if !rescaled && !found {
+		// Unranged items of the same parallelism: the subtask's own.
+		own, _ := env.Restored()
+		if err := take(own, true); err != nil {
+			return math.MinInt64, false, err
+		}
+	}
+	if !found {
+		// No old subtask covers our key groups (the max parallelism
+		// changed): the minimum over all of them is safe.
+		lo = lowest
+	}
+	return lo, true, nil
 }

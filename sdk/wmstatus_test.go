@@ -29,7 +29,7 @@ func (h *heldSource) Close() error { return nil }
 
 // TestWatermarkStatus: while a job runs, every subtask reports its input
 // watermark and its lag behind the wall clock; a subtask whose input ended
-// reports the final watermark with no lag.
+// reports the final watermark with no lag, also in its metrics.
 func TestWatermarkStatus(t *testing.T) {
 	var release atomic.Bool
 	p := NewPipeline("wm", 1)
@@ -86,6 +86,13 @@ func TestWatermarkStatus(t *testing.T) {
 	for ref, s := range d.watermarks(time.Now()) {
 		if s != (watermarkStatus{Watermark: MaxWatermark, Known: true}) {
 			t.Errorf("subtask %v after the end: %+v", ref, s)
+		}
+	}
+	// Reported as the final watermark, not as "none": the coordinator
+	// takes a subtask without one as unknown.
+	for _, tm := range d.processMetrics(time.Now()).Tasks {
+		if tm.WatermarkUnixMs == nil || *tm.WatermarkUnixMs != MaxWatermark {
+			t.Errorf("subtask %d of vertex %d reports watermark %v after the end, want max int64", tm.Subtask, tm.VertexId, tm.WatermarkUnixMs)
 		}
 	}
 }

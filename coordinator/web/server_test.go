@@ -39,7 +39,7 @@ func (f *fake) Job(_ context.Context, id string) (*Job, error) {
 	}
 	return &Job{JobRow: JobRow{ID: "j1", Name: "counts", State: "RUNNING", Throughput: 1500},
 		Operators: []Operator{{VertexID: 0, Name: "Source: gen", Source: true, Parallelism: 2, TapUID: "gen", OutRate: 1500},
-			{VertexID: 1, Name: "Count -> Sink", Parallelism: 2, InRate: 1500}},
+			{VertexID: 1, Name: "Count -> Sink", Parallelism: 2, InRate: 1500, WatermarkEnded: true}},
 		Edges:       []Edge{{From: 0, To: 1, Partitioning: "HASH"}},
 		Checkpoints: []Checkpoint{{ID: 7, Status: "COMPLETED", DurationMs: 40, SizeBytes: 2048}},
 		Exceptions:  []Exception{{At: time.Unix(0, 0), Attempt: 1, Text: "boom <script>"}}}, nil
@@ -94,7 +94,8 @@ func TestPages(t *testing.T) {
 		want []string
 	}{
 		{"/", 200, []string{`href="/jobs/j1"`, "counts", `class="badge s-running"`, "1.5k/s", `class="badge s-leader"`, "w1"}},
-		{"/jobs/j1", 200, []string{`<g class="node source" data-vertex="0"`, `data-vertex="1"`, ">hash</text>", "boom &lt;script&gt;", `<option value="gen">Source: gen</option>`, `class="ck-row"`}},
+		{"/jobs/j1", 200, []string{`<g class="node source" data-vertex="0"`, `data-vertex="1"`, ">hash</text>", "boom &lt;script&gt;", `<option value="gen">Source: gen</option>`, `class="ck-row"`,
+			`title="unknown: some subtask has no watermark yet"`, ">end of input<"}},
 		{"/jobs/nope", 404, []string{"no job nope"}},
 		{"/workers/w1", 200, []string{"1.0 MiB"}},
 		{"/static/style.css", 200, []string{"--accent"}},

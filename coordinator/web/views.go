@@ -93,16 +93,20 @@ type Operator struct {
 	Parallelism int32    `json:"parallelism"`
 	// TapUID is the operator that `weir tail` can sample here; empty for a
 	// chain ending in a sink.
-	TapUID        string         `json:"tap_uid,omitempty"`
-	RecordsIn     int64          `json:"records_in"`
-	RecordsOut    int64          `json:"records_out"`
-	InRate        float64        `json:"in_rate"`
-	OutRate       float64        `json:"out_rate"`
-	Busy          float64        `json:"busy"`
-	Backpressured float64        `json:"backpressured"`
-	WatermarkMs   *int64         `json:"watermark_ms,omitempty"`
-	WatermarkLag  int64          `json:"watermark_lag_ms,omitempty"`
-	Lag           []PartitionLag `json:"lag,omitempty"`
+	TapUID        string  `json:"tap_uid,omitempty"`
+	RecordsIn     int64   `json:"records_in"`
+	RecordsOut    int64   `json:"records_out"`
+	InRate        float64 `json:"in_rate"`
+	OutRate       float64 `json:"out_rate"`
+	Busy          float64 `json:"busy"`
+	Backpressured float64 `json:"backpressured"`
+	// WatermarkMs is the minimum over all the vertex's subtasks' event-time
+	// watermarks; absent while any of them has none (unknown), and once
+	// every subtask's input ended (WatermarkEnded).
+	WatermarkMs    *int64         `json:"watermark_ms,omitempty"`
+	WatermarkLag   int64          `json:"watermark_lag_ms,omitempty"`
+	WatermarkEnded bool           `json:"watermark_ended,omitempty"`
+	Lag            []PartitionLag `json:"lag,omitempty"`
 }
 
 type PartitionLag struct {

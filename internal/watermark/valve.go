@@ -57,6 +57,14 @@ func New(n int) *Valve {
 	return v
 }
 
+// StartAt starts the output at ts instead of Min: a subtask restored from a
+// checkpoint resumes at the watermark it had, and its channels, which start
+// at Min again, advance the output only once their minimum passes ts. Call
+// it before the first event; it never moves the output back.
+func (v *Valve) StartAt(ts int64) {
+	v.out = max(v.out, ts)
+}
+
 // Current is the output watermark.
 func (v *Valve) Current() int64 { return v.out }
 

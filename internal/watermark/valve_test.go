@@ -11,7 +11,7 @@ import (
 
 // TestValve runs the scripts in testdata. Commands:
 //
-//	new channels=N
+//	new channels=N [from=T]
 //	wm ch=C ts=T
 //	idle ch=C
 //	end ch=C
@@ -31,6 +31,11 @@ func TestValve(t *testing.T) {
 				var n int
 				d.ScanArgs(t, "channels", &n)
 				v = New(n)
+				if d.HasArg("from") {
+					var from int64
+					d.ScanArgs(t, "from", &from)
+					v.StartAt(from)
+				}
 				return v.String() + "\n"
 			case "wm":
 				var ts int64

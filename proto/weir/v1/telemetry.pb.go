@@ -107,8 +107,9 @@ type TaskMetrics struct {
 	ElapsedNs       int64 `protobuf:"varint,5,opt,name=elapsed_ns,json=elapsedNs,proto3" json:"elapsed_ns,omitempty"`
 	IdleNs          int64 `protobuf:"varint,6,opt,name=idle_ns,json=idleNs,proto3" json:"idle_ns,omitempty"`
 	BackpressuredNs int64 `protobuf:"varint,7,opt,name=backpressured_ns,json=backpressuredNs,proto3" json:"backpressured_ns,omitempty"`
-	// The subtask's current input watermark (unix ms); absent until one
-	// arrived.
+	// The subtask's current input watermark (unix ms; a source chain's: the
+	// one it sends); absent until one arrived or was restored from a
+	// checkpoint, max int64 once the subtask's input ended.
 	WatermarkUnixMs *int64          `protobuf:"varint,8,opt,name=watermark_unix_ms,json=watermarkUnixMs,proto3,oneof" json:"watermark_unix_ms,omitempty"`
 	Lag             []*PartitionLag `protobuf:"bytes,9,rep,name=lag,proto3" json:"lag,omitempty"`
 	unknownFields   protoimpl.UnknownFields

@@ -70,7 +70,9 @@ type SourceConfig struct {
 	// Watermarks, when set, makes the source emit event-time watermarks
 	// from the records' Kafka timestamps, one per partition under this
 	// strategy; the source's watermark is the minimum over its partitions
-	// that are not idle.
+	// that are not idle. Each partition's watermark is in checkpoints with
+	// its offset: after a restore, at any parallelism, the subtask reading
+	// the partition starts from it.
 	Watermarks *sdk.WatermarkStrategy
 	// ClientOptions are extra franz-go options (TLS, SASL, ...).
 	ClientOptions []kgo.Opt

@@ -2,8 +2,9 @@
 //
 // Source reads partitions that it assigns to its subtasks itself (no
 // consumer group: a rebalance inside a job would break its checkpoints), with
-// read_committed isolation, and keeps each partition's next offset in the
-// job's checkpoints. It finds partitions added while the job runs.
+// read_committed isolation, and keeps each partition's next offset (and,
+// with watermarks, the partition's watermark) in the job's checkpoints. It
+// finds partitions added while the job runs.
 //
 // Its stream is of Record[T], whose codec the connector provides: a Filter
 // or Map over it, or a Map to Records, needs no sdk.WithCodec (Record[T]

@@ -176,13 +176,20 @@ func openReader[T any](t sdk.TaskInfo, cfg SourceConfig, value sdk.Codec[T]) (*r
 // created since, and are read from the earliest offset.
 func (r *reader[T]) start(ctx context.Context, items [][]byte, restored bool) error {
 	for _, it := range items {
-		tp, next, err := decodeSplit(it)
+		sp, err := decodeSplit(it)
 		if err != nil {
 			return err
 		}
-		if owner(tp, r.parts) == r.subtask {
-			r.pos[tp] = &position{next: next, hw: -1}
-			r.track([]topicPartition{tp})
+		if owner(sp.tp, r.parts) != r.subtask {
+			continue
+		}
+		r.pos[sp.tp] = &position{next: sp.next, hw: -1}
+		if r.wm != nil && sp.hasWM {
+			// The partition's watermark comes with it, whichever subtask
+			// read it before.
+			r.wm.Restore(sp.tp.String(), sp.wm, time.Now())
+		} else {
+			r.track([]topicPartition{sp.tp})
 		}
 	}
 	all, err := r.partitions(ctx)
@@ -497,11 +504,17 @@ func (r *reader[T]) lag(now time.Time) []sdk.SourceLag {
 	return out
 }
 
-// SnapshotSplits records each partition's next offset.
+// SnapshotSplits records each partition's next offset and, when the source
+// has watermarks, the partition's watermark.
 func (r *reader[T]) SnapshotSplits() ([][]byte, error) {
 	items := make([][]byte, 0, len(r.pos))
 	for tp, p := range r.pos {
-		items = append(items, encodeSplit(tp, p.next))
+		sp := split{tp: tp, next: p.next}
+		if r.wm != nil {
+			sp.wm, _ = r.wm.Split(tp.String())
+			sp.hasWM = true
+		}
+		items = append(items, encodeSplit(sp))
 	}
 	return items, nil
 }
@@ -511,32 +524,58 @@ func (r *reader[T]) Close() error {
 	return nil
 }
 
-// encodeSplit is a partition's checkpointed position: a format byte, the
-// topic, the partition and the next offset.
-func encodeSplit(tp topicPartition, next int64) []byte {
-	b := []byte{splitFormat}
-	b = binary.AppendUvarint(b, uint64(len(tp.topic)))
-	b = append(b, tp.topic...)
-	b = binary.AppendVarint(b, int64(tp.partition))
-	return binary.AppendVarint(b, next)
+// split is a partition's checkpointed state: its position and, when the
+// source has watermarks (hasWM), its watermark (math.MinInt64: none yet).
+type split struct {
+	tp    topicPartition
+	next  int64
+	wm    int64
+	hasWM bool
 }
 
-const splitFormat = 1
+// encodeSplit is a partition's checkpointed state: a format byte, the
+// topic, the partition and the next offset, then for splitFormatWM the
+// partition's watermark. A split without a watermark keeps splitFormat, so
+// a job without watermarks writes what older versions read.
+func encodeSplit(sp split) []byte {
+	b := []byte{splitFormat}
+	if sp.hasWM {
+		b[0] = splitFormatWM
+	}
+	b = binary.AppendUvarint(b, uint64(len(sp.tp.topic)))
+	b = append(b, sp.tp.topic...)
+	b = binary.AppendVarint(b, int64(sp.tp.partition))
+	b = binary.AppendVarint(b, sp.next)
+	if sp.hasWM {
+		b = binary.AppendVarint(b, sp.wm)
+	}
+	return b
+}
+
+const (
+	splitFormat   = 1
+	splitFormatWM = 2
+)
 
 var errCorruptSplit = errors.New("kafka source: corrupt partition state in checkpoint")
 
-func decodeSplit(b []byte) (topicPartition, int64, error) {
-	if len(b) == 0 || b[0] != splitFormat {
-		return topicPartition{}, 0, errCorruptSplit
+func decodeSplit(b []byte) (split, error) {
+	if len(b) == 0 || (b[0] != splitFormat && b[0] != splitFormatWM) {
+		return split{}, errCorruptSplit
 	}
+	sp := split{hasWM: b[0] == splitFormatWM, wm: math.MinInt64}
 	d := decoder{b: b[1:]}
 	topic := d.bytes()
 	part := d.varint()
-	next := d.varint()
-	if d.err != nil || len(d.b) != 0 || len(topic) == 0 || part < 0 || part > 1<<31-1 || next < 0 {
-		return topicPartition{}, 0, errCorruptSplit
+	sp.next = d.varint()
+	if sp.hasWM {
+		sp.wm = d.varint()
 	}
-	return topicPartition{string(topic), int32(part)}, next, nil
+	if d.err != nil || len(d.b) != 0 || len(topic) == 0 || part < 0 || part > 1<<31-1 || sp.next < 0 {
+		return split{}, errCorruptSplit
+	}
+	sp.tp = topicPartition{string(topic), int32(part)}
+	return sp, nil
 }
 
 var _ sdk.LagReporter = (*reader[int])(nil)

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -277,15 +278,16 @@ func TestSourceLag(t *testing.T) {
 }
 
 func FuzzDecodeSplit(f *testing.F) {
-	f.Add(encodeSplit(topicPartition{"topic", 3}, 42))
+	f.Add(encodeSplit(split{tp: topicPartition{"topic", 3}, next: 42}))
+	f.Add(encodeSplit(split{tp: topicPartition{"topic", 3}, next: 42, wm: 1_700_000_000_000, hasWM: true}))
 	f.Add([]byte{1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tp, next, err := decodeSplit(b)
+		sp, err := decodeSplit(b)
 		if err != nil {
 			return
 		}
-		if got := encodeSplit(tp, next); string(got) != string(b) {
-			t.Fatalf("decoded %v@%d from %x, which encodes as %x", tp, next, b, got)
+		if got := encodeSplit(sp); string(got) != string(b) {
+			t.Fatalf("decoded %+v from %x, which encodes as %x", sp, b, got)
 		}
 	})
 }
@@ -343,5 +345,95 @@ func TestSourcePartitionWatermarks(t *testing.T) {
 			ts, idle := w.Watermark()
 			t.Fatalf("watermark %d (idle %v), want 4999: partition 1's", ts, idle)
 		}
+	}
+}
+
+// Each partition's watermark is saved with its offset and comes back with
+// the partition, to whichever subtask reads it after a restore at any
+// parallelism: a restored reader's watermark is the minimum over its
+// partitions' before it reads anything, not "none". A checkpoint without
+// watermarks (format 1) restores as before.
+func TestSourcePartitionWatermarksRestored(t *testing.T) {
+	brokers := broker(t, 4, "in")
+	cl := client(t, brokers, kgo.DefaultProduceTopic("in"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	latest := map[topicPartition]int64{}
+	for p := range int32(4) {
+		ms := int64(p+1) * 10_000
+		latest[topicPartition{"in", p}] = ms
+		rec := &kgo.Record{Value: []byte("v"), Partition: p, Timestamp: time.UnixMilli(ms)}
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws := sdk.BoundedOutOfOrder(time.Second)
+	cfg := SourceConfig{Brokers: brokers, Topics: []string{"in"}, Watermarks: &ws}
+	open := func(p int, items [][]byte) []watermarked[string] {
+		var ws []watermarked[string]
+		for s := range p {
+			r, err := openReader(task{subtask: s, parallelism: p, all: items, restored: items != nil}, cfg.withDefaults(), sdk.StringCodec{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			r.eventTime = kafkaTime[string]
+			ws = append(ws, watermarked[string]{r})
+		}
+		return ws
+	}
+	var items [][]byte
+	for _, w := range open(2, nil) {
+		drain(t, w.reader, 0)
+		its, _ := w.SnapshotSplits()
+		items = append(items, its...)
+	}
+	if len(items) != 4 {
+		t.Fatalf("snapshotted %d partitions, want 4", len(items))
+	}
+	for _, it := range items {
+		sp, err := decodeSplit(it)
+		if err != nil || !sp.hasWM || sp.wm != latest[sp.tp]-1_000-1 {
+			t.Fatalf("saved %+v (%v), want partition %v at watermark %d", sp, err, sp.tp, latest[sp.tp]-1_001)
+		}
+	}
+	for _, q := range []int{1, 2, 3} {
+		for s, w := range open(q, items) {
+			want, any := int64(math.MaxInt64), false
+			for tp, ms := range latest {
+				if owner(tp, q) == s {
+					want, any = min(want, ms-1_000-1), true
+				}
+			}
+			ts, idle := w.Watermark()
+			if !any {
+				if !idle {
+					t.Errorf("subtask %d of %d reads no partition but is not idle", s, q)
+				}
+				continue
+			}
+			if idle || ts != want {
+				t.Errorf("subtask %d of %d restored at watermark %d (idle %v), want %d", s, q, ts, idle, want)
+			}
+			// Saved again before any record: the partitions keep theirs.
+			its, _ := w.SnapshotSplits()
+			for _, it := range its {
+				if sp, _ := decodeSplit(it); sp.wm != latest[sp.tp]-1_001 {
+					t.Errorf("subtask %d of %d saves %v at %d, want %d", s, q, sp.tp, sp.wm, latest[sp.tp]-1_001)
+				}
+			}
+		}
+	}
+	// Old checkpoints: offsets only; the partitions start without a watermark.
+	var old [][]byte
+	for _, it := range items {
+		sp, _ := decodeSplit(it)
+		sp.hasWM = false
+		old = append(old, encodeSplit(sp))
+	}
+	w := open(1, old)[0]
+	if ts, idle := w.Watermark(); idle || ts != math.MinInt64 {
+		t.Errorf("restored from offsets only at watermark %d (idle %v), want none", ts, idle)
+	}
+	if n := len(drain(t, w.reader, 0)); n != 0 {
+		t.Errorf("read %d records again after the restore", n)
 	}
 }

@@ -67,6 +67,16 @@ func newLineReader(files []inputFile, i, p int, chunk int64) *lineReader {
 	return r
 }
 
+// missingInput says which input is missing and where it was looked for,
+// and wraps the stat error (fs.ErrNotExist).
+type missingInput struct {
+	msg string
+	err error
+}
+
+func (e *missingInput) Error() string { return e.msg }
+func (e *missingInput) Unwrap() error { return e.err }
+
 type inputFile struct {
 	path string
 	size int64
@@ -81,7 +91,7 @@ func listInputs(path string) ([]inputFile, error) {
 			wd, _ := os.Getwd()
 			where = fmt.Sprintf(" (a relative path is read from the job process's directory %s: give an absolute path the workers can read)", wd)
 		}
-		return nil, sdk.Permanent(fmt.Errorf("input %s does not exist%s", path, where))
+		return nil, sdk.Permanent(&missingInput{fmt.Sprintf("input %s does not exist%s", path, where), err})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("input: %w", err)

@@ -179,7 +179,7 @@ func TestLinesInputErrors(t *testing.T) {
 	// and a relative path says where it was looked for.
 	missing := filepath.Join(t.TempDir(), "missing")
 	_, err := listInputs(missing)
-	if !sdk.IsPermanent(err) || err.Error() != "input "+missing+" does not exist" {
+	if !sdk.IsPermanent(err) || !errors.Is(err, fs.ErrNotExist) || err.Error() != "input "+missing+" does not exist" {
 		t.Errorf("missing input: %v", err)
 	}
 	wd, _ := os.Getwd()

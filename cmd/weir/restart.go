@@ -86,6 +86,9 @@ func (f *restartFlags) policy(maxRestarts int, restartsSet bool) (*weirv1.Restar
 	case weirv1.RestartStrategy_RESTART_STRATEGY_EXPONENTIAL_DELAY:
 		p.InitialBackoffMs, p.MaxBackoffMs, p.Multiplier = f.delay.Milliseconds(), f.maxDelay.Milliseconds(), f.multiplier
 		p.Jitter, p.ResetThresholdMs = f.jitter, f.resetAfter.Milliseconds()
+		if f.resetAfter == 0 {
+			p.ResetThresholdMs = -1 // never; 0 is the default
+		}
 	}
 	return p, nil
 }

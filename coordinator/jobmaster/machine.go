@@ -447,7 +447,7 @@ type policy struct {
 	multiplier      float64
 	delay           time.Duration // fixed delay and failure rate
 	jitter          float64       // exponential: in [0, 1]
-	resetThreshold  time.Duration // exponential: 0 never resets
+	resetThreshold  time.Duration // exponential: 0 never resets (policy: negative)
 	failureInterval time.Duration // failure rate
 }
 
@@ -474,6 +474,7 @@ func MaxRestartDelay(p *weirv1.RestartPolicy) time.Duration {
 const (
 	DefaultDelay           = time.Second // fixed delay and failure rate
 	DefaultFailureInterval = time.Minute
+	DefaultResetThreshold  = time.Hour // exponential delay
 )
 
 // newPolicy reads p leniently, since the policy comes from the user. Proto3
@@ -504,8 +505,10 @@ func newPolicy(p *weirv1.RestartPolicy) policy {
 		jitter:          p.GetJitter(),
 		failureInterval: ms(p.GetFailureIntervalMs(), DefaultFailureInterval),
 	}
-	if p.GetResetThresholdMs() > 0 {
-		pol.resetThreshold = ms(p.GetResetThresholdMs(), 0)
+	// A job that ran stably for a while starts its backoff and its count
+	// again, so early failures do not doom its later life.
+	if p.GetResetThresholdMs() >= 0 {
+		pol.resetThreshold = ms(p.GetResetThresholdMs(), DefaultResetThreshold)
 	}
 	if _, ok := weirv1.RestartStrategy_name[int32(pol.strategy)]; !ok {
 		pol.strategy = weirv1.RestartStrategy_RESTART_STRATEGY_UNSPECIFIED

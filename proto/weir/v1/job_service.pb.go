@@ -507,7 +507,8 @@ type RestartPolicy struct {
 	// [1-jitter, 1+jitter], so jobs failing together do not restart in step.
 	Jitter float64 `protobuf:"fixed64,7,opt,name=jitter,proto3" json:"jitter,omitempty"`
 	// EXPONENTIAL_DELAY: a failure this long after the previous one resets the
-	// delay to initial_backoff_ms and the restart count to 0.
+	// delay to initial_backoff_ms and the restart count to 0. 0 is the default
+	// (1 h, as Flink's), negative never resets.
 	ResetThresholdMs int64 `protobuf:"varint,8,opt,name=reset_threshold_ms,json=resetThresholdMs,proto3" json:"reset_threshold_ms,omitempty"`
 	// FAILURE_RATE: the sliding window in which at most max_restarts failures
 	// are tolerated.

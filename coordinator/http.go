@@ -55,7 +55,7 @@ func (c *Coordinator) httpHandler() http.Handler {
 
 func writeProto(w http.ResponseWriter, m proto.Message, err error) {
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		web.WriteError(w, err)
 		return
 	}
 	b, _ := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)

@@ -161,7 +161,7 @@ func (s *Server) api(load load) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, err := load(r)
 		if err != nil {
-			writeJSON(w, httpStatus(err), map[string]string{"error": errorText(err)})
+			WriteError(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
@@ -170,7 +170,7 @@ func (s *Server) api(load load) http.HandlerFunc {
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	if err := s.b.CancelJob(r.Context(), r.PathValue("id")); err != nil {
-		writeJSON(w, httpStatus(err), map[string]string{"error": errorText(err)})
+		WriteError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "canceling"})
@@ -179,7 +179,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 func (s *Server) savepoint(w http.ResponseWriter, r *http.Request) {
 	loc, err := s.b.Savepoint(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeJSON(w, httpStatus(err), map[string]string{"error": errorText(err)})
+		WriteError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"location": loc})
@@ -243,6 +243,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// WriteError answers a JSON API request with err: its HTTP status (see
+// httpStatus) and {"error": message}.
+func WriteError(w http.ResponseWriter, err error) {
+	writeJSON(w, httpStatus(err), map[string]string{"error": errorText(err)})
 }
 
 // httpStatus maps the coordinator's gRPC status errors to HTTP.

@@ -36,6 +36,18 @@ func TestObservability(t *testing.T) {
 		if len(jobs.Jobs) != 1 || jobs.Jobs[0].ID != id {
 			t.Fatalf("GET /api/v1/jobs = %+v, want job %s", jobs, id)
 		}
+		// An unknown job is a 404 with the reason, as docs/api.md says.
+		for _, path := range []string{"/api/v1/jobs/nosuchjob", "/api/v1/jobs/nosuchjob/checkpoints", "/api/v1/jobs/nosuchjob/detail"} {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), "nosuchjob") {
+				t.Errorf("GET %s = %s %s, want 404 naming the job", path, resp.Status, b)
+			}
+		}
 	})
 
 	t.Run("metrics", func(t *testing.T) {

@@ -412,13 +412,19 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 		}
 		s.failed(ctx, j, j.regionOf[u.VertexId], msg, permanent)
 	case weirv1.TaskState_TASK_STATE_RUNNING:
-		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING) {
+		switch {
+		case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING):
 			s.endDeploySpan(j, "")
 			s.step(ctx, j, jobmaster.AllRunning{})
 			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && !j.ckStarted {
 				j.ckStarted = true
 				s.ckApply(ctx, j, j.ckpt.Start(j.ckTasks(), time.Now()))
 			}
+		case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED):
+			// Some finished first (a source subtask with nothing to
+			// read): the job runs, though it cannot checkpoint.
+			s.endDeploySpan(j, "")
+			s.step(ctx, j, jobmaster.AllRunning{})
 		}
 	case weirv1.TaskState_TASK_STATE_FINISHED:
 		// Checkpoints need every task: once one finished, no barrier can

@@ -48,8 +48,34 @@ func checkpointKey(job string, id int64) string {
 	return fmt.Sprintf("%s%s/%020d", etcdkeys.Checkpoints, job, id)
 }
 
+// checkpointWarning is what a job's status says when checkpointing is on
+// and its checkpoints keep failing: a user must learn that before a crash
+// finds nothing recent to restore.
+func checkpointWarning(j *job) string {
+	if checkpointConfig(j.rec.Spec.GetCheckpoints()).Interval <= 0 || j.ckpt == nil {
+		return ""
+	}
+	n, reason := j.ckFailedSince, oneLine(errors.New(j.ckLastFailure))
+	_, _, any := j.ckpt.Latest()
+	switch {
+	case n > 0 && !any:
+		return fmt.Sprintf("no checkpoint has completed: %d failed, the last: %s", n, reason)
+	case n >= 2:
+		return fmt.Sprintf("the last %d checkpoints failed, the last: %s", n, reason)
+	}
+	return ""
+}
+
 // ckApply carries out the checkpoint machine's actions for job j.
 func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Action) {
+	var failJob string
+	defer func() {
+		// After the actions: failing the attempt re-enters the machine.
+		if failJob != "" {
+			s.logger.Error("failing the job", "job", j.rec.Id, "reason", failJob)
+			s.failed(ctx, j, -1, failJob, false)
+		}
+	}()
 	for _, a := range acts {
 		switch a := a.(type) {
 		case checkpoint.AllocateID:
@@ -84,6 +110,9 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 				continue
 			}
 			j.manifests[a.ID] = m
+			if !a.Savepoint {
+				j.ckFailedInRow, j.ckFailedSince = 0, 0
+			}
 			s.ckApply(ctx, j, j.ckpt.Stored(a.ID, loc, now))
 			s.ckFinished(j, a.ID, "")
 			if a.Savepoint && j.savepointWaiter != nil {
@@ -95,6 +124,15 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 		case checkpoint.Abort:
 			s.logger.Warn("checkpoint aborted", "job", j.rec.Id, "checkpoint", a.ID, "savepoint", a.Savepoint, "reason", a.Reason)
 			s.ckFinished(j, a.ID, a.Reason)
+			// Aborts of a stopping attempt are not failures of checkpointing.
+			if limit := j.rec.Spec.GetCheckpoints().GetFailAfterFailures(); !a.Savepoint && j.ckStarted {
+				j.ckFailedInRow++
+				j.ckFailedSince++
+				j.ckLastFailure = a.Reason
+				if limit > 0 && j.ckFailedInRow >= int(limit) && failJob == "" {
+					failJob = fmt.Sprintf("%d checkpoints in a row failed (--fail-on-checkpoint-errors %d), the last: %s", j.ckFailedInRow, limit, a.Reason)
+				}
+			}
 			if a.Savepoint && j.savepointWaiter != nil {
 				j.savepointWaiter <- savepointResult{err: fmt.Errorf("savepoint %d failed: %s", a.ID, a.Reason)}
 				j.savepointWaiter = nil

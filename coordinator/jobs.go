@@ -37,6 +37,11 @@ type job struct {
 
 	ckpt            *checkpoint.Coordinator
 	ckStarted       bool
+	// ckFailedInRow counts the current attempt's checkpoints that failed
+	// since the last completed one; ckFailedSince the job's, with the
+	// newest failure's reason (see checkpointWarning).
+	ckFailedInRow, ckFailedSince int
+	ckLastFailure                string
 	manifests       map[int64]*weirv1.CheckpointManifest // retained, for reference counts
 	badCheckpoints  map[int64]bool                       // failed to restore (-1: the submitted savepoint)
 	restoringFrom   int64                                // checkpoint the current attempt restores (0: none)
@@ -417,7 +422,7 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 			s.endDeploySpan(j, "")
 			s.step(ctx, j, jobmaster.AllRunning{})
 			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && !j.ckStarted {
-				j.ckStarted = true
+				j.ckStarted, j.ckFailedInRow = true, 0
 				s.ckApply(ctx, j, j.ckpt.Start(j.ckTasks(), time.Now()))
 			}
 		case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED):
@@ -491,7 +496,7 @@ func (s *leaderState) status(j *job) *weirv1.JobStatus {
 	st := &weirv1.JobStatus{
 		Id: j.rec.Id, Name: j.rec.Name, State: j.rec.State, Attempt: j.rec.Attempt, Restarts: j.rec.Restarts,
 		Error: j.rec.Error, Message: j.rec.Message, CreatedUnixMs: j.rec.CreatedUnixMs,
-		UpdatedUnixMs: j.rec.UpdatedUnixMs, Spec: j.rec.Spec,
+		UpdatedUnixMs: j.rec.UpdatedUnixMs, Spec: j.rec.Spec, CheckpointWarning: checkpointWarning(j),
 	}
 	for _, sub := range j.subtasks {
 		t := j.tasks[sub]

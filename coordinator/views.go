@@ -83,7 +83,7 @@ func (p pages) Job(ctx context.Context, id string) (*web.Job, error) {
 			return nil, status.Errorf(codes.NotFound, "no job %s", id)
 		}
 		now := time.Now()
-		v := &web.Job{JobRow: jobRow(j, now), Error: j.rec.Error, Message: j.rec.Message}
+		v := &web.Job{JobRow: jobRow(j, now), Error: j.rec.Error, Message: j.rec.Message, CheckpointWarning: checkpointWarning(j)}
 		g := j.rec.Spec.GetGraph()
 		for _, vx := range g.GetVertices() {
 			op := web.Operator{VertexID: vx.Id, Name: vx.Name, Source: vx.IsSource, Parallelism: vx.Parallelism}

@@ -127,16 +127,18 @@ func newTable(w io.Writer) *tabwriter.Writer {
 
 // jobView is a job in `weir list -o json` and `weir status -o json`.
 type jobView struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	State       string `json:"state"`
-	Attempt     int64  `json:"attempt"`
-	Restarts    int32  `json:"restarts"`
-	Error       string `json:"error"`
-	Message     string `json:"message"`
-	Parallelism int32  `json:"parallelism,omitempty"`
-	Created     string `json:"created"`
-	Updated     string `json:"updated"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Attempt  int64  `json:"attempt"`
+	Restarts int32  `json:"restarts"`
+	Error    string `json:"error"`
+	Message  string `json:"message"`
+	// CheckpointWarning is set while the job's checkpoints keep failing.
+	CheckpointWarning string `json:"checkpoint_warning,omitempty"`
+	Parallelism       int32  `json:"parallelism,omitempty"`
+	Created           string `json:"created"`
+	Updated           string `json:"updated"`
 }
 
 type taskView struct {
@@ -161,7 +163,7 @@ func newJobView(j *weirv1.JobStatus) jobView {
 	return jobView{
 		ID: j.GetId(), Name: j.GetName(), State: jobState(j.GetState()),
 		Attempt: j.GetAttempt(), Restarts: j.GetRestarts(),
-		Error: j.GetError(), Message: j.GetMessage(),
+		Error: j.GetError(), Message: j.GetMessage(), CheckpointWarning: j.GetCheckpointWarning(),
 		Parallelism: j.GetSpec().GetParallelism(),
 		Created:     rfc3339(j.GetCreatedUnixMs()), Updated: rfc3339(j.GetUpdatedUnixMs()),
 	}
@@ -215,6 +217,9 @@ func printJob(w io.Writer, format string, j *weirv1.JobStatus) error {
 	}
 	if e := j.GetError(); e != "" {
 		fmt.Fprintf(tw, "Error:\t%s\n", oneLine(e))
+	}
+	if w := j.GetCheckpointWarning(); w != "" {
+		fmt.Fprintf(tw, "Warning:\tcheckpoints failing: %s\n", oneLine(w))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

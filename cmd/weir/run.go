@@ -45,6 +45,7 @@ type runFlags struct {
 	ckTimeout   time.Duration
 	savepoint   string
 	allowLost   bool
+	ckFailLimit int
 	restart     restartFlags
 }
 
@@ -88,6 +89,7 @@ ARGS after "--" are passed to the job binary.`,
 	f.restart.register(fl)
 	fl.DurationVar(&f.interval, "checkpoint-interval", 10*time.Second, "time between checkpoints (0 disables them; a failed job then restarts from the beginning)")
 	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
+	fl.IntVar(&f.ckFailLimit, "fail-on-checkpoint-errors", 0, "fail (and restart) the job when this many checkpoints in a row failed (0: never; failing checkpoints are always reported by run and status)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
 	fl.BoolVar(&f.allowLost, "allow-non-restored-state", false, "with --from-savepoint: start even if the savepoint holds state no operator of the job restores (that state is dropped)")
 	return cmd
@@ -112,6 +114,9 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 	if f.maxRestarts < 0 {
 		return usageErrorf("--max-restarts must be at least 0, got %d", f.maxRestarts)
+	}
+	if f.ckFailLimit < 0 {
+		return usageErrorf("--fail-on-checkpoint-errors must not be negative, got %d", f.ckFailLimit)
 	}
 	if f.ckTimeout < 0 {
 		return usageErrorf("--checkpoint-timeout must not be negative, got %v", f.ckTimeout)
@@ -155,13 +160,14 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 
 	spec := &weirv1.JobSpec{
-		Name:                  jobName(f.name, graph, binary),
-		BinarySha256:          sum,
-		BinarySize:            size,
-		Args:                  jobArgs,
-		Parallelism:           int32(f.parallelism),
-		Graph:                 graph,
-		Checkpoints:           &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds(), TimeoutMs: f.ckTimeout.Milliseconds()},
+		Name:         jobName(f.name, graph, binary),
+		BinarySha256: sum,
+		BinarySize:   size,
+		Args:         jobArgs,
+		Parallelism:  int32(f.parallelism),
+		Graph:        graph,
+		Checkpoints: &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds(), TimeoutMs: f.ckTimeout.Milliseconds(),
+			FailAfterFailures: int32(f.ckFailLimit)},
 		FromSavepoint:         f.savepoint,
 		AllowNonRestoredState: f.allowLost,
 	}
@@ -353,6 +359,9 @@ func stateLine(j *weirv1.JobStatus) string {
 	}
 	if detail != "" {
 		l += " (" + detail + ")"
+	}
+	if w := j.GetCheckpointWarning(); w != "" {
+		l += "; warning: " + oneLine(w)
 	}
 	return l
 }

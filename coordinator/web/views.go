@@ -73,13 +73,15 @@ type JobRow struct {
 // Job is one job's page.
 type Job struct {
 	JobRow
-	Error       string       `json:"error,omitempty"`
-	Message     string       `json:"message,omitempty"`
-	Operators   []Operator   `json:"operators"`
-	Edges       []Edge       `json:"edges"`
-	Checkpoints []Checkpoint `json:"checkpoints"`
-	Exceptions  []Exception  `json:"exceptions"`
-	Tasks       []Task       `json:"tasks"`
+	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
+	// CheckpointWarning says the job's checkpoints keep failing.
+	CheckpointWarning string       `json:"checkpoint_warning,omitempty"`
+	Operators         []Operator   `json:"operators"`
+	Edges             []Edge       `json:"edges"`
+	Checkpoints       []Checkpoint `json:"checkpoints"`
+	Exceptions        []Exception  `json:"exceptions"`
+	Tasks             []Task       `json:"tasks"`
 	// Graph is the laid-out job graph; the server fills it.
 	Graph Graph `json:"graph"`
 }

@@ -318,3 +318,46 @@ func TestCorruptSavepointFailsTheJob(t *testing.T) {
 		t.Fatalf("attempt %d: a savepoint that cannot be restored was retried", st.Attempt)
 	}
 }
+
+// TestFailingCheckpointsAreVisible: checkpoints that keep failing (here the
+// job's checkpoint directory in the store is a file, so nothing can be
+// written under it) are reported where users look — `weir status`, its
+// JSON, the attached `weir run` — and --fail-on-checkpoint-errors fails (and
+// so restarts) a job after that many in a row.
+func TestFailingCheckpointsAreVisible(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	args := []string{"--checkpoint-interval", "300ms", bins.keyedcount, "--",
+		"--events", "100000000", "--keys", "50", "--rate", "2000", "--output", t.TempDir()}
+	breakStore := func(id string) {
+		dir := filepath.Join(c.store, "checkpoints", id)
+		os.RemoveAll(dir)
+		os.MkdirAll(filepath.Dir(dir), 0o755)
+		if err := os.WriteFile(dir, []byte("not a directory"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := runDetached(t, c.api, append([]string{"-p", "1"}, args...)...)
+	breakStore(id)
+	waitFor(t, 30*time.Second, "a checkpoint warning in weir status", func() bool {
+		out, _, _ := weir(t, 10*time.Second, "status", "--coordinator", c.api, id)
+		return strings.Contains(out, "checkpoints failing: ")
+	})
+	out, _, _ := weir(t, 10*time.Second, "status", "--coordinator", c.api, id, "-o", "json")
+	if !strings.Contains(out, `"checkpoint_warning": "`) {
+		t.Fatalf("weir status -o json has no checkpoint_warning: %s", out)
+	}
+	weir(t, 30*time.Second, "cancel", "--coordinator", c.api, id)
+
+	id = runDetached(t, c.api, append([]string{"-p", "1", "--fail-on-checkpoint-errors", "3"}, args...)...)
+	breakStore(id)
+	waitFor(t, 60*time.Second, "a restart after 3 failed checkpoints", func() bool {
+		return jobStatusOf(t, c.api, id).Attempt > 1
+	})
+	c.coord.mu.Lock()
+	log := c.coord.out.String()
+	c.coord.mu.Unlock()
+	if !strings.Contains(log, "3 checkpoints in a row failed (--fail-on-checkpoint-errors 3)") {
+		t.Fatalf("the restart was not for the failed checkpoints; coordinator log:\n%s", log[max(0, len(log)-3000):])
+	}
+	weir(t, 30*time.Second, "cancel", "--coordinator", c.api, id)
+}

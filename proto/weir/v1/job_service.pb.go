@@ -740,9 +740,12 @@ type CheckpointPolicy struct {
 	MinPauseMs    int64 `protobuf:"varint,3,opt,name=min_pause_ms,json=minPauseMs,proto3" json:"min_pause_ms,omitempty"`
 	MaxConcurrent int32 `protobuf:"varint,4,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
 	// Completed checkpoints kept.
-	Retained      int32 `protobuf:"varint,5,opt,name=retained,proto3" json:"retained,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Retained int32 `protobuf:"varint,5,opt,name=retained,proto3" json:"retained,omitempty"`
+	// Fail (and restart) the job when this many checkpoints in a row failed
+	// (Flink's tolerable-failed-checkpoints + 1); 0 never does.
+	FailAfterFailures int32 `protobuf:"varint,6,opt,name=fail_after_failures,json=failAfterFailures,proto3" json:"fail_after_failures,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CheckpointPolicy) Reset() {
@@ -806,6 +809,13 @@ func (x *CheckpointPolicy) GetMaxConcurrent() int32 {
 func (x *CheckpointPolicy) GetRetained() int32 {
 	if x != nil {
 		return x.Retained
+	}
+	return 0
+}
+
+func (x *CheckpointPolicy) GetFailAfterFailures() int32 {
+	if x != nil {
+		return x.FailAfterFailures
 	}
 	return 0
 }
@@ -1146,8 +1156,11 @@ type JobStatus struct {
 	// The attempt each pipelined region runs, by region index; regions
 	// restart alone, so a new leader re-attaches to each at its own attempt.
 	RegionAttempts []int64 `protobuf:"varint,13,rep,packed,name=region_attempts,json=regionAttempts,proto3" json:"region_attempts,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Set while checkpointing is on and its recent checkpoints failed: how
+	// many and why. A job in this state has nothing recent to restore.
+	CheckpointWarning string `protobuf:"bytes,14,opt,name=checkpoint_warning,json=checkpointWarning,proto3" json:"checkpoint_warning,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *JobStatus) Reset() {
@@ -1269,6 +1282,13 @@ func (x *JobStatus) GetRegionAttempts() []int64 {
 		return x.RegionAttempts
 	}
 	return nil
+}
+
+func (x *JobStatus) GetCheckpointWarning() string {
+	if x != nil {
+		return x.CheckpointWarning
+	}
+	return ""
 }
 
 type CancelJobRequest struct {
@@ -1759,7 +1779,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vcheckpoints\x18\b \x01(\v2\x19.weir.v1.CheckpointPolicyR\vcheckpoints\x12%\n" +
 	"\x0efrom_savepoint\x18\t \x01(\tR\rfromSavepoint\x127\n" +
 	"\x18allow_non_restored_state\x18\n" +
-	" \x01(\bR\x15allowNonRestoredState\"\xb7\x01\n" +
+	" \x01(\bR\x15allowNonRestoredState\"\xe7\x01\n" +
 	"\x10CheckpointPolicy\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
@@ -1768,7 +1788,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\fmin_pause_ms\x18\x03 \x01(\x03R\n" +
 	"minPauseMs\x12%\n" +
 	"\x0emax_concurrent\x18\x04 \x01(\x05R\rmaxConcurrent\x12\x1a\n" +
-	"\bretained\x18\x05 \x01(\x05R\bretained\"8\n" +
+	"\bretained\x18\x05 \x01(\x05R\bretained\x12.\n" +
+	"\x13fail_after_failures\x18\x06 \x01(\x05R\x11failAfterFailures\"8\n" +
 	"\x10SubmitJobRequest\x12$\n" +
 	"\x04spec\x18\x01 \x01(\v2\x10.weir.v1.JobSpecR\x04spec\"*\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
@@ -1786,7 +1807,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12(\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x16\n" +
 	"\x06region\x18\a \x01(\x05R\x06region\x12\x18\n" +
-	"\aattempt\x18\b \x01(\x03R\aattempt\"\xaf\x03\n" +
+	"\aattempt\x18\b \x01(\x03R\aattempt\"\xde\x03\n" +
 	"\tJobStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -1801,7 +1822,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	" \x03(\v2\x11.weir.v1.TaskInfoR\x05tasks\x12$\n" +
 	"\x04spec\x18\v \x01(\v2\x10.weir.v1.JobSpecR\x04spec\x12'\n" +
 	"\x0fattempt_workers\x18\f \x03(\tR\x0eattemptWorkers\x12'\n" +
-	"\x0fregion_attempts\x18\r \x03(\x03R\x0eregionAttempts\")\n" +
+	"\x0fregion_attempts\x18\r \x03(\x03R\x0eregionAttempts\x12-\n" +
+	"\x12checkpoint_warning\x18\x0e \x01(\tR\x11checkpointWarning\")\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +

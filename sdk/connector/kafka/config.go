@@ -191,6 +191,11 @@ type SinkConfig struct {
 	// or prefixes; weir's job ids are unique, so the default is safe.
 	TransactionalIDPrefix string
 	Compression           Compression
+	// Partitions and ReplicationFactor are those of Topic when the sink
+	// creates it (0: the broker's defaults). The sink creates Topic when
+	// it opens, if it does not exist; an existing topic is used as it is.
+	Partitions        int32
+	ReplicationFactor int16
 	// ClientOptions are extra franz-go options (TLS, SASL, ...).
 	ClientOptions []kgo.Opt
 }

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-run/weir/sdk"
 )
@@ -180,6 +182,10 @@ func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value Encoder[T]) (*write
 	if w.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOptions...)...); err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}
+	if err := createTopic(w.admin, cfg); err != nil {
+		w.admin.Close()
+		return nil, err
+	}
 	if w.delivery != ExactlyOnce {
 		w.plainPromise = w.promise("")
 		if w.plain, err = kgo.NewClient(w.opts...); err != nil {
@@ -193,6 +199,43 @@ func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value Encoder[T]) (*write
 		return nil, err
 	}
 	return w, nil
+}
+
+// createTopic creates the sink's topic if it does not exist, with the
+// configured partitions: a topic created on first use by the broker (if it
+// does that at all) would get whatever its defaults are, and some brokers
+// keep such topics only in memory until they flush their metadata.
+func createTopic(admin *kgo.Client, cfg SinkConfig) error {
+	if cfg.Topic == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
+	defer cancel()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = cfg.Topic, -1, -1
+	if cfg.Partitions > 0 {
+		rt.NumPartitions = cfg.Partitions
+	}
+	if cfg.ReplicationFactor > 0 {
+		rt.ReplicationFactor = cfg.ReplicationFactor
+	}
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = int32(endTimeout.Milliseconds())
+	resp, err := req.RequestWith(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("kafka sink: create topic %q on %v: %w", cfg.Topic, cfg.Brokers, err)
+	}
+	for _, t := range resp.Topics {
+		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		case err == nil, errors.Is(err, kerr.TopicAlreadyExists):
+		case errors.Is(err, kerr.InvalidPartitions), errors.Is(err, kerr.InvalidReplicationFactor), errors.Is(err, kerr.InvalidTopicException), errors.Is(err, kerr.TopicAuthorizationFailed):
+			return sdk.Permanent(fmt.Errorf("kafka sink: cannot create topic %q: %w", cfg.Topic, err))
+		default:
+			return fmt.Errorf("kafka sink: create topic %q: %w", cfg.Topic, err)
+		}
+	}
+	return nil
 }
 
 func (w *writer[T]) txnID(base string, subtask, slot int) string {

@@ -234,21 +234,46 @@ func (r *reader[T]) partitions(ctx context.Context) ([]topicPartition, error) {
 		rt.Topic = kmsg.StringPtr(t)
 		req.Topics = append(req.Topics, rt)
 	}
-	resp, err := req.RequestWith(ctx, r.cl)
-	if err != nil {
-		return nil, fmt.Errorf("kafka source: metadata of %v from %v: %w", r.cfg.Topics, r.cfg.Brokers, err)
-	}
+	// A broker that creates topics on first use creates a missing one for
+	// the reader too, as for a producer; one that does not answers
+	// UNKNOWN_TOPIC_OR_PARTITION, which no retry fixes.
+	req.AllowAutoTopicCreation = true
 	var tps []topicPartition
-	for _, t := range resp.Topics {
-		name := ""
-		if t.Topic != nil {
-			name = *t.Topic
+	for try := 0; ; try++ {
+		resp, err := req.RequestWith(ctx, r.cl)
+		if err != nil {
+			return nil, fmt.Errorf("kafka source: metadata of %v from %v: %w", r.cfg.Topics, r.cfg.Brokers, err)
 		}
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return nil, fmt.Errorf("kafka source: topic %q: %w", name, err)
+		tps = tps[:0]
+		var retry error
+		for _, t := range resp.Topics {
+			name := ""
+			if t.Topic != nil {
+				name = *t.Topic
+			}
+			err := kerr.ErrorForCode(t.ErrorCode)
+			switch {
+			case errors.Is(err, kerr.UnknownTopicOrPartition):
+				return nil, sdk.Permanent(fmt.Errorf("kafka source: topic %q does not exist on %v, and the broker does not create topics on first use: create it, or fix the name", name, r.cfg.Brokers))
+			case errors.Is(err, kerr.LeaderNotAvailable):
+				retry = err // being created
+			case err != nil:
+				return nil, fmt.Errorf("kafka source: topic %q: %w", name, err)
+			}
+			for _, p := range t.Partitions {
+				tps = append(tps, topicPartition{name, p.Partition})
+			}
 		}
-		for _, p := range t.Partitions {
-			tps = append(tps, topicPartition{name, p.Partition})
+		if retry == nil {
+			break
+		}
+		if try == 20 {
+			return nil, fmt.Errorf("kafka source: topics %v: %w", r.cfg.Topics, retry)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	sort.Slice(tps, func(i, j int) bool {

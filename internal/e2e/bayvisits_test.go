@@ -326,7 +326,7 @@ type bayDiff struct {
 	unmatched               int // retractions of no pane
 	lateMissing, lateExtra  int // too-late events not in the late topic; late records not too late (or repeated)
 	examples                []string
-	exampleVisits           []bayVisit // the first missing visits
+	exampleVisits           []bayVisit // the first lost and wrong visits
 	panes, retractions, bad int
 	timings                 map[string]int
 }
@@ -346,6 +346,14 @@ func (c *bayCollector) diff(w *bayWorkload) bayDiff {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d := bayDiff{retractions: c.retractions, bad: len(c.bad), timings: map[string]int{}}
+	shown := map[string]int{}
+	example := func(kind, format string, args ...any) bool {
+		if shown[kind]++; shown[kind] > 4 {
+			return false
+		}
+		d.examples = append(d.examples, kind+": "+fmt.Sprintf(format, args...))
+		return true
+	}
 	for k, n := range c.timings {
 		d.timings[k] = n
 		d.panes += n
@@ -355,9 +363,7 @@ func (c *bayCollector) diff(w *bayWorkload) bayDiff {
 	for p, n := range c.live {
 		if n < 0 {
 			d.unmatched -= n
-			if len(d.examples) < 6 {
-				d.examples = append(d.examples, fmt.Sprintf("retraction of no pane: %+v", p))
-			}
+			example("retraction of no pane", "%+v", p)
 			continue
 		}
 		if strings.HasPrefix(p.Bay, "zz-") {
@@ -379,47 +385,41 @@ func (c *bayCollector) diff(w *bayWorkload) bayDiff {
 		return missing[i].bay < missing[j].bay || missing[i].bay == missing[j].bay && missing[i].start < missing[j].start
 	})
 	for _, v := range missing {
-		if len(d.exampleVisits) < 3 {
-			d.exampleVisits = append(d.exampleVisits, v)
-		}
-		overlaps := false
+		var wrong *bayVisit
 		for _, o := range byBay[v.bay] {
 			if o.start < v.end && v.start < o.end && got[o] > w.visits[o] {
-				overlaps = true
-				if len(d.examples) < 12 {
-					d.examples = append(d.examples, fmt.Sprintf("wrong: want %+v, got %+v", v, o))
-				}
+				wrong = &o
 				break
 			}
 		}
-		if overlaps {
+		if wrong != nil {
 			d.wrong++
+			if example("wrong", "want %+v, got %+v", v, *wrong) && shown["wrong"] <= 2 {
+				d.exampleVisits = append(d.exampleVisits, v)
+			}
 		} else {
 			d.lost++
-			if len(d.examples) < 12 {
-				d.examples = append(d.examples, fmt.Sprintf("lost: %+v", v))
+			if example("lost", "%+v", v) && shown["lost"] <= 2 {
+				d.exampleVisits = append(d.exampleVisits, v)
 			}
 		}
 	}
 	for v, n := range got {
 		if e := n - w.visits[v]; e > 0 {
 			d.extra += e
+			example("not in the reference", "%+v", v)
 		}
 	}
 	for e, n := range w.tooLate {
 		if m := n - c.late[e]; m > 0 {
 			d.lateMissing += m
-			if len(d.examples) < 16 {
-				d.examples = append(d.examples, fmt.Sprintf("too-late event not in the late topic: %+v", e))
-			}
+			example("too-late event not in the late topic", "%+v", e)
 		}
 	}
 	for e, n := range c.late {
 		if x := n - w.tooLate[e]; x > 0 {
 			d.lateExtra += x
-			if len(d.examples) < 16 {
-				d.examples = append(d.examples, fmt.Sprintf("in the late topic, not too late: %+v", e))
-			}
+			example("in the late topic, not too late", "%+v", e)
 		}
 	}
 	return d
@@ -481,9 +481,9 @@ func (r *bayRun) run() {
 			// Half the phase, a checkpoint, the other half, and the kill
 			// at once, usually while the job works on it: the restore
 			// replays input that holds minutes-late and too-late events.
-			r.produce(recs[:len(recs)/2])
+			r.producePaced(recs[:len(recs)/2])
 			r.newCheckpoint()
-			r.produce(recs[len(recs)/2:])
+			r.producePaced(recs[len(recs)/2:])
 			attempt := jobStatusOf(t, r.l.api, r.id).Attempt
 			pids := taskPids(t, r.l.api, r.id)
 			if len(pids) == 0 {
@@ -500,7 +500,7 @@ func (r *bayRun) run() {
 			})
 			continue
 		}
-		r.produce(recs)
+		r.producePaced(recs)
 		if p, ok := rescales[k]; ok {
 			sp := r.stopWithSavepoint()
 			r.submit(p, sp)
@@ -565,6 +565,19 @@ func (r *bayRun) produce(recs []bayPlaced) {
 		if err := produceRetrying(krs[i:min(i+10_000, len(krs))], r.prod); err != nil {
 			r.t.Fatal(err)
 		}
+	}
+}
+
+// producePaced writes a phase as a stream: 100 events (30 s of event time
+// at the default size) at a time, so that the job reads them about as they
+// come and its watermark follows closely. Written at once, a phase would be
+// read in batches of thousands, with the watermark held where it was
+// before the batch: the minutes-late events would seldom be late when read.
+func (r *bayRun) producePaced(recs []bayPlaced) {
+	r.t.Helper()
+	for i := 0; i < len(recs); i += 100 {
+		r.produce(recs[i:min(i+100, len(recs))])
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -3,6 +3,8 @@
 //
 //	bayvisits -- --input FILE --output DIR [--gap 60s] [--max-out-of-order 30s]
 //	bayvisits -- --brokers B --input-topic T1 --output-topic T2 [--gap 60s] [--max-out-of-order 30s]
+//	bayvisits -- --brokers B --input-topic T1 --output-topic T2 [--gap 60s] [--max-out-of-order 30s] \
+//	    [--early-every N] [--early-after D] [--lateness D] [--retracting] [--late-topic T3]
 //
 // Input: JSON lines {"bay":"b17","ts":1700000000123} (ts in unix ms), not
 // sorted, but none more than --max-out-of-order older than the largest ts
@@ -14,6 +16,23 @@
 // In Kafka mode the events are the values of T1's records, watermarked per
 // partition by their ts, and each visit is a record of T2 keyed by the bay,
 // written exactly once.
+//
+// Refinements mode (Kafka only; any of its flags turns it on) emits every
+// pane of a visit instead of the final visit alone: early panes after
+// every --early-every events of a visit and --early-after of processing
+// time after its first event since the last pane, the on-time pane when
+// the watermark passes its end, and a late pane for each event up to
+// --lateness behind it. Each pane is a record of T2 keyed by the bay,
+//
+//	{"bay":"b17","start":S,"end":E,"count":N,"timing":"EARLY","index":0,"retraction":false}
+//
+// with timing EARLY, ON_TIME or LATE and index its number within the
+// visit's window. With --retracting, each pane after a visit's first is
+// preceded by the same record with "retraction":true withdrawing the
+// previous one, and a visit that merges into a larger one is withdrawn the
+// same way: a reader that cancels each retraction against the equal pane
+// keeps exactly the current visits. Events later than --lateness go to
+// --late-topic T3 as they came in, keyed by the bay (dropped without it).
 package main
 
 import (
@@ -116,10 +135,16 @@ func build(p *sdk.Pipeline, args []string) error {
 	outTopic := fs.String("output-topic", "", "Kafka topic for the visits (Kafka mode)")
 	gap := fs.Duration("gap", 60*time.Second, "session gap")
 	ooo := fs.Duration("max-out-of-order", 30*time.Second, "how much older than the newest event an event may be")
+	earlyEvery := fs.Int("early-every", 0, "refinements: an early pane after every N events of a visit (0: none)")
+	earlyAfter := fs.Duration("early-after", 0, "refinements: an early pane this long (processing time) after a visit's first event since its last pane (0: none)")
+	lateness := fs.Duration("lateness", 0, "refinements: how far behind the watermark an event may still refine its visit with a late pane")
+	retracting := fs.Bool("retracting", false, "refinements: precede each pane with the retraction of the one it replaces")
+	lateTopic := fs.String("late-topic", "", "refinements: Kafka topic for the events later than --lateness")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	kafkaMode := *brokers != "" || *inTopic != "" || *outTopic != ""
+	refine := *earlyEvery != 0 || *earlyAfter != 0 || *lateness != 0 || *retracting || *lateTopic != ""
 	switch {
 	case kafkaMode && (*brokers == "" || *inTopic == "" || *outTopic == ""):
 		return errors.New("bayvisits in Kafka mode needs --brokers, --input-topic and --output-topic")
@@ -131,6 +156,10 @@ func build(p *sdk.Pipeline, args []string) error {
 		return errors.New("--gap must be at least 1ms")
 	case *ooo < 0:
 		return errors.New("--max-out-of-order must not be negative")
+	case refine && !kafkaMode:
+		return errors.New("bayvisits: --early-every, --early-after, --lateness, --retracting and --late-topic need Kafka mode (the file output holds final visits only)")
+	case *earlyEvery < 0 || *earlyAfter < 0 || *lateness < 0:
+		return errors.New("--early-every, --early-after and --lateness must not be negative")
 	}
 	var timed sdk.Stream[event]
 	if kafkaMode {
@@ -155,8 +184,16 @@ func build(p *sdk.Pipeline, args []string) error {
 		timed = sdk.AssignTimestamps(events, func(e event) int64 { return e.TS },
 			sdk.BoundedOutOfOrder(*ooo), sdk.WithUID("timestamps"))
 	}
+	var wopts []sdk.WindowOption
+	if refine {
+		wopts = append(wopts, sdk.WithTrigger(sdk.AtWatermark().EarlyEvery(*earlyEvery).EarlyAfter(*earlyAfter)),
+			sdk.AllowedLateness(*lateness))
+		if *retracting {
+			wopts = append(wopts, sdk.WithAccumulation(sdk.Retracting))
+		}
+	}
 	sessions := sdk.WindowAggregate(
-		sdk.Window(sdk.KeyBy(timed, func(e event) string { return e.Bay }), sdk.Sessions(*gap)),
+		sdk.Window(sdk.KeyBy(timed, func(e event) string { return e.Bay }), sdk.Sessions(*gap), wopts...),
 		visits, sdk.WithName("Visits"), sdk.WithUID("visits"))
 	g := gap.Milliseconds()
 	format := func(p pane) string {
@@ -164,10 +201,27 @@ func build(p *sdk.Pipeline, args []string) error {
 		return `{"bay":` + string(b) + `,"start":` + strconv.FormatInt(p.Value.Start, 10) +
 			`,"end":` + strconv.FormatInt(p.Value.Last+g, 10) + `,"count":` + strconv.FormatInt(p.Value.Count, 10) + `}`
 	}
+	if refine {
+		plain := format
+		format = func(p sdk.Pane[string, visit]) string {
+			s := plain(p)
+			return s[:len(s)-1] + `,"timing":"` + p.Timing.String() + `","index":` + strconv.FormatInt(p.Index, 10) +
+				`,"retraction":` + strconv.FormatBool(p.Retraction) + `}`
+		}
+	}
 	if kafkaMode {
-		kafka.SinkKeyed(sessions.Results(), kafka.SinkConfig{Brokers: strings.Split(*brokers, ","), Topic: *outTopic},
-			func(p pane) string { return p.Key },
+		cfg := kafka.SinkConfig{Brokers: strings.Split(*brokers, ",")}
+		cfg.Topic = *outTopic
+		kafka.SinkKeyed(sessions.Results(), cfg, func(p pane) string { return p.Key },
 			kafka.EncoderFunc[pane](func(dst []byte, p pane) []byte { return append(dst, format(p)...) }), sdk.WithUID("output"))
+		if *lateTopic != "" {
+			cfg.Topic = *lateTopic
+			kafka.SinkKeyed(sessions.Late(), cfg, func(e event) string { return e.Bay },
+				kafka.EncoderFunc[event](func(dst []byte, e event) []byte {
+					b, _ := json.Marshal(e)
+					return append(dst, b...)
+				}), sdk.WithUID("late-output"))
+		}
 		return nil
 	}
 	file.Sink(sessions.Results(), *output, format, sdk.WithUID("sink"))

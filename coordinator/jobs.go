@@ -506,6 +506,11 @@ func (s *leaderState) status(j *job) *weirv1.JobStatus {
 		region := j.regionOf[sub.VertexID]
 		info := &weirv1.TaskInfo{VertexId: sub.VertexID, Vertex: j.vertices[sub.VertexID], Subtask: sub.Index,
 			Worker: t.worker, State: t.state, Region: region, Attempt: j.attemptOf(region)}
+		if jobmaster.Terminal(j.rec.State) && (t.state == weirv1.TaskState_TASK_STATE_DEPLOYING || t.state == weirv1.TaskState_TASK_STATE_RUNNING) {
+			// The last reports of a stopped attempt may never come: a
+			// job that ended runs nothing.
+			info.State = weirv1.TaskState_TASK_STATE_CANCELED
+		}
 		if p := j.procs[procID{t.worker, region}]; p != nil {
 			info.Pid = p.pid
 		}

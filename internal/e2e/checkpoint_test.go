@@ -317,6 +317,11 @@ func TestCorruptSavepointFailsTheJob(t *testing.T) {
 	if st.Attempt != 1 {
 		t.Fatalf("attempt %d: a savepoint that cannot be restored was retried", st.Attempt)
 	}
+	for _, task := range st.Tasks {
+		if task.State == "DEPLOYING" || task.State == "RUNNING" {
+			t.Fatalf("the FAILED job shows a task %s: %+v", task.State, st.Tasks)
+		}
+	}
 }
 
 // TestFailingCheckpointsAreVisible: checkpoints that keep failing (here the

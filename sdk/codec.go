@@ -241,9 +241,11 @@ func CodecFor[T any]() Codec[T] {
 	return c.(Codec[T])
 }
 
-// CheckCodec reports why c would silently lose data: it is the JSON
-// fallback for a type with an unexported field, which encoding/json drops
-// (types that marshal themselves, like time.Time, are fine). A codec made of
+// CheckCodec reports why c would silently lose data or fail on every
+// record: it is the JSON fallback for a type with an unexported field,
+// which encoding/json drops, or with a part encoding/json cannot encode (a
+// channel, a function, a complex number, a map keyed by a struct); types
+// that marshal themselves, like time.Time, are fine. A codec made of
 // other codecs, like KVCodec or kafka.RecordCodec, has its parts checked by
 // implementing interface{ CheckCodec() error }. The pipeline checks the codec
 // of every stream, key, accumulator and state, so such a job is refused when
@@ -252,12 +254,12 @@ func CheckCodec[T any](c Codec[T]) error {
 	switch c := any(c).(type) {
 	case JSONCodec[T]:
 		t := reflect.TypeFor[T]()
-		if f, ok := unexportedField(t, map[reflect.Type]bool{}); ok {
+		if problem := jsonProblem(t, map[reflect.Type]bool{}); problem != "" {
 			name := typeName(t)
-			return fmt.Errorf("sdk: type %s has unexported field %s, which the default JSON codec would drop: "+
-				"export the field or give the type a codec: sdk.RegisterCodec[%s](c) before building the pipeline "+
+			return fmt.Errorf("sdk: type %s has %s: "+
+				"change the type or give it a codec: sdk.RegisterCodec[%s](c) before building the pipeline "+
 				"(generic types, a library's too, are registered per instantiation), "+
-				"sdk.WithCodec(c) on the operator, or a Codec method (sdk.CodecProvider) on a type you own", name, f, name)
+				"sdk.WithCodec(c) on the operator, or a Codec method (sdk.CodecProvider) on a type you own", name, problem, name)
 		}
 	case interface{ CheckCodec() error }:
 		return c.CheckCodec()
@@ -291,29 +293,36 @@ func marshalsItself(t reflect.Type) bool {
 		(t.Implements(textMarshaler) && pt.Implements(textUnmarshaler))
 }
 
-func unexportedField(t reflect.Type, seen map[reflect.Type]bool) (string, bool) {
+// jsonProblem describes the first part of t that the JSON fallback would
+// drop or cannot encode, or is "".
+func jsonProblem(t reflect.Type, seen map[reflect.Type]bool) string {
 	if seen[t] || marshalsItself(t) {
-		return "", false
+		return ""
 	}
 	seen[t] = true
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return unexportedField(t.Elem(), seen)
+		return jsonProblem(t.Elem(), seen)
 	case reflect.Map:
-		if f, ok := unexportedField(t.Key(), seen); ok {
-			return f, true
+		switch k := t.Key(); {
+		case k.Kind() == reflect.String, k.Kind() >= reflect.Int && k.Kind() <= reflect.Uintptr,
+			k.Implements(textMarshaler) && reflect.PointerTo(k).Implements(textUnmarshaler):
+		default:
+			return fmt.Sprintf("a map keyed by %s, which encoding/json cannot encode", typeName(k))
 		}
-		return unexportedField(t.Elem(), seen)
+		return jsonProblem(t.Elem(), seen)
+	case reflect.Chan, reflect.Func, reflect.Complex64, reflect.Complex128, reflect.UnsafePointer:
+		return fmt.Sprintf("a part of type %s, which encoding/json cannot encode", typeName(t))
 	case reflect.Struct:
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if !f.IsExported() {
-				return t.Name() + "." + f.Name, true
+				return "unexported field " + t.Name() + "." + f.Name + ", which the default JSON codec would drop"
 			}
-			if g, ok := unexportedField(f.Type, seen); ok {
-				return g, true
+			if p := jsonProblem(f.Type, seen); p != "" {
+				return p + " (field " + t.Name() + "." + f.Name + ")"
 			}
 		}
 	}
-	return "", false
+	return ""
 }

@@ -46,6 +46,46 @@ func TestUnexportedFieldsAreRefused(t *testing.T) {
 	}
 }
 
+type withChan struct {
+	Name string
+	Done chan bool
+}
+
+type pointKey struct{ X, Y int }
+
+// Types encoding/json cannot encode at all are refused at build time too,
+// instead of failing on the first record, restart after restart.
+func TestUnencodableTypesAreRefused(t *testing.T) {
+	for name, tc := range map[string]struct {
+		build func(p *Pipeline)
+		want  string
+	}{
+		"channel field": {func(p *Pipeline) {
+			Map(genSeq(p, 3), func(i int64) withChan { return withChan{} })
+		}, "sdk: type sdk.withChan has a part of type chan bool, which encoding/json cannot encode (field withChan.Done)"},
+		"struct map key": {func(p *Pipeline) {
+			Map(genSeq(p, 3), func(i int64) map[pointKey]int { return nil })
+		}, "sdk: type map[sdk.pointKey]int has a map keyed by sdk.pointKey, which encoding/json cannot encode"},
+		"complex": {func(p *Pipeline) {
+			Map(genSeq(p, 3), func(i int64) []complex128 { return nil })
+		}, "sdk: type []complex128 has a part of type complex128, which encoding/json cannot encode"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := NewPipeline("guard", 1)
+			tc.build(p)
+			if err := p.Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Err() = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	// Maps keyed by strings and integers encode.
+	p := NewPipeline("guard", 1)
+	Map(genSeq(p, 3), func(i int64) map[int]map[string]bool { return nil })
+	if err := p.Err(); err != nil {
+		t.Fatalf("map[int]map[string]bool: %v", err)
+	}
+}
+
 type keyCodecForTest struct{}
 
 func (keyCodecForTest) Append(dst []byte, k hiddenKey) []byte { return append(dst, k.name...) }

@@ -97,7 +97,7 @@ func (s *leaderState) run(ctx context.Context) {
 	ctx, s.fence = context.WithCancelCause(ctx)
 	defer close(s.done)
 	go s.watchLiveness(ctx)
-	s.beginReconcile(ctx, s.live, time.Now())
+	s.beginReconcile(ctx, time.Now())
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
 	for {

@@ -20,7 +20,7 @@ import (
 // redeploying every job on every leader change would cost each job a restore
 // from its last checkpoint and, for a short TTL, most of the failover budget.
 // So the new leader first reconciles: it waits (at most the worker timeout)
-// for the live workers that hosted restored attempts to register, each
+// for the workers that hosted restored attempts to register, each
 // listing the processes it runs with their tasks' states. A job whose
 // attempt is fully accounted for, every task RUNNING or FINISHED, is adopted
 // as it is and checkpoints continue (ids keep increasing: the counter is in
@@ -54,7 +54,7 @@ func (s *leaderState) liveWorkers(ctx context.Context) (map[string]bool, int64, 
 }
 
 // beginReconcile decides whom to wait for, or decides at once when nobody.
-func (s *leaderState) beginReconcile(ctx context.Context, live map[string]bool, now time.Time) {
+func (s *leaderState) beginReconcile(ctx context.Context, now time.Time) {
 	r := &reconcile{deadline: now.Add(s.c.cfg.HeartbeatTimeout), waiting: map[string]bool{}}
 	for _, j := range s.sortedJobs() {
 		if !jobmaster.Terminal(j.m.State()) {
@@ -63,10 +63,13 @@ func (s *leaderState) beginReconcile(ctx context.Context, live map[string]bool, 
 		if !adoptable(j) {
 			continue
 		}
+		// Wait for a worker without a liveness key too: etcd unavailable
+		// for longer than the leases (a hung or partitioned member) drops
+		// every key while the workers and their tasks run on, and deciding
+		// at once would restart every job. A worker that really died costs
+		// at most the deadline.
 		for _, w := range j.rec.AttemptWorkers {
-			if live[w] {
-				r.waiting[w] = true
-			}
+			r.waiting[w] = true
 		}
 	}
 	s.reconcile = r

@@ -104,7 +104,8 @@ func TestTakeover(t *testing.T) {
 					m[w] = true
 				}
 				begin = time.Now()
-				s.beginReconcile(ctx, m, begin)
+				s.live = m // keys in etcd; every hosting worker is awaited regardless
+				s.beginReconcile(ctx, begin)
 			case "register":
 				w := &workerConn{id: d.CmdArgs[0].Key, slots: 2, lastBeat: time.Now(), out: make(chan *weirv1.CoordinatorMessage, 100),
 					close: func(error) {}, reported: map[procKey]*weirv1.RunningProcess{}}

@@ -21,6 +21,7 @@ type cluster struct {
 	t       *testing.T
 	dir     string
 	etcd    string
+	etcdD   *daemon
 	api     string
 	store   string
 	workers map[string]*daemon
@@ -32,7 +33,7 @@ func startCluster(t *testing.T, workers, slots int) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), workers: map[string]*daemon{}}
 	c.etcd, c.api = freeAddr(t), freeAddr(t)
 	c.store = filepath.Join(c.dir, "store")
-	startDaemon(t, "etcd", "etcd", "--data-dir", filepath.Join(c.dir, "etcd"), "--client", c.etcd, "--peer", freeAddr(t))
+	c.etcdD = startDaemon(t, "etcd", "etcd", "--data-dir", filepath.Join(c.dir, "etcd"), "--client", c.etcd, "--peer", freeAddr(t))
 	c.coord = startDaemon(t, "coordinator", "coordinator", "--etcd", c.etcd, "--store", "file://"+c.store, "--api", c.api, "--http", freeAddr(t))
 	for range workers {
 		c.addWorker(slots)

@@ -29,16 +29,38 @@ type ckCluster struct {
 	// started, when set, is called once an attempt's subtasks are
 	// deployed (they may not run yet), with the attempt's deployment.
 	started func(attempt int64, d *deployment)
+	// parallelism is the pipeline's default parallelism in the next
+	// attempt (2 when 0): a restore at another one rescales the job.
+	parallelism int
+	// requests, when set, replaces the periodic checkpoints: the job (its
+	// source, say) asks for each checkpoint or savepoint, and for the kill
+	// after it. interval is then how often pending requests are looked at.
+	requests chan ckRequest
+}
+
+// ckRequest asks a ckCluster for a checkpoint (or a savepoint) and, with
+// kill, to kill the attempt once it completed; the next attempt restores
+// from it at parallelism rescale (when > 0).
+type ckRequest struct {
+	savepoint, kill bool
+	rescale         int
 }
 
 var errKilled = errors.New("killed by the test after a completed checkpoint")
 
-// runAttempt runs one attempt, restoring from c.last if set. With kill > 0
-// the attempt is killed once kill checkpoints completed in it; it reports
-// whether the job ran to its end (not killed).
+// runAttempt runs one attempt at c.parallelism, restoring from c.last if
+// set. With kill > 0 the attempt is killed once kill checkpoints completed
+// in it; with c.requests, checkpoints are taken as the job asks and the
+// attempt is killed after one asked with kill (or, when that one does not
+// complete, a second after it started). It reports whether the job ran to
+// its end (not killed).
 func (c *ckCluster) runAttempt(ctx context.Context, kill int) (finished bool, err error) {
 	c.attempt++
-	p := NewPipeline("ckjob", 2)
+	par := c.parallelism
+	if par == 0 {
+		par = 2
+	}
+	p := NewPipeline("ckjob", par)
 	c.build(p)
 	pl, err := p.buildPlan()
 	if err != nil {
@@ -100,6 +122,14 @@ func (c *ckCluster) runAttempt(ctx context.Context, kill int) (finished bool, er
 	defer tick.Stop()
 	var pending *weirv1.CheckpointManifest // the checkpoint in flight
 	var pendingAt time.Time
+	var pendingReq ckRequest // what was asked of it (request mode)
+	var queued []ckRequest
+	killAfter := func(r ckRequest) {
+		if r.rescale > 0 {
+			c.parallelism = r.rescale
+		}
+		cancel(errKilled)
+	}
 	completed := 0
 	for {
 		select {
@@ -109,6 +139,8 @@ func (c *ckCluster) runAttempt(ctx context.Context, kill int) (finished bool, er
 				return false, nil
 			}
 			return err == nil, err
+		case r := <-c.requests: // never when nil
+			queued = append(queued, r)
 		case <-tick.C:
 			// One checkpoint at a time; one that did not complete within
 			// a second (a subtask finished before its barrier) is
@@ -116,12 +148,25 @@ func (c *ckCluster) runAttempt(ctx context.Context, kill int) (finished bool, er
 			if !allRunning() || (pending != nil && time.Since(pendingAt) < time.Second) {
 				continue
 			}
+			if pending != nil && pendingReq.kill {
+				killAfter(pendingReq) // restore from the last completed one
+				continue
+			}
+			savepoint := false
+			if c.requests != nil {
+				if len(queued) == 0 {
+					pending = nil
+					continue
+				}
+				pendingReq, queued = queued[0], queued[1:]
+				savepoint = pendingReq.savepoint
+			}
 			pendingAt = time.Now()
 			c.nextID++
 			pending = &weirv1.CheckpointManifest{JobId: "ckjob", CheckpointId: c.nextID,
-				MaxParallelism: int32(pl.maxParallelism)}
+				MaxParallelism: int32(pl.maxParallelism), Savepoint: savepoint}
 			d.post(control{trigger: &weirv1.TriggerCheckpoint{JobId: "ckjob", Attempt: c.attempt,
-				CheckpointId: c.nextID, TimestampUnixMs: time.Now().UnixMilli()}})
+				CheckpointId: c.nextID, TimestampUnixMs: time.Now().UnixMilli(), Savepoint: savepoint}})
 		case a := <-acks:
 			if a.decline != nil || pending == nil || a.ack.CheckpointId != pending.CheckpointId {
 				continue
@@ -136,6 +181,10 @@ func (c *ckCluster) runAttempt(ctx context.Context, kill int) (finished bool, er
 			if kill > 0 && completed >= kill {
 				cancel(errKilled)
 			}
+			if pendingReq.kill {
+				killAfter(pendingReq)
+			}
+			pendingReq = ckRequest{}
 		}
 	}
 }

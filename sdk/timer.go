@@ -113,6 +113,10 @@ func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Restored processing-time timers fire when due, as if never stopped.
+	if h := s.heaps[ProcessingTime]; len(h) > 0 {
+		env.wake(time.UnixMilli(h[0].ts))
+	}
 	// The watermark a restored subtask had; rescaled, the minimum over the
 	// old subtasks whose key groups it took over: records replayed after a
 	// restore are judged late or not as they were before, a record already

@@ -153,8 +153,10 @@ type action struct {
 	timing Timing // of the pane
 	// procAt > 0: set a processing-time timer then, for an early firing.
 	procAt int64
-	// cleanupAt > 0: set an event-time timer then, to drop the window.
-	cleanupAt int64
+	// cleanupSet: set an event-time timer at cleanupAt, to drop the window
+	// (any time, the epoch and before included).
+	cleanupSet bool
+	cleanupAt  int64
 	// cleanup: drop the window's contents and trigger state (after the
 	// firing, if any).
 	cleanup bool
@@ -203,7 +205,7 @@ func (t triggerSpec) eventTime(st *trigState, w TimeWindow, ts int64) action {
 		st.firing()
 		a := action{fire: true, timing: OnTime}
 		if c := t.cleanupTime(w); c > ts {
-			a.cleanupAt = c
+			a.cleanupSet, a.cleanupAt = true, c
 		} else {
 			a.cleanup = true
 		}

@@ -79,7 +79,7 @@ func TestTriggerStateMachine(t *testing.T) {
 			if a.procAt > 0 {
 				parts = append(parts, fmt.Sprintf("proc-timer %d", a.procAt))
 			}
-			if a.cleanupAt > 0 {
+			if a.cleanupSet {
 				parts = append(parts, fmt.Sprintf("cleanup-timer %d", a.cleanupAt))
 			}
 			if a.cleanup {

@@ -369,8 +369,11 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 		if err != nil {
 			return opRun{}, err
 		}
-		if len(env.sides) > 1 { // none when chained: nothing reads them
+		// None when chained: nothing reads them.
+		if len(env.sides) > 0 {
 			op.late, _ = env.sides[0].(func(T))
+		}
+		if len(env.sides) > 1 {
 			op.lateRecs, _ = env.sides[1].(func(LateRecord[T]))
 		}
 		run.in = op.record
@@ -700,6 +703,13 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 	if !spec.stateful() {
 		return nil
 	}
+	if len(olds) > 0 && st.procAt != 0 {
+		// The deadline kept may be a merged-away session's, whose timer
+		// is under its gone namespace.
+		if err := o.timers.register(ProcessingTime, st.procAt, o.nsOf(merged.state)); err != nil {
+			return err
+		}
+	}
 	return o.apply(winRef{merged.w, merged.state}, &st, spec.record(&st, merged.w, wm, o.now()))
 }
 
@@ -754,7 +764,7 @@ func (o *winOp[K, T, A, U]) apply(r winRef, st *trigState, a action) error {
 			return err
 		}
 	}
-	if a.cleanupAt > 0 {
+	if a.cleanupSet {
 		if err := o.timers.register(EventTime, a.cleanupAt, o.nsOf(r.state)); err != nil {
 			return err
 		}

@@ -78,6 +78,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer srv.Stop()
 
 	go c.announceLoop(ctx)
+	httpAddr := ""
 	if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
@@ -86,8 +87,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		hs := &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(hl)
 		defer hs.Close()
+		httpAddr = hl.Addr().String() // the port picked for :0
 	}
-	logger.Info("coordinator serving", "api", lis.Addr().String(), "http", cfg.HTTP)
+	logger.Info("coordinator serving", "api", lis.Addr().String(), "http", httpAddr)
 
 	for ctx.Err() == nil {
 		if err := c.campaignAndLead(ctx); err != nil && ctx.Err() == nil {

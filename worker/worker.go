@@ -152,6 +152,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(hl)
 		defer hs.Close()
+		logger.Info("worker metrics served", "http", hl.Addr().String()) // the port picked for :0
 	}
 	srv := grpc.NewServer()
 	weirv1.RegisterTaskServiceServer(srv, w)

@@ -225,6 +225,7 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration)
 	snap := &weirv1.SubtaskSnapshot{
 		VertexId: int32(t.v.id), Subtask: int32(t.env.subtask), Parallelism: int32(t.env.parallelism),
 		KeyGroupStart: int32(kgStart), KeyGroupEnd: int32(kgEnd), Operators: ops, Uids: t.v.uids(),
+		States: t.env.declared,
 	}
 	ack := &weirv1.CheckpointAck{JobId: ck.jobID, Attempt: ck.attempt, CheckpointId: id, Snapshot: snap,
 		AlignmentMs: alignment.Milliseconds(), SyncMicros: sync.Microseconds()}

@@ -145,6 +145,14 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		restored: restored.items, restoredAll: restored.all, restoredParallelism: restored.parallelism,
 		checkpointing: d.ck != nil && d.ck.interval > 0,
 	}
+	for _, k := range restored.keyed {
+		for _, st := range k.GetStates() {
+			if env.restoredStates == nil {
+				env.restoredStates = map[string]*weirv1.StateInfo{}
+			}
+			env.restoredStates[stateKey(st.GetUid(), st.GetName())] = st
+		}
+	}
 	env.metrics.init(time.Now())
 	t := &task{env: env, v: v, gate: gate, out: noOutput{}, ck: d.ck, mailbox: make(chan control, 16),
 		barriers: map[int64]exchange.Frame{}}

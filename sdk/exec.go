@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +64,31 @@ type subtaskEnv struct {
 	// clock is the processing-time clock operators read (time.Now when
 	// nil); tests drive processing-time triggers with a fake one.
 	clock func() time.Time
+	// declared lists the keyed states the chain's operators declared, for
+	// the snapshots; restoredStates holds the restored snapshots' (by
+	// stateKey) to check them against.
+	declared       []*weirv1.StateInfo
+	restoredStates map[string]*weirv1.StateInfo
 }
+
+func stateKey(uid, name string) string { return uid + "\x00" + name }
+
+// declare records a keyed state of operator uid. A restored state of that
+// name declared with another type fails the task for good: the job reads
+// its saved state as something it is not (another job's savepoint, or a
+// changed type or codec); a restore with the intended types, or a fresh
+// start, is what the user must choose.
+func (e *subtaskEnv) declare(uid, name, typ string) {
+	e.declared = append(e.declared, &weirv1.StateInfo{Uid: uid, Name: name, Type: typ})
+	if old, ok := e.restoredStates[stateKey(uid, name)]; ok && old.GetType() != typ {
+		e.fail(Permanent(fmt.Errorf("operator %s declares state %q as %s, but the restored snapshot holds it as %s: "+
+			"restore with the types it was saved with, or start the job without this snapshot", uid, printableName(name), typ, old.GetType())))
+	}
+}
+
+// printableName shows the runtime's own state names (they start with a
+// NUL byte) readably.
+func printableName(name string) string { return strings.TrimPrefix(name, "\x00") }
 
 // now is the subtask's processing time.
 func (e *subtaskEnv) now() time.Time {

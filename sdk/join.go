@@ -227,7 +227,8 @@ func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[
 		if err != nil {
 			return opRun{}, err
 		}
-		o := &intervalJoin{store: store, timers: timers, buf: newHandle(store, "\x00buffer", nil),
+		bufType := stateType("join buffer", a.s.codec) + ", " + stateType("join buffer", b.s.codec)
+		o := &intervalJoin{store: store, timers: timers, buf: newHandle(store, "\x00buffer", bufType, nil),
 			cleanupAfter: [2]int64{hi, -lo}}
 		run := timerRun(env, timers, func(_ TimeDomain, at int64, ns []byte) error {
 			if len(ns) != 1 || ns[0] > 1 {

@@ -182,7 +182,7 @@ func fold[K comparable, T, A, U any](k KeyedStream[K, T], kind, name, state stri
 	final := hasEmitFinal(opts)
 	return keyedTransform(k, kind, name, opts, func(env *opEnv, emit func(U)) (opRun, error) {
 		store := newStateStore(env)
-		acc := &ValueState[A]{h: newHandle(store, state, nil), c: ac}
+		acc := &ValueState[A]{h: newHandle(store, state, stateType("value", ac), nil), c: ac}
 		run := opRun{in: func(v T) {
 			key := k.key(v)
 			scopeTo(store, k.keyCodec, key)

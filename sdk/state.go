@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
@@ -58,16 +59,27 @@ type stateHandle struct {
 	val    []byte
 }
 
-func newHandle(s *StateStore, name string, opts []StateOption) *stateHandle {
+// newHandle declares state name of s's operator; typ says what its entries
+// hold and how they are encoded (see stateType). The declaration goes into
+// the subtask's snapshots, and a restored one with another type fails the
+// task for good: reading state as something else would silently corrupt it.
+func newHandle(s *StateStore, name, typ string, opts []StateOption) *stateHandle {
 	if s.names[name] {
 		panic(fmt.Errorf("%w: %q in operator %s", ErrStateDeclared, name, s.env.uid))
 	}
 	s.names[name] = true
+	s.env.declare(s.env.uid, name, typ)
 	var c stateConfig
 	for _, o := range opts {
 		o.applyState(&c)
 	}
 	return &stateHandle{s: s, prefix: statePrefix(s.env.uid, name), ttl: c.ttl}
+}
+
+// stateType describes a state of kind holding V encoded with c, e.g.
+// "value int64 (sdk.int64Codec)".
+func stateType[V any](kind string, c Codec[V]) string {
+	return fmt.Sprintf("%s %s (%s)", kind, typeName(reflect.TypeFor[V]()), typeName(reflect.TypeOf(c)))
 }
 
 func statePrefix(uid, name string) []byte {
@@ -174,7 +186,8 @@ type ValueState[V any] struct {
 
 // NewValueState declares a value state on the store.
 func NewValueState[V any](s *StateStore, name string, opts ...StateOption) *ValueState[V] {
-	return &ValueState[V]{h: newHandle(s, name, opts), c: stateCodec[V]()}
+	c := stateCodec[V]()
+	return &ValueState[V]{h: newHandle(s, name, stateType("value", c), opts), c: c}
 }
 
 // Get returns the key's value, if it has one.
@@ -204,7 +217,8 @@ type ListState[V any] struct {
 
 // NewListState declares a list state on the store.
 func NewListState[V any](s *StateStore, name string, opts ...StateOption) *ListState[V] {
-	return &ListState[V]{h: newHandle(s, name, opts), c: stateCodec[V]()}
+	c := stateCodec[V]()
+	return &ListState[V]{h: newHandle(s, name, stateType("list", c), opts), c: c}
 }
 
 // Get returns the key's list (nil when empty).
@@ -254,7 +268,8 @@ type MapState[UK comparable, UV any] struct {
 
 // NewMapState declares a map state on the store.
 func NewMapState[UK comparable, UV any](s *StateStore, name string, opts ...StateOption) *MapState[UK, UV] {
-	return &MapState[UK, UV]{h: newHandle(s, name, opts), kc: stateCodec[UK](), vc: stateCodec[UV]()}
+	kc, vc := stateCodec[UK](), stateCodec[UV]()
+	return &MapState[UK, UV]{h: newHandle(s, name, stateType("map key", kc)+", "+stateType("value", vc), opts), kc: kc, vc: vc}
 }
 
 func (m *MapState[UK, UV]) mapKey(k UK) []byte {

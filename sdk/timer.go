@@ -100,7 +100,7 @@ func decodeTimerSuffix(b []byte) (d TimeDomain, ts int64, ns []byte, err error) 
 // newTimerService declares the timers' state on store and loads the timers
 // a restored subtask had.
 func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
-	s := &timerService{env: env, store: store, h: newHandle(store, "\x00timers", nil),
+	s := &timerService{env: env, store: store, h: newHandle(store, "\x00timers", "timers", nil),
 		live: map[string]*timer{}, wm: math.MinInt64}
 	err := s.h.scanEntries(func(key, suffix, _ []byte) error {
 		d, ts, ns, err := decodeTimerSuffix(suffix)

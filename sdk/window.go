@@ -400,8 +400,9 @@ func openWindow[K comparable, T, A, U any](env *opEnv, w WindowedStream[K, T], a
 		return nil, opRun{}, err
 	}
 	op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
-		acc: newHandle(store, "\x00contents", nil), trig: newHandle(store, "\x00trigger", nil),
-		sessions: newHandle(store, "\x00sessions", nil),
+		acc:      newHandle(store, "\x00contents", stateType("window contents", ac), nil),
+		trig:     newHandle(store, "\x00trigger", triggerStateType(w.spec.mode, out), nil),
+		sessions: newHandle(store, "\x00sessions", "sessions", nil),
 		ac:       ac, add: add, merge: merge, result: result, retract: retract, out: out, emit: emit}
 	run := timerRun(env, timers, func(d TimeDomain, at int64, ns []byte) error {
 		if d == EventTime {
@@ -410,6 +411,15 @@ func openWindow[K comparable, T, A, U any](env *opEnv, w WindowedStream[K, T], a
 		return op.procTimer(at, ns)
 	})
 	return op, run, nil
+}
+
+// triggerStateType describes the trigger state: when retracting, it holds
+// the last panes, encoded with out, to retract them.
+func triggerStateType[U any](mode Accumulation, out Codec[U]) string {
+	if mode != Retracting || out == nil {
+		return "window trigger"
+	}
+	return stateType("window trigger of panes", out)
 }
 
 type winOp[K comparable, T, A, U any] struct {

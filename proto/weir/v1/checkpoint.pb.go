@@ -213,7 +213,10 @@ type SubtaskSnapshot struct {
 	Files         []*StateFile     `protobuf:"bytes,6,rep,name=files,proto3" json:"files,omitempty"`
 	Operators     []*OperatorState `protobuf:"bytes,7,rep,name=operators,proto3" json:"operators,omitempty"`
 	// Operator uids of the subtask's chain, head first: state maps to uids.
-	Uids          []string `protobuf:"bytes,8,rep,name=uids,proto3" json:"uids,omitempty"`
+	Uids []string `protobuf:"bytes,8,rep,name=uids,proto3" json:"uids,omitempty"`
+	// The keyed states its operators declared, so a restore can refuse a job
+	// that reads one as another type or with another codec.
+	States        []*StateInfo `protobuf:"bytes,9,rep,name=states,proto3" json:"states,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -304,6 +307,76 @@ func (x *SubtaskSnapshot) GetUids() []string {
 	return nil
 }
 
+func (x *SubtaskSnapshot) GetStates() []*StateInfo {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+// StateInfo is one keyed state an operator declared.
+type StateInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Uid   string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// What its entries hold and how they are encoded, e.g.
+	// "value int64 (sdk.int64Codec)"; compared as text.
+	Type          string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateInfo) Reset() {
+	*x = StateInfo{}
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateInfo) ProtoMessage() {}
+
+func (x *StateInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateInfo.ProtoReflect.Descriptor instead.
+func (*StateInfo) Descriptor() ([]byte, []int) {
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StateInfo) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *StateInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StateInfo) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
 // CheckpointManifest is written once per completed checkpoint, create-if-
 // absent, and is immutable. A restore needs nothing else.
 type CheckpointManifest struct {
@@ -320,7 +393,7 @@ type CheckpointManifest struct {
 
 func (x *CheckpointManifest) Reset() {
 	*x = CheckpointManifest{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[3]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +405,7 @@ func (x *CheckpointManifest) String() string {
 func (*CheckpointManifest) ProtoMessage() {}
 
 func (x *CheckpointManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[3]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +418,7 @@ func (x *CheckpointManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointManifest.ProtoReflect.Descriptor instead.
 func (*CheckpointManifest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CheckpointManifest) GetJobId() string {
@@ -406,7 +479,7 @@ type TriggerCheckpoint struct {
 
 func (x *TriggerCheckpoint) Reset() {
 	*x = TriggerCheckpoint{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[4]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +491,7 @@ func (x *TriggerCheckpoint) String() string {
 func (*TriggerCheckpoint) ProtoMessage() {}
 
 func (x *TriggerCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[4]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +504,7 @@ func (x *TriggerCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCheckpoint.ProtoReflect.Descriptor instead.
 func (*TriggerCheckpoint) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TriggerCheckpoint) GetJobId() string {
@@ -495,7 +568,7 @@ type CheckpointAck struct {
 
 func (x *CheckpointAck) Reset() {
 	*x = CheckpointAck{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[5]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +580,7 @@ func (x *CheckpointAck) String() string {
 func (*CheckpointAck) ProtoMessage() {}
 
 func (x *CheckpointAck) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[5]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +593,7 @@ func (x *CheckpointAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointAck.ProtoReflect.Descriptor instead.
 func (*CheckpointAck) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CheckpointAck) GetJobId() string {
@@ -600,7 +673,7 @@ type CheckpointDecline struct {
 
 func (x *CheckpointDecline) Reset() {
 	*x = CheckpointDecline{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[6]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +685,7 @@ func (x *CheckpointDecline) String() string {
 func (*CheckpointDecline) ProtoMessage() {}
 
 func (x *CheckpointDecline) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[6]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +698,7 @@ func (x *CheckpointDecline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointDecline.ProtoReflect.Descriptor instead.
 func (*CheckpointDecline) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CheckpointDecline) GetJobId() string {
@@ -683,7 +756,7 @@ type CheckpointComplete struct {
 
 func (x *CheckpointComplete) Reset() {
 	*x = CheckpointComplete{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[7]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +768,7 @@ func (x *CheckpointComplete) String() string {
 func (*CheckpointComplete) ProtoMessage() {}
 
 func (x *CheckpointComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[7]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +781,7 @@ func (x *CheckpointComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointComplete.ProtoReflect.Descriptor instead.
 func (*CheckpointComplete) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CheckpointComplete) GetJobId() string {
@@ -754,7 +827,7 @@ type Restore struct {
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[8]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +839,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[8]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +852,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Restore) GetManifest() string {
@@ -822,7 +895,7 @@ type CheckpointInfo struct {
 
 func (x *CheckpointInfo) Reset() {
 	*x = CheckpointInfo{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[9]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +907,7 @@ func (x *CheckpointInfo) String() string {
 func (*CheckpointInfo) ProtoMessage() {}
 
 func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[9]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +920,7 @@ func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointInfo.ProtoReflect.Descriptor instead.
 func (*CheckpointInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CheckpointInfo) GetId() int64 {
@@ -932,7 +1005,7 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"5\n" +
 	"\rOperatorState\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xaa\x02\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xd6\x02\n" +
 	"\x0fSubtaskSnapshot\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12 \n" +
@@ -941,7 +1014,12 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\rkey_group_end\x18\x05 \x01(\x05R\vkeyGroupEnd\x12(\n" +
 	"\x05files\x18\x06 \x03(\v2\x12.weir.v1.StateFileR\x05files\x124\n" +
 	"\toperators\x18\a \x03(\v2\x16.weir.v1.OperatorStateR\toperators\x12\x12\n" +
-	"\x04uids\x18\b \x03(\tR\x04uids\"\xf9\x01\n" +
+	"\x04uids\x18\b \x03(\tR\x04uids\x12*\n" +
+	"\x06states\x18\t \x03(\v2\x12.weir.v1.StateInfoR\x06states\"E\n" +
+	"\tStateInfo\x12\x10\n" +
+	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\"\xf9\x01\n" +
 	"\x12CheckpointManifest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12*\n" +
@@ -1017,31 +1095,33 @@ func file_weir_v1_checkpoint_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_checkpoint_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_weir_v1_checkpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_weir_v1_checkpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_weir_v1_checkpoint_proto_goTypes = []any{
 	(CheckpointStatus)(0),      // 0: weir.v1.CheckpointStatus
 	(*StateFile)(nil),          // 1: weir.v1.StateFile
 	(*OperatorState)(nil),      // 2: weir.v1.OperatorState
 	(*SubtaskSnapshot)(nil),    // 3: weir.v1.SubtaskSnapshot
-	(*CheckpointManifest)(nil), // 4: weir.v1.CheckpointManifest
-	(*TriggerCheckpoint)(nil),  // 5: weir.v1.TriggerCheckpoint
-	(*CheckpointAck)(nil),      // 6: weir.v1.CheckpointAck
-	(*CheckpointDecline)(nil),  // 7: weir.v1.CheckpointDecline
-	(*CheckpointComplete)(nil), // 8: weir.v1.CheckpointComplete
-	(*Restore)(nil),            // 9: weir.v1.Restore
-	(*CheckpointInfo)(nil),     // 10: weir.v1.CheckpointInfo
+	(*StateInfo)(nil),          // 4: weir.v1.StateInfo
+	(*CheckpointManifest)(nil), // 5: weir.v1.CheckpointManifest
+	(*TriggerCheckpoint)(nil),  // 6: weir.v1.TriggerCheckpoint
+	(*CheckpointAck)(nil),      // 7: weir.v1.CheckpointAck
+	(*CheckpointDecline)(nil),  // 8: weir.v1.CheckpointDecline
+	(*CheckpointComplete)(nil), // 9: weir.v1.CheckpointComplete
+	(*Restore)(nil),            // 10: weir.v1.Restore
+	(*CheckpointInfo)(nil),     // 11: weir.v1.CheckpointInfo
 }
 var file_weir_v1_checkpoint_proto_depIdxs = []int32{
 	1, // 0: weir.v1.SubtaskSnapshot.files:type_name -> weir.v1.StateFile
 	2, // 1: weir.v1.SubtaskSnapshot.operators:type_name -> weir.v1.OperatorState
-	3, // 2: weir.v1.CheckpointManifest.subtasks:type_name -> weir.v1.SubtaskSnapshot
-	3, // 3: weir.v1.CheckpointAck.snapshot:type_name -> weir.v1.SubtaskSnapshot
-	0, // 4: weir.v1.CheckpointInfo.status:type_name -> weir.v1.CheckpointStatus
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	4, // 2: weir.v1.SubtaskSnapshot.states:type_name -> weir.v1.StateInfo
+	3, // 3: weir.v1.CheckpointManifest.subtasks:type_name -> weir.v1.SubtaskSnapshot
+	3, // 4: weir.v1.CheckpointAck.snapshot:type_name -> weir.v1.SubtaskSnapshot
+	0, // 5: weir.v1.CheckpointInfo.status:type_name -> weir.v1.CheckpointStatus
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_checkpoint_proto_init() }
@@ -1055,7 +1135,7 @@ func file_weir_v1_checkpoint_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_checkpoint_proto_rawDesc), len(file_weir_v1_checkpoint_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

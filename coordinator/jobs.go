@@ -35,21 +35,21 @@ type job struct {
 	regionAttempt []int64
 	placement     []string // worker per slot while the attempt holds slots
 
-	ckpt            *checkpoint.Coordinator
-	ckStarted       bool
+	ckpt      *checkpoint.Coordinator
+	ckStarted bool
 	// ckFailedInRow counts the current attempt's checkpoints that failed
 	// since the last completed one; ckFailedSince the job's, with the
 	// newest failure's reason (see checkpointWarning).
 	ckFailedInRow, ckFailedSince int
 	ckLastFailure                string
-	manifests       map[int64]*weirv1.CheckpointManifest // retained, for reference counts
-	badCheckpoints  map[int64]bool                       // failed to restore (-1: the submitted savepoint)
-	restoringFrom   int64                                // checkpoint the current attempt restores (0: none)
-	savepointWaiter chan savepointResult
-	procs           map[procID]*process
-	tasks           map[jobgraph.Subtask]*taskRun
-	stopping        map[procID]bool           // processes of the stopped attempt still up
-	regionStopping  map[int32]map[procID]bool // per region stopped alone: its processes still up
+	manifests                    map[int64]*weirv1.CheckpointManifest // retained, for reference counts
+	badCheckpoints               map[int64]bool                       // failed to restore (-1: the submitted savepoint)
+	restoringFrom                int64                                // checkpoint the current attempt restores (0: none)
+	savepointWaiter              chan savepointResult
+	procs                        map[procID]*process
+	tasks                        map[jobgraph.Subtask]*taskRun
+	stopping                     map[procID]bool           // processes of the stopped attempt still up
+	regionStopping               map[int32]map[procID]bool // per region stopped alone: its processes still up
 
 	metrics    jobMetrics
 	ckTraces   map[int64]*ckTrace // spans of pending checkpoints

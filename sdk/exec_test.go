@@ -832,3 +832,40 @@ func TestPrint(t *testing.T) {
 	got := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	checkOutput(t, got, want)
 }
+
+// dealGenSplits cuts and deals restored generator splits so that the new
+// subtasks' sequences are disjoint, cover exactly what the old ones had
+// left, and leave no subtask without work when there is enough of it.
+func TestDealGenSplits(t *testing.T) {
+	const n = 1000
+	for _, tc := range []struct{ oldP, done, newP int }{
+		{2, 100, 4}, {2, 100, 6}, {4, 37, 2}, {3, 5, 8}, {1, 0, 7}, {5, 200, 5}, {2, 499, 4},
+	} {
+		// The old subtasks' splits after each emitted tc.done records.
+		var olds []genSplit
+		for s := range tc.oldP {
+			olds = append(olds, genSplit{next: int64(s + tc.done*tc.oldP), step: int64(tc.oldP)})
+		}
+		seen := map[int64]int{}
+		for i := range tc.newP {
+			count := 0
+			for _, sp := range dealGenSplits(olds, i, tc.newP) {
+				for v := sp.next; v < n; v += sp.step {
+					seen[v]++
+					count++
+				}
+			}
+			if left := n - tc.done*tc.oldP; count == 0 && left >= tc.newP*tc.newP {
+				t.Errorf("%+v: subtask %d has nothing left of %d records", tc, i, left)
+			}
+		}
+		for v := int64(tc.done * tc.oldP); v < n; v++ {
+			if seen[v] != 1 {
+				t.Fatalf("%+v: record %d generated %d times", tc, v, seen[v])
+			}
+		}
+		if len(seen) != n-tc.done*tc.oldP {
+			t.Fatalf("%+v: %d records generated, want %d", tc, len(seen), n-tc.done*tc.oldP)
+		}
+	}
+}

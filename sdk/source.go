@@ -82,14 +82,16 @@ func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) St
 	rate := config(opts).rate
 	return NewSource(p, "Generate", func(t TaskInfo) (SourceReader[T], error) {
 		g := &generator[T]{f: f, n: n}
-		if items, ok := t.Restored(); ok {
+		if items, ok := t.RestoredAll(); ok {
+			var olds []genSplit
 			for _, it := range items {
 				sp, err := decodeGenSplit(it)
 				if err != nil {
 					return nil, err
 				}
-				g.splits = append(g.splits, sp)
+				olds = append(olds, sp)
 			}
+			g.splits = dealGenSplits(olds, t.Subtask(), t.Parallelism())
 		} else {
 			g.splits = []genSplit{{next: int64(t.Subtask()), step: int64(t.Parallelism())}}
 		}
@@ -103,6 +105,30 @@ func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) St
 
 // genSplit is the arithmetic sequence next, next+step, ... below n.
 type genSplit struct{ next, step int64 }
+
+// dealGenSplits gives subtask i of p its share of the restored splits of
+// every old subtask. With fewer splits than subtasks each is cut into k
+// interleaved ones (next+j*step, step*k, for j < k), so that every subtask
+// has work after a rescale up; a subtask with none would finish at once,
+// and the job could not checkpoint again. Every subtask computes the same
+// list from the same items, so the shares are disjoint and cover them all.
+func dealGenSplits(olds []genSplit, i, p int) []genSplit {
+	k := int64(1)
+	if m := len(olds); m > 0 && m < p {
+		k = int64((p + m - 1) / m)
+	}
+	var mine []genSplit
+	idx := 0
+	for _, sp := range olds {
+		for j := range k {
+			if idx%p == i {
+				mine = append(mine, genSplit{next: sp.next + j*sp.step, step: sp.step * k})
+			}
+			idx++
+		}
+	}
+	return mine
+}
 
 func decodeGenSplit(b []byte) (genSplit, error) {
 	next, k := binary.Varint(b)

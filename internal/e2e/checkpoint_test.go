@@ -245,16 +245,20 @@ func largestSST(t *testing.T, store, location string) string {
 }
 
 // TestSavepointRescale: savepoint a running job at -p 4 and stop it, resume
-// at -p 2, savepoint and stop again, resume at -p 8: exact output.
+// at -p 2, then 4, then 6 (two generator splits for six subtasks), each
+// time running, checkpointing and savepointed again, and end at -p 2: exact
+// output.
 func TestSavepointRescale(t *testing.T) {
 	api := startLocal(t, 2, 4)
 	out := filepath.Join(t.TempDir(), "out")
-	const events, keys = 240000, 12000
+	const events, keys = 480000, 12000
 	args := []string{bins.keyedcount, "--", "--events", strconv.Itoa(events), "--keys", strconv.Itoa(keys),
 		"--rate", "40000", "--output", out}
 	stop := func(id string) string {
+		// Every subtask runs and checkpoints at every parallelism, also
+		// with fewer source splits than subtasks after a rescale up.
 		waitFor(t, 20*time.Second, "the job to run", func() bool { return jobStatusOf(t, api, id).State == "RUNNING" })
-		time.Sleep(1500 * time.Millisecond)
+		waitFor(t, 20*time.Second, "a completed checkpoint", func() bool { return len(completed(checkpointsOf(t, api, id))) > 0 })
 		stdout, stderr, code := weir(t, 60*time.Second, "stop", "--coordinator", api, "--savepoint", id)
 		if code != 0 {
 			t.Fatalf("weir stop --savepoint: %s", stderr)
@@ -281,9 +285,12 @@ func TestSavepointRescale(t *testing.T) {
 	if after, _ := listJobs(t, api); len(after) != len(before) {
 		t.Fatalf("a refused submit left a job: %d jobs, had %d", len(after), len(before))
 	}
+	// 4 -> 2 -> 4 -> 6 (two generator splits dealt to six subtasks) -> 2.
+	for _, p := range []string{"2", "4", "6"} {
+		id = runDetached(t, api, append([]string{"-p", p, "--checkpoint-interval", "1s", "--from-savepoint", sp}, args...)...)
+		sp = stop(id)
+	}
 	id = runDetached(t, api, append([]string{"-p", "2", "--checkpoint-interval", "1s", "--from-savepoint", sp}, args...)...)
-	sp = stop(id)
-	id = runDetached(t, api, append([]string{"-p", "8", "--checkpoint-interval", "1s", "--from-savepoint", sp}, args...)...)
 	waitFinished(t, api, id, 60*time.Second)
 	checkCounts(t, out, keys, events/keys)
 }

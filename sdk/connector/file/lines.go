@@ -23,16 +23,16 @@ import (
 // the line after its checkpoint, at any parallelism.
 func Lines(p *sdk.Pipeline, path string, opts ...sdk.Option) sdk.Stream[string] {
 	return sdk.NewSource(p, "Lines", func(t sdk.TaskInfo) (sdk.SourceReader[string], error) {
-		if items, ok := t.Restored(); ok {
-			r := &lineReader{}
+		if items, ok := t.RestoredAll(); ok {
+			var olds []split
 			for _, it := range items {
 				sp, err := decodeSplit(it)
 				if err != nil {
 					return nil, err
 				}
-				r.splits = append(r.splits, sp)
+				olds = append(olds, sp)
 			}
-			return r, nil
+			return &lineReader{splits: dealSplits(olds, t.Subtask(), t.Parallelism())}, nil
 		}
 		files, err := listInputs(path)
 		if err != nil {
@@ -123,6 +123,41 @@ func hidden(name string) bool { return strings.HasPrefix(name, ".") || strings.H
 // split is the byte range [pos, end) of one file still to read. aligned says
 // pos is at a line start (true once reading began); a fresh split's pos may
 // be mid-line, and that line belongs to the previous range.
+// dealSplits gives subtask i of p its share of every old subtask's
+// remaining splits. With fewer splits than subtasks each is cut into k byte
+// ranges (a line belongs to the range it starts in, as for the first
+// split), so that every subtask has work after a rescale up; a subtask with
+// none would finish at once, and the job could not checkpoint again. Every
+// subtask computes the same list from the same items, so the shares are
+// disjoint and cover them all.
+func dealSplits(olds []split, i, p int) []split {
+	k := int64(1)
+	if m := len(olds); m > 0 && m < p {
+		k = int64((p + m - 1) / m)
+	}
+	var mine []split
+	idx := 0
+	for _, sp := range olds {
+		size := max((sp.end-sp.pos+k-1)/k, 1)
+		for j := range k {
+			part := sp
+			part.pos = min(sp.pos+j*size, sp.end)
+			part.end = min(part.pos+size, sp.end)
+			if j > 0 {
+				part.aligned = false // starts mid-line, maybe
+			}
+			if j == k-1 {
+				part.end = sp.end
+			}
+			if idx%p == i && part.pos < part.end {
+				mine = append(mine, part)
+			}
+			idx++
+		}
+	}
+	return mine
+}
+
 type split struct {
 	path     string
 	pos, end int64

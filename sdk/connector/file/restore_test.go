@@ -28,7 +28,7 @@ func TestLinesResumeFromSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pc := range []struct{ before, after int }{{1, 1}, {3, 3}, {4, 2}, {2, 5}} {
+	for _, pc := range []struct{ before, after int }{{1, 1}, {3, 3}, {4, 2}, {2, 5}, {1, 8}} {
 		var got [][]byte
 		var lines []string
 		emit := func(l string) { lines = append(lines, l) }
@@ -48,17 +48,20 @@ func TestLinesResumeFromSnapshot(t *testing.T) {
 			r.Close()
 			got = append(got, items...)
 		}
+		var olds []split
+		for _, it := range got {
+			sp, err := decodeSplit(it)
+			if err != nil {
+				t.Fatal(err)
+			}
+			olds = append(olds, sp)
+		}
 		for s := range pc.after {
-			r := &lineReader{}
-			for k, it := range got {
-				if k%pc.after != s {
-					continue
-				}
-				sp, err := decodeSplit(it)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r.splits = append(r.splits, sp)
+			r := &lineReader{splits: dealSplits(olds, s, pc.after)}
+			// Fewer splits than subtasks are cut: every subtask has work
+			// (the files are far longer than the subtasks are many).
+			if len(r.splits) == 0 && len(olds) > 0 && len(olds) < pc.after {
+				t.Fatalf("%d -> %d subtasks: subtask %d got no split of %d", pc.before, pc.after, s, len(olds))
 			}
 			for {
 				res, err := r.Poll(emit)

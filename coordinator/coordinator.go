@@ -42,6 +42,10 @@ type Coordinator struct {
 	}
 }
 
+// etcdProbeInterval is how often a coordinator checks that etcd answers, to
+// log an outage (see etcdkeys.LogReachability).
+const etcdProbeInterval = 5 * time.Second
+
 // Run runs a coordinator until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	cfg.setDefaults()
@@ -78,6 +82,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer srv.Stop()
 
 	go c.announceLoop(ctx)
+	probed := make(chan struct{})
+	defer func() { <-probed }()
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel() // before the wait above: defers run last first
+	go func() {
+		defer close(probed)
+		etcdkeys.LogReachability(pctx, c.etcd, etcdProbeInterval, logger)
+	}()
 	httpAddr := ""
 	if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)

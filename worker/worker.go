@@ -61,7 +61,7 @@ type Worker struct {
 		client weirv1.ClusterServiceClient
 	}
 	live liveness
-	wg   sync.WaitGroup // liveness updates in flight
+	wg   sync.WaitGroup // liveness updates and the etcd probe in flight
 }
 
 // exitedProc is a job process that exited, as the next leader must hear it.
@@ -163,10 +163,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		w.wg.Wait()
 		w.live.close()
 	}()
+	w.wg.Go(func() { etcdkeys.LogReachability(ctx, w.etcd, etcdProbeInterval, w.logger) })
 	w.follow(ctx)
 	w.stopAll()
 	return nil
 }
+
+// etcdProbeInterval is how often a worker checks that etcd answers, to log
+// an outage (see etcdkeys.LogReachability).
+const etcdProbeInterval = 5 * time.Second
 
 // follow keeps a session with whichever coordinator leads, moving to a new
 // leader as soon as etcd names it rather than after the old stream times

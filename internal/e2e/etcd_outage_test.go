@@ -10,7 +10,7 @@ import (
 // TestEtcdOutageKillsNothing: etcd unavailable for longer than the leases
 // (frozen with SIGSTOP, as a hung or partitioned member) only pauses the
 // leader's decisions; the running job keeps its attempt, and checkpoints
-// complete again once etcd is back.
+// complete again once etcd is back; the daemons log the outage.
 func TestEtcdOutageKillsNothing(t *testing.T) {
 	c := startCluster(t, 2, 2)
 	id := runDetached(t, c.api, "-p", "2", "--checkpoint-interval", "500ms", bins.keyedcount, "--",
@@ -37,6 +37,15 @@ func TestEtcdOutageKillsNothing(t *testing.T) {
 		}
 		t.Fatalf("after the etcd outage the job is %s at attempt %d, want RUNNING at attempt 1; coordinator:\n%s",
 			st.State, st.Attempt, strings.Join(lines, "\n"))
+	}
+	// The daemons said why nothing was decided meanwhile.
+	for name, d := range map[string]*daemon{"coordinator": c.coord, "worker w1": c.workers["w1"]} {
+		waitFor(t, 15*time.Second, "the "+name+" to log the etcd outage and its end", func() bool {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			log := d.out.String()
+			return strings.Contains(log, "etcd unreachable") && strings.Contains(log, "etcd reachable again")
+		})
 	}
 	weir(t, 30*time.Second, "cancel", "--coordinator", c.api, id)
 }

@@ -238,3 +238,40 @@ func TestHighAvailability(t *testing.T) {
 		}
 	}
 }
+
+// TestAttachedRunSurvivesFailover: an attached `weir run` listing the
+// standby first (--coordinator STANDBY,LEADER) follows the leader, outlives
+// its kill -9 by reaching the standby that took over, and exits 0 when the
+// job finishes.
+func TestAttachedRunSurvivesFailover(t *testing.T) {
+	c := startHACluster(t, 2, 2)
+	lead := c.leader()
+	if lead == "" {
+		t.Fatal("no coordinator leads")
+	}
+	standby := other(lead)
+	out := filepath.Join(c.dir, "out")
+	const events, keys = 120000, 600
+	type result struct {
+		stderr string
+		code   int
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, stderr, code := weir(t, 3*time.Minute, "run", "--coordinator", c.apis[standby]+","+c.apis[lead], "-p", "2",
+			"--checkpoint-interval", "1s", bins.keyedcount, "--", "--events", strconv.Itoa(events), "--keys", strconv.Itoa(keys),
+			"--rate", "20000", "--output", out)
+		done <- result{stderr, code}
+	}()
+	waitFor(t, 30*time.Second, "the job to run", func() bool {
+		jobs, _ := listJobs(t, c.apis[lead])
+		return len(jobs) == 1 && jobs[0].State == "RUNNING"
+	})
+	time.Sleep(time.Second)
+	c.killLeader()
+	r := <-done
+	if r.code != 0 || !strings.Contains(r.stderr, "FINISHED") {
+		t.Fatalf("attached weir run across the failover: exit %d\n%s", r.code, r.stderr)
+	}
+	checkCounts(t, out, keys, events/keys)
+}

@@ -161,7 +161,7 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 	}
 	if d.ck != nil {
 		t.uploader = snapshot.NewUploader(d.ck.bucket, storelayout.Shared(d.ck.jobID))
-		t.uploader.OnAbort(d.ck.store.CloseAborted)
+		t.uploader.OnAbort(d.ck.store.CleanUpFailedWrite)
 	}
 	if env.state, t.db, err = d.ck.openState(ctx, v, ref.subtask, pl.maxParallelism, restored, t.uploader); err != nil {
 		return nil, err

@@ -191,6 +191,7 @@ func (s *Store) PutBinary(ctx context.Context, r io.Reader, wantSHA256 string) (
 		return 0, fmt.Errorf("%w: want %s, got %s (%d bytes)", ErrDigestMismatch, wantSHA256, got, n)
 	}
 	if err := w.Close(); err != nil {
+		s.CleanUpFailedWrite(ctx, key, err)
 		return 0, fmt.Errorf("objstore: put binary %s: %w", wantSHA256, err)
 	}
 	return n, nil
@@ -212,7 +213,14 @@ const abortTimeout = 30 * time.Second
 // This is best effort: the error that aborted the write is the one the
 // caller reports.
 func (s *Store) CloseAborted(ctx context.Context, w *blob.Writer, key string) {
-	err := w.Close()
+	s.CleanUpFailedWrite(ctx, key, w.Close())
+}
+
+// CleanUpFailedWrite aborts what a write of key whose Close returned err
+// left unfinished on S3 (see CloseAborted): also a write whose context was
+// cancelled only while Close waited for the last parts. Nothing to do when
+// err is nil.
+func (s *Store) CleanUpFailedWrite(ctx context.Context, key string, err error) {
 	if err == nil || s.s3Bucket == "" {
 		return
 	}
@@ -232,10 +240,11 @@ func (s *Store) CloseAborted(ctx context.Context, w *blob.Writer, key string) {
 	}
 	// A cancellation right after the upload was created may not carry its
 	// ID, and a CreateMultipartUpload we stopped waiting for may still
-	// complete on the server after a first listing (seen under load): abort
-	// whatever is unfinished under the key until a listing a little later
-	// finds nothing more.
-	for pass, wait := 0, 20*time.Millisecond; pass < 6; pass, wait = pass+1, 2*wait {
+	// complete on the server well after a first listing (seen under load):
+	// abort whatever is unfinished under the key until listings have found
+	// nothing for abortQuiet.
+	start := time.Now()
+	for wait := 20 * time.Millisecond; actx.Err() == nil; wait = min(2*wait, 250*time.Millisecond) {
 		out, lerr := client.ListMultipartUploads(actx, &s3.ListMultipartUploadsInput{
 			Bucket: aws.String(s.s3Bucket), Prefix: aws.String(key)})
 		if lerr != nil {
@@ -248,12 +257,18 @@ func (s *Store) CloseAborted(ctx context.Context, w *blob.Writer, key string) {
 				found = true
 			}
 		}
-		if !found && pass > 0 {
+		if found {
+			start = time.Now()
+		} else if time.Since(start) >= abortQuiet {
 			return
 		}
 		time.Sleep(wait)
 	}
 }
+
+// abortQuiet is how long CloseAborted keeps finding no unfinished upload
+// under an aborted key before it trusts that none will appear.
+const abortQuiet = 2 * time.Second
 
 // HasBinary reports whether the binary is stored, and its size if so. A
 // missing binary is not an error.

@@ -32,7 +32,7 @@ func TestS3CancelledUploadLeavesNoParts(t *testing.T) {
 				t.Fatal(err)
 			}
 			u := snapshot.NewUploader(store.Bucket(), s3Shared)
-			u.OnAbort(store.CloseAborted)
+			u.OnAbort(store.CleanUpFailedWrite)
 			uctx, cancel := context.WithCancel(ctx)
 			go func() {
 				// Cancel once the multipart upload is under way.

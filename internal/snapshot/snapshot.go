@@ -46,12 +46,13 @@ type Uploader struct {
 	}
 }
 
-// AbortFunc closes a writer whose context was cancelled, cleaning up what
-// the store may have kept of the aborted write (objstore.Store.CloseAborted
-// aborts S3 multipart uploads).
-type AbortFunc func(ctx context.Context, w *blob.Writer, key string)
+// AbortFunc cleans up what the store may have kept of a write of key
+// whose Close failed with err (objstore.Store.CleanUpFailedWrite aborts S3
+// multipart uploads): the write was aborted, or its context was cancelled
+// while Close waited for the last parts.
+type AbortFunc func(ctx context.Context, key string, err error)
 
-// OnAbort sets how aborted uploads are closed; by default just Close.
+// OnAbort sets how failed uploads are cleaned up; by default not at all.
 func (u *Uploader) OnAbort(fn AbortFunc) { u.abort = fn }
 
 // NewUploader returns an Uploader that puts shared tables under
@@ -164,6 +165,13 @@ func (u *Uploader) forgetAllBut(files []*weirv1.StateFile) {
 // 0 if ifNotExist found the object already there (another subtask uploaded
 // the same table). The content is hashed again on the way and must still
 // be f's.
+// cleanUp runs the abort function, if any, for a write whose Close failed.
+func (u *Uploader) cleanUp(ctx context.Context, key string, err error) {
+	if u.abort != nil && err != nil {
+		u.abort(ctx, key, err)
+	}
+}
+
 func (u *Uploader) put(ctx context.Context, path string, f *weirv1.StateFile, ifNotExist bool) (int64, error) {
 	in, err := os.Open(path)
 	if err != nil {
@@ -189,17 +197,14 @@ func (u *Uploader) put(ctx context.Context, path string, f *weirv1.StateFile, if
 	if err != nil {
 		cancel()
 		// Aborted; the copy error is the one that matters.
-		if u.abort != nil {
-			u.abort(ctx, w, f.Object)
-		} else {
-			_ = w.Close()
-		}
+		u.cleanUp(ctx, f.Object, w.Close())
 		return 0, fmt.Errorf("snapshot: upload %s: %w", f.Object, err)
 	}
 	if err := w.Close(); err != nil {
 		if ifNotExist && gcerrors.Code(err) == gcerrors.FailedPrecondition {
 			return 0, nil
 		}
+		u.cleanUp(ctx, f.Object, err)
 		return 0, fmt.Errorf("snapshot: upload %s: %w", f.Object, err)
 	}
 	return n, nil

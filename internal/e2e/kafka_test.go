@@ -105,7 +105,14 @@ func TestKafkaExactlyOnce(t *testing.T) {
 			}
 			return false
 		})
-		for _, pid := range taskPids(t, l.api, id) {
+		// Right after a restart of weir local the tasks may not list
+		// their processes yet.
+		var pids []int
+		waitFor(t, 30*time.Second, "the job's task processes", func() bool {
+			pids = taskPids(t, l.api, id)
+			return len(pids) > 0
+		})
+		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL)
 			kills++
 		}

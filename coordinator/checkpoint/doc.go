@@ -2,7 +2,7 @@
 // checkpoint or savepoint is triggered, which tasks have acknowledged it,
 // when it is complete, which pending ones expire, are declined or are
 // subsumed, and which completed ones retention drops. It follows Flink's
-// CheckpointCoordinator and PendingCheckpoint (DESIGN.md §3).
+// CheckpointCoordinator and PendingCheckpoint.
 //
 // Coordinator is a pure state machine in the style of etcd-io/raft: the
 // driver feeds it what it observed, with the current time, and performs the

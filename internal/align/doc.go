@@ -2,8 +2,8 @@
 // channels must be held back while a checkpoint barrier is in flight, and when
 // the subtask may snapshot its state and forward the barrier.
 //
-// This is step 3 of Asynchronous Barrier Snapshotting (Carbone et al. 2015,
-// see DESIGN.md §3): a subtask with several input channels blocks each
+// This is step 3 of Asynchronous Barrier Snapshotting (Carbone et al. 2015;
+// docs/architecture.md describes checkpoints): a subtask with several input channels blocks each
 // channel that has delivered barrier n until every channel has, so that the
 // snapshot reflects exactly the records before barrier n on every input.
 //

@@ -1,5 +1,5 @@
 // Package watermark owns how one subtask combines the event-time watermarks
-// of its input channels into its own (DESIGN.md §5): the minimum over the
+// of its input channels into its own: the minimum over the
 // channels that are neither idle nor ended.
 //
 // Valve is a pure state machine, like align.Aligner: the task runtime feeds

@@ -127,7 +127,8 @@ built with the weir SDK:
 	})
 	root.CompletionOptions.HiddenDefaultCmd = true
 
-	root.AddGroup(&cobra.Group{ID: "client", Title: "Jobs:"}, &cobra.Group{ID: "daemon", Title: "Cluster processes:"})
+	root.AddGroup(&cobra.Group{ID: "client", Title: "Jobs:"}, &cobra.Group{ID: "daemon", Title: "Cluster processes:"},
+		&cobra.Group{ID: "admin", Title: "Administration:"})
 	for _, c := range []*cobra.Command{
 		newRunCmd(s), newListCmd(s), newStatusCmd(s), newCancelCmd(s), newWorkersCmd(s),
 		newCheckpointsCmd(s), newSavepointCmd(s, false), newSavepointCmd(s, true), newTailCmd(s),
@@ -141,6 +142,9 @@ built with the weir SDK:
 		c.GroupID = "daemon"
 		root.AddCommand(c)
 	}
+	certs := newCertsCmd(s)
+	certs.GroupID = "admin"
+	root.AddCommand(certs)
 	return root
 }
 

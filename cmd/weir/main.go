@@ -75,6 +75,7 @@ var errInterrupted = &exitError{code: exitInterrupted, err: errors.New("interrup
 
 // execute runs the weir command line args and returns the exit code.
 func execute(ctx context.Context, args []string, s streams) int {
+	s.stdout, s.stderr = newTerminalSafe(s.stdout), newTerminalSafe(s.stderr)
 	root := newRootCmd(s)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)

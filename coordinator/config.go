@@ -26,6 +26,10 @@ type Config struct {
 	API string
 	// HTTP is the status page listen address; empty disables it.
 	HTTP string
+	// HTTPHosts are the host names, besides localhost and IP addresses, the
+	// page answers to; a request naming another host is refused (DNS
+	// rebinding). See web.Guard.
+	HTTPHosts []string
 	// HeartbeatTimeout is the time to declare a worker dead: how long it may
 	// be silent on its stream, and the TTL of its liveness lease in etcd,
 	// before its tasks are failed over. A worker killed outright is noticed

@@ -14,7 +14,7 @@ import (
 )
 
 // httpHandler serves the status page, the JSON API (docs/api.md) and
-// /metrics. The routes here answer with the gRPC API's messages in
+// /metrics, all behind web.Guard. The routes here answer with the gRPC API's messages in
 // protojson; the page's own views are web's.
 func (c *Coordinator) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -50,7 +50,7 @@ func (c *Coordinator) httpHandler() http.Handler {
 		mux.Handle("GET /metrics", c.cfg.Metrics)
 	}
 	mux.Handle("/", web.New(pages{c}, c.logger))
-	return mux
+	return web.NewGuard(append([]string{c.cfg.HTTP}, c.cfg.HTTPHosts...), false).Wrap(mux)
 }
 
 func writeProto(w http.ResponseWriter, m proto.Message, err error) {

@@ -160,6 +160,7 @@ leader and serves the job API and the web page, the others stand by.`,
 	fl.StringVar(&cfg.Store, "store", "", "object store URL for binaries and checkpoints, e.g. file:///var/lib/weir/store (required)")
 	fl.StringVar(&cfg.API, "api", defaultCoordinator, "job API (gRPC) listen address host:port")
 	fl.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "web page and JSON API listen address host:port")
+	fl.StringSliceVar(&cfg.HTTPHosts, "http-host", nil, httpHostUsage)
 	fl.StringVar(&cfg.ID, "id", "", "coordinator id, unique in the cluster (default HOST-PID)")
 	fl.DurationVar(&cfg.HeartbeatTimeout, "worker-timeout", coordinator.DefaultHeartbeatTimeout,
 		"declare a worker dead after this long without a heartbeat or a live lease in etcd; also how long a new leader waits for workers to report before restarting their jobs")
@@ -232,3 +233,7 @@ func runDaemon(ctx context.Context, what string, run func(context.Context) error
 	}
 	return err
 }
+
+// httpHostUsage documents --http-host, shared by the coordinator and weir
+// local.
+const httpHostUsage = "host names the web page answers to besides localhost and IP addresses, comma-separated (a request for any other name is refused: DNS rebinding protection)"

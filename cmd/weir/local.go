@@ -30,6 +30,7 @@ type localFlags struct {
 	dataDir    string
 	api        string
 	http       string
+	httpHosts  []string
 	workers    int
 	slots      int
 	etcdClient string
@@ -60,6 +61,7 @@ configuration; submit jobs to it with 'weir run'. Stop it with Ctrl-C.`,
 	fl.StringVar(&f.dataDir, "data-dir", "./weir-data", "directory for etcd, the object store and the workers' data")
 	fl.StringVar(&f.api, "api", defaultCoordinator, "job API (gRPC) listen address (port 0 picks a free port)")
 	fl.StringVar(&f.http, "http", "127.0.0.1:8080", "web page listen address (port 0 picks a free port)")
+	fl.StringSliceVar(&f.httpHosts, "http-host", nil, httpHostUsage)
 	fl.IntVar(&f.workers, "workers", 2, "number of workers")
 	fl.IntVar(&f.slots, "slots", 4, "task slots per worker")
 	fl.StringVar(&f.etcdClient, "etcd-client", "127.0.0.1:0", "embedded etcd client address (port 0 picks a free port)")
@@ -112,7 +114,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	}
 	coordCfg := coordinator.Config{
 		ID: "local-coordinator", Store: "file://" + filepath.ToSlash(filepath.Join(dir, "store")),
-		API: api, HTTP: httpAddr,
+		API: api, HTTP: httpAddr, HTTPHosts: f.httpHosts,
 	}
 	workerCfgs := make([]worker.Config, f.workers)
 	for i := range workerCfgs {

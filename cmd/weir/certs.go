@@ -23,6 +23,7 @@ weir://ROLE/NAME); the cluster reads identities from certificates alone.
   weir certs issue --dir certs --role coordinator --name coord-1 --hosts 10.0.0.1,coord-1.internal
   weir certs issue --dir certs --role worker --name worker-1 --hosts 10.0.0.2
   weir certs issue --dir certs --role client --name alice
+  weir certs issue --dir certs --role viewer --name dashboards
 
 Keep ca.key off the cluster machines; give each process ca.crt and its own
 NAME.crt and NAME.key. Issuing a name again replaces its files: running
@@ -63,7 +64,7 @@ func newCertsIssueCmd(s streams) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "issue",
-		Short: "Issue a certificate for a coordinator, worker, etcd member or client",
+		Short: "Issue a certificate for a coordinator, worker, etcd member, person or script",
 		Args:  exactArgs(),
 		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
 			r, err := pki.ParseRole(role)
@@ -90,7 +91,7 @@ func newCertsIssueCmd(s streams) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&dir, "dir", "", "directory holding the CA, where the certificate is written (required)")
-	fl.StringVar(&role, "role", "", "coordinator, worker, etcd or client (required)")
+	fl.StringVar(&role, "role", "", "coordinator, worker or etcd for the cluster's processes; viewer, operator, submitter or admin (client: every right) for people and scripts (required)")
 	fl.StringVar(&name, "name", "", "the holder's name, unique per role; also the file name (required)")
 	fl.StringVar(&hosts, "hosts", "", "comma-separated DNS names and IPs the holder serves on (localhost and 127.0.0.1 are always added for daemons)")
 	fl.DurationVar(&valid, "valid", 8760*time.Hour, "how long the certificate is valid")

@@ -42,7 +42,7 @@ func TestCertsInitAndIssue(t *testing.T) {
 		want string
 	}{
 		{[]string{"certs", "init", "--dir", dir}, exitFailure, "already exists"},
-		{[]string{"certs", "issue", "--dir", dir, "--role", "admin", "--name", "x"}, exitUsage, "--role: unknown role"},
+		{[]string{"certs", "issue", "--dir", dir, "--role", "root", "--name", "x"}, exitUsage, "--role: unknown role"},
 		{[]string{"certs", "issue", "--dir", dir, "--role", "client", "--name", "a b"}, exitUsage, "--name: bad name"},
 		{[]string{"certs", "issue", "--dir", dir, "--role", "client", "--name", "a", "--valid", "-1h"}, exitUsage, "--valid must be positive"},
 		{[]string{"certs", "issue", "--dir", dir, "--role", "client"}, exitUsage, `"name" not set`},

@@ -23,17 +23,24 @@ import (
 type Role string
 
 // The roles a certificate can carry. Coordinator, Worker and Etcd are the
-// cluster's own processes; Client is a person or a script using the CLI or
-// the API (its rights come from the name's grants, see the security docs).
+// cluster's own processes. The others are people and scripts using the CLI
+// or the API, from least to most trusted: Viewer reads, Operator also
+// cancels, stops, takes savepoints and tails records, Submitter also
+// uploads and runs jobs, Admin also manages tokens. Client is Admin's other
+// name, for a certificate that holds every right.
 const (
 	RoleCoordinator Role = "coordinator"
 	RoleWorker      Role = "worker"
 	RoleEtcd        Role = "etcd"
 	RoleClient      Role = "client"
+	RoleViewer      Role = "viewer"
+	RoleOperator    Role = "operator"
+	RoleSubmitter   Role = "submitter"
+	RoleAdmin       Role = "admin"
 )
 
 // Roles lists the roles a certificate can be issued for.
-var Roles = []Role{RoleCoordinator, RoleWorker, RoleEtcd, RoleClient}
+var Roles = []Role{RoleCoordinator, RoleWorker, RoleEtcd, RoleClient, RoleViewer, RoleOperator, RoleSubmitter, RoleAdmin}
 
 // ParseRole checks a role named on a command line.
 func ParseRole(s string) (Role, error) {
@@ -42,7 +49,13 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("unknown role %q (want one of coordinator, worker, etcd, client)", s)
+	return "", fmt.Errorf("unknown role %q (want one of coordinator, worker, etcd, client, viewer, operator, submitter, admin)", s)
+}
+
+// IsDaemon reports whether r is one of the cluster's own processes, which
+// serve as well as dial.
+func (r Role) IsDaemon() bool {
+	return r == RoleCoordinator || r == RoleWorker || r == RoleEtcd
 }
 
 // Identity is the principal a certificate names.
@@ -190,7 +203,7 @@ func Issue(dir string, req IssueRequest, now time.Time) error {
 		tmpl.NotAfter = caCert.NotAfter
 	}
 	hosts := req.Hosts
-	if id.Role != RoleClient {
+	if id.Role.IsDaemon() {
 		// Daemons also accept connections (and etcd members, coordinators
 		// and workers dial each other), so they serve as well as identify.
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)

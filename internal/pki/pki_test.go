@@ -88,6 +88,7 @@ func TestRefusals(t *testing.T) {
 		want string
 	}{
 		{Identity{"root", "x"}, "unknown role"},
+		{Identity{"Admin", "x"}, "unknown role"},
 		{Identity{RoleWorker, "../etc"}, "bad name"},
 		{Identity{RoleWorker, ""}, "bad name"},
 		{Identity{RoleWorker, "ca"}, `"ca" is the CA's own`},

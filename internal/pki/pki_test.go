@@ -111,7 +111,7 @@ func TestIdentityOfNeedsExactlyOneWeirURI(t *testing.T) {
 	}{
 		{nil, "names no weir identity"},
 		{[]*url.URL{u("spiffe://x/y")}, "names no weir identity"},
-		{[]*url.URL{u("weir://worker/a"), u("weir://admin/b")}, "unknown role"},
+		{[]*url.URL{u("weir://worker/a"), u("weir://root/b")}, "unknown role"},
 		{[]*url.URL{u("weir://worker/a"), u("weir://client/b")}, "names 2 weir identities"},
 		{[]*url.URL{u("weir://worker/a/b")}, "bad name"},
 	} {

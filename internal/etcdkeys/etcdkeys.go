@@ -8,6 +8,7 @@
 //	/weir/checkpoints/<job>/<id>  completed checkpoints (CheckpointInfo)
 //	/weir/checkpoint-ids/<job>    the job's checkpoint id counter
 //	/weir/workers/<id>     a worker's liveness key, under its own lease
+//	/weir/tokens/<sha256>  a bearer token's name and role (internal/tokens)
 package etcdkeys
 
 import "errors"
@@ -32,6 +33,9 @@ const (
 	// Coordinators holds each coordinator's addresses under its own lease,
 	// for the status page's list of coordinators.
 	Coordinators = "/weir/coordinators/"
+	// Tokens prefixes the bearer tokens, each under the SHA-256 of the
+	// token itself.
+	Tokens = "/weir/tokens/"
 )
 
 // ErrNoLeader means no coordinator currently leads.

@@ -224,7 +224,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 // waitAnswering polls the coordinator at api until it answers ListJobs,
 // which is what `weir list` needs. It reports false if ctx ended first.
 func waitAnswering(ctx context.Context, api string) bool {
-	c, err := dial(api)
+	c, err := dial(api, security{})
 	if err != nil {
 		return false
 	}

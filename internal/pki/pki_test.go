@@ -211,6 +211,13 @@ func TestMutualTLS(t *testing.T) {
 	if _, _, cerr := handshake(t, stranger.ServerConfig(RequireClientCert), worker.ClientConfig(), "localhost"); cerr == nil {
 		t.Error("the worker accepted a server certificate from another CA")
 	}
+	caOnly := source(t, Files{CA: filepath.Join(dir, CAFile)})
+	if _, serr, cerr := handshake(t, coord.ServerConfig(OptionalClientCert), caOnly.ClientConfig(RoleCoordinator), "localhost"); cerr != nil || serr == nil {
+		t.Errorf("a CA-only client (token users) must verify the server and present no certificate: %v, %v", serr, cerr)
+	}
+	if _, err := caOnly.Identity(); err == nil {
+		t.Error("a CA-only source names an identity")
+	}
 	noCert := &tls.Config{InsecureSkipVerify: true}
 	if _, serr, _ := handshake(t, coord.ServerConfig(RequireClientCert), noCert, "localhost"); serr == nil {
 		t.Error("a listener that requires client certificates let a client without one in")
@@ -273,6 +280,7 @@ func TestNewSourceRefusesMismatchedFiles(t *testing.T) {
 	other := newDir(t, Identity{RoleWorker, "w1"})
 	for name, f := range map[string]Files{
 		"missing CA":          {Cert: CertFile(dir, "w1"), Key: KeyFile(dir, "w1")},
+		"key without cert":    {CA: filepath.Join(dir, CAFile), Key: KeyFile(dir, "w1")},
 		"key of another cert": {CA: filepath.Join(dir, CAFile), Cert: CertFile(dir, "w1"), Key: KeyFile(other, "w1")},
 		"cert of another CA":  {CA: filepath.Join(dir, CAFile), Cert: CertFile(other, "w1"), Key: KeyFile(other, "w1")},
 		"CA is not PEM":       {CA: KeyFile(dir, "w1"), Cert: CertFile(dir, "w1"), Key: KeyFile(dir, "w1")},

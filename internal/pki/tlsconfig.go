@@ -36,10 +36,15 @@ type Source struct {
 	err     error
 }
 
-// NewSource loads files; an error names the file that is wrong.
+// NewSource loads files; an error names the file that is wrong. The CA is
+// required; a certificate and key come together or not at all (a client
+// that authenticates with a token presents none).
 func NewSource(files Files) (*Source, error) {
-	if files.CA == "" || files.Cert == "" || files.Key == "" {
-		return nil, errors.New("TLS needs a CA, a certificate and a key (--tls-ca, --tls-cert, --tls-key)")
+	switch {
+	case files.CA == "":
+		return nil, errors.New("TLS needs the cluster CA (--tls-ca)")
+	case (files.Cert == "") != (files.Key == ""):
+		return nil, errors.New("TLS needs both a certificate and its key (--tls-cert, --tls-key), or neither")
 	}
 	s := &Source{files: files, now: time.Now}
 	if err := s.Reload(); err != nil {
@@ -77,11 +82,15 @@ func (s *Source) Err() error {
 // Identity is the principal this process's own certificate names.
 func (s *Source) Identity() (Identity, error) {
 	cert, _ := s.current()
-	if cert.Leaf == nil {
-		return Identity{}, errors.New("no certificate loaded")
+	if cert == nil || cert.Leaf == nil {
+		return Identity{}, errors.New("no certificate: set --tls-cert and --tls-key")
 	}
 	return IdentityOf(cert.Leaf)
 }
+
+// HasCert reports whether the process presents a certificate; a listener
+// needs one.
+func (s *Source) HasCert() bool { return s.files.Cert != "" }
 
 func (s *Source) fileStamp() string {
 	var stamp string
@@ -114,6 +123,9 @@ func load(f Files) (*tls.Certificate, *x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, nil, fmt.Errorf("TLS CA %s holds no PEM certificate", f.CA)
+	}
+	if f.Cert == "" {
+		return nil, pool, nil
 	}
 	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
@@ -181,8 +193,10 @@ func (s *Source) ClientConfig(serverRoles ...Role) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			cert, _ := s.current()
-			return cert, nil
+			if cert, _ := s.current(); cert != nil {
+				return cert, nil
+			}
+			return &tls.Certificate{}, nil // none: the caller authenticates with a token
 		},
 		InsecureSkipVerify: true, // verified below, against the current CA
 		VerifyConnection: func(cs tls.ConnectionState) error {

@@ -246,7 +246,7 @@ func TestTwoInputPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := pln.jobGraph()
+	g := pln.JobGraph()
 	var inputs []int32
 	for _, e := range g.Edges {
 		if e.Target == g.Edges[len(g.Edges)-1].Target {

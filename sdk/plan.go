@@ -2,74 +2,17 @@ package sdk
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/weir-run/weir/internal/keygroup"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
-// plan is the pipeline after chaining: vertices of fused operators joined by
-// exchange edges. Every process of a job computes the same plan from the same
-// pipeline, and the JobGraph sent to the coordinator is its description.
-type plan struct {
-	name           string
-	maxParallelism int
-	vertices       []*vertex
-	edges          []*edge
-}
-
-type vertex struct {
-	id          int
-	nodes       []*node // head first
-	parallelism int
-	in, out     []*edge
-}
-
-type edge struct {
-	id       int
-	from, to *vertex
-	link     *link
-	part     weirv1.Partitioning
-}
-
-func (v *vertex) head() *node { return v.nodes[0] }
-
-// keyed reports whether any operator of the chain keeps keyed state.
-func (v *vertex) keyed() bool {
-	for _, n := range v.nodes {
-		if n.keyed {
-			return true
-		}
-	}
-	return false
-}
-
-// uids lists the chain's operator uids, head first.
-func (v *vertex) uids() []string {
-	u := make([]string, len(v.nodes))
-	for i, n := range v.nodes {
-		u[i] = n.uid
-	}
-	return u
-}
-func (v *vertex) tail() *node { return v.nodes[len(v.nodes)-1] }
-
-// name is the vertex's display name, Flink's: its operators' names joined
-// by " -> ", after "Source: " for a source chain.
-func (v *vertex) name() string {
-	names := make([]string, len(v.nodes))
-	for i, n := range v.nodes {
-		names[i] = n.name
-	}
-	name := strings.Join(names, " -> ")
-	if v.head().newSource != nil {
-		name = "Source: " + name
-	}
-	return name
-}
-
-// buildPlan resolves parallelism and partitioning and fuses chains.
-func (p *Pipeline) buildPlan() (*plan, error) {
+// buildPlan compiles the pipeline into the runtime's graph: it resolves
+// parallelism and partitioning and fuses chains of operators into vertices
+// joined by exchange edges. Every process of a job compiles the same graph
+// from the same pipeline.
+func (p *Pipeline) buildPlan() (*runtime.Graph, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -87,8 +30,8 @@ func (p *Pipeline) buildPlan() (*plan, error) {
 				l.part = weirv1.Partitioning_PARTITIONING_FORWARD
 			}
 		}
-		if n.newSource == nil && len(n.inputs) == 0 {
-			return nil, fmt.Errorf("sdk: operator %q has no input", n.name)
+		if n.NewSource == nil && len(n.inputs) == 0 {
+			return nil, fmt.Errorf("sdk: operator %q has no input", n.Name)
 		}
 	}
 	// Forward needs equal parallelism; elsewhere Flink's default applies.
@@ -99,23 +42,23 @@ func (p *Pipeline) buildPlan() (*plan, error) {
 			}
 		}
 	}
-	pl := &plan{name: p.name, maxParallelism: p.maxParallelism}
-	if pl.maxParallelism == 0 {
-		pl.maxParallelism = keygroup.DefaultMaxParallelism(maxP)
+	g := &runtime.Graph{Name: p.name, MaxParallelism: p.maxParallelism}
+	if g.MaxParallelism == 0 {
+		g.MaxParallelism = keygroup.DefaultMaxParallelism(maxP)
 	}
-	if pl.maxParallelism < maxP || pl.maxParallelism > keygroup.MaxLimit {
-		return nil, fmt.Errorf("sdk: max parallelism %d must be between the largest operator parallelism (%d) and %d", pl.maxParallelism, maxP, keygroup.MaxLimit)
+	if g.MaxParallelism < maxP || g.MaxParallelism > keygroup.MaxLimit {
+		return nil, fmt.Errorf("sdk: max parallelism %d must be between the largest operator parallelism (%d) and %d", g.MaxParallelism, maxP, keygroup.MaxLimit)
 	}
-	vertexOf := make(map[*node]*vertex)
+	vertexOf := make(map[*node]*runtime.Vertex)
 	for _, n := range p.nodes {
 		if in := chainPredecessor(n); in != nil {
 			v := vertexOf[in]
-			v.nodes = append(v.nodes, n)
+			v.Operators = append(v.Operators, n.Operator)
 			vertexOf[n] = v
 			continue
 		}
-		v := &vertex{id: len(pl.vertices), nodes: []*node{n}, parallelism: n.parallelism}
-		pl.vertices = append(pl.vertices, v)
+		v := &runtime.Vertex{ID: len(g.Vertices), Operators: []*runtime.Operator{n.Operator}, Parallelism: n.parallelism}
+		g.Vertices = append(g.Vertices, v)
 		vertexOf[n] = v
 	}
 	for _, n := range p.nodes {
@@ -124,13 +67,13 @@ func (p *Pipeline) buildPlan() (*plan, error) {
 			if from == to {
 				continue
 			}
-			e := &edge{id: len(pl.edges), from: from, to: to, link: l, part: l.part}
-			pl.edges = append(pl.edges, e)
-			from.out = append(from.out, e)
-			to.in = append(to.in, e)
+			e := &runtime.Edge{ID: len(g.Edges), From: from, To: to, Part: l.part, KeyHash: l.keyHash, Side: l.side, Input: l.input}
+			g.Edges = append(g.Edges, e)
+			from.Out = append(from.Out, e)
+			to.In = append(to.In, e)
 		}
 	}
-	return pl, nil
+	return g, nil
 }
 
 // chainPredecessor returns the operator n fuses behind, if any: the only
@@ -146,23 +89,4 @@ func chainPredecessor(n *node) *node {
 		return nil
 	}
 	return l.from
-}
-
-// jobGraph describes the plan for the coordinator.
-func (pl *plan) jobGraph() *weirv1.JobGraph {
-	g := &weirv1.JobGraph{Name: pl.name, MaxParallelism: int32(pl.maxParallelism)}
-	for _, v := range pl.vertices {
-		pv := &weirv1.Vertex{Id: int32(v.id), Parallelism: int32(v.parallelism), IsSource: v.head().newSource != nil,
-			Name: v.name()}
-		for _, n := range v.nodes {
-			pv.Operators = append(pv.Operators, &weirv1.Operator{Uid: n.uid, Name: n.name, Kind: n.kind,
-				TransactionTimeoutMs: n.txnTimeout.Milliseconds()})
-		}
-		g.Vertices = append(g.Vertices, pv)
-	}
-	for _, e := range pl.edges {
-		g.Edges = append(g.Edges, &weirv1.Edge{Source: int32(e.from.id), Target: int32(e.to.id), Partitioning: e.part,
-			TargetInput: int32(e.link.input)})
-	}
-	return g
 }

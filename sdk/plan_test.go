@@ -177,7 +177,7 @@ func TestPlanChaining(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g := pl.jobGraph()
+			g := pl.JobGraph()
 			dump := prototext.Format(g)
 			if g.GetName() != "job" {
 				t.Errorf("name %q", g.GetName())
@@ -223,8 +223,8 @@ func TestPlanChaining(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !proto.Equal(g, pl2.jobGraph()) {
-				t.Errorf("a second build gives another graph:\n%s", prototext.Format(pl2.jobGraph()))
+			if !proto.Equal(g, pl2.JobGraph()) {
+				t.Errorf("a second build gives another graph:\n%s", prototext.Format(pl2.JobGraph()))
 			}
 		})
 	}
@@ -240,7 +240,7 @@ func TestPlanOperatorKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	var kinds []string
-	for _, v := range pl.jobGraph().Vertices {
+	for _, v := range pl.JobGraph().Vertices {
 		for _, op := range v.Operators {
 			kinds = append(kinds, op.Kind+":"+op.Name)
 		}
@@ -272,7 +272,7 @@ func TestPlanMaxParallelism(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := pl.jobGraph().MaxParallelism; got != tc.want {
+			if got := pl.JobGraph().MaxParallelism; got != tc.want {
 				t.Errorf("max parallelism %d, want %d", got, tc.want)
 			}
 		})
@@ -344,7 +344,7 @@ func TestPipelineAccessors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := pl.jobGraph(); g.Name != "second" || g.Vertices[0].Parallelism != 1 {
+	if g := pl.JobGraph(); g.Name != "second" || g.Vertices[0].Parallelism != 1 {
 		t.Errorf("graph %q, parallelism %d", g.Name, g.Vertices[0].Parallelism)
 	}
 }

@@ -98,7 +98,7 @@ func runPipeline(ctx context.Context, p *Pipeline) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return pl.runLocal(ctx, testLogger())
+	return pl.RunLocal(ctx, testLogger(), nil)
 }
 
 // mustRun runs p locally and fails the test on error.

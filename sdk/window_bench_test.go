@@ -29,7 +29,7 @@ func windowedCount(tb testing.TB, n int64, a WindowAssigner) (panes, total int64
 		tb.Fatal(err)
 	}
 	start := time.Now()
-	if err := pl.runLocal(context.Background(), testLogger()); err != nil {
+	if err := pl.RunLocal(context.Background(), testLogger(), nil); err != nil {
 		tb.Fatal(err)
 	}
 	return panes, total, time.Since(start)

@@ -149,8 +149,11 @@ type WatermarkSource interface {
 
 // SplitWatermarks keeps the watermark of each split a source reader reads
 // (a Kafka partition, a file) under one strategy. The reader's watermark is
-// the minimum over its splits that are not idle (DESIGN §5): a split with no
-// record for the strategy's Idleness stops holding it back. A reader that
+// the minimum over its splits that are not idle: each split's records are in
+// order only roughly, so the reader may promise only what its slowest split
+// allows, but a split with no record for the strategy's Idleness (a quiet
+// partition) stops holding it back, or it would stall every window
+// downstream. A reader that
 // checkpoints its splits saves each split's watermark (Split) with the
 // split's position and gives it back (Restore) to whichever subtask reads
 // the split after a restore, at any parallelism: a restored reader's

@@ -56,7 +56,7 @@ func BenchmarkChain3(b *testing.B) {
 		p := NewPipeline("chain3", 1)
 		gen := Generate(p, int64(b.N), func(i int64) int64 { return i })
 		sumSink(Map(Filter(Map(gen, chain3Map1), chain3Filter), chain3Map2), &total)
-		pl, err := p.buildPlan()
+		pl, err := p.compile()
 		if err != nil || len(pl.Vertices) != 1 {
 			b.Fatalf("want one fused chain: %v, %d vertices", err, len(pl.Vertices))
 		}
@@ -91,7 +91,7 @@ func BenchmarkExchange(b *testing.B) {
 		p := NewPipeline("exchange", 1)
 		gen := Generate(p, int64(b.N), func(i int64) int64 { return i })
 		sumSink(Map(Rebalance(gen), func(v int64) int64 { return v }, StartNewChain()), &total)
-		pl, err := p.buildPlan()
+		pl, err := p.compile()
 		if err != nil || len(pl.Vertices) != 2 {
 			b.Fatalf("want two vertices: %v", err)
 		}

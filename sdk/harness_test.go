@@ -13,6 +13,6 @@ func newCkCluster(dir string, interval time.Duration, build func(p *Pipeline)) *
 		Build: func(parallelism int) (*runtime.Graph, error) {
 			p := NewPipeline("ckjob", parallelism)
 			build(p)
-			return p.buildPlan()
+			return p.compile()
 		}}
 }

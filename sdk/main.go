@@ -87,7 +87,7 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 		fmt.Fprintln(stderr, "error:", err)
 		return 2
 	}
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 2
@@ -150,7 +150,7 @@ func startCPUProfile(dir, job string) (stop func(), err error) {
 // RunLocal runs p to the end in this process, as Main's local mode does,
 // without checkpoints: for tests, examples and small bounded jobs.
 func RunLocal(ctx context.Context, p *Pipeline) error {
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		return err
 	}

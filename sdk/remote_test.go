@@ -102,7 +102,7 @@ func runTwoProcesses(t *testing.T, opts exchange.Options, build func(p *Pipeline
 		// Each process builds its own pipeline, as job processes do.
 		p := NewPipeline("remote", 2)
 		build(p)
-		pl, err := p.buildPlan()
+		pl, err := p.compile()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,7 +92,7 @@ func (w *bagWriter[T]) Close() error {
 // runPipeline plans p and runs it locally, bounded so a hung job fails the
 // test instead of the whole binary.
 func runPipeline(ctx context.Context, p *Pipeline) error {
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func TestTapAndMetricsOfALocalRun(t *testing.T) {
 	p := NewPipeline("tap", 1)
 	gen := Generate(p, n, func(i int64) int64 { return i }, WithUID("gen"))
 	sumSink(Map(Rebalance(gen), func(v int64) int64 { return v }, StartNewChain()), &total)
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		t.Fatal(err)
 	}

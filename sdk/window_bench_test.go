@@ -24,7 +24,7 @@ func windowedCount(tb testing.TB, n int64, a WindowAssigner) (panes, total int64
 	NewSink(w.Results(), "Sum", func(TaskInfo) (SinkWriter[Pane[string, int64]], error) {
 		return &sumWriter{panes: &panes, total: &total}, nil
 	})
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestWatermarkStatus(t *testing.T) {
 		Tumbling(time.Second)), Count[event]())
 	var out bag[Pane[string, int64]]
 	out.sinkTo(w.Results())
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// Permanent marks err as a failure that cannot succeed on retry; see
-// sdk.Permanent, which is this.
+// Permanent marks err as a failure that cannot succeed on retry: a subtask
+// failing with it fails the job at once, whatever the restart strategy
+// (the report to the worker says so).
 func Permanent(err error) error {
 	if err == nil {
 		return nil

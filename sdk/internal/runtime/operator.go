@@ -13,7 +13,10 @@ import (
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
-// Codec turns values of T into bytes and back; see sdk.Codec, an alias.
+// Codec turns values of T into bytes and back: records cross process
+// boundaries through it, and keyed state is stored through it. Append
+// appends the encoding of v to dst and must not retain dst; Decode reads a
+// value from exactly the bytes given and must not retain them.
 type Codec[T any] interface {
 	Append(dst []byte, v T) []byte
 	Decode(b []byte) (T, error)
@@ -122,7 +125,9 @@ func (e *subtaskEnv) fail(err error) {
 	}
 }
 
-// Env is one operator's view of its subtask. It implements sdk.TaskInfo.
+// Env is one operator's view of its subtask: who it is, its restored
+// state, its clock and the ways back into the task loop. It implements
+// the sdk's TaskInfo.
 type Env struct {
 	*subtaskEnv
 	uid string

@@ -185,7 +185,7 @@ func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 	return nil
 }
 
-// refsOf checks the assigned subtasks against the plan: a mismatch means the
+// refsOf checks the assigned subtasks against the graph: a mismatch means the
 // binary built a different graph from the same arguments.
 func (g *Graph) refsOf(subs []*weirv1.SubtaskRef) ([]SubtaskRef, error) {
 	refs := make([]SubtaskRef, 0, len(subs))

@@ -173,7 +173,7 @@ func TestPlanChaining(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := NewPipeline("job", tc.p)
 			tc.build(p)
-			pl, err := p.buildPlan()
+			pl, err := p.compile()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +219,7 @@ func TestPlanChaining(t *testing.T) {
 			// same build must give the same graph.
 			p2 := NewPipeline("job", tc.p)
 			tc.build(p2)
-			pl2, err := p2.buildPlan()
+			pl2, err := p2.compile()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +235,7 @@ func TestPlanOperatorKinds(t *testing.T) {
 	s := FlatMap(Filter(Map(tenInts(p), sameInt64), func(int64) bool { return true }), func(v int64, emit func(int64)) {})
 	sinkAway(Reduce(KeyBy(s, sameInt64), func(a, b int64) int64 { return a }), "R")
 	sinkAway(Aggregate(KeyBy(s, sameInt64), Count[int64]()), "A")
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestPlanMaxParallelism(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := NewPipeline("m", tc.p)
 			tc.build(p)
-			pl, err := p.buildPlan()
+			pl, err := p.compile()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -310,9 +310,9 @@ func TestPlanErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := NewPipeline("e", 2)
 			tc.build(p)
-			_, err := p.buildPlan()
+			_, err := p.compile()
 			if err == nil {
-				t.Fatal("buildPlan succeeded")
+				t.Fatal("compile succeeded")
 			}
 			for _, s := range tc.want {
 				if !strings.Contains(err.Error(), s) {
@@ -324,7 +324,7 @@ func TestPlanErrors(t *testing.T) {
 	// A 128-character uid of every allowed character class is fine.
 	p := NewPipeline("ok", 1)
 	sinkAway(tenInts(p, WithUID(strings.Repeat("aZ0._-", 21)+"xy")), "Out")
-	if _, err := p.buildPlan(); err != nil {
+	if _, err := p.compile(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -340,7 +340,7 @@ func TestPipelineAccessors(t *testing.T) {
 		t.Errorf("name %q, stream pipeline %p", p.Name(), s.Pipeline())
 	}
 	sinkAway(s, "Out")
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,11 +8,11 @@ import (
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
-// buildPlan compiles the pipeline into the runtime's graph: it resolves
+// compile turns the pipeline into the runtime's graph: it resolves
 // parallelism and partitioning and fuses chains of operators into vertices
 // joined by exchange edges. Every process of a job compiles the same graph
-// from the same pipeline.
-func (p *Pipeline) buildPlan() (*runtime.Graph, error) {
+// from the same pipeline, so ids agree between processes.
+func (p *Pipeline) compile() (*runtime.Graph, error) {
 	if p.err != nil {
 		return nil, p.err
 	}

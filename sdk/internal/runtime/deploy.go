@@ -121,8 +121,8 @@ func consumersOf(e *Edge, i int) []int {
 	return cs
 }
 
-// prepare builds subtask ref's task: its gate must exist before any
-// producer sends, so run calls prepare for all local subtasks first.
+// prepareGate opens subtask ref's input gate: it must exist before any
+// producer sends, so Run opens the gates of all its subtasks first.
 func (g *Graph) prepareGate(d *Deployment, ref SubtaskRef) (*exchange.Gate, []*Edge) {
 	v := g.Vertices[ref.Vertex]
 	if len(v.In) == 0 {

@@ -87,7 +87,7 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 		fmt.Fprintln(stderr, "error:", err)
 		return 2
 	}
-	pl, err := p.compile()
+	g, err := p.compile()
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 2
@@ -102,7 +102,7 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 	}
 	switch f.mode {
 	case "describe":
-		b, err := protojson.Marshal(pl.JobGraph())
+		b, err := protojson.Marshal(g.JobGraph())
 		if err != nil {
 			fmt.Fprintln(stderr, "error:", err)
 			return 1
@@ -110,13 +110,13 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 		fmt.Fprintf(stdout, "%s\n%s\n", taskenv.DescribeHeader, b)
 		return 0
 	case "local":
-		if err := pl.RunLocal(ctx, logger, nil); err != nil {
+		if err := g.RunLocal(ctx, logger, nil); err != nil {
 			fmt.Fprintln(stderr, "error: job failed:", err)
 			return 1
 		}
 		return 0
 	case "task":
-		if err := pl.RunTask(ctx, logger); err != nil {
+		if err := g.RunTask(ctx, logger); err != nil {
 			fmt.Fprintln(stderr, "error:", err)
 			return 1
 		}
@@ -150,11 +150,11 @@ func startCPUProfile(dir, job string) (stop func(), err error) {
 // RunLocal runs p to the end in this process, as Main's local mode does,
 // without checkpoints: for tests, examples and small bounded jobs.
 func RunLocal(ctx context.Context, p *Pipeline) error {
-	pl, err := p.compile()
+	g, err := p.compile()
 	if err != nil {
 		return err
 	}
-	return pl.RunLocal(ctx, slog.Default(), nil)
+	return g.RunLocal(ctx, slog.Default(), nil)
 }
 
 // newLogger logs text, or JSON when the worker that started the process

@@ -462,8 +462,9 @@ func (d *opDriver) apply(i int) {
 	d.check()
 }
 
-// tick does what the task loop does on its clock: the operators' processing-time callback runs when the
-// time one of them asked to be woken at has come.
+// tick does what the task loop does on its clock: the operators'
+// processing-time callback runs when the time one of them asked to be woken
+// at has come.
 func (d *opDriver) tick(sub *opSub) {
 	now := time.UnixMilli(d.now)
 	if sub.env.WakeDue(now) {
@@ -476,7 +477,7 @@ func (d *opDriver) commit() {
 	d.late, d.pendLate = append(d.late, d.pendLate...), nil
 }
 
-// checkpoint snapshots every subtask as task.checkpoint does: flush, the
+// checkpoint snapshots every subtask as the runtime does: flush, the
 // operator's items, then its keyed state (the memory backend has no
 // write-back cache, so a copy of its entries is the snapshot; Pebble's
 // BeginCheckpoint would freeze its dirty cache at this point).

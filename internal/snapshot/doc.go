@@ -6,7 +6,8 @@
 // Layout in the bucket:
 //
 //   - Pebble tables (*.sst, and *.blob value files) are immutable, so they
-//     are content addressed: sharedPrefix + "<sha256>.sst". A checkpoint
+//     are content addressed: storelayout.SharedFile, sharedPrefix +
+//     "<sha256>" + the file's extension (".sst"). A checkpoint
 //     uploads only the tables neither its Uploader nor the bucket has, which
 //     makes its upload proportional to what changed. The set difference is
 //     by content, never by Pebble file number: numbers repeat across DB

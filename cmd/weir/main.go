@@ -141,6 +141,7 @@ built with the weir SDK:
 		c.GroupID = "daemon"
 		root.AddCommand(c)
 	}
+	root.AddCommand(newFlagsCmd(s))
 	return root
 }
 

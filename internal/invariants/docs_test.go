@@ -3,6 +3,7 @@ package invariants
 import (
 	"bufio"
 	"fmt"
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -33,7 +35,12 @@ import (
 //     of that command that are not deprecated. Flags of other programs on
 //     other lines or spans (go, docker, kafka, etcdctl, curl, a job binary)
 //     are never attributed to weir. The CLI lists its flags itself with the
-//     hidden "weir flags" command.
+//     hidden "weir flags" command. In README.md and docs/*.md (weir's own
+//     docs; other Markdown files describe other programs too), a --flag
+//     alone in a code span (`--lease-ttl`, `--brokers`) names no command: it
+//     must be a flag of some weir command or be defined by some program of
+//     the repository (a job, the bench), that is, be a string literal in its
+//     Go code.
 //   - dependencies: every direct requirement of go.mod, tools/go.mod and
 //     bench/peers/beam/go.mod is named in docs/decisions.md.
 
@@ -65,6 +72,9 @@ type repo struct {
 	topDirs map[string]bool
 	flags   map[string]bool
 	cmds    map[string]bool
+	// literals are the string literals of the repository's non-test Go
+	// code, where jobs and tools define their flags.
+	literals map[string]bool
 }
 
 var (
@@ -75,7 +85,25 @@ var (
 	scheme     = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*:`)
 	flagTok    = regexp.MustCompile(`^--?[A-Za-z][A-Za-z0-9-]*$`)
 	weirCmd    = regexp.MustCompile(`(?:^|[\s(\[;&|$])weir\s+([a-z][a-z-]*)`)
+	loneFlag   = regexp.MustCompile(`^--([A-Za-z][A-Za-z0-9-]*)(?:[ =]\S*)?$`)
 )
+
+// checkLoneFlag checks a code span that is a --flag alone (with a value).
+func (r *repo) checkLoneFlag(file string, line int, span string) []finding {
+	m := loneFlag.FindStringSubmatch(strings.TrimSpace(span))
+	if m == nil {
+		return nil
+	}
+	for key := range r.flags {
+		if strings.HasSuffix(key, " --"+m[1]) {
+			return nil
+		}
+	}
+	if r.literals[m[1]] {
+		return nil
+	}
+	return []finding{{file, line, fmt.Sprintf("--%s is a flag of no weir command and of no program in the repository", m[1])}}
+}
 
 // checkPaths reports the repository paths in text that do not exist.
 func (r *repo) checkPaths(file string, line int, text string) []finding {
@@ -209,17 +237,31 @@ func (r *repo) checkMarkdown(file, text string) []finding {
 		for _, m := range codeSpan.FindAllStringSubmatch(l, -1) {
 			out = append(out, r.checkPaths(file, n, m[1])...)
 			out = append(out, r.checkFlags(file, n, m[1])...)
+			if file == "README.md" || strings.HasPrefix(file, "docs/") {
+				out = append(out, r.checkLoneFlag(file, n, m[1])...)
+			}
 		}
 	}
 	return out
 }
 
 // checkGoComments applies the path and outside rules to src's comments.
+// It adds the string literals of non-test files to r.literals.
 func (r *repo) checkGoComments(file string, src []byte) ([]finding, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, file, src, parser.ParseComments|parser.SkipObjectResolution)
 	if err != nil {
 		return nil, err
+	}
+	if r.literals != nil && !strings.HasSuffix(file, "_test.go") {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if v, err := strconv.Unquote(lit.Value); err == nil {
+					r.literals[v] = true
+				}
+			}
+			return true
+		})
 	}
 	var out []finding
 	for _, g := range f.Comments {
@@ -269,7 +311,7 @@ func checkDeps(gomodFile, gomod, decisions string) []finding {
 // realRepo describes this repository; flags come from the weir CLI.
 func realRepo(t *testing.T) *repo {
 	t.Helper()
-	r := &repo{topDirs: map[string]bool{}, flags: map[string]bool{}, cmds: map[string]bool{}}
+	r := &repo{topDirs: map[string]bool{}, flags: map[string]bool{}, cmds: map[string]bool{}, literals: map[string]bool{}}
 	r.exists = func(rel string) (bool, bool) {
 		fi, err := os.Stat(filepath.Join(repoRoot, filepath.FromSlash(rel)))
 		return err == nil, err == nil && fi.IsDir()
@@ -345,13 +387,6 @@ func TestDocs(t *testing.T) {
 		t.Fatalf("found %d Markdown files (%v) and %d Go files", len(md), md, len(goFiles))
 	}
 	var all []finding
-	for _, f := range md {
-		b, err := os.ReadFile(filepath.Join(repoRoot, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, r.checkMarkdown(f, string(b))...)
-	}
 	for _, f := range goFiles {
 		b, err := os.ReadFile(filepath.Join(repoRoot, f))
 		if err != nil {
@@ -362,6 +397,14 @@ func TestDocs(t *testing.T) {
 			t.Fatal(err)
 		}
 		all = append(all, fs...)
+	}
+	// After the Go files: their literals hold the flags of jobs and tools.
+	for _, f := range md {
+		b, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, r.checkMarkdown(f, string(b))...)
 	}
 	decisions, err := os.ReadFile(filepath.Join(repoRoot, "docs/decisions.md"))
 	if err != nil {
@@ -414,7 +457,8 @@ func fakeRepo() *repo {
 		flags: map[string]bool{"run --parallelism": true, "run -p": true, "run --detach": true,
 			"local --kafka": true, "local --kafka-addr": true, "coordinator --worker-timeout": true,
 			"coordinator --heartbeat-timeout": false},
-		cmds: map[string]bool{"run": true, "local": true, "coordinator": true},
+		cmds:     map[string]bool{"run": true, "local": true, "coordinator": true},
+		literals: map[string]bool{"brokers": true},
 	}
 }
 
@@ -432,7 +476,8 @@ func TestDocsRulesCatchViolations(t *testing.T) {
 			"```sh\nweir run -p 4 --detach ./jobs/wordcount -- --input /data/words.txt --parallelism-of-the-job 3\n" +
 			"go test -count=1 -run Docs ./internal/exchange/\ndocker run --rm -p 9000:9000 image\nkafka-topics --bootstrap-server b:9092 --create\n" +
 			"etcdctl member add --peer-urls http://x:2380\ncurl -sS --fail http://127.0.0.1:8080/metrics\n```\n" +
-			"`weir local [--kafka [--kafka-addr A]]` and `weir coordinator --worker-timeout 5s` and the job's `--brokers`.\n", nil},
+			"`weir local [--kafka [--kafka-addr A]]` and `weir coordinator --worker-timeout 5s` and the job's `--brokers`.\n" +
+			"Alone: `--worker-timeout`, `--kafka-addr A`, `--heartbeat-timeout` (its old name), go test's `-timeout`.\n", nil},
 		{"missing link", "[gone](foo.md)", []string{"links foo.md (docs/foo.md)"}},
 		{"link outside", "[up](../../elsewhere/DOC.md) and [abs](/etc/passwd)", []string{"links ../../elsewhere/DOC.md, outside", "links /etc/passwd, outside"}},
 		{"missing code-span path", "The valve is in `internal/xyz`.", []string{"names internal/xyz"}},
@@ -446,6 +491,7 @@ func TestDocsRulesCatchViolations(t *testing.T) {
 		{"flag on a continued line", "```sh\nweir run -p 2 \\\n  --detatch ./job\n```", []string{"weir run has no flag --detatch"}},
 		{"deprecated flag", "`weir coordinator --heartbeat-timeout 5s`", []string{"--heartbeat-timeout is deprecated"}},
 		{"unknown command", "`weir frobnicate --now`", []string{"no command \"frobnicate\""}},
+		{"unknown lone flag", "Set `--worker-timout 5s`.", []string{"--worker-timout is a flag of no weir command"}},
 	} {
 		got := r.checkMarkdown("docs/x.md", c.md)
 		if len(got) != len(c.want) {

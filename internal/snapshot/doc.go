@@ -23,6 +23,10 @@
 // itself, and after each checkpoint upload forgets the tables that
 // checkpoint no longer references. That is safe as long as the coordinator
 // never deletes an object the latest checkpoint of a subtask referenced,
-// completed or not: an object first uploaded by a checkpoint that was then
-// aborted is deleted only once a later checkpoint has completed without it.
+// completed or not. The coordinator deletes only objects of discarded
+// completed checkpoints that no retained one references, so an object first
+// uploaded by a checkpoint that was then aborted is deleted, if ever, only
+// after a later checkpoint referenced it, completed and was discarded; an
+// object only aborted checkpoints uploaded is never collected (see
+// docs/decisions.md, "Checkpoints").
 package snapshot

@@ -1,6 +1,7 @@
 // Package invariants holds repository-wide checks that no single package can
-// make, starting with the import rules: which trees of the module may import
-// which (job binaries link only sdk; sdk's runtime never imports sdk; the
-// coordinator and workers never link job code), and which packages must stay
-// pure state machines, taking time as input and doing no I/O.
+// make: the import rules and pure packages of docs/architecture.md
+// ("Packages and import rules": job binaries link only sdk; sdk's runtime
+// never imports sdk; the coordinator and workers never link job code), and
+// that the docs (README.md, docs/*.md, Go comments) name only files that
+// exist in the repository and flags the weir CLI has.
 package invariants

@@ -12,6 +12,8 @@ import (
 
 	"github.com/weir-run/weir/internal/exchange"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // The benchmarks report records/s beside a plain Go loop doing the same
@@ -54,12 +56,12 @@ func BenchmarkChain3(b *testing.B) {
 		p := NewPipeline("chain3", 1)
 		gen := Generate(p, int64(b.N), func(i int64) int64 { return i })
 		sumSink(Map(Filter(Map(gen, chain3Map1), chain3Filter), chain3Map2), &total)
-		pl, err := p.buildPlan()
-		if err != nil || len(pl.vertices) != 1 {
-			b.Fatalf("want one fused chain: %v, %d vertices", err, len(pl.vertices))
+		pl, err := p.compile()
+		if err != nil || len(pl.Vertices) != 1 {
+			b.Fatalf("want one fused chain: %v, %d vertices", err, len(pl.Vertices))
 		}
 		b.ResetTimer()
-		if err := pl.runLocal(context.Background(), quiet()); err != nil {
+		if err := pl.RunLocal(context.Background(), quiet(), nil); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
@@ -89,27 +91,27 @@ func BenchmarkExchange(b *testing.B) {
 		p := NewPipeline("exchange", 1)
 		gen := Generate(p, int64(b.N), func(i int64) int64 { return i })
 		sumSink(Map(Rebalance(gen), func(v int64) int64 { return v }, StartNewChain()), &total)
-		pl, err := p.buildPlan()
-		if err != nil || len(pl.vertices) != 2 {
+		pl, err := p.compile()
+		if err != nil || len(pl.Vertices) != 2 {
 			b.Fatalf("want two vertices: %v", err)
 		}
 		a, stopA := serveNetwork(b)
 		c, stopC := serveNetwork(b)
 		defer stopA()
 		defer stopC()
-		route := func(r subtaskRef) string {
-			if r.vertex == 0 {
-				return a.self
+		route := func(r runtime.SubtaskRef) string {
+			if r.Vertex == 0 {
+				return a.Self
 			}
-			return c.self
+			return c.Self
 		}
-		a.route, c.route = route, route
+		a.Route, c.Route = route, route
 		b.ResetTimer()
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
-		for i, d := range []*deployment{a, c} {
+		for i, d := range []*runtime.Deployment{a, c} {
 			wg.Go(func() {
-				errs[i] = pl.run(context.Background(), d, []subtaskRef{{i, 0}}, func(subtaskRef, weirv1.TaskState, error) {})
+				errs[i] = pl.Run(context.Background(), d, []runtime.SubtaskRef{{Vertex: i}}, func(runtime.SubtaskRef, weirv1.TaskState, error) {})
 			})
 		}
 		wg.Wait()
@@ -152,7 +154,7 @@ func BenchmarkExchange(b *testing.B) {
 
 // serveNetwork starts one job process endpoint: a Network behind its own
 // gRPC server on a loopback port.
-func serveNetwork(tb testing.TB) (*deployment, func()) {
+func serveNetwork(tb testing.TB) (*runtime.Deployment, func()) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -163,7 +165,7 @@ func serveNetwork(tb testing.TB) (*deployment, func()) {
 	go srv.Serve(lis)
 	self := lis.Addr().String()
 	nw.SetLocalAddr(self)
-	d := &deployment{jobID: "bench", attempt: 1, net: nw, self: self, logger: quiet()}
+	d := &runtime.Deployment{JobID: "bench", Attempt: 1, Net: nw, Self: self, Logger: quiet()}
 	return d, func() {
 		nw.Close()
 		srv.Stop()

@@ -4,7 +4,6 @@ import (
 	"encoding"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -12,6 +11,8 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // Codec turns values of T into bytes and back. Records cross process
@@ -21,13 +22,13 @@ import (
 // Append appends the encoding of v to dst and returns the extended slice; it
 // must not retain dst. Decode reads a value from exactly the bytes given; it
 // must not retain b (copy what outlives the call).
-type Codec[T any] interface {
-	Append(dst []byte, v T) []byte
-	Decode(b []byte) (T, error)
-}
+//
+// The runtime moves records with it too, so the interface is the runtime's.
+type Codec[T any] = runtime.Codec[T]
 
-// ErrDecode wraps every decoding failure of the built-in codecs.
-var ErrDecode = errors.New("sdk: cannot decode record")
+// ErrDecode wraps every decoding failure of the built-in codecs and of the
+// runtime's record framing.
+var ErrDecode = runtime.ErrDecode
 
 // StringCodec encodes strings as their bytes.
 type StringCodec struct{}

@@ -276,8 +276,8 @@ func TestWithCodec(t *testing.T) {
 			!strings.Contains(err.Error(), "int64") {
 			t.Fatalf("Err() = %v, want the WithCodec mismatch of Twice", err)
 		}
-		if _, err2 := p.buildPlan(); err2 != err {
-			t.Fatalf("buildPlan() = %v, want the construction error %v", err2, err)
+		if _, err2 := p.compile(); err2 != err {
+			t.Fatalf("compile() = %v, want the construction error %v", err2, err)
 		}
 	})
 	t.Run("aggregate output", func(t *testing.T) {

@@ -1,6 +1,6 @@
 package sdk
 
-import "errors"
+import "github.com/weir-run/weir/sdk/internal/runtime"
 
 // Permanent marks err as a failure that cannot succeed on retry: an input
 // that does not exist, a record its codec cannot encode, a configuration
@@ -8,21 +8,8 @@ import "errors"
 // the restart strategy, instead of restarting it with backoff until the
 // budget is spent (Flink's SuppressRestartsException). Errors that may pass
 // (a broker or store that is down) stay plain.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
+func Permanent(err error) error { return runtime.Permanent(err) }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with
 // Permanent.
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
-}
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
+func IsPermanent(err error) bool { return runtime.IsPermanent(err) }

@@ -11,13 +11,13 @@ import (
 // an attempt runs to the end. It reports how many kills happened (an attempt
 // may end before its kill).
 func RunKillRestore(ctx context.Context, dir string, interval time.Duration, kills []int, build func(p *Pipeline)) (killed int, err error) {
-	c := &ckCluster{dir: dir, build: build, interval: interval}
+	c := newCkCluster(dir, interval, build)
 	for i := 0; ; i++ {
 		k := 0
 		if i < len(kills) {
 			k = kills[i]
 		}
-		finished, err := c.runAttempt(ctx, k)
+		finished, err := c.RunAttempt(ctx, k)
 		if err != nil || finished {
 			return killed, err
 		}

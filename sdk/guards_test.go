@@ -106,7 +106,7 @@ func TestMaxParallelismBounds(t *testing.T) {
 		p := NewPipeline("bounds", 4)
 		Print(genSeq(p, 1))
 		p.SetMaxParallelism(maxP)
-		if _, err := p.buildPlan(); err == nil || !strings.Contains(err.Error(), "max parallelism") {
+		if _, err := p.compile(); err == nil || !strings.Contains(err.Error(), "max parallelism") {
 			t.Fatalf("max parallelism %d: err = %v", maxP, err)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // Two-input operators. Both inputs are keyed by the same key type, so the
@@ -41,7 +43,7 @@ type CoProcessFuncs[K comparable, A, B, U any] struct {
 // store, keeps the Timers and returns the callbacks. Event-time timers fire
 // when the watermark of both inputs passes them.
 func KeyedCoProcess[K comparable, A, B, U any](c ConnectedStreams[K, A, B], open func(s *StateStore, t Timers) (CoProcessFuncs[K, A, B, U], error), opts ...Option) Stream[U] {
-	return keyedTwoInput(c.a, c.b, "coprocess", "KeyedCoProcess", opts, func(env *opEnv, emit func(U)) (opRun, error) {
+	return keyedTwoInput(c.a, c.b, "coprocess", "KeyedCoProcess", opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		var fns CoProcessFuncs[K, A, B, U]
 		run, store, err := openTimerOp(env, c.a.keyCodec, emit, func(s *StateStore, t Timers) (timerFunc[K, U], error) {
 			var err error
@@ -49,20 +51,20 @@ func KeyedCoProcess[K comparable, A, B, U any](c ConnectedStreams[K, A, B], open
 			return fns.Timer, err
 		})
 		if err != nil {
-			return opRun{}, err
+			return runtime.OpRun{}, err
 		}
 		if fns.First == nil || fns.Second == nil {
-			return opRun{}, errors.New("sdk: KeyedCoProcess: First and Second are both required")
+			return runtime.OpRun{}, errors.New("sdk: KeyedCoProcess: First and Second are both required")
 		}
-		run.in = keyedIn(env, store, c.a, fns.First, emit)
-		run.in2 = keyedIn(env, store, c.b, fns.Second, emit)
+		run.In = keyedIn(env, store, c.a, fns.First, emit)
+		run.In2 = keyedIn(env, store, c.b, fns.Second, emit)
 		return run, nil
 	})
 }
 
 // keyedTwoInput adds a keyed operator whose first input is a and second b,
 // both HASH-partitioned by their key.
-func keyedTwoInput[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K, B], kind, name string, opts []Option, newRun func(*opEnv, func(U)) (opRun, error)) Stream[U] {
+func keyedTwoInput[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K, B], kind, name string, opts []Option, newRun func(*runtime.Env, func(U)) (runtime.OpRun, error)) Stream[U] {
 	out := keyedTransform(a, kind, name, opts, newRun)
 	if b.s.p != a.s.p {
 		a.s.p.fail(fmt.Errorf("sdk: %s: the two inputs belong to different pipelines", name))
@@ -146,13 +148,13 @@ func WindowJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K,
 			}
 		}
 	}
-	return keyedTwoInput(a, b, "windowjoin", "WindowJoin", opts, func(env *opEnv, emit func(U)) (opRun, error) {
+	return keyedTwoInput(a, b, "windowjoin", "WindowJoin", opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		op, run, err := openWindow[K, rec, joinBuf[A, B], U](env, w, bc, add, merge, result, nil, nil, emit)
 		if err != nil {
-			return opRun{}, err
+			return runtime.OpRun{}, err
 		}
-		run.in = func(v A) { op.record(rec{a: v, ts: tsA(v)}) }
-		run.in2 = func(v B) { op.record(rec{b: v, second: true, ts: tsB(v)}) }
+		run.In = func(v A) { op.record(rec{a: v, ts: tsA(v)}) }
+		run.In2 = func(v B) { op.record(rec{b: v, second: true, ts: tsB(v)}) }
 		return run, nil
 	})
 }
@@ -186,7 +188,7 @@ func (c joinBufCodec[A, B]) Decode(b []byte) (joinBuf[A, B], error) {
 	if k <= 0 {
 		return j, errCorruptJoin
 	}
-	items, err := decodeItems(b[k:])
+	items, err := runtime.DecodeItems(b[k:])
 	if err != nil || n > uint64(len(items)) {
 		return j, errCorruptJoin
 	}
@@ -221,11 +223,11 @@ func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[
 	if lo > hi {
 		a.s.p.fail(fmt.Errorf("sdk: IntervalJoin: lower bound %v is above upper bound %v", lower, upper))
 	}
-	return keyedTwoInput(a, b, "intervaljoin", "IntervalJoin", opts, func(env *opEnv, emit func(U)) (opRun, error) {
+	return keyedTwoInput(a, b, "intervaljoin", "IntervalJoin", opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		store := newStateStore(env)
 		timers, err := newTimerService(env, store)
 		if err != nil {
-			return opRun{}, err
+			return runtime.OpRun{}, err
 		}
 		bufType := stateType("join buffer", a.s.codec) + ", " + stateType("join buffer", b.s.codec)
 		o := &intervalJoin{store: store, timers: timers, buf: newHandle(store, "\x00buffer", bufType, nil),
@@ -237,7 +239,7 @@ func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[
 			return o.expire(ns[0], at)
 		})
 		var enc []byte
-		run.in = func(x A) {
+		run.In = func(x A) {
 			key := a.key(x)
 			scopeTo(store, a.keyCodec, key)
 			ts := tsA(x)
@@ -250,10 +252,10 @@ func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[
 				return err
 			})
 			if err != nil {
-				env.fail(err)
+				env.Fail(err)
 			}
 		}
-		run.in2 = func(y B) {
+		run.In2 = func(y B) {
 			key := b.key(y)
 			scopeTo(store, b.keyCodec, key)
 			ts := tsB(y)
@@ -266,7 +268,7 @@ func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[
 				return err
 			})
 			if err != nil {
-				env.fail(err)
+				env.Fail(err)
 			}
 		}
 		return run, nil
@@ -365,7 +367,7 @@ func appendBuffered(dst []byte, ts int64, rec []byte) []byte {
 
 // decodeBuffered visits the records appendBuffered framed.
 func decodeBuffered(b []byte, fn func(ts int64, rec []byte) error) error {
-	items, err := decodeItems(b)
+	items, err := runtime.DecodeItems(b)
 	if err != nil {
 		return errCorruptJoin
 	}

@@ -242,11 +242,11 @@ func TestTwoInputPlan(t *testing.T) {
 	left, right := outOfOrder(1, 10, 2, 10, 0), outOfOrder(2, 10, 2, 10, 0)
 	l, r := twoInputs(pl, left, right, 0)
 	IntervalJoin(l, r, 0, time.Second, func(key string, x, y event) string { return key })
-	pln, err := pl.buildPlan()
+	pln, err := pl.compile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := pln.jobGraph()
+	g := pln.JobGraph()
 	var inputs []int32
 	for _, e := range g.Edges {
 		if e.Target == g.Edges[len(g.Edges)-1].Target {

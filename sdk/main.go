@@ -12,12 +12,9 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
-	"sync/atomic"
 	"syscall"
 
-	"github.com/weir-run/weir/internal/exchange"
 	"github.com/weir-run/weir/internal/taskenv"
-	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -90,7 +87,7 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 		fmt.Fprintln(stderr, "error:", err)
 		return 2
 	}
-	pl, err := p.buildPlan()
+	g, err := p.compile()
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 2
@@ -105,7 +102,7 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 	}
 	switch f.mode {
 	case "describe":
-		b, err := protojson.Marshal(pl.jobGraph())
+		b, err := protojson.Marshal(g.JobGraph())
 		if err != nil {
 			fmt.Fprintln(stderr, "error:", err)
 			return 1
@@ -113,13 +110,13 @@ func run(ctx context.Context, argv []string, build BuildFunc, stdout, stderr io.
 		fmt.Fprintf(stdout, "%s\n%s\n", taskenv.DescribeHeader, b)
 		return 0
 	case "local":
-		if err := pl.runLocal(ctx, logger); err != nil {
+		if err := g.RunLocal(ctx, logger, nil); err != nil {
 			fmt.Fprintln(stderr, "error: job failed:", err)
 			return 1
 		}
 		return 0
 	case "task":
-		if err := pl.runTask(ctx, logger); err != nil {
+		if err := g.RunTask(ctx, logger); err != nil {
 			fmt.Fprintln(stderr, "error:", err)
 			return 1
 		}
@@ -153,46 +150,11 @@ func startCPUProfile(dir, job string) (stop func(), err error) {
 // RunLocal runs p to the end in this process, as Main's local mode does,
 // without checkpoints: for tests, examples and small bounded jobs.
 func RunLocal(ctx context.Context, p *Pipeline) error {
-	pl, err := p.buildPlan()
+	g, err := p.compile()
 	if err != nil {
 		return err
 	}
-	return pl.runLocal(ctx, slog.Default())
-}
-
-// runLocal runs every subtask of the job in this process, exchanging records
-// in memory.
-func (pl *plan) runLocal(ctx context.Context, logger *slog.Logger) error {
-	return pl.runLocalWith(ctx, logger, func(*deployment) {})
-}
-
-// runLocalWith is runLocal with a hook that sees the deployment before its
-// subtasks start.
-func (pl *plan) runLocalWith(ctx context.Context, logger *slog.Logger, setup func(*deployment)) error {
-	const self = "local"
-	net := exchange.NewNetwork("local", 1, exchange.Options{}, logger)
-	defer net.Close()
-	net.SetLocalAddr(self)
-	d := &deployment{jobID: "local", attempt: 1, net: net, self: self,
-		route: func(subtaskRef) string { return self }, logger: logger}
-	setup(d)
-	var refs []subtaskRef
-	for _, v := range pl.vertices {
-		for i := range v.parallelism {
-			refs = append(refs, subtaskRef{v.id, i})
-		}
-	}
-	var cancelled atomic.Bool
-	err := pl.run(ctx, d, refs, func(_ subtaskRef, st weirv1.TaskState, _ error) {
-		if st == weirv1.TaskState_TASK_STATE_CANCELED {
-			cancelled.Store(true)
-		}
-	})
-	if err == nil && cancelled.Load() {
-		// Stopped before the end of input: the job did not complete.
-		err = context.Cause(ctx)
-	}
-	return err
+	return g.RunLocal(ctx, slog.Default(), nil)
 }
 
 // newLogger logs text, or JSON when the worker that started the process

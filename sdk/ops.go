@@ -5,6 +5,8 @@ import (
 
 	"github.com/weir-run/weir/internal/keygroup"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // Map applies f to every record.
@@ -16,8 +18,8 @@ import (
 // or one to another type, declares the output's event time with
 // WithTimestamps after it (watermarks travel on unchanged either way).
 func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
-	out := transform(s, "map", "Map", opts, func(_ *opEnv, emit func(U)) (opRun, error) {
-		return opRun{in: func(v T) { emit(f(v)) }}, nil
+	out := transform(s, "map", "Map", opts, func(_ *runtime.Env, emit func(U)) (runtime.OpRun, error) {
+		return runtime.OpRun{In: func(v T) { emit(f(v)) }}, nil
 	})
 	return keepEventTime(s, out)
 }
@@ -25,8 +27,8 @@ func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
 // Filter keeps the records for which keep returns true. Its output has its
 // input's codec and event time.
 func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
-	out := transform(s, "filter", "Filter", opts, func(_ *opEnv, emit func(T)) (opRun, error) {
-		return opRun{in: func(v T) {
+	out := transform(s, "filter", "Filter", opts, func(_ *runtime.Env, emit func(T)) (runtime.OpRun, error) {
+		return runtime.OpRun{In: func(v T) {
 			if keep(v) {
 				emit(v)
 			}
@@ -40,8 +42,8 @@ func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
 // results. Like Map, it keeps the input's codec and event time when the
 // output type is the input type.
 func FlatMap[T, U any](s Stream[T], f func(v T, emit func(U)), opts ...Option) Stream[U] {
-	out := transform(s, "flatmap", "FlatMap", opts, func(_ *opEnv, emit func(U)) (opRun, error) {
-		return opRun{in: func(v T) { f(v, emit) }}, nil
+	out := transform(s, "flatmap", "FlatMap", opts, func(_ *runtime.Env, emit func(U)) (runtime.OpRun, error) {
+		return runtime.OpRun{In: func(v T) { f(v, emit) }}, nil
 	})
 	return keepEventTime(s, out)
 }
@@ -61,14 +63,14 @@ func keepEventTime[T, U any](in Stream[T], out Stream[U]) Stream[U] {
 // the input's codec when the types match and no WithCodec says otherwise:
 // the input's may be one the type's default cannot replace (a connector's,
 // a WithCodec'd one).
-func transform[T, U any](s Stream[T], kind, name string, opts []Option, newRun func(*opEnv, func(U)) (opRun, error)) Stream[U] {
+func transform[T, U any](s Stream[T], kind, name string, opts []Option, newRun func(*runtime.Env, func(U)) (runtime.OpRun, error)) Stream[U] {
 	cfg := config(opts)
 	if c, ok := any(s.codec).(Codec[U]); ok && cfg.codec == nil {
 		cfg.codec = c
 	}
 	n, codec := addNode[U](s.p, kind, name, cfg, true)
 	connect(s, n)
-	n.newOp = func(env *opEnv, emit any) (opRun, error) { return newRun(env, emit.(func(U))) }
+	n.NewOp = func(env *runtime.Env, emit any) (runtime.OpRun, error) { return newRun(env, emit.(func(U))) }
 	return newStream(s.p, n, codec)
 }
 
@@ -180,10 +182,10 @@ func Aggregate[K comparable, T, A, R any](k KeyedStream[K, T], agg AggregateFunc
 func fold[K comparable, T, A, U any](k KeyedStream[K, T], kind, name, state string, ac Codec[A], opts []Option,
 	add func(acc A, ok bool, v T) A, out func(key K, acc A) U) Stream[U] {
 	final := hasEmitFinal(opts)
-	return keyedTransform(k, kind, name, opts, func(env *opEnv, emit func(U)) (opRun, error) {
+	return keyedTransform(k, kind, name, opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		store := newStateStore(env)
 		acc := &ValueState[A]{h: newHandle(store, state, stateType("value", ac), nil), c: ac}
-		run := opRun{in: func(v T) {
+		run := runtime.OpRun{In: func(v T) {
 			key := k.key(v)
 			scopeTo(store, k.keyCodec, key)
 			a, ok, err := acc.Get()
@@ -192,7 +194,7 @@ func fold[K comparable, T, A, U any](k KeyedStream[K, T], kind, name, state stri
 				err = acc.Set(a)
 			}
 			if err != nil {
-				env.fail(err)
+				env.Fail(err)
 				return
 			}
 			if !final {
@@ -200,7 +202,7 @@ func fold[K comparable, T, A, U any](k KeyedStream[K, T], kind, name, state stri
 			}
 		}}
 		if final {
-			run.finish = func() error {
+			run.Finish = func() error {
 				return acc.h.scanAll(func(key, val []byte) error {
 					kk, err := k.keyCodec.Decode(key)
 					if err != nil {
@@ -220,9 +222,9 @@ func fold[K comparable, T, A, U any](k KeyedStream[K, T], kind, name, state stri
 }
 
 // keyedTransform adds an operator fed by a HASH link of a keyed stream.
-func keyedTransform[K comparable, T, U any](k KeyedStream[K, T], kind, name string, opts []Option, newRun func(*opEnv, func(U)) (opRun, error)) Stream[U] {
+func keyedTransform[K comparable, T, U any](k KeyedStream[K, T], kind, name string, opts []Option, newRun func(*runtime.Env, func(U)) (runtime.OpRun, error)) Stream[U] {
 	out := transform(k.s, kind, name, opts, newRun)
-	out.n.keyed = true
+	out.n.Keyed = true
 	l := out.n.inputs[len(out.n.inputs)-1]
 	l.part = weirv1.Partitioning_PARTITIONING_HASH
 	l.keyHash = func() any { return k.keyHasher() }

@@ -25,7 +25,7 @@ func (eventCodec) Decode(b []byte) (event, error) {
 	return event{Key: string(b[n:]), TS: ts}, nil
 }
 
-func codecOf[T any](s Stream[T]) Codec[T] { return s.n.out.(typedStream[T]).codec }
+func codecOf[T any](s Stream[T]) Codec[T] { return s.codec }
 
 // An operator whose output type is its input's keeps the input's codec
 // unless WithCodec says otherwise; one to another type gets that type's.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // Pipeline is the graph of a job under construction. The job's build function
@@ -53,22 +54,16 @@ func (p *Pipeline) fail(err error) {
 	}
 }
 
-// node is one logical operator. Its typed behaviour lives in closures made by
-// the generic constructor that knew its input and output types.
+// node is one logical operator: what the runtime runs (its typed behaviour
+// lives in the factories made by the generic constructor that knew its
+// input and output types), and where it sits in the pipeline.
 type node struct {
+	*runtime.Operator
 	id          int
-	uid, name   string
-	kind        string
 	parallelism int // 0 until resolved: the pipeline default
 	startChain  bool
-	keyed       bool          // keeps keyed state
-	txnTimeout  time.Duration // see WithTransactionTimeout
 	inputs      []*link
 	outputs     []*link
-	out         streamType   // the node's output type; nil for sinks
-	sides       []streamType // side outputs' types (link.side i+1 is sides[i])
-	newSource   func(env *opEnv, emit any) (sourceRun, error)
-	newOp       func(env *opEnv, emit any) (opRun, error)
 }
 
 // link is an edge between logical operators.
@@ -84,16 +79,6 @@ type link struct {
 	// input is the consumer's input the link feeds: 0, or 1 for the second
 	// input of a two-input operator.
 	input int
-}
-
-func (n *node) sideTypes() []streamType { return n.sides }
-
-// outType is the type of the node's output side (see link.side).
-func (n *node) outType(side int) streamType {
-	if side == 0 {
-		return n.out
-	}
-	return n.sides[side-1]
 }
 
 // Stream is a stream of records of type T produced by one operator.
@@ -172,24 +157,24 @@ var uidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // addNode registers an operator producing T (out is nil for sinks).
 func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produces bool) (*node, Codec[T]) {
-	n := &node{id: len(p.nodes), kind: kind, name: cfg.name, uid: cfg.uid,
-		parallelism: cfg.parallelism, startChain: cfg.startChain, txnTimeout: cfg.txnTimeout}
-	if n.name == "" {
-		n.name = defaultName
+	n := &node{Operator: &runtime.Operator{Kind: kind, Name: cfg.name, UID: cfg.uid, TxnTimeout: cfg.txnTimeout},
+		id: len(p.nodes), parallelism: cfg.parallelism, startChain: cfg.startChain}
+	if n.Name == "" {
+		n.Name = defaultName
 	}
-	if n.uid == "" {
+	if n.UID == "" {
 		// Position-derived: stable while the graph's shape is.
-		n.uid = fmt.Sprintf("%s-%d", kind, n.id)
+		n.UID = fmt.Sprintf("%s-%d", kind, n.id)
 	}
 	switch {
-	case !uidPattern.MatchString(n.uid):
-		p.fail(fmt.Errorf("sdk: operator %q: uid %q must be 1-128 characters of A-Z a-z 0-9 . _ -", n.name, n.uid))
-	case p.uids[n.uid] != nil:
-		p.fail(fmt.Errorf("sdk: operators %q and %q share uid %q; uids must be unique", p.uids[n.uid].name, n.name, n.uid))
+	case !uidPattern.MatchString(n.UID):
+		p.fail(fmt.Errorf("sdk: operator %q: uid %q must be 1-128 characters of A-Z a-z 0-9 . _ -", n.Name, n.UID))
+	case p.uids[n.UID] != nil:
+		p.fail(fmt.Errorf("sdk: operators %q and %q share uid %q; uids must be unique", p.uids[n.UID].Name, n.Name, n.UID))
 	case cfg.parallelism < 0:
-		p.fail(fmt.Errorf("sdk: operator %q: parallelism %d is below 1", n.name, cfg.parallelism))
+		p.fail(fmt.Errorf("sdk: operator %q: parallelism %d is below 1", n.Name, cfg.parallelism))
 	}
-	p.uids[n.uid] = n
+	p.uids[n.UID] = n
 	p.nodes = append(p.nodes, n)
 	var codec Codec[T]
 	if produces {
@@ -197,15 +182,15 @@ func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produce
 		if cfg.codec != nil {
 			c, ok := cfg.codec.(Codec[T])
 			if !ok {
-				p.fail(fmt.Errorf("sdk: operator %q: WithCodec gives %T, but the operator emits %T", n.name, cfg.codec, *new(T)))
+				p.fail(fmt.Errorf("sdk: operator %q: WithCodec gives %T, but the operator emits %T", n.Name, cfg.codec, *new(T)))
 			} else {
 				codec = c
 			}
 		}
 		if err := checkJSONSafe(codec); err != nil {
-			p.fail(fmt.Errorf("operator %q: %w", n.name, err))
+			p.fail(fmt.Errorf("operator %q: %w", n.Name, err))
 		}
-		n.out = typedStream[T]{codec: codec}
+		n.Out = runtime.Records(codec)
 	}
 	return n, codec
 }

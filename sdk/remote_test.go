@@ -14,12 +14,14 @@ import (
 
 	"github.com/weir-run/weir/internal/exchange"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // testProcess is one simulated job process: a Network behind its own gRPC
 // server on a loopback port.
 type testProcess struct {
-	d    *deployment
+	d    *runtime.Deployment
 	stop func()
 }
 
@@ -47,7 +49,7 @@ func startTestProcess(t *testing.T, jobID string, opts exchange.Options) *testPr
 		})
 	}
 	t.Cleanup(stop)
-	return &testProcess{d: &deployment{jobID: jobID, attempt: 1, net: nw, self: self, logger: testLogger()}, stop: stop}
+	return &testProcess{d: &runtime.Deployment{JobID: jobID, Attempt: 1, Net: nw, Self: self, Logger: testLogger()}, stop: stop}
 }
 
 // remoteJob is the pipeline of TestRemoteExecution: every kind of edge, so
@@ -77,13 +79,13 @@ func (j *remoteJob) build(p *Pipeline, failAt int64) {
 // runTwoProcesses plans the job in two processes, A hosting the even
 // subtasks of every vertex and B the odd ones, and runs them concurrently.
 // Like a job process, each closes its network when its subtasks end.
-func runTwoProcesses(t *testing.T, opts exchange.Options, build func(p *Pipeline)) (errs [2]error, states map[subtaskRef][]weirv1.TaskState) {
+func runTwoProcesses(t *testing.T, opts exchange.Options, build func(p *Pipeline)) (errs [2]error, states map[runtime.SubtaskRef][]weirv1.TaskState) {
 	t.Helper()
 	procs := [2]*testProcess{startTestProcess(t, "remote", opts), startTestProcess(t, "remote", opts)}
-	route := func(r subtaskRef) string { return procs[r.subtask%2].d.self }
+	route := func(r runtime.SubtaskRef) string { return procs[r.Subtask%2].d.Self }
 	var mu sync.Mutex
-	states = make(map[subtaskRef][]weirv1.TaskState)
-	report := func(r subtaskRef, st weirv1.TaskState, _ error) {
+	states = make(map[runtime.SubtaskRef][]weirv1.TaskState)
+	report := func(r runtime.SubtaskRef, st weirv1.TaskState, _ error) {
 		mu.Lock()
 		states[r] = append(states[r], st)
 		mu.Unlock()
@@ -100,19 +102,19 @@ func runTwoProcesses(t *testing.T, opts exchange.Options, build func(p *Pipeline
 		// Each process builds its own pipeline, as job processes do.
 		p := NewPipeline("remote", 2)
 		build(p)
-		pl, err := p.buildPlan()
+		pl, err := p.compile()
 		if err != nil {
 			t.Fatal(err)
 		}
-		proc.d.route = route
-		var refs []subtaskRef
-		for _, v := range pl.vertices {
-			for s := i; s < v.parallelism; s += 2 {
-				refs = append(refs, subtaskRef{v.id, s})
+		proc.d.Route = route
+		var refs []runtime.SubtaskRef
+		for _, v := range pl.Vertices {
+			for s := i; s < v.Parallelism; s += 2 {
+				refs = append(refs, runtime.SubtaskRef{Vertex: v.ID, Subtask: s})
 			}
 		}
 		wg.Go(func() {
-			errs[i] = pl.run(attempt, proc.d, refs, report)
+			errs[i] = pl.Run(attempt, proc.d, refs, report)
 			// The process exits, then the coordinator hears of it.
 			proc.stop()
 			if errs[i] != nil {

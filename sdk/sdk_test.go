@@ -92,13 +92,13 @@ func (w *bagWriter[T]) Close() error {
 // runPipeline plans p and runs it locally, bounded so a hung job fails the
 // test instead of the whole binary.
 func runPipeline(ctx context.Context, p *Pipeline) error {
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return pl.runLocal(ctx, testLogger())
+	return pl.RunLocal(ctx, testLogger(), nil)
 }
 
 // mustRun runs p locally and fails the test on error.

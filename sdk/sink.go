@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // SinkWriter writes one subtask's share of a sink.
@@ -17,28 +19,37 @@ type SinkWriter[T any] interface {
 	Close() error
 }
 
+// Committer is implemented by SinkWriters that take part in checkpoints with
+// a two-phase commit: PreCommit on the barrier makes what was written so far
+// pending and returns the state to remember; Commit makes everything pending
+// up to checkpointID visible once that checkpoint completes.
+type Committer interface {
+	PreCommit(checkpointID int64) ([][]byte, error)
+	Commit(checkpointID int64) error
+}
+
 // NewSink adds a sink whose subtasks each write through the SinkWriter that
 // open returns.
 func NewSink[T any](s Stream[T], name string, open func(TaskInfo) (SinkWriter[T], error), opts ...Option) {
 	cfg := config(opts)
 	n, _ := addNode[T](s.p, "sink", name, cfg, false)
 	connect(s, n)
-	n.newOp = func(env *opEnv, _ any) (opRun, error) {
+	n.NewOp = func(env *runtime.Env, _ any) (runtime.OpRun, error) {
 		w, err := open(env)
 		if err != nil {
-			return opRun{}, fmt.Errorf("open sink %q: %w", n.name, err)
+			return runtime.OpRun{}, fmt.Errorf("open sink %q: %w", n.Name, err)
 		}
-		run := opRun{
-			in: func(v T) {
+		run := runtime.OpRun{
+			In: func(v T) {
 				if err := w.Write(v); err != nil {
-					env.fail(fmt.Errorf("sink %q: %w", n.name, err))
+					env.Fail(fmt.Errorf("sink %q: %w", n.Name, err))
 				}
 			},
-			finish: w.Finish,
-			close:  w.Close,
+			Finish: w.Finish,
+			Close:  w.Close,
 		}
 		if c, ok := w.(Committer); ok {
-			run.snapshot, run.notify = c.PreCommit, c.Commit
+			run.Snapshot, run.Notify = c.PreCommit, c.Commit
 		}
 		return run, nil
 	}

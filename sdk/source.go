@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // SourceReader reads one subtask's share of a source.
@@ -16,10 +18,29 @@ type SourceReader[T any] interface {
 	Close() error
 }
 
-// Poll is what a SourceReader reports after emitting.
-type Poll struct {
-	Done bool          // no more records, ever (bounded source)
-	Wait time.Duration // nothing available now; poll again after this
+// Poll is what a SourceReader reports after emitting: Done (no more
+// records, ever: a bounded source) or Wait (nothing available now; poll
+// again after this).
+type Poll = runtime.Poll
+
+// SplitSnapshotter is implemented by replayable SourceReaders: their splits
+// and positions go into every checkpoint. A restored subtask's open function
+// gets them back from TaskInfo.Restored (at another parallelism, splits are
+// dealt round robin over the new subtasks).
+type SplitSnapshotter interface {
+	SnapshotSplits() ([][]byte, error)
+}
+
+// SourceLag is how far one split of a source is behind its head: Records
+// between the last record read and the head (-1 while unknown), and Behind,
+// now minus the event time of the last record read (zero while unknown).
+type SourceLag = runtime.SourceLag
+
+// LagReporter is implemented by a SourceReader that knows its lag (a Kafka
+// reader). The runtime calls it from the subtask's goroutine, between
+// polls, about once per metrics interval.
+type LagReporter interface {
+	Lag() []SourceLag
 }
 
 // TaskInfo tells a source or sink which subtask it runs as.
@@ -49,21 +70,21 @@ type TaskInfo interface {
 func NewSource[T any](p *Pipeline, name string, open func(TaskInfo) (SourceReader[T], error), opts ...Option) Stream[T] {
 	cfg := config(opts)
 	n, codec := addNode[T](p, "source", name, cfg, true)
-	n.newSource = func(env *opEnv, emit any) (sourceRun, error) {
+	n.NewSource = func(env *runtime.Env, emit any) (runtime.SourceRun, error) {
 		r, err := open(env)
 		if err != nil {
-			return sourceRun{}, fmt.Errorf("open source %q: %w", n.name, err)
+			return runtime.SourceRun{}, fmt.Errorf("open source %q: %w", n.Name, err)
 		}
 		e := emit.(func(T))
-		run := sourceRun{poll: func() (Poll, error) { return r.Poll(e) }, close: r.Close}
+		run := runtime.SourceRun{Poll: func() (Poll, error) { return r.Poll(e) }, Close: r.Close}
 		if s, ok := r.(SplitSnapshotter); ok {
-			run.snapshot = s.SnapshotSplits
+			run.Snapshot = s.SnapshotSplits
 		}
 		if w, ok := r.(WatermarkSource); ok {
-			run.watermark = w.Watermark
+			run.Watermark = w.Watermark
 		}
 		if l, ok := r.(LagReporter); ok {
-			run.lag = l
+			run.Lag = l.Lag
 		}
 		return run, nil
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // StateStore gives a keyed operator its state. Every state declared on it
@@ -16,20 +18,20 @@ import (
 // job checkpoints) and is part of every checkpoint and savepoint; it moves
 // with its key group when a job is rescaled.
 type StateStore struct {
-	env   *opEnv
+	env   *runtime.Env
 	key   []byte // encoded key of the record being processed
 	group int
 	names map[string]bool
 }
 
-func newStateStore(env *opEnv) *StateStore {
+func newStateStore(env *runtime.Env) *StateStore {
 	return &StateStore{env: env, names: map[string]bool{}}
 }
 
 // scopeTo scopes the store to key, encoded with c.
 func scopeTo[K any](s *StateStore, c Codec[K], key K) {
 	s.key = c.Append(s.key[:0], key)
-	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.maxParallelism)
+	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.MaxParallelism())
 }
 
 // StateOption configures a declared state.
@@ -65,15 +67,15 @@ type stateHandle struct {
 // task for good: reading state as something else would silently corrupt it.
 func newHandle(s *StateStore, name, typ string, opts []StateOption) *stateHandle {
 	if s.names[name] {
-		panic(fmt.Errorf("%w: %q in operator %s", ErrStateDeclared, name, s.env.uid))
+		panic(fmt.Errorf("%w: %q in operator %s", ErrStateDeclared, name, s.env.UID()))
 	}
 	s.names[name] = true
-	s.env.declare(s.env.uid, name, typ)
+	s.env.DeclareState(name, typ)
 	var c stateConfig
 	for _, o := range opts {
 		o.applyState(&c)
 	}
-	return &stateHandle{s: s, prefix: statePrefix(s.env.uid, name), ttl: c.ttl}
+	return &stateHandle{s: s, prefix: statePrefix(s.env.UID(), name), ttl: c.ttl}
 }
 
 // stateType describes a state of kind holding V encoded with c, e.g.
@@ -115,13 +117,13 @@ func (h *stateHandle) unwrap(v []byte) ([]byte, bool) {
 
 func (h *stateHandle) get(suffix []byte) ([]byte, bool, error) {
 	k := h.entry(suffix)
-	v, ok, err := h.s.env.state.Get(k)
+	v, ok, err := h.s.env.State().Get(k)
 	if err != nil || !ok {
 		return nil, false, err
 	}
 	v, live := h.unwrap(v)
 	if !live {
-		return nil, false, h.s.env.state.Delete(k)
+		return nil, false, h.s.env.State().Delete(k)
 	}
 	return v, true, nil
 }
@@ -132,15 +134,15 @@ func (h *stateHandle) put(suffix []byte, val func([]byte) []byte) error {
 		h.val = binary.BigEndian.AppendUint64(h.val, uint64(time.Now().Add(h.ttl).UnixMilli()))
 	}
 	h.val = val(h.val)
-	return h.s.env.state.Set(h.entry(suffix), h.val)
+	return h.s.env.State().Set(h.entry(suffix), h.val)
 }
 
-func (h *stateHandle) del(suffix []byte) error { return h.s.env.state.Delete(h.entry(suffix)) }
+func (h *stateHandle) del(suffix []byte) error { return h.s.env.State().Delete(h.entry(suffix)) }
 
 // scan visits the current key's entries (a map's) that have not expired.
 func (h *stateHandle) scan(fn func(suffix, val []byte) error) error {
 	base := append([]byte(nil), h.entry(nil)...)
-	return h.s.env.state.Scan(base, func(k, v []byte) error {
+	return h.s.env.State().Scan(base, func(k, v []byte) error {
 		if v, live := h.unwrap(v); live {
 			return fn(k[len(base):], v)
 		}
@@ -153,7 +155,7 @@ func (h *stateHandle) scan(fn func(suffix, val []byte) error) error {
 func (h *stateHandle) scanAll(fn func(key, val []byte) error) error {
 	return h.scanEntries(func(key, suffix, val []byte) error {
 		if len(suffix) > 0 {
-			return errCorruptItems
+			return runtime.ErrCorruptItems
 		}
 		return fn(key, val)
 	})
@@ -162,14 +164,14 @@ func (h *stateHandle) scanAll(fn func(key, val []byte) error) error {
 // scanEntries visits every entry of this state held by the subtask, with its
 // encoded user key and suffix (a map key, a timer, a window).
 func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error {
-	return h.s.env.state.Scan(nil, func(k, v []byte) error {
+	return h.s.env.State().Scan(nil, func(k, v []byte) error {
 		if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
 			return nil
 		}
 		rest := k[2+len(h.prefix):]
 		n, w := binary.Uvarint(rest)
 		if w <= 0 || n > uint64(len(rest)-w) {
-			return errCorruptItems
+			return runtime.ErrCorruptItems
 		}
 		if v, live := h.unwrap(v); live {
 			return fn(rest[w:w+int(n)], rest[w+int(n):], v)
@@ -227,7 +229,7 @@ func (l *ListState[V]) Get() ([]V, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	items, err := decodeItems(b)
+	items, err := runtime.DecodeItems(b)
 	if err != nil {
 		return nil, err
 	}
@@ -410,12 +412,12 @@ func stateCodec[T any]() Codec[T] {
 // record's key. An error from process fails the task (and the job restarts
 // from its last checkpoint).
 func KeyedProcess[K comparable, T, U any](k KeyedStream[K, T], open func(s *StateStore) (func(key K, v T, emit func(U)) error, error), opts ...Option) Stream[U] {
-	return keyedTransform(k, "process", "KeyedProcess", opts, func(env *opEnv, emit func(U)) (opRun, error) {
+	return keyedTransform(k, "process", "KeyedProcess", opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		store := newStateStore(env)
 		process, err := open(store)
 		if err != nil {
-			return opRun{}, err
+			return runtime.OpRun{}, err
 		}
-		return opRun{in: keyedIn(env, store, k, process, emit)}, nil
+		return runtime.OpRun{In: keyedIn(env, store, k, process, emit)}, nil
 	})
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/weir-run/weir/internal/pebblestate"
 	"github.com/weir-run/weir/internal/state"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // stores returns a StateStore over each backend.
@@ -24,7 +26,7 @@ func stores(t *testing.T) map[string]*StateStore {
 	t.Cleanup(func() { db.Close() })
 	out := map[string]*StateStore{}
 	for name, b := range map[string]state.Backend{"memory": state.NewMemory(), "pebble": db} {
-		env := &opEnv{subtaskEnv: &subtaskEnv{maxParallelism: 128, state: b}, uid: "op"}
+		env := runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: b, UID: "op"})
 		out[name] = newStateStore(env)
 	}
 	return out
@@ -129,7 +131,7 @@ func TestMapStateProperty(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer db.Close()
-		s := newStateStore(&opEnv{subtaskEnv: &subtaskEnv{maxParallelism: 128, state: db}, uid: "op"})
+		s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: db, UID: "op"}))
 		m := NewMapState[string, int](s, "m")
 		model := map[string]map[string]int{}
 		keys := []string{"", "a", "ab", "b", "k1", "k10"}

@@ -39,12 +39,12 @@ func TestRestoredStateOfAnotherTypeIsRefused(t *testing.T) {
 				var out bag[int64]
 				out.sinkTo(KeyedProcess(keyed, open, WithUID("proc")))
 			}
-			c := &ckCluster{dir: t.TempDir(), build: build, interval: 50 * time.Millisecond}
-			finished, err := c.runAttempt(context.Background(), 2)
+			c := newCkCluster(t.TempDir(), 50*time.Millisecond, build)
+			finished, err := c.RunAttempt(context.Background(), 2)
 			if finished || err != nil {
 				t.Fatalf("first attempt: finished %v, err %v; want it killed after 2 checkpoints", finished, err)
 			}
-			finished, err = c.runAttempt(context.Background(), 0)
+			finished, err = c.RunAttempt(context.Background(), 0)
 			if tc.sameType {
 				if !finished || err != nil {
 					t.Fatalf("restore with the same types: finished %v, err %v", finished, err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // A tap started before the subtasks exist reaches them, samples what leaves
@@ -19,15 +21,15 @@ func TestTapAndMetricsOfALocalRun(t *testing.T) {
 	p := NewPipeline("tap", 1)
 	gen := Generate(p, n, func(i int64) int64 { return i }, WithUID("gen"))
 	sumSink(Map(Rebalance(gen), func(v int64) int64 { return v }, StartNewChain()), &total)
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sampled []*weirv1.TapRecord // appended by the source's goroutine only
-	var d *deployment
-	err = pl.runLocalWith(context.Background(), quiet(), func(dep *deployment) {
+	var d *runtime.Deployment
+	err = pl.RunLocal(context.Background(), quiet(), func(dep *runtime.Deployment) {
 		d = dep
-		d.startTap(&weirv1.StartTap{TapId: "t1", Uid: "gen", Rate: 10 * n}, func(r *weirv1.TapRecord) { sampled = append(sampled, r) })
+		d.StartTap(&weirv1.StartTap{TapId: "t1", Uid: "gen", Rate: 10 * n}, func(r *weirv1.TapRecord) { sampled = append(sampled, r) })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -40,36 +42,12 @@ func TestTapAndMetricsOfALocalRun(t *testing.T) {
 			t.Fatalf("sample %d = %+v", i, r)
 		}
 	}
-	pm := d.processMetrics(time.Now())
+	pm := d.ProcessMetrics(time.Now())
 	got := map[int32][2]int64{}
 	for _, tm := range pm.Tasks {
 		got[tm.VertexId] = [2]int64{tm.RecordsIn, tm.RecordsOut}
 	}
 	if got[0] != [2]int64{0, n} || got[1] != [2]int64{n, 0} {
 		t.Fatalf("records (in, out) by vertex = %v, want source out %d and sink in %d", got, n, n)
-	}
-}
-
-func TestTapBudgetRefillsEachWindow(t *testing.T) {
-	s := &tapState{rate: 100}
-	t0 := time.Unix(10, 0)
-	if s.allow(t0) != 10 {
-		t.Fatal("a fresh tap has a tenth of its rate")
-	}
-	s.left = 0
-	if s.allow(t0.Add(99*time.Millisecond)) != 0 || s.allow(t0.Add(101*time.Millisecond)) != 10 {
-		t.Fatal("the budget refills after 100 ms, not before")
-	}
-	if slow := (&tapState{rate: 3}); slow.allow(t0) != 1 {
-		t.Fatal("a slow tap still samples")
-	}
-}
-
-func TestRenderTapFallsBackToText(t *testing.T) {
-	if r := renderTap(KV[string, int64]{Key: "k", Value: 2}, subtaskRef{1, 2}, time.Unix(0, 0)); r.Json != `{"Key":"k","Value":2}` || r.Subtask != 2 {
-		t.Fatalf("struct: %+v", r)
-	}
-	if r := renderTap(make(chan int), subtaskRef{}, time.Unix(0, 0)); r.Json != "" || r.Text == "" {
-		t.Fatalf("channel: %+v", r)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // TimeDomain says which clock a timer follows.
@@ -34,7 +36,7 @@ func (d TimeDomain) String() string {
 // one takes it out of its heap at once: a session window moves its timer on
 // nearly every record, and lazily deleted timers would pile up in the heap.
 type timerService struct {
-	env   *opEnv
+	env   *runtime.Env
 	store *StateStore
 	h     *stateHandle
 	heaps [2]timerHeap
@@ -99,7 +101,7 @@ func decodeTimerSuffix(b []byte) (d TimeDomain, ts int64, ns []byte, err error) 
 
 // newTimerService declares the timers' state on store and loads the timers
 // a restored subtask had.
-func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
+func newTimerService(env *runtime.Env, store *StateStore) (*timerService, error) {
 	s := &timerService{env: env, store: store, h: newHandle(store, "\x00timers", "timers", nil),
 		live: map[string]*timer{}, wm: math.MinInt64}
 	err := s.h.scanEntries(func(key, suffix, _ []byte) error {
@@ -115,7 +117,7 @@ func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
 	}
 	// Restored processing-time timers fire when due, as if never stopped.
 	if h := s.heaps[ProcessingTime]; len(h) > 0 {
-		env.wake(time.UnixMilli(h[0].ts))
+		env.Wake(time.UnixMilli(h[0].ts))
 	}
 	// The watermark a restored subtask had; rescaled, the minimum over the
 	// old subtasks whose key groups it took over: records replayed after a
@@ -133,7 +135,7 @@ func newTimerService(env *opEnv, store *StateStore) (*timerService, error) {
 // and the subtask's key-group range (savedWatermark).
 func (s *timerService) snapshot(int64) ([][]byte, error) {
 	e := s.env
-	start, end := keygroup.Range(e.subtask, e.parallelism, e.maxParallelism)
+	start, end := keygroup.Range(e.Subtask(), e.Parallelism(), e.MaxParallelism())
 	return [][]byte{savedWatermark{wm: s.wm, start: start, end: end, ranged: true}.encode()}, nil
 }
 
@@ -163,7 +165,7 @@ func (s *timerService) register(d TimeDomain, ts int64, ns []byte) error {
 		return nil
 	}
 	if d == ProcessingTime {
-		s.env.wake(time.UnixMilli(ts))
+		s.env.Wake(time.UnixMilli(ts))
 	}
 	s.sfx = timerSuffix(s.sfx[:0], d, ts, ns)
 	return s.h.put(s.sfx, func(dst []byte) []byte { return dst })
@@ -199,7 +201,7 @@ func (s *timerService) fire(d TimeDomain, upTo int64, fn func(ts int64, ns []byt
 		}
 	}
 	if d == ProcessingTime && h.Len() > 0 {
-		s.env.wake(time.UnixMilli((*h)[0].ts))
+		s.env.Wake(time.UnixMilli((*h)[0].ts))
 	}
 	return nil
 }
@@ -207,7 +209,7 @@ func (s *timerService) fire(d TimeDomain, upTo int64, fn func(ts int64, ns []byt
 // scopeToBytes scopes the store to an already encoded key.
 func scopeToBytes(s *StateStore, key []byte) {
 	s.key = append(s.key[:0], key...)
-	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.maxParallelism)
+	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.MaxParallelism())
 }
 
 // Timers lets a keyed process function set timers for the key of the record
@@ -245,7 +247,7 @@ type ProcessFuncs[K comparable, T, U any] struct {
 // as the watermark passes them (all of them at the end of a bounded input),
 // before the watermark goes downstream.
 func KeyedProcessTimers[K comparable, T, U any](k KeyedStream[K, T], open func(s *StateStore, t Timers) (ProcessFuncs[K, T, U], error), opts ...Option) Stream[U] {
-	return keyedTransform(k, "process", "KeyedProcess", opts, func(env *opEnv, emit func(U)) (opRun, error) {
+	return keyedTransform(k, "process", "KeyedProcess", opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		var fns ProcessFuncs[K, T, U]
 		run, store, err := openTimerOp(env, k.keyCodec, emit, func(s *StateStore, t Timers) (timerFunc[K, U], error) {
 			var err error
@@ -253,9 +255,9 @@ func KeyedProcessTimers[K comparable, T, U any](k KeyedStream[K, T], open func(s
 			return fns.Timer, err
 		})
 		if err != nil {
-			return opRun{}, err
+			return runtime.OpRun{}, err
 		}
-		run.in = keyedIn(env, store, k, fns.Record, emit)
+		run.In = keyedIn(env, store, k, fns.Record, emit)
 		return run, nil
 	})
 }
@@ -267,16 +269,16 @@ type timerFunc[K comparable, U any] func(key K, ts int64, d TimeDomain, emit fun
 // keyed process or co-process function): its store and timer service, the
 // user's open, and the runtime hooks that fire the timers scoped to their
 // key. The caller adds the input handlers.
-func openTimerOp[K comparable, U any](env *opEnv, keyCodec Codec[K], emit func(U),
-	open func(s *StateStore, t Timers) (timerFunc[K, U], error)) (opRun, *StateStore, error) {
+func openTimerOp[K comparable, U any](env *runtime.Env, keyCodec Codec[K], emit func(U),
+	open func(s *StateStore, t Timers) (timerFunc[K, U], error)) (runtime.OpRun, *StateStore, error) {
 	store := newStateStore(env)
 	ts, err := newTimerService(env, store)
 	if err != nil {
-		return opRun{}, nil, err
+		return runtime.OpRun{}, nil, err
 	}
 	onTimer, err := open(store, Timers{ts})
 	if err != nil {
-		return opRun{}, nil, err
+		return runtime.OpRun{}, nil, err
 	}
 	run := timerRun(env, ts, func(d TimeDomain, at int64, _ []byte) error {
 		if onTimer == nil {
@@ -297,39 +299,39 @@ func openTimerOp[K comparable, U any](env *opEnv, keyCodec Codec[K], emit func(U
 // time fires the others, and the watermark is the operator's checkpointed
 // state, passed on downstream again before any input after a restore.
 // onTimer runs with the store scoped to the timer's key.
-func timerRun(env *opEnv, ts *timerService, onTimer func(d TimeDomain, at int64, ns []byte) error) opRun {
+func timerRun(env *runtime.Env, ts *timerService, onTimer func(d TimeDomain, at int64, ns []byte) error) runtime.OpRun {
 	onEvent := func(at int64, ns []byte) error { return onTimer(EventTime, at, ns) }
 	onProc := func(at int64, ns []byte) error { return onTimer(ProcessingTime, at, ns) }
-	return opRun{
-		watermark: func(wm int64) {
+	return runtime.OpRun{
+		Watermark: func(wm int64) {
 			if wm <= ts.wm {
 				return
 			}
 			ts.wm = wm
 			if err := ts.fire(EventTime, wm, onEvent); err != nil {
-				env.fail(err)
+				env.Fail(err)
 				return
 			}
-			env.emitWatermark(wm)
+			env.EmitWatermark(wm)
 		},
-		onTime: func(now time.Time) {
+		OnTime: func(now time.Time) {
 			if err := ts.fire(ProcessingTime, now.UnixMilli(), onProc); err != nil {
-				env.fail(err)
+				env.Fail(err)
 			}
 		},
-		snapshot:   ts.snapshot,
-		restoredWM: func() int64 { return ts.restored },
+		Snapshot:          ts.snapshot,
+		RestoredWatermark: func() int64 { return ts.restored },
 	}
 }
 
 // keyedIn is the input handler of a keyed function: it scopes the store to
 // the record's key and calls f; an error fails the task.
-func keyedIn[K comparable, T, U any](env *opEnv, store *StateStore, k KeyedStream[K, T], f func(key K, v T, emit func(U)) error, emit func(U)) func(T) {
+func keyedIn[K comparable, T, U any](env *runtime.Env, store *StateStore, k KeyedStream[K, T], f func(key K, v T, emit func(U)) error, emit func(U)) func(T) {
 	return func(v T) {
 		key := k.key(v)
 		scopeTo(store, k.keyCodec, key)
 		if err := f(key, v, emit); err != nil {
-			env.fail(err)
+			env.Fail(err)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // Timing says when a window's pane was emitted relative to the watermark.
@@ -112,7 +114,7 @@ func (s trigState) encode(dst []byte) []byte {
 	dst = binary.AppendVarint(dst, s.count)
 	dst = binary.AppendVarint(dst, s.fires)
 	dst = binary.AppendVarint(dst, s.procAt)
-	return append(dst, encodeItems(s.prev)...)
+	return append(dst, runtime.EncodeItems(s.prev)...)
 }
 
 var errCorruptTrigger = errors.New("sdk: corrupt window trigger state")
@@ -126,7 +128,7 @@ func decodeTrigState(b []byte) (trigState, error) {
 		}
 		*f, b = v, b[n:]
 	}
-	items, err := decodeItems(b)
+	items, err := runtime.DecodeItems(b)
 	if err != nil {
 		return s, errCorruptTrigger
 	}

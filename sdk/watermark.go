@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // Event time in weir is unix milliseconds (int64). A watermark w says no
@@ -58,7 +60,7 @@ const wmEvery = 512
 // operators downstream take the minimum over their inputs. It replaces any
 // watermark from upstream, except the final one at the end of input.
 func AssignTimestamps[T any](s Stream[T], ts func(T) int64, ws WatermarkStrategy, opts ...Option) Stream[T] {
-	out := transform(s, "timestamps", "AssignTimestamps", opts, func(env *opEnv, emit func(T)) (opRun, error) {
+	out := transform(s, "timestamps", "AssignTimestamps", opts, func(env *runtime.Env, emit func(T)) (runtime.OpRun, error) {
 		a := &assigner[T]{env: env, ws: ws, max: math.MinInt64, sent: math.MinInt64}
 		// The watermark this subtask had sent (at another parallelism the
 		// minimum over every old subtask's: which old subtasks' splits the
@@ -66,45 +68,45 @@ func AssignTimestamps[T any](s Stream[T], ts func(T) int64, ws WatermarkStrategy
 		// again before any record, and only a newer one follows.
 		restored, _, err := restoredWatermark(env)
 		if err != nil {
-			return opRun{}, err
+			return runtime.OpRun{}, err
 		}
 		a.sent = restored
-		run := opRun{
-			in: func(v T) {
+		run := runtime.OpRun{
+			In: func(v T) {
 				if t := ts(v); t > a.max {
 					a.max = t
 				}
 				a.n++
 				if a.idle {
 					a.idle = false
-					env.setIdle(false)
+					env.SetIdle(false)
 				}
 				emit(v)
 				if a.n%wmEvery == 0 {
 					a.send()
 				}
 			},
-			watermark: func(w int64) {
+			Watermark: func(w int64) {
 				if w == MaxWatermark {
 					a.sent = w
-					env.emitWatermark(w)
+					env.EmitWatermark(w)
 				}
 			},
-			flush: func() error { a.send(); return nil },
-			snapshot: func(int64) ([][]byte, error) {
+			Flush: func() error { a.send(); return nil },
+			Snapshot: func(int64) ([][]byte, error) {
 				return [][]byte{savedWatermark{wm: a.sent}.encode()}, nil
 			},
-			restoredWM: func() int64 { return restored },
+			RestoredWatermark: func() int64 { return restored },
 		}
 		if ws.Idleness > 0 {
-			env.wake(time.Now().Add(ws.Idleness))
-			run.onTime = func(now time.Time) {
+			env.Wake(time.Now().Add(ws.Idleness))
+			run.OnTime = func(now time.Time) {
 				if a.n == a.seen && !a.idle {
 					a.idle = true
-					env.setIdle(true)
+					env.SetIdle(true)
 				}
 				a.seen = a.n
-				env.wake(now.Add(ws.Idleness))
+				env.Wake(now.Add(ws.Idleness))
 			}
 		}
 		return run, nil
@@ -114,7 +116,7 @@ func AssignTimestamps[T any](s Stream[T], ts func(T) int64, ws WatermarkStrategy
 }
 
 type assigner[T any] struct {
-	env       *opEnv
+	env       *runtime.Env
 	ws        WatermarkStrategy
 	max, sent int64
 	n, seen   int64 // records so far; at the last idleness check
@@ -124,7 +126,7 @@ type assigner[T any] struct {
 func (a *assigner[T]) send() {
 	if w := a.ws.watermarkFor(a.max); w > a.sent && a.sent != MaxWatermark {
 		a.sent = w
-		a.env.emitWatermark(w)
+		a.env.EmitWatermark(w)
 	}
 }
 
@@ -147,8 +149,11 @@ type WatermarkSource interface {
 
 // SplitWatermarks keeps the watermark of each split a source reader reads
 // (a Kafka partition, a file) under one strategy. The reader's watermark is
-// the minimum over its splits that are not idle (DESIGN §5): a split with no
-// record for the strategy's Idleness stops holding it back. A reader that
+// the minimum over its splits that are not idle: each split's records are in
+// order only roughly, so the reader may promise only what its slowest split
+// allows, but a split with no record for the strategy's Idleness (a quiet
+// partition) stops holding it back, or it would stall every window
+// downstream. A reader that
 // checkpoints its splits saves each split's watermark (Split) with the
 // split's position and gives it back (Restore) to whichever subtask reads
 // the split after a restore, at any parallelism: a restored reader's
@@ -301,19 +306,19 @@ func decodeSavedWatermark(b []byte) (savedWatermark, error) {
 // group: at the checkpoint's parallelism the subtask takes its own old
 // subtask's, rescaled every old subtask's. ok is false (and wm
 // math.MinInt64) when the checkpoint has none for the operator.
-func restoredWatermark(env *opEnv) (wm int64, ok bool, err error) {
+func restoredWatermark(env *runtime.Env) (wm int64, ok bool, err error) {
 	all, restored := env.RestoredAll()
 	if !restored || len(all) == 0 {
 		return math.MinInt64, false, nil
 	}
-	rescaled := env.restoredParallelism != env.parallelism
-	start, end := keygroup.Range(env.subtask, env.parallelism, env.maxParallelism)
+	rescaled := env.RestoredParallelism() != env.Parallelism()
+	start, end := keygroup.Range(env.Subtask(), env.Parallelism(), env.MaxParallelism())
 	lo, found, lowest := int64(math.MaxInt64), false, int64(math.MaxInt64)
 	take := func(items [][]byte, unranged bool) error {
 		for _, it := range items {
 			w, err := decodeSavedWatermark(it)
 			if err != nil {
-				return fmt.Errorf("state of operator %s: %w", env.uid, err)
+				return fmt.Errorf("state of operator %s: %w", env.UID(), err)
 			}
 			lowest = min(lowest, w.wm)
 			if (w.ranged && w.start < end && start < w.end) || (!w.ranged && unranged) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // TimeWindow is the event-time interval [Start, End) in unix ms.
@@ -364,25 +366,25 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 		w.k.s.p.fail(fmt.Errorf("%s: contents %w", name, err))
 	}
 	var outCodec Codec[U]
-	res := keyedTransform(w.k, kind, name, opts, func(env *opEnv, emit func(U)) (opRun, error) {
+	res := keyedTransform(w.k, kind, name, opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		op, run, err := openWindow(env, w, ac, add, merge, result, retract, outCodec, emit)
 		if err != nil {
-			return opRun{}, err
+			return runtime.OpRun{}, err
 		}
 		// None when chained: nothing reads them.
-		if len(env.sides) > 0 {
-			op.late, _ = env.sides[0].(func(T))
+		if len(env.Sides()) > 0 {
+			op.late, _ = env.Sides()[0].(func(T))
 		}
-		if len(env.sides) > 1 {
-			op.lateRecs, _ = env.sides[1].(func(LateRecord[T]))
+		if len(env.Sides()) > 1 {
+			op.lateRecs, _ = env.Sides()[1].(func(LateRecord[T]))
 		}
-		run.in = op.record
+		run.In = op.record
 		return run, nil
 	})
 	outCodec = res.codec
 	n := res.n
 	lc := lateRecordCodec[T]{w.k.s.codec}
-	n.sides = append(n.sides, typedStream[T]{codec: w.k.s.codec}, typedStream[LateRecord[T]]{codec: lc})
+	n.Sides = append(n.Sides, runtime.Records[T](w.k.s.codec), runtime.Records[LateRecord[T]](lc))
 	late := Stream[T]{p: w.k.s.p, n: n, codec: w.k.s.codec, side: 1, ts: w.k.s.ts}
 	lateRecs := Stream[LateRecord[T]]{p: w.k.s.p, n: n, codec: lc, side: 2,
 		ts: func(l LateRecord[T]) int64 { return l.Timestamp }}
@@ -391,13 +393,13 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 
 // openWindow opens the window operator's instance for a subtask: its state
 // and timers. The caller wires its input to record.
-func openWindow[K comparable, T, A, U any](env *opEnv, w WindowedStream[K, T], ac Codec[A],
+func openWindow[K comparable, T, A, U any](env *runtime.Env, w WindowedStream[K, T], ac Codec[A],
 	add func(acc A, ok bool, v T) A, merge func(a, b A) A,
-	result func(key K, info WindowInfo, acc A, emit func(U)), retract func(U) U, out Codec[U], emit func(U)) (*winOp[K, T, A, U], opRun, error) {
+	result func(key K, info WindowInfo, acc A, emit func(U)), retract func(U) U, out Codec[U], emit func(U)) (*winOp[K, T, A, U], runtime.OpRun, error) {
 	store := newStateStore(env)
 	timers, err := newTimerService(env, store)
 	if err != nil {
-		return nil, opRun{}, err
+		return nil, runtime.OpRun{}, err
 	}
 	op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
 		acc:      newHandle(store, "\x00contents", stateType("window contents", ac), nil),
@@ -423,7 +425,7 @@ func triggerStateType[U any](mode Accumulation, out Codec[U]) string {
 }
 
 type winOp[K comparable, T, A, U any] struct {
-	env                 *opEnv
+	env                 *runtime.Env
 	w                   WindowedStream[K, T]
 	store               *StateStore
 	timers              *timerService
@@ -523,7 +525,7 @@ func (o *winOp[K, T, A, U]) key() (K, error) { return o.w.k.keyCodec.Decode(o.st
 
 func (o *winOp[K, T, A, U]) now() int64 {
 	if o.w.spec.earlyAfter > 0 {
-		return o.env.now().UnixMilli()
+		return o.env.Now().UnixMilli()
 	}
 	return 0
 }
@@ -538,7 +540,7 @@ func (o *winOp[K, T, A, U]) record(v T) {
 		err = o.paned(v, ts)
 	}
 	if err != nil {
-		o.env.fail(err)
+		o.env.Fail(err)
 	}
 }
 

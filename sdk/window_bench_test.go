@@ -24,12 +24,12 @@ func windowedCount(tb testing.TB, n int64, a WindowAssigner) (panes, total int64
 	NewSink(w.Results(), "Sum", func(TaskInfo) (SinkWriter[Pane[string, int64]], error) {
 		return &sumWriter{panes: &panes, total: &total}, nil
 	})
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	start := time.Now()
-	if err := pl.runLocal(context.Background(), testLogger()); err != nil {
+	if err := pl.RunLocal(context.Background(), testLogger(), nil); err != nil {
 		tb.Fatal(err)
 	}
 	return panes, total, time.Since(start)

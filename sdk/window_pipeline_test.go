@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // scriptSource replays a script's records and watermarks (parallelism 1).
@@ -30,7 +32,7 @@ import (
 // since the checkpoint is lost and replayed).
 type scriptSource struct {
 	evs     []scriptEv
-	req     chan<- ckRequest
+	req     chan<- runtime.CheckpointRequest
 	p       int   // the window's parallelism in this attempt
 	pos     int   // the next step
 	wm      int64 // the last watermark sent
@@ -63,12 +65,12 @@ func (s *scriptSource) Poll(emit func(mrec)) (Poll, error) {
 			}
 		case evCheckpoint:
 			s.waiting = true
-			s.req <- ckRequest{savepoint: e.savepoint}
+			s.req <- runtime.CheckpointRequest{Savepoint: e.savepoint}
 			return Poll{Wait: time.Millisecond}, nil
 		case evRestore:
 			s.waiting, s.doomed = true, true
 			// A savepoint when the job is rescaled.
-			s.req <- ckRequest{savepoint: e.p != s.p || e.savepoint, kill: true, rescale: e.p}
+			s.req <- runtime.CheckpointRequest{Savepoint: e.p != s.p || e.savepoint, Kill: true, Rescale: e.p}
 			return Poll{Wait: time.Millisecond}, nil
 		case evEnd:
 			return Poll{Done: true}, nil
@@ -196,7 +198,7 @@ func (w *commitWriter[T]) Close() error { return nil }
 // parallelism 1, keyed by the records' key into the window at the
 // pipeline's parallelism, its panes and late records into exactly-once
 // sinks.
-func scriptJob(s script, req chan ckRequest, panes *commitLog[Pane[string, mAgg]], late *commitLog[mrec]) func(p *Pipeline) {
+func scriptJob(s script, req chan runtime.CheckpointRequest, panes *commitLog[Pane[string, mAgg]], late *commitLog[mrec]) func(p *Pipeline) {
 	return func(p *Pipeline) {
 		p.SetMaxParallelism(s.maxP)
 		src := WithTimestamps(NewSource(p, "Script", func(ti TaskInfo) (SourceReader[mrec], error) {
@@ -247,11 +249,11 @@ func netPanes(ps []mPane) []string {
 // runScriptJob runs s as a job in an in-process cluster, killing, restoring
 // and rescaling it where the script says, and returns what it committed.
 func runScriptJob(t *rapid.T, dir string, s script) (panes []mPane, late []mrec, attempts int) {
-	req := make(chan ckRequest, 16)
+	req := make(chan runtime.CheckpointRequest, 16)
 	var pl commitLog[Pane[string, mAgg]]
 	var ll commitLog[mrec]
-	c := &ckCluster{dir: dir, build: scriptJob(s, req, &pl, &ll), interval: 2 * time.Millisecond,
-		parallelism: s.p, requests: req}
+	c := newCkCluster(dir, 2*time.Millisecond, scriptJob(s, req, &pl, &ll))
+	c.Parallelism, c.Requests = s.p, req
 	for {
 		attempts++
 		if attempts > 4*len(s.evs)+2 {
@@ -260,7 +262,7 @@ func runScriptJob(t *rapid.T, dir string, s script) (panes []mPane, late []mrec,
 		for len(req) > 0 {
 			<-req
 		}
-		finished, err := c.runAttempt(t.Context(), 0)
+		finished, err := c.RunAttempt(t.Context(), 0)
 		if err != nil {
 			t.Fatalf("attempt %d: %v\nscript:\n%v", attempts, err, s)
 		}

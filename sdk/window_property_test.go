@@ -8,7 +8,6 @@ package sdk
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -26,6 +25,8 @@ import (
 	"github.com/weir-run/weir/internal/keygroup"
 	"github.com/weir-run/weir/internal/state"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // rapidChecks sets how many cases rapid tries in the calling test: n, or
@@ -373,8 +374,8 @@ type opDriver struct {
 }
 
 type opSub struct {
-	env *subtaskEnv
-	run opRun
+	env *runtime.Env
+	run runtime.OpRun
 	mem *state.Memory
 }
 
@@ -401,19 +402,18 @@ func newOpDriver(s script, fatalf func(string, ...any)) *opDriver {
 	}
 	d := &opDriver{s: s, node: n, fatalf: fatalf, now: s.now0, attempt: 1}
 	for i := range s.p {
-		d.subs = append(d.subs, d.open(i, s.p, state.NewMemory(), taskState{}))
+		d.subs = append(d.subs, d.open(i, s.p, state.NewMemory(), runtime.Restored{}))
 	}
 	return d
 }
 
 // open opens subtask i of p over mem with the restored operator state.
-func (d *opDriver) open(i, p int, mem *state.Memory, ts taskState) *opSub {
-	env := &subtaskEnv{ctx: context.Background(), jobID: "model", attempt: d.attempt, subtask: i, parallelism: p,
-		maxParallelism: d.s.maxP, state: mem, logger: testLogger(), restored: ts.items, restoredAll: ts.all,
-		clock: func() time.Time { return time.UnixMilli(d.now) }}
-	oe := &opEnv{subtaskEnv: env, uid: d.node.uid, emitWatermark: func(int64) {},
-		sides: []any{func(r mrec) { d.pendLate = append(d.pendLate, mLate{d.step, r}) }}}
-	run, err := d.node.newOp(oe, func(p Pane[string, mAgg]) { d.pendOut = append(d.pendOut, mOut{d.step, paneOf(p)}) })
+func (d *opDriver) open(i, p int, mem *state.Memory, ts runtime.Restored) *opSub {
+	env := runtime.NewEnv(runtime.EnvOptions{JobID: "model", Attempt: d.attempt, Subtask: i, Parallelism: p,
+		MaxParallelism: d.s.maxP, UID: d.node.UID, State: mem, Logger: testLogger(), Restored: ts,
+		Clock: func() time.Time { return time.UnixMilli(d.now) },
+		Sides: []any{func(r mrec) { d.pendLate = append(d.pendLate, mLate{d.step, r}) }}})
+	run, err := d.node.NewOp(env, func(p Pane[string, mAgg]) { d.pendOut = append(d.pendOut, mOut{d.step, paneOf(p)}) })
 	if err != nil {
 		d.fatalf("open subtask %d/%d: %v", i, p, err)
 	}
@@ -422,8 +422,8 @@ func (d *opDriver) open(i, p int, mem *state.Memory, ts taskState) *opSub {
 
 func (d *opDriver) check() {
 	for i, sub := range d.subs {
-		if sub.env.err != nil {
-			d.fatalf("step %d: subtask %d failed: %v", d.step, i, sub.env.err)
+		if sub.env.Err() != nil {
+			d.fatalf("step %d: subtask %d failed: %v", d.step, i, sub.env.Err())
 		}
 	}
 }
@@ -435,10 +435,10 @@ func (d *opDriver) apply(i int) {
 	switch e.kind {
 	case evRecord:
 		sub := d.subs[subtaskOfKey(e.rec.Key, len(d.subs), d.s.maxP)]
-		sub.run.in.(func(mrec))(e.rec)
+		sub.run.In.(func(mrec))(e.rec)
 	case evWatermark:
 		for _, sub := range d.subs {
-			sub.run.watermark(e.t)
+			sub.run.Watermark(e.t)
 		}
 	case evProcTime:
 		d.now = e.t
@@ -447,9 +447,9 @@ func (d *opDriver) apply(i int) {
 		}
 	case evEnd:
 		for _, sub := range d.subs {
-			sub.run.watermark(MaxWatermark)
-			if sub.run.finish != nil {
-				if err := sub.run.finish(); err != nil {
+			sub.run.Watermark(MaxWatermark)
+			if sub.run.Finish != nil {
+				if err := sub.run.Finish(); err != nil {
 					d.fatalf("step %d: finish: %v", i, err)
 				}
 			}
@@ -462,15 +462,14 @@ func (d *opDriver) apply(i int) {
 	d.check()
 }
 
-// tick is task.tick: the operators' processing-time callback runs when the
-// time one of them asked to be woken at has come.
+// tick does what the task loop does on its clock: the operators'
+// processing-time callback runs when the time one of them asked to be woken
+// at has come.
 func (d *opDriver) tick(sub *opSub) {
 	now := time.UnixMilli(d.now)
-	if sub.env.wakeAt.IsZero() || now.Before(sub.env.wakeAt) {
-		return
+	if sub.env.WakeDue(now) {
+		sub.run.OnTime(now)
 	}
-	sub.env.wakeAt = time.Time{}
-	sub.run.onTime(now)
 }
 
 func (d *opDriver) commit() {
@@ -478,7 +477,7 @@ func (d *opDriver) commit() {
 	d.late, d.pendLate = append(d.late, d.pendLate...), nil
 }
 
-// checkpoint snapshots every subtask as task.checkpoint does: flush, the
+// checkpoint snapshots every subtask as the runtime does: flush, the
 // operator's items, then its keyed state (the memory backend has no
 // write-back cache, so a copy of its entries is the snapshot; Pebble's
 // BeginCheckpoint would freeze its dirty cache at this point).
@@ -486,12 +485,12 @@ func (d *opDriver) checkpoint() {
 	d.ckID++
 	ck := &opCk{id: d.ckID, step: d.step, now: d.now, p: len(d.subs)}
 	for i, sub := range d.subs {
-		if sub.run.flush != nil {
-			if err := sub.run.flush(); err != nil {
+		if sub.run.Flush != nil {
+			if err := sub.run.Flush(); err != nil {
 				d.fatalf("step %d: flush subtask %d: %v", d.step, i, err)
 			}
 		}
-		items, err := sub.run.snapshot(d.ckID)
+		items, err := sub.run.Snapshot(d.ckID)
 		if err != nil {
 			d.fatalf("step %d: snapshot subtask %d: %v", d.step, i, err)
 		}
@@ -515,8 +514,8 @@ func (d *opDriver) manifest() *weirv1.CheckpointManifest {
 	m := &weirv1.CheckpointManifest{JobId: "model", CheckpointId: d.ck.id, MaxParallelism: int32(d.s.maxP)}
 	for i, cs := range d.ck.subs {
 		m.Subtasks = append(m.Subtasks, &weirv1.SubtaskSnapshot{Subtask: int32(i), Parallelism: int32(d.ck.p),
-			KeyGroupStart: int32(cs.kgStart), KeyGroupEnd: int32(cs.kgEnd), Uids: []string{d.node.uid},
-			Operators: []*weirv1.OperatorState{{Uid: d.node.uid, Data: encodeItems(cs.items)}}})
+			KeyGroupStart: int32(cs.kgStart), KeyGroupEnd: int32(cs.kgEnd), Uids: []string{d.node.UID},
+			Operators: []*weirv1.OperatorState{{Uid: d.node.UID, Data: runtime.EncodeItems(cs.items)}}})
 	}
 	return m
 }
@@ -524,26 +523,25 @@ func (d *opDriver) manifest() *weirv1.CheckpointManifest {
 // restore kills every subtask (their output since the last checkpoint is
 // lost) and starts p new ones from the last checkpoint: each gets the keyed
 // state of its key groups and the operator state the runtime deals it
-// (checkpointer.restoredFor), then the steps since the checkpoint are
+// (runtime.Restore), then the steps since the checkpoint are
 // replayed, at the processing times they first ran at.
 func (d *opDriver) restore(p int) {
 	at := d.step
 	d.pendOut, d.pendLate = nil, nil
 	d.attempt++
 	from, now := 0, d.s.now0
-	var ck *checkpointer
+	var m *weirv1.CheckpointManifest
 	if d.ck != nil {
 		from, now = d.ck.step+1, d.ck.now
-		ck = &checkpointer{restore: d.manifest()}
+		m = d.manifest()
 	}
-	v := &vertex{nodes: []*node{d.node}, parallelism: p}
 	subs := make([]*opSub, p)
 	for j := range p {
 		mem := state.NewMemory()
-		ts := taskState{}
-		if ck != nil {
+		ts := runtime.Restored{}
+		if m != nil {
 			var err error
-			if ts, err = ck.restoredFor(v, j, d.s.maxP); err != nil {
+			if ts, err = runtime.Restore(m, d.node.UID, j, p, d.s.maxP); err != nil {
 				d.fatalf("step %d: restore: %v", at, err)
 			}
 			start, end := keygroup.Range(j, p, d.s.maxP)

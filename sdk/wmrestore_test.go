@@ -14,20 +14,20 @@ import (
 	"github.com/weir-run/weir/internal/keygroup"
 	"github.com/weir-run/weir/internal/state"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
-// restoreEnv is the opEnv of operator uid in subtask i of q, restored from
-// m as newTask would restore it.
-func restoreEnv(t *testing.T, m *weirv1.CheckpointManifest, uid string, i, q, maxP int) *opEnv {
+// restoreEnv is the env of operator uid, the head of its chain, in subtask
+// i of q, restored from m as a task would restore it.
+func restoreEnv(t *testing.T, m *weirv1.CheckpointManifest, uid string, i, q, maxP int) *runtime.Env {
 	t.Helper()
-	ck := &checkpointer{restore: m}
-	v := &vertex{nodes: []*node{{uid: uid}}, parallelism: q}
-	ts, err := ck.restoredFor(v, i, maxP)
+	ts, err := runtime.Restore(m, uid, i, q, maxP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &opEnv{subtaskEnv: &subtaskEnv{subtask: i, parallelism: q, maxParallelism: maxP, state: state.NewMemory(),
-		restored: ts.items, restoredAll: ts.all, restoredParallelism: ts.parallelism}, uid: uid}
+	return runtime.NewEnv(runtime.EnvOptions{Subtask: i, Parallelism: q, MaxParallelism: maxP, State: state.NewMemory(),
+		Restored: ts, UID: uid})
 }
 
 // timerManifest is a checkpoint of a keyed vertex at parallelism p whose
@@ -42,7 +42,7 @@ func timerManifest(t *testing.T, uid string, maxP int, wms []int64, old bool) *w
 		start, end := keygroup.Range(j, p, maxP)
 		item := binary.AppendVarint(nil, wm)
 		if !old {
-			env := &opEnv{subtaskEnv: &subtaskEnv{subtask: j, parallelism: p, maxParallelism: maxP, state: state.NewMemory()}, uid: uid}
+			env := runtime.NewEnv(runtime.EnvOptions{Subtask: j, Parallelism: p, MaxParallelism: maxP, State: state.NewMemory(), UID: uid})
 			s, err := newTimerService(env, newStateStore(env))
 			if err != nil {
 				t.Fatal(err)
@@ -56,7 +56,7 @@ func timerManifest(t *testing.T, uid string, maxP int, wms []int64, old bool) *w
 		}
 		m.Subtasks = append(m.Subtasks, &weirv1.SubtaskSnapshot{Subtask: int32(j), Parallelism: int32(p),
 			KeyGroupStart: int32(start), KeyGroupEnd: int32(end), Uids: []string{uid},
-			Operators: []*weirv1.OperatorState{{Uid: uid, Data: encodeItems([][]byte{item})}}})
+			Operators: []*weirv1.OperatorState{{Uid: uid, Data: runtime.EncodeItems([][]byte{item})}}})
 	}
 	return m
 }
@@ -262,10 +262,10 @@ func TestRescaleKeepsWatermark(t *testing.T) {
 				results.sinkTo(w.Results(), WithUID("results"), WithParallelism(par))
 				lateOut.sinkTo(w.Late(), WithUID("late"), WithParallelism(par))
 			}
-			c := &ckCluster{dir: t.TempDir(), build: build, interval: 20 * time.Millisecond}
+			c := newCkCluster(t.TempDir(), 20*time.Millisecond, build)
 			var wg sync.WaitGroup
 			var reportErr error
-			c.started = func(attempt int64, d *deployment) {
+			c.Started = func(attempt int64, d *runtime.Deployment) {
 				if attempt == 1 {
 					return
 				}
@@ -277,10 +277,10 @@ func TestRescaleKeepsWatermark(t *testing.T) {
 			}
 			// Killed after two checkpoints: the second holds phase 1 and
 			// its watermark (the first may come before the first poll).
-			if finished, err := c.runAttempt(t.Context(), 2); err != nil || finished {
+			if finished, err := c.RunAttempt(t.Context(), 2); err != nil || finished {
 				t.Fatalf("first attempt: finished %v, err %v", finished, err)
 			}
-			if finished, err := c.runAttempt(t.Context(), 0); err != nil || !finished {
+			if finished, err := c.RunAttempt(t.Context(), 0); err != nil || !finished {
 				t.Fatalf("restored attempt: finished %v, err %v", finished, err)
 			}
 			wg.Wait()
@@ -323,16 +323,16 @@ func cmpStr(a, b string) int {
 // waitRestoredWatermarks waits until each of the n subtasks of the
 // restored job reports want as its watermark, in its status and in its
 // metrics report, while the source holds back every new record.
-func waitRestoredWatermarks(d *deployment, n int, want int64) error {
+func waitRestoredWatermarks(d *runtime.Deployment, n int, want int64) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		now := time.Now()
-		st := d.watermarks(now)
+		st := d.Watermarks(now)
 		ok := len(st) == n
 		for _, s := range st {
 			ok = ok && s.Known && s.Watermark == want
 		}
-		pm := d.processMetrics(now)
+		pm := d.ProcessMetrics(now)
 		for _, tm := range pm.Tasks {
 			ok = ok && tm.WatermarkUnixMs != nil && *tm.WatermarkUnixMs == want
 		}
@@ -431,10 +431,10 @@ func TestSplitWatermarksMoveWithSplits(t *testing.T) {
 		var out bag[wmEvent]
 		out.sinkTo(WithTimestamps(src, func(e wmEvent) int64 { return e.TS }), WithUID("out"), WithParallelism(1))
 	}
-	c := &ckCluster{dir: t.TempDir(), build: build, interval: 20 * time.Millisecond}
+	c := newCkCluster(t.TempDir(), 20*time.Millisecond, build)
 	var wg sync.WaitGroup
 	var reportErr error
-	c.started = func(attempt int64, d *deployment) {
+	c.Started = func(attempt int64, d *runtime.Deployment) {
 		if attempt == 1 {
 			return
 		}
@@ -442,13 +442,13 @@ func TestSplitWatermarksMoveWithSplits(t *testing.T) {
 			defer release.Store(true)
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				st := d.watermarks(time.Now())
+				st := d.Watermarks(time.Now())
 				mu.Lock()
 				ok := len(st) == 3+1 && len(want) == 3
 				for ref, s := range st {
 					w := splits["a"] - 1_001 // the sink: the minimum
-					if ref.vertex == 0 {
-						w = want[ref.subtask]
+					if ref.Vertex == 0 {
+						w = want[ref.Subtask]
 					}
 					ok = ok && s.Known && s.Watermark == w
 				}
@@ -464,10 +464,10 @@ func TestSplitWatermarksMoveWithSplits(t *testing.T) {
 			}
 		})
 	}
-	if finished, err := c.runAttempt(t.Context(), 2); err != nil || finished {
+	if finished, err := c.RunAttempt(t.Context(), 2); err != nil || finished {
 		t.Fatalf("first attempt: finished %v, err %v", finished, err)
 	}
-	if finished, err := c.runAttempt(t.Context(), 0); err != nil || !finished {
+	if finished, err := c.RunAttempt(t.Context(), 0); err != nil || !finished {
 		t.Fatalf("restored attempt: finished %v, err %v", finished, err)
 	}
 	wg.Wait()

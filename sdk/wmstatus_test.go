@@ -7,6 +7,8 @@ import (
 
 	"github.com/weir-run/weir/internal/exchange"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // heldSource emits its events, then waits until release is set.
@@ -40,28 +42,28 @@ func TestWatermarkStatus(t *testing.T) {
 		Tumbling(time.Second)), Count[event]())
 	var out bag[Pane[string, int64]]
 	out.sinkTo(w.Results())
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	net := exchange.NewNetwork("wm", 1, exchange.Options{}, testLogger())
 	defer net.Close()
 	net.SetLocalAddr("local")
-	d := &deployment{jobID: "wm", attempt: 1, net: net, self: "local", logger: testLogger(),
-		route: func(subtaskRef) string { return "local" }}
-	var refs []subtaskRef
-	for _, v := range pl.vertices {
-		refs = append(refs, subtaskRef{v.id, 0})
+	d := &runtime.Deployment{JobID: "wm", Attempt: 1, Net: net, Self: "local", Logger: testLogger(),
+		Route: func(runtime.SubtaskRef) string { return "local" }}
+	var refs []runtime.SubtaskRef
+	for _, v := range pl.Vertices {
+		refs = append(refs, runtime.SubtaskRef{Vertex: v.ID})
 	}
 	done := make(chan error, 1)
-	go func() { done <- pl.run(t.Context(), d, refs, func(subtaskRef, weirv1.TaskState, error) {}) }()
+	go func() { done <- pl.Run(t.Context(), d, refs, func(runtime.SubtaskRef, weirv1.TaskState, error) {}) }()
 
 	// 9 s minus the bound, minus 1 ms; sent at a buffer flush.
 	const want = 9_000 - 1_000 - 1
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		now := time.Now()
-		st := d.watermarks(now)
+		st := d.Watermarks(now)
 		all := len(st) == len(refs)
 		for _, s := range st {
 			all = all && s.Known && s.Watermark == want
@@ -83,14 +85,14 @@ func TestWatermarkStatus(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	for ref, s := range d.watermarks(time.Now()) {
-		if s != (watermarkStatus{Watermark: MaxWatermark, Known: true}) {
+	for ref, s := range d.Watermarks(time.Now()) {
+		if s != (runtime.WatermarkStatus{Watermark: MaxWatermark, Known: true}) {
 			t.Errorf("subtask %v after the end: %+v", ref, s)
 		}
 	}
 	// Reported as the final watermark, not as "none": the coordinator
 	// takes a subtask without one as unknown.
-	for _, tm := range d.processMetrics(time.Now()).Tasks {
+	for _, tm := range d.ProcessMetrics(time.Now()).Tasks {
 		if tm.WatermarkUnixMs == nil || *tm.WatermarkUnixMs != MaxWatermark {
 			t.Errorf("subtask %d of vertex %d reports watermark %v after the end, want max int64", tm.Subtask, tm.VertexId, tm.WatermarkUnixMs)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/weir-run/weir/internal/uvarintframe"
 )
 
 // ErrDecode wraps every failure to decode an event.
@@ -19,41 +20,38 @@ func (EventCodec) Append(dst []byte, e Event) []byte {
 }
 
 func (EventCodec) Decode(b []byte) (Event, error) {
-	d := decoder{b: b}
-	e := Event{Emit: d.int()}
-	kind := d.byte()
+	d := uvarintframe.NewReader(b)
+	e := Event{Emit: d.Varint()}
+	kind := d.Byte()
 	switch Kind(kind) {
 	case KindPerson:
 		p := &Person{}
-		p.ID = d.int()
-		p.Name, p.EmailAddress, p.CreditCard, p.City, p.State = d.str(), d.str(), d.str(), d.str(), d.str()
-		p.DateTime = d.int()
-		p.Extra = d.str()
+		p.ID = d.Varint()
+		p.Name, p.EmailAddress, p.CreditCard, p.City, p.State = d.Str(), d.Str(), d.Str(), d.Str(), d.Str()
+		p.DateTime = d.Varint()
+		p.Extra = d.Str()
 		e.Kind, e.Person = KindPerson, p
 	case KindAuction:
 		a := &Auction{}
-		a.ID = d.int()
-		a.ItemName, a.Description = d.str(), d.str()
-		a.InitialBid, a.Reserve, a.DateTime, a.Expires, a.Seller, a.Category = d.int(), d.int(), d.int(), d.int(), d.int(), d.int()
-		a.Extra = d.str()
+		a.ID = d.Varint()
+		a.ItemName, a.Description = d.Str(), d.Str()
+		a.InitialBid, a.Reserve, a.DateTime, a.Expires, a.Seller, a.Category = d.Varint(), d.Varint(), d.Varint(), d.Varint(), d.Varint(), d.Varint()
+		a.Extra = d.Str()
 		e.Kind, e.Auction = KindAuction, a
 	case KindBid:
 		x := &Bid{}
-		x.Auction, x.Bidder, x.Price = d.int(), d.int(), d.int()
-		x.Channel, x.URL = d.str(), d.str()
-		x.DateTime = d.int()
-		x.Extra = d.str()
+		x.Auction, x.Bidder, x.Price = d.Varint(), d.Varint(), d.Varint()
+		x.Channel, x.URL = d.Str(), d.Str()
+		x.DateTime = d.Varint()
+		x.Extra = d.Str()
 		e.Kind, e.Bid = KindBid, x
 	default:
-		if d.err == nil {
-			d.err = fmt.Errorf("unknown kind %d", kind)
+		if d.Err() == nil {
+			return Event{}, fmt.Errorf("%w: unknown kind %d", ErrDecode, kind)
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
-	}
-	if d.err != nil {
-		return Event{}, fmt.Errorf("%w: %v", ErrDecode, d.err)
+	if err := d.Done(); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	return e, nil
 }
@@ -82,54 +80,4 @@ func appendEventBody(dst []byte, e Event) []byte {
 		dst = appendInts(dst, x.DateTime)
 		return appendStrings(dst, x.Extra)
 	}
-}
-
-// decoder reads varints and length-prefixed strings, remembering the first
-// error so that Decode checks once.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) int() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	// binary.Varint accepts redundant continuation bytes (0 as 0x80 0x00);
-	// the codec's encoding is the shortest, so that Decode accepts exactly
-	// what Append writes.
-	if n <= 0 || n != varintLen(v) {
-		d.err = errors.New("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.err = errors.New("truncated")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) str() string {
-	if d.err != nil {
-		return ""
-	}
-	n, k := binary.Uvarint(d.b)
-	if k <= 0 || k != uvarintLen(n) || n > uint64(len(d.b)-k) {
-		d.err = errors.New("bad string length")
-		return ""
-	}
-	s := string(d.b[k : k+int(n)])
-	d.b = d.b[k+int(n):]
-	return s
 }

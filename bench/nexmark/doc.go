@@ -4,7 +4,8 @@
 // checksum by which the bench harness compares a weir job's output with its
 // single-threaded baseline's.
 //
-// It imports nothing of weir's: the job (jobs/nexmark), the baselines
+// It imports nothing of weir's but internal/uvarintframe (the framing of
+// its codec, itself standard library only): the job (bench/job), the baselines
 // (bench/baseline) and the Beam peer (bench/peers/beam, its own module) all
 // use this one copy, so the three see the same events and hash the same
 // outputs. The query semantics every implementation follows are in

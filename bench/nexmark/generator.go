@@ -1,6 +1,7 @@
 package nexmark
 
 import (
+	"github.com/weir-run/weir/internal/uvarintframe"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -504,10 +505,8 @@ func (r *rng) intn(n int) int       { return int(r.uint64n(uint64(n))) }
 // float64 is uniform in [0, 1).
 func (r *rng) float64() float64 { return float64(r.Uint64()>>11) * 0x1p-53 }
 
-// varintLen is the length of binary.AppendVarint(nil, v).
-func varintLen(v int64) int { return uvarintLen(uint64(v<<1) ^ uint64(v>>63)) }
+// varintLen, uvarintLen and strLen are the encoded lengths of an integer,
+// a length prefix and a length-prefixed string.
+var varintLen, uvarintLen = uvarintframe.VarintLen, uvarintframe.UvarintLen
 
-func uvarintLen(u uint64) int { return (bits.Len64(u|1) + 6) / 7 }
-
-// strLen is the encoded length of a string: length prefix and bytes.
-func strLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
+func strLen(s string) int { return uvarintframe.BytesLen(len(s)) }

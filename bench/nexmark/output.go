@@ -1,10 +1,10 @@
 package nexmark
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/weir-run/weir/internal/uvarintframe"
 )
 
 // Output is a query's result record. AppendCanonical appends the bytes that
@@ -54,20 +54,10 @@ const (
 	tagQ8
 )
 
-func appendInts(dst []byte, vs ...int64) []byte {
-	for _, v := range vs {
-		dst = binary.AppendVarint(dst, v)
-	}
-	return dst
-}
-
-func appendStrings(dst []byte, ss ...string) []byte {
-	for _, s := range ss {
-		dst = binary.AppendUvarint(dst, uint64(len(s)))
-		dst = append(dst, s...)
-	}
-	return dst
-}
+var (
+	appendInts    = uvarintframe.AppendVarints
+	appendStrings = uvarintframe.AppendStrings
+)
 
 // AppendCanonical makes Event the output of q0 (pass-through).
 func (e Event) AppendCanonical(dst []byte) []byte {

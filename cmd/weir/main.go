@@ -1,6 +1,8 @@
 // Command weir is the one binary of a weir cluster: the daemons (local,
 // etcd, coordinator, worker) and the client commands (run, list, status,
-// cancel, workers).
+// cancel, workers, checkpoints, savepoint, stop, tail). A hidden command,
+// flags, lists every command's flags for the docs test in
+// internal/invariants.
 //
 // Errors are printed as one line, "weir: <what went wrong>", never with a
 // usage text or a stack trace. Exit codes: 0 success, 1 a runtime failure,
@@ -146,6 +148,7 @@ built with the weir SDK:
 	certs := newCertsCmd(s)
 	certs.GroupID = "admin"
 	root.AddCommand(certs)
+	root.AddCommand(newFlagsCmd(s))
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -783,4 +784,23 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// TestFlagsCommand: the hidden "weir flags" lists every command's flags,
+// inherited ones and shorthands included, and marks deprecated ones.
+func TestFlagsCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := execute(context.Background(), []string{"flags"}, streams{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+	if code != 0 {
+		t.Fatalf("weir flags: exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	for _, want := range []string{"run --parallelism", "run -p", "run --coordinator", "local --kafka-addr", "coordinator --worker-timeout", "coordinator --heartbeat-timeout deprecated", "tail --limit"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("weir flags lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "flags ") {
+		t.Errorf("weir flags lists itself:\n%s", out.String())
+	}
 }

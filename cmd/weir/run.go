@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weir-run/weir/internal/filehash"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -144,7 +143,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		return err
 	}
 	defer c.Close()
-	sum, size, err := hashFile(abs)
+	sum, size, err := filehash.SHA256(abs)
 	if err != nil {
 		return fmt.Errorf("cannot read %s: %v", binary, unwrapPathError(err))
 	}
@@ -220,21 +219,6 @@ func warnRelativePaths(w io.Writer, args []string) {
 			fmt.Fprintf(w, "weir: note: %s is relative to this directory, but the job runs in the workers' directories; did you mean %s?\n", v, abs)
 		}
 	}
-}
-
-// hashFile returns the lower-case hex sha256 and the size of path.
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // upload streams the binary at path: a header, then chunks.

@@ -1,7 +1,8 @@
 // Package keygroup owns the mapping of keys to key groups and of key groups
-// to subtasks. Both the SDK (which routes records) and the coordinator (which
-// validates parallelism and, later, rescales state) use it, so the rule lives
-// in one place.
+// to subtasks. Both the SDK (which routes records, and on a rescale restores
+// keyed state by key-group range) and the coordinator (which validates
+// parallelism against the max parallelism) use it, so the rule lives in one
+// place.
 //
 // A key hashes to one of maxParallelism key groups; subtask s of p owns the
 // contiguous range of groups g with g*p/maxParallelism == s. Keyed state is

@@ -23,6 +23,8 @@ import (
 	_ "gocloud.dev/blob/fileblob"
 	_ "gocloud.dev/blob/memblob"
 	_ "gocloud.dev/blob/s3blob"
+
+	"github.com/weir-run/weir/internal/storelayout"
 )
 
 var (
@@ -39,9 +41,6 @@ var (
 	// weir does not support.
 	ErrUnsupportedURL = errors.New("objstore: unsupported store URL")
 )
-
-// binaryPrefix is where content-addressed job binaries live in the bucket.
-const binaryPrefix = "binaries/"
 
 // Store is an object store. It is safe for concurrent use.
 type Store struct {
@@ -120,7 +119,7 @@ func (s *Store) Close() error {
 }
 
 // Bucket exposes the underlying bucket for code that manages its own keys
-// (checkpoints). Keys under "binaries/" belong to this package.
+// (checkpoints). Binary keys (storelayout.Binaries) belong to this package.
 func (s *Store) Bucket() *blob.Bucket { return s.bucket }
 
 // ValidSHA256 reports whether s is a sha256 digest written as 64 lower-case
@@ -142,7 +141,7 @@ func binaryKey(sha string) (string, error) {
 	if !ValidSHA256(sha) {
 		return "", fmt.Errorf("%w: %q", ErrInvalidDigest, sha)
 	}
-	return binaryPrefix + sha, nil
+	return storelayout.Binary(sha), nil
 }
 
 // PutBinary stores the content of r as the binary whose sha256 is

@@ -17,7 +17,8 @@ import (
 )
 
 // benchKeys is the state size: the design targets' 1M keys by default
-// (DESIGN §9); WEIR_BENCH_KEYS=10000000 measures 10M.
+// (docs/architecture.md, "Design targets"); WEIR_BENCH_KEYS=10000000
+// measures 10M.
 var benchKeys = func() int {
 	if n, err := strconv.Atoi(os.Getenv("WEIR_BENCH_KEYS")); err == nil && n > 0 {
 		return n

@@ -15,7 +15,8 @@ import (
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
-// benchKeys is the state size of the design targets (DESIGN §9).
+// benchKeys is the state size of the design targets (docs/architecture.md,
+// "Design targets").
 const benchKeys = 1_000_000
 
 // fixture is one subtask's state of benchKeys counters, checkpointed and

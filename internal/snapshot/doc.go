@@ -6,7 +6,8 @@
 // Layout in the bucket:
 //
 //   - Pebble tables (*.sst, and *.blob value files) are immutable, so they
-//     are content addressed: sharedPrefix + "<sha256>.sst". A checkpoint
+//     are content addressed: storelayout.SharedFile, sharedPrefix +
+//     "<sha256>" + the file's extension (".sst"). A checkpoint
 //     uploads only the tables neither its Uploader nor the bucket has, which
 //     makes its upload proportional to what changed. The set difference is
 //     by content, never by Pebble file number: numbers repeat across DB
@@ -22,6 +23,10 @@
 // itself, and after each checkpoint upload forgets the tables that
 // checkpoint no longer references. That is safe as long as the coordinator
 // never deletes an object the latest checkpoint of a subtask referenced,
-// completed or not: an object first uploaded by a checkpoint that was then
-// aborted is deleted only once a later checkpoint has completed without it.
+// completed or not. The coordinator deletes only objects of discarded
+// completed checkpoints that no retained one references, so an object first
+// uploaded by a checkpoint that was then aborted is deleted, if ever, only
+// after a later checkpoint referenced it, completed and was discarded; an
+// object only aborted checkpoints uploaded is never collected (see
+// docs/decisions.md, "Checkpoints").
 package snapshot

@@ -18,7 +18,9 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/weir-run/weir/internal/filehash"
 	"github.com/weir-run/weir/internal/objstore"
+	"github.com/weir-run/weir/internal/storelayout"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -56,7 +58,7 @@ type AbortFunc func(ctx context.Context, key string, err error)
 func (u *Uploader) OnAbort(fn AbortFunc) { u.abort = fn }
 
 // NewUploader returns an Uploader that puts shared tables under
-// sharedPrefix, such as "checkpoints/<job>/shared/".
+// sharedPrefix, a storelayout.Shared prefix ("checkpoints/<job>/shared/").
 func NewUploader(bucket *blob.Bucket, sharedPrefix string) *Uploader {
 	u := &Uploader{bucket: bucket, shared: sharedPrefix}
 	u.mu.known = make(map[string]struct{})
@@ -71,7 +73,7 @@ func isShared(name string) bool {
 
 // sharedObject is the content-addressed key of a table.
 func (u *Uploader) sharedObject(name, sha string) string {
-	return u.shared + sha + filepath.Ext(name)
+	return storelayout.SharedFile(u.shared, sha, filepath.Ext(name))
 }
 
 func (u *Uploader) isKnown(object string) bool {
@@ -105,9 +107,9 @@ func (u *Uploader) Upload(ctx context.Context, dir, privatePrefix string, selfCo
 	err = forEach(ctx, len(names), func(ctx context.Context, i int) error {
 		name := names[i]
 		path := filepath.Join(dir, filepath.FromSlash(name))
-		sha, size, err := hashFile(path)
+		sha, size, err := filehash.SHA256(path)
 		if err != nil {
-			return err
+			return fmt.Errorf("snapshot: %w", err)
 		}
 		f := &weirv1.StateFile{Name: name, Size: size, Sha256: sha}
 		files[i] = f
@@ -305,20 +307,6 @@ func listFiles(dir string) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
-}
-
-func hashFile(path string) (sha string, size int64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, fmt.Errorf("snapshot: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	size, err = io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("snapshot: read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 // forEach calls fn(ctx, i) for i in [0, n) on up to transfers goroutines

@@ -1,10 +1,12 @@
 // Package state owns the keyed-state backend contract of one subtask and its
 // in-memory implementation. The SDK builds typed state (ValueState and so on)
-// on top of it; the Pebble backend of the checkpoint work implements the same
-// contract, and one contract suite (state_test.go) runs against every backend.
+// on top of it; the Pebble backend (internal/pebblestate) implements the same
+// contract, and one contract suite (statetest.RunContract) runs in every
+// backend's tests.
 //
 // Keys are opaque to the backend. The SDK lays them out as
-// keyGroup(2 bytes, big endian) | operator uid | state name | user key,
+// keyGroup(2 bytes, big endian) | operator uid 0x00 | state name 0x00 |
+// uvarint length of the user key | user key,
 // so a prefix scan by key group finds exactly the state that moves on rescale.
 package state
 

@@ -1,6 +1,11 @@
-// Package storelayout owns the names of checkpoint objects in a job's object
-// store, which job processes write and the coordinator reads and deletes.
+// Package storelayout owns every object key in weir's object store: job
+// binaries, which the CLI uploads through the coordinator and workers fetch,
+// and checkpoint objects, which job processes write and the coordinator
+// reads and deletes. Content-addressed keys take the sha256 as 64 lower-case
+// hex characters (internal/filehash); callers validate digests before
+// building keys from them.
 //
+//	binaries/<sha256>                              a job binary
 //	checkpoints/<job>/shared/<sha256>.sst          SST files, shared by a job's checkpoints
 //	checkpoints/<job>/chk-<id>/v<vertex>-s<sub>/   a checkpoint's private files
 //	checkpoints/<job>/chk-<id>/_manifest           its manifest (CheckpointManifest)
@@ -12,8 +17,20 @@ import (
 	"strings"
 )
 
+// Binaries is the prefix of every job binary.
+const Binaries = "binaries/"
+
+// Binary is the key of the job binary whose sha256 is sha.
+func Binary(sha string) string { return Binaries + sha }
+
 // Shared is the prefix of a job's shared SST files.
 func Shared(job string) string { return "checkpoints/" + job + "/shared/" }
+
+// SharedFile is the content-addressed key of a shared file under shared (a
+// prefix returned by Shared): its sha256 and its file name's extension, so
+// that sharing is decided by content, never by Pebble's file numbers (which
+// repeat across DB instances).
+func SharedFile(shared, sha, ext string) string { return shared + sha + ext }
 
 func dir(job string, id int64, savepoint bool) string {
 	if savepoint {

@@ -26,4 +26,10 @@ func TestLayout(t *testing.T) {
 	if got := Private("j", 7, true, 1, 2); got != "savepoints/j/sp-7/v1-s2/" {
 		t.Error(got)
 	}
+	if got := Binary("ab12"); got != "binaries/ab12" {
+		t.Error(got)
+	}
+	if got := SharedFile(Shared("j"), "ab12", ".sst"); got != "checkpoints/j/shared/ab12.sst" {
+		t.Error(got)
+	}
 }

@@ -40,7 +40,7 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 	h := &harness{o: o, root: root, tmp: tmp, out: stdout,
 		weir: filepath.Join(tmp, "weir"), job: filepath.Join(tmp, "nexmark"), baseline: filepath.Join(tmp, "baseline")}
 	fmt.Fprintln(stdout, "building weir, the nexmark job and the baselines")
-	for bin, pkg := range map[string]string{h.weir: "./cmd/weir", h.job: "./jobs/nexmark", h.baseline: "./bench/cmd/baseline"} {
+	for bin, pkg := range map[string]string{h.weir: "./cmd/weir", h.job: "./bench/job", h.baseline: "./bench/cmd/baseline"} {
 		if err := goBuild(root, bin, pkg); err != nil {
 			return nil, err
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Targets (DESIGN §9).
+// Targets (docs/architecture.md, "Design targets").
 const (
 	costTargetP1   = 0.5 // weir at p=1 reaches half the baseline's throughput
 	costTargetP2   = 1.0 // and at 2 cores all of it

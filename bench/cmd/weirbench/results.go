@@ -108,7 +108,7 @@ type Recovery struct {
 }
 
 // flinkPerCore are Flink 1.13's published Nexmark throughputs per core, in
-// events per second (DESIGN §9).
+// events per second (docs/architecture.md, "Design targets").
 var flinkPerCore = map[string]float64{
 	"q0": 155e3, "q1": 158e3, "q2": 175e3, "q3": 152e3, "q4": 34.3e3,
 	"q5": 22.1e3, "q7": 12.3e3, "q8": 146e3, "q11": 39.7e3,

@@ -1,4 +1,4 @@
-package sdk
+package runtime
 
 import (
 	"context"
@@ -11,22 +11,19 @@ import (
 // overheadRecords is the size of one trial of BenchmarkObservabilityOverhead.
 const overheadRecords = 2_000_000
 
-// overheadTrial runs a two-vertex pipeline (source -> map -> sum over an
+// overheadTrial runs a two-vertex graph (source -> map -> sum over an
 // in-process exchange, where counting and the tap check sit) and returns
 // its records per second.
 func overheadTrial(b *testing.B, metrics, tap bool) float64 {
 	measure, tappable = metrics, tap
 	defer func() { measure, tappable = true, true }()
 	var total atomic.Int64
-	p := NewPipeline("overhead", 1)
-	gen := Generate(p, overheadRecords, func(i int64) int64 { return i })
-	sumSink(Map(Rebalance(gen), func(v int64) int64 { return v + 1 }, StartNewChain()), &total)
-	pl, err := p.buildPlan()
-	if err != nil || len(pl.vertices) != 2 {
-		b.Fatalf("want two vertices: %v", err)
-	}
+	g := newGraph(128)
+	src := g.vertex(1, counter("src", overheadRecords, 1024, 0))
+	sum := g.vertex(1, mapper("inc", func(v int64) int64 { return v + 1 }), sumSink("sum", &total))
+	g.edge(src, sum, partRebalance)
 	start := time.Now()
-	if err := pl.runLocal(context.Background(), quiet()); err != nil {
+	if err := g.RunLocal(context.Background(), quiet(), nil); err != nil {
 		b.Fatal(err)
 	}
 	rate := overheadRecords / time.Since(start).Seconds()
@@ -41,7 +38,7 @@ func overheadTrial(b *testing.B, metrics, tap bool) float64 {
 // every configuration, interleaved so a noisy neighbour hits them alike,
 // and the medians are compared. A ratio of 1 means no cost.
 //
-//	go test ./sdk -run '^$' -bench ObservabilityOverhead -benchtime 15x
+//	go test ./sdk/internal/runtime -run '^$' -bench ObservabilityOverhead -benchtime 15x
 func BenchmarkObservabilityOverhead(b *testing.B) {
 	var on, off, idle, none []float64
 	for range b.N {

@@ -1,4 +1,4 @@
-package sdk
+package runtime
 
 import (
 	"context"
@@ -26,23 +26,6 @@ import (
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
-// SplitSnapshotter is implemented by replayable SourceReaders: their splits
-// and positions go into every checkpoint. A restored subtask's open function
-// gets them back from TaskInfo.Restored (at another parallelism, splits are
-// dealt round robin over the new subtasks).
-type SplitSnapshotter interface {
-	SnapshotSplits() ([][]byte, error)
-}
-
-// Committer is implemented by SinkWriters that take part in checkpoints with
-// a two-phase commit: PreCommit on the barrier makes what was written so far
-// pending and returns the state to remember; Commit makes everything pending
-// up to checkpointID visible once that checkpoint completes.
-type Committer interface {
-	PreCommit(checkpointID int64) ([][]byte, error)
-	Commit(checkpointID int64) error
-}
-
 // control is a message for a subtask's own goroutine (its mailbox).
 type control struct {
 	trigger  *weirv1.TriggerCheckpoint // sources only
@@ -68,9 +51,9 @@ type checkpointer struct {
 	uploads     sync.WaitGroup
 }
 
-// taskState is what a subtask restores: its keyed-state snapshots and each
+// Restored is what a subtask restores: its keyed-state snapshots and each
 // operator's items.
-type taskState struct {
+type Restored struct {
 	keyed []*weirv1.SubtaskSnapshot
 	// items holds each operator's share of the restored items, by uid; an
 	// operator the checkpoint knows has an entry even when its share is
@@ -84,18 +67,24 @@ type taskState struct {
 	parallelism int
 }
 
-// restoredFor picks, from the manifest, the state of subtask i of v at its
-// current parallelism. Snapshots belong to the vertex whose head uid they
-// start with, so state follows uids, not vertex numbers.
-func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
-	ts := taskState{items: map[string][][]byte{}, all: map[string][][]byte{}}
+// restoredFor picks the state of subtask i of v, at its current
+// parallelism, from the checkpoint to restore (none: a fresh start).
+func (ck *checkpointer) restoredFor(v *Vertex, i, maxP int) (Restored, error) {
 	if ck == nil || ck.restore == nil {
-		return ts, nil
+		return Restored{items: map[string][][]byte{}, all: map[string][][]byte{}}, nil
 	}
-	ts.fromID = ck.restore.CheckpointId
+	return Restore(ck.restore, v.head().UID, i, v.Parallelism, maxP)
+}
+
+// Restore picks, from checkpoint m, the state of subtask i of p of the
+// vertex whose chain starts with operator head. Snapshots belong to the
+// vertex whose head uid they start with, so state follows uids, not vertex
+// numbers.
+func Restore(m *weirv1.CheckpointManifest, head string, i, p, maxP int) (Restored, error) {
+	ts := Restored{items: map[string][][]byte{}, all: map[string][][]byte{}, fromID: m.CheckpointId}
 	var olds []*weirv1.SubtaskSnapshot
-	for _, s := range ck.restore.Subtasks {
-		if len(s.Uids) > 0 && s.Uids[0] == v.head().uid {
+	for _, s := range m.Subtasks {
+		if len(s.Uids) > 0 && s.Uids[0] == head {
 			olds = append(olds, s)
 		}
 	}
@@ -103,7 +92,7 @@ func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
 	if len(olds) > 0 {
 		ts.parallelism = int(olds[0].Parallelism)
 	}
-	start, end := keygroup.Range(i, v.parallelism, maxP)
+	start, end := keygroup.Range(i, p, maxP)
 	for _, s := range olds {
 		if int(s.KeyGroupStart) < end && start < int(s.KeyGroupEnd) && len(s.Files) > 0 {
 			ts.keyed = append(ts.keyed, s)
@@ -114,7 +103,7 @@ func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
 	k := 0
 	for _, s := range olds {
 		for _, op := range s.Operators {
-			items, err := decodeItems(op.Data)
+			items, err := DecodeItems(op.Data)
 			if err != nil {
 				return ts, &restoreError{id: ts.fromID, err: fmt.Errorf("state of operator %s, subtask %d: %w", op.Uid, s.Subtask, err)}
 			}
@@ -124,8 +113,8 @@ func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
 			ts.all[op.Uid] = append(ts.all[op.Uid], items...)
 			for _, it := range items {
 				mine := int(s.Subtask) == i
-				if int(s.Parallelism) != v.parallelism {
-					mine = k%v.parallelism == i
+				if int(s.Parallelism) != p {
+					mine = k%p == i
 					k++
 				}
 				if mine {
@@ -139,16 +128,16 @@ func (ck *checkpointer) restoredFor(v *vertex, i, maxP int) (taskState, error) {
 
 // openState opens the subtask's keyed state: Pebble restored from the
 // checkpoint when checkpointing, else memory.
-func (ck *checkpointer) openState(ctx context.Context, v *vertex, i, maxP int, ts taskState, up *snapshot.Uploader) (state.Backend, *pebblestate.DB, error) {
+func (ck *checkpointer) openState(ctx context.Context, v *Vertex, i, maxP int, ts Restored, up *snapshot.Uploader) (state.Backend, *pebblestate.DB, error) {
 	if ck == nil || !v.keyed() {
 		return state.NewMemory(), nil, nil
 	}
-	dir := filepath.Join(ck.stateRoot, fmt.Sprintf("db-v%d-s%d", v.id, i))
+	dir := filepath.Join(ck.stateRoot, fmt.Sprintf("db-v%d-s%d", v.ID, i))
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, nil, err
 	}
 	if len(ts.keyed) > 0 {
-		start, end := keygroup.Range(i, v.parallelism, maxP)
+		start, end := keygroup.Range(i, v.Parallelism, maxP)
 		if ck.restoreFrom != nil {
 			// Files from another store: download with an uploader of that
 			// store, so the next checkpoint uploads them all to ours.
@@ -167,18 +156,6 @@ func (ck *checkpointer) openState(ctx context.Context, v *vertex, i, maxP int, t
 	return db, db, nil
 }
 
-// restoreError marks a failure to restore a checkpoint's state, so the
-// coordinator can fall back to an older checkpoint.
-type restoreError struct {
-	id  int64
-	err error
-}
-
-func (e *restoreError) Error() string {
-	return fmt.Sprintf("restore from checkpoint %d: %v", e.id, e.err)
-}
-func (e *restoreError) Unwrap() error { return e.err }
-
 // checkpoint takes subtask t's snapshot for checkpoint id: the synchronous
 // part (output flushed, operator states, Pebble checkpoint), then the barrier
 // downstream, then the upload and ack in the background.
@@ -189,29 +166,29 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration)
 		return err
 	}
 	var ops []*weirv1.OperatorState
-	if t.source != nil && t.source.snapshot != nil {
-		items, err := t.source.snapshot()
+	if t.source != nil && t.source.Snapshot != nil {
+		items, err := t.source.Snapshot()
 		if err != nil {
 			return fmt.Errorf("snapshot source: %w", err)
 		}
-		ops = append(ops, &weirv1.OperatorState{Uid: t.v.head().uid, Data: encodeItems(items)})
+		ops = append(ops, &weirv1.OperatorState{Uid: t.v.head().UID, Data: EncodeItems(items)})
 	}
 	for i, r := range t.runs {
-		if r.snapshot == nil {
+		if r.Snapshot == nil {
 			continue
 		}
-		items, err := r.snapshot(id)
+		items, err := r.Snapshot(id)
 		if err != nil {
-			return fmt.Errorf("snapshot %s: %w", t.v.nodes[i].name, err)
+			return fmt.Errorf("snapshot %s: %w", t.v.Operators[i].Name, err)
 		}
-		ops = append(ops, &weirv1.OperatorState{Uid: t.v.nodes[i].uid, Data: encodeItems(items)})
+		ops = append(ops, &weirv1.OperatorState{Uid: t.v.Operators[i].UID, Data: EncodeItems(items)})
 	}
 	dir := ""
 	var keyed *pebblestate.PendingCheckpoint
 	if t.db != nil {
 		// Only the cache's dirty set is frozen here; the write-back, flush
 		// and hard links run in the background, off the record path.
-		dir = filepath.Join(ck.stateRoot, fmt.Sprintf("chk-%d-v%d-s%d", id, t.v.id, t.env.subtask))
+		dir = filepath.Join(ck.stateRoot, fmt.Sprintf("chk-%d-v%d-s%d", id, t.v.ID, t.env.subtask))
 		var err error
 		if keyed, err = t.db.BeginCheckpoint(dir); err != nil {
 			return fmt.Errorf("checkpoint keyed state: %w", err)
@@ -223,7 +200,7 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration)
 	}
 	kgStart, kgEnd := keygroup.Range(t.env.subtask, t.env.parallelism, t.env.maxParallelism)
 	snap := &weirv1.SubtaskSnapshot{
-		VertexId: int32(t.v.id), Subtask: int32(t.env.subtask), Parallelism: int32(t.env.parallelism),
+		VertexId: int32(t.v.ID), Subtask: int32(t.env.subtask), Parallelism: int32(t.env.parallelism),
 		KeyGroupStart: int32(kgStart), KeyGroupEnd: int32(kgEnd), Operators: ops, Uids: t.v.uids(),
 		States: t.env.declared,
 	}
@@ -244,9 +221,9 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration)
 			err = t.upload(ack, dir, savepoint)
 		}
 		if err != nil {
-			ck.logger.Warn("checkpoint upload failed", "checkpoint", id, "vertex", t.v.id, "subtask", t.env.subtask, "err", err)
+			ck.logger.Warn("checkpoint upload failed", "checkpoint", id, "vertex", t.v.ID, "subtask", t.env.subtask, "err", err)
 			ck.decline(&weirv1.CheckpointDecline{JobId: ck.jobID, Attempt: ck.attempt, CheckpointId: id,
-				VertexId: int32(t.v.id), Subtask: int32(t.env.subtask), Reason: err.Error()})
+				VertexId: int32(t.v.ID), Subtask: int32(t.env.subtask), Reason: err.Error()})
 			return
 		}
 		ck.ack(ack)
@@ -260,7 +237,7 @@ func (t *task) upload(ack *weirv1.CheckpointAck, dir string, savepoint bool) err
 	}
 	defer os.RemoveAll(dir)
 	start := time.Now()
-	prefix := storelayout.Private(t.ck.jobID, ack.CheckpointId, savepoint, t.v.id, t.env.subtask)
+	prefix := storelayout.Private(t.ck.jobID, ack.CheckpointId, savepoint, t.v.ID, t.env.subtask)
 	files, uploaded, err := t.uploader.Upload(t.env.ctx, dir, prefix, savepoint)
 	if err != nil {
 		return err
@@ -280,18 +257,18 @@ func (t *task) onControl(c control) error {
 		return t.checkpoint(c.trigger.CheckpointId, c.trigger.TimestampUnixMs, c.trigger.Savepoint, 0)
 	}
 	for i, r := range t.runs {
-		if r.notify != nil {
-			if err := r.notify(c.complete); err != nil {
-				return fmt.Errorf("commit checkpoint %d in %s: %w", c.complete, t.v.nodes[i].name, err)
+		if r.Notify != nil {
+			if err := r.Notify(c.complete); err != nil {
+				return fmt.Errorf("commit checkpoint %d in %s: %w", c.complete, t.v.Operators[i].Name, err)
 			}
 		}
 	}
 	return nil
 }
 
-// encodeItems frames a list of byte strings (operator state) as uvarint
+// EncodeItems frames a list of byte strings (operator state) as uvarint
 // lengths and bytes.
-func encodeItems(items [][]byte) []byte {
+func EncodeItems(items [][]byte) []byte {
 	var b []byte
 	for _, it := range items {
 		b = binary.AppendUvarint(b, uint64(len(it)))
@@ -300,14 +277,16 @@ func encodeItems(items [][]byte) []byte {
 	return b
 }
 
-var errCorruptItems = errors.New("sdk: corrupt operator state")
+// ErrCorruptItems is DecodeItems' error.
+var ErrCorruptItems = errors.New("sdk: corrupt operator state")
 
-func decodeItems(b []byte) ([][]byte, error) {
+// DecodeItems reads what EncodeItems framed.
+func DecodeItems(b []byte) ([][]byte, error) {
 	var items [][]byte
 	for len(b) > 0 {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, errCorruptItems
+			return nil, ErrCorruptItems
 		}
 		items = append(items, b[k:k+int(n)])
 		b = b[k+int(n):]

@@ -1,4 +1,4 @@
-package sdk
+package runtime
 
 import (
 	"context"
@@ -16,30 +16,31 @@ import (
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
-// subtaskRef names one subtask of the plan.
-type subtaskRef struct{ vertex, subtask int }
+// SubtaskRef names one subtask of a graph.
+type SubtaskRef struct{ Vertex, Subtask int }
 
-// deployment is one process's share of one execution attempt of a job.
-type deployment struct {
-	jobID   string
-	attempt int64
-	net     *exchange.Network
-	// route gives the data address of the process hosting a subtask; an
-	// address equal to self is in this process.
-	route  func(subtaskRef) string
-	self   string
-	logger *slog.Logger
+// Deployment is one process's share of one execution attempt of a job.
+// Its exported fields are set before Graph.Run.
+type Deployment struct {
+	JobID   string
+	Attempt int64
+	Net     *exchange.Network
+	// Route gives the data address of the process hosting a subtask; an
+	// address equal to Self is in this process.
+	Route  func(SubtaskRef) string
+	Self   string
+	Logger *slog.Logger
 	// ck is nil when the job does not checkpoint.
 	ck *checkpointer
 
 	mu    sync.Mutex
-	tasks map[subtaskRef]*task // built tasks, for control messages
+	tasks map[SubtaskRef]*task // built tasks, for control messages
 	taps  map[string]liveTap   // live taps by id, for tasks built later
 }
 
 // post delivers a control message to the process's tasks: triggers go to
 // sources (they start checkpoints), completions to every task.
-func (d *deployment) post(c control) {
+func (d *Deployment) post(c control) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, t := range d.tasks {
@@ -51,7 +52,7 @@ func (d *deployment) post(c control) {
 			select {
 			case t.mailbox <- c:
 			default:
-				d.logger.Warn("subtask mailbox full; dropping control message", "vertex", t.v.id, "subtask", t.env.subtask)
+				d.Logger.Warn("subtask mailbox full; dropping control message", "vertex", t.v.ID, "subtask", t.env.subtask)
 			}
 		case c.trigger == nil:
 			t.gate.Post(exchange.Frame{Kind: exchange.KindRecords, Local: c})
@@ -59,12 +60,12 @@ func (d *deployment) post(c control) {
 	}
 }
 
-// watermarks reports the event-time progress of the process's subtasks,
+// Watermarks reports the event-time progress of the process's subtasks,
 // for metrics; safe to call while they run.
-func (d *deployment) watermarks(now time.Time) map[subtaskRef]watermarkStatus {
+func (d *Deployment) Watermarks(now time.Time) map[SubtaskRef]WatermarkStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make(map[subtaskRef]watermarkStatus, len(d.tasks))
+	out := make(map[SubtaskRef]WatermarkStatus, len(d.tasks))
 	for ref, t := range d.tasks {
 		out[ref] = t.watermarkStatus(now)
 	}
@@ -73,23 +74,23 @@ func (d *deployment) watermarks(now time.Time) map[subtaskRef]watermarkStatus {
 
 func (t *task) hasNotify() bool {
 	for _, r := range t.runs {
-		if r.notify != nil {
+		if r.Notify != nil {
 			return true
 		}
 	}
 	return false
 }
 
-// taskState reports a subtask's progress to whoever supervises the process.
-type taskReporter func(ref subtaskRef, st weirv1.TaskState, err error)
+// Reporter reports a subtask's progress to whoever supervises the process.
+type Reporter func(ref SubtaskRef, st weirv1.TaskState, err error)
 
 // channelsInto lists the input channels of subtask i of v, in gate order.
-func (pl *plan) channelsInto(v *vertex, i int) ([]exchange.ChannelID, []*edge) {
+func (g *Graph) channelsInto(v *Vertex, i int) ([]exchange.ChannelID, []*Edge) {
 	var chans []exchange.ChannelID
-	var edges []*edge
-	for _, e := range v.in {
+	var edges []*Edge
+	for _, e := range v.In {
 		for _, j := range producersOf(e, i) {
-			chans = append(chans, exchange.ChannelID{Edge: int32(e.id), Producer: int32(j), Consumer: int32(i)})
+			chans = append(chans, exchange.ChannelID{Edge: int32(e.ID), Producer: int32(j), Consumer: int32(i)})
 			edges = append(edges, e)
 		}
 	}
@@ -97,11 +98,11 @@ func (pl *plan) channelsInto(v *vertex, i int) ([]exchange.ChannelID, []*edge) {
 }
 
 // producersOf lists the upstream subtasks feeding consumer i over e.
-func producersOf(e *edge, i int) []int {
-	if e.part == weirv1.Partitioning_PARTITIONING_FORWARD {
+func producersOf(e *Edge, i int) []int {
+	if e.Part == weirv1.Partitioning_PARTITIONING_FORWARD {
 		return []int{i}
 	}
-	ps := make([]int, e.from.parallelism)
+	ps := make([]int, e.From.Parallelism)
 	for j := range ps {
 		ps[j] = j
 	}
@@ -109,40 +110,40 @@ func producersOf(e *edge, i int) []int {
 }
 
 // consumersOf lists the downstream subtasks producer i feeds over e.
-func consumersOf(e *edge, i int) []int {
-	if e.part == weirv1.Partitioning_PARTITIONING_FORWARD {
+func consumersOf(e *Edge, i int) []int {
+	if e.Part == weirv1.Partitioning_PARTITIONING_FORWARD {
 		return []int{i}
 	}
-	cs := make([]int, e.to.parallelism)
+	cs := make([]int, e.To.Parallelism)
 	for j := range cs {
 		cs[j] = j
 	}
 	return cs
 }
 
-// prepare builds subtask ref's task: its gate must exist before any
-// producer sends, so run calls prepare for all local subtasks first.
-func (pl *plan) prepareGate(d *deployment, ref subtaskRef) (*exchange.Gate, []*edge) {
-	v := pl.vertices[ref.vertex]
-	if len(v.in) == 0 {
+// prepareGate opens subtask ref's input gate: it must exist before any
+// producer sends, so Run opens the gates of all its subtasks first.
+func (g *Graph) prepareGate(d *Deployment, ref SubtaskRef) (*exchange.Gate, []*Edge) {
+	v := g.Vertices[ref.Vertex]
+	if len(v.In) == 0 {
 		return nil, nil
 	}
-	chans, edges := pl.channelsInto(v, ref.subtask)
-	return d.net.Gate(chans), edges
+	chans, edges := g.channelsInto(v, ref.Subtask)
+	return d.Net.Gate(chans), edges
 }
 
 // newTask opens the subtask's output channels and builds its chain.
-func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate *exchange.Gate, inEdges []*edge) (*task, error) {
-	v := pl.vertices[ref.vertex]
-	restored, err := d.ck.restoredFor(v, ref.subtask, pl.maxParallelism)
+func (g *Graph) newTask(ctx context.Context, d *Deployment, ref SubtaskRef, gate *exchange.Gate, inEdges []*Edge) (*task, error) {
+	v := g.Vertices[ref.Vertex]
+	restored, err := d.ck.restoredFor(v, ref.Subtask, g.MaxParallelism)
 	if err != nil {
 		return nil, err
 	}
 	env := &subtaskEnv{
-		ctx: ctx, jobID: d.jobID, attempt: d.attempt, vertex: v.id, subtask: ref.subtask,
-		parallelism: v.parallelism, maxParallelism: pl.maxParallelism,
-		logger:   d.logger.With("vertex", v.id, "subtask", ref.subtask),
-		restored: restored.items, restoredAll: restored.all, restoredParallelism: restored.parallelism,
+		ctx: ctx, jobID: d.JobID, attempt: d.Attempt, vertex: v.ID, subtask: ref.Subtask,
+		parallelism: v.Parallelism, maxParallelism: g.MaxParallelism,
+		logger:        d.Logger.With("vertex", v.ID, "subtask", ref.Subtask),
+		restored:      restored,
 		checkpointing: d.ck != nil && d.ck.interval > 0,
 	}
 	for _, k := range restored.keyed {
@@ -163,30 +164,30 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 		t.uploader = snapshot.NewUploader(d.ck.bucket, storelayout.Shared(d.ck.jobID))
 		t.uploader.OnAbort(d.ck.store.CleanUpFailedWrite)
 	}
-	if env.state, t.db, err = d.ck.openState(ctx, v, ref.subtask, pl.maxParallelism, restored, t.uploader); err != nil {
+	if env.state, t.db, err = d.ck.openState(ctx, v, ref.Subtask, g.MaxParallelism, restored, t.uploader); err != nil {
 		return nil, err
 	}
 	// The tail's outputs: the main one and its side outputs, each with
 	// the edges leaving from it.
 	tail := v.tail()
-	types := append([]streamType{tail.out}, tail.sideTypes()...)
+	types := append([]StreamType{tail.Out}, tail.Sides...)
 	emits := make([]any, len(types))
 	var outs outputs
 	for side, st := range types {
 		var edges []outEdge
-		for _, e := range v.out {
-			if e.link.side != side {
+		for _, e := range v.Out {
+			if e.Side != side {
 				continue
 			}
-			oe := outEdge{part: e.part, keyHash: e.link.keyHash}
-			for _, j := range consumersOf(e, ref.subtask) {
-				addr := d.route(subtaskRef{e.to.id, j})
-				s, err := d.net.Open(ctx, exchange.ChannelID{Edge: int32(e.id), Producer: int32(ref.subtask), Consumer: int32(j)}, addr)
+			oe := outEdge{part: e.Part, keyHash: e.KeyHash}
+			for _, j := range consumersOf(e, ref.Subtask) {
+				addr := d.Route(SubtaskRef{e.To.ID, j})
+				s, err := d.Net.Open(ctx, exchange.ChannelID{Edge: int32(e.ID), Producer: int32(ref.Subtask), Consumer: int32(j)}, addr)
 				if err != nil {
-					return nil, fmt.Errorf("connect %s to subtask %d of %q at %s: %w", v.tail().name, j, e.to.head().name, addr, err)
+					return nil, fmt.Errorf("connect %s to subtask %d of %q at %s: %w", v.tail().Name, j, e.To.head().Name, addr, err)
 				}
 				oe.senders = append(oe.senders, s)
-				oe.local = append(oe.local, addr == d.self)
+				oe.local = append(oe.local, addr == d.Self)
 			}
 			edges = append(edges, oe)
 		}
@@ -218,32 +219,32 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 			env.fail(err)
 		}
 	}
-	t.runs = make([]opRun, len(v.nodes))
-	t.wmDown = make([]func(int64), len(v.nodes))
+	t.runs = make([]OpRun, len(v.Operators))
+	t.wmDown = make([]func(int64), len(v.Operators))
 	t.wmEntry = -1
-	for j := len(v.nodes) - 1; j >= 0; j-- {
-		n := v.nodes[j]
-		oe := &opEnv{subtaskEnv: env, uid: n.uid, emitWatermark: wmNext}
-		if j == len(v.nodes)-1 {
+	for j := len(v.Operators) - 1; j >= 0; j-- {
+		n := v.Operators[j]
+		oe := &Env{subtaskEnv: env, uid: n.UID, emitWatermark: wmNext}
+		if j == len(v.Operators)-1 {
 			oe.sides = emits[1:]
 		}
-		if n.newSource != nil {
-			src, err := n.newSource(oe, emit)
+		if n.NewSource != nil {
+			src, err := n.NewSource(oe, emit)
 			if err != nil {
 				return nil, err
 			}
 			t.source = &src
 			break
 		}
-		r, err := n.newOp(oe, emit)
+		r, err := n.NewOp(oe, emit)
 		if err != nil {
 			return nil, err
 		}
 		t.runs[j] = r
 		t.wmDown[j] = wmNext
-		emit = r.in
-		if r.watermark != nil {
-			wmNext = r.watermark
+		emit = r.In
+		if r.Watermark != nil {
+			wmNext = r.Watermark
 			t.wmEntry = j
 		}
 	}
@@ -254,14 +255,14 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 	}
 	for _, e := range inEdges {
 		in := emit
-		if e.link.input == 1 {
-			in = t.runs[0].in2
+		if e.Input == 1 {
+			in = t.runs[0].In2
 		}
-		t.decs = append(t.decs, e.from.tail().outType(e.link.side).decoder(in))
+		t.decs = append(t.decs, e.From.tail().outType(e.Side).decoder(in))
 	}
 	d.mu.Lock()
 	if d.tasks == nil {
-		d.tasks = make(map[subtaskRef]*task)
+		d.tasks = make(map[SubtaskRef]*task)
 	}
 	d.tasks[ref] = t
 	for id := range d.taps {
@@ -271,19 +272,19 @@ func (pl *plan) newTask(ctx context.Context, d *deployment, ref subtaskRef, gate
 	return t, nil
 }
 
-// run executes the given subtasks of the plan in this process until they all
+// Run executes the given subtasks of the graph in this process until they all
 // end. The first failure cancels the others: the attempt is lost anyway and
 // the coordinator restarts it as a whole.
-func (pl *plan) run(ctx context.Context, d *deployment, refs []subtaskRef, report taskReporter) error {
+func (g *Graph) Run(ctx context.Context, d *Deployment, refs []SubtaskRef, report Reporter) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type prepared struct {
 		gate  *exchange.Gate
-		edges []*edge
+		edges []*Edge
 	}
 	gates := make([]prepared, len(refs))
 	for i, ref := range refs {
-		gates[i].gate, gates[i].edges = pl.prepareGate(d, ref)
+		gates[i].gate, gates[i].edges = g.prepareGate(d, ref)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -298,7 +299,7 @@ func (pl *plan) run(ctx context.Context, d *deployment, refs []subtaskRef, repor
 						err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 					}
 				}()
-				t, err := pl.newTask(ctx, d, ref, gates[i].gate, gates[i].edges)
+				t, err := g.newTask(ctx, d, ref, gates[i].gate, gates[i].edges)
 				if err != nil {
 					return err
 				}
@@ -306,7 +307,7 @@ func (pl *plan) run(ctx context.Context, d *deployment, refs []subtaskRef, repor
 				return t.run()
 			}()
 			// The whole chain: a panic in any of its operators lands here.
-			name := pl.vertices[ref.vertex].name()
+			name := g.Vertices[ref.Vertex].Name()
 			switch {
 			case err == nil:
 				report(ref, weirv1.TaskState_TASK_STATE_FINISHED, nil)
@@ -314,7 +315,7 @@ func (pl *plan) run(ctx context.Context, d *deployment, refs []subtaskRef, repor
 				// Cancelled, or collateral of another subtask's failure.
 				report(ref, weirv1.TaskState_TASK_STATE_CANCELED, nil)
 			default:
-				err = fmt.Errorf("%s (subtask %d/%d): %w", name, ref.subtask+1, pl.vertices[ref.vertex].parallelism, err)
+				err = fmt.Errorf("%s (subtask %d/%d): %w", name, ref.Subtask+1, g.Vertices[ref.Vertex].Parallelism, err)
 				report(ref, weirv1.TaskState_TASK_STATE_FAILED, err)
 				mu.Lock()
 				if first == nil {

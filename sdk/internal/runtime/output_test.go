@@ -1,4 +1,4 @@
-package sdk
+package runtime
 
 import (
 	"bytes"
@@ -13,6 +13,13 @@ import (
 	"github.com/weir-run/weir/internal/exchange"
 	"github.com/weir-run/weir/internal/keygroup"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+const (
+	partForward   = weirv1.Partitioning_PARTITIONING_FORWARD
+	partHash      = weirv1.Partitioning_PARTITIONING_HASH
+	partRebalance = weirv1.Partitioning_PARTITIONING_REBALANCE
+	partBroadcast = weirv1.Partitioning_PARTITIONING_BROADCAST
 )
 
 // captureSender records the frames a typedOutput sends on one channel.
@@ -34,7 +41,7 @@ func (c *captureSender) Close() error { c.closed = true; return nil }
 
 // records returns the records the channel carried, decoded as a consumer
 // would, and the number of End frames.
-func (c *captureSender) records(t *testing.T, st typedStream[string]) (recs []string, ends int) {
+func (c *captureSender) records(t *testing.T, st records[string]) (recs []string, ends int) {
 	t.Helper()
 	dec := st.decoder(func(v string) { recs = append(recs, v) })
 	for _, f := range c.frames {
@@ -51,7 +58,7 @@ func (c *captureSender) records(t *testing.T, st typedStream[string]) (recs []st
 }
 
 // newTestOutput builds subtask sub's output for one edge to n channels.
-func newTestOutput(st typedStream[string], part weirv1.Partitioning, keyHash func() any, sub, maxP int, local []bool) (func(string), output, *subtaskEnv, []*captureSender) {
+func newTestOutput(st records[string], part weirv1.Partitioning, keyHash func() any, sub, maxP int, local []bool) (func(string), output, *subtaskEnv, []*captureSender) {
 	env := &subtaskEnv{ctx: context.Background(), subtask: sub, maxParallelism: maxP}
 	oe := outEdge{part: part, keyHash: keyHash, local: local}
 	var caps []*captureSender
@@ -67,7 +74,7 @@ func newTestOutput(st typedStream[string], part weirv1.Partitioning, keyHash fun
 // Encoded batches are flushed at ~32 KiB, carry exact counts, and decode to
 // the records in order; a record larger than a batch travels alone.
 func TestEncodedBatches(t *testing.T) {
-	st := typedStream[string]{codec: StringCodec{}}
+	st := records[string]{codec: stringCodec{}}
 	emit, out, _, caps := newTestOutput(st, partForward, nil, 0, 128, []bool{false})
 	var want []string
 	for i := range 20000 {
@@ -139,7 +146,7 @@ func lastRecordBytes(t *testing.T, f exchange.Frame) int {
 
 // Local channels pass []T batches of at most localBatch records.
 func TestLocalBatches(t *testing.T) {
-	st := typedStream[string]{codec: StringCodec{}}
+	st := records[string]{codec: stringCodec{}}
 	emit, out, _, caps := newTestOutput(st, partForward, nil, 0, 128, []bool{true})
 	var want []string
 	for i := range 3*localBatch + 7 {
@@ -169,16 +176,18 @@ func TestLocalBatches(t *testing.T) {
 }
 
 func TestPartitioners(t *testing.T) {
-	st := typedStream[string]{codec: StringCodec{}}
+	st := records[string]{codec: stringCodec{}}
 	words := make([]string, 300)
 	for i := range words {
 		words[i] = fmt.Sprintf("w%d", i)
 	}
 	const maxP = 128
 	t.Run("hash", func(t *testing.T) {
-		k := KeyBy(Stream[string]{}, func(s string) string { return strings.TrimPrefix(s, "w") })
+		keyHash := func() any {
+			return func(s string) uint64 { return keygroup.Hash([]byte(strings.TrimPrefix(s, "w"))) }
+		}
 		for _, local := range [][]bool{{false, false, false}, {true, false, true}} {
-			emit, out, _, caps := newTestOutput(st, partHash, func() any { return k.keyHasher() }, 1, maxP, local)
+			emit, out, _, caps := newTestOutput(st, partHash, keyHash, 1, maxP, local)
 			for _, w := range words {
 				emit(w)
 			}
@@ -230,7 +239,7 @@ func TestPartitioners(t *testing.T) {
 }
 
 func TestOutputSendErrorFailsSubtask(t *testing.T) {
-	st := typedStream[string]{codec: StringCodec{}}
+	st := records[string]{codec: stringCodec{}}
 	emit, out, env, caps := newTestOutput(st, partForward, nil, 0, 128, []bool{true})
 	boom := errors.New("peer gone")
 	caps[0].err = boom
@@ -258,26 +267,23 @@ func encodeBatch[T any](c Codec[T], vs []T) []byte {
 // remote frames: it must decode or fail with ErrDecode, never panic, and
 // what it decodes must re-encode to a batch that decodes the same.
 func FuzzBatchDecoder(f *testing.F) {
-	f.Add(encodeBatch[string](StringCodec{}, []string{"a", "", "ccc"}), 3)
-	f.Add(encodeBatch[string](StringCodec{}, []string{"a", "b"}), 3)
-	f.Add(encodeBatch[string](StringCodec{}, []string{"a", "b"}), 1)
-	f.Add(encodeBatch[int64](VarintCodec[int64]{}, []int64{1, -1, 1 << 40}), 3)
-	kv := KVCodec[string, int64]{K: StringCodec{}, V: VarintCodec[int64]{}}
-	f.Add(encodeBatch[KV[string, int64]](kv, []KV[string, int64]{{"k", 1}, {"", 0}}), 2)
+	f.Add(encodeBatch[string](stringCodec{}, []string{"a", "", "ccc"}), 3)
+	f.Add(encodeBatch[string](stringCodec{}, []string{"a", "b"}), 3)
+	f.Add(encodeBatch[string](stringCodec{}, []string{"a", "b"}), 1)
+	f.Add(encodeBatch[int64](varintCodec{}, []int64{1, -1, 1 << 40}), 3)
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 1)
 	f.Add([]byte{0x05, 'a'}, 1)
 	f.Add([]byte{}, 0)
 	f.Add([]byte{}, -3)
 	f.Add([]byte{0}, 1<<40)
 	f.Fuzz(func(t *testing.T, data []byte, count int) {
-		checkBatch(t, typedStream[string]{codec: StringCodec{}}, data, count, eqComparable[string])
-		checkBatch(t, typedStream[int64]{codec: VarintCodec[int64]{}}, data, count, eqComparable[int64])
-		checkBatch(t, typedStream[KV[string, int64]]{codec: kv}, data, count, eqComparable[KV[string, int64]])
-		checkBatch(t, typedStream[[]byte]{codec: BytesCodec{}}, data, count, bytes.Equal)
+		checkBatch(t, records[string]{codec: stringCodec{}}, data, count, eqComparable[string])
+		checkBatch(t, records[int64]{codec: varintCodec{}}, data, count, eqComparable[int64])
+		checkBatch(t, records[[]byte]{codec: bytesCodec{}}, data, count, bytes.Equal)
 	})
 }
 
-func checkBatch[T any](t *testing.T, st typedStream[T], data []byte, count int, equal func(a, b T) bool) {
+func checkBatch[T any](t *testing.T, st records[T], data []byte, count int, equal func(a, b T) bool) {
 	t.Helper()
 	var got []T
 	dec := st.decoder(func(v T) { got = append(got, v) })

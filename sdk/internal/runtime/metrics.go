@@ -1,4 +1,4 @@
-package sdk
+package runtime
 
 import (
 	"sync"
@@ -8,24 +8,6 @@ import (
 	"github.com/weir-run/weir/internal/procstat"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
-
-// SourceLag is how far one split of a source is behind its head.
-type SourceLag struct {
-	Topic     string
-	Partition int32
-	// Records between the last record read and the head; -1 while unknown.
-	Records int64
-	// Behind is now minus the event time of the last record read; zero
-	// while unknown.
-	Behind time.Duration
-}
-
-// LagReporter is implemented by a SourceReader that knows its lag (a Kafka
-// reader). The runtime calls it from the subtask's goroutine, between
-// polls, about once per metrics interval.
-type LagReporter interface {
-	Lag() []SourceLag
-}
 
 // metricsInterval is how often job processes report metrics to their
 // worker, and how often sources are asked for their lag.
@@ -88,14 +70,14 @@ func (m *taskMetrics) init(now time.Time) {
 	m.start = now
 }
 
-// pollLag asks a LagReporter for its lag when the interval has passed. It
+// pollLag asks a source for its lag when the interval has passed. It
 // runs on the subtask goroutine, which owns the reader.
-func (m *taskMetrics) pollLag(r LagReporter, now time.Time) {
-	if r == nil || now.Before(m.lagNext) {
+func (m *taskMetrics) pollLag(lag func() []SourceLag, now time.Time) {
+	if lag == nil || now.Before(m.lagNext) {
 		return
 	}
 	m.lagNext = now.Add(metricsInterval)
-	l := r.Lag()
+	l := lag()
 	m.lagMu.Lock()
 	m.lag = l
 	m.lagMu.Unlock()
@@ -103,7 +85,7 @@ func (m *taskMetrics) pollLag(r LagReporter, now time.Time) {
 
 // snapshot renders the counters and the subtask's watermark for a report:
 // absent while unknown, math.MaxInt64 once the input ended.
-func (m *taskMetrics) snapshot(vertex, subtask int, wm watermarkStatus, now time.Time) *weirv1.TaskMetrics {
+func (m *taskMetrics) snapshot(vertex, subtask int, wm WatermarkStatus, now time.Time) *weirv1.TaskMetrics {
 	tm := &weirv1.TaskMetrics{
 		VertexId: int32(vertex), Subtask: int32(subtask),
 		RecordsIn: m.recordsIn.Load(), RecordsOut: m.recordsOut.Load(),
@@ -121,13 +103,13 @@ func (m *taskMetrics) snapshot(vertex, subtask int, wm watermarkStatus, now time
 	return tm
 }
 
-// processMetrics snapshots every task of the deployment and the process's
+// ProcessMetrics snapshots every task of the deployment and the process's
 // memory.
-func (d *deployment) processMetrics(now time.Time) *weirv1.ProcessMetrics {
-	pm := &weirv1.ProcessMetrics{JobId: d.jobID, Attempt: d.attempt, UnixMs: now.UnixMilli(), Memory: procstat.Memory()}
+func (d *Deployment) ProcessMetrics(now time.Time) *weirv1.ProcessMetrics {
+	pm := &weirv1.ProcessMetrics{JobId: d.JobID, Attempt: d.Attempt, UnixMs: now.UnixMilli(), Memory: procstat.Memory()}
 	d.mu.Lock()
 	for ref, t := range d.tasks {
-		pm.Tasks = append(pm.Tasks, t.env.metrics.snapshot(ref.vertex, ref.subtask, t.watermarkStatus(now), now))
+		pm.Tasks = append(pm.Tasks, t.env.metrics.snapshot(ref.Vertex, ref.Subtask, t.watermarkStatus(now), now))
 	}
 	d.mu.Unlock()
 	return pm
@@ -135,7 +117,7 @@ func (d *deployment) processMetrics(now time.Time) *weirv1.ProcessMetrics {
 
 // reportMetrics sends the deployment's metrics every interval until done
 // is closed.
-func (d *deployment) reportMetrics(done <-chan struct{}, send func(*weirv1.ProcessMetrics)) {
+func (d *Deployment) reportMetrics(done <-chan struct{}, send func(*weirv1.ProcessMetrics)) {
 	tick := time.NewTicker(metricsInterval)
 	defer tick.Stop()
 	for {
@@ -143,7 +125,7 @@ func (d *deployment) reportMetrics(done <-chan struct{}, send func(*weirv1.Proce
 		case <-done:
 			return
 		case now := <-tick.C:
-			send(d.processMetrics(now))
+			send(d.ProcessMetrics(now))
 		}
 	}
 }

@@ -173,11 +173,11 @@ func TestPlanChaining(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := NewPipeline("job", tc.p)
 			tc.build(p)
-			pl, err := p.buildPlan()
+			pl, err := p.compile()
 			if err != nil {
 				t.Fatal(err)
 			}
-			g := pl.jobGraph()
+			g := pl.JobGraph()
 			dump := prototext.Format(g)
 			if g.GetName() != "job" {
 				t.Errorf("name %q", g.GetName())
@@ -219,12 +219,12 @@ func TestPlanChaining(t *testing.T) {
 			// same build must give the same graph.
 			p2 := NewPipeline("job", tc.p)
 			tc.build(p2)
-			pl2, err := p2.buildPlan()
+			pl2, err := p2.compile()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !proto.Equal(g, pl2.jobGraph()) {
-				t.Errorf("a second build gives another graph:\n%s", prototext.Format(pl2.jobGraph()))
+			if !proto.Equal(g, pl2.JobGraph()) {
+				t.Errorf("a second build gives another graph:\n%s", prototext.Format(pl2.JobGraph()))
 			}
 		})
 	}
@@ -235,12 +235,12 @@ func TestPlanOperatorKinds(t *testing.T) {
 	s := FlatMap(Filter(Map(tenInts(p), sameInt64), func(int64) bool { return true }), func(v int64, emit func(int64)) {})
 	sinkAway(Reduce(KeyBy(s, sameInt64), func(a, b int64) int64 { return a }), "R")
 	sinkAway(Aggregate(KeyBy(s, sameInt64), Count[int64]()), "A")
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var kinds []string
-	for _, v := range pl.jobGraph().Vertices {
+	for _, v := range pl.JobGraph().Vertices {
 		for _, op := range v.Operators {
 			kinds = append(kinds, op.Kind+":"+op.Name)
 		}
@@ -268,11 +268,11 @@ func TestPlanMaxParallelism(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := NewPipeline("m", tc.p)
 			tc.build(p)
-			pl, err := p.buildPlan()
+			pl, err := p.compile()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := pl.jobGraph().MaxParallelism; got != tc.want {
+			if got := pl.JobGraph().MaxParallelism; got != tc.want {
 				t.Errorf("max parallelism %d, want %d", got, tc.want)
 			}
 		})
@@ -310,9 +310,9 @@ func TestPlanErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := NewPipeline("e", 2)
 			tc.build(p)
-			_, err := p.buildPlan()
+			_, err := p.compile()
 			if err == nil {
-				t.Fatal("buildPlan succeeded")
+				t.Fatal("compile succeeded")
 			}
 			for _, s := range tc.want {
 				if !strings.Contains(err.Error(), s) {
@@ -324,7 +324,7 @@ func TestPlanErrors(t *testing.T) {
 	// A 128-character uid of every allowed character class is fine.
 	p := NewPipeline("ok", 1)
 	sinkAway(tenInts(p, WithUID(strings.Repeat("aZ0._-", 21)+"xy")), "Out")
-	if _, err := p.buildPlan(); err != nil {
+	if _, err := p.compile(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -340,11 +340,11 @@ func TestPipelineAccessors(t *testing.T) {
 		t.Errorf("name %q, stream pipeline %p", p.Name(), s.Pipeline())
 	}
 	sinkAway(s, "Out")
-	pl, err := p.buildPlan()
+	pl, err := p.compile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := pl.jobGraph(); g.Name != "second" || g.Vertices[0].Parallelism != 1 {
+	if g := pl.JobGraph(); g.Name != "second" || g.Vertices[0].Parallelism != 1 {
 		t.Errorf("graph %q, parallelism %d", g.Name, g.Vertices[0].Parallelism)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/weir-run/weir/internal/keygroup"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 var parallelisms = []int{1, 2, 4}
@@ -702,15 +704,15 @@ func TestGenerateSplitsAcrossSubtasks(t *testing.T) {
 		p := NewPipeline("g", tc.para)
 		s := Generate(p, tc.n, func(i int64) string { return fmt.Sprint(i) })
 		var got []string
-		env := &opEnv{subtaskEnv: &subtaskEnv{subtask: tc.subtask, parallelism: tc.para}}
-		src, err := s.n.newSource(env, func(v string) { got = append(got, v) })
+		env := runtime.NewEnv(runtime.EnvOptions{Subtask: tc.subtask, Parallelism: tc.para})
+		src, err := s.n.NewSource(env, func(v string) { got = append(got, v) })
 		if err != nil {
 			t.Fatal(err)
 		}
 		polls := 0
 		for {
 			before := len(got)
-			res, err := src.poll()
+			res, err := src.Poll()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weir-run/weir/bench/nexmark"
+	"github.com/weir-run/weir/internal/uvarintframe"
 	"github.com/weir-run/weir/sdk"
 )
 
@@ -58,17 +58,16 @@ func (w *checksumWriter[O]) Write(o O) error {
 }
 
 func (w *checksumWriter[O]) PreCommit(int64) ([][]byte, error) {
-	b := binary.AppendUvarint(nil, w.rep.Checksum.Count)
-	return [][]byte{binary.AppendUvarint(b, w.rep.Checksum.Sum)}, nil
+	return [][]byte{uvarintframe.AppendUvarints(nil, w.rep.Checksum.Count, w.rep.Checksum.Sum)}, nil
 }
 
 func (w *checksumWriter[O]) Commit(int64) error { return nil }
 
 func decodeChecksum(b []byte) (nexmark.Checksum, error) {
-	n, k := binary.Uvarint(b)
-	s, k2 := binary.Uvarint(b[max(k, 0):])
-	if k <= 0 || k2 <= 0 || k+k2 != len(b) {
-		return nexmark.Checksum{}, fmt.Errorf("nexmark: corrupt checksum state (%d bytes)", len(b))
+	d := uvarintframe.NewReader(b)
+	n, s := d.Uvarint(), d.Uvarint()
+	if err := d.Done(); err != nil {
+		return nexmark.Checksum{}, fmt.Errorf("nexmark: corrupt checksum state (%d bytes): %w", len(b), err)
 	}
 	return nexmark.Checksum{Count: n, Sum: s}, nil
 }

@@ -1,4 +1,4 @@
-package sdk
+package runtime
 
 import (
 	"encoding/binary"
@@ -28,7 +28,7 @@ type tapState struct {
 	id    string
 	rate  int
 	out   func(*weirv1.TapRecord) // must not block
-	ref   subtaskRef
+	ref   SubtaskRef
 	until time.Time // end of the current budget window
 	left  int
 }
@@ -104,8 +104,8 @@ func decodeSome[T any](codec Codec[T], b []byte, take, stride int) ([]T, error) 
 }
 
 // renderTap renders a record as JSON where encoding/json can, else as %v.
-func renderTap(v any, ref subtaskRef, now time.Time) *weirv1.TapRecord {
-	r := &weirv1.TapRecord{VertexId: int32(ref.vertex), Subtask: int32(ref.subtask), UnixMs: now.UnixMilli()}
+func renderTap(v any, ref SubtaskRef, now time.Time) *weirv1.TapRecord {
+	r := &weirv1.TapRecord{VertexId: int32(ref.Vertex), Subtask: int32(ref.Subtask), UnixMs: now.UnixMilli()}
 	if b, err := json.Marshal(v); err == nil {
 		r.Json = string(b)
 	} else {
@@ -122,9 +122,9 @@ type liveTap struct {
 	out  func(*weirv1.TapRecord)
 }
 
-// startTap installs a tap on every subtask of the deployment whose chain
+// StartTap installs a tap on every subtask of the deployment whose chain
 // ends with the operator uid; records go to out.
-func (d *deployment) startTap(st *weirv1.StartTap, out func(*weirv1.TapRecord)) {
+func (d *Deployment) StartTap(st *weirv1.StartTap, out func(*weirv1.TapRecord)) {
 	rate := int(st.Rate)
 	if rate <= 0 {
 		rate = defaultTapRate
@@ -142,15 +142,15 @@ func (d *deployment) startTap(st *weirv1.StartTap, out func(*weirv1.TapRecord)) 
 
 // installTapLocked puts tap id on t if t's chain ends with the tapped
 // operator. d.mu must be held.
-func (d *deployment) installTapLocked(id string, ref subtaskRef, t *task) {
+func (d *Deployment) installTapLocked(id string, ref SubtaskRef, t *task) {
 	lt := d.taps[id]
-	if t.v.tail().uid == lt.uid {
+	if t.v.tail().UID == lt.uid {
 		t.env.tap.Store(&tapState{id: id, rate: lt.rate, out: lt.out, ref: ref})
 	}
 }
 
 // stopTap removes tap id wherever it is installed.
-func (d *deployment) stopTap(id string) {
+func (d *Deployment) stopTap(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.taps, id)

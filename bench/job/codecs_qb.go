@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/binary"
-	"errors"
-
 	"github.com/weir-run/weir/bench/nexmark"
+	"github.com/weir-run/weir/internal/uvarintframe"
 	"github.com/weir-run/weir/sdk"
 )
 
@@ -23,39 +21,6 @@ func init() {
 	sdk.RegisterCodec[priceBid](priceBidCodec{})
 }
 
-var errQBCorrupt = errors.New("nexmark: corrupt record")
-
-// qbDec reads varints; the first failure sticks in err.
-type qbDec struct {
-	b   []byte
-	err error
-}
-
-func (d *qbDec) int() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errQBCorrupt
-		d.b = nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *qbDec) done() error {
-	if d.err == nil && len(d.b) != 0 {
-		return errQBCorrupt
-	}
-	return d.err
-}
-
-func qbInts(dst []byte, vs ...int64) []byte {
-	for _, v := range vs {
-		dst = binary.AppendVarint(dst, v)
-	}
-	return dst
-}
-
 // keyedBid is what the counting queries need of a bid: its key (auction or
 // bidder), event time and emit time.
 type keyedBid struct{ Key, TS, Emit int64 }
@@ -63,13 +28,13 @@ type keyedBid struct{ Key, TS, Emit int64 }
 type keyedBidCodec struct{}
 
 func (keyedBidCodec) Append(dst []byte, v keyedBid) []byte {
-	return qbInts(dst, v.Key, v.TS, v.Emit)
+	return uvarintframe.AppendVarints(dst, v.Key, v.TS, v.Emit)
 }
 
 func (keyedBidCodec) Decode(b []byte) (keyedBid, error) {
-	d := qbDec{b: b}
-	v := keyedBid{d.int(), d.int(), d.int()}
-	return v, d.done()
+	d := uvarintframe.NewReader(b)
+	v := keyedBid{d.Varint(), d.Varint(), d.Varint()}
+	return v, d.Done()
 }
 
 // keyedBids projects the bids of events to keyedBids by key, with their
@@ -89,12 +54,12 @@ type cnt struct{ N, Emit int64 }
 
 type cntCodec struct{}
 
-func (cntCodec) Append(dst []byte, v cnt) []byte { return qbInts(dst, v.N, v.Emit) }
+func (cntCodec) Append(dst []byte, v cnt) []byte { return uvarintframe.AppendVarints(dst, v.N, v.Emit) }
 
 func (cntCodec) Decode(b []byte) (cnt, error) {
-	d := qbDec{b: b}
-	v := cnt{d.int(), d.int()}
-	return v, d.done()
+	d := uvarintframe.NewReader(b)
+	v := cnt{d.Varint(), d.Varint()}
+	return v, d.Done()
 }
 
 // countBids counts keyedBids with their newest emit time.
@@ -122,13 +87,13 @@ type winCount struct{ Key, Count, End, Emit int64 }
 type winCountCodec struct{}
 
 func (winCountCodec) Append(dst []byte, v winCount) []byte {
-	return qbInts(dst, v.Key, v.Count, v.End, v.Emit)
+	return uvarintframe.AppendVarints(dst, v.Key, v.Count, v.End, v.Emit)
 }
 
 func (winCountCodec) Decode(b []byte) (winCount, error) {
-	d := qbDec{b: b}
-	v := winCount{d.int(), d.int(), d.int(), d.int()}
-	return v, d.done()
+	d := uvarintframe.NewReader(b)
+	v := winCount{d.Varint(), d.Varint(), d.Varint(), d.Varint()}
+	return v, d.Done()
 }
 
 // q5Top is a window's running maximum count (q5): the N first entries of
@@ -139,13 +104,13 @@ type q5Top struct{ Max, Emit, N, Used int64 }
 type q5TopCodec struct{}
 
 func (q5TopCodec) Append(dst []byte, v q5Top) []byte {
-	return qbInts(dst, v.Max, v.Emit, v.N, v.Used)
+	return uvarintframe.AppendVarints(dst, v.Max, v.Emit, v.N, v.Used)
 }
 
 func (q5TopCodec) Decode(b []byte) (q5Top, error) {
-	d := qbDec{b: b}
-	v := q5Top{d.int(), d.int(), d.int(), d.int()}
-	return v, d.done()
+	d := uvarintframe.NewReader(b)
+	v := q5Top{d.Varint(), d.Varint(), d.Varint(), d.Varint()}
+	return v, d.Done()
 }
 
 // q7Bid is what q7 needs of a bid besides its price.
@@ -154,13 +119,13 @@ type q7Bid struct{ Auction, Bidder, DateTime int64 }
 type q7BidCodec struct{}
 
 func (q7BidCodec) Append(dst []byte, v q7Bid) []byte {
-	return qbInts(dst, v.Auction, v.Bidder, v.DateTime)
+	return uvarintframe.AppendVarints(dst, v.Auction, v.Bidder, v.DateTime)
 }
 
 func (q7BidCodec) Decode(b []byte) (q7Bid, error) {
-	d := qbDec{b: b}
-	v := q7Bid{d.int(), d.int(), d.int()}
-	return v, d.done()
+	d := uvarintframe.NewReader(b)
+	v := q7Bid{d.Varint(), d.Varint(), d.Varint()}
+	return v, d.Done()
 }
 
 // q7Acc is the highest price seen, the bids at it and the newest emit time
@@ -210,24 +175,24 @@ func (a q7Acc) each(fn func(q7Bid)) {
 }
 
 func appendQ7Acc(dst []byte, v q7Acc) []byte {
-	dst = qbInts(dst, v.Price, v.Emit, v.N)
-	v.each(func(b q7Bid) { dst = qbInts(dst, b.Auction, b.Bidder, b.DateTime) })
+	dst = uvarintframe.AppendVarints(dst, v.Price, v.Emit, v.N)
+	v.each(func(b q7Bid) { dst = uvarintframe.AppendVarints(dst, b.Auction, b.Bidder, b.DateTime) })
 	return dst
 }
 
-func decodeQ7Acc(d *qbDec) q7Acc {
-	v := q7Acc{Price: d.int(), Emit: d.int(), N: d.int()}
-	if v.N < 0 || v.N > int64(len(d.b)) {
-		d.err = errQBCorrupt
+func decodeQ7Acc(d *uvarintframe.Reader) q7Acc {
+	v := q7Acc{Price: d.Varint(), Emit: d.Varint(), N: d.Varint()}
+	if v.N < 0 || v.N > int64(d.Len()) {
+		d.Fail("bad bid count")
 		return v
 	}
 	if v.N > 0 {
-		v.First = q7Bid{d.int(), d.int(), d.int()}
+		v.First = q7Bid{d.Varint(), d.Varint(), d.Varint()}
 	}
 	if v.N > 1 {
 		v.More = make([]q7Bid, v.N-1)
 		for i := range v.More {
-			v.More[i] = q7Bid{d.int(), d.int(), d.int()}
+			v.More[i] = q7Bid{d.Varint(), d.Varint(), d.Varint()}
 		}
 	}
 	return v
@@ -238,9 +203,9 @@ type q7AccCodec struct{}
 func (q7AccCodec) Append(dst []byte, v q7Acc) []byte { return appendQ7Acc(dst, v) }
 
 func (q7AccCodec) Decode(b []byte) (q7Acc, error) {
-	d := qbDec{b: b}
-	v := decodeQ7Acc(&d)
-	return v, d.done()
+	d := uvarintframe.NewReader(b)
+	v := decodeQ7Acc(d)
+	return v, d.Done()
 }
 
 // q7Part is a subtask's q7Acc of one key group for the window ending at End.
@@ -252,14 +217,14 @@ type q7Part struct {
 type q7PartCodec struct{}
 
 func (q7PartCodec) Append(dst []byte, v q7Part) []byte {
-	return appendQ7Acc(binary.AppendVarint(dst, v.End), v.Acc)
+	return appendQ7Acc(uvarintframe.AppendVarints(dst, v.End), v.Acc)
 }
 
 func (q7PartCodec) Decode(b []byte) (q7Part, error) {
-	d := qbDec{b: b}
-	v := q7Part{End: d.int()}
-	v.Acc = decodeQ7Acc(&d)
-	return v, d.done()
+	d := uvarintframe.NewReader(b)
+	v := q7Part{End: d.Varint()}
+	v.Acc = decodeQ7Acc(d)
+	return v, d.Done()
 }
 
 // priceBid is what q7 needs of a bid.
@@ -268,11 +233,11 @@ type priceBid struct{ Auction, Bidder, Price, DateTime, Emit int64 }
 type priceBidCodec struct{}
 
 func (priceBidCodec) Append(dst []byte, v priceBid) []byte {
-	return qbInts(dst, v.Auction, v.Bidder, v.Price, v.DateTime, v.Emit)
+	return uvarintframe.AppendVarints(dst, v.Auction, v.Bidder, v.Price, v.DateTime, v.Emit)
 }
 
 func (priceBidCodec) Decode(b []byte) (priceBid, error) {
-	d := qbDec{b: b}
-	v := priceBid{d.int(), d.int(), d.int(), d.int(), d.int()}
-	return v, d.done()
+	d := uvarintframe.NewReader(b)
+	v := priceBid{d.Varint(), d.Varint(), d.Varint(), d.Varint(), d.Varint()}
+	return v, d.Done()
 }

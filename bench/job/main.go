@@ -1,6 +1,8 @@
-// Command nexmark runs one Nexmark query as a weir job over generated events,
-// for the bench harness (bench/cmd/weirbench) and for trying weir out.
+// Command job runs one Nexmark query as a weir job over generated events,
+// for the bench harness (bench/cmd/weirbench, which builds it as "nexmark")
+// and for trying weir out:
 //
+//	go build -o nexmark ./bench/job
 //	nexmark -- --query q5 --events 10000000 [--seed 1] [--rate R] [--latency] [--report-dir D]
 //
 // The output goes to a checksum sink: it counts and hashes the results

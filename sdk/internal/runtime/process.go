@@ -1,4 +1,4 @@
-package sdk
+package runtime
 
 import (
 	"context"
@@ -16,11 +16,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// runTask is task mode: serve DataService, attach to the worker that started
+// RunTask is task mode: serve DataService, attach to the worker that started
 // this process, run the subtasks it assigns once it says where every subtask
 // lives, and report their states. The process ends with its subtasks, on
 // cancel, or when the worker goes away.
-func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
+func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 	env, err := taskenv.FromEnv()
 	if err != nil {
 		return err
@@ -63,7 +63,7 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 	}
 
 	// The worker sends Assign, then Start once every process is ready.
-	var refs []subtaskRef
+	var refs []SubtaskRef
 	var start *weirv1.StartTasks
 	var ck *checkpointer
 	for start == nil {
@@ -73,7 +73,7 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 		}
 		switch c := cmd.Cmd.(type) {
 		case *weirv1.ProcessCommand_Assign:
-			refs, err = pl.refsOf(c.Assign.Subtasks)
+			refs, err = g.refsOf(c.Assign.Subtasks)
 			if err != nil {
 				return err
 			}
@@ -95,22 +95,22 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 			return nil
 		}
 	}
-	routes := make(map[subtaskRef]string, len(start.Routes))
+	routes := make(map[SubtaskRef]string, len(start.Routes))
 	for _, r := range start.Routes {
-		routes[subtaskRef{int(r.VertexId), int(r.Subtask)}] = r.DataAddress
+		routes[SubtaskRef{int(r.VertexId), int(r.Subtask)}] = r.DataAddress
 	}
 
-	d := &deployment{jobID: env.JobID, attempt: env.Attempt, net: nw, self: self, logger: logger, ck: ck,
-		route: func(r subtaskRef) string { return routes[r] }}
-	report := func(r subtaskRef, st weirv1.TaskState, err error) {
+	d := &Deployment{JobID: env.JobID, Attempt: env.Attempt, Net: nw, Self: self, Logger: logger, ck: ck,
+		Route: func(r SubtaskRef) string { return routes[r] }}
+	report := func(r SubtaskRef, st weirv1.TaskState, err error) {
 		u := &weirv1.TaskStateUpdate{JobId: env.JobID, Attempt: env.Attempt,
-			VertexId: int32(r.vertex), Subtask: int32(r.subtask), State: st}
+			VertexId: int32(r.Vertex), Subtask: int32(r.Subtask), State: st}
 		if err != nil {
 			u.Error = err.Error()
 			var re *restoreError
 			u.RestoreFailed = errors.As(err, &re)
 			u.Permanent = IsPermanent(err)
-			logger.Error("subtask failed", "vertex", r.vertex, "subtask", r.subtask, "err", err)
+			logger.Error("subtask failed", "vertex", r.Vertex, "subtask", r.Subtask, "err", err)
 		}
 		if err := send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}}); err != nil {
 			logger.Warn("cannot report task state", "err", err)
@@ -149,14 +149,14 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 			case *weirv1.ProcessCommand_Complete:
 				d.post(control{complete: c.Complete.CheckpointId})
 			case *weirv1.ProcessCommand_StartTap:
-				d.startTap(c.StartTap, taps.offer(c.StartTap.TapId))
+				d.StartTap(c.StartTap, taps.offer(c.StartTap.TapId))
 			case *weirv1.ProcessCommand_StopTap:
 				d.stopTap(c.StopTap.TapId)
 			}
 		}
 	}()
 
-	runErr := pl.run(ctx, d, refs, report)
+	runErr := g.Run(ctx, d, refs, report)
 	interrupted := context.Cause(ctx)
 	if ck != nil {
 		// Uploads run on the tasks' context, which ended with them.
@@ -165,7 +165,7 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 
 	// A last metrics report: the subtasks' final watermarks (and counts)
 	// reach the coordinator even when they ended within a report interval.
-	send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_Metrics{Metrics: d.processMetrics(time.Now())}})
+	send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_Metrics{Metrics: d.ProcessMetrics(time.Now())}})
 
 	// Let the worker read every report before the process exits: it ends
 	// the stream once it has seen our half-close.
@@ -185,15 +185,15 @@ func (pl *plan) runTask(ctx context.Context, logger *slog.Logger) error {
 	return nil
 }
 
-// refsOf checks the assigned subtasks against the plan: a mismatch means the
+// refsOf checks the assigned subtasks against the graph: a mismatch means the
 // binary built a different graph from the same arguments.
-func (pl *plan) refsOf(subs []*weirv1.SubtaskRef) ([]subtaskRef, error) {
-	refs := make([]subtaskRef, 0, len(subs))
+func (g *Graph) refsOf(subs []*weirv1.SubtaskRef) ([]SubtaskRef, error) {
+	refs := make([]SubtaskRef, 0, len(subs))
 	for _, s := range subs {
-		if int(s.VertexId) >= len(pl.vertices) || int(s.Subtask) >= pl.vertices[s.VertexId].parallelism {
+		if int(s.VertexId) >= len(g.Vertices) || int(s.Subtask) >= g.Vertices[s.VertexId].Parallelism {
 			return nil, fmt.Errorf("assigned subtask %d of vertex %d does not exist in this binary's graph: the job must build the same graph in every process", s.Subtask, s.VertexId)
 		}
-		refs = append(refs, subtaskRef{int(s.VertexId), int(s.Subtask)})
+		refs = append(refs, SubtaskRef{int(s.VertexId), int(s.Subtask)})
 	}
 	return refs, nil
 }

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// newFlagsCmd is a hidden command that prints every command's flags, one
+// per line: "COMMAND --NAME" (and "COMMAND -X" for a shorthand), with
+// " deprecated" appended to deprecated ones; "weir --NAME" lines are the
+// root's. internal/invariants checks the flags the docs name against it.
+func newFlagsCmd(s streams) *cobra.Command {
+	return &cobra.Command{
+		Use:    "flags",
+		Short:  "print every command's flags (for the docs test)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lines []string
+			for _, c := range cmd.Root().Commands() {
+				if c.Hidden || c.Name() == "help" || c.Name() == "completion" {
+					continue
+				}
+				add := func(f *pflag.Flag) {
+					dep := ""
+					if f.Deprecated != "" {
+						dep = " deprecated"
+					}
+					lines = append(lines, fmt.Sprintf("%s --%s%s", c.Name(), f.Name, dep))
+					if f.Shorthand != "" && f.ShorthandDeprecated == "" {
+						lines = append(lines, fmt.Sprintf("%s -%s%s", c.Name(), f.Shorthand, dep))
+					}
+				}
+				c.Flags().VisitAll(add)
+				c.InheritedFlags().VisitAll(add)
+				lines = append(lines, fmt.Sprintf("%s --help", c.Name()), fmt.Sprintf("%s -h", c.Name()))
+			}
+			slices.Sort(lines)
+			for _, l := range slices.Compact(lines) {
+				fmt.Fprintln(s.stdout, l)
+			}
+			return nil
+		},
+	}
+}

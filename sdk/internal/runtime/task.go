@@ -1,0 +1,401 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-run/weir/internal/align"
+	"github.com/weir-run/weir/internal/exchange"
+	"github.com/weir-run/weir/internal/pebblestate"
+	"github.com/weir-run/weir/internal/snapshot"
+	"github.com/weir-run/weir/internal/watermark"
+)
+
+// task is one subtask ready to run: its chain is built and its channels open.
+type task struct {
+	env    *subtaskEnv
+	v      *Vertex
+	runs   []OpRun // head first; the head is empty for sources
+	source *SourceRun
+	out    output
+	gate   *exchange.Gate
+	decs   []func(*exchange.Frame) error // by gate channel index
+
+	// Checkpointing; ck is nil when the job does not checkpoint.
+	ck       *checkpointer
+	db       *pebblestate.DB // keyed state, when the chain has any
+	uploader *snapshot.Uploader
+	uploadMu sync.Mutex
+	aligner  *align.Aligner
+	valve    *watermark.Valve
+	// wmIn is the chain's watermark entry: the head operator's handler or
+	// the output. wm is the last watermark given to it.
+	wmIn func(ts int64)
+	wm   int64
+	// wmEntry is the index in runs of the operator whose handler wmIn is
+	// (-1: the output); wmDown[j] is what operator j emits watermarks into.
+	wmEntry int
+	wmDown  []func(ts int64)
+	// inputWM mirrors wm and outputWM the last watermark sent downstream,
+	// for readers outside the subtask's goroutine (metrics): see
+	// watermarkStatus.
+	inputWM, outputWM atomic.Int64
+	idle              bool                     // idle marker sent downstream
+	barriers          map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
+	mailbox           chan control             // sources' mailbox; gates use Gate.Post
+}
+
+// run drives the subtask to the end of its input; its operators are closed
+// whatever happens, panics included (run's caller recovers them).
+func (t *task) run() (err error) {
+	defer func() { err = errors.Join(err, t.close()) }()
+	t.resume()
+	if t.env.err != nil {
+		return t.env.err
+	}
+	if t.source != nil {
+		err = t.runSource()
+	} else {
+		err = t.runGate()
+	}
+	if err != nil {
+		return err
+	}
+	// The end of a bounded input is the final watermark: every window and
+	// event-time timer fires before the operators finish.
+	t.advance(watermark.Max)
+	if t.env.err != nil {
+		return t.env.err
+	}
+	for _, r := range t.runs {
+		if r.Finish != nil {
+			if err := r.Finish(); err != nil {
+				return err
+			}
+		}
+		if t.env.err != nil {
+			return t.env.err
+		}
+	}
+	return t.out.end()
+}
+
+// resume starts a restored subtask at the watermarks it restored, before
+// any input: a source reader's (the minimum over its restored splits') goes
+// into the chain, each operator's own goes downstream of it, and a subtask
+// with inputs starts its input watermark (and its valve) at its entry
+// operator's. So a restored subtask reports its watermark at once and its
+// consumers get one on every channel without waiting for new records; a
+// watermark not newer than a restored one is dropped as stale anyway.
+func (t *task) resume() {
+	if t.source != nil && t.source.Watermark != nil {
+		if ts, idle := t.source.Watermark(); !idle && ts != watermark.Min {
+			t.advance(ts)
+		}
+	}
+	for j, r := range t.runs {
+		if r.RestoredWatermark == nil {
+			continue
+		}
+		ts := r.RestoredWatermark()
+		if ts == watermark.Min {
+			continue
+		}
+		if j == t.wmEntry && t.source == nil && ts > t.wm {
+			t.wm = ts
+			t.inputWM.Store(ts)
+			t.valve.StartAt(ts)
+		}
+		t.wmDown[j](ts)
+	}
+}
+
+// advance gives the chain watermark ts if it is newer than the last.
+func (t *task) advance(ts int64) {
+	if ts > t.wm {
+		t.wm = ts
+		t.inputWM.Store(ts)
+		t.wmIn(ts)
+	}
+}
+
+// WatermarkStatus is a subtask's event-time progress, as metrics report it:
+// its input watermark (for a source chain, which has none, the one it
+// sends), and the lag of that watermark behind the wall clock. A restored
+// subtask knows its restored watermark from the start.
+type WatermarkStatus struct {
+	Watermark int64         // unix ms; meaningful when Known; MaxWatermark once the input ended
+	Lag       time.Duration // now - Watermark; 0 once the input ended
+	Known     bool          // false until the first watermark
+}
+
+// watermarkStatus may be called from any goroutine.
+func (t *task) watermarkStatus(now time.Time) WatermarkStatus {
+	wm := t.inputWM.Load()
+	if t.source != nil {
+		wm = t.outputWM.Load()
+	}
+	switch wm {
+	case watermark.Min:
+		return WatermarkStatus{}
+	case watermark.Max:
+		return WatermarkStatus{Watermark: wm, Known: true}
+	}
+	return WatermarkStatus{Watermark: wm, Lag: now.Sub(time.UnixMilli(wm)), Known: true}
+}
+
+// sendIdle forwards a change of the idle status downstream.
+func (t *task) sendIdle(idle bool) {
+	if idle == t.idle {
+		return
+	}
+	t.idle = idle
+	ts := t.wm
+	if err := t.out.watermark(ts, idle); err != nil {
+		t.env.fail(err)
+	}
+}
+
+// tick runs the operators' processing-time callbacks if one is due.
+func (t *task) tick(now time.Time) error {
+	if !t.env.wakeDue(now) {
+		return nil
+	}
+	for _, r := range t.runs {
+		if r.OnTime != nil {
+			r.OnTime(now)
+		}
+	}
+	return t.env.err
+}
+
+func (t *task) close() error {
+	var errs []error
+	for i := len(t.runs) - 1; i >= 0; i-- {
+		if c := t.runs[i].Close; c != nil {
+			errs = append(errs, c())
+		}
+	}
+	if t.source != nil && t.source.Close != nil {
+		errs = append(errs, t.source.Close())
+	}
+	errs = append(errs, t.env.state.Close())
+	return errors.Join(errs...)
+}
+
+// flush pushes out partial batches, operators' first (they emit into out).
+func (t *task) flush() error {
+	for _, r := range t.runs {
+		if r.Flush != nil {
+			if err := r.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return t.out.flush()
+}
+
+func (t *task) runSource() error {
+	ctx := t.env.ctx
+	var flushAt time.Time
+	for {
+		select {
+		case c := <-t.mailbox:
+			if err := t.onControl(c); err != nil {
+				return err
+			}
+		default:
+		}
+		res, err := t.source.Poll()
+		if err != nil {
+			return err
+		}
+		if t.env.err != nil {
+			return t.env.err
+		}
+		if res.Done {
+			return nil
+		}
+		if t.source.Watermark != nil {
+			if ts, idle := t.source.Watermark(); idle {
+				t.sendIdle(true)
+			} else {
+				t.sendIdle(false)
+				t.advance(ts)
+			}
+		}
+		now := time.Now()
+		t.env.metrics.pollLag(t.source.Lag, now)
+		if err := t.tick(now); err != nil {
+			return err
+		}
+		if t.out.dirty() {
+			now := time.Now()
+			switch {
+			case res.Wait > 0 || (!flushAt.IsZero() && now.After(flushAt)):
+				if err := t.flush(); err != nil {
+					return err
+				}
+				flushAt = time.Time{}
+			case flushAt.IsZero():
+				flushAt = now.Add(bufferTimeout)
+			}
+		}
+		if res.Wait > 0 {
+			wait := res.Wait
+			if !t.env.wakeAt.IsZero() {
+				wait = max(min(wait, time.Until(t.env.wakeAt)), 0)
+			}
+			timer := time.NewTimer(wait)
+			idleFrom := t.env.metrics.clock()
+			var c control
+			got := false
+			select {
+			case <-ctx.Done():
+			case c = <-t.mailbox:
+				got = true
+			case <-timer.C:
+			}
+			timer.Stop()
+			t.env.metrics.idleSince(idleFrom)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if got {
+				if err := t.onControl(c); err != nil {
+					return err
+				}
+			}
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (t *task) runGate() error {
+	ctx := t.env.ctx
+	var flushAt time.Time
+	for {
+		var d exchange.Delivery
+		var err error
+		dirty := t.out.dirty()
+		if dirty && flushAt.IsZero() {
+			flushAt = time.Now().Add(bufferTimeout)
+		} else if !dirty {
+			flushAt = time.Time{}
+		}
+		// Wait for input until the buffer timeout or an operator's
+		// processing-time callback, whichever comes first.
+		deadline := flushAt
+		if w := t.env.wakeAt; !w.IsZero() && (deadline.IsZero() || w.Before(deadline)) {
+			deadline = w
+		}
+		waitFrom := t.env.metrics.clock()
+		if !deadline.IsZero() {
+			wctx, cancel := context.WithDeadline(ctx, deadline)
+			d, err = t.gate.Next(wctx)
+			cancel()
+			t.env.metrics.idleSince(waitFrom)
+			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				now := time.Now()
+				if err := t.tick(now); err != nil {
+					return err
+				}
+				if !flushAt.IsZero() && !now.Before(flushAt) {
+					if err := t.flush(); err != nil {
+						return err
+					}
+					flushAt = time.Time{}
+				}
+				continue
+			}
+		} else {
+			d, err = t.gate.Next(ctx)
+			t.env.metrics.idleSince(waitFrom)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.Index < 0 {
+			if err := t.onControl(d.Frame.Local.(control)); err != nil {
+				return err
+			}
+			continue
+		}
+		switch d.Frame.Kind {
+		case exchange.KindRecords:
+			t.env.metrics.in(d.Frame.Count)
+			if err := t.decs[d.Index](&d.Frame); err != nil {
+				return err
+			}
+		case exchange.KindWatermark:
+			if d.Frame.Idle {
+				t.valveStatus(t.valve.Idle(d.Index))
+			} else {
+				t.valveStatus(t.valve.Watermark(d.Index, d.Frame.Timestamp))
+			}
+		case exchange.KindBarrier:
+			if _, seen := t.barriers[d.Frame.CheckpointID]; !seen {
+				t.barriers[d.Frame.CheckpointID] = d.Frame
+			}
+			if err := t.aligned(d.Index, t.aligner.Barrier(d.Index, d.Frame.CheckpointID, time.Now())); err != nil {
+				return err
+			}
+		case exchange.KindEnd:
+			t.valveStatus(t.valve.End(d.Index))
+			if err := t.aligned(d.Index, t.aligner.End(d.Index, time.Now())); err != nil {
+				return err
+			}
+		}
+		if t.env.err != nil {
+			return t.env.err
+		}
+		if !t.env.wakeAt.IsZero() {
+			if err := t.tick(time.Now()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// valveStatus carries out a change of the input watermark or idleness.
+func (t *task) valveStatus(s watermark.Status) {
+	if s.IdleChanged && s.Idle {
+		t.sendIdle(true)
+	}
+	if s.Advanced {
+		t.sendIdle(false)
+		t.advance(s.Watermark)
+	}
+	if s.IdleChanged && !s.Idle {
+		t.sendIdle(false)
+	}
+}
+
+// aligned carries out the aligner's decision for a barrier or end of channel.
+func (t *task) aligned(index int, dec align.Decision) error {
+	if dec.Block {
+		t.gate.Block(index)
+	}
+	if dec.Abandoned > 0 {
+		delete(t.barriers, dec.Abandoned)
+	}
+	if dec.Aligned {
+		b := t.barriers[dec.ID]
+		delete(t.barriers, dec.ID)
+		if err := t.checkpoint(dec.ID, b.Timestamp, b.Savepoint, dec.Alignment); err != nil {
+			return err
+		}
+	}
+	for _, i := range dec.Unblock {
+		t.gate.Unblock(i)
+	}
+	return nil
+}

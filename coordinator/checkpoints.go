@@ -92,9 +92,9 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 			}
 		case checkpoint.Trigger:
 			s.ckTriggered(j, a)
-			s.sendProcs(j, func(attempt int64, region int32) *weirv1.CoordinatorMessage {
-				return &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Trigger{Trigger: &weirv1.TriggerCheckpoint{
-					JobId: j.rec.Id, Attempt: attempt, Region: region, CheckpointId: a.ID, TimestampUnixMs: a.Timestamp.UnixMilli(), Savepoint: a.Savepoint,
+			s.sendProcs(j, func(int32) *weirv1.ProcessCommand {
+				return &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Trigger{Trigger: &weirv1.TriggerCheckpoint{
+					CheckpointId: a.ID, TimestampUnixMs: a.Timestamp.UnixMilli(), Savepoint: a.Savepoint,
 				}}}
 			})
 		case checkpoint.Complete:
@@ -143,13 +143,14 @@ func (s *leaderState) ckApply(ctx context.Context, j *job, acts []checkpoint.Act
 	}
 }
 
-// sendProcs sends every running process of the current attempt the message
-// msg makes for its region and the attempt the region runs (nil: none).
-func (s *leaderState) sendProcs(j *job, msg func(attempt int64, region int32) *weirv1.CoordinatorMessage) {
+// sendProcs sends every running process of the current attempt the command
+// cmd makes for its region (nil: none), addressed to the attempt the region
+// runs. cmd must return a new command each call: each gets its own key.
+func (s *leaderState) sendProcs(j *job, cmd func(region int32) *weirv1.ProcessCommand) {
 	for _, id := range j.procIDs() {
 		if wc := s.workers[id.worker]; wc != nil && !j.procs[id].exited {
-			if m := msg(j.attemptOf(id.region), id.region); m != nil {
-				wc.send(m)
+			if c := cmd(id.region); c != nil {
+				wc.command(j.procKey(id.region), c)
 			}
 		}
 	}
@@ -157,10 +158,8 @@ func (s *leaderState) sendProcs(j *job, msg func(attempt int64, region int32) *w
 
 // notifyComplete tells every process that checkpoint id is complete.
 func (s *leaderState) notifyComplete(j *job, id int64) {
-	s.sendProcs(j, func(attempt int64, region int32) *weirv1.CoordinatorMessage {
-		return &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Complete{Complete: &weirv1.CheckpointComplete{
-			JobId: j.rec.Id, Attempt: attempt, Region: region, CheckpointId: id,
-		}}}
+	s.sendProcs(j, func(int32) *weirv1.ProcessCommand {
+		return &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Complete{Complete: &weirv1.CheckpointComplete{CheckpointId: id}}}
 	})
 }
 

@@ -112,6 +112,11 @@ func (j *job) attemptOf(region int32) int64 {
 	return j.regionAttempt[region]
 }
 
+// procKey names the process of region at the attempt the region runs.
+func (j *job) procKey(region int32) procKey {
+	return procKey{j.rec.Id, j.attemptOf(region), region}
+}
+
 // live reports whether a report about attempt of region is about what the
 // leader runs now; reports about older attempts are stale.
 func (j *job) live(attempt int64, region int32) bool {
@@ -245,9 +250,10 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *job, region int32) {
 		started = append(started, fmt.Sprintf("%s/%d", id.worker, id.region))
 		if wc := s.workers[id.worker]; wc != nil {
 			wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
-				JobId: j.rec.Id, Attempt: j.attemptOf(id.region), Region: id.region, BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
-				Args: spec.Args, Parallelism: spec.Parallelism, Subtasks: j.procs[id].subtasks,
-				Store: s.c.cfg.Store, Restore: restore, CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs(),
+				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
+				Args: spec.Args, Parallelism: spec.Parallelism,
+				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore,
+					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})
 		}
 	}
@@ -276,9 +282,7 @@ func (s *leaderState) cancel(j *job, id procID) bool {
 	if wc == nil {
 		return false
 	}
-	wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Cancel{Cancel: &weirv1.CancelProcess{
-		JobId: j.rec.Id, Attempt: j.attemptOf(id.region), Region: id.region,
-	}}})
+	wc.command(j.procKey(id.region), cancelCommand())
 	return true
 }
 
@@ -339,37 +343,35 @@ func (s *leaderState) maybeStopped(ctx context.Context, j *job) {
 
 // processReady starts a region's tasks once every process of the region is
 // up: regions exchange no records, so each starts on its own.
-func (s *leaderState) processReady(j *job, worker string, r *weirv1.ProcessReady) {
-	p := j.procs[procID{worker, r.Region}]
-	if p == nil || j.stopping != nil || j.regionStopping[r.Region] != nil {
+func (s *leaderState) processReady(j *job, worker string, region int32, r *weirv1.ProcessReady) {
+	p := j.procs[procID{worker, region}]
+	if p == nil || j.stopping != nil || j.regionStopping[region] != nil {
 		return
 	}
 	p.ready, p.addr, p.pid = true, r.DataAddress, r.Pid
 	var routes []*weirv1.TaskRoute
-	var region []procID
+	var procs []procID
 	for _, id := range j.procIDs() {
-		if id.region != r.Region {
+		if id.region != region {
 			continue
 		}
 		q := j.procs[id]
 		if !q.ready {
 			return
 		}
-		region = append(region, id)
+		procs = append(procs, id)
 		for _, st := range q.subtasks {
 			routes = append(routes, &weirv1.TaskRoute{VertexId: st.VertexId, Subtask: st.Subtask, DataAddress: q.addr})
 		}
 	}
-	for _, id := range region {
+	for _, id := range procs {
 		if wc := s.workers[id.worker]; wc != nil {
-			wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Start{Start: &weirv1.StartTasks{
-				JobId: j.rec.Id, Attempt: j.attemptOf(r.Region), Region: r.Region, Routes: routes,
-			}}})
+			wc.command(j.procKey(region), &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Start{Start: &weirv1.StartTasks{Routes: routes}}})
 		}
 	}
 	// Tails outlive restarts: the region's new processes get them too.
 	for _, id := range sortedKeys(j.taps) {
-		s.startTap(j, id, r.Region)
+		s.startTap(j, id, region)
 	}
 }
 

@@ -193,6 +193,17 @@ func (w *workerConn) send(m *weirv1.CoordinatorMessage) {
 	}
 }
 
+// command sends c to the job process key names on this worker, which
+// forwards it as is (see control.proto).
+func (w *workerConn) command(key procKey, c *weirv1.ProcessCommand) {
+	c.Key = key.proto()
+	w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Process{Process: c}})
+}
+
+func cancelCommand() *weirv1.ProcessCommand {
+	return &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Cancel{Cancel: &weirv1.CancelProcess{}}}
+}
+
 // freeSlots lists workers with their unreserved slots, in ID order.
 func (s *leaderState) freeSlots() []scheduler.Worker {
 	used := make(map[string]int)
@@ -310,27 +321,48 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 	switch m := m.Msg.(type) {
 	case *weirv1.WorkerMessage_Heartbeat:
 		w.rss, w.memory = m.Heartbeat.RssBytes, m.Heartbeat.Memory
-	case *weirv1.WorkerMessage_Metrics:
-		if j := s.current(m.Metrics.JobId, m.Metrics.Attempt, m.Metrics.Region); j != nil {
+	case *weirv1.WorkerMessage_ProcessReady:
+		key := keyOf(m.ProcessReady.Key)
+		if j := s.current(key); j != nil {
+			s.processReady(j, w.id, key.region, m.ProcessReady)
+		}
+	case *weirv1.WorkerMessage_ProcessExited:
+		key := keyOf(m.ProcessExited.Key)
+		if j := s.current(key); j != nil {
+			e := m.ProcessExited
+			reason := fmt.Sprintf("job process on worker %s exited with code %d", w.id, e.ExitCode)
+			if e.Error != "" {
+				reason += ": " + e.Error
+			}
+			s.processExited(ctx, j, procID{w.id, key.region}, reason, false)
+		}
+	case *weirv1.WorkerMessage_Process:
+		s.onProcessMessage(ctx, w, keyOf(m.Process.Key), m.Process)
+	}
+}
+
+// onProcessMessage handles a job process's report. key is the process's, as
+// its worker stamped it: the only place the coordinator learns which job and
+// attempt a report is about.
+func (s *leaderState) onProcessMessage(ctx context.Context, w *workerConn, key procKey, m *weirv1.ProcessMessage) {
+	switch m := m.Msg.(type) {
+	case *weirv1.ProcessMessage_Metrics:
+		if j := s.current(key); j != nil {
 			j.metrics.onReport(w.id, m.Metrics, time.Now())
 		}
-	case *weirv1.WorkerMessage_TapRecords:
-		if j := s.jobs[m.TapRecords.JobId]; j != nil {
+	case *weirv1.ProcessMessage_TapRecords:
+		if j := s.jobs[key.job]; j != nil {
 			if t := j.taps[m.TapRecords.TapId]; t != nil {
 				t.deliver(m.TapRecords)
 			}
 		}
-	case *weirv1.WorkerMessage_ProcessReady:
-		if j := s.current(m.ProcessReady.JobId, m.ProcessReady.Attempt, m.ProcessReady.Region); j != nil {
-			s.processReady(j, w.id, m.ProcessReady)
-		}
-	case *weirv1.WorkerMessage_TaskState:
-		if j := s.currentTask(m.TaskState.JobId, m.TaskState.Attempt, m.TaskState.VertexId); j != nil {
+	case *weirv1.ProcessMessage_TaskState:
+		if j := s.currentTask(key, m.TaskState.VertexId); j != nil {
 			s.taskState(ctx, j, w.id, m.TaskState)
 		}
-	case *weirv1.WorkerMessage_CheckpointAck:
+	case *weirv1.ProcessMessage_CheckpointAck:
 		a := m.CheckpointAck
-		if j := s.currentTask(a.JobId, a.Attempt, a.GetSnapshot().GetVertexId()); j != nil && a.Snapshot != nil {
+		if j := s.currentTask(key, a.GetSnapshot().GetVertexId()); j != nil && a.Snapshot != nil {
 			task := checkpoint.TaskID{Vertex: a.Snapshot.VertexId, Subtask: a.Snapshot.Subtask}
 			now := time.Now()
 			res, acts := j.ckpt.Ack(a.CheckpointId, task, a, now)
@@ -338,42 +370,34 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 				s.ckAcked(j, a, now)
 			}
 			if res != checkpoint.AckSuccess {
-				s.logger.Debug("checkpoint ack", "job", a.JobId, "checkpoint", a.CheckpointId, "task", task, "result", res)
+				s.logger.Debug("checkpoint ack", "job", key.job, "checkpoint", a.CheckpointId, "task", task, "result", res)
 			}
 			s.ckApply(ctx, j, acts)
 		}
-	case *weirv1.WorkerMessage_CheckpointDecline:
+	case *weirv1.ProcessMessage_CheckpointDecline:
 		d := m.CheckpointDecline
-		if j := s.currentTask(d.JobId, d.Attempt, d.VertexId); j != nil {
+		if j := s.currentTask(key, d.VertexId); j != nil {
 			task := checkpoint.TaskID{Vertex: d.VertexId, Subtask: d.Subtask}
 			s.ckApply(ctx, j, j.ckpt.Decline(d.CheckpointId, task, d.Reason, time.Now()))
-		}
-	case *weirv1.WorkerMessage_ProcessExited:
-		if j := s.current(m.ProcessExited.JobId, m.ProcessExited.Attempt, m.ProcessExited.Region); j != nil {
-			e := m.ProcessExited
-			reason := fmt.Sprintf("job process on worker %s exited with code %d", w.id, e.ExitCode)
-			if e.Error != "" {
-				reason += ": " + e.Error
-			}
-			s.processExited(ctx, j, procID{w.id, e.Region}, reason, false)
 		}
 	}
 }
 
-// current returns the job if attempt is the one region runs; reports about
-// older attempts are stale.
-func (s *leaderState) current(jobID string, attempt int64, region int32) *job {
-	j := s.jobs[jobID]
-	if j == nil || !j.live(attempt, region) {
+// current returns the job of the process key names if its attempt is the
+// one its region runs; reports about older attempts are stale.
+func (s *leaderState) current(key procKey) *job {
+	j := s.jobs[key.job]
+	if j == nil || !j.live(key.attempt, key.region) {
 		return nil
 	}
 	return j
 }
 
-// currentTask is current for a report naming a subtask of vertex.
-func (s *leaderState) currentTask(jobID string, attempt int64, vertex int32) *job {
-	j := s.jobs[jobID]
-	if j == nil || !j.live(attempt, j.regionOf[vertex]) {
+// currentTask is current for a report naming a subtask of vertex, which
+// must belong to the process's region.
+func (s *leaderState) currentTask(key procKey, vertex int32) *job {
+	j := s.current(key)
+	if j == nil || j.regionOf[vertex] != key.region {
 		return nil
 	}
 	return j

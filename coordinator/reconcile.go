@@ -115,11 +115,20 @@ func (s *leaderState) maybeReconciled(ctx context.Context, now time.Time) {
 	}
 }
 
-// procKey names one attempt's processes of one region.
+// procKey names a job process by (job, attempt, region): weirv1.ProcessKey
+// as a map key. It is how the control envelope addresses a process.
 type procKey struct {
 	job     string
 	attempt int64
 	region  int32
+}
+
+func keyOf(k *weirv1.ProcessKey) procKey {
+	return procKey{k.GetJobId(), k.GetAttempt(), k.GetRegion()}
+}
+
+func (k procKey) proto() *weirv1.ProcessKey {
+	return &weirv1.ProcessKey{JobId: k.job, Attempt: k.attempt, Region: k.region}
 }
 
 // tryAdopt re-attaches to j's restored attempt from the registrations, or
@@ -217,9 +226,7 @@ func (s *leaderState) cancelStrays(w *workerConn, keep map[procKey]bool) {
 			continue // Start's StopAttempt already cancelled it
 		}
 		s.logger.Info("cancelling a process no attempt owns", "worker", w.id, "job", k.job, "attempt", k.attempt, "region", k.region)
-		w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Cancel{Cancel: &weirv1.CancelProcess{
-			JobId: k.job, Attempt: k.attempt, Region: k.region,
-		}}})
+		w.command(k, cancelCommand())
 	}
 	w.reported = nil
 }
@@ -232,16 +239,17 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 	}
 	var key procKey
 	switch m := m.Msg.(type) {
-	case *weirv1.WorkerMessage_TaskState:
-		key = procKey{m.TaskState.JobId, m.TaskState.Attempt, s.regionOf(m.TaskState.JobId, m.TaskState.VertexId)}
+	case *weirv1.WorkerMessage_Process:
+		switch m.Process.Msg.(type) {
+		case *weirv1.ProcessMessage_TaskState, *weirv1.ProcessMessage_CheckpointAck, *weirv1.ProcessMessage_CheckpointDecline:
+			key = keyOf(m.Process.Key)
+		default:
+			return false
+		}
 	case *weirv1.WorkerMessage_ProcessExited:
-		key = procKey{m.ProcessExited.JobId, m.ProcessExited.Attempt, m.ProcessExited.Region}
+		key = keyOf(m.ProcessExited.Key)
 	case *weirv1.WorkerMessage_ProcessReady:
-		key = procKey{m.ProcessReady.JobId, m.ProcessReady.Attempt, m.ProcessReady.Region}
-	case *weirv1.WorkerMessage_CheckpointAck:
-		key = procKey{m.CheckpointAck.JobId, m.CheckpointAck.Attempt, s.regionOf(m.CheckpointAck.JobId, m.CheckpointAck.GetSnapshot().GetVertexId())}
-	case *weirv1.WorkerMessage_CheckpointDecline:
-		key = procKey{m.CheckpointDecline.JobId, m.CheckpointDecline.Attempt, s.regionOf(m.CheckpointDecline.JobId, m.CheckpointDecline.VertexId)}
+		key = keyOf(m.ProcessReady.Key)
 	default:
 		return false
 	}
@@ -250,8 +258,11 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 		return false
 	}
 	switch m := m.Msg.(type) {
-	case *weirv1.WorkerMessage_TaskState:
-		u := m.TaskState
+	case *weirv1.WorkerMessage_Process:
+		u := m.Process.GetTaskState()
+		if u == nil {
+			break // Checkpoint acks and declines are dropped: this leader triggered none.
+		}
 		for i, old := range rp.Tasks {
 			if old.VertexId == u.VertexId && old.Subtask == u.Subtask {
 				rp.Tasks = append(rp.Tasks[:i], rp.Tasks[i+1:]...)
@@ -265,7 +276,6 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 	case *weirv1.WorkerMessage_ProcessReady:
 		rp.DataAddress, rp.Pid = m.ProcessReady.DataAddress, m.ProcessReady.Pid
 	}
-	// Checkpoint acks and declines are dropped: this leader triggered none.
 	return true
 }
 

@@ -42,7 +42,13 @@ type leaderState struct {
 	fence  context.CancelCauseFunc // ends the term when a fenced write is refused
 
 	workers map[string]*workerConn
-	jobs    map[string]*job
+	jobs    map[string]*jobDriver
+
+	// ctx is the term's (set by run): effects run under it and their
+	// results are dropped once it ends.
+	ctx context.Context
+	// effectsOut counts the effects whose results are not applied yet.
+	effectsOut int
 
 	live      map[string]bool // workers with a liveness key at load
 	liveRev   int64           // the revision live was read at
@@ -52,11 +58,11 @@ type leaderState struct {
 
 func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
 	return &leaderState{
-		c: c, store: store, logger: c.logger,
+		c: c, store: store, logger: c.logger, ctx: context.Background(),
 		events:  make(chan func(), 256),
 		done:    make(chan struct{}),
 		workers: make(map[string]*workerConn),
-		jobs:    make(map[string]*job),
+		jobs:    make(map[string]*jobDriver),
 	}
 }
 
@@ -95,6 +101,7 @@ func call[T any](ctx context.Context, s *leaderState, fn func() (T, error)) (T, 
 
 func (s *leaderState) run(ctx context.Context) {
 	ctx, s.fence = context.WithCancelCause(ctx)
+	s.ctx = ctx
 	defer close(s.done)
 	go s.watchLiveness(ctx)
 	s.beginReconcile(ctx, time.Now())
@@ -126,8 +133,8 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 		if wake, ok := j.m.NextWake(); ok && !now.Before(wake) {
 			s.step(ctx, j, jobmaster.Tick{})
 		}
-		if wake, ok := j.ckpt.NextWake(); ok && !now.Before(wake) {
-			s.ckApply(ctx, j, j.ckpt.Tick(now))
+		if wake, ok := j.checkpoints.NextWake(); ok && !now.Before(wake) {
+			s.checkpointInput(ctx, j, j.checkpoints.Tick)
 		}
 	}
 	if now.Sub(s.sampledAt) >= time.Second {
@@ -300,8 +307,8 @@ func (s *leaderState) workerGone(ctx context.Context, w *workerConn, cause error
 	}
 }
 
-func (s *leaderState) sortedJobs() []*job {
-	js := make([]*job, 0, len(s.jobs))
+func (s *leaderState) sortedJobs() []*jobDriver {
+	js := make([]*jobDriver, 0, len(s.jobs))
 	for _, j := range s.jobs {
 		js = append(js, j)
 	}
@@ -364,28 +371,30 @@ func (s *leaderState) onProcessMessage(ctx context.Context, w *workerConn, key p
 		a := m.CheckpointAck
 		if j := s.currentTask(key, a.GetSnapshot().GetVertexId()); j != nil && a.Snapshot != nil {
 			task := checkpoint.TaskID{Vertex: a.Snapshot.VertexId, Subtask: a.Snapshot.Subtask}
-			now := time.Now()
-			res, acts := j.ckpt.Ack(a.CheckpointId, task, a, now)
-			if res == checkpoint.AckSuccess {
-				s.ckAcked(j, a, now)
-			}
-			if res != checkpoint.AckSuccess {
-				s.logger.Debug("checkpoint ack", "job", key.job, "checkpoint", a.CheckpointId, "task", task, "result", res)
-			}
-			s.ckApply(ctx, j, acts)
+			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
+				res, acts := j.checkpoints.Ack(a.CheckpointId, task, a, now)
+				if res == checkpoint.AckSuccess {
+					s.checkpointAcked(j, a, now)
+				} else {
+					s.logger.Debug("checkpoint ack", "job", key.job, "checkpoint", a.CheckpointId, "task", task, "result", res)
+				}
+				return acts
+			})
 		}
 	case *weirv1.ProcessMessage_CheckpointDecline:
 		d := m.CheckpointDecline
 		if j := s.currentTask(key, d.VertexId); j != nil {
 			task := checkpoint.TaskID{Vertex: d.VertexId, Subtask: d.Subtask}
-			s.ckApply(ctx, j, j.ckpt.Decline(d.CheckpointId, task, d.Reason, time.Now()))
+			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
+				return j.checkpoints.Decline(d.CheckpointId, task, d.Reason, now)
+			})
 		}
 	}
 }
 
 // current returns the job of the process key names if its attempt is the
 // one its region runs; reports about older attempts are stale.
-func (s *leaderState) current(key procKey) *job {
+func (s *leaderState) current(key procKey) *jobDriver {
 	j := s.jobs[key.job]
 	if j == nil || !j.live(key.attempt, key.region) {
 		return nil
@@ -395,30 +404,12 @@ func (s *leaderState) current(key procKey) *job {
 
 // currentTask is current for a report naming a subtask of vertex, which
 // must belong to the process's region.
-func (s *leaderState) currentTask(key procKey, vertex int32) *job {
+func (s *leaderState) currentTask(key procKey, vertex int32) *jobDriver {
 	j := s.current(key)
 	if j == nil || j.regionOf[vertex] != key.region {
 		return nil
 	}
 	return j
-}
-
-// persist records the job in etcd under this leader's fence.
-func (s *leaderState) persist(ctx context.Context, j *job) {
-	rec := proto.Clone(j.rec).(*weirv1.JobStatus)
-	rec.Tasks = nil
-	b, err := proto.Marshal(rec)
-	if err != nil {
-		s.logger.Error("cannot encode job record", "job", j.rec.Id, "err", err)
-		return
-	}
-	if err := s.store.Put(ctx, etcdkeys.Jobs+j.rec.Id, b); err != nil {
-		if errors.Is(err, leader.ErrFenced) {
-			s.fence(err)
-			return
-		}
-		s.logger.Error("cannot record job", "job", j.rec.Id, "err", err)
-	}
 }
 
 // validateSpec checks a submitted job before it is accepted.

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/internal/etcdkeys"
@@ -36,7 +37,7 @@ import (
 type reconcile struct {
 	deadline time.Time
 	waiting  map[string]bool // live workers hosting a restored attempt, not yet registered
-	jobs     []*job          // the restored non-terminal jobs, to adopt or Start
+	jobs     []*jobDriver    // the restored non-terminal jobs, to adopt or Start
 }
 
 // liveWorkers reads which workers hold a liveness key, and the revision to
@@ -78,7 +79,7 @@ func (s *leaderState) beginReconcile(ctx context.Context, now time.Time) {
 }
 
 // adoptable reports whether j's restored attempt could be re-attached to.
-func adoptable(j *job) bool {
+func adoptable(j *jobDriver) bool {
 	st := j.m.State()
 	return (st == weirv1.JobState_JOB_STATE_RUNNING || st == weirv1.JobState_JOB_STATE_SCHEDULED) &&
 		j.attempt > 0 && len(j.rec.AttemptWorkers) > 0
@@ -134,7 +135,7 @@ func (k procKey) proto() *weirv1.ProcessKey {
 // tryAdopt re-attaches to j's restored attempt from the registrations, or
 // says why it cannot. When it cannot, the attempt's live processes are
 // still recorded so that Start's StopAttempt cancels and awaits them.
-func (s *leaderState) tryAdopt(ctx context.Context, j *job) string {
+func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 	procs := map[procID]*process{}
 	tasks := map[jobgraph.Subtask]*taskRun{}
 	why := ""
@@ -195,9 +196,8 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *job) string {
 	case j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED):
 		s.step(ctx, j, jobmaster.AllFinished{})
 	case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING):
-		j.ckStarted = true
-		now := time.Now()
-		s.ckApply(ctx, j, j.ckpt.Start(j.ckTasks(), now))
+		j.checkpointing = true
+		s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action { return j.checkpoints.Start(j.checkpointTasks(), now) })
 		// The old leader may have recorded a checkpoint and died before
 		// telling the sinks; committing is idempotent, so say it again.
 		if latest := j.restoreFor(); latest != nil && latest.CheckpointId > 0 {

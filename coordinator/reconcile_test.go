@@ -141,9 +141,25 @@ func TestTakeover(t *testing.T) {
 			default:
 				d.Fatalf(t, "unknown command %q", d.Cmd)
 			}
+			settle(t, s)
 			return describeLeader(s)
 		})
 	})
+}
+
+// settle does the loop's part by hand: it applies the results of the
+// effects handed to the lanes until none is out.
+func settle(t *testing.T, s *leaderState) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for s.effectsOut > 0 {
+		select {
+		case fn := <-s.events:
+			fn()
+		case <-deadline:
+			t.Fatalf("%d effects still out after 30s", s.effectsOut)
+		}
+	}
 }
 
 func splitComma(s string) []string {
@@ -222,7 +238,7 @@ func describeLeader(s *leaderState) string {
 	sort.Strings(ids)
 	for _, id := range ids {
 		j := s.jobs[id]
-		fmt.Fprintf(&b, "job %s: %s attempt=%d checkpointing=%v", id, strings.TrimPrefix(j.m.State().String(), "JOB_STATE_"), j.m.Attempt(), j.ckStarted)
+		fmt.Fprintf(&b, "job %s: %s attempt=%d checkpointing=%v", id, strings.TrimPrefix(j.m.State().String(), "JOB_STATE_"), j.m.Attempt(), j.checkpointing)
 		if len(j.placement) > 0 {
 			fmt.Fprintf(&b, " placement=%s", strings.Join(j.placement, ","))
 		}

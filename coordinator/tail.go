@@ -87,7 +87,7 @@ func (c *Coordinator) Tail(ctx context.Context, r *weirv1.TailRequest, send func
 
 // startTap asks the processes of region (every region if < 0) to sample
 // for tap id.
-func (s *leaderState) startTap(j *job, id string, only int32) {
+func (s *leaderState) startTap(j *jobDriver, id string, only int32) {
 	s.sendProcs(j, func(region int32) *weirv1.ProcessCommand {
 		if only >= 0 && region != only {
 			return nil

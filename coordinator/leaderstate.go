@@ -125,7 +125,7 @@ func (s *leaderState) run(ctx context.Context) {
 func (s *leaderState) tick(ctx context.Context, now time.Time) {
 	s.maybeReconciled(ctx, now)
 	for _, w := range s.workers {
-		if now.Sub(w.lastBeat) > s.c.cfg.HeartbeatTimeout {
+		if now.Sub(w.lastBeat) > s.c.cfg.WorkerTimeout {
 			s.workerGone(ctx, w, fmt.Errorf("no heartbeat for %v", now.Sub(w.lastBeat).Round(time.Second)))
 		}
 	}
@@ -236,7 +236,7 @@ func (s *leaderState) addWorker(ctx context.Context, w *workerConn) {
 	s.logger.Info("worker registered", "worker", w.id, "host", w.host, "slots", w.slots, "processes", len(w.reported))
 	w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Registered{Registered: &weirv1.Registered{
 		Coordinator: s.c.cfg.ID, HeartbeatIntervalMs: s.c.cfg.HeartbeatInterval.Milliseconds(),
-		WorkerTimeoutMs: s.c.cfg.HeartbeatTimeout.Milliseconds(),
+		WorkerTimeoutMs: s.c.cfg.WorkerTimeout.Milliseconds(),
 	}}})
 	if s.reconcile != nil {
 		delete(s.reconcile.waiting, w.id)
@@ -249,7 +249,7 @@ func (s *leaderState) addWorker(ctx context.Context, w *workerConn) {
 }
 
 // watchLiveness declares a worker dead as soon as its liveness lease
-// expires, which a half-open stream would hide until the heartbeat timeout.
+// expires, which a half-open stream would hide until the worker timeout.
 func (s *leaderState) watchLiveness(ctx context.Context) {
 	rev := s.liveRev
 	for ctx.Err() == nil {

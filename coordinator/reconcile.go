@@ -56,7 +56,7 @@ func (s *leaderState) liveWorkers(ctx context.Context) (map[string]bool, int64, 
 
 // beginReconcile decides whom to wait for, or decides at once when nobody.
 func (s *leaderState) beginReconcile(ctx context.Context, now time.Time) {
-	r := &reconcile{deadline: now.Add(s.c.cfg.HeartbeatTimeout), waiting: map[string]bool{}}
+	r := &reconcile{deadline: now.Add(s.c.cfg.WorkerTimeout), waiting: map[string]bool{}}
 	for _, j := range s.sortedJobs() {
 		if !jobmaster.Terminal(j.m.State()) {
 			r.jobs = append(r.jobs, j)
@@ -74,7 +74,7 @@ func (s *leaderState) beginReconcile(ctx context.Context, now time.Time) {
 		}
 	}
 	s.reconcile = r
-	s.logger.Info("reconciling with workers", "waiting_for", strings.Join(sortedKeys(r.waiting), ","), "deadline", s.c.cfg.HeartbeatTimeout)
+	s.logger.Info("reconciling with workers", "waiting_for", strings.Join(sortedKeys(r.waiting), ","), "deadline", s.c.cfg.WorkerTimeout)
 	s.maybeReconciled(ctx, now)
 }
 

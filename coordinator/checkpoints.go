@@ -114,7 +114,7 @@ func (s *leaderState) applyCheckpointActions(ctx context.Context, j *jobDriver, 
 // cmd makes for its region (nil: none), addressed to the attempt the region
 // runs. cmd must return a new command each call: each gets its own key.
 func (s *leaderState) sendProcs(j *jobDriver, cmd func(region int32) *weirv1.ProcessCommand) {
-	for _, id := range j.procIDs() {
+	for _, id := range j.attemptProcs() {
 		if wc := s.workers[id.worker]; wc != nil && !j.procs[id].exited {
 			if c := cmd(id.region); c != nil {
 				s.commandJob(j, wc, j.procKey(id.region), c)

@@ -47,10 +47,10 @@ type jobDriver struct {
 	badCheckpoints                                 map[int64]bool                       // failed to restore (-1: the submitted savepoint)
 	restoringFrom                                  int64                                // checkpoint the current attempt restores (0: none)
 	savepointWaiter                                chan savepointResult
-	procs                                          map[procID]*process
+	procs                                          map[attemptProc]*process
 	tasks                                          map[jobgraph.Subtask]*taskRun
-	stopping                                       map[procID]bool           // processes of the stopped attempt still up
-	regionStopping                                 map[int32]map[procID]bool // per region stopped alone: its processes still up
+	stopping                                       map[attemptProc]bool           // processes of the stopped attempt still up
+	regionStopping                                 map[int32]map[attemptProc]bool // per region stopped alone: its processes still up
 
 	metrics          jobMetrics
 	checkpointTraces map[int64]*checkpointTrace // spans of pending checkpoints
@@ -67,9 +67,11 @@ type jobDriver struct {
 	persistWaiters []persistWaiter
 }
 
-// procID names a process of the current attempt: one per worker and region,
-// so that a region can be stopped and redeployed without the others.
-type procID struct {
+// attemptProc names a process of the current attempt by where it runs: one
+// per worker and region, so that a region can be stopped and redeployed
+// without the others. (procKey names a process by job, attempt and region,
+// as the control envelope addresses it: see jobDriver.procKey.)
+type attemptProc struct {
 	worker string
 	region int32
 }
@@ -183,7 +185,7 @@ func (s *leaderState) deploy(ctx context.Context, j *jobDriver, attempt int64) {
 	j.attempt, j.placement = attempt, placement
 	j.metrics.newAttempt()
 	s.deploySpan(j, attempt)
-	j.procs = make(map[procID]*process)
+	j.procs = make(map[attemptProc]*process)
 	j.tasks = make(map[jobgraph.Subtask]*taskRun)
 	j.stopping, j.regionStopping = nil, nil
 	for r := range j.regionAttempt {
@@ -224,7 +226,7 @@ func (s *leaderState) deployRegion(ctx context.Context, j *jobDriver, a jobmaste
 
 // place assigns st to its slot's worker, in the process of its region there.
 func (j *jobDriver) place(st jobgraph.Subtask) {
-	id := procID{worker: j.placement[jobgraph.SlotOf(st)], region: j.regionOf[st.VertexID]}
+	id := attemptProc{worker: j.placement[jobgraph.SlotOf(st)], region: j.regionOf[st.VertexID]}
 	p := j.procs[id]
 	if p == nil {
 		p = &process{}
@@ -254,7 +256,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 		s.logger.Info("restoring job state", "job", j.rec.Id, "attempt", j.attempt, "region", region, "checkpoint", restore.CheckpointId, "manifest", restore.Manifest)
 	}
 	var started []string
-	for _, id := range j.procIDs() {
+	for _, id := range j.attemptProcs() {
 		if region >= 0 && id.region != region {
 			continue
 		}
@@ -274,13 +276,14 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 	s.logger.Info("deploying", "job", j.rec.Id, "attempt", j.attempt, "processes", strings.Join(started, ","))
 }
 
-// procIDs lists the processes of the current attempt, by worker then region.
-func (j *jobDriver) procIDs() []procID {
-	ids := make([]procID, 0, len(j.procs))
+// attemptProcs lists the processes of the current attempt, by worker then
+// region.
+func (j *jobDriver) attemptProcs() []attemptProc {
+	ids := make([]attemptProc, 0, len(j.procs))
 	for id := range j.procs {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b procID) int {
+	slices.SortFunc(ids, func(a, b attemptProc) int {
 		return cmp.Or(strings.Compare(a.worker, b.worker), cmp.Compare(a.region, b.region))
 	})
 	return ids
@@ -288,7 +291,7 @@ func (j *jobDriver) procIDs() []procID {
 
 // cancel asks the process id to stop and reports whether the request went
 // out (its worker is connected).
-func (s *leaderState) cancel(j *jobDriver, id procID) bool {
+func (s *leaderState) cancel(j *jobDriver, id attemptProc) bool {
 	wc := s.workers[id.worker]
 	if wc == nil {
 		return false
@@ -302,8 +305,8 @@ func (s *leaderState) cancel(j *jobDriver, id procID) bool {
 func (s *leaderState) stopAttempt(ctx context.Context, j *jobDriver) {
 	s.stopCheckpoints(ctx, j, "the attempt is stopping")
 	j.regionStopping = nil
-	j.stopping = make(map[procID]bool)
-	for _, id := range j.procIDs() {
+	j.stopping = make(map[attemptProc]bool)
+	for _, id := range j.attemptProcs() {
 		if !j.procs[id].exited && s.cancel(j, id) {
 			j.stopping[id] = true
 		}
@@ -318,10 +321,10 @@ func (s *leaderState) stopAttempt(ctx context.Context, j *jobDriver) {
 func (s *leaderState) stopRegion(ctx context.Context, j *jobDriver, region int32) {
 	s.stopCheckpoints(ctx, j, fmt.Sprintf("region %d is restarting", region))
 	if j.regionStopping == nil {
-		j.regionStopping = make(map[int32]map[procID]bool)
+		j.regionStopping = make(map[int32]map[attemptProc]bool)
 	}
-	up := make(map[procID]bool)
-	for _, id := range j.procIDs() {
+	up := make(map[attemptProc]bool)
+	for _, id := range j.attemptProcs() {
 		if id.region == region && !j.procs[id].exited && s.cancel(j, id) {
 			up[id] = true
 		}
@@ -355,14 +358,14 @@ func (s *leaderState) maybeStopped(ctx context.Context, j *jobDriver) {
 // processReady starts a region's tasks once every process of the region is
 // up: regions exchange no records, so each starts on its own.
 func (s *leaderState) processReady(j *jobDriver, worker string, region int32, r *weirv1.ProcessReady) {
-	p := j.procs[procID{worker, region}]
+	p := j.procs[attemptProc{worker, region}]
 	if p == nil || j.stopping != nil || j.regionStopping[region] != nil {
 		return
 	}
 	p.ready, p.addr, p.pid = true, r.DataAddress, r.Pid
 	var routes []*weirv1.TaskRoute
-	var procs []procID
-	for _, id := range j.procIDs() {
+	var procs []attemptProc
+	for _, id := range j.attemptProcs() {
 		if id.region != region {
 			continue
 		}
@@ -476,7 +479,7 @@ func (j *jobDriver) allTasks(states ...weirv1.TaskState) bool {
 // stopping or when all its tasks finished; a failure otherwise, of its
 // region, or of the whole job when workerLost (the region's slots are gone
 // with the worker).
-func (s *leaderState) processExited(ctx context.Context, j *jobDriver, id procID, reason string, workerLost bool) {
+func (s *leaderState) processExited(ctx context.Context, j *jobDriver, id attemptProc, reason string, workerLost bool) {
 	p := j.procs[id]
 	if p == nil || p.exited {
 		return
@@ -524,7 +527,7 @@ func (s *leaderState) status(j *jobDriver) *weirv1.JobStatus {
 			// job that ended runs nothing.
 			info.State = weirv1.TaskState_TASK_STATE_CANCELED
 		}
-		if p := j.procs[procID{t.worker, region}]; p != nil {
+		if p := j.procs[attemptProc{t.worker, region}]; p != nil {
 			info.Pid = p.pid
 		}
 		st.Tasks = append(st.Tasks, info)

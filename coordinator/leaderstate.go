@@ -299,7 +299,7 @@ func (s *leaderState) workerGone(ctx context.Context, w *workerConn, cause error
 	w.close(cause)
 	s.logger.Warn("worker lost", "worker", w.id, "err", cause)
 	for _, j := range s.sortedJobs() {
-		for _, id := range j.procIDs() {
+		for _, id := range j.attemptProcs() {
 			if p := j.procs[id]; p != nil && id.worker == w.id && !p.exited {
 				s.processExited(ctx, j, id, fmt.Sprintf("worker %s was lost: %v", w.id, cause), true)
 			}
@@ -341,7 +341,7 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 			if e.Error != "" {
 				reason += ": " + e.Error
 			}
-			s.processExited(ctx, j, procID{w.id, key.region}, reason, false)
+			s.processExited(ctx, j, attemptProc{w.id, key.region}, reason, false)
 		}
 	case *weirv1.WorkerMessage_Process:
 		s.onProcessMessage(ctx, w, keyOf(m.Process.Key), m.Process)

@@ -136,13 +136,13 @@ func (k procKey) proto() *weirv1.ProcessKey {
 // says why it cannot. When it cannot, the attempt's live processes are
 // still recorded so that Start's StopAttempt cancels and awaits them.
 func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
-	procs := map[procID]*process{}
+	procs := map[attemptProc]*process{}
 	tasks := map[jobgraph.Subtask]*taskRun{}
 	why := ""
-	var ids []procID
+	var ids []attemptProc
 	for _, wid := range sortedKeys(s.workers) {
 		for r := range j.regions {
-			ids = append(ids, procID{wid, int32(r)})
+			ids = append(ids, attemptProc{wid, int32(r)})
 		}
 	}
 	for _, id := range ids {
@@ -222,7 +222,7 @@ func (s *leaderState) cancelStrays(w *workerConn, keep map[procKey]bool) {
 		if rp.Exited || keep[k] {
 			continue
 		}
-		if j := s.jobs[k.job]; j != nil && j.live(k.attempt, k.region) && j.stopping[procID{w.id, k.region}] {
+		if j := s.jobs[k.job]; j != nil && j.live(k.attempt, k.region) && j.stopping[attemptProc{w.id, k.region}] {
 			continue // Start's StopAttempt already cancelled it
 		}
 		s.logger.Info("cancelling a process no attempt owns", "worker", w.id, "job", k.job, "attempt", k.attempt, "region", k.region)

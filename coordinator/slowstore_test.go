@@ -125,7 +125,7 @@ func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
 				Vertices: []*weirv1.Vertex{
 					{Id: 1, Name: "src", Parallelism: 1, IsSource: true, Operators: []*weirv1.Operator{{Uid: "src", Name: "src", Kind: "source"}}},
 					{Id: 2, Name: "sink", Parallelism: 1, Operators: []*weirv1.Operator{{Uid: "sink", Name: "sink", Kind: "sink"}}}},
-				Edges:    []*weirv1.Edge{{Source: 1, Target: 2, Partitioning: weirv1.Partitioning_PARTITIONING_FORWARD}}}}})
+				Edges: []*weirv1.Edge{{Source: 1, Target: 2, Partitioning: weirv1.Partitioning_PARTITIONING_FORWARD}}}}})
 		if err != nil {
 			t.Fatalf("submit %s: %v", name, err)
 		}

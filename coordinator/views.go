@@ -162,7 +162,7 @@ func (p pages) Worker(ctx context.Context, id string) (*web.Worker, error) {
 		}
 		v := &web.Worker{WorkerRow: st.workerRow(w, free, time.Now()), Memory: w.memory}
 		for _, j := range st.sortedJobs() {
-			for _, pid := range j.procIDs() {
+			for _, pid := range j.attemptProcs() {
 				if p := j.procs[pid]; pid.worker == id && !p.exited {
 					v.Processes = append(v.Processes, web.Process{Job: j.rec.Id, JobName: j.rec.Name, Attempt: j.attemptOf(pid.region), Pid: p.pid, Memory: j.metrics.memory[id]})
 				}

@@ -25,8 +25,9 @@ import (
 // (allocate a checkpoint id, write a manifest and record it, persist the job
 // record, delete a checkpoint record) becomes an effect, which one of the
 // job's lanes runs off the loop; its result comes back to the loop as an
-// event (idAllocated, checkpointStored, persisted, checkpointDeleted) and is
-// fed to the machine like any other input. A slow object store or etcd
+// event (idAllocated, checkpointStored, persisted; each carries a failure
+// too) and is fed to the machine like any other input. A deleted
+// checkpoint record reports nothing. A slow object store or etcd
 // therefore stalls only the job that waits on it: heartbeats, API calls
 // and other jobs go on.
 //

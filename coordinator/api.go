@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/internal/chunkio"
@@ -100,16 +101,19 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	now := time.Now().UnixMilli()
 	rec := &weirv1.JobStatus{Id: id, Name: spec.Name, State: weirv1.JobState_JOB_STATE_CREATED,
 		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec}
-	_, err = call(ctx, st, func() (struct{}, error) {
+	recorded, err := call(ctx, st, func() (<-chan struct{}, error) {
 		j := newJob(rec, jobmaster.New(spec.Restart, time.Now(), jobmaster.WithRand(mrand.Float64)))
 		st.jobs[id] = j
-		lctx := context.WithoutCancel(ctx)
-		st.persist(lctx, j)
+		st.persist(j)
 		st.logger.Info("job submitted", "job", id, "name", spec.Name, "parallelism", spec.Parallelism)
-		st.step(lctx, j, jobmaster.Start{})
-		return struct{}{}, nil
+		st.step(st.ctx, j, jobmaster.Start{})
+		return j.persisted(), nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	// Answered once the job is recorded, as before the loop wrote off it.
+	if err := st.wait(ctx, recorded); err != nil {
 		return nil, err
 	}
 	return &weirv1.SubmitJobResponse{JobId: id}, nil
@@ -203,14 +207,24 @@ func (s *jobService) CancelJob(ctx context.Context, r *weirv1.CancelJobRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return call(ctx, st, func() (*weirv1.CancelJobResponse, error) {
+	var recorded <-chan struct{}
+	resp, err := call(ctx, st, func() (*weirv1.CancelJobResponse, error) {
 		j := st.jobs[r.JobId]
 		if j == nil {
 			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
 		}
-		st.step(context.WithoutCancel(ctx), j, jobmaster.CancelRequested{})
+		st.step(st.ctx, j, jobmaster.CancelRequested{})
+		recorded = j.persisted()
 		return &weirv1.CancelJobResponse{State: j.m.State()}, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Answered once the cancel is recorded, as before the loop wrote off it.
+	if err := st.wait(ctx, recorded); err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 func (s *jobService) ListWorkers(ctx context.Context, _ *weirv1.ListWorkersRequest) (*weirv1.ListWorkersResponse, error) {
@@ -326,7 +340,7 @@ func (s *jobService) ListCheckpoints(ctx context.Context, r *weirv1.ListCheckpoi
 		if j == nil {
 			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
 		}
-		return &weirv1.ListCheckpointsResponse{Checkpoints: j.ckpt.History()}, nil
+		return &weirv1.ListCheckpointsResponse{Checkpoints: j.checkpoints.History()}, nil
 	})
 }
 
@@ -343,16 +357,16 @@ func (s *jobService) TriggerSavepoint(ctx context.Context, r *weirv1.TriggerSave
 		if j == nil {
 			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
 		}
-		if j.m.State() != weirv1.JobState_JOB_STATE_RUNNING || !j.ckStarted {
+		if j.m.State() != weirv1.JobState_JOB_STATE_RUNNING || !j.checkpointing {
 			return nil, status.Errorf(codes.FailedPrecondition, "job %s is %s: a savepoint needs every task running", r.JobId, shortState(j.m.State()))
 		}
-		acts, err := j.ckpt.RequestSavepoint(time.Now())
+		acts, err := j.checkpoints.RequestSavepoint(time.Now())
 		if err != nil {
 			return nil, status.Error(codes.FailedPrecondition, err.Error())
 		}
 		ch := make(chan savepointResult, 1)
 		j.savepointWaiter = ch
-		st.ckApply(context.WithoutCancel(ctx), j, acts)
+		st.checkpointInput(st.ctx, j, func(time.Time) []checkpoint.Action { return acts })
 		return ch, nil
 	})
 	if err != nil {
@@ -366,7 +380,7 @@ func (s *jobService) TriggerSavepoint(ctx context.Context, r *weirv1.TriggerSave
 		if r.Stop {
 			call(ctx, st, func() (struct{}, error) {
 				if j := st.jobs[r.JobId]; j != nil {
-					st.step(context.WithoutCancel(ctx), j, jobmaster.CancelRequested{})
+					st.step(st.ctx, j, jobmaster.CancelRequested{})
 				}
 				return struct{}{}, nil
 			})

@@ -30,13 +30,13 @@ type Config struct {
 	// page answers to; a request naming another host is refused (DNS
 	// rebinding). See web.Guard.
 	HTTPHosts []string
-	// HeartbeatTimeout is the time to declare a worker dead: how long it may
-	// be silent on its stream, and the TTL of its liveness lease in etcd,
-	// before its tasks are failed over. A worker killed outright is noticed
+	// WorkerTimeout (--worker-timeout) is the time to declare a worker
+	// dead: how long it may be silent on its stream, and the TTL of its
+	// liveness lease in etcd, before its tasks are failed over. A worker killed outright is noticed
 	// sooner, when its stream breaks. A new leader also waits at most this
 	// long for the workers of running jobs to report before it restarts
 	// the jobs instead of re-attaching to them.
-	HeartbeatTimeout time.Duration
+	WorkerTimeout time.Duration
 	// HeartbeatInterval is how often workers heartbeat.
 	HeartbeatInterval time.Duration
 	// LeaseTTL is the TTL of the leader's election session: a leader that
@@ -58,7 +58,7 @@ type Config struct {
 // minutes; 5 heartbeats of slack keep GC pauses and a busy host from
 // flapping.
 const (
-	DefaultHeartbeatTimeout  = 5 * time.Second
+	DefaultWorkerTimeout     = 5 * time.Second
 	DefaultHeartbeatInterval = time.Second
 	DefaultLeaseTTL          = leader.DefaultTTL
 )
@@ -67,8 +67,8 @@ func (c *Config) setDefaults() {
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
-	if c.HeartbeatTimeout == 0 {
-		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	if c.WorkerTimeout == 0 {
+		c.WorkerTimeout = DefaultWorkerTimeout
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
@@ -96,8 +96,8 @@ func (c Config) Validate() error {
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("coordinator: lease TTL %v is below etcd's granularity of 1s", c.LeaseTTL))
 	}
-	if c.HeartbeatTimeout <= c.HeartbeatInterval {
-		errs = append(errs, fmt.Errorf("coordinator: heartbeat timeout %v must exceed the interval %v", c.HeartbeatTimeout, c.HeartbeatInterval))
+	if c.WorkerTimeout <= c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("coordinator: worker timeout %v must exceed the heartbeat interval %v", c.WorkerTimeout, c.HeartbeatInterval))
 	}
 	return errors.Join(errs...)
 }

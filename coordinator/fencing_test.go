@@ -101,7 +101,7 @@ func TestDeposedLeaderIsFenced(t *testing.T) {
 		Spec: &weirv1.JobSpec{Graph: &weirv1.JobGraph{MaxParallelism: 128}}}
 	j := newJob(rec, jobmaster.New(nil, time.Now()))
 	old.jobs[rec.Id] = j
-	old.persist(ctx, j)
+	persistNow(ctx, t, old, j)
 	if fenced.Err() != nil {
 		t.Fatalf("the leader's own write was fenced: %v", context.Cause(fenced))
 	}
@@ -122,16 +122,20 @@ func TestDeposedLeaderIsFenced(t *testing.T) {
 	// checkpoint 7 and changes the job. Both writes are held in flight.
 	const ck = 7
 	done := make(chan struct{}, 2)
+	// The effects the driver would hand its lanes, run as a lane runs them.
+	storeCk := old.storeEffect(j, checkpoint.Complete{ID: ck, Acks: []*weirv1.CheckpointAck{
+		{CheckpointId: ck, Snapshot: &weirv1.SubtaskSnapshot{VertexId: 1}},
+	}})
 	go func() {
-		old.ckApply(ctx, j, []checkpoint.Action{checkpoint.Complete{ID: ck, Acks: []*weirv1.CheckpointAck{
-			{CheckpointId: ck, Snapshot: &weirv1.SubtaskSnapshot{VertexId: 1}},
-		}}})
+		if ev := storeCk.run(ctx, old); ev != nil {
+			t.Errorf("the deposed leader's checkpoint store reported %#v, want nothing (fenced)", ev)
+		}
 		done <- struct{}{}
 	}()
 	changed := proto.Clone(rec).(*weirv1.JobStatus)
 	changed.State = weirv1.JobState_JOB_STATE_CANCELING
 	go func() {
-		old.persist(ctx, newJob(changed, jobmaster.New(nil, time.Now())))
+		persistNow(ctx, t, old, newJob(changed, jobmaster.New(nil, time.Now())))
 		done <- struct{}{}
 	}()
 
@@ -155,7 +159,7 @@ func TestDeposedLeaderIsFenced(t *testing.T) {
 	nl.fence = func(err error) { t.Errorf("the new leader was fenced: %v", err) }
 	mine := proto.Clone(rec).(*weirv1.JobStatus)
 	mine.Attempt = 2
-	nl.persist(ctx, newJob(mine, jobmaster.New(nil, time.Now())))
+	persistNow(ctx, t, nl, newJob(mine, jobmaster.New(nil, time.Now())))
 
 	// Heal: the held writes reach etcd and are refused.
 	if err := proxy.Toxics.RemoveToxic(ctx, "cut"); err != nil {
@@ -206,4 +210,14 @@ func TestDeposedLeaderIsFenced(t *testing.T) {
 	if r := loaded.restoreFor(); r != nil {
 		t.Fatalf("the new leader would restore %v", r)
 	}
+}
+
+// persistNow runs the effect persist hands the job's record lane.
+func persistNow(ctx context.Context, t *testing.T, s *leaderState, j *jobDriver) {
+	e, err := s.persistEffect(j)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	e.run(ctx, s)
 }

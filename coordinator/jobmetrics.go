@@ -168,7 +168,7 @@ func (m *jobMetrics) failed(at time.Time, attempt int64, text string) {
 }
 
 // sources lists the job's source vertices.
-func (j *job) sources() []int32 {
+func (j *jobDriver) sources() []int32 {
 	var out []int32
 	for _, v := range j.rec.Spec.GetGraph().GetVertices() {
 		if v.IsSource {

@@ -19,9 +19,10 @@ import (
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
-// job is the leader's view of one job: its record, its lifecycle machine and
-// the processes of its current attempt.
-type job struct {
+// jobDriver is the leader's view of one job and drives it (see driver.go):
+// its record, its lifecycle and checkpoint machines, the processes of its
+// current attempt, and the inputs and effects pending for it.
+type jobDriver struct {
 	rec      *weirv1.JobStatus // persisted part; Tasks unused
 	m        *jobmaster.Machine
 	subtasks []jobgraph.Subtask
@@ -35,31 +36,42 @@ type job struct {
 	regionAttempt []int64
 	placement     []string // worker per slot while the attempt holds slots
 
-	ckpt      *checkpoint.Coordinator
-	ckStarted bool
-	// ckFailedInRow counts the current attempt's checkpoints that failed
-	// since the last completed one; ckFailedSince the job's, with the
+	checkpoints   *checkpoint.Machine
+	checkpointing bool
+	// checkpointsFailedInRow counts the current attempt's checkpoints that failed
+	// since the last completed one; checkpointsFailedSince the job's, with the
 	// newest failure's reason (see checkpointWarning).
-	ckFailedInRow, ckFailedSince int
-	ckLastFailure                string
-	manifests                    map[int64]*weirv1.CheckpointManifest // retained, for reference counts
-	badCheckpoints               map[int64]bool                       // failed to restore (-1: the submitted savepoint)
-	restoringFrom                int64                                // checkpoint the current attempt restores (0: none)
-	savepointWaiter              chan savepointResult
-	procs                        map[procID]*process
-	tasks                        map[jobgraph.Subtask]*taskRun
-	stopping                     map[procID]bool           // processes of the stopped attempt still up
-	regionStopping               map[int32]map[procID]bool // per region stopped alone: its processes still up
+	checkpointsFailedInRow, checkpointsFailedSince int
+	lastCheckpointFailure                          string
+	manifests                                      map[int64]*weirv1.CheckpointManifest // retained, for reference counts
+	badCheckpoints                                 map[int64]bool                       // failed to restore (-1: the submitted savepoint)
+	restoringFrom                                  int64                                // checkpoint the current attempt restores (0: none)
+	savepointWaiter                                chan savepointResult
+	procs                                          map[attemptProc]*process
+	tasks                                          map[jobgraph.Subtask]*taskRun
+	stopping                                       map[attemptProc]bool           // processes of the stopped attempt still up
+	regionStopping                                 map[int32]map[attemptProc]bool // per region stopped alone: its processes still up
 
-	metrics    jobMetrics
-	ckTraces   map[int64]*ckTrace // spans of pending checkpoints
-	deploySpan trace.Span         // the current attempt's deployment, until all tasks run
-	taps       map[string]*tap    // live taps by id
+	metrics          jobMetrics
+	checkpointTraces map[int64]*checkpointTrace // spans of pending checkpoints
+	deploySpan       trace.Span                 // the current attempt's deployment, until all tasks run
+	taps             map[string]*tap            // live taps by id
+
+	inbox          []input // inputs waiting for the one being applied
+	draining       bool    // drain is applying inputs
+	recordIO       lane    // job record writes
+	checkpointIO   lane    // checkpoint ids, manifests and records
+	persistSeq     uint64  // record writes made
+	persistedSeq   uint64  // record writes done
+	held           []heldMessage
+	persistWaiters []persistWaiter
 }
 
-// procID names a process of the current attempt: one per worker and region,
-// so that a region can be stopped and redeployed without the others.
-type procID struct {
+// attemptProc names a process of the current attempt by where it runs: one
+// per worker and region, so that a region can be stopped and redeployed
+// without the others. (procKey names a process by job, attempt and region,
+// as the control envelope addresses it: see jobDriver.procKey.)
+type attemptProc struct {
 	worker string
 	region int32
 }
@@ -78,10 +90,10 @@ type taskRun struct {
 	state  weirv1.TaskState
 }
 
-func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *job {
-	j := &job{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string), regionOf: make(map[int32]int32),
-		ckpt: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
-		badCheckpoints: map[int64]bool{}, metrics: newJobMetrics(), ckTraces: map[int64]*ckTrace{}, taps: map[string]*tap{}}
+func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *jobDriver {
+	j := &jobDriver{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string), regionOf: make(map[int32]int32),
+		checkpoints: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
+		badCheckpoints: map[int64]bool{}, metrics: newJobMetrics(), checkpointTraces: map[int64]*checkpointTrace{}, taps: map[string]*tap{}}
 	if g := rec.Spec.GetGraph(); g != nil {
 		j.subtasks = jobgraph.Expand(g)
 		for _, v := range g.Vertices {
@@ -105,21 +117,27 @@ func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *job {
 }
 
 // attemptOf is the attempt region runs.
-func (j *job) attemptOf(region int32) int64 {
+func (j *jobDriver) attemptOf(region int32) int64 {
 	if region < 0 || int(region) >= len(j.regionAttempt) {
 		return -1
 	}
 	return j.regionAttempt[region]
 }
 
+// procKey names the process of region at the attempt the region runs.
+func (j *jobDriver) procKey(region int32) procKey {
+	return procKey{j.rec.Id, j.attemptOf(region), region}
+}
+
 // live reports whether a report about attempt of region is about what the
 // leader runs now; reports about older attempts are stale.
-func (j *job) live(attempt int64, region int32) bool {
+func (j *jobDriver) live(attempt int64, region int32) bool {
 	return attempt == j.attemptOf(region)
 }
 
-// step feeds the job's machine and carries out what it asks, in order.
-func (s *leaderState) step(ctx context.Context, j *job, ev jobmaster.Event) {
+// applyJobEvent feeds the job's lifecycle machine and carries out what it
+// asks, in order (on the loop, from drain).
+func (s *leaderState) applyJobEvent(ctx context.Context, j *jobDriver, ev jobmaster.Event) {
 	before := j.m.State()
 	acts := j.m.Step(ev, time.Now())
 	if after := j.m.State(); after != before {
@@ -128,7 +146,7 @@ func (s *leaderState) step(ctx context.Context, j *job, ev jobmaster.Event) {
 			// Processes of a finished job exit by themselves; failed and
 			// cancelled ones were stopped. Either way the slots are free.
 			j.placement = nil
-			s.ckStop(ctx, j, "job "+after.String())
+			s.stopCheckpoints(ctx, j, "job "+after.String())
 		}
 	}
 	for _, a := range acts {
@@ -143,13 +161,13 @@ func (s *leaderState) step(ctx context.Context, j *job, ev jobmaster.Event) {
 			s.deployRegion(ctx, j, a)
 		case jobmaster.Persist:
 			s.syncRecord(j)
-			s.persist(ctx, j)
+			s.persist(j)
 		}
 	}
 }
 
 // syncRecord copies the machine's view into the job record.
-func (s *leaderState) syncRecord(j *job) {
+func (s *leaderState) syncRecord(j *jobDriver) {
 	snap := j.m.Snapshot()
 	j.rec.State, j.rec.Attempt, j.rec.Restarts = snap.State, snap.Attempt, int32(snap.Restarts)
 	j.rec.Error, j.rec.Message = snap.Error, snap.Message
@@ -157,7 +175,7 @@ func (s *leaderState) syncRecord(j *job) {
 }
 
 // deploy places the attempt's slots and asks workers to start processes.
-func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
+func (s *leaderState) deploy(ctx context.Context, j *jobDriver, attempt int64) {
 	need := jobgraph.SlotsNeeded(j.rec.Spec.Graph)
 	placement, err := scheduler.Place(need, s.freeSlots())
 	if err != nil {
@@ -167,7 +185,7 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 	j.attempt, j.placement = attempt, placement
 	j.metrics.newAttempt()
 	s.deploySpan(j, attempt)
-	j.procs = make(map[procID]*process)
+	j.procs = make(map[attemptProc]*process)
 	j.tasks = make(map[jobgraph.Subtask]*taskRun)
 	j.stopping, j.regionStopping = nil, nil
 	for r := range j.regionAttempt {
@@ -182,7 +200,7 @@ func (s *leaderState) deploy(ctx context.Context, j *job, attempt int64) {
 
 // deployRegion redeploys one region on the slots it kept, restored from the
 // latest completed checkpoint, while the other regions run on.
-func (s *leaderState) deployRegion(ctx context.Context, j *job, a jobmaster.DeployRegion) {
+func (s *leaderState) deployRegion(ctx context.Context, j *jobDriver, a jobmaster.DeployRegion) {
 	j.attempt = a.Attempt
 	j.regionAttempt[a.Region] = a.Attempt
 	s.endDeploySpan(j, "")
@@ -207,8 +225,8 @@ func (s *leaderState) deployRegion(ctx context.Context, j *job, a jobmaster.Depl
 }
 
 // place assigns st to its slot's worker, in the process of its region there.
-func (j *job) place(st jobgraph.Subtask) {
-	id := procID{worker: j.placement[jobgraph.SlotOf(st)], region: j.regionOf[st.VertexID]}
+func (j *jobDriver) place(st jobgraph.Subtask) {
+	id := attemptProc{worker: j.placement[jobgraph.SlotOf(st)], region: j.regionOf[st.VertexID]}
 	p := j.procs[id]
 	if p == nil {
 		p = &process{}
@@ -220,7 +238,7 @@ func (j *job) place(st jobgraph.Subtask) {
 
 // sendDeploys records who runs what, then asks the workers to start the
 // processes of region (-1: all), restoring the latest usable checkpoint.
-func (s *leaderState) sendDeploys(ctx context.Context, j *job, region int32) {
+func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int32) {
 	// A successor needs to know whom to wait for, and at which attempt, before
 	// it re-attaches.
 	workers := map[string]bool{}
@@ -229,7 +247,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *job, region int32) {
 	}
 	j.rec.AttemptWorkers = sortedKeys(workers)
 	j.rec.RegionAttempts = slices.Clone(j.regionAttempt)
-	s.persist(ctx, j)
+	s.persist(j)
 	spec := j.rec.Spec
 	restore := j.restoreFor()
 	j.restoringFrom = 0
@@ -238,16 +256,17 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *job, region int32) {
 		s.logger.Info("restoring job state", "job", j.rec.Id, "attempt", j.attempt, "region", region, "checkpoint", restore.CheckpointId, "manifest", restore.Manifest)
 	}
 	var started []string
-	for _, id := range j.procIDs() {
+	for _, id := range j.attemptProcs() {
 		if region >= 0 && id.region != region {
 			continue
 		}
 		started = append(started, fmt.Sprintf("%s/%d", id.worker, id.region))
 		if wc := s.workers[id.worker]; wc != nil {
-			wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
-				JobId: j.rec.Id, Attempt: j.attemptOf(id.region), Region: id.region, BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
-				Args: spec.Args, Parallelism: spec.Parallelism, Subtasks: j.procs[id].subtasks,
-				Store: s.c.cfg.Store, Restore: restore, CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs(),
+			s.sendJob(j, wc, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
+				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
+				Args: spec.Args, Parallelism: spec.Parallelism,
+				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore,
+					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})
 		}
 	}
@@ -257,13 +276,14 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *job, region int32) {
 	s.logger.Info("deploying", "job", j.rec.Id, "attempt", j.attempt, "processes", strings.Join(started, ","))
 }
 
-// procIDs lists the processes of the current attempt, by worker then region.
-func (j *job) procIDs() []procID {
-	ids := make([]procID, 0, len(j.procs))
+// attemptProcs lists the processes of the current attempt, by worker then
+// region.
+func (j *jobDriver) attemptProcs() []attemptProc {
+	ids := make([]attemptProc, 0, len(j.procs))
 	for id := range j.procs {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b procID) int {
+	slices.SortFunc(ids, func(a, b attemptProc) int {
 		return cmp.Or(strings.Compare(a.worker, b.worker), cmp.Compare(a.region, b.region))
 	})
 	return ids
@@ -271,24 +291,22 @@ func (j *job) procIDs() []procID {
 
 // cancel asks the process id to stop and reports whether the request went
 // out (its worker is connected).
-func (s *leaderState) cancel(j *job, id procID) bool {
+func (s *leaderState) cancel(j *jobDriver, id attemptProc) bool {
 	wc := s.workers[id.worker]
 	if wc == nil {
 		return false
 	}
-	wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Cancel{Cancel: &weirv1.CancelProcess{
-		JobId: j.rec.Id, Attempt: j.attemptOf(id.region), Region: id.region,
-	}}})
+	s.commandJob(j, wc, j.procKey(id.region), cancelCommand())
 	return true
 }
 
 // stopAttempt cancels every process of the current attempt, in every
 // region; AttemptStopped follows once all are gone.
-func (s *leaderState) stopAttempt(ctx context.Context, j *job) {
-	s.ckStop(ctx, j, "the attempt is stopping")
+func (s *leaderState) stopAttempt(ctx context.Context, j *jobDriver) {
+	s.stopCheckpoints(ctx, j, "the attempt is stopping")
 	j.regionStopping = nil
-	j.stopping = make(map[procID]bool)
-	for _, id := range j.procIDs() {
+	j.stopping = make(map[attemptProc]bool)
+	for _, id := range j.attemptProcs() {
 		if !j.procs[id].exited && s.cancel(j, id) {
 			j.stopping[id] = true
 		}
@@ -300,13 +318,13 @@ func (s *leaderState) stopAttempt(ctx context.Context, j *job) {
 // once they are gone. Pending checkpoints are aborted, since the region's
 // tasks will not ack them; checkpointing resumes over all tasks once the
 // region runs again.
-func (s *leaderState) stopRegion(ctx context.Context, j *job, region int32) {
-	s.ckStop(ctx, j, fmt.Sprintf("region %d is restarting", region))
+func (s *leaderState) stopRegion(ctx context.Context, j *jobDriver, region int32) {
+	s.stopCheckpoints(ctx, j, fmt.Sprintf("region %d is restarting", region))
 	if j.regionStopping == nil {
-		j.regionStopping = make(map[int32]map[procID]bool)
+		j.regionStopping = make(map[int32]map[attemptProc]bool)
 	}
-	up := make(map[procID]bool)
-	for _, id := range j.procIDs() {
+	up := make(map[attemptProc]bool)
+	for _, id := range j.attemptProcs() {
 		if id.region == region && !j.procs[id].exited && s.cancel(j, id) {
 			up[id] = true
 		}
@@ -317,7 +335,7 @@ func (s *leaderState) stopRegion(ctx context.Context, j *job, region int32) {
 
 // maybeRegionStopped forgets a stopped region's processes and tells the
 // machine, once none is left.
-func (s *leaderState) maybeRegionStopped(ctx context.Context, j *job, region int32) {
+func (s *leaderState) maybeRegionStopped(ctx context.Context, j *jobDriver, region int32) {
 	if up, ok := j.regionStopping[region]; !ok || len(up) > 0 {
 		return
 	}
@@ -330,7 +348,7 @@ func (s *leaderState) maybeRegionStopped(ctx context.Context, j *job, region int
 	s.step(ctx, j, jobmaster.RegionStopped{Region: region})
 }
 
-func (s *leaderState) maybeStopped(ctx context.Context, j *job) {
+func (s *leaderState) maybeStopped(ctx context.Context, j *jobDriver) {
 	if j.stopping != nil && len(j.stopping) == 0 {
 		j.stopping, j.placement, j.procs = nil, nil, nil
 		s.step(ctx, j, jobmaster.AttemptStopped{})
@@ -339,44 +357,42 @@ func (s *leaderState) maybeStopped(ctx context.Context, j *job) {
 
 // processReady starts a region's tasks once every process of the region is
 // up: regions exchange no records, so each starts on its own.
-func (s *leaderState) processReady(j *job, worker string, r *weirv1.ProcessReady) {
-	p := j.procs[procID{worker, r.Region}]
-	if p == nil || j.stopping != nil || j.regionStopping[r.Region] != nil {
+func (s *leaderState) processReady(j *jobDriver, worker string, region int32, r *weirv1.ProcessReady) {
+	p := j.procs[attemptProc{worker, region}]
+	if p == nil || j.stopping != nil || j.regionStopping[region] != nil {
 		return
 	}
 	p.ready, p.addr, p.pid = true, r.DataAddress, r.Pid
 	var routes []*weirv1.TaskRoute
-	var region []procID
-	for _, id := range j.procIDs() {
-		if id.region != r.Region {
+	var procs []attemptProc
+	for _, id := range j.attemptProcs() {
+		if id.region != region {
 			continue
 		}
 		q := j.procs[id]
 		if !q.ready {
 			return
 		}
-		region = append(region, id)
+		procs = append(procs, id)
 		for _, st := range q.subtasks {
 			routes = append(routes, &weirv1.TaskRoute{VertexId: st.VertexId, Subtask: st.Subtask, DataAddress: q.addr})
 		}
 	}
-	for _, id := range region {
+	for _, id := range procs {
 		if wc := s.workers[id.worker]; wc != nil {
-			wc.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Start{Start: &weirv1.StartTasks{
-				JobId: j.rec.Id, Attempt: j.attemptOf(r.Region), Region: r.Region, Routes: routes,
-			}}})
+			s.commandJob(j, wc, j.procKey(region), &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Start{Start: &weirv1.StartTasks{Routes: routes}}})
 		}
 	}
 	// Tails outlive restarts: the region's new processes get them too.
 	for _, id := range sortedKeys(j.taps) {
-		s.startTap(j, id, r.Region)
+		s.startTap(j, id, region)
 	}
 }
 
 // failed records a failure for the job's page and reports it to the
 // machine: confined to one region when the job has several and region >= 0,
 // else of the whole job.
-func (s *leaderState) failed(ctx context.Context, j *job, region int32, err string, permanent bool) {
+func (s *leaderState) failed(ctx context.Context, j *jobDriver, region int32, err string, permanent bool) {
 	j.metrics.failed(time.Now(), j.attempt, err)
 	s.endDeploySpan(j, err)
 	if len(j.regions) > 1 && region >= 0 {
@@ -386,7 +402,7 @@ func (s *leaderState) failed(ctx context.Context, j *job, region int32, err stri
 	s.step(ctx, j, jobmaster.TaskFailed{Err: err, Permanent: permanent})
 }
 
-func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *weirv1.TaskStateUpdate) {
+func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string, u *weirv1.TaskStateUpdate) {
 	t := j.tasks[jobgraph.Subtask{VertexID: u.VertexId, Index: u.Subtask}]
 	if t == nil || t.worker != worker {
 		return
@@ -421,9 +437,9 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 		case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING):
 			s.endDeploySpan(j, "")
 			s.step(ctx, j, jobmaster.AllRunning{})
-			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && !j.ckStarted {
-				j.ckStarted, j.ckFailedInRow = true, 0
-				s.ckApply(ctx, j, j.ckpt.Start(j.ckTasks(), time.Now()))
+			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && !j.checkpointing {
+				j.checkpointing, j.checkpointsFailedInRow = true, 0
+				s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action { return j.checkpoints.Start(j.checkpointTasks(), now) })
 			}
 		case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED):
 			// Some finished first (a source subtask with nothing to
@@ -434,7 +450,7 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 	case weirv1.TaskState_TASK_STATE_FINISHED:
 		// Checkpoints need every task: once one finished, no barrier can
 		// complete (as in Flink before final checkpoints).
-		s.ckStop(ctx, j, "a task finished")
+		s.stopCheckpoints(ctx, j, "a task finished")
 		if j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED) {
 			s.step(ctx, j, jobmaster.AllFinished{})
 		} else if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED) {
@@ -444,9 +460,9 @@ func (s *leaderState) taskState(ctx context.Context, j *job, worker string, u *w
 }
 
 // records are a vertex's records in and out over all attempts.
-func (j *job) records(vertex int32) (in, out int64) { return j.metrics.records(vertex) }
+func (j *jobDriver) records(vertex int32) (in, out int64) { return j.metrics.records(vertex) }
 
-func (j *job) allTasks(states ...weirv1.TaskState) bool {
+func (j *jobDriver) allTasks(states ...weirv1.TaskState) bool {
 	for _, t := range j.tasks {
 		ok := false
 		for _, st := range states {
@@ -463,7 +479,7 @@ func (j *job) allTasks(states ...weirv1.TaskState) bool {
 // stopping or when all its tasks finished; a failure otherwise, of its
 // region, or of the whole job when workerLost (the region's slots are gone
 // with the worker).
-func (s *leaderState) processExited(ctx context.Context, j *job, id procID, reason string, workerLost bool) {
+func (s *leaderState) processExited(ctx context.Context, j *jobDriver, id attemptProc, reason string, workerLost bool) {
 	p := j.procs[id]
 	if p == nil || p.exited {
 		return
@@ -492,7 +508,7 @@ func (s *leaderState) processExited(ctx context.Context, j *job, id procID, reas
 }
 
 // status renders the job for the API.
-func (s *leaderState) status(j *job) *weirv1.JobStatus {
+func (s *leaderState) status(j *jobDriver) *weirv1.JobStatus {
 	st := &weirv1.JobStatus{
 		Id: j.rec.Id, Name: j.rec.Name, State: j.rec.State, Attempt: j.rec.Attempt, Restarts: j.rec.Restarts,
 		Error: j.rec.Error, Message: j.rec.Message, CreatedUnixMs: j.rec.CreatedUnixMs,
@@ -511,7 +527,7 @@ func (s *leaderState) status(j *job) *weirv1.JobStatus {
 			// job that ended runs nothing.
 			info.State = weirv1.TaskState_TASK_STATE_CANCELED
 		}
-		if p := j.procs[procID{t.worker, region}]; p != nil {
+		if p := j.procs[attemptProc{t.worker, region}]; p != nil {
 			info.Pid = p.pid
 		}
 		st.Tasks = append(st.Tasks, info)

@@ -42,7 +42,13 @@ type leaderState struct {
 	fence  context.CancelCauseFunc // ends the term when a fenced write is refused
 
 	workers map[string]*workerConn
-	jobs    map[string]*job
+	jobs    map[string]*jobDriver
+
+	// ctx is the term's (set by run): effects run under it and their
+	// results are dropped once it ends.
+	ctx context.Context
+	// effectsOut counts the effects whose results are not applied yet.
+	effectsOut int
 
 	live      map[string]bool // workers with a liveness key at load
 	liveRev   int64           // the revision live was read at
@@ -52,11 +58,11 @@ type leaderState struct {
 
 func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
 	return &leaderState{
-		c: c, store: store, logger: c.logger,
+		c: c, store: store, logger: c.logger, ctx: context.Background(),
 		events:  make(chan func(), 256),
 		done:    make(chan struct{}),
 		workers: make(map[string]*workerConn),
-		jobs:    make(map[string]*job),
+		jobs:    make(map[string]*jobDriver),
 	}
 }
 
@@ -95,6 +101,7 @@ func call[T any](ctx context.Context, s *leaderState, fn func() (T, error)) (T, 
 
 func (s *leaderState) run(ctx context.Context) {
 	ctx, s.fence = context.WithCancelCause(ctx)
+	s.ctx = ctx
 	defer close(s.done)
 	go s.watchLiveness(ctx)
 	s.beginReconcile(ctx, time.Now())
@@ -118,7 +125,7 @@ func (s *leaderState) run(ctx context.Context) {
 func (s *leaderState) tick(ctx context.Context, now time.Time) {
 	s.maybeReconciled(ctx, now)
 	for _, w := range s.workers {
-		if now.Sub(w.lastBeat) > s.c.cfg.HeartbeatTimeout {
+		if now.Sub(w.lastBeat) > s.c.cfg.WorkerTimeout {
 			s.workerGone(ctx, w, fmt.Errorf("no heartbeat for %v", now.Sub(w.lastBeat).Round(time.Second)))
 		}
 	}
@@ -126,8 +133,8 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 		if wake, ok := j.m.NextWake(); ok && !now.Before(wake) {
 			s.step(ctx, j, jobmaster.Tick{})
 		}
-		if wake, ok := j.ckpt.NextWake(); ok && !now.Before(wake) {
-			s.ckApply(ctx, j, j.ckpt.Tick(now))
+		if wake, ok := j.checkpoints.NextWake(); ok && !now.Before(wake) {
+			s.checkpointInput(ctx, j, j.checkpoints.Tick)
 		}
 	}
 	if now.Sub(s.sampledAt) >= time.Second {
@@ -193,6 +200,17 @@ func (w *workerConn) send(m *weirv1.CoordinatorMessage) {
 	}
 }
 
+// command sends c to the job process key names on this worker, which
+// forwards it as is (see control.proto).
+func (w *workerConn) command(key procKey, c *weirv1.ProcessCommand) {
+	c.Key = key.proto()
+	w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Process{Process: c}})
+}
+
+func cancelCommand() *weirv1.ProcessCommand {
+	return &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Cancel{Cancel: &weirv1.CancelProcess{}}}
+}
+
 // freeSlots lists workers with their unreserved slots, in ID order.
 func (s *leaderState) freeSlots() []scheduler.Worker {
 	used := make(map[string]int)
@@ -218,7 +236,7 @@ func (s *leaderState) addWorker(ctx context.Context, w *workerConn) {
 	s.logger.Info("worker registered", "worker", w.id, "host", w.host, "slots", w.slots, "processes", len(w.reported))
 	w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Registered{Registered: &weirv1.Registered{
 		Coordinator: s.c.cfg.ID, HeartbeatIntervalMs: s.c.cfg.HeartbeatInterval.Milliseconds(),
-		WorkerTimeoutMs: s.c.cfg.HeartbeatTimeout.Milliseconds(),
+		WorkerTimeoutMs: s.c.cfg.WorkerTimeout.Milliseconds(),
 	}}})
 	if s.reconcile != nil {
 		delete(s.reconcile.waiting, w.id)
@@ -231,7 +249,7 @@ func (s *leaderState) addWorker(ctx context.Context, w *workerConn) {
 }
 
 // watchLiveness declares a worker dead as soon as its liveness lease
-// expires, which a half-open stream would hide until the heartbeat timeout.
+// expires, which a half-open stream would hide until the worker timeout.
 func (s *leaderState) watchLiveness(ctx context.Context) {
 	rev := s.liveRev
 	for ctx.Err() == nil {
@@ -281,7 +299,7 @@ func (s *leaderState) workerGone(ctx context.Context, w *workerConn, cause error
 	w.close(cause)
 	s.logger.Warn("worker lost", "worker", w.id, "err", cause)
 	for _, j := range s.sortedJobs() {
-		for _, id := range j.procIDs() {
+		for _, id := range j.attemptProcs() {
 			if p := j.procs[id]; p != nil && id.worker == w.id && !p.exited {
 				s.processExited(ctx, j, id, fmt.Sprintf("worker %s was lost: %v", w.id, cause), true)
 			}
@@ -289,8 +307,8 @@ func (s *leaderState) workerGone(ctx context.Context, w *workerConn, cause error
 	}
 }
 
-func (s *leaderState) sortedJobs() []*job {
-	js := make([]*job, 0, len(s.jobs))
+func (s *leaderState) sortedJobs() []*jobDriver {
+	js := make([]*jobDriver, 0, len(s.jobs))
 	for _, j := range s.jobs {
 		js = append(js, j)
 	}
@@ -310,91 +328,88 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 	switch m := m.Msg.(type) {
 	case *weirv1.WorkerMessage_Heartbeat:
 		w.rss, w.memory = m.Heartbeat.RssBytes, m.Heartbeat.Memory
-	case *weirv1.WorkerMessage_Metrics:
-		if j := s.current(m.Metrics.JobId, m.Metrics.Attempt, m.Metrics.Region); j != nil {
-			j.metrics.onReport(w.id, m.Metrics, time.Now())
-		}
-	case *weirv1.WorkerMessage_TapRecords:
-		if j := s.jobs[m.TapRecords.JobId]; j != nil {
-			if t := j.taps[m.TapRecords.TapId]; t != nil {
-				t.deliver(m.TapRecords)
-			}
-		}
 	case *weirv1.WorkerMessage_ProcessReady:
-		if j := s.current(m.ProcessReady.JobId, m.ProcessReady.Attempt, m.ProcessReady.Region); j != nil {
-			s.processReady(j, w.id, m.ProcessReady)
-		}
-	case *weirv1.WorkerMessage_TaskState:
-		if j := s.currentTask(m.TaskState.JobId, m.TaskState.Attempt, m.TaskState.VertexId); j != nil {
-			s.taskState(ctx, j, w.id, m.TaskState)
-		}
-	case *weirv1.WorkerMessage_CheckpointAck:
-		a := m.CheckpointAck
-		if j := s.currentTask(a.JobId, a.Attempt, a.GetSnapshot().GetVertexId()); j != nil && a.Snapshot != nil {
-			task := checkpoint.TaskID{Vertex: a.Snapshot.VertexId, Subtask: a.Snapshot.Subtask}
-			now := time.Now()
-			res, acts := j.ckpt.Ack(a.CheckpointId, task, a, now)
-			if res == checkpoint.AckSuccess {
-				s.ckAcked(j, a, now)
-			}
-			if res != checkpoint.AckSuccess {
-				s.logger.Debug("checkpoint ack", "job", a.JobId, "checkpoint", a.CheckpointId, "task", task, "result", res)
-			}
-			s.ckApply(ctx, j, acts)
-		}
-	case *weirv1.WorkerMessage_CheckpointDecline:
-		d := m.CheckpointDecline
-		if j := s.currentTask(d.JobId, d.Attempt, d.VertexId); j != nil {
-			task := checkpoint.TaskID{Vertex: d.VertexId, Subtask: d.Subtask}
-			s.ckApply(ctx, j, j.ckpt.Decline(d.CheckpointId, task, d.Reason, time.Now()))
+		key := keyOf(m.ProcessReady.Key)
+		if j := s.current(key); j != nil {
+			s.processReady(j, w.id, key.region, m.ProcessReady)
 		}
 	case *weirv1.WorkerMessage_ProcessExited:
-		if j := s.current(m.ProcessExited.JobId, m.ProcessExited.Attempt, m.ProcessExited.Region); j != nil {
+		key := keyOf(m.ProcessExited.Key)
+		if j := s.current(key); j != nil {
 			e := m.ProcessExited
 			reason := fmt.Sprintf("job process on worker %s exited with code %d", w.id, e.ExitCode)
 			if e.Error != "" {
 				reason += ": " + e.Error
 			}
-			s.processExited(ctx, j, procID{w.id, e.Region}, reason, false)
+			s.processExited(ctx, j, attemptProc{w.id, key.region}, reason, false)
+		}
+	case *weirv1.WorkerMessage_Process:
+		s.onProcessMessage(ctx, w, keyOf(m.Process.Key), m.Process)
+	}
+}
+
+// onProcessMessage handles a job process's report. key is the process's, as
+// its worker stamped it: the only place the coordinator learns which job and
+// attempt a report is about.
+func (s *leaderState) onProcessMessage(ctx context.Context, w *workerConn, key procKey, m *weirv1.ProcessMessage) {
+	switch m := m.Msg.(type) {
+	case *weirv1.ProcessMessage_Metrics:
+		if j := s.current(key); j != nil {
+			j.metrics.onReport(w.id, m.Metrics, time.Now())
+		}
+	case *weirv1.ProcessMessage_TapRecords:
+		if j := s.jobs[key.job]; j != nil {
+			if t := j.taps[m.TapRecords.TapId]; t != nil {
+				t.deliver(m.TapRecords)
+			}
+		}
+	case *weirv1.ProcessMessage_TaskState:
+		if j := s.currentTask(key, m.TaskState.VertexId); j != nil {
+			s.taskState(ctx, j, w.id, m.TaskState)
+		}
+	case *weirv1.ProcessMessage_CheckpointAck:
+		a := m.CheckpointAck
+		if j := s.currentTask(key, a.GetSnapshot().GetVertexId()); j != nil && a.Snapshot != nil {
+			task := checkpoint.TaskID{Vertex: a.Snapshot.VertexId, Subtask: a.Snapshot.Subtask}
+			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
+				res, acts := j.checkpoints.Ack(a.CheckpointId, task, a, now)
+				if res == checkpoint.AckSuccess {
+					s.checkpointAcked(j, a, now)
+				} else {
+					s.logger.Debug("checkpoint ack", "job", key.job, "checkpoint", a.CheckpointId, "task", task, "result", res)
+				}
+				return acts
+			})
+		}
+	case *weirv1.ProcessMessage_CheckpointDecline:
+		d := m.CheckpointDecline
+		if j := s.currentTask(key, d.VertexId); j != nil {
+			task := checkpoint.TaskID{Vertex: d.VertexId, Subtask: d.Subtask}
+			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
+				return j.checkpoints.Decline(d.CheckpointId, task, d.Reason, now)
+			})
 		}
 	}
 }
 
-// current returns the job if attempt is the one region runs; reports about
-// older attempts are stale.
-func (s *leaderState) current(jobID string, attempt int64, region int32) *job {
-	j := s.jobs[jobID]
-	if j == nil || !j.live(attempt, region) {
+// current returns the job of the process key names if its attempt is the
+// one its region runs; reports about older attempts are stale.
+func (s *leaderState) current(key procKey) *jobDriver {
+	j := s.jobs[key.job]
+	if j == nil || !j.live(key.attempt, key.region) {
 		return nil
 	}
 	return j
 }
 
-// currentTask is current for a report naming a subtask of vertex.
-func (s *leaderState) currentTask(jobID string, attempt int64, vertex int32) *job {
-	j := s.jobs[jobID]
-	if j == nil || !j.live(attempt, j.regionOf[vertex]) {
+// currentTask is current for a report naming a subtask of vertex, which
+// must belong to the process's region.
+func (s *leaderState) currentTask(key procKey, vertex int32) *jobDriver {
+	j := s.current(key)
+	if j == nil || j.regionOf[vertex] != key.region {
 		return nil
 	}
 	return j
-}
-
-// persist records the job in etcd under this leader's fence.
-func (s *leaderState) persist(ctx context.Context, j *job) {
-	rec := proto.Clone(j.rec).(*weirv1.JobStatus)
-	rec.Tasks = nil
-	b, err := proto.Marshal(rec)
-	if err != nil {
-		s.logger.Error("cannot encode job record", "job", j.rec.Id, "err", err)
-		return
-	}
-	if err := s.store.Put(ctx, etcdkeys.Jobs+j.rec.Id, b); err != nil {
-		if errors.Is(err, leader.ErrFenced) {
-			s.fence(err)
-			return
-		}
-		s.logger.Error("cannot record job", "job", j.rec.Id, "err", err)
-	}
 }
 
 // validateSpec checks a submitted job before it is accepted.

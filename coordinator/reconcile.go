@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/internal/etcdkeys"
@@ -36,7 +37,7 @@ import (
 type reconcile struct {
 	deadline time.Time
 	waiting  map[string]bool // live workers hosting a restored attempt, not yet registered
-	jobs     []*job          // the restored non-terminal jobs, to adopt or Start
+	jobs     []*jobDriver    // the restored non-terminal jobs, to adopt or Start
 }
 
 // liveWorkers reads which workers hold a liveness key, and the revision to
@@ -55,7 +56,7 @@ func (s *leaderState) liveWorkers(ctx context.Context) (map[string]bool, int64, 
 
 // beginReconcile decides whom to wait for, or decides at once when nobody.
 func (s *leaderState) beginReconcile(ctx context.Context, now time.Time) {
-	r := &reconcile{deadline: now.Add(s.c.cfg.HeartbeatTimeout), waiting: map[string]bool{}}
+	r := &reconcile{deadline: now.Add(s.c.cfg.WorkerTimeout), waiting: map[string]bool{}}
 	for _, j := range s.sortedJobs() {
 		if !jobmaster.Terminal(j.m.State()) {
 			r.jobs = append(r.jobs, j)
@@ -73,12 +74,12 @@ func (s *leaderState) beginReconcile(ctx context.Context, now time.Time) {
 		}
 	}
 	s.reconcile = r
-	s.logger.Info("reconciling with workers", "waiting_for", strings.Join(sortedKeys(r.waiting), ","), "deadline", s.c.cfg.HeartbeatTimeout)
+	s.logger.Info("reconciling with workers", "waiting_for", strings.Join(sortedKeys(r.waiting), ","), "deadline", s.c.cfg.WorkerTimeout)
 	s.maybeReconciled(ctx, now)
 }
 
 // adoptable reports whether j's restored attempt could be re-attached to.
-func adoptable(j *job) bool {
+func adoptable(j *jobDriver) bool {
 	st := j.m.State()
 	return (st == weirv1.JobState_JOB_STATE_RUNNING || st == weirv1.JobState_JOB_STATE_SCHEDULED) &&
 		j.attempt > 0 && len(j.rec.AttemptWorkers) > 0
@@ -115,24 +116,33 @@ func (s *leaderState) maybeReconciled(ctx context.Context, now time.Time) {
 	}
 }
 
-// procKey names one attempt's processes of one region.
+// procKey names a job process by (job, attempt, region): weirv1.ProcessKey
+// as a map key. It is how the control envelope addresses a process.
 type procKey struct {
 	job     string
 	attempt int64
 	region  int32
 }
 
+func keyOf(k *weirv1.ProcessKey) procKey {
+	return procKey{k.GetJobId(), k.GetAttempt(), k.GetRegion()}
+}
+
+func (k procKey) proto() *weirv1.ProcessKey {
+	return &weirv1.ProcessKey{JobId: k.job, Attempt: k.attempt, Region: k.region}
+}
+
 // tryAdopt re-attaches to j's restored attempt from the registrations, or
 // says why it cannot. When it cannot, the attempt's live processes are
 // still recorded so that Start's StopAttempt cancels and awaits them.
-func (s *leaderState) tryAdopt(ctx context.Context, j *job) string {
-	procs := map[procID]*process{}
+func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
+	procs := map[attemptProc]*process{}
 	tasks := map[jobgraph.Subtask]*taskRun{}
 	why := ""
-	var ids []procID
+	var ids []attemptProc
 	for _, wid := range sortedKeys(s.workers) {
 		for r := range j.regions {
-			ids = append(ids, procID{wid, int32(r)})
+			ids = append(ids, attemptProc{wid, int32(r)})
 		}
 	}
 	for _, id := range ids {
@@ -186,9 +196,8 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *job) string {
 	case j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED):
 		s.step(ctx, j, jobmaster.AllFinished{})
 	case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING):
-		j.ckStarted = true
-		now := time.Now()
-		s.ckApply(ctx, j, j.ckpt.Start(j.ckTasks(), now))
+		j.checkpointing = true
+		s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action { return j.checkpoints.Start(j.checkpointTasks(), now) })
 		// The old leader may have recorded a checkpoint and died before
 		// telling the sinks; committing is idempotent, so say it again.
 		if latest := j.restoreFor(); latest != nil && latest.CheckpointId > 0 {
@@ -213,13 +222,11 @@ func (s *leaderState) cancelStrays(w *workerConn, keep map[procKey]bool) {
 		if rp.Exited || keep[k] {
 			continue
 		}
-		if j := s.jobs[k.job]; j != nil && j.live(k.attempt, k.region) && j.stopping[procID{w.id, k.region}] {
+		if j := s.jobs[k.job]; j != nil && j.live(k.attempt, k.region) && j.stopping[attemptProc{w.id, k.region}] {
 			continue // Start's StopAttempt already cancelled it
 		}
 		s.logger.Info("cancelling a process no attempt owns", "worker", w.id, "job", k.job, "attempt", k.attempt, "region", k.region)
-		w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Cancel{Cancel: &weirv1.CancelProcess{
-			JobId: k.job, Attempt: k.attempt, Region: k.region,
-		}}})
+		w.command(k, cancelCommand())
 	}
 	w.reported = nil
 }
@@ -232,16 +239,17 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 	}
 	var key procKey
 	switch m := m.Msg.(type) {
-	case *weirv1.WorkerMessage_TaskState:
-		key = procKey{m.TaskState.JobId, m.TaskState.Attempt, s.regionOf(m.TaskState.JobId, m.TaskState.VertexId)}
+	case *weirv1.WorkerMessage_Process:
+		switch m.Process.Msg.(type) {
+		case *weirv1.ProcessMessage_TaskState, *weirv1.ProcessMessage_CheckpointAck, *weirv1.ProcessMessage_CheckpointDecline:
+			key = keyOf(m.Process.Key)
+		default:
+			return false
+		}
 	case *weirv1.WorkerMessage_ProcessExited:
-		key = procKey{m.ProcessExited.JobId, m.ProcessExited.Attempt, m.ProcessExited.Region}
+		key = keyOf(m.ProcessExited.Key)
 	case *weirv1.WorkerMessage_ProcessReady:
-		key = procKey{m.ProcessReady.JobId, m.ProcessReady.Attempt, m.ProcessReady.Region}
-	case *weirv1.WorkerMessage_CheckpointAck:
-		key = procKey{m.CheckpointAck.JobId, m.CheckpointAck.Attempt, s.regionOf(m.CheckpointAck.JobId, m.CheckpointAck.GetSnapshot().GetVertexId())}
-	case *weirv1.WorkerMessage_CheckpointDecline:
-		key = procKey{m.CheckpointDecline.JobId, m.CheckpointDecline.Attempt, s.regionOf(m.CheckpointDecline.JobId, m.CheckpointDecline.VertexId)}
+		key = keyOf(m.ProcessReady.Key)
 	default:
 		return false
 	}
@@ -250,8 +258,11 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 		return false
 	}
 	switch m := m.Msg.(type) {
-	case *weirv1.WorkerMessage_TaskState:
-		u := m.TaskState
+	case *weirv1.WorkerMessage_Process:
+		u := m.Process.GetTaskState()
+		if u == nil {
+			break // Checkpoint acks and declines are dropped: this leader triggered none.
+		}
 		for i, old := range rp.Tasks {
 			if old.VertexId == u.VertexId && old.Subtask == u.Subtask {
 				rp.Tasks = append(rp.Tasks[:i], rp.Tasks[i+1:]...)
@@ -265,7 +276,6 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 	case *weirv1.WorkerMessage_ProcessReady:
 		rp.DataAddress, rp.Pid = m.ProcessReady.DataAddress, m.ProcessReady.Pid
 	}
-	// Checkpoint acks and declines are dropped: this leader triggered none.
 	return true
 }
 

@@ -120,11 +120,13 @@ func TestTakeover(t *testing.T) {
 			case "report":
 				f := cmdFields(d)
 				st, sub := parseTask(t, d, f[3]+"="+f[4])
-				u := &weirv1.TaskStateUpdate{JobId: f[1], Attempt: atoi(t, d, f[2]), VertexId: sub.VertexId, Subtask: sub.Subtask, State: st}
-				s.onWorkerMessage(ctx, s.workers[f[0]], &weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TaskState{TaskState: u}})
+				u := &weirv1.TaskStateUpdate{VertexId: sub.VertexId, Subtask: sub.Subtask, State: st}
+				key := procKey{f[1], atoi(t, d, f[2]), s.regionOf(f[1], sub.VertexId)}
+				s.onWorkerMessage(ctx, s.workers[f[0]], &weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Process{Process: &weirv1.ProcessMessage{
+					Key: key.proto(), Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}}}})
 			case "exited":
 				f := cmdFields(d)
-				e := &weirv1.ProcessExited{JobId: f[1], Attempt: atoi(t, d, f[2]), ExitCode: -1, Error: "killed"}
+				e := &weirv1.ProcessExited{Key: &weirv1.ProcessKey{JobId: f[1], Attempt: atoi(t, d, f[2])}, ExitCode: -1, Error: "killed"}
 				s.onWorkerMessage(ctx, s.workers[f[0]], &weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: e}})
 			case "lease-expired":
 				s.livenessExpired(ctx, d.CmdArgs[0].Key)
@@ -139,9 +141,25 @@ func TestTakeover(t *testing.T) {
 			default:
 				d.Fatalf(t, "unknown command %q", d.Cmd)
 			}
+			settle(t, s)
 			return describeLeader(s)
 		})
 	})
+}
+
+// settle does the loop's part by hand: it applies the results of the
+// effects handed to the lanes until none is out.
+func settle(t *testing.T, s *leaderState) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for s.effectsOut > 0 {
+		select {
+		case fn := <-s.events:
+			fn()
+		case <-deadline:
+			t.Fatalf("%d effects still out after 30s", s.effectsOut)
+		}
+	}
 }
 
 func splitComma(s string) []string {
@@ -220,7 +238,7 @@ func describeLeader(s *leaderState) string {
 	sort.Strings(ids)
 	for _, id := range ids {
 		j := s.jobs[id]
-		fmt.Fprintf(&b, "job %s: %s attempt=%d checkpointing=%v", id, strings.TrimPrefix(j.m.State().String(), "JOB_STATE_"), j.m.Attempt(), j.ckStarted)
+		fmt.Fprintf(&b, "job %s: %s attempt=%d checkpointing=%v", id, strings.TrimPrefix(j.m.State().String(), "JOB_STATE_"), j.m.Attempt(), j.checkpointing)
 		if len(j.placement) > 0 {
 			fmt.Fprintf(&b, " placement=%s", strings.Join(j.placement, ","))
 		}
@@ -235,18 +253,23 @@ func formatMessage(m *weirv1.CoordinatorMessage) string {
 		return "" // every registration gets one
 	case *weirv1.CoordinatorMessage_Deploy:
 		var subs []string
-		for _, st := range m.Deploy.Subtasks {
+		for _, st := range m.Deploy.GetAssign().GetSubtasks() {
 			subs = append(subs, fmt.Sprintf("v%d/%d", st.VertexId, st.Subtask))
 		}
-		return fmt.Sprintf("deploy %s attempt=%d %s", m.Deploy.JobId, m.Deploy.Attempt, strings.Join(subs, ","))
-	case *weirv1.CoordinatorMessage_Cancel:
-		return fmt.Sprintf("cancel %s attempt=%d", m.Cancel.JobId, m.Cancel.Attempt)
-	case *weirv1.CoordinatorMessage_Start:
-		return fmt.Sprintf("start %s attempt=%d", m.Start.JobId, m.Start.Attempt)
-	case *weirv1.CoordinatorMessage_Trigger:
-		return fmt.Sprintf("trigger %s checkpoint=%d", m.Trigger.JobId, m.Trigger.CheckpointId)
-	case *weirv1.CoordinatorMessage_Complete:
-		return fmt.Sprintf("complete %s checkpoint=%d", m.Complete.JobId, m.Complete.CheckpointId)
+		return fmt.Sprintf("deploy %s attempt=%d %s", m.Deploy.Key.GetJobId(), m.Deploy.Key.GetAttempt(), strings.Join(subs, ","))
+	case *weirv1.CoordinatorMessage_Process:
+		k := m.Process.Key
+		switch c := m.Process.Cmd.(type) {
+		case *weirv1.ProcessCommand_Cancel:
+			return fmt.Sprintf("cancel %s attempt=%d", k.GetJobId(), k.GetAttempt())
+		case *weirv1.ProcessCommand_Start:
+			return fmt.Sprintf("start %s attempt=%d", k.GetJobId(), k.GetAttempt())
+		case *weirv1.ProcessCommand_Trigger:
+			return fmt.Sprintf("trigger %s checkpoint=%d", k.GetJobId(), c.Trigger.CheckpointId)
+		case *weirv1.ProcessCommand_Complete:
+			return fmt.Sprintf("complete %s checkpoint=%d", k.GetJobId(), c.Complete.CheckpointId)
+		}
+		return fmt.Sprintf("%T", m.Process.Cmd)
 	}
 	return fmt.Sprintf("%T", m.Msg)
 }

@@ -65,9 +65,8 @@ func (c *Coordinator) Tail(ctx context.Context, r *weirv1.TailRequest, send func
 	defer st.do(context.Background(), func() {
 		if j := st.jobs[r.JobId]; j != nil {
 			delete(j.taps, id)
-			st.sendProcs(j, func(attempt int64, region int32) *weirv1.CoordinatorMessage {
-				return &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_StopTap{StopTap: &weirv1.StopTap{
-					JobId: j.rec.Id, Attempt: attempt, Region: region, TapId: id}}}
+			st.sendProcs(j, func(int32) *weirv1.ProcessCommand {
+				return &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_StopTap{StopTap: &weirv1.StopTap{TapId: id}}}
 			})
 		}
 	})
@@ -88,12 +87,11 @@ func (c *Coordinator) Tail(ctx context.Context, r *weirv1.TailRequest, send func
 
 // startTap asks the processes of region (every region if < 0) to sample
 // for tap id.
-func (s *leaderState) startTap(j *job, id string, only int32) {
-	s.sendProcs(j, func(attempt int64, region int32) *weirv1.CoordinatorMessage {
+func (s *leaderState) startTap(j *jobDriver, id string, only int32) {
+	s.sendProcs(j, func(region int32) *weirv1.ProcessCommand {
 		if only >= 0 && region != only {
 			return nil
 		}
-		return &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_StartTap{StartTap: &weirv1.StartTap{
-			JobId: j.rec.Id, Attempt: attempt, Region: region, TapId: id, Uid: j.taps[id].uid}}}
+		return &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_StartTap{StartTap: &weirv1.StartTap{TapId: id, Uid: j.taps[id].uid}}}
 	})
 }

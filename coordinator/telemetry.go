@@ -24,12 +24,12 @@ const instrumentation = "github.com/weir-run/weir/coordinator"
 // Counters that mirror state (records, restarts, job states) are
 // observed at scrape time instead, from the leader loop (observe).
 type instruments struct {
-	tracer         trace.Tracer
-	ckDuration     metric.Float64Histogram
-	ckTaskDuration metric.Float64Histogram
-	ckSize         metric.Int64Gauge
-	ckIncrement    metric.Int64Gauge
-	ckFailures     metric.Int64Counter
+	tracer                 trace.Tracer
+	checkpointDuration     metric.Float64Histogram
+	checkpointTaskDuration metric.Float64Histogram
+	checkpointSize         metric.Int64Gauge
+	checkpointIncrement    metric.Int64Gauge
+	checkpointFailures     metric.Int64Counter
 }
 
 // inst returns the coordinator's instruments; a coordinator built without
@@ -50,8 +50,8 @@ var noInstruments = func() *instruments {
 	return in
 }()
 
-// ckBuckets suit checkpoint durations: tens of milliseconds to minutes.
-var ckBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+// checkpointBuckets suit checkpoint durations: tens of milliseconds to minutes.
+var checkpointBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 
 func newInstruments(c *Coordinator, mp metric.MeterProvider, tp trace.TracerProvider) (*instruments, error) {
 	if mp == nil {
@@ -66,17 +66,17 @@ func newInstruments(c *Coordinator, mp metric.MeterProvider, tp trace.TracerProv
 	// them means a misconfigured provider.
 	var errs []error
 	var e error
-	in.ckDuration, e = m.Float64Histogram("weir.checkpoint.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time from triggering a checkpoint to its completion."), metric.WithExplicitBucketBoundaries(ckBuckets...))
+	in.checkpointDuration, e = m.Float64Histogram("weir.checkpoint.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time from triggering a checkpoint to its completion."), metric.WithExplicitBucketBoundaries(checkpointBuckets...))
 	errs = append(errs, e)
-	in.ckTaskDuration, e = m.Float64Histogram("weir.checkpoint.task.duration", metric.WithUnit("s"),
-		metric.WithDescription("A task's share of a checkpoint: alignment, synchronous snapshot and upload."), metric.WithExplicitBucketBoundaries(ckBuckets...))
+	in.checkpointTaskDuration, e = m.Float64Histogram("weir.checkpoint.task.duration", metric.WithUnit("s"),
+		metric.WithDescription("A task's share of a checkpoint: alignment, synchronous snapshot and upload."), metric.WithExplicitBucketBoundaries(checkpointBuckets...))
 	errs = append(errs, e)
-	in.ckSize, e = m.Int64Gauge("weir.checkpoint.size", metric.WithUnit("By"), metric.WithDescription("Full state size of the last completed checkpoint."))
+	in.checkpointSize, e = m.Int64Gauge("weir.checkpoint.size", metric.WithUnit("By"), metric.WithDescription("Full state size of the last completed checkpoint."))
 	errs = append(errs, e)
-	in.ckIncrement, e = m.Int64Gauge("weir.checkpoint.incremental.size", metric.WithUnit("By"), metric.WithDescription("Bytes uploaded by the last completed checkpoint."))
+	in.checkpointIncrement, e = m.Int64Gauge("weir.checkpoint.incremental.size", metric.WithUnit("By"), metric.WithDescription("Bytes uploaded by the last completed checkpoint."))
 	errs = append(errs, e)
-	in.ckFailures, e = m.Int64Counter("weir.checkpoint.failures", metric.WithDescription("Checkpoints that were aborted."))
+	in.checkpointFailures, e = m.Int64Counter("weir.checkpoint.failures", metric.WithDescription("Checkpoints that were aborted."))
 	errs = append(errs, e)
 	recIn, e := m.Int64ObservableCounter("weir.operator.records.in", metric.WithDescription("Records received by an operator chain's head."))
 	errs = append(errs, e)
@@ -166,29 +166,29 @@ func (c *Coordinator) observe(ctx context.Context) (*observations, error) {
 	})
 }
 
-// ckTrace is the span of a pending checkpoint.
-type ckTrace struct {
+// checkpointTrace is the span of a pending checkpoint.
+type checkpointTrace struct {
 	ctx  context.Context
 	span trace.Span
 }
 
-// ckTriggered opens the checkpoint's span.
-func (s *leaderState) ckTriggered(j *job, a checkpoint.Trigger) {
+// checkpointTriggered opens the checkpoint's span.
+func (s *leaderState) checkpointTriggered(j *jobDriver, a checkpoint.Trigger) {
 	ctx, span := s.inst().tracer.Start(context.Background(), "checkpoint", trace.WithTimestamp(a.Timestamp),
 		trace.WithAttributes(attribute.String("job", j.rec.Id), attribute.Int64("checkpoint", a.ID), attribute.Bool("savepoint", a.Savepoint)))
-	j.ckTraces[a.ID] = &ckTrace{ctx: ctx, span: span}
+	j.checkpointTraces[a.ID] = &checkpointTrace{ctx: ctx, span: span}
 }
 
-// ckAcked adds a task's span under its checkpoint's: the ack carries how
+// checkpointAcked adds a task's span under its checkpoint's: the ack carries how
 // long the task aligned, snapshotted and uploaded, which ended now.
-func (s *leaderState) ckAcked(j *job, a *weirv1.CheckpointAck, now time.Time) {
+func (s *leaderState) checkpointAcked(j *jobDriver, a *weirv1.CheckpointAck, now time.Time) {
 	op := j.vertices[a.Snapshot.VertexId]
 	attrs := []attribute.KeyValue{attribute.String("job", j.rec.Id), attribute.String("operator", op)}
 	align := time.Duration(a.AlignmentMs) * time.Millisecond
 	sync := time.Duration(a.SyncMicros) * time.Microsecond
 	upload := time.Duration(a.AsyncMs) * time.Millisecond
-	s.inst().ckTaskDuration.Record(context.Background(), (align + sync + upload).Seconds(), metric.WithAttributes(attrs...))
-	t := j.ckTraces[a.CheckpointId]
+	s.inst().checkpointTaskDuration.Record(context.Background(), (align + sync + upload).Seconds(), metric.WithAttributes(attrs...))
+	t := j.checkpointTraces[a.CheckpointId]
 	if t == nil {
 		return
 	}
@@ -208,27 +208,27 @@ func (s *leaderState) ckAcked(j *job, a *weirv1.CheckpointAck, now time.Time) {
 	task.End(trace.WithTimestamp(now))
 }
 
-// ckFinished closes a checkpoint's span and records its metrics; failure
+// checkpointFinished closes a checkpoint's span and records its metrics; failure
 // is empty for a completed checkpoint.
-func (s *leaderState) ckFinished(j *job, id int64, failure string) {
+func (s *leaderState) checkpointFinished(j *jobDriver, id int64, failure string) {
 	ctx := context.Background()
 	job := metric.WithAttributes(attribute.String("job", j.rec.Id))
 	if failure != "" {
-		s.inst().ckFailures.Add(ctx, 1, job)
+		s.inst().checkpointFailures.Add(ctx, 1, job)
 	} else {
-		for _, h := range j.ckpt.History() {
+		for _, h := range j.checkpoints.History() {
 			if h.Id == id {
-				s.inst().ckDuration.Record(ctx, float64(h.DurationMs)/1000, job)
-				s.inst().ckSize.Record(ctx, h.SizeBytes, job)
-				s.inst().ckIncrement.Record(ctx, h.IncrementalBytes, job)
+				s.inst().checkpointDuration.Record(ctx, float64(h.DurationMs)/1000, job)
+				s.inst().checkpointSize.Record(ctx, h.SizeBytes, job)
+				s.inst().checkpointIncrement.Record(ctx, h.IncrementalBytes, job)
 			}
 		}
 	}
-	t := j.ckTraces[id]
+	t := j.checkpointTraces[id]
 	if t == nil {
 		return
 	}
-	delete(j.ckTraces, id)
+	delete(j.checkpointTraces, id)
 	if failure != "" {
 		t.span.SetStatus(codes.Error, failure)
 	}
@@ -236,7 +236,7 @@ func (s *leaderState) ckFinished(j *job, id int64, failure string) {
 }
 
 // deploySpan traces an attempt's deployment, ended once all tasks run.
-func (s *leaderState) deploySpan(j *job, attempt int64) {
+func (s *leaderState) deploySpan(j *jobDriver, attempt int64) {
 	s.endDeploySpan(j, "superseded by another attempt")
 	_, j.deploySpan = s.inst().tracer.Start(context.Background(), "deploy", trace.WithAttributes(
 		attribute.String("job", j.rec.Id), attribute.Int64("attempt", attempt)))
@@ -244,7 +244,7 @@ func (s *leaderState) deploySpan(j *job, attempt int64) {
 
 // endDeploySpan ends the deployment's span; failure is empty when every
 // task is running.
-func (s *leaderState) endDeploySpan(j *job, failure string) {
+func (s *leaderState) endDeploySpan(j *jobDriver, failure string) {
 	if j.deploySpan == nil {
 		return
 	}

@@ -15,7 +15,7 @@ import (
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
-func testJob() *job {
+func testJob() *jobDriver {
 	g := &weirv1.JobGraph{Name: "g", MaxParallelism: 8, Vertices: []*weirv1.Vertex{
 		{Id: 0, Name: "Source: gen", Parallelism: 2, IsSource: true, Operators: []*weirv1.Operator{{Uid: "gen"}}},
 		{Id: 1, Name: "Sink", Parallelism: 2, Operators: []*weirv1.Operator{{Uid: "sink"}}},
@@ -39,11 +39,11 @@ func TestCheckpointSpans(t *testing.T) {
 	s := &leaderState{c: c}
 	j := testJob()
 	t0 := time.Unix(1000, 0)
-	s.ckTriggered(j, checkpoint.Trigger{ID: 3, Timestamp: t0})
+	s.checkpointTriggered(j, checkpoint.Trigger{ID: 3, Timestamp: t0})
 	ackAt := t0.Add(time.Second)
-	s.ckAcked(j, &weirv1.CheckpointAck{JobId: "j1", CheckpointId: 3, Snapshot: &weirv1.SubtaskSnapshot{VertexId: 1, Subtask: 1},
+	s.checkpointAcked(j, &weirv1.CheckpointAck{JobId: "j1", CheckpointId: 3, Snapshot: &weirv1.SubtaskSnapshot{VertexId: 1, Subtask: 1},
 		AlignmentMs: 5, SyncMicros: 2000, AsyncMs: 10}, ackAt)
-	s.ckFinished(j, 3, "")
+	s.checkpointFinished(j, 3, "")
 
 	spans := map[string]sdktrace.ReadOnlySpan{}
 	for _, sp := range rec.Ended() {
@@ -70,8 +70,8 @@ func TestCheckpointSpans(t *testing.T) {
 			t.Errorf("%s span %v..%v, want %v..%v under the task", want.name, sp.StartTime(), sp.EndTime(), want.start, want.end)
 		}
 	}
-	if len(j.ckTraces) != 0 {
-		t.Errorf("finished checkpoint still traced: %v", j.ckTraces)
+	if len(j.checkpointTraces) != 0 {
+		t.Errorf("finished checkpoint still traced: %v", j.checkpointTraces)
 	}
 
 	var rm metricdata.ResourceMetrics

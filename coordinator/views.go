@@ -55,7 +55,7 @@ func (s *leaderState) workerRow(w *workerConn, free int, now time.Time) web.Work
 	return r
 }
 
-func jobRow(j *job, now time.Time) web.JobRow {
+func jobRow(j *jobDriver, now time.Time) web.JobRow {
 	r := web.JobRow{ID: j.rec.Id, Name: j.rec.Name, State: shortState(j.rec.State), Created: time.UnixMilli(j.rec.CreatedUnixMs),
 		Restarts: j.rec.Restarts, Attempt: j.rec.Attempt, Parallelism: j.rec.Spec.GetParallelism(),
 		History: append([]float64(nil), j.metrics.history...)}
@@ -123,7 +123,7 @@ func (p pages) Job(ctx context.Context, id string) (*web.Job, error) {
 			v.Edges = append(v.Edges, web.Edge{From: e.Source, To: e.Target,
 				Partitioning: strings.TrimPrefix(e.Partitioning.String(), "PARTITIONING_")})
 		}
-		for _, c := range j.ckpt.History() {
+		for _, c := range j.checkpoints.History() {
 			v.Checkpoints = append(v.Checkpoints, web.Checkpoint{ID: c.Id, Status: strings.TrimPrefix(c.Status.String(), "CHECKPOINT_STATUS_"),
 				Trigger: time.UnixMilli(c.TriggerUnixMs), DurationMs: c.DurationMs, SizeBytes: c.SizeBytes,
 				IncrementalBytes: c.IncrementalBytes, AlignmentMs: c.AlignmentMs, Savepoint: c.Savepoint, Failure: c.Failure})
@@ -162,7 +162,7 @@ func (p pages) Worker(ctx context.Context, id string) (*web.Worker, error) {
 		}
 		v := &web.Worker{WorkerRow: st.workerRow(w, free, time.Now()), Memory: w.memory}
 		for _, j := range st.sortedJobs() {
-			for _, pid := range j.procIDs() {
+			for _, pid := range j.attemptProcs() {
 				if p := j.procs[pid]; pid.worker == id && !p.exited {
 					v.Processes = append(v.Processes, web.Process{Job: j.rec.Id, JobName: j.rec.Name, Attempt: j.attemptOf(pid.region), Pid: p.pid, Memory: j.metrics.memory[id]})
 				}

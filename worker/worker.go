@@ -70,12 +70,21 @@ type exitedProc struct {
 	info *weirv1.RunningProcess
 }
 
-// procKey names a job process: a job with several pipelined regions runs
-// one process per region on a worker, each at its region's attempt.
+// procKey names a job process (weirv1.ProcessKey as a map key): a job with
+// several pipelined regions runs one process per region on a worker, each
+// at its region's attempt.
 type procKey struct {
 	job     string
 	attempt int64
 	region  int32
+}
+
+func keyOf(k *weirv1.ProcessKey) procKey {
+	return procKey{k.GetJobId(), k.GetAttempt(), k.GetRegion()}
+}
+
+func (k procKey) proto() *weirv1.ProcessKey {
+	return &weirv1.ProcessKey{JobId: k.job, Attempt: k.attempt, Region: k.region}
 }
 
 // jobProc is a job process this worker started for one attempt.
@@ -83,14 +92,11 @@ type jobProc struct {
 	key      procKey
 	token    string
 	subtasks []*weirv1.SubtaskRef
-	store    string
-	restore  *weirv1.Restore
+	assign   *weirv1.AssignTasks         // for the process when it attaches
 	cmds     chan *weirv1.ProcessCommand // to the attached process
 	started  chan struct{}               // closed once proc is set
 	proc     *supervisor.Process
 	stopping bool
-	// checkpointInterval (ms) goes to the process with its tasks.
-	checkpointInterval int64
 	// What the process reported, for a new leader's registration.
 	dataAddr string
 	tasks    map[taskKey]*weirv1.TaskStateUpdate
@@ -327,37 +333,22 @@ func (w *Worker) session(ctx context.Context, addr string) error {
 		switch m := m.Msg.(type) {
 		case *weirv1.CoordinatorMessage_Deploy:
 			w.deploy(ctx, m.Deploy)
-		case *weirv1.CoordinatorMessage_Start:
-			w.command(procKey{m.Start.JobId, m.Start.Attempt, m.Start.Region},
-				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Start{Start: m.Start}})
-		case *weirv1.CoordinatorMessage_Cancel:
-			w.stop(procKey{m.Cancel.JobId, m.Cancel.Attempt, m.Cancel.Region})
-		case *weirv1.CoordinatorMessage_Trigger:
-			w.command(procKey{m.Trigger.JobId, m.Trigger.Attempt, m.Trigger.Region},
-				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Trigger{Trigger: m.Trigger}})
-		case *weirv1.CoordinatorMessage_Complete:
-			w.command(procKey{m.Complete.JobId, m.Complete.Attempt, m.Complete.Region},
-				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Complete{Complete: m.Complete}})
-		case *weirv1.CoordinatorMessage_StartTap:
-			w.command(procKey{m.StartTap.JobId, m.StartTap.Attempt, m.StartTap.Region},
-				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_StartTap{StartTap: m.StartTap}})
-		case *weirv1.CoordinatorMessage_StopTap:
-			w.command(procKey{m.StopTap.JobId, m.StopTap.Attempt, m.StopTap.Region},
-				&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_StopTap{StopTap: m.StopTap}})
+		case *weirv1.CoordinatorMessage_Process:
+			// The one command the worker carries out itself; the others
+			// go to the process as they came.
+			if m.Process.GetCancel() != nil {
+				w.stop(keyOf(m.Process.Key))
+				continue
+			}
+			w.command(keyOf(m.Process.Key), m.Process)
 		}
 	}
 }
 
-// report sends a message to the coordinator if connected. Reports made while
-// disconnected are dropped: what a new leader needs of them is in the next
-// registration (processesLocked).
-func (w *Worker) report(m *weirv1.WorkerMessage) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.reportLocked(m)
-}
-
-// reportLocked queues m without blocking (no I/O under the lock).
+// reportLocked queues a message for the coordinator without blocking (no
+// I/O under the lock), if connected. Reports made while disconnected are
+// dropped: what a new leader needs of them is in the next registration
+// (processesLocked).
 func (w *Worker) reportLocked(m *weirv1.WorkerMessage) {
 	if w.mu.out == nil {
 		return
@@ -423,8 +414,12 @@ func (r readCloser) Close() error { r.cancel(); return nil }
 // job and region still running here are stopped: the coordinator has moved
 // on. Other regions restart on their own and keep their processes.
 func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
-	key := procKey{d.JobId, d.Attempt, d.Region}
-	jp := &jobProc{key: key, token: randomToken(), subtasks: d.Subtasks, store: d.Store, restore: d.Restore, checkpointInterval: d.CheckpointIntervalMs,
+	key := keyOf(d.Key)
+	assign := d.Assign
+	if assign == nil {
+		assign = &weirv1.AssignTasks{}
+	}
+	jp := &jobProc{key: key, token: randomToken(), subtasks: assign.Subtasks, assign: assign,
 		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{}), tasks: make(map[taskKey]*weirv1.TaskStateUpdate)}
 	w.mu.Lock()
 	if w.mu.procs[key] != nil {
@@ -433,7 +428,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	}
 	var stale []procKey
 	for k := range w.mu.procs {
-		if k.job == d.JobId && k.region == d.Region && k.attempt < d.Attempt {
+		if k.job == key.job && k.region == key.region && k.attempt < key.attempt {
 			stale = append(stale, k)
 		}
 	}
@@ -442,7 +437,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	for _, k := range stale {
 		w.stop(k)
 	}
-	logger := w.logger.With("job", d.JobId, "attempt", d.Attempt, "region", d.Region)
+	logger := w.logger.With("job", key.job, "attempt", key.attempt, "region", key.region)
 	go func() {
 		exit := func(code int32, reason string) {
 			w.mu.Lock()
@@ -455,7 +450,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 				w.mu.recent = w.mu.recent[len(w.mu.recent)-recentExits:]
 			}
 			w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: &weirv1.ProcessExited{
-				JobId: d.JobId, Attempt: d.Attempt, Region: d.Region, ExitCode: code, Error: reason,
+				Key: key.proto(), ExitCode: code, Error: reason,
 			}}})
 		}
 		path, err := w.cache.Path(ctx, d.BinarySha256)
@@ -464,14 +459,14 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 			exit(-1, fmt.Sprintf("fetch job binary: %v", err))
 			return
 		}
-		dir := filepath.Join(w.cfg.DataDir, "jobs", fmt.Sprintf("%s-%d-%d", d.JobId, d.Attempt, d.Region))
+		dir := filepath.Join(w.cfg.DataDir, "jobs", fmt.Sprintf("%s-%d-%d", key.job, key.attempt, key.region))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			close(jp.started)
 			exit(-1, err.Error())
 			return
 		}
 		defer os.RemoveAll(dir)
-		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: d.JobId, Attempt: d.Attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat}
+		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: key.job, Attempt: key.attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat}
 		proc, err := supervisor.Start(supervisor.Spec{
 			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
 		})
@@ -559,7 +554,8 @@ func (w *Worker) command(key procKey, c *weirv1.ProcessCommand) {
 }
 
 // Attach serves one job process: it proves who it is, gets its subtasks and
-// commands, and reports task states, which are relayed to the coordinator.
+// the coordinator's commands, and its reports are relayed to the coordinator
+// under the key of this stream, whatever job the reports themselves name.
 func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 	first, err := stream.Recv()
 	if err != nil {
@@ -587,14 +583,13 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 	if jp.proc != nil {
 		pid = int32(jp.proc.Pid())
 	}
-	if err := stream.Send(&weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Assign{Assign: &weirv1.AssignTasks{
-		Subtasks: jp.subtasks, Store: jp.store, Restore: jp.restore, CheckpointIntervalMs: jp.checkpointInterval}}}); err != nil {
+	if err := stream.Send(&weirv1.ProcessCommand{Key: jp.key.proto(), Cmd: &weirv1.ProcessCommand_Assign{Assign: jp.assign}}); err != nil {
 		return err
 	}
 	w.mu.Lock()
 	jp.dataAddr = h.DataAddress
 	w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
-		JobId: h.JobId, Attempt: h.Attempt, Region: jp.key.region, DataAddress: h.DataAddress, Pid: pid,
+		Key: jp.key.proto(), DataAddress: h.DataAddress, Pid: pid,
 	}}})
 	w.mu.Unlock()
 	ctx := stream.Context()
@@ -616,27 +611,24 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 			// EOF: the process reported everything and is exiting.
 			return nil
 		}
-		switch m := m.Msg.(type) {
-		case *weirv1.ProcessMessage_TaskState:
-			// Remembered and queued in one step, so a registration made
-			// meanwhile has it either in its list or behind it.
-			w.mu.Lock()
-			jp.tasks[taskKey{m.TaskState.VertexId, m.TaskState.Subtask}] = m.TaskState
-			w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TaskState{TaskState: m.TaskState}})
-			w.mu.Unlock()
-		case *weirv1.ProcessMessage_CheckpointAck:
-			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_CheckpointAck{CheckpointAck: m.CheckpointAck}})
-		case *weirv1.ProcessMessage_CheckpointDecline:
-			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_CheckpointDecline{CheckpointDecline: m.CheckpointDecline}})
-		case *weirv1.ProcessMessage_Metrics:
-			w.mu.Lock()
-			m.Metrics.Region = jp.key.region
-			jp.metrics = m.Metrics
-			w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Metrics{Metrics: m.Metrics}})
-			w.mu.Unlock()
-		case *weirv1.ProcessMessage_TapRecords:
-			w.report(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_TapRecords{TapRecords: m.TapRecords}})
+		if m.GetHello() != nil || m.Msg == nil {
+			continue // only the first message may be a hello
 		}
+		// The key is this stream's: a process speaks only for itself.
+		m.Key = jp.key.proto()
+		out := &weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Process{Process: m}}
+		// What a registration lists is remembered and queued in one step,
+		// so a registration made meanwhile has it either in its list or
+		// behind it.
+		w.mu.Lock()
+		switch r := m.Msg.(type) {
+		case *weirv1.ProcessMessage_TaskState:
+			jp.tasks[taskKey{r.TaskState.VertexId, r.TaskState.Subtask}] = r.TaskState
+		case *weirv1.ProcessMessage_Metrics:
+			jp.metrics = r.Metrics
+		}
+		w.reportLocked(out)
+		w.mu.Unlock()
 	}
 }
 

@@ -162,9 +162,9 @@ leader and serves the job API and the web page, the others stand by.`,
 	fl.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "web page and JSON API listen address host:port")
 	fl.StringSliceVar(&cfg.HTTPHosts, "http-host", nil, httpHostUsage)
 	fl.StringVar(&cfg.ID, "id", "", "coordinator id, unique in the cluster (default HOST-PID)")
-	fl.DurationVar(&cfg.HeartbeatTimeout, "worker-timeout", coordinator.DefaultHeartbeatTimeout,
+	fl.DurationVar(&cfg.WorkerTimeout, "worker-timeout", coordinator.DefaultWorkerTimeout,
 		"declare a worker dead after this long without a heartbeat or a live lease in etcd; also how long a new leader waits for workers to report before restarting their jobs")
-	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", coordinator.DefaultHeartbeatTimeout, "old name of --worker-timeout")
+	fl.DurationVar(&cfg.WorkerTimeout, "heartbeat-timeout", coordinator.DefaultWorkerTimeout, "old name of --worker-timeout")
 	_ = fl.MarkDeprecated("heartbeat-timeout", "use --worker-timeout")
 	fl.DurationVar(&cfg.LeaseTTL, "lease-ttl", coordinator.DefaultLeaseTTL,
 		"leader election lease: a leader that dies is replaced after about this long (etcd's minimum is 2s)")

@@ -4,7 +4,7 @@
 // subsumed, and which completed ones retention drops. It follows Flink's
 // CheckpointCoordinator and PendingCheckpoint.
 //
-// Coordinator is a pure state machine in the style of etcd-io/raft: the
+// Machine is a pure state machine in the style of etcd-io/raft: the
 // driver feeds it what it observed, with the current time, and performs the
 // Actions it returns, in order. It does no I/O, starts no goroutines and
 // reads no clock; when it needs time to pass it says so through NextWake,

@@ -15,7 +15,7 @@ import (
 // own account of what it saw to check the coordinator against.
 type driver struct {
 	t   *rapid.T
-	c   *Coordinator
+	c   *Machine
 	cfg Config
 	now time.Time
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/weir-run/weir/internal/filehash"
 	"github.com/weir-run/weir/internal/objstore"
 )
 
@@ -248,24 +249,13 @@ func (c *Cache) fetchTo(ctx context.Context, sha, path string) (size int64, err 
 // hashFile checks that the file at path hashes to sha. A missing file
 // yields an error wrapping fs.ErrNotExist, a wrong one ErrDigestMismatch.
 func hashFile(path, sha string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("bincache: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("bincache: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
+	got, n, err := filehash.SHA256(path)
+	switch {
+	case errors.Is(err, filehash.ErrNotRegular):
 		return 0, fmt.Errorf("%w: %s is not a regular file", ErrDigestMismatch, path)
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return 0, fmt.Errorf("bincache: read %s: %w", path, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+	case err != nil:
+		return 0, fmt.Errorf("bincache: %w", err)
+	case got != sha:
 		return 0, fmt.Errorf("%w: %s (%d bytes) hashes to %s", ErrDigestMismatch, path, n, got)
 	}
 	return n, nil

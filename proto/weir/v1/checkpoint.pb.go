@@ -463,16 +463,18 @@ func (x *CheckpointManifest) GetSubtasks() []*SubtaskSnapshot {
 	return nil
 }
 
+// TriggerCheckpoint is a ProcessCommand: the process it is for is the
+// command's key.
 type TriggerCheckpoint struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	JobId           string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt         int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	CheckpointId    int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
-	TimestampUnixMs int64                  `protobuf:"varint,4,opt,name=timestamp_unix_ms,json=timestampUnixMs,proto3" json:"timestamp_unix_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unused on the wire (the coordinator leaves them empty): the key is
+	// ProcessCommand.key. Kept for the sdk's tests that name them.
+	JobId           string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt         int64  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CheckpointId    int64  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	TimestampUnixMs int64  `protobuf:"varint,4,opt,name=timestamp_unix_ms,json=timestampUnixMs,proto3" json:"timestamp_unix_ms,omitempty"`
 	// A savepoint copies every file into its own directory: self-contained.
-	Savepoint bool `protobuf:"varint,5,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
-	// The region of the process it is for (DeployProcess.region).
-	Region        int32 `protobuf:"varint,6,opt,name=region,proto3" json:"region,omitempty"`
+	Savepoint     bool `protobuf:"varint,5,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -542,22 +544,17 @@ func (x *TriggerCheckpoint) GetSavepoint() bool {
 	return false
 }
 
-func (x *TriggerCheckpoint) GetRegion() int32 {
-	if x != nil {
-		return x.Region
-	}
-	return 0
-}
-
+// CheckpointAck is a ProcessMessage report.
 type CheckpointAck struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	JobId        string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt      int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	CheckpointId int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
-	Snapshot     *SubtaskSnapshot       `protobuf:"bytes,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
-	AlignmentMs  int64                  `protobuf:"varint,5,opt,name=alignment_ms,json=alignmentMs,proto3" json:"alignment_ms,omitempty"`
-	SyncMicros   int64                  `protobuf:"varint,6,opt,name=sync_micros,json=syncMicros,proto3" json:"sync_micros,omitempty"`
-	AsyncMs      int64                  `protobuf:"varint,7,opt,name=async_ms,json=asyncMs,proto3" json:"async_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The process's own view; the coordinator uses ProcessMessage.key.
+	JobId        string           `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt      int64            `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CheckpointId int64            `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	Snapshot     *SubtaskSnapshot `protobuf:"bytes,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	AlignmentMs  int64            `protobuf:"varint,5,opt,name=alignment_ms,json=alignmentMs,proto3" json:"alignment_ms,omitempty"`
+	SyncMicros   int64            `protobuf:"varint,6,opt,name=sync_micros,json=syncMicros,proto3" json:"sync_micros,omitempty"`
+	AsyncMs      int64            `protobuf:"varint,7,opt,name=async_ms,json=asyncMs,proto3" json:"async_ms,omitempty"`
 	// Bytes uploaded for this checkpoint (the increment).
 	UploadedBytes int64 `protobuf:"varint,8,opt,name=uploaded_bytes,json=uploadedBytes,proto3" json:"uploaded_bytes,omitempty"`
 	// Total bytes of the snapshot.
@@ -659,14 +656,16 @@ func (x *CheckpointAck) GetStateBytes() int64 {
 	return 0
 }
 
+// CheckpointDecline is a ProcessMessage report.
 type CheckpointDecline struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	CheckpointId  int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
-	VertexId      int32                  `protobuf:"varint,4,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
-	Subtask       int32                  `protobuf:"varint,5,opt,name=subtask,proto3" json:"subtask,omitempty"`
-	Reason        string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The process's own view; the coordinator uses ProcessMessage.key.
+	JobId         string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int64  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CheckpointId  int64  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	VertexId      int32  `protobuf:"varint,4,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
+	Subtask       int32  `protobuf:"varint,5,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -743,13 +742,11 @@ func (x *CheckpointDecline) GetReason() string {
 	return ""
 }
 
+// CheckpointComplete is a ProcessCommand: the process it is for is the
+// command's key.
 type CheckpointComplete struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	JobId        string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt      int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	CheckpointId int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
-	// The region of the process it is for (DeployProcess.region).
-	Region        int32 `protobuf:"varint,4,opt,name=region,proto3" json:"region,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CheckpointId  int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -784,30 +781,9 @@ func (*CheckpointComplete) Descriptor() ([]byte, []int) {
 	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{8}
 }
 
-func (x *CheckpointComplete) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *CheckpointComplete) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
 func (x *CheckpointComplete) GetCheckpointId() int64 {
 	if x != nil {
 		return x.CheckpointId
-	}
-	return 0
-}
-
-func (x *CheckpointComplete) GetRegion() int32 {
-	if x != nil {
-		return x.Region
 	}
 	return 0
 }
@@ -1026,14 +1002,13 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\x11timestamp_unix_ms\x18\x03 \x01(\x03R\x0ftimestampUnixMs\x12'\n" +
 	"\x0fmax_parallelism\x18\x04 \x01(\x05R\x0emaxParallelism\x12\x1c\n" +
 	"\tsavepoint\x18\x05 \x01(\bR\tsavepoint\x124\n" +
-	"\bsubtasks\x18\x06 \x03(\v2\x18.weir.v1.SubtaskSnapshotR\bsubtasks\"\xcb\x01\n" +
+	"\bsubtasks\x18\x06 \x03(\v2\x18.weir.v1.SubtaskSnapshotR\bsubtasks\"\xb9\x01\n" +
 	"\x11TriggerCheckpoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
 	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12*\n" +
 	"\x11timestamp_unix_ms\x18\x04 \x01(\x03R\x0ftimestampUnixMs\x12\x1c\n" +
-	"\tsavepoint\x18\x05 \x01(\bR\tsavepoint\x12\x16\n" +
-	"\x06region\x18\x06 \x01(\x05R\x06region\"\xc2\x02\n" +
+	"\tsavepoint\x18\x05 \x01(\bR\tsavepointJ\x04\b\x06\x10\a\"\xc2\x02\n" +
 	"\rCheckpointAck\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
@@ -1052,12 +1027,9 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12\x1b\n" +
 	"\tvertex_id\x18\x04 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x05 \x01(\x05R\asubtask\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\x82\x01\n" +
-	"\x12CheckpointComplete\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
-	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12\x16\n" +
-	"\x06region\x18\x04 \x01(\x05R\x06region\"`\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"K\n" +
+	"\x12CheckpointComplete\x12#\n" +
+	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointIdJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"`\n" +
 	"\aRestore\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x14\n" +

@@ -21,6 +21,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// WorkerMessage is what a worker tells the coordinator: its own messages,
+// and its job processes' reports relayed in process (see control.proto).
 type WorkerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -28,12 +30,8 @@ type WorkerMessage struct {
 	//	*WorkerMessage_Register
 	//	*WorkerMessage_Heartbeat
 	//	*WorkerMessage_ProcessReady
-	//	*WorkerMessage_TaskState
 	//	*WorkerMessage_ProcessExited
-	//	*WorkerMessage_CheckpointAck
-	//	*WorkerMessage_CheckpointDecline
-	//	*WorkerMessage_Metrics
-	//	*WorkerMessage_TapRecords
+	//	*WorkerMessage_Process
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -103,15 +101,6 @@ func (x *WorkerMessage) GetProcessReady() *ProcessReady {
 	return nil
 }
 
-func (x *WorkerMessage) GetTaskState() *TaskStateUpdate {
-	if x != nil {
-		if x, ok := x.Msg.(*WorkerMessage_TaskState); ok {
-			return x.TaskState
-		}
-	}
-	return nil
-}
-
 func (x *WorkerMessage) GetProcessExited() *ProcessExited {
 	if x != nil {
 		if x, ok := x.Msg.(*WorkerMessage_ProcessExited); ok {
@@ -121,37 +110,10 @@ func (x *WorkerMessage) GetProcessExited() *ProcessExited {
 	return nil
 }
 
-func (x *WorkerMessage) GetCheckpointAck() *CheckpointAck {
+func (x *WorkerMessage) GetProcess() *ProcessMessage {
 	if x != nil {
-		if x, ok := x.Msg.(*WorkerMessage_CheckpointAck); ok {
-			return x.CheckpointAck
-		}
-	}
-	return nil
-}
-
-func (x *WorkerMessage) GetCheckpointDecline() *CheckpointDecline {
-	if x != nil {
-		if x, ok := x.Msg.(*WorkerMessage_CheckpointDecline); ok {
-			return x.CheckpointDecline
-		}
-	}
-	return nil
-}
-
-func (x *WorkerMessage) GetMetrics() *ProcessMetrics {
-	if x != nil {
-		if x, ok := x.Msg.(*WorkerMessage_Metrics); ok {
-			return x.Metrics
-		}
-	}
-	return nil
-}
-
-func (x *WorkerMessage) GetTapRecords() *TapRecords {
-	if x != nil {
-		if x, ok := x.Msg.(*WorkerMessage_TapRecords); ok {
-			return x.TapRecords
+		if x, ok := x.Msg.(*WorkerMessage_Process); ok {
+			return x.Process
 		}
 	}
 	return nil
@@ -173,28 +135,14 @@ type WorkerMessage_ProcessReady struct {
 	ProcessReady *ProcessReady `protobuf:"bytes,3,opt,name=process_ready,json=processReady,proto3,oneof"`
 }
 
-type WorkerMessage_TaskState struct {
-	TaskState *TaskStateUpdate `protobuf:"bytes,4,opt,name=task_state,json=taskState,proto3,oneof"`
-}
-
 type WorkerMessage_ProcessExited struct {
 	ProcessExited *ProcessExited `protobuf:"bytes,5,opt,name=process_exited,json=processExited,proto3,oneof"`
 }
 
-type WorkerMessage_CheckpointAck struct {
-	CheckpointAck *CheckpointAck `protobuf:"bytes,6,opt,name=checkpoint_ack,json=checkpointAck,proto3,oneof"`
-}
-
-type WorkerMessage_CheckpointDecline struct {
-	CheckpointDecline *CheckpointDecline `protobuf:"bytes,7,opt,name=checkpoint_decline,json=checkpointDecline,proto3,oneof"`
-}
-
-type WorkerMessage_Metrics struct {
-	Metrics *ProcessMetrics `protobuf:"bytes,8,opt,name=metrics,proto3,oneof"`
-}
-
-type WorkerMessage_TapRecords struct {
-	TapRecords *TapRecords `protobuf:"bytes,9,opt,name=tap_records,json=tapRecords,proto3,oneof"`
+type WorkerMessage_Process struct {
+	// A job process's report, as the process sent it, with the key set by
+	// the worker from the stream it came on.
+	Process *ProcessMessage `protobuf:"bytes,10,opt,name=process,proto3,oneof"`
 }
 
 func (*WorkerMessage_Register) isWorkerMessage_Msg() {}
@@ -203,17 +151,9 @@ func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_ProcessReady) isWorkerMessage_Msg() {}
 
-func (*WorkerMessage_TaskState) isWorkerMessage_Msg() {}
-
 func (*WorkerMessage_ProcessExited) isWorkerMessage_Msg() {}
 
-func (*WorkerMessage_CheckpointAck) isWorkerMessage_Msg() {}
-
-func (*WorkerMessage_CheckpointDecline) isWorkerMessage_Msg() {}
-
-func (*WorkerMessage_Metrics) isWorkerMessage_Msg() {}
-
-func (*WorkerMessage_TapRecords) isWorkerMessage_Msg() {}
+func (*WorkerMessage_Process) isWorkerMessage_Msg() {}
 
 type RegisterWorker struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -479,16 +419,13 @@ func (x *Heartbeat) GetMemory() *MemoryStats {
 	return nil
 }
 
-// ProcessReady: the job process for (job, attempt) on this worker is up and
+// ProcessReady: the job process key names attached to this worker and
 // serves DataService at data_address.
 type ProcessReady struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt     int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	DataAddress string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
-	Pid         int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
-	// As in DeployProcess.
-	Region        int32 `protobuf:"varint,5,opt,name=region,proto3" json:"region,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DataAddress   string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	Pid           int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	Key           *ProcessKey            `protobuf:"bytes,6,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,20 +460,6 @@ func (*ProcessReady) Descriptor() ([]byte, []int) {
 	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *ProcessReady) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *ProcessReady) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
 func (x *ProcessReady) GetDataAddress() string {
 	if x != nil {
 		return x.DataAddress
@@ -551,133 +474,27 @@ func (x *ProcessReady) GetPid() int32 {
 	return 0
 }
 
-func (x *ProcessReady) GetRegion() int32 {
+func (x *ProcessReady) GetKey() *ProcessKey {
 	if x != nil {
-		return x.Region
+		return x.Key
 	}
-	return 0
+	return nil
 }
 
-type TaskStateUpdate struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	JobId    string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt  int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	VertexId int32                  `protobuf:"varint,3,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
-	Subtask  int32                  `protobuf:"varint,4,opt,name=subtask,proto3" json:"subtask,omitempty"`
-	State    TaskState              `protobuf:"varint,5,opt,name=state,proto3,enum=weir.v1.TaskState" json:"state,omitempty"`
-	Error    string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
-	// The task failed to restore its state (a corrupt or missing checkpoint
-	// file): the coordinator falls back to an older checkpoint.
-	RestoreFailed bool `protobuf:"varint,7,opt,name=restore_failed,json=restoreFailed,proto3" json:"restore_failed,omitempty"`
-	// The failure cannot succeed on retry (sdk.Permanent): the job fails
-	// instead of restarting.
-	Permanent     bool `protobuf:"varint,8,opt,name=permanent,proto3" json:"permanent,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TaskStateUpdate) Reset() {
-	*x = TaskStateUpdate{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TaskStateUpdate) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TaskStateUpdate) ProtoMessage() {}
-
-func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TaskStateUpdate.ProtoReflect.Descriptor instead.
-func (*TaskStateUpdate) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *TaskStateUpdate) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *TaskStateUpdate) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
-func (x *TaskStateUpdate) GetVertexId() int32 {
-	if x != nil {
-		return x.VertexId
-	}
-	return 0
-}
-
-func (x *TaskStateUpdate) GetSubtask() int32 {
-	if x != nil {
-		return x.Subtask
-	}
-	return 0
-}
-
-func (x *TaskStateUpdate) GetState() TaskState {
-	if x != nil {
-		return x.State
-	}
-	return TaskState_TASK_STATE_UNSPECIFIED
-}
-
-func (x *TaskStateUpdate) GetError() string {
-	if x != nil {
-		return x.Error
-	}
-	return ""
-}
-
-func (x *TaskStateUpdate) GetRestoreFailed() bool {
-	if x != nil {
-		return x.RestoreFailed
-	}
-	return false
-}
-
-func (x *TaskStateUpdate) GetPermanent() bool {
-	if x != nil {
-		return x.Permanent
-	}
-	return false
-}
-
+// ProcessExited: the job process key names is gone.
 type ProcessExited struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	JobId    string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt  int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	ExitCode int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	// Why, with the tail of the process's stderr when it failed.
-	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
-	// As in DeployProcess.
-	Region        int32 `protobuf:"varint,5,opt,name=region,proto3" json:"region,omitempty"`
+	Error         string      `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Key           *ProcessKey `protobuf:"bytes,6,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProcessExited) Reset() {
 	*x = ProcessExited{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[6]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +506,7 @@ func (x *ProcessExited) String() string {
 func (*ProcessExited) ProtoMessage() {}
 
 func (x *ProcessExited) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[6]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,21 +519,7 @@ func (x *ProcessExited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessExited.ProtoReflect.Descriptor instead.
 func (*ProcessExited) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *ProcessExited) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *ProcessExited) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProcessExited) GetExitCode() int32 {
@@ -733,25 +536,22 @@ func (x *ProcessExited) GetError() string {
 	return ""
 }
 
-func (x *ProcessExited) GetRegion() int32 {
+func (x *ProcessExited) GetKey() *ProcessKey {
 	if x != nil {
-		return x.Region
+		return x.Key
 	}
-	return 0
+	return nil
 }
 
+// CoordinatorMessage is what the coordinator tells a worker: its own
+// messages, and commands for its job processes in process.
 type CoordinatorMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
 	//
 	//	*CoordinatorMessage_Registered
 	//	*CoordinatorMessage_Deploy
-	//	*CoordinatorMessage_Start
-	//	*CoordinatorMessage_Cancel
-	//	*CoordinatorMessage_Trigger
-	//	*CoordinatorMessage_Complete
-	//	*CoordinatorMessage_StartTap
-	//	*CoordinatorMessage_StopTap
+	//	*CoordinatorMessage_Process
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -759,7 +559,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +571,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +584,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -812,55 +612,10 @@ func (x *CoordinatorMessage) GetDeploy() *DeployProcess {
 	return nil
 }
 
-func (x *CoordinatorMessage) GetStart() *StartTasks {
+func (x *CoordinatorMessage) GetProcess() *ProcessCommand {
 	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Start); ok {
-			return x.Start
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetCancel() *CancelProcess {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Cancel); ok {
-			return x.Cancel
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetTrigger() *TriggerCheckpoint {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Trigger); ok {
-			return x.Trigger
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetComplete() *CheckpointComplete {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Complete); ok {
-			return x.Complete
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetStartTap() *StartTap {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_StartTap); ok {
-			return x.StartTap
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetStopTap() *StopTap {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_StopTap); ok {
-			return x.StopTap
+		if x, ok := x.Msg.(*CoordinatorMessage_Process); ok {
+			return x.Process
 		}
 	}
 	return nil
@@ -878,45 +633,17 @@ type CoordinatorMessage_Deploy struct {
 	Deploy *DeployProcess `protobuf:"bytes,2,opt,name=deploy,proto3,oneof"`
 }
 
-type CoordinatorMessage_Start struct {
-	Start *StartTasks `protobuf:"bytes,3,opt,name=start,proto3,oneof"`
-}
-
-type CoordinatorMessage_Cancel struct {
-	Cancel *CancelProcess `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
-}
-
-type CoordinatorMessage_Trigger struct {
-	Trigger *TriggerCheckpoint `protobuf:"bytes,5,opt,name=trigger,proto3,oneof"`
-}
-
-type CoordinatorMessage_Complete struct {
-	Complete *CheckpointComplete `protobuf:"bytes,6,opt,name=complete,proto3,oneof"`
-}
-
-type CoordinatorMessage_StartTap struct {
-	StartTap *StartTap `protobuf:"bytes,7,opt,name=start_tap,json=startTap,proto3,oneof"`
-}
-
-type CoordinatorMessage_StopTap struct {
-	StopTap *StopTap `protobuf:"bytes,8,opt,name=stop_tap,json=stopTap,proto3,oneof"`
+type CoordinatorMessage_Process struct {
+	// A command for the job process process.key names, which the worker
+	// forwards as is (a cancel it carries out itself; see control.proto).
+	Process *ProcessCommand `protobuf:"bytes,9,opt,name=process,proto3,oneof"`
 }
 
 func (*CoordinatorMessage_Registered) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Deploy) isCoordinatorMessage_Msg() {}
 
-func (*CoordinatorMessage_Start) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Cancel) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Trigger) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Complete) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_StartTap) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_StopTap) isCoordinatorMessage_Msg() {}
+func (*CoordinatorMessage_Process) isCoordinatorMessage_Msg() {}
 
 type Registered struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
@@ -931,7 +658,7 @@ type Registered struct {
 
 func (x *Registered) Reset() {
 	*x = Registered{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +670,7 @@ func (x *Registered) String() string {
 func (*Registered) ProtoMessage() {}
 
 func (x *Registered) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +683,7 @@ func (x *Registered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Registered.ProtoReflect.Descriptor instead.
 func (*Registered) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Registered) GetCoordinator() string {
@@ -980,87 +707,24 @@ func (x *Registered) GetWorkerTimeoutMs() int64 {
 	return 0
 }
 
-type SubtaskRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VertexId      int32                  `protobuf:"varint,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
-	Subtask       int32                  `protobuf:"varint,2,opt,name=subtask,proto3" json:"subtask,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *SubtaskRef) Reset() {
-	*x = SubtaskRef{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SubtaskRef) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SubtaskRef) ProtoMessage() {}
-
-func (x *SubtaskRef) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SubtaskRef.ProtoReflect.Descriptor instead.
-func (*SubtaskRef) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *SubtaskRef) GetVertexId() int32 {
-	if x != nil {
-		return x.VertexId
-	}
-	return 0
-}
-
-func (x *SubtaskRef) GetSubtask() int32 {
-	if x != nil {
-		return x.Subtask
-	}
-	return 0
-}
-
-// DeployProcess asks the worker to start the job binary in task mode hosting
-// the given subtasks.
+// DeployProcess asks the worker to start the job binary in task mode as the
+// process key names. The worker hands assign to the process when it
+// attaches.
 type DeployProcess struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	JobId        string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt      int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	BinarySha256 string                 `protobuf:"bytes,3,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
-	BinarySize   int64                  `protobuf:"varint,4,opt,name=binary_size,json=binarySize,proto3" json:"binary_size,omitempty"`
-	Args         []string               `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
-	Parallelism  int32                  `protobuf:"varint,6,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
-	Subtasks     []*SubtaskRef          `protobuf:"bytes,7,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
-	// Object store URL for checkpoints (the coordinator's --store).
-	Store string `protobuf:"bytes,8,opt,name=store,proto3" json:"store,omitempty"`
-	// State to restore, if any.
-	Restore *Restore `protobuf:"bytes,9,opt,name=restore,proto3" json:"restore,omitempty"`
-	// The job's checkpoint interval; 0 when it takes no checkpoints (sinks
-	// choose their delivery guarantee by it).
-	CheckpointIntervalMs int64 `protobuf:"varint,10,opt,name=checkpoint_interval_ms,json=checkpointIntervalMs,proto3" json:"checkpoint_interval_ms,omitempty"`
-	// Pipelined region (jobgraph.Regions) whose subtasks the process hosts:
-	// a job with several regions runs one process per worker and region, so
-	// one region can restart alone. 0 for a job with one region.
-	Region        int32 `protobuf:"varint,11,opt,name=region,proto3" json:"region,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BinarySha256  string                 `protobuf:"bytes,3,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	BinarySize    int64                  `protobuf:"varint,4,opt,name=binary_size,json=binarySize,proto3" json:"binary_size,omitempty"`
+	Args          []string               `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
+	Parallelism   int32                  `protobuf:"varint,6,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	Key           *ProcessKey            `protobuf:"bytes,12,opt,name=key,proto3" json:"key,omitempty"`
+	Assign        *AssignTasks           `protobuf:"bytes,13,opt,name=assign,proto3" json:"assign,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeployProcess) Reset() {
 	*x = DeployProcess{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +736,7 @@ func (x *DeployProcess) String() string {
 func (*DeployProcess) ProtoMessage() {}
 
 func (x *DeployProcess) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,21 +749,7 @@ func (x *DeployProcess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployProcess.ProtoReflect.Descriptor instead.
 func (*DeployProcess) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *DeployProcess) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *DeployProcess) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeployProcess) GetBinarySha256() string {
@@ -1130,231 +780,18 @@ func (x *DeployProcess) GetParallelism() int32 {
 	return 0
 }
 
-func (x *DeployProcess) GetSubtasks() []*SubtaskRef {
+func (x *DeployProcess) GetKey() *ProcessKey {
 	if x != nil {
-		return x.Subtasks
+		return x.Key
 	}
 	return nil
 }
 
-func (x *DeployProcess) GetStore() string {
+func (x *DeployProcess) GetAssign() *AssignTasks {
 	if x != nil {
-		return x.Store
-	}
-	return ""
-}
-
-func (x *DeployProcess) GetRestore() *Restore {
-	if x != nil {
-		return x.Restore
+		return x.Assign
 	}
 	return nil
-}
-
-func (x *DeployProcess) GetCheckpointIntervalMs() int64 {
-	if x != nil {
-		return x.CheckpointIntervalMs
-	}
-	return 0
-}
-
-func (x *DeployProcess) GetRegion() int32 {
-	if x != nil {
-		return x.Region
-	}
-	return 0
-}
-
-type TaskRoute struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VertexId      int32                  `protobuf:"varint,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
-	Subtask       int32                  `protobuf:"varint,2,opt,name=subtask,proto3" json:"subtask,omitempty"`
-	DataAddress   string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TaskRoute) Reset() {
-	*x = TaskRoute{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TaskRoute) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TaskRoute) ProtoMessage() {}
-
-func (x *TaskRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TaskRoute.ProtoReflect.Descriptor instead.
-func (*TaskRoute) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *TaskRoute) GetVertexId() int32 {
-	if x != nil {
-		return x.VertexId
-	}
-	return 0
-}
-
-func (x *TaskRoute) GetSubtask() int32 {
-	if x != nil {
-		return x.Subtask
-	}
-	return 0
-}
-
-func (x *TaskRoute) GetDataAddress() string {
-	if x != nil {
-		return x.DataAddress
-	}
-	return ""
-}
-
-// StartTasks is sent once every process of the attempt is ready: it says
-// where every subtask of the job lives, so channels can be connected.
-type StartTasks struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Routes  []*TaskRoute           `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`
-	// As in DeployProcess.
-	Region        int32 `protobuf:"varint,4,opt,name=region,proto3" json:"region,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StartTasks) Reset() {
-	*x = StartTasks{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[12]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StartTasks) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StartTasks) ProtoMessage() {}
-
-func (x *StartTasks) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[12]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StartTasks.ProtoReflect.Descriptor instead.
-func (*StartTasks) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{12}
-}
-
-func (x *StartTasks) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *StartTasks) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
-func (x *StartTasks) GetRoutes() []*TaskRoute {
-	if x != nil {
-		return x.Routes
-	}
-	return nil
-}
-
-func (x *StartTasks) GetRegion() int32 {
-	if x != nil {
-		return x.Region
-	}
-	return 0
-}
-
-type CancelProcess struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	// As in DeployProcess.
-	Region        int32 `protobuf:"varint,3,opt,name=region,proto3" json:"region,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CancelProcess) Reset() {
-	*x = CancelProcess{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[13]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CancelProcess) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CancelProcess) ProtoMessage() {}
-
-func (x *CancelProcess) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[13]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CancelProcess.ProtoReflect.Descriptor instead.
-func (*CancelProcess) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *CancelProcess) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *CancelProcess) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
-func (x *CancelProcess) GetRegion() int32 {
-	if x != nil {
-		return x.Region
-	}
-	return 0
 }
 
 type DownloadBinaryRequest struct {
@@ -1366,7 +803,7 @@ type DownloadBinaryRequest struct {
 
 func (x *DownloadBinaryRequest) Reset() {
 	*x = DownloadBinaryRequest{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[14]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +815,7 @@ func (x *DownloadBinaryRequest) String() string {
 func (*DownloadBinaryRequest) ProtoMessage() {}
 
 func (x *DownloadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[14]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +828,7 @@ func (x *DownloadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DownloadBinaryRequest) GetSha256() string {
@@ -1410,7 +847,7 @@ type BinaryChunk struct {
 
 func (x *BinaryChunk) Reset() {
 	*x = BinaryChunk{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[15]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +859,7 @@ func (x *BinaryChunk) String() string {
 func (*BinaryChunk) ProtoMessage() {}
 
 func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[15]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +872,7 @@ func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryChunk.ProtoReflect.Descriptor instead.
 func (*BinaryChunk) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{15}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BinaryChunk) GetData() []byte {
@@ -1449,20 +886,16 @@ var File_weir_v1_cluster_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dweir/v1/cluster_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x19weir/v1/job_service.proto\x1a\x17weir/v1/telemetry.proto\"\xb6\x04\n" +
+	"\x1dweir/v1/cluster_service.proto\x12\aweir.v1\x1a\x15weir/v1/control.proto\x1a\x17weir/v1/telemetry.proto\"\xd3\x02\n" +
 	"\rWorkerMessage\x125\n" +
 	"\bregister\x18\x01 \x01(\v2\x17.weir.v1.RegisterWorkerH\x00R\bregister\x122\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x12.weir.v1.HeartbeatH\x00R\theartbeat\x12<\n" +
-	"\rprocess_ready\x18\x03 \x01(\v2\x15.weir.v1.ProcessReadyH\x00R\fprocessReady\x129\n" +
-	"\n" +
-	"task_state\x18\x04 \x01(\v2\x18.weir.v1.TaskStateUpdateH\x00R\ttaskState\x12?\n" +
-	"\x0eprocess_exited\x18\x05 \x01(\v2\x16.weir.v1.ProcessExitedH\x00R\rprocessExited\x12?\n" +
-	"\x0echeckpoint_ack\x18\x06 \x01(\v2\x16.weir.v1.CheckpointAckH\x00R\rcheckpointAck\x12K\n" +
-	"\x12checkpoint_decline\x18\a \x01(\v2\x1a.weir.v1.CheckpointDeclineH\x00R\x11checkpointDecline\x123\n" +
-	"\ametrics\x18\b \x01(\v2\x17.weir.v1.ProcessMetricsH\x00R\ametrics\x126\n" +
-	"\vtap_records\x18\t \x01(\v2\x13.weir.v1.TapRecordsH\x00R\n" +
-	"tapRecordsB\x05\n" +
-	"\x03msg\"\xa0\x01\n" +
+	"\rprocess_ready\x18\x03 \x01(\v2\x15.weir.v1.ProcessReadyH\x00R\fprocessReady\x12?\n" +
+	"\x0eprocess_exited\x18\x05 \x01(\v2\x16.weir.v1.ProcessExitedH\x00R\rprocessExited\x123\n" +
+	"\aprocess\x18\n" +
+	" \x01(\v2\x17.weir.v1.ProcessMessageH\x00R\aprocessB\x05\n" +
+	"\x03msgJ\x04\b\x04\x10\x05J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\"\xa0\x01\n" +
 	"\x0eRegisterWorker\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x14\n" +
 	"\x05slots\x18\x02 \x01(\x05R\x05slots\x12\x12\n" +
@@ -1484,77 +917,37 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x17\n" +
 	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12\x1b\n" +
 	"\trss_bytes\x18\x02 \x01(\x03R\brssBytes\x12,\n" +
-	"\x06memory\x18\x03 \x01(\v2\x14.weir.v1.MemoryStatsR\x06memory\"\x8c\x01\n" +
-	"\fProcessReady\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
+	"\x06memory\x18\x03 \x01(\v2\x14.weir.v1.MemoryStatsR\x06memory\"|\n" +
+	"\fProcessReady\x12!\n" +
 	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12\x16\n" +
-	"\x06region\x18\x05 \x01(\x05R\x06region\"\xfe\x01\n" +
-	"\x0fTaskStateUpdate\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
-	"\tvertex_id\x18\x03 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x04 \x01(\x05R\asubtask\x12(\n" +
-	"\x05state\x18\x05 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\x12%\n" +
-	"\x0erestore_failed\x18\a \x01(\bR\rrestoreFailed\x12\x1c\n" +
-	"\tpermanent\x18\b \x01(\bR\tpermanent\"\x8b\x01\n" +
-	"\rProcessExited\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
+	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12%\n" +
+	"\x03key\x18\x06 \x01(\v2\x13.weir.v1.ProcessKeyR\x03keyJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x05\x10\x06\"{\n" +
+	"\rProcessExited\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\x12\x16\n" +
-	"\x06region\x18\x05 \x01(\x05R\x06region\"\xb7\x03\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12%\n" +
+	"\x03key\x18\x06 \x01(\v2\x13.weir.v1.ProcessKeyR\x03keyJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x05\x10\x06\"\xbf\x01\n" +
 	"\x12CoordinatorMessage\x125\n" +
 	"\n" +
 	"registered\x18\x01 \x01(\v2\x13.weir.v1.RegisteredH\x00R\n" +
 	"registered\x120\n" +
-	"\x06deploy\x18\x02 \x01(\v2\x16.weir.v1.DeployProcessH\x00R\x06deploy\x12+\n" +
-	"\x05start\x18\x03 \x01(\v2\x13.weir.v1.StartTasksH\x00R\x05start\x120\n" +
-	"\x06cancel\x18\x04 \x01(\v2\x16.weir.v1.CancelProcessH\x00R\x06cancel\x126\n" +
-	"\atrigger\x18\x05 \x01(\v2\x1a.weir.v1.TriggerCheckpointH\x00R\atrigger\x129\n" +
-	"\bcomplete\x18\x06 \x01(\v2\x1b.weir.v1.CheckpointCompleteH\x00R\bcomplete\x120\n" +
-	"\tstart_tap\x18\a \x01(\v2\x11.weir.v1.StartTapH\x00R\bstartTap\x12-\n" +
-	"\bstop_tap\x18\b \x01(\v2\x10.weir.v1.StopTapH\x00R\astopTapB\x05\n" +
-	"\x03msg\"\x8e\x01\n" +
+	"\x06deploy\x18\x02 \x01(\v2\x16.weir.v1.DeployProcessH\x00R\x06deploy\x123\n" +
+	"\aprocess\x18\t \x01(\v2\x17.weir.v1.ProcessCommandH\x00R\aprocessB\x05\n" +
+	"\x03msgJ\x04\b\x03\x10\t\"\x8e\x01\n" +
 	"\n" +
 	"Registered\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12*\n" +
-	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"C\n" +
-	"\n" +
-	"SubtaskRef\x12\x1b\n" +
-	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xfd\x02\n" +
-	"\rDeployProcess\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
+	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\x8a\x02\n" +
+	"\rDeployProcess\x12#\n" +
 	"\rbinary_sha256\x18\x03 \x01(\tR\fbinarySha256\x12\x1f\n" +
 	"\vbinary_size\x18\x04 \x01(\x03R\n" +
 	"binarySize\x12\x12\n" +
 	"\x04args\x18\x05 \x03(\tR\x04args\x12 \n" +
-	"\vparallelism\x18\x06 \x01(\x05R\vparallelism\x12/\n" +
-	"\bsubtasks\x18\a \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
-	"\x05store\x18\b \x01(\tR\x05store\x12*\n" +
-	"\arestore\x18\t \x01(\v2\x10.weir.v1.RestoreR\arestore\x124\n" +
-	"\x16checkpoint_interval_ms\x18\n" +
-	" \x01(\x03R\x14checkpointIntervalMs\x12\x16\n" +
-	"\x06region\x18\v \x01(\x05R\x06region\"e\n" +
-	"\tTaskRoute\x12\x1b\n" +
-	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12!\n" +
-	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\"\x81\x01\n" +
-	"\n" +
-	"StartTasks\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12*\n" +
-	"\x06routes\x18\x03 \x03(\v2\x12.weir.v1.TaskRouteR\x06routes\x12\x16\n" +
-	"\x06region\x18\x04 \x01(\x05R\x06region\"X\n" +
-	"\rCancelProcess\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x16\n" +
-	"\x06region\x18\x03 \x01(\x05R\x06region\"/\n" +
+	"\vparallelism\x18\x06 \x01(\x05R\vparallelism\x12%\n" +
+	"\x03key\x18\f \x01(\v2\x13.weir.v1.ProcessKeyR\x03key\x12,\n" +
+	"\x06assign\x18\r \x01(\v2\x14.weir.v1.AssignTasksR\x06assignJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"J\x04\b\n" +
+	"\x10\vJ\x04\b\v\x10\f\"/\n" +
 	"\x15DownloadBinaryRequest\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\"!\n" +
 	"\vBinaryChunk\x12\x12\n" +
@@ -1575,71 +968,53 @@ func file_weir_v1_cluster_service_proto_rawDescGZIP() []byte {
 	return file_weir_v1_cluster_service_proto_rawDescData
 }
 
-var file_weir_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_weir_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_weir_v1_cluster_service_proto_goTypes = []any{
 	(*WorkerMessage)(nil),         // 0: weir.v1.WorkerMessage
 	(*RegisterWorker)(nil),        // 1: weir.v1.RegisterWorker
 	(*RunningProcess)(nil),        // 2: weir.v1.RunningProcess
 	(*Heartbeat)(nil),             // 3: weir.v1.Heartbeat
 	(*ProcessReady)(nil),          // 4: weir.v1.ProcessReady
-	(*TaskStateUpdate)(nil),       // 5: weir.v1.TaskStateUpdate
-	(*ProcessExited)(nil),         // 6: weir.v1.ProcessExited
-	(*CoordinatorMessage)(nil),    // 7: weir.v1.CoordinatorMessage
-	(*Registered)(nil),            // 8: weir.v1.Registered
-	(*SubtaskRef)(nil),            // 9: weir.v1.SubtaskRef
-	(*DeployProcess)(nil),         // 10: weir.v1.DeployProcess
-	(*TaskRoute)(nil),             // 11: weir.v1.TaskRoute
-	(*StartTasks)(nil),            // 12: weir.v1.StartTasks
-	(*CancelProcess)(nil),         // 13: weir.v1.CancelProcess
-	(*DownloadBinaryRequest)(nil), // 14: weir.v1.DownloadBinaryRequest
-	(*BinaryChunk)(nil),           // 15: weir.v1.BinaryChunk
-	(*CheckpointAck)(nil),         // 16: weir.v1.CheckpointAck
-	(*CheckpointDecline)(nil),     // 17: weir.v1.CheckpointDecline
-	(*ProcessMetrics)(nil),        // 18: weir.v1.ProcessMetrics
-	(*TapRecords)(nil),            // 19: weir.v1.TapRecords
-	(*MemoryStats)(nil),           // 20: weir.v1.MemoryStats
-	(TaskState)(0),                // 21: weir.v1.TaskState
-	(*TriggerCheckpoint)(nil),     // 22: weir.v1.TriggerCheckpoint
-	(*CheckpointComplete)(nil),    // 23: weir.v1.CheckpointComplete
-	(*StartTap)(nil),              // 24: weir.v1.StartTap
-	(*StopTap)(nil),               // 25: weir.v1.StopTap
-	(*Restore)(nil),               // 26: weir.v1.Restore
+	(*ProcessExited)(nil),         // 5: weir.v1.ProcessExited
+	(*CoordinatorMessage)(nil),    // 6: weir.v1.CoordinatorMessage
+	(*Registered)(nil),            // 7: weir.v1.Registered
+	(*DeployProcess)(nil),         // 8: weir.v1.DeployProcess
+	(*DownloadBinaryRequest)(nil), // 9: weir.v1.DownloadBinaryRequest
+	(*BinaryChunk)(nil),           // 10: weir.v1.BinaryChunk
+	(*ProcessMessage)(nil),        // 11: weir.v1.ProcessMessage
+	(*SubtaskRef)(nil),            // 12: weir.v1.SubtaskRef
+	(*TaskStateUpdate)(nil),       // 13: weir.v1.TaskStateUpdate
+	(*MemoryStats)(nil),           // 14: weir.v1.MemoryStats
+	(*ProcessKey)(nil),            // 15: weir.v1.ProcessKey
+	(*ProcessCommand)(nil),        // 16: weir.v1.ProcessCommand
+	(*AssignTasks)(nil),           // 17: weir.v1.AssignTasks
 }
 var file_weir_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: weir.v1.WorkerMessage.register:type_name -> weir.v1.RegisterWorker
 	3,  // 1: weir.v1.WorkerMessage.heartbeat:type_name -> weir.v1.Heartbeat
 	4,  // 2: weir.v1.WorkerMessage.process_ready:type_name -> weir.v1.ProcessReady
-	5,  // 3: weir.v1.WorkerMessage.task_state:type_name -> weir.v1.TaskStateUpdate
-	6,  // 4: weir.v1.WorkerMessage.process_exited:type_name -> weir.v1.ProcessExited
-	16, // 5: weir.v1.WorkerMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
-	17, // 6: weir.v1.WorkerMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
-	18, // 7: weir.v1.WorkerMessage.metrics:type_name -> weir.v1.ProcessMetrics
-	19, // 8: weir.v1.WorkerMessage.tap_records:type_name -> weir.v1.TapRecords
-	2,  // 9: weir.v1.RegisterWorker.processes:type_name -> weir.v1.RunningProcess
-	9,  // 10: weir.v1.RunningProcess.subtasks:type_name -> weir.v1.SubtaskRef
-	5,  // 11: weir.v1.RunningProcess.tasks:type_name -> weir.v1.TaskStateUpdate
-	20, // 12: weir.v1.Heartbeat.memory:type_name -> weir.v1.MemoryStats
-	21, // 13: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
-	8,  // 14: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
-	10, // 15: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
-	12, // 16: weir.v1.CoordinatorMessage.start:type_name -> weir.v1.StartTasks
-	13, // 17: weir.v1.CoordinatorMessage.cancel:type_name -> weir.v1.CancelProcess
-	22, // 18: weir.v1.CoordinatorMessage.trigger:type_name -> weir.v1.TriggerCheckpoint
-	23, // 19: weir.v1.CoordinatorMessage.complete:type_name -> weir.v1.CheckpointComplete
-	24, // 20: weir.v1.CoordinatorMessage.start_tap:type_name -> weir.v1.StartTap
-	25, // 21: weir.v1.CoordinatorMessage.stop_tap:type_name -> weir.v1.StopTap
-	9,  // 22: weir.v1.DeployProcess.subtasks:type_name -> weir.v1.SubtaskRef
-	26, // 23: weir.v1.DeployProcess.restore:type_name -> weir.v1.Restore
-	11, // 24: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
-	0,  // 25: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
-	14, // 26: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
-	7,  // 27: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
-	15, // 28: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
-	27, // [27:29] is the sub-list for method output_type
-	25, // [25:27] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	5,  // 3: weir.v1.WorkerMessage.process_exited:type_name -> weir.v1.ProcessExited
+	11, // 4: weir.v1.WorkerMessage.process:type_name -> weir.v1.ProcessMessage
+	2,  // 5: weir.v1.RegisterWorker.processes:type_name -> weir.v1.RunningProcess
+	12, // 6: weir.v1.RunningProcess.subtasks:type_name -> weir.v1.SubtaskRef
+	13, // 7: weir.v1.RunningProcess.tasks:type_name -> weir.v1.TaskStateUpdate
+	14, // 8: weir.v1.Heartbeat.memory:type_name -> weir.v1.MemoryStats
+	15, // 9: weir.v1.ProcessReady.key:type_name -> weir.v1.ProcessKey
+	15, // 10: weir.v1.ProcessExited.key:type_name -> weir.v1.ProcessKey
+	7,  // 11: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
+	8,  // 12: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
+	16, // 13: weir.v1.CoordinatorMessage.process:type_name -> weir.v1.ProcessCommand
+	15, // 14: weir.v1.DeployProcess.key:type_name -> weir.v1.ProcessKey
+	17, // 15: weir.v1.DeployProcess.assign:type_name -> weir.v1.AssignTasks
+	0,  // 16: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
+	9,  // 17: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
+	6,  // 18: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
+	10, // 19: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
+	18, // [18:20] is the sub-list for method output_type
+	16, // [16:18] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_cluster_service_proto_init() }
@@ -1647,29 +1022,19 @@ func file_weir_v1_cluster_service_proto_init() {
 	if File_weir_v1_cluster_service_proto != nil {
 		return
 	}
-	file_weir_v1_checkpoint_proto_init()
-	file_weir_v1_job_service_proto_init()
+	file_weir_v1_control_proto_init()
 	file_weir_v1_telemetry_proto_init()
 	file_weir_v1_cluster_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*WorkerMessage_Register)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
 		(*WorkerMessage_ProcessReady)(nil),
-		(*WorkerMessage_TaskState)(nil),
 		(*WorkerMessage_ProcessExited)(nil),
-		(*WorkerMessage_CheckpointAck)(nil),
-		(*WorkerMessage_CheckpointDecline)(nil),
-		(*WorkerMessage_Metrics)(nil),
-		(*WorkerMessage_TapRecords)(nil),
+		(*WorkerMessage_Process)(nil),
 	}
-	file_weir_v1_cluster_service_proto_msgTypes[7].OneofWrappers = []any{
+	file_weir_v1_cluster_service_proto_msgTypes[6].OneofWrappers = []any{
 		(*CoordinatorMessage_Registered)(nil),
 		(*CoordinatorMessage_Deploy)(nil),
-		(*CoordinatorMessage_Start)(nil),
-		(*CoordinatorMessage_Cancel)(nil),
-		(*CoordinatorMessage_Trigger)(nil),
-		(*CoordinatorMessage_Complete)(nil),
-		(*CoordinatorMessage_StartTap)(nil),
-		(*CoordinatorMessage_StopTap)(nil),
+		(*CoordinatorMessage_Process)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1677,7 +1042,7 @@ func file_weir_v1_cluster_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_cluster_service_proto_rawDesc), len(file_weir_v1_cluster_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,7 +28,10 @@ const (
 //
 // TaskService is served by a worker to the job processes it started. A job
 // process dials back (address and token in its environment), says hello, and
-// then receives its subtasks and control commands on the same stream.
+// then receives its subtasks (AssignTasks, from the worker) and the
+// coordinator's commands (ProcessCommand, forwarded as sent) on the same
+// stream; its reports go back to the coordinator in WorkerMessage.process.
+// See control.proto.
 type TaskServiceClient interface {
 	Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProcessMessage, ProcessCommand], error)
 }
@@ -60,7 +63,10 @@ type TaskService_AttachClient = grpc.BidiStreamingClient[ProcessMessage, Process
 //
 // TaskService is served by a worker to the job processes it started. A job
 // process dials back (address and token in its environment), says hello, and
-// then receives its subtasks and control commands on the same stream.
+// then receives its subtasks (AssignTasks, from the worker) and the
+// coordinator's commands (ProcessCommand, forwarded as sent) on the same
+// stream; its reports go back to the coordinator in WorkerMessage.process.
+// See control.proto.
 type TaskServiceServer interface {
 	Attach(grpc.BidiStreamingServer[ProcessMessage, ProcessCommand]) error
 	mustEmbedUnimplementedTaskServiceServer()

@@ -210,16 +210,15 @@ func (x *TaskMetrics) GetLag() []*PartitionLag {
 }
 
 // ProcessMetrics is a job process's periodic report to its worker, which
-// relays it to the leader.
+// relays it to the leader (a ProcessMessage).
 type ProcessMetrics struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	UnixMs  int64                  `protobuf:"varint,3,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
-	Tasks   []*TaskMetrics         `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	Memory  *MemoryStats           `protobuf:"bytes,5,opt,name=memory,proto3" json:"memory,omitempty"`
-	// The process's region (set by the worker when relaying).
-	Region        int32 `protobuf:"varint,6,opt,name=region,proto3" json:"region,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The process's own view; the coordinator uses ProcessMessage.key.
+	JobId         string         `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int64          `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	UnixMs        int64          `protobuf:"varint,3,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	Tasks         []*TaskMetrics `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Memory        *MemoryStats   `protobuf:"bytes,5,opt,name=memory,proto3" json:"memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -287,13 +286,6 @@ func (x *ProcessMetrics) GetMemory() *MemoryStats {
 		return x.Memory
 	}
 	return nil
-}
-
-func (x *ProcessMetrics) GetRegion() int32 {
-	if x != nil {
-		return x.Region
-	}
-	return 0
 }
 
 // MemoryStats is a Go process's runtime.MemStats, abridged.
@@ -381,17 +373,14 @@ func (x *MemoryStats) GetGoroutines() int32 {
 	return 0
 }
 
-// StartTap asks the processes of a job to sample the records leaving the
-// operator with the given uid until StopTap.
+// StartTap asks a job process (a ProcessCommand) to sample the records
+// leaving the operator with the given uid until StopTap.
 type StartTap struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	TapId   string                 `protobuf:"bytes,3,opt,name=tap_id,json=tapId,proto3" json:"tap_id,omitempty"`
-	Uid     string                 `protobuf:"bytes,4,opt,name=uid,proto3" json:"uid,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	TapId string                 `protobuf:"bytes,3,opt,name=tap_id,json=tapId,proto3" json:"tap_id,omitempty"`
+	Uid   string                 `protobuf:"bytes,4,opt,name=uid,proto3" json:"uid,omitempty"`
 	// Records per second per subtask, at most.
 	Rate          int32 `protobuf:"varint,5,opt,name=rate,proto3" json:"rate,omitempty"`
-	Region        int32 `protobuf:"varint,6,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -426,20 +415,6 @@ func (*StartTap) Descriptor() ([]byte, []int) {
 	return file_weir_v1_telemetry_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *StartTap) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *StartTap) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
 func (x *StartTap) GetTapId() string {
 	if x != nil {
 		return x.TapId
@@ -461,19 +436,10 @@ func (x *StartTap) GetRate() int32 {
 	return 0
 }
 
-func (x *StartTap) GetRegion() int32 {
-	if x != nil {
-		return x.Region
-	}
-	return 0
-}
-
+// StopTap is a ProcessCommand.
 type StopTap struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	TapId         string                 `protobuf:"bytes,3,opt,name=tap_id,json=tapId,proto3" json:"tap_id,omitempty"`
-	Region        int32                  `protobuf:"varint,4,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -508,32 +474,11 @@ func (*StopTap) Descriptor() ([]byte, []int) {
 	return file_weir_v1_telemetry_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *StopTap) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *StopTap) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
 func (x *StopTap) GetTapId() string {
 	if x != nil {
 		return x.TapId
 	}
 	return ""
-}
-
-func (x *StopTap) GetRegion() int32 {
-	if x != nil {
-		return x.Region
-	}
-	return 0
 }
 
 // TapRecord is one sampled record.
@@ -615,12 +560,14 @@ func (x *TapRecord) GetUnixMs() int64 {
 	return 0
 }
 
-// TapRecords carries sampled records from a process to the leader.
+// TapRecords carries sampled records from a process to the leader (a
+// ProcessMessage).
 type TapRecords struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	TapId   string                 `protobuf:"bytes,2,opt,name=tap_id,json=tapId,proto3" json:"tap_id,omitempty"`
-	Records []*TapRecord           `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The process's own view; the coordinator uses ProcessMessage.key.
+	JobId   string       `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	TapId   string       `protobuf:"bytes,2,opt,name=tap_id,json=tapId,proto3" json:"tap_id,omitempty"`
+	Records []*TapRecord `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
 	// Set when the tap cannot run (no such operator, a sink has no output).
 	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -770,14 +717,13 @@ const file_weir_v1_telemetry_proto_rawDesc = "" +
 	"\x10backpressured_ns\x18\a \x01(\x03R\x0fbackpressuredNs\x12/\n" +
 	"\x11watermark_unix_ms\x18\b \x01(\x03H\x00R\x0fwatermarkUnixMs\x88\x01\x01\x12'\n" +
 	"\x03lag\x18\t \x03(\v2\x15.weir.v1.PartitionLagR\x03lagB\x14\n" +
-	"\x12_watermark_unix_ms\"\xcc\x01\n" +
+	"\x12_watermark_unix_ms\"\xba\x01\n" +
 	"\x0eProcessMetrics\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x17\n" +
 	"\aunix_ms\x18\x03 \x01(\x03R\x06unixMs\x12*\n" +
 	"\x05tasks\x18\x04 \x03(\v2\x14.weir.v1.TaskMetricsR\x05tasks\x12,\n" +
-	"\x06memory\x18\x05 \x01(\v2\x14.weir.v1.MemoryStatsR\x06memory\x12\x16\n" +
-	"\x06region\x18\x06 \x01(\x05R\x06region\"\xdc\x01\n" +
+	"\x06memory\x18\x05 \x01(\v2\x14.weir.v1.MemoryStatsR\x06memoryJ\x04\b\x06\x10\a\"\xdc\x01\n" +
 	"\vMemoryStats\x12\x1b\n" +
 	"\trss_bytes\x18\x01 \x01(\x03R\brssBytes\x12(\n" +
 	"\x10heap_alloc_bytes\x18\x02 \x01(\x03R\x0eheapAllocBytes\x12$\n" +
@@ -786,19 +732,13 @@ const file_weir_v1_telemetry_proto_rawDesc = "" +
 	"\x11gc_pause_total_ns\x18\x05 \x01(\x03R\x0egcPauseTotalNs\x12\x1e\n" +
 	"\n" +
 	"goroutines\x18\x06 \x01(\x05R\n" +
-	"goroutines\"\x90\x01\n" +
+	"goroutines\"Y\n" +
 	"\bStartTap\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x15\n" +
 	"\x06tap_id\x18\x03 \x01(\tR\x05tapId\x12\x10\n" +
 	"\x03uid\x18\x04 \x01(\tR\x03uid\x12\x12\n" +
-	"\x04rate\x18\x05 \x01(\x05R\x04rate\x12\x16\n" +
-	"\x06region\x18\x06 \x01(\x05R\x06region\"i\n" +
+	"\x04rate\x18\x05 \x01(\x05R\x04rateJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x06\x10\a\"2\n" +
 	"\aStopTap\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x15\n" +
-	"\x06tap_id\x18\x03 \x01(\tR\x05tapId\x12\x16\n" +
-	"\x06region\x18\x04 \x01(\x05R\x06region\"\x83\x01\n" +
+	"\x06tap_id\x18\x03 \x01(\tR\x05tapIdJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"\x83\x01\n" +
 	"\tTapRecord\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12\x12\n" +

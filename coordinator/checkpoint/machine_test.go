@@ -15,7 +15,7 @@ import (
 // epoch is t=0s in the scripts.
 var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// TestCoordinator runs the scripts in testdata. Commands (t=D is the time
+// TestMachine runs the scripts in testdata. Commands (t=D is the time
 // since epoch, 0s if absent; reason=X takes one word, or else the input
 // block is the reason):
 //
@@ -36,12 +36,12 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 //
 // Events print their result (ack, savepoint), the actions returned, one per
 // line, then the coordinator's state.
-func TestCoordinator(t *testing.T) {
+func TestMachine(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		if !strings.HasSuffix(path, ".txt") {
 			return // e.g. rapid's failure files
 		}
-		var c *Coordinator
+		var c *Machine
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			if d.Cmd != "new" && c == nil {
 				d.Fatalf(t, "no coordinator: use new first")
@@ -192,7 +192,7 @@ func formatInfo(h *weirv1.CheckpointInfo) string {
 
 // describe prints the state, reading unexported fields so scripts show what
 // the coordinator holds.
-func describe(c *Coordinator) string {
+func describe(c *Machine) string {
 	var b strings.Builder
 	if c.running {
 		b.WriteString("running")

@@ -60,9 +60,9 @@ type completed struct {
 	savepoint bool
 }
 
-// Coordinator is the checkpoint coordinator of one job. It is not safe for
+// Machine is the checkpoint coordinator of one job. It is not safe for
 // concurrent use: one driver goroutine owns it.
-type Coordinator struct {
+type Machine struct {
 	cfg Config
 
 	running bool
@@ -85,10 +85,10 @@ type Coordinator struct {
 	lastEnd time.Time
 }
 
-// New returns the coordinator of a job, stopped. Zero Config fields take
+// New returns the checkpoint machine of a job, stopped. Zero Config fields take
 // their defaults.
-func New(cfg Config) *Coordinator {
-	return &Coordinator{cfg: cfg.withDefaults()}
+func New(cfg Config) *Machine {
+	return &Machine{cfg: cfg.withDefaults()}
 }
 
 // Start says every task of the job's current attempt runs: checkpoints may
@@ -96,7 +96,7 @@ func New(cfg Config) *Coordinator {
 // attempt's tasks, each of which must ack a checkpoint for it to complete;
 // the slice is copied and duplicates are ignored. Start while started stops
 // first, aborting the pending checkpoints.
-func (c *Coordinator) Start(tasks []TaskID, now time.Time) []Action {
+func (c *Machine) Start(tasks []TaskID, now time.Time) []Action {
 	var acts []Action
 	if c.running {
 		acts = c.Stop("restarted", now)
@@ -121,7 +121,7 @@ func (c *Coordinator) Start(tasks []TaskID, now time.Time) []Action {
 // triggered until the next Start. Checkpoints whose Complete is out are
 // left to the driver's Stored or StoreFailed. An AllocateID still out is
 // answered after Start as usual, or aborted if the job is still stopped.
-func (c *Coordinator) Stop(reason string, now time.Time) []Action {
+func (c *Machine) Stop(reason string, now time.Time) []Action {
 	if !c.running {
 		return nil
 	}
@@ -142,7 +142,7 @@ func (c *Coordinator) Stop(reason string, now time.Time) []Action {
 // Tick says time passed; the driver calls it at NextWake. Pending
 // checkpoints older than the timeout are aborted, then a periodic checkpoint
 // is started if one is due.
-func (c *Coordinator) Tick(now time.Time) []Action {
+func (c *Machine) Tick(now time.Time) []Action {
 	if !c.running {
 		return nil
 	}
@@ -164,7 +164,7 @@ func (c *Coordinator) Tick(now time.Time) []Action {
 // RequestSavepoint starts a savepoint, whatever Interval, MinPause and
 // MaxConcurrent say. It fails with ErrNotRunning when the job is stopped and
 // with ErrSavepointPending while another savepoint is under way.
-func (c *Coordinator) RequestSavepoint(now time.Time) ([]Action, error) {
+func (c *Machine) RequestSavepoint(now time.Time) ([]Action, error) {
 	if !c.running {
 		return nil, ErrNotRunning
 	}
@@ -181,7 +181,7 @@ func (c *Coordinator) RequestSavepoint(now time.Time) ([]Action, error) {
 // fails; nothing else changes, so a pending checkpoint with that id (a
 // broken counter) carries on. An id nobody asked for, or one arriving while
 // the job is stopped, is aborted too.
-func (c *Coordinator) IDAllocated(id int64, savepoint bool, now time.Time) []Action {
+func (c *Machine) IDAllocated(id int64, savepoint bool, now time.Time) []Action {
 	alloc := &c.allocPeriodic
 	if savepoint {
 		alloc = &c.allocSavepoint
@@ -230,7 +230,7 @@ func (c *Coordinator) IDAllocated(id int64, savepoint bool, now time.Time) []Act
 // IDFailed answers AllocateID{savepoint} when no id could be allocated. The
 // request fails with an Abort of ID 0; a periodic checkpoint is tried again
 // at the next interval.
-func (c *Coordinator) IDFailed(savepoint bool, reason string, now time.Time) []Action {
+func (c *Machine) IDFailed(savepoint bool, reason string, now time.Time) []Action {
 	alloc := &c.allocPeriodic
 	if savepoint {
 		alloc = &c.allocSavepoint
@@ -247,7 +247,7 @@ func (c *Coordinator) IDFailed(savepoint bool, reason string, now time.Time) []A
 // one missing, the checkpoint is complete: the Complete action carries every
 // ack. The coordinator keeps ack (a nil ack counts as an empty one); the
 // caller must not modify it afterwards.
-func (c *Coordinator) Ack(id int64, task TaskID, ack *weirv1.CheckpointAck, now time.Time) (AckResult, []Action) {
+func (c *Machine) Ack(id int64, task TaskID, ack *weirv1.CheckpointAck, now time.Time) (AckResult, []Action) {
 	p := c.find(id)
 	if p == nil {
 		switch c.recalled(id) {
@@ -280,7 +280,7 @@ func (c *Coordinator) Ack(id int64, task TaskID, ack *weirv1.CheckpointAck, now 
 }
 
 // acked hands a fully acknowledged checkpoint to the driver to store.
-func (c *Coordinator) acked(p *pending) Action {
+func (c *Machine) acked(p *pending) Action {
 	p.storing = true
 	return Complete{ID: p.id, Savepoint: p.savepoint, Acks: slices.Clone(p.acks)}
 }
@@ -288,7 +288,7 @@ func (c *Coordinator) acked(p *pending) Action {
 // Decline aborts checkpoint id because task could not take it. Declines
 // for checkpoints not waiting for acks, or from tasks they do not wait for,
 // are ignored.
-func (c *Coordinator) Decline(id int64, task TaskID, reason string, now time.Time) []Action {
+func (c *Machine) Decline(id int64, task TaskID, reason string, now time.Time) []Action {
 	p := c.find(id)
 	if p == nil || p.storing {
 		return nil
@@ -309,7 +309,7 @@ func (c *Coordinator) Decline(id int64, task TaskID, reason string, now time.Tim
 // stored are not subsumed), and a Discard for each completed checkpoint
 // beyond Retained, oldest first. Stored for a checkpoint with no Complete
 // out is ignored.
-func (c *Coordinator) Stored(id int64, location string, now time.Time) []Action {
+func (c *Machine) Stored(id int64, location string, now time.Time) []Action {
 	p := c.find(id)
 	if p == nil || !p.storing {
 		return nil
@@ -337,7 +337,7 @@ func (c *Coordinator) Stored(id int64, location string, now time.Time) []Action 
 
 // StoreFailed says the driver could not store checkpoint id: it is aborted.
 // StoreFailed for a checkpoint with no Complete out is ignored.
-func (c *Coordinator) StoreFailed(id int64, reason string, now time.Time) []Action {
+func (c *Machine) StoreFailed(id int64, reason string, now time.Time) []Action {
 	p := c.find(id)
 	if p == nil || !p.storing {
 		return nil
@@ -353,7 +353,7 @@ func (c *Coordinator) StoreFailed(id int64, reason string, now time.Time) []Acti
 // and retention counts it. Retention discards only on the next Stored, so
 // the Discards come from there. info may be nil; its id, status and location
 // are taken from the arguments, and the coordinator keeps a copy.
-func (c *Coordinator) Restored(id int64, location string, info *weirv1.CheckpointInfo) {
+func (c *Machine) Restored(id int64, location string, info *weirv1.CheckpointInfo) {
 	if id <= 0 {
 		return
 	}
@@ -372,7 +372,7 @@ func (c *Coordinator) Restored(id int64, location string, info *weirv1.Checkpoin
 
 // Latest returns the newest completed checkpoint or savepoint: the one to
 // restore from.
-func (c *Coordinator) Latest() (id int64, location string, ok bool) {
+func (c *Machine) Latest() (id int64, location string, ok bool) {
 	if len(c.completed) == 0 {
 		return 0, "", false
 	}
@@ -383,7 +383,7 @@ func (c *Coordinator) Latest() (id int64, location string, ok bool) {
 // History returns the pending checkpoints and the last completed and
 // failed ones (up to 50), newest first. Durations of pending checkpoints
 // are 0. The messages are the caller's.
-func (c *Coordinator) History() []*weirv1.CheckpointInfo {
+func (c *Machine) History() []*weirv1.CheckpointInfo {
 	out := make([]*weirv1.CheckpointInfo, 0, len(c.pending)+len(c.history))
 	for _, p := range c.pending {
 		out = append(out, p.info())
@@ -399,7 +399,7 @@ func (c *Coordinator) History() []*weirv1.CheckpointInfo {
 // checkpoint's deadline or the next periodic trigger, whichever is first;
 // it may be in the past. ok is false when no Tick is needed: the job is
 // stopped, or nothing will happen without another event.
-func (c *Coordinator) NextWake() (time.Time, bool) {
+func (c *Machine) NextWake() (time.Time, bool) {
 	if !c.running {
 		return time.Time{}, false
 	}
@@ -417,7 +417,7 @@ func (c *Coordinator) NextWake() (time.Time, bool) {
 
 // periodicAt returns when the next periodic checkpoint may start, if
 // nothing but time stands in its way.
-func (c *Coordinator) periodicAt() (time.Time, bool) {
+func (c *Machine) periodicAt() (time.Time, bool) {
 	if !c.running || c.cfg.Interval <= 0 || c.allocPeriodic {
 		return time.Time{}, false
 	}
@@ -445,7 +445,7 @@ func (c *Coordinator) periodicAt() (time.Time, bool) {
 }
 
 // abort ends pending checkpoint p as failed.
-func (c *Coordinator) abort(p *pending, reason string, now time.Time) Action {
+func (c *Machine) abort(p *pending, reason string, now time.Time) Action {
 	c.remove(p)
 	c.lastEnd = now
 	info := p.info()
@@ -456,7 +456,7 @@ func (c *Coordinator) abort(p *pending, reason string, now time.Time) Action {
 	return Abort{ID: p.id, Savepoint: p.savepoint, Reason: reason}
 }
 
-func (c *Coordinator) find(id int64) *pending {
+func (c *Machine) find(id int64) *pending {
 	for _, p := range c.pending {
 		if p.id == id {
 			return p
@@ -465,13 +465,13 @@ func (c *Coordinator) find(id int64) *pending {
 	return nil
 }
 
-func (c *Coordinator) remove(p *pending) {
+func (c *Machine) remove(p *pending) {
 	c.pending = slices.DeleteFunc(c.pending, func(q *pending) bool { return q == p })
 }
 
 // remember adds a finished checkpoint to the history, replacing one with
 // the same id, and forgets the oldest beyond historyLimit.
-func (c *Coordinator) remember(info *weirv1.CheckpointInfo) {
+func (c *Machine) remember(info *weirv1.CheckpointInfo) {
 	i, found := slices.BinarySearchFunc(c.history, info.GetId(), func(h *weirv1.CheckpointInfo, id int64) int {
 		return cmp.Compare(h.GetId(), id)
 	})
@@ -486,7 +486,7 @@ func (c *Coordinator) remember(info *weirv1.CheckpointInfo) {
 }
 
 // recalled returns the status of a finished checkpoint still in the history.
-func (c *Coordinator) recalled(id int64) weirv1.CheckpointStatus {
+func (c *Machine) recalled(id int64) weirv1.CheckpointStatus {
 	for _, h := range c.history {
 		if h.GetId() == id {
 			return h.GetStatus()
@@ -498,7 +498,7 @@ func (c *Coordinator) recalled(id int64) weirv1.CheckpointStatus {
 // addCompleted inserts cp in id order, replacing one with the same id. Only
 // the newest completed entry may be a savepoint: older savepoints are never
 // discarded nor the latest, so there is no reason to keep them.
-func (c *Coordinator) addCompleted(cp completed) {
+func (c *Machine) addCompleted(cp completed) {
 	i, found := slices.BinarySearchFunc(c.completed, cp.id, func(e completed, id int64) int {
 		return cmp.Compare(e.id, id)
 	})
@@ -514,7 +514,7 @@ func (c *Coordinator) addCompleted(cp completed) {
 }
 
 // retain discards the oldest completed checkpoints beyond Retained.
-func (c *Coordinator) retain() []Action {
+func (c *Machine) retain() []Action {
 	n := 0
 	for _, e := range c.completed {
 		if !e.savepoint {

@@ -1,0 +1,101 @@
+package coordinator
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weir-run/weir/coordinator/jobmaster"
+	"github.com/weir-run/weir/coordinator/leader"
+	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/objstore"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// A job's record writes run off the loop, in order, and a message for the
+// job's processes made while one is out waits until it is done: the record
+// comes before the effects it describes. The test plays the loop (settle).
+func TestMessagesWaitForTheRecord(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	srv, err := etcdserver.Start(ctx, etcdserver.Config{DataDir: filepath.Join(dir, "etcd"), ClientURL: "127.0.0.1:0", PeerURL: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.ClientEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	store, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	c := &Coordinator{cfg: Config{ID: "c", Store: "file://" + filepath.Join(dir, "store"), API: "c:1"}, logger: slog.New(slog.DiscardHandler), etcd: cli, store: store}
+	c.cfg.setDefaults()
+	el, err := leader.NewElector(cli, etcdkeys.Election, "c", "c:1", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer el.Close()
+	if err := el.Campaign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := newLeaderState(c, el.Store())
+	s.fence = func(err error) { t.Fatalf("fenced: %v", err) }
+	w := &workerConn{id: "w1", slots: 1, lastBeat: time.Now(), out: make(chan *weirv1.CoordinatorMessage, 16), close: func(error) {}}
+	s.workers[w.id] = w
+	rec := &weirv1.JobStatus{Id: "j1", State: weirv1.JobState_JOB_STATE_RUNNING, Attempt: 1, Spec: &weirv1.JobSpec{}}
+	j := newJob(rec, jobmaster.New(nil, time.Now()))
+	s.jobs[rec.Id] = j
+
+	for attempt := int64(2); attempt <= 4; attempt++ {
+		j.rec.Attempt = attempt
+		s.persist(j)
+	}
+	recorded := j.persisted()
+	s.commandJob(j, w, procKey{"j1", 4, 0}, cancelCommand())
+	if len(w.out) != 0 {
+		t.Fatal("a message went out before the record describing it was written")
+	}
+	select {
+	case <-recorded:
+		t.Fatal("the record was reported written before the loop applied the result")
+	default:
+	}
+	settle(t, s)
+	select {
+	case <-recorded:
+	default:
+		t.Fatal("the record writes are done but persisted() is not closed")
+	}
+	if len(w.out) != 1 {
+		t.Fatalf("%d messages went out once the record was written, want 1", len(w.out))
+	}
+	got, err := cli.Get(ctx, etcdkeys.Jobs+"j1")
+	if err != nil || len(got.Kvs) != 1 {
+		t.Fatalf("job record: %v %v", got, err)
+	}
+	var stored weirv1.JobStatus
+	if err := proto.Unmarshal(got.Kvs[0].Value, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Attempt != 4 {
+		t.Fatalf("the record has attempt %d, want the last written, 4", stored.Attempt)
+	}
+	// Nothing out: messages go straight to the worker.
+	s.commandJob(j, w, procKey{"j1", 4, 0}, cancelCommand())
+	if len(w.out) != 2 {
+		t.Fatalf("%d messages out, want 2", len(w.out))
+	}
+}

@@ -1,0 +1,375 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/objstore"
+	"github.com/weir-run/weir/internal/s3test"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// TestSlowManifestWriteStallsOnlyItsJob runs a real leader (election, loop,
+// gRPC services) on an embedded etcd and an S3 server (gofakes3) whose
+// manifest writes for one job hang until released, with a scripted worker
+// over the real ClusterService stream. While job A's first manifest write
+// hangs for longer than the worker timeout: the worker keeps heartbeating
+// and is not declared lost, the job API (submit, list, get) answers, and
+// job B completes checkpoints. A's checkpoint completes only once its
+// manifest write is released and recorded. (With the loop doing the write
+// itself, everything stalled behind it and the worker was declared lost.)
+func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	srv, err := etcdserver.Start(ctx, etcdserver.Config{DataDir: filepath.Join(dir, "etcd"), ClientURL: "127.0.0.1:0", PeerURL: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.ClientEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+
+	// S3 behind a gate that holds the manifest writes of the first job
+	// that writes one.
+	s3test.SetEnv(t)
+	backend := s3mem.New()
+	if err := backend.CreateBucket(s3test.Bucket); err != nil {
+		t.Fatal(err)
+	}
+	g := &manifestGate{release: make(chan struct{}), held: make(chan string, 1)}
+	hs := httptest.NewServer(g.wrap(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()))
+	defer hs.Close()
+	defer g.open() // before hs.Close: a held request must end for it
+	storeURL := s3test.StoreURL(hs.URL, s3test.Bucket)
+	store, err := objstore.Open(ctx, storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	c := &Coordinator{cfg: Config{ID: "c", Store: storeURL, API: lis.Addr().String()}, logger: logger, etcd: cli, store: store}
+	c.cfg.setDefaults()
+	gs := grpc.NewServer()
+	weirv1.RegisterJobServiceServer(gs, &jobService{c: c})
+	weirv1.RegisterClusterServiceServer(gs, &clusterService{c: c})
+	go gs.Serve(lis)
+	defer gs.Stop()
+	lctx, lcancel := context.WithCancel(ctx)
+	led := make(chan error, 1)
+	go func() { led <- c.campaignAndLead(lctx) }()
+	var w *scriptedWorker
+	defer func() {
+		lcancel()
+		if w != nil {
+			w.wait()
+		}
+		<-led
+	}()
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	api := weirv1.NewJobServiceClient(conn)
+	eventually(t, 30*time.Second, "the worker registers", func() bool {
+		w, err = startScriptedWorker(lctx, weirv1.NewClusterServiceClient(conn), "w1", c.cfg.HeartbeatInterval)
+		return err == nil
+	})
+
+	bin := []byte("a job binary the scripted worker never runs")
+	sum := sha256.Sum256(bin)
+	sha := hex.EncodeToString(sum[:])
+	if _, err := store.PutBinary(ctx, bytes.NewReader(bin), sha); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(name string) string {
+		t.Helper()
+		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+		defer ccancel()
+		r, err := api.SubmitJob(cctx, &weirv1.SubmitJobRequest{Spec: &weirv1.JobSpec{Name: name, BinarySha256: sha, BinarySize: int64(len(bin)),
+			Parallelism: 1, Checkpoints: &weirv1.CheckpointPolicy{IntervalMs: 200, TimeoutMs: 120_000},
+			Graph: &weirv1.JobGraph{Name: name, MaxParallelism: 8,
+				Vertices: []*weirv1.Vertex{
+					{Id: 1, Name: "src", Parallelism: 1, IsSource: true, Operators: []*weirv1.Operator{{Uid: "src", Name: "src", Kind: "source"}}},
+					{Id: 2, Name: "sink", Parallelism: 1, Operators: []*weirv1.Operator{{Uid: "sink", Name: "sink", Kind: "sink"}}}},
+				Edges: []*weirv1.Edge{{Source: 1, Target: 2, Partitioning: weirv1.Partitioning_PARTITIONING_FORWARD}}}}})
+		if err != nil {
+			t.Fatalf("submit %s: %v", name, err)
+		}
+		return r.JobId
+	}
+
+	a := submit("a")
+	var heldJob string
+	select {
+	case heldJob = <-g.held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("job a wrote no manifest")
+	}
+	if heldJob != a {
+		t.Fatalf("the gate holds job %s, want a (%s)", heldJob, a)
+	}
+	heldAt := time.Now()
+	t.Logf("job a's manifest write hangs")
+
+	// While it hangs: the API answers, b checkpoints, the worker stays.
+	b := submit("b")
+	running := func(id string) {
+		t.Helper()
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ccancel()
+		st, err := api.GetJob(cctx, &weirv1.GetJobRequest{JobId: id})
+		if err != nil {
+			t.Fatalf("get job %s: %v", id, err)
+		}
+		if st.State != weirv1.JobState_JOB_STATE_RUNNING {
+			t.Fatalf("job %s is %v (%s), want RUNNING", id, st.State, st.Error)
+		}
+	}
+	bFirst := int64(0)
+	for time.Since(heldAt) < c.cfg.WorkerTimeout+3*c.cfg.HeartbeatInterval || w.completed(b) < bFirst+3 {
+		if time.Since(heldAt) > 90*time.Second {
+			t.Fatalf("job b completed checkpoints up to %d while a's write hung", w.completed(b))
+		}
+		if bFirst == 0 {
+			bFirst = w.completed(b)
+		}
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		list, err := api.ListJobs(cctx, &weirv1.ListJobsRequest{})
+		ccancel()
+		if err != nil {
+			t.Fatalf("list jobs while a's manifest write hangs: %v", err)
+		}
+		if len(list.Jobs) != 2 {
+			t.Fatalf("listed %d jobs, want 2", len(list.Jobs))
+		}
+		if err := w.err(); err != nil {
+			t.Fatalf("the worker's stream ended while a's manifest write hung: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	running(a)
+	running(b)
+	if n := w.completed(a); n != 0 {
+		t.Fatalf("job a's checkpoint %d completed while its manifest write hung", n)
+	}
+	t.Logf("after %v: b completed checkpoints up to %d; a none", time.Since(heldAt).Round(time.Millisecond), w.completed(b))
+
+	// Released, a's checkpoint is stored, recorded and completes.
+	g.open()
+	eventually(t, 60*time.Second, "job a completes a checkpoint", func() bool { return w.completed(a) > 0 })
+	if err := w.err(); err != nil {
+		t.Fatalf("the worker's stream ended: %v", err)
+	}
+	running(a)
+	running(b)
+}
+
+// manifestGate holds the manifest writes of the first job that writes one
+// until open.
+type manifestGate struct {
+	mu       sync.Mutex
+	job      string
+	release  chan struct{}
+	released bool
+	held     chan string // the job, when its first write is held
+}
+
+func (g *manifestGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.released {
+		g.released = true
+		close(g.release)
+	}
+}
+
+func (g *manifestGate) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		// Path style: /BUCKET/checkpoints/JOB/chk-N/_manifest.
+		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/_manifest") && len(parts) > 3 {
+			job := parts[2]
+			g.mu.Lock()
+			if g.job == "" {
+				g.job = job
+			}
+			hold := g.job == job
+			g.mu.Unlock()
+			if hold {
+				select {
+				case g.held <- job:
+				default:
+				}
+				select {
+				case <-g.release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// scriptedWorker is a worker on the ClusterService stream that runs no
+// processes: it reports every deployed process ready, its tasks running
+// once started, acks every checkpoint trigger at once, and remembers the
+// newest checkpoint each job said was complete.
+type scriptedWorker struct {
+	done chan struct{}
+	mu   struct {
+		sync.Mutex
+		err      error
+		complete map[string]int64
+	}
+}
+
+func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient, id string, beat time.Duration) (*scriptedWorker, error) {
+	stream, err := client.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Register{Register: &weirv1.RegisterWorker{
+		WorkerId: id, Slots: 8, Host: "scripted"}}}); err != nil {
+		return nil, err
+	}
+	if _, err := stream.Recv(); err != nil {
+		return nil, err
+	}
+	w := &scriptedWorker{done: make(chan struct{})}
+	w.mu.complete = map[string]int64{}
+	out := make(chan *weirv1.WorkerMessage, 1024)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(beat)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-out:
+				if err := stream.Send(m); err != nil {
+					return
+				}
+			case <-tick.C:
+				if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Heartbeat{Heartbeat: &weirv1.Heartbeat{UnixMs: time.Now().UnixMilli()}}}); err != nil {
+					return
+				}
+			}
+		}
+	})
+	send := func(m *weirv1.WorkerMessage) {
+		select {
+		case out <- m:
+		case <-ctx.Done():
+		}
+	}
+	report := func(k *weirv1.ProcessKey, m *weirv1.ProcessMessage) {
+		m.Key = k
+		send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Process{Process: m}})
+	}
+	go func() {
+		defer close(w.done)
+		defer wg.Wait()
+		subtasks := map[procKey][]*weirv1.SubtaskRef{}
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				w.mu.Lock()
+				if ctx.Err() == nil {
+					w.mu.err = err
+				}
+				w.mu.Unlock()
+				return
+			}
+			switch m := m.Msg.(type) {
+			case *weirv1.CoordinatorMessage_Deploy:
+				subtasks[keyOf(m.Deploy.Key)] = m.Deploy.GetAssign().GetSubtasks()
+				send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
+					Key: m.Deploy.Key, DataAddress: "127.0.0.1:1", Pid: 1}}})
+			case *weirv1.CoordinatorMessage_Process:
+				k := m.Process.Key
+				switch c := m.Process.Cmd.(type) {
+				case *weirv1.ProcessCommand_Start:
+					for _, st := range subtasks[keyOf(k)] {
+						report(k, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
+							VertexId: st.VertexId, Subtask: st.Subtask, State: weirv1.TaskState_TASK_STATE_RUNNING}}})
+					}
+				case *weirv1.ProcessCommand_Trigger:
+					for _, st := range subtasks[keyOf(k)] {
+						report(k, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointAck{CheckpointAck: &weirv1.CheckpointAck{
+							CheckpointId: c.Trigger.CheckpointId, Snapshot: &weirv1.SubtaskSnapshot{VertexId: st.VertexId, Subtask: st.Subtask}}}})
+					}
+				case *weirv1.ProcessCommand_Complete:
+					w.mu.Lock()
+					w.mu.complete[k.GetJobId()] = max(w.mu.complete[k.GetJobId()], c.Complete.CheckpointId)
+					w.mu.Unlock()
+				case *weirv1.ProcessCommand_Cancel:
+					send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: &weirv1.ProcessExited{Key: k}}})
+				}
+			}
+		}
+	}()
+	return w, nil
+}
+
+// completed is the newest checkpoint of job the worker was told complete.
+func (w *scriptedWorker) completed(job string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.complete[job]
+}
+
+// err is why the stream ended early, if it did.
+func (w *scriptedWorker) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.err
+}
+
+func (w *scriptedWorker) wait() { <-w.done }
+
+func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

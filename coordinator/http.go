@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/coordinator/web"
+	"github.com/weir-run/weir/internal/authz"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -51,6 +53,23 @@ func (c *Coordinator) httpHandler() http.Handler {
 	}
 	mux.Handle("/", web.New(pages{c}, c.logger))
 	return web.NewGuard(append([]string{c.cfg.HTTP}, c.cfg.HTTPHosts...), false).Wrap(mux)
+}
+
+// routeRight is what a request to the page or the JSON API needs: reading
+// is a viewer's, tailing records (they show data) and every POST an
+// operator's. Health and static files are public.
+func routeRight(r *http.Request) authz.Right {
+	switch {
+	case r.URL.Path == "/healthz", strings.HasPrefix(r.URL.Path, "/static/"):
+		return authz.Public
+	case r.Method == http.MethodPost:
+		return authz.Operate
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return authz.Admin
+	case strings.HasPrefix(r.URL.Path, "/api/v1/jobs/") && strings.HasSuffix(r.URL.Path, "/tail"):
+		return authz.Operate
+	}
+	return authz.View
 }
 
 func writeProto(w http.ResponseWriter, m proto.Message, err error) {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,11 +21,13 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/pki"
 	"github.com/weir-run/weir/internal/procstat"
 	"github.com/weir-run/weir/internal/taskenv"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
@@ -160,6 +163,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer hs.Close()
 		logger.Info("worker metrics served", "http", hl.Addr().String()) // the port picked for :0
 	}
+	if cfg.TLS == nil && (!pki.IsLoopback(cfg.Host) || (cfg.HTTP != "" && !pki.IsLoopback(cfg.HTTP))) {
+		logger.Warn("INSECURE: plaintext beyond loopback (--insecure-plaintext): anyone who reaches the job processes' data ports can read and inject records", "host", cfg.Host)
+	}
 	srv := grpc.NewServer()
 	weirv1.RegisterTaskServiceServer(srv, w)
 	go srv.Serve(lis)
@@ -250,7 +256,11 @@ func (w *Worker) follow(ctx context.Context) {
 // session registers with the coordinator at addr and serves it until the
 // stream or ctx ends.
 func (w *Worker) session(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	if w.cfg.TLS != nil {
+		creds = credentials.NewTLS(w.cfg.TLS.ClientConfig(pki.RoleCoordinator))
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		return err
@@ -570,7 +580,8 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 	var jp *jobProc
 	w.mu.Lock()
 	for k, p := range w.mu.procs {
-		if k.job == h.JobId && k.attempt == h.Attempt && p.token == h.Token {
+		// Constant time: the token is the process's only proof of identity.
+		if k.job == h.JobId && k.attempt == h.Attempt && subtle.ConstantTimeCompare([]byte(p.token), []byte(h.Token)) == 1 {
 			jp = p
 		}
 	}

@@ -124,6 +124,7 @@ func runEtcd(ctx context.Context, s streams, cfg etcdserver.Config, logger *slog
 func newCoordinatorCmd(s streams) *cobra.Command {
 	var (
 		lf   logFlags
+		tf   tlsFlags
 		cfg  coordinator.Config
 		etcd []string
 	)
@@ -140,6 +141,9 @@ leader and serves the job API and the web page, the others stand by.`,
 				return err
 			}
 			cfg.Etcd = splitList(etcd)
+			if cfg.TLS, err = tf.source(); err != nil {
+				return err
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
@@ -161,6 +165,9 @@ leader and serves the job API and the web page, the others stand by.`,
 	fl.StringVar(&cfg.API, "api", defaultCoordinator, "job API (gRPC) listen address host:port")
 	fl.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "web page and JSON API listen address host:port")
 	fl.StringSliceVar(&cfg.HTTPHosts, "http-host", nil, httpHostUsage)
+	tf.register(fl, s)
+	fl.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, insecureUsage)
+	fl.BoolVar(&cfg.DisableSubmit, "disable-submit", false, "refuse job uploads and submissions whatever the caller's role")
 	fl.StringVar(&cfg.ID, "id", "", "coordinator id, unique in the cluster (default HOST-PID)")
 	fl.DurationVar(&cfg.WorkerTimeout, "worker-timeout", coordinator.DefaultWorkerTimeout,
 		"declare a worker dead after this long without a heartbeat or a live lease in etcd; also how long a new leader waits for workers to report before restarting their jobs")
@@ -176,6 +183,7 @@ leader and serves the job API and the web page, the others stand by.`,
 func newWorkerCmd(s streams) *cobra.Command {
 	var (
 		lf   logFlags
+		tf   tlsFlags
 		cfg  worker.Config
 		etcd []string
 	)
@@ -190,6 +198,9 @@ func newWorkerCmd(s streams) *cobra.Command {
 				return err
 			}
 			cfg.Etcd = splitList(etcd)
+			if cfg.TLS, err = tf.source(); err != nil {
+				return err
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
@@ -213,6 +224,8 @@ func newWorkerCmd(s streams) *cobra.Command {
 	fl.StringVar(&cfg.ID, "id", "", "worker id, unique in the cluster (default HOST-PID)")
 	fl.StringVar(&cfg.Host, "host", "", "address this worker's job processes bind and advertise for data exchange (default 127.0.0.1)")
 	fl.StringVar(&cfg.HTTP, "http", "", "serve /metrics on this address host:port (default: none)")
+	tf.register(fl, s)
+	fl.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, insecureUsage)
 	_ = cmd.MarkFlagRequired("etcd")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
@@ -237,3 +250,6 @@ func runDaemon(ctx context.Context, what string, run func(context.Context) error
 // httpHostUsage documents --http-host, shared by the coordinator and weir
 // local.
 const httpHostUsage = "host names the web page answers to besides localhost and IP addresses, comma-separated (a request for any other name is refused: DNS rebinding protection)"
+
+// insecureUsage documents --insecure-plaintext, shared by the daemons.
+const insecureUsage = "serve and dial without TLS on addresses beyond loopback: anyone who reaches the ports controls the cluster (the daemon warns at start)"

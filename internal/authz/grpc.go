@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"crypto/tls"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -29,24 +30,39 @@ type Authenticator struct {
 	Open bool
 }
 
-// Anonymous is every caller of an open cluster.
+// Anonymous is every caller of an open cluster. It passes every check but
+// --disable-submit.
 var Anonymous = Principal{Name: "anonymous", Role: pki.RoleAdmin, Via: "unauthenticated"}
 
 // Authenticate returns the principal of the request in ctx: its verified
 // client certificate, else its bearer token ("authorization: Bearer ...").
 func (a Authenticator) Authenticate(ctx context.Context) (Principal, error) {
+	var tlsState *tls.ConnectionState
 	if p, ok := peer.FromContext(ctx); ok {
-		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 {
-			id, err := pki.IdentityOfConn(info.State)
-			if err != nil {
-				return Principal{}, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
-			}
-			return Principal{Name: id.Name, Role: id.Role, Via: "certificate"}, nil
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			tlsState = &info.State
 		}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
+	var authorization string
 	if v := md.Get("authorization"); len(v) > 0 {
-		token, ok := strings.CutPrefix(v[0], "Bearer ")
+		authorization = v[0]
+	}
+	return a.authenticate(ctx, tlsState, authorization)
+}
+
+// authenticate finds the principal from what gRPC and HTTP requests share:
+// the TLS connection and the authorization header.
+func (a Authenticator) authenticate(ctx context.Context, conn *tls.ConnectionState, authorization string) (Principal, error) {
+	if conn != nil && len(conn.VerifiedChains) > 0 {
+		id, err := pki.IdentityOfConn(*conn)
+		if err != nil {
+			return Principal{}, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
+		}
+		return Principal{Name: id.Name, Role: id.Role, Via: "certificate"}, nil
+	}
+	if authorization != "" {
+		token, ok := strings.CutPrefix(authorization, "Bearer ")
 		if !ok || a.Tokens == nil {
 			return Principal{}, status.Error(codes.Unauthenticated, "this coordinator accepts only 'authorization: Bearer TOKEN'")
 		}
@@ -60,7 +76,7 @@ func (a Authenticator) Authenticate(ctx context.Context) (Principal, error) {
 	if a.Open {
 		return Anonymous, nil
 	}
-	return Principal{}, status.Error(codes.Unauthenticated, "no client certificate or token: pass --token (or WEIR_TOKEN) or --tls-cert and --tls-key")
+	return Principal{}, status.Error(codes.Unauthenticated, "no client certificate or token: pass --token-file (or $WEIR_TOKEN), or --tls-cert and --tls-key")
 }
 
 // admit authenticates and authorizes a call of method.

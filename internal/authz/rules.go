@@ -31,5 +31,3 @@ var Methods = map[string]Right{
 	"/grpc.health.v1.Health/Check": public,
 	"/grpc.health.v1.Health/Watch": public,
 }
-
-var _ = admin // token management (admin) lands with the token service

@@ -39,8 +39,10 @@ type Coordinator struct {
 	etcd   *clientv3.Client
 	store  *objstore.Store
 	inst   *instruments
-	// auth admits callers of the API, the cluster service and the page.
-	auth authz.Authenticator
+	// auth admits callers of the API, the cluster service and the page,
+	// by certificate or by one of tokens.
+	auth   authz.Authenticator
+	tokens *tokens.Store
 
 	mu struct {
 		sync.Mutex
@@ -81,7 +83,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if c.inst, err = newInstruments(c, cfg.Meter, cfg.Tracer); err != nil {
 		return err
 	}
-	c.auth = authz.Authenticator{Open: cfg.TLS == nil, Tokens: tokens.NewStore(cli)}
+	c.tokens = tokens.NewStore(cli)
+	c.auth = authz.Authenticator{Open: cfg.TLS == nil, Tokens: c.tokens}
 	policy := authz.Policy{DisableSubmit: cfg.DisableSubmit}
 	srvOpts := append(c.auth.ServerOptions(policy), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
 	if cfg.TLS != nil {
@@ -211,4 +214,12 @@ func (c *Coordinator) leading(ctx context.Context) (*leaderState, error) {
 // loopback, which the page and the log say loudly.
 func (c *Coordinator) insecure() bool {
 	return c.cfg.TLS == nil && (!pki.IsLoopback(c.cfg.API) || (c.cfg.HTTP != "" && !pki.IsLoopback(c.cfg.HTTP)))
+}
+
+// principalName names the caller in logs of what it changed.
+func principalName(ctx context.Context) string {
+	if p, ok := authz.PrincipalFrom(ctx); ok {
+		return p.String()
+	}
+	return "unknown"
 }

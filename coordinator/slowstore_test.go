@@ -42,13 +42,13 @@ import (
 // embedded etcd and gofakes3, whose S3 requests pass through wrap, with
 // scripted workers on the real ClusterService stream.
 type leaderHarness struct {
-	t      *testing.T
-	ctx    context.Context
-	lctx   context.Context
-	c      *Coordinator
-	conn   *grpc.ClientConn
-	api    weirv1.JobServiceClient
-	store  *objstore.Store
+	t       *testing.T
+	ctx     context.Context
+	lctx    context.Context
+	c       *Coordinator
+	conn    *grpc.ClientConn
+	api     weirv1.JobServiceClient
+	store   *objstore.Store
 	workers []*scriptedWorker
 	// submit submits a two-vertex job of parallelism 1 checkpointing every
 	// 200 ms.
@@ -300,8 +300,8 @@ type scriptedWorker struct {
 	triggers chan trigger
 	// report sends a process message with key k up the stream.
 	report func(k *weirv1.ProcessKey, m *weirv1.ProcessMessage)
-	done     chan struct{}
-	mu   struct {
+	done   chan struct{}
+	mu     struct {
 		sync.Mutex
 		err      error
 		complete map[string]int64

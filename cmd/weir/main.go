@@ -145,9 +145,10 @@ built with the weir SDK:
 		c.GroupID = "daemon"
 		root.AddCommand(c)
 	}
-	certs := newCertsCmd(s)
-	certs.GroupID = "admin"
-	root.AddCommand(certs)
+	for _, c := range []*cobra.Command{newCertsCmd(s), newTokenCmd(s)} {
+		c.GroupID = "admin"
+		root.AddCommand(c)
+	}
 	root.AddCommand(newFlagsCmd(s))
 	return root
 }

@@ -25,6 +25,9 @@ var Methods = map[string]Right{
 	"/weir.v1.JobService/CancelJob":          operate,
 	"/weir.v1.JobService/TriggerSavepoint":   operate,
 	"/weir.v1.JobService/Tail":               operate,
+	"/weir.v1.JobService/CreateToken":        admin,
+	"/weir.v1.JobService/ListTokens":         admin,
+	"/weir.v1.JobService/RevokeToken":        admin,
 	"/weir.v1.ClusterService/Connect":        worker,
 	"/weir.v1.ClusterService/DownloadBinary": worker,
 	// Health checks by load balancers and orchestrators.

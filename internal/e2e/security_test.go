@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -70,6 +71,44 @@ func TestSecureCluster(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d and one line with %q", r.name, code, stderr, r.code, r.want)
 		}
 	}
+	// Tokens: ops (a client certificate: admin) makes them; a viewer's
+	// token may list but not cancel; a revoked one stops working.
+	tokenFile := func(name, role string) string {
+		t.Helper()
+		stdout, stderr, code := weir(t, 20*time.Second, "token", "create", "--name", name, "--role", role, "--coordinator", api)
+		if code != 0 || !strings.HasPrefix(stdout, "weir_") {
+			t.Fatalf("weir token create %s: %d %q %q", name, code, stdout, stderr)
+		}
+		f := filepath.Join(t.TempDir(), name+".token")
+		if err := os.WriteFile(f, []byte(stdout), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	viewerTok := tokenFile("dash", "viewer")
+	opTok := tokenFile("ci", "operator")
+	asToken := func(f string, args ...string) (string, string, int) {
+		return weir(t, 20*time.Second, append(args, "--tls-cert=", "--tls-key=", "--token-file", f, "--coordinator", api)...)
+	}
+	if out, stderr, code := asToken(viewerTok, "list"); code != 0 || !strings.Contains(out, id) {
+		t.Errorf("a viewer token listing: %d %q %q", code, out, stderr)
+	}
+	if _, stderr, code := asToken(viewerTok, "cancel", id); code != 1 || !strings.Contains(stderr, "CancelJob needs role operator or above; dash has role viewer") {
+		t.Errorf("a viewer token cancelling: %d %q", code, stderr)
+	}
+	if _, stderr, code := asToken(opTok, "token", "list"); code != 1 || !strings.Contains(stderr, "needs role admin") {
+		t.Errorf("an operator token listing tokens: %d %q", code, stderr)
+	}
+	if out, _, code := weir(t, 20*time.Second, "token", "list", "--coordinator", api); code != 0 || !strings.Contains(out, "dash") || !strings.Contains(out, "operator") || strings.Contains(out, "weir_") {
+		t.Errorf("weir token list: %d %q (names and roles, never tokens)", code, out)
+	}
+	if _, stderr, code := weir(t, 20*time.Second, "token", "revoke", "dash", "--coordinator", api); code != 0 {
+		t.Fatalf("weir token revoke: %s", stderr)
+	}
+	waitFor(t, 10*time.Second, "the revoked token to be refused", func() bool {
+		_, stderr, code := asToken(viewerTok, "list")
+		return code == 1 && strings.Contains(stderr, "token refused")
+	})
 	if st := jobStatusOf(t, api, id); st.State != "RUNNING" || st.Attempt != before.Attempt {
 		t.Fatalf("after the refusals the job is %s attempt %d, was RUNNING attempt %d", st.State, st.Attempt, before.Attempt)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/pki"
 	"github.com/weir-run/weir/internal/telemetry"
 	"github.com/weir-run/weir/worker"
 )
@@ -64,6 +65,7 @@ func splitList(vals []string) []string {
 func newEtcdCmd(s streams) *cobra.Command {
 	var (
 		lf  logFlags
+		tf  tlsFlags
 		cfg etcdserver.Config
 	)
 	cmd := &cobra.Command{
@@ -84,6 +86,16 @@ each member with its own --name, --client and --peer and the same
 				return err
 			}
 			cfg.Logger = logger
+			if tf.ca != "" || tf.cert != "" || tf.key != "" {
+				cfg.TLS = &pki.Files{CA: tf.ca, Cert: tf.cert, Key: tf.key}
+				src, err := tf.source() // the files must load and match
+				if err != nil {
+					return err
+				}
+				if id, err := src.Identity(); err != nil || id.Role != pki.RoleEtcd {
+					return usageErrorf("--tls-cert must name an etcd member (weir certs issue --role etcd), not %v", id)
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
@@ -98,6 +110,8 @@ each member with its own --name, --client and --peer and the same
 	fl.StringVar(&cfg.PeerURL, "peer", "", "peer address host:port (default: this member's entry in --initial-cluster, else 127.0.0.1:2380)")
 	fl.StringVar(&cfg.InitialCluster, "initial-cluster", "", "all members as name=http://host:port,... (default: this member alone)")
 	fl.StringVar(&cfg.ClusterState, "initial-cluster-state", etcdserver.ClusterStateNew, "new to bootstrap a cluster, existing to join one")
+	tf.register(fl, s)
+	fl.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, insecureUsage)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/pki"
 )
 
 // haCluster is the highly available topology: three `weir etcd` members,
@@ -61,12 +61,20 @@ func (c *haCluster) start(workers, slots int) *haCluster {
 		members = append(members, fmt.Sprintf("e%d=http://%s", i+1, peers[i]))
 	}
 	for i := range 3 {
-		c.etcds = append(c.etcds, startDaemon(t, fmt.Sprintf("etcd-e%d", i+1), "etcd", "--name", fmt.Sprintf("e%d", i+1),
+		name := fmt.Sprintf("e%d", i+1)
+		c.etcds = append(c.etcds, startDaemon(t, "etcd-"+name, append([]string{"etcd", "--name", name,
 			"--data-dir", filepath.Join(c.dir, fmt.Sprintf("etcd-%d", i+1)), "--client", c.clients[i], "--peer", peers[i],
-			"--initial-cluster", strings.Join(members, ",")))
+			"--initial-cluster", strings.Join(members, ",")}, c.tlsFlags(name)...)...))
 	}
 	c.etcdFlag = strings.Join(c.clients, ",")
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.clients, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	var src *pki.Source
+	if c.certs != "" { // the test reads etcd as coordinator a would
+		var err error
+		if src, err = pki.NewSource(pki.Files{CA: filepath.Join(c.certs, "ca.crt"), Cert: filepath.Join(c.certs, "a.crt"), Key: filepath.Join(c.certs, "a.key")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli, err := clientv3.New(etcdkeys.ClientConfig(c.clients, src))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -38,7 +40,7 @@ func certsFor(t *testing.T, issue ...[2]string) string {
 // a leader kill; and strangers are refused with one-line errors and no side
 // effect.
 func TestSecureCluster(t *testing.T) {
-	certs := certsFor(t, [2]string{"coordinator", "a"}, [2]string{"coordinator", "b"},
+	certs := certsFor(t, [2]string{"etcd", "e1"}, [2]string{"etcd", "e2"}, [2]string{"etcd", "e3"}, [2]string{"coordinator", "a"}, [2]string{"coordinator", "b"},
 		[2]string{"worker", "w1"}, [2]string{"worker", "w2"}, [2]string{"worker", "worker-9"},
 		[2]string{"client", "ops"}, [2]string{"viewer", "vera"})
 	// The CLI calls of the shared helpers authenticate as ops.
@@ -142,6 +144,41 @@ func TestSecureCluster(t *testing.T) {
 	}
 	if ws := listWorkers(t, api); len(ws) != 2 || ws[0].Slots != 2 || ws[1].Slots != 2 {
 		t.Errorf("after the refused registration the workers are %+v, want w1 and w2 with 2 slots each", ws)
+	}
+
+	// etcd refuses a client without a certificate, and one with a person's
+	// certificate (even an admin's): only the cluster's processes reach it.
+	for _, who := range []string{"", "ops"} {
+		cfg := clientv3.Config{Endpoints: c.clients, DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
+		ca, err := pki.NewSource(pki.Files{CA: filepath.Join(certs, "ca.crt")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if who != "" {
+			if ca, err = pki.NewSource(pki.Files{CA: filepath.Join(certs, "ca.crt"), Cert: filepath.Join(certs, who+".crt"), Key: filepath.Join(certs, who+".key")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg.TLS = ca.ClientConfig(pki.RoleEtcd)
+		if cli, err := clientv3.New(cfg); err == nil {
+			gctx, gcancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, err = cli.Get(gctx, "/weir/jobs/", clientv3.WithPrefix())
+			gcancel()
+			cli.Close()
+			if err == nil {
+				t.Errorf("etcd answered a client with certificate %q", who)
+			}
+		}
+	}
+	plain := clientv3.Config{Endpoints: c.clients, DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
+	if cli, err := clientv3.New(plain); err == nil {
+		gctx, gcancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err = cli.Get(gctx, "/weir/jobs/", clientv3.WithPrefix())
+		gcancel()
+		cli.Close()
+		if err == nil {
+			t.Error("etcd answered a plaintext client")
+		}
 	}
 
 	// A daemon on a non-loopback address without TLS refuses to start.

@@ -58,6 +58,17 @@ func (r Role) IsDaemon() bool {
 	return r == RoleCoordinator || r == RoleWorker || r == RoleEtcd
 }
 
+// DaemonName is a DNS name every certificate of a daemon role carries, so
+// that servers that check only host names, such as etcd's
+// --client-cert-allowed-hostname, can admit the cluster's processes and
+// refuse people's certificates. It is reserved: --hosts may not name it.
+func DaemonName(r Role) string { return "weir-" + string(r) }
+
+// DaemonNames are the DaemonName of every daemon role.
+func DaemonNames() []string {
+	return []string{DaemonName(RoleCoordinator), DaemonName(RoleWorker), DaemonName(RoleEtcd)}
+}
+
 // Identity is the principal a certificate names.
 type Identity struct {
 	Role Role
@@ -208,6 +219,14 @@ func Issue(dir string, req IssueRequest, now time.Time) error {
 		// and workers dial each other), so they serve as well as identify.
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 		hosts = append([]string{"localhost", "127.0.0.1", "::1"}, hosts...)
+	}
+	for _, h := range req.Hosts {
+		if contains(DaemonNames(), strings.ToLower(strings.TrimSpace(h))) {
+			return fmt.Errorf("--hosts: %s is reserved for the cluster's own processes", h)
+		}
+	}
+	if id.Role.IsDaemon() {
+		hosts = append(hosts, DaemonName(id.Role))
 	}
 	for _, h := range hosts {
 		h = strings.TrimSpace(h)

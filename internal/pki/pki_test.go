@@ -63,7 +63,7 @@ func TestIssueWritesIdentityHostsAndPrivateKeys(t *testing.T) {
 	if id, err := IdentityOf(coord); err != nil || id != (Identity{RoleCoordinator, "coord-1"}) {
 		t.Errorf("IdentityOf(coord-1) = %v, %v", id, err)
 	}
-	if got := strings.Join(coord.DNSNames, ","); got != "localhost,coord.example" {
+	if got := strings.Join(coord.DNSNames, ","); got != "localhost,coord.example,weir-coordinator" {
 		t.Errorf("coordinator DNS SANs = %s", got)
 	}
 	if len(coord.IPAddresses) != 3 || !coord.IPAddresses[2].Equal(net.ParseIP("10.0.0.7")) {
@@ -97,6 +97,9 @@ func TestRefusals(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Issue(%v) = %v, want %q", c.id, err, c.want)
 		}
+	}
+	if err := Issue(dir, IssueRequest{Identity: Identity{RoleClient, "mallory"}, Hosts: []string{"weir-etcd"}, Valid: year}, t0); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Errorf("a client certificate naming a daemon's reserved name: %v", err)
 	}
 	if err := Issue(t.TempDir(), IssueRequest{Identity: Identity{RoleWorker, "w"}, Valid: year}, t0); err == nil || !strings.Contains(err.Error(), "certs init") {
 		t.Errorf("Issue without a CA: %v", err)

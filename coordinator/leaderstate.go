@@ -38,12 +38,14 @@ const tickInterval = 100 * time.Millisecond
 // leaderState is everything the leader knows. Only the loop goroutine (run)
 // touches it; others submit closures through do.
 type leaderState struct {
-	c      *Coordinator
-	store  *leader.Store
-	logger *slog.Logger
-	events chan func()
-	done   chan struct{}
-	fence  context.CancelCauseFunc // ends the term when a fenced write is refused
+	c *Coordinator
+	// clusterSecret derives attempts' data-channel secrets (channelSecret).
+	clusterSecret []byte
+	store         *leader.Store
+	logger        *slog.Logger
+	events        chan func()
+	done          chan struct{}
+	fence         context.CancelCauseFunc // ends the term when a fenced write is refused
 
 	workers map[string]*workerConn
 	jobs    map[string]*jobDriver
@@ -154,6 +156,9 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 // load reads the jobs a previous leader recorded and the live workers.
 func (s *leaderState) load(ctx context.Context) error {
 	var err error
+	if s.clusterSecret, err = loadClusterSecret(ctx, s.c.etcd); err != nil {
+		return err
+	}
 	if s.live, s.liveRev, err = s.liveWorkers(ctx); err != nil {
 		return err
 	}

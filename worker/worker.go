@@ -93,6 +93,8 @@ func (k procKey) proto() *weirv1.ProcessKey {
 type jobProc struct {
 	key      procKey
 	token    string
+	// channelSecret is the attempt's, for the process's environment.
+	channelSecret string
 	subtasks []*weirv1.SubtaskRef
 	assign   *weirv1.AssignTasks         // for the process when it attaches
 	cmds     chan *weirv1.ProcessCommand // to the attached process
@@ -428,7 +430,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	if assign == nil {
 		assign = &weirv1.AssignTasks{}
 	}
-	jp := &jobProc{key: key, token: randomToken(), subtasks: assign.Subtasks, assign: assign,
+	jp := &jobProc{key: key, token: randomToken(), channelSecret: d.ChannelSecret, subtasks: assign.Subtasks, assign: assign,
 		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{}), tasks: make(map[taskKey]*weirv1.TaskStateUpdate)}
 	w.mu.Lock()
 	if w.mu.procs[key] != nil {
@@ -475,7 +477,8 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: key.job, Attempt: key.attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat}
+		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: key.job, Attempt: key.attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat,
+			ChannelSecret: jp.channelSecret}
 		proc, err := supervisor.Start(supervisor.Spec{
 			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
 		})

@@ -91,16 +91,16 @@ func (k procKey) proto() *weirv1.ProcessKey {
 
 // jobProc is a job process this worker started for one attempt.
 type jobProc struct {
-	key      procKey
-	token    string
+	key   procKey
+	token string
 	// channelSecret is the attempt's, for the process's environment.
 	channelSecret string
-	subtasks []*weirv1.SubtaskRef
-	assign   *weirv1.AssignTasks         // for the process when it attaches
-	cmds     chan *weirv1.ProcessCommand // to the attached process
-	started  chan struct{}               // closed once proc is set
-	proc     *supervisor.Process
-	stopping bool
+	subtasks      []*weirv1.SubtaskRef
+	assign        *weirv1.AssignTasks         // for the process when it attaches
+	cmds          chan *weirv1.ProcessCommand // to the attached process
+	started       chan struct{}               // closed once proc is set
+	proc          *supervisor.Process
+	stopping      bool
 	// What the process reported, for a new leader's registration.
 	dataAddr string
 	tasks    map[taskKey]*weirv1.TaskStateUpdate

@@ -85,7 +85,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	c.tokens = tokens.NewStore(cli)
 	c.auth = authz.Authenticator{Open: cfg.TLS == nil, Tokens: c.tokens}
 	policy := authz.Policy{DisableSubmit: cfg.DisableSubmit}
-	srvOpts := append(c.auth.ServerOptions(policy), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
+	// One stream per worker, per tail and per call: 1024 per connection is
+	// far above need and bounds what one caller can hold open.
+	srvOpts := append(c.auth.ServerOptions(policy), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
+		grpc.MaxConcurrentStreams(1024))
 	if cfg.TLS != nil {
 		srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(cfg.TLS.ServerConfig(pki.OptionalClientCert))))
 	} else if c.insecure() {

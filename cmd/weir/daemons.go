@@ -168,6 +168,7 @@ leader and serves the job API and the web page, the others stand by.`,
 				}
 				defer tel.Shutdown(context.WithoutCancel(ctx))
 				cfg.Meter, cfg.Tracer, cfg.Metrics = tel.Meter, tel.Tracer, tel.Handler
+				reloadOnHangup(ctx, cfg.TLS, logger)
 				return coordinator.Run(ctx, cfg, logger)
 			})
 		}),
@@ -226,6 +227,7 @@ func newWorkerCmd(s streams) *cobra.Command {
 				}
 				defer tel.Shutdown(context.WithoutCancel(ctx))
 				cfg.Meter, cfg.Metrics = tel.Meter, tel.Handler
+				reloadOnHangup(ctx, cfg.TLS, logger)
 				return worker.Run(ctx, cfg, logger)
 			})
 		}),

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
@@ -120,4 +123,30 @@ func clientSecurity(t *tlsFlags, tok *tokenFlags, s streams) (security, error) {
 		sec.token = token
 	}
 	return sec, nil
+}
+
+// reloadOnHangup re-reads src's files on every SIGHUP until ctx ends, as
+// operators expect of daemons after rotating certificates (they are also
+// picked up at the next handshake after they change).
+func reloadOnHangup(ctx context.Context, src *pki.Source, logger *slog.Logger) {
+	if src == nil {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := src.Reload(); err != nil {
+					logger.Error("SIGHUP: certificates not reloaded; the previous ones stay in use", "err", err)
+				} else {
+					logger.Info("SIGHUP: certificates reloaded")
+				}
+			}
+		}
+	}()
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,3 +93,48 @@ func TestCLIOverTLS(t *testing.T) {
 		t.Errorf("the warning repeats the token: %q", errs)
 	}
 }
+
+func TestSIGHUPReloadsCertificates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	if err := pki.InitCA(dir, time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.Issue(dir, pki.IssueRequest{Identity: pki.Identity{Role: pki.RoleWorker, Name: "w1"}, Valid: time.Hour}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	src, err := pki.NewSource(pki.Files{CA: filepath.Join(dir, pki.CAFile), Cert: pki.CertFile(dir, "w1"), Key: pki.KeyFile(dir, "w1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	reloadOnHangup(ctx, src, slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(b)
+	}), nil)))
+	// A broken certificate: the reload fails, says so, and keeps the old one.
+	os.WriteFile(pki.CertFile(dir, "w1"), []byte("garbage"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for src.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if src.Err() == nil {
+		t.Fatal("SIGHUP did not reload the certificate files")
+	}
+	if id, err := src.Identity(); err != nil || id.Name != "w1" {
+		t.Errorf("after a failed reload the identity is %v, %v; want the old w1", id, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "certificates not reloaded") {
+		t.Errorf("the failed reload was not logged: %q", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

@@ -5,7 +5,11 @@
 # most frequent words and the job list, and shuts the cluster down.
 # The cluster listens on free loopback ports (set WEIR_API / WEIR_HTTP to
 # choose them); the demo talks only to the cluster it started.
+# ./demo.sh --tls runs the same demo with TLS everywhere (weir local --tls):
+# the CLI authenticates with the admin certificate weir local made.
 set -euo pipefail
+tls=()
+if [ "${1:-}" = "--tls" ]; then tls=(--tls); fi
 cd "$(dirname "$0")"
 work=$(mktemp -d)
 api=${WEIR_API:-127.0.0.1:0}
@@ -18,7 +22,7 @@ go build -o "$work/weir" ./cmd/weir
 go build -o "$work/wordcount" ./jobs/wordcount
 
 echo "== starting weir local (logs in $work/local.log)"
-"$work/weir" local --data-dir "$work/data" --api "$api" --http "$http" >"$work/local.log" 2>&1 &
+"$work/weir" local --data-dir "$work/data" --api "$api" --http "$http" ${tls[@]+"${tls[@]}"} >"$work/local.log" 2>&1 &
 pid=$!
 # Its banner names the ports it listens on; it appears once it answers.
 api=
@@ -38,6 +42,11 @@ if [ -z "$api" ]; then
   exit 1
 fi
 echo "   job API $api, web page $(sed -n 's/^  web:      //p' "$work/local.log")"
+if [ ${#tls[@]} -gt 0 ]; then
+  certs="$work/data/certs"
+  export WEIR_TLS_CA="$certs/ca.crt" WEIR_TLS_CERT="$certs/local-admin.crt" WEIR_TLS_KEY="$certs/local-admin.key"
+  echo "   TLS: the CLI uses $WEIR_TLS_CERT"
+fi
 
 mkdir -p "$work/input"
 cat README.md docs/*.md > "$work/input/docs.txt"

@@ -19,6 +19,7 @@ import (
 	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
+	"github.com/weir-run/weir/internal/authz"
 	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/objstore"
 	"github.com/weir-run/weir/internal/storelayout"
@@ -259,6 +260,9 @@ func (s *clusterService) Connect(stream weirv1.ClusterService_ConnectServer) err
 	reg := first.GetRegister()
 	if reg == nil || reg.WorkerId == "" || reg.Slots < 1 {
 		return status.Error(codes.InvalidArgument, "a worker must first register with an id and at least one slot")
+	}
+	if p, ok := authz.PrincipalFrom(stream.Context()); ok && p.Via == "certificate" && p.Name != reg.WorkerId {
+		return status.Errorf(codes.PermissionDenied, "this worker's certificate names %s; it cannot register as %s", p.Name, reg.WorkerId)
 	}
 	st, err := s.c.leading(stream.Context())
 	if err != nil {

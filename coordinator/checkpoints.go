@@ -160,12 +160,16 @@ func (s *leaderState) discard(j *jobDriver, id int64, location string) {
 			}
 		}
 		for _, o := range snapshot.Objects(m.Subtasks) {
-			if !keep[o] {
+			// A manifest read back from the store could name anything:
+			// retention deletes only the job's own files.
+			if !keep[o] && storelayout.Owns(j.rec.Id, o) {
 				doomed = append(doomed, o)
 			}
 		}
 	}
-	doomed = append(doomed, location)
+	if storelayout.Owns(j.rec.Id, location) {
+		doomed = append(doomed, location)
+	}
 	s.submit(j, &j.checkpointIO, deleteCheckpoint{job: j.rec.Id, id: id, doomed: doomed, bucket: s.c.store.Bucket()})
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weir-run/weir/coordinator/leader"
+	"github.com/weir-run/weir/internal/pki"
 )
 
 // Config configures a coordinator.
@@ -26,6 +27,22 @@ type Config struct {
 	API string
 	// HTTP is the status page listen address; empty disables it.
 	HTTP string
+	// TLS, when set, serves the job API, the cluster service and the page
+	// over TLS and admits only authenticated callers: a client certificate
+	// from the cluster CA, or a bearer token (internal/tokens). Nil serves
+	// plaintext and admits everyone as the anonymous admin, which Validate
+	// allows on loopback only, unless InsecurePlaintext.
+	TLS *pki.Source
+	// InsecurePlaintext (--insecure-plaintext) allows plaintext beyond
+	// loopback: anyone who reaches the ports controls the cluster.
+	InsecurePlaintext bool
+	// DisableSubmit (--disable-submit) refuses uploads and runs whatever
+	// the caller's role.
+	DisableSubmit bool
+	// HTTPHosts are the host names, besides localhost and IP addresses, the
+	// page answers to; a request naming another host is refused (DNS
+	// rebinding). See web.Guard.
+	HTTPHosts []string
 	// WorkerTimeout (--worker-timeout) is the time to declare a worker
 	// dead: how long it may be silent on its stream, and the TTL of its
 	// liveness lease in etcd, before its tasks are failed over. A worker killed outright is noticed
@@ -84,10 +101,19 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.API); err != nil {
 		errs = append(errs, fmt.Errorf("coordinator: --api %q: %w", c.API, err))
 	}
+	if err := pki.CheckListen("--api", c.API, c.TLS != nil, c.InsecurePlaintext); err != nil {
+		errs = append(errs, fmt.Errorf("coordinator: %w", err))
+	}
 	if c.HTTP != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 			errs = append(errs, fmt.Errorf("coordinator: --http %q: %w", c.HTTP, err))
 		}
+		if err := pki.CheckListen("--http", c.HTTP, c.TLS != nil, c.InsecurePlaintext); err != nil {
+			errs = append(errs, fmt.Errorf("coordinator: %w", err))
+		}
+	}
+	if c.TLS != nil && !c.TLS.HasCert() {
+		errs = append(errs, errors.New("coordinator: TLS needs the coordinator's certificate and key (--tls-cert, --tls-key)"))
 	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("coordinator: lease TTL %v is below etcd's granularity of 1s", c.LeaseTTL))

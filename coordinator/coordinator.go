@@ -12,14 +12,17 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/weir-run/weir/coordinator/leader"
+	"github.com/weir-run/weir/internal/authz"
 	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/objstore"
+	"github.com/weir-run/weir/internal/pki"
+	"github.com/weir-run/weir/internal/tokens"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -35,6 +38,10 @@ type Coordinator struct {
 	etcd   *clientv3.Client
 	store  *objstore.Store
 	inst   *instruments
+	// auth admits callers of the API, the cluster service and the page,
+	// by certificate or by one of tokens.
+	auth   authz.Authenticator
+	tokens *tokens.Store
 
 	mu struct {
 		sync.Mutex
@@ -57,7 +64,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		cfg.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	logger = logger.With("coordinator", cfg.ID)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(etcdkeys.ClientConfig(cfg.Etcd, cfg.TLS))
 	if err != nil {
 		return fmt.Errorf("coordinator: etcd: %w", err)
 	}
@@ -75,7 +82,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if c.inst, err = newInstruments(c, cfg.Meter, cfg.Tracer); err != nil {
 		return err
 	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
+	c.tokens = tokens.NewStore(cli)
+	c.auth = authz.Authenticator{Open: cfg.TLS == nil, Tokens: c.tokens}
+	policy := authz.Policy{DisableSubmit: cfg.DisableSubmit}
+	// One stream per worker, per tail and per call: 1024 per connection is
+	// far above need and bounds what one caller can hold open.
+	srvOpts := append(c.auth.ServerOptions(policy), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
+		grpc.MaxConcurrentStreams(1024))
+	if cfg.TLS != nil {
+		srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(cfg.TLS.ServerConfig(pki.OptionalClientCert))))
+	} else if c.insecure() {
+		logger.Warn("INSECURE: serving plaintext beyond loopback (--insecure-plaintext): anyone who reaches this port controls the cluster", "api", lis.Addr().String())
+	}
+	srv := grpc.NewServer(srvOpts...)
 	weirv1.RegisterJobServiceServer(srv, &jobService{c: c})
 	weirv1.RegisterClusterServiceServer(srv, &clusterService{c: c})
 	go srv.Serve(lis)
@@ -96,8 +115,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("coordinator: listen on --http %s: %w", cfg.HTTP, err)
 		}
-		hs := &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go hs.Serve(hl)
+		hs := &http.Server{Handler: c.auth.HTTP(policy, routeRight, c.httpHandler()), ReadHeaderTimeout: 10 * time.Second}
+		if cfg.TLS != nil {
+			hs.TLSConfig = cfg.TLS.ServerConfig(pki.OptionalClientCert)
+			go hs.ServeTLS(hl, "", "")
+		} else {
+			go hs.Serve(hl)
+		}
 		defer hs.Close()
 		httpAddr = hl.Addr().String() // the port picked for :0
 	}
@@ -186,4 +210,18 @@ func (c *Coordinator) leading(ctx context.Context) (*leaderState, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// insecure reports whether the coordinator serves plaintext beyond
+// loopback, which the page and the log say loudly.
+func (c *Coordinator) insecure() bool {
+	return c.cfg.TLS == nil && (!pki.IsLoopback(c.cfg.API) || (c.cfg.HTTP != "" && !pki.IsLoopback(c.cfg.HTTP)))
+}
+
+// principalName names the caller in logs of what it changed.
+func principalName(ctx context.Context) string {
+	if p, ok := authz.PrincipalFrom(ctx); ok {
+		return p.String()
+	}
+	return "unknown"
 }

@@ -4,17 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/coordinator/web"
+	"github.com/weir-run/weir/internal/authz"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
 // httpHandler serves the status page, the JSON API (docs/api.md) and
-// /metrics. The routes here answer with the gRPC API's messages in
+// /metrics, all behind web.Guard. The routes here answer with the gRPC API's messages in
 // protojson; the page's own views are web's.
 func (c *Coordinator) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -50,7 +52,24 @@ func (c *Coordinator) httpHandler() http.Handler {
 		mux.Handle("GET /metrics", c.cfg.Metrics)
 	}
 	mux.Handle("/", web.New(pages{c}, c.logger))
-	return mux
+	return web.NewGuard(append([]string{c.cfg.HTTP}, c.cfg.HTTPHosts...), false).Wrap(mux)
+}
+
+// routeRight is what a request to the page or the JSON API needs: reading
+// is a viewer's, tailing records (they show data) and every POST an
+// operator's. Health and static files are public.
+func routeRight(r *http.Request) authz.Right {
+	switch {
+	case r.URL.Path == "/healthz", strings.HasPrefix(r.URL.Path, "/static/"):
+		return authz.Public
+	case r.Method == http.MethodPost:
+		return authz.Operate
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return authz.Admin
+	case strings.HasPrefix(r.URL.Path, "/api/v1/jobs/") && strings.HasSuffix(r.URL.Path, "/tail"):
+		return authz.Operate
+	}
+	return authz.View
 }
 
 func writeProto(w http.ResponseWriter, m proto.Message, err error) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +23,8 @@ import (
 	"github.com/weir-run/weir/coordinator/leader"
 	"github.com/weir-run/weir/coordinator/scheduler"
 	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/snapshot"
+	"github.com/weir-run/weir/internal/storelayout"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -34,12 +38,14 @@ const tickInterval = 100 * time.Millisecond
 // leaderState is everything the leader knows. Only the loop goroutine (run)
 // touches it; others submit closures through do.
 type leaderState struct {
-	c      *Coordinator
-	store  *leader.Store
-	logger *slog.Logger
-	events chan func()
-	done   chan struct{}
-	fence  context.CancelCauseFunc // ends the term when a fenced write is refused
+	c *Coordinator
+	// clusterSecret derives attempts' data-channel secrets (channelSecret).
+	clusterSecret []byte
+	store         *leader.Store
+	logger        *slog.Logger
+	events        chan func()
+	done          chan struct{}
+	fence         context.CancelCauseFunc // ends the term when a fenced write is refused
 
 	workers map[string]*workerConn
 	jobs    map[string]*jobDriver
@@ -150,6 +156,9 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 // load reads the jobs a previous leader recorded and the live workers.
 func (s *leaderState) load(ctx context.Context) error {
 	var err error
+	if s.clusterSecret, err = loadClusterSecret(ctx, s.c.etcd); err != nil {
+		return err
+	}
 	if s.live, s.liveRev, err = s.liveWorkers(ctx); err != nil {
 		return err
 	}
@@ -354,22 +363,34 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 func (s *leaderState) onProcessMessage(ctx context.Context, w *workerConn, key procKey, m *weirv1.ProcessMessage) {
 	switch m := m.Msg.(type) {
 	case *weirv1.ProcessMessage_Metrics:
-		if j := s.current(key); j != nil {
+		if j := s.hostedProcess(w, key); j != nil {
 			j.metrics.onReport(w.id, m.Metrics, time.Now())
 		}
 	case *weirv1.ProcessMessage_TapRecords:
-		if j := s.jobs[key.job]; j != nil {
+		if j := s.hostedProcess(w, key); j != nil {
 			if t := j.taps[m.TapRecords.TapId]; t != nil {
 				t.deliver(m.TapRecords)
 			}
 		}
 	case *weirv1.ProcessMessage_TaskState:
-		if j := s.currentTask(key, m.TaskState.VertexId); j != nil {
+		if j := s.hostedTask(w, key, m.TaskState.VertexId, m.TaskState.Subtask); j != nil {
 			s.taskState(ctx, j, w.id, m.TaskState)
 		}
 	case *weirv1.ProcessMessage_CheckpointAck:
 		a := m.CheckpointAck
-		if j := s.currentTask(key, a.GetSnapshot().GetVertexId()); j != nil && a.Snapshot != nil {
+		if a.Snapshot == nil {
+			return
+		}
+		j := s.hostedTask(w, key, a.Snapshot.VertexId, a.Snapshot.Subtask)
+		if j != nil {
+			for _, o := range snapshot.Objects([]*weirv1.SubtaskSnapshot{a.Snapshot}) {
+				if !storelayout.Owns(key.job, o) {
+					s.refuseReport(w, key, "object outside the job", o)
+					return
+				}
+			}
+		}
+		if j != nil {
 			task := checkpoint.TaskID{Vertex: a.Snapshot.VertexId, Subtask: a.Snapshot.Subtask}
 			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
 				res, acts := j.checkpoints.Ack(a.CheckpointId, task, a, now)
@@ -383,7 +404,7 @@ func (s *leaderState) onProcessMessage(ctx context.Context, w *workerConn, key p
 		}
 	case *weirv1.ProcessMessage_CheckpointDecline:
 		d := m.CheckpointDecline
-		if j := s.currentTask(key, d.VertexId); j != nil {
+		if j := s.hostedTask(w, key, d.VertexId, d.Subtask); j != nil {
 			task := checkpoint.TaskID{Vertex: d.VertexId, Subtask: d.Subtask}
 			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
 				return j.checkpoints.Decline(d.CheckpointId, task, d.Reason, now)
@@ -402,14 +423,39 @@ func (s *leaderState) current(key procKey) *jobDriver {
 	return j
 }
 
-// currentTask is current for a report naming a subtask of vertex, which
-// must belong to the process's region.
-func (s *leaderState) currentTask(key procKey, vertex int32) *jobDriver {
+// hostedProcess is current for a report from w's process key, which w
+// must host: a worker speaks only for the processes it runs. A report from
+// any other worker is dropped and counted.
+func (s *leaderState) hostedProcess(w *workerConn, key procKey) *jobDriver {
 	j := s.current(key)
-	if j == nil || j.regionOf[vertex] != key.region {
+	if j == nil {
+		return nil
+	}
+	if j.procs[attemptProc{worker: w.id, region: key.region}] == nil {
+		s.refuseReport(w, key, "process not hosted by this worker", "")
 		return nil
 	}
 	return j
+}
+
+// hostedTask is hostedProcess for a report naming subtask of vertex, which
+// must belong to the process's region and be placed on w.
+func (s *leaderState) hostedTask(w *workerConn, key procKey, vertex, subtask int32) *jobDriver {
+	j := s.hostedProcess(w, key)
+	if j == nil {
+		return nil
+	}
+	if t := j.tasks[jobgraph.Subtask{VertexID: vertex, Index: subtask}]; t == nil || t.worker != w.id || j.regionOf[vertex] != key.region {
+		s.refuseReport(w, key, "subtask not hosted by this worker", fmt.Sprintf("%d/%d", vertex, subtask))
+		return nil
+	}
+	return j
+}
+
+// refuseReport drops a report a worker had no right to make.
+func (s *leaderState) refuseReport(w *workerConn, key procKey, reason, what string) {
+	s.inst().reportsRefused.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
+	s.logger.Debug("report refused", "worker", w.id, "job", key.job, "attempt", key.attempt, "region", key.region, "reason", reason, "what", what)
 }
 
 // validateSpec checks a submitted job before it is accepted.

@@ -38,38 +38,51 @@ import (
 // job B completes checkpoints. A's checkpoint completes only once its
 // manifest write is released and recorded. (With the loop doing the write
 // itself, everything stalled behind it and the worker was declared lost.)
-func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
+// leaderHarness is a real leader (election, loop, gRPC services) on
+// embedded etcd and gofakes3, whose S3 requests pass through wrap, with
+// scripted workers on the real ClusterService stream.
+type leaderHarness struct {
+	t       *testing.T
+	ctx     context.Context
+	lctx    context.Context
+	c       *Coordinator
+	conn    *grpc.ClientConn
+	api     weirv1.JobServiceClient
+	store   *objstore.Store
+	workers []*scriptedWorker
+	// submit submits a two-vertex job of parallelism 1 checkpointing every
+	// 200 ms.
+	submit func(name string) string
+}
+
+func startLeaderHarness(t *testing.T, wrap func(http.Handler) http.Handler) *leaderHarness {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	dir := t.TempDir()
 	srv, err := etcdserver.Start(ctx, etcdserver.Config{DataDir: filepath.Join(dir, "etcd"), ClientURL: "127.0.0.1:0", PeerURL: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.ClientEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
+	t.Cleanup(func() { cli.Close() })
 
-	// S3 behind a gate that holds the manifest writes of the first job
-	// that writes one.
 	s3test.SetEnv(t)
 	backend := s3mem.New()
 	if err := backend.CreateBucket(s3test.Bucket); err != nil {
 		t.Fatal(err)
 	}
-	g := &manifestGate{release: make(chan struct{}), held: make(chan string, 1)}
-	hs := httptest.NewServer(g.wrap(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()))
-	defer hs.Close()
-	defer g.open() // before hs.Close: a held request must end for it
+	hs := httptest.NewServer(wrap(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()))
+	t.Cleanup(hs.Close)
 	storeURL := s3test.StoreURL(hs.URL, s3test.Bucket)
 	store, err := objstore.Open(ctx, storeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,29 +98,25 @@ func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
 	weirv1.RegisterJobServiceServer(gs, &jobService{c: c})
 	weirv1.RegisterClusterServiceServer(gs, &clusterService{c: c})
 	go gs.Serve(lis)
-	defer gs.Stop()
+	t.Cleanup(gs.Stop)
 	lctx, lcancel := context.WithCancel(ctx)
 	led := make(chan error, 1)
 	go func() { led <- c.campaignAndLead(lctx) }()
-	var w *scriptedWorker
-	defer func() {
+	h := &leaderHarness{t: t, ctx: ctx, lctx: lctx, c: c, store: store}
+	t.Cleanup(func() {
 		lcancel()
-		if w != nil {
+		for _, w := range h.workers {
 			w.wait()
 		}
 		<-led
-	}()
+	})
 
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	api := weirv1.NewJobServiceClient(conn)
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		w, err = startScriptedWorker(lctx, weirv1.NewClusterServiceClient(conn), "w1", c.cfg.HeartbeatInterval)
-		return err == nil
-	})
+	t.Cleanup(func() { conn.Close() })
+	h.conn, h.api = conn, weirv1.NewJobServiceClient(conn)
 
 	bin := []byte("a job binary the scripted worker never runs")
 	sum := sha256.Sum256(bin)
@@ -115,11 +124,11 @@ func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
 	if _, err := store.PutBinary(ctx, bytes.NewReader(bin), sha); err != nil {
 		t.Fatal(err)
 	}
-	submit := func(name string) string {
+	h.submit = func(name string) string {
 		t.Helper()
 		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
 		defer ccancel()
-		r, err := api.SubmitJob(cctx, &weirv1.SubmitJobRequest{Spec: &weirv1.JobSpec{Name: name, BinarySha256: sha, BinarySize: int64(len(bin)),
+		r, err := h.api.SubmitJob(cctx, &weirv1.SubmitJobRequest{Spec: &weirv1.JobSpec{Name: name, BinarySha256: sha, BinarySize: int64(len(bin)),
 			Parallelism: 1, Checkpoints: &weirv1.CheckpointPolicy{IntervalMs: 200, TimeoutMs: 120_000},
 			Graph: &weirv1.JobGraph{Name: name, MaxParallelism: 8,
 				Vertices: []*weirv1.Vertex{
@@ -131,6 +140,29 @@ func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
 		}
 		return r.JobId
 	}
+	return h
+}
+
+// worker connects a scripted worker.
+func (h *leaderHarness) worker(id string, opts scriptOpts) (*scriptedWorker, error) {
+	w, err := startScriptedWorker(h.lctx, weirv1.NewClusterServiceClient(h.conn), id, h.c.cfg.HeartbeatInterval, opts)
+	if err == nil {
+		h.workers = append(h.workers, w)
+	}
+	return w, err
+}
+
+func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
+	g := &manifestGate{release: make(chan struct{}), held: make(chan string, 1)}
+	h := startLeaderHarness(t, g.wrap)
+	defer g.open() // before the S3 server closes: a held request must end for it
+	ctx, c, api, submit := h.ctx, h.c, h.api, h.submit
+	var w *scriptedWorker
+	eventually(t, 30*time.Second, "the worker registers", func() bool {
+		var err error
+		w, err = h.worker("w1", scriptOpts{})
+		return err == nil
+	})
 
 	a := submit("a")
 	var heldJob string
@@ -249,16 +281,34 @@ func (g *manifestGate) wrap(h http.Handler) http.Handler {
 // processes: it reports every deployed process ready, its tasks running
 // once started, acks every checkpoint trigger at once, and remembers the
 // newest checkpoint each job said was complete.
+// scriptOpts change what a scripted worker does.
+type scriptOpts struct {
+	// holdAcks: a trigger is recorded (triggers) instead of acked, for the
+	// test to ack (ack) or forge.
+	holdAcks bool
+}
+
+// trigger is a checkpoint a scripted worker was asked for, per subtask.
+type trigger struct {
+	key     *weirv1.ProcessKey
+	id      int64
+	subtask *weirv1.SubtaskRef
+}
+
 type scriptedWorker struct {
-	done chan struct{}
-	mu   struct {
+	// triggers receives held checkpoint triggers (scriptOpts.holdAcks).
+	triggers chan trigger
+	// report sends a process message with key k up the stream.
+	report func(k *weirv1.ProcessKey, m *weirv1.ProcessMessage)
+	done   chan struct{}
+	mu     struct {
 		sync.Mutex
 		err      error
 		complete map[string]int64
 	}
 }
 
-func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient, id string, beat time.Duration) (*scriptedWorker, error) {
+func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient, id string, beat time.Duration, opts scriptOpts) (*scriptedWorker, error) {
 	stream, err := client.Connect(ctx)
 	if err != nil {
 		return nil, err
@@ -270,7 +320,7 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 	if _, err := stream.Recv(); err != nil {
 		return nil, err
 	}
-	w := &scriptedWorker{done: make(chan struct{})}
+	w := &scriptedWorker{done: make(chan struct{}), triggers: make(chan trigger, 64)}
 	w.mu.complete = map[string]int64{}
 	out := make(chan *weirv1.WorkerMessage, 1024)
 	var wg sync.WaitGroup
@@ -302,6 +352,7 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 		m.Key = k
 		send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Process{Process: m}})
 	}
+	w.report = report
 	go func() {
 		defer close(w.done)
 		defer wg.Wait()
@@ -331,6 +382,13 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 					}
 				case *weirv1.ProcessCommand_Trigger:
 					for _, st := range subtasks[keyOf(k)] {
+						if opts.holdAcks {
+							select {
+							case w.triggers <- trigger{key: k, id: c.Trigger.CheckpointId, subtask: st}:
+							default:
+							}
+							continue
+						}
 						report(k, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointAck{CheckpointAck: &weirv1.CheckpointAck{
 							CheckpointId: c.Trigger.CheckpointId, Snapshot: &weirv1.SubtaskSnapshot{VertexId: st.VertexId, Subtask: st.Subtask}}}})
 					}

@@ -30,6 +30,7 @@ type instruments struct {
 	checkpointSize         metric.Int64Gauge
 	checkpointIncrement    metric.Int64Gauge
 	checkpointFailures     metric.Int64Counter
+	reportsRefused         metric.Int64Counter
 }
 
 // inst returns the coordinator's instruments; a coordinator built without
@@ -77,6 +78,8 @@ func newInstruments(c *Coordinator, mp metric.MeterProvider, tp trace.TracerProv
 	in.checkpointIncrement, e = m.Int64Gauge("weir.checkpoint.incremental.size", metric.WithUnit("By"), metric.WithDescription("Bytes uploaded by the last completed checkpoint."))
 	errs = append(errs, e)
 	in.checkpointFailures, e = m.Int64Counter("weir.checkpoint.failures", metric.WithDescription("Checkpoints that were aborted."))
+	errs = append(errs, e)
+	in.reportsRefused, e = m.Int64Counter("weir.reports.refused", metric.WithDescription("Reports of job processes dropped: from a worker that does not host the subtask, or naming objects outside the job."))
 	errs = append(errs, e)
 	recIn, e := m.Int64ObservableCounter("weir.operator.records.in", metric.WithDescription("Records received by an operator chain's head."))
 	errs = append(errs, e)

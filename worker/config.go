@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/weir-run/weir/internal/pki"
 )
 
 // Config configures a worker.
@@ -33,9 +35,20 @@ type Config struct {
 	// Host is the address job processes bind their data service to, which
 	// peers on other machines dial; default 127.0.0.1.
 	Host string
+	// TLS, when set, is how the worker proves itself to the coordinator
+	// (its certificate names its id) and checks the coordinator is one.
+	TLS *pki.Source
+	// InsecurePlaintext (--insecure-plaintext) allows a plaintext cluster
+	// beyond loopback.
+	InsecurePlaintext bool
 }
 
 func (c *Config) setDefaults() {
+	if c.ID == "" && c.TLS != nil {
+		if id, err := c.TLS.Identity(); err == nil {
+			c.ID = id.Name
+		}
+	}
 	if c.ID == "" {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
@@ -60,6 +73,25 @@ func (c Config) Validate() error {
 	if c.HTTP != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 			errs = append(errs, fmt.Errorf("worker: --http %q: %w", c.HTTP, err))
+		}
+		if err := pki.CheckListen("--http", c.HTTP, c.TLS != nil, c.InsecurePlaintext); err != nil {
+			errs = append(errs, fmt.Errorf("worker: %w", err))
+		}
+	}
+	if c.Host != "" {
+		if err := pki.CheckListen("--host", c.Host, c.TLS != nil, c.InsecurePlaintext); err != nil {
+			errs = append(errs, fmt.Errorf("worker: %w", err))
+		}
+	}
+	if c.TLS != nil {
+		id, err := c.TLS.Identity()
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("worker: %w", err))
+		case id.Role != pki.RoleWorker:
+			errs = append(errs, fmt.Errorf("worker: the certificate names %s, not a worker (weir certs issue --role worker)", id))
+		case c.ID != "" && c.ID != id.Name:
+			errs = append(errs, fmt.Errorf("worker: --id %s, but the certificate names worker %s (drop --id: it comes from the certificate)", c.ID, id.Name))
 		}
 	}
 	return errors.Join(errs...)

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,14 +18,15 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/pki"
 	"github.com/weir-run/weir/internal/procstat"
 	"github.com/weir-run/weir/internal/taskenv"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
@@ -89,14 +91,16 @@ func (k procKey) proto() *weirv1.ProcessKey {
 
 // jobProc is a job process this worker started for one attempt.
 type jobProc struct {
-	key      procKey
-	token    string
-	subtasks []*weirv1.SubtaskRef
-	assign   *weirv1.AssignTasks         // for the process when it attaches
-	cmds     chan *weirv1.ProcessCommand // to the attached process
-	started  chan struct{}               // closed once proc is set
-	proc     *supervisor.Process
-	stopping bool
+	key   procKey
+	token string
+	// channelSecret is the attempt's, for the process's environment.
+	channelSecret string
+	subtasks      []*weirv1.SubtaskRef
+	assign        *weirv1.AssignTasks         // for the process when it attaches
+	cmds          chan *weirv1.ProcessCommand // to the attached process
+	started       chan struct{}               // closed once proc is set
+	proc          *supervisor.Process
+	stopping      bool
 	// What the process reported, for a new leader's registration.
 	dataAddr string
 	tasks    map[taskKey]*weirv1.TaskStateUpdate
@@ -127,7 +131,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	logger = logger.With("worker", cfg.ID)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(etcdkeys.ClientConfig(cfg.Etcd, cfg.TLS))
 	if err != nil {
 		return fmt.Errorf("worker: etcd: %w", err)
 	}
@@ -159,6 +163,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		go hs.Serve(hl)
 		defer hs.Close()
 		logger.Info("worker metrics served", "http", hl.Addr().String()) // the port picked for :0
+	}
+	if cfg.TLS == nil && (!pki.IsLoopback(cfg.Host) || (cfg.HTTP != "" && !pki.IsLoopback(cfg.HTTP))) {
+		logger.Warn("INSECURE: plaintext beyond loopback (--insecure-plaintext): anyone who reaches the job processes' data ports can read and inject records", "host", cfg.Host)
 	}
 	srv := grpc.NewServer()
 	weirv1.RegisterTaskServiceServer(srv, w)
@@ -250,7 +257,11 @@ func (w *Worker) follow(ctx context.Context) {
 // session registers with the coordinator at addr and serves it until the
 // stream or ctx ends.
 func (w *Worker) session(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	if w.cfg.TLS != nil {
+		creds = credentials.NewTLS(w.cfg.TLS.ClientConfig(pki.RoleCoordinator))
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		return err
@@ -419,7 +430,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	if assign == nil {
 		assign = &weirv1.AssignTasks{}
 	}
-	jp := &jobProc{key: key, token: randomToken(), subtasks: assign.Subtasks, assign: assign,
+	jp := &jobProc{key: key, token: randomToken(), channelSecret: d.ChannelSecret, subtasks: assign.Subtasks, assign: assign,
 		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{}), tasks: make(map[taskKey]*weirv1.TaskStateUpdate)}
 	w.mu.Lock()
 	if w.mu.procs[key] != nil {
@@ -466,7 +477,8 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: key.job, Attempt: key.attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat}
+		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: key.job, Attempt: key.attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat,
+			ChannelSecret: jp.channelSecret}
 		proc, err := supervisor.Start(supervisor.Spec{
 			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
 		})
@@ -570,7 +582,8 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 	var jp *jobProc
 	w.mu.Lock()
 	for k, p := range w.mu.procs {
-		if k.job == h.JobId && k.attempt == h.Attempt && p.token == h.Token {
+		// Constant time: the token is the process's only proof of identity.
+		if k.job == h.JobId && k.attempt == h.Attempt && subtle.ConstantTimeCompare([]byte(p.token), []byte(h.Token)) == 1 {
 			jp = p
 		}
 	}

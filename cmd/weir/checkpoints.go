@@ -106,7 +106,7 @@ printed is the savepoint's location.`
 		if stop && !withSavepoint {
 			return usageErrorf("weir stop needs --savepoint (to stop without one, use 'weir cancel')")
 		}
-		c, err := dial(cf.coordinator)
+		c, err := cf.dial(s)
 		if err != nil {
 			return err
 		}

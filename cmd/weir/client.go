@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
@@ -40,6 +39,8 @@ const (
 // clientFlags are the flags every client command shares.
 type clientFlags struct {
 	coordinator string
+	tls         tlsFlags
+	token       tokenFlags
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, s streams) {
@@ -49,6 +50,17 @@ func (f *clientFlags) register(cmd *cobra.Command, s streams) {
 	}
 	cmd.Flags().StringVar(&f.coordinator, "coordinator", def,
 		"coordinator API address host:port, or several comma-separated in any order, each tried when the current one is down ($"+coordinatorEnv+" sets the default)")
+	f.tls.register(cmd.Flags(), s)
+	f.token.register(cmd.Flags())
+}
+
+// dial prepares a connection to the coordinators the flags name.
+func (f *clientFlags) dial(s streams) (*client, error) {
+	sec, err := clientSecurity(&f.tls, &f.token, s)
+	if err != nil {
+		return nil, err
+	}
+	return dial(f.coordinator, sec)
 }
 
 // client is a connection to a coordinator's JobService.
@@ -71,6 +83,7 @@ type client struct {
 // coordinator it started with whichever address listed first.
 type follower struct {
 	addrs []string // every address listed
+	sec   security // how to dial each of them
 	mu    sync.Mutex
 	conn  *grpc.ClientConn // where calls go once one was redirected or failed over; nil: the dialled one
 	at    string           // conn's address, or the dialled one's
@@ -139,7 +152,7 @@ func (f *follower) call(ctx context.Context, first func() error, on func(*grpc.C
 		tried[addr] = true
 		if lead, ok := leader(err); ok && !tried[lead] {
 			tried[lead] = true
-			lc, derr := newConn(lead, nil)
+			lc, derr := newConn(lead, f.sec, nil)
 			if derr == nil {
 				lerr := on(lc)
 				if status.Code(lerr) != codes.Unavailable {
@@ -174,7 +187,7 @@ func (f *follower) call(ctx context.Context, first func() error, on func(*grpc.C
 		if tried[a] {
 			continue
 		}
-		c, derr := newConn(a, nil)
+		c, derr := newConn(a, f.sec, nil)
 		if derr != nil {
 			continue
 		}
@@ -210,12 +223,11 @@ func (f *follower) close() {
 	}
 }
 
-func newConn(addr string, f *follower) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+func newConn(addr string, sec security, f *follower) (*grpc.ClientConn, error) {
+	opts := append(sec.dialOptions(),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: connectTimeout}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)),
-	}
+	)
 	if f != nil {
 		opts = append(opts, grpc.WithUnaryInterceptor(f.unary), grpc.WithStreamInterceptor(f.stream))
 	}
@@ -224,7 +236,7 @@ func newConn(addr string, f *follower) (*grpc.ClientConn, error) {
 
 // dial prepares a connection to addr. It does no I/O: the first call
 // connects, and reports an unreachable coordinator through rpcError.
-func dial(list string) (*client, error) {
+func dial(list string, sec security) (*client, error) {
 	var addrs []string
 	for _, addr := range strings.Split(list, ",") {
 		addr = strings.TrimSpace(addr)
@@ -239,8 +251,8 @@ func dial(list string) (*client, error) {
 		return nil, usageErrorf("--coordinator is empty")
 	}
 	addr := addrs[0]
-	f := &follower{addrs: addrs, at: addr}
-	conn, err := newConn(addr, f)
+	f := &follower{addrs: addrs, at: addr, sec: sec}
+	conn, err := newConn(addr, sec, f)
 	if err != nil {
 		return nil, usageErrorf("bad coordinator address %q: %v", addr, err)
 	}
@@ -280,8 +292,13 @@ func unaryRaw[Req, Resp any](ctx context.Context, call func(context.Context, Req
 var dialPrefix = regexp.MustCompile(`^(?:connection error: desc = "?)?(?:transport: )?(?:Error while dialing:? )?(?:dial \w+ \S+: )?(?:connect: )?`)
 
 func dialReason(msg string) string {
-	if strings.Contains(msg, "server preface") {
-		return "it accepted the connection but did not answer (is it a weir coordinator?)"
+	switch {
+	case strings.Contains(msg, "server preface"):
+		return "it accepted the connection but did not answer (is it a weir coordinator? if it uses TLS, set --tls-ca)"
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return "it does not speak TLS (is --tls-ca meant for another cluster?)"
+	case strings.Contains(msg, "certificate signed by unknown authority"), strings.Contains(msg, "x509:"):
+		return "its certificate is not from the CA given with --tls-ca"
 	}
 	r := dialPrefix.ReplaceAllString(msg, "")
 	r = strings.TrimSuffix(r, `"`)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/pki"
 	"github.com/weir-run/weir/internal/telemetry"
 	"github.com/weir-run/weir/worker"
 )
@@ -64,6 +65,7 @@ func splitList(vals []string) []string {
 func newEtcdCmd(s streams) *cobra.Command {
 	var (
 		lf  logFlags
+		tf  tlsFlags
 		cfg etcdserver.Config
 	)
 	cmd := &cobra.Command{
@@ -84,6 +86,16 @@ each member with its own --name, --client and --peer and the same
 				return err
 			}
 			cfg.Logger = logger
+			if tf.ca != "" || tf.cert != "" || tf.key != "" {
+				cfg.TLS = &pki.Files{CA: tf.ca, Cert: tf.cert, Key: tf.key}
+				src, err := tf.source() // the files must load and match
+				if err != nil {
+					return err
+				}
+				if id, err := src.Identity(); err != nil || id.Role != pki.RoleEtcd {
+					return usageErrorf("--tls-cert must name an etcd member (weir certs issue --role etcd), not %v", id)
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
@@ -98,6 +110,8 @@ each member with its own --name, --client and --peer and the same
 	fl.StringVar(&cfg.PeerURL, "peer", "", "peer address host:port (default: this member's entry in --initial-cluster, else 127.0.0.1:2380)")
 	fl.StringVar(&cfg.InitialCluster, "initial-cluster", "", "all members as name=http://host:port,... (default: this member alone)")
 	fl.StringVar(&cfg.ClusterState, "initial-cluster-state", etcdserver.ClusterStateNew, "new to bootstrap a cluster, existing to join one")
+	tf.register(fl, s)
+	fl.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, insecureUsage)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
@@ -124,6 +138,7 @@ func runEtcd(ctx context.Context, s streams, cfg etcdserver.Config, logger *slog
 func newCoordinatorCmd(s streams) *cobra.Command {
 	var (
 		lf   logFlags
+		tf   tlsFlags
 		cfg  coordinator.Config
 		etcd []string
 	)
@@ -140,6 +155,9 @@ leader and serves the job API and the web page, the others stand by.`,
 				return err
 			}
 			cfg.Etcd = splitList(etcd)
+			if cfg.TLS, err = tf.source(); err != nil {
+				return err
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
@@ -150,6 +168,7 @@ leader and serves the job API and the web page, the others stand by.`,
 				}
 				defer tel.Shutdown(context.WithoutCancel(ctx))
 				cfg.Meter, cfg.Tracer, cfg.Metrics = tel.Meter, tel.Tracer, tel.Handler
+				reloadOnHangup(ctx, cfg.TLS, logger)
 				return coordinator.Run(ctx, cfg, logger)
 			})
 		}),
@@ -160,6 +179,10 @@ leader and serves the job API and the web page, the others stand by.`,
 	fl.StringVar(&cfg.Store, "store", "", "object store URL for binaries and checkpoints, e.g. file:///var/lib/weir/store (required)")
 	fl.StringVar(&cfg.API, "api", defaultCoordinator, "job API (gRPC) listen address host:port")
 	fl.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "web page and JSON API listen address host:port")
+	fl.StringSliceVar(&cfg.HTTPHosts, "http-host", nil, httpHostUsage)
+	tf.register(fl, s)
+	fl.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, insecureUsage)
+	fl.BoolVar(&cfg.DisableSubmit, "disable-submit", false, "refuse job uploads and submissions whatever the caller's role")
 	fl.StringVar(&cfg.ID, "id", "", "coordinator id, unique in the cluster (default HOST-PID)")
 	fl.DurationVar(&cfg.WorkerTimeout, "worker-timeout", coordinator.DefaultWorkerTimeout,
 		"declare a worker dead after this long without a heartbeat or a live lease in etcd; also how long a new leader waits for workers to report before restarting their jobs")
@@ -175,6 +198,7 @@ leader and serves the job API and the web page, the others stand by.`,
 func newWorkerCmd(s streams) *cobra.Command {
 	var (
 		lf   logFlags
+		tf   tlsFlags
 		cfg  worker.Config
 		etcd []string
 	)
@@ -189,6 +213,9 @@ func newWorkerCmd(s streams) *cobra.Command {
 				return err
 			}
 			cfg.Etcd = splitList(etcd)
+			if cfg.TLS, err = tf.source(); err != nil {
+				return err
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
@@ -200,6 +227,7 @@ func newWorkerCmd(s streams) *cobra.Command {
 				}
 				defer tel.Shutdown(context.WithoutCancel(ctx))
 				cfg.Meter, cfg.Metrics = tel.Meter, tel.Handler
+				reloadOnHangup(ctx, cfg.TLS, logger)
 				return worker.Run(ctx, cfg, logger)
 			})
 		}),
@@ -212,6 +240,8 @@ func newWorkerCmd(s streams) *cobra.Command {
 	fl.StringVar(&cfg.ID, "id", "", "worker id, unique in the cluster (default HOST-PID)")
 	fl.StringVar(&cfg.Host, "host", "", "address this worker's job processes bind and advertise for data exchange (default 127.0.0.1)")
 	fl.StringVar(&cfg.HTTP, "http", "", "serve /metrics on this address host:port (default: none)")
+	tf.register(fl, s)
+	fl.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, insecureUsage)
 	_ = cmd.MarkFlagRequired("etcd")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
@@ -232,3 +262,10 @@ func runDaemon(ctx context.Context, what string, run func(context.Context) error
 	}
 	return err
 }
+
+// httpHostUsage documents --http-host, shared by the coordinator and weir
+// local.
+const httpHostUsage = "host names the web page answers to besides localhost and IP addresses, comma-separated (a request for any other name is refused: DNS rebinding protection)"
+
+// insecureUsage documents --insecure-plaintext, shared by the daemons.
+const insecureUsage = "serve and dial without TLS on addresses beyond loopback: anyone who reaches the ports controls the cluster (the daemon warns at start)"

@@ -48,7 +48,7 @@ func clientCommand(s streams, cmd *cobra.Command, run func(ctx context.Context, 
 		if err := of.validate(); err != nil {
 			return err
 		}
-		c, err := dial(cf.coordinator)
+		c, err := cf.dial(s)
 		if err != nil {
 			return err
 		}

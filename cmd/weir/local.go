@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/pki"
 	"github.com/weir-run/weir/internal/telemetry"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 	"github.com/weir-run/weir/worker"
@@ -30,6 +32,8 @@ type localFlags struct {
 	dataDir    string
 	api        string
 	http       string
+	httpHosts  []string
+	tls        bool
 	workers    int
 	slots      int
 	etcdClient string
@@ -60,6 +64,8 @@ configuration; submit jobs to it with 'weir run'. Stop it with Ctrl-C.`,
 	fl.StringVar(&f.dataDir, "data-dir", "./weir-data", "directory for etcd, the object store and the workers' data")
 	fl.StringVar(&f.api, "api", defaultCoordinator, "job API (gRPC) listen address (port 0 picks a free port)")
 	fl.StringVar(&f.http, "http", "127.0.0.1:8080", "web page listen address (port 0 picks a free port)")
+	fl.StringSliceVar(&f.httpHosts, "http-host", nil, httpHostUsage)
+	fl.BoolVar(&f.tls, "tls", false, "run everything with TLS from a throwaway CA made in --data-dir/certs (prints how to use it)")
 	fl.IntVar(&f.workers, "workers", 2, "number of workers")
 	fl.IntVar(&f.slots, "slots", 4, "task slots per worker")
 	fl.StringVar(&f.etcdClient, "etcd-client", "127.0.0.1:0", "embedded etcd client address (port 0 picks a free port)")
@@ -112,12 +118,39 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	}
 	coordCfg := coordinator.Config{
 		ID: "local-coordinator", Store: "file://" + filepath.ToSlash(filepath.Join(dir, "store")),
-		API: api, HTTP: httpAddr,
+		API: api, HTTP: httpAddr, HTTPHosts: f.httpHosts,
 	}
 	workerCfgs := make([]worker.Config, f.workers)
 	for i := range workerCfgs {
 		id := fmt.Sprintf("worker-%d", i+1)
 		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1", LogFormat: f.log.format}
+	}
+
+	var certs localCerts
+	userSec := security{}
+	if f.tls {
+		ids := make([]string, len(workerCfgs))
+		for i := range workerCfgs {
+			ids[i] = workerCfgs[i].ID
+		}
+		if certs, err = ensureLocalCerts(dir, ids); err != nil {
+			return err
+		}
+		ef := certs.files(localEtcdCert)
+		etcdCfg.TLS = &ef
+		if coordCfg.TLS, err = certs.source(localCoordCert); err != nil {
+			return err
+		}
+		for i := range workerCfgs {
+			if workerCfgs[i].TLS, err = certs.source(workerCfgs[i].ID); err != nil {
+				return err
+			}
+		}
+		user, err := certs.source(localUserCert)
+		if err != nil {
+			return err
+		}
+		userSec.creds = credentials.NewTLS(user.ClientConfig(pki.RoleCoordinator))
 	}
 
 	kafkaAddr := ""
@@ -175,7 +208,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 
 	ready := make(chan struct{})
 	go func() {
-		if waitAnswering(pctx, api) {
+		if waitAnswering(pctx, api, userSec) {
 			close(ready)
 		}
 	}()
@@ -184,7 +217,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	for failure == nil && ctx.Err() == nil {
 		select {
 		case <-ready:
-			printBanner(s.stderr, dir, api, httpAddr, endpoints, kafkaAddr, f.workers, f.slots)
+			printBanner(s.stderr, dir, api, httpAddr, endpoints, kafkaAddr, f.workers, f.slots, certs)
 			ready = nil
 		case p := <-done:
 			running--
@@ -221,8 +254,8 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 
 // waitAnswering polls the coordinator at api until it answers ListJobs,
 // which is what `weir list` needs. It reports false if ctx ended first.
-func waitAnswering(ctx context.Context, api string) bool {
-	c, err := dial(api)
+func waitAnswering(ctx context.Context, api string, sec security) bool {
+	c, err := dial(api, sec)
 	if err != nil {
 		return false
 	}
@@ -273,23 +306,30 @@ func dialable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func printBanner(w io.Writer, dir, api, httpAddr string, etcd []string, kafka string, workers, slots int) {
+func printBanner(w io.Writer, dir, api, httpAddr string, etcd []string, kafka string, workers, slots int, certs localCerts) {
 	a := dialable(api)
 	flag := " --coordinator " + a
 	if kafka != "" {
 		kafka = "\n  kafka:    " + kafka + " (jobs take --brokers " + kafka + ")"
 	}
+	web, secure := "http", ""
+	if certs.dir != "" {
+		user := certs.files(localUserCert)
+		web = "https"
+		secure = fmt.Sprintf("\nTLS everywhere, from the CA in %s. Use it as the cluster's admin:\n  export WEIR_TLS_CA=%s WEIR_TLS_CERT=%s WEIR_TLS_KEY=%s",
+			certs.dir, user.CA, user.Cert, user.Key)
+	}
 	fmt.Fprintf(w, `
 weir local is running (data in %s)
   job API:  %s
-  web:      http://%s/
+  web:      %s://%s/
   etcd:     %s%s
-  workers:  %d x %d slots
+  workers:  %d x %d slots%s
 Submit a job:
   weir run%s -p 2 ./wordcount -- --input F --output O
 List jobs:
   weir list%s
 Stop with Ctrl-C.
 
-`, dir, a, dialable(httpAddr), strings.Join(etcd, ","), kafka, workers, slots, flag, flag)
+`, dir, a, web, dialable(httpAddr), strings.Join(etcd, ","), kafka, workers, slots, secure, flag, flag)
 }

@@ -77,6 +77,7 @@ var errInterrupted = &exitError{code: exitInterrupted, err: errors.New("interrup
 
 // execute runs the weir command line args and returns the exit code.
 func execute(ctx context.Context, args []string, s streams) int {
+	s.stdout, s.stderr = newTerminalSafe(s.stdout), newTerminalSafe(s.stderr)
 	root := newRootCmd(s)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
@@ -129,7 +130,8 @@ built with the weir SDK:
 	})
 	root.CompletionOptions.HiddenDefaultCmd = true
 
-	root.AddGroup(&cobra.Group{ID: "client", Title: "Jobs:"}, &cobra.Group{ID: "daemon", Title: "Cluster processes:"})
+	root.AddGroup(&cobra.Group{ID: "client", Title: "Jobs:"}, &cobra.Group{ID: "daemon", Title: "Cluster processes:"},
+		&cobra.Group{ID: "admin", Title: "Administration:"})
 	for _, c := range []*cobra.Command{
 		newRunCmd(s), newListCmd(s), newStatusCmd(s), newCancelCmd(s), newWorkersCmd(s),
 		newCheckpointsCmd(s), newSavepointCmd(s, false), newSavepointCmd(s, true), newTailCmd(s),
@@ -141,6 +143,10 @@ built with the weir SDK:
 		newLocalCmd(s), newEtcdCmd(s), newCoordinatorCmd(s), newWorkerCmd(s),
 	} {
 		c.GroupID = "daemon"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{newCertsCmd(s), newTokenCmd(s)} {
+		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
 	root.AddCommand(newFlagsCmd(s))

@@ -269,7 +269,7 @@ func TestSilentCoordinator(t *testing.T) {
 	if elapsed := time.Since(start); elapsed >= 5*time.Second {
 		t.Errorf("took %v, want under 5s", elapsed)
 	}
-	want := fmt.Sprintf("weir: cannot reach coordinator at %s: it accepted the connection but did not answer (is it a weir coordinator?)\n", l.Addr())
+	want := fmt.Sprintf("weir: cannot reach coordinator at %s: it accepted the connection but did not answer (is it a weir coordinator? if it uses TLS, set --tls-ca)\n", l.Addr())
 	if code != 1 || stderr != want {
 		t.Fatalf("list = %d %q, want 1 %q", code, stderr, want)
 	}
@@ -417,7 +417,7 @@ func serveFake(t *testing.T, f *fakeJobs) string {
 }
 
 // serveFakeStoppable is serveFake with a function that kills the server.
-func serveFakeStoppable(t *testing.T, f *fakeJobs) (string, func()) {
+func serveFakeStoppable(t *testing.T, f *fakeJobs, opts ...grpc.ServerOption) (string, func()) {
 	t.Helper()
 	if f.binaries == nil {
 		f.binaries = map[string][]byte{}
@@ -426,7 +426,7 @@ func serveFakeStoppable(t *testing.T, f *fakeJobs) (string, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	weirv1.RegisterJobServiceServer(s, f)
 	go s.Serve(l)
 	t.Cleanup(s.Stop)
@@ -745,7 +745,7 @@ func TestCoordinatorListFollowsFailover(t *testing.T) {
 	standby.mu.Lock()
 	standby.leaderAt = b
 	standby.mu.Unlock()
-	c, err := dial(a + "," + b)
+	c, err := dial(a+","+b, security{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 
 	warnRelativePaths(s.stderr, jobArgs)
 
-	c, err := dial(f.client.coordinator)
+	c, err := f.client.dial(s)
 	if err != nil {
 		return err
 	}

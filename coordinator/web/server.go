@@ -89,11 +89,16 @@ type pageData struct {
 	Err   string
 	// Leader is the leading coordinator's page when this one stands by.
 	Leader string
+	// CSRF is the token the page's scripts send with their POSTs (Guard).
+	CSRF string
 }
+
+// titles are the pages' display names.
+var titles = map[string]string{"overview": "Overview", "job": "Job", "worker": "Worker"}
 
 func (s *Server) page(name string, load load) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		d := pageData{Title: name, Now: time.Now()}
+		d := pageData{Title: titles[name], Now: time.Now(), CSRF: CSRFToken(r.Context())}
 		v, err := load(r)
 		code := http.StatusOK
 		if err != nil {
@@ -248,7 +253,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // WriteError answers a JSON API request with err: its HTTP status (see
 // httpStatus) and {"error": message}.
 func WriteError(w http.ResponseWriter, err error) {
-	writeJSON(w, httpStatus(err), map[string]string{"error": errorText(err)})
+	writeErrorText(w, httpStatus(err), errorText(err))
+}
+
+func writeErrorText(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
 }
 
 // httpStatus maps the coordinator's gRPC status errors to HTTP.
@@ -263,6 +272,10 @@ func httpStatus(err error) int {
 	switch st.Code() {
 	case codes.NotFound:
 		return http.StatusNotFound
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
 	case codes.InvalidArgument:
 		return http.StatusBadRequest
 	case codes.FailedPrecondition, codes.Aborted:

@@ -27,6 +27,9 @@ type Cluster struct {
 	Leading      bool          `json:"leading"`
 	LeaderHTTP   string        `json:"leader_http,omitempty"` // the leader's page, for a standby
 	Coordinators []Coordinator `json:"coordinators"`
+	// Insecure: the coordinator serves plaintext beyond loopback
+	// (--insecure-plaintext).
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 type Coordinator struct {

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/pki"
 )
 
 // haCluster is the highly available topology: three `weir etcd` members,
@@ -30,10 +30,29 @@ type haCluster struct {
 	workers  map[string]*daemon
 	cli      *clientv3.Client
 	etcdFlag string
+	// certs, when set, is a weir certs directory: coordinators and workers
+	// run with TLS, each with the certificate named by its id.
+	certs string
 }
 
 func startHACluster(t *testing.T, workers, slots int) *haCluster {
-	c := &haCluster{t: t, dir: t.TempDir(), apis: map[string]string{}, coords: map[string]*daemon{}, workers: map[string]*daemon{}}
+	return newHACluster(t, "").start(workers, slots)
+}
+
+func newHACluster(t *testing.T, certs string) *haCluster {
+	return &haCluster{t: t, dir: t.TempDir(), apis: map[string]string{}, coords: map[string]*daemon{}, workers: map[string]*daemon{}, certs: certs}
+}
+
+// tlsFlags are the TLS flags of the daemon whose certificate is name's.
+func (c *haCluster) tlsFlags(name string) []string {
+	if c.certs == "" {
+		return nil
+	}
+	return []string{"--tls-ca", filepath.Join(c.certs, "ca.crt"), "--tls-cert", filepath.Join(c.certs, name+".crt"), "--tls-key", filepath.Join(c.certs, name+".key")}
+}
+
+func (c *haCluster) start(workers, slots int) *haCluster {
+	t := c.t
 	c.store = "file://" + filepath.Join(c.dir, "store")
 	var peers, members []string
 	for i := range 3 {
@@ -42,12 +61,20 @@ func startHACluster(t *testing.T, workers, slots int) *haCluster {
 		members = append(members, fmt.Sprintf("e%d=http://%s", i+1, peers[i]))
 	}
 	for i := range 3 {
-		c.etcds = append(c.etcds, startDaemon(t, fmt.Sprintf("etcd-e%d", i+1), "etcd", "--name", fmt.Sprintf("e%d", i+1),
+		name := fmt.Sprintf("e%d", i+1)
+		c.etcds = append(c.etcds, startDaemon(t, "etcd-"+name, append([]string{"etcd", "--name", name,
 			"--data-dir", filepath.Join(c.dir, fmt.Sprintf("etcd-%d", i+1)), "--client", c.clients[i], "--peer", peers[i],
-			"--initial-cluster", strings.Join(members, ",")))
+			"--initial-cluster", strings.Join(members, ",")}, c.tlsFlags(name)...)...))
 	}
 	c.etcdFlag = strings.Join(c.clients, ",")
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.clients, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	var src *pki.Source
+	if c.certs != "" { // the test reads etcd as coordinator a would
+		var err error
+		if src, err = pki.NewSource(pki.Files{CA: filepath.Join(c.certs, "ca.crt"), Cert: filepath.Join(c.certs, "a.crt"), Key: filepath.Join(c.certs, "a.key")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli, err := clientv3.New(etcdkeys.ClientConfig(c.clients, src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +94,13 @@ func startHACluster(t *testing.T, workers, slots int) *haCluster {
 }
 
 func (c *haCluster) startCoordinator(id string) {
-	c.coords[id] = startDaemon(c.t, "coordinator-"+id, "coordinator", "--etcd", c.etcdFlag, "--store", c.store,
-		"--api", c.apis[id], "--http", freeAddr(c.t), "--id", id)
+	c.coords[id] = startDaemon(c.t, "coordinator-"+id, append([]string{"coordinator", "--etcd", c.etcdFlag, "--store", c.store,
+		"--api", c.apis[id], "--http", freeAddr(c.t), "--id", id}, c.tlsFlags(id)...)...)
 }
 
 func (c *haCluster) addWorker(id string, slots int) {
-	c.workers[id] = startDaemon(c.t, "worker-"+id, "worker", "--etcd", c.etcdFlag, "--slots", strconv.Itoa(slots),
-		"--data-dir", filepath.Join(c.dir, id), "--id", id)
+	c.workers[id] = startDaemon(c.t, "worker-"+id, append([]string{"worker", "--etcd", c.etcdFlag, "--slots", strconv.Itoa(slots),
+		"--data-dir", filepath.Join(c.dir, id), "--id", id}, c.tlsFlags(id)...)...)
 }
 
 // leader returns the id of the leading coordinator as etcd names it.

@@ -153,6 +153,13 @@ func browse(t *testing.T, base, id string) {
 	poll("tailed records", `document.querySelectorAll("#tail-list li.tail-record").length >= 12`)
 	shoot("job.png")
 
+	// The page's own POST carries its CSRF token through the guard.
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(window.confirm = () => true, true)`)); err != nil {
+		t.Fatal(err)
+	}
+	do("take a savepoint from the page", chromedp.Click("#take-savepoint"))
+	poll("the savepoint's location", `document.getElementById("toast").textContent.startsWith("Savepoint written to")`)
+
 	// After the job page, the overview's trend has a few seconds to show.
 	do("load the overview", chromedp.Navigate(base+"/"))
 	poll("the job row with throughput", `document.querySelectorAll(".job-row").length === 1 && document.querySelector(".job-row .job-throughput").textContent !== "0/s"`)

@@ -8,6 +8,8 @@
 //	/weir/checkpoints/<job>/<id>  completed checkpoints (CheckpointInfo)
 //	/weir/checkpoint-ids/<job>    the job's checkpoint id counter
 //	/weir/workers/<id>     a worker's liveness key, under its own lease
+//	/weir/tokens/<sha256>  a bearer token's name and role (internal/tokens)
+//	/weir/cluster-secret   the key attempts' data-channel secrets derive from
 package etcdkeys
 
 import "errors"
@@ -32,6 +34,14 @@ const (
 	// Coordinators holds each coordinator's addresses under its own lease,
 	// for the status page's list of coordinators.
 	Coordinators = "/weir/coordinators/"
+	// Tokens prefixes the bearer tokens, each under the SHA-256 of the
+	// token itself.
+	Tokens = "/weir/tokens/"
+	// ClusterSecret holds 32 random bytes, made by the first leader: each
+	// attempt's data-channel secret is an HMAC of it, so every leader
+	// derives the same secret for a running attempt and no job record
+	// (which the API shows) carries one.
+	ClusterSecret = "/weir/cluster-secret"
 )
 
 // ErrNoLeader means no coordinator currently leads.

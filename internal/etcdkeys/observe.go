@@ -7,6 +7,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/weir-run/weir/internal/pki"
 )
 
 // CurrentLeader returns the address of the leader elected under prefix, or
@@ -102,4 +105,15 @@ func watchLeader(ctx context.Context, cli *clientv3.Client, pfx string, ch chan<
 		}
 		cancel()
 	}
+}
+
+// ClientConfig is how the cluster's processes dial etcd: over TLS with the
+// process's own certificate when the cluster has one (src), checking that
+// the server is an etcd member of the cluster CA.
+func ClientConfig(endpoints []string, src *pki.Source) clientv3.Config {
+	c := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if src != nil {
+		c.TLS = src.ClientConfig(pki.RoleEtcd)
+	}
+	return c
 }

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/weir-run/weir/internal/pki"
 )
 
 // Defaults applied by Start and Validate to zero fields of Config.
@@ -51,6 +53,14 @@ type Config struct {
 	ClusterState string
 	// Logger receives etcd's own logs; nil discards them.
 	Logger *slog.Logger
+	// TLS, when set, serves clients and peers over TLS with client
+	// certificates from the cluster CA required on both, and admits only
+	// certificates of the cluster's own processes (pki.DaemonNames): a
+	// person's certificate, whatever its role, cannot touch etcd. URLs
+	// become https.
+	TLS *pki.Files
+	// InsecurePlaintext allows plaintext beyond loopback.
+	InsecurePlaintext bool
 	// LogLevel is the least severe of etcd's logs passed to Logger; nil
 	// means slog.LevelError, because etcd logs routine events at info and
 	// warn (peer reconnects, slow applies) that bury weir's own logs.
@@ -72,6 +82,7 @@ type resolved struct {
 
 	clientListen, clientAdvertise url.URL
 	peerListen, peerAdvertise     url.URL
+	tls                           *pki.Files
 
 	// initialCluster is empty for a single node; it is filled in from
 	// peerAdvertise once a port 0 has been replaced by a real port.
@@ -79,7 +90,7 @@ type resolved struct {
 }
 
 func (c Config) resolve() (resolved, error) {
-	r := resolved{name: c.Name, dataDir: c.DataDir, state: c.ClusterState}
+	r := resolved{name: c.Name, dataDir: c.DataDir, state: c.ClusterState, tls: c.TLS}
 	if r.name == "" {
 		r.name = DefaultName
 	}
@@ -157,6 +168,20 @@ func (c Config) resolve() (resolved, error) {
 	r.peerListen, r.peerAdvertise = listenURL(peer), advertiseURL(peer)
 	if r.clientListen.Host == r.peerListen.Host && peer.Port() != "0" {
 		return r, fmt.Errorf("%w: client and peer URLs share %s", ErrInvalidConfig, r.clientListen.Host)
+	}
+	for _, l := range []struct{ flag, addr string }{{"--client", r.clientListen.Host}, {"--peer", r.peerListen.Host}} {
+		if err := pki.CheckListen(l.flag, l.addr, c.TLS != nil, c.InsecurePlaintext); err != nil {
+			return r, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	if c.TLS != nil {
+		if c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "" {
+			return r, fmt.Errorf("%w: TLS needs --tls-ca, --tls-cert and --tls-key", ErrInvalidConfig)
+		}
+		for _, u := range []*url.URL{&r.clientListen, &r.clientAdvertise, &r.peerListen, &r.peerAdvertise} {
+			u.Scheme = "https"
+		}
+		r.initialCluster = strings.ReplaceAll(r.initialCluster, "http://", "https://")
 	}
 	return r, nil
 }

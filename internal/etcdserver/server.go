@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/weir-run/weir/internal/pki"
 )
 
 // ErrStartTimeout is returned by Start when the member did not become ready
@@ -195,5 +197,13 @@ func (r resolved) embedConfig() *embed.Config {
 	// the backend quota turns the cluster read-only.
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = "1h"
+	if r.tls != nil {
+		// etcd reads the files at each handshake, so rotated certificates
+		// take effect without a restart.
+		ec.ClientTLSInfo.CertFile, ec.ClientTLSInfo.KeyFile, ec.ClientTLSInfo.TrustedCAFile = r.tls.Cert, r.tls.Key, r.tls.CA
+		ec.ClientTLSInfo.ClientCertAuth, ec.ClientTLSInfo.AllowedHostnames = true, pki.DaemonNames()
+		ec.PeerTLSInfo.CertFile, ec.PeerTLSInfo.KeyFile, ec.PeerTLSInfo.TrustedCAFile = r.tls.Cert, r.tls.Key, r.tls.CA
+		ec.PeerTLSInfo.ClientCertAuth, ec.PeerTLSInfo.AllowedHostnames = true, []string{pki.DaemonName(pki.RoleEtcd)}
+	}
 	return ec
 }

@@ -15,6 +15,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+
+	"github.com/weir-run/weir/internal/pki"
 )
 
 func TestMain(m *testing.M) {
@@ -76,7 +78,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{"defaults", Config{DataDir: dir}, true},
 		{"bare host:port", Config{DataDir: dir, ClientURL: "127.0.0.1:0", PeerURL: "127.0.0.1:0"}, true},
-		{"host name", Config{DataDir: dir, ClientURL: "http://etcd-0.weir:2379", PeerURL: "etcd-0.weir:2380"}, true},
+		{"host name", Config{DataDir: dir, ClientURL: "http://etcd-0.weir:2379", PeerURL: "etcd-0.weir:2380", InsecurePlaintext: true}, true},
+		{"host name without TLS", Config{DataDir: dir, ClientURL: "http://etcd-0.weir:2379", PeerURL: "etcd-0.weir:2380"}, false},
+		{"TLS beyond loopback", Config{DataDir: dir, ClientURL: "10.0.0.1:2379", PeerURL: "10.0.0.1:2380", TLS: &pki.Files{CA: "ca.crt", Cert: "e.crt", Key: "e.key"}}, true},
+		{"TLS without a key", Config{DataDir: dir, ClientURL: "10.0.0.1:2379", PeerURL: "10.0.0.1:2380", TLS: &pki.Files{CA: "ca.crt", Cert: "e.crt"}}, false},
 		{"no data dir", Config{}, false},
 		{"https", Config{DataDir: dir, ClientURL: "https://127.0.0.1:2379"}, false},
 		{"no port", Config{DataDir: dir, ClientURL: "http://127.0.0.1"}, false},
@@ -85,8 +90,8 @@ func TestValidate(t *testing.T) {
 		{"existing alone", Config{DataDir: dir, ClusterState: ClusterStateExisting}, false},
 		{"bad name", Config{DataDir: dir, Name: "a=b"}, false},
 		{"same addr", Config{DataDir: dir, ClientURL: "127.0.0.1:2380"}, false},
-		{"cluster", Config{DataDir: dir, Name: "a", InitialCluster: "a=http://10.0.0.1:2380,b=10.0.0.2:2380", PeerURL: "10.0.0.1:2380"}, true},
-		{"peer from cluster", Config{DataDir: dir, Name: "b", InitialCluster: "a=http://10.0.0.1:2380,b=10.0.0.2:2380"}, true},
+		{"cluster", Config{DataDir: dir, Name: "a", InitialCluster: "a=http://10.0.0.1:2380,b=10.0.0.2:2380", PeerURL: "10.0.0.1:2380", InsecurePlaintext: true}, true},
+		{"peer from cluster", Config{DataDir: dir, Name: "b", InitialCluster: "a=http://10.0.0.1:2380,b=10.0.0.2:2380", InsecurePlaintext: true}, true},
 		{"not in cluster", Config{DataDir: dir, Name: "c", InitialCluster: "a=http://10.0.0.1:2380,b=10.0.0.2:2380"}, false},
 		{"peer mismatch", Config{DataDir: dir, Name: "a", InitialCluster: "a=http://10.0.0.1:2380", PeerURL: "10.0.0.1:2390"}, false},
 		{"cluster port 0", Config{DataDir: dir, Name: "a", InitialCluster: "a=127.0.0.1:0,b=127.0.0.1:2390"}, false},
@@ -107,7 +112,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestListenAndAdvertise(t *testing.T) {
-	r, err := Config{DataDir: "d", ClientURL: "0.0.0.0:2379", PeerURL: "etcd-0.weir:2380"}.resolve()
+	r, err := Config{DataDir: "d", ClientURL: "0.0.0.0:2379", PeerURL: "etcd-0.weir:2380", InsecurePlaintext: true}.resolve()
 	if err != nil {
 		t.Fatal(err)
 	}

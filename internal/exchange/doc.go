@@ -32,14 +32,16 @@
 // with bounded memory. Barriers queue behind records (aligned checkpoints).
 //
 // On the wire (proto/weir/v1/data_service.proto): the producer opens
-// DataService.Exchange and sends a DataFrame carrying only the
-// ChannelHeader{job_id, attempt, edge, producer, consumer}; it then holds no
-// credit. The consumer's process checks job and attempt (PermissionDenied
-// otherwise), waits for the gate that owns the channel (NotFound after
-// ~30 s), accepts one producer per channel (AlreadyExists otherwise), and
-// sends Credit{Options.Credits}. After that it sends Credit{k} whenever k
-// frames were consumed; several consumptions coalesce into one message when
-// the producer side lags. The producer sends EndOfPartition last and
+// DataService.Exchange with the channel in its request headers (job,
+// attempt, edge, producer, consumer) and the attempt's channel secret; it
+// then holds no credit. Before it reads any frame the consumer's process
+// checks the secret in constant time (Unauthenticated otherwise, logged at
+// most once a minute per peer, never with what the peer sent) and the job
+// and attempt (PermissionDenied), then waits for the gate that owns the
+// channel (NotFound after ~30 s), accepts one producer per channel
+// (AlreadyExists otherwise), and sends Credit{Options.Credits}. After that
+// it sends Credit{k} whenever k frames were consumed; several consumptions
+// coalesce into one message when the producer side lags. The producer sends EndOfPartition last and
 // half-closes; the consumer ends the stream with OK once it has read it, and
 // the producer's Close waits for that status before cancelling so that no
 // frame in transit is lost. Any other end of a stream before EndOfPartition
@@ -59,6 +61,6 @@
 //
 // # Server setup
 //
-// The caller owns the grpc.Server: build it with ServerOptions (64 MiB
-// message limit, keepalive) and call Network.Register before serving.
+// The caller owns the grpc.Server: build it with ServerOptions (8 KiB of
+// request headers, 8192 streams per connection, 64 MiB messages, keepalive) and call Network.Register before serving.
 package exchange

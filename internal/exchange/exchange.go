@@ -81,6 +81,10 @@ type Options struct {
 	// DialTimeout bounds how long Open waits for a remote peer's connection
 	// to become ready. Default 10 s.
 	DialTimeout time.Duration
+	// ChannelSecret is the attempt's shared secret: producers present it and
+	// consumers refuse streams without it. Every process of an attempt must
+	// have the same one; the coordinator makes a random one per attempt.
+	ChannelSecret string
 }
 
 const (
@@ -153,8 +157,9 @@ func IsLocal(s Sender) bool {
 }
 
 // ServerOptions returns the grpc.ServerOptions the grpc.Server given to
-// Register needs; append them to the caller's own. They raise the message
-// limit to 64 MiB (a batch exceeds 32 KiB when one record is big), give
+// Register needs; append them to the caller's own. They cap a stream's
+// request headers at 8 KiB and a connection's streams at 8192, raise the
+// message limit to 64 MiB for admitted streams (a batch exceeds 32 KiB when one record is big), give
 // streams fixed 1 MiB windows so that 8 credits of 32 KiB never wait for a
 // window update (credits, not HTTP/2 windows, bound memory: the server always
 // drains a stream into its gate), and enable keepalive so a producer whose
@@ -163,6 +168,8 @@ func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.MaxSendMsgSize(maxMessageBytes),
+		grpc.MaxHeaderListSize(maxHeaderListBytes),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.ReadBufferSize(256 << 10),
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(8 << 20),

@@ -29,12 +29,18 @@ type proc struct {
 
 func newProc(tb testing.TB, job string, attempt int64, opts Options) *proc {
 	tb.Helper()
+	return newProcLogging(tb, job, attempt, opts, io.Discard)
+}
+
+// newProcLogging is newProc with the Network's log written to w.
+func newProcLogging(tb testing.TB, job string, attempt int64, opts Options, w io.Writer) *proc {
+	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	srv := grpc.NewServer(ServerOptions()...)
-	n := NewNetwork(job, attempt, opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n := NewNetwork(job, attempt, opts, slog.New(slog.NewTextHandler(w, nil)))
 	n.Register(srv)
 	n.SetLocalAddr(lis.Addr().String())
 	var wg sync.WaitGroup

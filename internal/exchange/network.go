@@ -23,6 +23,8 @@ type Network struct {
 	attempt int64
 	opts    Options
 	log     *slog.Logger
+	// refusals logs streams refused before admission, rate-limited.
+	refusals *refusalLog
 
 	// base parents every outgoing stream; Close cancels it.
 	base   context.Context
@@ -54,11 +56,12 @@ func NewNetwork(jobID string, attempt int64, opts Options, logger *slog.Logger) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Network{
-		jobID:   jobID,
-		attempt: attempt,
-		opts:    opts.withDefaults(),
-		log:     logger,
-		done:    make(chan struct{}),
+		jobID:    jobID,
+		attempt:  attempt,
+		opts:     opts.withDefaults(),
+		log:      logger,
+		refusals: newRefusalLog(logger, time.Minute),
+		done:     make(chan struct{}),
 	}
 	n.base, n.cancel = context.WithCancel(context.Background())
 	n.mu.chans = make(map[ChannelID]*inChan)

@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
@@ -51,16 +53,7 @@ func (n *Network) openRemote(ctx context.Context, id ChannelID, addr string) (Se
 	sctx, cancel := context.WithCancel(n.base)
 	stopCtx := context.AfterFunc(ctx, cancel)
 	timer := time.AfterFunc(n.opts.DialTimeout, cancel)
-	stream, err := weirv1.NewDataServiceClient(cc).Exchange(sctx, grpc.WaitForReady(true))
-	if err == nil {
-		err = stream.Send(&weirv1.DataFrame{Header: &weirv1.ChannelHeader{
-			JobId:    n.jobID,
-			Attempt:  n.attempt,
-			Edge:     id.Edge,
-			Producer: id.Producer,
-			Consumer: id.Consumer,
-		}})
-	}
+	stream, err := weirv1.NewDataServiceClient(cc).Exchange(metadata.NewOutgoingContext(sctx, n.channelMD(id)), grpc.WaitForReady(true))
 	timerStopped, ctxStopped := timer.Stop(), stopCtx()
 	if err == nil && (!timerStopped || !ctxStopped) {
 		err = context.Canceled // cancelled just after the stream started
@@ -124,7 +117,7 @@ func (s *remoteSender) classifyLocked(err error) error {
 		err = errors.New("consumer ended the stream before end")
 	}
 	switch status.Code(err) {
-	case codes.PermissionDenied, codes.AlreadyExists, codes.NotFound:
+	case codes.Unauthenticated, codes.PermissionDenied, codes.AlreadyExists, codes.NotFound:
 		return fmt.Errorf("%w: %v: %s", ErrRefused, s.id, status.Convert(err).Message())
 	}
 	return fmt.Errorf("%w: %v: %w", ErrChannelBroken, s.id, err)
@@ -253,9 +246,8 @@ func (d dataServer) Exchange(stream exchangeServer) error { return d.n.serve(str
 type serverStream struct {
 	n        *Network
 	stream   exchangeServer
-	first    chan *weirv1.DataFrame // capacity 1: the header frame
-	attached chan *inChan           // capacity 1: set once the gate accepted the stream
-	done     chan struct{}          // closed when recv returns
+	attached chan *inChan  // capacity 1: set once the gate accepted the stream
+	done     chan struct{} // closed when recv returns
 	// Set before done is closed.
 	clean bool  // KindEnd and then the producer's half-close
 	err   error // why recv stopped otherwise
@@ -267,10 +259,16 @@ func (n *Network) serve(stream exchangeServer) error {
 	}
 	defer n.wg.Done()
 	ctx := stream.Context()
+	md, _ := metadata.FromIncomingContext(ctx)
+	id, err := n.admit(md)
+	if err != nil {
+		p, _ := peer.FromContext(ctx)
+		n.refusals.refused(p, err)
+		return err
+	}
 	rs := &serverStream{
 		n:        n,
 		stream:   stream,
-		first:    make(chan *weirv1.DataFrame, 1),
 		attached: make(chan *inChan, 1),
 		done:     make(chan struct{}),
 	}
@@ -280,25 +278,6 @@ func (n *Network) serve(stream exchangeServer) error {
 		rs.recv()
 	}()
 
-	var first *weirv1.DataFrame
-	select {
-	case first = <-rs.first:
-	case <-rs.done:
-		return rs.err
-	case <-n.done:
-		return status.Error(codes.Unavailable, "exchange: network closed")
-	}
-	h := first.GetHeader()
-	if h == nil {
-		return status.Error(codes.InvalidArgument, "exchange: first frame has no channel header")
-	}
-	id := ChannelID{Edge: h.Edge, Producer: h.Producer, Consumer: h.Consumer}
-	if h.JobId != n.jobID || h.Attempt != n.attempt {
-		n.log.Warn("exchange: refused stream from another job attempt", "channel", id.String(),
-			"job", h.JobId, "attempt", h.Attempt, "want_job", n.jobID, "want_attempt", n.attempt)
-		return status.Errorf(codes.PermissionDenied, "exchange: producer of job %q attempt %d, this process runs job %q attempt %d",
-			h.JobId, h.Attempt, n.jobID, n.attempt)
-	}
 	c, err := n.waitChan(ctx, id, time.Now().Add(gateWait), rs.done)
 	if err == nil {
 		err = c.attach(remoteProducer)
@@ -363,17 +342,11 @@ func (rs *serverStream) isDone() bool {
 	}
 }
 
-// recv reads the header, waits until the stream is attached to its gate, and
-// then moves frames into the gate. A stream that fails before KindEnd breaks
-// its channel.
+// recv waits until the stream is attached to its gate, and then moves frames
+// into the gate: nothing is read from a stream before its gate accepted it. A
+// stream that fails before KindEnd breaks its channel.
 func (rs *serverStream) recv() {
 	defer close(rs.done)
-	m, err := rs.stream.Recv()
-	if err != nil {
-		rs.err = err
-		return
-	}
-	rs.first <- m
 	var c *inChan
 	select {
 	case c = <-rs.attached:
@@ -383,31 +356,8 @@ func (rs *serverStream) recv() {
 	}
 	ended := false
 	for {
-		if m.Payload != nil { // the header frame normally has none
-			if ended {
-				rs.err = status.Error(codes.InvalidArgument, "exchange: frame after end")
-				return
-			}
-			f, err := fromProto(m)
-			if err == nil {
-				err = c.deliver(f)
-			}
-			if err != nil {
-				c.breakChannel(err)
-				code := codes.InvalidArgument
-				if errors.Is(err, ErrClosed) {
-					code = codes.Unavailable
-				}
-				rs.err = status.Error(code, err.Error())
-				return
-			}
-			ended = f.Kind == KindEnd
-		} else if m.Header == nil {
-			c.breakChannel(errNoPayload)
-			rs.err = status.Error(codes.InvalidArgument, "exchange: frame without payload")
-			return
-		}
-		if m, err = rs.stream.Recv(); err != nil {
+		m, err := rs.stream.Recv()
+		if err != nil {
 			if err == io.EOF && ended {
 				rs.clean = true
 				return
@@ -419,5 +369,23 @@ func (rs *serverStream) recv() {
 			rs.err = err
 			return
 		}
+		if ended {
+			rs.err = status.Error(codes.InvalidArgument, "exchange: frame after end")
+			return
+		}
+		f, err := fromProto(m)
+		if err == nil {
+			err = c.deliver(f)
+		}
+		if err != nil {
+			c.breakChannel(err)
+			code := codes.InvalidArgument
+			if errors.Is(err, ErrClosed) {
+				code = codes.Unavailable
+			}
+			rs.err = status.Error(code, err.Error())
+			return
+		}
+		ended = f.Kind == KindEnd
 	}
 }

@@ -182,8 +182,12 @@ func (r *repo) checkFlags(file string, line int, seg string) []finding {
 			out = append(out, finding{file, line, fmt.Sprintf("weir %s: the weir CLI has no command %q", cmd, cmd)})
 			continue
 		}
+		rest := strings.Fields(seg[m[3]:])
+		for len(rest) > 0 && r.cmds[cmd+" "+rest[0]] { // a subcommand: weir certs issue
+			cmd, rest = cmd+" "+rest[0], rest[1:]
+		}
 	tokens:
-		for _, tok := range strings.Fields(seg[m[3]:]) {
+		for _, tok := range rest {
 			switch {
 			case tok == "--":
 				break tokens // the job's arguments follow
@@ -335,12 +339,16 @@ func realRepo(t *testing.T) *repo {
 	}
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
+		// "COMMAND PATH -FLAG [deprecated]": the command path may have
+		// several words (certs issue).
 		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
+		i := slices.IndexFunc(f, func(w string) bool { return strings.HasPrefix(w, "-") })
+		if i < 1 {
 			continue
 		}
-		r.cmds[f[0]] = true
-		r.flags[f[0]+" "+f[1]] = len(f) == 2
+		cmd := strings.Join(f[:i], " ")
+		r.cmds[cmd] = true
+		r.flags[cmd+" "+f[i]] = len(f) == i+1
 	}
 	if !r.cmds["run"] || !r.flags["run --parallelism"] {
 		t.Fatalf("weir flags listed no run --parallelism:\n%s", out)
@@ -454,8 +462,8 @@ func fakeRepo() *repo {
 		topDirs: map[string]bool{"docs": true, "internal": true, "coordinator": true, "jobs": true, "cmd": true},
 		flags: map[string]bool{"run --parallelism": true, "run -p": true, "run --detach": true,
 			"local --kafka": true, "local --kafka-addr": true, "coordinator --worker-timeout": true,
-			"coordinator --heartbeat-timeout": false},
-		cmds:     map[string]bool{"run": true, "local": true, "coordinator": true},
+			"coordinator --heartbeat-timeout": false, "certs issue --name": true},
+		cmds:     map[string]bool{"run": true, "local": true, "coordinator": true, "certs": true, "certs issue": true},
 		literals: map[string]bool{"brokers": true},
 	}
 }
@@ -486,6 +494,7 @@ func TestDocsRulesCatchViolations(t *testing.T) {
 		{"unknown flag in a code block", "```sh\nweir run --paralelism 2 ./job -- --input x\n```", []string{"weir run has no flag --paralelism"}},
 		{"unknown flag in a code span", "`weir local --kafka-port 9092`", []string{"weir local has no flag --kafka-port"}},
 		{"unknown short flag", "`weir run -x 2 BIN`", []string{"weir run has no flag -x"}},
+		{"unknown flag of a subcommand", "`weir certs issue --name a --nmae b`", []string{"weir certs issue has no flag --nmae"}},
 		{"flag on a continued line", "```sh\nweir run -p 2 \\\n  --detatch ./job\n```", []string{"weir run has no flag --detatch"}},
 		{"deprecated flag", "`weir coordinator --heartbeat-timeout 5s`", []string{"--heartbeat-timeout is deprecated"}},
 		{"unknown command", "`weir frobnicate --now`", []string{"no command \"frobnicate\""}},

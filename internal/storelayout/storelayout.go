@@ -75,3 +75,13 @@ func Split(location string) (store, key string, err error) {
 	}
 	return "", "", fmt.Errorf("storelayout: %q is not a savepoint or checkpoint location", location)
 }
+
+// Owns reports whether key lies under one of job's own prefixes, the only
+// objects a job's processes may name and the coordinator may delete for it:
+// never a binary, never another job's files.
+func Owns(job, key string) bool {
+	if job == "" || strings.Contains(key, "..") || strings.HasPrefix(key, "/") {
+		return false
+	}
+	return strings.HasPrefix(key, "checkpoints/"+job+"/") || strings.HasPrefix(key, "savepoints/"+job+"/")
+}

@@ -1,6 +1,9 @@
 package storelayout
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestURLRoundTrip(t *testing.T) {
 	for _, c := range []struct{ store, key string }{
@@ -31,5 +34,29 @@ func TestLayout(t *testing.T) {
 	}
 	if got := SharedFile(Shared("j"), "ab12", ".sst"); got != "checkpoints/j/shared/ab12.sst" {
 		t.Error(got)
+	}
+}
+
+func TestOwns(t *testing.T) {
+	for _, c := range []struct {
+		key  string
+		want bool
+	}{
+		{"checkpoints/j1/shared/ab.sst", true},
+		{"checkpoints/j1/chk-3/v0-s1/MANIFEST-000001", true},
+		{"savepoints/j1/sp-4/_manifest", true},
+		{"checkpoints/j10/shared/ab.sst", false},
+		{"savepoints/j2/sp-1/_manifest", false},
+		{"binaries/" + strings.Repeat("a", 64), false},
+		{"checkpoints/j1/../j2/chk-1/_manifest", false},
+		{"/checkpoints/j1/x", false},
+		{"checkpoints/j1", false},
+	} {
+		if got := Owns("j1", c.key); got != c.want {
+			t.Errorf("Owns(j1, %q) = %v, want %v", c.key, got, c.want)
+		}
+	}
+	if Owns("", "checkpoints//x") {
+		t.Error("an empty job owns something")
 	}
 }

@@ -16,6 +16,10 @@ const (
 	JobID      = "WEIR_JOB_ID"
 	Attempt    = "WEIR_ATTEMPT"
 	DataHost   = "WEIR_DATA_HOST" // host the process binds its DataService to
+	// ChannelSecret is the attempt's data-channel secret (see
+	// exchange.Options). FromEnv removes it from the environment, so that
+	// programs the job starts do not inherit it.
+	ChannelSecret = "WEIR_CHANNEL_SECRET"
 	// LogFormat is "json" when the worker logs JSON, so the job process's
 	// logs (carrying job, attempt, vertex and subtask) match its own.
 	LogFormat = "WEIR_LOG_FORMAT"
@@ -41,6 +45,7 @@ type Task struct {
 	WorkerAddr, Token, JobID, DataHost string
 	Attempt                            int64
 	LogFormat                          string // "text" or "json"
+	ChannelSecret                      string
 }
 
 // FromEnv reads the task environment.
@@ -48,7 +53,9 @@ func FromEnv() (Task, error) {
 	t := Task{
 		WorkerAddr: os.Getenv(WorkerAddr), Token: os.Getenv(Token),
 		JobID: os.Getenv(JobID), DataHost: os.Getenv(DataHost),
+		ChannelSecret: os.Getenv(ChannelSecret),
 	}
+	os.Unsetenv(ChannelSecret)
 	if t.WorkerAddr == "" || t.JobID == "" {
 		return t, fmt.Errorf("task mode is started by a weir worker: %s and %s are not set", WorkerAddr, JobID)
 	}
@@ -68,6 +75,6 @@ func (t Task) Env() []string {
 	return []string{
 		WorkerAddr + "=" + t.WorkerAddr, Token + "=" + t.Token, JobID + "=" + t.JobID,
 		Attempt + "=" + strconv.FormatInt(t.Attempt, 10), DataHost + "=" + t.DataHost,
-		LogFormat + "=" + t.LogFormat,
+		LogFormat + "=" + t.LogFormat, ChannelSecret + "=" + t.ChannelSecret,
 	}
 }

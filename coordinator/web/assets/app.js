@@ -10,7 +10,9 @@
     es.onerror = () => dot && dot.classList.remove("on");
   }
 
-  // Buttons that POST to the JSON API after a confirmation.
+  // Buttons that POST to the JSON API after a confirmation, with the page's
+  // CSRF token.
+  const csrf = (document.querySelector('meta[name="weir-csrf"]') || {}).content || "";
   const toast = document.getElementById("toast");
   function say(text) { if (toast) { toast.textContent = text; toast.hidden = false; } }
   document.querySelectorAll("button[data-post]").forEach((b) => {
@@ -19,7 +21,7 @@
       b.disabled = true;
       say("Working…");
       try {
-        const r = await fetch(b.dataset.post, { method: "POST" });
+        const r = await fetch(b.dataset.post, { method: "POST", headers: { "X-Weir-Csrf": csrf } });
         const body = await r.json();
         say(r.ok ? (body.location ? "Savepoint written to " + body.location : "Job is canceling.") : "Failed: " + body.error);
       } catch (err) { say("Failed: " + err); }

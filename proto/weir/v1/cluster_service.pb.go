@@ -711,13 +711,17 @@ func (x *Registered) GetWorkerTimeoutMs() int64 {
 // process key names. The worker hands assign to the process when it
 // attaches.
 type DeployProcess struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BinarySha256  string                 `protobuf:"bytes,3,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
-	BinarySize    int64                  `protobuf:"varint,4,opt,name=binary_size,json=binarySize,proto3" json:"binary_size,omitempty"`
-	Args          []string               `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
-	Parallelism   int32                  `protobuf:"varint,6,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
-	Key           *ProcessKey            `protobuf:"bytes,12,opt,name=key,proto3" json:"key,omitempty"`
-	Assign        *AssignTasks           `protobuf:"bytes,13,opt,name=assign,proto3" json:"assign,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	BinarySha256 string                 `protobuf:"bytes,3,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	BinarySize   int64                  `protobuf:"varint,4,opt,name=binary_size,json=binarySize,proto3" json:"binary_size,omitempty"`
+	Args         []string               `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
+	Parallelism  int32                  `protobuf:"varint,6,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	Key          *ProcessKey            `protobuf:"bytes,12,opt,name=key,proto3" json:"key,omitempty"`
+	Assign       *AssignTasks           `protobuf:"bytes,13,opt,name=assign,proto3" json:"assign,omitempty"`
+	// The attempt's data-channel secret: every process of the attempt
+	// presents it to its peers (DataService). The worker hands it to the
+	// process in its environment and never logs it.
+	ChannelSecret string `protobuf:"bytes,14,opt,name=channel_secret,json=channelSecret,proto3" json:"channel_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -792,6 +796,13 @@ func (x *DeployProcess) GetAssign() *AssignTasks {
 		return x.Assign
 	}
 	return nil
+}
+
+func (x *DeployProcess) GetChannelSecret() string {
+	if x != nil {
+		return x.ChannelSecret
+	}
+	return ""
 }
 
 type DownloadBinaryRequest struct {
@@ -937,7 +948,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"Registered\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12*\n" +
-	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\x8a\x02\n" +
+	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\xb1\x02\n" +
 	"\rDeployProcess\x12#\n" +
 	"\rbinary_sha256\x18\x03 \x01(\tR\fbinarySha256\x12\x1f\n" +
 	"\vbinary_size\x18\x04 \x01(\x03R\n" +
@@ -945,7 +956,8 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x04args\x18\x05 \x03(\tR\x04args\x12 \n" +
 	"\vparallelism\x18\x06 \x01(\x05R\vparallelism\x12%\n" +
 	"\x03key\x18\f \x01(\v2\x13.weir.v1.ProcessKeyR\x03key\x12,\n" +
-	"\x06assign\x18\r \x01(\v2\x14.weir.v1.AssignTasksR\x06assignJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\x06assign\x18\r \x01(\v2\x14.weir.v1.AssignTasksR\x06assign\x12%\n" +
+	"\x0echannel_secret\x18\x0e \x01(\tR\rchannelSecretJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
 	"J\x04\b\n" +
 	"\x10\vJ\x04\b\v\x10\f\"/\n" +
 	"\x15DownloadBinaryRequest\x12\x16\n" +

@@ -21,86 +21,12 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-type ChannelHeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Edge          int32                  `protobuf:"varint,3,opt,name=edge,proto3" json:"edge,omitempty"`
-	Producer      int32                  `protobuf:"varint,4,opt,name=producer,proto3" json:"producer,omitempty"`
-	Consumer      int32                  `protobuf:"varint,5,opt,name=consumer,proto3" json:"consumer,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ChannelHeader) Reset() {
-	*x = ChannelHeader{}
-	mi := &file_weir_v1_data_service_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ChannelHeader) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ChannelHeader) ProtoMessage() {}
-
-func (x *ChannelHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_data_service_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ChannelHeader.ProtoReflect.Descriptor instead.
-func (*ChannelHeader) Descriptor() ([]byte, []int) {
-	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *ChannelHeader) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *ChannelHeader) GetAttempt() int64 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
-func (x *ChannelHeader) GetEdge() int32 {
-	if x != nil {
-		return x.Edge
-	}
-	return 0
-}
-
-func (x *ChannelHeader) GetProducer() int32 {
-	if x != nil {
-		return x.Producer
-	}
-	return 0
-}
-
-func (x *ChannelHeader) GetConsumer() int32 {
-	if x != nil {
-		return x.Consumer
-	}
-	return 0
-}
-
+// A stream names its channel and presents the attempt's channel secret in
+// its request headers (gRPC metadata weir-channel-secret, weir-job,
+// weir-attempt, weir-edge, weir-producer, weir-consumer), which the consumer
+// checks before it reads any frame.
 type DataFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Set on the first frame of a stream only.
-	Header *ChannelHeader `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
 	// Types that are valid to be assigned to Payload:
 	//
 	//	*DataFrame_Batch
@@ -114,7 +40,7 @@ type DataFrame struct {
 
 func (x *DataFrame) Reset() {
 	*x = DataFrame{}
-	mi := &file_weir_v1_data_service_proto_msgTypes[1]
+	mi := &file_weir_v1_data_service_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -126,7 +52,7 @@ func (x *DataFrame) String() string {
 func (*DataFrame) ProtoMessage() {}
 
 func (x *DataFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_data_service_proto_msgTypes[1]
+	mi := &file_weir_v1_data_service_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -139,14 +65,7 @@ func (x *DataFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataFrame.ProtoReflect.Descriptor instead.
 func (*DataFrame) Descriptor() ([]byte, []int) {
-	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *DataFrame) GetHeader() *ChannelHeader {
-	if x != nil {
-		return x.Header
-	}
-	return nil
+	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *DataFrame) GetPayload() isDataFrame_Payload {
@@ -231,7 +150,7 @@ type RecordBatch struct {
 
 func (x *RecordBatch) Reset() {
 	*x = RecordBatch{}
-	mi := &file_weir_v1_data_service_proto_msgTypes[2]
+	mi := &file_weir_v1_data_service_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -243,7 +162,7 @@ func (x *RecordBatch) String() string {
 func (*RecordBatch) ProtoMessage() {}
 
 func (x *RecordBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_data_service_proto_msgTypes[2]
+	mi := &file_weir_v1_data_service_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -256,7 +175,7 @@ func (x *RecordBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordBatch.ProtoReflect.Descriptor instead.
 func (*RecordBatch) Descriptor() ([]byte, []int) {
-	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{2}
+	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *RecordBatch) GetData() []byte {
@@ -284,7 +203,7 @@ type Barrier struct {
 
 func (x *Barrier) Reset() {
 	*x = Barrier{}
-	mi := &file_weir_v1_data_service_proto_msgTypes[3]
+	mi := &file_weir_v1_data_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +215,7 @@ func (x *Barrier) String() string {
 func (*Barrier) ProtoMessage() {}
 
 func (x *Barrier) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_data_service_proto_msgTypes[3]
+	mi := &file_weir_v1_data_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +228,7 @@ func (x *Barrier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Barrier.ProtoReflect.Descriptor instead.
 func (*Barrier) Descriptor() ([]byte, []int) {
-	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Barrier) GetCheckpointId() int64 {
@@ -343,7 +262,7 @@ type Watermark struct {
 
 func (x *Watermark) Reset() {
 	*x = Watermark{}
-	mi := &file_weir_v1_data_service_proto_msgTypes[4]
+	mi := &file_weir_v1_data_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +274,7 @@ func (x *Watermark) String() string {
 func (*Watermark) ProtoMessage() {}
 
 func (x *Watermark) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_data_service_proto_msgTypes[4]
+	mi := &file_weir_v1_data_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +287,7 @@ func (x *Watermark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Watermark.ProtoReflect.Descriptor instead.
 func (*Watermark) Descriptor() ([]byte, []int) {
-	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Watermark) GetTimestampUnixMs() int64 {
@@ -393,7 +312,7 @@ type EndOfPartition struct {
 
 func (x *EndOfPartition) Reset() {
 	*x = EndOfPartition{}
-	mi := &file_weir_v1_data_service_proto_msgTypes[5]
+	mi := &file_weir_v1_data_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +324,7 @@ func (x *EndOfPartition) String() string {
 func (*EndOfPartition) ProtoMessage() {}
 
 func (x *EndOfPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_data_service_proto_msgTypes[5]
+	mi := &file_weir_v1_data_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +337,7 @@ func (x *EndOfPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndOfPartition.ProtoReflect.Descriptor instead.
 func (*EndOfPartition) Descriptor() ([]byte, []int) {
-	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{4}
 }
 
 type Credit struct {
@@ -430,7 +349,7 @@ type Credit struct {
 
 func (x *Credit) Reset() {
 	*x = Credit{}
-	mi := &file_weir_v1_data_service_proto_msgTypes[6]
+	mi := &file_weir_v1_data_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +361,7 @@ func (x *Credit) String() string {
 func (*Credit) ProtoMessage() {}
 
 func (x *Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_data_service_proto_msgTypes[6]
+	mi := &file_weir_v1_data_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +374,7 @@ func (x *Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credit.ProtoReflect.Descriptor instead.
 func (*Credit) Descriptor() ([]byte, []int) {
-	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Credit) GetCredits() int32 {
@@ -469,20 +388,13 @@ var File_weir_v1_data_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_data_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1aweir/v1/data_service.proto\x12\aweir.v1\"\x8c\x01\n" +
-	"\rChannelHeader\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x12\n" +
-	"\x04edge\x18\x03 \x01(\x05R\x04edge\x12\x1a\n" +
-	"\bproducer\x18\x04 \x01(\x05R\bproducer\x12\x1a\n" +
-	"\bconsumer\x18\x05 \x01(\x05R\bconsumer\"\x83\x02\n" +
-	"\tDataFrame\x12.\n" +
-	"\x06header\x18\x01 \x01(\v2\x16.weir.v1.ChannelHeaderR\x06header\x12,\n" +
+	"\x1aweir/v1/data_service.proto\x12\aweir.v1\"\xd9\x01\n" +
+	"\tDataFrame\x12,\n" +
 	"\x05batch\x18\x02 \x01(\v2\x14.weir.v1.RecordBatchH\x00R\x05batch\x12,\n" +
 	"\abarrier\x18\x03 \x01(\v2\x10.weir.v1.BarrierH\x00R\abarrier\x122\n" +
 	"\twatermark\x18\x04 \x01(\v2\x12.weir.v1.WatermarkH\x00R\twatermark\x12+\n" +
 	"\x03end\x18\x05 \x01(\v2\x17.weir.v1.EndOfPartitionH\x00R\x03endB\t\n" +
-	"\apayload\"7\n" +
+	"\apayloadJ\x04\b\x01\x10\x02\"7\n" +
 	"\vRecordBatch\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\"x\n" +
@@ -511,29 +423,27 @@ func file_weir_v1_data_service_proto_rawDescGZIP() []byte {
 	return file_weir_v1_data_service_proto_rawDescData
 }
 
-var file_weir_v1_data_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_weir_v1_data_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_weir_v1_data_service_proto_goTypes = []any{
-	(*ChannelHeader)(nil),  // 0: weir.v1.ChannelHeader
-	(*DataFrame)(nil),      // 1: weir.v1.DataFrame
-	(*RecordBatch)(nil),    // 2: weir.v1.RecordBatch
-	(*Barrier)(nil),        // 3: weir.v1.Barrier
-	(*Watermark)(nil),      // 4: weir.v1.Watermark
-	(*EndOfPartition)(nil), // 5: weir.v1.EndOfPartition
-	(*Credit)(nil),         // 6: weir.v1.Credit
+	(*DataFrame)(nil),      // 0: weir.v1.DataFrame
+	(*RecordBatch)(nil),    // 1: weir.v1.RecordBatch
+	(*Barrier)(nil),        // 2: weir.v1.Barrier
+	(*Watermark)(nil),      // 3: weir.v1.Watermark
+	(*EndOfPartition)(nil), // 4: weir.v1.EndOfPartition
+	(*Credit)(nil),         // 5: weir.v1.Credit
 }
 var file_weir_v1_data_service_proto_depIdxs = []int32{
-	0, // 0: weir.v1.DataFrame.header:type_name -> weir.v1.ChannelHeader
-	2, // 1: weir.v1.DataFrame.batch:type_name -> weir.v1.RecordBatch
-	3, // 2: weir.v1.DataFrame.barrier:type_name -> weir.v1.Barrier
-	4, // 3: weir.v1.DataFrame.watermark:type_name -> weir.v1.Watermark
-	5, // 4: weir.v1.DataFrame.end:type_name -> weir.v1.EndOfPartition
-	1, // 5: weir.v1.DataService.Exchange:input_type -> weir.v1.DataFrame
-	6, // 6: weir.v1.DataService.Exchange:output_type -> weir.v1.Credit
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	1, // 0: weir.v1.DataFrame.batch:type_name -> weir.v1.RecordBatch
+	2, // 1: weir.v1.DataFrame.barrier:type_name -> weir.v1.Barrier
+	3, // 2: weir.v1.DataFrame.watermark:type_name -> weir.v1.Watermark
+	4, // 3: weir.v1.DataFrame.end:type_name -> weir.v1.EndOfPartition
+	0, // 4: weir.v1.DataService.Exchange:input_type -> weir.v1.DataFrame
+	5, // 5: weir.v1.DataService.Exchange:output_type -> weir.v1.Credit
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_data_service_proto_init() }
@@ -541,7 +451,7 @@ func file_weir_v1_data_service_proto_init() {
 	if File_weir_v1_data_service_proto != nil {
 		return
 	}
-	file_weir_v1_data_service_proto_msgTypes[1].OneofWrappers = []any{
+	file_weir_v1_data_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*DataFrame_Batch)(nil),
 		(*DataFrame_Barrier)(nil),
 		(*DataFrame_Watermark)(nil),
@@ -553,7 +463,7 @@ func file_weir_v1_data_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_data_service_proto_rawDesc), len(file_weir_v1_data_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1735,6 +1735,323 @@ func (x *TriggerSavepointResponse) GetCheckpointId() int64 {
 	return 0
 }
 
+type CreateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// viewer, operator, submitter or admin.
+	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type CreateTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenResponse) Reset() {
+	*x = CreateTokenResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenResponse) ProtoMessage() {}
+
+func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type ListTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
+}
+
+type TokenInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	CreatedUnixMs int64                  `protobuf:"varint,3,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenInfo) Reset() {
+	*x = TokenInfo{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenInfo) ProtoMessage() {}
+
+func (x *TokenInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
+func (*TokenInfo) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TokenInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*TokenInfo           `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListTokensResponse) GetTokens() []*TokenInfo {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RevokeTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
+}
+
 var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
@@ -1848,7 +2165,22 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x04stop\x18\x02 \x01(\bR\x04stop\"[\n" +
 	"\x18TriggerSavepointResponse\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12#\n" +
-	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId*\xe5\x01\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\"<\n" +
+	"\x12CreateTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"+\n" +
+	"\x13CreateTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x13\n" +
+	"\x11ListTokensRequest\"[\n" +
+	"\tTokenInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\"@\n" +
+	"\x12ListTokensResponse\x12*\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.weir.v1.TokenInfoR\x06tokens\"(\n" +
+	"\x12RevokeTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
+	"\x13RevokeTokenResponse*\xe5\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x17\n" +
@@ -1871,7 +2203,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xce\x05\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xa9\a\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -1884,7 +2216,11 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vListWorkers\x12\x1b.weir.v1.ListWorkersRequest\x1a\x1c.weir.v1.ListWorkersResponse\x12T\n" +
 	"\x0fListCheckpoints\x12\x1f.weir.v1.ListCheckpointsRequest\x1a .weir.v1.ListCheckpointsResponse\x12W\n" +
 	"\x10TriggerSavepoint\x12 .weir.v1.TriggerSavepointRequest\x1a!.weir.v1.TriggerSavepointResponse\x122\n" +
-	"\x04Tail\x12\x14.weir.v1.TailRequest\x1a\x12.weir.v1.TapRecord0\x01B/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\x04Tail\x12\x14.weir.v1.TailRequest\x1a\x12.weir.v1.TapRecord0\x01\x12H\n" +
+	"\vCreateToken\x12\x1b.weir.v1.CreateTokenRequest\x1a\x1c.weir.v1.CreateTokenResponse\x12E\n" +
+	"\n" +
+	"ListTokens\x12\x1a.weir.v1.ListTokensRequest\x1a\x1b.weir.v1.ListTokensResponse\x12H\n" +
+	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -1899,7 +2235,7 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
@@ -1928,15 +2264,22 @@ var file_weir_v1_job_service_proto_goTypes = []any{
 	(*ListCheckpointsResponse)(nil),  // 24: weir.v1.ListCheckpointsResponse
 	(*TriggerSavepointRequest)(nil),  // 25: weir.v1.TriggerSavepointRequest
 	(*TriggerSavepointResponse)(nil), // 26: weir.v1.TriggerSavepointResponse
-	(*JobGraph)(nil),                 // 27: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 28: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 29: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 30: weir.v1.TapRecord
+	(*CreateTokenRequest)(nil),       // 27: weir.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 28: weir.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),        // 29: weir.v1.ListTokensRequest
+	(*TokenInfo)(nil),                // 30: weir.v1.TokenInfo
+	(*ListTokensResponse)(nil),       // 31: weir.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 32: weir.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 33: weir.v1.RevokeTokenResponse
+	(*JobGraph)(nil),                 // 34: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 35: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 36: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 37: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
 	5,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
 	1,  // 1: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	27, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	34, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
 	8,  // 3: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
 	10, // 4: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
 	9,  // 5: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
@@ -1947,32 +2290,39 @@ var file_weir_v1_job_service_proto_depIdxs = []int32{
 	9,  // 10: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
 	0,  // 11: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
 	21, // 12: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	28, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	3,  // 14: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	6,  // 15: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	11, // 16: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	13, // 17: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	15, // 18: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	18, // 19: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	20, // 20: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	23, // 21: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	25, // 22: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	29, // 23: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
-	4,  // 24: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	7,  // 25: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	12, // 26: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	14, // 27: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	17, // 28: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	19, // 29: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	22, // 30: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	24, // 31: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	26, // 32: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	30, // 33: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	24, // [24:34] is the sub-list for method output_type
-	14, // [14:24] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	35, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	30, // 14: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
+	3,  // 15: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	6,  // 16: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	11, // 17: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	13, // 18: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	15, // 19: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	18, // 20: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	20, // 21: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	23, // 22: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	25, // 23: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	36, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	27, // 25: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
+	29, // 26: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
+	32, // 27: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
+	4,  // 28: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	7,  // 29: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	12, // 30: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	14, // 31: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	17, // 32: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	19, // 33: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	22, // 34: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	24, // 35: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	26, // 36: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	37, // 37: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	28, // 38: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	31, // 39: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	33, // 40: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	28, // [28:41] is the sub-list for method output_type
+	15, // [15:28] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_job_service_proto_init() }
@@ -1993,7 +2343,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,7 +33,7 @@ func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen for data: %w", err)
 	}
-	nw := exchange.NewNetwork(env.JobID, env.Attempt, exchange.Options{}, logger)
+	nw := exchange.NewNetwork(env.JobID, env.Attempt, exchange.Options{ChannelSecret: env.ChannelSecret}, logger)
 	defer nw.Close()
 	srv := grpc.NewServer(exchange.ServerOptions()...)
 	nw.Register(srv)

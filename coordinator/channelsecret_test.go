@@ -1,0 +1,56 @@
+package coordinator
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/weir-run/weir/internal/etcdserver"
+)
+
+func TestChannelSecrets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := etcdserver.Start(ctx, etcdserver.Config{DataDir: filepath.Join(t.TempDir(), "etcd"), ClientURL: "127.0.0.1:0", PeerURL: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.ClientEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+
+	first, err := loadClusterSecret(ctx, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadClusterSecret(ctx, cli)
+	if err != nil || string(again) != string(first) || len(first) != 32 {
+		t.Fatalf("a second leader reads another cluster secret (%x, %v), want %x", again, err, first)
+	}
+	a, b := &leaderState{clusterSecret: first}, &leaderState{clusterSecret: again}
+	if a.channelSecret("j1", 3) != b.channelSecret("j1", 3) {
+		t.Error("two leaders derive different secrets for one attempt")
+	}
+	seen := map[string]bool{}
+	for _, k := range []struct {
+		job     string
+		attempt int64
+	}{{"j1", 3}, {"j1", 4}, {"j2", 3}, {"j13", 1}, {"j1", 31}} {
+		s := a.channelSecret(k.job, k.attempt)
+		if seen[s] || len(s) != 64 {
+			t.Errorf("secret of %v repeats or is malformed: %q", k, s)
+		}
+		seen[s] = true
+	}
+	other := &leaderState{clusterSecret: make([]byte, 32)}
+	if other.channelSecret("j1", 3) == a.channelSecret("j1", 3) {
+		t.Error("another cluster derives the same secret")
+	}
+}

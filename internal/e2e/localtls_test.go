@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// TestLocalTLS: weir local --tls runs a job across its two workers with
+// TLS everywhere, using the admin certificate it made; a plaintext client
+// and a page request without a certificate are refused; and a stranger
+// sending huge stream headers to a job process's data port is refused
+// before they are read, without growing the process or the log.
+func TestLocalTLS(t *testing.T) {
+	dir := t.TempDir()
+	api, httpAddr := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, "weir local --tls", "local", "--tls", "--data-dir", dir, "--api", api, "--http", httpAddr, "--workers", "2", "--slots", "2")
+	certs := filepath.Join(dir, "certs")
+	waitFor(t, 30*time.Second, "weir local to make its certificates", func() bool {
+		_, err := os.Stat(filepath.Join(certs, "local-admin.key"))
+		return err == nil
+	})
+	t.Setenv("WEIR_TLS_CA", filepath.Join(certs, "ca.crt"))
+	t.Setenv("WEIR_TLS_CERT", filepath.Join(certs, "local-admin.crt"))
+	t.Setenv("WEIR_TLS_KEY", filepath.Join(certs, "local-admin.key"))
+	waitFor(t, 30*time.Second, "weir local to answer", func() bool { _, ok := listJobs(t, api); return ok })
+	waitFor(t, 10*time.Second, "workers", func() bool { return len(listWorkers(t, api)) == 2 })
+
+	if _, stderr, code := weir(t, 10*time.Second, "list", "--coordinator", api, "--tls-ca=", "--tls-cert=", "--tls-key="); code != 1 || !strings.Contains(stderr, "set --tls-ca") {
+		t.Errorf("a plaintext weir list: %d %q", code, stderr)
+	}
+	// The page: HTTPS; /healthz is public, the API needs a certificate.
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(filepath.Join(certs, "ca.crt"))
+	pool.AppendCertsFromPEM(ca)
+	anon := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for path, want := range map[string]int{"/healthz": 200, "/api/v1/overview": 401} {
+		resp, err := anon.Get("https://" + httpAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s without a certificate: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
+	// A job over both workers: its channels carry the attempt's secret.
+	const events, keys = 400000, 1000
+	out := filepath.Join(dir, "out")
+	id := runDetached(t, api, "-p", "4", "--checkpoint-interval", "1s", bins.keyedcount, "--",
+		"--events", strconv.Itoa(events), "--keys", strconv.Itoa(keys), "--rate", "20000", "--output", out)
+	var pid int
+	waitFor(t, 30*time.Second, "the job's tasks", func() bool {
+		stdout, _, code := weir(t, 10*time.Second, "status", "--coordinator", api, id, "-o", "json")
+		var st struct {
+			State string
+			Tasks []struct{ PID int }
+		}
+		if code != 0 || json.Unmarshal([]byte(stdout), &st) != nil || st.State != "RUNNING" || len(st.Tasks) == 0 {
+			return false
+		}
+		pid = st.Tasks[0].PID
+		return pid > 0
+	})
+	ports := listeningPorts(t, pid)
+	if len(ports) == 0 {
+		t.Fatalf("job process %d listens on no port", pid)
+	}
+	rssBefore := procStatusKB(t, pid, "VmRSS")
+	d.mu.Lock()
+	logBefore := d.out.Len()
+	d.mu.Unlock()
+
+	// The attack: 8 streams per port with a 60 MiB first message and no
+	// channel secret.
+	huge := make([]byte, 60<<20)
+	var wg sync.WaitGroup
+	for _, port := range ports {
+		cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", port), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(100<<20)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		for range 8 {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				ctx = metadata.AppendToOutgoingContext(ctx, "weir-job", strings.Repeat("J", 4<<10))
+				stream, err := weirv1.NewDataServiceClient(cc).Exchange(ctx)
+				if err != nil {
+					return
+				}
+				stream.Send(&weirv1.DataFrame{Payload: &weirv1.DataFrame_Batch{Batch: &weirv1.RecordBatch{Data: huge, Count: 1}}})
+				stream.Recv()
+			})
+		}
+	}
+	wg.Wait()
+	time.Sleep(time.Second) // any log line the attack caused reaches the worker's log
+	rssAfter, peak := procStatusKB(t, pid, "VmRSS"), procStatusKB(t, pid, "VmHWM")
+	d.mu.Lock()
+	logged := d.out.Len() - logBefore
+	d.mu.Unlock()
+	t.Logf("MEASURED job process %d under the header attack: RSS %d → %d KiB (peak %d KiB), %d bytes of log", pid, rssBefore, rssAfter, peak, logged)
+	if rssAfter > rssBefore+20<<10 || peak > 100<<10 {
+		t.Errorf("the attack grew the job process from %d to %d KiB (peak %d KiB)", rssBefore, rssAfter, peak)
+	}
+	if logged > 1<<20 {
+		t.Errorf("the attack wrote %d bytes of log", logged)
+	}
+
+	waitFinished(t, api, id, 120*time.Second)
+	checkCounts(t, out, keys, events/keys)
+}
+
+// listeningPorts are the TCP ports process pid listens on (from /proc).
+func listeningPorts(t *testing.T, pid int) []int {
+	t.Helper()
+	inodes := map[string]bool{}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	var ports []int
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 10 || fields[3] != "0A" || !inodes[fields[9]] { // 0A: LISTEN
+				continue
+			}
+			local := fields[1]
+			p, err := strconv.ParseInt(local[strings.LastIndex(local, ":")+1:], 16, 32)
+			if err == nil {
+				ports = append(ports, int(p))
+			}
+		}
+	}
+	return ports
+}
+
+// procStatusKB reads a kB field of /proc/PID/status.
+func procStatusKB(t *testing.T, pid int, field string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}

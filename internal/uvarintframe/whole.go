@@ -2,10 +2,11 @@ package uvarintframe
 
 import "encoding/binary"
 
-// The functions of this file are for codecs of a single number, which run
-// on every record: there a Reader (Varint then Done) made a decode ~20%
-// slower than binary.Varint, and AppendVarints of one number ~10% slower
-// than binary.AppendVarint. These inline to what encoding/binary does.
+// The functions of this file are for codecs of a single number and state
+// written on every record: there a Reader (Varint then Done) made a decode
+// ~20% slower than binary.Varint, and AppendVarints 10-20% slower than
+// as many binary.AppendVarint calls. These inline to what encoding/binary
+// does.
 
 // AppendUvarint appends u as a uvarint (AppendUvarints of one number).
 func AppendUvarint(dst []byte, u uint64) []byte { return binary.AppendUvarint(dst, u) }

@@ -2,8 +2,8 @@ package uvarintframe
 
 // Frame reads a length-prefixed byte string exactly as Bytes does, but
 // takes a one-byte length (an item under 128 bytes) inline: Bytes costs
-// three calls per item, which is most of the cost of walking a batch of
-// small records.
+// two calls per item (Bytes, Uvarint), which is most of the cost of walking
+// a batch of small records.
 func (r *Reader) Frame() []byte {
 	// A failed Reader holds no bytes, so a failure always goes to Bytes;
 	// a one-byte uvarint is always the shortest encoding.

@@ -12,6 +12,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weir-run/weir/internal/uvarintframe"
+
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
@@ -45,10 +47,10 @@ func (BytesCodec) Decode(b []byte) ([]byte, error)    { return append([]byte(nil
 // VarintCodec encodes signed integers as zig-zag varints.
 type VarintCodec[T ~int | ~int8 | ~int16 | ~int32 | ~int64] struct{}
 
-func (VarintCodec[T]) Append(dst []byte, v T) []byte { return binary.AppendVarint(dst, int64(v)) }
+func (VarintCodec[T]) Append(dst []byte, v T) []byte { return uvarintframe.AppendVarint(dst, int64(v)) }
 func (VarintCodec[T]) Decode(b []byte) (T, error) {
-	v, n := binary.Varint(b)
-	if n <= 0 || n != len(b) {
+	v, ok := uvarintframe.DecodeVarint(b)
+	if !ok {
 		return 0, fmt.Errorf("%w: bad varint (%d bytes)", ErrDecode, len(b))
 	}
 	if int64(T(v)) != v {
@@ -60,10 +62,12 @@ func (VarintCodec[T]) Decode(b []byte) (T, error) {
 // UvarintCodec encodes unsigned integers as varints.
 type UvarintCodec[T ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64] struct{}
 
-func (UvarintCodec[T]) Append(dst []byte, v T) []byte { return binary.AppendUvarint(dst, uint64(v)) }
+func (UvarintCodec[T]) Append(dst []byte, v T) []byte {
+	return uvarintframe.AppendUvarint(dst, uint64(v))
+}
 func (UvarintCodec[T]) Decode(b []byte) (T, error) {
-	v, n := binary.Uvarint(b)
-	if n <= 0 || n != len(b) {
+	v, ok := uvarintframe.DecodeUvarint(b)
+	if !ok {
 		return 0, fmt.Errorf("%w: bad uvarint (%d bytes)", ErrDecode, len(b))
 	}
 	if uint64(T(v)) != v {

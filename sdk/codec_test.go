@@ -298,8 +298,8 @@ func TestWithCodec(t *testing.T) {
 
 // The fuzz targets check the decoders never panic, and that whatever they
 // accept re-encodes to bytes that decode to the same value (a canonical
-// form: the accepted input itself may be non-canonical, such as a padded
-// varint).
+// form: the accepted input itself may be non-canonical, such as JSON with
+// spaces; the varint codecs accept only the shortest form).
 
 func FuzzVarintCodec(f *testing.F) {
 	for _, v := range []int64{0, 1, -1, 300, math.MaxInt64, math.MinInt64} {

@@ -1,11 +1,12 @@
 package sdk
 
 import (
-	"encoding/binary"
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/weir-run/weir/internal/uvarintframe"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
@@ -167,15 +168,15 @@ type joinBufCodec[A, B any] struct {
 }
 
 func (c joinBufCodec[A, B]) Append(dst []byte, j joinBuf[A, B]) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(j.first)))
+	dst = uvarintframe.AppendUvarint(dst, uint64(len(j.first)))
 	var scratch []byte
 	for _, x := range j.first {
 		scratch = c.a.Append(scratch[:0], x)
-		dst = append(binary.AppendUvarint(dst, uint64(len(scratch))), scratch...)
+		dst = uvarintframe.AppendBytes(dst, scratch)
 	}
 	for _, y := range j.second {
 		scratch = c.b.Append(scratch[:0], y)
-		dst = append(binary.AppendUvarint(dst, uint64(len(scratch))), scratch...)
+		dst = uvarintframe.AppendBytes(dst, scratch)
 	}
 	return dst
 }
@@ -184,16 +185,14 @@ var errCorruptJoin = errors.New("sdk: corrupt join state")
 
 func (c joinBufCodec[A, B]) Decode(b []byte) (joinBuf[A, B], error) {
 	var j joinBuf[A, B]
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return j, errCorruptJoin
-	}
-	items, err := runtime.DecodeItems(b[k:])
-	if err != nil || n > uint64(len(items)) {
-		return j, errCorruptJoin
-	}
-	for i, it := range items {
-		if uint64(i) < n {
+	r := uvarintframe.NewReader(b)
+	n := r.Uvarint()
+	for r.Len() > 0 {
+		it := r.Frame()
+		if r.Err() != nil {
+			break
+		}
+		if uint64(len(j.first)) < n {
 			x, err := c.a.Decode(it)
 			if err != nil {
 				return j, err
@@ -206,6 +205,12 @@ func (c joinBufCodec[A, B]) Decode(b []byte) (joinBuf[A, B], error) {
 			return j, err
 		}
 		j.second = append(j.second, y)
+	}
+	if err := r.Err(); err != nil {
+		return joinBuf[A, B]{}, fmt.Errorf("%w: %w", errCorruptJoin, err)
+	}
+	if uint64(len(j.first)) < n {
+		return joinBuf[A, B]{}, errCorruptJoin
 	}
 	return j, nil
 }
@@ -359,24 +364,21 @@ func (o *intervalJoin) expire(side byte, at int64) error {
 
 // appendBuffered frames one buffered record: its length, event time, bytes.
 func appendBuffered(dst []byte, ts int64, rec []byte) []byte {
-	var tsb [binary.MaxVarintLen64]byte
-	dst = binary.AppendUvarint(dst, uint64(binary.PutVarint(tsb[:], ts)+len(rec)))
-	dst = binary.AppendVarint(dst, ts)
-	return append(dst, rec...)
+	dst = uvarintframe.AppendUvarint(dst, uint64(uvarintframe.VarintLen(ts)+len(rec)))
+	return append(uvarintframe.AppendVarint(dst, ts), rec...)
 }
 
 // decodeBuffered visits the records appendBuffered framed.
 func decodeBuffered(b []byte, fn func(ts int64, rec []byte) error) error {
-	items, err := runtime.DecodeItems(b)
-	if err != nil {
-		return errCorruptJoin
-	}
-	for _, it := range items {
-		ts, n := binary.Varint(it)
-		if n <= 0 {
-			return errCorruptJoin
+	var item uvarintframe.Reader
+	for r := uvarintframe.NewReader(b); r.Len() > 0; {
+		item.Reset(r.Frame())
+		ts := item.Varint()
+		rec := item.Rest()
+		if err := cmp.Or(r.Err(), item.Err()); err != nil {
+			return fmt.Errorf("%w: %w", errCorruptJoin, err)
 		}
-		if err := fn(ts, it[n:]); err != nil {
+		if err := fn(ts, rec); err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,11 @@
 package sdk
 
 import (
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/weir-run/weir/internal/uvarintframe"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
@@ -152,10 +153,14 @@ func dealGenSplits(olds []genSplit, i, p int) []genSplit {
 }
 
 func decodeGenSplit(b []byte) (genSplit, error) {
-	next, k := binary.Varint(b)
-	step, k2 := binary.Varint(b[max(k, 0):])
-	if k <= 0 || k2 <= 0 || step <= 0 {
-		return genSplit{}, fmt.Errorf("sdk: corrupt generator split state")
+	r := uvarintframe.NewReader(b)
+	next := r.Varint()
+	step := r.Varint()
+	if err := r.Done(); err != nil {
+		return genSplit{}, fmt.Errorf("sdk: corrupt generator split state: %w", err)
+	}
+	if step <= 0 {
+		return genSplit{}, fmt.Errorf("sdk: corrupt generator split state: step %d", step)
 	}
 	return genSplit{next, step}, nil
 }
@@ -203,7 +208,7 @@ func (g *generator[T]) SnapshotSplits() ([][]byte, error) {
 	var items [][]byte
 	for _, sp := range g.splits {
 		if !g.exhausted(sp) {
-			items = append(items, binary.AppendVarint(binary.AppendVarint(nil, sp.next), sp.step))
+			items = append(items, uvarintframe.AppendVarints(nil, sp.next, sp.step))
 		}
 	}
 	return items, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
+	"github.com/weir-run/weir/internal/uvarintframe"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
@@ -94,8 +95,7 @@ func statePrefix(uid, name string) []byte {
 func appendStateKey(dst []byte, group int, prefix, key []byte) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(group))
 	dst = append(dst, prefix...)
-	dst = binary.AppendUvarint(dst, uint64(len(key)))
-	return append(dst, key...)
+	return uvarintframe.AppendBytes(dst, key)
 }
 
 // entry returns the backend key of the current key's entry (plus suffix).
@@ -168,13 +168,14 @@ func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error 
 		if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
 			return nil
 		}
-		rest := k[2+len(h.prefix):]
-		n, w := binary.Uvarint(rest)
-		if w <= 0 || n > uint64(len(rest)-w) {
-			return runtime.ErrCorruptItems
+		r := uvarintframe.NewReader(k[2+len(h.prefix):])
+		key := r.Frame()
+		suffix := r.Rest()
+		if r.Err() != nil {
+			return fmt.Errorf("%w: state key: %w", runtime.ErrCorruptItems, r.Err())
 		}
 		if v, live := h.unwrap(v); live {
-			return fn(rest[w:w+int(n)], rest[w+int(n):], v)
+			return fn(key, suffix, v)
 		}
 		return nil
 	})
@@ -251,9 +252,7 @@ func (l *ListState[V]) Add(x V) error {
 	old = append([]byte(nil), old...)
 	elem := l.c.Append(nil, x)
 	return l.h.put(nil, func(dst []byte) []byte {
-		dst = append(dst, old...)
-		dst = binary.AppendUvarint(dst, uint64(len(elem)))
-		return append(dst, elem...)
+		return uvarintframe.AppendBytes(append(dst, old...), elem)
 	})
 }
 

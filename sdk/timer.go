@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
+	"github.com/weir-run/weir/internal/uvarintframe"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
@@ -142,9 +143,7 @@ func (s *timerService) snapshot(int64) ([][]byte, error) {
 // id is the timer's identity, in s.buf until the next call: the map
 // lookups with string(id) do not allocate.
 func (s *timerService) id(d TimeDomain, ts int64, key, ns []byte) []byte {
-	s.buf = binary.AppendUvarint(s.buf[:0], uint64(len(key)))
-	s.buf = append(s.buf, key...)
-	s.buf = timerSuffix(s.buf, d, ts, ns)
+	s.buf = timerSuffix(uvarintframe.AppendBytes(s.buf[:0], key), d, ts, ns)
 	return s.buf
 }
 

@@ -1,12 +1,11 @@
 package sdk
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/weir-run/weir/sdk/internal/runtime"
+	"github.com/weir-run/weir/internal/uvarintframe"
 )
 
 // Timing says when a window's pane was emitted relative to the watermark.
@@ -111,29 +110,25 @@ func (s *trigState) firing() {
 }
 
 func (s trigState) encode(dst []byte) []byte {
-	dst = binary.AppendVarint(dst, s.count)
-	dst = binary.AppendVarint(dst, s.fires)
-	dst = binary.AppendVarint(dst, s.procAt)
-	return append(dst, runtime.EncodeItems(s.prev)...)
+	dst = uvarintframe.AppendVarint(dst, s.count)
+	dst = uvarintframe.AppendVarint(dst, s.fires)
+	dst = uvarintframe.AppendVarint(dst, s.procAt)
+	return uvarintframe.AppendFrames(dst, s.prev...)
 }
 
 var errCorruptTrigger = errors.New("sdk: corrupt window trigger state")
 
 func decodeTrigState(b []byte) (trigState, error) {
 	var s trigState
-	for _, f := range []*int64{&s.count, &s.fires, &s.procAt} {
-		v, n := binary.Varint(b)
-		if n <= 0 {
-			return s, errCorruptTrigger
-		}
-		*f, b = v, b[n:]
+	var v [3]int64
+	r := uvarintframe.NewReader(b)
+	r.Varints(v[:])
+	s.count, s.fires, s.procAt = v[0], v[1], v[2]
+	for r.Len() > 0 {
+		s.prev = append(s.prev, append([]byte(nil), r.Frame()...))
 	}
-	items, err := runtime.DecodeItems(b)
-	if err != nil {
-		return s, errCorruptTrigger
-	}
-	for _, it := range items {
-		s.prev = append(s.prev, append([]byte(nil), it...))
+	if err := r.Err(); err != nil {
+		return trigState{}, fmt.Errorf("%w: %w", errCorruptTrigger, err)
 	}
 	return s, nil
 }

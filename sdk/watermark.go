@@ -1,13 +1,13 @@
 package sdk
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
+	"github.com/weir-run/weir/internal/uvarintframe"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
@@ -266,34 +266,29 @@ const savedWMFormat = 1
 
 func (w savedWatermark) encode() []byte {
 	if !w.ranged {
-		return binary.AppendVarint(nil, w.wm)
+		return uvarintframe.AppendVarints(nil, w.wm)
 	}
-	b := []byte{savedWMFormat}
-	b = binary.AppendUvarint(b, uint64(w.start))
-	b = binary.AppendUvarint(b, uint64(w.end))
-	return binary.AppendVarint(b, w.wm)
+	b := uvarintframe.AppendUvarints([]byte{savedWMFormat}, uint64(w.start), uint64(w.end))
+	return uvarintframe.AppendVarints(b, w.wm)
 }
 
 var errCorruptWatermark = errors.New("sdk: corrupt saved watermark")
 
 func decodeSavedWatermark(b []byte) (savedWatermark, error) {
-	if v, n := binary.Varint(b); n > 0 && n == len(b) {
-		return savedWatermark{wm: v}, nil
+	if wm, ok := uvarintframe.DecodeVarint(b); ok {
+		return savedWatermark{wm: wm}, nil
 	}
 	if len(b) < 4 || b[0] != savedWMFormat {
 		return savedWatermark{}, errCorruptWatermark
 	}
-	b = b[1:]
-	start, n1 := binary.Uvarint(b)
-	if n1 <= 0 {
-		return savedWatermark{}, errCorruptWatermark
+	r := uvarintframe.NewReader(b[1:])
+	start := r.Uvarint()
+	end := r.Uvarint()
+	wm := r.Varint()
+	if err := r.Done(); err != nil {
+		return savedWatermark{}, fmt.Errorf("%w: %w", errCorruptWatermark, err)
 	}
-	end, n2 := binary.Uvarint(b[n1:])
-	if n2 <= 0 {
-		return savedWatermark{}, errCorruptWatermark
-	}
-	wm, n3 := binary.Varint(b[n1+n2:])
-	if n3 <= 0 || n1+n2+n3 != len(b) || start >= end || end > keygroup.MaxLimit {
+	if start >= end || end > keygroup.MaxLimit {
 		return savedWatermark{}, errCorruptWatermark
 	}
 	return savedWatermark{wm: wm, start: int(start), end: int(end), ranged: true}, nil

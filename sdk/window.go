@@ -7,6 +7,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/weir-run/weir/internal/uvarintframe"
+
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
@@ -162,22 +164,20 @@ type session struct{ w, state TimeWindow }
 // encodeSessions and decodeSessions store a key's session windows.
 func encodeSessions(dst []byte, ss []session) []byte {
 	for _, s := range ss {
-		dst = binary.AppendVarint(binary.AppendVarint(dst, s.w.Start), s.w.End)
-		dst = binary.AppendVarint(binary.AppendVarint(dst, s.state.Start), s.state.End)
+		dst = uvarintframe.AppendVarint(uvarintframe.AppendVarint(dst, s.w.Start), s.w.End)
+		dst = uvarintframe.AppendVarint(uvarintframe.AppendVarint(dst, s.state.Start), s.state.End)
 	}
 	return dst
 }
 
 func decodeSessions(b []byte, into []session) ([]session, error) {
 	ss := into[:0]
-	for len(b) > 0 {
+	r := uvarintframe.NewReader(b)
+	for r.Len() > 0 {
 		var v [4]int64
-		for i := range v {
-			x, n := binary.Varint(b)
-			if n <= 0 {
-				return nil, errCorruptWindow
-			}
-			v[i], b = x, b[n:]
+		r.Varints(v[:])
+		if err := r.Err(); err != nil {
+			return nil, fmt.Errorf("%w: %w", errCorruptWindow, err)
 		}
 		if v[1] <= v[0] || v[3] <= v[2] {
 			return nil, errCorruptWindow
@@ -289,23 +289,22 @@ type LateRecord[T any] struct {
 type lateRecordCodec[T any] struct{ v Codec[T] }
 
 func (c lateRecordCodec[T]) Append(dst []byte, l LateRecord[T]) []byte {
-	for _, x := range []int64{l.Timestamp, l.Window.Start, l.Window.End, l.Watermark} {
-		dst = binary.AppendVarint(dst, x)
-	}
+	dst = uvarintframe.AppendVarint(uvarintframe.AppendVarint(dst, l.Timestamp), l.Window.Start)
+	dst = uvarintframe.AppendVarint(uvarintframe.AppendVarint(dst, l.Window.End), l.Watermark)
 	return c.v.Append(dst, l.Value)
 }
 
 func (c lateRecordCodec[T]) Decode(b []byte) (LateRecord[T], error) {
-	var l LateRecord[T]
-	for _, f := range []*int64{&l.Timestamp, &l.Window.Start, &l.Window.End, &l.Watermark} {
-		x, n := binary.Varint(b)
-		if n <= 0 {
-			return l, fmt.Errorf("%w: late record", ErrDecode)
-		}
-		*f, b = x, b[n:]
+	var v [4]int64
+	r := uvarintframe.NewReader(b)
+	r.Varints(v[:])
+	rest := r.Rest()
+	if err := r.Err(); err != nil {
+		return LateRecord[T]{}, fmt.Errorf("%w: late record: %w", ErrDecode, err)
 	}
-	v, err := c.v.Decode(b)
-	l.Value = v
+	l := LateRecord[T]{Timestamp: v[0], Window: TimeWindow{v[1], v[2]}, Watermark: v[3]}
+	var err error
+	l.Value, err = c.v.Decode(rest)
 	return l, err
 }
 

@@ -2,7 +2,6 @@ package file
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/weir-run/weir/internal/uvarintframe"
 	"github.com/weir-run/weir/sdk"
 )
 
@@ -165,10 +165,8 @@ type split struct {
 }
 
 func (s split) encode() []byte {
-	b := binary.AppendUvarint(nil, uint64(len(s.path)))
-	b = append(b, s.path...)
-	b = binary.AppendVarint(b, s.pos)
-	b = binary.AppendVarint(b, s.end)
+	b := uvarintframe.AppendString(nil, s.path)
+	b = uvarintframe.AppendVarints(b, s.pos, s.end)
 	if s.aligned {
 		return append(b, 1)
 	}
@@ -178,22 +176,14 @@ func (s split) encode() []byte {
 var errCorruptSplit = errors.New("file: corrupt split state")
 
 func decodeSplit(b []byte) (split, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
-		return split{}, errCorruptSplit
+	r := uvarintframe.NewReader(b)
+	s := split{path: r.Str()}
+	s.pos = r.Varint()
+	s.end = r.Varint()
+	s.aligned = r.Byte() == 1
+	if err := r.Done(); err != nil {
+		return split{}, fmt.Errorf("%w: %w", errCorruptSplit, err)
 	}
-	s := split{path: string(b[k : k+int(n)])}
-	b = b[k+int(n):]
-	var k1, k2 int
-	s.pos, k1 = binary.Varint(b)
-	if k1 <= 0 {
-		return split{}, errCorruptSplit
-	}
-	s.end, k2 = binary.Varint(b[k1:])
-	if k2 <= 0 || len(b) != k1+k2+1 {
-		return split{}, errCorruptSplit
-	}
-	s.aligned = b[k1+k2] == 1
 	return s, nil
 }
 

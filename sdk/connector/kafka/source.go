@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -15,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-run/weir/internal/uvarintframe"
 	"github.com/weir-run/weir/sdk"
 )
 
@@ -567,12 +567,10 @@ func encodeSplit(sp split) []byte {
 	if sp.hasWM {
 		b[0] = splitFormatWM
 	}
-	b = binary.AppendUvarint(b, uint64(len(sp.tp.topic)))
-	b = append(b, sp.tp.topic...)
-	b = binary.AppendVarint(b, int64(sp.tp.partition))
-	b = binary.AppendVarint(b, sp.next)
+	b = uvarintframe.AppendString(b, sp.tp.topic)
+	b = uvarintframe.AppendVarints(b, int64(sp.tp.partition), sp.next)
 	if sp.hasWM {
-		b = binary.AppendVarint(b, sp.wm)
+		b = uvarintframe.AppendVarints(b, sp.wm)
 	}
 	return b
 }
@@ -589,17 +587,20 @@ func decodeSplit(b []byte) (split, error) {
 		return split{}, errCorruptSplit
 	}
 	sp := split{hasWM: b[0] == splitFormatWM, wm: math.MinInt64}
-	d := decoder{b: b[1:]}
-	topic := d.bytes()
-	part := d.varint()
-	sp.next = d.varint()
+	r := uvarintframe.NewReader(b[1:])
+	topic := r.Str()
+	part := r.Varint()
+	sp.next = r.Varint()
 	if sp.hasWM {
-		sp.wm = d.varint()
+		sp.wm = r.Varint()
 	}
-	if d.err != nil || len(d.b) != 0 || len(topic) == 0 || part < 0 || part > 1<<31-1 || sp.next < 0 {
+	if err := r.Done(); err != nil {
+		return split{}, fmt.Errorf("%w: %w", errCorruptSplit, err)
+	}
+	if len(topic) == 0 || part < 0 || part > 1<<31-1 || sp.next < 0 {
 		return split{}, errCorruptSplit
 	}
-	sp.tp = topicPartition{string(topic), int32(part)}
+	sp.tp = topicPartition{topic, int32(part)}
 	return sp, nil
 }
 

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"github.com/weir-run/weir/internal/state"
 	"github.com/weir-run/weir/internal/storelayout"
 	"github.com/weir-run/weir/internal/taskenv"
+	"github.com/weir-run/weir/internal/uvarintframe"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -268,28 +268,16 @@ func (t *task) onControl(c control) error {
 
 // EncodeItems frames a list of byte strings (operator state) as uvarint
 // lengths and bytes.
-func EncodeItems(items [][]byte) []byte {
-	var b []byte
-	for _, it := range items {
-		b = binary.AppendUvarint(b, uint64(len(it)))
-		b = append(b, it...)
-	}
-	return b
-}
+func EncodeItems(items [][]byte) []byte { return uvarintframe.AppendFrames(nil, items...) }
 
 // ErrCorruptItems is DecodeItems' error.
 var ErrCorruptItems = errors.New("sdk: corrupt operator state")
 
 // DecodeItems reads what EncodeItems framed.
 func DecodeItems(b []byte) ([][]byte, error) {
-	var items [][]byte
-	for len(b) > 0 {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, ErrCorruptItems
-		}
-		items = append(items, b[k:k+int(n)])
-		b = b[k+int(n):]
+	items, err := uvarintframe.SplitFrames(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorruptItems, err)
 	}
 	return items, nil
 }

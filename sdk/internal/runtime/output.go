@@ -1,13 +1,13 @@
 package runtime
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/weir-run/weir/internal/exchange"
 	"github.com/weir-run/weir/internal/keygroup"
+	"github.com/weir-run/weir/internal/uvarintframe"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -69,18 +69,17 @@ func (t records[T]) decoder(emit any) func(*exchange.Frame) error {
 			}
 			return nil
 		}
-		b := fr.Data
+		r := uvarintframe.NewReader(fr.Data)
 		for range fr.Count {
-			n, k := binary.Uvarint(b)
-			if k <= 0 || n > uint64(len(b)-k) {
-				return fmt.Errorf("%w: corrupt batch framing", ErrDecode)
+			rec := r.Frame()
+			if r.Err() != nil {
+				return fmt.Errorf("%w: corrupt batch framing: %w", ErrDecode, r.Err())
 			}
-			v, err := codec.Decode(b[k : k+int(n)])
+			v, err := codec.Decode(rec)
 			if err != nil {
 				return err
 			}
 			f(v)
-			b = b[k+int(n):]
 		}
 		return nil
 	}
@@ -163,8 +162,7 @@ func (o *typedOutput[T]) add(c *chanWriter[T], v T) {
 		}
 	}
 	o.scratch = o.codec.Append(o.scratch[:0], v)
-	c.buf = binary.AppendUvarint(c.buf, uint64(len(o.scratch)))
-	c.buf = append(c.buf, o.scratch...)
+	c.buf = uvarintframe.AppendBytes(c.buf, o.scratch)
 	c.n++
 	if len(c.buf) >= batchBytes {
 		o.send(c)

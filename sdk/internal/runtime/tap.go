@@ -1,12 +1,12 @@
 package runtime
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/weir-run/weir/internal/uvarintframe"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -86,19 +86,19 @@ func (o *typedOutput[T]) sample(s *tapState, c *chanWriter[T], now time.Time) {
 // encoded batch.
 func decodeSome[T any](codec Codec[T], b []byte, take, stride int) ([]T, error) {
 	out := make([]T, 0, take)
+	r := uvarintframe.NewReader(b)
 	for i := 0; len(out) < take; i++ {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, fmt.Errorf("%w: corrupt batch framing", ErrDecode)
+		rec := r.Frame()
+		if r.Err() != nil {
+			return nil, fmt.Errorf("%w: corrupt batch framing: %w", ErrDecode, r.Err())
 		}
 		if i%stride == 0 {
-			v, err := codec.Decode(b[k : k+int(n)])
+			v, err := codec.Decode(rec)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, v)
 		}
-		b = b[k+int(n):]
 	}
 	return out, nil
 }

@@ -2,29 +2,16 @@ package coordinator
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
-	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/etcdtest"
 )
 
 func TestChannelSecrets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{DataDir: filepath.Join(t.TempDir(), "etcd"), ClientURL: "127.0.0.1:0", PeerURL: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.ClientEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdtest.Start(t)
 
 	first, err := loadClusterSecret(ctx, cli)
 	if err != nil {

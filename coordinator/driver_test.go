@@ -7,14 +7,12 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/leader"
 	"github.com/weir-run/weir/internal/etcdkeys"
-	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/etcdtest"
 	"github.com/weir-run/weir/internal/objstore"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -26,16 +24,7 @@ func TestMessagesWaitForTheRecord(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{DataDir: filepath.Join(dir, "etcd"), ClientURL: "127.0.0.1:0", PeerURL: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.ClientEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdtest.Start(t)
 	store, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)

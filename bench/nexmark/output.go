@@ -54,10 +54,14 @@ const (
 	tagQ8
 )
 
-var (
-	appendInts    = uvarintframe.AppendVarints
-	appendStrings = uvarintframe.AppendStrings
-)
+// appendInts and appendStrings are direct calls, not function values: a
+// call through a value cannot be inlined, and its variadic arguments then
+// go to the heap, several allocations per event.
+func appendInts(dst []byte, vs ...int64) []byte { return uvarintframe.AppendVarints(dst, vs...) }
+
+func appendStrings(dst []byte, ss ...string) []byte {
+	return uvarintframe.AppendStrings(dst, ss...)
+}
 
 // AppendCanonical makes Event the output of q0 (pass-through).
 func (e Event) AppendCanonical(dst []byte) []byte {

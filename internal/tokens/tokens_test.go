@@ -1,39 +1,19 @@
 package tokens
 
 import (
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/weir-run/weir/internal/etcdkeys"
-	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/etcdtest"
 	"github.com/weir-run/weir/internal/pki"
 )
 
-func etcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{DataDir: filepath.Join(t.TempDir(), "etcd"), ClientURL: "127.0.0.1:0", PeerURL: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.ClientEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
 func TestCreateVerifyRevoke(t *testing.T) {
-	cli := etcd(t)
+	cli := etcdtest.Start(t)
 	ctx := t.Context()
 	s := NewStore(cli)
 	now := time.Now()

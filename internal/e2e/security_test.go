@@ -192,3 +192,28 @@ func TestSecureCluster(t *testing.T) {
 	waitFinished(t, live, id, 120*time.Second)
 	checkCounts(t, out, keys, events/keys)
 }
+
+// TestDisableSubmit: a coordinator started with --disable-submit refuses a
+// client certificate (every right) uploading and running a job, with one
+// line, and no job appears; reading still works.
+func TestDisableSubmit(t *testing.T) {
+	certs := certsFor(t, [2]string{"etcd", "e"}, [2]string{"coordinator", "c"}, [2]string{"client", "ops"})
+	t.Setenv("WEIR_TLS_CA", filepath.Join(certs, "ca.crt"))
+	t.Setenv("WEIR_TLS_CERT", filepath.Join(certs, "ops.crt"))
+	t.Setenv("WEIR_TLS_KEY", filepath.Join(certs, "ops.key"))
+	dir := t.TempDir()
+	etcd := freeAddr(t)
+	startDaemon(t, "etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"), "--client", etcd, "--peer", freeAddr(t),
+		"--tls-cert", filepath.Join(certs, "e.crt"), "--tls-key", filepath.Join(certs, "e.key"))
+	api := freeAddr(t)
+	startDaemon(t, "coordinator", "coordinator", "--etcd", etcd, "--store", "file://"+filepath.Join(dir, "store"), "--api", api, "--http", "",
+		"--disable-submit", "--tls-ca", filepath.Join(certs, "ca.crt"), "--tls-cert", filepath.Join(certs, "c.crt"), "--tls-key", filepath.Join(certs, "c.key"))
+	waitFor(t, 30*time.Second, "the coordinator to answer", func() bool { _, ok := listJobs(t, api); return ok })
+	_, stderr, code := weir(t, 30*time.Second, "run", "--coordinator", api, "--detach", bins.keyedcount, "--", "--events", "10", "--keys", "1", "--output", filepath.Join(dir, "out"))
+	if code != 1 || !strings.Contains(stderr, "submitting jobs is disabled on this coordinator (--disable-submit)") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("weir run against --disable-submit: exit %d, %q", code, stderr)
+	}
+	if jobs, ok := listJobs(t, api); !ok || len(jobs) != 0 {
+		t.Errorf("after the refused submission the coordinator lists %v (%v)", jobs, ok)
+	}
+}

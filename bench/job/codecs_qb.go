@@ -33,7 +33,9 @@ func (keyedBidCodec) Append(dst []byte, v keyedBid) []byte {
 
 func (keyedBidCodec) Decode(b []byte) (keyedBid, error) {
 	d := uvarintframe.NewReader(b)
-	v := keyedBid{d.Varint(), d.Varint(), d.Varint()}
+	var f [3]int64
+	d.Varints(f[:])
+	v := keyedBid{f[0], f[1], f[2]}
 	return v, d.Done()
 }
 
@@ -58,7 +60,9 @@ func (cntCodec) Append(dst []byte, v cnt) []byte { return uvarintframe.AppendVar
 
 func (cntCodec) Decode(b []byte) (cnt, error) {
 	d := uvarintframe.NewReader(b)
-	v := cnt{d.Varint(), d.Varint()}
+	var f [2]int64
+	d.Varints(f[:])
+	v := cnt{f[0], f[1]}
 	return v, d.Done()
 }
 
@@ -92,7 +96,9 @@ func (winCountCodec) Append(dst []byte, v winCount) []byte {
 
 func (winCountCodec) Decode(b []byte) (winCount, error) {
 	d := uvarintframe.NewReader(b)
-	v := winCount{d.Varint(), d.Varint(), d.Varint(), d.Varint()}
+	var f [4]int64
+	d.Varints(f[:])
+	v := winCount{f[0], f[1], f[2], f[3]}
 	return v, d.Done()
 }
 
@@ -109,7 +115,9 @@ func (q5TopCodec) Append(dst []byte, v q5Top) []byte {
 
 func (q5TopCodec) Decode(b []byte) (q5Top, error) {
 	d := uvarintframe.NewReader(b)
-	v := q5Top{d.Varint(), d.Varint(), d.Varint(), d.Varint()}
+	var f [4]int64
+	d.Varints(f[:])
+	v := q5Top{f[0], f[1], f[2], f[3]}
 	return v, d.Done()
 }
 
@@ -124,8 +132,7 @@ func (q7BidCodec) Append(dst []byte, v q7Bid) []byte {
 
 func (q7BidCodec) Decode(b []byte) (q7Bid, error) {
 	d := uvarintframe.NewReader(b)
-	v := q7Bid{d.Varint(), d.Varint(), d.Varint()}
-	return v, d.Done()
+	return readQ7Bid(d), d.Done()
 }
 
 // q7Acc is the highest price seen, the bids at it and the newest emit time
@@ -180,19 +187,29 @@ func appendQ7Acc(dst []byte, v q7Acc) []byte {
 	return dst
 }
 
+// readQ7Bid reads the three numbers of a q7Bid in one call: these decoders
+// run for every bid, and Varints is one call where Varint is two a number.
+func readQ7Bid(d *uvarintframe.Reader) q7Bid {
+	var f [3]int64
+	d.Varints(f[:])
+	return q7Bid{f[0], f[1], f[2]}
+}
+
 func decodeQ7Acc(d *uvarintframe.Reader) q7Acc {
-	v := q7Acc{Price: d.Varint(), Emit: d.Varint(), N: d.Varint()}
+	var f [3]int64
+	d.Varints(f[:])
+	v := q7Acc{Price: f[0], Emit: f[1], N: f[2]}
 	if v.N < 0 || v.N > int64(d.Len()) {
 		d.Fail("bad bid count")
 		return v
 	}
 	if v.N > 0 {
-		v.First = q7Bid{d.Varint(), d.Varint(), d.Varint()}
+		v.First = readQ7Bid(d)
 	}
 	if v.N > 1 {
 		v.More = make([]q7Bid, v.N-1)
 		for i := range v.More {
-			v.More[i] = q7Bid{d.Varint(), d.Varint(), d.Varint()}
+			v.More[i] = readQ7Bid(d)
 		}
 	}
 	return v
@@ -238,6 +255,8 @@ func (priceBidCodec) Append(dst []byte, v priceBid) []byte {
 
 func (priceBidCodec) Decode(b []byte) (priceBid, error) {
 	d := uvarintframe.NewReader(b)
-	v := priceBid{d.Varint(), d.Varint(), d.Varint(), d.Varint(), d.Varint()}
+	var f [5]int64
+	d.Varints(f[:])
+	v := priceBid{f[0], f[1], f[2], f[3], f[4]}
 	return v, d.Done()
 }

@@ -2,18 +2,13 @@ package coordinator
 
 import (
 	"context"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/coordinator/jobmaster"
-	"github.com/weir-run/weir/coordinator/leader"
 	"github.com/weir-run/weir/internal/etcdkeys"
-	"github.com/weir-run/weir/internal/etcdtest"
-	"github.com/weir-run/weir/internal/objstore"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -21,25 +16,7 @@ import (
 // job's processes made while one is out waits until it is done: the record
 // comes before the effects it describes. The test plays the loop (settle).
 func TestMessagesWaitForTheRecord(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	cli := etcdtest.Start(t)
-	store, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	c := &Coordinator{cfg: Config{ID: "c", Store: "file://" + filepath.Join(dir, "store"), API: "c:1"}, logger: slog.New(slog.DiscardHandler), etcd: cli, store: store}
-	c.cfg.setDefaults()
-	el, err := leader.NewElector(cli, etcdkeys.Election, "c", "c:1", 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer el.Close()
-	if err := el.Campaign(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c, el := electedCoordinator(t)
 	s := newLeaderState(c, el.Store())
 	s.fence = func(err error) { t.Fatalf("fenced: %v", err) }
 	w := &workerConn{id: "w1", slots: 1, lastBeat: time.Now(), out: make(chan *weirv1.CoordinatorMessage, 16), close: func(error) {}}
@@ -71,7 +48,7 @@ func TestMessagesWaitForTheRecord(t *testing.T) {
 	if len(w.out) != 1 {
 		t.Fatalf("%d messages went out once the record was written, want 1", len(w.out))
 	}
-	got, err := cli.Get(ctx, etcdkeys.Jobs+"j1")
+	got, err := c.etcd.Get(context.Background(), etcdkeys.Jobs+"j1")
 	if err != nil || len(got.Kvs) != 1 {
 		t.Fatalf("job record: %v %v", got, err)
 	}

@@ -46,23 +46,7 @@ import (
 func TestTakeover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	cli := etcdtest.Start(t)
-	store, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	c := &Coordinator{cfg: Config{ID: "c", Store: "file://" + filepath.Join(dir, "store"), API: "c:1"}, logger: slog.New(slog.DiscardHandler), etcd: cli, store: store}
-	c.cfg.setDefaults()
-	el, err := leader.NewElector(cli, etcdkeys.Election, "c", "c:1", 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer el.Close()
-	if err := el.Campaign(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c, el := electedCoordinator(t)
 
 	datadriven.Walk(t, "testdata/takeover", func(t *testing.T, path string) {
 		s := newLeaderState(c, el.Store())
@@ -261,4 +245,30 @@ func formatMessage(m *weirv1.CoordinatorMessage) string {
 		return fmt.Sprintf("%T", m.Process.Cmd)
 	}
 	return fmt.Sprintf("%T", m.Msg)
+}
+
+// electedCoordinator is a coordinator elected leader in a real etcd, with a
+// file store, whose loop the test plays by hand (newLeaderState, settle).
+func electedCoordinator(t *testing.T) (*Coordinator, *leader.Elector) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	cli := etcdtest.Start(t)
+	store, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	c := &Coordinator{cfg: Config{ID: "c", Store: "file://" + filepath.Join(dir, "store"), API: "c:1"}, logger: slog.New(slog.DiscardHandler), etcd: cli, store: store}
+	c.cfg.setDefaults()
+	el, err := leader.NewElector(cli, etcdkeys.Election, "c", "c:1", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { el.Close() })
+	if err := el.Campaign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, el
 }

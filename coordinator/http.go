@@ -51,6 +51,7 @@ func (c *Coordinator) httpHandler() http.Handler {
 	if c.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", c.cfg.Metrics)
 	}
+	mux.HandleFunc("POST /login", c.login)
 	mux.Handle("/", web.New(pages{c}, c.logger))
 	return web.NewGuard(append([]string{c.cfg.HTTP}, c.cfg.HTTPHosts...), false).Wrap(mux)
 }
@@ -60,7 +61,7 @@ func (c *Coordinator) httpHandler() http.Handler {
 // operator's. Health and static files are public.
 func routeRight(r *http.Request) authz.Right {
 	switch {
-	case r.URL.Path == "/healthz", strings.HasPrefix(r.URL.Path, "/static/"):
+	case r.URL.Path == "/healthz", r.URL.Path == "/login", strings.HasPrefix(r.URL.Path, "/static/"):
 		return authz.Public
 	case r.Method == http.MethodPost:
 		return authz.Operate
@@ -70,6 +71,27 @@ func routeRight(r *http.Request) authz.Right {
 		return authz.Operate
 	}
 	return authz.View
+}
+
+// login checks a token from the login form and keeps it in an HttpOnly
+// session cookie, so that a browser without a client certificate can use
+// the page with the token's role. A refused token says so on the form.
+func (c *Coordinator) login(w http.ResponseWriter, r *http.Request) {
+	tok := r.PostFormValue("token")
+	if c.tokens == nil || tok == "" {
+		http.Redirect(w, r, "/login?failed=1", http.StatusSeeOther)
+		return
+	}
+	p, err := c.tokens.VerifyToken(r.Context(), tok)
+	if err != nil {
+		c.logger.Info("page login refused", "remote", r.RemoteAddr)
+		http.Redirect(w, r, "/login?failed=1", http.StatusSeeOther)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: authz.SessionCookie, Value: tok, Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600})
+	c.logger.Info("page login", "name", p.Name, "role", p.Role)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func writeProto(w http.ResponseWriter, m proto.Message, err error) {

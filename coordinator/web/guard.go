@@ -80,7 +80,7 @@ func (g *Guard) Wrap(h http.Handler) http.Handler {
 				writeErrorText(w, http.StatusForbidden, "cross-origin request refused")
 				return
 			}
-			if fromBrowser(r) && !tokenMatches(r, token) {
+			if fromBrowser(r) && !tokenMatches(r, token) && !formTokenMatches(r, token) {
 				writeErrorText(w, http.StatusForbidden, "missing or wrong CSRF token: reload the page and try again")
 				return
 			}
@@ -126,6 +126,15 @@ func tokenMatches(r *http.Request, token string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(r.Header.Get(csrfHeader)), []byte(token)) == 1
+}
+
+// formTokenMatches accepts the CSRF token in a form's "csrf" field, for the
+// one page that posts a plain HTML form (the login).
+func formTokenMatches(r *http.Request, token string) bool {
+	if c, err := r.Cookie(csrfCookie); err != nil || c.Value != token {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(token)) == 1
 }
 
 // fromBrowser reports whether a request carries what browsers add (and

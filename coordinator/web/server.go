@@ -43,6 +43,12 @@ func New(b Backend, logger *slog.Logger) *Server {
 	static, _ := fs.Sub(assets, "assets")
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	s.mux.HandleFunc("GET /{$}", s.page("overview", s.overview))
+	s.mux.HandleFunc("GET /login", s.page("login", func(r *http.Request) (any, error) {
+		if msg := r.URL.Query().Get("failed"); msg != "" {
+			return nil, status.Error(codes.Unauthenticated, "that token was refused")
+		}
+		return nil, nil
+	}))
 	s.mux.HandleFunc("GET /jobs/{id}", s.page("job", s.job))
 	s.mux.HandleFunc("GET /workers/{id}", s.page("worker", s.worker))
 	s.mux.HandleFunc("GET /events/overview", s.events("overview-live", s.overview))
@@ -94,7 +100,7 @@ type pageData struct {
 }
 
 // titles are the pages' display names.
-var titles = map[string]string{"overview": "Overview", "job": "Job", "worker": "Worker"}
+var titles = map[string]string{"overview": "Overview", "job": "Job", "worker": "Worker", "login": "Log in"}
 
 func (s *Server) page(name string, load load) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -6,9 +6,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +63,51 @@ func TestLocalTLS(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s without a certificate: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+
+	// A browser without a certificate logs in with a viewer token: it may
+	// read the page but not cancel.
+	tokOut, stderr, code := weir(t, 20*time.Second, "token", "create", "--name", "web", "--role", "viewer", "--coordinator", api)
+	if code != 0 {
+		t.Fatalf("weir token create: %s", stderr)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Timeout: 5 * time.Second, Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	base := "https://" + httpAddr
+	resp, err := browser.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("the login page has no CSRF field:\n%s", page)
+	}
+	resp, err = browser.PostForm(base+"/login", url.Values{"csrf": {string(m[1])}, "token": {strings.TrimSpace(tokOut)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/" {
+		t.Fatalf("login with a viewer token ended at %s with %d, want the overview", resp.Request.URL, resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", base+"/api/v1/jobs/nope/cancel", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("X-Weir-Csrf", string(m[1]))
+	if resp, err = browser.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("a viewer's browser session cancelling: %d, want 403", resp.StatusCode)
+	}
+	resp, err = browser.PostForm(base+"/login", url.Values{"csrf": {string(m[1])}, "token": {"weir_wrong"}})
+	if err == nil {
+		resp.Body.Close()
+	}
+	if err != nil || resp.StatusCode != 401 || resp.Request.URL.Path != "/login" {
+		t.Errorf("a wrong token: %v %v, want the login page again with 401", resp.Request.URL, err)
 	}
 
 	// A job over both workers: its channels carry the attempt's secret.

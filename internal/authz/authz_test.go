@@ -70,12 +70,12 @@ func TestCheck(t *testing.T) {
 		right Right
 		want  string
 	}{
-		{"view", view, "viewer operator submitter admin client"},
-		{"operate", operate, "operator submitter admin client"},
-		{"submit", submit, "submitter admin client"},
-		{"admin", admin, "admin client"},
-		{"worker", worker, "worker"},
-		{"public", public, "viewer operator submitter admin client worker coordinator etcd"},
+		{"view", View, "viewer operator submitter admin client"},
+		{"operate", Operate, "operator submitter admin client"},
+		{"submit", Submit, "submitter admin client"},
+		{"admin", Admin, "admin client"},
+		{"worker", Worker, "worker"},
+		{"public", Public, "viewer operator submitter admin client worker coordinator etcd"},
 	} {
 		var got []string
 		for _, r := range roles {
@@ -89,7 +89,7 @@ func TestCheck(t *testing.T) {
 			t.Errorf("%s is open to %q, want %q", c.name, strings.Join(got, " "), c.want)
 		}
 	}
-	err := Policy{DisableSubmit: true}.Check(Principal{Name: "root", Role: pki.RoleAdmin}, "SubmitJob", submit)
+	err := Policy{DisableSubmit: true}.Check(Principal{Name: "root", Role: pki.RoleAdmin}, "SubmitJob", Submit)
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "--disable-submit") {
 		t.Errorf("an admin submitting with --disable-submit: %v", err)
 	}

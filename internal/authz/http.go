@@ -49,11 +49,3 @@ func (a Authenticator) HTTP(pol Policy, right func(*http.Request) Right, h http.
 		h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 	})
 }
-
-// The rights HTTP routes need, for the coordinator's route table.
-var (
-	View    = view
-	Operate = operate
-	Public  = public
-	Admin   = admin
-)

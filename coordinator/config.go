@@ -36,6 +36,10 @@ type Config struct {
 	// InsecurePlaintext (--insecure-plaintext) allows plaintext beyond
 	// loopback: anyone who reaches the ports controls the cluster.
 	InsecurePlaintext bool
+	// DataPlaneTLS (--data-plane-tls) says whether job processes exchange
+	// records over TLS: DataPlaneAuto (the default) does when the
+	// coordinator itself runs TLS.
+	DataPlaneTLS DataPlaneTLS
 	// DisableSubmit (--disable-submit) refuses uploads and runs whatever
 	// the caller's role.
 	DisableSubmit bool
@@ -115,6 +119,9 @@ func (c Config) Validate() error {
 	if c.TLS != nil && !c.TLS.HasCert() {
 		errs = append(errs, errors.New("coordinator: TLS needs the coordinator's certificate and key (--tls-cert, --tls-key)"))
 	}
+	if _, err := c.DataPlaneTLS.on(false); err != nil {
+		errs = append(errs, fmt.Errorf("coordinator: %w", err))
+	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("coordinator: lease TTL %v is below etcd's granularity of 1s", c.LeaseTTL))
 	}
@@ -122,4 +129,30 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("coordinator: worker timeout %v must exceed the heartbeat interval %v", c.WorkerTimeout, c.HeartbeatInterval))
 	}
 	return errors.Join(errs...)
+}
+
+// DataPlaneTLS is how job processes exchange records: over TLS, each
+// process serving with a fresh key of its own that its peers pin (see
+// exchange.Identity), or in plaintext.
+type DataPlaneTLS string
+
+const (
+	// DataPlaneAuto runs the data plane over TLS when the coordinator has
+	// TLS: a secured cluster is secured everywhere.
+	DataPlaneAuto DataPlaneTLS = ""
+	DataPlaneOn   DataPlaneTLS = "on"
+	DataPlaneOff  DataPlaneTLS = "off"
+)
+
+// on resolves the mode for a coordinator with or without TLS.
+func (m DataPlaneTLS) on(coordinatorTLS bool) (bool, error) {
+	switch m {
+	case DataPlaneAuto, "auto":
+		return coordinatorTLS, nil
+	case DataPlaneOn:
+		return true, nil
+	case DataPlaneOff:
+		return false, nil
+	}
+	return false, fmt.Errorf("--data-plane-tls %q: want auto, on or off", string(m))
 }

@@ -42,6 +42,8 @@ type Coordinator struct {
 	// by certificate or by one of tokens.
 	auth   authz.Authenticator
 	tokens *tokens.Store
+	// dataTLS: job processes exchange records over TLS (Config.DataPlaneTLS).
+	dataTLS bool
 
 	mu struct {
 		sync.Mutex
@@ -79,6 +81,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("coordinator: listen on --api %s: %w", cfg.API, err)
 	}
 	c := &Coordinator{cfg: cfg, logger: logger, etcd: cli, store: store}
+	c.dataTLS, _ = cfg.DataPlaneTLS.on(cfg.TLS != nil) // Validate checked it
+	if cfg.TLS != nil && !c.dataTLS {
+		logger.Warn("INSECURE: job processes exchange records in plaintext (--data-plane-tls off): anyone on the network path reads them")
+	}
 	if c.inst, err = newInstruments(c, cfg.Meter, cfg.Tracer); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 // it cannot name objects outside the job in its ack. Neither changes the
 // job's checkpoints; the genuine ack then completes the checkpoint.
 func TestForgedReportsChangeNothing(t *testing.T) {
-	h := startLeaderHarness(t, func(h http.Handler) http.Handler { return h })
+	h := startLeaderHarness(t, harnessOpts{})
 	var host *scriptedWorker
 	eventually(t, 30*time.Second, "the host registers", func() bool {
 		var err error

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"sort"
@@ -81,8 +82,11 @@ type process struct {
 	subtasks []*weirv1.SubtaskRef
 	ready    bool
 	addr     string
-	pid      int32
-	exited   bool
+	// cert is the SHA-256 of the certificate the process serves data with
+	// (data-plane TLS), which its peers pin.
+	cert   []byte
+	pid    int32
+	exited bool
 }
 
 type taskRun struct {
@@ -265,6 +269,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 			s.sendJob(j, wc, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
 				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
+				DataTls: s.c.dataTLS,
 				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore,
 					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})
@@ -357,12 +362,18 @@ func (s *leaderState) maybeStopped(ctx context.Context, j *jobDriver) {
 
 // processReady starts a region's tasks once every process of the region is
 // up: regions exchange no records, so each starts on its own.
-func (s *leaderState) processReady(j *jobDriver, worker string, region int32, r *weirv1.ProcessReady) {
+func (s *leaderState) processReady(ctx context.Context, j *jobDriver, worker string, region int32, r *weirv1.ProcessReady) {
 	p := j.procs[attemptProc{worker, region}]
 	if p == nil || j.stopping != nil || j.regionStopping[region] != nil {
 		return
 	}
-	p.ready, p.addr, p.pid = true, r.DataAddress, r.Pid
+	if s.c.dataTLS && len(r.DataCertSha256) != sha256.Size {
+		// The process ignored data_tls: its SDK predates data-plane TLS.
+		// Refuse rather than let its peers fall back to plaintext.
+		s.failed(ctx, j, region, "the job binary serves its data channels without TLS, which this cluster requires (--data-plane-tls): rebuild it against this version of the weir sdk", true)
+		return
+	}
+	p.ready, p.addr, p.cert, p.pid = true, r.DataAddress, r.DataCertSha256, r.Pid
 	var routes []*weirv1.TaskRoute
 	var procs []attemptProc
 	for _, id := range j.attemptProcs() {
@@ -375,7 +386,7 @@ func (s *leaderState) processReady(j *jobDriver, worker string, region int32, r 
 		}
 		procs = append(procs, id)
 		for _, st := range q.subtasks {
-			routes = append(routes, &weirv1.TaskRoute{VertexId: st.VertexId, Subtask: st.Subtask, DataAddress: q.addr})
+			routes = append(routes, &weirv1.TaskRoute{VertexId: st.VertexId, Subtask: st.Subtask, DataAddress: q.addr, DataCertSha256: q.cert})
 		}
 	}
 	for _, id := range procs {

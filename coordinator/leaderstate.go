@@ -340,7 +340,7 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 	case *weirv1.WorkerMessage_ProcessReady:
 		key := keyOf(m.ProcessReady.Key)
 		if j := s.current(key); j != nil {
-			s.processReady(j, w.id, key.region, m.ProcessReady)
+			s.processReady(ctx, j, w.id, key.region, m.ProcessReady)
 		}
 	case *weirv1.WorkerMessage_ProcessExited:
 		key := keyOf(m.ProcessExited.Key)

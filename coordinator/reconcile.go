@@ -151,7 +151,7 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 		if rp == nil {
 			continue
 		}
-		p := &process{addr: rp.DataAddress, pid: rp.Pid, exited: rp.Exited, ready: true}
+		p := &process{addr: rp.DataAddress, cert: rp.DataCertSha256, pid: rp.Pid, exited: rp.Exited, ready: true}
 		procs[id] = p
 		states := map[jobgraph.Subtask]weirv1.TaskState{}
 		for _, u := range rp.Tasks {
@@ -274,7 +274,7 @@ func (s *leaderState) reconcileReport(w *workerConn, m *weirv1.WorkerMessage) bo
 		e := m.ProcessExited
 		rp.Exited, rp.ExitCode, rp.Error = true, e.ExitCode, e.Error
 	case *weirv1.WorkerMessage_ProcessReady:
-		rp.DataAddress, rp.Pid = m.ProcessReady.DataAddress, m.ProcessReady.Pid
+		rp.DataAddress, rp.DataCertSha256, rp.Pid = m.ProcessReady.DataAddress, m.ProcessReady.DataCertSha256, m.ProcessReady.Pid
 	}
 	return true
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,7 +53,19 @@ type leaderHarness struct {
 	submit func(name string) string
 }
 
-func startLeaderHarness(t *testing.T, wrap func(http.Handler) http.Handler) *leaderHarness {
+// harnessOpts change the leader a harness runs.
+type harnessOpts struct {
+	// wrapStore wraps the S3 server's handler (nil: as is).
+	wrapStore func(http.Handler) http.Handler
+	// dataTLS: the leader asks for data-plane TLS.
+	dataTLS bool
+}
+
+func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
+	wrap := opts.wrapStore
+	if wrap == nil {
+		wrap = func(h http.Handler) http.Handler { return h }
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	cli := etcdtest.Start(t)
@@ -81,6 +94,7 @@ func startLeaderHarness(t *testing.T, wrap func(http.Handler) http.Handler) *lea
 	}
 	c := &Coordinator{cfg: Config{ID: "c", Store: storeURL, API: lis.Addr().String()}, logger: logger, etcd: cli, store: store}
 	c.cfg.setDefaults()
+	c.dataTLS = opts.dataTLS
 	gs := grpc.NewServer()
 	weirv1.RegisterJobServiceServer(gs, &jobService{c: c})
 	weirv1.RegisterClusterServiceServer(gs, &clusterService{c: c})
@@ -141,7 +155,7 @@ func (h *leaderHarness) worker(id string, opts scriptOpts) (*scriptedWorker, err
 
 func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
 	g := &manifestGate{release: make(chan struct{}), held: make(chan string, 1)}
-	h := startLeaderHarness(t, g.wrap)
+	h := startLeaderHarness(t, harnessOpts{wrapStore: g.wrap})
 	defer g.open() // before the S3 server closes: a held request must end for it
 	ctx, c, api, submit := h.ctx, h.c, h.api, h.submit
 	var w *scriptedWorker
@@ -273,6 +287,8 @@ type scriptOpts struct {
 	// holdAcks: a trigger is recorded (triggers) instead of acked, for the
 	// test to ack (ack) or forge.
 	holdAcks bool
+	// cert is the certificate hash its processes report ready with.
+	cert []byte
 }
 
 // trigger is a checkpoint a scripted worker was asked for, per subtask.
@@ -292,6 +308,8 @@ type scriptedWorker struct {
 		sync.Mutex
 		err      error
 		complete map[string]int64
+		deploys  []*weirv1.DeployProcess
+		starts   []*weirv1.StartTasks
 	}
 }
 
@@ -357,12 +375,18 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 			switch m := m.Msg.(type) {
 			case *weirv1.CoordinatorMessage_Deploy:
 				subtasks[keyOf(m.Deploy.Key)] = m.Deploy.GetAssign().GetSubtasks()
+				w.mu.Lock()
+				w.mu.deploys = append(w.mu.deploys, m.Deploy)
+				w.mu.Unlock()
 				send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
-					Key: m.Deploy.Key, DataAddress: "127.0.0.1:1", Pid: 1}}})
+					Key: m.Deploy.Key, DataAddress: "127.0.0.1:1", Pid: 1, DataCertSha256: opts.cert}}})
 			case *weirv1.CoordinatorMessage_Process:
 				k := m.Process.Key
 				switch c := m.Process.Cmd.(type) {
 				case *weirv1.ProcessCommand_Start:
+					w.mu.Lock()
+					w.mu.starts = append(w.mu.starts, c.Start)
+					w.mu.Unlock()
 					for _, st := range subtasks[keyOf(k)] {
 						report(k, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
 							VertexId: st.VertexId, Subtask: st.Subtask, State: weirv1.TaskState_TASK_STATE_RUNNING}}})
@@ -390,6 +414,13 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 		}
 	}()
 	return w, nil
+}
+
+// seen returns the deploys and starts the worker was sent.
+func (w *scriptedWorker) seen() ([]*weirv1.DeployProcess, []*weirv1.StartTasks) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.mu.deploys), slices.Clone(w.mu.starts)
 }
 
 // completed is the newest checkpoint of job the worker was told complete.

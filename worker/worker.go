@@ -95,6 +95,7 @@ type jobProc struct {
 	token string
 	// channelSecret is the attempt's, for the process's environment.
 	channelSecret string
+	dataTLS       bool // the data plane runs TLS (DeployProcess.data_tls)
 	subtasks      []*weirv1.SubtaskRef
 	assign        *weirv1.AssignTasks         // for the process when it attaches
 	cmds          chan *weirv1.ProcessCommand // to the attached process
@@ -103,6 +104,7 @@ type jobProc struct {
 	stopping      bool
 	// What the process reported, for a new leader's registration.
 	dataAddr string
+	dataCert []byte // SHA-256 of its DataService certificate, under TLS
 	tasks    map[taskKey]*weirv1.TaskStateUpdate
 	// metrics is the process's latest report, for the worker's /metrics.
 	metrics *weirv1.ProcessMetrics
@@ -112,7 +114,8 @@ type taskKey struct{ vertex, subtask int32 }
 
 // infoLocked describes jp for a registration. w.mu must be held.
 func (jp *jobProc) infoLocked() *weirv1.RunningProcess {
-	rp := &weirv1.RunningProcess{JobId: jp.key.job, Attempt: jp.key.attempt, Region: jp.key.region, DataAddress: jp.dataAddr, Subtasks: jp.subtasks}
+	rp := &weirv1.RunningProcess{JobId: jp.key.job, Attempt: jp.key.attempt, Region: jp.key.region, DataAddress: jp.dataAddr,
+		DataCertSha256: jp.dataCert, Subtasks: jp.subtasks}
 	if jp.proc != nil {
 		rp.Pid = int32(jp.proc.Pid())
 	}
@@ -430,7 +433,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 	if assign == nil {
 		assign = &weirv1.AssignTasks{}
 	}
-	jp := &jobProc{key: key, token: randomToken(), channelSecret: d.ChannelSecret, subtasks: assign.Subtasks, assign: assign,
+	jp := &jobProc{key: key, token: randomToken(), channelSecret: d.ChannelSecret, dataTLS: d.DataTls, subtasks: assign.Subtasks, assign: assign,
 		cmds: make(chan *weirv1.ProcessCommand, 16), started: make(chan struct{}), tasks: make(map[taskKey]*weirv1.TaskStateUpdate)}
 	w.mu.Lock()
 	if w.mu.procs[key] != nil {
@@ -478,7 +481,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 		}
 		defer os.RemoveAll(dir)
 		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: key.job, Attempt: key.attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat,
-			ChannelSecret: jp.channelSecret}
+			ChannelSecret: jp.channelSecret, DataTLS: jp.dataTLS}
 		proc, err := supervisor.Start(supervisor.Spec{
 			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
 		})
@@ -600,9 +603,9 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 		return err
 	}
 	w.mu.Lock()
-	jp.dataAddr = h.DataAddress
+	jp.dataAddr, jp.dataCert = h.DataAddress, h.DataCertSha256
 	w.reportLocked(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessReady{ProcessReady: &weirv1.ProcessReady{
-		Key: jp.key.proto(), DataAddress: h.DataAddress, Pid: pid,
+		Key: jp.key.proto(), DataAddress: h.DataAddress, Pid: pid, DataCertSha256: h.DataCertSha256,
 	}}})
 	w.mu.Unlock()
 	ctx := stream.Context()

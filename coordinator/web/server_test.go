@@ -25,10 +25,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fake is a Backend with one running job.
 type fake struct {
 	cancelled []string
+	// insecure and plaintextData are the overview's warnings.
+	insecure, plaintextData bool
 }
 
 func (f *fake) Overview(context.Context) (*Overview, error) {
-	return &Overview{Cluster: Cluster{Self: "c1", Leading: true, Coordinators: []Coordinator{{ID: "c1", API: "127.0.0.1:1", Leader: true, Self: true}}},
+	return &Overview{Cluster: Cluster{Self: "c1", Leading: true, Coordinators: []Coordinator{{ID: "c1", API: "127.0.0.1:1", Leader: true, Self: true}},
+		Insecure: f.insecure, PlaintextDataPlane: f.plaintextData},
 		Workers: []WorkerRow{{ID: "w1", Host: "h", Slots: 4, Used: 1}},
 		Jobs:    []JobRow{{ID: "j1", Name: "counts", State: "RUNNING", Throughput: 1500, History: []float64{1, 2, 3}}}}, nil
 }
@@ -84,6 +87,37 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestInsecureBanners: the overview says loudly when the cluster serves
+// plaintext beyond loopback and when only its data plane does.
+func TestInsecureBanners(t *testing.T) {
+	for _, tc := range []struct {
+		insecure, plaintextData bool
+		want, notWant           []string
+	}{
+		{false, false, nil, []string{"Insecure: no TLS", "Insecure: data plane in plaintext"}},
+		{true, false, []string{"Insecure: no TLS"}, []string{"Insecure: data plane in plaintext"}},
+		{false, true, []string{"Insecure: data plane in plaintext", "--data-plane-tls off"}, []string{"Insecure: no TLS"}},
+	} {
+		f := &fake{insecure: tc.insecure, plaintextData: tc.plaintextData}
+		srv := httptest.NewServer(New(f, slog.New(slog.DiscardHandler)))
+		code, body := get(t, srv.URL+"/")
+		srv.Close()
+		if code != 200 {
+			t.Fatalf("GET /: %d", code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("insecure=%v plaintextData=%v: the page lacks %q", tc.insecure, tc.plaintextData, w)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(body, w) {
+				t.Errorf("insecure=%v plaintextData=%v: the page says %q", tc.insecure, tc.plaintextData, w)
+			}
+		}
+	}
 }
 
 func TestPages(t *testing.T) {

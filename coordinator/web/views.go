@@ -30,6 +30,9 @@ type Cluster struct {
 	// Insecure: the coordinator serves plaintext beyond loopback
 	// (--insecure-plaintext).
 	Insecure bool `json:"insecure,omitempty"`
+	// PlaintextDataPlane: the coordinator has TLS but its jobs exchange
+	// records in plaintext (--data-plane-tls off).
+	PlaintextDataPlane bool `json:"plaintext_data_plane,omitempty"`
 }
 
 type Coordinator struct {

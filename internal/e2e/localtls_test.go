@@ -20,8 +20,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -110,7 +113,8 @@ func TestLocalTLS(t *testing.T) {
 		t.Errorf("a wrong token: %v %v, want the login page again with 401", resp.Request.URL, err)
 	}
 
-	// A job over both workers: its channels carry the attempt's secret.
+	// A job over both workers: its channels run TLS and carry the
+	// attempt's secret.
 	const events, keys = 400000, 1000
 	out := filepath.Join(dir, "out")
 	id := runDetached(t, api, "-p", "4", "--checkpoint-interval", "1s", bins.keyedcount, "--",
@@ -137,12 +141,33 @@ func TestLocalTLS(t *testing.T) {
 	logBefore := d.out.Len()
 	d.mu.Unlock()
 
+	// The data plane runs TLS with the process's own certificate: a
+	// plaintext stream does not get through the handshake.
+	for _, port := range ports {
+		cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", port), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		stream, err := weirv1.NewDataServiceClient(cc).Exchange(ctx)
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		cancel()
+		cc.Close()
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("a plaintext DataService stream to port %d: %v, want Unavailable (no TLS handshake)", port, err)
+		}
+	}
+
 	// The attack: 8 streams per port with a 60 MiB first message and no
-	// channel secret.
+	// channel secret, over TLS (which anyone may open: the channel secret
+	// is what admits a producer).
 	huge := make([]byte, 60<<20)
 	var wg sync.WaitGroup
 	for _, port := range ports {
-		cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", port), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", port),
+			grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})),
 			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(100<<20)))
 		if err != nil {
 			t.Fatal(err)

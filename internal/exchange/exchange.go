@@ -85,6 +85,10 @@ type Options struct {
 	// consumers refuse streams without it. Every process of an attempt must
 	// have the same one; the coordinator makes a random one per attempt.
 	ChannelSecret string
+	// TLS dials every remote consumer over TLS, accepting only the
+	// certificate its pin names (Network.SetPins); the process serves with
+	// an Identity. Every process of an attempt runs the same way.
+	TLS bool
 }
 
 const (

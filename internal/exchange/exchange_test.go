@@ -25,6 +25,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type proc struct {
 	n    *Network
 	addr string
+	// fingerprint is the hash of the certificate the process serves with,
+	// when opts.TLS.
+	fingerprint []byte
 }
 
 func newProc(tb testing.TB, job string, attempt int64, opts Options) *proc {
@@ -39,7 +42,16 @@ func newProcLogging(tb testing.TB, job string, attempt int64, opts Options, w io
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := grpc.NewServer(ServerOptions()...)
+	srvOpts := ServerOptions()
+	var fingerprint []byte
+	if opts.TLS {
+		id, err := NewIdentity()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		srvOpts, fingerprint = append(srvOpts, id.ServerOption()), id.Fingerprint()
+	}
+	srv := grpc.NewServer(srvOpts...)
 	n := NewNetwork(job, attempt, opts, slog.New(slog.NewTextHandler(w, nil)))
 	n.Register(srv)
 	n.SetLocalAddr(lis.Addr().String())
@@ -52,7 +64,7 @@ func newProcLogging(tb testing.TB, job string, attempt int64, opts Options, w io
 		srv.Stop()
 		wg.Wait()
 	})
-	return &proc{n: n, addr: lis.Addr().String()}
+	return &proc{n: n, addr: lis.Addr().String(), fingerprint: fingerprint}
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/experimental"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
@@ -45,6 +44,8 @@ type Network struct {
 		// producers that wait for their consumer.
 		gateAdded chan struct{}
 		conns     map[string]*grpc.ClientConn
+		// pins are the consumers' certificate hashes by address (TLS).
+		pins map[string][]byte
 	}
 }
 
@@ -253,8 +254,12 @@ func (n *Network) conn(addr string) (*grpc.ClientConn, error) {
 	if cc != nil {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds, err := n.transport(addr)
+	if err != nil {
+		return nil, err
+	}
+	cc, err = grpc.NewClient(addr,
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(maxMessageBytes),
 			grpc.MaxCallSendMsgSize(maxMessageBytes),

@@ -66,7 +66,8 @@ func (n *Network) openRemote(ctx context.Context, id ChannelID, addr string) (Se
 		case ctx.Err() != nil:
 			err = ctx.Err()
 		case !timerStopped:
-			err = fmt.Errorf("connection not ready within %v: %w", n.opts.DialTimeout, context.DeadlineExceeded)
+			// gRPC's message says why, e.g. a TLS handshake refused.
+			err = fmt.Errorf("connection not ready within %v: %w (%s)", n.opts.DialTimeout, context.DeadlineExceeded, status.Convert(err).Message())
 		}
 		return nil, fmt.Errorf("exchange: open %v at %s: %w", id, addr, err)
 	}

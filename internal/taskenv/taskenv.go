@@ -20,6 +20,10 @@ const (
 	// exchange.Options). FromEnv removes it from the environment, so that
 	// programs the job starts do not inherit it.
 	ChannelSecret = "WEIR_CHANNEL_SECRET"
+	// DataTLS is "1" when the data plane runs TLS (DeployProcess.data_tls):
+	// the process serves DataService with a fresh identity of its own and
+	// dials peers pinning theirs (see exchange.Identity).
+	DataTLS = "WEIR_DATA_TLS"
 	// LogFormat is "json" when the worker logs JSON, so the job process's
 	// logs (carrying job, attempt, vertex and subtask) match its own.
 	LogFormat = "WEIR_LOG_FORMAT"
@@ -46,6 +50,7 @@ type Task struct {
 	Attempt                            int64
 	LogFormat                          string // "text" or "json"
 	ChannelSecret                      string
+	DataTLS                            bool
 }
 
 // FromEnv reads the task environment.
@@ -54,6 +59,7 @@ func FromEnv() (Task, error) {
 		WorkerAddr: os.Getenv(WorkerAddr), Token: os.Getenv(Token),
 		JobID: os.Getenv(JobID), DataHost: os.Getenv(DataHost),
 		ChannelSecret: os.Getenv(ChannelSecret),
+		DataTLS:       os.Getenv(DataTLS) == "1",
 	}
 	os.Unsetenv(ChannelSecret)
 	if t.WorkerAddr == "" || t.JobID == "" {
@@ -76,5 +82,6 @@ func (t Task) Env() []string {
 		WorkerAddr + "=" + t.WorkerAddr, Token + "=" + t.Token, JobID + "=" + t.JobID,
 		Attempt + "=" + strconv.FormatInt(t.Attempt, 10), DataHost + "=" + t.DataHost,
 		LogFormat + "=" + t.LogFormat, ChannelSecret + "=" + t.ChannelSecret,
+		DataTLS + "=" + map[bool]string{true: "1", false: "0"}[t.DataTLS],
 	}
 }

@@ -56,6 +56,11 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 		fmt.Fprintln(stdout, summaryLine(qr))
 	}
 	res.Peers = h.peers(res)
+	for _, q := range o.tlsQueries {
+		t := h.tlsOverhead(q)
+		res.DataPlaneTLS = append(res.DataPlaneTLS, t)
+		fmt.Fprintln(stdout, tlsLine(t))
+	}
 	if o.recovery != "" {
 		res.Recovery = h.recovery(res)
 		fmt.Fprintln(stdout, recoveryLine(res.Recovery))
@@ -116,7 +121,7 @@ func (h *harness) query(q string) Query {
 		profDir = filepath.Join(h.o.pprof, q)
 		env = append(env, "WEIR_CPUPROFILE_DIR="+profDir)
 	}
-	c, err := startCluster(h.weir, dir, h.o.workers, 1, env)
+	c, err := startCluster(h.weir, dir, h.o.workers, 1, env, nil)
 	if err != nil {
 		qr.Error = err.Error()
 		return qr

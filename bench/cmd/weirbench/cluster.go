@@ -41,8 +41,8 @@ func freeAddr() (string, error) {
 
 // startCluster starts etcd, a coordinator and n workers of the given slots
 // under dir; env is added to the workers' environment (and so their job
-// processes').
-func startCluster(weir, dir string, workers, slots int, env []string) (*cluster, error) {
+// processes'), coordinatorFlags to the coordinator's command line.
+func startCluster(weir, dir string, workers, slots int, env, coordinatorFlags []string) (*cluster, error) {
 	c := &cluster{weir: weir, dir: dir, env: env, workers: map[string]*daemon{}}
 	addrs := make([]string, 4)
 	for i := range addrs {
@@ -56,7 +56,8 @@ func startCluster(weir, dir string, workers, slots int, env []string) (*cluster,
 	c.api = api
 	steps := [][]string{
 		{"etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"), "--client", client, "--peer", peer},
-		{"coordinator", "coordinator", "--etcd", client, "--store", "file://" + filepath.Join(dir, "store"), "--api", api, "--http", httpAddr},
+		append([]string{"coordinator", "coordinator", "--etcd", client, "--store", "file://" + filepath.Join(dir, "store"), "--api", api, "--http", httpAddr},
+			coordinatorFlags...),
 	}
 	for i := range workers {
 		id := fmt.Sprintf("w%d", i+1)

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,8 @@ type options struct {
 	latencySeconds  float64
 	recovery        string
 	recoveryRate    float64
+	tlsQueries      []string
+	tlsRounds       int
 	peer            string
 	peerEvents      int64
 	pprof           string
@@ -79,6 +82,8 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.latencySeconds, "latency-seconds", 5, "length of the paced latency run per query (0: skip)")
 	fs.StringVar(&o.recovery, "recovery", "q5", "query of the worker-kill scenario (empty: skip)")
 	fs.Float64Var(&o.recoveryRate, "recovery-rate", 0, "events per second in the recovery run (0: half the query's measured throughput)")
+	tlsQueries := fs.String("tls-overhead", "q0,q5", "queries to run alternately with the data plane in TLS and in plaintext at parallelism 2 (empty: skip)")
+	fs.IntVar(&o.tlsRounds, "tls-rounds", 3, "runs of each kind per --tls-overhead query")
 	fs.StringVar(&o.peer, "peer", "beam", "peer engine for wcount and scount: beam or none")
 	fs.Int64Var(&o.peerEvents, "peer-events", 2_000_000, "events per peer run (and weir's comparison run)")
 	fs.StringVar(&o.pprof, "pprof", "", "save the job processes' CPU profiles under this directory")
@@ -119,6 +124,18 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("parallelism %d needs at least %d workers (--workers %d)", p, p, o.workers)
 		}
 		o.parallelism = append(o.parallelism, p)
+	}
+	for _, q := range strings.Split(*tlsQueries, ",") {
+		if q = strings.TrimSpace(q); q == "" {
+			continue
+		}
+		if !known[q] {
+			return o, fmt.Errorf("unknown --tls-overhead query %q", q)
+		}
+		o.tlsQueries = append(o.tlsQueries, q)
+	}
+	if len(o.tlsQueries) > 0 && (o.tlsRounds < 1 || o.workers < 2) {
+		return o, errors.New("--tls-overhead needs --tls-rounds ≥ 1 and --workers ≥ 2 (its records must cross processes)")
 	}
 	if o.recovery != "" && !known[o.recovery] {
 		return o, fmt.Errorf("unknown --recovery query %q", o.recovery)
@@ -192,6 +209,13 @@ func (r *Results) allChecksumsOK() bool {
 	for _, p := range r.Peers {
 		if p.Error == "" && !p.ChecksumOK {
 			return false
+		}
+	}
+	for _, t := range r.DataPlaneTLS {
+		for _, w := range append(slices.Clone(t.Plaintext), t.TLS...) {
+			if !w.ChecksumOK {
+				return false
+			}
 		}
 	}
 	return r.Recovery == nil || r.Recovery.Error != "" || r.Recovery.ChecksumOK

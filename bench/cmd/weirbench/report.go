@@ -248,11 +248,38 @@ func markdown(res *Results, jsonRel string) string {
 				r.RunningSec, markSec(r.FlowingSec, recoveryTarget), r.Restarts, ok)
 		}
 	}
+	if len(res.DataPlaneTLS) > 0 {
+		b.WriteString("## Data-plane TLS overhead\n\n")
+		b.WriteString("Each query ran alternately on two clusters that differ only in `--data-plane-tls` (on: every job process serves its channels over TLS 1.3 with its own key, which its peers pin), at parallelism 2 on 2 workers of one slot, so every shuffled record crosses processes. Medians of the runs.\n\n")
+		b.WriteString("| query | runs each | plaintext ev/s | TLS ev/s | TLS ÷ plaintext | output |\n|---|---|---|---|---|---|\n")
+		for _, t := range res.DataPlaneTLS {
+			if t.Error != "" {
+				fmt.Fprintf(&b, "| %s | | | | | error: %s |\n", t.Query, firstLine(t.Error))
+				continue
+			}
+			ok := "equal to the baseline's"
+			for _, w := range append(slices.Clone(t.Plaintext), t.TLS...) {
+				if !w.ChecksumOK {
+					ok = "**different from the baseline's**"
+				}
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %.2f | %s |\n", t.Query, len(t.TLS), kilo(medianPerSec(t.Plaintext)), kilo(medianPerSec(t.TLS)), t.Ratio(), ok)
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("## Targets\n\n")
 	for _, l := range misses(res) {
 		b.WriteString("- " + l + "\n")
 	}
 	return b.String()
+}
+
+func tlsLine(t TLSOverhead) string {
+	if t.Error != "" {
+		return fmt.Sprintf("data-plane TLS %s: ERROR %s", t.Query, t.Error)
+	}
+	return fmt.Sprintf("data-plane TLS %s: plaintext %s ev/s, TLS %s ev/s (medians of %d): TLS ÷ plaintext %.2f",
+		t.Query, kilo(medianPerSec(t.Plaintext)), kilo(medianPerSec(t.TLS)), len(t.TLS), t.Ratio())
 }
 
 func recoveryLine(r *Recovery) string {

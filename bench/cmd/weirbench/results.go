@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"time"
 
 	"github.com/weir-run/weir/bench/nexmark"
@@ -16,6 +17,8 @@ type Results struct {
 	Queries  []Query   `json:"queries"`
 	Peers    []Peer    `json:"peers,omitempty"`
 	Recovery *Recovery `json:"recovery,omitempty"`
+	// DataPlaneTLS is the data-plane TLS overhead scenario.
+	DataPlaneTLS []TLSOverhead `json:"data_plane_tls,omitempty"`
 }
 
 // Config is what the run was asked to do.
@@ -105,6 +108,36 @@ type Recovery struct {
 	Restarts   int32   `json:"restarts"`
 	ChecksumOK bool    `json:"checksum_ok"`
 	Error      string  `json:"error,omitempty"`
+}
+
+// TLSOverhead is one query run alternately on two clusters that differ
+// only in --data-plane-tls, so the machine's noise hits both alike.
+type TLSOverhead struct {
+	Query       string    `json:"query"`
+	Parallelism int       `json:"parallelism"`
+	Plaintext   []WeirRun `json:"plaintext"`
+	TLS         []WeirRun `json:"tls"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// Ratio is the TLS runs' median throughput over the plaintext runs'.
+func (t TLSOverhead) Ratio() float64 {
+	return ratio(medianPerSec(t.TLS), medianPerSec(t.Plaintext))
+}
+
+func medianPerSec(runs []WeirRun) float64 {
+	if len(runs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = r.Run.PerSec()
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // flinkPerCore are Flink 1.13's published Nexmark throughputs per core, in

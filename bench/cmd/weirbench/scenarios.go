@@ -79,7 +79,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	c, err := startCluster(h.weir, dir, 2, p, nil)
+	c, err := startCluster(h.weir, dir, 2, p, nil, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -147,4 +147,49 @@ func allRunning(s jobStatus) bool {
 		}
 	}
 	return len(s.Tasks) > 0
+}
+
+// tlsOverhead runs q at parallelism 2 (one subtask per worker, so every
+// shuffled record crosses processes) on two clusters that differ only in
+// --data-plane-tls, alternating plaintext and TLS runs.
+func (h *harness) tlsOverhead(q string) TLSOverhead {
+	const p = 2
+	t := TLSOverhead{Query: q, Parallelism: p}
+	fmt.Fprintf(h.out, "data-plane TLS: %s at parallelism %d, %d rounds\n", q, p, h.o.tlsRounds)
+	base, err := h.runBaseline(q, h.o.events)
+	if err != nil {
+		t.Error = err.Error()
+		return t
+	}
+	clusters := map[string]*cluster{}
+	for _, mode := range []string{"off", "on"} {
+		dir := filepath.Join(h.tmp, "tls-"+q+"-"+mode)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Error = err.Error()
+			return t
+		}
+		c, err := startCluster(h.weir, dir, 2, 1, nil, []string{"--data-plane-tls", mode})
+		if err != nil {
+			t.Error = err.Error()
+			return t
+		}
+		defer c.stop()
+		clusters[mode] = c
+	}
+	for round := range h.o.tlsRounds {
+		for _, mode := range []string{"off", "on"} {
+			w, _, err := h.runJob(clusters[mode], q, p, h.o.events, fmt.Sprintf("tls-%s-%d", mode, round))
+			if err != nil {
+				t.Error = fmt.Sprintf("data plane TLS %s: %v", mode, err)
+				return t
+			}
+			w.ChecksumOK = w.Run.Checksum == base.Checksum
+			if mode == "on" {
+				t.TLS = append(t.TLS, w)
+			} else {
+				t.Plaintext = append(t.Plaintext, w)
+			}
+		}
+	}
+	return t
 }

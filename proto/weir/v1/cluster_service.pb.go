@@ -253,9 +253,12 @@ type RunningProcess struct {
 	// Pipelined region (jobgraph.Regions) whose subtasks the process hosts:
 	// a job with several regions runs one process per worker and region, so
 	// one region can restart alone. 0 for a job with one region.
-	Region        int32 `protobuf:"varint,10,opt,name=region,proto3" json:"region,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Region int32 `protobuf:"varint,10,opt,name=region,proto3" json:"region,omitempty"`
+	// SHA-256 of the certificate the process serves DataService with, when
+	// the data plane runs TLS (DeployProcess.data_tls); peers pin it.
+	DataCertSha256 []byte `protobuf:"bytes,11,opt,name=data_cert_sha256,json=dataCertSha256,proto3" json:"data_cert_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RunningProcess) Reset() {
@@ -358,6 +361,13 @@ func (x *RunningProcess) GetRegion() int32 {
 	return 0
 }
 
+func (x *RunningProcess) GetDataCertSha256() []byte {
+	if x != nil {
+		return x.DataCertSha256
+	}
+	return nil
+}
+
 type Heartbeat struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	UnixMs   int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
@@ -422,12 +432,15 @@ func (x *Heartbeat) GetMemory() *MemoryStats {
 // ProcessReady: the job process key names attached to this worker and
 // serves DataService at data_address.
 type ProcessReady struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DataAddress   string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
-	Pid           int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
-	Key           *ProcessKey            `protobuf:"bytes,6,opt,name=key,proto3" json:"key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	DataAddress string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	Pid         int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	Key         *ProcessKey            `protobuf:"bytes,6,opt,name=key,proto3" json:"key,omitempty"`
+	// SHA-256 of the process's DataService certificate (data_tls), from its
+	// hello.
+	DataCertSha256 []byte `protobuf:"bytes,7,opt,name=data_cert_sha256,json=dataCertSha256,proto3" json:"data_cert_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ProcessReady) Reset() {
@@ -477,6 +490,13 @@ func (x *ProcessReady) GetPid() int32 {
 func (x *ProcessReady) GetKey() *ProcessKey {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *ProcessReady) GetDataCertSha256() []byte {
+	if x != nil {
+		return x.DataCertSha256
 	}
 	return nil
 }
@@ -722,6 +742,10 @@ type DeployProcess struct {
 	// presents it to its peers (DataService). The worker hands it to the
 	// process in its environment and never logs it.
 	ChannelSecret string `protobuf:"bytes,14,opt,name=channel_secret,json=channelSecret,proto3" json:"channel_secret,omitempty"`
+	// The data plane runs TLS: the process serves DataService with a fresh
+	// key and self-signed certificate of its own, reports the certificate's
+	// SHA-256 in its hello, and its peers pin that hash (TaskRoute).
+	DataTls       bool `protobuf:"varint,15,opt,name=data_tls,json=dataTls,proto3" json:"data_tls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -803,6 +827,13 @@ func (x *DeployProcess) GetChannelSecret() string {
 		return x.ChannelSecret
 	}
 	return ""
+}
+
+func (x *DeployProcess) GetDataTls() bool {
+	if x != nil {
+		return x.DataTls
+	}
+	return false
 }
 
 type DownloadBinaryRequest struct {
@@ -912,7 +943,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x05slots\x18\x02 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x12\x10\n" +
 	"\x03pid\x18\x04 \x01(\x05R\x03pid\x125\n" +
-	"\tprocesses\x18\x05 \x03(\v2\x17.weir.v1.RunningProcessR\tprocesses\"\xba\x02\n" +
+	"\tprocesses\x18\x05 \x03(\v2\x17.weir.v1.RunningProcessR\tprocesses\"\xe4\x02\n" +
 	"\x0eRunningProcess\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
@@ -924,15 +955,17 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\texit_code\x18\b \x01(\x05R\bexitCode\x12\x14\n" +
 	"\x05error\x18\t \x01(\tR\x05error\x12\x16\n" +
 	"\x06region\x18\n" +
-	" \x01(\x05R\x06region\"o\n" +
+	" \x01(\x05R\x06region\x12(\n" +
+	"\x10data_cert_sha256\x18\v \x01(\fR\x0edataCertSha256\"o\n" +
 	"\tHeartbeat\x12\x17\n" +
 	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12\x1b\n" +
 	"\trss_bytes\x18\x02 \x01(\x03R\brssBytes\x12,\n" +
-	"\x06memory\x18\x03 \x01(\v2\x14.weir.v1.MemoryStatsR\x06memory\"|\n" +
+	"\x06memory\x18\x03 \x01(\v2\x14.weir.v1.MemoryStatsR\x06memory\"\xa6\x01\n" +
 	"\fProcessReady\x12!\n" +
 	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12\x10\n" +
 	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12%\n" +
-	"\x03key\x18\x06 \x01(\v2\x13.weir.v1.ProcessKeyR\x03keyJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x05\x10\x06\"{\n" +
+	"\x03key\x18\x06 \x01(\v2\x13.weir.v1.ProcessKeyR\x03key\x12(\n" +
+	"\x10data_cert_sha256\x18\a \x01(\fR\x0edataCertSha256J\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x05\x10\x06\"{\n" +
 	"\rProcessExited\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12%\n" +
@@ -948,7 +981,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"Registered\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12*\n" +
-	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\xb1\x02\n" +
+	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\xcc\x02\n" +
 	"\rDeployProcess\x12#\n" +
 	"\rbinary_sha256\x18\x03 \x01(\tR\fbinarySha256\x12\x1f\n" +
 	"\vbinary_size\x18\x04 \x01(\x03R\n" +
@@ -957,7 +990,8 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\vparallelism\x18\x06 \x01(\x05R\vparallelism\x12%\n" +
 	"\x03key\x18\f \x01(\v2\x13.weir.v1.ProcessKeyR\x03key\x12,\n" +
 	"\x06assign\x18\r \x01(\v2\x14.weir.v1.AssignTasksR\x06assign\x12%\n" +
-	"\x0echannel_secret\x18\x0e \x01(\tR\rchannelSecretJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\x0echannel_secret\x18\x0e \x01(\tR\rchannelSecret\x12\x19\n" +
+	"\bdata_tls\x18\x0f \x01(\bR\adataTlsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
 	"J\x04\b\n" +
 	"\x10\vJ\x04\b\v\x10\f\"/\n" +
 	"\x15DownloadBinaryRequest\x12\x16\n" +

@@ -425,10 +425,12 @@ type ProcessHello struct {
 	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Attempt int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// Proves the process is the one this worker started.
-	Token         string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
-	DataAddress   string `protobuf:"bytes,4,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Token       string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	DataAddress string `protobuf:"bytes,4,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	// SHA-256 of the DataService certificate, when the data plane runs TLS.
+	DataCertSha256 []byte `protobuf:"bytes,5,opt,name=data_cert_sha256,json=dataCertSha256,proto3" json:"data_cert_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ProcessHello) Reset() {
@@ -487,6 +489,13 @@ func (x *ProcessHello) GetDataAddress() string {
 		return x.DataAddress
 	}
 	return ""
+}
+
+func (x *ProcessHello) GetDataCertSha256() []byte {
+	if x != nil {
+		return x.DataCertSha256
+	}
+	return nil
 }
 
 type SubtaskRef struct {
@@ -615,12 +624,15 @@ func (x *AssignTasks) GetCheckpointIntervalMs() int64 {
 }
 
 type TaskRoute struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VertexId      int32                  `protobuf:"varint,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
-	Subtask       int32                  `protobuf:"varint,2,opt,name=subtask,proto3" json:"subtask,omitempty"`
-	DataAddress   string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	VertexId    int32                  `protobuf:"varint,1,opt,name=vertex_id,json=vertexId,proto3" json:"vertex_id,omitempty"`
+	Subtask     int32                  `protobuf:"varint,2,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	DataAddress string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	// When set, the process at data_address serves TLS with the certificate
+	// of this SHA-256, and producers accept no other.
+	DataCertSha256 []byte `protobuf:"bytes,4,opt,name=data_cert_sha256,json=dataCertSha256,proto3" json:"data_cert_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TaskRoute) Reset() {
@@ -672,6 +684,13 @@ func (x *TaskRoute) GetDataAddress() string {
 		return x.DataAddress
 	}
 	return ""
+}
+
+func (x *TaskRoute) GetDataCertSha256() []byte {
+	if x != nil {
+		return x.DataCertSha256
+	}
+	return nil
 }
 
 // StartTasks is sent once every process of the region is ready: it says
@@ -893,12 +912,13 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\vtap_records\x18\x06 \x01(\v2\x13.weir.v1.TapRecordsH\x00R\n" +
 	"tapRecords\x12%\n" +
 	"\x03key\x18\a \x01(\v2\x13.weir.v1.ProcessKeyR\x03keyB\x05\n" +
-	"\x03msg\"x\n" +
+	"\x03msg\"\xa2\x01\n" +
 	"\fProcessHello\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\tR\x05token\x12!\n" +
-	"\fdata_address\x18\x04 \x01(\tR\vdataAddress\"C\n" +
+	"\fdata_address\x18\x04 \x01(\tR\vdataAddress\x12(\n" +
+	"\x10data_cert_sha256\x18\x05 \x01(\fR\x0edataCertSha256\"C\n" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
@@ -907,11 +927,12 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\bsubtasks\x18\x01 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
 	"\x05store\x18\x02 \x01(\tR\x05store\x12*\n" +
 	"\arestore\x18\x03 \x01(\v2\x10.weir.v1.RestoreR\arestore\x124\n" +
-	"\x16checkpoint_interval_ms\x18\x04 \x01(\x03R\x14checkpointIntervalMs\"e\n" +
+	"\x16checkpoint_interval_ms\x18\x04 \x01(\x03R\x14checkpointIntervalMs\"\x8f\x01\n" +
 	"\tTaskRoute\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12!\n" +
-	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\"J\n" +
+	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12(\n" +
+	"\x10data_cert_sha256\x18\x04 \x01(\fR\x0edataCertSha256\"J\n" +
 	"\n" +
 	"StartTasks\x12*\n" +
 	"\x06routes\x18\x03 \x03(\v2\x12.weir.v1.TaskRouteR\x06routesJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"!\n" +

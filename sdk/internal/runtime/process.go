@@ -33,9 +33,18 @@ func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen for data: %w", err)
 	}
-	nw := exchange.NewNetwork(env.JobID, env.Attempt, exchange.Options{ChannelSecret: env.ChannelSecret}, logger)
+	nw := exchange.NewNetwork(env.JobID, env.Attempt, exchange.Options{ChannelSecret: env.ChannelSecret, TLS: env.DataTLS}, logger)
 	defer nw.Close()
-	srv := grpc.NewServer(exchange.ServerOptions()...)
+	srvOpts := exchange.ServerOptions()
+	var fingerprint []byte
+	if env.DataTLS {
+		id, err := exchange.NewIdentity()
+		if err != nil {
+			return err
+		}
+		srvOpts, fingerprint = append(srvOpts, id.ServerOption()), id.Fingerprint()
+	}
+	srv := grpc.NewServer(srvOpts...)
 	nw.Register(srv)
 	go srv.Serve(lis)
 	defer srv.Stop()
@@ -57,7 +66,8 @@ func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 		defer sendMu.Unlock()
 		return stream.Send(m)
 	}
-	hello := &weirv1.ProcessHello{JobId: env.JobID, Attempt: env.Attempt, Token: env.Token, DataAddress: self}
+	hello := &weirv1.ProcessHello{JobId: env.JobID, Attempt: env.Attempt, Token: env.Token, DataAddress: self,
+		DataCertSha256: fingerprint}
 	if err := send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_Hello{Hello: hello}}); err != nil {
 		return fmt.Errorf("hello to worker: %w", err)
 	}
@@ -96,9 +106,14 @@ func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 		}
 	}
 	routes := make(map[SubtaskRef]string, len(start.Routes))
+	pins := make(map[string][]byte)
 	for _, r := range start.Routes {
 		routes[SubtaskRef{int(r.VertexId), int(r.Subtask)}] = r.DataAddress
+		if len(r.DataCertSha256) > 0 {
+			pins[r.DataAddress] = r.DataCertSha256
+		}
 	}
+	nw.SetPins(pins)
 
 	d := &Deployment{JobID: env.JobID, Attempt: env.Attempt, Net: nw, Self: self, Logger: logger, ck: ck,
 		Route: func(r SubtaskRef) string { return routes[r] }}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -162,7 +163,15 @@ func (c *committer) operator() *Operator {
 				}
 				return nil
 			},
-			Finish: func() error { c.commit(math.MaxInt64, buf); return nil },
+			Finish: func() error {
+				// Records of checkpoints not yet notified commit too: the
+				// input ended, so nothing will replay them.
+				for _, id := range slices.Sorted(maps.Keys(pending)) {
+					c.commit(id, pending[id])
+				}
+				c.commit(math.MaxInt64, buf)
+				return nil
+			},
 		}
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/weir-run/weir/internal/authz"
 	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/objstore"
+	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/storelayout"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -89,8 +90,10 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	if spec.Name == "" {
 		spec.Name = spec.Graph.Name
 	}
+	var savepointKey *sealing.JobKey
 	if spec.FromSavepoint != "" {
-		if err := s.checkSavepoint(ctx, spec); err != nil {
+		var err error
+		if savepointKey, err = s.checkSavepoint(ctx, spec); err != nil {
 			return nil, err
 		}
 	}
@@ -99,11 +102,16 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 		return nil, err
 	}
 	id := newJobID()
+	key, err := s.c.newJobKey(ctx, id)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "cannot make the job's data key: %v", oneLine(err))
+	}
 	now := time.Now().UnixMilli()
 	rec := &weirv1.JobStatus{Id: id, Name: spec.Name, State: weirv1.JobState_JOB_STATE_CREATED,
 		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec}
 	recorded, err := call(ctx, st, func() (<-chan struct{}, error) {
 		j := newJob(rec, jobmaster.New(spec.Restart, time.Now(), jobmaster.WithRand(mrand.Float64)))
+		j.key, j.savepointKey = key, savepointKey
 		st.jobs[id] = j
 		st.persist(j)
 		st.logger.Info("job submitted", "job", id, "name", spec.Name, "parallelism", spec.Parallelism)
@@ -128,36 +136,48 @@ const savepointReadTimeout = 30 * time.Second
 // not hold a manifest, or whose state some operator of the job would not
 // restore (unless the spec allows dropping it). Otherwise a restore would
 // silently start from scratch or drop state.
-func (s *jobService) checkSavepoint(ctx context.Context, spec *weirv1.JobSpec) error {
+//
+// It returns the data key that opens the savepoint: its job's.
+func (s *jobService) checkSavepoint(ctx context.Context, spec *weirv1.JobSpec) (*sealing.JobKey, error) {
 	loc := spec.FromSavepoint
 	storeURL, key, err := storelayout.Split(loc)
 	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "--from-savepoint %q is not a savepoint location (weir savepoint prints one: STORE/savepoints/JOB/ID/_manifest)", loc)
+		return nil, status.Errorf(codes.InvalidArgument, "--from-savepoint %q is not a savepoint location (weir savepoint prints one: STORE/savepoints/JOB/ID/_manifest)", loc)
+	}
+	seal, err := s.c.objectKey(ctx, key)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "savepoint %s: %v", loc, oneLine(err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, savepointReadTimeout)
 	defer cancel()
 	store, err := objstore.Open(ctx, storeURL)
 	if err != nil {
-		return status.Errorf(codes.FailedPrecondition, "cannot open the store of savepoint %s: %v", loc, oneLine(err))
+		return nil, status.Errorf(codes.FailedPrecondition, "cannot open the store of savepoint %s: %v", loc, oneLine(err))
 	}
 	defer store.Close()
 	b, err := store.Bucket().ReadAll(ctx, key)
 	switch {
 	case gcerrors.Code(err) == gcerrors.NotFound:
-		return status.Errorf(codes.FailedPrecondition, "savepoint %s does not exist", loc)
+		return nil, status.Errorf(codes.FailedPrecondition, "savepoint %s does not exist", loc)
 	case err != nil:
-		return status.Errorf(codes.FailedPrecondition, "cannot read savepoint %s: %v", loc, oneLine(err))
+		return nil, status.Errorf(codes.FailedPrecondition, "cannot read savepoint %s: %v", loc, oneLine(err))
+	}
+	if b, err = seal.OpenBytes(b, key); err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "savepoint %s: %v", loc, oneLine(err))
 	}
 	var m weirv1.CheckpointManifest
 	if err := proto.Unmarshal(b, &m); err != nil || len(m.Subtasks) == 0 {
-		return status.Errorf(codes.FailedPrecondition, "%s is not a savepoint manifest", loc)
+		if seal == nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "%s is not a savepoint manifest, or one encrypted under a key this cluster does not hold", loc)
+		}
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is not a savepoint manifest", loc)
 	}
 	if lost := jobgraph.NotRestored(spec.Graph, &m); len(lost) > 0 && !spec.AllowNonRestoredState {
-		return status.Errorf(codes.FailedPrecondition,
+		return nil, status.Errorf(codes.FailedPrecondition,
 			"savepoint %s has state of operators this job does not restore (uids %s): is it another job's? Pass --allow-non-restored-state to drop that state",
 			loc, strings.Join(lost, ", "))
 	}
-	return nil
+	return seal, nil
 }
 
 // oneLine keeps the first line of an error's text.

@@ -191,6 +191,10 @@ func (s *leaderState) loadCheckpoints(ctx context.Context, j *jobDriver) error {
 	for _, info := range infos {
 		j.checkpoints.Restored(info.Id, info.Location, info)
 		if b, err := s.c.store.Bucket().ReadAll(ctx, info.Location); err == nil {
+			if b, err = j.key.OpenBytes(b, info.Location); err != nil {
+				s.logger.Error("a checkpoint manifest does not open", "job", j.rec.Id, "checkpoint", info.Id, "err", err)
+				continue
+			}
 			var m weirv1.CheckpointManifest
 			if proto.Unmarshal(b, &m) == nil {
 				j.manifests[info.Id] = &m
@@ -207,13 +211,13 @@ func (s *leaderState) loadCheckpoints(ctx context.Context, j *jobDriver) error {
 func (j *jobDriver) restoreFor() *weirv1.Restore {
 	for _, h := range j.checkpoints.History() {
 		if h.Status == weirv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED && !j.badCheckpoints[h.Id] {
-			return &weirv1.Restore{Manifest: h.Location, CheckpointId: h.Id}
+			return &weirv1.Restore{Manifest: h.Location, CheckpointId: h.Id, DataKey: j.key.Bytes()}
 		}
 	}
 	if sp := j.rec.Spec.FromSavepoint; sp != "" {
 		store, key, err := storelayout.Split(sp)
 		if err == nil {
-			return &weirv1.Restore{Manifest: key, Store: store, CheckpointId: -1}
+			return &weirv1.Restore{Manifest: key, Store: store, CheckpointId: -1, DataKey: j.savepointKey.Bytes()}
 		}
 	}
 	return nil

@@ -40,6 +40,9 @@ type Config struct {
 	// records over TLS: DataPlaneAuto (the default) does when the
 	// coordinator itself runs TLS.
 	DataPlaneTLS DataPlaneTLS
+	// KEK (--kek) names the cluster's key-encryption key (see
+	// sealing.OpenKEK): "none" or empty leaves state at rest unencrypted.
+	KEK string
 	// DisableSubmit (--disable-submit) refuses uploads and runs whatever
 	// the caller's role.
 	DisableSubmit bool

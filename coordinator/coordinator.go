@@ -22,6 +22,7 @@ import (
 	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/objstore"
 	"github.com/weir-run/weir/internal/pki"
+	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/tokens"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -44,6 +45,8 @@ type Coordinator struct {
 	tokens *tokens.Store
 	// dataTLS: job processes exchange records over TLS (Config.DataPlaneTLS).
 	dataTLS bool
+	// kek wraps the jobs' data keys; nil: state at rest is not encrypted.
+	kek *sealing.KEK
 
 	mu struct {
 		sync.Mutex
@@ -80,7 +83,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("coordinator: listen on --api %s: %w", cfg.API, err)
 	}
-	c := &Coordinator{cfg: cfg, logger: logger, etcd: cli, store: store}
+	kek, err := sealing.OpenKEK(ctx, cfg.KEK)
+	if err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	defer kek.Close()
+	if kek == nil {
+		logger.Warn("state at rest is not encrypted (--kek none): checkpoints and savepoints are plaintext in the store")
+	}
+	c := &Coordinator{cfg: cfg, logger: logger, etcd: cli, store: store, kek: kek}
 	c.dataTLS, _ = cfg.DataPlaneTLS.on(cfg.TLS != nil) // Validate checked it
 	if cfg.TLS != nil && !c.dataTLS {
 		logger.Warn("INSECURE: job processes exchange records in plaintext (--data-plane-tls off): anyone on the network path reads them")

@@ -14,6 +14,7 @@ import (
 	"github.com/weir-run/weir/coordinator/leader"
 	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/snapshot"
+	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/storelayout"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -313,6 +314,7 @@ type storeCheckpoint struct {
 	manifest *weirv1.CheckpointManifest
 	info     *weirv1.CheckpointInfo // the record, but for its duration
 	bucket   *blob.Bucket
+	seal     *sealing.JobKey // the job's: the manifest is sealed like its files
 }
 
 // storeEffect is the effect storing checkpoint c of j.
@@ -323,7 +325,7 @@ func (s *leaderState) storeEffect(j *jobDriver, c checkpoint.Complete) storeChec
 		m.Subtasks = append(m.Subtasks, a.Snapshot)
 	}
 	key := storelayout.Manifest(j.rec.Id, c.ID, c.Savepoint)
-	return storeCheckpoint{job: j.rec.Id, c: c, key: key, manifest: m, info: completedCheckpointInfo(j, c.ID, key), bucket: s.c.store.Bucket()}
+	return storeCheckpoint{job: j.rec.Id, c: c, key: key, manifest: m, info: completedCheckpointInfo(j, c.ID, key), bucket: s.c.store.Bucket(), seal: j.key}
 }
 
 func (e storeCheckpoint) run(ctx context.Context, s *leaderState) event {
@@ -337,6 +339,9 @@ func (e storeCheckpoint) run(ctx context.Context, s *leaderState) event {
 func (e storeCheckpoint) write(ctx context.Context, s *leaderState) error {
 	b, err := proto.Marshal(e.manifest)
 	if err != nil {
+		return err
+	}
+	if b, err = e.seal.SealBytes(b, e.key); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, manifestTimeout)

@@ -17,6 +17,7 @@ import (
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
+	"github.com/weir-run/weir/internal/sealing"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -25,6 +26,9 @@ import (
 // current attempt, and the inputs and effects pending for it.
 type jobDriver struct {
 	rec      *weirv1.JobStatus // persisted part; Tasks unused
+	// key seals the job's state in the store (nil: not encrypted);
+	// savepointKey opens the savepoint it was submitted from.
+	key, savepointKey *sealing.JobKey
 	m        *jobmaster.Machine
 	subtasks []jobgraph.Subtask
 	vertices map[int32]string // vertex id -> display name
@@ -270,7 +274,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
 				DataTls: s.c.dataTLS,
-				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore,
+				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(),
 					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})
 		}

@@ -176,6 +176,16 @@ func (s *leaderState) load(ctx context.Context) error {
 			State: rec.State, Attempt: rec.Attempt, Restarts: int(rec.Restarts),
 			Error: rec.Error, Message: rec.Message,
 		}, rec.Spec.GetRestart(), jobmaster.WithRand(rand.Float64)))
+		if err := s.loadKeys(ctx, j); err != nil {
+			// Running it would write its state unsealed, or fail to
+			// restore it: it stays down on this leader, and its record
+			// in etcd as it was, for a leader with the right KEK.
+			s.logger.Error("job cannot run: its data key does not unwrap", "job", rec.Id, "err", err)
+			j = newJob(&rec, jobmaster.Restore(jobmaster.Snapshot{
+				State: weirv1.JobState_JOB_STATE_FAILED, Attempt: rec.Attempt, Restarts: int(rec.Restarts),
+				Error: oneLine(err),
+			}, rec.Spec.GetRestart(), jobmaster.WithRand(rand.Float64)))
+		}
 		if err := s.loadCheckpoints(ctx, j); err != nil {
 			return fmt.Errorf("checkpoints of job %s: %w", rec.Id, err)
 		}
@@ -474,4 +484,21 @@ func validateSpec(spec *weirv1.JobSpec) error {
 		CheckpointInterval: ck.Interval, CheckpointTimeout: ck.Timeout,
 		MaxRestartDelay: jobmaster.MaxRestartDelay(spec.Restart),
 	})
+}
+
+// loadKeys reads a recorded job's data key and that of the savepoint it
+// started from.
+func (s *leaderState) loadKeys(ctx context.Context, j *jobDriver) error {
+	var err error
+	if j.key, err = s.c.loadJobKey(ctx, j.rec.Id); err != nil {
+		return err
+	}
+	if sp := j.rec.Spec.GetFromSavepoint(); sp != "" && !jobmaster.Terminal(j.rec.State) {
+		if _, object, err := storelayout.Split(sp); err == nil {
+			if j.savepointKey, err = s.c.objectKey(ctx, object); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -246,7 +246,7 @@ func (c *Coordinator) announce(ctx context.Context) error {
 // cluster lists the coordinators that announced themselves and who leads.
 func (c *Coordinator) cluster(ctx context.Context) web.Cluster {
 	cl := web.Cluster{Self: c.cfg.ID, Leading: c.lead() != nil, Insecure: c.insecure(),
-		PlaintextDataPlane: c.cfg.TLS != nil && !c.dataTLS}
+		PlaintextDataPlane: c.cfg.TLS != nil && !c.dataTLS, KEK: c.kek.String()}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	leader, _ := etcdkeys.CurrentLeader(ctx, c.etcd, etcdkeys.Election)

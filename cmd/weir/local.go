@@ -17,6 +17,7 @@ import (
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
+	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/pki"
 	"github.com/weir-run/weir/internal/telemetry"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
@@ -40,6 +41,7 @@ type localFlags struct {
 	etcdPeer   string
 	kafka      bool
 	kafkaAddr  string
+	kek        string
 }
 
 func newLocalCmd(s streams) *cobra.Command {
@@ -66,6 +68,7 @@ configuration; submit jobs to it with 'weir run'. Stop it with Ctrl-C.`,
 	fl.StringVar(&f.http, "http", "127.0.0.1:8080", "web page listen address (port 0 picks a free port)")
 	fl.StringSliceVar(&f.httpHosts, "http-host", nil, httpHostUsage)
 	fl.BoolVar(&f.tls, "tls", false, "run everything with TLS from a throwaway CA made in --data-dir/certs (prints how to use it)")
+	fl.StringVar(&f.kek, "kek", "auto", "key-encryption key for state at rest: auto (a key file made in --data-dir), none, or as for weir coordinator --kek")
 	fl.IntVar(&f.workers, "workers", 2, "number of workers")
 	fl.IntVar(&f.slots, "slots", 4, "task slots per worker")
 	fl.StringVar(&f.etcdClient, "etcd-client", "127.0.0.1:0", "embedded etcd client address (port 0 picks a free port)")
@@ -116,9 +119,17 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	if err := etcdCfg.Validate(); err != nil {
 		return usageErrorf("%v", err)
 	}
+	kek := f.kek
+	if kek == "auto" {
+		path := filepath.Join(dir, "kek")
+		if err := sealing.GenerateKEKFile(path); err != nil {
+			return fmt.Errorf("make the local key-encryption key: %v", unwrapPathError(err))
+		}
+		kek = "file:" + path
+	}
 	coordCfg := coordinator.Config{
 		ID: "local-coordinator", Store: "file://" + filepath.ToSlash(filepath.Join(dir, "store")),
-		API: api, HTTP: httpAddr, HTTPHosts: f.httpHosts,
+		API: api, HTTP: httpAddr, HTTPHosts: f.httpHosts, KEK: kek,
 	}
 	workerCfgs := make([]worker.Config, f.workers)
 	for i := range workerCfgs {

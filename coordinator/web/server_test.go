@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -25,13 +26,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fake is a Backend with one running job.
 type fake struct {
 	cancelled []string
-	// insecure and plaintextData are the overview's warnings.
+	// insecure and plaintextData are the overview's warnings, kek its
+	// key-encryption key ("" for a key file).
 	insecure, plaintextData bool
+	kek                     string
 }
 
 func (f *fake) Overview(context.Context) (*Overview, error) {
 	return &Overview{Cluster: Cluster{Self: "c1", Leading: true, Coordinators: []Coordinator{{ID: "c1", API: "127.0.0.1:1", Leader: true, Self: true}},
-		Insecure: f.insecure, PlaintextDataPlane: f.plaintextData},
+		Insecure: f.insecure, PlaintextDataPlane: f.plaintextData, KEK: cmp.Or(f.kek, "key file /d/kek")},
 		Workers: []WorkerRow{{ID: "w1", Host: "h", Slots: 4, Used: 1}},
 		Jobs:    []JobRow{{ID: "j1", Name: "counts", State: "RUNNING", Throughput: 1500, History: []float64{1, 2, 3}}}}, nil
 }
@@ -94,13 +97,15 @@ func get(t *testing.T, url string) (int, string) {
 func TestInsecureBanners(t *testing.T) {
 	for _, tc := range []struct {
 		insecure, plaintextData bool
+		kek                     string
 		want, notWant           []string
 	}{
-		{false, false, nil, []string{"Insecure: no TLS", "Insecure: data plane in plaintext"}},
-		{true, false, []string{"Insecure: no TLS"}, []string{"Insecure: data plane in plaintext"}},
-		{false, true, []string{"Insecure: data plane in plaintext", "--data-plane-tls off"}, []string{"Insecure: no TLS"}},
+		{false, false, "", nil, []string{"Insecure: no TLS", "Insecure: data plane in plaintext", "not encrypted"}},
+		{true, false, "", []string{"Insecure: no TLS"}, []string{"Insecure: data plane in plaintext"}},
+		{false, true, "", []string{"Insecure: data plane in plaintext", "--data-plane-tls off"}, []string{"Insecure: no TLS"}},
+		{false, false, "none", []string{"State at rest is not encrypted", "--kek none"}, []string{"Insecure"}},
 	} {
-		f := &fake{insecure: tc.insecure, plaintextData: tc.plaintextData}
+		f := &fake{insecure: tc.insecure, plaintextData: tc.plaintextData, kek: tc.kek}
 		srv := httptest.NewServer(New(f, slog.New(slog.DiscardHandler)))
 		code, body := get(t, srv.URL+"/")
 		srv.Close()

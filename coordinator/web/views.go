@@ -33,6 +33,9 @@ type Cluster struct {
 	// PlaintextDataPlane: the coordinator has TLS but its jobs exchange
 	// records in plaintext (--data-plane-tls off).
 	PlaintextDataPlane bool `json:"plaintext_data_plane,omitempty"`
+	// KEK names the key-encryption key that seals the jobs' state at rest,
+	// "none" when it is not encrypted (--kek none).
+	KEK string `json:"kek"`
 }
 
 type Coordinator struct {

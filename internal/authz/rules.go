@@ -29,6 +29,7 @@ var Methods = map[string]Right{
 	"/weir.v1.JobService/CreateToken":        Admin,
 	"/weir.v1.JobService/ListTokens":         Admin,
 	"/weir.v1.JobService/RevokeToken":        Admin,
+	"/weir.v1.JobService/PurgeJob":           Admin,
 	"/weir.v1.ClusterService/Connect":        Worker,
 	"/weir.v1.ClusterService/DownloadBinary": Worker,
 	// Health checks by load balancers and orchestrators.

@@ -201,9 +201,16 @@ func startLocal(t *testing.T, workers, slots int) string {
 
 // startLocalWeb is startLocal that also returns the web address.
 func startLocalWeb(t *testing.T, workers, slots int) (api, httpAddr string) {
+	api, httpAddr, _ = startLocalIn(t, t.TempDir(), workers, slots)
+	return api, httpAddr
+}
+
+// startLocalIn is startLocalWeb with its data in dir; it also returns the
+// daemon, for its log.
+func startLocalIn(t *testing.T, dir string, workers, slots int) (api, httpAddr string, d *daemon) {
 	api, httpAddr = freeAddr(t), freeAddr(t)
 	start := time.Now()
-	startDaemon(t, "weir local", "local", "--data-dir", t.TempDir(), "--api", api, "--http", httpAddr,
+	d = startDaemon(t, "weir local", "local", "--data-dir", dir, "--api", api, "--http", httpAddr,
 		"--workers", strconv.Itoa(workers), "--slots", strconv.Itoa(slots))
 	waitFor(t, 10*time.Second, "weir local to answer weir list", func() bool {
 		_, ok := listJobs(t, api)
@@ -211,7 +218,7 @@ func startLocalWeb(t *testing.T, workers, slots int) (api, httpAddr string) {
 	})
 	waitFor(t, 10*time.Second, "workers to register", func() bool { return len(listWorkers(t, api)) == workers })
 	t.Logf("weir local ready in %v", time.Since(start).Round(time.Millisecond))
-	return api, httpAddr
+	return api, httpAddr, d
 }
 
 func TestWordcountOnLocalCluster(t *testing.T) {

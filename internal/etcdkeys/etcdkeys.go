@@ -10,6 +10,7 @@
 //	/weir/workers/<id>     a worker's liveness key, under its own lease
 //	/weir/tokens/<sha256>  a bearer token's name and role (internal/tokens)
 //	/weir/cluster-secret   the key attempts' data-channel secrets derive from
+//	/weir/job-keys/<id>    a job's data key, wrapped by the KEK, or its purge tombstone (internal/sealing)
 package etcdkeys
 
 import "errors"
@@ -42,6 +43,11 @@ const (
 	// derives the same secret for a running attempt and no job record
 	// (which the API shows) carries one.
 	ClusterSecret = "/weir/cluster-secret"
+	// JobKeys prefixes each job's data key, wrapped by the cluster's KEK
+	// (weirv1.StoredJobKey). Purging a job overwrites it with a tombstone:
+	// the only copy of the key is gone, and so is every copy of the job's
+	// state.
+	JobKeys = "/weir/job-keys/"
 )
 
 // ErrNoLeader means no coordinator currently leads.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/weir-run/weir/internal/filehash"
 	"github.com/weir-run/weir/internal/objstore"
+	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/storelayout"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -39,6 +40,9 @@ type Uploader struct {
 	bucket *blob.Bucket
 	shared string
 	abort  AbortFunc // set before the first Upload
+	// key seals what is uploaded and opens what is downloaded; nil for a
+	// cluster that does not encrypt state at rest.
+	key *sealing.JobKey
 
 	mu struct {
 		sync.Mutex
@@ -57,6 +61,15 @@ type AbortFunc func(ctx context.Context, key string, err error)
 // OnAbort sets how failed uploads are cleaned up; by default not at all.
 func (u *Uploader) OnAbort(fn AbortFunc) { u.abort = fn }
 
+// Seal makes the Uploader encrypt every file it uploads with key and
+// decrypt (and authenticate) every file it downloads, and name shared
+// tables by a keyed hash of their content. Call it before the first
+// Upload; nil seals nothing.
+func (u *Uploader) Seal(key *sealing.JobKey) *Uploader {
+	u.key = key
+	return u
+}
+
 // NewUploader returns an Uploader that puts shared tables under
 // sharedPrefix, a storelayout.Shared prefix ("checkpoints/<job>/shared/").
 func NewUploader(bucket *blob.Bucket, sharedPrefix string) *Uploader {
@@ -73,6 +86,10 @@ func isShared(name string) bool {
 
 // sharedObject is the content-addressed key of a table.
 func (u *Uploader) sharedObject(name, sha string) string {
+	if u.key != nil {
+		sum, _ := hex.DecodeString(sha) // callers checked it is SHA-256 hex
+		sha = u.key.ContentName(sum)
+	}
 	return storelayout.SharedFile(u.shared, sha, filepath.Ext(name))
 }
 
@@ -192,9 +209,16 @@ func (u *Uploader) put(ctx context.Context, path string, f *weirv1.StateFile, if
 		return 0, fmt.Errorf("snapshot: upload %s: %w", f.Object, err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), in)
+	sw, err := u.key.Seal(w, f.Object)
+	var n int64
+	if err == nil {
+		n, err = io.Copy(io.MultiWriter(sw, h), in)
+	}
 	if err == nil && (n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.Sha256) {
 		err = fmt.Errorf("%s changed while it was uploaded", path)
+	}
+	if err == nil {
+		err = sw.Close() // the last segment
 	}
 	if err != nil {
 		cancel()
@@ -253,6 +277,10 @@ func (u *Uploader) get(ctx context.Context, f *weirv1.StateFile, path string) (e
 		return fmt.Errorf("snapshot: download %s: %w", f.Object, err)
 	}
 	defer r.Close()
+	plain, err := u.key.Open(r, f.Object)
+	if err != nil {
+		return u.readErr(f, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
@@ -270,9 +298,9 @@ func (u *Uploader) get(ctx context.Context, f *weirv1.StateFile, path string) (e
 	}()
 	h := sha256.New()
 	// One byte more than recorded, so that a longer object shows.
-	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(r, f.Size+1))
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(plain, f.Size+1))
 	if err != nil {
-		return fmt.Errorf("snapshot: download %s: %w", f.Object, err)
+		return u.readErr(f, err)
 	}
 	if sha := hex.EncodeToString(h.Sum(nil)); n != f.Size || sha != f.Sha256 {
 		if n > f.Size {
@@ -282,6 +310,16 @@ func (u *Uploader) get(ctx context.Context, f *weirv1.StateFile, path string) (e
 			ErrCorrupt, f.Object, f.Name, n, sha, f.Size, f.Sha256)
 	}
 	return nil
+}
+
+// readErr is a download's error: a file that fails authentication is
+// corrupt (restore falls back to an older checkpoint), a failed read is
+// the store's.
+func (u *Uploader) readErr(f *weirv1.StateFile, err error) error {
+	if errors.Is(err, sealing.ErrAuthentication) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return fmt.Errorf("snapshot: download %s: %w", f.Object, err)
 }
 
 // listFiles returns the regular files under dir as slash-separated

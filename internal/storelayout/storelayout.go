@@ -85,3 +85,16 @@ func Owns(job, key string) bool {
 	}
 	return strings.HasPrefix(key, "checkpoints/"+job+"/") || strings.HasPrefix(key, "savepoints/"+job+"/")
 }
+
+// JobOf is the job whose checkpoint or savepoint holds key, "" for a key
+// outside every job's prefixes.
+func JobOf(key string) string {
+	for _, top := range []string{"checkpoints/", "savepoints/"} {
+		if rest, ok := strings.CutPrefix(key, top); ok {
+			if job, _, ok := strings.Cut(rest, "/"); ok && job != "" && Owns(job, key) {
+				return job
+			}
+		}
+	}
+	return ""
+}

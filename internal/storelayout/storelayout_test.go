@@ -60,3 +60,19 @@ func TestOwns(t *testing.T) {
 		t.Error("an empty job owns something")
 	}
 }
+
+func TestJobOf(t *testing.T) {
+	for key, want := range map[string]string{
+		"savepoints/j1/sp-3/_manifest":          "j1",
+		"checkpoints/j2/shared/ab.sst":          "j2",
+		"checkpoints/j2/chk-1/v0-s0/MANIFEST-1": "j2",
+		"binaries/abc":                          "",
+		"savepoints//sp-1/_manifest":            "",
+		"savepoints/j1":                         "",
+		"checkpoints/../binaries/x":             "",
+	} {
+		if got := JobOf(key); got != want {
+			t.Errorf("JobOf(%q) = %q, want %q", key, got, want)
+		}
+	}
+}

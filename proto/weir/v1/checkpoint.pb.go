@@ -796,7 +796,10 @@ type Restore struct {
 	CheckpointId int64  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
 	// Store URL holding the manifest and its files; empty means the job's
 	// store. A savepoint may come from another store.
-	Store         string `protobuf:"bytes,3,opt,name=store,proto3" json:"store,omitempty"`
+	Store string `protobuf:"bytes,3,opt,name=store,proto3" json:"store,omitempty"`
+	// The data key (JobDataKey) of the job that wrote the checkpoint, when
+	// its files are encrypted; a savepoint of another job brings that job's.
+	DataKey       []byte `protobuf:"bytes,4,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -852,6 +855,143 @@ func (x *Restore) GetStore() string {
 	return ""
 }
 
+func (x *Restore) GetDataKey() []byte {
+	if x != nil {
+		return x.DataKey
+	}
+	return nil
+}
+
+// JobDataKey is a job's data key in clear: what the coordinator unwraps
+// with the cluster's KEK and hands to the job's processes. Both are Tink
+// keysets in binary form (internal/sealing).
+type JobDataKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Streaming AEAD (AES-256-GCM-HKDF): encrypts every object the job
+	// writes, with the object key as associated data.
+	Streaming []byte `protobuf:"bytes,1,opt,name=streaming,proto3" json:"streaming,omitempty"`
+	// PRF (HMAC-SHA256): names content-addressed objects from their
+	// plaintext hash, so equal files of two jobs get unrelated names.
+	Naming        []byte `protobuf:"bytes,2,opt,name=naming,proto3" json:"naming,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobDataKey) Reset() {
+	*x = JobDataKey{}
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobDataKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobDataKey) ProtoMessage() {}
+
+func (x *JobDataKey) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobDataKey.ProtoReflect.Descriptor instead.
+func (*JobDataKey) Descriptor() ([]byte, []int) {
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *JobDataKey) GetStreaming() []byte {
+	if x != nil {
+		return x.Streaming
+	}
+	return nil
+}
+
+func (x *JobDataKey) GetNaming() []byte {
+	if x != nil {
+		return x.Naming
+	}
+	return nil
+}
+
+// StoredJobKey is what etcd holds for a job (etcdkeys.JobKey): its data key
+// wrapped by the cluster's KEK, or, once purged, only when and by whom.
+type StoredJobKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JobDataKey, encrypted by the KEK; empty once purged.
+	Wrapped       []byte `protobuf:"bytes,1,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	CreatedUnixMs int64  `protobuf:"varint,2,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	PurgedUnixMs  int64  `protobuf:"varint,3,opt,name=purged_unix_ms,json=purgedUnixMs,proto3" json:"purged_unix_ms,omitempty"`
+	PurgedBy      string `protobuf:"bytes,4,opt,name=purged_by,json=purgedBy,proto3" json:"purged_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredJobKey) Reset() {
+	*x = StoredJobKey{}
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredJobKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredJobKey) ProtoMessage() {}
+
+func (x *StoredJobKey) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredJobKey.ProtoReflect.Descriptor instead.
+func (*StoredJobKey) Descriptor() ([]byte, []int) {
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StoredJobKey) GetWrapped() []byte {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
+func (x *StoredJobKey) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *StoredJobKey) GetPurgedUnixMs() int64 {
+	if x != nil {
+		return x.PurgedUnixMs
+	}
+	return 0
+}
+
+func (x *StoredJobKey) GetPurgedBy() string {
+	if x != nil {
+		return x.PurgedBy
+	}
+	return ""
+}
+
 type CheckpointInfo struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Id               int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -871,7 +1011,7 @@ type CheckpointInfo struct {
 
 func (x *CheckpointInfo) Reset() {
 	*x = CheckpointInfo{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1023,7 @@ func (x *CheckpointInfo) String() string {
 func (*CheckpointInfo) ProtoMessage() {}
 
 func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1036,7 @@ func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointInfo.ProtoReflect.Descriptor instead.
 func (*CheckpointInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CheckpointInfo) GetId() int64 {
@@ -1029,11 +1169,21 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\asubtask\x18\x05 \x01(\x05R\asubtask\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\"K\n" +
 	"\x12CheckpointComplete\x12#\n" +
-	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointIdJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"`\n" +
+	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointIdJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"{\n" +
 	"\aRestore\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x14\n" +
-	"\x05store\x18\x03 \x01(\tR\x05store\"\xdf\x02\n" +
+	"\x05store\x18\x03 \x01(\tR\x05store\x12\x19\n" +
+	"\bdata_key\x18\x04 \x01(\fR\adataKey\"B\n" +
+	"\n" +
+	"JobDataKey\x12\x1c\n" +
+	"\tstreaming\x18\x01 \x01(\fR\tstreaming\x12\x16\n" +
+	"\x06naming\x18\x02 \x01(\fR\x06naming\"\x93\x01\n" +
+	"\fStoredJobKey\x12\x18\n" +
+	"\awrapped\x18\x01 \x01(\fR\awrapped\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x12$\n" +
+	"\x0epurged_unix_ms\x18\x03 \x01(\x03R\fpurgedUnixMs\x12\x1b\n" +
+	"\tpurged_by\x18\x04 \x01(\tR\bpurgedBy\"\xdf\x02\n" +
 	"\x0eCheckpointInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.weir.v1.CheckpointStatusR\x06status\x12&\n" +
@@ -1067,7 +1217,7 @@ func file_weir_v1_checkpoint_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_checkpoint_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_weir_v1_checkpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_weir_v1_checkpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_weir_v1_checkpoint_proto_goTypes = []any{
 	(CheckpointStatus)(0),      // 0: weir.v1.CheckpointStatus
 	(*StateFile)(nil),          // 1: weir.v1.StateFile
@@ -1080,7 +1230,9 @@ var file_weir_v1_checkpoint_proto_goTypes = []any{
 	(*CheckpointDecline)(nil),  // 8: weir.v1.CheckpointDecline
 	(*CheckpointComplete)(nil), // 9: weir.v1.CheckpointComplete
 	(*Restore)(nil),            // 10: weir.v1.Restore
-	(*CheckpointInfo)(nil),     // 11: weir.v1.CheckpointInfo
+	(*JobDataKey)(nil),         // 11: weir.v1.JobDataKey
+	(*StoredJobKey)(nil),       // 12: weir.v1.StoredJobKey
+	(*CheckpointInfo)(nil),     // 13: weir.v1.CheckpointInfo
 }
 var file_weir_v1_checkpoint_proto_depIdxs = []int32{
 	1, // 0: weir.v1.SubtaskSnapshot.files:type_name -> weir.v1.StateFile
@@ -1107,7 +1259,7 @@ func file_weir_v1_checkpoint_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_checkpoint_proto_rawDesc), len(file_weir_v1_checkpoint_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

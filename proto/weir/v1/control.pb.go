@@ -561,8 +561,11 @@ type AssignTasks struct {
 	// The job's checkpoint interval; 0 when it takes no checkpoints (sinks
 	// choose their delivery guarantee by it).
 	CheckpointIntervalMs int64 `protobuf:"varint,4,opt,name=checkpoint_interval_ms,json=checkpointIntervalMs,proto3" json:"checkpoint_interval_ms,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The job's data key (JobDataKey) when the cluster encrypts state at
+	// rest: everything the process writes to the store is sealed with it.
+	DataKey       []byte `protobuf:"bytes,5,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AssignTasks) Reset() {
@@ -621,6 +624,13 @@ func (x *AssignTasks) GetCheckpointIntervalMs() int64 {
 		return x.CheckpointIntervalMs
 	}
 	return 0
+}
+
+func (x *AssignTasks) GetDataKey() []byte {
+	if x != nil {
+		return x.DataKey
+	}
+	return nil
 }
 
 type TaskRoute struct {
@@ -922,12 +932,13 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xb6\x01\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xd1\x01\n" +
 	"\vAssignTasks\x12/\n" +
 	"\bsubtasks\x18\x01 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
 	"\x05store\x18\x02 \x01(\tR\x05store\x12*\n" +
 	"\arestore\x18\x03 \x01(\v2\x10.weir.v1.RestoreR\arestore\x124\n" +
-	"\x16checkpoint_interval_ms\x18\x04 \x01(\x03R\x14checkpointIntervalMs\"\x8f\x01\n" +
+	"\x16checkpoint_interval_ms\x18\x04 \x01(\x03R\x14checkpointIntervalMs\x12\x19\n" +
+	"\bdata_key\x18\x05 \x01(\fR\adataKey\"\x8f\x01\n" +
 	"\tTaskRoute\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12!\n" +

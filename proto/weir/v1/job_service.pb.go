@@ -203,6 +203,123 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
+type PurgeJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeJobRequest) Reset() {
+	*x = PurgeJobRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeJobRequest) ProtoMessage() {}
+
+func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeJobRequest.ProtoReflect.Descriptor instead.
+func (*PurgeJobRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PurgeJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type PurgeJobResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	PurgedUnixMs int64                  `protobuf:"varint,1,opt,name=purged_unix_ms,json=purgedUnixMs,proto3" json:"purged_unix_ms,omitempty"`
+	// Objects deleted from the store; the purge holds without them.
+	ObjectsDeleted int64 `protobuf:"varint,2,opt,name=objects_deleted,json=objectsDeleted,proto3" json:"objects_deleted,omitempty"`
+	// Why some objects were not deleted, if so.
+	DeleteError string `protobuf:"bytes,3,opt,name=delete_error,json=deleteError,proto3" json:"delete_error,omitempty"`
+	// The job had a data key: its objects were encrypted and are now
+	// unreadable everywhere. False for a job of a cluster without a KEK:
+	// only the deletion protects its data.
+	KeyDestroyed  bool `protobuf:"varint,4,opt,name=key_destroyed,json=keyDestroyed,proto3" json:"key_destroyed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeJobResponse) Reset() {
+	*x = PurgeJobResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeJobResponse) ProtoMessage() {}
+
+func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeJobResponse.ProtoReflect.Descriptor instead.
+func (*PurgeJobResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PurgeJobResponse) GetPurgedUnixMs() int64 {
+	if x != nil {
+		return x.PurgedUnixMs
+	}
+	return 0
+}
+
+func (x *PurgeJobResponse) GetObjectsDeleted() int64 {
+	if x != nil {
+		return x.ObjectsDeleted
+	}
+	return 0
+}
+
+func (x *PurgeJobResponse) GetDeleteError() string {
+	if x != nil {
+		return x.DeleteError
+	}
+	return ""
+}
+
+func (x *PurgeJobResponse) GetKeyDestroyed() bool {
+	if x != nil {
+		return x.KeyDestroyed
+	}
+	return false
+}
+
 type StatBinaryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sha256        string                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
@@ -212,7 +329,7 @@ type StatBinaryRequest struct {
 
 func (x *StatBinaryRequest) Reset() {
 	*x = StatBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +341,7 @@ func (x *StatBinaryRequest) String() string {
 func (*StatBinaryRequest) ProtoMessage() {}
 
 func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +354,7 @@ func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryRequest.ProtoReflect.Descriptor instead.
 func (*StatBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *StatBinaryRequest) GetSha256() string {
@@ -257,7 +374,7 @@ type StatBinaryResponse struct {
 
 func (x *StatBinaryResponse) Reset() {
 	*x = StatBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +386,7 @@ func (x *StatBinaryResponse) String() string {
 func (*StatBinaryResponse) ProtoMessage() {}
 
 func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +399,7 @@ func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryResponse.ProtoReflect.Descriptor instead.
 func (*StatBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StatBinaryResponse) GetExists() bool {
@@ -310,7 +427,7 @@ type BinaryHeader struct {
 
 func (x *BinaryHeader) Reset() {
 	*x = BinaryHeader{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +439,7 @@ func (x *BinaryHeader) String() string {
 func (*BinaryHeader) ProtoMessage() {}
 
 func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +452,7 @@ func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryHeader.ProtoReflect.Descriptor instead.
 func (*BinaryHeader) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BinaryHeader) GetSha256() string {
@@ -365,7 +482,7 @@ type UploadBinaryRequest struct {
 
 func (x *UploadBinaryRequest) Reset() {
 	*x = UploadBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +494,7 @@ func (x *UploadBinaryRequest) String() string {
 func (*UploadBinaryRequest) ProtoMessage() {}
 
 func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +507,7 @@ func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*UploadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UploadBinaryRequest) GetPart() isUploadBinaryRequest_Part {
@@ -444,7 +561,7 @@ type UploadBinaryResponse struct {
 
 func (x *UploadBinaryResponse) Reset() {
 	*x = UploadBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +573,7 @@ func (x *UploadBinaryResponse) String() string {
 func (*UploadBinaryResponse) ProtoMessage() {}
 
 func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +586,7 @@ func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryResponse.ProtoReflect.Descriptor instead.
 func (*UploadBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UploadBinaryResponse) GetSha256() string {
@@ -519,7 +636,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +648,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +661,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RestartPolicy) GetMaxRestarts() int32 {
@@ -634,7 +751,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +763,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +776,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JobSpec) GetName() string {
@@ -750,7 +867,7 @@ type CheckpointPolicy struct {
 
 func (x *CheckpointPolicy) Reset() {
 	*x = CheckpointPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +879,7 @@ func (x *CheckpointPolicy) String() string {
 func (*CheckpointPolicy) ProtoMessage() {}
 
 func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +892,7 @@ func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointPolicy.ProtoReflect.Descriptor instead.
 func (*CheckpointPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckpointPolicy) GetIntervalMs() int64 {
@@ -829,7 +946,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +958,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +971,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -873,7 +990,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1002,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1015,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubmitJobResponse) GetJobId() string {
@@ -916,7 +1033,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1045,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1058,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
 }
 
 type ListJobsResponse struct {
@@ -953,7 +1070,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1082,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1095,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobStatus {
@@ -997,7 +1114,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1126,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1139,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1050,7 +1167,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1179,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1192,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskInfo) GetVertexId() int32 {
@@ -1165,7 +1282,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1294,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1307,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JobStatus) GetId() string {
@@ -1300,7 +1417,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1429,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1442,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1344,7 +1461,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1473,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1486,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelJobResponse) GetState() JobState {
@@ -1387,7 +1504,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1516,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1529,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
 }
 
 type WorkerInfo struct {
@@ -1429,7 +1546,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1558,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1571,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WorkerInfo) GetId() string {
@@ -1508,7 +1625,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1637,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1650,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerInfo {
@@ -1552,7 +1669,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1681,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1694,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListCheckpointsRequest) GetJobId() string {
@@ -1596,7 +1713,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1725,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1738,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
@@ -1641,7 +1758,7 @@ type TriggerSavepointRequest struct {
 
 func (x *TriggerSavepointRequest) Reset() {
 	*x = TriggerSavepointRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1770,7 @@ func (x *TriggerSavepointRequest) String() string {
 func (*TriggerSavepointRequest) ProtoMessage() {}
 
 func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1783,7 @@ func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TriggerSavepointRequest) GetJobId() string {
@@ -1693,7 +1810,7 @@ type TriggerSavepointResponse struct {
 
 func (x *TriggerSavepointResponse) Reset() {
 	*x = TriggerSavepointResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1822,7 @@ func (x *TriggerSavepointResponse) String() string {
 func (*TriggerSavepointResponse) ProtoMessage() {}
 
 func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1835,7 @@ func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TriggerSavepointResponse) GetLocation() string {
@@ -1746,7 +1863,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1875,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1888,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -1797,7 +1914,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1926,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1939,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -1840,7 +1957,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1969,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +1982,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
 }
 
 type TokenInfo struct {
@@ -1879,7 +1996,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2008,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2021,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TokenInfo) GetName() string {
@@ -1937,7 +2054,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2066,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2079,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -1981,7 +2098,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2110,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2123,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokeTokenRequest) GetName() string {
@@ -2024,7 +2141,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2153,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,14 +2166,21 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
 }
 
 var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"+\n" +
+	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"(\n" +
+	"\x0fPurgeJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xa9\x01\n" +
+	"\x10PurgeJobResponse\x12$\n" +
+	"\x0epurged_unix_ms\x18\x01 \x01(\x03R\fpurgedUnixMs\x12'\n" +
+	"\x0fobjects_deleted\x18\x02 \x01(\x03R\x0eobjectsDeleted\x12!\n" +
+	"\fdelete_error\x18\x03 \x01(\tR\vdeleteError\x12#\n" +
+	"\rkey_destroyed\x18\x04 \x01(\bR\fkeyDestroyed\"+\n" +
 	"\x11StatBinaryRequest\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\"@\n" +
 	"\x12StatBinaryResponse\x12\x16\n" +
@@ -2203,7 +2327,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xa9\a\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xea\a\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -2220,7 +2344,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vCreateToken\x12\x1b.weir.v1.CreateTokenRequest\x1a\x1c.weir.v1.CreateTokenResponse\x12E\n" +
 	"\n" +
 	"ListTokens\x12\x1a.weir.v1.ListTokensRequest\x1a\x1b.weir.v1.ListTokensResponse\x12H\n" +
-	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponse\x12?\n" +
+	"\bPurgeJob\x12\x18.weir.v1.PurgeJobRequest\x1a\x19.weir.v1.PurgeJobResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -2235,91 +2360,95 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
 	(TaskState)(0),                   // 2: weir.v1.TaskState
-	(*StatBinaryRequest)(nil),        // 3: weir.v1.StatBinaryRequest
-	(*StatBinaryResponse)(nil),       // 4: weir.v1.StatBinaryResponse
-	(*BinaryHeader)(nil),             // 5: weir.v1.BinaryHeader
-	(*UploadBinaryRequest)(nil),      // 6: weir.v1.UploadBinaryRequest
-	(*UploadBinaryResponse)(nil),     // 7: weir.v1.UploadBinaryResponse
-	(*RestartPolicy)(nil),            // 8: weir.v1.RestartPolicy
-	(*JobSpec)(nil),                  // 9: weir.v1.JobSpec
-	(*CheckpointPolicy)(nil),         // 10: weir.v1.CheckpointPolicy
-	(*SubmitJobRequest)(nil),         // 11: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),        // 12: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),          // 13: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 14: weir.v1.ListJobsResponse
-	(*GetJobRequest)(nil),            // 15: weir.v1.GetJobRequest
-	(*TaskInfo)(nil),                 // 16: weir.v1.TaskInfo
-	(*JobStatus)(nil),                // 17: weir.v1.JobStatus
-	(*CancelJobRequest)(nil),         // 18: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 19: weir.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),       // 20: weir.v1.ListWorkersRequest
-	(*WorkerInfo)(nil),               // 21: weir.v1.WorkerInfo
-	(*ListWorkersResponse)(nil),      // 22: weir.v1.ListWorkersResponse
-	(*ListCheckpointsRequest)(nil),   // 23: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),  // 24: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),  // 25: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil), // 26: weir.v1.TriggerSavepointResponse
-	(*CreateTokenRequest)(nil),       // 27: weir.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),      // 28: weir.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),        // 29: weir.v1.ListTokensRequest
-	(*TokenInfo)(nil),                // 30: weir.v1.TokenInfo
-	(*ListTokensResponse)(nil),       // 31: weir.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),       // 32: weir.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 33: weir.v1.RevokeTokenResponse
-	(*JobGraph)(nil),                 // 34: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 35: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 36: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 37: weir.v1.TapRecord
+	(*PurgeJobRequest)(nil),          // 3: weir.v1.PurgeJobRequest
+	(*PurgeJobResponse)(nil),         // 4: weir.v1.PurgeJobResponse
+	(*StatBinaryRequest)(nil),        // 5: weir.v1.StatBinaryRequest
+	(*StatBinaryResponse)(nil),       // 6: weir.v1.StatBinaryResponse
+	(*BinaryHeader)(nil),             // 7: weir.v1.BinaryHeader
+	(*UploadBinaryRequest)(nil),      // 8: weir.v1.UploadBinaryRequest
+	(*UploadBinaryResponse)(nil),     // 9: weir.v1.UploadBinaryResponse
+	(*RestartPolicy)(nil),            // 10: weir.v1.RestartPolicy
+	(*JobSpec)(nil),                  // 11: weir.v1.JobSpec
+	(*CheckpointPolicy)(nil),         // 12: weir.v1.CheckpointPolicy
+	(*SubmitJobRequest)(nil),         // 13: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),        // 14: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),          // 15: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 16: weir.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 17: weir.v1.GetJobRequest
+	(*TaskInfo)(nil),                 // 18: weir.v1.TaskInfo
+	(*JobStatus)(nil),                // 19: weir.v1.JobStatus
+	(*CancelJobRequest)(nil),         // 20: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 21: weir.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),       // 22: weir.v1.ListWorkersRequest
+	(*WorkerInfo)(nil),               // 23: weir.v1.WorkerInfo
+	(*ListWorkersResponse)(nil),      // 24: weir.v1.ListWorkersResponse
+	(*ListCheckpointsRequest)(nil),   // 25: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 26: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),  // 27: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 28: weir.v1.TriggerSavepointResponse
+	(*CreateTokenRequest)(nil),       // 29: weir.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 30: weir.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),        // 31: weir.v1.ListTokensRequest
+	(*TokenInfo)(nil),                // 32: weir.v1.TokenInfo
+	(*ListTokensResponse)(nil),       // 33: weir.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 34: weir.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 35: weir.v1.RevokeTokenResponse
+	(*JobGraph)(nil),                 // 36: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 37: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 38: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 39: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
-	5,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
+	7,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
 	1,  // 1: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	34, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
-	8,  // 3: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
-	10, // 4: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
-	9,  // 5: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
-	17, // 6: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
+	36, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	10, // 3: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
+	12, // 4: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
+	11, // 5: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
+	19, // 6: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
 	2,  // 7: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
 	0,  // 8: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
-	16, // 9: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
-	9,  // 10: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
+	18, // 9: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
+	11, // 10: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
 	0,  // 11: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
-	21, // 12: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	35, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	30, // 14: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
-	3,  // 15: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	6,  // 16: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	11, // 17: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	13, // 18: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	15, // 19: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	18, // 20: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	20, // 21: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	23, // 22: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	25, // 23: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	36, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
-	27, // 25: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
-	29, // 26: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
-	32, // 27: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
-	4,  // 28: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	7,  // 29: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	12, // 30: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	14, // 31: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	17, // 32: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	19, // 33: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	22, // 34: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	24, // 35: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	26, // 36: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	37, // 37: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	28, // 38: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
-	31, // 39: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
-	33, // 40: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
+	23, // 12: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
+	37, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	32, // 14: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
+	5,  // 15: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	8,  // 16: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	13, // 17: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	15, // 18: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	17, // 19: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	20, // 20: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	22, // 21: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	25, // 22: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	27, // 23: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	38, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	29, // 25: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
+	31, // 26: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
+	34, // 27: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
+	3,  // 28: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
+	6,  // 29: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	9,  // 30: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	14, // 31: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	16, // 32: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	19, // 33: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	21, // 34: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	24, // 35: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	26, // 36: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	28, // 37: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	39, // 38: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	30, // 39: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	33, // 40: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	35, // 41: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	4,  // 42: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
+	29, // [29:43] is the sub-list for method output_type
+	15, // [15:29] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -2333,7 +2462,7 @@ func file_weir_v1_job_service_proto_init() {
 	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_jobgraph_proto_init()
 	file_weir_v1_telemetry_proto_init()
-	file_weir_v1_job_service_proto_msgTypes[3].OneofWrappers = []any{
+	file_weir_v1_job_service_proto_msgTypes[5].OneofWrappers = []any{
 		(*UploadBinaryRequest_Header)(nil),
 		(*UploadBinaryRequest_Chunk)(nil),
 	}
@@ -2343,7 +2472,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

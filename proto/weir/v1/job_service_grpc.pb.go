@@ -32,6 +32,7 @@ const (
 	JobService_CreateToken_FullMethodName      = "/weir.v1.JobService/CreateToken"
 	JobService_ListTokens_FullMethodName       = "/weir.v1.JobService/ListTokens"
 	JobService_RevokeToken_FullMethodName      = "/weir.v1.JobService/RevokeToken"
+	JobService_PurgeJob_FullMethodName         = "/weir.v1.JobService/PurgeJob"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -67,6 +68,11 @@ type JobServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// RevokeToken deletes a name's token; it stops working within 5 s.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// PurgeJob crypto-shreds a finished, failed or cancelled job: its data
+	// key in etcd is replaced by a tombstone, so no copy of its checkpoints
+	// or savepoints can be read again, then its objects are deleted, best
+	// effort.
+	PurgeJob(ctx context.Context, in *PurgeJobRequest, opts ...grpc.CallOption) (*PurgeJobResponse, error)
 }
 
 type jobServiceClient struct {
@@ -219,6 +225,16 @@ func (c *jobServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenReque
 	return out, nil
 }
 
+func (c *jobServiceClient) PurgeJob(ctx context.Context, in *PurgeJobRequest, opts ...grpc.CallOption) (*PurgeJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeJobResponse)
+	err := c.cc.Invoke(ctx, JobService_PurgeJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -252,6 +268,11 @@ type JobServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// RevokeToken deletes a name's token; it stops working within 5 s.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// PurgeJob crypto-shreds a finished, failed or cancelled job: its data
+	// key in etcd is replaced by a tombstone, so no copy of its checkpoints
+	// or savepoints can be read again, then its objects are deleted, best
+	// effort.
+	PurgeJob(context.Context, *PurgeJobRequest) (*PurgeJobResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -300,6 +321,9 @@ func (UnimplementedJobServiceServer) ListTokens(context.Context, *ListTokensRequ
 }
 func (UnimplementedJobServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedJobServiceServer) PurgeJob(context.Context, *PurgeJobRequest) (*PurgeJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeJob not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -538,6 +562,24 @@ func _JobService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_PurgeJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).PurgeJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_PurgeJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).PurgeJob(ctx, req.(*PurgeJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -588,6 +630,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeToken",
 			Handler:    _JobService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "PurgeJob",
+			Handler:    _JobService_PurgeJob_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,12 +13,14 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/internal/keygroup"
 	"github.com/weir-run/weir/internal/objstore"
 	"github.com/weir-run/weir/internal/pebblestate"
+	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/snapshot"
 	"github.com/weir-run/weir/internal/state"
 	"github.com/weir-run/weir/internal/storelayout"
@@ -40,15 +43,26 @@ type checkpointer struct {
 	// restoreFrom is the store of the state to restore when it is not the
 	// job's own (a savepoint from elsewhere); nil otherwise.
 	restoreFrom *objstore.Store
-	jobID       string
-	attempt     int64
-	stateRoot   string
-	restore     *weirv1.CheckpointManifest // nil: fresh start
-	interval    time.Duration              // 0: no periodic checkpoints
-	ack         func(*weirv1.CheckpointAck)
-	decline     func(*weirv1.CheckpointDecline)
-	logger      *slog.Logger
-	uploads     sync.WaitGroup
+	// key seals the job's state in the store (nil: not encrypted);
+	// restoreKey opens the state restored, which a savepoint of another
+	// job sealed with its own.
+	key, restoreKey *sealing.JobKey
+	// restoreForeign: the restored state is not the job's own (another
+	// store or another key), so it is downloaded apart and every table is
+	// uploaded again under the job's key.
+	restoreForeign bool
+	// restoreErr: the state to restore cannot be read; every subtask
+	// fails its restore with it.
+	restoreErr *restoreError
+	jobID      string
+	attempt    int64
+	stateRoot  string
+	restore    *weirv1.CheckpointManifest // nil: fresh start
+	interval   time.Duration              // 0: no periodic checkpoints
+	ack        func(*weirv1.CheckpointAck)
+	decline    func(*weirv1.CheckpointDecline)
+	logger     *slog.Logger
+	uploads    sync.WaitGroup
 }
 
 // Restored is what a subtask restores: its keyed-state snapshots and each
@@ -129,6 +143,9 @@ func Restore(m *weirv1.CheckpointManifest, head string, i, p, maxP int) (Restore
 // openState opens the subtask's keyed state: Pebble restored from the
 // checkpoint when checkpointing, else memory.
 func (ck *checkpointer) openState(ctx context.Context, v *Vertex, i, maxP int, ts Restored, up *snapshot.Uploader) (state.Backend, *pebblestate.DB, error) {
+	if ck != nil && ck.restoreErr != nil {
+		return nil, nil, ck.restoreErr
+	}
 	if ck == nil || !v.keyed() {
 		return state.NewMemory(), nil, nil
 	}
@@ -138,10 +155,15 @@ func (ck *checkpointer) openState(ctx context.Context, v *Vertex, i, maxP int, t
 	}
 	if len(ts.keyed) > 0 {
 		start, end := keygroup.Range(i, v.Parallelism, maxP)
-		if ck.restoreFrom != nil {
-			// Files from another store: download with an uploader of that
-			// store, so the next checkpoint uploads them all to ours.
-			up = snapshot.NewUploader(ck.restoreFrom.Bucket(), "")
+		if ck.restoreForeign {
+			// Files from another store or job: download with an uploader
+			// of that store and key, so the next checkpoint uploads them
+			// all to ours.
+			from := ck.bucket
+			if ck.restoreFrom != nil {
+				from = ck.restoreFrom.Bucket()
+			}
+			up = snapshot.NewUploader(from, "").Seal(ck.restoreKey)
 		}
 		db, err := snapshot.Restore(ctx, up, ts.keyed, start, end, dir, pebblestate.Options{})
 		if err != nil {
@@ -297,31 +319,67 @@ func openCheckpointer(ctx context.Context, env taskenv.Task, a *weirv1.AssignTas
 		store.Close()
 		return nil, err
 	}
+	key, err := sealing.ParseJobKey(a.DataKey)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	ck := &checkpointer{store: store, bucket: store.Bucket(), jobID: env.JobID, attempt: env.Attempt, stateRoot: root, logger: logger,
-		interval: time.Duration(a.CheckpointIntervalMs) * time.Millisecond}
+		interval: time.Duration(a.CheckpointIntervalMs) * time.Millisecond, key: key}
 	if r := a.Restore; r != nil && r.Manifest != "" {
+		if ck.restoreKey, err = sealing.ParseJobKey(r.DataKey); err != nil {
+			store.Close()
+			return nil, &restoreError{id: r.CheckpointId, err: err}
+		}
+		ck.restoreForeign = !bytes.Equal(r.DataKey, a.DataKey)
 		from := ck.bucket
 		if r.Store != "" && r.Store != a.Store {
+			ck.restoreForeign = true
 			if ck.restoreFrom, err = objstore.Open(ctx, r.Store); err != nil {
 				store.Close()
 				return nil, &restoreError{id: r.CheckpointId, err: err}
 			}
 			from = ck.restoreFrom.Bucket()
 		}
-		b, err := from.ReadAll(ctx, r.Manifest)
+		m, err := readManifest(ctx, from, r.Manifest, ck.restoreKey)
+		if errors.Is(err, errStoreRead) {
+			store.Close()
+			return nil, &restoreError{id: r.CheckpointId, err: err} // may pass: retried as is
+		}
 		if err != nil {
-			store.Close()
-			return nil, &restoreError{id: r.CheckpointId, err: fmt.Errorf("read manifest %s: %w", r.Manifest, err)}
+			// Every subtask reports it as a failed restore, so that the
+			// coordinator falls back to an older checkpoint, as for a
+			// corrupt table.
+			ck.restoreErr = &restoreError{id: r.CheckpointId, err: err}
+			return ck, nil
 		}
-		var m weirv1.CheckpointManifest
-		if err := proto.Unmarshal(b, &m); err != nil {
-			store.Close()
-			return nil, &restoreError{id: r.CheckpointId, err: fmt.Errorf("manifest %s: %w", r.Manifest, err)}
-		}
-		ck.restore = &m
+		ck.restore = m
 		logger.Info("restoring", "checkpoint", m.CheckpointId, "savepoint", m.Savepoint)
 	}
 	return ck, nil
+}
+
+// errStoreRead marks a manifest the store failed to hand over, as opposed
+// to one that is missing or does not open.
+var errStoreRead = errors.New("the store failed")
+
+// readManifest reads and opens the manifest at key.
+func readManifest(ctx context.Context, from *blob.Bucket, key string, seal *sealing.JobKey) (*weirv1.CheckpointManifest, error) {
+	b, err := from.ReadAll(ctx, key)
+	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return nil, fmt.Errorf("read manifest %s: %w: %w", key, errStoreRead, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", key, err)
+	}
+	if b, err = seal.OpenBytes(b, key); err != nil {
+		return nil, fmt.Errorf("manifest %w", err)
+	}
+	var m weirv1.CheckpointManifest
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", key, err)
+	}
+	return &m, nil
 }
 
 func (ck *checkpointer) close() {

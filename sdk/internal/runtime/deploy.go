@@ -161,7 +161,7 @@ func (g *Graph) newTask(ctx context.Context, d *Deployment, ref SubtaskRef, gate
 		t.aligner = align.New(len(inEdges))
 	}
 	if d.ck != nil {
-		t.uploader = snapshot.NewUploader(d.ck.bucket, storelayout.Shared(d.ck.jobID))
+		t.uploader = snapshot.NewUploader(d.ck.bucket, storelayout.Shared(d.ck.jobID)).Seal(d.ck.key)
 		t.uploader.OnAbort(d.ck.store.CleanUpFailedWrite)
 	}
 	if env.state, t.db, err = d.ck.openState(ctx, v, ref.Subtask, g.MaxParallelism, restored, t.uploader); err != nil {

@@ -1,0 +1,132 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"gocloud.dev/blob"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/weir-run/weir/coordinator/jobmaster"
+	"github.com/weir-run/weir/internal/snapshot"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/internal/etcdkeys"
+	"github.com/weir-run/weir/internal/sealing"
+	"github.com/weir-run/weir/internal/storelayout"
+)
+
+// jobKeyTimeout bounds a data key's etcd and KMS round trips.
+const jobKeyTimeout = 30 * time.Second
+
+// newJobKey makes job's data key and records it, wrapped by the KEK, in
+// etcd before the job exists: no job is ever recorded without its key.
+// Nil without a KEK (--kek none): the job's state is not encrypted.
+func (c *Coordinator) newJobKey(ctx context.Context, job string) (*sealing.JobKey, error) {
+	if c.kek == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, jobKeyTimeout)
+	defer cancel()
+	key, err := sealing.NewJobKey()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := sealing.Stored(ctx, c.kek, key, time.Now().UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	k := etcdkeys.JobKeys + job
+	resp, err := c.etcd.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(rec))).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("record the data key of job %s: %w", job, err)
+	}
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("job %s already has a data key", job)
+	}
+	return key, nil
+}
+
+// loadJobKey reads and unwraps job's data key: nil for a job without one
+// (submitted before the cluster had a KEK, or recorded by another
+// cluster), an error wrapping sealing.ErrPurged for a purged job.
+func (c *Coordinator) loadJobKey(ctx context.Context, job string) (*sealing.JobKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, jobKeyTimeout)
+	defer cancel()
+	resp, err := c.etcd.Get(ctx, etcdkeys.JobKeys+job)
+	if err != nil {
+		return nil, fmt.Errorf("read the data key of job %s: %w", job, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return sealing.Load(ctx, c.kek, job, resp.Kvs[0].Value)
+}
+
+// objectKey is the data key that opens an object of the store: its job's.
+func (c *Coordinator) objectKey(ctx context.Context, object string) (*sealing.JobKey, error) {
+	job := storelayout.JobOf(object)
+	if job == "" {
+		return nil, nil
+	}
+	return c.loadJobKey(ctx, job)
+}
+
+// PurgeJob crypto-shreds a terminal job (see the RPC's doc): the
+// tombstone first, under this leader's fence, so that the purge holds
+// even if no object can be deleted.
+func (s *jobService) PurgeJob(ctx context.Context, r *weirv1.PurgeJobRequest) (*weirv1.PurgeJobResponse, error) {
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, err = call(ctx, st, func() (struct{}, error) {
+		j := st.jobs[r.JobId]
+		if j == nil {
+			return struct{}{}, status.Errorf(codes.NotFound, "no job %s", r.JobId)
+		}
+		if state := j.m.State(); !jobmaster.Terminal(state) {
+			return struct{}{}, status.Errorf(codes.FailedPrecondition, "job %s is %s: cancel it before purging it", r.JobId, strings.TrimPrefix(state.String(), "JOB_STATE_"))
+		}
+		j.key, j.savepointKey = nil, nil
+		return struct{}{}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	had, err := s.c.loadJobKey(ctx, r.JobId)
+	resp := &weirv1.PurgeJobResponse{PurgedUnixMs: time.Now().UnixMilli(), KeyDestroyed: had != nil || errors.Is(err, sealing.ErrPurged)}
+	if err := st.store.Put(ctx, etcdkeys.JobKeys+r.JobId, sealing.Tombstone(resp.PurgedUnixMs, principalName(ctx))); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "record the purge of job %s: %v", r.JobId, oneLine(err))
+	}
+	st.logger.Warn("job purged: its data key is destroyed", "job", r.JobId, "by", principalName(ctx))
+	var keys []string
+	for _, prefix := range []string{"checkpoints/" + r.JobId + "/", "savepoints/" + r.JobId + "/"} {
+		it := s.c.store.Bucket().List(&blob.ListOptions{Prefix: prefix})
+		for {
+			obj, err := it.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				resp.DeleteError = oneLine(err)
+				break
+			}
+			if storelayout.Owns(r.JobId, obj.Key) {
+				keys = append(keys, obj.Key)
+			}
+		}
+	}
+	if err := snapshot.Delete(ctx, s.c.store.Bucket(), keys); err != nil {
+		resp.DeleteError = oneLine(err)
+	} else {
+		resp.ObjectsDeleted = int64(len(keys))
+	}
+	return resp, nil
+}

@@ -24,6 +24,10 @@ var bins struct {
 	weir, wordcount, keyedcount, eoscount string
 }
 
+// staticBuildEnv is the environment of a go build of a job binary: weir run
+// accepts only static binaries (no cgo), which run on any worker.
+func staticBuildEnv() []string { return append(os.Environ(), "CGO_ENABLED=0") }
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "weir-e2e-bin")
 	if err != nil {
@@ -33,6 +37,7 @@ func TestMain(m *testing.M) {
 		out := filepath.Join(dir, name)
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = "../.."
+		cmd.Env = staticBuildEnv()
 		if b, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
 			os.Exit(1)

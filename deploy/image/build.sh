@@ -15,5 +15,7 @@ chmod 1777 "$ctx/dirs/tmp"
 cp "$here/passwd" "$here/group" "$ctx/etc/"
 cp /etc/ssl/certs/ca-certificates.crt "$ctx/etc/ssl/certs/"
 cp "$here/Dockerfile" "$ctx/"
-docker build -q -t "$tag" "$ctx" >/dev/null
+# Quiet unless it fails (the legacy builder's deprecation notice is noise:
+# nothing here needs BuildKit).
+out=$(docker build -q -t "$tag" "$ctx" 2>&1) || { echo "$out" >&2; exit 1; }
 docker image inspect -f '{{.Size}}' "$tag" | awk -v t="$tag" '{printf "built %s: %.1f MB\n", t, $1/1e6}'

@@ -288,13 +288,7 @@ func ptrOr(p *int32, def int32) int32 {
 // weirFlags is `weir flags`: "COMMAND --NAME" for every flag of the CLI.
 func weirFlags(t *testing.T) map[string]bool {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "weir")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/weir")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/weir: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "flags").Output()
+	out, err := exec.Command(weirBinary(t), "flags").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +340,7 @@ func parseContainer(t *testing.T, w *workload, c *corev1.Container, cliFlags map
 		if !ok || !strings.HasPrefix(name, "--") {
 			t.Fatalf("%s: argument %q is not --flag=value", where, a)
 		}
-		if !cliFlags["weir "+ct.role+" "+name] && !cliFlags[ct.role+" "+name] {
+		if !cliFlags[ct.role+" "+name] {
 			t.Errorf("%s: weir %s has no flag %s", where, ct.role, name)
 		}
 		ct.flags[name] = val
@@ -406,6 +400,8 @@ func (ct *container) checkHTTP(t *testing.T, what string, port int32, path strin
 	switch {
 	case port == 0:
 		t.Errorf("%s: no such container port", where)
+	case f == "":
+		t.Errorf("%s: no daemon flag listens on port %d", where, port)
 	case f != healthListener:
 		t.Errorf("%s: port %d is %s's, which serves no HTTP paths", where, port, f)
 	case !slices.Contains(servedPaths[ct.role], path):

@@ -45,12 +45,12 @@ func newCertsInitCmd(s streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a cluster CA (ca.crt, ca.key) in a directory, and optionally certificates",
-		Long: `Create a cluster CA (ca.crt, ca.key) in --dir. Each --issue ROLE/NAME[:HOSTS]
+		Long: `Create a cluster CA (ca.crt, ca.key) in --dir. Each --issue ROLE:NAME[:HOSTS]
 then issues a certificate as 'weir certs issue' does, so that one command
 (a container's init step, which has no shell) sets a whole cluster up. With
 --keep, a CA or certificate that exists already is kept, so running the
 same command again changes nothing.`,
-		Example: `  weir certs init --dir /certs --keep --issue etcd/etcd-1:etcd-1 --issue coordinator/coord-1:coord-1,10.0.0.1 --issue client/admin`,
+		Example: `  weir certs init --dir /certs --keep --issue etcd:etcd-1:etcd-1 --issue coordinator:coord-1:coord-1,10.0.0.1 --issue client:admin`,
 		Args:    exactArgs(),
 		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
 			reqs := make([]pki.IssueRequest, len(issue))
@@ -85,18 +85,18 @@ same command again changes nothing.`,
 	fl.StringVar(&dir, "dir", "", "directory for the CA's files (required)")
 	fl.DurationVar(&valid, "valid", 10*8760*time.Hour, "how long the CA is valid")
 	fl.BoolVar(&keep, "keep", false, "keep a CA and certificates that exist already instead of failing")
-	fl.StringArrayVar(&issue, "issue", nil, "also issue ROLE/NAME[:HOST,...] (repeatable; roles and hosts as in weir certs issue)")
+	fl.StringArrayVar(&issue, "issue", nil, "also issue ROLE:NAME[:HOST,...] (repeatable; roles and hosts as in weir certs issue)")
 	fl.DurationVar(&issueValid, "issue-valid", 8760*time.Hour, "how long the --issue certificates are valid")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
 
-// parseIssueSpec reads a --issue value, ROLE/NAME[:HOST,...].
+// parseIssueSpec reads a --issue value, ROLE:NAME[:HOST,...].
 func parseIssueSpec(spec string, valid time.Duration) (pki.IssueRequest, error) {
-	idPart, hosts, _ := strings.Cut(spec, ":")
-	role, name, ok := strings.Cut(idPart, "/")
+	role, rest, ok := strings.Cut(spec, ":")
+	name, hosts, _ := strings.Cut(rest, ":")
 	if !ok {
-		return pki.IssueRequest{}, usageErrorf("--issue %q: want ROLE/NAME[:HOST,...]", spec)
+		return pki.IssueRequest{}, usageErrorf("--issue %q: want ROLE:NAME[:HOST,...]", spec)
 	}
 	var hostList []string
 	if hosts != "" {

@@ -59,7 +59,7 @@ func TestCertsInitAndIssue(t *testing.T) {
 // init step), and with --keep running it again keeps every file.
 func TestCertsInitIssueKeep(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "certs")
-	args := []string{"certs", "init", "--dir", dir, "--keep", "--issue", "etcd/etcd-1:etcd-1", "--issue", "coordinator/coord-1:coord-1,10.0.0.1", "--issue", "client/admin"}
+	args := []string{"certs", "init", "--dir", dir, "--keep", "--issue", "etcd:etcd-1:etcd-1", "--issue", "coordinator:coord-1:coord-1,10.0.0.1", "--issue", "client:admin"}
 	code, out, errs := weirCmd(args...)
 	want := "created the cluster CA: " + filepath.Join(dir, "ca.crt") + " (key " + filepath.Join(dir, "ca.key") + ", keep it safe)\n" +
 		"issued etcd/etcd-1: " + filepath.Join(dir, "etcd-1.crt") + ", key " + filepath.Join(dir, "etcd-1.key") + "\n" +
@@ -82,8 +82,8 @@ func TestCertsInitIssueKeep(t *testing.T) {
 	if after, _ := os.ReadFile(filepath.Join(dir, "ca.crt")); code != 0 || out != want || errs != "" || !bytes.Equal(before, after) {
 		t.Fatalf("second run: %d\n%s\nwant\n%s%s", code, out, want, errs)
 	}
-	if code, _, errs := weirCmd("certs", "init", "--dir", t.TempDir(), "--issue", "root/x"); code != exitUsage ||
-		errs != "weir: --issue \"root/x\": --role: unknown role \"root\" (want one of coordinator, worker, etcd, client, viewer, operator, submitter, admin)\n" {
+	if code, _, errs := weirCmd("certs", "init", "--dir", t.TempDir(), "--issue", "root:x"); code != exitUsage ||
+		errs != "weir: --issue \"root:x\": --role: unknown role \"root\" (want one of coordinator, worker, etcd, client, viewer, operator, submitter, admin)\n" {
 		t.Errorf("bad role: %d %q", code, errs)
 	}
 }

@@ -41,7 +41,7 @@ func TestHealthcheck(t *testing.T) {
 // check presents its own (etcd admits only the cluster's daemons).
 func TestHealthcheckTLS(t *testing.T) {
 	dir := t.TempDir()
-	if code, _, errs := weirCmd("certs", "init", "--dir", dir, "--issue", "etcd/e1", "--issue", "worker/w1"); code != 0 {
+	if code, _, errs := weirCmd("certs", "init", "--dir", dir, "--issue", "etcd:e1", "--issue", "worker:w1"); code != 0 {
 		t.Fatal(errs)
 	}
 	files := func(name string) pki.Files {

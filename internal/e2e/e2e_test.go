@@ -274,7 +274,8 @@ func TestBadInputsGiveOneLineErrors(t *testing.T) {
 		want string
 	}{
 		{"not executable", []string{"run", "--coordinator", api, notExec, "--"}, "not executable"},
-		{"not a weir job", []string{"run", "--coordinator", api, notWeir, "--"}, "not a weir job"},
+		{"not a static executable", []string{"run", "--coordinator", api, "--platform", "linux/amd64", notWeir, "--"}, "is not a Linux (ELF) executable, but the workers run linux/amd64; build it with CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build"},
+		{"not a weir job", []string{"run", "--coordinator", api, "--platform", "any", notWeir, "--"}, "not a weir job"},
 		{"p zero", []string{"run", "--coordinator", api, "-p", "0", bins.wordcount, "--", "--input", "x", "--output", "y"}, "-p"},
 		{"dead coordinator", []string{"run", "--coordinator", dead, bins.wordcount, "--", "--input", notExec, "--output", dir}, "cannot reach coordinator"},
 		{"unknown job", []string{"status", "--coordinator", api, "nosuchjob"}, "no job"},

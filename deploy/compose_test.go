@@ -107,6 +107,28 @@ func TestComposeHA(t *testing.T) {
 		return h != nil && !h.Leader
 	})
 
+	// 2b. The new leader is stopped (SIGTERM): it resigns, so the other
+	// leads at once, well before its lease (2 s) could have expired, and it
+	// exits 0.
+	at = time.Now()
+	c.docker("stop", "-t", "20", c.container(standby))
+	stopped := time.Since(at)
+	c.waitFor(30*time.Second, leader+" leading again", func() bool {
+		h := c.health(c.port(leader))
+		return h != nil && h.Leader
+	})
+	took := time.Since(at)
+	t.Logf("docker stop %s: it exited after %v, %s led %v after the stop", standby, stopped.Round(time.Millisecond), leader, took.Round(time.Millisecond))
+	if code := strings.TrimSpace(c.docker("inspect", "-f", "{{.State.ExitCode}}", c.container(standby))); code != "0" {
+		t.Errorf("%s exited %s on SIGTERM, want 0", standby, code)
+	}
+	if took > stopped+1200*time.Millisecond {
+		t.Errorf("%s led %v after %s stopped: it did not resign (a lease expiry takes 1.3-2 s)", leader, took-stopped, standby)
+	}
+	c.docker("start", c.container(standby))
+	c.waitHealthy(standby, time.Minute)
+	c.waitRunning(job, 0, time.Minute)
+
 	// 3. An etcd member stops: the others keep a quorum, checkpoints go on.
 	done := c.lastCheckpoint(job)
 	at = time.Now()

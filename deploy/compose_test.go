@@ -245,6 +245,9 @@ func newComposeCluster(t *testing.T) *composeCluster {
 			}
 		}
 		c.runCompose("down", "-v", "--remove-orphans", "-t", "5")
+		// The image is rebuilt each run: drop it rather than leave one
+		// untagged image per run behind.
+		exec.Command("docker", "image", "rm", "-f", tag).Run()
 	})
 	return c
 }

@@ -19,7 +19,7 @@ trap cleanup EXIT
 
 echo "== building weir and jobs/wordcount"
 go build -o "$work/weir" ./cmd/weir
-go build -o "$work/wordcount" ./jobs/wordcount
+CGO_ENABLED=0 go build -o "$work/wordcount" ./jobs/wordcount
 
 echo "== starting weir local (logs in $work/local.log)"
 "$work/weir" local --data-dir "$work/data" --api "$api" --http "$http" ${tls[@]+"${tls[@]}"} >"$work/local.log" 2>&1 &

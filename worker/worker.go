@@ -162,6 +162,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", cfg.Metrics)
+		// Probes (the image's HEALTHCHECK, Kubernetes): the worker serves.
+		mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+			rw.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(rw, "{\"id\":%q}\n", cfg.ID)
+		})
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(hl)
 		defer hs.Close()

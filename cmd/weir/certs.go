@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -35,26 +36,101 @@ processes pick the new certificate up without a restart.`,
 
 func newCertsInitCmd(s streams) *cobra.Command {
 	var (
-		dir   string
-		valid time.Duration
+		dir        string
+		valid      time.Duration
+		keep       bool
+		issue      []string
+		issueValid time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create a cluster CA (ca.crt, ca.key) in a directory",
-		Args:  exactArgs(),
+		Short: "Create a cluster CA (ca.crt, ca.key) in a directory, and optionally certificates",
+		Long: `Create a cluster CA (ca.crt, ca.key) in --dir. Each --issue ROLE:NAME[:HOSTS]
+then issues a certificate as 'weir certs issue' does, so that one command
+(a container's init step, which has no shell) sets a whole cluster up. With
+--keep, a CA or certificate that exists already is kept, so running the
+same command again changes nothing.`,
+		Example: `  weir certs init --dir /certs --keep --issue etcd:etcd-1:etcd-1 --issue coordinator:coord-1:coord-1,10.0.0.1 --issue client:admin`,
+		Args:    exactArgs(),
 		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
-			if err := pki.InitCA(dir, valid, time.Now()); err != nil {
-				return err
+			reqs := make([]pki.IssueRequest, len(issue))
+			for i, spec := range issue {
+				var err error
+				if reqs[i], err = parseIssueSpec(spec, issueValid); err != nil {
+					return err
+				}
 			}
-			_, err := fmt.Fprintf(s.stdout, "created the cluster CA: %s (key %s, keep it safe)\n",
-				filepath.Join(dir, pki.CAFile), filepath.Join(dir, pki.CAKeyFile))
-			return err
+			if _, err := os.Stat(filepath.Join(dir, pki.CAFile)); keep && err == nil {
+				fmt.Fprintf(s.stdout, "kept the cluster CA: %s\n", filepath.Join(dir, pki.CAFile))
+			} else {
+				if err := pki.InitCA(dir, valid, time.Now()); err != nil {
+					return err
+				}
+				fmt.Fprintf(s.stdout, "created the cluster CA: %s (key %s, keep it safe)\n",
+					filepath.Join(dir, pki.CAFile), filepath.Join(dir, pki.CAKeyFile))
+			}
+			for _, r := range reqs {
+				if _, err := os.Stat(pki.CertFile(dir, r.Identity.Name)); keep && err == nil {
+					fmt.Fprintf(s.stdout, "kept %s\n", pki.CertFile(dir, r.Identity.Name))
+					continue
+				}
+				if err := issueCert(s, dir, r); err != nil {
+					return err
+				}
+			}
+			return nil
 		}),
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "directory for the CA's files (required)")
-	cmd.Flags().DurationVar(&valid, "valid", 10*8760*time.Hour, "how long the CA is valid")
+	fl := cmd.Flags()
+	fl.StringVar(&dir, "dir", "", "directory for the CA's files (required)")
+	fl.DurationVar(&valid, "valid", 10*8760*time.Hour, "how long the CA is valid")
+	fl.BoolVar(&keep, "keep", false, "keep a CA and certificates that exist already instead of failing")
+	fl.StringArrayVar(&issue, "issue", nil, "also issue ROLE:NAME[:HOST,...] (repeatable; roles and hosts as in weir certs issue)")
+	fl.DurationVar(&issueValid, "issue-valid", 8760*time.Hour, "how long the --issue certificates are valid")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
+}
+
+// parseIssueSpec reads a --issue value, ROLE:NAME[:HOST,...].
+func parseIssueSpec(spec string, valid time.Duration) (pki.IssueRequest, error) {
+	role, rest, ok := strings.Cut(spec, ":")
+	name, hosts, _ := strings.Cut(rest, ":")
+	if !ok {
+		return pki.IssueRequest{}, usageErrorf("--issue %q: want ROLE:NAME[:HOST,...]", spec)
+	}
+	var hostList []string
+	if hosts != "" {
+		hostList = strings.Split(hosts, ",")
+	}
+	r, err := issueRequest(role, name, hostList, valid)
+	if err != nil {
+		return r, usageErrorf("--issue %q: %v", spec, err)
+	}
+	return r, nil
+}
+
+// issueRequest checks a certificate's role, name and validity.
+func issueRequest(role, name string, hosts []string, valid time.Duration) (pki.IssueRequest, error) {
+	r, err := pki.ParseRole(role)
+	if err != nil {
+		return pki.IssueRequest{}, usageErrorf("--role: %v", err)
+	}
+	if err := pki.CheckName(name); err != nil {
+		return pki.IssueRequest{}, usageErrorf("--name: %v", err)
+	}
+	if valid <= 0 {
+		return pki.IssueRequest{}, usageErrorf("--valid must be positive, got %v", valid)
+	}
+	return pki.IssueRequest{Identity: pki.Identity{Role: r, Name: name}, Hosts: hosts, Valid: valid}, nil
+}
+
+// issueCert issues r's certificate into dir and says so.
+func issueCert(s streams, dir string, r pki.IssueRequest) error {
+	if err := pki.Issue(dir, r, time.Now()); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(s.stdout, "issued %s: %s, key %s\n", r.Identity, pki.CertFile(dir, r.Identity.Name), pki.KeyFile(dir, r.Identity.Name))
+	return err
 }
 
 func newCertsIssueCmd(s streams) *cobra.Command {
@@ -67,26 +143,15 @@ func newCertsIssueCmd(s streams) *cobra.Command {
 		Short: "Issue a certificate for a coordinator, worker, etcd member, person or script",
 		Args:  exactArgs(),
 		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
-			r, err := pki.ParseRole(role)
-			if err != nil {
-				return usageErrorf("--role: %v", err)
-			}
-			if err := pki.CheckName(name); err != nil {
-				return usageErrorf("--name: %v", err)
-			}
-			if valid <= 0 {
-				return usageErrorf("--valid must be positive, got %v", valid)
-			}
 			var hostList []string
 			if hosts != "" {
 				hostList = strings.Split(hosts, ",")
 			}
-			id := pki.Identity{Role: r, Name: name}
-			if err := pki.Issue(dir, pki.IssueRequest{Identity: id, Hosts: hostList, Valid: valid}, time.Now()); err != nil {
+			r, err := issueRequest(role, name, hostList, valid)
+			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(s.stdout, "issued %s: %s, key %s\n", id, pki.CertFile(dir, name), pki.KeyFile(dir, name))
-			return err
+			return issueCert(s, dir, r)
 		}),
 	}
 	fl := cmd.Flags()

@@ -54,3 +54,36 @@ func TestCertsInitAndIssue(t *testing.T) {
 		}
 	}
 }
+
+// certs init --issue sets a whole cluster up in one command (a container's
+// init step), and with --keep running it again keeps every file.
+func TestCertsInitIssueKeep(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	args := []string{"certs", "init", "--dir", dir, "--keep", "--issue", "etcd:etcd-1:etcd-1", "--issue", "coordinator:coord-1:coord-1,10.0.0.1", "--issue", "client:admin"}
+	code, out, errs := weirCmd(args...)
+	want := "created the cluster CA: " + filepath.Join(dir, "ca.crt") + " (key " + filepath.Join(dir, "ca.key") + ", keep it safe)\n" +
+		"issued etcd/etcd-1: " + filepath.Join(dir, "etcd-1.crt") + ", key " + filepath.Join(dir, "etcd-1.key") + "\n" +
+		"issued coordinator/coord-1: " + filepath.Join(dir, "coord-1.crt") + ", key " + filepath.Join(dir, "coord-1.key") + "\n" +
+		"issued client/admin: " + filepath.Join(dir, "admin.crt") + ", key " + filepath.Join(dir, "admin.key") + "\n"
+	if code != 0 || out != want || errs != "" {
+		t.Fatalf("first run: %d\n%s\nwant\n%s%s", code, out, want, errs)
+	}
+	src, err := pki.NewSource(pki.Files{CA: filepath.Join(dir, pki.CAFile), Cert: pki.CertFile(dir, "coord-1"), Key: pki.KeyFile(dir, "coord-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := src.Identity(); err != nil || id != (pki.Identity{Role: pki.RoleCoordinator, Name: "coord-1"}) {
+		t.Errorf("coord-1 names %v, %v", id, err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	code, out, errs = weirCmd(args...)
+	want = "kept the cluster CA: " + filepath.Join(dir, "ca.crt") + "\nkept " + filepath.Join(dir, "etcd-1.crt") + "\nkept " +
+		filepath.Join(dir, "coord-1.crt") + "\nkept " + filepath.Join(dir, "admin.crt") + "\n"
+	if after, _ := os.ReadFile(filepath.Join(dir, "ca.crt")); code != 0 || out != want || errs != "" || !bytes.Equal(before, after) {
+		t.Fatalf("second run: %d\n%s\nwant\n%s%s", code, out, want, errs)
+	}
+	if code, _, errs := weirCmd("certs", "init", "--dir", t.TempDir(), "--issue", "root:x"); code != exitUsage ||
+		errs != "weir: --issue \"root:x\": --role: unknown role \"root\" (want one of coordinator, worker, etcd, client, viewer, operator, submitter, admin)\n" {
+		t.Errorf("bad role: %d %q", code, errs)
+	}
+}

@@ -4,13 +4,19 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-run/weir/internal/pki"
 )
 
 // localKafkaPartitions is the partition count of topics the embedded broker
@@ -19,8 +25,10 @@ const localKafkaPartitions = 4
 
 // startKafka runs franz-go's in-process Kafka broker on addr, keeping its
 // log in dir so that topics, offsets and open transactions survive a
-// restart of `weir local`.
-func startKafka(addr, dir string) (*kfake.Cluster, error) {
+// restart. Clients are told to connect to advertise (host:port; empty: the
+// listening address), which must be set when addr is a wildcard such as
+// 0.0.0.0:9092.
+func startKafka(addr, advertise, dir string) (*kfake.Cluster, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, usageErrorf("--kafka-addr %s: %v", addr, err)
@@ -43,7 +51,12 @@ func startKafka(addr, dir string) (*kfake.Cluster, error) {
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil || advertise == "" {
+				return l, err
+			}
+			// kfake advertises its listener's address in metadata.
+			return advertisedListener{l, advertisedAddr(advertise)}, nil
 		}),
 		kfake.DataDir(dir),
 		kfake.AllowAutoTopicCreation(),
@@ -57,6 +70,78 @@ func startKafka(addr, dir string) (*kfake.Cluster, error) {
 		return nil, fmt.Errorf("kafka on %s: %v", addr, err)
 	}
 	return c, nil
+}
+
+// advertisedListener is a listener that reports another address, the one
+// the broker tells clients to connect to.
+type advertisedListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l advertisedListener) Addr() net.Addr { return l.addr }
+
+// advertisedAddr is a host:port as a net.Addr.
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
+
+// newKafkaCmd runs the embedded broker alone, as a cluster role (the
+// compose layout's Kafka).
+func newKafkaCmd(s streams) *cobra.Command {
+	var (
+		lf                    logFlags
+		dataDir, addr, advert string
+		insecure              bool
+	)
+	cmd := &cobra.Command{
+		Use:   "kafka",
+		Short: "Run the embedded Kafka broker (kfake) alone, for tests and demos",
+		Long: `Run franz-go's in-process Kafka broker (kfake), as 'weir local --kafka' does,
+as a process of its own: one broker, topics created on first use with 4
+partitions, its log under --data-dir. It has no TLS and no authentication:
+it is for tests and demos, not for production data.`,
+		Example: `  weir kafka --data-dir /data/kafka --addr 0.0.0.0:9092 --advertise kafka:9092 --insecure-plaintext`,
+		Args:    exactArgs(),
+		RunE: markRan(func(cmd *cobra.Command, _ []string) error {
+			logger, err := lf.logger(s.stderr)
+			if err != nil {
+				return err
+			}
+			if !pki.IsLoopback(addr) && !insecure {
+				return usageErrorf("--addr %s is beyond loopback and the broker has no TLS; pass --insecure-plaintext to serve it anyway", addr)
+			}
+			if advert != "" {
+				if _, _, err := net.SplitHostPort(advert); err != nil {
+					return usageErrorf("--advertise %s: %v", advert, err)
+				}
+			}
+			if err := os.MkdirAll(dataDir, 0o755); err != nil {
+				return fmt.Errorf("cannot create data dir: %v", unwrapPathError(err))
+			}
+			c, err := startKafka(addr, advert, dataDir)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if insecure {
+				logger.Warn("INSECURE: the broker serves plaintext without authentication beyond loopback", "addr", addr)
+			}
+			fmt.Fprintf(s.stderr, "kafka ready at %s\n", strings.Join(c.ListenAddrs(), ","))
+			<-cmd.Context().Done()
+			logger.Info("shutting down kafka")
+			return nil
+		}),
+	}
+	lf.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&dataDir, "data-dir", "", "directory for the broker's log (required)")
+	fl.StringVar(&addr, "addr", "127.0.0.1:9092", "listen address host:port")
+	fl.StringVar(&advert, "advertise", "", "host:port clients are told to connect to (default: --addr; set it when --addr is 0.0.0.0)")
+	fl.BoolVar(&insecure, "insecure-plaintext", false, "serve beyond loopback although the broker has no TLS and no authentication")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
 }
 
 // persistAutoCreated makes topics the broker creates on first use durable

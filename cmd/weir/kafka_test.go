@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // A topic the embedded broker creates on first use is on disk at once, not
@@ -16,7 +18,7 @@ import (
 // so its records).
 func TestEmbeddedKafkaPersistsAutoCreatedTopics(t *testing.T) {
 	dir := t.TempDir()
-	c, err := startKafka("127.0.0.1:0", dir)
+	c, err := startKafka("127.0.0.1:0", "", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,5 +41,36 @@ func TestEmbeddedKafkaPersistsAutoCreatedTopics(t *testing.T) {
 			t.Fatalf("topics.json does not list the topic created on first use: %s", b)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// weir kafka advertises --advertise, the name clients in other containers
+// reach it by, and refuses to serve beyond loopback unless told it is
+// plaintext.
+func TestKafkaRoleAdvertises(t *testing.T) {
+	port := closedAddr(t)[len("127.0.0.1:"):]
+	c, err := startKafka("127.0.0.1:"+port, "localhost:"+port, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Brokers) != 1 || resp.Brokers[0].Host != "localhost" || strconv.Itoa(int(resp.Brokers[0].Port)) != port {
+		t.Fatalf("brokers %+v, want localhost:%s", resp.Brokers, port)
+	}
+
+	code, _, errs := weir(context.Background(), "kafka", "--data-dir", t.TempDir(), "--addr", "0.0.0.0:9092")
+	if want := "weir: --addr 0.0.0.0:9092 is beyond loopback and the broker has no TLS; pass --insecure-plaintext to serve it anyway\n"; code != exitUsage || errs != want {
+		t.Errorf("exit %d, %q; want %q", code, errs, want)
 	}
 }

@@ -140,12 +140,12 @@ built with the weir SDK:
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newLocalCmd(s), newEtcdCmd(s), newCoordinatorCmd(s), newWorkerCmd(s),
+		newLocalCmd(s), newEtcdCmd(s), newCoordinatorCmd(s), newWorkerCmd(s), newKafkaCmd(s),
 	} {
 		c.GroupID = "daemon"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newCertsCmd(s), newTokenCmd(s)} {
+	for _, c := range []*cobra.Command{newCertsCmd(s), newTokenCmd(s), newHealthcheckCmd(s)} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}

@@ -70,8 +70,18 @@ echo '%s'
 // weir runs the weir command line in-process.
 func weir(ctx context.Context, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
-	code = execute(ctx, args, streams{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+	code = execute(ctx, args, streams{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: testEnv})
 	return code, out.String(), errb.String()
+}
+
+// testEnv is the environment of commands run by weir: empty, but for
+// $WEIR_PLATFORM=any, since these tests submit shell scripts as job
+// binaries (TestPlatformCheck checks the platform check itself).
+func testEnv(k string) string {
+	if k == platformEnv {
+		return "any"
+	}
+	return ""
 }
 
 // closedAddr returns a loopback address nothing listens on.

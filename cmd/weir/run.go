@@ -46,6 +46,7 @@ type runFlags struct {
 	allowLost   bool
 	ckFailLimit int
 	restart     restartFlags
+	platform    string
 }
 
 // runOptions is what `weir run` needs besides its flags; tests shorten the
@@ -90,6 +91,7 @@ ARGS after "--" are passed to the job binary.`,
 	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
 	fl.IntVar(&f.ckFailLimit, "fail-on-checkpoint-errors", 0, "fail (and restart) the job when this many checkpoints in a row failed (0: never; failing checkpoints are always reported by run and status)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
+	fl.StringVar(&f.platform, "platform", defaultPlatform(s.getenv), "OS/ARCH of the workers, or any to skip this check ($"+platformEnv+"); for linux the binary must be a static ELF executable of that architecture")
 	fl.BoolVar(&f.allowLost, "allow-non-restored-state", false, "with --from-savepoint: start even if the savepoint holds state no operator of the job restores (that state is dropped)")
 	return cmd
 }
@@ -129,6 +131,9 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 	abs, err := checkBinary(binary)
 	if err != nil {
+		return err
+	}
+	if err := checkPlatform(abs, binary, f.platform); err != nil {
 		return err
 	}
 	graph, err := describe(ctx, abs, binary, f.parallelism, jobArgs, opts.describeTimeout)

@@ -82,6 +82,7 @@ func TestBayVisitsRefinements(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "bayvisits")
 	cmd := exec.Command("go", "build", "-o", bin, "./jobs/bayvisits")
 	cmd.Dir = "../.."
+	cmd.Env = staticBuildEnv()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build jobs/bayvisits: %v\n%s", err, b)
 	}

@@ -24,6 +24,10 @@ var bins struct {
 	weir, wordcount, keyedcount, eoscount string
 }
 
+// staticBuildEnv is the environment of a go build of a job binary: weir run
+// accepts only static binaries (no cgo), which run on any worker.
+func staticBuildEnv() []string { return append(os.Environ(), "CGO_ENABLED=0") }
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "weir-e2e-bin")
 	if err != nil {
@@ -33,6 +37,7 @@ func TestMain(m *testing.M) {
 		out := filepath.Join(dir, name)
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = "../.."
+		cmd.Env = staticBuildEnv()
 		if b, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
 			os.Exit(1)
@@ -276,7 +281,8 @@ func TestBadInputsGiveOneLineErrors(t *testing.T) {
 		want string
 	}{
 		{"not executable", []string{"run", "--coordinator", api, notExec, "--"}, "not executable"},
-		{"not a weir job", []string{"run", "--coordinator", api, notWeir, "--"}, "not a weir job"},
+		{"not a static executable", []string{"run", "--coordinator", api, "--platform", "linux/amd64", notWeir, "--"}, "is not a Linux (ELF) executable, but the workers run linux/amd64; build it with CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build"},
+		{"not a weir job", []string{"run", "--coordinator", api, "--platform", "any", notWeir, "--"}, "not a weir job"},
 		{"p zero", []string{"run", "--coordinator", api, "-p", "0", bins.wordcount, "--", "--input", "x", "--output", "y"}, "-p"},
 		{"dead coordinator", []string{"run", "--coordinator", dead, bins.wordcount, "--", "--input", notExec, "--output", dir}, "cannot reach coordinator"},
 		{"unknown job", []string{"status", "--coordinator", api, "nosuchjob"}, "no job"},

@@ -65,6 +65,7 @@ func TestRegionFailover(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "tworegions")
 	build := exec.Command("go", "build", "-o", bin, "./jobs/tworegions")
 	build.Dir = "../.."
+	build.Env = staticBuildEnv()
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build tworegions: %v\n%s", err, b)
 	}

@@ -164,10 +164,12 @@ func repoRoot() (string, error) {
 	}
 }
 
-// goBuild builds pkg (run in dir) into out.
+// goBuild builds pkg (run in dir) into out, statically (weir run accepts
+// only static job binaries).
 func goBuild(dir, out, pkg string) error {
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}

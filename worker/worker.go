@@ -141,6 +141,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer cli.Close()
 	w := &Worker{cfg: cfg, logger: logger, etcd: cli}
 	w.mu.procs = make(map[procKey]*jobProc)
+	if err := privateDir(cfg.DataDir, "jobs"); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	if w.cache, err = bincache.New(filepath.Join(cfg.DataDir, "binaries"), w.fetch, logger); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -467,24 +470,27 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 				Key: key.proto(), ExitCode: code, Error: reason,
 			}}})
 		}
-		path, err := w.cache.Path(ctx, d.BinarySha256)
+		exe, err := w.cache.Exec(ctx, d.BinarySha256)
 		if err != nil {
 			close(jp.started)
 			exit(-1, fmt.Sprintf("fetch job binary: %v", err))
 			return
 		}
 		dir := filepath.Join(w.cfg.DataDir, "jobs", fmt.Sprintf("%s-%d-%d", key.job, key.attempt, key.region))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		defer os.RemoveAll(dir)
+		if err := privateDir(dir, "tmp"); err != nil {
+			exe.Close()
 			close(jp.started)
 			exit(-1, err.Error())
 			return
 		}
-		defer os.RemoveAll(dir)
 		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: key.job, Attempt: key.attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat,
 			ChannelSecret: jp.channelSecret, DataTLS: jp.dataTLS}
 		proc, err := supervisor.Start(supervisor.Spec{
-			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
+			Path: exe.Path(), Name: "weir-job-" + d.BinarySha256[:16], Args: taskenv.Args("task", int(d.Parallelism), d.Args),
+			Env: jobEnv(os.Environ(), dir, env.Env()), Dir: dir, Logger: logger,
 		})
+		exe.Close() // the process runs its own mapping of it
 		w.mu.Lock()
 		jp.proc = proc
 		stopping := jp.stopping
@@ -646,6 +652,23 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 		w.reportLocked(out)
 		w.mu.Unlock()
 	}
+}
+
+// privateDir makes dir and its subdirectories subs mode 0700, also when
+// they exist (made by an older worker with a wider mode).
+func privateDir(dir string, subs ...string) error {
+	for _, d := range append([]string{dir}, subs...) {
+		if d != dir {
+			d = filepath.Join(dir, d)
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func randomToken() string {

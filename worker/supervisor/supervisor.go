@@ -54,12 +54,14 @@ const (
 
 // Spec says what to run and where its output goes.
 type Spec struct {
-	// Path is the executable, normally an absolute path from the binary
-	// cache. A name without a slash is looked up in PATH.
+	// Path is the executable, normally a sealed copy from the binary cache
+	// (/proc/self/fd/N). A name without a slash is looked up in PATH.
 	Path string
+	// Name is the process's argv[0]; empty means Path.
+	Name string
 	Args []string
-	// Env is appended to the worker's own environment (os.Environ()), so
-	// later entries override.
+	// Env is the process's whole environment: nothing of the worker's own
+	// is inherited.
 	Env []string
 	// Dir is the working directory; empty means the worker's.
 	Dir string
@@ -147,7 +149,11 @@ func Start(spec Spec) (*Process, error) {
 
 	for attempt := 0; ; attempt++ {
 		cmd := exec.Command(spec.Path, spec.Args...)
-		cmd.Env = append(os.Environ(), spec.Env...)
+		if spec.Name != "" {
+			cmd.Args[0] = spec.Name
+		}
+		// Never nil: a nil Env would inherit the worker's.
+		cmd.Env = append([]string{}, spec.Env...)
 		cmd.Dir = spec.Dir
 		cmd.Stdout = p.stdout
 		cmd.Stderr = p.stderr

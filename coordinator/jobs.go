@@ -48,6 +48,7 @@ type jobDriver struct {
 	badCheckpoints                                 map[int64]bool                       // failed to restore (-1: the submitted savepoint)
 	restoringFrom                                  int64                                // checkpoint the current attempt restores (0: none)
 	savepointWaiter                                chan savepointResult
+	deleting                                       chan deleteResult // set while the job is being deleted
 	procs                                          map[attemptProc]*process
 	tasks                                          map[jobgraph.Subtask]*taskRun
 	stopping                                       map[attemptProc]bool           // processes of the stopped attempt still up

@@ -60,6 +60,7 @@ type leaderState struct {
 	liveRev   int64           // the revision live was read at
 	reconcile *reconcile      // the takeover in progress; nil once decided
 	sampledAt time.Time       // last throughput sample of the jobs
+	expiredAt time.Time       // last sweep for jobs past --job-retention
 }
 
 func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
@@ -143,6 +144,7 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 			s.checkpointInput(ctx, j, j.checkpoints.Tick)
 		}
 	}
+	s.expireJobs(now)
 	if now.Sub(s.sampledAt) >= time.Second {
 		s.sampledAt = now
 		for _, j := range s.jobs {

@@ -45,6 +45,7 @@ type runFlags struct {
 	savepoint   string
 	allowLost   bool
 	ckFailLimit int
+	memory      int64
 	restart     restartFlags
 }
 
@@ -90,6 +91,7 @@ ARGS after "--" are passed to the job binary.`,
 	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
 	fl.IntVar(&f.ckFailLimit, "fail-on-checkpoint-errors", 0, "fail (and restart) the job when this many checkpoints in a row failed (0: never; failing checkpoints are always reported by run and status)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
+	fl.Var(sizeValue{&f.memory}, "memory", "memory limit of each of the job's processes, e.g. 2GiB; a process over it fails with \"memory limit exceeded\" (enforced on workers with cgroup v2; 0: none)")
 	fl.BoolVar(&f.allowLost, "allow-non-restored-state", false, "with --from-savepoint: start even if the savepoint holds state no operator of the job restores (that state is dropped)")
 	return cmd
 }
@@ -169,6 +171,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 			FailAfterFailures: int32(f.ckFailLimit)},
 		FromSavepoint:         f.savepoint,
 		AllowNonRestoredState: f.allowLost,
+		MemoryLimitBytes:      f.memory,
 	}
 	spec.Restart = restart
 	resp, err := unary(ctx, c, c.jobs.SubmitJob, &weirv1.SubmitJobRequest{Spec: spec})
@@ -344,8 +347,10 @@ func stateLine(j *weirv1.JobStatus) string {
 	if detail != "" {
 		l += " (" + detail + ")"
 	}
-	if w := j.GetCheckpointWarning(); w != "" {
-		l += "; warning: " + oneLine(w)
+	for _, w := range []string{j.GetCheckpointWarning(), j.GetLimitWarning()} {
+		if w != "" {
+			l += "; warning: " + oneLine(w)
+		}
 	}
 	return l
 }

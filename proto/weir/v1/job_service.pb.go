@@ -628,8 +628,13 @@ type JobSpec struct {
 	// Start even though the savepoint holds state no operator of the job
 	// restores (weir run --allow-non-restored-state); that state is dropped.
 	AllowNonRestoredState bool `protobuf:"varint,10,opt,name=allow_non_restored_state,json=allowNonRestoredState,proto3" json:"allow_non_restored_state,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Memory limit of each of the job's processes in bytes (weir run
+	// --memory); 0: none. A process exceeding it fails with "memory limit
+	// exceeded". Enforced on workers with a writable cgroup v2; elsewhere
+	// JobStatus.limit_warning says it is not.
+	MemoryLimitBytes int64 `protobuf:"varint,11,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -730,6 +735,13 @@ func (x *JobSpec) GetAllowNonRestoredState() bool {
 		return x.AllowNonRestoredState
 	}
 	return false
+}
+
+func (x *JobSpec) GetMemoryLimitBytes() int64 {
+	if x != nil {
+		return x.MemoryLimitBytes
+	}
+	return 0
 }
 
 type CheckpointPolicy struct {
@@ -1159,8 +1171,11 @@ type JobStatus struct {
 	// Set while checkpointing is on and its recent checkpoints failed: how
 	// many and why. A job in this state has nothing recent to restore.
 	CheckpointWarning string `protobuf:"bytes,14,opt,name=checkpoint_warning,json=checkpointWarning,proto3" json:"checkpoint_warning,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set while the job's memory limit is not enforced on a worker running
+	// it, saying which and why.
+	LimitWarning  string `protobuf:"bytes,15,opt,name=limit_warning,json=limitWarning,proto3" json:"limit_warning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobStatus) Reset() {
@@ -1287,6 +1302,13 @@ func (x *JobStatus) GetRegionAttempts() []int64 {
 func (x *JobStatus) GetCheckpointWarning() string {
 	if x != nil {
 		return x.CheckpointWarning
+	}
+	return ""
+}
+
+func (x *JobStatus) GetLimitWarning() string {
+	if x != nil {
+		return x.LimitWarning
 	}
 	return ""
 }
@@ -2052,6 +2074,104 @@ func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
 	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
 }
 
+type DeleteJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Delete the job's savepoints too; they are kept by default.
+	WithSavepoints bool `protobuf:"varint,2,opt,name=with_savepoints,json=withSavepoints,proto3" json:"with_savepoints,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteJobRequest) Reset() {
+	*x = DeleteJobRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteJobRequest) ProtoMessage() {}
+
+func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
+func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DeleteJobRequest) GetWithSavepoints() bool {
+	if x != nil {
+		return x.WithSavepoints
+	}
+	return false
+}
+
+type DeleteJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Objects removed from the store.
+	DeletedObjects int64 `protobuf:"varint,1,opt,name=deleted_objects,json=deletedObjects,proto3" json:"deleted_objects,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteJobResponse) Reset() {
+	*x = DeleteJobResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteJobResponse) ProtoMessage() {}
+
+func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
+func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DeleteJobResponse) GetDeletedObjects() int64 {
+	if x != nil {
+		return x.DeletedObjects
+	}
+	return 0
+}
+
 var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
@@ -2083,7 +2203,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x16\n" +
 	"\x06jitter\x18\a \x01(\x01R\x06jitter\x12,\n" +
 	"\x12reset_threshold_ms\x18\b \x01(\x03R\x10resetThresholdMs\x12.\n" +
-	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\x91\x03\n" +
+	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\xbf\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rbinary_sha256\x18\x02 \x01(\tR\fbinarySha256\x12\x1f\n" +
@@ -2096,7 +2216,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vcheckpoints\x18\b \x01(\v2\x19.weir.v1.CheckpointPolicyR\vcheckpoints\x12%\n" +
 	"\x0efrom_savepoint\x18\t \x01(\tR\rfromSavepoint\x127\n" +
 	"\x18allow_non_restored_state\x18\n" +
-	" \x01(\bR\x15allowNonRestoredState\"\xe7\x01\n" +
+	" \x01(\bR\x15allowNonRestoredState\x12,\n" +
+	"\x12memory_limit_bytes\x18\v \x01(\x03R\x10memoryLimitBytes\"\xe7\x01\n" +
 	"\x10CheckpointPolicy\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
@@ -2124,7 +2245,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12(\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x16\n" +
 	"\x06region\x18\a \x01(\x05R\x06region\x12\x18\n" +
-	"\aattempt\x18\b \x01(\x03R\aattempt\"\xde\x03\n" +
+	"\aattempt\x18\b \x01(\x03R\aattempt\"\x83\x04\n" +
 	"\tJobStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -2140,7 +2261,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x04spec\x18\v \x01(\v2\x10.weir.v1.JobSpecR\x04spec\x12'\n" +
 	"\x0fattempt_workers\x18\f \x03(\tR\x0eattemptWorkers\x12'\n" +
 	"\x0fregion_attempts\x18\r \x03(\x03R\x0eregionAttempts\x12-\n" +
-	"\x12checkpoint_warning\x18\x0e \x01(\tR\x11checkpointWarning\")\n" +
+	"\x12checkpoint_warning\x18\x0e \x01(\tR\x11checkpointWarning\x12#\n" +
+	"\rlimit_warning\x18\x0f \x01(\tR\flimitWarning\")\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +
@@ -2180,7 +2302,12 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\x12.weir.v1.TokenInfoR\x06tokens\"(\n" +
 	"\x12RevokeTokenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13RevokeTokenResponse*\xe5\x01\n" +
+	"\x13RevokeTokenResponse\"R\n" +
+	"\x10DeleteJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
+	"\x0fwith_savepoints\x18\x02 \x01(\bR\x0ewithSavepoints\"<\n" +
+	"\x11DeleteJobResponse\x12'\n" +
+	"\x0fdeleted_objects\x18\x01 \x01(\x03R\x0edeletedObjects*\xe5\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x17\n" +
@@ -2203,7 +2330,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xa9\a\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xed\a\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -2220,7 +2347,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vCreateToken\x12\x1b.weir.v1.CreateTokenRequest\x1a\x1c.weir.v1.CreateTokenResponse\x12E\n" +
 	"\n" +
 	"ListTokens\x12\x1a.weir.v1.ListTokensRequest\x1a\x1b.weir.v1.ListTokensResponse\x12H\n" +
-	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponse\x12B\n" +
+	"\tDeleteJob\x12\x19.weir.v1.DeleteJobRequest\x1a\x1a.weir.v1.DeleteJobResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -2235,7 +2363,7 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
@@ -2271,15 +2399,17 @@ var file_weir_v1_job_service_proto_goTypes = []any{
 	(*ListTokensResponse)(nil),       // 31: weir.v1.ListTokensResponse
 	(*RevokeTokenRequest)(nil),       // 32: weir.v1.RevokeTokenRequest
 	(*RevokeTokenResponse)(nil),      // 33: weir.v1.RevokeTokenResponse
-	(*JobGraph)(nil),                 // 34: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 35: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 36: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 37: weir.v1.TapRecord
+	(*DeleteJobRequest)(nil),         // 34: weir.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),        // 35: weir.v1.DeleteJobResponse
+	(*JobGraph)(nil),                 // 36: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 37: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 38: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 39: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
 	5,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
 	1,  // 1: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	34, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	36, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
 	8,  // 3: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
 	10, // 4: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
 	9,  // 5: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
@@ -2290,7 +2420,7 @@ var file_weir_v1_job_service_proto_depIdxs = []int32{
 	9,  // 10: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
 	0,  // 11: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
 	21, // 12: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	35, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	37, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
 	30, // 14: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
 	3,  // 15: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
 	6,  // 16: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
@@ -2301,25 +2431,27 @@ var file_weir_v1_job_service_proto_depIdxs = []int32{
 	20, // 21: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
 	23, // 22: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
 	25, // 23: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	36, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	38, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
 	27, // 25: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
 	29, // 26: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
 	32, // 27: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
-	4,  // 28: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	7,  // 29: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	12, // 30: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	14, // 31: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	17, // 32: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	19, // 33: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	22, // 34: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	24, // 35: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	26, // 36: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	37, // 37: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	28, // 38: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
-	31, // 39: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
-	33, // 40: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
+	34, // 28: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
+	4,  // 29: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	7,  // 30: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	12, // 31: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	14, // 32: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	17, // 33: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	19, // 34: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	22, // 35: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	24, // 36: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	26, // 37: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	39, // 38: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	28, // 39: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	31, // 40: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	33, // 41: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	35, // 42: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
+	29, // [29:43] is the sub-list for method output_type
+	15, // [15:29] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -2343,7 +2475,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	JobService_CreateToken_FullMethodName      = "/weir.v1.JobService/CreateToken"
 	JobService_ListTokens_FullMethodName       = "/weir.v1.JobService/ListTokens"
 	JobService_RevokeToken_FullMethodName      = "/weir.v1.JobService/RevokeToken"
+	JobService_DeleteJob_FullMethodName        = "/weir.v1.JobService/DeleteJob"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -67,6 +68,10 @@ type JobServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// RevokeToken deletes a name's token; it stops working within 5 s.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// DeleteJob forgets a FINISHED, FAILED or CANCELED job: its record, its
+	// checkpoints and (with_savepoints) its savepoints. A job in any other
+	// state is refused with FAILED_PRECONDITION.
+	DeleteJob(ctx context.Context, in *DeleteJobRequest, opts ...grpc.CallOption) (*DeleteJobResponse, error)
 }
 
 type jobServiceClient struct {
@@ -219,6 +224,16 @@ func (c *jobServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenReque
 	return out, nil
 }
 
+func (c *jobServiceClient) DeleteJob(ctx context.Context, in *DeleteJobRequest, opts ...grpc.CallOption) (*DeleteJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteJobResponse)
+	err := c.cc.Invoke(ctx, JobService_DeleteJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -252,6 +267,10 @@ type JobServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// RevokeToken deletes a name's token; it stops working within 5 s.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// DeleteJob forgets a FINISHED, FAILED or CANCELED job: its record, its
+	// checkpoints and (with_savepoints) its savepoints. A job in any other
+	// state is refused with FAILED_PRECONDITION.
+	DeleteJob(context.Context, *DeleteJobRequest) (*DeleteJobResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -300,6 +319,9 @@ func (UnimplementedJobServiceServer) ListTokens(context.Context, *ListTokensRequ
 }
 func (UnimplementedJobServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedJobServiceServer) DeleteJob(context.Context, *DeleteJobRequest) (*DeleteJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteJob not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -538,6 +560,24 @@ func _JobService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_DeleteJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).DeleteJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_DeleteJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).DeleteJob(ctx, req.(*DeleteJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -588,6 +628,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeToken",
 			Handler:    _JobService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "DeleteJob",
+			Handler:    _JobService_DeleteJob_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -169,4 +169,3 @@ func (s *jobService) DeleteJob(ctx context.Context, r *weirv1.DeleteJobRequest) 
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 }
-

@@ -139,8 +139,8 @@ type jobView struct {
 	// LimitWarning is set while the job's memory limit is not enforced.
 	LimitWarning string `json:"limit_warning,omitempty"`
 	Parallelism  int32  `json:"parallelism,omitempty"`
-	Created           string `json:"created"`
-	Updated           string `json:"updated"`
+	Created      string `json:"created"`
+	Updated      string `json:"updated"`
 }
 
 type taskView struct {
@@ -167,7 +167,7 @@ func newJobView(j *weirv1.JobStatus) jobView {
 		Attempt: j.GetAttempt(), Restarts: j.GetRestarts(),
 		Error: j.GetError(), Message: j.GetMessage(), CheckpointWarning: j.GetCheckpointWarning(),
 		LimitWarning: j.GetLimitWarning(), Parallelism: j.GetSpec().GetParallelism(),
-		Created:     rfc3339(j.GetCreatedUnixMs()), Updated: rfc3339(j.GetUpdatedUnixMs()),
+		Created: rfc3339(j.GetCreatedUnixMs()), Updated: rfc3339(j.GetUpdatedUnixMs()),
 	}
 }
 

@@ -291,7 +291,7 @@ func (s *clusterService) Connect(stream weirv1.ClusterService_ConnectServer) err
 	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), lastBeat: time.Now(),
+	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), noLimits: reg.MemoryLimitUnavailable, lastBeat: time.Now(),
 		out: make(chan *weirv1.CoordinatorMessage, 1024), close: cancel, reported: map[procKey]*weirv1.RunningProcess{}}
 	for _, rp := range reg.Processes {
 		w.reported[procKey{rp.JobId, rp.Attempt, rp.Region}] = rp

@@ -17,6 +17,7 @@ import (
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
+	"github.com/weir-run/weir/internal/bytesize"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -270,7 +271,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 			s.sendJob(j, wc, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
 				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
-				DataTls: s.c.dataTLS,
+				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes,
 				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore,
 					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})
@@ -525,6 +526,7 @@ func (s *leaderState) status(j *jobDriver) *weirv1.JobStatus {
 		Id: j.rec.Id, Name: j.rec.Name, State: j.rec.State, Attempt: j.rec.Attempt, Restarts: j.rec.Restarts,
 		Error: j.rec.Error, Message: j.rec.Message, CreatedUnixMs: j.rec.CreatedUnixMs,
 		UpdatedUnixMs: j.rec.UpdatedUnixMs, Spec: j.rec.Spec, CheckpointWarning: checkpointWarning(j),
+		LimitWarning: s.limitWarning(j),
 	}
 	for _, sub := range j.subtasks {
 		t := j.tasks[sub]
@@ -545,6 +547,34 @@ func (s *leaderState) status(j *jobDriver) *weirv1.JobStatus {
 		st.Tasks = append(st.Tasks, info)
 	}
 	return st
+}
+
+// limitWarning says on which workers running j its memory limit is not
+// enforced, and why; empty when it is (or there is none).
+func (s *leaderState) limitWarning(j *jobDriver) string {
+	limit := j.rec.Spec.GetMemoryLimitBytes()
+	if limit <= 0 || jobmaster.Terminal(j.m.State()) {
+		return ""
+	}
+	var not []string
+	for _, id := range sortedKeys(placedWorkers(j)) {
+		if w := s.workers[id]; w != nil && w.noLimits != "" {
+			not = append(not, fmt.Sprintf("%s (%s)", id, w.noLimits))
+		}
+	}
+	if len(not) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("memory limit %s is not enforced on worker %s", bytesize.Format(limit), strings.Join(not, "; "))
+}
+
+// placedWorkers are the workers of j's current attempt.
+func placedWorkers(j *jobDriver) map[string]bool {
+	ws := map[string]bool{}
+	for _, w := range j.placement {
+		ws[w] = true
+	}
+	return ws
 }
 
 func sortedKeys[V any](m map[string]V) []string {

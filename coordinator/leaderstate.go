@@ -193,6 +193,9 @@ type workerConn struct {
 	slots    int
 	rss      int64
 	memory   *weirv1.MemoryStats // the worker process's, from its last heartbeat
+	// noLimits says why the worker cannot enforce memory limits; empty
+	// when it can.
+	noLimits string
 	lastBeat time.Time
 	out      chan *weirv1.CoordinatorMessage
 	close    context.CancelCauseFunc

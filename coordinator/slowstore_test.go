@@ -307,6 +307,8 @@ type scriptOpts struct {
 	holdAcks bool
 	// cert is the certificate hash its processes report ready with.
 	cert []byte
+	// noLimits is why it says it cannot enforce memory limits.
+	noLimits string
 }
 
 // trigger is a checkpoint a scripted worker was asked for, per subtask.
@@ -337,7 +339,7 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 		return nil, err
 	}
 	if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Register{Register: &weirv1.RegisterWorker{
-		WorkerId: id, Slots: 8, Host: "scripted"}}}); err != nil {
+		WorkerId: id, Slots: 8, Host: "scripted", MemoryLimitUnavailable: opts.noLimits}}}); err != nil {
 		return nil, err
 	}
 	if _, err := stream.Recv(); err != nil {

@@ -288,3 +288,33 @@ func connectWorker(t *testing.T, h *leaderHarness, opts scriptOpts) *scriptedWor
 	})
 	return w
 }
+
+// A job's memory limit goes to its workers; where a worker cannot enforce
+// it, the job's status says so, naming the worker and why.
+func TestMemoryLimitNotEnforcedIsShown(t *testing.T) {
+	h := startLeaderHarness(t, harnessOpts{})
+	w := connectWorker(t, h, scriptOpts{noLimits: "no cgroup v2 here"})
+	spec := h.spec("limited")
+	spec.MemoryLimitBytes = 2 << 30
+	r, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, h, r.JobId, weirv1.JobState_JOB_STATE_RUNNING)
+	st, err := h.api.GetJob(h.ctx, &weirv1.GetJobRequest{JobId: r.JobId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "memory limit 2.0 GiB is not enforced on worker w1 (no cgroup v2 here)"; st.LimitWarning != want {
+		t.Fatalf("limit warning %q, want %q", st.LimitWarning, want)
+	}
+	deploys, _ := w.seen()
+	if len(deploys) != 1 || deploys[0].MemoryLimitBytes != 2<<30 {
+		t.Fatalf("deploys %v, want one with the limit", deploys)
+	}
+	other := h.submit("unlimited")
+	waitState(t, h, other, weirv1.JobState_JOB_STATE_RUNNING)
+	if st, err := h.api.GetJob(h.ctx, &weirv1.GetJobRequest{JobId: other}); err != nil || st.LimitWarning != "" {
+		t.Fatalf("a job without a limit: %q, %v", st.GetLimitWarning(), err)
+	}
+}

@@ -69,6 +69,9 @@ type Spec struct {
 	// Info record whose message is the line, with a "stream" attr; attrs
 	// already on the logger (job, attempt) identify the job. Nil discards.
 	Logger *slog.Logger
+	// Cgroup, when set, is a cgroup v2 directory, open, that the process
+	// starts in (Linux: CLONE_INTO_CGROUP, so nothing of it runs outside).
+	Cgroup *os.File
 	// TailLines is how many of the last stderr lines Result keeps for
 	// failure reports; zero or less means DefaultTailLines.
 	TailLines int
@@ -158,6 +161,11 @@ func Start(spec Spec) (*Process, error) {
 		cmd.Stdout = p.stdout
 		cmd.Stderr = p.stderr
 		cmd.SysProcAttr = sysProcAttr()
+		if spec.Cgroup != nil {
+			if err := intoCgroup(cmd.SysProcAttr, spec.Cgroup); err != nil {
+				return nil, err
+			}
+		}
 		cmd.WaitDelay = ioDrainDelay
 		err := cmd.Start()
 		if err == nil {

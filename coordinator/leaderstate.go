@@ -188,11 +188,11 @@ func (s *leaderState) load(ctx context.Context) error {
 
 // workerConn is a registered worker's stream.
 type workerConn struct {
-	id       string
-	host     string
-	slots    int
-	rss      int64
-	memory   *weirv1.MemoryStats // the worker process's, from its last heartbeat
+	id     string
+	host   string
+	slots  int
+	rss    int64
+	memory *weirv1.MemoryStats // the worker process's, from its last heartbeat
 	// noLimits says why the worker cannot enforce memory limits; empty
 	// when it can.
 	noLimits string

@@ -127,4 +127,3 @@ func cgroup2Mount() (string, error) {
 	}
 	return "", errors.New("no cgroup v2 hierarchy is mounted")
 }
-

@@ -20,7 +20,9 @@ import (
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/internal/authz"
+	"github.com/weir-run/weir/internal/bytesize"
 	"github.com/weir-run/weir/internal/chunkio"
+	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/objstore"
 	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/storelayout"
@@ -79,6 +81,11 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	if spec == nil {
 		return nil, status.Error(codes.InvalidArgument, "no job spec")
 	}
+	// First: nothing of a spec too large to record is looked at.
+	if n, limit := int64(proto.Size(spec)), s.c.cfg.MaxSpecBytes; n > limit {
+		return nil, status.Errorf(codes.InvalidArgument, "the job spec is %s, more than this coordinator's limit of %s (--max-spec-size): pass large inputs as files, not arguments",
+			bytesize.Format(n), bytesize.Format(limit))
+	}
 	if err := validateSpec(spec); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -109,6 +116,20 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	now := time.Now().UnixMilli()
 	rec := &weirv1.JobStatus{Id: id, Name: spec.Name, State: weirv1.JobState_JOB_STATE_CREATED,
 		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec}
+	// The record is in etcd before the job exists for the loop: a job that
+	// cannot be recorded never runs, and one that runs survives a
+	// failover. (A write made by the loop is retried only at the job's
+	// next change.)
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode job record: %v", err)
+	}
+	if err := st.store.Put(ctx, etcdkeys.Jobs+id, b); err != nil {
+		if st.fenced(err) {
+			return nil, errNotLeader
+		}
+		return nil, status.Errorf(codes.Unavailable, "the job was not started: cannot record it in etcd: %v", oneLine(err))
+	}
 	recorded, err := call(ctx, st, func() (<-chan struct{}, error) {
 		j := newJob(rec, jobmaster.New(spec.Restart, time.Now(), jobmaster.WithRand(mrand.Float64)))
 		j.key, j.savepointKey = key, savepointKey
@@ -290,7 +311,7 @@ func (s *clusterService) Connect(stream weirv1.ClusterService_ConnectServer) err
 	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), lastBeat: time.Now(),
+	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), noLimits: reg.MemoryLimitUnavailable, lastBeat: time.Now(),
 		out: make(chan *weirv1.CoordinatorMessage, 1024), close: cancel, reported: map[procKey]*weirv1.RunningProcess{}}
 	for _, rp := range reg.Processes {
 		w.reported[procKey{rp.JobId, rp.Attempt, rp.Region}] = rp

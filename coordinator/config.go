@@ -57,6 +57,14 @@ type Config struct {
 	// long for the workers of running jobs to report before it restarts
 	// the jobs instead of re-attaching to them.
 	WorkerTimeout time.Duration
+	// MaxSpecBytes (--max-spec-size) caps a submitted job spec's encoded
+	// size; default DefaultMaxSpecBytes. A job's record, its spec
+	// included, must fit in one etcd request.
+	MaxSpecBytes int64
+	// JobRetention (--job-retention) deletes FINISHED, FAILED and CANCELED
+	// jobs this long after their last change, with their checkpoints (not
+	// their savepoints); 0, the default, keeps them.
+	JobRetention time.Duration
 	// HeartbeatInterval is how often workers heartbeat.
 	HeartbeatInterval time.Duration
 	// LeaseTTL is the TTL of the leader's election session: a leader that
@@ -81,6 +89,9 @@ const (
 	DefaultWorkerTimeout     = 5 * time.Second
 	DefaultHeartbeatInterval = time.Second
 	DefaultLeaseTTL          = leader.DefaultTTL
+	// DefaultMaxSpecBytes stays below etcd's default request limit
+	// (1.5 MiB), which the job record holding the spec must fit in.
+	DefaultMaxSpecBytes = 1 << 20
 )
 
 func (c *Config) setDefaults() {
@@ -92,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.MaxSpecBytes == 0 {
+		c.MaxSpecBytes = DefaultMaxSpecBytes
 	}
 }
 
@@ -127,6 +141,12 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("coordinator: lease TTL %v is below etcd's granularity of 1s", c.LeaseTTL))
+	}
+	if c.MaxSpecBytes < 0 {
+		errs = append(errs, fmt.Errorf("coordinator: --max-spec-size must be positive, got %d", c.MaxSpecBytes))
+	}
+	if c.JobRetention < 0 {
+		errs = append(errs, fmt.Errorf("coordinator: --job-retention must not be negative, got %v", c.JobRetention))
 	}
 	if c.WorkerTimeout <= c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("coordinator: worker timeout %v must exceed the heartbeat interval %v", c.WorkerTimeout, c.HeartbeatInterval))

@@ -13,8 +13,8 @@ import (
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/leader"
 	"github.com/weir-run/weir/internal/etcdkeys"
-	"github.com/weir-run/weir/internal/snapshot"
 	"github.com/weir-run/weir/internal/sealing"
+	"github.com/weir-run/weir/internal/snapshot"
 	"github.com/weir-run/weir/internal/storelayout"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )

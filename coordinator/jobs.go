@@ -17,6 +17,7 @@ import (
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
+	"github.com/weir-run/weir/internal/bytesize"
 	"github.com/weir-run/weir/internal/sealing"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -25,15 +26,15 @@ import (
 // its record, its lifecycle and checkpoint machines, the processes of its
 // current attempt, and the inputs and effects pending for it.
 type jobDriver struct {
-	rec      *weirv1.JobStatus // persisted part; Tasks unused
+	rec *weirv1.JobStatus // persisted part; Tasks unused
 	// key seals the job's state in the store (nil: not encrypted);
 	// savepointKey opens the savepoint it was submitted from.
 	key, savepointKey *sealing.JobKey
-	m        *jobmaster.Machine
-	subtasks []jobgraph.Subtask
-	vertices map[int32]string // vertex id -> display name
-	regions  [][]int32        // pipelined regions (jobgraph.Regions)
-	regionOf map[int32]int32  // vertex id -> region index
+	m                 *jobmaster.Machine
+	subtasks          []jobgraph.Subtask
+	vertices          map[int32]string // vertex id -> display name
+	regions           [][]int32        // pipelined regions (jobgraph.Regions)
+	regionOf          map[int32]int32  // vertex id -> region index
 
 	// attempt is the newest attempt number deployed; regionAttempt holds the
 	// one each region runs, which differ once a region restarted alone.
@@ -52,6 +53,7 @@ type jobDriver struct {
 	badCheckpoints                                 map[int64]bool                       // failed to restore (-1: the submitted savepoint)
 	restoringFrom                                  int64                                // checkpoint the current attempt restores (0: none)
 	savepointWaiter                                chan savepointResult
+	deleting                                       chan deleteResult // set while the job is being deleted
 	procs                                          map[attemptProc]*process
 	tasks                                          map[jobgraph.Subtask]*taskRun
 	stopping                                       map[attemptProc]bool           // processes of the stopped attempt still up
@@ -273,7 +275,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 			s.sendJob(j, wc, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
 				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
-				DataTls: s.c.dataTLS,
+				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes,
 				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(),
 					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})
@@ -528,6 +530,7 @@ func (s *leaderState) status(j *jobDriver) *weirv1.JobStatus {
 		Id: j.rec.Id, Name: j.rec.Name, State: j.rec.State, Attempt: j.rec.Attempt, Restarts: j.rec.Restarts,
 		Error: j.rec.Error, Message: j.rec.Message, CreatedUnixMs: j.rec.CreatedUnixMs,
 		UpdatedUnixMs: j.rec.UpdatedUnixMs, Spec: j.rec.Spec, CheckpointWarning: checkpointWarning(j),
+		LimitWarning: s.limitWarning(j),
 	}
 	for _, sub := range j.subtasks {
 		t := j.tasks[sub]
@@ -548,6 +551,34 @@ func (s *leaderState) status(j *jobDriver) *weirv1.JobStatus {
 		st.Tasks = append(st.Tasks, info)
 	}
 	return st
+}
+
+// limitWarning says on which workers running j its memory limit is not
+// enforced, and why; empty when it is (or there is none).
+func (s *leaderState) limitWarning(j *jobDriver) string {
+	limit := j.rec.Spec.GetMemoryLimitBytes()
+	if limit <= 0 || jobmaster.Terminal(j.m.State()) {
+		return ""
+	}
+	var not []string
+	for _, id := range sortedKeys(placedWorkers(j)) {
+		if w := s.workers[id]; w != nil && w.noLimits != "" {
+			not = append(not, fmt.Sprintf("%s (%s)", id, w.noLimits))
+		}
+	}
+	if len(not) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("memory limit %s is not enforced on worker %s", bytesize.Format(limit), strings.Join(not, "; "))
+}
+
+// placedWorkers are the workers of j's current attempt.
+func placedWorkers(j *jobDriver) map[string]bool {
+	ws := map[string]bool{}
+	for _, w := range j.placement {
+		ws[w] = true
+	}
+	return ws
 }
 
 func sortedKeys[V any](m map[string]V) []string {

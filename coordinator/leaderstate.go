@@ -60,6 +60,7 @@ type leaderState struct {
 	liveRev   int64           // the revision live was read at
 	reconcile *reconcile      // the takeover in progress; nil once decided
 	sampledAt time.Time       // last throughput sample of the jobs
+	expiredAt time.Time       // last sweep for jobs past --job-retention
 }
 
 func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
@@ -143,6 +144,7 @@ func (s *leaderState) tick(ctx context.Context, now time.Time) {
 			s.checkpointInput(ctx, j, j.checkpoints.Tick)
 		}
 	}
+	s.expireJobs(now)
 	if now.Sub(s.sampledAt) >= time.Second {
 		s.sampledAt = now
 		for _, j := range s.jobs {
@@ -196,11 +198,14 @@ func (s *leaderState) load(ctx context.Context) error {
 
 // workerConn is a registered worker's stream.
 type workerConn struct {
-	id       string
-	host     string
-	slots    int
-	rss      int64
-	memory   *weirv1.MemoryStats // the worker process's, from its last heartbeat
+	id     string
+	host   string
+	slots  int
+	rss    int64
+	memory *weirv1.MemoryStats // the worker process's, from its last heartbeat
+	// noLimits says why the worker cannot enforce memory limits; empty
+	// when it can.
+	noLimits string
 	lastBeat time.Time
 	out      chan *weirv1.CoordinatorMessage
 	close    context.CancelCauseFunc

@@ -18,6 +18,7 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -49,8 +50,13 @@ type leaderHarness struct {
 	store   *objstore.Store
 	workers []*scriptedWorker
 	// submit submits a two-vertex job of parallelism 1 checkpointing every
-	// 200 ms.
-	submit func(name string) string
+	// 200 ms; spec, when set, builds it (the harness's binary).
+	submit   func(name string) string
+	spec     func(name string) *weirv1.JobSpec
+	etcd     *clientv3.Client
+	storeURL string
+	// stopLeader ends the leader's term and its workers' streams.
+	stopLeader func()
 }
 
 // harnessOpts change the leader a harness runs.
@@ -59,6 +65,8 @@ type harnessOpts struct {
 	wrapStore func(http.Handler) http.Handler
 	// dataTLS: the leader asks for data-plane TLS.
 	dataTLS bool
+	// config changes the leader's configuration.
+	config func(*Config)
 }
 
 func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
@@ -93,6 +101,9 @@ func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	c := &Coordinator{cfg: Config{ID: "c", Store: storeURL, API: lis.Addr().String()}, logger: logger, etcd: cli, store: store}
+	if opts.config != nil {
+		opts.config(&c.cfg)
+	}
 	c.cfg.setDefaults()
 	c.dataTLS = opts.dataTLS
 	gs := grpc.NewServer()
@@ -103,14 +114,18 @@ func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
 	lctx, lcancel := context.WithCancel(ctx)
 	led := make(chan error, 1)
 	go func() { led <- c.campaignAndLead(lctx) }()
-	h := &leaderHarness{t: t, ctx: ctx, lctx: lctx, c: c, store: store}
-	t.Cleanup(func() {
-		lcancel()
-		for _, w := range h.workers {
-			w.wait()
-		}
-		<-led
-	})
+	h := &leaderHarness{t: t, ctx: ctx, lctx: lctx, c: c, store: store, etcd: cli, storeURL: storeURL}
+	var stopOnce sync.Once
+	h.stopLeader = func() {
+		stopOnce.Do(func() {
+			lcancel()
+			for _, w := range h.workers {
+				w.wait()
+			}
+			<-led
+		})
+	}
+	t.Cleanup(h.stopLeader)
 
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -125,17 +140,20 @@ func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
 	if _, err := store.PutBinary(ctx, bytes.NewReader(bin), sha); err != nil {
 		t.Fatal(err)
 	}
-	h.submit = func(name string) string {
-		t.Helper()
-		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
-		defer ccancel()
-		r, err := h.api.SubmitJob(cctx, &weirv1.SubmitJobRequest{Spec: &weirv1.JobSpec{Name: name, BinarySha256: sha, BinarySize: int64(len(bin)),
+	h.spec = func(name string) *weirv1.JobSpec {
+		return &weirv1.JobSpec{Name: name, BinarySha256: sha, BinarySize: int64(len(bin)),
 			Parallelism: 1, Checkpoints: &weirv1.CheckpointPolicy{IntervalMs: 200, TimeoutMs: 120_000},
 			Graph: &weirv1.JobGraph{Name: name, MaxParallelism: 8,
 				Vertices: []*weirv1.Vertex{
 					{Id: 1, Name: "src", Parallelism: 1, IsSource: true, Operators: []*weirv1.Operator{{Uid: "src", Name: "src", Kind: "source"}}},
 					{Id: 2, Name: "sink", Parallelism: 1, Operators: []*weirv1.Operator{{Uid: "sink", Name: "sink", Kind: "sink"}}}},
-				Edges: []*weirv1.Edge{{Source: 1, Target: 2, Partitioning: weirv1.Partitioning_PARTITIONING_FORWARD}}}}})
+				Edges: []*weirv1.Edge{{Source: 1, Target: 2, Partitioning: weirv1.Partitioning_PARTITIONING_FORWARD}}}}
+	}
+	h.submit = func(name string) string {
+		t.Helper()
+		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+		defer ccancel()
+		r, err := h.api.SubmitJob(cctx, &weirv1.SubmitJobRequest{Spec: h.spec(name)})
 		if err != nil {
 			t.Fatalf("submit %s: %v", name, err)
 		}
@@ -289,6 +307,8 @@ type scriptOpts struct {
 	holdAcks bool
 	// cert is the certificate hash its processes report ready with.
 	cert []byte
+	// noLimits is why it says it cannot enforce memory limits.
+	noLimits string
 }
 
 // trigger is a checkpoint a scripted worker was asked for, per subtask.
@@ -319,7 +339,7 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 		return nil, err
 	}
 	if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Register{Register: &weirv1.RegisterWorker{
-		WorkerId: id, Slots: 8, Host: "scripted"}}}); err != nil {
+		WorkerId: id, Slots: 8, Host: "scripted", MemoryLimitUnavailable: opts.noLimits}}}); err != nil {
 		return nil, err
 	}
 	if _, err := stream.Recv(); err != nil {

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/weir-run/weir/internal/bytesize"
 	"github.com/weir-run/weir/internal/chunkio"
 	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/pki"
@@ -54,6 +55,10 @@ type Worker struct {
 	etcd     *clientv3.Client
 	cache    *bincache.Cache
 	taskAddr string
+	// cgroups places job processes with a memory limit in groups of their
+	// own; nil when the worker cannot, and noLimits says why.
+	cgroups  *cgroups
+	noLimits string
 
 	mu struct {
 		sync.Mutex
@@ -141,6 +146,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer cli.Close()
 	w := &Worker{cfg: cfg, logger: logger, etcd: cli}
 	w.mu.procs = make(map[procKey]*jobProc)
+	if err := privateDir(cfg.DataDir, "jobs"); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if w.cgroups, w.noLimits = setupCgroups(); w.noLimits != "" {
+		logger.Warn("job memory limits (weir run --memory) are not enforced on this worker", "reason", w.noLimits)
+	}
 	if w.cache, err = bincache.New(filepath.Join(cfg.DataDir, "binaries"), w.fetch, logger); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -300,6 +311,7 @@ func (w *Worker) session(ctx context.Context, addr string) error {
 	host, _ := os.Hostname()
 	if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Register{Register: &weirv1.RegisterWorker{
 		WorkerId: w.cfg.ID, Slots: int32(w.cfg.Slots), Host: host, Pid: int32(os.Getpid()), Processes: procs,
+		MemoryLimitUnavailable: w.noLimits,
 	}}}); err != nil {
 		return err
 	}
@@ -472,24 +484,41 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 				Key: key.proto(), ExitCode: code, Error: reason,
 			}}})
 		}
-		path, err := w.cache.Path(ctx, d.BinarySha256)
+		exe, err := w.cache.Exec(ctx, d.BinarySha256)
 		if err != nil {
 			close(jp.started)
 			exit(-1, fmt.Sprintf("fetch job binary: %v", err))
 			return
 		}
 		dir := filepath.Join(w.cfg.DataDir, "jobs", fmt.Sprintf("%s-%d-%d", key.job, key.attempt, key.region))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		defer os.RemoveAll(dir)
+		if err := privateDir(dir, "tmp"); err != nil {
+			exe.Close()
 			close(jp.started)
 			exit(-1, err.Error())
 			return
 		}
-		defer os.RemoveAll(dir)
+		limit := d.MemoryLimitBytes
+		cg, cgDir, err := w.memoryGroup(key, limit, logger)
+		if err != nil {
+			exe.Close()
+			close(jp.started)
+			exit(-1, err.Error())
+			return
+		}
+		if cg != nil {
+			defer os.Remove(cgDir)
+		}
 		env := taskenv.Task{WorkerAddr: w.taskAddr, Token: jp.token, JobID: key.job, Attempt: key.attempt, DataHost: w.cfg.Host, LogFormat: w.cfg.LogFormat,
 			ChannelSecret: jp.channelSecret, DataTLS: jp.dataTLS}
 		proc, err := supervisor.Start(supervisor.Spec{
-			Path: path, Args: taskenv.Args("task", int(d.Parallelism), d.Args), Env: env.Env(), Dir: dir, Logger: logger,
+			Path: exe.Path(), Name: "weir-job-" + d.BinarySha256[:16], Args: taskenv.Args("task", int(d.Parallelism), d.Args),
+			Env: jobEnv(os.Environ(), dir, env.Env()), Dir: dir, Logger: logger, Cgroup: cg,
 		})
+		exe.Close() // the process runs its own mapping of it
+		if cg != nil {
+			cg.Close()
+		}
 		w.mu.Lock()
 		jp.proc = proc
 		stopping := jp.stopping
@@ -508,6 +537,9 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 		reason := ""
 		if res.Err != nil && !w.stopping(jp) {
 			reason = res.Err.Error()
+			if cg != nil && oomKilled(cgDir) {
+				reason = fmt.Sprintf("memory limit exceeded (%s, weir run --memory): %s", bytesize.Format(limit), reason)
+			}
 			if tail := strings.TrimSpace(res.StderrTail); tail != "" {
 				reason += "; last output: " + lastLines(tail, 5)
 			}
@@ -515,6 +547,24 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 		}
 		exit(int32(res.ExitCode), reason)
 	}()
+}
+
+// memoryGroup makes the cgroup a job process with a memory limit starts in
+// (nil when there is no limit, or the worker cannot enforce one: that is
+// logged, and the coordinator shows it in the job's status).
+func (w *Worker) memoryGroup(key procKey, limit int64, logger *slog.Logger) (*os.File, string, error) {
+	if limit <= 0 {
+		return nil, "", nil
+	}
+	if w.cgroups == nil {
+		logger.Warn("memory limit not enforced", "limit", bytesize.Format(limit), "reason", w.noLimits)
+		return nil, "", nil
+	}
+	f, dir, err := w.cgroups.create(fmt.Sprintf("%s-%d-%d", key.job, key.attempt, key.region), limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("memory limit: %w", err)
+	}
+	return f, dir, nil
 }
 
 // stopping reports whether the worker is stopping jp on purpose, so its exit
@@ -651,6 +701,23 @@ func (w *Worker) Attach(stream weirv1.TaskService_AttachServer) error {
 		w.reportLocked(out)
 		w.mu.Unlock()
 	}
+}
+
+// privateDir makes dir and its subdirectories subs mode 0700, also when
+// they exist (made by an older worker with a wider mode).
+func privateDir(dir string, subs ...string) error {
+	for _, d := range append([]string{dir}, subs...) {
+		if d != dir {
+			d = filepath.Join(dir, d)
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func randomToken() string {

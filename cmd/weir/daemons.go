@@ -185,6 +185,9 @@ leader and serves the job API and the web page, the others stand by.`,
 	fl.StringVar(&cfg.KEK, "kek", "none", "key-encryption key for state at rest: file:PATH (a file holding base64key://...), awskms://..., gcpkms://..., azurekeyvault://..., or none")
 	fl.StringVar((*string)(&cfg.DataPlaneTLS), "data-plane-tls", "auto", "job processes exchange records over TLS: auto (when the coordinator has TLS), on or off")
 	fl.BoolVar(&cfg.DisableSubmit, "disable-submit", false, "refuse job uploads and submissions whatever the caller's role")
+	cfg.MaxSpecBytes = coordinator.DefaultMaxSpecBytes
+	fl.Var(sizeValue{&cfg.MaxSpecBytes}, "max-spec-size", "refuse job specs (graph and arguments) larger than this at submit")
+	fl.Var(daysValue{&cfg.JobRetention}, "job-retention", "delete FINISHED, FAILED and CANCELED jobs, with their checkpoints (not savepoints), this long after they ended, e.g. 7d (0: keep them)")
 	fl.StringVar(&cfg.ID, "id", "", "coordinator id, unique in the cluster (default HOST-PID)")
 	fl.DurationVar(&cfg.WorkerTimeout, "worker-timeout", coordinator.DefaultWorkerTimeout,
 		"declare a worker dead after this long without a heartbeat or a live lease in etcd; also how long a new leader waits for workers to report before restarting their jobs")

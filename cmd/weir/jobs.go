@@ -112,6 +112,32 @@ already ended prints its final state.`,
 	})
 }
 
+func newDeleteCmd(s streams) *cobra.Command {
+	var withSavepoints bool
+	cmd := clientCommand(s, &cobra.Command{
+		Use:   "delete JOB-ID",
+		Short: "Delete a job that ended, with its checkpoints",
+		Long: `Delete a FINISHED, FAILED or CANCELED job: it leaves 'weir list', its
+record leaves etcd and its checkpoints leave the object store. Its
+savepoints are kept (their locations stay valid) unless --with-savepoints.
+A job that has not ended is refused: cancel it first.`,
+		Args: exactArgs("JOB-ID"),
+	}, func(ctx context.Context, c *client, format string, args []string) error {
+		id := args[0]
+		resp, err := unaryJob(ctx, c, id, c.jobs.DeleteJob, &weirv1.DeleteJobRequest{JobId: id, WithSavepoints: withSavepoints})
+		if err != nil {
+			return err
+		}
+		if format == formatJSON {
+			return writeJSON(s.stdout, map[string]any{"id": id, "deleted_objects": resp.GetDeletedObjects()})
+		}
+		_, err = fmt.Fprintf(s.stdout, "job %s deleted (%d objects removed from the store)\n", id, resp.GetDeletedObjects())
+		return err
+	})
+	cmd.Flags().BoolVar(&withSavepoints, "with-savepoints", false, "delete the job's savepoints too")
+	return cmd
+}
+
 func newWorkersCmd(s streams) *cobra.Command {
 	return clientCommand(s, &cobra.Command{
 		Use:   "workers",

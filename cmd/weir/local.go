@@ -17,8 +17,8 @@ import (
 
 	"github.com/weir-run/weir/coordinator"
 	"github.com/weir-run/weir/internal/etcdserver"
-	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/pki"
+	"github.com/weir-run/weir/internal/sealing"
 	"github.com/weir-run/weir/internal/telemetry"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 	"github.com/weir-run/weir/worker"

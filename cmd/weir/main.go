@@ -133,7 +133,7 @@ built with the weir SDK:
 	root.AddGroup(&cobra.Group{ID: "client", Title: "Jobs:"}, &cobra.Group{ID: "daemon", Title: "Cluster processes:"},
 		&cobra.Group{ID: "admin", Title: "Administration:"})
 	for _, c := range []*cobra.Command{
-		newRunCmd(s), newListCmd(s), newStatusCmd(s), newCancelCmd(s), newPurgeCmd(s), newWorkersCmd(s),
+		newRunCmd(s), newListCmd(s), newStatusCmd(s), newCancelCmd(s), newPurgeCmd(s), newDeleteCmd(s), newWorkersCmd(s),
 		newCheckpointsCmd(s), newSavepointCmd(s, false), newSavepointCmd(s, true), newTailCmd(s),
 	} {
 		c.GroupID = "client"

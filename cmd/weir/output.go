@@ -136,9 +136,11 @@ type jobView struct {
 	Message  string `json:"message"`
 	// CheckpointWarning is set while the job's checkpoints keep failing.
 	CheckpointWarning string `json:"checkpoint_warning,omitempty"`
-	Parallelism       int32  `json:"parallelism,omitempty"`
-	Created           string `json:"created"`
-	Updated           string `json:"updated"`
+	// LimitWarning is set while the job's memory limit is not enforced.
+	LimitWarning string `json:"limit_warning,omitempty"`
+	Parallelism  int32  `json:"parallelism,omitempty"`
+	Created      string `json:"created"`
+	Updated      string `json:"updated"`
 }
 
 type taskView struct {
@@ -164,8 +166,8 @@ func newJobView(j *weirv1.JobStatus) jobView {
 		ID: j.GetId(), Name: j.GetName(), State: jobState(j.GetState()),
 		Attempt: j.GetAttempt(), Restarts: j.GetRestarts(),
 		Error: j.GetError(), Message: j.GetMessage(), CheckpointWarning: j.GetCheckpointWarning(),
-		Parallelism: j.GetSpec().GetParallelism(),
-		Created:     rfc3339(j.GetCreatedUnixMs()), Updated: rfc3339(j.GetUpdatedUnixMs()),
+		LimitWarning: j.GetLimitWarning(), Parallelism: j.GetSpec().GetParallelism(),
+		Created: rfc3339(j.GetCreatedUnixMs()), Updated: rfc3339(j.GetUpdatedUnixMs()),
 	}
 }
 
@@ -220,6 +222,9 @@ func printJob(w io.Writer, format string, j *weirv1.JobStatus) error {
 	}
 	if w := j.GetCheckpointWarning(); w != "" {
 		fmt.Fprintf(tw, "Warning:\tcheckpoints failing: %s\n", oneLine(w))
+	}
+	if w := j.GetLimitWarning(); w != "" {
+		fmt.Fprintf(tw, "Warning:\t%s\n", oneLine(w))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -45,6 +45,7 @@ type runFlags struct {
 	savepoint   string
 	allowLost   bool
 	ckFailLimit int
+	memory      int64
 	restart     restartFlags
 	platform    string
 }
@@ -92,6 +93,7 @@ ARGS after "--" are passed to the job binary.`,
 	fl.IntVar(&f.ckFailLimit, "fail-on-checkpoint-errors", 0, "fail (and restart) the job when this many checkpoints in a row failed (0: never; failing checkpoints are always reported by run and status)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
 	fl.StringVar(&f.platform, "platform", defaultPlatform(s.getenv), "OS/ARCH of the workers, or any to skip this check ($"+platformEnv+"); for linux the binary must be a static ELF executable of that architecture")
+	fl.Var(sizeValue{&f.memory}, "memory", "memory limit of each of the job's processes, e.g. 2GiB; a process over it fails with \"memory limit exceeded\" (enforced on workers with cgroup v2; 0: none)")
 	fl.BoolVar(&f.allowLost, "allow-non-restored-state", false, "with --from-savepoint: start even if the savepoint holds state no operator of the job restores (that state is dropped)")
 	return cmd
 }
@@ -174,6 +176,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 			FailAfterFailures: int32(f.ckFailLimit)},
 		FromSavepoint:         f.savepoint,
 		AllowNonRestoredState: f.allowLost,
+		MemoryLimitBytes:      f.memory,
 	}
 	spec.Restart = restart
 	resp, err := unary(ctx, c, c.jobs.SubmitJob, &weirv1.SubmitJobRequest{Spec: spec})
@@ -349,8 +352,10 @@ func stateLine(j *weirv1.JobStatus) string {
 	if detail != "" {
 		l += " (" + detail + ")"
 	}
-	if w := j.GetCheckpointWarning(); w != "" {
-		l += "; warning: " + oneLine(w)
+	for _, w := range []string{j.GetCheckpointWarning(), j.GetLimitWarning()} {
+		if w != "" {
+			l += "; warning: " + oneLine(w)
+		}
 	}
 	return l
 }

@@ -80,6 +80,26 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// DeleteAll removes keys and everything under prefixes in one transaction,
+// while this process leads.
+func (s *Store) DeleteAll(ctx context.Context, keys, prefixes []string) error {
+	var ops []clientv3.Op
+	for _, k := range keys {
+		ops = append(ops, clientv3.OpDelete(k))
+	}
+	for _, p := range prefixes {
+		ops = append(ops, clientv3.OpDelete(p, clientv3.WithPrefix()))
+	}
+	t, cmp, err := s.fence()
+	if err == nil {
+		_, err = s.commit(ctx, t, cmp, ops...)
+	}
+	if err != nil {
+		return fmt.Errorf("leader: delete %q and under %q: %w", keys, prefixes, err)
+	}
+	return nil
+}
+
 // PutIfAbsent sets key to val unless it exists, while this process leads,
 // and reports whether it did. Both conditions are checked in one
 // transaction (the inner one nested in the fenced one), so a refusal is

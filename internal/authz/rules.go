@@ -26,6 +26,7 @@ var Methods = map[string]Right{
 	"/weir.v1.JobService/CancelJob":          Operate,
 	"/weir.v1.JobService/TriggerSavepoint":   Operate,
 	"/weir.v1.JobService/Tail":               Operate,
+	"/weir.v1.JobService/DeleteJob":          Operate,
 	"/weir.v1.JobService/CreateToken":        Admin,
 	"/weir.v1.JobService/ListTokens":         Admin,
 	"/weir.v1.JobService/RevokeToken":        Admin,

@@ -76,6 +76,21 @@ func Split(location string) (store, key string, err error) {
 	return "", "", fmt.Errorf("storelayout: %q is not a savepoint or checkpoint location", location)
 }
 
+// JobPrefixes are the prefixes of every object job owns: its checkpoints
+// and, with savepoints, its savepoints (see Owns). It refuses a job id that
+// could reach beyond them (empty, or holding "/" or ".."), so deleting what
+// lies under the prefixes never deletes another job's objects.
+func JobPrefixes(job string, savepoints bool) ([]string, error) {
+	if job == "" || strings.Contains(job, "/") || strings.Contains(job, "..") {
+		return nil, fmt.Errorf("storelayout: %q is not a job id", job)
+	}
+	ps := []string{"checkpoints/" + job + "/"}
+	if savepoints {
+		ps = append(ps, "savepoints/"+job+"/")
+	}
+	return ps, nil
+}
+
 // Owns reports whether key lies under one of job's own prefixes, the only
 // objects a job's processes may name and the coordinator may delete for it:
 // never a binary, never another job's files.

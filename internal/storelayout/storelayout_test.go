@@ -76,3 +76,23 @@ func TestJobOf(t *testing.T) {
 		}
 	}
 }
+
+func TestJobPrefixes(t *testing.T) {
+	got, err := JobPrefixes("ab12", true)
+	if err != nil || strings.Join(got, " ") != "checkpoints/ab12/ savepoints/ab12/" {
+		t.Fatalf("JobPrefixes(ab12, true) = %q, %v", got, err)
+	}
+	if got, _ := JobPrefixes("ab12", false); strings.Join(got, " ") != "checkpoints/ab12/" {
+		t.Fatalf("JobPrefixes(ab12, false) = %q", got)
+	}
+	for _, p := range got {
+		if !Owns("ab12", p+"x") || Owns("ab1", p+"x") {
+			t.Fatalf("%s: not exactly the job's own", p)
+		}
+	}
+	for _, bad := range []string{"", "a/b", "..", "../x"} {
+		if _, err := JobPrefixes(bad, true); err == nil {
+			t.Errorf("JobPrefixes(%q) accepted", bad)
+		}
+	}
+}

@@ -76,8 +76,12 @@ func New(dir string, fetch Fetcher, logger *slog.Logger) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bincache: %w", err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("bincache: create %s: %w", abs, err)
+	}
+	// Private to the worker's user, also when an older worker made it.
+	if err := os.Chmod(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("bincache: %w", err)
 	}
 	entries, err := os.ReadDir(abs)
 	if err != nil {
@@ -95,7 +99,7 @@ func New(dir string, fetch Fetcher, logger *slog.Logger) (*Cache, error) {
 	return c, nil
 }
 
-// Path returns the absolute path of an executable file (mode 0755) whose
+// Path returns the absolute path of an executable file (mode 0700) whose
 // content hashes to sha, fetching it on a miss.
 //
 // A fetched binary is written to a temporary file in the cache directory,
@@ -113,7 +117,8 @@ func (c *Cache) Path(ctx context.Context, sha string) (string, error) {
 		size, ok := c.mu.verified[sha]
 		c.mu.Unlock()
 		// The stat is cheap insurance against the file having been removed
-		// or replaced since it was verified; the full hash is done once.
+		// or replaced since it was verified; Exec hashes it again on every
+		// start.
 		if ok && c.intact(path, size) {
 			return path, nil
 		}
@@ -169,7 +174,7 @@ func (c *Cache) load(ctx context.Context, sha, path string) (string, error) {
 	size, err := hashFile(path, sha)
 	switch {
 	case err == nil:
-		if err := os.Chmod(path, 0o755); err != nil {
+		if err := os.Chmod(path, 0o700); err != nil {
 			return "", fmt.Errorf("bincache: chmod %s: %w", path, err)
 		}
 		c.markVerified(sha, size)
@@ -232,7 +237,7 @@ func (c *Cache) fetchTo(ctx context.Context, sha, path string) (size int64, err 
 		return 0, fmt.Errorf("%w: fetched %d bytes hashing to %s, want %s", ErrDigestMismatch, size, got, sha)
 	}
 	// CreateTemp makes the file 0600; chmod is not subject to the umask.
-	if err := tmp.Chmod(0o755); err != nil {
+	if err := tmp.Chmod(0o700); err != nil {
 		return 0, fmt.Errorf("bincache: %w", err)
 	}
 	// Close before the file can be executed: exec of a file still open for

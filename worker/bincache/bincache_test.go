@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,7 +21,20 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// helperEnv makes the test binary, run as a cached job binary, print
+// helperOutput and exit instead of running tests.
+const (
+	helperEnv    = "WEIR_BINCACHE_TEST_HELPER"
+	helperOutput = "the verified binary ran"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		fmt.Println(helperOutput)
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func digest(b []byte) string {
 	h := sha256.Sum256(b)
@@ -72,8 +87,8 @@ func assertBinary(t *testing.T, path string, want []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o755 {
-		t.Fatalf("%s has mode %v, want 0755", path, fi.Mode().Perm())
+	if fi.Mode().Perm() != 0o700 {
+		t.Fatalf("%s has mode %v, want 0700", path, fi.Mode().Perm())
 	}
 }
 
@@ -276,5 +291,71 @@ func TestWaiterSurvivesLeaderCancel(t *testing.T) {
 	close(f.gate)
 	if err := <-waiterErr; err != nil {
 		t.Fatalf("waiter err = %v, want success", err)
+	}
+}
+
+// TestTamperedCacheEntryNeverRuns: a cached binary replaced by a file of
+// the same size and mode after it was verified (a shell script that would
+// touch a marker) is refused with a logged one-line error, fetched again,
+// and what runs is the verified binary; the script never does.
+func TestTamperedCacheEntryNeverRuns(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := digest(content)
+	f := &fakeFetcher{content: map[string][]byte{sha: content}}
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	c, err := New(dir, f.fetch, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		t.Helper()
+		e, err := c.Exec(context.Background(), sha)
+		if err != nil {
+			t.Fatalf("Exec: %v", err)
+		}
+		defer e.Close()
+		cmd := exec.Command(e.Path())
+		cmd.Env = []string{helperEnv + "=1"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("run %s: %v: %s", e.Path(), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := run(); got != helperOutput {
+		t.Fatalf("first run printed %q", got)
+	}
+
+	marker := filepath.Join(t.TempDir(), "tampered-binary-ran")
+	script := []byte("#!/bin/sh\ntouch " + marker + "\nexit 0\n")
+	if len(script) > len(content) {
+		t.Fatal("test binary smaller than the script")
+	}
+	script = append(script, bytes.Repeat([]byte("#"), len(content)-len(script))...)
+	path := filepath.Join(dir, sha)
+	if err := os.WriteFile(path, script, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); got != helperOutput {
+		t.Fatalf("run after tampering printed %q", got)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the tampered binary ran")
+	}
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2 (the first, and once after the tampering)", n)
+	}
+	assertBinary(t, path, content)
+	want := "binary " + sha + " in the cache does not match; refusing to run it"
+	if got := strings.Count(logs.String(), want); got != 1 {
+		t.Fatalf("logged %q %d times, want once; logs:\n%s", want, got, logs.String())
 	}
 }

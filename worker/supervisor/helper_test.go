@@ -39,6 +39,11 @@ func helperMain(mode string, args []string) int {
 		}
 		fmt.Fprint(os.Stderr, "no newline at the end")
 		return code
+	case "env": // print the environment, one variable a line
+		for _, kv := range os.Environ() {
+			fmt.Println(kv)
+		}
+		return 0
 	case "sleep": // report ready, then sleep; SIGTERM kills
 		fmt.Println("ready")
 		time.Sleep(helperLifetime)

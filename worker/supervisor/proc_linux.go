@@ -3,6 +3,7 @@
 package supervisor
 
 import (
+	"os"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -35,4 +36,10 @@ func waitExitedNoReap(pid int) bool {
 		}
 		return errno == 0
 	}
+}
+
+// intoCgroup makes the process start in the cgroup dir.
+func intoCgroup(a *syscall.SysProcAttr, dir *os.File) error {
+	a.UseCgroupFD, a.CgroupFD = true, int(dir.Fd())
+	return nil
 }

@@ -18,3 +18,7 @@ func signalGroup(int, syscall.Signal) error           { return errors.ErrUnsuppo
 func isTextBusy(error) bool                           { return false }
 func isExecFormat(error) bool                         { return false }
 func exitSignal(*os.ProcessState) (int, string, bool) { return 0, "", false }
+
+func intoCgroup(*syscall.SysProcAttr, *os.File) error {
+	return errors.New("supervisor: cgroups need Linux")
+}

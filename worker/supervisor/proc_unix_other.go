@@ -2,7 +2,11 @@
 
 package supervisor
 
-import "syscall"
+import (
+	"errors"
+	"os"
+	"syscall"
+)
 
 // Without Pdeathsig (Linux only), a job process here outlives a worker that
 // is killed with SIGKILL; a worker that shuts down cleanly stops its jobs.
@@ -14,3 +18,7 @@ func sysProcAttr() *syscall.SysProcAttr {
 // here. The job's process group is then not swept after the job exits, and
 // is signalled only by Stop.
 func waitExitedNoReap(int) bool { return false }
+
+func intoCgroup(*syscall.SysProcAttr, *os.File) error {
+	return errors.New("supervisor: cgroups need Linux")
+}

@@ -54,12 +54,14 @@ const (
 
 // Spec says what to run and where its output goes.
 type Spec struct {
-	// Path is the executable, normally an absolute path from the binary
-	// cache. A name without a slash is looked up in PATH.
+	// Path is the executable, normally a sealed copy from the binary cache
+	// (/proc/self/fd/N). A name without a slash is looked up in PATH.
 	Path string
+	// Name is the process's argv[0]; empty means Path.
+	Name string
 	Args []string
-	// Env is appended to the worker's own environment (os.Environ()), so
-	// later entries override.
+	// Env is the process's whole environment: nothing of the worker's own
+	// is inherited.
 	Env []string
 	// Dir is the working directory; empty means the worker's.
 	Dir string
@@ -67,6 +69,9 @@ type Spec struct {
 	// Info record whose message is the line, with a "stream" attr; attrs
 	// already on the logger (job, attempt) identify the job. Nil discards.
 	Logger *slog.Logger
+	// Cgroup, when set, is a cgroup v2 directory, open, that the process
+	// starts in (Linux: CLONE_INTO_CGROUP, so nothing of it runs outside).
+	Cgroup *os.File
 	// TailLines is how many of the last stderr lines Result keeps for
 	// failure reports; zero or less means DefaultTailLines.
 	TailLines int
@@ -147,11 +152,20 @@ func Start(spec Spec) (*Process, error) {
 
 	for attempt := 0; ; attempt++ {
 		cmd := exec.Command(spec.Path, spec.Args...)
-		cmd.Env = append(os.Environ(), spec.Env...)
+		if spec.Name != "" {
+			cmd.Args[0] = spec.Name
+		}
+		// Never nil: a nil Env would inherit the worker's.
+		cmd.Env = append([]string{}, spec.Env...)
 		cmd.Dir = spec.Dir
 		cmd.Stdout = p.stdout
 		cmd.Stderr = p.stderr
 		cmd.SysProcAttr = sysProcAttr()
+		if spec.Cgroup != nil {
+			if err := intoCgroup(cmd.SysProcAttr, spec.Cgroup); err != nil {
+				return nil, err
+			}
+		}
 		cmd.WaitDelay = ioDrainDelay
 		err := cmd.Start()
 		if err == nil {

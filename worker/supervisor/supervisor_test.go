@@ -96,6 +96,26 @@ func TestExitZero(t *testing.T) {
 	}
 }
 
+// TestEnvIsNotInherited: the process's environment is Spec.Env, nothing of
+// the worker's.
+func TestEnvIsNotInherited(t *testing.T) {
+	t.Setenv("WEIR_SUPERVISOR_WORKER_SECRET", "s3cr3t")
+	var logs logSink
+	spec := helperSpec(t, &logs, "env")
+	spec.Env = append(spec.Env, "A=1")
+	if r := waitDone(t, start(t, spec)); r.Err != nil {
+		t.Fatalf("Result = %+v", r)
+	}
+	var got []string
+	for _, r := range logs.records(t) {
+		got = append(got, r["msg"].(string))
+	}
+	want := []string{helperEnv + "=env", "A=1"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("environment %q, want %q", got, want)
+	}
+}
+
 func TestExitCodeAndStderrTail(t *testing.T) {
 	var logs logSink
 	spec := helperSpec(t, &logs, "exit", "3", "30")

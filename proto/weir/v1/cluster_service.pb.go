@@ -163,9 +163,12 @@ type RegisterWorker struct {
 	Pid      int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
 	// The job processes this worker runs or recently ran, so that a new
 	// leader can re-attach to healthy attempts instead of restarting them.
-	Processes     []*RunningProcess `protobuf:"bytes,5,rep,name=processes,proto3" json:"processes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Processes []*RunningProcess `protobuf:"bytes,5,rep,name=processes,proto3" json:"processes,omitempty"`
+	// Empty when the worker can enforce job memory limits (cgroup v2);
+	// otherwise why not, in one line.
+	MemoryLimitUnavailable string `protobuf:"bytes,6,opt,name=memory_limit_unavailable,json=memoryLimitUnavailable,proto3" json:"memory_limit_unavailable,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *RegisterWorker) Reset() {
@@ -231,6 +234,13 @@ func (x *RegisterWorker) GetProcesses() []*RunningProcess {
 		return x.Processes
 	}
 	return nil
+}
+
+func (x *RegisterWorker) GetMemoryLimitUnavailable() string {
+	if x != nil {
+		return x.MemoryLimitUnavailable
+	}
+	return ""
 }
 
 // RunningProcess is a job process as its worker knows it.
@@ -745,9 +755,12 @@ type DeployProcess struct {
 	// The data plane runs TLS: the process serves DataService with a fresh
 	// key and self-signed certificate of its own, reports the certificate's
 	// SHA-256 in its hello, and its peers pin that hash (TaskRoute).
-	DataTls       bool `protobuf:"varint,15,opt,name=data_tls,json=dataTls,proto3" json:"data_tls,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DataTls bool `protobuf:"varint,15,opt,name=data_tls,json=dataTls,proto3" json:"data_tls,omitempty"`
+	// The job's memory limit (JobSpec.memory_limit_bytes); 0: none. The
+	// worker enforces it with a cgroup v2 memory.max where it can.
+	MemoryLimitBytes int64 `protobuf:"varint,16,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeployProcess) Reset() {
@@ -834,6 +847,13 @@ func (x *DeployProcess) GetDataTls() bool {
 		return x.DataTls
 	}
 	return false
+}
+
+func (x *DeployProcess) GetMemoryLimitBytes() int64 {
+	if x != nil {
+		return x.MemoryLimitBytes
+	}
+	return 0
 }
 
 type DownloadBinaryRequest struct {
@@ -937,13 +957,14 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\aprocess\x18\n" +
 	" \x01(\v2\x17.weir.v1.ProcessMessageH\x00R\aprocessB\x05\n" +
 	"\x03msgJ\x04\b\x04\x10\x05J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
-	"\"\xa0\x01\n" +
+	"\"\xda\x01\n" +
 	"\x0eRegisterWorker\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x14\n" +
 	"\x05slots\x18\x02 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x12\x10\n" +
 	"\x03pid\x18\x04 \x01(\x05R\x03pid\x125\n" +
-	"\tprocesses\x18\x05 \x03(\v2\x17.weir.v1.RunningProcessR\tprocesses\"\xe4\x02\n" +
+	"\tprocesses\x18\x05 \x03(\v2\x17.weir.v1.RunningProcessR\tprocesses\x128\n" +
+	"\x18memory_limit_unavailable\x18\x06 \x01(\tR\x16memoryLimitUnavailable\"\xe4\x02\n" +
 	"\x0eRunningProcess\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
@@ -981,7 +1002,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"Registered\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12*\n" +
-	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\xcc\x02\n" +
+	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\xfa\x02\n" +
 	"\rDeployProcess\x12#\n" +
 	"\rbinary_sha256\x18\x03 \x01(\tR\fbinarySha256\x12\x1f\n" +
 	"\vbinary_size\x18\x04 \x01(\x03R\n" +
@@ -991,7 +1012,8 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x03key\x18\f \x01(\v2\x13.weir.v1.ProcessKeyR\x03key\x12,\n" +
 	"\x06assign\x18\r \x01(\v2\x14.weir.v1.AssignTasksR\x06assign\x12%\n" +
 	"\x0echannel_secret\x18\x0e \x01(\tR\rchannelSecret\x12\x19\n" +
-	"\bdata_tls\x18\x0f \x01(\bR\adataTlsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\bdata_tls\x18\x0f \x01(\bR\adataTls\x12,\n" +
+	"\x12memory_limit_bytes\x18\x10 \x01(\x03R\x10memoryLimitBytesJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
 	"J\x04\b\n" +
 	"\x10\vJ\x04\b\v\x10\f\"/\n" +
 	"\x15DownloadBinaryRequest\x12\x16\n" +

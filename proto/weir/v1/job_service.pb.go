@@ -745,8 +745,13 @@ type JobSpec struct {
 	// Start even though the savepoint holds state no operator of the job
 	// restores (weir run --allow-non-restored-state); that state is dropped.
 	AllowNonRestoredState bool `protobuf:"varint,10,opt,name=allow_non_restored_state,json=allowNonRestoredState,proto3" json:"allow_non_restored_state,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Memory limit of each of the job's processes in bytes (weir run
+	// --memory); 0: none. A process exceeding it fails with "memory limit
+	// exceeded". Enforced on workers with a writable cgroup v2; elsewhere
+	// JobStatus.limit_warning says it is not.
+	MemoryLimitBytes int64 `protobuf:"varint,11,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -847,6 +852,13 @@ func (x *JobSpec) GetAllowNonRestoredState() bool {
 		return x.AllowNonRestoredState
 	}
 	return false
+}
+
+func (x *JobSpec) GetMemoryLimitBytes() int64 {
+	if x != nil {
+		return x.MemoryLimitBytes
+	}
+	return 0
 }
 
 type CheckpointPolicy struct {
@@ -1276,8 +1288,11 @@ type JobStatus struct {
 	// Set while checkpointing is on and its recent checkpoints failed: how
 	// many and why. A job in this state has nothing recent to restore.
 	CheckpointWarning string `protobuf:"bytes,14,opt,name=checkpoint_warning,json=checkpointWarning,proto3" json:"checkpoint_warning,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set while the job's memory limit is not enforced on a worker running
+	// it, saying which and why.
+	LimitWarning  string `protobuf:"bytes,15,opt,name=limit_warning,json=limitWarning,proto3" json:"limit_warning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobStatus) Reset() {
@@ -1404,6 +1419,13 @@ func (x *JobStatus) GetRegionAttempts() []int64 {
 func (x *JobStatus) GetCheckpointWarning() string {
 	if x != nil {
 		return x.CheckpointWarning
+	}
+	return ""
+}
+
+func (x *JobStatus) GetLimitWarning() string {
+	if x != nil {
+		return x.LimitWarning
 	}
 	return ""
 }
@@ -2169,6 +2191,104 @@ func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
 	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
 }
 
+type DeleteJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Delete the job's savepoints too; they are kept by default.
+	WithSavepoints bool `protobuf:"varint,2,opt,name=with_savepoints,json=withSavepoints,proto3" json:"with_savepoints,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteJobRequest) Reset() {
+	*x = DeleteJobRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteJobRequest) ProtoMessage() {}
+
+func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
+func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DeleteJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DeleteJobRequest) GetWithSavepoints() bool {
+	if x != nil {
+		return x.WithSavepoints
+	}
+	return false
+}
+
+type DeleteJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Objects removed from the store.
+	DeletedObjects int64 `protobuf:"varint,1,opt,name=deleted_objects,json=deletedObjects,proto3" json:"deleted_objects,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteJobResponse) Reset() {
+	*x = DeleteJobResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteJobResponse) ProtoMessage() {}
+
+func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
+func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeleteJobResponse) GetDeletedObjects() int64 {
+	if x != nil {
+		return x.DeletedObjects
+	}
+	return 0
+}
+
 var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
@@ -2207,7 +2327,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x16\n" +
 	"\x06jitter\x18\a \x01(\x01R\x06jitter\x12,\n" +
 	"\x12reset_threshold_ms\x18\b \x01(\x03R\x10resetThresholdMs\x12.\n" +
-	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\x91\x03\n" +
+	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\xbf\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rbinary_sha256\x18\x02 \x01(\tR\fbinarySha256\x12\x1f\n" +
@@ -2220,7 +2340,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vcheckpoints\x18\b \x01(\v2\x19.weir.v1.CheckpointPolicyR\vcheckpoints\x12%\n" +
 	"\x0efrom_savepoint\x18\t \x01(\tR\rfromSavepoint\x127\n" +
 	"\x18allow_non_restored_state\x18\n" +
-	" \x01(\bR\x15allowNonRestoredState\"\xe7\x01\n" +
+	" \x01(\bR\x15allowNonRestoredState\x12,\n" +
+	"\x12memory_limit_bytes\x18\v \x01(\x03R\x10memoryLimitBytes\"\xe7\x01\n" +
 	"\x10CheckpointPolicy\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
@@ -2248,7 +2369,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12(\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x16\n" +
 	"\x06region\x18\a \x01(\x05R\x06region\x12\x18\n" +
-	"\aattempt\x18\b \x01(\x03R\aattempt\"\xde\x03\n" +
+	"\aattempt\x18\b \x01(\x03R\aattempt\"\x83\x04\n" +
 	"\tJobStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -2264,7 +2385,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x04spec\x18\v \x01(\v2\x10.weir.v1.JobSpecR\x04spec\x12'\n" +
 	"\x0fattempt_workers\x18\f \x03(\tR\x0eattemptWorkers\x12'\n" +
 	"\x0fregion_attempts\x18\r \x03(\x03R\x0eregionAttempts\x12-\n" +
-	"\x12checkpoint_warning\x18\x0e \x01(\tR\x11checkpointWarning\")\n" +
+	"\x12checkpoint_warning\x18\x0e \x01(\tR\x11checkpointWarning\x12#\n" +
+	"\rlimit_warning\x18\x0f \x01(\tR\flimitWarning\")\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +
@@ -2304,7 +2426,12 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\x12.weir.v1.TokenInfoR\x06tokens\"(\n" +
 	"\x12RevokeTokenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13RevokeTokenResponse*\xe5\x01\n" +
+	"\x13RevokeTokenResponse\"R\n" +
+	"\x10DeleteJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
+	"\x0fwith_savepoints\x18\x02 \x01(\bR\x0ewithSavepoints\"<\n" +
+	"\x11DeleteJobResponse\x12'\n" +
+	"\x0fdeleted_objects\x18\x01 \x01(\x03R\x0edeletedObjects*\xe5\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x17\n" +
@@ -2327,7 +2454,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xea\a\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xae\b\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -2344,7 +2471,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vCreateToken\x12\x1b.weir.v1.CreateTokenRequest\x1a\x1c.weir.v1.CreateTokenResponse\x12E\n" +
 	"\n" +
 	"ListTokens\x12\x1a.weir.v1.ListTokensRequest\x1a\x1b.weir.v1.ListTokensResponse\x12H\n" +
-	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponse\x12?\n" +
+	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponse\x12B\n" +
+	"\tDeleteJob\x12\x19.weir.v1.DeleteJobRequest\x1a\x1a.weir.v1.DeleteJobResponse\x12?\n" +
 	"\bPurgeJob\x12\x18.weir.v1.PurgeJobRequest\x1a\x19.weir.v1.PurgeJobResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
@@ -2360,7 +2488,7 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
@@ -2398,15 +2526,17 @@ var file_weir_v1_job_service_proto_goTypes = []any{
 	(*ListTokensResponse)(nil),       // 33: weir.v1.ListTokensResponse
 	(*RevokeTokenRequest)(nil),       // 34: weir.v1.RevokeTokenRequest
 	(*RevokeTokenResponse)(nil),      // 35: weir.v1.RevokeTokenResponse
-	(*JobGraph)(nil),                 // 36: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 37: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 38: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 39: weir.v1.TapRecord
+	(*DeleteJobRequest)(nil),         // 36: weir.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),        // 37: weir.v1.DeleteJobResponse
+	(*JobGraph)(nil),                 // 38: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 39: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 40: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 41: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
 	7,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
 	1,  // 1: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	36, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	38, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
 	10, // 3: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
 	12, // 4: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
 	11, // 5: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
@@ -2417,7 +2547,7 @@ var file_weir_v1_job_service_proto_depIdxs = []int32{
 	11, // 10: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
 	0,  // 11: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
 	23, // 12: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	37, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	39, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
 	32, // 14: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
 	5,  // 15: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
 	8,  // 16: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
@@ -2428,27 +2558,29 @@ var file_weir_v1_job_service_proto_depIdxs = []int32{
 	22, // 21: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
 	25, // 22: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
 	27, // 23: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	38, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	40, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
 	29, // 25: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
 	31, // 26: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
 	34, // 27: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
-	3,  // 28: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
-	6,  // 29: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	9,  // 30: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	14, // 31: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	16, // 32: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	19, // 33: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	21, // 34: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	24, // 35: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	26, // 36: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	28, // 37: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	39, // 38: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	30, // 39: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
-	33, // 40: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
-	35, // 41: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
-	4,  // 42: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
-	29, // [29:43] is the sub-list for method output_type
-	15, // [15:29] is the sub-list for method input_type
+	36, // 28: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
+	3,  // 29: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
+	6,  // 30: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	9,  // 31: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	14, // 32: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	16, // 33: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	19, // 34: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	21, // 35: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	24, // 36: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	26, // 37: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	28, // 38: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	41, // 39: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	30, // 40: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	33, // 41: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	35, // 42: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	37, // 43: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
+	4,  // 44: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
+	30, // [30:45] is the sub-list for method output_type
+	15, // [15:30] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -2472,7 +2604,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	JobService_CreateToken_FullMethodName      = "/weir.v1.JobService/CreateToken"
 	JobService_ListTokens_FullMethodName       = "/weir.v1.JobService/ListTokens"
 	JobService_RevokeToken_FullMethodName      = "/weir.v1.JobService/RevokeToken"
+	JobService_DeleteJob_FullMethodName        = "/weir.v1.JobService/DeleteJob"
 	JobService_PurgeJob_FullMethodName         = "/weir.v1.JobService/PurgeJob"
 )
 
@@ -68,6 +69,10 @@ type JobServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// RevokeToken deletes a name's token; it stops working within 5 s.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// DeleteJob forgets a FINISHED, FAILED or CANCELED job: its record, its
+	// checkpoints and (with_savepoints) its savepoints. A job in any other
+	// state is refused with FAILED_PRECONDITION.
+	DeleteJob(ctx context.Context, in *DeleteJobRequest, opts ...grpc.CallOption) (*DeleteJobResponse, error)
 	// PurgeJob crypto-shreds a finished, failed or cancelled job: its data
 	// key in etcd is replaced by a tombstone, so no copy of its checkpoints
 	// or savepoints can be read again, then its objects are deleted, best
@@ -225,6 +230,16 @@ func (c *jobServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenReque
 	return out, nil
 }
 
+func (c *jobServiceClient) DeleteJob(ctx context.Context, in *DeleteJobRequest, opts ...grpc.CallOption) (*DeleteJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteJobResponse)
+	err := c.cc.Invoke(ctx, JobService_DeleteJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *jobServiceClient) PurgeJob(ctx context.Context, in *PurgeJobRequest, opts ...grpc.CallOption) (*PurgeJobResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PurgeJobResponse)
@@ -268,6 +283,10 @@ type JobServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// RevokeToken deletes a name's token; it stops working within 5 s.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// DeleteJob forgets a FINISHED, FAILED or CANCELED job: its record, its
+	// checkpoints and (with_savepoints) its savepoints. A job in any other
+	// state is refused with FAILED_PRECONDITION.
+	DeleteJob(context.Context, *DeleteJobRequest) (*DeleteJobResponse, error)
 	// PurgeJob crypto-shreds a finished, failed or cancelled job: its data
 	// key in etcd is replaced by a tombstone, so no copy of its checkpoints
 	// or savepoints can be read again, then its objects are deleted, best
@@ -321,6 +340,9 @@ func (UnimplementedJobServiceServer) ListTokens(context.Context, *ListTokensRequ
 }
 func (UnimplementedJobServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedJobServiceServer) DeleteJob(context.Context, *DeleteJobRequest) (*DeleteJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteJob not implemented")
 }
 func (UnimplementedJobServiceServer) PurgeJob(context.Context, *PurgeJobRequest) (*PurgeJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeJob not implemented")
@@ -562,6 +584,24 @@ func _JobService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_DeleteJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).DeleteJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_DeleteJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).DeleteJob(ctx, req.(*DeleteJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _JobService_PurgeJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PurgeJobRequest)
 	if err := dec(in); err != nil {
@@ -630,6 +670,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeToken",
 			Handler:    _JobService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "DeleteJob",
+			Handler:    _JobService_DeleteJob_Handler,
 		},
 		{
 			MethodName: "PurgeJob",

@@ -1,10 +1,13 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
@@ -23,6 +26,16 @@ type StateStore struct {
 	key   []byte // encoded key of the record being processed
 	group int
 	names map[string]bool
+	// recordTS is the event time of the record being handled, when
+	// inRecord and its stream has event time (WithEventTimeTTL's clock).
+	recordTS int64
+	inRecord bool
+	// watermark is the operator's event-time watermark; nil until an
+	// operator that tracks it (one with timers) sets it.
+	watermark func() int64
+	// eventTTL says a state was declared with WithEventTimeTTL: the
+	// operator must then track its watermark.
+	eventTTL bool
 }
 
 func newStateStore(env *runtime.Env) *StateStore {
@@ -35,18 +48,56 @@ func scopeTo[K any](s *StateStore, c Codec[K], key K) {
 	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.MaxParallelism())
 }
 
+// eventNow is the operator's watermark (math.MinInt64 before the first).
+func (s *StateStore) eventNow() int64 {
+	if s.watermark == nil {
+		return math.MinInt64
+	}
+	return s.watermark()
+}
+
 // StateOption configures a declared state.
 type StateOption interface{ applyState(*stateConfig) }
 
-type stateConfig struct{ ttl time.Duration }
+type stateConfig struct {
+	ttl       time.Duration
+	eventTime bool // the TTL counts event time (WithEventTimeTTL)
+}
 
-type ttlOption time.Duration
+type ttlOption struct {
+	d         time.Duration
+	eventTime bool
+}
 
-func (t ttlOption) applyState(c *stateConfig) { c.ttl = time.Duration(t) }
+func (t ttlOption) applyState(c *stateConfig) { c.ttl, c.eventTime = t.d, t.eventTime }
 
-// WithTTL makes a state's values expire d after they were last written:
-// expired values read as absent (Flink's OnCreateAndWrite, NeverReturnExpired).
-func WithTTL(d time.Duration) StateOption { return ttlOption(d) }
+// WithTTL makes a state's values expire d of wall-clock time after they
+// were last written: expired values read as absent (Flink's
+// OnCreateAndWrite, NeverReturnExpired). The clock is the machine's, at the
+// moment of the write and of the read, whatever the records' event times:
+// a job replaying old data (a backfill, a restore after a long outage, a
+// job started at the earliest offsets) keeps values its records' times say
+// are long expired, and expires values the replayed records still need if
+// the replay takes longer than d. WithEventTimeTTL counts event time
+// instead. The expiry is stored with each value, so it survives
+// checkpoints and restores and keeps counting while the job is down. Each
+// element of a ListState and each entry of a MapState expires on its own.
+func WithTTL(d time.Duration) StateOption { return ttlOption{d: d} }
+
+// WithEventTimeTTL makes a state's values expire d of event time after
+// they were last written. A value written while handling a record expires
+// at the record's event time plus d (at the operator's watermark plus d
+// when the input has no event time, or in a timer callback), and reads as
+// absent once the operator's watermark reaches that time. So expiry follows
+// the data, not the clock: a backfill of last month's records at full speed
+// expires values exactly as the live job did, and a job whose input stalls
+// expires nothing. The watermark is the operator's own (Timers.Watermark),
+// restored with its checkpoint.
+//
+// A state declared with WithEventTimeTTL has another declared type than the
+// same state with WithTTL or no TTL: restoring one from a checkpoint of the
+// other fails the job, since their stored expiries do not mean the same.
+func WithEventTimeTTL(d time.Duration) StateOption { return ttlOption{d: d, eventTime: true} }
 
 // ErrStateDeclared is the panic value's cause when an operator declares two
 // states with one name.
@@ -58,6 +109,8 @@ type stateHandle struct {
 	s      *StateStore
 	prefix []byte // uid 0x00 name 0x00
 	ttl    time.Duration
+	// eventTime: the ttl counts the operator's event time, not the clock.
+	eventTime bool
 	buf    []byte
 	val    []byte
 }
@@ -71,12 +124,16 @@ func newHandle(s *StateStore, name, typ string, opts []StateOption) *stateHandle
 		panic(fmt.Errorf("%w: %q in operator %s", ErrStateDeclared, name, s.env.UID()))
 	}
 	s.names[name] = true
-	s.env.DeclareState(name, typ)
 	var c stateConfig
 	for _, o := range opts {
 		o.applyState(&c)
 	}
-	return &stateHandle{s: s, prefix: statePrefix(s.env.UID(), name), ttl: c.ttl}
+	if c.eventTime && c.ttl > 0 {
+		typ += " with event-time TTL"
+		s.eventTTL = true
+	}
+	s.env.DeclareState(name, typ)
+	return &stateHandle{s: s, prefix: statePrefix(s.env.UID(), name), ttl: c.ttl, eventTime: c.eventTime}
 }
 
 // stateType describes a state of kind holding V encoded with c, e.g.
@@ -104,12 +161,35 @@ func (h *stateHandle) entry(suffix []byte) []byte {
 	return h.buf
 }
 
+// now is the time expiries are compared with (unix ms): the operator's
+// watermark for an event-time TTL, the clock otherwise.
+func (h *stateHandle) now() int64 {
+	if h.eventTime {
+		return h.s.eventNow()
+	}
+	return time.Now().UnixMilli()
+}
+
+// expiry is when a value written now expires: its write time (the record's
+// event time, else the watermark, for an event-time TTL) plus the TTL,
+// saturating.
+func (h *stateHandle) expiry() int64 {
+	at := h.now()
+	if h.eventTime && h.s.inRecord {
+		at = h.s.recordTS
+	}
+	if at > math.MaxInt64-h.ttl.Milliseconds() {
+		return math.MaxInt64
+	}
+	return at + h.ttl.Milliseconds()
+}
+
 // unwrap strips a value's expiry; ok is false when it expired.
 func (h *stateHandle) unwrap(v []byte) ([]byte, bool) {
 	if h.ttl == 0 {
 		return v, true
 	}
-	if len(v) < 8 || time.Now().UnixMilli() >= int64(binary.BigEndian.Uint64(v)) {
+	if len(v) < 8 || h.now() >= int64(binary.BigEndian.Uint64(v)) {
 		return nil, false
 	}
 	return v[8:], true
@@ -131,7 +211,7 @@ func (h *stateHandle) get(suffix []byte) ([]byte, bool, error) {
 func (h *stateHandle) put(suffix []byte, val func([]byte) []byte) error {
 	h.val = h.val[:0]
 	if h.ttl > 0 {
-		h.val = binary.BigEndian.AppendUint64(h.val, uint64(time.Now().Add(h.ttl).UnixMilli()))
+		h.val = binary.BigEndian.AppendUint64(h.val, uint64(h.expiry()))
 	}
 	h.val = val(h.val)
 	return h.s.env.State().Set(h.entry(suffix), h.val)
@@ -213,10 +293,29 @@ func (v *ValueState[V]) Set(x V) error {
 func (v *ValueState[V]) Clear() error { return v.h.del(nil) }
 
 // ListState is a list of values per key.
+//
+// Each element is an entry of its own in the backend, so Add writes one
+// element (and the key's next sequence number) whatever the list's length,
+// and RemoveIf and Update write only what they change; Get, RemoveIf and
+// Update read the key's elements with a scan (which first writes the
+// hot-state cache back to Pebble, as MapState.Entries does). With a TTL,
+// each element expires on its own, d after it was added.
 type ListState[V any] struct {
-	h *stateHandle
-	c Codec[V]
+	h   *stateHandle
+	c   Codec[V]
+	enc []byte
 }
+
+// Suffixes of a list's entries after the key's: listNext holds the next
+// sequence number; an element is listElem and its 8-byte big-endian
+// sequence number, so elements scan in the order added. The entry without
+// suffix is a whole list in one value, as versions before per-element
+// entries wrote it: it reads first, RemoveIf rewrites it, Update and Clear
+// delete it.
+const (
+	listNext = 0x00
+	listElem = 0x01
+)
 
 // NewListState declares a list state on the store.
 func NewListState[V any](s *StateStore, name string, opts ...StateOption) *ListState[V] {
@@ -224,40 +323,225 @@ func NewListState[V any](s *StateStore, name string, opts ...StateOption) *ListS
 	return &ListState[V]{h: newHandle(s, name, stateType("list", c), opts), c: c}
 }
 
+// listEntry is one stored element: its suffix (nil for an element of an
+// old whole-list entry), its encoding and its value.
+type listEntry[V any] struct {
+	suffix []byte
+	enc    []byte
+	v      V
+}
+
+// entries reads the key's live elements in order.
+func (l *ListState[V]) entries() (legacy bool, es []listEntry[V], err error) {
+	err = l.h.scan(func(suffix, val []byte) error {
+		switch {
+		case len(suffix) == 0:
+			legacy = true
+			items, err := runtime.DecodeItems(val)
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				es = append(es, listEntry[V]{enc: append([]byte(nil), it...)})
+			}
+			return nil
+		case suffix[0] == listElem && len(suffix) == 9:
+			es = append(es, listEntry[V]{suffix: append([]byte(nil), suffix...), enc: append([]byte(nil), val...)})
+			return nil
+		case suffix[0] == listNext && len(suffix) == 1:
+			return nil
+		}
+		return fmt.Errorf("%w: list entry suffix %x", runtime.ErrCorruptItems, suffix)
+	})
+	if err != nil {
+		return false, nil, err
+	}
+	for i := range es {
+		if es[i].v, err = l.c.Decode(es[i].enc); err != nil {
+			return false, nil, err
+		}
+	}
+	return legacy, es, nil
+}
+
 // Get returns the key's list (nil when empty).
 func (l *ListState[V]) Get() ([]V, error) {
-	b, ok, err := l.h.get(nil)
-	if err != nil || !ok {
+	_, es, err := l.entries()
+	if err != nil || len(es) == 0 {
 		return nil, err
 	}
-	items, err := runtime.DecodeItems(b)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]V, len(items))
-	for i, it := range items {
-		if out[i], err = l.c.Decode(it); err != nil {
-			return nil, err
-		}
+	out := make([]V, len(es))
+	for i, e := range es {
+		out[i] = e.v
 	}
 	return out, nil
 }
 
-// Add appends x to the key's list.
+var listNextSuffix = []byte{listNext}
+
+// nextSeq reserves n sequence numbers for the key and returns the first.
+// The counter is written with the elements, with an expiry no earlier than
+// any of theirs, so it lives as long as the newest element it numbered.
+func (l *ListState[V]) nextSeq(n uint64) (uint64, error) {
+	st := l.h.s.env.State()
+	k := l.h.entry(listNextSuffix)
+	raw, ok, err := st.Get(k)
+	if err != nil {
+		return 0, err
+	}
+	var seq uint64
+	var oldExp uint64
+	if ok {
+		v := raw
+		if l.h.ttl > 0 {
+			if len(v) < 8 {
+				return 0, fmt.Errorf("%w: list counter", runtime.ErrCorruptItems)
+			}
+			oldExp, v = binary.BigEndian.Uint64(v), v[8:]
+		}
+		r := uvarintframe.NewReader(v)
+		seq = r.Uvarint()
+		if r.Err() != nil {
+			return 0, fmt.Errorf("%w: list counter: %w", runtime.ErrCorruptItems, r.Err())
+		}
+	}
+	var val []byte
+	if l.h.ttl > 0 {
+		val = binary.BigEndian.AppendUint64(val, uint64(max(int64(oldExp), l.h.expiry())))
+	}
+	val = uvarintframe.AppendUvarint(val, seq+n)
+	return seq, st.Set(l.h.entry(listNextSuffix), val)
+}
+
+func listSuffix(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{listElem}, seq)
+}
+
+// Add appends x to the key's list: one element and the counter are
+// written, the list is not read.
 func (l *ListState[V]) Add(x V) error {
-	old, _, err := l.h.get(nil)
+	seq, err := l.nextSeq(1)
 	if err != nil {
 		return err
 	}
-	old = append([]byte(nil), old...)
-	elem := l.c.Append(nil, x)
-	return l.h.put(nil, func(dst []byte) []byte {
-		return uvarintframe.AppendBytes(append(dst, old...), elem)
-	})
+	l.enc = l.c.Append(l.enc[:0], x)
+	return l.h.put(listSuffix(seq), func(dst []byte) []byte { return append(dst, l.enc...) })
+}
+
+// RemoveIf removes the elements of the key's list for which remove returns
+// true and reports how many it removed. Only their entries are deleted:
+// the others are neither rewritten nor renewed (their TTL keeps counting).
+func (l *ListState[V]) RemoveIf(remove func(V) bool) (int, error) {
+	legacy, es, err := l.entries()
+	if err != nil {
+		return 0, err
+	}
+	removed, legacyChanged := 0, false
+	var keepLegacy [][]byte
+	for _, e := range es {
+		gone := remove(e.v)
+		if gone {
+			removed++
+		}
+		switch {
+		case e.suffix == nil && gone:
+			legacyChanged = true
+		case e.suffix == nil:
+			keepLegacy = append(keepLegacy, e.enc)
+		case gone:
+			if err := l.h.del(e.suffix); err != nil {
+				return removed, err
+			}
+		}
+	}
+	if legacy && legacyChanged {
+		if err := l.rewriteLegacy(keepLegacy); err != nil {
+			return removed, err
+		}
+	}
+	if removed == len(es) {
+		return removed, l.h.del(listNextSuffix)
+	}
+	return removed, nil
+}
+
+// rewriteLegacy replaces the whole-list entry of an older version by the
+// elements kept, keeping its expiry.
+func (l *ListState[V]) rewriteLegacy(keep [][]byte) error {
+	st := l.h.s.env.State()
+	k := l.h.entry(nil)
+	if len(keep) == 0 {
+		return st.Delete(k)
+	}
+	raw, _, err := st.Get(k)
+	if err != nil {
+		return err
+	}
+	var val []byte
+	if l.h.ttl > 0 && len(raw) >= 8 {
+		val = append(val, raw[:8]...)
+	}
+	for _, e := range keep {
+		val = uvarintframe.AppendBytes(val, e)
+	}
+	return st.Set(l.h.entry(nil), val)
+}
+
+// Update replaces the key's list with xs (Clear when xs is empty). An
+// element equal (in its encoding) to the one already at its position is
+// left in place, so changing one element of a long list writes one entry;
+// with a TTL every element is written, each write renewing its expiry.
+func (l *ListState[V]) Update(xs []V) error {
+	if len(xs) == 0 {
+		return l.Clear()
+	}
+	legacy, es, err := l.entries()
+	if err != nil {
+		return err
+	}
+	if legacy {
+		// Old elements move to entries of their own.
+		if err := l.h.del(nil); err != nil {
+			return err
+		}
+		es = slices.DeleteFunc(es, func(e listEntry[V]) bool { return e.suffix == nil })
+	}
+	var seq uint64
+	if len(xs) > len(es) {
+		if seq, err = l.nextSeq(uint64(len(xs) - len(es))); err != nil {
+			return err
+		}
+	} else if l.h.ttl > 0 {
+		// Renew the counter with the elements it must outlive.
+		if _, err := l.nextSeq(0); err != nil {
+			return err
+		}
+	}
+	for i, x := range xs {
+		l.enc = l.c.Append(l.enc[:0], x)
+		suffix := listSuffix(seq)
+		if i < len(es) {
+			if l.h.ttl == 0 && bytes.Equal(es[i].enc, l.enc) {
+				continue
+			}
+			suffix = es[i].suffix
+		} else {
+			seq++
+		}
+		if err := l.h.put(suffix, func(dst []byte) []byte { return append(dst, l.enc...) }); err != nil {
+			return err
+		}
+	}
+	for _, e := range es[min(len(xs), len(es)):] {
+		if err := l.h.del(e.suffix); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Clear empties the key's list.
-func (l *ListState[V]) Clear() error { return l.h.del(nil) }
+func (l *ListState[V]) Clear() error { return clearEntries(l.h) }
 
 // MapState is a map per key.
 type MapState[UK comparable, UV any] struct {
@@ -313,16 +597,21 @@ func (m *MapState[UK, UV]) Entries(fn func(k UK, v UV) error) error {
 }
 
 // Clear empties the key's map.
-func (m *MapState[UK, UV]) Clear() error {
+func (m *MapState[UK, UV]) Clear() error { return clearEntries(m.h) }
+
+// clearEntries deletes every entry of the current key (a map's, a list's),
+// expired ones included.
+func clearEntries(h *stateHandle) error {
 	var doomed [][]byte
-	if err := m.h.scan(func(suffix, _ []byte) error {
-		doomed = append(doomed, append([]byte(nil), suffix...))
+	base := append([]byte(nil), h.entry(nil)...)
+	if err := h.s.env.State().Scan(base, func(k, _ []byte) error {
+		doomed = append(doomed, append([]byte(nil), k[len(base):]...))
 		return nil
 	}); err != nil {
 		return err
 	}
 	for _, s := range doomed {
-		if err := m.h.del(s); err != nil {
+		if err := h.del(s); err != nil {
 			return err
 		}
 	}
@@ -417,6 +706,18 @@ func KeyedProcess[K comparable, T, U any](k KeyedStream[K, T], open func(s *Stat
 		if err != nil {
 			return runtime.OpRun{}, err
 		}
-		return runtime.OpRun{In: keyedIn(env, store, k, process, emit)}, nil
+		var run runtime.OpRun
+		if store.eventTTL {
+			// An event-time TTL needs the operator's watermark, restored
+			// with its checkpoint: the timer service keeps both.
+			ts, err := newTimerService(env, store)
+			if err != nil {
+				return runtime.OpRun{}, err
+			}
+			store.watermark = func() int64 { return ts.wm }
+			run = timerRun(env, ts, func(TimeDomain, int64, []byte) error { return nil })
+		}
+		run.In = keyedIn(env, store, k, process, emit)
+		return run, nil
 	})
 }

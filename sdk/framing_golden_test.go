@@ -211,7 +211,7 @@ func TestStateGolden(t *testing.T) {
 	// One entry per element (0x01, sequence number), and the next
 	// sequence number (0x00).
 	for suffix, want := range map[string][]byte{
-		"\x00": {3},
+		"\x00":                                 {3},
 		"\x01\x00\x00\x00\x00\x00\x00\x00\x00": []byte("a"),
 		"\x01\x00\x00\x00\x00\x00\x00\x00\x01": []byte("bc"),
 		"\x01\x00\x00\x00\x00\x00\x00\x00\x02": []byte(long),

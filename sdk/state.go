@@ -111,8 +111,8 @@ type stateHandle struct {
 	ttl    time.Duration
 	// eventTime: the ttl counts the operator's event time, not the clock.
 	eventTime bool
-	buf    []byte
-	val    []byte
+	buf       []byte
+	val       []byte
 }
 
 // newHandle declares state name of s's operator; typ says what its entries

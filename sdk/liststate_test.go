@@ -265,7 +265,7 @@ func listModel(n int64) []string {
 // the counter, what RemoveIf deleted) at any parallelism: the job killed
 // three times commits exactly the model's output.
 func TestListStateKillRestore(t *testing.T) {
-	const n = 1500
+	const n = 3000
 	var out commitLog[string]
 	killed, err := RunKillRestore(t.Context(), t.TempDir(), 20*time.Millisecond, []int{2, 1, 3}, listJob(n, 4000, &out))
 	if err != nil {

@@ -45,7 +45,9 @@ func savepointFailure(id int64, reason string, state weirv1.JobState) error {
 	switch {
 	case strings.HasPrefix(reason, "job stopped: region "):
 		cause = "a task failed during it (" + strings.TrimPrefix(reason, "job stopped: ") + ")"
-	case strings.HasPrefix(reason, "job stopped: "):
+	case strings.HasPrefix(reason, "job stopped: ") || reason == "job not running":
+		// The attempt stopped while the savepoint was pending (or before
+		// its id was allocated): the job's state says why.
 		switch state {
 		case weirv1.JobState_JOB_STATE_RESTARTING, weirv1.JobState_JOB_STATE_FAILED:
 			cause = "a task failed during it"

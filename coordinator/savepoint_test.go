@@ -26,6 +26,8 @@ func TestSavepointFailureWords(t *testing.T) {
 			"savepoint 12 failed: the job was cancelled during it; the job is CANCELED; no savepoint was taken"},
 		{"job stopped: the attempt is stopping", weirv1.JobState_JOB_STATE_FAILED, weirv1.JobState_JOB_STATE_FAILED,
 			"savepoint 12 failed: a task failed during it; the job is FAILED; no savepoint was taken"},
+		{"job not running", weirv1.JobState_JOB_STATE_RESTARTING, weirv1.JobState_JOB_STATE_RESTARTING,
+			"savepoint 12 failed: a task failed during it; the job is RESTARTING and keeps running; no savepoint was taken"},
 		{"expired after 10m0s", weirv1.JobState_JOB_STATE_RUNNING, weirv1.JobState_JOB_STATE_RUNNING,
 			"savepoint 12 failed: expired after 10m0s; the job is RUNNING and keeps running; no savepoint was taken"},
 	} {

@@ -1,13 +1,14 @@
 package sdk
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // An event-time TTL counts the operator's watermark from the event time of
@@ -79,53 +80,16 @@ func logins(seed uint64, n, users int) []login {
 	return out
 }
 
-// replaySource replays logins one per poll, its watermark just below the
-// last login's time (the input is in order), its position checkpointed.
-type replaySource struct {
-	ls    []login
-	pos   int
-	pause time.Duration
-}
-
-func (r *replaySource) Poll(emit func(login)) (Poll, error) {
-	if r.pos == len(r.ls) {
-		return Poll{Done: true}, nil
-	}
-	emit(r.ls[r.pos])
-	r.pos++
-	return Poll{Wait: r.pause}, nil
-}
-
-func (r *replaySource) Watermark() (int64, bool) {
-	if r.pos == 0 {
-		return math.MinInt64, false
-	}
-	return r.ls[r.pos-1].TS - 1, false
-}
-
-func (r *replaySource) SnapshotSplits() ([][]byte, error) {
-	return [][]byte{binary.AppendUvarint(nil, uint64(r.pos))}, nil
-}
-
-func (r *replaySource) Close() error { return nil }
-
 // sessionStarts is a backfill job: a login starts a session unless the
 // user's previous login is less than an hour old, "seen" holding it under
-// the TTL ttl gives. Starts go to an exactly-once sink.
-func sessionStarts(ls []login, pause time.Duration, ttl StateOption, out *commitLog[string]) func(p *Pipeline) {
+// the TTL ttl gives. The logins are replayed one per poll, the watermark
+// just below the last one's time (killingSource, killed at killAt); starts
+// go to an exactly-once sink.
+func sessionStarts(ls []login, req chan<- runtime.CheckpointRequest, killAt []int, ttl StateOption, out *commitLog[string]) func(p *Pipeline) {
 	return func(p *Pipeline) {
 		p.SetMaxParallelism(16)
-		src := WithTimestamps(NewSource(p, "Replay", func(ti TaskInfo) (SourceReader[login], error) {
-			r := &replaySource{ls: ls, pause: pause}
-			if items, ok := ti.Restored(); ok && len(items) > 0 {
-				pos, n := binary.Uvarint(items[0])
-				if n <= 0 {
-					return nil, fmt.Errorf("corrupt replay position")
-				}
-				r.pos = int(pos)
-			}
-			return r, nil
-		}, WithParallelism(1), WithUID("replay")), func(l login) int64 { return l.TS })
+		loginTS := func(l login) int64 { return l.TS }
+		src := WithTimestamps(killingSourceOf(p, ls, loginTS, req, killAt), loginTS)
 		starts := KeyedProcess(KeyBy(src, func(l login) string { return l.User }),
 			func(s *StateStore) (func(string, login, func(string)) error, error) {
 				seen := NewValueState[int64](s, "seen", ttl)
@@ -175,26 +139,21 @@ func TestEventTimeTTLBackfill(t *testing.T) {
 	}
 
 	var wall commitLog[string]
-	if _, err := RunKillRestore(t.Context(), t.TempDir(), 20*time.Millisecond, nil, sessionStarts(ls, 0, WithTTL(time.Hour), &wall)); err != nil {
-		t.Fatal(err)
-	}
+	req := make(chan runtime.CheckpointRequest, 64)
+	runKilled(t, req, sessionStarts(ls, req, nil, WithTTL(time.Hour), &wall))
 	if got := wall.all(); len(got) != 12 {
 		t.Errorf("with a wall-clock TTL the backfill started %d sessions, want one per user (12): the test no longer shows the problem", len(got))
 	}
 
 	var event commitLog[string]
-	killed, err := RunKillRestore(t.Context(), t.TempDir(), 20*time.Millisecond, []int{2, 1, 2},
-		sessionStarts(ls, 500*time.Microsecond, WithEventTimeTTL(time.Hour), &event))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if killed < 3 {
-		t.Fatalf("killed %d times, want 3: the job ended too early", killed)
+	req = make(chan runtime.CheckpointRequest, 64)
+	if killed := runKilled(t, req, sessionStarts(ls, req, []int{300, 700, 1000}, WithEventTimeTTL(time.Hour), &event)); killed != 3 {
+		t.Fatalf("killed %d times, want 3", killed)
 	}
 	got := event.all()
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
-		t.Fatalf("with an event-time TTL, after %d kills: %d sessions, want %d; %s", killed, len(got), len(want), firstDiffStrings(got, want))
+		t.Fatalf("with an event-time TTL, after 3 kills: %d sessions, want %d; %s", len(got), len(want), firstDiffStrings(got, want))
 	}
 }
 

@@ -201,11 +201,15 @@ func TestListStateTTLPerElement(t *testing.T) {
 
 // listJob keeps, per key, a list edited with Add, RemoveIf and Update, and
 // emits the list after every record into an exactly-once sink. The source
-// is one paced subtask, so each key's records arrive in one order.
-func listJob(n int64, rate float64, out *commitLog[string]) func(p *Pipeline) {
+// is one subtask, so each key's records arrive in one order.
+func listJob(n int64, req chan<- runtime.CheckpointRequest, killAt []int, out *commitLog[string]) func(p *Pipeline) {
+	items := make([]int64, n)
+	for i := range items {
+		items[i] = int64(i)
+	}
 	return func(p *Pipeline) {
 		p.SetMaxParallelism(16)
-		src := Generate(p, n, func(i int64) int64 { return i }, WithRate(rate), WithParallelism(1), WithUID("src"))
+		src := killingSourceOf(p, items, nil, req, killAt)
 		lists := KeyedProcess(KeyBy(src, func(i int64) int64 { return i % 5 }),
 			func(s *StateStore) (func(key, v int64, emit func(string)) error, error) {
 				l := NewListState[int64](s, "l")
@@ -262,21 +266,18 @@ func listModel(n int64) []string {
 }
 
 // ListState edits survive checkpoints, kills and restores (the elements,
-// the counter, what RemoveIf deleted) at any parallelism: the job killed
-// three times commits exactly the model's output.
+// the counter, what RemoveIf deleted): the job killed three times
+// mid-stream commits exactly the model's output.
 func TestListStateKillRestore(t *testing.T) {
-	const n = 3000
+	const n = 2000
 	var out commitLog[string]
-	killed, err := RunKillRestore(t.Context(), t.TempDir(), 20*time.Millisecond, []int{2, 1, 3}, listJob(n, 4000, &out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if killed < 3 {
-		t.Fatalf("killed %d times, want 3: the job ended too early", killed)
+	req := make(chan runtime.CheckpointRequest, 64)
+	if killed := runKilled(t, req, listJob(n, req, []int{400, 1100, 1700}, &out)); killed != 3 {
+		t.Fatalf("killed %d times, want 3", killed)
 	}
 	got := out.all()
 	slices.Sort(got)
 	if want := listModel(n); !slices.Equal(got, want) {
-		t.Fatalf("after %d kills: %d outputs, want %d", killed, len(got), len(want))
+		t.Fatalf("after 3 kills: %d outputs, want %d", len(got), len(want))
 	}
 }

@@ -362,7 +362,7 @@ func (s *jobService) TriggerSavepoint(ctx context.Context, r *weirv1.TriggerSave
 			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
 		}
 		if j.m.State() != weirv1.JobState_JOB_STATE_RUNNING || !j.checkpointing {
-			return nil, status.Errorf(codes.FailedPrecondition, "job %s is %s: a savepoint needs every task running", r.JobId, shortState(j.m.State()))
+			return nil, status.Errorf(codes.FailedPrecondition, "a savepoint of job %s needs every task running: %s", r.JobId, jobNow(j.m.State()))
 		}
 		acts, err := j.checkpoints.RequestSavepoint(time.Now())
 		if err != nil {

@@ -208,10 +208,10 @@ func TestStateGolden(t *testing.T) {
 	l.Add("a")
 	l.Add("bc")
 	l.Add(long)
-	// One entry per element (0x01, sequence number), and the next
-	// sequence number (0x00).
+	// One entry per element (0x01, its number), and the range of numbers
+	// in use with the old-entry flag (0x00: first, next, legacy).
 	for suffix, want := range map[string][]byte{
-		"\x00":                                 {3},
+		"\x00":                                 {0, 3, 0},
 		"\x01\x00\x00\x00\x00\x00\x00\x00\x00": []byte("a"),
 		"\x01\x00\x00\x00\x00\x00\x00\x00\x01": []byte("bc"),
 		"\x01\x00\x00\x00\x00\x00\x00\x00\x02": []byte(long),

@@ -15,10 +15,20 @@ import (
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
-// countingBackend counts the writes that reach a backend.
+// countingBackend counts the calls that reach a backend.
 type countingBackend struct {
 	state.Backend
-	sets, deletes, setBytes int
+	gets, scans, sets, deletes, setBytes int
+}
+
+func (c *countingBackend) Get(k []byte) ([]byte, bool, error) {
+	c.gets++
+	return c.Backend.Get(k)
+}
+
+func (c *countingBackend) Scan(prefix []byte, fn func(k, v []byte) error) error {
+	c.scans++
+	return c.Backend.Scan(prefix, fn)
 }
 
 func (c *countingBackend) Set(k, v []byte) error {
@@ -73,8 +83,32 @@ func TestListStateWritesOnlyWhatChanges(t *testing.T) {
 	if err := l.Update(want[:10]); err != nil {
 		t.Fatal(err)
 	}
-	if b.sets != 0 || b.deletes != len(want)-10 {
-		t.Fatalf("truncating by Update made %d writes and %d deletes, want 0 and %d", b.sets, b.deletes, len(want)-10)
+	if b.sets != 1 || b.deletes != len(want)-10 {
+		t.Fatalf("truncating by Update made %d writes and %d deletes, want 1 (the range) and %d", b.sets, b.deletes, len(want)-10)
+	}
+	if b.scans != 0 {
+		t.Fatalf("list operations scanned the backend %d times: they read point by point", b.scans)
+	}
+
+	// Removing most elements leaves gaps in the numbering; the rest is
+	// renumbered, so a read costs in proportion to what is left.
+	var long []int64
+	for i := range int64(1000) {
+		long = append(long, i)
+	}
+	if err := l.Update(long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.RemoveIf(func(v int64) bool { return v%100 != 0 }); err != nil {
+		t.Fatal(err)
+	}
+	b.gets = 0
+	got, err := l.Get()
+	if err != nil || !slices.Equal(got, []int64{0, 100, 200, 300, 400, 500, 600, 700, 800, 900}) {
+		t.Fatalf("after removing all but every 100th: %v, %v", got, err)
+	}
+	if b.gets > 2*10+16+2 {
+		t.Fatalf("reading a list of 10 took %d point reads", b.gets)
 	}
 }
 
@@ -280,4 +314,80 @@ func TestListStateKillRestore(t *testing.T) {
 	if want := listModel(n); !slices.Equal(got, want) {
 		t.Fatalf("after 3 kills: %d outputs, want %d", len(got), len(want))
 	}
+}
+
+// ttlElem is an element of the TTL model: its value and expiry.
+type ttlElem struct {
+	v   int
+	exp int64
+}
+
+// With an event-time TTL, list state behaves as the model of elements that
+// each expire at their write time plus the TTL, over random operations,
+// watermarks and record times, whatever the cache does: expired elements
+// leave gaps the reads skip, RemoveIf keeps the others' expiry, Update
+// renews all.
+func TestListStateEventTTLProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		db, err := pebblestate.Open(pebblestate.Options{Dir: t.TempDir(), CacheBytes: int64(rapid.IntRange(-1, 2048).Draw(rt, "cache"))})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer db.Close()
+		s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: db, UID: "op"}))
+		wm := int64(1000)
+		s.watermark = func() int64 { return wm }
+		const ttl = 100
+		l := NewListState[int](s, "l", WithEventTimeTTL(ttl*time.Millisecond))
+		model := map[string][]ttlElem{}
+		live := func(k string) []int {
+			var out []int
+			for _, e := range model[k] {
+				if wm < e.exp {
+					out = append(out, e.v)
+				}
+			}
+			return out
+		}
+		keys := []string{"a", "b"}
+		for range rapid.IntRange(1, 150).Draw(rt, "ops") {
+			k := rapid.SampledFrom(keys).Draw(rt, "key")
+			on(s, k)
+			s.recordTS, s.inRecord = wm+rapid.Int64Range(-50, 50).Draw(rt, "ts"), true
+			write := s.recordTS + ttl
+			var err error
+			switch op := rapid.SampledFrom([]string{"add", "add", "add", "remove", "update", "clear", "get", "advance"}).Draw(rt, "op"); op {
+			case "add":
+				v := rapid.IntRange(0, 20).Draw(rt, "v")
+				err = l.Add(v)
+				model[k] = append(model[k], ttlElem{v, write})
+			case "remove":
+				m := rapid.IntRange(0, 2).Draw(rt, "mod")
+				_, err = l.RemoveIf(func(x int) bool { return x%3 == m })
+				model[k] = slices.DeleteFunc(model[k], func(e ttlElem) bool { return e.v%3 == m || wm >= e.exp })
+			case "update":
+				vs := rapid.SliceOfN(rapid.IntRange(0, 20), 0, 6).Draw(rt, "vs")
+				err = l.Update(vs)
+				model[k] = nil
+				for _, v := range vs {
+					model[k] = append(model[k], ttlElem{v, write})
+				}
+			case "clear":
+				err = l.Clear()
+				model[k] = nil
+			case "get":
+				checkList(rt, l, k, live(k))
+			case "advance":
+				wm += rapid.Int64Range(0, 60).Draw(rt, "advance")
+			}
+			s.inRecord = false
+			if err != nil {
+				rt.Fatalf("%v", err)
+			}
+		}
+		for _, k := range keys {
+			on(s, k)
+			checkList(rt, l, k, live(k))
+		}
+	})
 }

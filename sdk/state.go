@@ -294,26 +294,28 @@ func (v *ValueState[V]) Clear() error { return v.h.del(nil) }
 
 // ListState is a list of values per key.
 //
-// Each element is an entry of its own in the backend, so Add writes one
-// element (and the key's next sequence number) whatever the list's length,
-// and RemoveIf and Update write only what they change; Get, RemoveIf and
-// Update read the key's elements with a scan (which first writes the
-// hot-state cache back to Pebble, as MapState.Entries does). With a TTL,
-// each element expires on its own, d after it was added.
+// Each element is an entry of its own in the backend, numbered in the
+// order added, and a small entry per key holds the range of numbers in
+// use. So Add writes one element (and the range) whatever the list's
+// length, RemoveIf deletes only what it removes and Update writes only the
+// elements that changed; Get reads the elements one by one (point reads,
+// which the hot-state cache serves), never the whole list as one value.
+// With a TTL, each element expires on its own, d after it was added.
 type ListState[V any] struct {
 	h   *stateHandle
 	c   Codec[V]
 	enc []byte
+	sfx [9]byte
 }
 
-// Suffixes of a list's entries after the key's: listNext holds the next
-// sequence number; an element is listElem and its 8-byte big-endian
-// sequence number, so elements scan in the order added. The entry without
-// suffix is a whole list in one value, as versions before per-element
-// entries wrote it: it reads first, RemoveIf rewrites it, Update and Clear
-// delete it.
+// Suffixes of a list's entries after the key's: listMeta holds the range
+// of element numbers [first, next) and whether an old whole-list entry may
+// exist; an element is listElem and its 8-byte big-endian number. The
+// entry without suffix is a whole list in one value, as versions before
+// per-element entries wrote it: it reads first, RemoveIf rewrites it,
+// Update and Clear delete it.
 const (
-	listNext = 0x00
+	listMeta = 0x00
 	listElem = 0x01
 )
 
@@ -323,50 +325,165 @@ func NewListState[V any](s *StateStore, name string, opts ...StateOption) *ListS
 	return &ListState[V]{h: newHandle(s, name, stateType("list", c), opts), c: c}
 }
 
-// listEntry is one stored element: its suffix (nil for an element of an
-// old whole-list entry), its encoding and its value.
+// listRange is a key's list entry: element numbers [first, next) may be in
+// use, legacy says an old whole-list entry may exist; exp is the entry's
+// expiry (with a TTL). ok is false when the key has none.
+type listRange struct {
+	first, next uint64
+	legacy      bool
+	exp         int64
+	ok          bool
+}
+
+// listEntry is one stored element: its number (legacy: in the old
+// whole-list entry), what is stored (with its expiry) and its encoding.
 type listEntry[V any] struct {
-	suffix []byte
+	seq    uint64
+	legacy bool
+	raw    []byte
 	enc    []byte
 	v      V
 }
 
-// entries reads the key's live elements in order.
-func (l *ListState[V]) entries() (legacy bool, es []listEntry[V], err error) {
-	err = l.h.scan(func(suffix, val []byte) error {
-		switch {
-		case len(suffix) == 0:
-			legacy = true
-			items, err := runtime.DecodeItems(val)
-			if err != nil {
-				return err
-			}
-			for _, it := range items {
-				es = append(es, listEntry[V]{enc: append([]byte(nil), it...)})
-			}
-			return nil
-		case suffix[0] == listElem && len(suffix) == 9:
-			es = append(es, listEntry[V]{suffix: append([]byte(nil), suffix...), enc: append([]byte(nil), val...)})
-			return nil
-		case suffix[0] == listNext && len(suffix) == 1:
+var listMetaSuffix = []byte{listMeta}
+
+func (l *ListState[V]) elemSuffix(seq uint64) []byte {
+	l.sfx[0] = listElem
+	binary.BigEndian.PutUint64(l.sfx[1:], seq)
+	return l.sfx[:]
+}
+
+// readRange reads the key's range. A key without one may still have a
+// list written whole by an older version.
+func (l *ListState[V]) readRange() (listRange, error) {
+	st := l.h.s.env.State()
+	raw, ok, err := st.Get(l.h.entry(listMetaSuffix))
+	if err != nil {
+		return listRange{}, err
+	}
+	var r listRange
+	if ok && l.h.ttl > 0 {
+		if len(raw) < 8 {
+			return listRange{}, fmt.Errorf("%w: list range", runtime.ErrCorruptItems)
+		}
+		r.exp, raw = int64(binary.BigEndian.Uint64(raw)), raw[8:]
+		// Every element expires no later than the range: all are gone.
+		ok = l.h.now() < r.exp
+	}
+	if !ok {
+		_, legacy, err := l.h.get(nil)
+		return listRange{legacy: legacy}, err
+	}
+	rd := uvarintframe.NewReader(raw)
+	r.first, r.next = rd.Uvarint(), rd.Uvarint()
+	r.legacy = rd.Uvarint() == 1
+	if err := rd.Done(); err != nil || r.first > r.next {
+		return listRange{}, fmt.Errorf("%w: list range", runtime.ErrCorruptItems)
+	}
+	r.ok = true
+	return r, nil
+}
+
+// writeRange stores r if it changed from old, or to renew its expiry (an
+// element was written: the range must outlive it); a key with no element
+// left loses it.
+func (l *ListState[V]) writeRange(old, r listRange, renew bool) error {
+	st := l.h.s.env.State()
+	if r.first == r.next && !r.legacy {
+		if !old.ok {
 			return nil
 		}
-		return fmt.Errorf("%w: list entry suffix %x", runtime.ErrCorruptItems, suffix)
-	})
+		return st.Delete(l.h.entry(listMetaSuffix))
+	}
+	renew = renew && l.h.ttl > 0
+	if old.ok && !renew && old.first == r.first && old.next == r.next && old.legacy == r.legacy {
+		return nil
+	}
+	var val []byte
+	if l.h.ttl > 0 {
+		exp := r.exp
+		if renew || !old.ok {
+			exp = max(exp, l.h.expiry())
+		}
+		val = binary.BigEndian.AppendUint64(val, uint64(exp))
+	}
+	legacy := uint64(0)
+	if r.legacy {
+		legacy = 1
+	}
+	val = uvarintframe.AppendUvarints(val, r.first, r.next, legacy)
+	return st.Set(l.h.entry(listMetaSuffix), val)
+}
+
+// entries reads the key's range and live elements in order. Numbers at the
+// front of the range whose elements are gone (expired) are dropped from it.
+func (l *ListState[V]) entries() (listRange, []listEntry[V], error) {
+	r, err := l.readRange()
 	if err != nil {
-		return false, nil, err
+		return r, nil, err
+	}
+	var es []listEntry[V]
+	if r.legacy {
+		b, ok, err := l.h.get(nil)
+		if err != nil {
+			return r, nil, err
+		}
+		if ok {
+			items, err := runtime.DecodeItems(b)
+			if err != nil {
+				return r, nil, err
+			}
+			for _, it := range items {
+				es = append(es, listEntry[V]{legacy: true, enc: append([]byte(nil), it...)})
+			}
+		}
+	}
+	st := l.h.s.env.State()
+	for seq := r.first; seq < r.next; seq++ {
+		k := l.h.entry(l.elemSuffix(seq))
+		raw, ok, err := st.Get(k)
+		if err != nil {
+			return r, nil, err
+		}
+		if !ok {
+			continue
+		}
+		v, live := l.h.unwrap(raw)
+		if !live {
+			if err := st.Delete(k); err != nil {
+				return r, nil, err
+			}
+			continue
+		}
+		raw = append([]byte(nil), raw...)
+		es = append(es, listEntry[V]{seq: seq, raw: raw, enc: raw[len(raw)-len(v):]})
 	}
 	for i := range es {
 		if es[i].v, err = l.c.Decode(es[i].enc); err != nil {
-			return false, nil, err
+			return r, nil, err
 		}
 	}
-	return legacy, es, nil
+	return r, es, nil
+}
+
+// trimmed is r without the numbers before its first live element of es.
+func trimmed[V any](r listRange, es []listEntry[V]) listRange {
+	r.first = r.next
+	for _, e := range es {
+		if !e.legacy {
+			r.first = e.seq
+			break
+		}
+	}
+	return r
 }
 
 // Get returns the key's list (nil when empty).
 func (l *ListState[V]) Get() ([]V, error) {
-	_, es, err := l.entries()
+	r, es, err := l.entries()
+	if err == nil && r.ok {
+		err = l.writeRange(r, trimmed(r, es), false)
+	}
 	if err != nil || len(es) == 0 {
 		return nil, err
 	}
@@ -377,92 +494,83 @@ func (l *ListState[V]) Get() ([]V, error) {
 	return out, nil
 }
 
-var listNextSuffix = []byte{listNext}
-
-// nextSeq reserves n sequence numbers for the key and returns the first.
-// The counter is written with the elements, with an expiry no earlier than
-// any of theirs, so it lives as long as the newest element it numbered.
-func (l *ListState[V]) nextSeq(n uint64) (uint64, error) {
-	st := l.h.s.env.State()
-	k := l.h.entry(listNextSuffix)
-	raw, ok, err := st.Get(k)
-	if err != nil {
-		return 0, err
-	}
-	var seq uint64
-	var oldExp uint64
-	if ok {
-		v := raw
-		if l.h.ttl > 0 {
-			if len(v) < 8 {
-				return 0, fmt.Errorf("%w: list counter", runtime.ErrCorruptItems)
-			}
-			oldExp, v = binary.BigEndian.Uint64(v), v[8:]
-		}
-		r := uvarintframe.NewReader(v)
-		seq = r.Uvarint()
-		if r.Err() != nil {
-			return 0, fmt.Errorf("%w: list counter: %w", runtime.ErrCorruptItems, r.Err())
-		}
-	}
-	var val []byte
-	if l.h.ttl > 0 {
-		val = binary.BigEndian.AppendUint64(val, uint64(max(int64(oldExp), l.h.expiry())))
-	}
-	val = uvarintframe.AppendUvarint(val, seq+n)
-	return seq, st.Set(l.h.entry(listNextSuffix), val)
-}
-
-func listSuffix(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{listElem}, seq)
-}
-
-// Add appends x to the key's list: one element and the counter are
+// Add appends x to the key's list: one element and the key's range are
 // written, the list is not read.
 func (l *ListState[V]) Add(x V) error {
-	seq, err := l.nextSeq(1)
+	r, err := l.readRange()
 	if err != nil {
 		return err
 	}
 	l.enc = l.c.Append(l.enc[:0], x)
-	return l.h.put(listSuffix(seq), func(dst []byte) []byte { return append(dst, l.enc...) })
+	if err := l.h.put(l.elemSuffix(r.next), func(dst []byte) []byte { return append(dst, l.enc...) }); err != nil {
+		return err
+	}
+	nr := r
+	nr.next++
+	return l.writeRange(r, nr, true)
 }
 
 // RemoveIf removes the elements of the key's list for which remove returns
 // true and reports how many it removed. Only their entries are deleted:
-// the others are neither rewritten nor renewed (their TTL keeps counting).
+// the others are neither rewritten nor renewed (their TTL keeps counting),
+// except that when removed elements leave more gaps in the numbering than
+// there are elements, the rest are renumbered (their expiry kept), so that
+// reading a list costs in proportion to its length.
 func (l *ListState[V]) RemoveIf(remove func(V) bool) (int, error) {
-	legacy, es, err := l.entries()
+	r, es, err := l.entries()
 	if err != nil {
 		return 0, err
 	}
 	removed, legacyChanged := 0, false
 	var keepLegacy [][]byte
+	kept := es[:0]
 	for _, e := range es {
 		gone := remove(e.v)
-		if gone {
-			removed++
-		}
 		switch {
-		case e.suffix == nil && gone:
-			legacyChanged = true
-		case e.suffix == nil:
-			keepLegacy = append(keepLegacy, e.enc)
 		case gone:
-			if err := l.h.del(e.suffix); err != nil {
+			removed++
+			if e.legacy {
+				legacyChanged = true
+			} else if err := l.h.del(l.elemSuffix(e.seq)); err != nil {
 				return removed, err
 			}
+		case e.legacy:
+			keepLegacy = append(keepLegacy, e.enc)
+		default:
+			kept = append(kept, e)
 		}
 	}
-	if legacy && legacyChanged {
+	nr := trimmed(r, kept)
+	if legacyChanged {
 		if err := l.rewriteLegacy(keepLegacy); err != nil {
 			return removed, err
 		}
+		nr.legacy = len(keepLegacy) > 0
 	}
-	if removed == len(es) {
-		return removed, l.h.del(listNextSuffix)
+	if len(kept) > 0 && nr.next-nr.first > 2*uint64(len(kept))+16 {
+		// Renumber from first: each element moves at most once per
+		// doubling of the gaps.
+		st := l.h.s.env.State()
+		for i, e := range kept {
+			seq := nr.first + uint64(i)
+			if seq == e.seq {
+				continue
+			}
+			if err := st.Set(l.h.entry(l.elemSuffix(seq)), e.raw); err != nil {
+				return removed, err
+			}
+			if err := st.Delete(l.h.entry(l.elemSuffix(e.seq))); err != nil {
+				return removed, err
+			}
+		}
+		nr.next = nr.first + uint64(len(kept))
+	} else if len(kept) > 0 {
+		nr.next = kept[len(kept)-1].seq + 1
 	}
-	return removed, nil
+	if !r.ok {
+		return removed, nil // only an old whole-list entry, rewritten above
+	}
+	return removed, l.writeRange(r, nr, false)
 }
 
 // rewriteLegacy replaces the whole-list entry of an older version by the
@@ -495,53 +603,72 @@ func (l *ListState[V]) Update(xs []V) error {
 	if len(xs) == 0 {
 		return l.Clear()
 	}
-	legacy, es, err := l.entries()
+	r, es, err := l.entries()
 	if err != nil {
 		return err
 	}
-	if legacy {
-		// Old elements move to entries of their own.
+	nr := r
+	if r.legacy {
+		// The old elements move to entries of their own.
 		if err := l.h.del(nil); err != nil {
 			return err
 		}
-		es = slices.DeleteFunc(es, func(e listEntry[V]) bool { return e.suffix == nil })
-	}
-	var seq uint64
-	if len(xs) > len(es) {
-		if seq, err = l.nextSeq(uint64(len(xs) - len(es))); err != nil {
-			return err
-		}
-	} else if l.h.ttl > 0 {
-		// Renew the counter with the elements it must outlive.
-		if _, err := l.nextSeq(0); err != nil {
-			return err
-		}
+		es = slices.DeleteFunc(es, func(e listEntry[V]) bool { return e.legacy })
+		nr.legacy = false
 	}
 	for i, x := range xs {
 		l.enc = l.c.Append(l.enc[:0], x)
-		suffix := listSuffix(seq)
+		seq := nr.next
 		if i < len(es) {
 			if l.h.ttl == 0 && bytes.Equal(es[i].enc, l.enc) {
 				continue
 			}
-			suffix = es[i].suffix
+			seq = es[i].seq
 		} else {
-			seq++
+			nr.next++
 		}
-		if err := l.h.put(suffix, func(dst []byte) []byte { return append(dst, l.enc...) }); err != nil {
+		if err := l.h.put(l.elemSuffix(seq), func(dst []byte) []byte { return append(dst, l.enc...) }); err != nil {
 			return err
 		}
 	}
 	for _, e := range es[min(len(xs), len(es)):] {
-		if err := l.h.del(e.suffix); err != nil {
+		if err := l.h.del(l.elemSuffix(e.seq)); err != nil {
 			return err
 		}
 	}
-	return nil
+	if len(xs) < len(es) {
+		nr.next = es[len(xs)-1].seq + 1
+	}
+	nr = trimmed(nr, es[:min(len(xs), len(es))])
+	if len(es) == 0 {
+		nr.first = r.next
+	}
+	return l.writeRange(r, nr, true)
 }
 
 // Clear empties the key's list.
-func (l *ListState[V]) Clear() error { return clearEntries(l.h) }
+func (l *ListState[V]) Clear() error {
+	r, es, err := l.entries()
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if !e.legacy {
+			if err := l.h.del(l.elemSuffix(e.seq)); err != nil {
+				return err
+			}
+		}
+	}
+	if r.legacy {
+		if err := l.h.del(nil); err != nil {
+			return err
+		}
+	}
+	if r.ok {
+		return l.h.del(listMetaSuffix)
+	}
+	return nil
+}
 
 // MapState is a map per key.
 type MapState[UK comparable, UV any] struct {

@@ -646,17 +646,16 @@ func (l *ListState[V]) Update(xs []V) error {
 	return l.writeRange(r, nr, true)
 }
 
-// Clear empties the key's list.
+// Clear empties the key's list: it deletes every number of the range
+// without reading the elements.
 func (l *ListState[V]) Clear() error {
-	r, es, err := l.entries()
+	r, err := l.readRange()
 	if err != nil {
 		return err
 	}
-	for _, e := range es {
-		if !e.legacy {
-			if err := l.h.del(l.elemSuffix(e.seq)); err != nil {
-				return err
-			}
+	for seq := r.first; seq < r.next; seq++ {
+		if err := l.h.del(l.elemSuffix(seq)); err != nil {
+			return err
 		}
 	}
 	if r.legacy {

@@ -19,7 +19,8 @@ import (
 // codec of the first stream, and its event time when every input has one
 // (the first input's function reads it; the inputs must agree on it).
 //
-// Union is stateless and runs at the pipeline's parallelism; an input of
+// Union of no stream panics: there is no pipeline to add it to. Union is
+// stateless and runs at the pipeline's parallelism; an input of
 // another parallelism is rebalanced into it, one of the same parallelism
 // is forwarded (Rebalance or Broadcast on an input apply to its link).
 func Union[T any](streams ...Stream[T]) Stream[T] {

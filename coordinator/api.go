@@ -403,7 +403,7 @@ func (s *jobService) TriggerSavepoint(ctx context.Context, r *weirv1.TriggerSave
 			return nil, status.Errorf(codes.NotFound, "no job %s", r.JobId)
 		}
 		if j.m.State() != weirv1.JobState_JOB_STATE_RUNNING || !j.checkpointing {
-			return nil, status.Errorf(codes.FailedPrecondition, "job %s is %s: a savepoint needs every task running", r.JobId, shortState(j.m.State()))
+			return nil, status.Errorf(codes.FailedPrecondition, "a savepoint of job %s needs every task running: %s", r.JobId, jobNow(j.m.State()))
 		}
 		acts, err := j.checkpoints.RequestSavepoint(time.Now())
 		if err != nil {
@@ -420,7 +420,15 @@ func (s *jobService) TriggerSavepoint(ctx context.Context, r *weirv1.TriggerSave
 	select {
 	case res := <-wait:
 		if res.err != nil {
-			return nil, status.Error(codes.Aborted, res.err.Error())
+			// What the job does now, as the caller hears of the failure:
+			// a savepoint that failed with a task keeps the job running.
+			state, _ := call(ctx, st, func() (weirv1.JobState, error) {
+				if j := st.jobs[r.JobId]; j != nil {
+					return j.m.State(), nil
+				}
+				return weirv1.JobState_JOB_STATE_UNSPECIFIED, nil
+			})
+			return nil, status.Error(codes.Aborted, failedSavepoint(res.err, state))
 		}
 		if r.Stop {
 			call(ctx, st, func() (struct{}, error) {
@@ -434,6 +442,23 @@ func (s *jobService) TriggerSavepoint(ctx context.Context, r *weirv1.TriggerSave
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
+}
+
+// failedSavepoint is what the caller of a savepoint that failed with err
+// hears: why, what the job (now in state) does, and that nothing was taken.
+func failedSavepoint(err error, state weirv1.JobState) string {
+	return err.Error() + "; " + jobNow(state) + "; no savepoint was taken"
+}
+
+// jobNow says what a job in state does, after a failed savepoint.
+func jobNow(state weirv1.JobState) string {
+	switch {
+	case state == weirv1.JobState_JOB_STATE_UNSPECIFIED:
+		return "the job is no longer known"
+	case state == weirv1.JobState_JOB_STATE_CANCELING || jobmaster.Terminal(state):
+		return "the job is " + shortState(state)
+	}
+	return "the job is " + shortState(state) + " and keeps running"
 }
 
 // shortState is a state's name without its enum prefix.

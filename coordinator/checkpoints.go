@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -32,6 +33,31 @@ func checkpointConfig(p *weirv1.CheckpointPolicy) checkpoint.Config {
 		Interval: time.Duration(p.IntervalMs) * time.Millisecond, Timeout: time.Duration(p.TimeoutMs) * time.Millisecond,
 		MinPause: time.Duration(p.MinPauseMs) * time.Millisecond, MaxConcurrent: int(p.MaxConcurrent), Retained: int(p.Retained),
 	}
+}
+
+// savepointFailure says why savepoint id was aborted, in the words of
+// what happened to the job: an attempt that stops while the job restarts
+// means a task failed, while it is cancelled that it was cancelled. The
+// checkpoint machine's reason follows in other cases. The job's state when
+// the caller hears of it is added by TriggerSavepoint.
+func savepointFailure(id int64, reason string, state weirv1.JobState) error {
+	cause := reason
+	switch {
+	case strings.HasPrefix(reason, "job stopped: region "):
+		cause = "a task failed during it (" + strings.TrimPrefix(reason, "job stopped: ") + ")"
+	case strings.HasPrefix(reason, "job stopped: ") || reason == "job not running":
+		// The attempt stopped while the savepoint was pending (or before
+		// its id was allocated): the job's state says why.
+		switch state {
+		case weirv1.JobState_JOB_STATE_RESTARTING, weirv1.JobState_JOB_STATE_FAILED:
+			cause = "a task failed during it"
+		case weirv1.JobState_JOB_STATE_CANCELING, weirv1.JobState_JOB_STATE_CANCELED:
+			cause = "the job was cancelled during it"
+		case weirv1.JobState_JOB_STATE_FINISHED:
+			cause = "the job finished during it"
+		}
+	}
+	return fmt.Errorf("savepoint %d failed: %s", id, cause)
 }
 
 // savepointResult answers a TriggerSavepoint call.
@@ -101,7 +127,7 @@ func (s *leaderState) applyCheckpointActions(ctx context.Context, j *jobDriver, 
 				}
 			}
 			if a.Savepoint && j.savepointWaiter != nil {
-				j.savepointWaiter <- savepointResult{err: fmt.Errorf("savepoint %d failed: %s", a.ID, a.Reason)}
+				j.savepointWaiter <- savepointResult{id: a.ID, err: savepointFailure(a.ID, a.Reason, j.m.State())}
 				j.savepointWaiter = nil
 			}
 		case checkpoint.Discard:

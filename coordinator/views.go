@@ -109,7 +109,7 @@ func (p pages) Job(ctx context.Context, id string) (*web.Job, error) {
 				op.WatermarkLag = max(now.UnixMilli()-wm, 0)
 			}
 			for _, l := range r.lag {
-				op.Lag = append(op.Lag, web.PartitionLag{Topic: l.Topic, Partition: l.Partition, Records: l.Records, BehindMs: l.BehindMs})
+				op.Lag = append(op.Lag, partitionLag(l))
 			}
 			sort.Slice(op.Lag, func(a, b int) bool {
 				if op.Lag[a].Topic != op.Lag[b].Topic {
@@ -266,4 +266,18 @@ func (c *Coordinator) cluster(ctx context.Context) web.Cluster {
 		cl.Coordinators = append(cl.Coordinators, co)
 	}
 	return cl
+}
+
+// partitionLag is a subtask's report of a partition's lag for the job
+// page: the report's "unknown" values (-1 records, 0 ms behind) become
+// absent ones.
+func partitionLag(l *weirv1.PartitionLag) web.PartitionLag {
+	pl := web.PartitionLag{Topic: l.Topic, Partition: l.Partition}
+	if n := l.Records; n >= 0 {
+		pl.Records = &n
+	}
+	if ms := l.BehindMs; ms > 0 {
+		pl.BehindMs = &ms
+	}
+	return pl
 }

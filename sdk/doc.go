@@ -1,6 +1,7 @@
 // Package sdk is the public API for writing weir jobs: a pipeline of typed
-// streams (sources, Map, Filter, FlatMap, KeyBy, keyed Reduce and Aggregate,
-// windows, joins, timers, sinks), codecs, options, and Main, which turns a
+// streams (sources, Map, Filter, FlatMap, Union, KeyBy, keyed Reduce and
+// Aggregate, keyed state, windows, inner, left-outer and anti joins, timers,
+// sinks), codecs, options, and Main, which turns a
 // Go program into a job binary that can describe its graph, run locally, or
 // run subtasks for a worker.
 //

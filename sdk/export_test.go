@@ -3,6 +3,8 @@ package sdk
 import (
 	"context"
 	"time"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // RunKillRestore runs the job build makes in this process with checkpoints
@@ -23,4 +25,10 @@ func RunKillRestore(ctx context.Context, dir string, interval time.Duration, kil
 		}
 		killed++
 	}
+}
+
+// NewCkCluster is newCkCluster for the external tests: a MiniCluster
+// running the job build makes, with its state under dir.
+func NewCkCluster(dir string, interval time.Duration, build func(p *Pipeline)) *runtime.MiniCluster {
+	return newCkCluster(dir, interval, build)
 }

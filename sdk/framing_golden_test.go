@@ -208,14 +208,31 @@ func TestStateGolden(t *testing.T) {
 	l.Add("a")
 	l.Add("bc")
 	l.Add(long)
-	got, ok, _ := b.Get(goldenKey(s, "l", ""))
-	if want := append(unhex(t, "0161 026263 c801"), long...); !ok || !bytes.Equal(got, want) {
-		t.Errorf("list entry = %x, want %x", got, want)
+	// One entry per element (0x01, its number), and the range of numbers
+	// in use with the old-entry flag (0x00: first, next, legacy).
+	for suffix, want := range map[string][]byte{
+		"\x00":                                 {0, 3, 0},
+		"\x01\x00\x00\x00\x00\x00\x00\x00\x00": []byte("a"),
+		"\x01\x00\x00\x00\x00\x00\x00\x00\x01": []byte("bc"),
+		"\x01\x00\x00\x00\x00\x00\x00\x00\x02": []byte(long),
+	} {
+		if got, ok, _ := b.Get(goldenKey(s, "l", suffix)); !ok || !bytes.Equal(got, want) {
+			t.Errorf("list entry %x = %x, want %x", suffix, got, want)
+		}
 	}
-	// A list written by another version reads back.
+	// A list written whole by an older version reads back, before the
+	// elements added since; RemoveIf rewrites it.
+	l.Clear()
 	b.Set(goldenKey(s, "l", ""), unhex(t, "0178 00 027979"))
-	if vs, err := l.Get(); err != nil || !slices.Equal(vs, []string{"x", "", "yy"}) {
+	l.Add("z")
+	if vs, err := l.Get(); err != nil || !slices.Equal(vs, []string{"x", "", "yy", "z"}) {
 		t.Errorf("golden list = %q, %v", vs, err)
+	}
+	if n, err := l.RemoveIf(func(v string) bool { return v == "" }); n != 1 || err != nil {
+		t.Errorf("RemoveIf = %d, %v", n, err)
+	}
+	if got, ok, _ := b.Get(goldenKey(s, "l", "")); !ok || !bytes.Equal(got, unhex(t, "0178 027979")) {
+		t.Errorf("rewritten old list entry = %x", got)
 	}
 
 	// Entries of any key read back from the backend's bytes: the key is

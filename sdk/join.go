@@ -223,20 +223,68 @@ func (c joinBufCodec[A, B]) Decode(b []byte) (joinBuf[A, B], error) {
 // watermark are dropped as late.
 func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K, B], lower, upper time.Duration,
 	join func(key K, a A, b B) U, opts ...Option) Stream[U] {
-	tsA, tsB := eventTimeOf(a, "IntervalJoin"), eventTimeOf(b, "IntervalJoin")
+	return intervalJoinOp(a, b, lower, upper, join, nil, "IntervalJoin", opts)
+}
+
+// LeftOuterIntervalJoin is IntervalJoin that also emits noMatch(key, x)
+// for every record x of a that matched no record of b: once, when the
+// watermark reaches x.ts + upper (from then on every record of b that
+// could match x is late), before that watermark goes downstream, or at
+// once when it is there already. A record of a dropped as late is dropped
+// from both. Its buffered records carry whether they matched, so its state
+// is not an IntervalJoin's: a savepoint of one does not restore into the
+// other under the same uid.
+func LeftOuterIntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K, B], lower, upper time.Duration,
+	join func(key K, a A, b B) U, noMatch func(key K, a A) U, opts ...Option) Stream[U] {
+	if join == nil || noMatch == nil {
+		a.s.p.fail(errors.New("sdk: LeftOuterIntervalJoin: join and noMatch are both required"))
+	}
+	return intervalJoinOp(a, b, lower, upper, join, noMatch, "LeftOuterIntervalJoin", opts)
+}
+
+// IntervalAntiJoin emits noMatch(key, x) for every record x of a that no
+// record y of b of its key matches (x.ts + lower <= y.ts <= x.ts + upper),
+// once the watermark reaches x.ts + upper: LeftOuterIntervalJoin without
+// the pairs.
+func IntervalAntiJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K, B], lower, upper time.Duration,
+	noMatch func(key K, a A) U, opts ...Option) Stream[U] {
+	if noMatch == nil {
+		a.s.p.fail(errors.New("sdk: IntervalAntiJoin: noMatch is required"))
+	}
+	return intervalJoinOp(a, b, lower, upper, nil, noMatch, "IntervalAntiJoin", opts)
+}
+
+// intervalJoinOp is the operator of the interval joins: pairs go to join
+// (none when nil), left records without a match to noMatch (an inner join
+// when nil).
+func intervalJoinOp[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[K, B], lower, upper time.Duration,
+	join func(key K, a A, b B) U, noMatch func(key K, a A) U, name string, opts []Option) Stream[U] {
+	tsA, tsB := eventTimeOf(a, name), eventTimeOf(b, name)
 	lo, hi := lower.Milliseconds(), upper.Milliseconds()
 	if lo > hi {
-		a.s.p.fail(fmt.Errorf("sdk: IntervalJoin: lower bound %v is above upper bound %v", lower, upper))
+		a.s.p.fail(fmt.Errorf("sdk: %s: lower bound %v is above upper bound %v", name, lower, upper))
 	}
-	return keyedTwoInput(a, b, "intervaljoin", "IntervalJoin", opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
+	return keyedTwoInput(a, b, "intervaljoin", name, opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		store := newStateStore(env)
 		timers, err := newTimerService(env, store)
 		if err != nil {
 			return runtime.OpRun{}, err
 		}
 		bufType := stateType("join buffer", a.s.codec) + ", " + stateType("join buffer", b.s.codec)
+		if noMatch != nil {
+			bufType += " with match flags"
+		}
 		o := &intervalJoin{store: store, timers: timers, buf: newHandle(store, "\x00buffer", bufType, nil),
 			cleanupAfter: [2]int64{hi, -lo}}
+		if noMatch != nil {
+			o.unmatched = func(rec []byte) error {
+				x, err := a.s.codec.Decode(rec)
+				if err == nil {
+					emit(noMatch(a.key(x), x))
+				}
+				return err
+			}
+		}
 		run := timerRun(env, timers, func(_ TimeDomain, at int64, ns []byte) error {
 			if len(ns) != 1 || ns[0] > 1 {
 				return errCorruptJoin
@@ -250,6 +298,9 @@ func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[
 			ts := tsA(x)
 			enc = a.s.codec.Append(enc[:0], x)
 			err := o.record(0, ts, enc, ts+lo, ts+hi, func(rec []byte) error {
+				if join == nil {
+					return nil
+				}
 				y, err := b.s.codec.Decode(rec)
 				if err == nil {
 					emit(join(key, x, y))
@@ -266,6 +317,9 @@ func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[
 			ts := tsB(y)
 			enc = b.s.codec.Append(enc[:0], y)
 			err := o.record(1, ts, enc, ts-hi, ts-lo, func(rec []byte) error {
+				if join == nil {
+					return nil
+				}
 				x, err := a.s.codec.Decode(rec)
 				if err == nil {
 					emit(join(key, x, y))
@@ -280,36 +334,43 @@ func IntervalJoin[K comparable, A, B, U any](a KeyedStream[K, A], b KeyedStream[
 	})
 }
 
-// intervalJoin is the untyped core of IntervalJoin: per key and input
-// ("side" 0 or 1), a buffer of (event time, encoded record) in keyed state,
-// and per side and cleanup time an event-time timer that expires them.
+// intervalJoin is the untyped core of the interval joins: per key and
+// input ("side" 0 or 1), a buffer of (event time, encoded record) in keyed
+// state, and per side and cleanup time an event-time timer that expires
+// them. In a left-outer join (unmatched set) each buffered record of side
+// 0 starts with a byte saying whether it matched; unmatched gets the ones
+// that expire without.
 type intervalJoin struct {
 	store        *StateStore
 	timers       *timerService
 	buf          *stateHandle
 	cleanupAfter [2]int64 // a side's record at ts is dropped once the watermark passes ts+cleanupAfter
+	unmatched    func(rec []byte) error
 	scratch      []byte
 	ns           [1]byte
 }
 
+// flagged says whether side's buffered records carry a match flag.
+func (o *intervalJoin) flagged(side byte) bool { return side == 0 && o.unmatched != nil }
+
 // record handles a record of side at ts (encoded enc) for the store's key:
 // match calls with every buffered record of the other side in [from, to],
-// then the record is buffered unless nothing can match it any more.
+// then the record is buffered unless nothing can match it any more (then,
+// in a left-outer join, a left record that matched nothing is unmatched).
 func (o *intervalJoin) record(side byte, ts int64, enc []byte, from, to int64, match func(rec []byte) error) error {
 	wm := o.timers.wm
 	if ts <= wm {
 		return nil // late
 	}
-	if err := o.each(1-side, func(t int64, rec []byte) error {
-		if t < from || t > to {
-			return nil
-		}
-		return match(rec)
-	}); err != nil {
+	matched, err := o.matchBuffered(1-side, from, to, match)
+	if err != nil {
 		return err
 	}
 	cleanup := ts + o.cleanupAfter[side]
 	if cleanup <= wm {
+		if o.flagged(side) && !matched {
+			return o.unmatched(enc)
+		}
 		return nil
 	}
 	old, _, err := o.buf.get(o.side(side))
@@ -317,7 +378,11 @@ func (o *intervalJoin) record(side byte, ts int64, enc []byte, from, to int64, m
 		return err
 	}
 	o.scratch = append(o.scratch[:0], old...)
-	o.scratch = appendBuffered(o.scratch, ts, enc)
+	if o.flagged(side) {
+		o.scratch = appendFlagged(o.scratch, ts, matched, enc)
+	} else {
+		o.scratch = appendBuffered(o.scratch, ts, enc)
+	}
 	if err := o.buf.put(o.side(side), func(dst []byte) []byte { return append(dst, o.scratch...) }); err != nil {
 		return err
 	}
@@ -329,27 +394,60 @@ func (o *intervalJoin) side(s byte) []byte {
 	return o.ns[:]
 }
 
-// each visits the buffered records of side for the store's key.
-func (o *intervalJoin) each(side byte, fn func(ts int64, rec []byte) error) error {
+// matchBuffered calls match with the buffered records of side for the
+// store's key whose time is in [from, to], and reports whether there were
+// any. Flagged records it matches for the first time are marked matched.
+func (o *intervalJoin) matchBuffered(side byte, from, to int64, match func(rec []byte) error) (bool, error) {
 	b, ok, err := o.buf.get(o.side(side))
 	if err != nil || !ok {
-		return err
+		return false, err
 	}
-	// fn emits downstream: keep nothing the backend owns across it.
+	// match emits downstream: keep nothing the backend owns across it.
 	b = append([]byte(nil), b...)
-	return decodeBuffered(b, fn)
+	flagged, matched, marked := o.flagged(side), false, false
+	err = decodeBuffered(b, func(t int64, rec []byte) error {
+		if t < from || t > to {
+			return nil
+		}
+		matched = true
+		if !flagged {
+			return match(rec)
+		}
+		if len(rec) == 0 || rec[0] > 1 {
+			return errCorruptJoin
+		}
+		if rec[0] == 0 {
+			rec[0], marked = 1, true // b is our copy: marks it
+		}
+		return match(rec[1:])
+	})
+	if err != nil || !marked {
+		return matched, err
+	}
+	return matched, o.buf.put(o.side(side), func(dst []byte) []byte { return append(dst, b...) })
 }
 
-// expire drops side's records whose cleanup time the watermark reached at.
+// expire drops side's records whose cleanup time the watermark reached at;
+// in a left-outer join the left ones that never matched go to unmatched.
 func (o *intervalJoin) expire(side byte, at int64) error {
 	b, ok, err := o.buf.get(o.side(side))
 	if err != nil || !ok {
 		return err
 	}
 	keep := o.scratch[:0]
+	var unmatched [][]byte
 	if err := decodeBuffered(b, func(ts int64, rec []byte) error {
 		if ts+o.cleanupAfter[side] > at {
 			keep = appendBuffered(keep, ts, rec)
+			return nil
+		}
+		if o.flagged(side) {
+			if len(rec) == 0 || rec[0] > 1 {
+				return errCorruptJoin
+			}
+			if rec[0] == 0 {
+				unmatched = append(unmatched, append([]byte(nil), rec[1:]...))
+			}
 		}
 		return nil
 	}); err != nil {
@@ -357,9 +455,27 @@ func (o *intervalJoin) expire(side byte, at int64) error {
 	}
 	o.scratch = keep
 	if len(keep) == 0 {
-		return o.buf.del(o.side(side))
+		err = o.buf.del(o.side(side))
+	} else {
+		err = o.buf.put(o.side(side), func(dst []byte) []byte { return append(dst, keep...) })
 	}
-	return o.buf.put(o.side(side), func(dst []byte) []byte { return append(dst, keep...) })
+	for _, rec := range unmatched {
+		if err != nil {
+			break
+		}
+		err = o.unmatched(rec)
+	}
+	return err
+}
+
+// appendFlagged frames one buffered record with its match flag.
+func appendFlagged(dst []byte, ts int64, matched bool, rec []byte) []byte {
+	flag := byte(0)
+	if matched {
+		flag = 1
+	}
+	dst = uvarintframe.AppendUvarint(dst, uint64(uvarintframe.VarintLen(ts)+1+len(rec)))
+	return append(append(uvarintframe.AppendVarint(dst, ts), flag), rec...)
 }
 
 // appendBuffered frames one buffered record: its length, event time, bytes.

@@ -1,10 +1,13 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
@@ -23,6 +26,16 @@ type StateStore struct {
 	key   []byte // encoded key of the record being processed
 	group int
 	names map[string]bool
+	// recordTS is the event time of the record being handled, when
+	// inRecord and its stream has event time (WithEventTimeTTL's clock).
+	recordTS int64
+	inRecord bool
+	// watermark is the operator's event-time watermark; nil until an
+	// operator that tracks it (one with timers) sets it.
+	watermark func() int64
+	// eventTTL says a state was declared with WithEventTimeTTL: the
+	// operator must then track its watermark.
+	eventTTL bool
 }
 
 func newStateStore(env *runtime.Env) *StateStore {
@@ -35,18 +48,56 @@ func scopeTo[K any](s *StateStore, c Codec[K], key K) {
 	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.MaxParallelism())
 }
 
+// eventNow is the operator's watermark (math.MinInt64 before the first).
+func (s *StateStore) eventNow() int64 {
+	if s.watermark == nil {
+		return math.MinInt64
+	}
+	return s.watermark()
+}
+
 // StateOption configures a declared state.
 type StateOption interface{ applyState(*stateConfig) }
 
-type stateConfig struct{ ttl time.Duration }
+type stateConfig struct {
+	ttl       time.Duration
+	eventTime bool // the TTL counts event time (WithEventTimeTTL)
+}
 
-type ttlOption time.Duration
+type ttlOption struct {
+	d         time.Duration
+	eventTime bool
+}
 
-func (t ttlOption) applyState(c *stateConfig) { c.ttl = time.Duration(t) }
+func (t ttlOption) applyState(c *stateConfig) { c.ttl, c.eventTime = t.d, t.eventTime }
 
-// WithTTL makes a state's values expire d after they were last written:
-// expired values read as absent (Flink's OnCreateAndWrite, NeverReturnExpired).
-func WithTTL(d time.Duration) StateOption { return ttlOption(d) }
+// WithTTL makes a state's values expire d of wall-clock time after they
+// were last written: expired values read as absent (Flink's
+// OnCreateAndWrite, NeverReturnExpired). The clock is the machine's, at the
+// moment of the write and of the read, whatever the records' event times:
+// a job replaying old data (a backfill, a restore after a long outage, a
+// job started at the earliest offsets) keeps values its records' times say
+// are long expired, and expires values the replayed records still need if
+// the replay takes longer than d. WithEventTimeTTL counts event time
+// instead. The expiry is stored with each value, so it survives
+// checkpoints and restores and keeps counting while the job is down. Each
+// element of a ListState and each entry of a MapState expires on its own.
+func WithTTL(d time.Duration) StateOption { return ttlOption{d: d} }
+
+// WithEventTimeTTL makes a state's values expire d of event time after
+// they were last written. A value written while handling a record expires
+// at the record's event time plus d (at the operator's watermark plus d
+// when the input has no event time, or in a timer callback), and reads as
+// absent once the operator's watermark reaches that time. So expiry follows
+// the data, not the clock: a backfill of last month's records at full speed
+// expires values exactly as the live job did, and a job whose input stalls
+// expires nothing. The watermark is the operator's own (Timers.Watermark),
+// restored with its checkpoint.
+//
+// A state declared with WithEventTimeTTL has another declared type than the
+// same state with WithTTL or no TTL: restoring one from a checkpoint of the
+// other fails the job, since their stored expiries do not mean the same.
+func WithEventTimeTTL(d time.Duration) StateOption { return ttlOption{d: d, eventTime: true} }
 
 // ErrStateDeclared is the panic value's cause when an operator declares two
 // states with one name.
@@ -58,8 +109,10 @@ type stateHandle struct {
 	s      *StateStore
 	prefix []byte // uid 0x00 name 0x00
 	ttl    time.Duration
-	buf    []byte
-	val    []byte
+	// eventTime: the ttl counts the operator's event time, not the clock.
+	eventTime bool
+	buf       []byte
+	val       []byte
 }
 
 // newHandle declares state name of s's operator; typ says what its entries
@@ -71,12 +124,16 @@ func newHandle(s *StateStore, name, typ string, opts []StateOption) *stateHandle
 		panic(fmt.Errorf("%w: %q in operator %s", ErrStateDeclared, name, s.env.UID()))
 	}
 	s.names[name] = true
-	s.env.DeclareState(name, typ)
 	var c stateConfig
 	for _, o := range opts {
 		o.applyState(&c)
 	}
-	return &stateHandle{s: s, prefix: statePrefix(s.env.UID(), name), ttl: c.ttl}
+	if c.eventTime && c.ttl > 0 {
+		typ += " with event-time TTL"
+		s.eventTTL = true
+	}
+	s.env.DeclareState(name, typ)
+	return &stateHandle{s: s, prefix: statePrefix(s.env.UID(), name), ttl: c.ttl, eventTime: c.eventTime}
 }
 
 // stateType describes a state of kind holding V encoded with c, e.g.
@@ -104,12 +161,35 @@ func (h *stateHandle) entry(suffix []byte) []byte {
 	return h.buf
 }
 
+// now is the time expiries are compared with (unix ms): the operator's
+// watermark for an event-time TTL, the clock otherwise.
+func (h *stateHandle) now() int64 {
+	if h.eventTime {
+		return h.s.eventNow()
+	}
+	return time.Now().UnixMilli()
+}
+
+// expiry is when a value written now expires: its write time (the record's
+// event time, else the watermark, for an event-time TTL) plus the TTL,
+// saturating.
+func (h *stateHandle) expiry() int64 {
+	at := h.now()
+	if h.eventTime && h.s.inRecord {
+		at = h.s.recordTS
+	}
+	if at > math.MaxInt64-h.ttl.Milliseconds() {
+		return math.MaxInt64
+	}
+	return at + h.ttl.Milliseconds()
+}
+
 // unwrap strips a value's expiry; ok is false when it expired.
 func (h *stateHandle) unwrap(v []byte) ([]byte, bool) {
 	if h.ttl == 0 {
 		return v, true
 	}
-	if len(v) < 8 || time.Now().UnixMilli() >= int64(binary.BigEndian.Uint64(v)) {
+	if len(v) < 8 || h.now() >= int64(binary.BigEndian.Uint64(v)) {
 		return nil, false
 	}
 	return v[8:], true
@@ -131,7 +211,7 @@ func (h *stateHandle) get(suffix []byte) ([]byte, bool, error) {
 func (h *stateHandle) put(suffix []byte, val func([]byte) []byte) error {
 	h.val = h.val[:0]
 	if h.ttl > 0 {
-		h.val = binary.BigEndian.AppendUint64(h.val, uint64(time.Now().Add(h.ttl).UnixMilli()))
+		h.val = binary.BigEndian.AppendUint64(h.val, uint64(h.expiry()))
 	}
 	h.val = val(h.val)
 	return h.s.env.State().Set(h.entry(suffix), h.val)
@@ -213,10 +293,31 @@ func (v *ValueState[V]) Set(x V) error {
 func (v *ValueState[V]) Clear() error { return v.h.del(nil) }
 
 // ListState is a list of values per key.
+//
+// Each element is an entry of its own in the backend, numbered in the
+// order added, and a small entry per key holds the range of numbers in
+// use. So Add writes one element (and the range) whatever the list's
+// length, RemoveIf deletes only what it removes and Update writes only the
+// elements that changed; Get reads the elements one by one (point reads,
+// which the hot-state cache serves), never the whole list as one value.
+// With a TTL, each element expires on its own, d after it was added.
 type ListState[V any] struct {
-	h *stateHandle
-	c Codec[V]
+	h   *stateHandle
+	c   Codec[V]
+	enc []byte
+	sfx [9]byte
 }
+
+// Suffixes of a list's entries after the key's: listMeta holds the range
+// of element numbers [first, next) and whether an old whole-list entry may
+// exist; an element is listElem and its 8-byte big-endian number. The
+// entry without suffix is a whole list in one value, as versions before
+// per-element entries wrote it: it reads first, RemoveIf rewrites it,
+// Update and Clear delete it.
+const (
+	listMeta = 0x00
+	listElem = 0x01
+)
 
 // NewListState declares a list state on the store.
 func NewListState[V any](s *StateStore, name string, opts ...StateOption) *ListState[V] {
@@ -224,40 +325,349 @@ func NewListState[V any](s *StateStore, name string, opts ...StateOption) *ListS
 	return &ListState[V]{h: newHandle(s, name, stateType("list", c), opts), c: c}
 }
 
+// listRange is a key's list entry: element numbers [first, next) may be in
+// use, legacy says an old whole-list entry may exist; exp is the entry's
+// expiry (with a TTL). ok is false when the key has none.
+type listRange struct {
+	first, next uint64
+	legacy      bool
+	exp         int64
+	ok          bool
+}
+
+// listEntry is one stored element: its number (legacy: in the old
+// whole-list entry), what is stored (with its expiry) and its encoding.
+type listEntry[V any] struct {
+	seq    uint64
+	legacy bool
+	raw    []byte
+	enc    []byte
+	v      V
+}
+
+var listMetaSuffix = []byte{listMeta}
+
+func (l *ListState[V]) elemSuffix(seq uint64) []byte {
+	l.sfx[0] = listElem
+	binary.BigEndian.PutUint64(l.sfx[1:], seq)
+	return l.sfx[:]
+}
+
+// readRange reads the key's range. A key without one may still have a
+// list written whole by an older version.
+func (l *ListState[V]) readRange() (listRange, error) {
+	st := l.h.s.env.State()
+	raw, ok, err := st.Get(l.h.entry(listMetaSuffix))
+	if err != nil {
+		return listRange{}, err
+	}
+	var r listRange
+	if ok && l.h.ttl > 0 {
+		if len(raw) < 8 {
+			return listRange{}, fmt.Errorf("%w: list range", runtime.ErrCorruptItems)
+		}
+		r.exp, raw = int64(binary.BigEndian.Uint64(raw)), raw[8:]
+		// Every element expires no later than the range: all are gone.
+		ok = l.h.now() < r.exp
+	}
+	if !ok {
+		_, legacy, err := l.h.get(nil)
+		return listRange{legacy: legacy}, err
+	}
+	rd := uvarintframe.NewReader(raw)
+	r.first, r.next = rd.Uvarint(), rd.Uvarint()
+	r.legacy = rd.Uvarint() == 1
+	if err := rd.Done(); err != nil || r.first > r.next {
+		return listRange{}, fmt.Errorf("%w: list range", runtime.ErrCorruptItems)
+	}
+	r.ok = true
+	return r, nil
+}
+
+// writeRange stores r if it changed from old, or to renew its expiry (an
+// element was written: the range must outlive it); a key with no element
+// left loses it.
+func (l *ListState[V]) writeRange(old, r listRange, renew bool) error {
+	st := l.h.s.env.State()
+	if r.first == r.next && !r.legacy {
+		if !old.ok {
+			return nil
+		}
+		return st.Delete(l.h.entry(listMetaSuffix))
+	}
+	renew = renew && l.h.ttl > 0
+	if old.ok && !renew && old.first == r.first && old.next == r.next && old.legacy == r.legacy {
+		return nil
+	}
+	var val []byte
+	if l.h.ttl > 0 {
+		exp := r.exp
+		if renew || !old.ok {
+			exp = max(exp, l.h.expiry())
+		}
+		val = binary.BigEndian.AppendUint64(val, uint64(exp))
+	}
+	legacy := uint64(0)
+	if r.legacy {
+		legacy = 1
+	}
+	val = uvarintframe.AppendUvarints(val, r.first, r.next, legacy)
+	return st.Set(l.h.entry(listMetaSuffix), val)
+}
+
+// entries reads the key's range and live elements in order. Numbers at the
+// front of the range whose elements are gone (expired) are dropped from it.
+func (l *ListState[V]) entries() (listRange, []listEntry[V], error) {
+	r, err := l.readRange()
+	if err != nil {
+		return r, nil, err
+	}
+	var es []listEntry[V]
+	if r.legacy {
+		b, ok, err := l.h.get(nil)
+		if err != nil {
+			return r, nil, err
+		}
+		if ok {
+			items, err := runtime.DecodeItems(b)
+			if err != nil {
+				return r, nil, err
+			}
+			for _, it := range items {
+				es = append(es, listEntry[V]{legacy: true, enc: append([]byte(nil), it...)})
+			}
+		}
+	}
+	st := l.h.s.env.State()
+	for seq := r.first; seq < r.next; seq++ {
+		k := l.h.entry(l.elemSuffix(seq))
+		raw, ok, err := st.Get(k)
+		if err != nil {
+			return r, nil, err
+		}
+		if !ok {
+			continue
+		}
+		v, live := l.h.unwrap(raw)
+		if !live {
+			if err := st.Delete(k); err != nil {
+				return r, nil, err
+			}
+			continue
+		}
+		raw = append([]byte(nil), raw...)
+		es = append(es, listEntry[V]{seq: seq, raw: raw, enc: raw[len(raw)-len(v):]})
+	}
+	for i := range es {
+		if es[i].v, err = l.c.Decode(es[i].enc); err != nil {
+			return r, nil, err
+		}
+	}
+	return r, es, nil
+}
+
+// trimmed is r without the numbers before its first live element of es.
+func trimmed[V any](r listRange, es []listEntry[V]) listRange {
+	r.first = r.next
+	for _, e := range es {
+		if !e.legacy {
+			r.first = e.seq
+			break
+		}
+	}
+	return r
+}
+
 // Get returns the key's list (nil when empty).
 func (l *ListState[V]) Get() ([]V, error) {
-	b, ok, err := l.h.get(nil)
-	if err != nil || !ok {
+	r, es, err := l.entries()
+	if err == nil && r.ok {
+		err = l.writeRange(r, trimmed(r, es), false)
+	}
+	if err != nil || len(es) == 0 {
 		return nil, err
 	}
-	items, err := runtime.DecodeItems(b)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]V, len(items))
-	for i, it := range items {
-		if out[i], err = l.c.Decode(it); err != nil {
-			return nil, err
-		}
+	out := make([]V, len(es))
+	for i, e := range es {
+		out[i] = e.v
 	}
 	return out, nil
 }
 
-// Add appends x to the key's list.
+// Add appends x to the key's list: one element and the key's range are
+// written, the list is not read.
 func (l *ListState[V]) Add(x V) error {
-	old, _, err := l.h.get(nil)
+	r, err := l.readRange()
 	if err != nil {
 		return err
 	}
-	old = append([]byte(nil), old...)
-	elem := l.c.Append(nil, x)
-	return l.h.put(nil, func(dst []byte) []byte {
-		return uvarintframe.AppendBytes(append(dst, old...), elem)
-	})
+	l.enc = l.c.Append(l.enc[:0], x)
+	if err := l.h.put(l.elemSuffix(r.next), func(dst []byte) []byte { return append(dst, l.enc...) }); err != nil {
+		return err
+	}
+	nr := r
+	nr.next++
+	return l.writeRange(r, nr, true)
 }
 
-// Clear empties the key's list.
-func (l *ListState[V]) Clear() error { return l.h.del(nil) }
+// RemoveIf removes the elements of the key's list for which remove returns
+// true and reports how many it removed. Only their entries are deleted:
+// the others are neither rewritten nor renewed (their TTL keeps counting),
+// except that when removed elements leave more gaps in the numbering than
+// there are elements, the rest are renumbered (their expiry kept), so that
+// reading a list costs in proportion to its length.
+func (l *ListState[V]) RemoveIf(remove func(V) bool) (int, error) {
+	r, es, err := l.entries()
+	if err != nil {
+		return 0, err
+	}
+	removed, legacyChanged := 0, false
+	var keepLegacy [][]byte
+	kept := es[:0]
+	for _, e := range es {
+		gone := remove(e.v)
+		switch {
+		case gone:
+			removed++
+			if e.legacy {
+				legacyChanged = true
+			} else if err := l.h.del(l.elemSuffix(e.seq)); err != nil {
+				return removed, err
+			}
+		case e.legacy:
+			keepLegacy = append(keepLegacy, e.enc)
+		default:
+			kept = append(kept, e)
+		}
+	}
+	nr := trimmed(r, kept)
+	if legacyChanged {
+		if err := l.rewriteLegacy(keepLegacy); err != nil {
+			return removed, err
+		}
+		nr.legacy = len(keepLegacy) > 0
+	}
+	if len(kept) > 0 && nr.next-nr.first > 2*uint64(len(kept))+16 {
+		// Renumber from first: each element moves at most once per
+		// doubling of the gaps.
+		st := l.h.s.env.State()
+		for i, e := range kept {
+			seq := nr.first + uint64(i)
+			if seq == e.seq {
+				continue
+			}
+			if err := st.Set(l.h.entry(l.elemSuffix(seq)), e.raw); err != nil {
+				return removed, err
+			}
+			if err := st.Delete(l.h.entry(l.elemSuffix(e.seq))); err != nil {
+				return removed, err
+			}
+		}
+		nr.next = nr.first + uint64(len(kept))
+	} else if len(kept) > 0 {
+		nr.next = kept[len(kept)-1].seq + 1
+	}
+	if !r.ok {
+		return removed, nil // only an old whole-list entry, rewritten above
+	}
+	return removed, l.writeRange(r, nr, false)
+}
+
+// rewriteLegacy replaces the whole-list entry of an older version by the
+// elements kept, keeping its expiry.
+func (l *ListState[V]) rewriteLegacy(keep [][]byte) error {
+	st := l.h.s.env.State()
+	k := l.h.entry(nil)
+	if len(keep) == 0 {
+		return st.Delete(k)
+	}
+	raw, _, err := st.Get(k)
+	if err != nil {
+		return err
+	}
+	var val []byte
+	if l.h.ttl > 0 && len(raw) >= 8 {
+		val = append(val, raw[:8]...)
+	}
+	for _, e := range keep {
+		val = uvarintframe.AppendBytes(val, e)
+	}
+	return st.Set(l.h.entry(nil), val)
+}
+
+// Update replaces the key's list with xs (Clear when xs is empty). An
+// element equal (in its encoding) to the one already at its position is
+// left in place, so changing one element of a long list writes one entry;
+// with a TTL every element is written, each write renewing its expiry.
+func (l *ListState[V]) Update(xs []V) error {
+	if len(xs) == 0 {
+		return l.Clear()
+	}
+	r, es, err := l.entries()
+	if err != nil {
+		return err
+	}
+	nr := r
+	if r.legacy {
+		// The old elements move to entries of their own.
+		if err := l.h.del(nil); err != nil {
+			return err
+		}
+		es = slices.DeleteFunc(es, func(e listEntry[V]) bool { return e.legacy })
+		nr.legacy = false
+	}
+	for i, x := range xs {
+		l.enc = l.c.Append(l.enc[:0], x)
+		seq := nr.next
+		if i < len(es) {
+			if l.h.ttl == 0 && bytes.Equal(es[i].enc, l.enc) {
+				continue
+			}
+			seq = es[i].seq
+		} else {
+			nr.next++
+		}
+		if err := l.h.put(l.elemSuffix(seq), func(dst []byte) []byte { return append(dst, l.enc...) }); err != nil {
+			return err
+		}
+	}
+	for _, e := range es[min(len(xs), len(es)):] {
+		if err := l.h.del(l.elemSuffix(e.seq)); err != nil {
+			return err
+		}
+	}
+	if len(xs) < len(es) {
+		nr.next = es[len(xs)-1].seq + 1
+	}
+	nr = trimmed(nr, es[:min(len(xs), len(es))])
+	if len(es) == 0 {
+		nr.first = r.next
+	}
+	return l.writeRange(r, nr, true)
+}
+
+// Clear empties the key's list: it deletes every number of the range
+// without reading the elements.
+func (l *ListState[V]) Clear() error {
+	r, err := l.readRange()
+	if err != nil {
+		return err
+	}
+	for seq := r.first; seq < r.next; seq++ {
+		if err := l.h.del(l.elemSuffix(seq)); err != nil {
+			return err
+		}
+	}
+	if r.legacy {
+		if err := l.h.del(nil); err != nil {
+			return err
+		}
+	}
+	if r.ok {
+		return l.h.del(listMetaSuffix)
+	}
+	return nil
+}
 
 // MapState is a map per key.
 type MapState[UK comparable, UV any] struct {
@@ -313,16 +723,21 @@ func (m *MapState[UK, UV]) Entries(fn func(k UK, v UV) error) error {
 }
 
 // Clear empties the key's map.
-func (m *MapState[UK, UV]) Clear() error {
+func (m *MapState[UK, UV]) Clear() error { return clearEntries(m.h) }
+
+// clearEntries deletes every entry of the current key (a map's, a list's),
+// expired ones included.
+func clearEntries(h *stateHandle) error {
 	var doomed [][]byte
-	if err := m.h.scan(func(suffix, _ []byte) error {
-		doomed = append(doomed, append([]byte(nil), suffix...))
+	base := append([]byte(nil), h.entry(nil)...)
+	if err := h.s.env.State().Scan(base, func(k, _ []byte) error {
+		doomed = append(doomed, append([]byte(nil), k[len(base):]...))
 		return nil
 	}); err != nil {
 		return err
 	}
 	for _, s := range doomed {
-		if err := m.h.del(s); err != nil {
+		if err := h.del(s); err != nil {
 			return err
 		}
 	}
@@ -417,6 +832,18 @@ func KeyedProcess[K comparable, T, U any](k KeyedStream[K, T], open func(s *Stat
 		if err != nil {
 			return runtime.OpRun{}, err
 		}
-		return runtime.OpRun{In: keyedIn(env, store, k, process, emit)}, nil
+		var run runtime.OpRun
+		if store.eventTTL {
+			// An event-time TTL needs the operator's watermark, restored
+			// with its checkpoint: the timer service keeps both.
+			ts, err := newTimerService(env, store)
+			if err != nil {
+				return runtime.OpRun{}, err
+			}
+			store.watermark = func() int64 { return ts.wm }
+			run = timerRun(env, ts, func(TimeDomain, int64, []byte) error { return nil })
+		}
+		run.In = keyedIn(env, store, k, process, emit)
+		return run, nil
 	})
 }

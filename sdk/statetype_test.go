@@ -15,7 +15,10 @@ func TestRestoredStateOfAnotherTypeIsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		sameType bool
-	}{{"another type", false}, {"same type", true}} {
+		// ttlClock: the second attempt reads the state with an
+		// event-time TTL, the first wrote it with a wall-clock one.
+		ttlClock bool
+	}{{"another type", false, false}, {"same type", true, false}, {"another TTL clock", false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			attempts := 0
 			build := func(p *Pipeline) {
@@ -23,8 +26,12 @@ func TestRestoredStateOfAnotherTypeIsRefused(t *testing.T) {
 				src := Generate(p, 200_000, func(i int64) int64 { return i }, WithRate(100_000), WithUID("src"))
 				keyed := KeyBy(src, func(i int64) int64 { return i % 10 })
 				open := func(s *StateStore) (func(k, v int64, emit func(int64)) error, error) {
-					if attempts == 1 || tc.sameType {
-						sum := NewValueState[int64](s, "sum")
+					if attempts == 1 || tc.sameType || tc.ttlClock {
+						ttl := WithTTL(time.Hour)
+						if tc.ttlClock && attempts > 1 {
+							ttl = WithEventTimeTTL(time.Hour)
+						}
+						sum := NewValueState[int64](s, "sum", ttl)
 						return func(_, v int64, emit func(int64)) error {
 							n, _, err := sum.Get()
 							if err == nil {
@@ -52,6 +59,9 @@ func TestRestoredStateOfAnotherTypeIsRefused(t *testing.T) {
 				return
 			}
 			want := `operator proc declares state "sum" as value string (sdk.StringCodec), but the restored snapshot holds it as value int64`
+			if tc.ttlClock {
+				want = `declares state "sum" as value int64 (sdk.VarintCodec[int64]) with event-time TTL, but the restored snapshot holds it as value int64 (sdk.VarintCodec[int64])`
+			}
 			if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), want) {
 				t.Fatalf("restore as another type: %v; want a permanent error containing %q", err, want)
 			}

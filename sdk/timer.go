@@ -275,6 +275,7 @@ func openTimerOp[K comparable, U any](env *runtime.Env, keyCodec Codec[K], emit 
 	if err != nil {
 		return runtime.OpRun{}, nil, err
 	}
+	store.watermark = func() int64 { return ts.wm }
 	onTimer, err := open(store, Timers{ts})
 	if err != nil {
 		return runtime.OpRun{}, nil, err
@@ -326,10 +327,16 @@ func timerRun(env *runtime.Env, ts *timerService, onTimer func(d TimeDomain, at 
 // keyedIn is the input handler of a keyed function: it scopes the store to
 // the record's key and calls f; an error fails the task.
 func keyedIn[K comparable, T, U any](env *runtime.Env, store *StateStore, k KeyedStream[K, T], f func(key K, v T, emit func(U)) error, emit func(U)) func(T) {
+	ts := k.s.ts
 	return func(v T) {
 		key := k.key(v)
 		scopeTo(store, k.keyCodec, key)
-		if err := f(key, v, emit); err != nil {
+		if ts != nil {
+			store.recordTS, store.inRecord = ts(v), true
+		}
+		err := f(key, v, emit)
+		store.inRecord = false
+		if err != nil {
 			env.Fail(err)
 		}
 	}

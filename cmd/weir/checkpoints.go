@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -82,7 +85,8 @@ func checkpointStatus(s weirv1.CheckpointStatus) string {
 }
 
 // newSavepointCmd is `weir savepoint ID` or, with stop, `weir stop
-// --savepoint ID`. Both print the savepoint's location as their last line.
+// --savepoint ID`. Both print the savepoint's location on stdout, as the
+// only line there.
 func newSavepointCmd(s streams, stop bool) *cobra.Command {
 	var cf clientFlags
 	var withSavepoint bool
@@ -91,15 +95,26 @@ func newSavepointCmd(s streams, stop bool) *cobra.Command {
 		Short: "Take a savepoint of a running job",
 		Long: `Take a savepoint of a running job: a full, self-contained snapshot of its
 state. The last line printed is its location, for 'weir run --from-savepoint'
-(at any parallelism).`,
+(at any parallelism).
+
+When the savepoint fails (a task failed during it, say), nothing was taken:
+the command says what the job does now (a job whose task failed restarts and
+keeps running) and exits with code 3.`,
 		Args: exactArgs("JOB-ID"),
 	}
 	if stop {
 		cmd.Use = "stop --savepoint JOB-ID"
 		cmd.Short = "Stop a job with a savepoint"
 		cmd.Long = `Stop a job after taking a savepoint, so it can be resumed later with
-'weir run --from-savepoint LOCATION', at any parallelism. The last line
-printed is the savepoint's location.`
+'weir run --from-savepoint LOCATION', at any parallelism. The savepoint's
+location is printed on stdout as soon as it is taken; "stopped" is printed
+once the job really is.
+
+Exit codes: 0 the savepoint was taken and the job stopped; 3 the savepoint
+failed, so the job was not stopped (the message says what it does now: a job
+whose task failed during the savepoint restarts and keeps running); 4 the
+savepoint was taken but the job did not stop (it failed, or is still
+stopping when the command gives up).`
 		cmd.Flags().BoolVar(&withSavepoint, "savepoint", false, "take a savepoint before stopping (required)")
 	}
 	cmd.RunE = markRan(func(cmd *cobra.Command, args []string) error {
@@ -116,15 +131,67 @@ printed is the savepoint's location.`
 		defer cancel()
 		fmt.Fprintf(s.stderr, "taking a savepoint of job %s\n", id)
 		resp, err := c.jobs.TriggerSavepoint(ctx, &weirv1.TriggerSavepointRequest{JobId: id, Stop: stop})
+		switch status.Code(err) {
+		case codes.Aborted:
+			// The coordinator says which savepoint failed, why, and what
+			// the job does now.
+			return &exitError{code: exitNoSavepoint, err: errors.New(status.Convert(err).Message())}
+		case codes.FailedPrecondition:
+			// Refused: the job is not running (restarting, say), or
+			// another savepoint is under way. The job is left as it is.
+			return &exitError{code: exitNoSavepoint, err: fmt.Errorf("%s; no savepoint was taken", status.Convert(err).Message())}
+		}
 		if err != nil {
 			return c.rpcError(cmd.Context(), err)
 		}
-		if stop {
-			fmt.Fprintf(s.stderr, "job %s stopping\n", id)
+		if _, err := fmt.Fprintln(s.stdout, resp.GetLocation()); err != nil {
+			return err
 		}
-		_, err = fmt.Fprintln(s.stdout, resp.GetLocation())
-		return err
+		if !stop {
+			return nil
+		}
+		fmt.Fprintf(s.stderr, "savepoint %d taken; job %s stopping\n", resp.GetCheckpointId(), id)
+		state, err := waitStopped(ctx, c, id)
+		switch {
+		case err != nil:
+			return &exitError{code: exitNotStopped, err: fmt.Errorf("savepoint %d was taken, but whether job %s stopped is unknown: %w", resp.GetCheckpointId(), id, err)}
+		case state == weirv1.JobState_JOB_STATE_CANCELED || state == weirv1.JobState_JOB_STATE_FINISHED:
+			fmt.Fprintf(s.stderr, "job %s stopped\n", id)
+			return nil
+		case terminal(state):
+			return &exitError{code: exitNotStopped, err: fmt.Errorf("savepoint %d was taken, but job %s did not stop: it is %s", resp.GetCheckpointId(), id, jobState(state))}
+		}
+		return &exitError{code: exitNotStopped, err: fmt.Errorf("savepoint %d was taken, but job %s has not stopped: it is still %s", resp.GetCheckpointId(), id, jobState(state))}
 	})
 	cf.register(cmd, s)
 	return cmd
 }
+
+// waitStopped polls job id until it is in a terminal state or ctx ends, and
+// returns the last state it saw. The coordinator being briefly unavailable
+// (a leader change) is waited out.
+func waitStopped(ctx context.Context, c *client, id string) (weirv1.JobState, error) {
+	state := weirv1.JobState_JOB_STATE_UNSPECIFIED
+	for {
+		j, err := unaryRaw(ctx, c.jobs.GetJob, &weirv1.GetJobRequest{JobId: id})
+		switch code := status.Code(err); {
+		case err == nil:
+			state = j.GetState()
+			if terminal(state) {
+				return state, nil
+			}
+		case ctx.Err() != nil:
+			return state, nil
+		case code != codes.Unavailable && code != codes.DeadlineExceeded:
+			return state, c.rpcError(ctx, err)
+		}
+		select {
+		case <-ctx.Done():
+			return state, nil
+		case <-time.After(stopPoll):
+		}
+	}
+}
+
+// stopPoll is how often 'weir stop' asks whether the job stopped.
+const stopPoll = 100 * time.Millisecond

@@ -6,7 +6,10 @@
 //
 // Errors are printed as one line, "weir: <what went wrong>", never with a
 // usage text or a stack trace. Exit codes: 0 success, 1 a runtime failure,
-// 2 a usage error, 130 interrupted.
+// 2 a usage error, 3 no savepoint was taken ('weir savepoint' and 'weir stop
+// --savepoint': the message says what the job does now, usually that it
+// keeps running), 4 'weir stop --savepoint' took the savepoint but the job
+// did not stop, 130 interrupted.
 package main
 
 import (
@@ -45,9 +48,13 @@ type streams struct {
 
 // Exit codes.
 const (
-	exitOK          = 0
-	exitFailure     = 1
-	exitUsage       = 2
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	// exitNoSavepoint: a savepoint failed, so nothing was stopped.
+	exitNoSavepoint = 3
+	// exitNotStopped: the savepoint was taken, but the job did not stop.
+	exitNotStopped  = 4
 	exitInterrupted = 130
 )
 

@@ -318,6 +318,18 @@ type fakeJobs struct {
 	workers  []*weirv1.WorkerInfo
 	// leaderAt, when set, makes the fake a standby pointing there.
 	leaderAt string
+	// savepointErr is TriggerSavepoint's answer, when set; savepoint 12
+	// at file:///sp/12 otherwise.
+	savepointErr error
+}
+
+func (f *fakeJobs) TriggerSavepoint(context.Context, *weirv1.TriggerSavepointRequest) (*weirv1.TriggerSavepointResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.savepointErr != nil {
+		return nil, f.savepointErr
+	}
+	return &weirv1.TriggerSavepointResponse{Location: "file:///sp/12", CheckpointId: 12}, nil
 }
 
 func (f *fakeJobs) StatBinary(_ context.Context, req *weirv1.StatBinaryRequest) (*weirv1.StatBinaryResponse, error) {

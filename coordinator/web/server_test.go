@@ -44,12 +44,15 @@ func (f *fake) Job(_ context.Context, id string) (*Job, error) {
 		return nil, status.Errorf(codes.NotFound, "no job %s", id)
 	}
 	return &Job{JobRow: JobRow{ID: "j1", Name: "counts", State: "RUNNING", Throughput: 1500},
-		Operators: []Operator{{VertexID: 0, Name: "Source: gen", Source: true, Parallelism: 2, TapUID: "gen", OutRate: 1500},
+		Operators: []Operator{{VertexID: 0, Name: "Source: gen", Source: true, Parallelism: 2, TapUID: "gen", OutRate: 1500,
+			Lag: []PartitionLag{{Topic: "in", Partition: 0, Records: ptr(int64(1234)), BehindMs: ptr(int64(2000))}, {Topic: "in", Partition: 1}}},
 			{VertexID: 1, Name: "Count -> Sink", Parallelism: 2, InRate: 1500, WatermarkEnded: true}},
 		Edges:       []Edge{{From: 0, To: 1, Partitioning: "HASH"}},
 		Checkpoints: []Checkpoint{{ID: 7, Status: "COMPLETED", DurationMs: 40, SizeBytes: 2048}},
 		Exceptions:  []Exception{{At: time.Unix(0, 0), Attempt: 1, Text: "boom <script>"}}}, nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func (f *fake) Worker(context.Context, string) (*Worker, error) {
 	return &Worker{WorkerRow: WorkerRow{ID: "w1", Slots: 4, Used: 1}, Memory: &weirv1.MemoryStats{RssBytes: 1 << 20}}, nil
@@ -134,7 +137,8 @@ func TestPages(t *testing.T) {
 	}{
 		{"/", 200, []string{`href="/jobs/j1"`, "counts", `class="badge s-running"`, "1.5k/s", `class="badge s-leader"`, "w1"}},
 		{"/jobs/j1", 200, []string{`<g class="node source" data-vertex="0"`, `data-vertex="1"`, ">hash</text>", "boom &lt;script&gt;", `<option value="gen">Source: gen</option>`, `class="ck-row"`,
-			`title="unknown: some subtask has no watermark yet"`, ">end of input<"}},
+			`title="unknown: some subtask has no watermark yet"`, ">end of input<", ">1.23k<",
+			`title="unknown: the partition's end is not known yet"`, `title="no record read from it since the job (re)started"`}},
 		{"/jobs/nope", 404, []string{"no job nope"}},
 		{"/workers/w1", 200, []string{"1.0 MiB"}},
 		{"/static/style.css", 200, []string{"--accent"}},
@@ -161,6 +165,10 @@ func TestJSONAPI(t *testing.T) {
 	var j Job
 	if code != 200 || json.Unmarshal([]byte(body), &j) != nil || len(j.Graph.Nodes) != 2 || len(j.Graph.Edges) != 1 {
 		t.Fatalf("detail = %d %s", code, body)
+	}
+	// What a source cannot know yet is null, not a made-up number.
+	if !strings.Contains(body, `"lag":[{"topic":"in","partition":0,"records":1234,"behind_ms":2000},{"topic":"in","partition":1,"records":null,"behind_ms":null}]`) {
+		t.Errorf("detail's lag: %s", body)
 	}
 	resp, err := http.Post(srv.URL+"/api/v1/jobs/j1/cancel", "", nil)
 	if err != nil {

@@ -120,11 +120,18 @@ type Operator struct {
 	Lag            []PartitionLag `json:"lag,omitempty"`
 }
 
+// PartitionLag is how far a source is behind in one partition. The
+// fields it cannot know yet are null in the JSON, never a made-up number.
 type PartitionLag struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
-	Records   int64  `json:"records"`
-	BehindMs  int64  `json:"behind_ms"`
+	// Records between the next offset the source reads (after a restart,
+	// the restored one) and the partition's end; null while the source has
+	// not learnt the end (it asks when it starts, then at every fetch).
+	Records *int64 `json:"records"`
+	// BehindMs is now minus the event time of the last record the source
+	// read from the partition; null until it read one in this attempt.
+	BehindMs *int64 `json:"behind_ms"`
 }
 
 type Edge struct {

@@ -209,6 +209,7 @@ func (r *reader[T]) start(ctx context.Context, items [][]byte, restored bool) er
 		mine = append(mine, tp)
 	}
 	r.consume(mine)
+	r.learnEnds(ctx, mine)
 	r.logger.Info("kafka source started", "partitions", len(r.pos), "restored", restored, "start", startAt.String())
 	r.nextScan = time.Now().Add(r.cfg.DiscoveryInterval)
 	return nil
@@ -319,6 +320,29 @@ func (r *reader[T]) add(ctx context.Context, tps []topicPartition, at StartOffse
 	}
 	r.track(tps)
 	return nil
+}
+
+// learnEnds asks for the end (last stable offset) of partitions whose lag
+// is unknown, so that a restored or new partition's lag counts from its
+// position at once instead of being unknown until its first fetch
+// returns. A failure only leaves the lag unknown until then.
+func (r *reader[T]) learnEnds(ctx context.Context, tps []topicPartition) {
+	var unknown []topicPartition
+	for _, tp := range tps {
+		if p := r.pos[tp]; p != nil && p.hw < 0 {
+			unknown = append(unknown, tp)
+		}
+	}
+	ends, err := r.listOffsets(ctx, unknown, Latest())
+	if err != nil {
+		r.logger.Warn("kafka source: could not read the partitions' end offsets; their lag is unknown until the first fetch", "err", err)
+		return
+	}
+	for tp, o := range ends {
+		if p := r.pos[tp]; p != nil && p.hw < 0 {
+			p.hw = o
+		}
+	}
 }
 
 // track starts the watermarks of partitions, if the source has them.
@@ -497,6 +521,7 @@ func (r *reader[T]) discover() {
 	if err == nil && len(fresh) > 0 {
 		if err = r.add(ctx, fresh, Earliest()); err == nil {
 			r.consume(fresh)
+			r.learnEnds(ctx, fresh)
 			r.logger.Info("kafka source: reading new partitions", "partitions", fmt.Sprint(fresh))
 		}
 	}
@@ -505,9 +530,11 @@ func (r *reader[T]) discover() {
 	}
 }
 
-// lag reports every partition's lag, in partition order: records up to
-// the high watermark at the last fetch, and time since the event time of
-// the last record read.
+// lag reports every partition's lag, in partition order: records from the
+// next offset to read up to the partition's end as last learnt (at start,
+// from the restored or starting offset; then at every fetch), and time
+// since the event time of the last record read. Records is -1 only when
+// the end could not be learnt yet.
 func (r *reader[T]) lag(now time.Time) []sdk.SourceLag {
 	var out []sdk.SourceLag
 	for tp, p := range r.pos {

@@ -277,6 +277,48 @@ func TestSourceLag(t *testing.T) {
 	}
 }
 
+// A restored reader knows every partition's lag from its restored offset
+// before it reads anything (a restarted job's status shows it at once, not
+// "unknown" until data reaches each partition), as does a fresh one from
+// its starting offset.
+func TestSourceLagBeforeTheFirstFetch(t *testing.T) {
+	brokers := broker(t, 3, "in")
+	cl := client(t, brokers, kgo.DefaultProduceTopic("in"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := range int32(3) {
+		for i := range 10 * (p + 1) {
+			rec := &kgo.Record{Value: []byte(itoa(int(i))), Partition: p}
+			if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg := SourceConfig{Brokers: brokers, Topics: []string{"in"}}
+	// Restored at offsets 4, 0 and 25 of partitions holding 10, 20, 30.
+	var items [][]byte
+	for p, next := range []int64{4, 0, 25} {
+		items = append(items, encodeSplit(split{tp: topicPartition{"in", int32(p)}, next: next}))
+	}
+	for name, tc := range map[string]struct {
+		items    [][]byte
+		restored bool
+		want     []int64
+	}{
+		"restored": {items, true, []int64{6, 20, 5}},
+		"fresh":    {nil, false, []int64{10, 20, 30}},
+	} {
+		r := openAll(t, cfg, 1, tc.items, tc.restored)[0]
+		l := r.lag(time.Now())
+		if len(l) != 3 {
+			t.Fatalf("%s: lag of %d partitions, want 3", name, len(l))
+		}
+		for i, pl := range l {
+			if pl.Records != tc.want[i] || pl.Behind != 0 {
+				t.Errorf("%s: partition %d lag %d records, behind %v; want %d, 0 (no record read)", name, pl.Partition, pl.Records, pl.Behind, tc.want[i])
+			}
+		}
+	}
+}
+
 func FuzzDecodeSplit(f *testing.F) {
 	f.Add(encodeSplit(split{tp: topicPartition{"topic", 3}, next: 42}))
 	f.Add(encodeSplit(split{tp: topicPartition{"topic", 3}, next: 42, wm: 1_700_000_000_000, hasWM: true}))

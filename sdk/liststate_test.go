@@ -1,0 +1,393 @@
+package sdk
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/weir-run/weir/internal/pebblestate"
+	"github.com/weir-run/weir/internal/state"
+	"github.com/weir-run/weir/internal/uvarintframe"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
+)
+
+// countingBackend counts the calls that reach a backend.
+type countingBackend struct {
+	state.Backend
+	gets, scans, sets, deletes, setBytes int
+}
+
+func (c *countingBackend) Get(k []byte) ([]byte, bool, error) {
+	c.gets++
+	return c.Backend.Get(k)
+}
+
+func (c *countingBackend) Scan(prefix []byte, fn func(k, v []byte) error) error {
+	c.scans++
+	return c.Backend.Scan(prefix, fn)
+}
+
+func (c *countingBackend) Set(k, v []byte) error {
+	c.sets++
+	c.setBytes += len(v)
+	return c.Backend.Set(k, v)
+}
+
+func (c *countingBackend) Delete(k []byte) error {
+	c.deletes++
+	return c.Backend.Delete(k)
+}
+
+// One change to a long list writes one entry: Add does not rewrite the
+// list, RemoveIf deletes only what it removes, Update writes only the
+// elements that changed.
+func TestListStateWritesOnlyWhatChanges(t *testing.T) {
+	b := &countingBackend{Backend: state.NewMemory()}
+	s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: b, UID: "op"}))
+	l := NewListState[int64](s, "l")
+	on(s, "k")
+	var want []int64
+	for i := range int64(1000) {
+		if err := l.Add(i); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, i)
+	}
+	if b.sets != 2000 || b.setBytes > 2000*4 {
+		t.Fatalf("1000 Adds made %d writes of %d bytes, want 2000 small ones (element and counter)", b.sets, b.setBytes)
+	}
+	b.sets, b.deletes, b.setBytes = 0, 0, 0
+	n, err := l.RemoveIf(func(v int64) bool { return v == 500 })
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveIf = %d, %v", n, err)
+	}
+	if b.sets != 0 || b.deletes != 1 {
+		t.Fatalf("removing one element made %d writes and %d deletes, want 0 and 1", b.sets, b.deletes)
+	}
+	want = slices.Delete(want, 500, 501)
+	want[7] = -7
+	if err := l.Update(want); err != nil {
+		t.Fatal(err)
+	}
+	if b.sets != 1 || b.deletes != 1 {
+		t.Fatalf("an Update changing one element made %d writes and %d deletes, want 1 and 1", b.sets, b.deletes)
+	}
+	if got, err := l.Get(); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("list after the edits: %d elements, %v; want %d", len(got), err, len(want))
+	}
+	b.sets, b.deletes = 0, 0
+	if err := l.Update(want[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if b.sets != 1 || b.deletes != len(want)-10 {
+		t.Fatalf("truncating by Update made %d writes and %d deletes, want 1 (the range) and %d", b.sets, b.deletes, len(want)-10)
+	}
+	if b.scans != 0 {
+		t.Fatalf("list operations scanned the backend %d times: they read point by point", b.scans)
+	}
+
+	// Removing most elements leaves gaps in the numbering; the rest is
+	// renumbered, so a read costs in proportion to what is left.
+	var long []int64
+	for i := range int64(1000) {
+		long = append(long, i)
+	}
+	if err := l.Update(long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.RemoveIf(func(v int64) bool { return v%100 != 0 }); err != nil {
+		t.Fatal(err)
+	}
+	b.gets = 0
+	got, err := l.Get()
+	if err != nil || !slices.Equal(got, []int64{0, 100, 200, 300, 400, 500, 600, 700, 800, 900}) {
+		t.Fatalf("after removing all but every 100th: %v, %v", got, err)
+	}
+	if b.gets > 2*10+16+2 {
+		t.Fatalf("reading a list of 10 took %d point reads", b.gets)
+	}
+}
+
+// listOp is one step of the list property test.
+type listOp struct {
+	kind string // add, remove (values = v mod 3), update, clear, get, legacy
+	key  string
+	v    int
+	vs   []int
+}
+
+// List state behaves as a map of slices (the naive model) over random
+// Add, RemoveIf, Update and Clear of several keys, whatever the cache
+// does, including lists written whole by older versions.
+func TestListStateProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		db, err := pebblestate.Open(pebblestate.Options{Dir: t.TempDir(), CacheBytes: int64(rapid.IntRange(-1, 2048).Draw(rt, "cache"))})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer db.Close()
+		s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: db, UID: "op"}))
+		l := NewListState[int](s, "l")
+		model := map[string][]int{}
+		keys := []string{"", "a", "ab", "b"}
+		ops := rapid.IntRange(1, 120).Draw(rt, "ops")
+		for range ops {
+			op := listOp{
+				kind: rapid.SampledFrom([]string{"add", "add", "add", "remove", "update", "clear", "get", "legacy"}).Draw(rt, "op"),
+				key:  rapid.SampledFrom(keys).Draw(rt, "key"),
+				v:    rapid.IntRange(-5, 20).Draw(rt, "v"),
+				vs:   rapid.SliceOfN(rapid.IntRange(-5, 20), 0, 8).Draw(rt, "vs"),
+			}
+			on(s, op.key)
+			switch op.kind {
+			case "add":
+				err = l.Add(op.v)
+				model[op.key] = append(model[op.key], op.v)
+			case "remove":
+				m := ((op.v % 3) + 3) % 3
+				var n int
+				n, err = l.RemoveIf(func(x int) bool { return ((x%3)+3)%3 == m })
+				before := len(model[op.key])
+				model[op.key] = slices.DeleteFunc(model[op.key], func(x int) bool { return ((x%3)+3)%3 == m })
+				if err == nil && n != before-len(model[op.key]) {
+					rt.Fatalf("RemoveIf reported %d removed, the model %d", n, before-len(model[op.key]))
+				}
+			case "update":
+				err = l.Update(op.vs)
+				model[op.key] = slices.Clone(op.vs)
+			case "clear":
+				err = l.Clear()
+				model[op.key] = nil
+			case "legacy":
+				// What an older version wrote: the whole list in one
+				// value, under the key's entry without suffix.
+				if err = l.Clear(); err == nil {
+					var val []byte
+					for _, x := range op.vs {
+						val = uvarintframe.AppendBytes(val, l.c.Append(nil, x))
+					}
+					err = db.Set(l.h.entry(nil), val)
+				}
+				model[op.key] = slices.Clone(op.vs)
+			}
+			if err != nil {
+				rt.Fatalf("%s: %v", op.kind, err)
+			}
+			if op.kind == "get" {
+				checkList(rt, l, op.key, model[op.key])
+			}
+		}
+		for _, k := range keys {
+			on(s, k)
+			checkList(rt, l, k, model[k])
+		}
+	})
+}
+
+func checkList(rt *rapid.T, l *ListState[int], key string, want []int) {
+	got, err := l.Get()
+	if err != nil {
+		rt.Fatalf("Get %q: %v", key, err)
+	}
+	if len(want) == 0 {
+		want = nil
+	}
+	if !slices.Equal(got, want) {
+		rt.Fatalf("key %q: list %v, want %v", key, got, want)
+	}
+}
+
+// Each list element expires on its own, d after it was added.
+func TestListStateTTLPerElement(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			l := NewListState[string](s, "l", WithTTL(80*time.Millisecond))
+			on(s, "k")
+			l.Add("old")
+			time.Sleep(50 * time.Millisecond)
+			l.Add("new")
+			if got, _ := l.Get(); !slices.Equal(got, []string{"old", "new"}) {
+				t.Fatalf("before expiry: %v", got)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if got, err := l.Get(); err != nil || !slices.Equal(got, []string{"new"}) {
+				t.Fatalf("after the first expired: %v, %v", got, err)
+			}
+			l.Add("newer")
+			if got, _ := l.Get(); !slices.Equal(got, []string{"new", "newer"}) {
+				t.Fatalf("added after an expiry: %v", got)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if got, _ := l.Get(); got != nil {
+				t.Fatalf("after every expiry: %v", got)
+			}
+			l.Add("again")
+			if got, _ := l.Get(); !slices.Equal(got, []string{"again"}) {
+				t.Fatalf("a list restarted after expiring: %v", got)
+			}
+		})
+	}
+}
+
+// listJob keeps, per key, a list edited with Add, RemoveIf and Update, and
+// emits the list after every record into an exactly-once sink. The source
+// is one subtask, so each key's records arrive in one order.
+func listJob(n int64, req chan<- runtime.CheckpointRequest, killAt []int, out *commitLog[string]) func(p *Pipeline) {
+	items := make([]int64, n)
+	for i := range items {
+		items[i] = int64(i)
+	}
+	return func(p *Pipeline) {
+		p.SetMaxParallelism(16)
+		src := killingSourceOf(p, items, nil, req, killAt)
+		lists := KeyedProcess(KeyBy(src, func(i int64) int64 { return i % 5 }),
+			func(s *StateStore) (func(key, v int64, emit func(string)) error, error) {
+				l := NewListState[int64](s, "l")
+				return func(key, v int64, emit func(string)) error {
+					xs, err := listStep(l, v)
+					emit(fmt.Sprint(key, v, xs))
+					return err
+				}, nil
+			}, WithUID("lists"))
+		commitSink(lists, out, WithUID("out"))
+	}
+}
+
+// listStep is one record's edits: add it; every 3rd record removes the
+// even elements; every 7th doubles the first element.
+func listStep(l *ListState[int64], v int64) ([]int64, error) {
+	if err := l.Add(v); err != nil {
+		return nil, err
+	}
+	if v%3 == 0 {
+		if _, err := l.RemoveIf(func(x int64) bool { return x%2 == 0 }); err != nil {
+			return nil, err
+		}
+	}
+	xs, err := l.Get()
+	if err != nil || v%7 != 0 || len(xs) == 0 {
+		return xs, err
+	}
+	xs[0] *= 2
+	return xs, l.Update(xs)
+}
+
+// listModel is listStep on a slice.
+func listModel(n int64) []string {
+	lists := map[int64][]int64{}
+	var out []string
+	for v := range n {
+		k := v % 5
+		xs := append(lists[k], v)
+		if v%3 == 0 {
+			xs = slices.DeleteFunc(xs, func(x int64) bool { return x%2 == 0 })
+		}
+		if v%7 == 0 && len(xs) > 0 {
+			xs[0] *= 2
+		}
+		lists[k] = xs
+		if len(xs) == 0 {
+			xs = nil
+		}
+		out = append(out, fmt.Sprint(k, v, xs))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ListState edits survive checkpoints, kills and restores (the elements,
+// the counter, what RemoveIf deleted): the job killed three times
+// mid-stream commits exactly the model's output.
+func TestListStateKillRestore(t *testing.T) {
+	const n = 2000
+	var out commitLog[string]
+	req := make(chan runtime.CheckpointRequest, 64)
+	if killed := runKilled(t, req, listJob(n, req, []int{400, 1100, 1700}, &out)); killed != 3 {
+		t.Fatalf("killed %d times, want 3", killed)
+	}
+	got := out.all()
+	slices.Sort(got)
+	if want := listModel(n); !slices.Equal(got, want) {
+		t.Fatalf("after 3 kills: %d outputs, want %d", len(got), len(want))
+	}
+}
+
+// ttlElem is an element of the TTL model: its value and expiry.
+type ttlElem struct {
+	v   int
+	exp int64
+}
+
+// With an event-time TTL, list state behaves as the model of elements that
+// each expire at their write time plus the TTL, over random operations,
+// watermarks and record times, whatever the cache does: expired elements
+// leave gaps the reads skip, RemoveIf keeps the others' expiry, Update
+// renews all.
+func TestListStateEventTTLProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		db, err := pebblestate.Open(pebblestate.Options{Dir: t.TempDir(), CacheBytes: int64(rapid.IntRange(-1, 2048).Draw(rt, "cache"))})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer db.Close()
+		s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: db, UID: "op"}))
+		wm := int64(1000)
+		s.watermark = func() int64 { return wm }
+		const ttl = 100
+		l := NewListState[int](s, "l", WithEventTimeTTL(ttl*time.Millisecond))
+		model := map[string][]ttlElem{}
+		live := func(k string) []int {
+			var out []int
+			for _, e := range model[k] {
+				if wm < e.exp {
+					out = append(out, e.v)
+				}
+			}
+			return out
+		}
+		keys := []string{"a", "b"}
+		for range rapid.IntRange(1, 150).Draw(rt, "ops") {
+			k := rapid.SampledFrom(keys).Draw(rt, "key")
+			on(s, k)
+			s.recordTS, s.inRecord = wm+rapid.Int64Range(-50, 50).Draw(rt, "ts"), true
+			write := s.recordTS + ttl
+			var err error
+			switch op := rapid.SampledFrom([]string{"add", "add", "add", "remove", "update", "clear", "get", "advance"}).Draw(rt, "op"); op {
+			case "add":
+				v := rapid.IntRange(0, 20).Draw(rt, "v")
+				err = l.Add(v)
+				model[k] = append(model[k], ttlElem{v, write})
+			case "remove":
+				m := rapid.IntRange(0, 2).Draw(rt, "mod")
+				_, err = l.RemoveIf(func(x int) bool { return x%3 == m })
+				model[k] = slices.DeleteFunc(model[k], func(e ttlElem) bool { return e.v%3 == m || wm >= e.exp })
+			case "update":
+				vs := rapid.SliceOfN(rapid.IntRange(0, 20), 0, 6).Draw(rt, "vs")
+				err = l.Update(vs)
+				model[k] = nil
+				for _, v := range vs {
+					model[k] = append(model[k], ttlElem{v, write})
+				}
+			case "clear":
+				err = l.Clear()
+				model[k] = nil
+			case "get":
+				checkList(rt, l, k, live(k))
+			case "advance":
+				wm += rapid.Int64Range(0, 60).Draw(rt, "advance")
+			}
+			s.inRecord = false
+			if err != nil {
+				rt.Fatalf("%v", err)
+			}
+		}
+		for _, k := range keys {
+			on(s, k)
+			checkList(rt, l, k, live(k))
+		}
+	})
+}

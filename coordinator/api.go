@@ -104,6 +104,13 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 			return nil, err
 		}
 	}
+	secrets, err := s.c.loadSecrets(ctx, spec.Secrets)
+	switch {
+	case errors.Is(err, errNoSecret) || status.Code(err) == codes.InvalidArgument:
+		return nil, status.Errorf(codes.FailedPrecondition, "%v", oneLine(err))
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "%v", oneLine(err))
+	}
 	st, err := s.c.leading(ctx)
 	if err != nil {
 		return nil, err
@@ -132,7 +139,7 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	}
 	recorded, err := call(ctx, st, func() (<-chan struct{}, error) {
 		j := newJob(rec, jobmaster.New(spec.Restart, time.Now(), jobmaster.WithRand(mrand.Float64)))
-		j.key, j.savepointKey = key, savepointKey
+		j.key, j.savepointKey, j.secrets = key, savepointKey, secrets
 		st.jobs[id] = j
 		st.persist(j)
 		st.logger.Info("job submitted", "job", id, "name", spec.Name, "parallelism", spec.Parallelism)

@@ -30,11 +30,13 @@ type jobDriver struct {
 	// key seals the job's state in the store (nil: not encrypted);
 	// savepointKey opens the savepoint it was submitted from.
 	key, savepointKey *sealing.JobKey
-	m                 *jobmaster.Machine
-	subtasks          []jobgraph.Subtask
-	vertices          map[int32]string // vertex id -> display name
-	regions           [][]int32        // pipelined regions (jobgraph.Regions)
-	regionOf          map[int32]int32  // vertex id -> region index
+	// secrets are the values of the spec's secrets, for its processes.
+	secrets  map[string][]byte
+	m        *jobmaster.Machine
+	subtasks []jobgraph.Subtask
+	vertices map[int32]string // vertex id -> display name
+	regions  [][]int32        // pipelined regions (jobgraph.Regions)
+	regionOf map[int32]int32  // vertex id -> region index
 
 	// attempt is the newest attempt number deployed; regionAttempt holds the
 	// one each region runs, which differ once a region restarted alone.
@@ -276,7 +278,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
 				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes,
-				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(),
+				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(), Secrets: j.secrets,
 					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})
 		}

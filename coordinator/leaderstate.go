@@ -182,7 +182,7 @@ func (s *leaderState) load(ctx context.Context) error {
 			// Running it would write its state unsealed, or fail to
 			// restore it: it stays down on this leader, and its record
 			// in etcd as it was, for a leader with the right KEK.
-			s.logger.Error("job cannot run: its data key does not unwrap", "job", rec.Id, "err", err)
+			s.logger.Error("job cannot run: its data key or a secret does not unwrap", "job", rec.Id, "err", err)
 			j = newJob(&rec, jobmaster.Restore(jobmaster.Snapshot{
 				State: weirv1.JobState_JOB_STATE_FAILED, Attempt: rec.Attempt, Restarts: int(rec.Restarts),
 				Error: oneLine(err),
@@ -491,14 +491,20 @@ func validateSpec(spec *weirv1.JobSpec) error {
 	})
 }
 
-// loadKeys reads a recorded job's data key and that of the savepoint it
-// started from.
+// loadKeys reads a recorded job's data key and, unless it ended, its
+// secrets and the key of the savepoint it started from.
 func (s *leaderState) loadKeys(ctx context.Context, j *jobDriver) error {
 	var err error
 	if j.key, err = s.c.loadJobKey(ctx, j.rec.Id); err != nil {
 		return err
 	}
-	if sp := j.rec.Spec.GetFromSavepoint(); sp != "" && !jobmaster.Terminal(j.rec.State) {
+	if jobmaster.Terminal(j.rec.State) {
+		return nil
+	}
+	if j.secrets, err = s.c.loadSecrets(ctx, j.rec.Spec.GetSecrets()); err != nil {
+		return err
+	}
+	if sp := j.rec.Spec.GetFromSavepoint(); sp != "" {
 		if _, object, err := storelayout.Split(sp); err == nil {
 			if j.savepointKey, err = s.c.objectKey(ctx, object); err != nil {
 				return err

@@ -18,7 +18,7 @@ import (
 // so its records).
 func TestEmbeddedKafkaPersistsAutoCreatedTopics(t *testing.T) {
 	dir := t.TempDir()
-	c, err := startKafka("127.0.0.1:0", "", dir)
+	c, err := startKafka("127.0.0.1:0", "", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestEmbeddedKafkaPersistsAutoCreatedTopics(t *testing.T) {
 // plaintext.
 func TestKafkaRoleAdvertises(t *testing.T) {
 	port := closedAddr(t)[len("127.0.0.1:"):]
-	c, err := startKafka("127.0.0.1:"+port, "localhost:"+port, t.TempDir())
+	c, err := startKafka("127.0.0.1:"+port, "localhost:"+port, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

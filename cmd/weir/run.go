@@ -46,6 +46,7 @@ type runFlags struct {
 	allowLost   bool
 	ckFailLimit int
 	memory      int64
+	secrets     []string
 	restart     restartFlags
 	platform    string
 }
@@ -93,6 +94,7 @@ ARGS after "--" are passed to the job binary.`,
 	fl.IntVar(&f.ckFailLimit, "fail-on-checkpoint-errors", 0, "fail (and restart) the job when this many checkpoints in a row failed (0: never; failing checkpoints are always reported by run and status)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
 	fl.StringVar(&f.platform, "platform", defaultPlatform(s.getenv), "OS/ARCH of the workers, or any to skip this check ($"+platformEnv+"); for linux the binary must be a static ELF executable of that architecture")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret (weir secret set NAME) the job's processes may read with sdk.Secret; repeat for several")
 	fl.Var(sizeValue{&f.memory}, "memory", "memory limit of each of the job's processes, e.g. 2GiB; a process over it fails with \"memory limit exceeded\" (enforced on workers with cgroup v2; 0: none)")
 	fl.BoolVar(&f.allowLost, "allow-non-restored-state", false, "with --from-savepoint: start even if the savepoint holds state no operator of the job restores (that state is dropped)")
 	return cmd
@@ -177,6 +179,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		FromSavepoint:         f.savepoint,
 		AllowNonRestoredState: f.allowLost,
 		MemoryLimitBytes:      f.memory,
+		Secrets:               f.secrets,
 	}
 	spec.Restart = restart
 	resp, err := unary(ctx, c, c.jobs.SubmitJob, &weirv1.SubmitJobRequest{Spec: spec})

@@ -31,6 +31,9 @@ var Methods = map[string]Right{
 	"/weir.v1.JobService/ListTokens":         Admin,
 	"/weir.v1.JobService/RevokeToken":        Admin,
 	"/weir.v1.JobService/PurgeJob":           Admin,
+	"/weir.v1.JobService/SetSecret":          Submit,
+	"/weir.v1.JobService/ListSecrets":        Submit,
+	"/weir.v1.JobService/DeleteSecret":       Submit,
 	"/weir.v1.ClusterService/Connect":        Worker,
 	"/weir.v1.ClusterService/DownloadBinary": Worker,
 	// Health checks by load balancers and orchestrators.

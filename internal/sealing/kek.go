@@ -122,20 +122,35 @@ func (k *KEK) Close() error {
 
 // Wrap encrypts a job's data key with the KEK.
 func (k *KEK) Wrap(ctx context.Context, key *JobKey) ([]byte, error) {
-	b, err := k.keeper.Encrypt(ctx, key.raw)
-	if err != nil {
-		return nil, fmt.Errorf("sealing: wrap a data key with the KEK (%s): %w", k.name, err)
-	}
-	return b, nil
+	return k.Encrypt(ctx, key.raw, "a data key")
 }
 
 // Unwrap decrypts a wrapped data key.
 func (k *KEK) Unwrap(ctx context.Context, wrapped []byte) (*JobKey, error) {
-	b, err := k.keeper.Decrypt(ctx, wrapped)
+	b, err := k.Decrypt(ctx, wrapped, "a data key")
 	if err != nil {
-		return nil, fmt.Errorf("sealing: unwrap a data key with the KEK (%s): %w", k.name, err)
+		return nil, err
 	}
 	return ParseJobKey(b)
+}
+
+// Encrypt encrypts a small value (a data key, a secret for jobs) with the
+// KEK; what names it for errors.
+func (k *KEK) Encrypt(ctx context.Context, plain []byte, what string) ([]byte, error) {
+	b, err := k.keeper.Encrypt(ctx, plain)
+	if err != nil {
+		return nil, fmt.Errorf("sealing: encrypt %s with the KEK (%s): %w", what, k.name, err)
+	}
+	return b, nil
+}
+
+// Decrypt decrypts what Encrypt made.
+func (k *KEK) Decrypt(ctx context.Context, sealed []byte, what string) ([]byte, error) {
+	b, err := k.keeper.Decrypt(ctx, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("sealing: decrypt %s with the KEK (%s): %w", what, k.name, err)
+	}
+	return b, nil
 }
 
 // ErrPurged means a job's data key was destroyed: nothing it wrote can be

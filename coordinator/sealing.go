@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"gocloud.dev/blob"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/internal/snapshot"
@@ -128,5 +130,64 @@ func (s *jobService) PurgeJob(ctx context.Context, r *weirv1.PurgeJobRequest) (*
 	} else {
 		resp.ObjectsDeleted = int64(len(keys))
 	}
+	return resp, nil
+}
+
+// RotateKeys re-encrypts the job data keys and secrets in etcd by the
+// current KEK (see the RPC). Each is swapped only if unchanged since it was
+// read, so a concurrent purge or secret change wins.
+func (s *jobService) RotateKeys(ctx context.Context, _ *weirv1.RotateKeysRequest) (*weirv1.RotateKeysResponse, error) {
+	if s.c.kek == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this coordinator has no KEK (--kek) to rotate to")
+	}
+	st, err := s.c.leading(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &weirv1.RotateKeysResponse{}
+	for _, kind := range []struct {
+		prefix string
+		count  *int64
+		rewrap func(name string, b []byte) ([]byte, error)
+	}{
+		{etcdkeys.JobKeys, &resp.JobKeys, func(job string, b []byte) ([]byte, error) { return s.c.kek.Rewrap(ctx, job, b) }},
+		{etcdkeys.Secrets, &resp.Secrets, func(name string, b []byte) ([]byte, error) {
+			var rec weirv1.StoredSecret
+			if err := proto.Unmarshal(b, &rec); err != nil {
+				return nil, fmt.Errorf("secret %s: %w", name, err)
+			}
+			plain, err := s.c.kek.Decrypt(ctx, rec.Wrapped, "secret "+name)
+			if err != nil {
+				return nil, err
+			}
+			if rec.Wrapped, err = s.c.kek.Encrypt(ctx, plain, "secret "+name); err != nil {
+				return nil, err
+			}
+			return proto.Marshal(&rec)
+		}},
+	} {
+		recs, err := st.store.List(ctx, kind.prefix)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "%v", oneLine(err))
+		}
+		for key, old := range recs {
+			name := strings.TrimPrefix(key, kind.prefix)
+			b, err := kind.rewrap(name, old)
+			if err == nil {
+				var ok bool
+				if ok, err = st.store.Swap(ctx, key, old, b); err == nil && !ok {
+					err = errors.New("changed while it was re-encrypted; run the rotation again")
+				}
+			}
+			if err != nil {
+				resp.Failed = append(resp.Failed, fmt.Sprintf("%s: %s", key, oneLine(err)))
+				continue
+			}
+			*kind.count++
+		}
+	}
+	sort.Strings(resp.Failed)
+	st.logger.Info("keys rotated to the current KEK", "kek", s.c.kek.String(), "job_keys", resp.JobKeys, "secrets", resp.Secrets,
+		"failed", len(resp.Failed), "by", principalName(ctx))
 	return resp, nil
 }

@@ -34,6 +34,7 @@ var Methods = map[string]Right{
 	"/weir.v1.JobService/SetSecret":          Submit,
 	"/weir.v1.JobService/ListSecrets":        Submit,
 	"/weir.v1.JobService/DeleteSecret":       Submit,
+	"/weir.v1.JobService/RotateKeys":         Admin,
 	"/weir.v1.ClusterService/Connect":        Worker,
 	"/weir.v1.ClusterService/DownloadBinary": Worker,
 	// Health checks by load balancers and orchestrators.

@@ -203,6 +203,104 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
+type RotateKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeysRequest) Reset() {
+	*x = RotateKeysRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeysRequest) ProtoMessage() {}
+
+func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeysRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeysRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+}
+
+type RotateKeysResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobKeys int64                  `protobuf:"varint,1,opt,name=job_keys,json=jobKeys,proto3" json:"job_keys,omitempty"`
+	Secrets int64                  `protobuf:"varint,2,opt,name=secrets,proto3" json:"secrets,omitempty"`
+	// What could not be re-encrypted, one line each (the KEK that wrapped
+	// it is neither the current nor the previous one, or etcd failed).
+	Failed        []string `protobuf:"bytes,3,rep,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeysResponse) Reset() {
+	*x = RotateKeysResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeysResponse) ProtoMessage() {}
+
+func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeysResponse.ProtoReflect.Descriptor instead.
+func (*RotateKeysResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RotateKeysResponse) GetJobKeys() int64 {
+	if x != nil {
+		return x.JobKeys
+	}
+	return 0
+}
+
+func (x *RotateKeysResponse) GetSecrets() int64 {
+	if x != nil {
+		return x.Secrets
+	}
+	return 0
+}
+
+func (x *RotateKeysResponse) GetFailed() []string {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
 type SetSecretRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -213,7 +311,7 @@ type SetSecretRequest struct {
 
 func (x *SetSecretRequest) Reset() {
 	*x = SetSecretRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +323,7 @@ func (x *SetSecretRequest) String() string {
 func (*SetSecretRequest) ProtoMessage() {}
 
 func (x *SetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +336,7 @@ func (x *SetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSecretRequest.ProtoReflect.Descriptor instead.
 func (*SetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SetSecretRequest) GetName() string {
@@ -265,7 +363,7 @@ type SetSecretResponse struct {
 
 func (x *SetSecretResponse) Reset() {
 	*x = SetSecretResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +375,7 @@ func (x *SetSecretResponse) String() string {
 func (*SetSecretResponse) ProtoMessage() {}
 
 func (x *SetSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +388,7 @@ func (x *SetSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSecretResponse.ProtoReflect.Descriptor instead.
 func (*SetSecretResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SetSecretResponse) GetReplaced() bool {
@@ -308,7 +406,7 @@ type ListSecretsRequest struct {
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +418,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +431,7 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
 }
 
 type SecretInfo struct {
@@ -348,7 +446,7 @@ type SecretInfo struct {
 
 func (x *SecretInfo) Reset() {
 	*x = SecretInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +458,7 @@ func (x *SecretInfo) String() string {
 func (*SecretInfo) ProtoMessage() {}
 
 func (x *SecretInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +471,7 @@ func (x *SecretInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretInfo.ProtoReflect.Descriptor instead.
 func (*SecretInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SecretInfo) GetName() string {
@@ -413,7 +511,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +523,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +536,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*SecretInfo {
@@ -457,7 +555,7 @@ type DeleteSecretRequest struct {
 
 func (x *DeleteSecretRequest) Reset() {
 	*x = DeleteSecretRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +567,7 @@ func (x *DeleteSecretRequest) String() string {
 func (*DeleteSecretRequest) ProtoMessage() {}
 
 func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +580,7 @@ func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecretRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSecretRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeleteSecretRequest) GetName() string {
@@ -500,7 +598,7 @@ type DeleteSecretResponse struct {
 
 func (x *DeleteSecretResponse) Reset() {
 	*x = DeleteSecretResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +610,7 @@ func (x *DeleteSecretResponse) String() string {
 func (*DeleteSecretResponse) ProtoMessage() {}
 
 func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +623,7 @@ func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecretResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSecretResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
 }
 
 type PurgeJobRequest struct {
@@ -537,7 +635,7 @@ type PurgeJobRequest struct {
 
 func (x *PurgeJobRequest) Reset() {
 	*x = PurgeJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +647,7 @@ func (x *PurgeJobRequest) String() string {
 func (*PurgeJobRequest) ProtoMessage() {}
 
 func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +660,7 @@ func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJobRequest.ProtoReflect.Descriptor instead.
 func (*PurgeJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PurgeJobRequest) GetJobId() string {
@@ -589,7 +687,7 @@ type PurgeJobResponse struct {
 
 func (x *PurgeJobResponse) Reset() {
 	*x = PurgeJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +699,7 @@ func (x *PurgeJobResponse) String() string {
 func (*PurgeJobResponse) ProtoMessage() {}
 
 func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +712,7 @@ func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJobResponse.ProtoReflect.Descriptor instead.
 func (*PurgeJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PurgeJobResponse) GetPurgedUnixMs() int64 {
@@ -654,7 +752,7 @@ type StatBinaryRequest struct {
 
 func (x *StatBinaryRequest) Reset() {
 	*x = StatBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +764,7 @@ func (x *StatBinaryRequest) String() string {
 func (*StatBinaryRequest) ProtoMessage() {}
 
 func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +777,7 @@ func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryRequest.ProtoReflect.Descriptor instead.
 func (*StatBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatBinaryRequest) GetSha256() string {
@@ -699,7 +797,7 @@ type StatBinaryResponse struct {
 
 func (x *StatBinaryResponse) Reset() {
 	*x = StatBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +809,7 @@ func (x *StatBinaryResponse) String() string {
 func (*StatBinaryResponse) ProtoMessage() {}
 
 func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +822,7 @@ func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryResponse.ProtoReflect.Descriptor instead.
 func (*StatBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StatBinaryResponse) GetExists() bool {
@@ -752,7 +850,7 @@ type BinaryHeader struct {
 
 func (x *BinaryHeader) Reset() {
 	*x = BinaryHeader{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +862,7 @@ func (x *BinaryHeader) String() string {
 func (*BinaryHeader) ProtoMessage() {}
 
 func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +875,7 @@ func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryHeader.ProtoReflect.Descriptor instead.
 func (*BinaryHeader) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BinaryHeader) GetSha256() string {
@@ -807,7 +905,7 @@ type UploadBinaryRequest struct {
 
 func (x *UploadBinaryRequest) Reset() {
 	*x = UploadBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +917,7 @@ func (x *UploadBinaryRequest) String() string {
 func (*UploadBinaryRequest) ProtoMessage() {}
 
 func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +930,7 @@ func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*UploadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UploadBinaryRequest) GetPart() isUploadBinaryRequest_Part {
@@ -886,7 +984,7 @@ type UploadBinaryResponse struct {
 
 func (x *UploadBinaryResponse) Reset() {
 	*x = UploadBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +996,7 @@ func (x *UploadBinaryResponse) String() string {
 func (*UploadBinaryResponse) ProtoMessage() {}
 
 func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1009,7 @@ func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryResponse.ProtoReflect.Descriptor instead.
 func (*UploadBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UploadBinaryResponse) GetSha256() string {
@@ -961,7 +1059,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1071,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1084,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RestartPolicy) GetMaxRestarts() int32 {
@@ -1084,7 +1182,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1194,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1207,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobSpec) GetName() string {
@@ -1214,7 +1312,7 @@ type CheckpointPolicy struct {
 
 func (x *CheckpointPolicy) Reset() {
 	*x = CheckpointPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1324,7 @@ func (x *CheckpointPolicy) String() string {
 func (*CheckpointPolicy) ProtoMessage() {}
 
 func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1337,7 @@ func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointPolicy.ProtoReflect.Descriptor instead.
 func (*CheckpointPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CheckpointPolicy) GetIntervalMs() int64 {
@@ -1293,7 +1391,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1403,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1416,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -1337,7 +1435,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1447,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1460,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SubmitJobResponse) GetJobId() string {
@@ -1380,7 +1478,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1490,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1503,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
 }
 
 type ListJobsResponse struct {
@@ -1417,7 +1515,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1527,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1540,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobStatus {
@@ -1461,7 +1559,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1571,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1584,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1514,7 +1612,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1624,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1637,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskInfo) GetVertexId() int32 {
@@ -1632,7 +1730,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1742,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1755,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *JobStatus) GetId() string {
@@ -1774,7 +1872,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1884,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1897,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1818,7 +1916,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +1928,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +1941,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelJobResponse) GetState() JobState {
@@ -1861,7 +1959,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +1971,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +1984,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
 }
 
 type WorkerInfo struct {
@@ -1903,7 +2001,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1915,7 +2013,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,7 +2026,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WorkerInfo) GetId() string {
@@ -1982,7 +2080,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2092,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2105,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerInfo {
@@ -2026,7 +2124,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2136,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2149,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListCheckpointsRequest) GetJobId() string {
@@ -2070,7 +2168,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2180,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2193,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
@@ -2115,7 +2213,7 @@ type TriggerSavepointRequest struct {
 
 func (x *TriggerSavepointRequest) Reset() {
 	*x = TriggerSavepointRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2225,7 @@ func (x *TriggerSavepointRequest) String() string {
 func (*TriggerSavepointRequest) ProtoMessage() {}
 
 func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2238,7 @@ func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TriggerSavepointRequest) GetJobId() string {
@@ -2167,7 +2265,7 @@ type TriggerSavepointResponse struct {
 
 func (x *TriggerSavepointResponse) Reset() {
 	*x = TriggerSavepointResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2277,7 @@ func (x *TriggerSavepointResponse) String() string {
 func (*TriggerSavepointResponse) ProtoMessage() {}
 
 func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2290,7 @@ func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TriggerSavepointResponse) GetLocation() string {
@@ -2220,7 +2318,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	mi := &file_weir_v1_job_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2330,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	mi := &file_weir_v1_job_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2343,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -2271,7 +2369,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	mi := &file_weir_v1_job_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2381,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	mi := &file_weir_v1_job_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2394,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -2314,7 +2412,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[35]
+	mi := &file_weir_v1_job_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2424,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[35]
+	mi := &file_weir_v1_job_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2437,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{35}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{37}
 }
 
 type TokenInfo struct {
@@ -2353,7 +2451,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[36]
+	mi := &file_weir_v1_job_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2463,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[36]
+	mi := &file_weir_v1_job_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2476,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{36}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TokenInfo) GetName() string {
@@ -2411,7 +2509,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[37]
+	mi := &file_weir_v1_job_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2521,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[37]
+	mi := &file_weir_v1_job_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2534,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{37}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -2455,7 +2553,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[38]
+	mi := &file_weir_v1_job_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2565,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[38]
+	mi := &file_weir_v1_job_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2578,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{38}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RevokeTokenRequest) GetName() string {
@@ -2498,7 +2596,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[39]
+	mi := &file_weir_v1_job_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2608,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[39]
+	mi := &file_weir_v1_job_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2621,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{39}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{41}
 }
 
 type DeleteJobRequest struct {
@@ -2537,7 +2635,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[40]
+	mi := &file_weir_v1_job_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2549,7 +2647,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[40]
+	mi := &file_weir_v1_job_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2562,7 +2660,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{40}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteJobRequest) GetJobId() string {
@@ -2589,7 +2687,7 @@ type DeleteJobResponse struct {
 
 func (x *DeleteJobResponse) Reset() {
 	*x = DeleteJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[41]
+	mi := &file_weir_v1_job_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2699,7 @@ func (x *DeleteJobResponse) String() string {
 func (*DeleteJobResponse) ProtoMessage() {}
 
 func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[41]
+	mi := &file_weir_v1_job_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2712,7 @@ func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{41}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteJobResponse) GetDeletedObjects() int64 {
@@ -2628,7 +2726,12 @@ var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"<\n" +
+	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"\x13\n" +
+	"\x11RotateKeysRequest\"a\n" +
+	"\x12RotateKeysResponse\x12\x19\n" +
+	"\bjob_keys\x18\x01 \x01(\x03R\ajobKeys\x12\x18\n" +
+	"\asecrets\x18\x02 \x01(\x03R\asecrets\x12\x16\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"<\n" +
 	"\x10SetSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"/\n" +
@@ -2809,7 +2912,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\x89\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xd0\n" +
 	"\n" +
 	"\n" +
 	"JobService\x12E\n" +
@@ -2832,7 +2935,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\bPurgeJob\x12\x18.weir.v1.PurgeJobRequest\x1a\x19.weir.v1.PurgeJobResponse\x12B\n" +
 	"\tSetSecret\x12\x19.weir.v1.SetSecretRequest\x1a\x1a.weir.v1.SetSecretResponse\x12H\n" +
 	"\vListSecrets\x12\x1b.weir.v1.ListSecretsRequest\x1a\x1c.weir.v1.ListSecretsResponse\x12K\n" +
-	"\fDeleteSecret\x12\x1c.weir.v1.DeleteSecretRequest\x1a\x1d.weir.v1.DeleteSecretResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\fDeleteSecret\x12\x1c.weir.v1.DeleteSecretRequest\x1a\x1d.weir.v1.DeleteSecretResponse\x12E\n" +
+	"\n" +
+	"RotateKeys\x12\x1a.weir.v1.RotateKeysRequest\x1a\x1b.weir.v1.RotateKeysResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -2847,113 +2952,117 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
 	(TaskState)(0),                   // 2: weir.v1.TaskState
-	(*SetSecretRequest)(nil),         // 3: weir.v1.SetSecretRequest
-	(*SetSecretResponse)(nil),        // 4: weir.v1.SetSecretResponse
-	(*ListSecretsRequest)(nil),       // 5: weir.v1.ListSecretsRequest
-	(*SecretInfo)(nil),               // 6: weir.v1.SecretInfo
-	(*ListSecretsResponse)(nil),      // 7: weir.v1.ListSecretsResponse
-	(*DeleteSecretRequest)(nil),      // 8: weir.v1.DeleteSecretRequest
-	(*DeleteSecretResponse)(nil),     // 9: weir.v1.DeleteSecretResponse
-	(*PurgeJobRequest)(nil),          // 10: weir.v1.PurgeJobRequest
-	(*PurgeJobResponse)(nil),         // 11: weir.v1.PurgeJobResponse
-	(*StatBinaryRequest)(nil),        // 12: weir.v1.StatBinaryRequest
-	(*StatBinaryResponse)(nil),       // 13: weir.v1.StatBinaryResponse
-	(*BinaryHeader)(nil),             // 14: weir.v1.BinaryHeader
-	(*UploadBinaryRequest)(nil),      // 15: weir.v1.UploadBinaryRequest
-	(*UploadBinaryResponse)(nil),     // 16: weir.v1.UploadBinaryResponse
-	(*RestartPolicy)(nil),            // 17: weir.v1.RestartPolicy
-	(*JobSpec)(nil),                  // 18: weir.v1.JobSpec
-	(*CheckpointPolicy)(nil),         // 19: weir.v1.CheckpointPolicy
-	(*SubmitJobRequest)(nil),         // 20: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),        // 21: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),          // 22: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 23: weir.v1.ListJobsResponse
-	(*GetJobRequest)(nil),            // 24: weir.v1.GetJobRequest
-	(*TaskInfo)(nil),                 // 25: weir.v1.TaskInfo
-	(*JobStatus)(nil),                // 26: weir.v1.JobStatus
-	(*CancelJobRequest)(nil),         // 27: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 28: weir.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),       // 29: weir.v1.ListWorkersRequest
-	(*WorkerInfo)(nil),               // 30: weir.v1.WorkerInfo
-	(*ListWorkersResponse)(nil),      // 31: weir.v1.ListWorkersResponse
-	(*ListCheckpointsRequest)(nil),   // 32: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),  // 33: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),  // 34: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil), // 35: weir.v1.TriggerSavepointResponse
-	(*CreateTokenRequest)(nil),       // 36: weir.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),      // 37: weir.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),        // 38: weir.v1.ListTokensRequest
-	(*TokenInfo)(nil),                // 39: weir.v1.TokenInfo
-	(*ListTokensResponse)(nil),       // 40: weir.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),       // 41: weir.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 42: weir.v1.RevokeTokenResponse
-	(*DeleteJobRequest)(nil),         // 43: weir.v1.DeleteJobRequest
-	(*DeleteJobResponse)(nil),        // 44: weir.v1.DeleteJobResponse
-	(*JobGraph)(nil),                 // 45: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 46: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 47: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 48: weir.v1.TapRecord
+	(*RotateKeysRequest)(nil),        // 3: weir.v1.RotateKeysRequest
+	(*RotateKeysResponse)(nil),       // 4: weir.v1.RotateKeysResponse
+	(*SetSecretRequest)(nil),         // 5: weir.v1.SetSecretRequest
+	(*SetSecretResponse)(nil),        // 6: weir.v1.SetSecretResponse
+	(*ListSecretsRequest)(nil),       // 7: weir.v1.ListSecretsRequest
+	(*SecretInfo)(nil),               // 8: weir.v1.SecretInfo
+	(*ListSecretsResponse)(nil),      // 9: weir.v1.ListSecretsResponse
+	(*DeleteSecretRequest)(nil),      // 10: weir.v1.DeleteSecretRequest
+	(*DeleteSecretResponse)(nil),     // 11: weir.v1.DeleteSecretResponse
+	(*PurgeJobRequest)(nil),          // 12: weir.v1.PurgeJobRequest
+	(*PurgeJobResponse)(nil),         // 13: weir.v1.PurgeJobResponse
+	(*StatBinaryRequest)(nil),        // 14: weir.v1.StatBinaryRequest
+	(*StatBinaryResponse)(nil),       // 15: weir.v1.StatBinaryResponse
+	(*BinaryHeader)(nil),             // 16: weir.v1.BinaryHeader
+	(*UploadBinaryRequest)(nil),      // 17: weir.v1.UploadBinaryRequest
+	(*UploadBinaryResponse)(nil),     // 18: weir.v1.UploadBinaryResponse
+	(*RestartPolicy)(nil),            // 19: weir.v1.RestartPolicy
+	(*JobSpec)(nil),                  // 20: weir.v1.JobSpec
+	(*CheckpointPolicy)(nil),         // 21: weir.v1.CheckpointPolicy
+	(*SubmitJobRequest)(nil),         // 22: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),        // 23: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),          // 24: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 25: weir.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 26: weir.v1.GetJobRequest
+	(*TaskInfo)(nil),                 // 27: weir.v1.TaskInfo
+	(*JobStatus)(nil),                // 28: weir.v1.JobStatus
+	(*CancelJobRequest)(nil),         // 29: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 30: weir.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),       // 31: weir.v1.ListWorkersRequest
+	(*WorkerInfo)(nil),               // 32: weir.v1.WorkerInfo
+	(*ListWorkersResponse)(nil),      // 33: weir.v1.ListWorkersResponse
+	(*ListCheckpointsRequest)(nil),   // 34: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 35: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),  // 36: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 37: weir.v1.TriggerSavepointResponse
+	(*CreateTokenRequest)(nil),       // 38: weir.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 39: weir.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),        // 40: weir.v1.ListTokensRequest
+	(*TokenInfo)(nil),                // 41: weir.v1.TokenInfo
+	(*ListTokensResponse)(nil),       // 42: weir.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 43: weir.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 44: weir.v1.RevokeTokenResponse
+	(*DeleteJobRequest)(nil),         // 45: weir.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),        // 46: weir.v1.DeleteJobResponse
+	(*JobGraph)(nil),                 // 47: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 48: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 49: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 50: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
-	6,  // 0: weir.v1.ListSecretsResponse.secrets:type_name -> weir.v1.SecretInfo
-	14, // 1: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
+	8,  // 0: weir.v1.ListSecretsResponse.secrets:type_name -> weir.v1.SecretInfo
+	16, // 1: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
 	1,  // 2: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	45, // 3: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
-	17, // 4: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
-	19, // 5: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
-	18, // 6: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
-	26, // 7: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
+	47, // 3: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	19, // 4: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
+	21, // 5: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
+	20, // 6: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
+	28, // 7: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
 	2,  // 8: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
 	0,  // 9: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
-	25, // 10: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
-	18, // 11: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
+	27, // 10: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
+	20, // 11: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
 	0,  // 12: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
-	30, // 13: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	46, // 14: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	39, // 15: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
-	12, // 16: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	15, // 17: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	20, // 18: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	22, // 19: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	24, // 20: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	27, // 21: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	29, // 22: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	32, // 23: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	34, // 24: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	47, // 25: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
-	36, // 26: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
-	38, // 27: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
-	41, // 28: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
-	43, // 29: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
-	10, // 30: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
-	3,  // 31: weir.v1.JobService.SetSecret:input_type -> weir.v1.SetSecretRequest
-	5,  // 32: weir.v1.JobService.ListSecrets:input_type -> weir.v1.ListSecretsRequest
-	8,  // 33: weir.v1.JobService.DeleteSecret:input_type -> weir.v1.DeleteSecretRequest
-	13, // 34: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	16, // 35: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	21, // 36: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	23, // 37: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	26, // 38: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	28, // 39: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	31, // 40: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	33, // 41: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	35, // 42: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	48, // 43: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	37, // 44: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
-	40, // 45: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
-	42, // 46: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
-	44, // 47: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
-	11, // 48: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
-	4,  // 49: weir.v1.JobService.SetSecret:output_type -> weir.v1.SetSecretResponse
-	7,  // 50: weir.v1.JobService.ListSecrets:output_type -> weir.v1.ListSecretsResponse
-	9,  // 51: weir.v1.JobService.DeleteSecret:output_type -> weir.v1.DeleteSecretResponse
-	34, // [34:52] is the sub-list for method output_type
-	16, // [16:34] is the sub-list for method input_type
+	32, // 13: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
+	48, // 14: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	41, // 15: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
+	14, // 16: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	17, // 17: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	22, // 18: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	24, // 19: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	26, // 20: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	29, // 21: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	31, // 22: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	34, // 23: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	36, // 24: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	49, // 25: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	38, // 26: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
+	40, // 27: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
+	43, // 28: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
+	45, // 29: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
+	12, // 30: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
+	5,  // 31: weir.v1.JobService.SetSecret:input_type -> weir.v1.SetSecretRequest
+	7,  // 32: weir.v1.JobService.ListSecrets:input_type -> weir.v1.ListSecretsRequest
+	10, // 33: weir.v1.JobService.DeleteSecret:input_type -> weir.v1.DeleteSecretRequest
+	3,  // 34: weir.v1.JobService.RotateKeys:input_type -> weir.v1.RotateKeysRequest
+	15, // 35: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	18, // 36: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	23, // 37: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	25, // 38: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	28, // 39: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	30, // 40: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	33, // 41: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	35, // 42: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	37, // 43: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	50, // 44: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	39, // 45: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	42, // 46: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	44, // 47: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	46, // 48: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
+	13, // 49: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
+	6,  // 50: weir.v1.JobService.SetSecret:output_type -> weir.v1.SetSecretResponse
+	9,  // 51: weir.v1.JobService.ListSecrets:output_type -> weir.v1.ListSecretsResponse
+	11, // 52: weir.v1.JobService.DeleteSecret:output_type -> weir.v1.DeleteSecretResponse
+	4,  // 53: weir.v1.JobService.RotateKeys:output_type -> weir.v1.RotateKeysResponse
+	35, // [35:54] is the sub-list for method output_type
+	16, // [16:35] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -2967,7 +3076,7 @@ func file_weir_v1_job_service_proto_init() {
 	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_jobgraph_proto_init()
 	file_weir_v1_telemetry_proto_init()
-	file_weir_v1_job_service_proto_msgTypes[12].OneofWrappers = []any{
+	file_weir_v1_job_service_proto_msgTypes[14].OneofWrappers = []any{
 		(*UploadBinaryRequest_Header)(nil),
 		(*UploadBinaryRequest_Chunk)(nil),
 	}
@@ -2977,7 +3086,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   42,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,7 @@ const (
 	JobService_SetSecret_FullMethodName        = "/weir.v1.JobService/SetSecret"
 	JobService_ListSecrets_FullMethodName      = "/weir.v1.JobService/ListSecrets"
 	JobService_DeleteSecret_FullMethodName     = "/weir.v1.JobService/DeleteSecret"
+	JobService_RotateKeys_FullMethodName       = "/weir.v1.JobService/RotateKeys"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -87,6 +88,11 @@ type JobServiceClient interface {
 	SetSecret(ctx context.Context, in *SetSecretRequest, opts ...grpc.CallOption) (*SetSecretResponse, error)
 	ListSecrets(ctx context.Context, in *ListSecretsRequest, opts ...grpc.CallOption) (*ListSecretsResponse, error)
 	DeleteSecret(ctx context.Context, in *DeleteSecretRequest, opts ...grpc.CallOption) (*DeleteSecretResponse, error)
+	// RotateKeys re-encrypts every job data key and secret in etcd by the
+	// coordinator's current KEK (--kek), reading those the previous one
+	// (--previous-kek) encrypted: no object in the store changes. Once it
+	// reports no failure, the previous KEK can be retired.
+	RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error)
 }
 
 type jobServiceClient struct {
@@ -289,6 +295,16 @@ func (c *jobServiceClient) DeleteSecret(ctx context.Context, in *DeleteSecretReq
 	return out, nil
 }
 
+func (c *jobServiceClient) RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateKeysResponse)
+	err := c.cc.Invoke(ctx, JobService_RotateKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -337,6 +353,11 @@ type JobServiceServer interface {
 	SetSecret(context.Context, *SetSecretRequest) (*SetSecretResponse, error)
 	ListSecrets(context.Context, *ListSecretsRequest) (*ListSecretsResponse, error)
 	DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error)
+	// RotateKeys re-encrypts every job data key and secret in etcd by the
+	// coordinator's current KEK (--kek), reading those the previous one
+	// (--previous-kek) encrypted: no object in the store changes. Once it
+	// reports no failure, the previous KEK can be retired.
+	RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -400,6 +421,9 @@ func (UnimplementedJobServiceServer) ListSecrets(context.Context, *ListSecretsRe
 }
 func (UnimplementedJobServiceServer) DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSecret not implemented")
+}
+func (UnimplementedJobServiceServer) RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateKeys not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -728,6 +752,24 @@ func _JobService_DeleteSecret_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_RotateKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).RotateKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_RotateKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).RotateKeys(ctx, req.(*RotateKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -798,6 +840,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSecret",
 			Handler:    _JobService_DeleteSecret_Handler,
+		},
+		{
+			MethodName: "RotateKeys",
+			Handler:    _JobService_RotateKeys_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -203,6 +203,137 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
+type DescribeBinaryRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	BinarySha256 string                 `protobuf:"bytes,1,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	// The job's arguments and default parallelism, as SubmitJob will get them.
+	Args        []string `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	Parallelism int32    `protobuf:"varint,3,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	// How long the binary may take; the worker caps it (30 s).
+	TimeoutMs     int64 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeBinaryRequest) Reset() {
+	*x = DescribeBinaryRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeBinaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeBinaryRequest) ProtoMessage() {}
+
+func (x *DescribeBinaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeBinaryRequest.ProtoReflect.Descriptor instead.
+func (*DescribeBinaryRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DescribeBinaryRequest) GetBinarySha256() string {
+	if x != nil {
+		return x.BinarySha256
+	}
+	return ""
+}
+
+func (x *DescribeBinaryRequest) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *DescribeBinaryRequest) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *DescribeBinaryRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type DescribeBinaryResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome *DescribeOutcome       `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The worker that ran it, and its platform (GOOS/GOARCH).
+	WorkerId       string `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	WorkerPlatform string `protobuf:"bytes,3,opt,name=worker_platform,json=workerPlatform,proto3" json:"worker_platform,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DescribeBinaryResponse) Reset() {
+	*x = DescribeBinaryResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeBinaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeBinaryResponse) ProtoMessage() {}
+
+func (x *DescribeBinaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeBinaryResponse.ProtoReflect.Descriptor instead.
+func (*DescribeBinaryResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DescribeBinaryResponse) GetOutcome() *DescribeOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *DescribeBinaryResponse) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *DescribeBinaryResponse) GetWorkerPlatform() string {
+	if x != nil {
+		return x.WorkerPlatform
+	}
+	return ""
+}
+
 type PurgeJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -212,7 +343,7 @@ type PurgeJobRequest struct {
 
 func (x *PurgeJobRequest) Reset() {
 	*x = PurgeJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +355,7 @@ func (x *PurgeJobRequest) String() string {
 func (*PurgeJobRequest) ProtoMessage() {}
 
 func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +368,7 @@ func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJobRequest.ProtoReflect.Descriptor instead.
 func (*PurgeJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PurgeJobRequest) GetJobId() string {
@@ -264,7 +395,7 @@ type PurgeJobResponse struct {
 
 func (x *PurgeJobResponse) Reset() {
 	*x = PurgeJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +407,7 @@ func (x *PurgeJobResponse) String() string {
 func (*PurgeJobResponse) ProtoMessage() {}
 
 func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +420,7 @@ func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJobResponse.ProtoReflect.Descriptor instead.
 func (*PurgeJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PurgeJobResponse) GetPurgedUnixMs() int64 {
@@ -329,7 +460,7 @@ type StatBinaryRequest struct {
 
 func (x *StatBinaryRequest) Reset() {
 	*x = StatBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +472,7 @@ func (x *StatBinaryRequest) String() string {
 func (*StatBinaryRequest) ProtoMessage() {}
 
 func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +485,7 @@ func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryRequest.ProtoReflect.Descriptor instead.
 func (*StatBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StatBinaryRequest) GetSha256() string {
@@ -374,7 +505,7 @@ type StatBinaryResponse struct {
 
 func (x *StatBinaryResponse) Reset() {
 	*x = StatBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +517,7 @@ func (x *StatBinaryResponse) String() string {
 func (*StatBinaryResponse) ProtoMessage() {}
 
 func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +530,7 @@ func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryResponse.ProtoReflect.Descriptor instead.
 func (*StatBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StatBinaryResponse) GetExists() bool {
@@ -427,7 +558,7 @@ type BinaryHeader struct {
 
 func (x *BinaryHeader) Reset() {
 	*x = BinaryHeader{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +570,7 @@ func (x *BinaryHeader) String() string {
 func (*BinaryHeader) ProtoMessage() {}
 
 func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +583,7 @@ func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryHeader.ProtoReflect.Descriptor instead.
 func (*BinaryHeader) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BinaryHeader) GetSha256() string {
@@ -482,7 +613,7 @@ type UploadBinaryRequest struct {
 
 func (x *UploadBinaryRequest) Reset() {
 	*x = UploadBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +625,7 @@ func (x *UploadBinaryRequest) String() string {
 func (*UploadBinaryRequest) ProtoMessage() {}
 
 func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +638,7 @@ func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*UploadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UploadBinaryRequest) GetPart() isUploadBinaryRequest_Part {
@@ -561,7 +692,7 @@ type UploadBinaryResponse struct {
 
 func (x *UploadBinaryResponse) Reset() {
 	*x = UploadBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +704,7 @@ func (x *UploadBinaryResponse) String() string {
 func (*UploadBinaryResponse) ProtoMessage() {}
 
 func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +717,7 @@ func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryResponse.ProtoReflect.Descriptor instead.
 func (*UploadBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UploadBinaryResponse) GetSha256() string {
@@ -636,7 +767,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +779,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +792,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RestartPolicy) GetMaxRestarts() int32 {
@@ -756,7 +887,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +899,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +912,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JobSpec) GetName() string {
@@ -879,7 +1010,7 @@ type CheckpointPolicy struct {
 
 func (x *CheckpointPolicy) Reset() {
 	*x = CheckpointPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1022,7 @@ func (x *CheckpointPolicy) String() string {
 func (*CheckpointPolicy) ProtoMessage() {}
 
 func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1035,7 @@ func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointPolicy.ProtoReflect.Descriptor instead.
 func (*CheckpointPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CheckpointPolicy) GetIntervalMs() int64 {
@@ -958,7 +1089,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1101,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1114,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -1002,7 +1133,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1145,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1158,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SubmitJobResponse) GetJobId() string {
@@ -1045,7 +1176,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1188,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1201,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
 }
 
 type ListJobsResponse struct {
@@ -1082,7 +1213,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1225,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1238,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobStatus {
@@ -1126,7 +1257,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1269,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1282,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1179,7 +1310,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1322,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1335,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TaskInfo) GetVertexId() int32 {
@@ -1297,7 +1428,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1440,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1453,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JobStatus) GetId() string {
@@ -1439,7 +1570,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1582,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1595,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1483,7 +1614,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1626,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1639,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelJobResponse) GetState() JobState {
@@ -1526,7 +1657,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1669,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1682,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
 }
 
 type WorkerInfo struct {
@@ -1562,13 +1693,17 @@ type WorkerInfo struct {
 	Free                int32                  `protobuf:"varint,4,opt,name=free,proto3" json:"free,omitempty"`
 	LastHeartbeatUnixMs int64                  `protobuf:"varint,5,opt,name=last_heartbeat_unix_ms,json=lastHeartbeatUnixMs,proto3" json:"last_heartbeat_unix_ms,omitempty"`
 	RssBytes            int64                  `protobuf:"varint,6,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The worker's platform as Go names it (runtime.GOOS, runtime.GOARCH);
+	// empty for a worker too old to report it.
+	Goos          string `protobuf:"bytes,7,opt,name=goos,proto3" json:"goos,omitempty"`
+	Goarch        string `protobuf:"bytes,8,opt,name=goarch,proto3" json:"goarch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1715,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1728,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WorkerInfo) GetId() string {
@@ -1638,6 +1773,20 @@ func (x *WorkerInfo) GetRssBytes() int64 {
 	return 0
 }
 
+func (x *WorkerInfo) GetGoos() string {
+	if x != nil {
+		return x.Goos
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetGoarch() string {
+	if x != nil {
+		return x.Goarch
+	}
+	return ""
+}
+
 type ListWorkersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workers       []*WorkerInfo          `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
@@ -1647,7 +1796,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1808,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1821,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerInfo {
@@ -1691,7 +1840,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1852,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1865,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListCheckpointsRequest) GetJobId() string {
@@ -1735,7 +1884,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1896,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1909,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
@@ -1780,7 +1929,7 @@ type TriggerSavepointRequest struct {
 
 func (x *TriggerSavepointRequest) Reset() {
 	*x = TriggerSavepointRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +1941,7 @@ func (x *TriggerSavepointRequest) String() string {
 func (*TriggerSavepointRequest) ProtoMessage() {}
 
 func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +1954,7 @@ func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TriggerSavepointRequest) GetJobId() string {
@@ -1832,7 +1981,7 @@ type TriggerSavepointResponse struct {
 
 func (x *TriggerSavepointResponse) Reset() {
 	*x = TriggerSavepointResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +1993,7 @@ func (x *TriggerSavepointResponse) String() string {
 func (*TriggerSavepointResponse) ProtoMessage() {}
 
 func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2006,7 @@ func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TriggerSavepointResponse) GetLocation() string {
@@ -1885,7 +2034,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2046,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2059,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -1936,7 +2085,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2097,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2110,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -1979,7 +2128,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2140,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2153,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
 }
 
 type TokenInfo struct {
@@ -2018,7 +2167,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2030,7 +2179,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2043,7 +2192,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TokenInfo) GetName() string {
@@ -2076,7 +2225,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2237,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2250,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -2120,7 +2269,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2281,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2294,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeTokenRequest) GetName() string {
@@ -2163,7 +2312,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2324,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2337,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
 }
 
 type DeleteJobRequest struct {
@@ -2202,7 +2351,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	mi := &file_weir_v1_job_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2363,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	mi := &file_weir_v1_job_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2376,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeleteJobRequest) GetJobId() string {
@@ -2254,7 +2403,7 @@ type DeleteJobResponse struct {
 
 func (x *DeleteJobResponse) Reset() {
 	*x = DeleteJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	mi := &file_weir_v1_job_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2415,7 @@ func (x *DeleteJobResponse) String() string {
 func (*DeleteJobResponse) ProtoMessage() {}
 
 func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	mi := &file_weir_v1_job_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2428,7 @@ func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteJobResponse) GetDeletedObjects() int64 {
@@ -2293,7 +2442,17 @@ var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"(\n" +
+	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"\x91\x01\n" +
+	"\x15DescribeBinaryRequest\x12#\n" +
+	"\rbinary_sha256\x18\x01 \x01(\tR\fbinarySha256\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\x12 \n" +
+	"\vparallelism\x18\x03 \x01(\x05R\vparallelism\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"\x92\x01\n" +
+	"\x16DescribeBinaryResponse\x122\n" +
+	"\aoutcome\x18\x01 \x01(\v2\x18.weir.v1.DescribeOutcomeR\aoutcome\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12'\n" +
+	"\x0fworker_platform\x18\x03 \x01(\tR\x0eworkerPlatform\"(\n" +
 	"\x0fPurgeJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xa9\x01\n" +
 	"\x10PurgeJobResponse\x12$\n" +
@@ -2391,7 +2550,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x11.weir.v1.JobStateR\x05state\"\x14\n" +
-	"\x12ListWorkersRequest\"\xac\x01\n" +
+	"\x12ListWorkersRequest\"\xd8\x01\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -2399,7 +2558,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x05slots\x18\x03 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04free\x18\x04 \x01(\x05R\x04free\x123\n" +
 	"\x16last_heartbeat_unix_ms\x18\x05 \x01(\x03R\x13lastHeartbeatUnixMs\x12\x1b\n" +
-	"\trss_bytes\x18\x06 \x01(\x03R\brssBytes\"D\n" +
+	"\trss_bytes\x18\x06 \x01(\x03R\brssBytes\x12\x12\n" +
+	"\x04goos\x18\a \x01(\tR\x04goos\x12\x16\n" +
+	"\x06goarch\x18\b \x01(\tR\x06goarch\"D\n" +
 	"\x13ListWorkersResponse\x12-\n" +
 	"\aworkers\x18\x01 \x03(\v2\x13.weir.v1.WorkerInfoR\aworkers\"/\n" +
 	"\x16ListCheckpointsRequest\x12\x15\n" +
@@ -2454,7 +2615,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xae\b\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\x81\t\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -2473,7 +2634,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"ListTokens\x12\x1a.weir.v1.ListTokensRequest\x1a\x1b.weir.v1.ListTokensResponse\x12H\n" +
 	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponse\x12B\n" +
 	"\tDeleteJob\x12\x19.weir.v1.DeleteJobRequest\x1a\x1a.weir.v1.DeleteJobResponse\x12?\n" +
-	"\bPurgeJob\x12\x18.weir.v1.PurgeJobRequest\x1a\x19.weir.v1.PurgeJobResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\bPurgeJob\x12\x18.weir.v1.PurgeJobRequest\x1a\x19.weir.v1.PurgeJobResponse\x12Q\n" +
+	"\x0eDescribeBinary\x12\x1e.weir.v1.DescribeBinaryRequest\x1a\x1f.weir.v1.DescribeBinaryResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -2488,102 +2650,108 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
 	(TaskState)(0),                   // 2: weir.v1.TaskState
-	(*PurgeJobRequest)(nil),          // 3: weir.v1.PurgeJobRequest
-	(*PurgeJobResponse)(nil),         // 4: weir.v1.PurgeJobResponse
-	(*StatBinaryRequest)(nil),        // 5: weir.v1.StatBinaryRequest
-	(*StatBinaryResponse)(nil),       // 6: weir.v1.StatBinaryResponse
-	(*BinaryHeader)(nil),             // 7: weir.v1.BinaryHeader
-	(*UploadBinaryRequest)(nil),      // 8: weir.v1.UploadBinaryRequest
-	(*UploadBinaryResponse)(nil),     // 9: weir.v1.UploadBinaryResponse
-	(*RestartPolicy)(nil),            // 10: weir.v1.RestartPolicy
-	(*JobSpec)(nil),                  // 11: weir.v1.JobSpec
-	(*CheckpointPolicy)(nil),         // 12: weir.v1.CheckpointPolicy
-	(*SubmitJobRequest)(nil),         // 13: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),        // 14: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),          // 15: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 16: weir.v1.ListJobsResponse
-	(*GetJobRequest)(nil),            // 17: weir.v1.GetJobRequest
-	(*TaskInfo)(nil),                 // 18: weir.v1.TaskInfo
-	(*JobStatus)(nil),                // 19: weir.v1.JobStatus
-	(*CancelJobRequest)(nil),         // 20: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 21: weir.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),       // 22: weir.v1.ListWorkersRequest
-	(*WorkerInfo)(nil),               // 23: weir.v1.WorkerInfo
-	(*ListWorkersResponse)(nil),      // 24: weir.v1.ListWorkersResponse
-	(*ListCheckpointsRequest)(nil),   // 25: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),  // 26: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),  // 27: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil), // 28: weir.v1.TriggerSavepointResponse
-	(*CreateTokenRequest)(nil),       // 29: weir.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),      // 30: weir.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),        // 31: weir.v1.ListTokensRequest
-	(*TokenInfo)(nil),                // 32: weir.v1.TokenInfo
-	(*ListTokensResponse)(nil),       // 33: weir.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),       // 34: weir.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 35: weir.v1.RevokeTokenResponse
-	(*DeleteJobRequest)(nil),         // 36: weir.v1.DeleteJobRequest
-	(*DeleteJobResponse)(nil),        // 37: weir.v1.DeleteJobResponse
-	(*JobGraph)(nil),                 // 38: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 39: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 40: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 41: weir.v1.TapRecord
+	(*DescribeBinaryRequest)(nil),    // 3: weir.v1.DescribeBinaryRequest
+	(*DescribeBinaryResponse)(nil),   // 4: weir.v1.DescribeBinaryResponse
+	(*PurgeJobRequest)(nil),          // 5: weir.v1.PurgeJobRequest
+	(*PurgeJobResponse)(nil),         // 6: weir.v1.PurgeJobResponse
+	(*StatBinaryRequest)(nil),        // 7: weir.v1.StatBinaryRequest
+	(*StatBinaryResponse)(nil),       // 8: weir.v1.StatBinaryResponse
+	(*BinaryHeader)(nil),             // 9: weir.v1.BinaryHeader
+	(*UploadBinaryRequest)(nil),      // 10: weir.v1.UploadBinaryRequest
+	(*UploadBinaryResponse)(nil),     // 11: weir.v1.UploadBinaryResponse
+	(*RestartPolicy)(nil),            // 12: weir.v1.RestartPolicy
+	(*JobSpec)(nil),                  // 13: weir.v1.JobSpec
+	(*CheckpointPolicy)(nil),         // 14: weir.v1.CheckpointPolicy
+	(*SubmitJobRequest)(nil),         // 15: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),        // 16: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),          // 17: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 18: weir.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 19: weir.v1.GetJobRequest
+	(*TaskInfo)(nil),                 // 20: weir.v1.TaskInfo
+	(*JobStatus)(nil),                // 21: weir.v1.JobStatus
+	(*CancelJobRequest)(nil),         // 22: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 23: weir.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),       // 24: weir.v1.ListWorkersRequest
+	(*WorkerInfo)(nil),               // 25: weir.v1.WorkerInfo
+	(*ListWorkersResponse)(nil),      // 26: weir.v1.ListWorkersResponse
+	(*ListCheckpointsRequest)(nil),   // 27: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 28: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),  // 29: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 30: weir.v1.TriggerSavepointResponse
+	(*CreateTokenRequest)(nil),       // 31: weir.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 32: weir.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),        // 33: weir.v1.ListTokensRequest
+	(*TokenInfo)(nil),                // 34: weir.v1.TokenInfo
+	(*ListTokensResponse)(nil),       // 35: weir.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 36: weir.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 37: weir.v1.RevokeTokenResponse
+	(*DeleteJobRequest)(nil),         // 38: weir.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),        // 39: weir.v1.DeleteJobResponse
+	(*DescribeOutcome)(nil),          // 40: weir.v1.DescribeOutcome
+	(*JobGraph)(nil),                 // 41: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 42: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 43: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 44: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
-	7,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
-	1,  // 1: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	38, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
-	10, // 3: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
-	12, // 4: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
-	11, // 5: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
-	19, // 6: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
-	2,  // 7: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
-	0,  // 8: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
-	18, // 9: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
-	11, // 10: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
-	0,  // 11: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
-	23, // 12: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	39, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	32, // 14: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
-	5,  // 15: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	8,  // 16: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	13, // 17: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	15, // 18: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	17, // 19: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	20, // 20: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	22, // 21: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	25, // 22: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	27, // 23: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	40, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
-	29, // 25: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
-	31, // 26: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
-	34, // 27: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
-	36, // 28: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
-	3,  // 29: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
-	6,  // 30: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	9,  // 31: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	14, // 32: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	16, // 33: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	19, // 34: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	21, // 35: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	24, // 36: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	26, // 37: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	28, // 38: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	41, // 39: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	30, // 40: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
-	33, // 41: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
-	35, // 42: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
-	37, // 43: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
-	4,  // 44: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
-	30, // [30:45] is the sub-list for method output_type
-	15, // [15:30] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	40, // 0: weir.v1.DescribeBinaryResponse.outcome:type_name -> weir.v1.DescribeOutcome
+	9,  // 1: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
+	1,  // 2: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
+	41, // 3: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	12, // 4: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
+	14, // 5: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
+	13, // 6: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
+	21, // 7: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
+	2,  // 8: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
+	0,  // 9: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
+	20, // 10: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
+	13, // 11: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
+	0,  // 12: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
+	25, // 13: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
+	42, // 14: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	34, // 15: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
+	7,  // 16: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	10, // 17: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	15, // 18: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	17, // 19: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	19, // 20: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	22, // 21: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	24, // 22: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	27, // 23: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	29, // 24: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	43, // 25: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	31, // 26: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
+	33, // 27: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
+	36, // 28: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
+	38, // 29: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
+	5,  // 30: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
+	3,  // 31: weir.v1.JobService.DescribeBinary:input_type -> weir.v1.DescribeBinaryRequest
+	8,  // 32: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	11, // 33: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	16, // 34: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	18, // 35: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	21, // 36: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	23, // 37: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	26, // 38: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	28, // 39: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	30, // 40: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	44, // 41: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	32, // 42: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	35, // 43: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	37, // 44: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	39, // 45: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
+	6,  // 46: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
+	4,  // 47: weir.v1.JobService.DescribeBinary:output_type -> weir.v1.DescribeBinaryResponse
+	32, // [32:48] is the sub-list for method output_type
+	16, // [16:32] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_job_service_proto_init() }
@@ -2594,7 +2762,7 @@ func file_weir_v1_job_service_proto_init() {
 	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_jobgraph_proto_init()
 	file_weir_v1_telemetry_proto_init()
-	file_weir_v1_job_service_proto_msgTypes[5].OneofWrappers = []any{
+	file_weir_v1_job_service_proto_msgTypes[7].OneofWrappers = []any{
 		(*UploadBinaryRequest_Header)(nil),
 		(*UploadBinaryRequest_Chunk)(nil),
 	}
@@ -2604,7 +2772,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

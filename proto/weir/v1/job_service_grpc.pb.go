@@ -34,6 +34,7 @@ const (
 	JobService_RevokeToken_FullMethodName      = "/weir.v1.JobService/RevokeToken"
 	JobService_DeleteJob_FullMethodName        = "/weir.v1.JobService/DeleteJob"
 	JobService_PurgeJob_FullMethodName         = "/weir.v1.JobService/PurgeJob"
+	JobService_DescribeBinary_FullMethodName   = "/weir.v1.JobService/DescribeBinary"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -78,6 +79,11 @@ type JobServiceClient interface {
 	// or savepoints can be read again, then its objects are deleted, best
 	// effort.
 	PurgeJob(ctx context.Context, in *PurgeJobRequest, opts ...grpc.CallOption) (*PurgeJobResponse, error)
+	// DescribeBinary runs an uploaded job binary in describe mode on a live
+	// worker, in a sandbox, and returns what it printed, for a CLI that cannot
+	// run the binary itself (another OS or architecture). The CLI reads the
+	// job graph out of the outcome exactly as out of a local run.
+	DescribeBinary(ctx context.Context, in *DescribeBinaryRequest, opts ...grpc.CallOption) (*DescribeBinaryResponse, error)
 }
 
 type jobServiceClient struct {
@@ -250,6 +256,16 @@ func (c *jobServiceClient) PurgeJob(ctx context.Context, in *PurgeJobRequest, op
 	return out, nil
 }
 
+func (c *jobServiceClient) DescribeBinary(ctx context.Context, in *DescribeBinaryRequest, opts ...grpc.CallOption) (*DescribeBinaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeBinaryResponse)
+	err := c.cc.Invoke(ctx, JobService_DescribeBinary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -292,6 +308,11 @@ type JobServiceServer interface {
 	// or savepoints can be read again, then its objects are deleted, best
 	// effort.
 	PurgeJob(context.Context, *PurgeJobRequest) (*PurgeJobResponse, error)
+	// DescribeBinary runs an uploaded job binary in describe mode on a live
+	// worker, in a sandbox, and returns what it printed, for a CLI that cannot
+	// run the binary itself (another OS or architecture). The CLI reads the
+	// job graph out of the outcome exactly as out of a local run.
+	DescribeBinary(context.Context, *DescribeBinaryRequest) (*DescribeBinaryResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -346,6 +367,9 @@ func (UnimplementedJobServiceServer) DeleteJob(context.Context, *DeleteJobReques
 }
 func (UnimplementedJobServiceServer) PurgeJob(context.Context, *PurgeJobRequest) (*PurgeJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeJob not implemented")
+}
+func (UnimplementedJobServiceServer) DescribeBinary(context.Context, *DescribeBinaryRequest) (*DescribeBinaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeBinary not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -620,6 +644,24 @@ func _JobService_PurgeJob_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_DescribeBinary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeBinaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).DescribeBinary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_DescribeBinary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).DescribeBinary(ctx, req.(*DescribeBinaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -678,6 +720,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PurgeJob",
 			Handler:    _JobService_PurgeJob_Handler,
+		},
+		{
+			MethodName: "DescribeBinary",
+			Handler:    _JobService_DescribeBinary_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

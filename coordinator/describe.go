@@ -76,6 +76,7 @@ func (s *jobService) DescribeBinary(ctx context.Context, r *weirv1.DescribeBinar
 		st.describes[id] = p
 		w.send(&weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Describe{Describe: &weirv1.DescribeRequest{
 			RequestId: id, BinarySha256: r.BinarySha256, Args: r.Args, Parallelism: r.Parallelism, TimeoutMs: timeout.Milliseconds(),
+			BinaryName: r.BinaryName,
 		}}})
 		return sent{w, p}, nil
 	})

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/weir-run/weir/internal/describe"
@@ -57,8 +58,14 @@ func (w *Worker) runDescribe(ctx context.Context, r *weirv1.DescribeRequest) *we
 	if timeout <= 0 || timeout > maxDescribeTimeout {
 		timeout = maxDescribeTimeout
 	}
+	// argv[0] is the name the submitter's file has, as in a local
+	// describe, not the sealed copy's /proc/self/fd/N.
+	name := r.BinaryName
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		name = "job"
+	}
 	o, err := describe.Run(ctx, describe.Command{
-		Path: exe.Path(), Parallelism: int(r.Parallelism), Args: r.Args,
+		Path: exe.Path(), Name: name, Parallelism: int(r.Parallelism), Args: r.Args,
 		Env: jobEnv(os.Environ(), dir, nil), Dir: dir,
 		Timeout: timeout, MaxOutput: maxDescribeOutput, Sandbox: true,
 	})

@@ -154,7 +154,7 @@ func binaryPlatform(path string) string {
 
 // describeOnWorker has a worker describe the uploaded binary sum and reads
 // the graph out of its outcome as describe does out of a local run's.
-func describeOnWorker(ctx context.Context, s streams, c *client, display, sum string, parallelism int, args []string, timeout time.Duration) (*weirv1.JobGraph, error) {
+func describeOnWorker(ctx context.Context, s streams, c *client, abs, display, sum string, parallelism int, args []string, timeout time.Duration) (*weirv1.JobGraph, error) {
 	// The worker may first fetch the binary: the coordinator bounds that,
 	// this bounds the coordinator.
 	wait := timeout + describeRemoteGrace
@@ -162,6 +162,7 @@ func describeOnWorker(ctx context.Context, s streams, c *client, display, sum st
 	defer cancel()
 	resp, err := c.jobs.DescribeBinary(dctx, &weirv1.DescribeBinaryRequest{
 		BinarySha256: sum, Args: args, Parallelism: int32(parallelism), TimeoutMs: timeout.Milliseconds(),
+		BinaryName: filepath.Base(abs),
 	})
 	switch {
 	case err == nil:

@@ -193,7 +193,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		}
 	}
 	if remote {
-		if graph, err = describeOnWorker(ctx, s, c, binary, sum, f.parallelism, jobArgs, opts.describeTimeout); err != nil {
+		if graph, err = describeOnWorker(ctx, s, c, abs, binary, sum, f.parallelism, jobArgs, opts.describeTimeout); err != nil {
 			return err
 		}
 	}

@@ -25,7 +25,10 @@ var ErrInterrupted = errors.New("describe interrupted")
 
 // Command is a describe run of a job binary.
 type Command struct {
-	Path        string
+	Path string
+	// Name is argv[0]; empty means Path. sdk.Main names a job after its
+	// base name.
+	Name        string
 	Parallelism int
 	Args        []string // the job's arguments
 	// Env and Dir are the process's; nil and "" inherit the caller's.
@@ -57,6 +60,9 @@ func run(ctx context.Context, c Command, sandbox bool) (*weirv1.DescribeOutcome,
 	defer cancel()
 	cmd := exec.CommandContext(dctx, c.Path, taskenv.Args("describe", c.Parallelism, c.Args)...)
 	cmd.Env, cmd.Dir = c.Env, c.Dir
+	if c.Name != "" {
+		cmd.Args[0] = c.Name
+	}
 	cmd.Stdin = nil // the null device: describe must not wait for input
 	stdout := &cappedBuffer{max: c.MaxOutput}
 	stderr := &tailBuffer{max: stderrTail}
@@ -183,21 +189,25 @@ func panicLine(s string) string {
 	return ""
 }
 
-// cappedBuffer keeps at most max bytes and notes whether more came.
+// cappedBuffer keeps at most max bytes and notes whether more came. The
+// buffer is a field, not embedded: an embedded bytes.Buffer's ReadFrom
+// would let exec's io.Copy fill it past the cap.
 type cappedBuffer struct {
-	bytes.Buffer
+	buf      bytes.Buffer
 	max      int
 	overflow bool
 }
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); len(p) > room {
+	if room := b.max - b.buf.Len(); len(p) > room {
 		b.overflow = true
-		b.Buffer.Write(p[:max(room, 0)])
+		b.buf.Write(p[:max(room, 0)])
 		return len(p), nil
 	}
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
 }
+
+func (b *cappedBuffer) Bytes() []byte { return b.buf.Bytes() }
 
 // tailBuffer keeps the last max bytes written (roughly: it trims in steps).
 type tailBuffer struct {

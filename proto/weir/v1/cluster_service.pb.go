@@ -732,12 +732,14 @@ func (*CoordinatorMessage_Describe) isCoordinatorMessage_Msg() {}
 // environment, no network where the kernel allows, a timeout and capped
 // output.
 type DescribeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	BinarySha256  string                 `protobuf:"bytes,2,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
-	Args          []string               `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
-	Parallelism   int32                  `protobuf:"varint,4,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
-	TimeoutMs     int64                  `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RequestId    string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	BinarySha256 string                 `protobuf:"bytes,2,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	Args         []string               `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
+	Parallelism  int32                  `protobuf:"varint,4,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	TimeoutMs    int64                  `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// argv[0] (DescribeBinaryRequest.binary_name).
+	BinaryName    string `protobuf:"bytes,6,opt,name=binary_name,json=binaryName,proto3" json:"binary_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -805,6 +807,13 @@ func (x *DescribeRequest) GetTimeoutMs() int64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *DescribeRequest) GetBinaryName() string {
+	if x != nil {
+		return x.BinaryName
+	}
+	return ""
 }
 
 // DescribeReply is a worker's answer to the DescribeRequest request_id
@@ -1196,7 +1205,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\aprocess\x18\t \x01(\v2\x17.weir.v1.ProcessCommandH\x00R\aprocess\x126\n" +
 	"\bdescribe\x18\n" +
 	" \x01(\v2\x18.weir.v1.DescribeRequestH\x00R\bdescribeB\x05\n" +
-	"\x03msgJ\x04\b\x03\x10\t\"\xaa\x01\n" +
+	"\x03msgJ\x04\b\x03\x10\t\"\xcb\x01\n" +
 	"\x0fDescribeRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12#\n" +
@@ -1204,7 +1213,9 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x04args\x18\x03 \x03(\tR\x04args\x12 \n" +
 	"\vparallelism\x18\x04 \x01(\x05R\vparallelism\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\"x\n" +
+	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\x12\x1f\n" +
+	"\vbinary_name\x18\x06 \x01(\tR\n" +
+	"binaryName\"x\n" +
 	"\rDescribeReply\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x122\n" +

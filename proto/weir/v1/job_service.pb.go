@@ -210,7 +210,10 @@ type DescribeBinaryRequest struct {
 	Args        []string `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
 	Parallelism int32    `protobuf:"varint,3,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
 	// How long the binary may take; the worker caps it (30 s).
-	TimeoutMs     int64 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs int64 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// The binary's file name, its argv[0] (sdk.Main names a job after it),
+	// as when the CLI runs it; "job" when empty or not a plain name.
+	BinaryName    string `protobuf:"bytes,5,opt,name=binary_name,json=binaryName,proto3" json:"binary_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,6 +274,13 @@ func (x *DescribeBinaryRequest) GetTimeoutMs() int64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *DescribeBinaryRequest) GetBinaryName() string {
+	if x != nil {
+		return x.BinaryName
+	}
+	return ""
 }
 
 type DescribeBinaryResponse struct {
@@ -2442,13 +2452,15 @@ var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"\x91\x01\n" +
+	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"\xb2\x01\n" +
 	"\x15DescribeBinaryRequest\x12#\n" +
 	"\rbinary_sha256\x18\x01 \x01(\tR\fbinarySha256\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x12 \n" +
 	"\vparallelism\x18\x03 \x01(\x05R\vparallelism\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"\x92\x01\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12\x1f\n" +
+	"\vbinary_name\x18\x05 \x01(\tR\n" +
+	"binaryName\"\x92\x01\n" +
 	"\x16DescribeBinaryResponse\x122\n" +
 	"\aoutcome\x18\x01 \x01(\v2\x18.weir.v1.DescribeOutcomeR\aoutcome\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12'\n" +

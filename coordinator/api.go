@@ -115,6 +115,15 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	if err != nil {
 		return nil, err
 	}
+	// A binary no registered worker can run would only fail at its
+	// deployment: refuse it now.
+	platform, err := s.c.binaryPlatform(ctx, spec.BinarySha256)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := call(ctx, st, func() (struct{}, error) { return struct{}{}, st.runnable(platform) }); err != nil {
+		return nil, err
+	}
 	id := newJobID()
 	key, err := s.c.newJobKey(ctx, id)
 	if err != nil {
@@ -286,7 +295,7 @@ func (s *jobService) ListWorkers(ctx context.Context, _ *weirv1.ListWorkersReque
 		for _, f := range st.freeSlots() {
 			w := st.workers[f.ID]
 			resp.Workers = append(resp.Workers, &weirv1.WorkerInfo{Id: w.id, Host: w.host, Slots: int32(w.slots),
-				Free: int32(f.Free), LastHeartbeatUnixMs: w.lastBeat.UnixMilli(), RssBytes: w.rss})
+				Free: int32(f.Free), LastHeartbeatUnixMs: w.lastBeat.UnixMilli(), RssBytes: w.rss, Goos: w.goos, Goarch: w.goarch})
 		}
 		return resp, nil
 	})
@@ -318,7 +327,7 @@ func (s *clusterService) Connect(stream weirv1.ClusterService_ConnectServer) err
 	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), noLimits: reg.MemoryLimitUnavailable, lastBeat: time.Now(),
+	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), noLimits: reg.MemoryLimitUnavailable, goos: reg.Goos, goarch: reg.Goarch, lastBeat: time.Now(),
 		out: make(chan *weirv1.CoordinatorMessage, 1024), close: cancel, reported: map[procKey]*weirv1.RunningProcess{}}
 	for _, rp := range reg.Processes {
 		w.reported[procKey{rp.JobId, rp.Attempt, rp.Region}] = rp

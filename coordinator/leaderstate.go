@@ -49,6 +49,9 @@ type leaderState struct {
 
 	workers map[string]*workerConn
 	jobs    map[string]*jobDriver
+	// describes are the DescribeBinary calls waiting for a worker, by
+	// request id.
+	describes map[string]*pendingDescribe
 
 	// ctx is the term's (set by run): effects run under it and their
 	// results are dropped once it ends.
@@ -70,6 +73,8 @@ func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
 		done:    make(chan struct{}),
 		workers: make(map[string]*workerConn),
 		jobs:    make(map[string]*jobDriver),
+
+		describes: make(map[string]*pendingDescribe),
 	}
 }
 
@@ -206,9 +211,12 @@ type workerConn struct {
 	// noLimits says why the worker cannot enforce memory limits; empty
 	// when it can.
 	noLimits string
-	lastBeat time.Time
-	out      chan *weirv1.CoordinatorMessage
-	close    context.CancelCauseFunc
+	// goos and goarch are the worker's platform; empty when it did not
+	// report it.
+	goos, goarch string
+	lastBeat     time.Time
+	out          chan *weirv1.CoordinatorMessage
+	close        context.CancelCauseFunc
 	// reported is what the worker runs as of its registration, kept until
 	// the takeover is decided.
 	reported map[procKey]*weirv1.RunningProcess
@@ -321,6 +329,7 @@ func (s *leaderState) workerGone(ctx context.Context, w *workerConn, cause error
 	}
 	delete(s.workers, w.id)
 	w.close(cause)
+	s.failDescribes(w, cause)
 	s.logger.Warn("worker lost", "worker", w.id, "err", cause)
 	for _, j := range s.sortedJobs() {
 		for _, id := range j.attemptProcs() {
@@ -369,6 +378,8 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 		}
 	case *weirv1.WorkerMessage_Process:
 		s.onProcessMessage(ctx, w, keyOf(m.Process.Key), m.Process)
+	case *weirv1.WorkerMessage_Described:
+		s.described(w, m.Described)
 	}
 }
 

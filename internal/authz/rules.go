@@ -19,6 +19,7 @@ var Methods = map[string]Right{
 	"/weir.v1.JobService/StatBinary":         Submit,
 	"/weir.v1.JobService/UploadBinary":       Submit,
 	"/weir.v1.JobService/SubmitJob":          Submit,
+	"/weir.v1.JobService/DescribeBinary":     Submit,
 	"/weir.v1.JobService/ListJobs":           View,
 	"/weir.v1.JobService/GetJob":             View,
 	"/weir.v1.JobService/ListWorkers":        View,

@@ -203,6 +203,147 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
+type DescribeBinaryRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	BinarySha256 string                 `protobuf:"bytes,1,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	// The job's arguments and default parallelism, as SubmitJob will get them.
+	Args        []string `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	Parallelism int32    `protobuf:"varint,3,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	// How long the binary may take; the worker caps it (30 s).
+	TimeoutMs int64 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// The binary's file name, its argv[0] (sdk.Main names a job after it),
+	// as when the CLI runs it; "job" when empty or not a plain name.
+	BinaryName    string `protobuf:"bytes,5,opt,name=binary_name,json=binaryName,proto3" json:"binary_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeBinaryRequest) Reset() {
+	*x = DescribeBinaryRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeBinaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeBinaryRequest) ProtoMessage() {}
+
+func (x *DescribeBinaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeBinaryRequest.ProtoReflect.Descriptor instead.
+func (*DescribeBinaryRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DescribeBinaryRequest) GetBinarySha256() string {
+	if x != nil {
+		return x.BinarySha256
+	}
+	return ""
+}
+
+func (x *DescribeBinaryRequest) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *DescribeBinaryRequest) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *DescribeBinaryRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *DescribeBinaryRequest) GetBinaryName() string {
+	if x != nil {
+		return x.BinaryName
+	}
+	return ""
+}
+
+type DescribeBinaryResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome *DescribeOutcome       `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The worker that ran it, and its platform (GOOS/GOARCH).
+	WorkerId       string `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	WorkerPlatform string `protobuf:"bytes,3,opt,name=worker_platform,json=workerPlatform,proto3" json:"worker_platform,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DescribeBinaryResponse) Reset() {
+	*x = DescribeBinaryResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeBinaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeBinaryResponse) ProtoMessage() {}
+
+func (x *DescribeBinaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeBinaryResponse.ProtoReflect.Descriptor instead.
+func (*DescribeBinaryResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DescribeBinaryResponse) GetOutcome() *DescribeOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *DescribeBinaryResponse) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *DescribeBinaryResponse) GetWorkerPlatform() string {
+	if x != nil {
+		return x.WorkerPlatform
+	}
+	return ""
+}
+
 type RotateKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -211,7 +352,7 @@ type RotateKeysRequest struct {
 
 func (x *RotateKeysRequest) Reset() {
 	*x = RotateKeysRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -223,7 +364,7 @@ func (x *RotateKeysRequest) String() string {
 func (*RotateKeysRequest) ProtoMessage() {}
 
 func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -236,7 +377,7 @@ func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeysRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
 type RotateKeysResponse struct {
@@ -252,7 +393,7 @@ type RotateKeysResponse struct {
 
 func (x *RotateKeysResponse) Reset() {
 	*x = RotateKeysResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +405,7 @@ func (x *RotateKeysResponse) String() string {
 func (*RotateKeysResponse) ProtoMessage() {}
 
 func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +418,7 @@ func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeysResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RotateKeysResponse) GetJobKeys() int64 {
@@ -311,7 +452,7 @@ type SetSecretRequest struct {
 
 func (x *SetSecretRequest) Reset() {
 	*x = SetSecretRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +464,7 @@ func (x *SetSecretRequest) String() string {
 func (*SetSecretRequest) ProtoMessage() {}
 
 func (x *SetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +477,7 @@ func (x *SetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSecretRequest.ProtoReflect.Descriptor instead.
 func (*SetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SetSecretRequest) GetName() string {
@@ -363,7 +504,7 @@ type SetSecretResponse struct {
 
 func (x *SetSecretResponse) Reset() {
 	*x = SetSecretResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +516,7 @@ func (x *SetSecretResponse) String() string {
 func (*SetSecretResponse) ProtoMessage() {}
 
 func (x *SetSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +529,7 @@ func (x *SetSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSecretResponse.ProtoReflect.Descriptor instead.
 func (*SetSecretResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SetSecretResponse) GetReplaced() bool {
@@ -406,7 +547,7 @@ type ListSecretsRequest struct {
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +559,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +572,7 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
 }
 
 type SecretInfo struct {
@@ -446,7 +587,7 @@ type SecretInfo struct {
 
 func (x *SecretInfo) Reset() {
 	*x = SecretInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +599,7 @@ func (x *SecretInfo) String() string {
 func (*SecretInfo) ProtoMessage() {}
 
 func (x *SecretInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +612,7 @@ func (x *SecretInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretInfo.ProtoReflect.Descriptor instead.
 func (*SecretInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SecretInfo) GetName() string {
@@ -511,7 +652,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +664,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +677,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*SecretInfo {
@@ -555,7 +696,7 @@ type DeleteSecretRequest struct {
 
 func (x *DeleteSecretRequest) Reset() {
 	*x = DeleteSecretRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +708,7 @@ func (x *DeleteSecretRequest) String() string {
 func (*DeleteSecretRequest) ProtoMessage() {}
 
 func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +721,7 @@ func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecretRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSecretRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeleteSecretRequest) GetName() string {
@@ -598,7 +739,7 @@ type DeleteSecretResponse struct {
 
 func (x *DeleteSecretResponse) Reset() {
 	*x = DeleteSecretResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +751,7 @@ func (x *DeleteSecretResponse) String() string {
 func (*DeleteSecretResponse) ProtoMessage() {}
 
 func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +764,7 @@ func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecretResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSecretResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
 }
 
 type PurgeJobRequest struct {
@@ -635,7 +776,7 @@ type PurgeJobRequest struct {
 
 func (x *PurgeJobRequest) Reset() {
 	*x = PurgeJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +788,7 @@ func (x *PurgeJobRequest) String() string {
 func (*PurgeJobRequest) ProtoMessage() {}
 
 func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +801,7 @@ func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJobRequest.ProtoReflect.Descriptor instead.
 func (*PurgeJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PurgeJobRequest) GetJobId() string {
@@ -687,7 +828,7 @@ type PurgeJobResponse struct {
 
 func (x *PurgeJobResponse) Reset() {
 	*x = PurgeJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +840,7 @@ func (x *PurgeJobResponse) String() string {
 func (*PurgeJobResponse) ProtoMessage() {}
 
 func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +853,7 @@ func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJobResponse.ProtoReflect.Descriptor instead.
 func (*PurgeJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PurgeJobResponse) GetPurgedUnixMs() int64 {
@@ -752,7 +893,7 @@ type StatBinaryRequest struct {
 
 func (x *StatBinaryRequest) Reset() {
 	*x = StatBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +905,7 @@ func (x *StatBinaryRequest) String() string {
 func (*StatBinaryRequest) ProtoMessage() {}
 
 func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +918,7 @@ func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryRequest.ProtoReflect.Descriptor instead.
 func (*StatBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatBinaryRequest) GetSha256() string {
@@ -797,7 +938,7 @@ type StatBinaryResponse struct {
 
 func (x *StatBinaryResponse) Reset() {
 	*x = StatBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +950,7 @@ func (x *StatBinaryResponse) String() string {
 func (*StatBinaryResponse) ProtoMessage() {}
 
 func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +963,7 @@ func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryResponse.ProtoReflect.Descriptor instead.
 func (*StatBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatBinaryResponse) GetExists() bool {
@@ -850,7 +991,7 @@ type BinaryHeader struct {
 
 func (x *BinaryHeader) Reset() {
 	*x = BinaryHeader{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1003,7 @@ func (x *BinaryHeader) String() string {
 func (*BinaryHeader) ProtoMessage() {}
 
 func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1016,7 @@ func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryHeader.ProtoReflect.Descriptor instead.
 func (*BinaryHeader) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BinaryHeader) GetSha256() string {
@@ -905,7 +1046,7 @@ type UploadBinaryRequest struct {
 
 func (x *UploadBinaryRequest) Reset() {
 	*x = UploadBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1058,7 @@ func (x *UploadBinaryRequest) String() string {
 func (*UploadBinaryRequest) ProtoMessage() {}
 
 func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1071,7 @@ func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*UploadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UploadBinaryRequest) GetPart() isUploadBinaryRequest_Part {
@@ -984,7 +1125,7 @@ type UploadBinaryResponse struct {
 
 func (x *UploadBinaryResponse) Reset() {
 	*x = UploadBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1137,7 @@ func (x *UploadBinaryResponse) String() string {
 func (*UploadBinaryResponse) ProtoMessage() {}
 
 func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1150,7 @@ func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryResponse.ProtoReflect.Descriptor instead.
 func (*UploadBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UploadBinaryResponse) GetSha256() string {
@@ -1059,7 +1200,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1212,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1225,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RestartPolicy) GetMaxRestarts() int32 {
@@ -1182,7 +1323,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1335,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1348,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JobSpec) GetName() string {
@@ -1312,7 +1453,7 @@ type CheckpointPolicy struct {
 
 func (x *CheckpointPolicy) Reset() {
 	*x = CheckpointPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1465,7 @@ func (x *CheckpointPolicy) String() string {
 func (*CheckpointPolicy) ProtoMessage() {}
 
 func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1478,7 @@ func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointPolicy.ProtoReflect.Descriptor instead.
 func (*CheckpointPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CheckpointPolicy) GetIntervalMs() int64 {
@@ -1391,7 +1532,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1544,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1557,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -1435,7 +1576,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1588,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1601,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SubmitJobResponse) GetJobId() string {
@@ -1478,7 +1619,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1631,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1644,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
 }
 
 type ListJobsResponse struct {
@@ -1515,7 +1656,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1668,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1681,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobStatus {
@@ -1559,7 +1700,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1712,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1725,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1612,7 +1753,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1765,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1778,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TaskInfo) GetVertexId() int32 {
@@ -1730,7 +1871,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1883,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1896,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JobStatus) GetId() string {
@@ -1872,7 +2013,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +2025,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2038,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1916,7 +2057,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2069,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2082,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelJobResponse) GetState() JobState {
@@ -1959,7 +2100,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2112,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2125,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
 }
 
 type WorkerInfo struct {
@@ -1995,13 +2136,17 @@ type WorkerInfo struct {
 	Free                int32                  `protobuf:"varint,4,opt,name=free,proto3" json:"free,omitempty"`
 	LastHeartbeatUnixMs int64                  `protobuf:"varint,5,opt,name=last_heartbeat_unix_ms,json=lastHeartbeatUnixMs,proto3" json:"last_heartbeat_unix_ms,omitempty"`
 	RssBytes            int64                  `protobuf:"varint,6,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The worker's platform as Go names it (runtime.GOOS, runtime.GOARCH);
+	// empty for a worker too old to report it.
+	Goos          string `protobuf:"bytes,7,opt,name=goos,proto3" json:"goos,omitempty"`
+	Goarch        string `protobuf:"bytes,8,opt,name=goarch,proto3" json:"goarch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2158,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2171,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WorkerInfo) GetId() string {
@@ -2071,6 +2216,20 @@ func (x *WorkerInfo) GetRssBytes() int64 {
 	return 0
 }
 
+func (x *WorkerInfo) GetGoos() string {
+	if x != nil {
+		return x.Goos
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetGoarch() string {
+	if x != nil {
+		return x.Goarch
+	}
+	return ""
+}
+
 type ListWorkersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workers       []*WorkerInfo          `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
@@ -2080,7 +2239,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2251,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2264,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerInfo {
@@ -2124,7 +2283,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2295,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2308,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListCheckpointsRequest) GetJobId() string {
@@ -2168,7 +2327,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2339,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2352,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
@@ -2213,7 +2372,7 @@ type TriggerSavepointRequest struct {
 
 func (x *TriggerSavepointRequest) Reset() {
 	*x = TriggerSavepointRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	mi := &file_weir_v1_job_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2384,7 @@ func (x *TriggerSavepointRequest) String() string {
 func (*TriggerSavepointRequest) ProtoMessage() {}
 
 func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	mi := &file_weir_v1_job_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2397,7 @@ func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TriggerSavepointRequest) GetJobId() string {
@@ -2265,7 +2424,7 @@ type TriggerSavepointResponse struct {
 
 func (x *TriggerSavepointResponse) Reset() {
 	*x = TriggerSavepointResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	mi := &file_weir_v1_job_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2436,7 @@ func (x *TriggerSavepointResponse) String() string {
 func (*TriggerSavepointResponse) ProtoMessage() {}
 
 func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	mi := &file_weir_v1_job_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2449,7 @@ func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TriggerSavepointResponse) GetLocation() string {
@@ -2318,7 +2477,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[35]
+	mi := &file_weir_v1_job_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2489,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[35]
+	mi := &file_weir_v1_job_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2502,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{35}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -2369,7 +2528,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[36]
+	mi := &file_weir_v1_job_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2540,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[36]
+	mi := &file_weir_v1_job_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2553,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{36}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -2412,7 +2571,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[37]
+	mi := &file_weir_v1_job_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2583,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[37]
+	mi := &file_weir_v1_job_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2596,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{37}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{39}
 }
 
 type TokenInfo struct {
@@ -2451,7 +2610,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[38]
+	mi := &file_weir_v1_job_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2622,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[38]
+	mi := &file_weir_v1_job_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2635,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{38}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TokenInfo) GetName() string {
@@ -2509,7 +2668,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[39]
+	mi := &file_weir_v1_job_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2680,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[39]
+	mi := &file_weir_v1_job_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2693,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{39}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -2553,7 +2712,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[40]
+	mi := &file_weir_v1_job_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2565,7 +2724,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[40]
+	mi := &file_weir_v1_job_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2578,7 +2737,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{40}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevokeTokenRequest) GetName() string {
@@ -2596,7 +2755,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[41]
+	mi := &file_weir_v1_job_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2767,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[41]
+	mi := &file_weir_v1_job_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2780,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{41}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{43}
 }
 
 type DeleteJobRequest struct {
@@ -2635,7 +2794,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[42]
+	mi := &file_weir_v1_job_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +2806,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[42]
+	mi := &file_weir_v1_job_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +2819,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{42}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteJobRequest) GetJobId() string {
@@ -2687,7 +2846,7 @@ type DeleteJobResponse struct {
 
 func (x *DeleteJobResponse) Reset() {
 	*x = DeleteJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[43]
+	mi := &file_weir_v1_job_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +2858,7 @@ func (x *DeleteJobResponse) String() string {
 func (*DeleteJobResponse) ProtoMessage() {}
 
 func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[43]
+	mi := &file_weir_v1_job_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +2871,7 @@ func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{43}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteJobResponse) GetDeletedObjects() int64 {
@@ -2726,7 +2885,19 @@ var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"\x13\n" +
+	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"\xb2\x01\n" +
+	"\x15DescribeBinaryRequest\x12#\n" +
+	"\rbinary_sha256\x18\x01 \x01(\tR\fbinarySha256\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\x12 \n" +
+	"\vparallelism\x18\x03 \x01(\x05R\vparallelism\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12\x1f\n" +
+	"\vbinary_name\x18\x05 \x01(\tR\n" +
+	"binaryName\"\x92\x01\n" +
+	"\x16DescribeBinaryResponse\x122\n" +
+	"\aoutcome\x18\x01 \x01(\v2\x18.weir.v1.DescribeOutcomeR\aoutcome\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12'\n" +
+	"\x0fworker_platform\x18\x03 \x01(\tR\x0eworkerPlatform\"\x13\n" +
 	"\x11RotateKeysRequest\"a\n" +
 	"\x12RotateKeysResponse\x12\x19\n" +
 	"\bjob_keys\x18\x01 \x01(\x03R\ajobKeys\x12\x18\n" +
@@ -2849,7 +3020,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x11.weir.v1.JobStateR\x05state\"\x14\n" +
-	"\x12ListWorkersRequest\"\xac\x01\n" +
+	"\x12ListWorkersRequest\"\xd8\x01\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -2857,7 +3028,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x05slots\x18\x03 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04free\x18\x04 \x01(\x05R\x04free\x123\n" +
 	"\x16last_heartbeat_unix_ms\x18\x05 \x01(\x03R\x13lastHeartbeatUnixMs\x12\x1b\n" +
-	"\trss_bytes\x18\x06 \x01(\x03R\brssBytes\"D\n" +
+	"\trss_bytes\x18\x06 \x01(\x03R\brssBytes\x12\x12\n" +
+	"\x04goos\x18\a \x01(\tR\x04goos\x12\x16\n" +
+	"\x06goarch\x18\b \x01(\tR\x06goarch\"D\n" +
 	"\x13ListWorkersResponse\x12-\n" +
 	"\aworkers\x18\x01 \x03(\v2\x13.weir.v1.WorkerInfoR\aworkers\"/\n" +
 	"\x16ListCheckpointsRequest\x12\x15\n" +
@@ -2912,8 +3085,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xd0\n" +
-	"\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xa3\v\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -2937,7 +3109,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vListSecrets\x12\x1b.weir.v1.ListSecretsRequest\x1a\x1c.weir.v1.ListSecretsResponse\x12K\n" +
 	"\fDeleteSecret\x12\x1c.weir.v1.DeleteSecretRequest\x1a\x1d.weir.v1.DeleteSecretResponse\x12E\n" +
 	"\n" +
-	"RotateKeys\x12\x1a.weir.v1.RotateKeysRequest\x1a\x1b.weir.v1.RotateKeysResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"RotateKeys\x12\x1a.weir.v1.RotateKeysRequest\x1a\x1b.weir.v1.RotateKeysResponse\x12Q\n" +
+	"\x0eDescribeBinary\x12\x1e.weir.v1.DescribeBinaryRequest\x1a\x1f.weir.v1.DescribeBinaryResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -2952,120 +3125,126 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
 	(TaskState)(0),                   // 2: weir.v1.TaskState
-	(*RotateKeysRequest)(nil),        // 3: weir.v1.RotateKeysRequest
-	(*RotateKeysResponse)(nil),       // 4: weir.v1.RotateKeysResponse
-	(*SetSecretRequest)(nil),         // 5: weir.v1.SetSecretRequest
-	(*SetSecretResponse)(nil),        // 6: weir.v1.SetSecretResponse
-	(*ListSecretsRequest)(nil),       // 7: weir.v1.ListSecretsRequest
-	(*SecretInfo)(nil),               // 8: weir.v1.SecretInfo
-	(*ListSecretsResponse)(nil),      // 9: weir.v1.ListSecretsResponse
-	(*DeleteSecretRequest)(nil),      // 10: weir.v1.DeleteSecretRequest
-	(*DeleteSecretResponse)(nil),     // 11: weir.v1.DeleteSecretResponse
-	(*PurgeJobRequest)(nil),          // 12: weir.v1.PurgeJobRequest
-	(*PurgeJobResponse)(nil),         // 13: weir.v1.PurgeJobResponse
-	(*StatBinaryRequest)(nil),        // 14: weir.v1.StatBinaryRequest
-	(*StatBinaryResponse)(nil),       // 15: weir.v1.StatBinaryResponse
-	(*BinaryHeader)(nil),             // 16: weir.v1.BinaryHeader
-	(*UploadBinaryRequest)(nil),      // 17: weir.v1.UploadBinaryRequest
-	(*UploadBinaryResponse)(nil),     // 18: weir.v1.UploadBinaryResponse
-	(*RestartPolicy)(nil),            // 19: weir.v1.RestartPolicy
-	(*JobSpec)(nil),                  // 20: weir.v1.JobSpec
-	(*CheckpointPolicy)(nil),         // 21: weir.v1.CheckpointPolicy
-	(*SubmitJobRequest)(nil),         // 22: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),        // 23: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),          // 24: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 25: weir.v1.ListJobsResponse
-	(*GetJobRequest)(nil),            // 26: weir.v1.GetJobRequest
-	(*TaskInfo)(nil),                 // 27: weir.v1.TaskInfo
-	(*JobStatus)(nil),                // 28: weir.v1.JobStatus
-	(*CancelJobRequest)(nil),         // 29: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 30: weir.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),       // 31: weir.v1.ListWorkersRequest
-	(*WorkerInfo)(nil),               // 32: weir.v1.WorkerInfo
-	(*ListWorkersResponse)(nil),      // 33: weir.v1.ListWorkersResponse
-	(*ListCheckpointsRequest)(nil),   // 34: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),  // 35: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),  // 36: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil), // 37: weir.v1.TriggerSavepointResponse
-	(*CreateTokenRequest)(nil),       // 38: weir.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),      // 39: weir.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),        // 40: weir.v1.ListTokensRequest
-	(*TokenInfo)(nil),                // 41: weir.v1.TokenInfo
-	(*ListTokensResponse)(nil),       // 42: weir.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),       // 43: weir.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 44: weir.v1.RevokeTokenResponse
-	(*DeleteJobRequest)(nil),         // 45: weir.v1.DeleteJobRequest
-	(*DeleteJobResponse)(nil),        // 46: weir.v1.DeleteJobResponse
-	(*JobGraph)(nil),                 // 47: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 48: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 49: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 50: weir.v1.TapRecord
+	(*DescribeBinaryRequest)(nil),    // 3: weir.v1.DescribeBinaryRequest
+	(*DescribeBinaryResponse)(nil),   // 4: weir.v1.DescribeBinaryResponse
+	(*RotateKeysRequest)(nil),        // 5: weir.v1.RotateKeysRequest
+	(*RotateKeysResponse)(nil),       // 6: weir.v1.RotateKeysResponse
+	(*SetSecretRequest)(nil),         // 7: weir.v1.SetSecretRequest
+	(*SetSecretResponse)(nil),        // 8: weir.v1.SetSecretResponse
+	(*ListSecretsRequest)(nil),       // 9: weir.v1.ListSecretsRequest
+	(*SecretInfo)(nil),               // 10: weir.v1.SecretInfo
+	(*ListSecretsResponse)(nil),      // 11: weir.v1.ListSecretsResponse
+	(*DeleteSecretRequest)(nil),      // 12: weir.v1.DeleteSecretRequest
+	(*DeleteSecretResponse)(nil),     // 13: weir.v1.DeleteSecretResponse
+	(*PurgeJobRequest)(nil),          // 14: weir.v1.PurgeJobRequest
+	(*PurgeJobResponse)(nil),         // 15: weir.v1.PurgeJobResponse
+	(*StatBinaryRequest)(nil),        // 16: weir.v1.StatBinaryRequest
+	(*StatBinaryResponse)(nil),       // 17: weir.v1.StatBinaryResponse
+	(*BinaryHeader)(nil),             // 18: weir.v1.BinaryHeader
+	(*UploadBinaryRequest)(nil),      // 19: weir.v1.UploadBinaryRequest
+	(*UploadBinaryResponse)(nil),     // 20: weir.v1.UploadBinaryResponse
+	(*RestartPolicy)(nil),            // 21: weir.v1.RestartPolicy
+	(*JobSpec)(nil),                  // 22: weir.v1.JobSpec
+	(*CheckpointPolicy)(nil),         // 23: weir.v1.CheckpointPolicy
+	(*SubmitJobRequest)(nil),         // 24: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),        // 25: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),          // 26: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 27: weir.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 28: weir.v1.GetJobRequest
+	(*TaskInfo)(nil),                 // 29: weir.v1.TaskInfo
+	(*JobStatus)(nil),                // 30: weir.v1.JobStatus
+	(*CancelJobRequest)(nil),         // 31: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 32: weir.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),       // 33: weir.v1.ListWorkersRequest
+	(*WorkerInfo)(nil),               // 34: weir.v1.WorkerInfo
+	(*ListWorkersResponse)(nil),      // 35: weir.v1.ListWorkersResponse
+	(*ListCheckpointsRequest)(nil),   // 36: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 37: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),  // 38: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 39: weir.v1.TriggerSavepointResponse
+	(*CreateTokenRequest)(nil),       // 40: weir.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 41: weir.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),        // 42: weir.v1.ListTokensRequest
+	(*TokenInfo)(nil),                // 43: weir.v1.TokenInfo
+	(*ListTokensResponse)(nil),       // 44: weir.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 45: weir.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 46: weir.v1.RevokeTokenResponse
+	(*DeleteJobRequest)(nil),         // 47: weir.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),        // 48: weir.v1.DeleteJobResponse
+	(*DescribeOutcome)(nil),          // 49: weir.v1.DescribeOutcome
+	(*JobGraph)(nil),                 // 50: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 51: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 52: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 53: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
-	8,  // 0: weir.v1.ListSecretsResponse.secrets:type_name -> weir.v1.SecretInfo
-	16, // 1: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
-	1,  // 2: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	47, // 3: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
-	19, // 4: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
-	21, // 5: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
-	20, // 6: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
-	28, // 7: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
-	2,  // 8: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
-	0,  // 9: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
-	27, // 10: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
-	20, // 11: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
-	0,  // 12: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
-	32, // 13: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	48, // 14: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	41, // 15: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
-	14, // 16: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	17, // 17: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	22, // 18: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	24, // 19: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	26, // 20: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	29, // 21: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	31, // 22: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	34, // 23: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	36, // 24: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	49, // 25: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
-	38, // 26: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
-	40, // 27: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
-	43, // 28: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
-	45, // 29: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
-	12, // 30: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
-	5,  // 31: weir.v1.JobService.SetSecret:input_type -> weir.v1.SetSecretRequest
-	7,  // 32: weir.v1.JobService.ListSecrets:input_type -> weir.v1.ListSecretsRequest
-	10, // 33: weir.v1.JobService.DeleteSecret:input_type -> weir.v1.DeleteSecretRequest
-	3,  // 34: weir.v1.JobService.RotateKeys:input_type -> weir.v1.RotateKeysRequest
-	15, // 35: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	18, // 36: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	23, // 37: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	25, // 38: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	28, // 39: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	30, // 40: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	33, // 41: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	35, // 42: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	37, // 43: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	50, // 44: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	39, // 45: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
-	42, // 46: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
-	44, // 47: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
-	46, // 48: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
-	13, // 49: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
-	6,  // 50: weir.v1.JobService.SetSecret:output_type -> weir.v1.SetSecretResponse
-	9,  // 51: weir.v1.JobService.ListSecrets:output_type -> weir.v1.ListSecretsResponse
-	11, // 52: weir.v1.JobService.DeleteSecret:output_type -> weir.v1.DeleteSecretResponse
-	4,  // 53: weir.v1.JobService.RotateKeys:output_type -> weir.v1.RotateKeysResponse
-	35, // [35:54] is the sub-list for method output_type
-	16, // [16:35] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	49, // 0: weir.v1.DescribeBinaryResponse.outcome:type_name -> weir.v1.DescribeOutcome
+	10, // 1: weir.v1.ListSecretsResponse.secrets:type_name -> weir.v1.SecretInfo
+	18, // 2: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
+	1,  // 3: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
+	50, // 4: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	21, // 5: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
+	23, // 6: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
+	22, // 7: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
+	30, // 8: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
+	2,  // 9: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
+	0,  // 10: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
+	29, // 11: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
+	22, // 12: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
+	0,  // 13: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
+	34, // 14: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
+	51, // 15: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	43, // 16: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
+	16, // 17: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	19, // 18: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	24, // 19: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	26, // 20: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	28, // 21: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	31, // 22: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	33, // 23: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	36, // 24: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	38, // 25: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	52, // 26: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	40, // 27: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
+	42, // 28: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
+	45, // 29: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
+	47, // 30: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
+	14, // 31: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
+	7,  // 32: weir.v1.JobService.SetSecret:input_type -> weir.v1.SetSecretRequest
+	9,  // 33: weir.v1.JobService.ListSecrets:input_type -> weir.v1.ListSecretsRequest
+	12, // 34: weir.v1.JobService.DeleteSecret:input_type -> weir.v1.DeleteSecretRequest
+	5,  // 35: weir.v1.JobService.RotateKeys:input_type -> weir.v1.RotateKeysRequest
+	3,  // 36: weir.v1.JobService.DescribeBinary:input_type -> weir.v1.DescribeBinaryRequest
+	17, // 37: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	20, // 38: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	25, // 39: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	27, // 40: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	30, // 41: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	32, // 42: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	35, // 43: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	37, // 44: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	39, // 45: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	53, // 46: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	41, // 47: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	44, // 48: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	46, // 49: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	48, // 50: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
+	15, // 51: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
+	8,  // 52: weir.v1.JobService.SetSecret:output_type -> weir.v1.SetSecretResponse
+	11, // 53: weir.v1.JobService.ListSecrets:output_type -> weir.v1.ListSecretsResponse
+	13, // 54: weir.v1.JobService.DeleteSecret:output_type -> weir.v1.DeleteSecretResponse
+	6,  // 55: weir.v1.JobService.RotateKeys:output_type -> weir.v1.RotateKeysResponse
+	4,  // 56: weir.v1.JobService.DescribeBinary:output_type -> weir.v1.DescribeBinaryResponse
+	37, // [37:57] is the sub-list for method output_type
+	17, // [17:37] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_job_service_proto_init() }
@@ -3076,7 +3255,7 @@ func file_weir_v1_job_service_proto_init() {
 	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_jobgraph_proto_init()
 	file_weir_v1_telemetry_proto_init()
-	file_weir_v1_job_service_proto_msgTypes[14].OneofWrappers = []any{
+	file_weir_v1_job_service_proto_msgTypes[16].OneofWrappers = []any{
 		(*UploadBinaryRequest_Header)(nil),
 		(*UploadBinaryRequest_Chunk)(nil),
 	}
@@ -3086,7 +3265,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,7 @@ const (
 	JobService_ListSecrets_FullMethodName      = "/weir.v1.JobService/ListSecrets"
 	JobService_DeleteSecret_FullMethodName     = "/weir.v1.JobService/DeleteSecret"
 	JobService_RotateKeys_FullMethodName       = "/weir.v1.JobService/RotateKeys"
+	JobService_DescribeBinary_FullMethodName   = "/weir.v1.JobService/DescribeBinary"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -93,6 +94,11 @@ type JobServiceClient interface {
 	// (--previous-kek) encrypted: no object in the store changes. Once it
 	// reports no failure, the previous KEK can be retired.
 	RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error)
+	// DescribeBinary runs an uploaded job binary in describe mode on a live
+	// worker, in a sandbox, and returns what it printed, for a CLI that cannot
+	// run the binary itself (another OS or architecture). The CLI reads the
+	// job graph out of the outcome exactly as out of a local run.
+	DescribeBinary(ctx context.Context, in *DescribeBinaryRequest, opts ...grpc.CallOption) (*DescribeBinaryResponse, error)
 }
 
 type jobServiceClient struct {
@@ -305,6 +311,16 @@ func (c *jobServiceClient) RotateKeys(ctx context.Context, in *RotateKeysRequest
 	return out, nil
 }
 
+func (c *jobServiceClient) DescribeBinary(ctx context.Context, in *DescribeBinaryRequest, opts ...grpc.CallOption) (*DescribeBinaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeBinaryResponse)
+	err := c.cc.Invoke(ctx, JobService_DescribeBinary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -358,6 +374,11 @@ type JobServiceServer interface {
 	// (--previous-kek) encrypted: no object in the store changes. Once it
 	// reports no failure, the previous KEK can be retired.
 	RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error)
+	// DescribeBinary runs an uploaded job binary in describe mode on a live
+	// worker, in a sandbox, and returns what it printed, for a CLI that cannot
+	// run the binary itself (another OS or architecture). The CLI reads the
+	// job graph out of the outcome exactly as out of a local run.
+	DescribeBinary(context.Context, *DescribeBinaryRequest) (*DescribeBinaryResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -424,6 +445,9 @@ func (UnimplementedJobServiceServer) DeleteSecret(context.Context, *DeleteSecret
 }
 func (UnimplementedJobServiceServer) RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateKeys not implemented")
+}
+func (UnimplementedJobServiceServer) DescribeBinary(context.Context, *DescribeBinaryRequest) (*DescribeBinaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeBinary not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -770,6 +794,24 @@ func _JobService_RotateKeys_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_DescribeBinary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeBinaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).DescribeBinary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_DescribeBinary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).DescribeBinary(ctx, req.(*DescribeBinaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -844,6 +886,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateKeys",
 			Handler:    _JobService_RotateKeys_Handler,
+		},
+		{
+			MethodName: "DescribeBinary",
+			Handler:    _JobService_DescribeBinary_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

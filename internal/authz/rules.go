@@ -36,6 +36,8 @@ var Methods = map[string]Right{
 	"/weir.v1.JobService/ListSecrets":        Submit,
 	"/weir.v1.JobService/DeleteSecret":       Submit,
 	"/weir.v1.JobService/RotateKeys":         Admin,
+	"/weir.v1.JobService/ExportJobKey":       Admin,
+	"/weir.v1.JobService/ImportJobKey":       Admin,
 	"/weir.v1.ClusterService/Connect":        Worker,
 	"/weir.v1.ClusterService/DownloadBinary": Worker,
 	// Health checks by load balancers and orchestrators.

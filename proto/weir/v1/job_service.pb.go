@@ -2881,6 +2881,255 @@ func (x *DeleteJobResponse) GetDeletedObjects() int64 {
 	return 0
 }
 
+type ExportJobKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A savepoint location, as weir savepoint prints it.
+	Location      string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportJobKeyRequest) Reset() {
+	*x = ExportJobKeyRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportJobKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportJobKeyRequest) ProtoMessage() {}
+
+func (x *ExportJobKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportJobKeyRequest.ProtoReflect.Descriptor instead.
+func (*ExportJobKeyRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ExportJobKeyRequest) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+type ExportJobKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// JobDataKey in clear.
+	DataKey       []byte `protobuf:"bytes,2,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportJobKeyResponse) Reset() {
+	*x = ExportJobKeyResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportJobKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportJobKeyResponse) ProtoMessage() {}
+
+func (x *ExportJobKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportJobKeyResponse.ProtoReflect.Descriptor instead.
+func (*ExportJobKeyResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ExportJobKeyResponse) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ExportJobKeyResponse) GetDataKey() []byte {
+	if x != nil {
+		return x.DataKey
+	}
+	return nil
+}
+
+// ExportedJobKey is the file weir savepoint export writes: a job's data key
+// wrapped by the destination cluster's KEK.
+type ExportedJobKey struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Wrapped        []byte                 `protobuf:"bytes,2,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	ExportedUnixMs int64                  `protobuf:"varint,3,opt,name=exported_unix_ms,json=exportedUnixMs,proto3" json:"exported_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExportedJobKey) Reset() {
+	*x = ExportedJobKey{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportedJobKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportedJobKey) ProtoMessage() {}
+
+func (x *ExportedJobKey) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportedJobKey.ProtoReflect.Descriptor instead.
+func (*ExportedJobKey) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ExportedJobKey) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ExportedJobKey) GetWrapped() []byte {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
+func (x *ExportedJobKey) GetExportedUnixMs() int64 {
+	if x != nil {
+		return x.ExportedUnixMs
+	}
+	return 0
+}
+
+type ImportJobKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *ExportedJobKey        `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportJobKeyRequest) Reset() {
+	*x = ImportJobKeyRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportJobKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportJobKeyRequest) ProtoMessage() {}
+
+func (x *ImportJobKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportJobKeyRequest.ProtoReflect.Descriptor instead.
+func (*ImportJobKeyRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ImportJobKeyRequest) GetKey() *ExportedJobKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type ImportJobKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster already held this very key.
+	Already       bool `protobuf:"varint,1,opt,name=already,proto3" json:"already,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportJobKeyResponse) Reset() {
+	*x = ImportJobKeyResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportJobKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportJobKeyResponse) ProtoMessage() {}
+
+func (x *ImportJobKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportJobKeyResponse.ProtoReflect.Descriptor instead.
+func (*ImportJobKeyResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ImportJobKeyResponse) GetAlready() bool {
+	if x != nil {
+		return x.Already
+	}
+	return false
+}
+
 var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
@@ -3062,7 +3311,20 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
 	"\x0fwith_savepoints\x18\x02 \x01(\bR\x0ewithSavepoints\"<\n" +
 	"\x11DeleteJobResponse\x12'\n" +
-	"\x0fdeleted_objects\x18\x01 \x01(\x03R\x0edeletedObjects*\xe5\x01\n" +
+	"\x0fdeleted_objects\x18\x01 \x01(\x03R\x0edeletedObjects\"1\n" +
+	"\x13ExportJobKeyRequest\x12\x1a\n" +
+	"\blocation\x18\x01 \x01(\tR\blocation\"H\n" +
+	"\x14ExportJobKeyResponse\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x19\n" +
+	"\bdata_key\x18\x02 \x01(\fR\adataKey\"k\n" +
+	"\x0eExportedJobKey\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\awrapped\x18\x02 \x01(\fR\awrapped\x12(\n" +
+	"\x10exported_unix_ms\x18\x03 \x01(\x03R\x0eexportedUnixMs\"@\n" +
+	"\x13ImportJobKeyRequest\x12)\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.weir.v1.ExportedJobKeyR\x03key\"0\n" +
+	"\x14ImportJobKeyResponse\x12\x18\n" +
+	"\aalready\x18\x01 \x01(\bR\aalready*\xe5\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x17\n" +
@@ -3085,7 +3347,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xa3\v\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xbd\f\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -3109,7 +3371,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\vListSecrets\x12\x1b.weir.v1.ListSecretsRequest\x1a\x1c.weir.v1.ListSecretsResponse\x12K\n" +
 	"\fDeleteSecret\x12\x1c.weir.v1.DeleteSecretRequest\x1a\x1d.weir.v1.DeleteSecretResponse\x12E\n" +
 	"\n" +
-	"RotateKeys\x12\x1a.weir.v1.RotateKeysRequest\x1a\x1b.weir.v1.RotateKeysResponse\x12Q\n" +
+	"RotateKeys\x12\x1a.weir.v1.RotateKeysRequest\x1a\x1b.weir.v1.RotateKeysResponse\x12K\n" +
+	"\fExportJobKey\x12\x1c.weir.v1.ExportJobKeyRequest\x1a\x1d.weir.v1.ExportJobKeyResponse\x12K\n" +
+	"\fImportJobKey\x12\x1c.weir.v1.ImportJobKeyRequest\x1a\x1d.weir.v1.ImportJobKeyResponse\x12Q\n" +
 	"\x0eDescribeBinary\x12\x1e.weir.v1.DescribeBinaryRequest\x1a\x1f.weir.v1.DescribeBinaryResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
@@ -3125,7 +3389,7 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
@@ -3176,18 +3440,23 @@ var file_weir_v1_job_service_proto_goTypes = []any{
 	(*RevokeTokenResponse)(nil),      // 46: weir.v1.RevokeTokenResponse
 	(*DeleteJobRequest)(nil),         // 47: weir.v1.DeleteJobRequest
 	(*DeleteJobResponse)(nil),        // 48: weir.v1.DeleteJobResponse
-	(*DescribeOutcome)(nil),          // 49: weir.v1.DescribeOutcome
-	(*JobGraph)(nil),                 // 50: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 51: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 52: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 53: weir.v1.TapRecord
+	(*ExportJobKeyRequest)(nil),      // 49: weir.v1.ExportJobKeyRequest
+	(*ExportJobKeyResponse)(nil),     // 50: weir.v1.ExportJobKeyResponse
+	(*ExportedJobKey)(nil),           // 51: weir.v1.ExportedJobKey
+	(*ImportJobKeyRequest)(nil),      // 52: weir.v1.ImportJobKeyRequest
+	(*ImportJobKeyResponse)(nil),     // 53: weir.v1.ImportJobKeyResponse
+	(*DescribeOutcome)(nil),          // 54: weir.v1.DescribeOutcome
+	(*JobGraph)(nil),                 // 55: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 56: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 57: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 58: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
-	49, // 0: weir.v1.DescribeBinaryResponse.outcome:type_name -> weir.v1.DescribeOutcome
+	54, // 0: weir.v1.DescribeBinaryResponse.outcome:type_name -> weir.v1.DescribeOutcome
 	10, // 1: weir.v1.ListSecretsResponse.secrets:type_name -> weir.v1.SecretInfo
 	18, // 2: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
 	1,  // 3: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	50, // 4: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	55, // 4: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
 	21, // 5: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
 	23, // 6: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
 	22, // 7: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
@@ -3198,53 +3467,58 @@ var file_weir_v1_job_service_proto_depIdxs = []int32{
 	22, // 12: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
 	0,  // 13: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
 	34, // 14: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	51, // 15: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	56, // 15: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
 	43, // 16: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
-	16, // 17: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	19, // 18: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	24, // 19: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	26, // 20: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	28, // 21: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	31, // 22: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	33, // 23: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	36, // 24: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	38, // 25: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	52, // 26: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
-	40, // 27: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
-	42, // 28: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
-	45, // 29: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
-	47, // 30: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
-	14, // 31: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
-	7,  // 32: weir.v1.JobService.SetSecret:input_type -> weir.v1.SetSecretRequest
-	9,  // 33: weir.v1.JobService.ListSecrets:input_type -> weir.v1.ListSecretsRequest
-	12, // 34: weir.v1.JobService.DeleteSecret:input_type -> weir.v1.DeleteSecretRequest
-	5,  // 35: weir.v1.JobService.RotateKeys:input_type -> weir.v1.RotateKeysRequest
-	3,  // 36: weir.v1.JobService.DescribeBinary:input_type -> weir.v1.DescribeBinaryRequest
-	17, // 37: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	20, // 38: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	25, // 39: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	27, // 40: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	30, // 41: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	32, // 42: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	35, // 43: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	37, // 44: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	39, // 45: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	53, // 46: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	41, // 47: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
-	44, // 48: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
-	46, // 49: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
-	48, // 50: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
-	15, // 51: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
-	8,  // 52: weir.v1.JobService.SetSecret:output_type -> weir.v1.SetSecretResponse
-	11, // 53: weir.v1.JobService.ListSecrets:output_type -> weir.v1.ListSecretsResponse
-	13, // 54: weir.v1.JobService.DeleteSecret:output_type -> weir.v1.DeleteSecretResponse
-	6,  // 55: weir.v1.JobService.RotateKeys:output_type -> weir.v1.RotateKeysResponse
-	4,  // 56: weir.v1.JobService.DescribeBinary:output_type -> weir.v1.DescribeBinaryResponse
-	37, // [37:57] is the sub-list for method output_type
-	17, // [17:37] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	51, // 17: weir.v1.ImportJobKeyRequest.key:type_name -> weir.v1.ExportedJobKey
+	16, // 18: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	19, // 19: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	24, // 20: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	26, // 21: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	28, // 22: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	31, // 23: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	33, // 24: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	36, // 25: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	38, // 26: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	57, // 27: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	40, // 28: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
+	42, // 29: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
+	45, // 30: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
+	47, // 31: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
+	14, // 32: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
+	7,  // 33: weir.v1.JobService.SetSecret:input_type -> weir.v1.SetSecretRequest
+	9,  // 34: weir.v1.JobService.ListSecrets:input_type -> weir.v1.ListSecretsRequest
+	12, // 35: weir.v1.JobService.DeleteSecret:input_type -> weir.v1.DeleteSecretRequest
+	5,  // 36: weir.v1.JobService.RotateKeys:input_type -> weir.v1.RotateKeysRequest
+	49, // 37: weir.v1.JobService.ExportJobKey:input_type -> weir.v1.ExportJobKeyRequest
+	52, // 38: weir.v1.JobService.ImportJobKey:input_type -> weir.v1.ImportJobKeyRequest
+	3,  // 39: weir.v1.JobService.DescribeBinary:input_type -> weir.v1.DescribeBinaryRequest
+	17, // 40: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	20, // 41: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	25, // 42: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	27, // 43: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	30, // 44: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	32, // 45: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	35, // 46: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	37, // 47: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	39, // 48: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	58, // 49: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	41, // 50: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	44, // 51: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	46, // 52: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	48, // 53: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
+	15, // 54: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
+	8,  // 55: weir.v1.JobService.SetSecret:output_type -> weir.v1.SetSecretResponse
+	11, // 56: weir.v1.JobService.ListSecrets:output_type -> weir.v1.ListSecretsResponse
+	13, // 57: weir.v1.JobService.DeleteSecret:output_type -> weir.v1.DeleteSecretResponse
+	6,  // 58: weir.v1.JobService.RotateKeys:output_type -> weir.v1.RotateKeysResponse
+	50, // 59: weir.v1.JobService.ExportJobKey:output_type -> weir.v1.ExportJobKeyResponse
+	53, // 60: weir.v1.JobService.ImportJobKey:output_type -> weir.v1.ImportJobKeyResponse
+	4,  // 61: weir.v1.JobService.DescribeBinary:output_type -> weir.v1.DescribeBinaryResponse
+	40, // [40:62] is the sub-list for method output_type
+	18, // [18:40] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_job_service_proto_init() }
@@ -3265,7 +3539,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   46,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

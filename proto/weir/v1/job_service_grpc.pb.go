@@ -38,6 +38,8 @@ const (
 	JobService_ListSecrets_FullMethodName      = "/weir.v1.JobService/ListSecrets"
 	JobService_DeleteSecret_FullMethodName     = "/weir.v1.JobService/DeleteSecret"
 	JobService_RotateKeys_FullMethodName       = "/weir.v1.JobService/RotateKeys"
+	JobService_ExportJobKey_FullMethodName     = "/weir.v1.JobService/ExportJobKey"
+	JobService_ImportJobKey_FullMethodName     = "/weir.v1.JobService/ImportJobKey"
 	JobService_DescribeBinary_FullMethodName   = "/weir.v1.JobService/DescribeBinary"
 )
 
@@ -94,6 +96,15 @@ type JobServiceClient interface {
 	// (--previous-kek) encrypted: no object in the store changes. Once it
 	// reports no failure, the previous KEK can be retired.
 	RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error)
+	// ExportJobKey gives an admin the data key of the job a savepoint belongs
+	// to, in clear over the authenticated connection, for the CLI to wrap
+	// under another cluster's KEK (weir savepoint export): the only way a
+	// savepoint of an encrypted job can move to another cluster.
+	ExportJobKey(ctx context.Context, in *ExportJobKeyRequest, opts ...grpc.CallOption) (*ExportJobKeyResponse, error)
+	// ImportJobKey records the data key of another cluster's job, wrapped by
+	// this cluster's KEK (weir savepoint import), so that its savepoints,
+	// copied into a store, restore here.
+	ImportJobKey(ctx context.Context, in *ImportJobKeyRequest, opts ...grpc.CallOption) (*ImportJobKeyResponse, error)
 	// DescribeBinary runs an uploaded job binary in describe mode on a live
 	// worker, in a sandbox, and returns what it printed, for a CLI that cannot
 	// run the binary itself (another OS or architecture). The CLI reads the
@@ -311,6 +322,26 @@ func (c *jobServiceClient) RotateKeys(ctx context.Context, in *RotateKeysRequest
 	return out, nil
 }
 
+func (c *jobServiceClient) ExportJobKey(ctx context.Context, in *ExportJobKeyRequest, opts ...grpc.CallOption) (*ExportJobKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportJobKeyResponse)
+	err := c.cc.Invoke(ctx, JobService_ExportJobKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) ImportJobKey(ctx context.Context, in *ImportJobKeyRequest, opts ...grpc.CallOption) (*ImportJobKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportJobKeyResponse)
+	err := c.cc.Invoke(ctx, JobService_ImportJobKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *jobServiceClient) DescribeBinary(ctx context.Context, in *DescribeBinaryRequest, opts ...grpc.CallOption) (*DescribeBinaryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DescribeBinaryResponse)
@@ -374,6 +405,15 @@ type JobServiceServer interface {
 	// (--previous-kek) encrypted: no object in the store changes. Once it
 	// reports no failure, the previous KEK can be retired.
 	RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error)
+	// ExportJobKey gives an admin the data key of the job a savepoint belongs
+	// to, in clear over the authenticated connection, for the CLI to wrap
+	// under another cluster's KEK (weir savepoint export): the only way a
+	// savepoint of an encrypted job can move to another cluster.
+	ExportJobKey(context.Context, *ExportJobKeyRequest) (*ExportJobKeyResponse, error)
+	// ImportJobKey records the data key of another cluster's job, wrapped by
+	// this cluster's KEK (weir savepoint import), so that its savepoints,
+	// copied into a store, restore here.
+	ImportJobKey(context.Context, *ImportJobKeyRequest) (*ImportJobKeyResponse, error)
 	// DescribeBinary runs an uploaded job binary in describe mode on a live
 	// worker, in a sandbox, and returns what it printed, for a CLI that cannot
 	// run the binary itself (another OS or architecture). The CLI reads the
@@ -445,6 +485,12 @@ func (UnimplementedJobServiceServer) DeleteSecret(context.Context, *DeleteSecret
 }
 func (UnimplementedJobServiceServer) RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateKeys not implemented")
+}
+func (UnimplementedJobServiceServer) ExportJobKey(context.Context, *ExportJobKeyRequest) (*ExportJobKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportJobKey not implemented")
+}
+func (UnimplementedJobServiceServer) ImportJobKey(context.Context, *ImportJobKeyRequest) (*ImportJobKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportJobKey not implemented")
 }
 func (UnimplementedJobServiceServer) DescribeBinary(context.Context, *DescribeBinaryRequest) (*DescribeBinaryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeBinary not implemented")
@@ -794,6 +840,42 @@ func _JobService_RotateKeys_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_ExportJobKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportJobKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ExportJobKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ExportJobKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ExportJobKey(ctx, req.(*ExportJobKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_ImportJobKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportJobKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ImportJobKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ImportJobKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ImportJobKey(ctx, req.(*ImportJobKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _JobService_DescribeBinary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DescribeBinaryRequest)
 	if err := dec(in); err != nil {
@@ -886,6 +968,14 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateKeys",
 			Handler:    _JobService_RotateKeys_Handler,
+		},
+		{
+			MethodName: "ExportJobKey",
+			Handler:    _JobService_ExportJobKey_Handler,
+		},
+		{
+			MethodName: "ImportJobKey",
+			Handler:    _JobService_ImportJobKey_Handler,
 		},
 		{
 			MethodName: "DescribeBinary",

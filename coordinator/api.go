@@ -124,6 +124,15 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	if _, err := call(ctx, st, func() (struct{}, error) { return struct{}{}, st.runnable(platform) }); err != nil {
 		return nil, err
 	}
+	who, quota := submitter(ctx)
+	slots := jobgraph.SlotsNeeded(spec.Graph)
+	res, err := call(ctx, st, func() (*reservation, error) { return st.reserve(who, quota, slots) })
+	if err != nil {
+		return nil, err
+	}
+	// Whatever happens next, the reservation goes: to the job once it
+	// exists, back otherwise. Releasing twice is harmless.
+	defer st.do(context.WithoutCancel(ctx), func() { st.release(res) })
 	id := newJobID()
 	key, err := s.c.newJobKey(ctx, id)
 	if err != nil {
@@ -131,7 +140,7 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	}
 	now := time.Now().UnixMilli()
 	rec := &weirv1.JobStatus{Id: id, Name: spec.Name, State: weirv1.JobState_JOB_STATE_CREATED,
-		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec}
+		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec, SubmittedBy: who}
 	// The record is in etcd before the job exists for the loop: a job that
 	// cannot be recorded never runs, and one that runs survives a
 	// failover. (A write made by the loop is retried only at the job's
@@ -150,6 +159,7 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 		j := newJob(rec, jobmaster.New(spec.Restart, time.Now(), jobmaster.WithRand(mrand.Float64)))
 		j.key, j.savepointKey, j.secrets = key, savepointKey, secrets
 		st.jobs[id] = j
+		st.release(res) // the job counts itself now
 		st.persist(j)
 		st.logger.Info("job submitted", "job", id, "name", spec.Name, "parallelism", spec.Parallelism)
 		st.step(st.ctx, j, jobmaster.Start{})

@@ -64,6 +64,9 @@ type leaderState struct {
 	reconcile *reconcile      // the takeover in progress; nil once decided
 	sampledAt time.Time       // last throughput sample of the jobs
 	expiredAt time.Time       // last sweep for jobs past --job-retention
+	// reserved are submits admitted under a quota whose job does not
+	// exist yet (quota.go).
+	reserved map[string]usage
 }
 
 func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
@@ -75,6 +78,7 @@ func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
 		jobs:    make(map[string]*jobDriver),
 
 		describes: make(map[string]*pendingDescribe),
+		reserved:  make(map[string]usage),
 	}
 }
 

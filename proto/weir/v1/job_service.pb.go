@@ -1864,7 +1864,10 @@ type JobStatus struct {
 	CheckpointWarning string `protobuf:"bytes,14,opt,name=checkpoint_warning,json=checkpointWarning,proto3" json:"checkpoint_warning,omitempty"`
 	// Set while the job's memory limit is not enforced on a worker running
 	// it, saying which and why.
-	LimitWarning  string `protobuf:"bytes,15,opt,name=limit_warning,json=limitWarning,proto3" json:"limit_warning,omitempty"`
+	LimitWarning string `protobuf:"bytes,15,opt,name=limit_warning,json=limitWarning,proto3" json:"limit_warning,omitempty"`
+	// Who submitted the job ("NAME (VIA)" of its principal): what token
+	// quotas count against.
+	SubmittedBy   string `protobuf:"bytes,16,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2000,6 +2003,13 @@ func (x *JobStatus) GetCheckpointWarning() string {
 func (x *JobStatus) GetLimitWarning() string {
 	if x != nil {
 		return x.LimitWarning
+	}
+	return ""
+}
+
+func (x *JobStatus) GetSubmittedBy() string {
+	if x != nil {
+		return x.SubmittedBy
 	}
 	return ""
 }
@@ -2470,7 +2480,11 @@ type CreateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// viewer, operator, submitter or admin.
-	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// Quotas of the token's submitter over its jobs that have not ended:
+	// how many, and how many task slots in all (0: no limit).
+	MaxJobs       int32 `protobuf:"varint,3,opt,name=max_jobs,json=maxJobs,proto3" json:"max_jobs,omitempty"`
+	MaxSlots      int32 `protobuf:"varint,4,opt,name=max_slots,json=maxSlots,proto3" json:"max_slots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2517,6 +2531,20 @@ func (x *CreateTokenRequest) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *CreateTokenRequest) GetMaxJobs() int32 {
+	if x != nil {
+		return x.MaxJobs
+	}
+	return 0
+}
+
+func (x *CreateTokenRequest) GetMaxSlots() int32 {
+	if x != nil {
+		return x.MaxSlots
+	}
+	return 0
 }
 
 type CreateTokenResponse struct {
@@ -2604,6 +2632,8 @@ type TokenInfo struct {
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	CreatedUnixMs int64                  `protobuf:"varint,3,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	MaxJobs       int32                  `protobuf:"varint,4,opt,name=max_jobs,json=maxJobs,proto3" json:"max_jobs,omitempty"`
+	MaxSlots      int32                  `protobuf:"varint,5,opt,name=max_slots,json=maxSlots,proto3" json:"max_slots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2655,6 +2685,20 @@ func (x *TokenInfo) GetRole() string {
 func (x *TokenInfo) GetCreatedUnixMs() int64 {
 	if x != nil {
 		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *TokenInfo) GetMaxJobs() int32 {
+	if x != nil {
+		return x.MaxJobs
+	}
+	return 0
+}
+
+func (x *TokenInfo) GetMaxSlots() int32 {
+	if x != nil {
+		return x.MaxSlots
 	}
 	return 0
 }
@@ -3247,7 +3291,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12(\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x16\n" +
 	"\x06region\x18\a \x01(\x05R\x06region\x12\x18\n" +
-	"\aattempt\x18\b \x01(\x03R\aattempt\"\x83\x04\n" +
+	"\aattempt\x18\b \x01(\x03R\aattempt\"\xa6\x04\n" +
 	"\tJobStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -3264,7 +3308,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x0fattempt_workers\x18\f \x03(\tR\x0eattemptWorkers\x12'\n" +
 	"\x0fregion_attempts\x18\r \x03(\x03R\x0eregionAttempts\x12-\n" +
 	"\x12checkpoint_warning\x18\x0e \x01(\tR\x11checkpointWarning\x12#\n" +
-	"\rlimit_warning\x18\x0f \x01(\tR\flimitWarning\")\n" +
+	"\rlimit_warning\x18\x0f \x01(\tR\flimitWarning\x12!\n" +
+	"\fsubmitted_by\x18\x10 \x01(\tR\vsubmittedBy\")\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +
@@ -3291,17 +3336,21 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x04stop\x18\x02 \x01(\bR\x04stop\"[\n" +
 	"\x18TriggerSavepointResponse\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12#\n" +
-	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\"<\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\"t\n" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04role\x18\x02 \x01(\tR\x04role\"+\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x19\n" +
+	"\bmax_jobs\x18\x03 \x01(\x05R\amaxJobs\x12\x1b\n" +
+	"\tmax_slots\x18\x04 \x01(\x05R\bmaxSlots\"+\n" +
 	"\x13CreateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\x13\n" +
-	"\x11ListTokensRequest\"[\n" +
+	"\x11ListTokensRequest\"\x93\x01\n" +
 	"\tTokenInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12&\n" +
-	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\"@\n" +
+	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\x12\x19\n" +
+	"\bmax_jobs\x18\x04 \x01(\x05R\amaxJobs\x12\x1b\n" +
+	"\tmax_slots\x18\x05 \x01(\x05R\bmaxSlots\"@\n" +
 	"\x12ListTokensResponse\x12*\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x12.weir.v1.TokenInfoR\x06tokens\"(\n" +
 	"\x12RevokeTokenRequest\x12\x12\n" +

@@ -1,9 +1,9 @@
 package snapshot
 
 import (
-	"fmt"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"

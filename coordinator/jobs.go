@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
 	"github.com/weir-run/weir/internal/bytesize"
+	"github.com/weir-run/weir/internal/redact"
 	"github.com/weir-run/weir/internal/sealing"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -528,10 +530,17 @@ func (s *leaderState) processExited(ctx context.Context, j *jobDriver, id attemp
 
 // status renders the job for the API.
 func (s *leaderState) status(j *jobDriver) *weirv1.JobStatus {
+	spec := j.rec.Spec
+	if args, names := redact.Args(spec.GetArgs()); names != nil {
+		// Shown, the spec keeps no secret an argument carried; the job
+		// still runs with it.
+		spec = proto.Clone(spec).(*weirv1.JobSpec)
+		spec.Args = args
+	}
 	st := &weirv1.JobStatus{
 		Id: j.rec.Id, Name: j.rec.Name, State: j.rec.State, Attempt: j.rec.Attempt, Restarts: j.rec.Restarts,
 		Error: j.rec.Error, Message: j.rec.Message, CreatedUnixMs: j.rec.CreatedUnixMs,
-		UpdatedUnixMs: j.rec.UpdatedUnixMs, Spec: j.rec.Spec, CheckpointWarning: checkpointWarning(j),
+		UpdatedUnixMs: j.rec.UpdatedUnixMs, Spec: spec, CheckpointWarning: checkpointWarning(j),
 		LimitWarning: s.limitWarning(j),
 	}
 	for _, sub := range j.subtasks {

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -56,5 +57,35 @@ func TestQuotaReservations(t *testing.T) {
 	s.release(r2)
 	if got := s.reserved["team (token)"]; got != (usage{1, 2}) {
 		t.Fatalf("reserved: %+v, want {1 2}", got)
+	}
+}
+
+// TestSecretLookingArgsAreRedacted: what a job's status shows of its
+// arguments hides values that look like secrets; its processes still get
+// them as given.
+func TestSecretLookingArgsAreRedacted(t *testing.T) {
+	h := startLeaderHarness(t, harnessOpts{})
+	var w *scriptedWorker
+	eventually(t, 30*time.Second, "the worker registers", func() bool {
+		var err error
+		w, err = h.worker("w1", scriptOpts{})
+		return err == nil
+	})
+	spec := h.spec("redacted")
+	spec.Args = []string{"--user", "app", "--password", "hunter2", "api_key=k3y"}
+	r, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.api.GetJob(h.ctx, &weirv1.GetJobRequest{JobId: r.JobId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(st.Spec.Args, " "); got != "--user app --password (redacted) api_key=(redacted)" {
+		t.Fatalf("shown args %q", got)
+	}
+	eventually(t, 30*time.Second, "the deploy", func() bool { d, _ := w.seen(); return len(d) > 0 })
+	if d, _ := w.seen(); strings.Join(d[0].Args, " ") != "--user app --password hunter2 api_key=k3y" {
+		t.Fatalf("deployed args %q", d[0].Args)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weir-run/weir/internal/filehash"
+	"github.com/weir-run/weir/internal/redact"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -166,6 +167,10 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 
 	warnRelativePaths(s.stderr, jobArgs)
+	if _, names := redact.Args(jobArgs); names != nil {
+		fmt.Fprintf(s.stderr, "warning: %s look like secrets: job arguments are shown as %s by weir status and the page, but anyone who can run ps on a worker reads them; keep secrets in weir secret set and pass --secret NAME\n",
+			strings.Join(names, ", "), redact.Placeholder)
+	}
 
 	c, err := f.client.dial(s)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/pki"
+	"github.com/weir-run/weir/internal/sealing"
 )
 
 // haCluster is the highly available topology: three `weir etcd` members,
@@ -80,6 +81,11 @@ func (c *haCluster) start(workers, slots int) *haCluster {
 	}
 	t.Cleanup(func() { cli.Close() })
 	c.cli = cli
+	// Both coordinators share a KEK: every HA test runs with its jobs'
+	// state encrypted at rest, across leader changes.
+	if err := sealing.GenerateKEKFile(filepath.Join(c.dir, "kek")); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []string{"a", "b"} {
 		c.apis[id] = freeAddr(t)
 		c.startCoordinator(id)
@@ -95,7 +101,7 @@ func (c *haCluster) start(workers, slots int) *haCluster {
 
 func (c *haCluster) startCoordinator(id string) {
 	c.coords[id] = startDaemon(c.t, "coordinator-"+id, append([]string{"coordinator", "--etcd", c.etcdFlag, "--store", c.store,
-		"--api", c.apis[id], "--http", freeAddr(c.t), "--id", id}, c.tlsFlags(id)...)...)
+		"--api", c.apis[id], "--http", freeAddr(c.t), "--id", id, "--kek", "file:" + filepath.Join(c.dir, "kek")}, c.tlsFlags(id)...)...)
 }
 
 func (c *haCluster) addWorker(id string, slots int) {

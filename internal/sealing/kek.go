@@ -12,10 +12,8 @@ import (
 	"time"
 
 	"gocloud.dev/secrets"
-	_ "gocloud.dev/secrets/awskms"        // awskms://
-	_ "gocloud.dev/secrets/azurekeyvault" // azurekeyvault://
-	_ "gocloud.dev/secrets/gcpkms"        // gcpkms://
-	"gocloud.dev/secrets/localsecrets"    // base64key://, from a file only
+	_ "gocloud.dev/secrets/awskms"     // awskms://
+	"gocloud.dev/secrets/localsecrets" // base64key://, from a file only
 	"google.golang.org/protobuf/proto"
 
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
@@ -92,7 +90,11 @@ func open(ctx context.Context, rawURL string) (*KEK, error) {
 		return nil, fmt.Errorf("not a secrets URL (want base64key://, awskms://, gcpkms:// or azurekeyvault://)")
 	}
 	if !secrets.DefaultURLMux().ValidKeeperScheme(u.Scheme) {
-		return nil, fmt.Errorf("unknown key scheme %q (want base64key://, awskms://, gcpkms:// or azurekeyvault://)", u.Scheme)
+		hint := ""
+		if u.Scheme == "gcpkms" || u.Scheme == "azurekeyvault" {
+			hint = fmt.Sprintf("; this weir was built without it: build with -tags %s", u.Scheme)
+		}
+		return nil, fmt.Errorf("unknown key scheme %q (want base64key://, awskms://, gcpkms:// or azurekeyvault://)%s", u.Scheme, hint)
 	}
 	keeper, err := secrets.OpenKeeper(ctx, rawURL)
 	if err != nil {

@@ -180,6 +180,7 @@ func TestKEK(t *testing.T) {
 		{"base64key://smGbjm71Nxd1Ig5FS0wj9SlbzAIrnolCz9bQQ6uAhl4=", "would put the key in the command line"},
 		{"file:" + filepath.Join(dir, "missing"), "no such file"},
 		{"ftp://x", `unknown key scheme "ftp"`},
+		{"gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k", "build with -tags gcpkms"},
 		{"awskms://alias/x?region=us-east-1&access_key=SECRET", ""},
 	} {
 		_, err := OpenKEK(ctx, tc.spec)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/weir-run/weir/bench/cluster"
 )
 
 // peers runs the Beam/Prism peer on the selected peer queries over
@@ -83,10 +85,10 @@ func (h *harness) recovery(res *Results) *Recovery {
 	if err != nil {
 		return fail(err)
 	}
-	defer c.stop()
+	defer c.Stop()
 	reportDir := filepath.Join(dir, "reports")
 	os.MkdirAll(reportDir, 0o755)
-	id, err := c.submit("nexmark-recovery-"+q, h.job, p, h.o.checkpointEvery,
+	id, err := c.Submit(runFlags("nexmark-recovery-"+q, p, h.o.checkpointEvery), h.job,
 		h.jobArgs(q, r.Events, reportDir, "--rate", strconv.FormatFloat(r.Rate, 'f', 0, 64))...)
 	if err != nil {
 		return fail(err)
@@ -94,7 +96,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	// Wait for a completed checkpoint, so the restart restores state.
 	deadline := time.Now().Add(3*h.o.checkpointEvery + 30*time.Second)
 	for {
-		cps, _ := c.checkpoints(id)
+		cps, _ := c.Checkpoints(id)
 		if i := slices.IndexFunc(cps, func(c checkpoint) bool { return c.Status == "COMPLETED" }); i >= 0 {
 			r.KilledAfter = fmt.Sprintf("checkpoint %d", cps[i].ID)
 			break
@@ -104,18 +106,18 @@ func (h *harness) recovery(res *Results) *Recovery {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	st, err := c.status(id)
+	st, err := c.Status(id)
 	if err != nil || len(st.Tasks) == 0 {
 		return fail(fmt.Errorf("status before the kill: %v", err))
 	}
 	attempt := st.Attempt
 	victim := st.Tasks[0].Worker
 	killed := time.Now()
-	if err := c.kill(victim); err != nil {
+	if err := c.Kill(victim); err != nil {
 		return fail(err)
 	}
-	st, err = c.wait(id, jobTimeout(r.Events), func(s jobStatus) {
-		if r.RunningSec == 0 && s.Attempt > attempt && s.State == "RUNNING" && allRunning(s) {
+	st, err = c.Wait(id, jobTimeout(r.Events), func(s jobStatus) {
+		if r.RunningSec == 0 && s.Attempt > attempt && s.AllRunning() {
 			r.RunningSec = time.Since(killed).Seconds()
 		}
 	})
@@ -140,15 +142,6 @@ func (h *harness) recovery(res *Results) *Recovery {
 	return r
 }
 
-func allRunning(s jobStatus) bool {
-	for _, t := range s.Tasks {
-		if t.State != "RUNNING" {
-			return false
-		}
-	}
-	return len(s.Tasks) > 0
-}
-
 // tlsOverhead runs q at parallelism 2 (one subtask per worker, so every
 // shuffled record crosses processes) on two clusters that differ only in
 // --data-plane-tls, alternating plaintext and TLS runs.
@@ -161,7 +154,7 @@ func (h *harness) tlsOverhead(q string) TLSOverhead {
 		t.Error = err.Error()
 		return t
 	}
-	clusters := map[string]*cluster{}
+	clusters := map[string]*cluster.Simple{}
 	for _, mode := range []string{"off", "on"} {
 		dir := filepath.Join(h.tmp, "tls-"+q+"-"+mode)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -173,7 +166,7 @@ func (h *harness) tlsOverhead(q string) TLSOverhead {
 			t.Error = err.Error()
 			return t
 		}
-		defer c.stop()
+		defer c.Stop()
 		clusters[mode] = c
 	}
 	for round := range h.o.tlsRounds {

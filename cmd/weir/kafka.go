@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -24,11 +25,12 @@ import (
 const localKafkaPartitions = 4
 
 // startKafka runs franz-go's in-process Kafka broker on addr, keeping its
-// log in dir so that topics, offsets and open transactions survive a
-// restart. Clients are told to connect to advertise (host:port; empty: the
-// listening address), which must be set when addr is a wildcard such as
-// 0.0.0.0:9092.
-func startKafka(addr, advertise, dir string) (*kfake.Cluster, error) {
+// log in dir so that topics, offsets and committed transactions survive a
+// restart, and open transactions a clean one; a transaction open at a
+// crash is aborted (see repairCrashAborts). Clients are told to connect to
+// advertise (host:port; empty: the listening address), which must be set
+// when addr is a wildcard such as 0.0.0.0:9092.
+func startKafka(addr, advertise, dir string, logger *slog.Logger) (*kfake.Cluster, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, usageErrorf("--kafka-addr %s: %v", addr, err)
@@ -46,6 +48,13 @@ func startKafka(addr, advertise, dir string) (*kfake.Cluster, error) {
 		}
 		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
+	}
+	// Before anyone can write: a private start on the data repairs what a
+	// crash left, and a clean shutdown keeps the repair.
+	if n, err := repairCrashAborts(dir); err != nil {
+		return nil, fmt.Errorf("kafka: recover %s: %v", dir, err)
+	} else if n > 0 {
+		logger.Warn("kafka: transactions open at the last crash were aborted; their abort markers are written", "transactions", n)
 	}
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -120,7 +129,7 @@ it is for tests and demos, not for production data.`,
 			if err := os.MkdirAll(dataDir, 0o755); err != nil {
 				return fmt.Errorf("cannot create data dir: %v", unwrapPathError(err))
 			}
-			c, err := startKafka(addr, advert, dataDir)
+			c, err := startKafka(addr, advert, dataDir, logger)
 			if err != nil {
 				return err
 			}

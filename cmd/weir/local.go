@@ -166,7 +166,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 
 	kafkaAddr := ""
 	if f.kafka {
-		k, err := startKafka(f.kafkaAddr, "", filepath.Join(dir, "kafka"))
+		k, err := startKafka(f.kafkaAddr, "", filepath.Join(dir, "kafka"), logger)
 		if err != nil {
 			return err
 		}

@@ -52,13 +52,18 @@ func (d *Daemon) Stop(grace time.Duration) {
 // Start runs bin with args, its output appended to dir/name.log and env
 // added to this process's environment.
 func Start(dir, name string, env []string, bin string, args ...string) (*Daemon, error) {
+	return StartEnv(dir, name, append(os.Environ(), env...), bin, args...)
+}
+
+// StartEnv is Start with env as the whole environment.
+func StartEnv(dir, name string, env []string, bin string, args ...string) (*Daemon, error) {
 	log, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

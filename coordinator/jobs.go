@@ -27,6 +27,9 @@ import (
 // current attempt, and the inputs and effects pending for it.
 type jobDriver struct {
 	rec *weirv1.JobStatus // persisted part; Tasks unused
+	// lastSweep is when orphaned checkpoint files were last looked for
+	// (gc.go); zero on a new leader, which sweeps at its first chance.
+	lastSweep time.Time
 	// key seals the job's state in the store (nil: not encrypted);
 	// savepointKey opens the savepoint it was submitted from.
 	key, savepointKey *sealing.JobKey

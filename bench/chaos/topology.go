@@ -77,6 +77,9 @@ func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, 
 		}
 	}()
 	t.env = s3test.Env(filepath.Join(dir, "no-aws-config"))
+	// Toxics log every interrupted link at trace level to zerolog's
+	// global logger: keep the campaign's output readable.
+	zerolog.SetGlobalLevel(zerolog.WarnLevel)
 	t.tp = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	addrs, err := cluster.FreeAddrs(3*2 + 2 + 2*2 + 1)
 	if err != nil {

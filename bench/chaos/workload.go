@@ -193,22 +193,25 @@ func (w *workload) end() error {
 func (w *workload) produceRetrying(recs []*kgo.Record) error {
 	var err error
 	for range 60 {
+		// Fresh records each try: a produced record keeps the context it
+		// was produced with, and a retry under an expired one fails at once.
+		try := make([]*kgo.Record, len(recs))
+		for i, r := range recs {
+			try[i] = &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = w.prod.ProduceSync(ctx, recs...).FirstErr()
+		err = w.prod.ProduceSync(ctx, try...).FirstErr()
 		cancel()
 		if err == nil {
 			return nil
 		}
 		w.prod.Close()
-		for _, r := range recs {
-			// A record a failed produce kept would be refused as in use.
-			r.Offset, r.ProducerID, r.ProducerEpoch, r.LeaderEpoch = 0, 0, 0, 0
-			r.Timestamp = time.Time{}
-		}
 		time.Sleep(500 * time.Millisecond)
-		if w.prod, err = newProducer(w.t.brokers); err != nil {
-			break
+		prod, perr := newProducer(w.t.brokers)
+		if perr != nil {
+			return fmt.Errorf("produce: %w", perr)
 		}
+		w.prod = prod
 	}
 	return fmt.Errorf("produce: %w", err)
 }

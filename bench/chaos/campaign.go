@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -71,7 +72,8 @@ func (r *Report) Recovery() map[Kind]Stats {
 	st := map[Kind]Stats{}
 	for k, ds := range by {
 		slices.Sort(ds)
-		q := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))] }
+		// Nearest rank: the smallest value with at least p of them at or below it.
+		q := func(p float64) time.Duration { return ds[max(0, int(math.Ceil(p*float64(len(ds))))-1)] }
 		st[k] = Stats{N: len(ds), P50: q(0.5), P99: q(0.99), Max: ds[len(ds)-1]}
 	}
 	return st

@@ -118,3 +118,14 @@ func TestVisitsReference(t *testing.T) {
 		t.Fatalf("compare: %+v", c)
 	}
 }
+
+func TestRecoveryPercentiles(t *testing.T) {
+	r := &Report{}
+	for i, d := range []time.Duration{4, 1, 3, 2} {
+		r.Faults = append(r.Faults, FaultRecord{Seq: i + 1, Kind: KillWorker, Recovered: true, Recovery: d * time.Second})
+	}
+	r.Faults = append(r.Faults, FaultRecord{Seq: 5, Kind: KillWorker, Recovery: time.Hour}) // not recovered: not counted
+	if got, want := r.Recovery()[KillWorker], (Stats{N: 4, P50: 2 * time.Second, P99: 4 * time.Second, Max: 4 * time.Second}); got != want {
+		t.Fatalf("Recovery() = %+v, want %+v", got, want)
+	}
+}

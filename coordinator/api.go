@@ -104,10 +104,35 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 			return nil, err
 		}
 	}
+	secrets, err := s.c.loadSecrets(ctx, spec.Secrets)
+	switch {
+	case errors.Is(err, errNoSecret) || status.Code(err) == codes.InvalidArgument:
+		return nil, status.Errorf(codes.FailedPrecondition, "%v", oneLine(err))
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "%v", oneLine(err))
+	}
 	st, err := s.c.leading(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// A binary no registered worker can run would only fail at its
+	// deployment: refuse it now.
+	platform, err := s.c.binaryPlatform(ctx, spec.BinarySha256)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := call(ctx, st, func() (struct{}, error) { return struct{}{}, st.runnable(platform) }); err != nil {
+		return nil, err
+	}
+	who, quota := submitter(ctx)
+	slots := jobgraph.SlotsNeeded(spec.Graph)
+	res, err := call(ctx, st, func() (*reservation, error) { return st.reserve(who, quota, slots) })
+	if err != nil {
+		return nil, err
+	}
+	// Whatever happens next, the reservation goes: to the job once it
+	// exists, back otherwise. Releasing twice is harmless.
+	defer st.do(context.WithoutCancel(ctx), func() { st.release(res) })
 	id := newJobID()
 	key, err := s.c.newJobKey(ctx, id)
 	if err != nil {
@@ -115,7 +140,7 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	}
 	now := time.Now().UnixMilli()
 	rec := &weirv1.JobStatus{Id: id, Name: spec.Name, State: weirv1.JobState_JOB_STATE_CREATED,
-		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec}
+		CreatedUnixMs: now, UpdatedUnixMs: now, Spec: spec, SubmittedBy: who}
 	// The record is in etcd before the job exists for the loop: a job that
 	// cannot be recorded never runs, and one that runs survives a
 	// failover. (A write made by the loop is retried only at the job's
@@ -132,8 +157,9 @@ func (s *jobService) SubmitJob(ctx context.Context, r *weirv1.SubmitJobRequest) 
 	}
 	recorded, err := call(ctx, st, func() (<-chan struct{}, error) {
 		j := newJob(rec, jobmaster.New(spec.Restart, time.Now(), jobmaster.WithRand(mrand.Float64)))
-		j.key, j.savepointKey = key, savepointKey
+		j.key, j.savepointKey, j.secrets = key, savepointKey, secrets
 		st.jobs[id] = j
+		st.release(res) // the job counts itself now
 		st.persist(j)
 		st.logger.Info("job submitted", "job", id, "name", spec.Name, "parallelism", spec.Parallelism)
 		st.step(st.ctx, j, jobmaster.Start{})
@@ -279,7 +305,7 @@ func (s *jobService) ListWorkers(ctx context.Context, _ *weirv1.ListWorkersReque
 		for _, f := range st.freeSlots() {
 			w := st.workers[f.ID]
 			resp.Workers = append(resp.Workers, &weirv1.WorkerInfo{Id: w.id, Host: w.host, Slots: int32(w.slots),
-				Free: int32(f.Free), LastHeartbeatUnixMs: w.lastBeat.UnixMilli(), RssBytes: w.rss})
+				Free: int32(f.Free), LastHeartbeatUnixMs: w.lastBeat.UnixMilli(), RssBytes: w.rss, Goos: w.goos, Goarch: w.goarch})
 		}
 		return resp, nil
 	})
@@ -311,7 +337,7 @@ func (s *clusterService) Connect(stream weirv1.ClusterService_ConnectServer) err
 	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), noLimits: reg.MemoryLimitUnavailable, lastBeat: time.Now(),
+	w := &workerConn{id: reg.WorkerId, host: reg.Host, slots: int(reg.Slots), noLimits: reg.MemoryLimitUnavailable, goos: reg.Goos, goarch: reg.Goarch, lastBeat: time.Now(),
 		out: make(chan *weirv1.CoordinatorMessage, 1024), close: cancel, reported: map[procKey]*weirv1.RunningProcess{}}
 	for _, rp := range reg.Processes {
 		w.reported[procKey{rp.JobId, rp.Attempt, rp.Region}] = rp

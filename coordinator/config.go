@@ -43,6 +43,9 @@ type Config struct {
 	// KEK (--kek) names the cluster's key-encryption key (see
 	// sealing.OpenKEK): "none" or empty leaves state at rest unencrypted.
 	KEK string
+	// PreviousKEK (--previous-kek) is the KEK being rotated away from: what
+	// it encrypted still opens until RotateKeys re-encrypted it all.
+	PreviousKEK string
 	// DisableSubmit (--disable-submit) refuses uploads and runs whatever
 	// the caller's role.
 	DisableSubmit bool

@@ -88,6 +88,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("coordinator: %w", err)
 	}
 	defer kek.Close()
+	if cfg.PreviousKEK != "" {
+		prev, err := sealing.OpenKEK(ctx, cfg.PreviousKEK)
+		if err != nil {
+			return fmt.Errorf("coordinator: --previous-kek: %w", err)
+		}
+		if kek == nil {
+			prev.Close()
+			return errors.New("coordinator: --previous-kek is for a rotation to --kek, which is none")
+		}
+		kek.WithPrevious(prev)
+	}
 	if kek == nil {
 		logger.Warn("state at rest is not encrypted (--kek none): checkpoints and savepoints are plaintext in the store")
 	}

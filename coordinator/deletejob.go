@@ -53,7 +53,7 @@ func (s *leaderState) deleteJob(j *jobDriver, withSavepoints bool, why string) (
 	ch := make(chan deleteResult, 1)
 	j.deleting = ch
 	s.logger.Info("deleting job", "job", id, "why", why, "with_savepoints", withSavepoints)
-	s.submit(j, &j.recordIO, deleteJobEffect{job: id, prefixes: prefixes, bucket: s.c.store.Bucket()})
+	s.submit(j, &j.recordIO, deleteJobEffect{job: id, prefixes: prefixes, bucket: s.c.store.Bucket(), withKey: withSavepoints})
 	return ch, nil
 }
 
@@ -62,6 +62,9 @@ type deleteJobEffect struct {
 	job      string
 	prefixes []string
 	bucket   *blob.Bucket
+	// withKey: nothing of the job stays, so its data key goes too; kept
+	// savepoints keep it, or they could not be read.
+	withKey bool
 }
 
 func (d deleteJobEffect) run(ctx context.Context, s *leaderState) event {
@@ -69,7 +72,11 @@ func (d deleteJobEffect) run(ctx context.Context, s *leaderState) event {
 	defer cancel()
 	n, err := d.deleteObjects(ctx)
 	if err == nil {
-		err = s.store.DeleteAll(ctx, []string{etcdkeys.Jobs + d.job, checkpointIDKey(d.job)}, []string{etcdkeys.Checkpoints + d.job + "/"})
+		keys := []string{etcdkeys.Jobs + d.job, checkpointIDKey(d.job)}
+		if d.withKey {
+			keys = append(keys, etcdkeys.JobKeys+d.job)
+		}
+		err = s.store.DeleteAll(ctx, keys, []string{etcdkeys.Checkpoints + d.job + "/"})
 		if s.fenced(err) {
 			return nil
 		}

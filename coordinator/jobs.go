@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
 	"github.com/weir-run/weir/internal/bytesize"
+	"github.com/weir-run/weir/internal/redact"
 	"github.com/weir-run/weir/internal/sealing"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
@@ -34,11 +37,13 @@ type jobDriver struct {
 	// key seals the job's state in the store (nil: not encrypted);
 	// savepointKey opens the savepoint it was submitted from.
 	key, savepointKey *sealing.JobKey
-	m                 *jobmaster.Machine
-	subtasks          []jobgraph.Subtask
-	vertices          map[int32]string // vertex id -> display name
-	regions           [][]int32        // pipelined regions (jobgraph.Regions)
-	regionOf          map[int32]int32  // vertex id -> region index
+	// secrets are the values of the spec's secrets, for its processes.
+	secrets  map[string][]byte
+	m        *jobmaster.Machine
+	subtasks []jobgraph.Subtask
+	vertices map[int32]string // vertex id -> display name
+	regions  [][]int32        // pipelined regions (jobgraph.Regions)
+	regionOf map[int32]int32  // vertex id -> region index
 
 	// attempt is the newest attempt number deployed; regionAttempt holds the
 	// one each region runs, which differ once a region restarted alone.
@@ -295,7 +300,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
 				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes,
-				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(),
+				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(), Secrets: j.secrets,
 					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})
 		}
@@ -543,10 +548,17 @@ func (s *leaderState) processExited(ctx context.Context, j *jobDriver, id attemp
 
 // status renders the job for the API.
 func (s *leaderState) status(j *jobDriver) *weirv1.JobStatus {
+	spec := j.rec.Spec
+	if args, names := redact.Args(spec.GetArgs()); names != nil {
+		// Shown, the spec keeps no secret an argument carried; the job
+		// still runs with it.
+		spec = proto.Clone(spec).(*weirv1.JobSpec)
+		spec.Args = args
+	}
 	st := &weirv1.JobStatus{
 		Id: j.rec.Id, Name: j.rec.Name, State: j.rec.State, Attempt: j.rec.Attempt, Restarts: j.rec.Restarts,
 		Error: j.rec.Error, Message: j.rec.Message, CreatedUnixMs: j.rec.CreatedUnixMs,
-		UpdatedUnixMs: j.rec.UpdatedUnixMs, Spec: j.rec.Spec, CheckpointWarning: checkpointWarning(j),
+		UpdatedUnixMs: j.rec.UpdatedUnixMs, Spec: spec, CheckpointWarning: checkpointWarning(j),
 		LimitWarning: s.limitWarning(j),
 	}
 	for _, sub := range j.subtasks {

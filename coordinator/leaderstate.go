@@ -49,6 +49,9 @@ type leaderState struct {
 
 	workers map[string]*workerConn
 	jobs    map[string]*jobDriver
+	// describes are the DescribeBinary calls waiting for a worker, by
+	// request id.
+	describes map[string]*pendingDescribe
 
 	// ctx is the term's (set by run): effects run under it and their
 	// results are dropped once it ends.
@@ -61,6 +64,9 @@ type leaderState struct {
 	reconcile *reconcile      // the takeover in progress; nil once decided
 	sampledAt time.Time       // last throughput sample of the jobs
 	expiredAt time.Time       // last sweep for jobs past --job-retention
+	// reserved are submits admitted under a quota whose job does not
+	// exist yet (quota.go).
+	reserved map[string]usage
 }
 
 func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
@@ -70,6 +76,9 @@ func newLeaderState(c *Coordinator, store *leader.Store) *leaderState {
 		done:    make(chan struct{}),
 		workers: make(map[string]*workerConn),
 		jobs:    make(map[string]*jobDriver),
+
+		describes: make(map[string]*pendingDescribe),
+		reserved:  make(map[string]usage),
 	}
 }
 
@@ -182,7 +191,7 @@ func (s *leaderState) load(ctx context.Context) error {
 			// Running it would write its state unsealed, or fail to
 			// restore it: it stays down on this leader, and its record
 			// in etcd as it was, for a leader with the right KEK.
-			s.logger.Error("job cannot run: its data key does not unwrap", "job", rec.Id, "err", err)
+			s.logger.Error("job cannot run: its data key or a secret does not unwrap", "job", rec.Id, "err", err)
 			j = newJob(&rec, jobmaster.Restore(jobmaster.Snapshot{
 				State: weirv1.JobState_JOB_STATE_FAILED, Attempt: rec.Attempt, Restarts: int(rec.Restarts),
 				Error: oneLine(err),
@@ -206,9 +215,12 @@ type workerConn struct {
 	// noLimits says why the worker cannot enforce memory limits; empty
 	// when it can.
 	noLimits string
-	lastBeat time.Time
-	out      chan *weirv1.CoordinatorMessage
-	close    context.CancelCauseFunc
+	// goos and goarch are the worker's platform; empty when it did not
+	// report it.
+	goos, goarch string
+	lastBeat     time.Time
+	out          chan *weirv1.CoordinatorMessage
+	close        context.CancelCauseFunc
 	// reported is what the worker runs as of its registration, kept until
 	// the takeover is decided.
 	reported map[procKey]*weirv1.RunningProcess
@@ -321,6 +333,7 @@ func (s *leaderState) workerGone(ctx context.Context, w *workerConn, cause error
 	}
 	delete(s.workers, w.id)
 	w.close(cause)
+	s.failDescribes(w, cause)
 	s.logger.Warn("worker lost", "worker", w.id, "err", cause)
 	for _, j := range s.sortedJobs() {
 		for _, id := range j.attemptProcs() {
@@ -369,6 +382,8 @@ func (s *leaderState) onWorkerMessage(ctx context.Context, w *workerConn, m *wei
 		}
 	case *weirv1.WorkerMessage_Process:
 		s.onProcessMessage(ctx, w, keyOf(m.Process.Key), m.Process)
+	case *weirv1.WorkerMessage_Described:
+		s.described(w, m.Described)
 	}
 }
 
@@ -491,14 +506,20 @@ func validateSpec(spec *weirv1.JobSpec) error {
 	})
 }
 
-// loadKeys reads a recorded job's data key and that of the savepoint it
-// started from.
+// loadKeys reads a recorded job's data key and, unless it ended, its
+// secrets and the key of the savepoint it started from.
 func (s *leaderState) loadKeys(ctx context.Context, j *jobDriver) error {
 	var err error
 	if j.key, err = s.c.loadJobKey(ctx, j.rec.Id); err != nil {
 		return err
 	}
-	if sp := j.rec.Spec.GetFromSavepoint(); sp != "" && !jobmaster.Terminal(j.rec.State) {
+	if jobmaster.Terminal(j.rec.State) {
+		return nil
+	}
+	if j.secrets, err = s.c.loadSecrets(ctx, j.rec.Spec.GetSecrets()); err != nil {
+		return err
+	}
+	if sp := j.rec.Spec.GetFromSavepoint(); sp != "" {
 		if _, object, err := storelayout.Split(sp); err == nil {
 			if j.savepointKey, err = s.c.objectKey(ctx, object); err != nil {
 				return err

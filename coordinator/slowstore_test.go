@@ -25,6 +25,7 @@ import (
 	"github.com/weir-run/weir/internal/etcdtest"
 	"github.com/weir-run/weir/internal/objstore"
 	"github.com/weir-run/weir/internal/s3test"
+	"github.com/weir-run/weir/internal/sealing"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -67,6 +68,8 @@ type harnessOpts struct {
 	dataTLS bool
 	// config changes the leader's configuration.
 	config func(*Config)
+	// kek is the leader's key-encryption key (nil: none).
+	kek *sealing.KEK
 }
 
 func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
@@ -105,7 +108,7 @@ func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
 		opts.config(&c.cfg)
 	}
 	c.cfg.setDefaults()
-	c.dataTLS = opts.dataTLS
+	c.dataTLS, c.kek = opts.dataTLS, opts.kek
 	gs := grpc.NewServer()
 	weirv1.RegisterJobServiceServer(gs, &jobService{c: c})
 	weirv1.RegisterClusterServiceServer(gs, &clusterService{c: c})

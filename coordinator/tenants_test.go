@@ -166,6 +166,21 @@ func TestDeleteJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	beforeKeys := etcdJobKeys(t, h, a)
+	// Stand-ins for the jobs' data keys: a job deleted without its
+	// savepoints keeps its key (the savepoints need it), one deleted with
+	// them loses it.
+	for _, id := range []string{a, b} {
+		if _, err := h.etcd.Put(h.ctx, etcdkeys.JobKeys+id, "key"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hasKey := func(id string) bool {
+		r, err := h.etcd.Get(h.ctx, etcdkeys.JobKeys+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(r.Kvs) == 1
+	}
 
 	_, err := h.api.DeleteJob(h.ctx, &weirv1.DeleteJobRequest{JobId: a})
 	rpcErr(t, err, codes.FailedPrecondition, "job "+a+" is RUNNING: only a FINISHED, FAILED or CANCELED job can be deleted (weir cancel "+a+" first)")
@@ -207,9 +222,15 @@ func TestDeleteJob(t *testing.T) {
 	}
 	_, err = h.api.DeleteJob(h.ctx, &weirv1.DeleteJobRequest{JobId: a})
 	rpcErr(t, err, codes.NotFound, "no job "+a)
+	if !hasKey(a) {
+		t.Fatalf("deleting %s without its savepoints deleted the key they need", a)
+	}
 
 	if r, err = h.api.DeleteJob(h.ctx, &weirv1.DeleteJobRequest{JobId: b, WithSavepoints: true}); err != nil || r.DeletedObjects != 2 {
 		t.Fatalf("delete %s with savepoints: %v, %v", b, r, err)
+	}
+	if hasKey(b) {
+		t.Fatalf("deleting %s with its savepoints kept its data key", b)
 	}
 	want = sorted([]string{"savepoints/" + a + "/sp-2/_manifest", "checkpoints/" + a + "0/chk-1/_manifest"})
 	if got := storeKeys(t, bucket); !slices.Equal(got, want) {

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"github.com/weir-run/weir/internal/authz"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,7 +22,7 @@ func (s *jobService) CreateToken(ctx context.Context, r *weirv1.CreateTokenReque
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	tok, err := s.c.tokens.Create(ctx, r.Name, role)
+	tok, err := s.c.tokens.Create(ctx, r.Name, role, authz.Quota{MaxJobs: int(r.MaxJobs), MaxSlots: int(r.MaxSlots)})
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -39,7 +40,8 @@ func (s *jobService) ListTokens(ctx context.Context, _ *weirv1.ListTokensRequest
 	}
 	resp := &weirv1.ListTokensResponse{}
 	for _, in := range all {
-		resp.Tokens = append(resp.Tokens, &weirv1.TokenInfo{Name: in.Name, Role: string(in.Role), CreatedUnixMs: in.CreatedMs})
+		resp.Tokens = append(resp.Tokens, &weirv1.TokenInfo{Name: in.Name, Role: string(in.Role), CreatedUnixMs: in.CreatedMs,
+			MaxJobs: int32(in.MaxJobs), MaxSlots: int32(in.MaxSlots)})
 	}
 	return resp, nil
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -311,7 +312,7 @@ func (w *Worker) session(ctx context.Context, addr string) error {
 	host, _ := os.Hostname()
 	if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Register{Register: &weirv1.RegisterWorker{
 		WorkerId: w.cfg.ID, Slots: int32(w.cfg.Slots), Host: host, Pid: int32(os.Getpid()), Processes: procs,
-		MemoryLimitUnavailable: w.noLimits,
+		MemoryLimitUnavailable: w.noLimits, Goos: runtime.GOOS, Goarch: runtime.GOARCH,
 	}}}); err != nil {
 		return err
 	}
@@ -364,6 +365,8 @@ func (w *Worker) session(ctx context.Context, addr string) error {
 		switch m := m.Msg.(type) {
 		case *weirv1.CoordinatorMessage_Deploy:
 			w.deploy(ctx, m.Deploy)
+		case *weirv1.CoordinatorMessage_Describe:
+			w.describe(ctx, m.Describe)
 		case *weirv1.CoordinatorMessage_Process:
 			// The one command the worker carries out itself; the others
 			// go to the process as they came.

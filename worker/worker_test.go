@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -11,6 +12,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(describeHelperEnv) != "" && len(os.Args) > 1 && os.Args[1] == "--mode=describe" {
+		describeHelper()
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }
 

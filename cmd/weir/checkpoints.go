@@ -164,6 +164,9 @@ stopping when the command gives up).`
 		return &exitError{code: exitNotStopped, err: fmt.Errorf("savepoint %d was taken, but job %s has not stopped: it is still %s", resp.GetCheckpointId(), id, jobState(state))}
 	})
 	cf.register(cmd, s)
+	if !stop {
+		cmd.AddCommand(savepointKeyCmds(s)...)
+	}
 	return cmd
 }
 

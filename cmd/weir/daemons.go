@@ -183,6 +183,7 @@ leader and serves the job API and the web page, the others stand by.`,
 	tf.register(fl, s)
 	fl.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, insecureUsage)
 	fl.StringVar(&cfg.KEK, "kek", "none", "key-encryption key for state at rest: file:PATH (a file holding base64key://...), awskms://..., gcpkms://..., azurekeyvault://..., or none")
+	fl.StringVar(&cfg.PreviousKEK, "previous-kek", "", "the KEK being rotated away from, as --kek: what it encrypted still opens until weir keys rotate re-encrypted it by --kek")
 	fl.StringVar((*string)(&cfg.DataPlaneTLS), "data-plane-tls", "auto", "job processes exchange records over TLS: auto (when the coordinator has TLS), on or off")
 	fl.BoolVar(&cfg.DisableSubmit, "disable-submit", false, "refuse job uploads and submissions whatever the caller's role")
 	cfg.MaxSpecBytes = coordinator.DefaultMaxSpecBytes

@@ -1,22 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
-	"github.com/weir-run/weir/internal/taskenv"
+	describepkg "github.com/weir-run/weir/internal/describe"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -27,8 +26,6 @@ const (
 	// maxDescribeOutput bounds what we read of a binary's stdout; a job
 	// graph is kilobytes.
 	maxDescribeOutput = 64 << 20
-	// stderrTail is how much of a binary's stderr we keep for the message.
-	stderrTail = 64 << 10
 )
 
 // checkBinary checks that path names a file we can run and read, before
@@ -70,58 +67,38 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// describe runs bin in describe mode and returns the job graph it prints.
-// Every failure is one line naming display, the binary as the user wrote it.
+// describe runs bin here in describe mode and returns the job graph it
+// prints. Every failure is one line naming display, the binary as the user
+// wrote it; a binary this machine cannot run fails with an error wrapping
+// errForeign.
 func describe(ctx context.Context, bin, display string, parallelism int, args []string, timeout time.Duration) (*weirv1.JobGraph, error) {
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(dctx, bin, taskenv.Args("describe", parallelism, args)...)
-	cmd.Stdin = nil // the null device: describe must not wait for input
-	stdout := &cappedBuffer{max: maxDescribeOutput}
-	stderr := &tailBuffer{max: stderrTail}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	killGroupOnCancel(cmd)
-	// Whatever escaped the group and holds the output open must not make
-	// us wait long beyond the kill.
-	cmd.WaitDelay = time.Second
-	runErr := cmd.Run()
-
-	if ctx.Err() != nil {
+	o, err := describeRun(ctx, describepkg.Command{Path: bin, Parallelism: parallelism, Args: args, Timeout: timeout, MaxOutput: maxDescribeOutput})
+	switch {
+	case errors.Is(err, describepkg.ErrInterrupted):
 		return nil, errInterrupted
+	case err != nil:
+		return nil, startError(display, err)
 	}
-	if cmd.ProcessState == nil { // it did not start
-		return nil, startError(display, runErr)
-	}
-	if errors.Is(dctx.Err(), context.DeadlineExceeded) {
-		return nil, fmt.Errorf("%s did not describe its job graph within %v", display, timeout)
-	}
-	if stdout.overflow {
-		return nil, fmt.Errorf("%s printed more than %d MiB in describe mode: it is not a weir job", display, maxDescribeOutput>>20)
-	}
-	graphJSON, found := findGraph(stdout.Bytes())
-	if runErr != nil {
-		return nil, describeExitError(display, runErr, stderr.String(), found)
-	}
-	if !found {
-		return nil, fmt.Errorf("%s is not a weir job: it did not describe a job graph (is it built with sdk.Main?)", display)
-	}
-	if len(graphJSON) == 0 {
-		return nil, fmt.Errorf("%s printed %q but no job graph after it", display, taskenv.DescribeHeader)
-	}
-	g := &weirv1.JobGraph{}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(graphJSON, g); err != nil {
-		return nil, fmt.Errorf("%s printed an invalid job graph (is it built with a different weir SDK?): %v", display, err)
-	}
-	if len(g.GetVertices()) == 0 {
-		return nil, fmt.Errorf("%s described an empty job graph: its pipeline has no operators", display)
-	}
-	return g, nil
+	return describepkg.Graph(o, display)
 }
+
+// describeRun runs a describe; a test replaces it (see testExecEnv).
+var describeRun = describepkg.Run
+
+// testExecEnv set to "enoexec" in the CLI's environment makes every local
+// run of a job binary fail as one for another platform does (exec format
+// error), so tests can submit a binary "this machine cannot run" from a
+// machine that can. Not for use outside tests.
+const testExecEnv = "WEIR_TEST_LOCAL_EXEC"
+
+// errForeign marks a describe that failed because the binary is not a
+// program for this machine.
+var errForeign = errors.New("not a program for this platform")
 
 func startError(display string, err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOEXEC):
-		return fmt.Errorf("%s is not a program for this platform (%s/%s)", display, runtime.GOOS, runtime.GOARCH)
+		return fmt.Errorf("%s is %w (%s/%s)", display, errForeign, runtime.GOOS, runtime.GOARCH)
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("cannot run %s: permission denied (is its file system mounted noexec?)", display)
 	case errors.Is(err, fs.ErrNotExist):
@@ -132,104 +109,101 @@ func startError(display string, err error) error {
 	return fmt.Errorf("cannot run %s: %v", display, unwrapPathError(err))
 }
 
-// describeExitError explains a describe run that exited unsuccessfully.
-func describeExitError(display string, runErr error, stderr string, described bool) error {
-	var ee *exec.ExitError
-	if !errors.As(runErr, &ee) {
-		return fmt.Errorf("running %s: %v", display, runErr)
+// describeRemoteGrace is how much longer than the describe's own timeout
+// `weir run` waits for a remote one: the coordinator's wait for its worker
+// (which may first fetch the binary), plus a little.
+const describeRemoteGrace = 2*time.Minute + 10*time.Second
+
+// The values of `weir run --describe`.
+const (
+	describeLocal  = "local"
+	describeRemote = "remote"
+	describeAuto   = "auto"
+)
+
+// describeHere describes the binary on this machine. With --describe auto
+// a binary whose ELF header names another platform is not run at all: the
+// error wraps errForeign, as an exec format error does.
+func describeHere(ctx context.Context, s streams, abs, display string, f runFlags, jobArgs []string, timeout time.Duration) (*weirv1.JobGraph, error) {
+	here := runtime.GOOS + "/" + runtime.GOARCH
+	if f.describe == describeAuto {
+		if p := binaryPlatform(abs); p != "" && p != here {
+			return nil, fmt.Errorf("%s is built for %s: %w (%s)", display, p, errForeign, here)
+		}
 	}
-	line := lastLine(stderr)
-	if p := panicLine(stderr); p != "" {
-		return fmt.Errorf("%s crashed while describing its job graph: %s", display, p)
+	if s.getenv(testExecEnv) == "enoexec" {
+		return nil, startError(display, &fs.PathError{Op: "fork/exec", Path: abs, Err: syscall.ENOEXEC})
 	}
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return fmt.Errorf("%s was killed by %v while describing its job graph", display, ws.Signal())
+	return describe(ctx, abs, display, f.parallelism, jobArgs, timeout)
+}
+
+// binaryPlatform is the platform the ELF header of the file at path names,
+// or "" (not ELF, unreadable, or a machine weir does not know).
+func binaryPlatform(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
 	}
+	defer f.Close()
+	head := make([]byte, describepkg.HeaderLen)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return ""
+	}
+	return describepkg.ELFPlatform(head)
+}
+
+// describeOnWorker has a worker describe the uploaded binary sum and reads
+// the graph out of its outcome as describe does out of a local run's.
+func describeOnWorker(ctx context.Context, s streams, c *client, abs, display, sum string, parallelism int, args []string, timeout time.Duration) (*weirv1.JobGraph, error) {
+	// The worker may first fetch the binary: the coordinator bounds that,
+	// this bounds the coordinator.
+	wait := timeout + describeRemoteGrace
+	dctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	resp, err := c.jobs.DescribeBinary(dctx, &weirv1.DescribeBinaryRequest{
+		BinarySha256: sum, Args: args, Parallelism: int32(parallelism), TimeoutMs: timeout.Milliseconds(),
+		BinaryName: filepath.Base(abs),
+	})
 	switch {
-	case described && line != "":
-		return fmt.Errorf("%s failed after describing its job graph: %s", display, line)
-	case described:
-		return fmt.Errorf("%s failed after describing its job graph (exit status %d)", display, ee.ExitCode())
-	case line != "":
-		return fmt.Errorf("%s rejected its arguments: %s", display, line)
+	case err == nil:
+	case ctx.Err() == nil && dctx.Err() != nil:
+		return nil, fmt.Errorf("coordinator at %s did not describe %s within %v", c.addr, display, wait)
+	case status.Code(err) == codes.DeadlineExceeded:
+		return nil, errors.New(oneLine(status.Convert(err).Message()))
+	default:
+		return nil, c.rpcError(ctx, err)
 	}
-	return fmt.Errorf("%s exited with status %d without describing a job graph", display, ee.ExitCode())
+	fmt.Fprintf(s.stderr, "described %s on worker %s (%s)\n", display, resp.GetWorkerId(), resp.GetWorkerPlatform())
+	g, err := describepkg.Graph(resp.GetOutcome(), display)
+	if err != nil {
+		return nil, fmt.Errorf("%w (described on worker %s)", err, resp.GetWorkerId())
+	}
+	return g, nil
 }
 
-// findGraph finds the describe header in out and returns the line after it.
-// Lines before the header (stray prints) are ignored.
-func findGraph(out []byte) ([]byte, bool) {
-	lines := bytes.Split(out, []byte("\n"))
-	for i, l := range lines {
-		if string(bytes.TrimSpace(l)) != taskenv.DescribeHeader {
-			continue
+// clusterPlatform is the platform `weir run` checks a binary against when
+// neither --platform nor $WEIR_PLATFORM names one: the one every registered
+// worker reports, else (none registered, workers that disagree or do not
+// report, a caller not allowed to list them) this machine's.
+func clusterPlatform(ctx context.Context, c *client) (string, error) {
+	here := runtime.GOOS + "/" + runtime.GOARCH
+	resp, err := unaryRaw(ctx, c.jobs.ListWorkers, &weirv1.ListWorkersRequest{})
+	switch {
+	case status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unimplemented:
+		return here, nil
+	case err != nil:
+		return "", c.rpcError(ctx, err)
+	}
+	platform := ""
+	for _, w := range resp.GetWorkers() {
+		p := w.GetGoos() + "/" + w.GetGoarch()
+		if w.GetGoos() == "" || w.GetGoarch() == "" || (platform != "" && p != platform) {
+			return here, nil
 		}
-		for _, next := range lines[i+1:] {
-			if next = bytes.TrimSpace(next); len(next) > 0 {
-				return next, true
-			}
-		}
-		return nil, true
+		platform = p
 	}
-	return nil, false
-}
-
-// lastLine is the last non-empty line of s without the "error: " prefix
-// sdk.Main puts on its messages.
-func lastLine(s string) string {
-	lines := strings.Split(s, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(lines[i])
-		if l == "" {
-			continue
-		}
-		for _, p := range []string{"error: ", "Error: ", "ERROR: "} {
-			l = strings.TrimPrefix(l, p)
-		}
-		return l
+	if platform == "" {
+		return here, nil
 	}
-	return ""
+	return platform, nil
 }
-
-// panicLine is the "panic: ..." line of a Go program's crash, if any: its
-// last line would be a stack frame.
-func panicLine(s string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
-			return strings.TrimSpace(l)
-		}
-	}
-	return ""
-}
-
-// cappedBuffer keeps at most max bytes and notes whether more came.
-type cappedBuffer struct {
-	bytes.Buffer
-	max      int
-	overflow bool
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); len(p) > room {
-		b.overflow = true
-		b.Buffer.Write(p[:max(room, 0)])
-		return len(p), nil
-	}
-	return b.Buffer.Write(p)
-}
-
-// tailBuffer keeps the last max bytes written (roughly: it trims in steps).
-type tailBuffer struct {
-	buf []byte
-	max int
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > 2*b.max {
-		b.buf = append(b.buf[:0:0], b.buf[len(b.buf)-b.max:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string { return string(b.buf) }

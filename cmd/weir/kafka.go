@@ -16,6 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/weir-run/weir/internal/pki"
 )
@@ -30,7 +33,10 @@ const localKafkaPartitions = 4
 // crash is aborted (see repairCrashAborts). Clients are told to connect to
 // advertise (host:port; empty: the listening address), which must be set
 // when addr is a wildcard such as 0.0.0.0:9092.
-func startKafka(addr, advertise, dir string, logger *slog.Logger) (*kfake.Cluster, error) {
+//
+// With users the broker requires SASL: every client authenticates as one
+// of them (all superusers).
+func startKafka(addr, advertise, dir string, users []kafkaUser, logger *slog.Logger) (*kfake.Cluster, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, usageErrorf("--kafka-addr %s: %v", addr, err)
@@ -49,14 +55,23 @@ func startKafka(addr, advertise, dir string, logger *slog.Logger) (*kfake.Cluste
 		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
 	}
+	var auth []kfake.Opt
+	var self []kgo.Opt // the broker's own client's
+	if len(users) > 0 {
+		auth = append(auth, kfake.EnableSASL())
+		for _, u := range users {
+			auth = append(auth, kfake.Superuser(u.mechanism, u.user, u.password))
+		}
+		self = append(self, kgo.SASL(users[0].sasl()))
+	}
 	// Before anyone can write: a private start on the data repairs what a
 	// crash left, and a clean shutdown keeps the repair.
-	if n, err := repairCrashAborts(dir); err != nil {
+	if n, err := repairCrashAborts(dir, auth, self); err != nil {
 		return nil, fmt.Errorf("kafka: recover %s: %v", dir, err)
 	} else if n > 0 {
 		logger.Warn("kafka: transactions open at the last crash were aborted; their abort markers are written", "transactions", n)
 	}
-	c, err := kfake.NewCluster(
+	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
@@ -70,11 +85,12 @@ func startKafka(addr, advertise, dir string, logger *slog.Logger) (*kfake.Cluste
 		kfake.DataDir(dir),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(localKafkaPartitions),
-	)
+	}
+	c, err := kfake.NewCluster(append(opts, auth...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka on %s: %v", addr, err)
 	}
-	if err := persistAutoCreated(c); err != nil {
+	if err := persistAutoCreated(c, self...); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("kafka on %s: %v", addr, err)
 	}
@@ -103,6 +119,7 @@ func newKafkaCmd(s streams) *cobra.Command {
 		lf                    logFlags
 		dataDir, addr, advert string
 		insecure              bool
+		usersFile             string
 	)
 	cmd := &cobra.Command{
 		Use:   "kafka",
@@ -110,6 +127,7 @@ func newKafkaCmd(s streams) *cobra.Command {
 		Long: `Run franz-go's in-process Kafka broker (kfake), as 'weir local --kafka' does,
 as a process of its own: one broker, topics created on first use with 4
 partitions, its log under --data-dir. It has no TLS and no authentication:
+With --sasl-users it requires SASL (PLAIN or SCRAM); it never has TLS:
 it is for tests and demos, not for production data.`,
 		Example: `  weir kafka --data-dir /data/kafka --addr 0.0.0.0:9092 --advertise kafka:9092 --insecure-plaintext`,
 		Args:    exactArgs(),
@@ -129,7 +147,11 @@ it is for tests and demos, not for production data.`,
 			if err := os.MkdirAll(dataDir, 0o755); err != nil {
 				return fmt.Errorf("cannot create data dir: %v", unwrapPathError(err))
 			}
-			c, err := startKafka(addr, advert, dataDir, logger)
+			users, err := readKafkaUsers(usersFile)
+			if err != nil {
+				return err
+			}
+			c, err := startKafka(addr, advert, dataDir, users, logger)
 			if err != nil {
 				return err
 			}
@@ -149,8 +171,64 @@ it is for tests and demos, not for production data.`,
 	fl.StringVar(&addr, "addr", "127.0.0.1:9092", "listen address host:port")
 	fl.StringVar(&advert, "advertise", "", "host:port clients are told to connect to (default: --addr; set it when --addr is 0.0.0.0)")
 	fl.BoolVar(&insecure, "insecure-plaintext", false, "serve beyond loopback although the broker has no TLS and no authentication")
+	fl.StringVar(&usersFile, "sasl-users", "", kafkaUsersUsage)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
+}
+
+const kafkaUsersUsage = "require SASL: a file (mode 0600) of lines MECHANISM USER PASSWORD (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN)"
+
+// kafkaUser is a SASL user of the embedded broker.
+type kafkaUser struct{ mechanism, user, password string }
+
+func (u kafkaUser) sasl() sasl.Mechanism {
+	switch u.mechanism {
+	case "PLAIN":
+		return plain.Auth{User: u.user, Pass: u.password}.AsMechanism()
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: u.user, Pass: u.password}.AsSha256Mechanism()
+	}
+	return scram.Auth{User: u.user, Pass: u.password}.AsSha512Mechanism()
+}
+
+// readKafkaUsers reads --sasl-users: passwords come from a private file,
+// never from the command line. "" is no SASL.
+func readKafkaUsers(path string) ([]kafkaUser, error) {
+	if path == "" {
+		return nil, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, usageErrorf("--sasl-users: %v", unwrapPathError(err))
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, usageErrorf("--sasl-users %s is readable by others (mode %v); chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageErrorf("--sasl-users: %v", unwrapPathError(err))
+	}
+	var users []kafkaUser
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return nil, usageErrorf("--sasl-users %s line %d: want MECHANISM USER PASSWORD", path, i+1)
+		}
+		switch f[0] {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return nil, usageErrorf("--sasl-users %s line %d: mechanism %q: want SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN", path, i+1, f[0])
+		}
+		users = append(users, kafkaUser{f[0], f[1], f[2]})
+	}
+	if len(users) == 0 {
+		return nil, usageErrorf("--sasl-users %s names no user", path)
+	}
+	return users, nil
 }
 
 // persistAutoCreated makes topics the broker creates on first use durable
@@ -160,8 +238,8 @@ it is for tests and demos, not for production data.`,
 // After each metadata request that may create topics, a config change that
 // changes nothing (cleanup.policy=delete, the default) of each new topic
 // makes the broker write the list. It stops when the cluster closes.
-func persistAutoCreated(c *kfake.Cluster) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+func persistAutoCreated(c *kfake.Cluster, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 // leaves on disk.
 func TestKafkaCrashKeepsLaterTransactionsVisible(t *testing.T) {
 	dir, crashed := t.TempDir(), t.TempDir()
-	c, err := startKafka("127.0.0.1:0", "", dir, slog.Default())
+	c, err := startKafka("127.0.0.1:0", "", dir, nil, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestKafkaCrashKeepsLaterTransactionsVisible(t *testing.T) {
 	produce(c.ListenAddrs(), "open at the crash", false)
 	c.Close()
 
-	c, err = startKafka("127.0.0.1:0", "", crashed, slog.Default())
+	c, err = startKafka("127.0.0.1:0", "", crashed, nil, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

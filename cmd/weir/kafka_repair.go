@@ -30,17 +30,19 @@ import (
 // partition's log and that the broker lists as aborted, writes its abort
 // marker (WriteTxnMarkers), and shuts the broker down cleanly, which keeps
 // the markers.
-func repairCrashAborts(dir string) (int, error) {
+//
+// auth are the broker's SASL options and self its own client's.
+func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) (int, error) {
 	if _, err := os.Stat(filepath.Join(dir, "topics.json")); err != nil {
 		return 0, nil // nothing written yet
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }))
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(dir),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") })}, auth...)...)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, self...)...)
 	if err != nil {
 		return 0, err
 	}
@@ -89,8 +91,8 @@ func repairCrashAborts(dir string) (int, error) {
 		}
 	}
 	if remaining > 0 {
-		rd, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumePartitions(parts),
-			kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())
+		rd, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumePartitions(parts),
+			kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords()}, self...)...)
 		if err != nil {
 			return 0, err
 		}

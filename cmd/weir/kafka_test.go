@@ -19,7 +19,7 @@ import (
 // so its records).
 func TestEmbeddedKafkaPersistsAutoCreatedTopics(t *testing.T) {
 	dir := t.TempDir()
-	c, err := startKafka("127.0.0.1:0", "", dir, slog.Default())
+	c, err := startKafka("127.0.0.1:0", "", dir, nil, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestEmbeddedKafkaPersistsAutoCreatedTopics(t *testing.T) {
 // plaintext.
 func TestKafkaRoleAdvertises(t *testing.T) {
 	port := closedAddr(t)[len("127.0.0.1:"):]
-	c, err := startKafka("127.0.0.1:"+port, "localhost:"+port, t.TempDir(), slog.Default())
+	c, err := startKafka("127.0.0.1:"+port, "localhost:"+port, t.TempDir(), nil, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

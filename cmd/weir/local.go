@@ -41,6 +41,7 @@ type localFlags struct {
 	etcdPeer   string
 	kafka      bool
 	kafkaAddr  string
+	kafkaUsers string
 	kek        string
 }
 
@@ -74,6 +75,7 @@ configuration; submit jobs to it with 'weir run'. Stop it with Ctrl-C.`,
 	fl.StringVar(&f.etcdClient, "etcd-client", "127.0.0.1:0", "embedded etcd client address (port 0 picks a free port)")
 	fl.StringVar(&f.etcdPeer, "etcd-peer", "127.0.0.1:0", "embedded etcd peer address (port 0 picks a free port)")
 	fl.BoolVar(&f.kafka, "kafka", false, "also run an embedded Kafka broker (kfake), its data under --data-dir")
+	fl.StringVar(&f.kafkaUsers, "kafka-sasl-users", "", "with --kafka, "+kafkaUsersUsage)
 	fl.StringVar(&f.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka listen address, with --kafka (keep it across restarts: jobs name it)")
 	return cmd
 }
@@ -166,7 +168,11 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 
 	kafkaAddr := ""
 	if f.kafka {
-		k, err := startKafka(f.kafkaAddr, "", filepath.Join(dir, "kafka"), logger)
+		users, err := readKafkaUsers(f.kafkaUsers)
+		if err != nil {
+			return err
+		}
+		k, err := startKafka(f.kafkaAddr, "", filepath.Join(dir, "kafka"), users, logger)
 		if err != nil {
 			return err
 		}

@@ -152,7 +152,7 @@ built with the weir SDK:
 		c.GroupID = "daemon"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newCertsCmd(s), newTokenCmd(s), newHealthcheckCmd(s)} {
+	for _, c := range []*cobra.Command{newCertsCmd(s), newTokenCmd(s), newSecretCmd(s), newKeysCmd(s), newHealthcheckCmd(s)} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}

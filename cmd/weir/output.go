@@ -255,6 +255,17 @@ type workerView struct {
 	LastHeartbeat       string  `json:"last_heartbeat"`
 	HeartbeatAgeSeconds float64 `json:"heartbeat_age_seconds"`
 	RSSBytes            int64   `json:"rss_bytes"`
+	// Platform is the worker's GOOS/GOARCH, "" when it does not report it.
+	Platform string `json:"platform"`
+}
+
+// workerPlatform is a worker's GOOS/GOARCH, or "" when it does not report
+// it.
+func workerPlatform(wk *weirv1.WorkerInfo) string {
+	if wk.GetGoos() == "" || wk.GetGoarch() == "" {
+		return ""
+	}
+	return wk.GetGoos() + "/" + wk.GetGoarch()
 }
 
 func printWorkers(w io.Writer, format string, workers []*weirv1.WorkerInfo, now time.Time) error {
@@ -263,7 +274,7 @@ func printWorkers(w io.Writer, format string, workers []*weirv1.WorkerInfo, now 
 		for _, wk := range workers {
 			v := workerView{
 				ID: wk.GetId(), Host: wk.GetHost(), Slots: wk.GetSlots(), Free: wk.GetFree(),
-				LastHeartbeat: rfc3339(wk.GetLastHeartbeatUnixMs()), RSSBytes: wk.GetRssBytes(),
+				LastHeartbeat: rfc3339(wk.GetLastHeartbeatUnixMs()), RSSBytes: wk.GetRssBytes(), Platform: workerPlatform(wk),
 			}
 			if ms := wk.GetLastHeartbeatUnixMs(); ms != 0 {
 				v.HeartbeatAgeSeconds = max(0, now.Sub(time.UnixMilli(ms)).Seconds())
@@ -273,13 +284,17 @@ func printWorkers(w io.Writer, format string, workers []*weirv1.WorkerInfo, now 
 		return writeJSON(w, out)
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tHOST\tSLOTS\tFREE\tHEARTBEAT\tRSS")
+	fmt.Fprintln(tw, "ID\tHOST\tPLATFORM\tSLOTS\tFREE\tHEARTBEAT\tRSS")
 	for _, wk := range workers {
 		rss := "-"
 		if wk.GetRssBytes() > 0 {
 			rss = bytesIEC(wk.GetRssBytes())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", wk.GetId(), cell(wk.GetHost(), 40), wk.GetSlots(), wk.GetFree(),
+		platform := workerPlatform(wk)
+		if platform == "" {
+			platform = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", wk.GetId(), cell(wk.GetHost(), 40), platform, wk.GetSlots(), wk.GetFree(),
 			ago(wk.GetLastHeartbeatUnixMs(), now), rss)
 	}
 	return tw.Flush()

@@ -5,37 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
+
+	describepkg "github.com/weir-run/weir/internal/describe"
 )
 
 // platformEnv sets the default of `weir run --platform`.
 const platformEnv = "WEIR_PLATFORM"
-
-// defaultPlatform is the platform `weir run` assumes the workers have: the
-// CLI's own unless $WEIR_PLATFORM says otherwise.
-func defaultPlatform(getenv func(string) string) string {
-	if p := getenv(platformEnv); p != "" {
-		return p
-	}
-	return runtime.GOOS + "/" + runtime.GOARCH
-}
-
-// elfMachines maps the GOARCH values weir supports to their ELF machine and
-// word size.
-var elfMachines = map[string]struct {
-	machine elf.Machine
-	class   elf.Class
-}{
-	"amd64":   {elf.EM_X86_64, elf.ELFCLASS64},
-	"arm64":   {elf.EM_AARCH64, elf.ELFCLASS64},
-	"386":     {elf.EM_386, elf.ELFCLASS32},
-	"arm":     {elf.EM_ARM, elf.ELFCLASS32},
-	"riscv64": {elf.EM_RISCV, elf.ELFCLASS64},
-	"ppc64le": {elf.EM_PPC64, elf.ELFCLASS64},
-	"s390x":   {elf.EM_S390, elf.ELFCLASS64},
-	"loong64": {elf.EM_LOONGARCH, elf.ELFCLASS64},
-}
 
 // parsePlatform splits "OS/ARCH", checking that weir can check it.
 func parsePlatform(p string) (goos, goarch string, err error) {
@@ -43,7 +19,7 @@ func parsePlatform(p string) (goos, goarch string, err error) {
 	if !ok || goos == "" || goarch == "" {
 		return "", "", usageErrorf("--platform must be OS/ARCH, e.g. linux/amd64, got %q", p)
 	}
-	if _, known := elfMachines[goarch]; !known && goos == "linux" {
+	if _, known := describepkg.ELFMachines[goarch]; !known && goos == "linux" {
 		return "", "", usageErrorf("--platform %s: unknown architecture %q", p, goarch)
 	}
 	return goos, goarch, nil
@@ -78,8 +54,8 @@ func checkPlatform(path, display, platform string) error {
 		return fmt.Errorf("cannot read %s: %v", display, unwrapPathError(err))
 	}
 	defer f.Close()
-	want := elfMachines[goarch]
-	if f.Machine != want.machine || f.Class != want.class {
+	want := describepkg.ELFMachines[goarch]
+	if f.Machine != want.Machine || f.Class != want.Class {
 		return fmt.Errorf("%s is built for %s, but the workers run %s; %s", display, elfArch(f), platform, hint)
 	}
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
@@ -111,10 +87,8 @@ func checkPlatform(path, display, platform string) error {
 // elfArch names f's architecture as GOARCH does, or as ELF does when it is
 // none weir knows.
 func elfArch(f *elf.File) string {
-	for arch, m := range elfMachines {
-		if m.machine == f.Machine && m.class == f.Class {
-			return "linux/" + arch
-		}
+	if arch := describepkg.ELFArch(f.Machine, f.Class); arch != "" {
+		return "linux/" + arch
 	}
 	return f.Machine.String()
 }

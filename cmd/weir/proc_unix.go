@@ -6,22 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 )
-
-// killGroupOnCancel runs cmd in its own process group and makes its
-// cancellation kill the whole group, so that a describe that timed out
-// leaves nothing behind holding its output open.
-func killGroupOnCancel(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-}
 
 // lockDir takes an exclusive lock on dir for the life of the process, or
 // until release. Without it a second `weir local` on the same data dir

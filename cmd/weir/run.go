@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weir-run/weir/internal/filehash"
+	"github.com/weir-run/weir/internal/redact"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -46,8 +47,10 @@ type runFlags struct {
 	allowLost   bool
 	ckFailLimit int
 	memory      int64
+	secrets     []string
 	restart     restartFlags
 	platform    string
+	describe    string
 }
 
 // runOptions is what `weir run` needs besides its flags; tests shorten the
@@ -65,9 +68,11 @@ func newRunCmd(s streams) *cobra.Command {
 		Short: "Submit a job binary and wait for it to finish",
 		Long: `Submit a job binary built with the weir SDK (sdk.Main) to the cluster.
 
-weir run first runs BINARY locally in describe mode to get its job graph, so
-argument errors show up before anything is uploaded. It then uploads the
-binary (unless the cluster already has it), submits the job and, unless
+weir run first runs BINARY in describe mode to get its job graph: here, so
+argument errors show up before anything is uploaded, or, when this machine
+cannot run it (a linux/amd64 binary on a Mac), on a worker after the upload
+(--describe). It uploads the binary (unless the cluster already has it),
+submits the job and, unless
 --detach is given, follows the job's state until it ends. The exit code is
 0 when the job finished, 1 when it failed or was canceled. Ctrl-C stops
 waiting but leaves the job running.
@@ -92,7 +97,9 @@ ARGS after "--" are passed to the job binary.`,
 	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
 	fl.IntVar(&f.ckFailLimit, "fail-on-checkpoint-errors", 0, "fail (and restart) the job when this many checkpoints in a row failed (0: never; failing checkpoints are always reported by run and status)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
-	fl.StringVar(&f.platform, "platform", defaultPlatform(s.getenv), "OS/ARCH of the workers, or any to skip this check ($"+platformEnv+"); for linux the binary must be a static ELF executable of that architecture")
+	fl.StringVar(&f.platform, "platform", "", "OS/ARCH of the workers, or any to skip this check (default $"+platformEnv+", else the platform all registered workers report, else this machine's); for linux the binary must be a static ELF executable of that architecture")
+	fl.StringVar(&f.describe, "describe", describeAuto, "where BINARY describes its job graph: local (here), remote (on a worker, after the upload) or auto (remote when this machine cannot run BINARY)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret (weir secret set NAME) the job's processes may read with sdk.Secret; repeat for several")
 	fl.Var(sizeValue{&f.memory}, "memory", "memory limit of each of the job's processes, e.g. 2GiB; a process over it fails with \"memory limit exceeded\" (enforced on workers with cgroup v2; 0: none)")
 	fl.BoolVar(&f.allowLost, "allow-non-restored-state", false, "with --from-savepoint: start even if the savepoint holds state no operator of the job restores (that state is dropped)")
 	return cmd
@@ -131,25 +138,53 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	if err != nil {
 		return err
 	}
+	if f.describe != describeLocal && f.describe != describeRemote && f.describe != describeAuto {
+		return usageErrorf("--describe must be local, remote or auto, got %q", f.describe)
+	}
 	abs, err := checkBinary(binary)
 	if err != nil {
 		return err
 	}
-	if err := checkPlatform(abs, binary, f.platform); err != nil {
-		return err
+	// A platform given is checked before anything runs; the cluster's is
+	// learned once connected.
+	platform := f.platform
+	if platform == "" {
+		platform = s.getenv(platformEnv)
 	}
-	graph, err := describe(ctx, abs, binary, f.parallelism, jobArgs, opts.describeTimeout)
-	if err != nil {
-		return err
+	if platform != "" {
+		if err := checkPlatform(abs, binary, platform); err != nil {
+			return err
+		}
+	}
+	var graph *weirv1.JobGraph
+	remote := f.describe == describeRemote
+	if !remote {
+		graph, err = describeHere(ctx, s, abs, binary, f, jobArgs, opts.describeTimeout)
+		remote = f.describe == describeAuto && errors.Is(err, errForeign)
+		if err != nil && !remote {
+			return err
+		}
 	}
 
 	warnRelativePaths(s.stderr, jobArgs)
+	if _, names := redact.Args(jobArgs); names != nil {
+		fmt.Fprintf(s.stderr, "warning: %s look like secrets: job arguments are shown as %s by weir status and the page, but anyone who can run ps on a worker reads them; keep secrets in weir secret set and pass --secret NAME\n",
+			strings.Join(names, ", "), redact.Placeholder)
+	}
 
 	c, err := f.client.dial(s)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if platform == "" {
+		if platform, err = clusterPlatform(ctx, c); err != nil {
+			return err
+		}
+		if err := checkPlatform(abs, binary, platform); err != nil {
+			return err
+		}
+	}
 	sum, size, err := filehash.SHA256(abs)
 	if err != nil {
 		return fmt.Errorf("cannot read %s: %v", binary, unwrapPathError(err))
@@ -161,6 +196,11 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	if !st.GetExists() {
 		fmt.Fprintf(s.stderr, "uploading %s (%s) to %s\n", binary, bytesIEC(size), c.addr)
 		if err := upload(ctx, c, abs, binary, sum, size); err != nil {
+			return err
+		}
+	}
+	if remote {
+		if graph, err = describeOnWorker(ctx, s, c, abs, binary, sum, f.parallelism, jobArgs, opts.describeTimeout); err != nil {
 			return err
 		}
 	}
@@ -177,6 +217,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		FromSavepoint:         f.savepoint,
 		AllowNonRestoredState: f.allowLost,
 		MemoryLimitBytes:      f.memory,
+		Secrets:               f.secrets,
 	}
 	spec.Restart = restart
 	resp, err := unary(ctx, c, c.jobs.SubmitJob, &weirv1.SubmitJobRequest{Spec: spec})

@@ -22,12 +22,13 @@ in $WEIR_TOKEN or with --token-file, over TLS only.
   WEIR_TOKEN=$(cat ci.token) weir list --tls-ca certs/ca.crt`,
 	}
 	var name, role string
+	var maxJobs, maxSlots int32
 	create := clientCommand(s, &cobra.Command{
 		Use:   "create",
 		Short: "Create a token and print it (once)",
 		Args:  exactArgs(),
 	}, func(ctx context.Context, c *client, format string, _ []string) error {
-		resp, err := unary(ctx, c, c.jobs.CreateToken, &weirv1.CreateTokenRequest{Name: name, Role: role})
+		resp, err := unary(ctx, c, c.jobs.CreateToken, &weirv1.CreateTokenRequest{Name: name, Role: role, MaxJobs: maxJobs, MaxSlots: maxSlots})
 		if err != nil {
 			return err
 		}
@@ -39,6 +40,8 @@ in $WEIR_TOKEN or with --token-file, over TLS only.
 	})
 	create.Flags().StringVar(&name, "name", "", "who the token is for (required)")
 	create.Flags().StringVar(&role, "role", "", "viewer, operator, submitter or admin (required)")
+	create.Flags().Int32Var(&maxJobs, "max-jobs", 0, "at most this many of the holder's jobs that have not ended (0: no limit)")
+	create.Flags().Int32Var(&maxSlots, "max-slots", 0, "at most this many task slots over the holder's jobs that have not ended (0: no limit)")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("role")
 
@@ -53,20 +56,28 @@ in $WEIR_TOKEN or with --token-file, over TLS only.
 		}
 		if format == formatJSON {
 			type view struct {
-				Name    string `json:"name"`
-				Role    string `json:"role"`
-				Created string `json:"created"`
+				Name     string `json:"name"`
+				Role     string `json:"role"`
+				Created  string `json:"created"`
+				MaxJobs  int32  `json:"max_jobs,omitempty"`
+				MaxSlots int32  `json:"max_slots,omitempty"`
 			}
 			out := make([]view, 0, len(resp.GetTokens()))
 			for _, t := range resp.GetTokens() {
-				out = append(out, view{t.GetName(), t.GetRole(), rfc3339(t.GetCreatedUnixMs())})
+				out = append(out, view{t.GetName(), t.GetRole(), rfc3339(t.GetCreatedUnixMs()), t.GetMaxJobs(), t.GetMaxSlots()})
 			}
 			return writeJSON(s.stdout, out)
 		}
 		tw := newTable(s.stdout)
-		fmt.Fprintln(tw, "NAME\tROLE\tCREATED")
+		fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tMAX JOBS\tMAX SLOTS")
+		limit := func(n int32) string {
+			if n == 0 {
+				return "-"
+			}
+			return fmt.Sprint(n)
+		}
 		for _, t := range resp.GetTokens() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.GetName(), t.GetRole(), localTime(t.GetCreatedUnixMs()))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.GetName(), t.GetRole(), localTime(t.GetCreatedUnixMs()), limit(t.GetMaxJobs()), limit(t.GetMaxSlots()))
 		}
 		return tw.Flush()
 	})

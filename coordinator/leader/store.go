@@ -120,6 +120,24 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, val []byte) (bool, 
 	return resp.Responses[0].GetResponseTxn().Succeeded, nil
 }
 
+// Swap sets key to val if it still holds old, while this process leads,
+// and reports whether it did: a rewrite that a concurrent change must win.
+func (s *Store) Swap(ctx context.Context, key string, old, val []byte) (bool, error) {
+	t, cmp, err := s.fence()
+	if err != nil {
+		return false, fmt.Errorf("leader: swap %q: %w", key, err)
+	}
+	resp, err := s.commit(ctx, t, cmp, clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", string(old))},
+		[]clientv3.Op{clientv3.OpPut(key, string(val))},
+		nil,
+	))
+	if err != nil {
+		return false, fmt.Errorf("leader: swap %q: %w", key, err)
+	}
+	return resp.Responses[0].GetResponseTxn().Succeeded, nil
+}
+
 // NextID increments the decimal counter at counterKey (absent is 0) and
 // returns the new value, while this process leads. Values are strictly
 // increasing across calls, concurrent callers and leaders, because each

@@ -18,6 +18,15 @@ type Principal struct {
 	// cluster runs without authentication (loopback, --insecure-plaintext),
 	// "unauthenticated".
 	Via string
+	// Quota bounds what the principal may have running (tokens only).
+	Quota Quota
+}
+
+// Quota bounds a submitter's jobs that have not ended: how many, and how
+// many task slots in all. Zero is no limit.
+type Quota struct {
+	MaxJobs  int `json:"max_jobs,omitempty"`
+	MaxSlots int `json:"max_slots,omitempty"`
 }
 
 func (p Principal) String() string { return fmt.Sprintf("%s %s (%s)", p.Role, p.Name, p.Via) }

@@ -58,10 +58,10 @@ func TestLeaderKillKeepsExactlyOnce(t *testing.T) {
 // key-0..key-(total-1) has a count or 90 s pass, plus 3 s for duplicates,
 // and says how many keys are missing, how many records repeat a key, and
 // how many counts are not 1.
-func countOutput(t *testing.T, brokers, topic string, total int) (missing, dups, wrong int) {
+func countOutput(t *testing.T, brokers, topic string, total int, opts ...kgo.Opt) (missing, dups, wrong int) {
 	t.Helper()
-	consumer := kafkaClient(t, brokers, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	consumer := kafkaClient(t, brokers, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	counts := map[string]string{}
 	poll := func(d time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), d)

@@ -203,6 +203,32 @@ func TestLocalTLS(t *testing.T) {
 
 	waitFinished(t, api, id, 120*time.Second)
 	checkCounts(t, out, keys, events/keys)
+
+	// A team's submitter token allows one job that has not ended: a second
+	// is refused, with nothing submitted, until the first ends.
+	teamTok, stderr, code := weir(t, 20*time.Second, "token", "create", "--name", "team", "--role", "submitter", "--max-jobs", "1", "--coordinator", api)
+	if code != 0 {
+		t.Fatalf("weir token create --max-jobs: %s", stderr)
+	}
+	t.Setenv("WEIR_TLS_CERT", "")
+	t.Setenv("WEIR_TLS_KEY", "")
+	t.Setenv("WEIR_TOKEN", strings.TrimSpace(teamTok))
+	long := []string{"-p", "2", bins.keyedcount, "--", "--events", "10000000", "--keys", "10", "--rate", "1000", "--output", t.TempDir()}
+	first := runDetached(t, api, long...)
+	before, _ := listJobs(t, api)
+	_, stderr, code = weir(t, 30*time.Second, append([]string{"run", "--coordinator", api, "--detach"}, long...)...)
+	if want := "team (token) has 1 jobs that have not ended, and its token allows 1 (--max-jobs)"; code == 0 || !strings.Contains(stderr, want) {
+		t.Fatalf("a second job over the quota: exit %d, %q; want %q", code, stderr, want)
+	}
+	if after, _ := listJobs(t, api); len(after) != len(before) {
+		t.Fatalf("a refused submit left a job: %d jobs, had %d", len(after), len(before))
+	}
+	if _, stderr, code := weir(t, 30*time.Second, "cancel", "--coordinator", api, first); code != 0 {
+		t.Fatalf("cancel: %s", stderr)
+	}
+	waitFor(t, 30*time.Second, "the first job to end", func() bool { return jobStatusOf(t, api, first).State == "CANCELED" })
+	second := runDetached(t, api, long...)
+	weir(t, 30*time.Second, "cancel", "--coordinator", api, second)
 }
 
 // listeningPorts are the TCP ports process pid listens on (from /proc).

@@ -147,3 +147,58 @@ func jobPID(t *testing.T, api, id string) int {
 	t.Fatal("no job process")
 	return 0
 }
+
+// TestSavepointMovesToAnotherCluster: a savepoint of an encrypted job,
+// copied to another cluster's store, is refused there until its job's key
+// is exported (wrapped by the other cluster's KEK) and imported; then the
+// job resumes there from it to an exact result.
+func TestSavepointMovesToAnotherCluster(t *testing.T) {
+	dirA, dirB := t.TempDir(), t.TempDir()
+	apiA, _, _ := startLocalIn(t, dirA, 2, 2)
+	apiB, _, _ := startLocalIn(t, dirB, 2, 2)
+	out := filepath.Join(t.TempDir(), "out")
+	const events, keys = 100000, 200
+	args := []string{bins.keyedcount, "--", "--events", strconv.Itoa(events), "--keys", strconv.Itoa(keys),
+		"--rate", "20000", "--output", out}
+	id := runDetached(t, apiA, append([]string{"-p", "2", "--checkpoint-interval", "1s"}, args...)...)
+	waitFor(t, 30*time.Second, "a completed checkpoint", func() bool { return len(completed(checkpointsOf(t, apiA, id))) > 0 })
+	stdout, stderr, code := weir(t, 60*time.Second, "stop", "--coordinator", apiA, "--savepoint", id)
+	if code != 0 {
+		t.Fatalf("weir stop --savepoint: %s", stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	sp := lines[len(lines)-1]
+	storeA, storeB := filepath.Join(dirA, "store"), filepath.Join(dirB, "store")
+	os.MkdirAll(filepath.Join(storeB, "savepoints"), 0o755)
+	if err := exec.Command("cp", "-a", filepath.Join(storeA, "savepoints", id), filepath.Join(storeB, "savepoints", id)).Run(); err != nil {
+		t.Fatal(err)
+	}
+	spB := "file://" + filepath.ToSlash(storeB) + strings.TrimPrefix(sp, "file://"+filepath.ToSlash(storeA))
+
+	resume := func() (string, int) {
+		_, stderr, code := weir(t, 30*time.Second, append([]string{"run", "--coordinator", apiB, "--detach", "-p", "3", "--from-savepoint", spB}, args...)...)
+		return stderr, code
+	}
+	if stderr, code := resume(); code == 0 || !strings.Contains(stderr, "encrypted under a key this cluster does not hold") {
+		t.Fatalf("resuming on B before the import: exit %d, %q", code, stderr)
+	}
+	keyFile := filepath.Join(t.TempDir(), "job.key")
+	if out, stderr, code := weir(t, 30*time.Second, "savepoint", "export", sp, "--kek", "file:"+filepath.Join(dirB, "kek"), "--out", keyFile, "--coordinator", apiA); code != 0 || !strings.Contains(out, "the key of job "+id) {
+		t.Fatalf("weir savepoint export: %d %q %q", code, out, stderr)
+	}
+	if _, stderr, code := weir(t, 30*time.Second, "savepoint", "import", keyFile, "--coordinator", apiA); code == 0 || !strings.Contains(stderr, "does not open with this cluster's KEK") {
+		t.Fatalf("importing B's key into A: exit %d, %q", code, stderr)
+	}
+	for _, want := range []string{": imported;", ": already here;"} {
+		if out, stderr, code := weir(t, 30*time.Second, "savepoint", "import", keyFile, "--coordinator", apiB); code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("weir savepoint import: %d %q %q, want %q", code, out, stderr, want)
+		}
+	}
+	stdout, stderr, code = weir(t, 30*time.Second, append([]string{"run", "--coordinator", apiB, "--detach", "-p", "3", "--from-savepoint", spB}, args...)...)
+	if code != 0 {
+		t.Fatalf("resuming on B after the import: %s", stderr)
+	}
+	lines = strings.Split(strings.TrimSpace(stdout), "\n")
+	waitFinished(t, apiB, lines[len(lines)-1], 120*time.Second)
+	checkCounts(t, out, keys, events/keys)
+}

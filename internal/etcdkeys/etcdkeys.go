@@ -11,6 +11,7 @@
 //	/weir/tokens/<sha256>  a bearer token's name and role (internal/tokens)
 //	/weir/cluster-secret   the key attempts' data-channel secrets derive from
 //	/weir/job-keys/<id>    a job's data key, wrapped by the KEK, or its purge tombstone (internal/sealing)
+//	/weir/secrets/<name>   a secret for jobs, wrapped by the KEK (weir secret set)
 package etcdkeys
 
 import "errors"
@@ -48,6 +49,9 @@ const (
 	// the only copy of the key is gone, and so is every copy of the job's
 	// state.
 	JobKeys = "/weir/job-keys/"
+	// Secrets prefixes the named secrets jobs may read (weirv1.StoredSecret),
+	// each value wrapped by the cluster's KEK.
+	Secrets = "/weir/secrets/"
 )
 
 // ErrNoLeader means no coordinator currently leads.

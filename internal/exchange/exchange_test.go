@@ -91,7 +91,9 @@ func produce(ctx context.Context, s Sender, n int) error {
 	defer s.Close()
 	for i := range n {
 		if i == n/2 {
-			if err := s.Send(ctx, Frame{Kind: KindBarrier, CheckpointID: 7, Timestamp: 1234}); err != nil {
+			// A savepoint's barrier: the flag decides how every subtask
+			// uploads its state (self-contained), so it must cross.
+			if err := s.Send(ctx, Frame{Kind: KindBarrier, CheckpointID: 7, Timestamp: 1234, Savepoint: true}); err != nil {
 				return err
 			}
 			if err := s.Send(ctx, Frame{Kind: KindWatermark, Timestamp: 99, Idle: true}); err != nil {
@@ -159,7 +161,7 @@ func TestOrderingLocalAndRemote(t *testing.T) {
 			}
 			next[d.Index]++
 		case KindBarrier:
-			if f.CheckpointID != 7 || f.Timestamp != 1234 || next[d.Index] != n/2 {
+			if f.CheckpointID != 7 || f.Timestamp != 1234 || !f.Savepoint || next[d.Index] != n/2 {
 				t.Fatalf("%v: bad barrier %+v after %d records", d.Channel, f, next[d.Index])
 			}
 			barriers[d.Index]++

@@ -207,7 +207,7 @@ func toProto(f Frame) *weirv1.DataFrame {
 	case KindRecords:
 		m.Payload = &weirv1.DataFrame_Batch{Batch: &weirv1.RecordBatch{Data: f.Data, Count: int32(f.Count)}}
 	case KindBarrier:
-		m.Payload = &weirv1.DataFrame_Barrier{Barrier: &weirv1.Barrier{CheckpointId: f.CheckpointID, TimestampUnixMs: f.Timestamp}}
+		m.Payload = &weirv1.DataFrame_Barrier{Barrier: &weirv1.Barrier{CheckpointId: f.CheckpointID, TimestampUnixMs: f.Timestamp, Savepoint: f.Savepoint}}
 	case KindWatermark:
 		m.Payload = &weirv1.DataFrame_Watermark{Watermark: &weirv1.Watermark{TimestampUnixMs: f.Timestamp, Idle: f.Idle}}
 	case KindEnd:
@@ -223,7 +223,7 @@ func fromProto(m *weirv1.DataFrame) (Frame, error) {
 	case *weirv1.DataFrame_Batch:
 		return Frame{Kind: KindRecords, Data: p.Batch.GetData(), Count: int(p.Batch.GetCount())}, nil
 	case *weirv1.DataFrame_Barrier:
-		return Frame{Kind: KindBarrier, CheckpointID: p.Barrier.GetCheckpointId(), Timestamp: p.Barrier.GetTimestampUnixMs()}, nil
+		return Frame{Kind: KindBarrier, CheckpointID: p.Barrier.GetCheckpointId(), Timestamp: p.Barrier.GetTimestampUnixMs(), Savepoint: p.Barrier.GetSavepoint()}, nil
 	case *weirv1.DataFrame_Watermark:
 		return Frame{Kind: KindWatermark, Timestamp: p.Watermark.GetTimestampUnixMs(), Idle: p.Watermark.GetIdle()}, nil
 	case *weirv1.DataFrame_End:

@@ -27,6 +27,18 @@ import (
 type KEK struct {
 	keeper *secrets.Keeper
 	name   string // for logs and the page: never key material
+	// previous is the KEK being rotated away from (WithPrevious): what it
+	// wrapped still opens, and RotateKeys rewraps it under this one.
+	previous *KEK
+}
+
+// WithPrevious lets k decrypt what prev encrypted, during a rotation from
+// prev to k. New values are always encrypted by k.
+func (k *KEK) WithPrevious(prev *KEK) *KEK {
+	if k != nil {
+		k.previous = prev
+	}
+	return k
 }
 
 // None is the --kek value of a cluster that does not encrypt state at rest.
@@ -112,30 +124,71 @@ func (k *KEK) String() string {
 	return k.name
 }
 
-// Close releases the KEK's driver.
+// Close releases the KEK's driver, and the previous one's.
 func (k *KEK) Close() error {
 	if k == nil {
 		return nil
 	}
-	return k.keeper.Close()
+	return errors.Join(k.keeper.Close(), k.previous.Close())
+}
+
+// Rewrap decrypts a job's key record (as Stored made it) by this KEK or the
+// previous one and encrypts it again by this one. A tombstone is returned
+// as it is.
+func (k *KEK) Rewrap(ctx context.Context, job string, b []byte) ([]byte, error) {
+	var s weirv1.StoredJobKey
+	if err := proto.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("job %s: its key record: %w", job, err)
+	}
+	if s.PurgedUnixMs != 0 {
+		return b, nil
+	}
+	plain, err := k.Decrypt(ctx, s.Wrapped, "the data key of job "+job)
+	if err != nil {
+		return nil, err
+	}
+	if s.Wrapped, err = k.Encrypt(ctx, plain, "the data key of job "+job); err != nil {
+		return nil, err
+	}
+	return proto.Marshal(&s)
 }
 
 // Wrap encrypts a job's data key with the KEK.
 func (k *KEK) Wrap(ctx context.Context, key *JobKey) ([]byte, error) {
-	b, err := k.keeper.Encrypt(ctx, key.raw)
-	if err != nil {
-		return nil, fmt.Errorf("sealing: wrap a data key with the KEK (%s): %w", k.name, err)
-	}
-	return b, nil
+	return k.Encrypt(ctx, key.raw, "a data key")
 }
 
 // Unwrap decrypts a wrapped data key.
 func (k *KEK) Unwrap(ctx context.Context, wrapped []byte) (*JobKey, error) {
-	b, err := k.keeper.Decrypt(ctx, wrapped)
+	b, err := k.Decrypt(ctx, wrapped, "a data key")
 	if err != nil {
-		return nil, fmt.Errorf("sealing: unwrap a data key with the KEK (%s): %w", k.name, err)
+		return nil, err
 	}
 	return ParseJobKey(b)
+}
+
+// Encrypt encrypts a small value (a data key, a secret for jobs) with the
+// KEK; what names it for errors.
+func (k *KEK) Encrypt(ctx context.Context, plain []byte, what string) ([]byte, error) {
+	b, err := k.keeper.Encrypt(ctx, plain)
+	if err != nil {
+		return nil, fmt.Errorf("sealing: encrypt %s with the KEK (%s): %w", what, k.name, err)
+	}
+	return b, nil
+}
+
+// Decrypt decrypts what Encrypt made, by this KEK or the previous one.
+func (k *KEK) Decrypt(ctx context.Context, sealed []byte, what string) ([]byte, error) {
+	b, err := k.keeper.Decrypt(ctx, sealed)
+	if err != nil && k.previous != nil {
+		if pb, perr := k.previous.keeper.Decrypt(ctx, sealed); perr == nil {
+			return pb, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sealing: decrypt %s with the KEK (%s): %w", what, k.name, err)
+	}
+	return b, nil
 }
 
 // ErrPurged means a job's data key was destroyed: nothing it wrote can be

@@ -34,6 +34,7 @@ type Info struct {
 	Name      string   `json:"name"`
 	Role      pki.Role `json:"role"`
 	CreatedMs int64    `json:"created_unix_ms"`
+	authz.Quota
 }
 
 // Store keeps tokens in etcd.
@@ -65,9 +66,12 @@ func key(token string) string {
 
 // Create makes a token granting role to name and returns it; it is never
 // shown again. Names are unique: revoke the old token first.
-func (s *Store) Create(ctx context.Context, name string, role pki.Role) (string, error) {
+func (s *Store) Create(ctx context.Context, name string, role pki.Role, quota authz.Quota) (string, error) {
 	if err := pki.CheckName(name); err != nil {
 		return "", err
+	}
+	if quota.MaxJobs < 0 || quota.MaxSlots < 0 {
+		return "", errors.New("a token's quotas are 0 (no limit) or more")
 	}
 	switch role {
 	case pki.RoleViewer, pki.RoleOperator, pki.RoleSubmitter, pki.RoleAdmin:
@@ -86,7 +90,7 @@ func (s *Store) Create(ctx context.Context, name string, role pki.Role) (string,
 	b := make([]byte, 32)
 	rand.Read(b)
 	token := prefix + base64.RawURLEncoding.EncodeToString(b)
-	v, _ := json.Marshal(Info{Name: name, Role: role, CreatedMs: s.now().UnixMilli()})
+	v, _ := json.Marshal(Info{Name: name, Role: role, CreatedMs: s.now().UnixMilli(), Quota: quota})
 	if _, err := s.kv.Put(ctx, key(token), string(v)); err != nil {
 		return "", fmt.Errorf("store the token in etcd: %w", err)
 	}
@@ -117,7 +121,7 @@ func (s *Store) VerifyToken(ctx context.Context, token string) (authz.Principal,
 	if err := json.Unmarshal(resp.Kvs[0].Value, &in); err != nil {
 		return authz.Principal{}, fmt.Errorf("token record: %w", err)
 	}
-	p := authz.Principal{Name: in.Name, Role: in.Role, Via: "token"}
+	p := authz.Principal{Name: in.Name, Role: in.Role, Via: "token", Quota: in.Quota}
 	s.mu.Lock()
 	if len(s.cache) > 10000 {
 		clear(s.cache) // bounded: a cache miss costs one etcd read

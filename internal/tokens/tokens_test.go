@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"github.com/weir-run/weir/internal/authz"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestCreateVerifyRevoke(t *testing.T) {
 	now := time.Now()
 	s.now = func() time.Time { return now }
 
-	tok, err := s.Create(ctx, "ci", pki.RoleOperator)
+	tok, err := s.Create(ctx, "ci", pki.RoleOperator, authz.Quota{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,15 +45,15 @@ func TestCreateVerifyRevoke(t *testing.T) {
 			t.Errorf("VerifyToken(%q) succeeded", bad)
 		}
 	}
-	if _, err := s.Create(ctx, "ci", pki.RoleViewer); err == nil || !strings.Contains(err.Error(), "revoke it first") {
+	if _, err := s.Create(ctx, "ci", pki.RoleViewer, authz.Quota{}); err == nil || !strings.Contains(err.Error(), "revoke it first") {
 		t.Errorf("a second token named ci: %v", err)
 	}
 	for _, role := range []pki.Role{pki.RoleWorker, pki.RoleCoordinator, pki.RoleClient, "root"} {
-		if _, err := s.Create(ctx, "x", role); err == nil {
+		if _, err := s.Create(ctx, "x", role, authz.Quota{}); err == nil {
 			t.Errorf("created a token with role %s", role)
 		}
 	}
-	if _, err := s.Create(ctx, "bad name", pki.RoleViewer); err == nil {
+	if _, err := s.Create(ctx, "bad name", pki.RoleViewer, authz.Quota{}); err == nil {
 		t.Error("created a token with a bad name")
 	}
 

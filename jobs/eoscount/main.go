@@ -30,6 +30,7 @@ func build(p *sdk.Pipeline, args []string) error {
 	delivery := fs.String("delivery", "default", "none, at-least-once or exactly-once (default: exactly-once with checkpoints)")
 	txnTimeout := fs.Duration("transaction-timeout", kafka.DefaultTransactionTimeout, "Kafka transaction timeout of the exactly-once sink")
 	compression := fs.String("compression", "none", "output compression: none, gzip, snappy, lz4 or zstd")
+	secret := fs.String("kafka-secret", "", "job secret holding the brokers' SASL/TLS credentials (kafka.SASLFromSecret; submit with weir run --secret NAME)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,10 +46,14 @@ func build(p *sdk.Pipeline, args []string) error {
 	}
 	bs := strings.Split(*brokers, ",")
 	p.SetName("eoscount")
-	records := kafka.Source(p, kafka.SourceConfig{Brokers: bs, Topics: []string{*in}}, sdk.BytesCodec{}, sdk.WithUID("input"))
+	var auth kafka.Credentials
+	if *secret != "" {
+		auth = kafka.SASLFromSecret(*secret)
+	}
+	records := kafka.Source(p, kafka.SourceConfig{Brokers: bs, Topics: []string{*in}, Auth: auth}, sdk.BytesCodec{}, sdk.WithUID("input"))
 	counts := sdk.Aggregate(sdk.KeyBy(records, func(r kafka.Record[[]byte]) string { return string(r.Key) }),
 		sdk.Count[kafka.Record[[]byte]](), sdk.WithName("Count"), sdk.WithUID("count"))
-	kafka.SinkKeyed(counts, kafka.SinkConfig{Brokers: bs, Topic: *out, Delivery: d, TransactionTimeout: *txnTimeout,
+	kafka.SinkKeyed(counts, kafka.SinkConfig{Brokers: bs, Topic: *out, Delivery: d, TransactionTimeout: *txnTimeout, Auth: auth,
 		Compression: kafka.Compression(*compression)},
 		func(kv count) string { return kv.Key }, kafka.EncoderFunc[count](appendDecimal), sdk.WithUID("output"))
 	return nil

@@ -57,10 +57,15 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 		fmt.Fprintln(stdout, summaryLine(qr))
 	}
 	res.Peers = h.peers(res)
-	for _, q := range o.tlsQueries {
-		t := h.tlsOverhead(q)
-		res.DataPlaneTLS = append(res.DataPlaneTLS, t)
-		fmt.Fprintln(stdout, tlsLine(t))
+	for _, f := range []struct {
+		feature
+		queries []string
+	}{{dataPlaneTLS, o.tlsQueries}, {encryptionAtRest, o.kekQueries}} {
+		for _, q := range f.queries {
+			ov := h.overhead(f.feature, q)
+			res.Overheads = append(res.Overheads, ov)
+			fmt.Fprintln(stdout, overheadLine(ov))
+		}
 	}
 	if o.recovery != "" {
 		res.Recovery = h.recovery(res)

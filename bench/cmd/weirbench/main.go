@@ -42,7 +42,8 @@ type options struct {
 	recovery        string
 	recoveryRate    float64
 	tlsQueries      []string
-	tlsRounds       int
+	kekQueries      []string
+	overheadRounds  int
 	peer            string
 	peerEvents      int64
 	pprof           string
@@ -83,7 +84,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.recovery, "recovery", "q5", "query of the worker-kill scenario (empty: skip)")
 	fs.Float64Var(&o.recoveryRate, "recovery-rate", 0, "events per second in the recovery run (0: half the query's measured throughput)")
 	tlsQueries := fs.String("tls-overhead", "q0,q5", "queries to run alternately with the data plane in TLS and in plaintext at parallelism 2 (empty: skip)")
-	fs.IntVar(&o.tlsRounds, "tls-rounds", 3, "runs of each kind per --tls-overhead query")
+	kekQueries := fs.String("kek-overhead", "q5", "queries to run alternately with state encrypted at rest (--kek) and not, at parallelism 2 (empty: skip)")
+	fs.IntVar(&o.overheadRounds, "overhead-rounds", 3, "runs of each kind per --tls-overhead and --kek-overhead query")
 	fs.StringVar(&o.peer, "peer", "beam", "peer engine for wcount and scount: beam or none")
 	fs.Int64Var(&o.peerEvents, "peer-events", 2_000_000, "events per peer run (and weir's comparison run)")
 	fs.StringVar(&o.pprof, "pprof", "", "save the job processes' CPU profiles under this directory")
@@ -125,17 +127,23 @@ func parseFlags(args []string) (options, error) {
 		}
 		o.parallelism = append(o.parallelism, p)
 	}
-	for _, q := range strings.Split(*tlsQueries, ",") {
-		if q = strings.TrimSpace(q); q == "" {
-			continue
+	for _, list := range []struct {
+		flag string
+		in   *string
+		out  *[]string
+	}{{"--tls-overhead", tlsQueries, &o.tlsQueries}, {"--kek-overhead", kekQueries, &o.kekQueries}} {
+		for _, q := range strings.Split(*list.in, ",") {
+			if q = strings.TrimSpace(q); q == "" {
+				continue
+			}
+			if !known[q] {
+				return o, fmt.Errorf("unknown %s query %q", list.flag, q)
+			}
+			*list.out = append(*list.out, q)
 		}
-		if !known[q] {
-			return o, fmt.Errorf("unknown --tls-overhead query %q", q)
-		}
-		o.tlsQueries = append(o.tlsQueries, q)
 	}
-	if len(o.tlsQueries) > 0 && (o.tlsRounds < 1 || o.workers < 2) {
-		return o, errors.New("--tls-overhead needs --tls-rounds ≥ 1 and --workers ≥ 2 (its records must cross processes)")
+	if len(o.tlsQueries)+len(o.kekQueries) > 0 && (o.overheadRounds < 1 || o.workers < 2) {
+		return o, errors.New("--tls-overhead and --kek-overhead need --overhead-rounds ≥ 1 and --workers ≥ 2 (their records must cross processes)")
 	}
 	if o.recovery != "" && !known[o.recovery] {
 		return o, fmt.Errorf("unknown --recovery query %q", o.recovery)
@@ -213,8 +221,8 @@ func (r *Results) allChecksumsOK() bool {
 			return false
 		}
 	}
-	for _, t := range r.DataPlaneTLS {
-		for _, w := range append(slices.Clone(t.Plaintext), t.TLS...) {
+	for _, t := range r.Overheads {
+		for _, w := range append(slices.Clone(t.Off), t.On...) {
 			if !w.ChecksumOK {
 				return false
 			}

@@ -25,7 +25,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
 	o, err := parseFlags([]string{"--events", "60000", "--queries", "q0,q5", "--checkpoint-interval", "1s",
-		"--latency-seconds", "1", "--recovery", "q5", "--recovery-rate", "20000", "--peer", "none", "--tls-overhead", "q5", "--tls-rounds", "1",
+		"--latency-seconds", "1", "--recovery", "q5", "--recovery-rate", "20000", "--peer", "none", "--tls-overhead", "q5", "--kek-overhead", "q5", "--overhead-rounds", "1",
 		"--out", filepath.Join(dir, "results"), "--report", filepath.Join(dir, "REPORT.md")})
 	if err != nil {
 		t.Fatal(err)
@@ -58,8 +58,13 @@ func TestBenchEndToEnd(t *testing.T) {
 	if r == nil || r.Error != "" || !r.ChecksumOK || r.Restarts < 1 || r.FlowingSec <= 0 || r.RunningSec <= 0 {
 		t.Fatalf("recovery: %+v\n%s", r, log.String())
 	}
-	if tls := res.DataPlaneTLS; len(tls) != 1 || tls[0].Error != "" || len(tls[0].TLS) != 1 || len(tls[0].Plaintext) != 1 || tls[0].Ratio() <= 0 {
-		t.Fatalf("data-plane TLS scenario: %+v\n%s", tls, log.String())
+	if ov := res.Overheads; len(ov) != 2 || ov[0].Feature != "data-plane TLS" || ov[1].Feature != "encryption at rest" {
+		t.Fatalf("overhead scenarios: %+v\n%s", ov, log.String())
+	}
+	for _, o := range res.Overheads {
+		if o.Error != "" || len(o.On) != 1 || len(o.Off) != 1 || o.Ratio() <= 0 {
+			t.Fatalf("%s: %+v\n%s", o.Feature, o, log.String())
+		}
 	}
 	names, _ := filepath.Glob(filepath.Join(dir, "results", "*.json"))
 	if len(names) != 1 {
@@ -73,7 +78,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| q0 | yes |", "| q5 | yes |", "## Recovery from a worker's kill -9", "## Data-plane TLS overhead", "| q5 | 1 |", "## Targets", "charts/throughput.svg"} {
+	for _, want := range []string{"| q0 | yes |", "| q5 | yes |", "## Recovery from a worker's kill -9", "## What security costs", "| data-plane TLS | q5 | 1 |", "| encryption at rest | q5 | 1 |", "## Targets", "charts/throughput.svg"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
@@ -109,7 +114,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"--peer", "flink"}, `unknown --peer "flink"`},
 		{[]string{"--recovery", "q9"}, `unknown --recovery query "q9"`},
 		{[]string{"--tls-overhead", "q9"}, `unknown --tls-overhead query "q9"`},
-		{[]string{"--tls-rounds", "0"}, "--tls-overhead needs --tls-rounds ≥ 1"},
+		{[]string{"--overhead-rounds", "0"}, "need --overhead-rounds ≥ 1"},
+		{[]string{"--kek-overhead", "q9"}, `unknown --kek-overhead query "q9"`},
 	} {
 		_, err := parseFlags(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -249,22 +249,23 @@ func markdown(res *Results, jsonRel string) string {
 				r.RunningSec, markSec(r.FlowingSec, recoveryTarget), r.Restarts, ok)
 		}
 	}
-	if len(res.DataPlaneTLS) > 0 {
-		b.WriteString("## Data-plane TLS overhead\n\n")
-		b.WriteString("Each query ran alternately on two clusters that differ only in `--data-plane-tls` (on: every job process serves its channels over TLS 1.3 with its own key, which its peers pin), at parallelism 2 on 2 workers of one slot, so every shuffled record crosses processes. Medians of the runs.\n\n")
-		b.WriteString("| query | runs each | plaintext ev/s | TLS ev/s | TLS ÷ plaintext | output |\n|---|---|---|---|---|---|\n")
-		for _, t := range res.DataPlaneTLS {
-			if t.Error != "" {
-				fmt.Fprintf(&b, "| %s | | | | | error: %s |\n", t.Query, firstLine(t.Error))
+	if len(res.Overheads) > 0 {
+		b.WriteString("## What security costs\n\n")
+		b.WriteString("Each query ran alternately on two clusters that differ only in the feature's coordinator flags, at parallelism 2 on 2 workers of one slot, so every shuffled record crosses processes. Data-plane TLS: `--data-plane-tls on` (every job process serves its channels over TLS 1.3 with its own key, which its peers pin) against `off`. Encryption at rest: `--kek file:…` (every checkpoint object sealed with the job's key) against `--kek none`. Medians of the runs.\n\n")
+		b.WriteString("| feature | query | runs each | off ev/s | on ev/s | on ÷ off | checkpoint ms, off → on | output |\n|---|---|---|---|---|---|---|---|\n")
+		for _, o := range res.Overheads {
+			if o.Error != "" {
+				fmt.Fprintf(&b, "| %s | %s | | | | | | error: %s |\n", o.Feature, o.Query, firstLine(o.Error))
 				continue
 			}
 			ok := "equal to the baseline's"
-			for _, w := range append(slices.Clone(t.Plaintext), t.TLS...) {
+			for _, w := range append(slices.Clone(o.Off), o.On...) {
 				if !w.ChecksumOK {
 					ok = "**different from the baseline's**"
 				}
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %.2f | %s |\n", t.Query, len(t.TLS), kilo(medianPerSec(t.Plaintext)), kilo(medianPerSec(t.TLS)), t.Ratio(), ok)
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f | %.0f → %.0f | %s |\n", o.Feature, o.Query, len(o.On),
+				kilo(medianPerSec(o.Off)), kilo(medianPerSec(o.On)), o.Ratio(), checkpointMs(o.Off), checkpointMs(o.On), ok)
 		}
 		b.WriteString("\n")
 	}
@@ -275,12 +276,12 @@ func markdown(res *Results, jsonRel string) string {
 	return b.String()
 }
 
-func tlsLine(t TLSOverhead) string {
-	if t.Error != "" {
-		return fmt.Sprintf("data-plane TLS %s: ERROR %s", t.Query, t.Error)
+func overheadLine(o Overhead) string {
+	if o.Error != "" {
+		return fmt.Sprintf("%s %s: ERROR %s", o.Feature, o.Query, o.Error)
 	}
-	return fmt.Sprintf("data-plane TLS %s: plaintext %s ev/s, TLS %s ev/s (medians of %d): TLS ÷ plaintext %.2f",
-		t.Query, kilo(medianPerSec(t.Plaintext)), kilo(medianPerSec(t.TLS)), len(t.TLS), t.Ratio())
+	return fmt.Sprintf("%s %s: off %s ev/s, on %s ev/s (medians of %d): on ÷ off %.2f; checkpoints %.0f → %.0f ms",
+		o.Feature, o.Query, kilo(medianPerSec(o.Off)), kilo(medianPerSec(o.On)), len(o.On), o.Ratio(), checkpointMs(o.Off), checkpointMs(o.On))
 }
 
 func recoveryLine(r *Recovery) string {

@@ -17,8 +17,8 @@ type Results struct {
 	Queries  []Query   `json:"queries"`
 	Peers    []Peer    `json:"peers,omitempty"`
 	Recovery *Recovery `json:"recovery,omitempty"`
-	// DataPlaneTLS is the data-plane TLS overhead scenario.
-	DataPlaneTLS []TLSOverhead `json:"data_plane_tls,omitempty"`
+	// Overheads are the features' costs (--tls-overhead, --kek-overhead).
+	Overheads []Overhead `json:"overheads,omitempty"`
 }
 
 // Config is what the run was asked to do.
@@ -110,30 +110,50 @@ type Recovery struct {
 	Error      string  `json:"error,omitempty"`
 }
 
-// TLSOverhead is one query run alternately on two clusters that differ
-// only in --data-plane-tls, so the machine's noise hits both alike.
-type TLSOverhead struct {
+// Overhead is what a feature costs: one query run alternately on two
+// clusters that differ only in the feature's coordinator flags, so the
+// machine's noise hits both alike.
+type Overhead struct {
+	Feature     string    `json:"feature"`
 	Query       string    `json:"query"`
 	Parallelism int       `json:"parallelism"`
-	Plaintext   []WeirRun `json:"plaintext"`
-	TLS         []WeirRun `json:"tls"`
+	Off         []WeirRun `json:"off"`
+	On          []WeirRun `json:"on"`
 	Error       string    `json:"error,omitempty"`
 }
 
-// Ratio is the TLS runs' median throughput over the plaintext runs'.
-func (t TLSOverhead) Ratio() float64 {
-	return ratio(medianPerSec(t.TLS), medianPerSec(t.Plaintext))
+// Ratio is the runs with the feature's median throughput over those
+// without.
+func (o Overhead) Ratio() float64 {
+	return ratio(medianPerSec(o.On), medianPerSec(o.Off))
+}
+
+// checkpointMs is the median duration of the runs' completed checkpoints.
+func checkpointMs(runs []WeirRun) float64 {
+	var v []float64
+	for _, r := range runs {
+		for _, c := range r.Checkpoints {
+			if c.Status == "COMPLETED" {
+				v = append(v, float64(c.DurationMs))
+			}
+		}
+	}
+	return median(v)
 }
 
 func medianPerSec(runs []WeirRun) float64 {
-	if len(runs) == 0 {
-		return 0
-	}
 	v := make([]float64, len(runs))
 	for i, r := range runs {
 		v[i] = r.Run.PerSec()
 	}
-	slices.Sort(v)
+	return median(v)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Sorted(slices.Values(v))
 	if len(v)%2 == 1 {
 		return v[len(v)/2]
 	}

@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weir-run/weir/bench/cluster"
+	"github.com/weir-run/weir/internal/sealing"
 )
 
 // peers runs the Beam/Prism peer on the selected peer queries over
@@ -142,47 +144,70 @@ func (h *harness) recovery(res *Results) *Recovery {
 	return r
 }
 
-// tlsOverhead runs q at parallelism 2 (one subtask per worker, so every
+// feature is what an overhead scenario turns on and off: coordinator
+// flags for a cluster under dir.
+type feature struct {
+	name    string
+	off, on func(dir string) ([]string, error)
+}
+
+func fixedFlags(flags ...string) func(string) ([]string, error) {
+	return func(string) ([]string, error) { return flags, nil }
+}
+
+var (
+	dataPlaneTLS = feature{name: "data-plane TLS",
+		off: fixedFlags("--data-plane-tls", "off"), on: fixedFlags("--data-plane-tls", "on")}
+	encryptionAtRest = feature{name: "encryption at rest", off: fixedFlags("--kek", "none"),
+		on: func(dir string) ([]string, error) {
+			path := filepath.Join(dir, "kek")
+			return []string{"--kek", "file:" + path}, sealing.GenerateKEKFile(path)
+		}}
+)
+
+// overhead runs q at parallelism 2 (one subtask per worker, so every
 // shuffled record crosses processes) on two clusters that differ only in
-// --data-plane-tls, alternating plaintext and TLS runs.
-func (h *harness) tlsOverhead(q string) TLSOverhead {
+// f, alternating runs without and with it.
+func (h *harness) overhead(f feature, q string) Overhead {
 	const p = 2
-	t := TLSOverhead{Query: q, Parallelism: p}
-	fmt.Fprintf(h.out, "data-plane TLS: %s at parallelism %d, %d rounds\n", q, p, h.o.tlsRounds)
+	o := Overhead{Feature: f.name, Query: q, Parallelism: p}
+	fmt.Fprintf(h.out, "%s: %s at parallelism %d, %d rounds\n", f.name, q, p, h.o.overheadRounds)
+	fail := func(err error) Overhead { o.Error = err.Error(); return o }
 	base, err := h.runBaseline(q, h.o.events)
 	if err != nil {
-		t.Error = err.Error()
-		return t
+		return fail(err)
 	}
-	clusters := map[string]*cluster.Simple{}
-	for _, mode := range []string{"off", "on"} {
-		dir := filepath.Join(h.tmp, "tls-"+q+"-"+mode)
+	modes := []struct {
+		name  string
+		flags func(string) ([]string, error)
+		runs  *[]WeirRun
+	}{{"off", f.off, &o.Off}, {"on", f.on, &o.On}}
+	clusters := make([]*cluster.Simple, len(modes))
+	for i, m := range modes {
+		dir := filepath.Join(h.tmp, fmt.Sprintf("overhead-%s-%s-%s", strings.ReplaceAll(f.name, " ", "-"), q, m.name))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Error = err.Error()
-			return t
+			return fail(err)
 		}
-		c, err := startCluster(h.weir, dir, 2, 1, nil, []string{"--data-plane-tls", mode})
+		flags, err := m.flags(dir)
 		if err != nil {
-			t.Error = err.Error()
-			return t
+			return fail(err)
+		}
+		c, err := startCluster(h.weir, dir, 2, 1, nil, flags)
+		if err != nil {
+			return fail(err)
 		}
 		defer c.Stop()
-		clusters[mode] = c
+		clusters[i] = c
 	}
-	for round := range h.o.tlsRounds {
-		for _, mode := range []string{"off", "on"} {
-			w, _, err := h.runJob(clusters[mode], q, p, h.o.events, fmt.Sprintf("tls-%s-%d", mode, round))
+	for round := range h.o.overheadRounds {
+		for i, m := range modes {
+			w, _, err := h.runJob(clusters[i], q, p, h.o.events, fmt.Sprintf("%s-%d", m.name, round))
 			if err != nil {
-				t.Error = fmt.Sprintf("data plane TLS %s: %v", mode, err)
-				return t
+				return fail(fmt.Errorf("%s %s: %w", f.name, m.name, err))
 			}
 			w.ChecksumOK = w.Run.Checksum == base.Checksum
-			if mode == "on" {
-				t.TLS = append(t.TLS, w)
-			} else {
-				t.Plaintext = append(t.Plaintext, w)
-			}
+			*m.runs = append(*m.runs, w)
 		}
 	}
-	return t
+	return o
 }

@@ -992,6 +992,76 @@ func (x *StoredJobKey) GetPurgedBy() string {
 	return ""
 }
 
+// StoredSecret is a named secret as etcd keeps it (etcdkeys.Secrets): its
+// value encrypted by the cluster's KEK.
+type StoredSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Wrapped       []byte                 `protobuf:"bytes,1,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	UpdatedUnixMs int64                  `protobuf:"varint,2,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	UpdatedBy     string                 `protobuf:"bytes,3,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	SizeBytes     int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredSecret) Reset() {
+	*x = StoredSecret{}
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredSecret) ProtoMessage() {}
+
+func (x *StoredSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredSecret.ProtoReflect.Descriptor instead.
+func (*StoredSecret) Descriptor() ([]byte, []int) {
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StoredSecret) GetWrapped() []byte {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
+func (x *StoredSecret) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+func (x *StoredSecret) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+func (x *StoredSecret) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
 type CheckpointInfo struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Id               int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1011,7 +1081,7 @@ type CheckpointInfo struct {
 
 func (x *CheckpointInfo) Reset() {
 	*x = CheckpointInfo{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1093,7 @@ func (x *CheckpointInfo) String() string {
 func (*CheckpointInfo) ProtoMessage() {}
 
 func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1106,7 @@ func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointInfo.ProtoReflect.Descriptor instead.
 func (*CheckpointInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckpointInfo) GetId() int64 {
@@ -1183,7 +1253,14 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\awrapped\x18\x01 \x01(\fR\awrapped\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x12$\n" +
 	"\x0epurged_unix_ms\x18\x03 \x01(\x03R\fpurgedUnixMs\x12\x1b\n" +
-	"\tpurged_by\x18\x04 \x01(\tR\bpurgedBy\"\xdf\x02\n" +
+	"\tpurged_by\x18\x04 \x01(\tR\bpurgedBy\"\x8e\x01\n" +
+	"\fStoredSecret\x12\x18\n" +
+	"\awrapped\x18\x01 \x01(\fR\awrapped\x12&\n" +
+	"\x0fupdated_unix_ms\x18\x02 \x01(\x03R\rupdatedUnixMs\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\x03 \x01(\tR\tupdatedBy\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\"\xdf\x02\n" +
 	"\x0eCheckpointInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.weir.v1.CheckpointStatusR\x06status\x12&\n" +
@@ -1217,7 +1294,7 @@ func file_weir_v1_checkpoint_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_checkpoint_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_weir_v1_checkpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_weir_v1_checkpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_weir_v1_checkpoint_proto_goTypes = []any{
 	(CheckpointStatus)(0),      // 0: weir.v1.CheckpointStatus
 	(*StateFile)(nil),          // 1: weir.v1.StateFile
@@ -1232,7 +1309,8 @@ var file_weir_v1_checkpoint_proto_goTypes = []any{
 	(*Restore)(nil),            // 10: weir.v1.Restore
 	(*JobDataKey)(nil),         // 11: weir.v1.JobDataKey
 	(*StoredJobKey)(nil),       // 12: weir.v1.StoredJobKey
-	(*CheckpointInfo)(nil),     // 13: weir.v1.CheckpointInfo
+	(*StoredSecret)(nil),       // 13: weir.v1.StoredSecret
+	(*CheckpointInfo)(nil),     // 14: weir.v1.CheckpointInfo
 }
 var file_weir_v1_checkpoint_proto_depIdxs = []int32{
 	1, // 0: weir.v1.SubtaskSnapshot.files:type_name -> weir.v1.StateFile
@@ -1259,7 +1337,7 @@ func file_weir_v1_checkpoint_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_checkpoint_proto_rawDesc), len(file_weir_v1_checkpoint_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -32,6 +32,7 @@ type WorkerMessage struct {
 	//	*WorkerMessage_ProcessReady
 	//	*WorkerMessage_ProcessExited
 	//	*WorkerMessage_Process
+	//	*WorkerMessage_Described
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -119,6 +120,15 @@ func (x *WorkerMessage) GetProcess() *ProcessMessage {
 	return nil
 }
 
+func (x *WorkerMessage) GetDescribed() *DescribeReply {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_Described); ok {
+			return x.Described
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Msg interface {
 	isWorkerMessage_Msg()
 }
@@ -145,6 +155,11 @@ type WorkerMessage_Process struct {
 	Process *ProcessMessage `protobuf:"bytes,10,opt,name=process,proto3,oneof"`
 }
 
+type WorkerMessage_Described struct {
+	// The answer to a DescribeRequest.
+	Described *DescribeReply `protobuf:"bytes,11,opt,name=described,proto3,oneof"`
+}
+
 func (*WorkerMessage_Register) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
@@ -154,6 +169,8 @@ func (*WorkerMessage_ProcessReady) isWorkerMessage_Msg() {}
 func (*WorkerMessage_ProcessExited) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Process) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_Described) isWorkerMessage_Msg() {}
 
 type RegisterWorker struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -167,8 +184,11 @@ type RegisterWorker struct {
 	// Empty when the worker can enforce job memory limits (cgroup v2);
 	// otherwise why not, in one line.
 	MemoryLimitUnavailable string `protobuf:"bytes,6,opt,name=memory_limit_unavailable,json=memoryLimitUnavailable,proto3" json:"memory_limit_unavailable,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The worker's platform as Go names it (runtime.GOOS, runtime.GOARCH).
+	Goos          string `protobuf:"bytes,7,opt,name=goos,proto3" json:"goos,omitempty"`
+	Goarch        string `protobuf:"bytes,8,opt,name=goarch,proto3" json:"goarch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterWorker) Reset() {
@@ -239,6 +259,20 @@ func (x *RegisterWorker) GetProcesses() []*RunningProcess {
 func (x *RegisterWorker) GetMemoryLimitUnavailable() string {
 	if x != nil {
 		return x.MemoryLimitUnavailable
+	}
+	return ""
+}
+
+func (x *RegisterWorker) GetGoos() string {
+	if x != nil {
+		return x.Goos
+	}
+	return ""
+}
+
+func (x *RegisterWorker) GetGoarch() string {
+	if x != nil {
+		return x.Goarch
 	}
 	return ""
 }
@@ -582,6 +616,7 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_Registered
 	//	*CoordinatorMessage_Deploy
 	//	*CoordinatorMessage_Process
+	//	*CoordinatorMessage_Describe
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -651,6 +686,15 @@ func (x *CoordinatorMessage) GetProcess() *ProcessCommand {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetDescribe() *DescribeRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_Describe); ok {
+			return x.Describe
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -669,11 +713,170 @@ type CoordinatorMessage_Process struct {
 	Process *ProcessCommand `protobuf:"bytes,9,opt,name=process,proto3,oneof"`
 }
 
+type CoordinatorMessage_Describe struct {
+	// Run a job binary in describe mode (JobService.DescribeBinary); the
+	// worker answers with a DescribeReply carrying the same request_id.
+	Describe *DescribeRequest `protobuf:"bytes,10,opt,name=describe,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Registered) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Deploy) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Process) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_Describe) isCoordinatorMessage_Msg() {}
+
+// DescribeRequest asks a worker to run the cached, verified job binary in
+// describe mode in a sandbox: an empty private directory, the job
+// environment, no network where the kernel allows, a timeout and capped
+// output.
+type DescribeRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RequestId    string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	BinarySha256 string                 `protobuf:"bytes,2,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	Args         []string               `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
+	Parallelism  int32                  `protobuf:"varint,4,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	TimeoutMs    int64                  `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// argv[0] (DescribeBinaryRequest.binary_name).
+	BinaryName    string `protobuf:"bytes,6,opt,name=binary_name,json=binaryName,proto3" json:"binary_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeRequest) Reset() {
+	*x = DescribeRequest{}
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeRequest) ProtoMessage() {}
+
+func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
+func (*DescribeRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DescribeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DescribeRequest) GetBinarySha256() string {
+	if x != nil {
+		return x.BinarySha256
+	}
+	return ""
+}
+
+func (x *DescribeRequest) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *DescribeRequest) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *DescribeRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *DescribeRequest) GetBinaryName() string {
+	if x != nil {
+		return x.BinaryName
+	}
+	return ""
+}
+
+// DescribeReply is a worker's answer to the DescribeRequest request_id
+// names: the outcome, or why the binary could not be run at all (error).
+type DescribeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Outcome       *DescribeOutcome       `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeReply) Reset() {
+	*x = DescribeReply{}
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeReply) ProtoMessage() {}
+
+func (x *DescribeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeReply.ProtoReflect.Descriptor instead.
+func (*DescribeReply) Descriptor() ([]byte, []int) {
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DescribeReply) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DescribeReply) GetOutcome() *DescribeOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *DescribeReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
 
 type Registered struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
@@ -688,7 +891,7 @@ type Registered struct {
 
 func (x *Registered) Reset() {
 	*x = Registered{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +903,7 @@ func (x *Registered) String() string {
 func (*Registered) ProtoMessage() {}
 
 func (x *Registered) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[7]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +916,7 @@ func (x *Registered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Registered.ProtoReflect.Descriptor instead.
 func (*Registered) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Registered) GetCoordinator() string {
@@ -765,7 +968,7 @@ type DeployProcess struct {
 
 func (x *DeployProcess) Reset() {
 	*x = DeployProcess{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +980,7 @@ func (x *DeployProcess) String() string {
 func (*DeployProcess) ProtoMessage() {}
 
 func (x *DeployProcess) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[8]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +993,7 @@ func (x *DeployProcess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployProcess.ProtoReflect.Descriptor instead.
 func (*DeployProcess) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeployProcess) GetBinarySha256() string {
@@ -865,7 +1068,7 @@ type DownloadBinaryRequest struct {
 
 func (x *DownloadBinaryRequest) Reset() {
 	*x = DownloadBinaryRequest{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1080,7 @@ func (x *DownloadBinaryRequest) String() string {
 func (*DownloadBinaryRequest) ProtoMessage() {}
 
 func (x *DownloadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[9]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1093,7 @@ func (x *DownloadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*DownloadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DownloadBinaryRequest) GetSha256() string {
@@ -909,7 +1112,7 @@ type BinaryChunk struct {
 
 func (x *BinaryChunk) Reset() {
 	*x = BinaryChunk{}
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1124,7 @@ func (x *BinaryChunk) String() string {
 func (*BinaryChunk) ProtoMessage() {}
 
 func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_cluster_service_proto_msgTypes[10]
+	mi := &file_weir_v1_cluster_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1137,7 @@ func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryChunk.ProtoReflect.Descriptor instead.
 func (*BinaryChunk) Descriptor() ([]byte, []int) {
-	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_cluster_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BinaryChunk) GetData() []byte {
@@ -948,23 +1151,26 @@ var File_weir_v1_cluster_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dweir/v1/cluster_service.proto\x12\aweir.v1\x1a\x15weir/v1/control.proto\x1a\x17weir/v1/telemetry.proto\"\xd3\x02\n" +
+	"\x1dweir/v1/cluster_service.proto\x12\aweir.v1\x1a\x15weir/v1/control.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"\x8b\x03\n" +
 	"\rWorkerMessage\x125\n" +
 	"\bregister\x18\x01 \x01(\v2\x17.weir.v1.RegisterWorkerH\x00R\bregister\x122\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x12.weir.v1.HeartbeatH\x00R\theartbeat\x12<\n" +
 	"\rprocess_ready\x18\x03 \x01(\v2\x15.weir.v1.ProcessReadyH\x00R\fprocessReady\x12?\n" +
 	"\x0eprocess_exited\x18\x05 \x01(\v2\x16.weir.v1.ProcessExitedH\x00R\rprocessExited\x123\n" +
 	"\aprocess\x18\n" +
-	" \x01(\v2\x17.weir.v1.ProcessMessageH\x00R\aprocessB\x05\n" +
+	" \x01(\v2\x17.weir.v1.ProcessMessageH\x00R\aprocess\x126\n" +
+	"\tdescribed\x18\v \x01(\v2\x16.weir.v1.DescribeReplyH\x00R\tdescribedB\x05\n" +
 	"\x03msgJ\x04\b\x04\x10\x05J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
-	"\"\xda\x01\n" +
+	"\"\x86\x02\n" +
 	"\x0eRegisterWorker\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x14\n" +
 	"\x05slots\x18\x02 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x12\x10\n" +
 	"\x03pid\x18\x04 \x01(\x05R\x03pid\x125\n" +
 	"\tprocesses\x18\x05 \x03(\v2\x17.weir.v1.RunningProcessR\tprocesses\x128\n" +
-	"\x18memory_limit_unavailable\x18\x06 \x01(\tR\x16memoryLimitUnavailable\"\xe4\x02\n" +
+	"\x18memory_limit_unavailable\x18\x06 \x01(\tR\x16memoryLimitUnavailable\x12\x12\n" +
+	"\x04goos\x18\a \x01(\tR\x04goos\x12\x16\n" +
+	"\x06goarch\x18\b \x01(\tR\x06goarch\"\xe4\x02\n" +
 	"\x0eRunningProcess\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12!\n" +
@@ -990,14 +1196,31 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\rProcessExited\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12%\n" +
-	"\x03key\x18\x06 \x01(\v2\x13.weir.v1.ProcessKeyR\x03keyJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x05\x10\x06\"\xbf\x01\n" +
+	"\x03key\x18\x06 \x01(\v2\x13.weir.v1.ProcessKeyR\x03keyJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x05\x10\x06\"\xf7\x01\n" +
 	"\x12CoordinatorMessage\x125\n" +
 	"\n" +
 	"registered\x18\x01 \x01(\v2\x13.weir.v1.RegisteredH\x00R\n" +
 	"registered\x120\n" +
 	"\x06deploy\x18\x02 \x01(\v2\x16.weir.v1.DeployProcessH\x00R\x06deploy\x123\n" +
-	"\aprocess\x18\t \x01(\v2\x17.weir.v1.ProcessCommandH\x00R\aprocessB\x05\n" +
-	"\x03msgJ\x04\b\x03\x10\t\"\x8e\x01\n" +
+	"\aprocess\x18\t \x01(\v2\x17.weir.v1.ProcessCommandH\x00R\aprocess\x126\n" +
+	"\bdescribe\x18\n" +
+	" \x01(\v2\x18.weir.v1.DescribeRequestH\x00R\bdescribeB\x05\n" +
+	"\x03msgJ\x04\b\x03\x10\t\"\xcb\x01\n" +
+	"\x0fDescribeRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12#\n" +
+	"\rbinary_sha256\x18\x02 \x01(\tR\fbinarySha256\x12\x12\n" +
+	"\x04args\x18\x03 \x03(\tR\x04args\x12 \n" +
+	"\vparallelism\x18\x04 \x01(\x05R\vparallelism\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\x12\x1f\n" +
+	"\vbinary_name\x18\x06 \x01(\tR\n" +
+	"binaryName\"x\n" +
+	"\rDescribeReply\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x122\n" +
+	"\aoutcome\x18\x02 \x01(\v2\x18.weir.v1.DescribeOutcomeR\aoutcome\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x8e\x01\n" +
 	"\n" +
 	"Registered\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x122\n" +
@@ -1036,7 +1259,7 @@ func file_weir_v1_cluster_service_proto_rawDescGZIP() []byte {
 	return file_weir_v1_cluster_service_proto_rawDescData
 }
 
-var file_weir_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_weir_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_weir_v1_cluster_service_proto_goTypes = []any{
 	(*WorkerMessage)(nil),         // 0: weir.v1.WorkerMessage
 	(*RegisterWorker)(nil),        // 1: weir.v1.RegisterWorker
@@ -1045,44 +1268,50 @@ var file_weir_v1_cluster_service_proto_goTypes = []any{
 	(*ProcessReady)(nil),          // 4: weir.v1.ProcessReady
 	(*ProcessExited)(nil),         // 5: weir.v1.ProcessExited
 	(*CoordinatorMessage)(nil),    // 6: weir.v1.CoordinatorMessage
-	(*Registered)(nil),            // 7: weir.v1.Registered
-	(*DeployProcess)(nil),         // 8: weir.v1.DeployProcess
-	(*DownloadBinaryRequest)(nil), // 9: weir.v1.DownloadBinaryRequest
-	(*BinaryChunk)(nil),           // 10: weir.v1.BinaryChunk
-	(*ProcessMessage)(nil),        // 11: weir.v1.ProcessMessage
-	(*SubtaskRef)(nil),            // 12: weir.v1.SubtaskRef
-	(*TaskStateUpdate)(nil),       // 13: weir.v1.TaskStateUpdate
-	(*MemoryStats)(nil),           // 14: weir.v1.MemoryStats
-	(*ProcessKey)(nil),            // 15: weir.v1.ProcessKey
-	(*ProcessCommand)(nil),        // 16: weir.v1.ProcessCommand
-	(*AssignTasks)(nil),           // 17: weir.v1.AssignTasks
+	(*DescribeRequest)(nil),       // 7: weir.v1.DescribeRequest
+	(*DescribeReply)(nil),         // 8: weir.v1.DescribeReply
+	(*Registered)(nil),            // 9: weir.v1.Registered
+	(*DeployProcess)(nil),         // 10: weir.v1.DeployProcess
+	(*DownloadBinaryRequest)(nil), // 11: weir.v1.DownloadBinaryRequest
+	(*BinaryChunk)(nil),           // 12: weir.v1.BinaryChunk
+	(*ProcessMessage)(nil),        // 13: weir.v1.ProcessMessage
+	(*SubtaskRef)(nil),            // 14: weir.v1.SubtaskRef
+	(*TaskStateUpdate)(nil),       // 15: weir.v1.TaskStateUpdate
+	(*MemoryStats)(nil),           // 16: weir.v1.MemoryStats
+	(*ProcessKey)(nil),            // 17: weir.v1.ProcessKey
+	(*ProcessCommand)(nil),        // 18: weir.v1.ProcessCommand
+	(*DescribeOutcome)(nil),       // 19: weir.v1.DescribeOutcome
+	(*AssignTasks)(nil),           // 20: weir.v1.AssignTasks
 }
 var file_weir_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: weir.v1.WorkerMessage.register:type_name -> weir.v1.RegisterWorker
 	3,  // 1: weir.v1.WorkerMessage.heartbeat:type_name -> weir.v1.Heartbeat
 	4,  // 2: weir.v1.WorkerMessage.process_ready:type_name -> weir.v1.ProcessReady
 	5,  // 3: weir.v1.WorkerMessage.process_exited:type_name -> weir.v1.ProcessExited
-	11, // 4: weir.v1.WorkerMessage.process:type_name -> weir.v1.ProcessMessage
-	2,  // 5: weir.v1.RegisterWorker.processes:type_name -> weir.v1.RunningProcess
-	12, // 6: weir.v1.RunningProcess.subtasks:type_name -> weir.v1.SubtaskRef
-	13, // 7: weir.v1.RunningProcess.tasks:type_name -> weir.v1.TaskStateUpdate
-	14, // 8: weir.v1.Heartbeat.memory:type_name -> weir.v1.MemoryStats
-	15, // 9: weir.v1.ProcessReady.key:type_name -> weir.v1.ProcessKey
-	15, // 10: weir.v1.ProcessExited.key:type_name -> weir.v1.ProcessKey
-	7,  // 11: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
-	8,  // 12: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
-	16, // 13: weir.v1.CoordinatorMessage.process:type_name -> weir.v1.ProcessCommand
-	15, // 14: weir.v1.DeployProcess.key:type_name -> weir.v1.ProcessKey
-	17, // 15: weir.v1.DeployProcess.assign:type_name -> weir.v1.AssignTasks
-	0,  // 16: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
-	9,  // 17: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
-	6,  // 18: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
-	10, // 19: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
-	18, // [18:20] is the sub-list for method output_type
-	16, // [16:18] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	13, // 4: weir.v1.WorkerMessage.process:type_name -> weir.v1.ProcessMessage
+	8,  // 5: weir.v1.WorkerMessage.described:type_name -> weir.v1.DescribeReply
+	2,  // 6: weir.v1.RegisterWorker.processes:type_name -> weir.v1.RunningProcess
+	14, // 7: weir.v1.RunningProcess.subtasks:type_name -> weir.v1.SubtaskRef
+	15, // 8: weir.v1.RunningProcess.tasks:type_name -> weir.v1.TaskStateUpdate
+	16, // 9: weir.v1.Heartbeat.memory:type_name -> weir.v1.MemoryStats
+	17, // 10: weir.v1.ProcessReady.key:type_name -> weir.v1.ProcessKey
+	17, // 11: weir.v1.ProcessExited.key:type_name -> weir.v1.ProcessKey
+	9,  // 12: weir.v1.CoordinatorMessage.registered:type_name -> weir.v1.Registered
+	10, // 13: weir.v1.CoordinatorMessage.deploy:type_name -> weir.v1.DeployProcess
+	18, // 14: weir.v1.CoordinatorMessage.process:type_name -> weir.v1.ProcessCommand
+	7,  // 15: weir.v1.CoordinatorMessage.describe:type_name -> weir.v1.DescribeRequest
+	19, // 16: weir.v1.DescribeReply.outcome:type_name -> weir.v1.DescribeOutcome
+	17, // 17: weir.v1.DeployProcess.key:type_name -> weir.v1.ProcessKey
+	20, // 18: weir.v1.DeployProcess.assign:type_name -> weir.v1.AssignTasks
+	0,  // 19: weir.v1.ClusterService.Connect:input_type -> weir.v1.WorkerMessage
+	11, // 20: weir.v1.ClusterService.DownloadBinary:input_type -> weir.v1.DownloadBinaryRequest
+	6,  // 21: weir.v1.ClusterService.Connect:output_type -> weir.v1.CoordinatorMessage
+	12, // 22: weir.v1.ClusterService.DownloadBinary:output_type -> weir.v1.BinaryChunk
+	21, // [21:23] is the sub-list for method output_type
+	19, // [19:21] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_cluster_service_proto_init() }
@@ -1091,6 +1320,7 @@ func file_weir_v1_cluster_service_proto_init() {
 		return
 	}
 	file_weir_v1_control_proto_init()
+	file_weir_v1_jobgraph_proto_init()
 	file_weir_v1_telemetry_proto_init()
 	file_weir_v1_cluster_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*WorkerMessage_Register)(nil),
@@ -1098,11 +1328,13 @@ func file_weir_v1_cluster_service_proto_init() {
 		(*WorkerMessage_ProcessReady)(nil),
 		(*WorkerMessage_ProcessExited)(nil),
 		(*WorkerMessage_Process)(nil),
+		(*WorkerMessage_Described)(nil),
 	}
 	file_weir_v1_cluster_service_proto_msgTypes[6].OneofWrappers = []any{
 		(*CoordinatorMessage_Registered)(nil),
 		(*CoordinatorMessage_Deploy)(nil),
 		(*CoordinatorMessage_Process)(nil),
+		(*CoordinatorMessage_Describe)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1110,7 +1342,7 @@ func file_weir_v1_cluster_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_cluster_service_proto_rawDesc), len(file_weir_v1_cluster_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

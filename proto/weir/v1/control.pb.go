@@ -563,7 +563,11 @@ type AssignTasks struct {
 	CheckpointIntervalMs int64 `protobuf:"varint,4,opt,name=checkpoint_interval_ms,json=checkpointIntervalMs,proto3" json:"checkpoint_interval_ms,omitempty"`
 	// The job's data key (JobDataKey) when the cluster encrypts state at
 	// rest: everything the process writes to the store is sealed with it.
-	DataKey       []byte `protobuf:"bytes,5,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	DataKey []byte `protobuf:"bytes,5,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	// The values of the job's secrets (JobSpec.secrets) by name, which the
+	// process keeps in memory for sdk.Secret: never in its environment,
+	// arguments or files.
+	Secrets       map[string][]byte `protobuf:"bytes,6,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -629,6 +633,13 @@ func (x *AssignTasks) GetCheckpointIntervalMs() int64 {
 func (x *AssignTasks) GetDataKey() []byte {
 	if x != nil {
 		return x.DataKey
+	}
+	return nil
+}
+
+func (x *AssignTasks) GetSecrets() map[string][]byte {
+	if x != nil {
+		return x.Secrets
 	}
 	return nil
 }
@@ -932,13 +943,17 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xd1\x01\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xca\x02\n" +
 	"\vAssignTasks\x12/\n" +
 	"\bsubtasks\x18\x01 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
 	"\x05store\x18\x02 \x01(\tR\x05store\x12*\n" +
 	"\arestore\x18\x03 \x01(\v2\x10.weir.v1.RestoreR\arestore\x124\n" +
 	"\x16checkpoint_interval_ms\x18\x04 \x01(\x03R\x14checkpointIntervalMs\x12\x19\n" +
-	"\bdata_key\x18\x05 \x01(\fR\adataKey\"\x8f\x01\n" +
+	"\bdata_key\x18\x05 \x01(\fR\adataKey\x12;\n" +
+	"\asecrets\x18\x06 \x03(\v2!.weir.v1.AssignTasks.SecretsEntryR\asecrets\x1a:\n" +
+	"\fSecretsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x8f\x01\n" +
 	"\tTaskRoute\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12!\n" +
@@ -970,7 +985,7 @@ func file_weir_v1_control_proto_rawDescGZIP() []byte {
 	return file_weir_v1_control_proto_rawDescData
 }
 
-var file_weir_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_weir_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_weir_v1_control_proto_goTypes = []any{
 	(*ProcessKey)(nil),         // 0: weir.v1.ProcessKey
 	(*ProcessCommand)(nil),     // 1: weir.v1.ProcessCommand
@@ -982,42 +997,44 @@ var file_weir_v1_control_proto_goTypes = []any{
 	(*StartTasks)(nil),         // 7: weir.v1.StartTasks
 	(*CancelProcess)(nil),      // 8: weir.v1.CancelProcess
 	(*TaskStateUpdate)(nil),    // 9: weir.v1.TaskStateUpdate
-	(*TriggerCheckpoint)(nil),  // 10: weir.v1.TriggerCheckpoint
-	(*CheckpointComplete)(nil), // 11: weir.v1.CheckpointComplete
-	(*StartTap)(nil),           // 12: weir.v1.StartTap
-	(*StopTap)(nil),            // 13: weir.v1.StopTap
-	(*CheckpointAck)(nil),      // 14: weir.v1.CheckpointAck
-	(*CheckpointDecline)(nil),  // 15: weir.v1.CheckpointDecline
-	(*ProcessMetrics)(nil),     // 16: weir.v1.ProcessMetrics
-	(*TapRecords)(nil),         // 17: weir.v1.TapRecords
-	(*Restore)(nil),            // 18: weir.v1.Restore
-	(TaskState)(0),             // 19: weir.v1.TaskState
+	nil,                        // 10: weir.v1.AssignTasks.SecretsEntry
+	(*TriggerCheckpoint)(nil),  // 11: weir.v1.TriggerCheckpoint
+	(*CheckpointComplete)(nil), // 12: weir.v1.CheckpointComplete
+	(*StartTap)(nil),           // 13: weir.v1.StartTap
+	(*StopTap)(nil),            // 14: weir.v1.StopTap
+	(*CheckpointAck)(nil),      // 15: weir.v1.CheckpointAck
+	(*CheckpointDecline)(nil),  // 16: weir.v1.CheckpointDecline
+	(*ProcessMetrics)(nil),     // 17: weir.v1.ProcessMetrics
+	(*TapRecords)(nil),         // 18: weir.v1.TapRecords
+	(*Restore)(nil),            // 19: weir.v1.Restore
+	(TaskState)(0),             // 20: weir.v1.TaskState
 }
 var file_weir_v1_control_proto_depIdxs = []int32{
 	5,  // 0: weir.v1.ProcessCommand.assign:type_name -> weir.v1.AssignTasks
 	7,  // 1: weir.v1.ProcessCommand.start:type_name -> weir.v1.StartTasks
 	8,  // 2: weir.v1.ProcessCommand.cancel:type_name -> weir.v1.CancelProcess
-	10, // 3: weir.v1.ProcessCommand.trigger:type_name -> weir.v1.TriggerCheckpoint
-	11, // 4: weir.v1.ProcessCommand.complete:type_name -> weir.v1.CheckpointComplete
-	12, // 5: weir.v1.ProcessCommand.start_tap:type_name -> weir.v1.StartTap
-	13, // 6: weir.v1.ProcessCommand.stop_tap:type_name -> weir.v1.StopTap
+	11, // 3: weir.v1.ProcessCommand.trigger:type_name -> weir.v1.TriggerCheckpoint
+	12, // 4: weir.v1.ProcessCommand.complete:type_name -> weir.v1.CheckpointComplete
+	13, // 5: weir.v1.ProcessCommand.start_tap:type_name -> weir.v1.StartTap
+	14, // 6: weir.v1.ProcessCommand.stop_tap:type_name -> weir.v1.StopTap
 	0,  // 7: weir.v1.ProcessCommand.key:type_name -> weir.v1.ProcessKey
 	3,  // 8: weir.v1.ProcessMessage.hello:type_name -> weir.v1.ProcessHello
 	9,  // 9: weir.v1.ProcessMessage.task_state:type_name -> weir.v1.TaskStateUpdate
-	14, // 10: weir.v1.ProcessMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
-	15, // 11: weir.v1.ProcessMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
-	16, // 12: weir.v1.ProcessMessage.metrics:type_name -> weir.v1.ProcessMetrics
-	17, // 13: weir.v1.ProcessMessage.tap_records:type_name -> weir.v1.TapRecords
+	15, // 10: weir.v1.ProcessMessage.checkpoint_ack:type_name -> weir.v1.CheckpointAck
+	16, // 11: weir.v1.ProcessMessage.checkpoint_decline:type_name -> weir.v1.CheckpointDecline
+	17, // 12: weir.v1.ProcessMessage.metrics:type_name -> weir.v1.ProcessMetrics
+	18, // 13: weir.v1.ProcessMessage.tap_records:type_name -> weir.v1.TapRecords
 	0,  // 14: weir.v1.ProcessMessage.key:type_name -> weir.v1.ProcessKey
 	4,  // 15: weir.v1.AssignTasks.subtasks:type_name -> weir.v1.SubtaskRef
-	18, // 16: weir.v1.AssignTasks.restore:type_name -> weir.v1.Restore
-	6,  // 17: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
-	19, // 18: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	19, // 16: weir.v1.AssignTasks.restore:type_name -> weir.v1.Restore
+	10, // 17: weir.v1.AssignTasks.secrets:type_name -> weir.v1.AssignTasks.SecretsEntry
+	6,  // 18: weir.v1.StartTasks.routes:type_name -> weir.v1.TaskRoute
+	20, // 19: weir.v1.TaskStateUpdate.state:type_name -> weir.v1.TaskState
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_control_proto_init() }
@@ -1051,7 +1068,7 @@ func file_weir_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_control_proto_rawDesc), len(file_weir_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -203,6 +203,570 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
 }
 
+type DescribeBinaryRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	BinarySha256 string                 `protobuf:"bytes,1,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	// The job's arguments and default parallelism, as SubmitJob will get them.
+	Args        []string `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	Parallelism int32    `protobuf:"varint,3,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	// How long the binary may take; the worker caps it (30 s).
+	TimeoutMs int64 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// The binary's file name, its argv[0] (sdk.Main names a job after it),
+	// as when the CLI runs it; "job" when empty or not a plain name.
+	BinaryName    string `protobuf:"bytes,5,opt,name=binary_name,json=binaryName,proto3" json:"binary_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeBinaryRequest) Reset() {
+	*x = DescribeBinaryRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeBinaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeBinaryRequest) ProtoMessage() {}
+
+func (x *DescribeBinaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeBinaryRequest.ProtoReflect.Descriptor instead.
+func (*DescribeBinaryRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DescribeBinaryRequest) GetBinarySha256() string {
+	if x != nil {
+		return x.BinarySha256
+	}
+	return ""
+}
+
+func (x *DescribeBinaryRequest) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *DescribeBinaryRequest) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *DescribeBinaryRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *DescribeBinaryRequest) GetBinaryName() string {
+	if x != nil {
+		return x.BinaryName
+	}
+	return ""
+}
+
+type DescribeBinaryResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome *DescribeOutcome       `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The worker that ran it, and its platform (GOOS/GOARCH).
+	WorkerId       string `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	WorkerPlatform string `protobuf:"bytes,3,opt,name=worker_platform,json=workerPlatform,proto3" json:"worker_platform,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DescribeBinaryResponse) Reset() {
+	*x = DescribeBinaryResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeBinaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeBinaryResponse) ProtoMessage() {}
+
+func (x *DescribeBinaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeBinaryResponse.ProtoReflect.Descriptor instead.
+func (*DescribeBinaryResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DescribeBinaryResponse) GetOutcome() *DescribeOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *DescribeBinaryResponse) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *DescribeBinaryResponse) GetWorkerPlatform() string {
+	if x != nil {
+		return x.WorkerPlatform
+	}
+	return ""
+}
+
+type RotateKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeysRequest) Reset() {
+	*x = RotateKeysRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeysRequest) ProtoMessage() {}
+
+func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeysRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeysRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
+}
+
+type RotateKeysResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobKeys int64                  `protobuf:"varint,1,opt,name=job_keys,json=jobKeys,proto3" json:"job_keys,omitempty"`
+	Secrets int64                  `protobuf:"varint,2,opt,name=secrets,proto3" json:"secrets,omitempty"`
+	// What could not be re-encrypted, one line each (the KEK that wrapped
+	// it is neither the current nor the previous one, or etcd failed).
+	Failed        []string `protobuf:"bytes,3,rep,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeysResponse) Reset() {
+	*x = RotateKeysResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeysResponse) ProtoMessage() {}
+
+func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeysResponse.ProtoReflect.Descriptor instead.
+func (*RotateKeysResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RotateKeysResponse) GetJobKeys() int64 {
+	if x != nil {
+		return x.JobKeys
+	}
+	return 0
+}
+
+func (x *RotateKeysResponse) GetSecrets() int64 {
+	if x != nil {
+		return x.Secrets
+	}
+	return 0
+}
+
+func (x *RotateKeysResponse) GetFailed() []string {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
+type SetSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSecretRequest) Reset() {
+	*x = SetSecretRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSecretRequest) ProtoMessage() {}
+
+func (x *SetSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSecretRequest.ProtoReflect.Descriptor instead.
+func (*SetSecretRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SetSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetSecretRequest) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type SetSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether a secret of that name existed and was replaced.
+	Replaced      bool `protobuf:"varint,1,opt,name=replaced,proto3" json:"replaced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSecretResponse) Reset() {
+	*x = SetSecretResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSecretResponse) ProtoMessage() {}
+
+func (x *SetSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSecretResponse.ProtoReflect.Descriptor instead.
+func (*SetSecretResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetSecretResponse) GetReplaced() bool {
+	if x != nil {
+		return x.Replaced
+	}
+	return false
+}
+
+type ListSecretsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretsRequest) Reset() {
+	*x = ListSecretsRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretsRequest) ProtoMessage() {}
+
+func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
+func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
+}
+
+type SecretInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	UpdatedUnixMs int64                  `protobuf:"varint,2,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	UpdatedBy     string                 `protobuf:"bytes,3,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	SizeBytes     int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretInfo) Reset() {
+	*x = SecretInfo{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretInfo) ProtoMessage() {}
+
+func (x *SecretInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretInfo.ProtoReflect.Descriptor instead.
+func (*SecretInfo) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SecretInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecretInfo) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+func (x *SecretInfo) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+func (x *SecretInfo) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+type ListSecretsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secrets       []*SecretInfo          `protobuf:"bytes,1,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretsResponse) Reset() {
+	*x = ListSecretsResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretsResponse) ProtoMessage() {}
+
+func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
+func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListSecretsResponse) GetSecrets() []*SecretInfo {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+type DeleteSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSecretRequest) Reset() {
+	*x = DeleteSecretRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSecretRequest) ProtoMessage() {}
+
+func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSecretRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSecretRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeleteSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSecretResponse) Reset() {
+	*x = DeleteSecretResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSecretResponse) ProtoMessage() {}
+
+func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSecretResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSecretResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
+}
+
 type PurgeJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -212,7 +776,7 @@ type PurgeJobRequest struct {
 
 func (x *PurgeJobRequest) Reset() {
 	*x = PurgeJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +788,7 @@ func (x *PurgeJobRequest) String() string {
 func (*PurgeJobRequest) ProtoMessage() {}
 
 func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[0]
+	mi := &file_weir_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +801,7 @@ func (x *PurgeJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJobRequest.ProtoReflect.Descriptor instead.
 func (*PurgeJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{0}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PurgeJobRequest) GetJobId() string {
@@ -264,7 +828,7 @@ type PurgeJobResponse struct {
 
 func (x *PurgeJobResponse) Reset() {
 	*x = PurgeJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +840,7 @@ func (x *PurgeJobResponse) String() string {
 func (*PurgeJobResponse) ProtoMessage() {}
 
 func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[1]
+	mi := &file_weir_v1_job_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +853,7 @@ func (x *PurgeJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJobResponse.ProtoReflect.Descriptor instead.
 func (*PurgeJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{1}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PurgeJobResponse) GetPurgedUnixMs() int64 {
@@ -329,7 +893,7 @@ type StatBinaryRequest struct {
 
 func (x *StatBinaryRequest) Reset() {
 	*x = StatBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +905,7 @@ func (x *StatBinaryRequest) String() string {
 func (*StatBinaryRequest) ProtoMessage() {}
 
 func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[2]
+	mi := &file_weir_v1_job_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +918,7 @@ func (x *StatBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryRequest.ProtoReflect.Descriptor instead.
 func (*StatBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{2}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatBinaryRequest) GetSha256() string {
@@ -374,7 +938,7 @@ type StatBinaryResponse struct {
 
 func (x *StatBinaryResponse) Reset() {
 	*x = StatBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +950,7 @@ func (x *StatBinaryResponse) String() string {
 func (*StatBinaryResponse) ProtoMessage() {}
 
 func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[3]
+	mi := &file_weir_v1_job_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +963,7 @@ func (x *StatBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatBinaryResponse.ProtoReflect.Descriptor instead.
 func (*StatBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatBinaryResponse) GetExists() bool {
@@ -427,7 +991,7 @@ type BinaryHeader struct {
 
 func (x *BinaryHeader) Reset() {
 	*x = BinaryHeader{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +1003,7 @@ func (x *BinaryHeader) String() string {
 func (*BinaryHeader) ProtoMessage() {}
 
 func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[4]
+	mi := &file_weir_v1_job_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +1016,7 @@ func (x *BinaryHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryHeader.ProtoReflect.Descriptor instead.
 func (*BinaryHeader) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BinaryHeader) GetSha256() string {
@@ -482,7 +1046,7 @@ type UploadBinaryRequest struct {
 
 func (x *UploadBinaryRequest) Reset() {
 	*x = UploadBinaryRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +1058,7 @@ func (x *UploadBinaryRequest) String() string {
 func (*UploadBinaryRequest) ProtoMessage() {}
 
 func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[5]
+	mi := &file_weir_v1_job_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +1071,7 @@ func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*UploadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UploadBinaryRequest) GetPart() isUploadBinaryRequest_Part {
@@ -561,7 +1125,7 @@ type UploadBinaryResponse struct {
 
 func (x *UploadBinaryResponse) Reset() {
 	*x = UploadBinaryResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +1137,7 @@ func (x *UploadBinaryResponse) String() string {
 func (*UploadBinaryResponse) ProtoMessage() {}
 
 func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[6]
+	mi := &file_weir_v1_job_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +1150,7 @@ func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryResponse.ProtoReflect.Descriptor instead.
 func (*UploadBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UploadBinaryResponse) GetSha256() string {
@@ -636,7 +1200,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +1212,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[7]
+	mi := &file_weir_v1_job_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +1225,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RestartPolicy) GetMaxRestarts() int32 {
@@ -750,13 +1314,16 @@ type JobSpec struct {
 	// exceeded". Enforced on workers with a writable cgroup v2; elsewhere
 	// JobStatus.limit_warning says it is not.
 	MemoryLimitBytes int64 `protobuf:"varint,11,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Names of the secrets (weir secret set) the job's processes may read
+	// (sdk.Secret): only the names, never the values, are in the spec.
+	Secrets       []string `protobuf:"bytes,12,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +1335,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[8]
+	mi := &file_weir_v1_job_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1348,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JobSpec) GetName() string {
@@ -861,6 +1428,13 @@ func (x *JobSpec) GetMemoryLimitBytes() int64 {
 	return 0
 }
 
+func (x *JobSpec) GetSecrets() []string {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
 type CheckpointPolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0 disables checkpointing.
@@ -879,7 +1453,7 @@ type CheckpointPolicy struct {
 
 func (x *CheckpointPolicy) Reset() {
 	*x = CheckpointPolicy{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1465,7 @@ func (x *CheckpointPolicy) String() string {
 func (*CheckpointPolicy) ProtoMessage() {}
 
 func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[9]
+	mi := &file_weir_v1_job_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1478,7 @@ func (x *CheckpointPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointPolicy.ProtoReflect.Descriptor instead.
 func (*CheckpointPolicy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CheckpointPolicy) GetIntervalMs() int64 {
@@ -958,7 +1532,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1544,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[10]
+	mi := &file_weir_v1_job_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1557,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -1002,7 +1576,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1588,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[11]
+	mi := &file_weir_v1_job_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1601,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SubmitJobResponse) GetJobId() string {
@@ -1045,7 +1619,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1631,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[12]
+	mi := &file_weir_v1_job_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1644,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
 }
 
 type ListJobsResponse struct {
@@ -1082,7 +1656,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1668,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[13]
+	mi := &file_weir_v1_job_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1681,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobStatus {
@@ -1126,7 +1700,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1712,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[14]
+	mi := &file_weir_v1_job_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1725,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1179,7 +1753,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1765,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[15]
+	mi := &file_weir_v1_job_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1778,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{15}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TaskInfo) GetVertexId() int32 {
@@ -1290,14 +1864,17 @@ type JobStatus struct {
 	CheckpointWarning string `protobuf:"bytes,14,opt,name=checkpoint_warning,json=checkpointWarning,proto3" json:"checkpoint_warning,omitempty"`
 	// Set while the job's memory limit is not enforced on a worker running
 	// it, saying which and why.
-	LimitWarning  string `protobuf:"bytes,15,opt,name=limit_warning,json=limitWarning,proto3" json:"limit_warning,omitempty"`
+	LimitWarning string `protobuf:"bytes,15,opt,name=limit_warning,json=limitWarning,proto3" json:"limit_warning,omitempty"`
+	// Who submitted the job ("NAME (VIA)" of its principal): what token
+	// quotas count against.
+	SubmittedBy   string `protobuf:"bytes,16,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1886,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[16]
+	mi := &file_weir_v1_job_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1899,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{16}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JobStatus) GetId() string {
@@ -1430,6 +2007,13 @@ func (x *JobStatus) GetLimitWarning() string {
 	return ""
 }
 
+func (x *JobStatus) GetSubmittedBy() string {
+	if x != nil {
+		return x.SubmittedBy
+	}
+	return ""
+}
+
 type CancelJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1439,7 +2023,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +2035,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[17]
+	mi := &file_weir_v1_job_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +2048,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{17}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1483,7 +2067,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +2079,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[18]
+	mi := &file_weir_v1_job_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +2092,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{18}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelJobResponse) GetState() JobState {
@@ -1526,7 +2110,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +2122,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[19]
+	mi := &file_weir_v1_job_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +2135,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{19}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
 }
 
 type WorkerInfo struct {
@@ -1562,13 +2146,17 @@ type WorkerInfo struct {
 	Free                int32                  `protobuf:"varint,4,opt,name=free,proto3" json:"free,omitempty"`
 	LastHeartbeatUnixMs int64                  `protobuf:"varint,5,opt,name=last_heartbeat_unix_ms,json=lastHeartbeatUnixMs,proto3" json:"last_heartbeat_unix_ms,omitempty"`
 	RssBytes            int64                  `protobuf:"varint,6,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The worker's platform as Go names it (runtime.GOOS, runtime.GOARCH);
+	// empty for a worker too old to report it.
+	Goos          string `protobuf:"bytes,7,opt,name=goos,proto3" json:"goos,omitempty"`
+	Goarch        string `protobuf:"bytes,8,opt,name=goarch,proto3" json:"goarch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +2168,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[20]
+	mi := &file_weir_v1_job_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +2181,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{20}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WorkerInfo) GetId() string {
@@ -1638,6 +2226,20 @@ func (x *WorkerInfo) GetRssBytes() int64 {
 	return 0
 }
 
+func (x *WorkerInfo) GetGoos() string {
+	if x != nil {
+		return x.Goos
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetGoarch() string {
+	if x != nil {
+		return x.Goarch
+	}
+	return ""
+}
+
 type ListWorkersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workers       []*WorkerInfo          `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
@@ -1647,7 +2249,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +2261,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[21]
+	mi := &file_weir_v1_job_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +2274,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{21}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerInfo {
@@ -1691,7 +2293,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +2305,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[22]
+	mi := &file_weir_v1_job_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +2318,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{22}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListCheckpointsRequest) GetJobId() string {
@@ -1735,7 +2337,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +2349,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[23]
+	mi := &file_weir_v1_job_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +2362,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{23}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
@@ -1780,7 +2382,7 @@ type TriggerSavepointRequest struct {
 
 func (x *TriggerSavepointRequest) Reset() {
 	*x = TriggerSavepointRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2394,7 @@ func (x *TriggerSavepointRequest) String() string {
 func (*TriggerSavepointRequest) ProtoMessage() {}
 
 func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[24]
+	mi := &file_weir_v1_job_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2407,7 @@ func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{24}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TriggerSavepointRequest) GetJobId() string {
@@ -1832,7 +2434,7 @@ type TriggerSavepointResponse struct {
 
 func (x *TriggerSavepointResponse) Reset() {
 	*x = TriggerSavepointResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2446,7 @@ func (x *TriggerSavepointResponse) String() string {
 func (*TriggerSavepointResponse) ProtoMessage() {}
 
 func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[25]
+	mi := &file_weir_v1_job_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2459,7 @@ func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{25}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TriggerSavepointResponse) GetLocation() string {
@@ -1878,14 +2480,18 @@ type CreateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// viewer, operator, submitter or admin.
-	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// Quotas of the token's submitter over its jobs that have not ended:
+	// how many, and how many task slots in all (0: no limit).
+	MaxJobs       int32 `protobuf:"varint,3,opt,name=max_jobs,json=maxJobs,proto3" json:"max_jobs,omitempty"`
+	MaxSlots      int32 `protobuf:"varint,4,opt,name=max_slots,json=maxSlots,proto3" json:"max_slots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2503,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[26]
+	mi := &file_weir_v1_job_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2516,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{26}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -1927,6 +2533,20 @@ func (x *CreateTokenRequest) GetRole() string {
 	return ""
 }
 
+func (x *CreateTokenRequest) GetMaxJobs() int32 {
+	if x != nil {
+		return x.MaxJobs
+	}
+	return 0
+}
+
+func (x *CreateTokenRequest) GetMaxSlots() int32 {
+	if x != nil {
+		return x.MaxSlots
+	}
+	return 0
+}
+
 type CreateTokenResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -1936,7 +2556,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2568,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[27]
+	mi := &file_weir_v1_job_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2581,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{27}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -1979,7 +2599,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2611,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[28]
+	mi := &file_weir_v1_job_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2624,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{28}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{39}
 }
 
 type TokenInfo struct {
@@ -2012,13 +2632,15 @@ type TokenInfo struct {
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	CreatedUnixMs int64                  `protobuf:"varint,3,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	MaxJobs       int32                  `protobuf:"varint,4,opt,name=max_jobs,json=maxJobs,proto3" json:"max_jobs,omitempty"`
+	MaxSlots      int32                  `protobuf:"varint,5,opt,name=max_slots,json=maxSlots,proto3" json:"max_slots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2030,7 +2652,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[29]
+	mi := &file_weir_v1_job_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2043,7 +2665,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{29}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TokenInfo) GetName() string {
@@ -2067,6 +2689,20 @@ func (x *TokenInfo) GetCreatedUnixMs() int64 {
 	return 0
 }
 
+func (x *TokenInfo) GetMaxJobs() int32 {
+	if x != nil {
+		return x.MaxJobs
+	}
+	return 0
+}
+
+func (x *TokenInfo) GetMaxSlots() int32 {
+	if x != nil {
+		return x.MaxSlots
+	}
+	return 0
+}
+
 type ListTokensResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tokens        []*TokenInfo           `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
@@ -2076,7 +2712,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2724,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[30]
+	mi := &file_weir_v1_job_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2737,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{30}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -2120,7 +2756,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	mi := &file_weir_v1_job_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2768,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[31]
+	mi := &file_weir_v1_job_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2781,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{31}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevokeTokenRequest) GetName() string {
@@ -2163,7 +2799,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	mi := &file_weir_v1_job_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2811,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[32]
+	mi := &file_weir_v1_job_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2824,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{32}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{43}
 }
 
 type DeleteJobRequest struct {
@@ -2202,7 +2838,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	mi := &file_weir_v1_job_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2850,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[33]
+	mi := &file_weir_v1_job_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2863,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{33}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteJobRequest) GetJobId() string {
@@ -2254,7 +2890,7 @@ type DeleteJobResponse struct {
 
 func (x *DeleteJobResponse) Reset() {
 	*x = DeleteJobResponse{}
-	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	mi := &file_weir_v1_job_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2902,7 @@ func (x *DeleteJobResponse) String() string {
 func (*DeleteJobResponse) ProtoMessage() {}
 
 func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_job_service_proto_msgTypes[34]
+	mi := &file_weir_v1_job_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2915,7 @@ func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{34}
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteJobResponse) GetDeletedObjects() int64 {
@@ -2289,11 +2925,296 @@ func (x *DeleteJobResponse) GetDeletedObjects() int64 {
 	return 0
 }
 
+type ExportJobKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A savepoint location, as weir savepoint prints it.
+	Location      string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportJobKeyRequest) Reset() {
+	*x = ExportJobKeyRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportJobKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportJobKeyRequest) ProtoMessage() {}
+
+func (x *ExportJobKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportJobKeyRequest.ProtoReflect.Descriptor instead.
+func (*ExportJobKeyRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ExportJobKeyRequest) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+type ExportJobKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// JobDataKey in clear.
+	DataKey       []byte `protobuf:"bytes,2,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportJobKeyResponse) Reset() {
+	*x = ExportJobKeyResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportJobKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportJobKeyResponse) ProtoMessage() {}
+
+func (x *ExportJobKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportJobKeyResponse.ProtoReflect.Descriptor instead.
+func (*ExportJobKeyResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ExportJobKeyResponse) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ExportJobKeyResponse) GetDataKey() []byte {
+	if x != nil {
+		return x.DataKey
+	}
+	return nil
+}
+
+// ExportedJobKey is the file weir savepoint export writes: a job's data key
+// wrapped by the destination cluster's KEK.
+type ExportedJobKey struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Wrapped        []byte                 `protobuf:"bytes,2,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	ExportedUnixMs int64                  `protobuf:"varint,3,opt,name=exported_unix_ms,json=exportedUnixMs,proto3" json:"exported_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExportedJobKey) Reset() {
+	*x = ExportedJobKey{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportedJobKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportedJobKey) ProtoMessage() {}
+
+func (x *ExportedJobKey) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportedJobKey.ProtoReflect.Descriptor instead.
+func (*ExportedJobKey) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ExportedJobKey) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ExportedJobKey) GetWrapped() []byte {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
+func (x *ExportedJobKey) GetExportedUnixMs() int64 {
+	if x != nil {
+		return x.ExportedUnixMs
+	}
+	return 0
+}
+
+type ImportJobKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *ExportedJobKey        `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportJobKeyRequest) Reset() {
+	*x = ImportJobKeyRequest{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportJobKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportJobKeyRequest) ProtoMessage() {}
+
+func (x *ImportJobKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportJobKeyRequest.ProtoReflect.Descriptor instead.
+func (*ImportJobKeyRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ImportJobKeyRequest) GetKey() *ExportedJobKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type ImportJobKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster already held this very key.
+	Already       bool `protobuf:"varint,1,opt,name=already,proto3" json:"already,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportJobKeyResponse) Reset() {
+	*x = ImportJobKeyResponse{}
+	mi := &file_weir_v1_job_service_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportJobKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportJobKeyResponse) ProtoMessage() {}
+
+func (x *ImportJobKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_job_service_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportJobKeyResponse.ProtoReflect.Descriptor instead.
+func (*ImportJobKeyResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_job_service_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ImportJobKeyResponse) GetAlready() bool {
+	if x != nil {
+		return x.Already
+	}
+	return false
+}
+
 var File_weir_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"(\n" +
+	"\x19weir/v1/job_service.proto\x12\aweir.v1\x1a\x18weir/v1/checkpoint.proto\x1a\x16weir/v1/jobgraph.proto\x1a\x17weir/v1/telemetry.proto\"\xb2\x01\n" +
+	"\x15DescribeBinaryRequest\x12#\n" +
+	"\rbinary_sha256\x18\x01 \x01(\tR\fbinarySha256\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\x12 \n" +
+	"\vparallelism\x18\x03 \x01(\x05R\vparallelism\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12\x1f\n" +
+	"\vbinary_name\x18\x05 \x01(\tR\n" +
+	"binaryName\"\x92\x01\n" +
+	"\x16DescribeBinaryResponse\x122\n" +
+	"\aoutcome\x18\x01 \x01(\v2\x18.weir.v1.DescribeOutcomeR\aoutcome\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12'\n" +
+	"\x0fworker_platform\x18\x03 \x01(\tR\x0eworkerPlatform\"\x13\n" +
+	"\x11RotateKeysRequest\"a\n" +
+	"\x12RotateKeysResponse\x12\x19\n" +
+	"\bjob_keys\x18\x01 \x01(\x03R\ajobKeys\x12\x18\n" +
+	"\asecrets\x18\x02 \x01(\x03R\asecrets\x12\x16\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"<\n" +
+	"\x10SetSecretRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"/\n" +
+	"\x11SetSecretResponse\x12\x1a\n" +
+	"\breplaced\x18\x01 \x01(\bR\breplaced\"\x14\n" +
+	"\x12ListSecretsRequest\"\x86\x01\n" +
+	"\n" +
+	"SecretInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
+	"\x0fupdated_unix_ms\x18\x02 \x01(\x03R\rupdatedUnixMs\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\x03 \x01(\tR\tupdatedBy\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\"D\n" +
+	"\x13ListSecretsResponse\x12-\n" +
+	"\asecrets\x18\x01 \x03(\v2\x13.weir.v1.SecretInfoR\asecrets\")\n" +
+	"\x13DeleteSecretRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
+	"\x14DeleteSecretResponse\"(\n" +
 	"\x0fPurgeJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xa9\x01\n" +
 	"\x10PurgeJobResponse\x12$\n" +
@@ -2327,7 +3248,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x16\n" +
 	"\x06jitter\x18\a \x01(\x01R\x06jitter\x12,\n" +
 	"\x12reset_threshold_ms\x18\b \x01(\x03R\x10resetThresholdMs\x12.\n" +
-	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\xbf\x03\n" +
+	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\xd9\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rbinary_sha256\x18\x02 \x01(\tR\fbinarySha256\x12\x1f\n" +
@@ -2341,7 +3262,8 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x0efrom_savepoint\x18\t \x01(\tR\rfromSavepoint\x127\n" +
 	"\x18allow_non_restored_state\x18\n" +
 	" \x01(\bR\x15allowNonRestoredState\x12,\n" +
-	"\x12memory_limit_bytes\x18\v \x01(\x03R\x10memoryLimitBytes\"\xe7\x01\n" +
+	"\x12memory_limit_bytes\x18\v \x01(\x03R\x10memoryLimitBytes\x12\x18\n" +
+	"\asecrets\x18\f \x03(\tR\asecrets\"\xe7\x01\n" +
 	"\x10CheckpointPolicy\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
@@ -2369,7 +3291,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12(\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x16\n" +
 	"\x06region\x18\a \x01(\x05R\x06region\x12\x18\n" +
-	"\aattempt\x18\b \x01(\x03R\aattempt\"\x83\x04\n" +
+	"\aattempt\x18\b \x01(\x03R\aattempt\"\xa6\x04\n" +
 	"\tJobStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -2386,12 +3308,13 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x0fattempt_workers\x18\f \x03(\tR\x0eattemptWorkers\x12'\n" +
 	"\x0fregion_attempts\x18\r \x03(\x03R\x0eregionAttempts\x12-\n" +
 	"\x12checkpoint_warning\x18\x0e \x01(\tR\x11checkpointWarning\x12#\n" +
-	"\rlimit_warning\x18\x0f \x01(\tR\flimitWarning\")\n" +
+	"\rlimit_warning\x18\x0f \x01(\tR\flimitWarning\x12!\n" +
+	"\fsubmitted_by\x18\x10 \x01(\tR\vsubmittedBy\")\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x11.weir.v1.JobStateR\x05state\"\x14\n" +
-	"\x12ListWorkersRequest\"\xac\x01\n" +
+	"\x12ListWorkersRequest\"\xd8\x01\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -2399,7 +3322,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x05slots\x18\x03 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04free\x18\x04 \x01(\x05R\x04free\x123\n" +
 	"\x16last_heartbeat_unix_ms\x18\x05 \x01(\x03R\x13lastHeartbeatUnixMs\x12\x1b\n" +
-	"\trss_bytes\x18\x06 \x01(\x03R\brssBytes\"D\n" +
+	"\trss_bytes\x18\x06 \x01(\x03R\brssBytes\x12\x12\n" +
+	"\x04goos\x18\a \x01(\tR\x04goos\x12\x16\n" +
+	"\x06goarch\x18\b \x01(\tR\x06goarch\"D\n" +
 	"\x13ListWorkersResponse\x12-\n" +
 	"\aworkers\x18\x01 \x03(\v2\x13.weir.v1.WorkerInfoR\aworkers\"/\n" +
 	"\x16ListCheckpointsRequest\x12\x15\n" +
@@ -2411,17 +3336,21 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x04stop\x18\x02 \x01(\bR\x04stop\"[\n" +
 	"\x18TriggerSavepointResponse\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12#\n" +
-	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\"<\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\"t\n" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04role\x18\x02 \x01(\tR\x04role\"+\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x19\n" +
+	"\bmax_jobs\x18\x03 \x01(\x05R\amaxJobs\x12\x1b\n" +
+	"\tmax_slots\x18\x04 \x01(\x05R\bmaxSlots\"+\n" +
 	"\x13CreateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\x13\n" +
-	"\x11ListTokensRequest\"[\n" +
+	"\x11ListTokensRequest\"\x93\x01\n" +
 	"\tTokenInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12&\n" +
-	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\"@\n" +
+	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\x12\x19\n" +
+	"\bmax_jobs\x18\x04 \x01(\x05R\amaxJobs\x12\x1b\n" +
+	"\tmax_slots\x18\x05 \x01(\x05R\bmaxSlots\"@\n" +
 	"\x12ListTokensResponse\x12*\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x12.weir.v1.TokenInfoR\x06tokens\"(\n" +
 	"\x12RevokeTokenRequest\x12\x12\n" +
@@ -2431,7 +3360,20 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
 	"\x0fwith_savepoints\x18\x02 \x01(\bR\x0ewithSavepoints\"<\n" +
 	"\x11DeleteJobResponse\x12'\n" +
-	"\x0fdeleted_objects\x18\x01 \x01(\x03R\x0edeletedObjects*\xe5\x01\n" +
+	"\x0fdeleted_objects\x18\x01 \x01(\x03R\x0edeletedObjects\"1\n" +
+	"\x13ExportJobKeyRequest\x12\x1a\n" +
+	"\blocation\x18\x01 \x01(\tR\blocation\"H\n" +
+	"\x14ExportJobKeyResponse\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x19\n" +
+	"\bdata_key\x18\x02 \x01(\fR\adataKey\"k\n" +
+	"\x0eExportedJobKey\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\awrapped\x18\x02 \x01(\fR\awrapped\x12(\n" +
+	"\x10exported_unix_ms\x18\x03 \x01(\x03R\x0eexportedUnixMs\"@\n" +
+	"\x13ImportJobKeyRequest\x12)\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.weir.v1.ExportedJobKeyR\x03key\"0\n" +
+	"\x14ImportJobKeyResponse\x12\x18\n" +
+	"\aalready\x18\x01 \x01(\bR\aalready*\xe5\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_CREATED\x10\x01\x12\x17\n" +
@@ -2454,7 +3396,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13TASK_STATE_FINISHED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13TASK_STATE_CANCELED\x10\x052\xae\b\n" +
+	"\x13TASK_STATE_CANCELED\x10\x052\xbd\f\n" +
 	"\n" +
 	"JobService\x12E\n" +
 	"\n" +
@@ -2473,7 +3415,15 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"ListTokens\x12\x1a.weir.v1.ListTokensRequest\x1a\x1b.weir.v1.ListTokensResponse\x12H\n" +
 	"\vRevokeToken\x12\x1b.weir.v1.RevokeTokenRequest\x1a\x1c.weir.v1.RevokeTokenResponse\x12B\n" +
 	"\tDeleteJob\x12\x19.weir.v1.DeleteJobRequest\x1a\x1a.weir.v1.DeleteJobResponse\x12?\n" +
-	"\bPurgeJob\x12\x18.weir.v1.PurgeJobRequest\x1a\x19.weir.v1.PurgeJobResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\bPurgeJob\x12\x18.weir.v1.PurgeJobRequest\x1a\x19.weir.v1.PurgeJobResponse\x12B\n" +
+	"\tSetSecret\x12\x19.weir.v1.SetSecretRequest\x1a\x1a.weir.v1.SetSecretResponse\x12H\n" +
+	"\vListSecrets\x12\x1b.weir.v1.ListSecretsRequest\x1a\x1c.weir.v1.ListSecretsResponse\x12K\n" +
+	"\fDeleteSecret\x12\x1c.weir.v1.DeleteSecretRequest\x1a\x1d.weir.v1.DeleteSecretResponse\x12E\n" +
+	"\n" +
+	"RotateKeys\x12\x1a.weir.v1.RotateKeysRequest\x1a\x1b.weir.v1.RotateKeysResponse\x12K\n" +
+	"\fExportJobKey\x12\x1c.weir.v1.ExportJobKeyRequest\x1a\x1d.weir.v1.ExportJobKeyResponse\x12K\n" +
+	"\fImportJobKey\x12\x1c.weir.v1.ImportJobKeyRequest\x1a\x1d.weir.v1.ImportJobKeyResponse\x12Q\n" +
+	"\x0eDescribeBinary\x12\x1e.weir.v1.DescribeBinaryRequest\x1a\x1f.weir.v1.DescribeBinaryResponseB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_job_service_proto_rawDescOnce sync.Once
@@ -2488,102 +3438,136 @@ func file_weir_v1_job_service_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_job_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_weir_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_weir_v1_job_service_proto_goTypes = []any{
 	(JobState)(0),                    // 0: weir.v1.JobState
 	(RestartStrategy)(0),             // 1: weir.v1.RestartStrategy
 	(TaskState)(0),                   // 2: weir.v1.TaskState
-	(*PurgeJobRequest)(nil),          // 3: weir.v1.PurgeJobRequest
-	(*PurgeJobResponse)(nil),         // 4: weir.v1.PurgeJobResponse
-	(*StatBinaryRequest)(nil),        // 5: weir.v1.StatBinaryRequest
-	(*StatBinaryResponse)(nil),       // 6: weir.v1.StatBinaryResponse
-	(*BinaryHeader)(nil),             // 7: weir.v1.BinaryHeader
-	(*UploadBinaryRequest)(nil),      // 8: weir.v1.UploadBinaryRequest
-	(*UploadBinaryResponse)(nil),     // 9: weir.v1.UploadBinaryResponse
-	(*RestartPolicy)(nil),            // 10: weir.v1.RestartPolicy
-	(*JobSpec)(nil),                  // 11: weir.v1.JobSpec
-	(*CheckpointPolicy)(nil),         // 12: weir.v1.CheckpointPolicy
-	(*SubmitJobRequest)(nil),         // 13: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),        // 14: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),          // 15: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 16: weir.v1.ListJobsResponse
-	(*GetJobRequest)(nil),            // 17: weir.v1.GetJobRequest
-	(*TaskInfo)(nil),                 // 18: weir.v1.TaskInfo
-	(*JobStatus)(nil),                // 19: weir.v1.JobStatus
-	(*CancelJobRequest)(nil),         // 20: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 21: weir.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),       // 22: weir.v1.ListWorkersRequest
-	(*WorkerInfo)(nil),               // 23: weir.v1.WorkerInfo
-	(*ListWorkersResponse)(nil),      // 24: weir.v1.ListWorkersResponse
-	(*ListCheckpointsRequest)(nil),   // 25: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),  // 26: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),  // 27: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil), // 28: weir.v1.TriggerSavepointResponse
-	(*CreateTokenRequest)(nil),       // 29: weir.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),      // 30: weir.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),        // 31: weir.v1.ListTokensRequest
-	(*TokenInfo)(nil),                // 32: weir.v1.TokenInfo
-	(*ListTokensResponse)(nil),       // 33: weir.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),       // 34: weir.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 35: weir.v1.RevokeTokenResponse
-	(*DeleteJobRequest)(nil),         // 36: weir.v1.DeleteJobRequest
-	(*DeleteJobResponse)(nil),        // 37: weir.v1.DeleteJobResponse
-	(*JobGraph)(nil),                 // 38: weir.v1.JobGraph
-	(*CheckpointInfo)(nil),           // 39: weir.v1.CheckpointInfo
-	(*TailRequest)(nil),              // 40: weir.v1.TailRequest
-	(*TapRecord)(nil),                // 41: weir.v1.TapRecord
+	(*DescribeBinaryRequest)(nil),    // 3: weir.v1.DescribeBinaryRequest
+	(*DescribeBinaryResponse)(nil),   // 4: weir.v1.DescribeBinaryResponse
+	(*RotateKeysRequest)(nil),        // 5: weir.v1.RotateKeysRequest
+	(*RotateKeysResponse)(nil),       // 6: weir.v1.RotateKeysResponse
+	(*SetSecretRequest)(nil),         // 7: weir.v1.SetSecretRequest
+	(*SetSecretResponse)(nil),        // 8: weir.v1.SetSecretResponse
+	(*ListSecretsRequest)(nil),       // 9: weir.v1.ListSecretsRequest
+	(*SecretInfo)(nil),               // 10: weir.v1.SecretInfo
+	(*ListSecretsResponse)(nil),      // 11: weir.v1.ListSecretsResponse
+	(*DeleteSecretRequest)(nil),      // 12: weir.v1.DeleteSecretRequest
+	(*DeleteSecretResponse)(nil),     // 13: weir.v1.DeleteSecretResponse
+	(*PurgeJobRequest)(nil),          // 14: weir.v1.PurgeJobRequest
+	(*PurgeJobResponse)(nil),         // 15: weir.v1.PurgeJobResponse
+	(*StatBinaryRequest)(nil),        // 16: weir.v1.StatBinaryRequest
+	(*StatBinaryResponse)(nil),       // 17: weir.v1.StatBinaryResponse
+	(*BinaryHeader)(nil),             // 18: weir.v1.BinaryHeader
+	(*UploadBinaryRequest)(nil),      // 19: weir.v1.UploadBinaryRequest
+	(*UploadBinaryResponse)(nil),     // 20: weir.v1.UploadBinaryResponse
+	(*RestartPolicy)(nil),            // 21: weir.v1.RestartPolicy
+	(*JobSpec)(nil),                  // 22: weir.v1.JobSpec
+	(*CheckpointPolicy)(nil),         // 23: weir.v1.CheckpointPolicy
+	(*SubmitJobRequest)(nil),         // 24: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),        // 25: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),          // 26: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 27: weir.v1.ListJobsResponse
+	(*GetJobRequest)(nil),            // 28: weir.v1.GetJobRequest
+	(*TaskInfo)(nil),                 // 29: weir.v1.TaskInfo
+	(*JobStatus)(nil),                // 30: weir.v1.JobStatus
+	(*CancelJobRequest)(nil),         // 31: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 32: weir.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),       // 33: weir.v1.ListWorkersRequest
+	(*WorkerInfo)(nil),               // 34: weir.v1.WorkerInfo
+	(*ListWorkersResponse)(nil),      // 35: weir.v1.ListWorkersResponse
+	(*ListCheckpointsRequest)(nil),   // 36: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 37: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),  // 38: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil), // 39: weir.v1.TriggerSavepointResponse
+	(*CreateTokenRequest)(nil),       // 40: weir.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 41: weir.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),        // 42: weir.v1.ListTokensRequest
+	(*TokenInfo)(nil),                // 43: weir.v1.TokenInfo
+	(*ListTokensResponse)(nil),       // 44: weir.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 45: weir.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 46: weir.v1.RevokeTokenResponse
+	(*DeleteJobRequest)(nil),         // 47: weir.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),        // 48: weir.v1.DeleteJobResponse
+	(*ExportJobKeyRequest)(nil),      // 49: weir.v1.ExportJobKeyRequest
+	(*ExportJobKeyResponse)(nil),     // 50: weir.v1.ExportJobKeyResponse
+	(*ExportedJobKey)(nil),           // 51: weir.v1.ExportedJobKey
+	(*ImportJobKeyRequest)(nil),      // 52: weir.v1.ImportJobKeyRequest
+	(*ImportJobKeyResponse)(nil),     // 53: weir.v1.ImportJobKeyResponse
+	(*DescribeOutcome)(nil),          // 54: weir.v1.DescribeOutcome
+	(*JobGraph)(nil),                 // 55: weir.v1.JobGraph
+	(*CheckpointInfo)(nil),           // 56: weir.v1.CheckpointInfo
+	(*TailRequest)(nil),              // 57: weir.v1.TailRequest
+	(*TapRecord)(nil),                // 58: weir.v1.TapRecord
 }
 var file_weir_v1_job_service_proto_depIdxs = []int32{
-	7,  // 0: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
-	1,  // 1: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
-	38, // 2: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
-	10, // 3: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
-	12, // 4: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
-	11, // 5: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
-	19, // 6: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
-	2,  // 7: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
-	0,  // 8: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
-	18, // 9: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
-	11, // 10: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
-	0,  // 11: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
-	23, // 12: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
-	39, // 13: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	32, // 14: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
-	5,  // 15: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
-	8,  // 16: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
-	13, // 17: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	15, // 18: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	17, // 19: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	20, // 20: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	22, // 21: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
-	25, // 22: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	27, // 23: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	40, // 24: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
-	29, // 25: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
-	31, // 26: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
-	34, // 27: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
-	36, // 28: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
-	3,  // 29: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
-	6,  // 30: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
-	9,  // 31: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
-	14, // 32: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	16, // 33: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	19, // 34: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
-	21, // 35: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	24, // 36: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
-	26, // 37: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	28, // 38: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	41, // 39: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
-	30, // 40: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
-	33, // 41: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
-	35, // 42: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
-	37, // 43: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
-	4,  // 44: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
-	30, // [30:45] is the sub-list for method output_type
-	15, // [15:30] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	54, // 0: weir.v1.DescribeBinaryResponse.outcome:type_name -> weir.v1.DescribeOutcome
+	10, // 1: weir.v1.ListSecretsResponse.secrets:type_name -> weir.v1.SecretInfo
+	18, // 2: weir.v1.UploadBinaryRequest.header:type_name -> weir.v1.BinaryHeader
+	1,  // 3: weir.v1.RestartPolicy.strategy:type_name -> weir.v1.RestartStrategy
+	55, // 4: weir.v1.JobSpec.graph:type_name -> weir.v1.JobGraph
+	21, // 5: weir.v1.JobSpec.restart:type_name -> weir.v1.RestartPolicy
+	23, // 6: weir.v1.JobSpec.checkpoints:type_name -> weir.v1.CheckpointPolicy
+	22, // 7: weir.v1.SubmitJobRequest.spec:type_name -> weir.v1.JobSpec
+	30, // 8: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobStatus
+	2,  // 9: weir.v1.TaskInfo.state:type_name -> weir.v1.TaskState
+	0,  // 10: weir.v1.JobStatus.state:type_name -> weir.v1.JobState
+	29, // 11: weir.v1.JobStatus.tasks:type_name -> weir.v1.TaskInfo
+	22, // 12: weir.v1.JobStatus.spec:type_name -> weir.v1.JobSpec
+	0,  // 13: weir.v1.CancelJobResponse.state:type_name -> weir.v1.JobState
+	34, // 14: weir.v1.ListWorkersResponse.workers:type_name -> weir.v1.WorkerInfo
+	56, // 15: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	43, // 16: weir.v1.ListTokensResponse.tokens:type_name -> weir.v1.TokenInfo
+	51, // 17: weir.v1.ImportJobKeyRequest.key:type_name -> weir.v1.ExportedJobKey
+	16, // 18: weir.v1.JobService.StatBinary:input_type -> weir.v1.StatBinaryRequest
+	19, // 19: weir.v1.JobService.UploadBinary:input_type -> weir.v1.UploadBinaryRequest
+	24, // 20: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	26, // 21: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	28, // 22: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	31, // 23: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	33, // 24: weir.v1.JobService.ListWorkers:input_type -> weir.v1.ListWorkersRequest
+	36, // 25: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	38, // 26: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	57, // 27: weir.v1.JobService.Tail:input_type -> weir.v1.TailRequest
+	40, // 28: weir.v1.JobService.CreateToken:input_type -> weir.v1.CreateTokenRequest
+	42, // 29: weir.v1.JobService.ListTokens:input_type -> weir.v1.ListTokensRequest
+	45, // 30: weir.v1.JobService.RevokeToken:input_type -> weir.v1.RevokeTokenRequest
+	47, // 31: weir.v1.JobService.DeleteJob:input_type -> weir.v1.DeleteJobRequest
+	14, // 32: weir.v1.JobService.PurgeJob:input_type -> weir.v1.PurgeJobRequest
+	7,  // 33: weir.v1.JobService.SetSecret:input_type -> weir.v1.SetSecretRequest
+	9,  // 34: weir.v1.JobService.ListSecrets:input_type -> weir.v1.ListSecretsRequest
+	12, // 35: weir.v1.JobService.DeleteSecret:input_type -> weir.v1.DeleteSecretRequest
+	5,  // 36: weir.v1.JobService.RotateKeys:input_type -> weir.v1.RotateKeysRequest
+	49, // 37: weir.v1.JobService.ExportJobKey:input_type -> weir.v1.ExportJobKeyRequest
+	52, // 38: weir.v1.JobService.ImportJobKey:input_type -> weir.v1.ImportJobKeyRequest
+	3,  // 39: weir.v1.JobService.DescribeBinary:input_type -> weir.v1.DescribeBinaryRequest
+	17, // 40: weir.v1.JobService.StatBinary:output_type -> weir.v1.StatBinaryResponse
+	20, // 41: weir.v1.JobService.UploadBinary:output_type -> weir.v1.UploadBinaryResponse
+	25, // 42: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	27, // 43: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	30, // 44: weir.v1.JobService.GetJob:output_type -> weir.v1.JobStatus
+	32, // 45: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	35, // 46: weir.v1.JobService.ListWorkers:output_type -> weir.v1.ListWorkersResponse
+	37, // 47: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	39, // 48: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	58, // 49: weir.v1.JobService.Tail:output_type -> weir.v1.TapRecord
+	41, // 50: weir.v1.JobService.CreateToken:output_type -> weir.v1.CreateTokenResponse
+	44, // 51: weir.v1.JobService.ListTokens:output_type -> weir.v1.ListTokensResponse
+	46, // 52: weir.v1.JobService.RevokeToken:output_type -> weir.v1.RevokeTokenResponse
+	48, // 53: weir.v1.JobService.DeleteJob:output_type -> weir.v1.DeleteJobResponse
+	15, // 54: weir.v1.JobService.PurgeJob:output_type -> weir.v1.PurgeJobResponse
+	8,  // 55: weir.v1.JobService.SetSecret:output_type -> weir.v1.SetSecretResponse
+	11, // 56: weir.v1.JobService.ListSecrets:output_type -> weir.v1.ListSecretsResponse
+	13, // 57: weir.v1.JobService.DeleteSecret:output_type -> weir.v1.DeleteSecretResponse
+	6,  // 58: weir.v1.JobService.RotateKeys:output_type -> weir.v1.RotateKeysResponse
+	50, // 59: weir.v1.JobService.ExportJobKey:output_type -> weir.v1.ExportJobKeyResponse
+	53, // 60: weir.v1.JobService.ImportJobKey:output_type -> weir.v1.ImportJobKeyResponse
+	4,  // 61: weir.v1.JobService.DescribeBinary:output_type -> weir.v1.DescribeBinaryResponse
+	40, // [40:62] is the sub-list for method output_type
+	18, // [18:40] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_job_service_proto_init() }
@@ -2594,7 +3578,7 @@ func file_weir_v1_job_service_proto_init() {
 	file_weir_v1_checkpoint_proto_init()
 	file_weir_v1_jobgraph_proto_init()
 	file_weir_v1_telemetry_proto_init()
-	file_weir_v1_job_service_proto_msgTypes[5].OneofWrappers = []any{
+	file_weir_v1_job_service_proto_msgTypes[16].OneofWrappers = []any{
 		(*UploadBinaryRequest_Header)(nil),
 		(*UploadBinaryRequest_Chunk)(nil),
 	}
@@ -2604,7 +3588,7 @@ func file_weir_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_job_service_proto_rawDesc), len(file_weir_v1_job_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

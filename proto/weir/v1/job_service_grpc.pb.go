@@ -34,6 +34,13 @@ const (
 	JobService_RevokeToken_FullMethodName      = "/weir.v1.JobService/RevokeToken"
 	JobService_DeleteJob_FullMethodName        = "/weir.v1.JobService/DeleteJob"
 	JobService_PurgeJob_FullMethodName         = "/weir.v1.JobService/PurgeJob"
+	JobService_SetSecret_FullMethodName        = "/weir.v1.JobService/SetSecret"
+	JobService_ListSecrets_FullMethodName      = "/weir.v1.JobService/ListSecrets"
+	JobService_DeleteSecret_FullMethodName     = "/weir.v1.JobService/DeleteSecret"
+	JobService_RotateKeys_FullMethodName       = "/weir.v1.JobService/RotateKeys"
+	JobService_ExportJobKey_FullMethodName     = "/weir.v1.JobService/ExportJobKey"
+	JobService_ImportJobKey_FullMethodName     = "/weir.v1.JobService/ImportJobKey"
+	JobService_DescribeBinary_FullMethodName   = "/weir.v1.JobService/DescribeBinary"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -78,6 +85,31 @@ type JobServiceClient interface {
 	// or savepoints can be read again, then its objects are deleted, best
 	// effort.
 	PurgeJob(ctx context.Context, in *PurgeJobRequest, opts ...grpc.CallOption) (*PurgeJobResponse, error)
+	// SetSecret stores a named secret, encrypted by the cluster's KEK, for
+	// jobs submitted with --secret NAME. Values never come back out of the
+	// API: ListSecrets gives names and dates only.
+	SetSecret(ctx context.Context, in *SetSecretRequest, opts ...grpc.CallOption) (*SetSecretResponse, error)
+	ListSecrets(ctx context.Context, in *ListSecretsRequest, opts ...grpc.CallOption) (*ListSecretsResponse, error)
+	DeleteSecret(ctx context.Context, in *DeleteSecretRequest, opts ...grpc.CallOption) (*DeleteSecretResponse, error)
+	// RotateKeys re-encrypts every job data key and secret in etcd by the
+	// coordinator's current KEK (--kek), reading those the previous one
+	// (--previous-kek) encrypted: no object in the store changes. Once it
+	// reports no failure, the previous KEK can be retired.
+	RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error)
+	// ExportJobKey gives an admin the data key of the job a savepoint belongs
+	// to, in clear over the authenticated connection, for the CLI to wrap
+	// under another cluster's KEK (weir savepoint export): the only way a
+	// savepoint of an encrypted job can move to another cluster.
+	ExportJobKey(ctx context.Context, in *ExportJobKeyRequest, opts ...grpc.CallOption) (*ExportJobKeyResponse, error)
+	// ImportJobKey records the data key of another cluster's job, wrapped by
+	// this cluster's KEK (weir savepoint import), so that its savepoints,
+	// copied into a store, restore here.
+	ImportJobKey(ctx context.Context, in *ImportJobKeyRequest, opts ...grpc.CallOption) (*ImportJobKeyResponse, error)
+	// DescribeBinary runs an uploaded job binary in describe mode on a live
+	// worker, in a sandbox, and returns what it printed, for a CLI that cannot
+	// run the binary itself (another OS or architecture). The CLI reads the
+	// job graph out of the outcome exactly as out of a local run.
+	DescribeBinary(ctx context.Context, in *DescribeBinaryRequest, opts ...grpc.CallOption) (*DescribeBinaryResponse, error)
 }
 
 type jobServiceClient struct {
@@ -250,6 +282,76 @@ func (c *jobServiceClient) PurgeJob(ctx context.Context, in *PurgeJobRequest, op
 	return out, nil
 }
 
+func (c *jobServiceClient) SetSecret(ctx context.Context, in *SetSecretRequest, opts ...grpc.CallOption) (*SetSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSecretResponse)
+	err := c.cc.Invoke(ctx, JobService_SetSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) ListSecrets(ctx context.Context, in *ListSecretsRequest, opts ...grpc.CallOption) (*ListSecretsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSecretsResponse)
+	err := c.cc.Invoke(ctx, JobService_ListSecrets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) DeleteSecret(ctx context.Context, in *DeleteSecretRequest, opts ...grpc.CallOption) (*DeleteSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSecretResponse)
+	err := c.cc.Invoke(ctx, JobService_DeleteSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateKeysResponse)
+	err := c.cc.Invoke(ctx, JobService_RotateKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) ExportJobKey(ctx context.Context, in *ExportJobKeyRequest, opts ...grpc.CallOption) (*ExportJobKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportJobKeyResponse)
+	err := c.cc.Invoke(ctx, JobService_ExportJobKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) ImportJobKey(ctx context.Context, in *ImportJobKeyRequest, opts ...grpc.CallOption) (*ImportJobKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportJobKeyResponse)
+	err := c.cc.Invoke(ctx, JobService_ImportJobKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) DescribeBinary(ctx context.Context, in *DescribeBinaryRequest, opts ...grpc.CallOption) (*DescribeBinaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeBinaryResponse)
+	err := c.cc.Invoke(ctx, JobService_DescribeBinary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -292,6 +394,31 @@ type JobServiceServer interface {
 	// or savepoints can be read again, then its objects are deleted, best
 	// effort.
 	PurgeJob(context.Context, *PurgeJobRequest) (*PurgeJobResponse, error)
+	// SetSecret stores a named secret, encrypted by the cluster's KEK, for
+	// jobs submitted with --secret NAME. Values never come back out of the
+	// API: ListSecrets gives names and dates only.
+	SetSecret(context.Context, *SetSecretRequest) (*SetSecretResponse, error)
+	ListSecrets(context.Context, *ListSecretsRequest) (*ListSecretsResponse, error)
+	DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error)
+	// RotateKeys re-encrypts every job data key and secret in etcd by the
+	// coordinator's current KEK (--kek), reading those the previous one
+	// (--previous-kek) encrypted: no object in the store changes. Once it
+	// reports no failure, the previous KEK can be retired.
+	RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error)
+	// ExportJobKey gives an admin the data key of the job a savepoint belongs
+	// to, in clear over the authenticated connection, for the CLI to wrap
+	// under another cluster's KEK (weir savepoint export): the only way a
+	// savepoint of an encrypted job can move to another cluster.
+	ExportJobKey(context.Context, *ExportJobKeyRequest) (*ExportJobKeyResponse, error)
+	// ImportJobKey records the data key of another cluster's job, wrapped by
+	// this cluster's KEK (weir savepoint import), so that its savepoints,
+	// copied into a store, restore here.
+	ImportJobKey(context.Context, *ImportJobKeyRequest) (*ImportJobKeyResponse, error)
+	// DescribeBinary runs an uploaded job binary in describe mode on a live
+	// worker, in a sandbox, and returns what it printed, for a CLI that cannot
+	// run the binary itself (another OS or architecture). The CLI reads the
+	// job graph out of the outcome exactly as out of a local run.
+	DescribeBinary(context.Context, *DescribeBinaryRequest) (*DescribeBinaryResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -346,6 +473,27 @@ func (UnimplementedJobServiceServer) DeleteJob(context.Context, *DeleteJobReques
 }
 func (UnimplementedJobServiceServer) PurgeJob(context.Context, *PurgeJobRequest) (*PurgeJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeJob not implemented")
+}
+func (UnimplementedJobServiceServer) SetSecret(context.Context, *SetSecretRequest) (*SetSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSecret not implemented")
+}
+func (UnimplementedJobServiceServer) ListSecrets(context.Context, *ListSecretsRequest) (*ListSecretsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSecrets not implemented")
+}
+func (UnimplementedJobServiceServer) DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSecret not implemented")
+}
+func (UnimplementedJobServiceServer) RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateKeys not implemented")
+}
+func (UnimplementedJobServiceServer) ExportJobKey(context.Context, *ExportJobKeyRequest) (*ExportJobKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportJobKey not implemented")
+}
+func (UnimplementedJobServiceServer) ImportJobKey(context.Context, *ImportJobKeyRequest) (*ImportJobKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportJobKey not implemented")
+}
+func (UnimplementedJobServiceServer) DescribeBinary(context.Context, *DescribeBinaryRequest) (*DescribeBinaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeBinary not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -620,6 +768,132 @@ func _JobService_PurgeJob_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_SetSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).SetSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_SetSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).SetSecret(ctx, req.(*SetSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_ListSecrets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSecretsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ListSecrets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ListSecrets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ListSecrets(ctx, req.(*ListSecretsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_DeleteSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).DeleteSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_DeleteSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).DeleteSecret(ctx, req.(*DeleteSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_RotateKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).RotateKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_RotateKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).RotateKeys(ctx, req.(*RotateKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_ExportJobKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportJobKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ExportJobKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ExportJobKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ExportJobKey(ctx, req.(*ExportJobKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_ImportJobKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportJobKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ImportJobKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ImportJobKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ImportJobKey(ctx, req.(*ImportJobKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_DescribeBinary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeBinaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).DescribeBinary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_DescribeBinary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).DescribeBinary(ctx, req.(*DescribeBinaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -678,6 +952,34 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PurgeJob",
 			Handler:    _JobService_PurgeJob_Handler,
+		},
+		{
+			MethodName: "SetSecret",
+			Handler:    _JobService_SetSecret_Handler,
+		},
+		{
+			MethodName: "ListSecrets",
+			Handler:    _JobService_ListSecrets_Handler,
+		},
+		{
+			MethodName: "DeleteSecret",
+			Handler:    _JobService_DeleteSecret_Handler,
+		},
+		{
+			MethodName: "RotateKeys",
+			Handler:    _JobService_RotateKeys_Handler,
+		},
+		{
+			MethodName: "ExportJobKey",
+			Handler:    _JobService_ExportJobKey_Handler,
+		},
+		{
+			MethodName: "ImportJobKey",
+			Handler:    _JobService_ImportJobKey_Handler,
+		},
+		{
+			MethodName: "DescribeBinary",
+			Handler:    _JobService_DescribeBinary_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -376,6 +376,126 @@ func (x *Edge) GetTargetInput() int32 {
 	return 0
 }
 
+// DescribeOutcome is what running a job binary in describe mode produced
+// (--mode=describe, see internal/taskenv): the raw material a job graph, or
+// the reason there is none, is read from (internal/describe.Graph), the
+// same for a run on the submitter's machine and one on a worker.
+type DescribeOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Standard output, at most the runner's cap (stdout_overflow: more came).
+	Stdout         []byte `protobuf:"bytes,1,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	StdoutOverflow bool   `protobuf:"varint,2,opt,name=stdout_overflow,json=stdoutOverflow,proto3" json:"stdout_overflow,omitempty"`
+	// The end of standard error.
+	StderrTail string `protobuf:"bytes,3,opt,name=stderr_tail,json=stderrTail,proto3" json:"stderr_tail,omitempty"`
+	// The process was killed after timeout_ms.
+	TimedOut  bool  `protobuf:"varint,4,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	TimeoutMs int64 `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// How it exited: exit_code, or the signal that killed it (its name).
+	ExitCode int32  `protobuf:"varint,6,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Signal   string `protobuf:"bytes,7,opt,name=signal,proto3" json:"signal,omitempty"`
+	// The process did not start: why (on a worker; a local start error is
+	// reported before an outcome exists).
+	StartError string `protobuf:"bytes,8,opt,name=start_error,json=startError,proto3" json:"start_error,omitempty"`
+	// The process ran in a network namespace of its own, with no interface
+	// but a down loopback.
+	NetworkIsolated bool `protobuf:"varint,9,opt,name=network_isolated,json=networkIsolated,proto3" json:"network_isolated,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DescribeOutcome) Reset() {
+	*x = DescribeOutcome{}
+	mi := &file_weir_v1_jobgraph_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeOutcome) ProtoMessage() {}
+
+func (x *DescribeOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_jobgraph_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeOutcome.ProtoReflect.Descriptor instead.
+func (*DescribeOutcome) Descriptor() ([]byte, []int) {
+	return file_weir_v1_jobgraph_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DescribeOutcome) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *DescribeOutcome) GetStdoutOverflow() bool {
+	if x != nil {
+		return x.StdoutOverflow
+	}
+	return false
+}
+
+func (x *DescribeOutcome) GetStderrTail() string {
+	if x != nil {
+		return x.StderrTail
+	}
+	return ""
+}
+
+func (x *DescribeOutcome) GetTimedOut() bool {
+	if x != nil {
+		return x.TimedOut
+	}
+	return false
+}
+
+func (x *DescribeOutcome) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *DescribeOutcome) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *DescribeOutcome) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+func (x *DescribeOutcome) GetStartError() string {
+	if x != nil {
+		return x.StartError
+	}
+	return ""
+}
+
+func (x *DescribeOutcome) GetNetworkIsolated() bool {
+	if x != nil {
+		return x.NetworkIsolated
+	}
+	return false
+}
+
 var File_weir_v1_jobgraph_proto protoreflect.FileDescriptor
 
 const file_weir_v1_jobgraph_proto_rawDesc = "" +
@@ -401,7 +521,20 @@ const file_weir_v1_jobgraph_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\x05R\x06source\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\x05R\x06target\x129\n" +
 	"\fpartitioning\x18\x03 \x01(\x0e2\x15.weir.v1.PartitioningR\fpartitioning\x12!\n" +
-	"\ftarget_input\x18\x04 \x01(\x05R\vtargetInput*\x95\x01\n" +
+	"\ftarget_input\x18\x04 \x01(\x05R\vtargetInput\"\xb0\x02\n" +
+	"\x0fDescribeOutcome\x12\x16\n" +
+	"\x06stdout\x18\x01 \x01(\fR\x06stdout\x12'\n" +
+	"\x0fstdout_overflow\x18\x02 \x01(\bR\x0estdoutOverflow\x12\x1f\n" +
+	"\vstderr_tail\x18\x03 \x01(\tR\n" +
+	"stderrTail\x12\x1b\n" +
+	"\ttimed_out\x18\x04 \x01(\bR\btimedOut\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\x12\x1b\n" +
+	"\texit_code\x18\x06 \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06signal\x18\a \x01(\tR\x06signal\x12\x1f\n" +
+	"\vstart_error\x18\b \x01(\tR\n" +
+	"startError\x12)\n" +
+	"\x10network_isolated\x18\t \x01(\bR\x0fnetworkIsolated*\x95\x01\n" +
 	"\fPartitioning\x12\x1c\n" +
 	"\x18PARTITIONING_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14PARTITIONING_FORWARD\x10\x01\x12\x15\n" +
@@ -422,13 +555,14 @@ func file_weir_v1_jobgraph_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_jobgraph_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_weir_v1_jobgraph_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_weir_v1_jobgraph_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_weir_v1_jobgraph_proto_goTypes = []any{
-	(Partitioning)(0), // 0: weir.v1.Partitioning
-	(*JobGraph)(nil),  // 1: weir.v1.JobGraph
-	(*Vertex)(nil),    // 2: weir.v1.Vertex
-	(*Operator)(nil),  // 3: weir.v1.Operator
-	(*Edge)(nil),      // 4: weir.v1.Edge
+	(Partitioning)(0),       // 0: weir.v1.Partitioning
+	(*JobGraph)(nil),        // 1: weir.v1.JobGraph
+	(*Vertex)(nil),          // 2: weir.v1.Vertex
+	(*Operator)(nil),        // 3: weir.v1.Operator
+	(*Edge)(nil),            // 4: weir.v1.Edge
+	(*DescribeOutcome)(nil), // 5: weir.v1.DescribeOutcome
 }
 var file_weir_v1_jobgraph_proto_depIdxs = []int32{
 	2, // 0: weir.v1.JobGraph.vertices:type_name -> weir.v1.Vertex
@@ -453,7 +587,7 @@ func file_weir_v1_jobgraph_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_jobgraph_proto_rawDesc), len(file_weir_v1_jobgraph_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -74,6 +74,9 @@ type SourceConfig struct {
 	// its offset: after a restore, at any parallelism, the subtask reading
 	// the partition starts from it.
 	Watermarks *sdk.WatermarkStrategy
+	// Auth authenticates to the brokers with a job secret
+	// (SASLFromSecret).
+	Auth Credentials
 	// ClientOptions are extra franz-go options (TLS, SASL, ...).
 	ClientOptions []kgo.Opt
 }
@@ -196,6 +199,9 @@ type SinkConfig struct {
 	// it opens, if it does not exist; an existing topic is used as it is.
 	Partitions        int32
 	ReplicationFactor int16
+	// Auth authenticates to the brokers with a job secret
+	// (SASLFromSecret).
+	Auth Credentials
 	// ClientOptions are extra franz-go options (TLS, SASL, ...).
 	ClientOptions []kgo.Opt
 }

@@ -155,6 +155,11 @@ type writer[T any] struct {
 }
 
 func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value Encoder[T]) (*writer[T], error) {
+	auth, err := cfg.Auth.options()
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClientOptions = append(auth, cfg.ClientOptions...)
 	w := &writer[T]{cfg: cfg, value: value, delivery: cfg.Delivery, logger: t.Logger(),
 		base:    fmt.Sprintf("%s-%s-%s", cfg.TransactionalIDPrefix, t.JobID(), t.UID()),
 		subtask: t.Subtask(), subtasks: t.Parallelism()}
@@ -178,7 +183,6 @@ func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value Encoder[T]) (*write
 	if w.delivery == None {
 		w.opts = append(w.opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
 	}
-	var err error
 	if w.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOptions...)...); err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}

@@ -144,6 +144,11 @@ type reader[T any] struct {
 }
 
 func openReader[T any](t sdk.TaskInfo, cfg SourceConfig, value sdk.Codec[T]) (*reader[T], error) {
+	auth, err := cfg.Auth.options()
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClientOptions = append(auth, cfg.ClientOptions...)
 	r := &reader[T]{cfg: cfg, value: value, subtask: t.Subtask(), parts: t.Parallelism(),
 		logger: t.Logger(), pos: map[topicPartition]*position{}}
 	if cfg.Watermarks != nil {

@@ -83,6 +83,7 @@ func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 		}
 		switch c := cmd.Cmd.(type) {
 		case *weirv1.ProcessCommand_Assign:
+			SetSecrets(c.Assign.Secrets)
 			refs, err = g.refsOf(c.Assign.Subtasks)
 			if err != nil {
 				return err

@@ -34,7 +34,11 @@ func TestCampaign(t *testing.T) {
 		}
 		t.Skipf("the campaign's S3 store is versitygw: %v", err)
 	}
-	defer goleak.VerifyNone(t)
+	// A toxiproxy link whose toxic was removed while data flowed can leave
+	// its no-op stage blocked sending to a stage that is gone, after
+	// Proxy.Stop too (toxiproxy v2.12's ToxicLink); it is toxiproxy's,
+	// not weir's or the campaign's.
+	defer goleak.VerifyNone(t, goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))
 	seed := uint64(1)
 	if s := os.Getenv("WEIR_CHAOS_SEED"); s != "" {
 		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {

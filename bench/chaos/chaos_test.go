@@ -35,10 +35,12 @@ func TestCampaign(t *testing.T) {
 		t.Skipf("the campaign's S3 store is versitygw: %v", err)
 	}
 	// A toxiproxy link whose toxic was removed while data flowed can leave
-	// its no-op stage blocked sending to a stage that is gone, after
-	// Proxy.Stop too (toxiproxy v2.12's ToxicLink); it is toxiproxy's,
-	// not weir's or the campaign's.
-	defer goleak.VerifyNone(t, goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))
+	// its stages (each runs ToxicStub.Run) and its reader (writing to a
+	// ChanWriter) blocked on channels no one reads, after Proxy.Stop too
+	// (toxiproxy v2.12's ToxicLink): toxiproxy's goroutines, not weir's
+	// or the campaign's.
+	defer goleak.VerifyNone(t, goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/stream.(*ChanWriter).Write"))
 	seed := uint64(1)
 	if s := os.Getenv("WEIR_CHAOS_SEED"); s != "" {
 		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {

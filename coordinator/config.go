@@ -68,6 +68,11 @@ type Config struct {
 	// jobs this long after their last change, with their checkpoints (not
 	// their savepoints); 0, the default, keeps them.
 	JobRetention time.Duration
+	// CheckpointGCInterval (--checkpoint-gc-interval) is how often at most
+	// a job's checkpoint files are listed to delete those no retained
+	// checkpoint references (gc.go); 0 is DefaultCheckpointGCInterval,
+	// negative turns it off.
+	CheckpointGCInterval time.Duration
 	// HeartbeatInterval is how often workers heartbeat.
 	HeartbeatInterval time.Duration
 	// LeaseTTL is the TTL of the leader's election session: a leader that
@@ -109,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSpecBytes == 0 {
 		c.MaxSpecBytes = DefaultMaxSpecBytes
+	}
+	if c.CheckpointGCInterval == 0 {
+		c.CheckpointGCInterval = DefaultCheckpointGCInterval
 	}
 }
 

@@ -392,6 +392,7 @@ func (r checkpointStored) apply(ctx context.Context, s *leaderState, j *jobDrive
 		return j.checkpoints.Stored(a.ID, r.location, now)
 	})
 	s.checkpointFinished(j, a.ID, "")
+	s.maybeSweep(j)
 	if a.Savepoint && j.savepointWaiter != nil {
 		j.savepointWaiter <- savepointResult{location: storelayout.URL(s.c.cfg.Store, r.location), id: a.ID}
 		j.savepointWaiter = nil

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"google.golang.org/protobuf/proto"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -29,6 +31,9 @@ import (
 // current attempt, and the inputs and effects pending for it.
 type jobDriver struct {
 	rec *weirv1.JobStatus // persisted part; Tasks unused
+	// lastSweep is when orphaned checkpoint files were last looked for
+	// (gc.go); zero on a new leader, which sweeps at its first chance.
+	lastSweep time.Time
 	// key seals the job's state in the store (nil: not encrypted);
 	// savepointKey opens the savepoint it was submitted from.
 	key, savepointKey *sealing.JobKey
@@ -220,16 +225,31 @@ func (s *leaderState) deployRegion(ctx context.Context, j *jobDriver, a jobmaste
 	s.endDeploySpan(j, "")
 	s.deploySpan(j, a.Attempt)
 	var region []jobgraph.Subtask
+	lost := map[int]string{} // slot -> the lost worker that held it
 	for _, st := range j.subtasks {
 		if j.regionOf[st.VertexID] == a.Region {
 			region = append(region, st)
 			if w := j.placement[jobgraph.SlotOf(st)]; s.workers[w] == nil {
-				// The region's slots went with a worker lost while it
-				// waited: the job is placed anew, as for any lost worker.
-				// Nothing of the region is deployed, so nothing waits.
-				s.step(ctx, j, jobmaster.TaskFailed{Err: fmt.Sprintf("worker %s was lost while region %d restarted", w, a.Region)})
-				return
+				lost[jobgraph.SlotOf(st)] = w
 			}
+		}
+	}
+	if len(lost) > 0 {
+		// The region's slots went with a lost worker: they move to free
+		// slots of live workers. Every other region with a subtask in
+		// them ran on that worker too, so it restarts as well and finds
+		// them moved. Without enough free slots the job is placed anew,
+		// as before region-scoped recovery; nothing of the region is
+		// deployed, so nothing waits.
+		slots := slices.Sorted(maps.Keys(lost))
+		placed, err := scheduler.Place(len(slots), s.freeSlots())
+		if err != nil {
+			s.step(ctx, j, jobmaster.TaskFailed{Err: fmt.Sprintf("worker %s was lost and region %d cannot move: %v", lost[slots[0]], a.Region, err)})
+			return
+		}
+		for i, slot := range slots {
+			s.logger.Info("moving a slot of a lost worker", "job", j.rec.Id, "region", a.Region, "slot", slot, "from", lost[slot], "to", placed[i])
+			j.placement[slot] = placed[i]
 		}
 	}
 	for _, st := range region {
@@ -497,9 +517,9 @@ func (j *jobDriver) allTasks(states ...weirv1.TaskState) bool {
 }
 
 // processExited: a process of the current attempt is gone. Expected when
-// stopping or when all its tasks finished; a failure otherwise, of its
-// region, or of the whole job when workerLost (the region's slots are gone
-// with the worker).
+// stopping or when all its tasks finished; a failure of its region
+// otherwise, also when workerLost (the region then moves the slots it had
+// there: deployRegion).
 func (s *leaderState) processExited(ctx context.Context, j *jobDriver, id attemptProc, reason string, workerLost bool) {
 	p := j.procs[id]
 	if p == nil || p.exited {
@@ -518,11 +538,9 @@ func (s *leaderState) processExited(ctx context.Context, j *jobDriver, id attemp
 	}
 	for _, st := range p.subtasks {
 		if t := j.tasks[jobgraph.Subtask{VertexID: st.VertexId, Index: st.Subtask}]; t.state != weirv1.TaskState_TASK_STATE_FINISHED {
-			region := id.region
-			if workerLost {
-				region = -1
-			}
-			s.failed(ctx, j, region, reason, false)
+			// A lost worker restarts the regions it hosted, each as its
+			// process there exits; their slots move (deployRegion).
+			s.failed(ctx, j, id.region, reason, false)
 			return
 		}
 	}

@@ -312,6 +312,8 @@ type scriptOpts struct {
 	cert []byte
 	// noLimits is why it says it cannot enforce memory limits.
 	noLimits string
+	// slots it offers (0: 8).
+	slots int32
 }
 
 // trigger is a checkpoint a scripted worker was asked for, per subtask.
@@ -341,8 +343,12 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 	if err != nil {
 		return nil, err
 	}
+	slots := opts.slots
+	if slots == 0 {
+		slots = 8
+	}
 	if err := stream.Send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Register{Register: &weirv1.RegisterWorker{
-		WorkerId: id, Slots: 8, Host: "scripted", MemoryLimitUnavailable: opts.noLimits}}}); err != nil {
+		WorkerId: id, Slots: slots, Host: "scripted", MemoryLimitUnavailable: opts.noLimits}}}); err != nil {
 		return nil, err
 	}
 	if _, err := stream.Recv(); err != nil {

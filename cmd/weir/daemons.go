@@ -194,6 +194,8 @@ leader and serves the job API and the web page, the others stand by.`,
 		"declare a worker dead after this long without a heartbeat or a live lease in etcd; also how long a new leader waits for workers to report before restarting their jobs")
 	fl.DurationVar(&cfg.WorkerTimeout, "heartbeat-timeout", coordinator.DefaultWorkerTimeout, "old name of --worker-timeout")
 	_ = fl.MarkDeprecated("heartbeat-timeout", "use --worker-timeout")
+	fl.DurationVar(&cfg.CheckpointGCInterval, "checkpoint-gc-interval", coordinator.DefaultCheckpointGCInterval,
+		"at most this often, between checkpoints, delete a job's checkpoint files no retained checkpoint references (left by aborted checkpoints); negative: never")
 	fl.DurationVar(&cfg.LeaseTTL, "lease-ttl", coordinator.DefaultLeaseTTL,
 		"leader election lease: a leader that dies is replaced after about this long (etcd's minimum is 2s)")
 	_ = cmd.MarkFlagRequired("etcd")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -27,14 +28,15 @@ import (
 const localKafkaPartitions = 4
 
 // startKafka runs franz-go's in-process Kafka broker on addr, keeping its
-// log in dir so that topics, offsets and open transactions survive a
-// restart. Clients are told to connect to advertise (host:port; empty: the
-// listening address), which must be set when addr is a wildcard such as
-// 0.0.0.0:9092.
+// log in dir so that topics, offsets and committed transactions survive a
+// restart, and open transactions a clean one; a transaction open at a
+// crash is aborted (see repairCrashAborts). Clients are told to connect to
+// advertise (host:port; empty: the listening address), which must be set
+// when addr is a wildcard such as 0.0.0.0:9092.
 //
 // With users the broker requires SASL: every client authenticates as one
 // of them (all superusers).
-func startKafka(addr, advertise, dir string, users []kafkaUser) (*kfake.Cluster, error) {
+func startKafka(addr, advertise, dir string, users []kafkaUser, logger *slog.Logger) (*kfake.Cluster, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, usageErrorf("--kafka-addr %s: %v", addr, err)
@@ -53,6 +55,22 @@ func startKafka(addr, advertise, dir string, users []kafkaUser) (*kfake.Cluster,
 		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
 	}
+	var auth []kfake.Opt
+	var self []kgo.Opt // the broker's own client's
+	if len(users) > 0 {
+		auth = append(auth, kfake.EnableSASL())
+		for _, u := range users {
+			auth = append(auth, kfake.Superuser(u.mechanism, u.user, u.password))
+		}
+		self = append(self, kgo.SASL(users[0].sasl()))
+	}
+	// Before anyone can write: a private start on the data repairs what a
+	// crash left, and a clean shutdown keeps the repair.
+	if n, err := repairCrashAborts(dir, auth, self); err != nil {
+		return nil, fmt.Errorf("kafka: recover %s: %v", dir, err)
+	} else if n > 0 {
+		logger.Warn("kafka: transactions open at the last crash were aborted; their abort markers are written", "transactions", n)
+	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
@@ -68,15 +86,7 @@ func startKafka(addr, advertise, dir string, users []kafkaUser) (*kfake.Cluster,
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(localKafkaPartitions),
 	}
-	var self []kgo.Opt // the broker's own client's
-	if len(users) > 0 {
-		opts = append(opts, kfake.EnableSASL())
-		for _, u := range users {
-			opts = append(opts, kfake.Superuser(u.mechanism, u.user, u.password))
-		}
-		self = append(self, kgo.SASL(users[0].sasl()))
-	}
-	c, err := kfake.NewCluster(opts...)
+	c, err := kfake.NewCluster(append(opts, auth...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka on %s: %v", addr, err)
 	}
@@ -141,7 +151,7 @@ it is for tests and demos, not for production data.`,
 			if err != nil {
 				return err
 			}
-			c, err := startKafka(addr, advert, dataDir, users)
+			c, err := startKafka(addr, advert, dataDir, users, logger)
 			if err != nil {
 				return err
 			}

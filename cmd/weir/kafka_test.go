@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 // so its records).
 func TestEmbeddedKafkaPersistsAutoCreatedTopics(t *testing.T) {
 	dir := t.TempDir()
-	c, err := startKafka("127.0.0.1:0", "", dir, nil)
+	c, err := startKafka("127.0.0.1:0", "", dir, nil, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestEmbeddedKafkaPersistsAutoCreatedTopics(t *testing.T) {
 // plaintext.
 func TestKafkaRoleAdvertises(t *testing.T) {
 	port := closedAddr(t)[len("127.0.0.1:"):]
-	c, err := startKafka("127.0.0.1:"+port, "localhost:"+port, t.TempDir(), nil)
+	c, err := startKafka("127.0.0.1:"+port, "localhost:"+port, t.TempDir(), nil, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

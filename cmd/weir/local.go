@@ -172,7 +172,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 		if err != nil {
 			return err
 		}
-		k, err := startKafka(f.kafkaAddr, "", filepath.Join(dir, "kafka"), users)
+		k, err := startKafka(f.kafkaAddr, "", filepath.Join(dir, "kafka"), users, logger)
 		if err != nil {
 			return err
 		}

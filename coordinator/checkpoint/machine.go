@@ -72,6 +72,9 @@ type Machine struct {
 
 	// lastID is the highest checkpoint id seen, allocated or restored.
 	lastID int64
+	// lastAllocated is the highest checkpoint (not savepoint) id this
+	// machine allocated.
+	lastAllocated int64
 	// An AllocateID is out and not yet answered.
 	allocPeriodic, allocSavepoint bool
 
@@ -195,6 +198,9 @@ func (c *Machine) IDAllocated(id int64, savepoint bool, now time.Time) []Action 
 		return []Action{Abort{ID: id, Savepoint: savepoint, Reason: reason}}
 	}
 	c.lastID = id
+	if !savepoint {
+		c.lastAllocated = id
+	}
 	if !*alloc {
 		return []Action{Abort{ID: id, Savepoint: savepoint, Reason: "no checkpoint id was requested"}}
 	}
@@ -378,6 +384,32 @@ func (c *Machine) Latest() (id int64, location string, ok bool) {
 	}
 	l := c.completed[len(c.completed)-1]
 	return l.id, l.location, true
+}
+
+// Quiet reports whether no checkpoint is pending or being allocated and
+// the last checkpoint this machine allocated completed and is retained:
+// then every subtask's latest incremental upload is that checkpoint's,
+// whose files a retained manifest lists. Savepoints upload nothing shared
+// and do not count. It returns that checkpoint's id.
+func (c *Machine) Quiet() (int64, bool) {
+	if len(c.pending) > 0 || c.allocPeriodic || c.allocSavepoint || c.lastAllocated == 0 {
+		return 0, false
+	}
+	for _, cp := range c.completed {
+		if cp.id == c.lastAllocated && !cp.savepoint {
+			return cp.id, true
+		}
+	}
+	return 0, false
+}
+
+// Retained lists the completed checkpoints and savepoint the machine keeps,
+// ascending id, with their manifest locations.
+func (c *Machine) Retained() (ids []int64, locations []string) {
+	for _, cp := range c.completed {
+		ids, locations = append(ids, cp.id), append(locations, cp.location)
+	}
+	return ids, locations
 }
 
 // History returns the pending checkpoints and the last completed and

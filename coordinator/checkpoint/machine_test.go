@@ -32,6 +32,7 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 //	store-failed N [reason=X] [t=D]
 //	restored N [loc=X] [savepoint]
 //	latest
+//	quiet                                       Quiet
 //	history
 //
 // Events print their result (ack, savepoint), the actions returned, one per
@@ -115,6 +116,11 @@ func TestMachine(t *testing.T) {
 				c.Restored(id, loc, info)
 				info.SizeBytes = -1 // the coordinator keeps a copy
 				return describe(c)
+			case "quiet":
+				if id, ok := c.Quiet(); ok {
+					return fmt.Sprintf("quiet after %d\n", id)
+				}
+				return "not quiet\n"
 			case "latest":
 				id, loc, ok := c.Latest()
 				if !ok {

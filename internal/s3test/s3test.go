@@ -78,22 +78,29 @@ func StoreURL(endpoint, bucket string) string {
 // the SDK would otherwise try, and wait for, when credentials are missing).
 func SetEnv(t testing.TB) {
 	t.Helper()
-	noFile := filepath.Join(t.TempDir(), "no-aws-config")
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":                   AccessKey,
-		"AWS_SECRET_ACCESS_KEY":               SecretKey,
-		"AWS_SESSION_TOKEN":                   "",
-		"AWS_PROFILE":                         "",
-		"AWS_DEFAULT_PROFILE":                 "",
-		"AWS_CONFIG_FILE":                     noFile,
-		"AWS_SHARED_CREDENTIALS_FILE":         noFile,
-		"AWS_EC2_METADATA_DISABLED":           "true",
-		"AWS_ENDPOINT_URL":                    "",
-		"AWS_ENDPOINT_URL_S3":                 "",
-		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
-		"AWS_REGION":                          Region,
-	} {
+	for _, kv := range Env(filepath.Join(t.TempDir(), "no-aws-config")) {
+		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
+	}
+}
+
+// Env is SetEnv's environment as KEY=VALUE pairs, for a process started
+// with it; noFile is a path that does not exist, given as the AWS config
+// and credentials files.
+func Env(noFile string) []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
+		"AWS_SESSION_TOKEN=",
+		"AWS_PROFILE=",
+		"AWS_DEFAULT_PROFILE=",
+		"AWS_CONFIG_FILE=" + noFile,
+		"AWS_SHARED_CREDENTIALS_FILE=" + noFile,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL=",
+		"AWS_ENDPOINT_URL_S3=",
+		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true",
+		"AWS_REGION=" + Region,
 	}
 }
 
@@ -144,7 +151,7 @@ func Versitygw(t testing.TB) string {
 			lastErr = err
 			continue
 		}
-		if err := createBucket(endpoint, Bucket); err != nil {
+		if err := CreateBucket(endpoint, Bucket); err != nil {
 			t.Fatalf("s3test: versitygw create bucket: %v", err)
 		}
 		return StoreURL(endpoint, Bucket)
@@ -158,6 +165,10 @@ var (
 	binPath string
 	binErr  error
 )
+
+// FindVersitygw returns the versitygw binary Versitygw runs: $WEIR_VERSITYGW,
+// else versitygw in $(go env GOBIN) or $(go env GOPATH)/bin, else on PATH.
+func FindVersitygw() (string, error) { return findVersitygw() }
 
 func findVersitygw() (string, error) {
 	binOnce.Do(func() {
@@ -239,6 +250,14 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// VersitygwArgs is versitygw's command line: serve addr (host:port) with
+// the test credentials as its root user, over the posix directory root.
+// Only these flags configure it: start it with an environment without
+// VGW_* and ROOT_* variables.
+func VersitygwArgs(addr, root string) []string {
+	return []string{"--port", addr, "--access", AccessKey, "--secret", SecretKey, "--region", Region, "--quiet", "posix", root}
+}
+
 // startVersitygw starts the gateway and waits until it answers HTTP. On
 // success the process is registered for killing at cleanup.
 func startVersitygw(t testing.TB, bin, root string) (endpoint string, err error) {
@@ -247,13 +266,7 @@ func startVersitygw(t testing.TB, bin, root string) (endpoint string, err error)
 		return "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin,
-		"--port", addr,
-		"--access", AccessKey,
-		"--secret", SecretKey,
-		"--region", Region,
-		"--quiet",
-		"posix", root)
+	cmd := exec.Command(bin, VersitygwArgs(addr, root)...)
 	// Only the flags above configure it: none of the VGW_* or ROOT_*
 	// variables of the caller's environment.
 	cmd.Env = []string{"HOME=" + root, "PATH=" + os.Getenv("PATH")}
@@ -339,8 +352,8 @@ func PendingUploads(t testing.TB, storeURL string) []string {
 	return pending
 }
 
-// createBucket creates bucket over the S3 API with the test credentials.
-func createBucket(endpoint, bucket string) error {
+// CreateBucket creates bucket over the S3 API with the test credentials.
+func CreateBucket(endpoint, bucket string) error {
 	client := newClient(endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

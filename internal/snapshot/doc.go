@@ -23,10 +23,12 @@
 // itself, and after each checkpoint upload forgets the tables that
 // checkpoint no longer references. That is safe as long as the coordinator
 // never deletes an object the latest checkpoint of a subtask referenced,
-// completed or not. The coordinator deletes only objects of discarded
-// completed checkpoints that no retained one references, so an object first
-// uploaded by a checkpoint that was then aborted is deleted, if ever, only
-// after a later checkpoint referenced it, completed and was discarded; an
-// object only aborted checkpoints uploaded is never collected (see
-// docs/decisions.md, "Checkpoints").
+// completed or not. The coordinator deletes objects of discarded completed
+// checkpoints that no retained one references, and sweeps the job's prefix
+// for objects no retained checkpoint references (those only aborted
+// checkpoints uploaded) only when the last checkpoint it triggered
+// completed and none is in flight, with triggers held off meanwhile: every
+// subtask's latest upload is then a retained one, and no upload can adopt
+// an object it finds in the store while the sweep deletes (see
+// docs/decisions.md, "Checkpoint garbage collection").
 package snapshot

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weir-run/weir/bench/cluster"
 	"github.com/weir-run/weir/bench/nexmark"
 )
 
@@ -131,7 +132,7 @@ func (h *harness) query(q string) Query {
 		qr.Error = err.Error()
 		return qr
 	}
-	defer c.stop()
+	defer c.Stop()
 	for _, p := range h.o.parallelism {
 		fmt.Fprintf(h.out, "%s: weir at parallelism %d\n", q, p)
 		before := listFiles(profDir)
@@ -171,19 +172,19 @@ func (h *harness) query(q string) Query {
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
 
 // runJob runs q on c at parallelism p to the end and measures it.
-func (h *harness) runJob(c *cluster, q string, p int, events int64, tag string, extra ...string) (WeirRun, []nexmark.SinkReport, error) {
+func (h *harness) runJob(c *cluster.Simple, q string, p int, events int64, tag string, extra ...string) (WeirRun, []nexmark.SinkReport, error) {
 	w := WeirRun{Parallelism: p}
-	reportDir := filepath.Join(c.dir, "reports-"+tag)
+	reportDir := filepath.Join(c.Dir, "reports-"+tag)
 	if err := os.MkdirAll(reportDir, 0o755); err != nil {
 		return w, nil, err
 	}
-	cpu0 := c.childCPU()
-	id, err := c.submit(fmt.Sprintf("nexmark-%s-%s", q, tag), h.job, p, h.o.checkpointEvery, h.jobArgs(q, events, reportDir, extra...)...)
+	cpu0 := childCPU(c)
+	id, err := c.Submit(runFlags(fmt.Sprintf("nexmark-%s-%s", q, tag), p, h.o.checkpointEvery), h.job, h.jobArgs(q, events, reportDir, extra...)...)
 	if err != nil {
 		return w, nil, err
 	}
 	pids := map[int32]bool{}
-	st, err := c.wait(id, jobTimeout(events), func(s jobStatus) {
+	st, err := c.Wait(id, jobTimeout(events), func(s jobStatus) {
 		for _, t := range s.Tasks {
 			if t.PID > 0 {
 				pids[t.PID] = true
@@ -197,8 +198,8 @@ func (h *harness) runJob(c *cluster, q string, p int, events int64, tag string, 
 	// The job processes' CPU reaches the workers' children totals when the
 	// workers have reaped them.
 	waitGone(pids, 30*time.Second)
-	cpu := c.childCPU() - cpu0
-	if w.Checkpoints, err = c.checkpoints(id); err != nil {
+	cpu := childCPU(c) - cpu0
+	if w.Checkpoints, err = c.Checkpoints(id); err != nil {
 		return w, nil, err
 	}
 	reps, err := readReports(reportDir)
@@ -253,10 +254,10 @@ func readReports(dir string) ([]nexmark.SinkReport, error) {
 
 // childCPU is the CPU time of the workers' reaped children (their job
 // processes), from /proc: cutime and cstime, in clock ticks of 10 ms.
-func (c *cluster) childCPU() time.Duration {
+func childCPU(c *cluster.Simple) time.Duration {
 	var total time.Duration
-	for _, d := range c.workers {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+	for _, d := range c.Workers {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.Pid()))
 		if err != nil {
 			continue
 		}

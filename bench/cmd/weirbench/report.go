@@ -52,7 +52,8 @@ func (h *harness) write(res *Results) error {
 	if err != nil {
 		rel = jsonPath
 	}
-	if err := os.WriteFile(report, []byte(markdown(res, rel)), 0o644); err != nil {
+	old, _ := os.ReadFile(report)
+	if err := os.WriteFile(report, []byte(markdown(res, rel)+chaosSection(string(old))), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(h.out, "wrote %s and %s\n", jsonPath, report)
@@ -518,4 +519,23 @@ func costChart(res *Results) string {
 	}
 	return barChart("COST: weir's throughput over the single-threaded baseline's", "ratio", names, ss, false,
 		map[string]float64{"0.5": costTargetP1, "1": costTargetP2}, nil)
+}
+
+// chaosHeading starts the report's section on chaos campaigns, which
+// bench/cmd/chaos results are pasted into (docs/chaos.md): a new bench
+// report keeps it.
+const chaosHeading = "## Chaos campaigns"
+
+// chaosSection is the chaos section of report, from its heading to the
+// next section or the end ("" if it has none).
+func chaosSection(report string) string {
+	i := strings.Index(report, "\n"+chaosHeading+"\n")
+	if i < 0 {
+		return ""
+	}
+	sec := report[i+1:]
+	if j := strings.Index(sec[len(chaosHeading):], "\n## "); j >= 0 {
+		sec = sec[:len(chaosHeading)+j+1]
+	}
+	return "\n" + strings.TrimRight(sec, "\n") + "\n"
 }

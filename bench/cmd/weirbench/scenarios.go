@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weir-run/weir/bench/cluster"
 	"github.com/weir-run/weir/internal/sealing"
 )
 
@@ -86,10 +87,10 @@ func (h *harness) recovery(res *Results) *Recovery {
 	if err != nil {
 		return fail(err)
 	}
-	defer c.stop()
+	defer c.Stop()
 	reportDir := filepath.Join(dir, "reports")
 	os.MkdirAll(reportDir, 0o755)
-	id, err := c.submit("nexmark-recovery-"+q, h.job, p, h.o.checkpointEvery,
+	id, err := c.Submit(runFlags("nexmark-recovery-"+q, p, h.o.checkpointEvery), h.job,
 		h.jobArgs(q, r.Events, reportDir, "--rate", strconv.FormatFloat(r.Rate, 'f', 0, 64))...)
 	if err != nil {
 		return fail(err)
@@ -97,7 +98,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	// Wait for a completed checkpoint, so the restart restores state.
 	deadline := time.Now().Add(3*h.o.checkpointEvery + 30*time.Second)
 	for {
-		cps, _ := c.checkpoints(id)
+		cps, _ := c.Checkpoints(id)
 		if i := slices.IndexFunc(cps, func(c checkpoint) bool { return c.Status == "COMPLETED" }); i >= 0 {
 			r.KilledAfter = fmt.Sprintf("checkpoint %d", cps[i].ID)
 			break
@@ -107,18 +108,18 @@ func (h *harness) recovery(res *Results) *Recovery {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	st, err := c.status(id)
+	st, err := c.Status(id)
 	if err != nil || len(st.Tasks) == 0 {
 		return fail(fmt.Errorf("status before the kill: %v", err))
 	}
 	attempt := st.Attempt
 	victim := st.Tasks[0].Worker
 	killed := time.Now()
-	if err := c.kill(victim); err != nil {
+	if err := c.Kill(victim); err != nil {
 		return fail(err)
 	}
-	st, err = c.wait(id, jobTimeout(r.Events), func(s jobStatus) {
-		if r.RunningSec == 0 && s.Attempt > attempt && s.State == "RUNNING" && allRunning(s) {
+	st, err = c.Wait(id, jobTimeout(r.Events), func(s jobStatus) {
+		if r.RunningSec == 0 && s.Attempt > attempt && s.AllRunning() {
 			r.RunningSec = time.Since(killed).Seconds()
 		}
 	})
@@ -141,15 +142,6 @@ func (h *harness) recovery(res *Results) *Recovery {
 	}
 	r.ChecksumOK = summarize(reps, r.Events, 0).Checksum == base.Checksum
 	return r
-}
-
-func allRunning(s jobStatus) bool {
-	for _, t := range s.Tasks {
-		if t.State != "RUNNING" {
-			return false
-		}
-	}
-	return len(s.Tasks) > 0
 }
 
 // feature is what an overhead scenario turns on and off: coordinator
@@ -190,7 +182,7 @@ func (h *harness) overhead(f feature, q string) Overhead {
 		flags func(string) ([]string, error)
 		runs  *[]WeirRun
 	}{{"off", f.off, &o.Off}, {"on", f.on, &o.On}}
-	clusters := make([]*cluster, len(modes))
+	clusters := make([]*cluster.Simple, len(modes))
 	for i, m := range modes {
 		dir := filepath.Join(h.tmp, fmt.Sprintf("overhead-%s-%s-%s", strings.ReplaceAll(f.name, " ", "-"), q, m.name))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -204,7 +196,7 @@ func (h *harness) overhead(f feature, q string) Overhead {
 		if err != nil {
 			return fail(err)
 		}
-		defer c.stop()
+		defer c.Stop()
 		clusters[i] = c
 	}
 	for round := range h.o.overheadRounds {

@@ -22,8 +22,9 @@ const retryBackoff = 100 * time.Millisecond
 // (our next transaction on the slot, or a later recovery, re-initialised
 // it), with a fencing error: neither happens before the commit was done,
 // because slots are reused and fenced only after their transaction
-// committed. An abort (the transaction timed out) means lost records; that
-// is logged, since failing the job cannot bring them back.
+// committed. An abort (the transaction timed out, or a broker that cannot
+// resume transactions after a crash lost it) means lost records; that is
+// logged, since failing the job cannot bring them back.
 func recommit(ctx context.Context, cl *kgo.Client, p pending, logger *slog.Logger) error {
 	for {
 		req := kmsg.NewPtrEndTxnRequest()
@@ -44,8 +45,9 @@ func recommit(ctx context.Context, cl *kgo.Client, p pending, logger *slog.Logge
 			logger.Info("kafka sink: the restored checkpoint's transaction was already committed", "transaction", p.ID, "checkpoint", p.Checkpoint)
 			return nil
 		case errors.Is(err, kerr.InvalidTxnState), errors.Is(err, kerr.InvalidProducerIDMapping):
-			logger.Error("kafka sink: the restored checkpoint's transaction was aborted by the broker, probably because it outlived "+
-				"the transaction timeout; its records are lost", "transaction", p.ID, "checkpoint", p.Checkpoint, "err", err)
+			logger.Error("kafka sink: the restored checkpoint's transaction was aborted by the broker, because it outlived "+
+				"the transaction timeout or the broker lost it in a crash (the embedded broker, weir kafka, does); its records are lost",
+				"transaction", p.ID, "checkpoint", p.Checkpoint, "err", err)
 			return nil
 		case kerr.IsRetriable(err) || errors.Is(err, kerr.ConcurrentTransactions):
 			if err := sleep(ctx, retryBackoff); err != nil {

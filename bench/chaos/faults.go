@@ -1,0 +1,216 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+)
+
+// Kind is a kind of fault.
+type Kind string
+
+// The fault kinds, in the order of docs/chaos.md.
+const (
+	KillWorker      Kind = "kill-worker"      // kill -9 a worker hosting tasks; restart it 2 s later on its data dir
+	KillJobProcess  Kind = "kill-job-process" // kill -9 one job process
+	KillLeader      Kind = "kill-leader"      // kill -9 the leading coordinator; restart it 1 s later
+	KillEtcd        Kind = "kill-etcd"        // kill -9 an etcd member; restart it 3 s later on its data dir
+	KillBroker      Kind = "kill-broker"      // kill -9 weir kafka; restart it 1 s later on its data dir
+	StopBroker      Kind = "stop-broker"      // stop weir kafka (SIGTERM); restart it 1 s later on its data dir
+	KillStore       Kind = "kill-store"       // kill -9 versitygw; restart it 2 s later on its directory
+	NetLatency      Kind = "net-latency"      // 200±50 ms each way on every client's link to the broker, 5 s
+	NetBandwidth    Kind = "net-bandwidth"    // 32 KB/s each way on every link to the store, 5 s
+	NetReset        Kind = "net-reset"        // connections to the broker reset at once, 2 s
+	NetBlackhole    Kind = "net-blackhole"    // the leader's links to etcd drop everything, 6 s
+	PartitionWorker Kind = "partition-worker" // a worker's links to etcd drop everything, 8 s (past --worker-timeout)
+	SlowStore       Kind = "slow-store"       // 1 s each way on every link to the store, 6 s
+)
+
+// Kinds lists every fault kind.
+var Kinds = []Kind{KillWorker, KillJobProcess, KillLeader, KillEtcd, KillBroker, StopBroker, KillStore,
+	NetLatency, NetBandwidth, NetReset, NetBlackhole, PartitionWorker, SlowStore}
+
+// ParseKinds reads a comma-separated list of kinds.
+func ParseKinds(s string) ([]Kind, error) {
+	var ks []Kind
+	for _, f := range strings.Split(s, ",") {
+		k := Kind(strings.TrimSpace(f))
+		found := false
+		for _, known := range Kinds {
+			found = found || k == known
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown fault kind %q (known: %v)", k, Kinds)
+		}
+		ks = append(ks, k)
+	}
+	return ks, nil
+}
+
+// Schedule is the seeded order of n faults: every kind once in a random
+// order, then again in another, so a campaign of len(kinds) faults or more
+// has each kind.
+func Schedule(seed uint64, n int, kinds []Kind) []Kind {
+	rng := rand.New(rand.NewPCG(seed, 0xfa017))
+	var s []Kind
+	for len(s) < n {
+		p := rng.Perm(len(kinds))
+		for _, i := range p {
+			if len(s) < n {
+				s = append(s, kinds[i])
+			}
+		}
+	}
+	return s
+}
+
+// injector injects faults into a topology.
+type injector struct {
+	t   *topology
+	w   *workload
+	rng *rand.Rand
+}
+
+// inject starts fault k and returns what it hit and how to end it; heal
+// restarts what was killed or removes the toxics.
+func (in *injector) inject(k Kind) (target string, heal func() error, err error) {
+	t := in.t
+	restartAfter := func(name string, d time.Duration) func() error {
+		return func() error { time.Sleep(d); return t.start(name) }
+	}
+	kill := func(name string) { t.daemon(name).Kill() }
+	switch k {
+	case KillWorker:
+		w := in.busyWorker()
+		kill(w)
+		return w, restartAfter(w, 2*time.Second), nil
+	case KillJobProcess:
+		job, pid, worker, err := in.jobProcess()
+		if err != nil {
+			return "", nil, err
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return "", nil, fmt.Errorf("kill job process %d: %w", pid, err)
+		}
+		return fmt.Sprintf("%s pid %d on %s", job, pid, worker), func() error { return nil }, nil
+	case KillLeader:
+		l := t.leader()
+		if l == "" {
+			return "", nil, fmt.Errorf("no coordinator leads")
+		}
+		kill("coord-" + l)
+		return "coord-" + l, restartAfter("coord-"+l, time.Second), nil
+	case KillEtcd:
+		e := etcdName(in.rng.IntN(3))
+		kill(e)
+		return e, restartAfter(e, 3*time.Second), nil
+	case KillBroker:
+		kill(kafkaName)
+		return kafkaName, restartAfter(kafkaName, time.Second), nil
+	case StopBroker:
+		t.daemon(kafkaName).Stop(10 * time.Second)
+		return kafkaName, restartAfter(kafkaName, time.Second), nil
+	case KillStore:
+		kill(storeName)
+		return storeName, restartAfter(storeName, 2*time.Second), nil
+	case NetLatency:
+		return in.toxic(kafkaName, 5*time.Second, `"type":"latency","attributes":{"latency":200,"jitter":50}`)
+	case NetBandwidth:
+		return in.toxic(storeName, 5*time.Second, `"type":"bandwidth","attributes":{"rate":32}`)
+	case NetReset:
+		return in.toxic(kafkaName, 2*time.Second, `"type":"reset_peer","attributes":{"timeout":0}`)
+	case NetBlackhole:
+		l := t.leader()
+		if l == "" {
+			return "", nil, fmt.Errorf("no coordinator leads")
+		}
+		return in.toxic("coord-"+l+"-e", 6*time.Second, `"type":"timeout","attributes":{"timeout":0}`)
+	case PartitionWorker:
+		return in.toxic(in.busyWorker()+"-e", 8*time.Second, `"type":"timeout","attributes":{"timeout":0}`)
+	case SlowStore:
+		return in.toxic(storeName, 6*time.Second, `"type":"latency","attributes":{"latency":1000}`)
+	}
+	return "", nil, fmt.Errorf("unknown fault kind %q", k)
+}
+
+// toxic adds the toxic attrs, both ways, to every proxy whose name starts
+// with prefix, and heals by removing it after hold.
+func (in *injector) toxic(prefix string, hold time.Duration, attrs string) (string, func() error, error) {
+	ps := in.t.proxiesOf(prefix)
+	if len(ps) == 0 {
+		return "", nil, fmt.Errorf("no proxy %s*", prefix)
+	}
+	var added []*toxiproxy.Proxy
+	for _, p := range ps {
+		for _, stream := range []string{"upstream", "downstream"} {
+			js := fmt.Sprintf(`{"name":"chaos-%s",%s,"stream":%q}`, stream, attrs, stream)
+			if _, err := p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+				return "", nil, fmt.Errorf("toxic on %s: %w", p.Name, err)
+			}
+		}
+		added = append(added, p)
+	}
+	heal := func() error {
+		time.Sleep(hold)
+		for _, p := range added {
+			p.Toxics.RemoveToxic(context.Background(), "chaos-upstream")
+			p.Toxics.RemoveToxic(context.Background(), "chaos-downstream")
+		}
+		return nil
+	}
+	return fmt.Sprintf("%s* (%d links)", prefix, len(added)), heal, nil
+}
+
+// busyWorker is a random worker hosting tasks of a running job (any
+// worker when none is known).
+func (in *injector) busyWorker() string {
+	var hosts []string
+	for _, id := range in.w.ids {
+		if st, err := in.t.cli.Status(id); err == nil {
+			for _, tk := range st.Tasks {
+				hosts = append(hosts, tk.Worker)
+			}
+		}
+	}
+	for i := len(hosts) - 1; i >= 0; i-- {
+		if in.t.comps[hosts[i]] == nil {
+			hosts = append(hosts[:i], hosts[i+1:]...)
+		}
+	}
+	if len(hosts) == 0 {
+		return in.t.workers[in.rng.IntN(len(in.t.workers))]
+	}
+	return hosts[in.rng.IntN(len(hosts))]
+}
+
+// jobProcess is a random job process of a running job.
+func (in *injector) jobProcess() (job string, pid int, worker string, err error) {
+	type proc struct {
+		job, worker string
+		pid         int
+	}
+	var ps []proc
+	for _, name := range []string{jobCounts, jobVisits, jobFiles} {
+		st, err := in.t.cli.Status(in.w.ids[name])
+		if err != nil || st.State != "RUNNING" {
+			continue
+		}
+		seen := map[int32]bool{}
+		for _, tk := range st.Tasks {
+			if tk.PID > 0 && !seen[tk.PID] {
+				seen[tk.PID] = true
+				ps = append(ps, proc{name, tk.Worker, int(tk.PID)})
+			}
+		}
+	}
+	if len(ps) == 0 {
+		return "", 0, "", fmt.Errorf("no running job process")
+	}
+	p := ps[in.rng.IntN(len(ps))]
+	return p.job, p.pid, p.worker, nil
+}

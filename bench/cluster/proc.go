@@ -1,0 +1,104 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Daemon is one long-running process.
+type Daemon struct {
+	Name string
+	Cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Done is closed once the process has exited and been waited for.
+func (d *Daemon) Done() <-chan struct{} { return d.done }
+
+// Alive reports whether the process has not exited.
+func (d *Daemon) Alive() bool {
+	select {
+	case <-d.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Pid is the process id.
+func (d *Daemon) Pid() int { return d.Cmd.Process.Pid }
+
+// Kill sends SIGKILL, as a machine failure would, and waits for the exit.
+func (d *Daemon) Kill() {
+	d.Cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// Stop sends SIGTERM and waits up to grace before SIGKILL.
+func (d *Daemon) Stop(grace time.Duration) {
+	d.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(grace):
+		d.Kill()
+	}
+}
+
+// Start runs bin with args, its output appended to dir/name.log and env
+// added to this process's environment.
+func Start(dir, name string, env []string, bin string, args ...string) (*Daemon, error) {
+	return StartEnv(dir, name, append(os.Environ(), env...), bin, args...)
+}
+
+// StartEnv is Start with env as the whole environment.
+func StartEnv(dir, name string, env []string, bin string, args ...string) (*Daemon, error) {
+	log, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	d := &Daemon{Name: name, Cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); log.Close(); close(d.done) }()
+	return d, nil
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// FreeAddrs returns n FreeAddr addresses, all distinct.
+func FreeAddrs(n int) ([]string, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		addrs[i] = l.Addr().String()
+	}
+	return addrs, nil
+}

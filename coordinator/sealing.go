@@ -5,19 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"gocloud.dev/blob"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/coordinator/jobmaster"
-	"github.com/weir-run/weir/internal/snapshot"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 
 	"github.com/weir-run/weir/internal/etcdkeys"
@@ -103,33 +100,23 @@ func (s *jobService) PurgeJob(ctx context.Context, r *weirv1.PurgeJobRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	had, err := s.c.loadJobKey(ctx, r.JobId)
-	resp := &weirv1.PurgeJobResponse{PurgedUnixMs: time.Now().UnixMilli(), KeyDestroyed: had != nil || errors.Is(err, sealing.ErrPurged)}
+	// Whether a key existed, without unwrapping it: a tombstone or a
+	// wrapped key alike means the job's objects were sealed.
+	_, had, err := st.store.Get(ctx, etcdkeys.JobKeys+r.JobId)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "read the key of job %s: %v", r.JobId, oneLine(err))
+	}
+	resp := &weirv1.PurgeJobResponse{PurgedUnixMs: time.Now().UnixMilli(), KeyDestroyed: had}
 	if err := st.store.Put(ctx, etcdkeys.JobKeys+r.JobId, sealing.Tombstone(resp.PurgedUnixMs, principalName(ctx))); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "record the purge of job %s: %v", r.JobId, oneLine(err))
 	}
 	st.logger.Warn("job purged: its data key is destroyed", "job", r.JobId, "by", principalName(ctx))
-	var keys []string
-	for _, prefix := range []string{"checkpoints/" + r.JobId + "/", "savepoints/" + r.JobId + "/"} {
-		it := s.c.store.Bucket().List(&blob.ListOptions{Prefix: prefix})
-		for {
-			obj, err := it.Next(ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				resp.DeleteError = oneLine(err)
-				break
-			}
-			if storelayout.Owns(r.JobId, obj.Key) {
-				keys = append(keys, obj.Key)
-			}
-		}
+	prefixes, err := storelayout.JobPrefixes(r.JobId, true)
+	if err == nil {
+		resp.ObjectsDeleted, err = deleteJobEffect{job: r.JobId, prefixes: prefixes, bucket: s.c.store.Bucket()}.deleteObjects(ctx)
 	}
-	if err := snapshot.Delete(ctx, s.c.store.Bucket(), keys); err != nil {
+	if err != nil {
 		resp.DeleteError = oneLine(err)
-	} else {
-		resp.ObjectsDeleted = int64(len(keys))
 	}
 	return resp, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -91,21 +92,12 @@ func TestNilKeySealsNothing(t *testing.T) {
 		t.Fatalf("SealBytes = %q, %v", s, err)
 	}
 	sum := sha256.Sum256(b)
-	if got := k.ContentName(sum[:]); got != hexOf(sum[:]) {
+	if got := k.ContentName(sum[:]); got != hex.EncodeToString(sum[:]) {
 		t.Fatalf("ContentName = %s", got)
 	}
 	if k.Bytes() != nil {
 		t.Fatal("a nil key has bytes")
 	}
-}
-
-func hexOf(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
 }
 
 func TestContentNamesAreKeyed(t *testing.T) {
@@ -114,7 +106,7 @@ func TestContentNamesAreKeyed(t *testing.T) {
 	if a.ContentName(sum[:]) != a.ContentName(sum[:]) {
 		t.Fatal("a job's content name is not stable")
 	}
-	if a.ContentName(sum[:]) == b.ContentName(sum[:]) || a.ContentName(sum[:]) == hexOf(sum[:]) {
+	if a.ContentName(sum[:]) == b.ContentName(sum[:]) || a.ContentName(sum[:]) == hex.EncodeToString(sum[:]) {
 		t.Fatal("two jobs name equal content alike, or a name reveals the plain hash")
 	}
 	back, err := ParseJobKey(a.Bytes())

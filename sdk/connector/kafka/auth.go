@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -97,7 +96,7 @@ func (c Credentials) options() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTLSConfig(cfg))
 	}
 	if len(opts) == 0 {
-		return nil, sdk.Permanent(errors.New("kafka credentials: secret " + fmt.Sprintf("%q", c.secret) + " names no mechanism and no tls"))
+		return nil, sdk.Permanent(fmt.Errorf("kafka credentials: secret %q names no mechanism and no tls", c.secret))
 	}
 	return opts, nil
 }

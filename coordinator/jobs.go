@@ -301,7 +301,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
 				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes,
 				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(), Secrets: j.secrets,
-					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
+					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs(), AlignedTimeoutMs: alignedTimeoutMs(spec.GetCheckpoints())},
 			}}})
 		}
 	}
@@ -617,4 +617,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// defaultAlignedTimeout is the aligned timeout of a job whose spec sets
+// none: long enough that an unloaded job always aligns, short enough that
+// backpressure cannot stall its checkpoints for long.
+const defaultAlignedTimeout = 30 * time.Second
+
+// alignedTimeoutMs is the aligned timeout the job's processes get: nil
+// keeps checkpoints aligned (a negative policy value).
+func alignedTimeoutMs(p *weirv1.CheckpointPolicy) *int64 {
+	if p == nil || p.AlignedTimeoutMs == nil {
+		return proto.Int64(defaultAlignedTimeout.Milliseconds())
+	}
+	if p.GetAlignedTimeoutMs() < 0 {
+		return nil
+	}
+	return proto.Int64(p.GetAlignedTimeoutMs())
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/internal/filehash"
 	"github.com/weir-run/weir/internal/redact"
@@ -43,6 +44,8 @@ type runFlags struct {
 	maxRestarts int
 	interval    time.Duration
 	ckTimeout   time.Duration
+	// alignedTimeout: see --aligned-timeout.
+	alignedTimeout time.Duration
 	savepoint   string
 	allowLost   bool
 	ckFailLimit int
@@ -95,6 +98,7 @@ ARGS after "--" are passed to the job binary.`,
 	f.restart.register(fl)
 	fl.DurationVar(&f.interval, "checkpoint-interval", 10*time.Second, "time between checkpoints (0 disables them; a failed job then restarts from the beginning)")
 	fl.DurationVar(&f.ckTimeout, "checkpoint-timeout", 0, "abort a checkpoint that takes longer (default 10m)")
+	fl.DurationVar(&f.alignedTimeout, "aligned-timeout", 30*time.Second, "how long a checkpoint's barriers may wait for alignment before operators take it unaligned, storing the records in flight with it, so checkpoints complete under backpressure (0: unaligned from the start; negative: always aligned; savepoints are always aligned)")
 	fl.IntVar(&f.ckFailLimit, "fail-on-checkpoint-errors", 0, "fail (and restart) the job when this many checkpoints in a row failed (0: never; failing checkpoints are always reported by run and status)")
 	fl.StringVar(&f.savepoint, "from-savepoint", "", "start from this savepoint location (printed by 'weir savepoint'), at any -p")
 	fl.StringVar(&f.platform, "platform", "", "OS/ARCH of the workers, or any to skip this check (default $"+platformEnv+", else the platform all registered workers report, else this machine's); for linux the binary must be a static ELF executable of that architecture")
@@ -213,7 +217,7 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		Parallelism:  int32(f.parallelism),
 		Graph:        graph,
 		Checkpoints: &weirv1.CheckpointPolicy{IntervalMs: f.interval.Milliseconds(), TimeoutMs: f.ckTimeout.Milliseconds(),
-			FailAfterFailures: int32(f.ckFailLimit)},
+			FailAfterFailures: int32(f.ckFailLimit), AlignedTimeoutMs: proto.Int64(alignedTimeoutMs(f.alignedTimeout))},
 		FromSavepoint:         f.savepoint,
 		AllowNonRestoredState: f.allowLost,
 		MemoryLimitBytes:      f.memory,
@@ -231,6 +235,15 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 	}
 	fmt.Fprintf(s.stderr, "submitted job %s\n", id)
 	return waitJob(ctx, s, c, id, f.client.coordinator, opts.pollInterval)
+}
+
+// alignedTimeoutMs is --aligned-timeout for the spec: any negative value
+// is -1 (always aligned).
+func alignedTimeoutMs(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
 }
 
 // jobName is --name, else the name the graph gives itself, else the

@@ -16,8 +16,11 @@ type Aligner struct {
 	// The alignment in progress, if id > 0.
 	id    int64
 	start time.Time // first barrier of id
-	seen  []bool    // channel delivered barrier id (and is blocked unless it ended)
+	seen  []bool    // channel delivered barrier id (and is blocked unless it ended or id is unaligned)
 	nseen int       // live channels in seen
+	// unaligned: id's snapshot was taken unaligned; the alignment goes on
+	// only to collect in-flight data, and blocks nothing.
+	unaligned bool
 
 	// last is the newest id aligned or abandoned: barriers up to it are stale.
 	last int64
@@ -45,9 +48,22 @@ type Decision struct {
 	// Abandoned > 0 names an older checkpoint whose alignment was given up
 	// because barrier ID arrived first on some channel.
 	Abandoned int64
-	// Alignment is the time from the first barrier of ID to Aligned; zero
-	// when the first barrier completed the alignment at once.
+	// Alignment is the time from the first barrier of ID to Aligned, or to
+	// Unaligned; zero when the first barrier completed it at once.
 	Alignment time.Duration
+
+	// Unaligned: take ID's snapshot now, unaligned: forward barrier ID as an
+	// unaligned barrier, unblock Unblock, and from now on store every record
+	// delivered by a channel in Record with the snapshot, until that
+	// channel delivers barrier ID (or ends). Records a barrier overtook are
+	// stored too.
+	Unaligned bool
+	// Record lists the live channels that have not delivered barrier ID yet
+	// (with Unaligned), ascending.
+	Record []int
+	// Complete: every live channel has delivered barrier ID of an unaligned
+	// snapshot, so its in-flight data is whole. May come with Unaligned.
+	Complete bool
 }
 
 // New returns the aligner of a subtask with the given number of input
@@ -59,14 +75,16 @@ func New(channels int) *Aligner {
 	return &Aligner{ended: make([]bool, channels), live: channels, seen: make([]bool, channels)}
 }
 
-// Barrier handles barrier id read from channel ch at now.
+// Barrier handles barrier id read from channel ch at now; unaligned says the
+// barrier is an unaligned one (its producer snapshotted unaligned), which
+// turns the alignment unaligned at once.
 //
 // A barrier older than the alignment in progress, or not newer than the
 // last alignment completed or abandoned, is stale and ignored; so is a
 // barrier on an ended channel. A newer barrier while an older alignment is in
 // progress abandons the older one. A repeated barrier on a channel already
 // blocked for id keeps it blocked.
-func (a *Aligner) Barrier(ch int, id int64, now time.Time) Decision {
+func (a *Aligner) Barrier(ch int, id int64, now time.Time, unaligned bool) Decision {
 	a.check(ch)
 	if a.ended[ch] || id <= a.last || (a.id != 0 && id < a.id) {
 		return Decision{}
@@ -76,27 +94,67 @@ func (a *Aligner) Barrier(ch int, id int64, now time.Time) Decision {
 		// The coordinator triggered a newer checkpoint before this one
 		// aligned, so this one will never complete: let its channels go.
 		d.Abandoned = a.id
-		d.Unblock = a.release(ch)
+		if rel := a.release(ch); !a.unaligned {
+			d.Unblock = rel
+		}
 		a.last = a.id
 		a.id = 0
 	}
 	if a.id == 0 {
-		a.id, a.start = id, now
+		a.id, a.start, a.unaligned = id, now, false
 	}
 	d.ID = id
 	if !a.seen[ch] {
 		a.seen[ch] = true
 		a.nseen++
 	}
+	if unaligned && !a.unaligned {
+		a.turnUnaligned(&d, now, ch)
+	}
 	if a.nseen == a.live {
-		d.Aligned = true
-		d.Alignment = now.Sub(a.start)
-		d.Unblock = append(d.Unblock, a.release(ch)...)
+		rel := a.release(ch)
+		if a.unaligned {
+			d.Complete = true // its channels went free when it turned unaligned
+		} else {
+			d.Aligned = true
+			d.Alignment = now.Sub(a.start)
+			d.Unblock = append(d.Unblock, rel...)
+		}
 		a.last, a.id = id, 0
 		return d
 	}
-	d.Block = true
+	d.Block = !a.unaligned
 	return d
+}
+
+// Timeout turns the alignment in progress unaligned, because it took longer
+// than the aligned timeout: the caller snapshots now (Unaligned) and makes
+// the barriers still missing overtake the data queued ahead of them. With
+// no aligned alignment in progress it returns the zero Decision.
+func (a *Aligner) Timeout(now time.Time) Decision {
+	if a.id == 0 || a.unaligned {
+		return Decision{}
+	}
+	d := Decision{ID: a.id}
+	a.turnUnaligned(&d, now, -1)
+	return d
+}
+
+// turnUnaligned switches the alignment in progress to unaligned: the
+// channels held back go free (except keep, whose barrier is being handled
+// and which was never blocked) and the others are to be recorded.
+func (a *Aligner) turnUnaligned(d *Decision, now time.Time, keep int) {
+	a.unaligned = true
+	d.Unaligned = true
+	d.Alignment = now.Sub(a.start)
+	for ch, s := range a.seen {
+		switch {
+		case s && ch != keep && !a.ended[ch]:
+			d.Unblock = append(d.Unblock, ch)
+		case !s && !a.ended[ch]:
+			d.Record = append(d.Record, ch)
+		}
+	}
 }
 
 // End handles the end of input on channel ch at now. An ended channel no
@@ -118,10 +176,18 @@ func (a *Aligner) End(ch int, now time.Time) Decision {
 	}
 	// Every remaining live channel has delivered the barrier; with none
 	// left, the channels that did deliver it still define a consistent cut.
-	d := Decision{Aligned: true, ID: a.id, Alignment: now.Sub(a.start), Unblock: a.release(-1)}
+	d := Decision{ID: a.id}
+	if rel := a.release(-1); a.unaligned {
+		d.Complete = true // nothing is blocked
+	} else {
+		d.Aligned, d.Alignment, d.Unblock = true, now.Sub(a.start), rel
+	}
 	a.last, a.id = a.id, 0
 	return d
 }
+
+// Unaligned reports whether the alignment in progress is unaligned.
+func (a *Aligner) Unaligned() bool { return a.id != 0 && a.unaligned }
 
 // Aligning returns the checkpoint being aligned, if any: some channel
 // delivered its barrier and others have not yet.

@@ -42,7 +42,9 @@ func TestAligner(t *testing.T) {
 				var id int64
 				d.ScanArgs(t, "ch", &ch)
 				d.ScanArgs(t, "id", &id)
-				return format(a.Barrier(ch, id, scanTime(t, d))) + describe(a)
+				return format(a.Barrier(ch, id, scanTime(t, d), d.HasArg("unaligned"))) + describe(a)
+			case "timeout":
+				return format(a.Timeout(scanTime(t, d))) + describe(a)
 			case "end":
 				d.ScanArgs(t, "ch", &ch)
 				return format(a.End(ch, scanTime(t, d))) + describe(a)
@@ -65,6 +67,14 @@ func scanTime(t *testing.T, d *datadriven.TestData) time.Time {
 	return epoch.Add(dur)
 }
 
+func ints(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
 func format(d Decision) string {
 	var parts []string
 	if d.Abandoned > 0 {
@@ -76,12 +86,20 @@ func format(d Decision) string {
 	if d.Aligned {
 		parts = append(parts, fmt.Sprintf("aligned id=%d alignment=%s", d.ID, d.Alignment))
 	}
+	if d.Unaligned {
+		parts = append(parts, fmt.Sprintf("unaligned id=%d alignment=%s", d.ID, d.Alignment))
+	}
+	if len(d.Record) > 0 {
+		parts = append(parts, "record="+ints(d.Record))
+	}
+	if d.Complete {
+		parts = append(parts, fmt.Sprintf("complete id=%d", d.ID))
+	}
 	if len(d.Unblock) > 0 {
-		s := make([]string, len(d.Unblock))
-		for i, ch := range d.Unblock {
-			s[i] = strconv.Itoa(ch)
-		}
-		parts = append(parts, "unblock="+strings.Join(s, ","))
+		parts = append(parts, "unblock="+ints(d.Unblock))
+	}
+	if len(parts) == 0 && d.ID != 0 {
+		return fmt.Sprintf("noted id=%d\n", d.ID)
 	}
 	if len(parts) == 0 {
 		return "ignored\n"
@@ -94,14 +112,17 @@ func format(d Decision) string {
 func describe(a *Aligner) string {
 	var b strings.Builder
 	if id, ok := a.Aligning(); ok {
-		fmt.Fprintf(&b, "aligning id=%d blocked=", id)
 		var s []string
 		for ch, seen := range a.seen {
 			if seen && !a.ended[ch] {
 				s = append(s, strconv.Itoa(ch))
 			}
 		}
-		b.WriteString(strings.Join(s, ","))
+		if a.Unaligned() {
+			fmt.Fprintf(&b, "unaligned id=%d delivered=%s", id, strings.Join(s, ","))
+		} else {
+			fmt.Fprintf(&b, "aligning id=%d blocked=%s", id, strings.Join(s, ","))
+		}
 	} else {
 		b.WriteString("idle")
 	}
@@ -125,5 +146,5 @@ func TestChannelOutOfRangePanics(t *testing.T) {
 			t.Fatal("Barrier on channel 2 of 2 did not panic")
 		}
 	}()
-	a.Barrier(2, 1, epoch)
+	a.Barrier(2, 1, epoch, false)
 }

@@ -26,4 +26,15 @@
 //     alignment continues from the same Decision.
 //   - Call End once a channel reaches end of input, so it stops holding
 //     alignments back.
+//
+// Unaligned checkpoints (Flink's unaligned checkpoints with its
+// aligned-checkpoint-timeout): an alignment turns unaligned when a barrier
+// arrives marked unaligned, or when the caller calls Timeout because the
+// checkpoint is older than its aligned timeout. The Decision then says
+// Unaligned: snapshot at once, forward the barrier as an unaligned one,
+// free the blocked channels, and store with the snapshot every record that
+// the channels in Record deliver before their own barrier (and the records
+// each barrier overtook), which is the data that was in flight across the
+// cut. Complete says that data is whole; only then may the snapshot be
+// acknowledged.
 package align

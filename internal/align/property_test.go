@@ -48,7 +48,7 @@ func TestPropertyAlignment(t *testing.T) {
 				}
 				id := max(top+rapid.Int64Range(-2, 2).Draw(t, "delta"), 1)
 				top = max(top, id)
-				d = a.Barrier(ch, id, now)
+				d = a.Barrier(ch, id, now, false)
 				if !ended[ch] {
 					delivered[ch][id] = true
 				}

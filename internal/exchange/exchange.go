@@ -39,8 +39,8 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
-// Frame is one unit on a channel. Every frame, whatever its kind, costs the
-// producer one credit.
+// Frame is one unit on a channel. A frame costs its producer one credit,
+// except barriers and Overdraft record batches (see CostsCredit).
 //
 // Remote channels carry records in Data (Count records, each a uvarint length
 // then bytes, encoded by the caller). Local channels may instead carry Local,
@@ -63,6 +63,20 @@ type Frame struct {
 	Timestamp    int64 // barrier trigger time or watermark, unix ms
 	Idle         bool  // watermark: the channel is idle
 	Savepoint    bool  // barrier: of a savepoint
+	// Unaligned (barrier): the barrier overtakes the frames queued ahead of
+	// it at the consumer (Delivery.Overtaken).
+	Unaligned bool
+	// Overdraft (records): sent without credit. A producer flushes its
+	// partial batches so just before an unaligned barrier, which must not
+	// wait behind backpressure; at most one per channel and barrier.
+	Overdraft bool
+}
+
+// CostsCredit reports whether sending f spends one of the channel's
+// credits. Barriers do not, so that backpressure never holds a checkpoint
+// back at the producer; nor do Overdraft batches.
+func (f *Frame) CostsCredit() bool {
+	return f.Kind != KindBarrier && !f.Overdraft
 }
 
 // ChannelID names one channel: the edge of the job graph, the producing
@@ -75,8 +89,8 @@ func (c ChannelID) String() string {
 
 // Options tune a Network. The zero value is usable.
 type Options struct {
-	// Credits is the number of frames in flight per channel: queued at the
-	// consumer or on the wire. Default 8.
+	// Credits is the number of credit-costing frames in flight per
+	// channel: queued at the consumer or on the wire. Default 8.
 	Credits int
 	// DialTimeout bounds how long Open waits for a remote peer's connection
 	// to become ready. Default 10 s.

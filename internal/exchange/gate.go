@@ -13,6 +13,12 @@ type Delivery struct {
 	Channel ChannelID
 	Index   int // position of Channel in the slice given to Network.Gate
 	Frame   Frame
+	// Overtaken is set on an overtaking barrier (an Unaligned one, or one
+	// Gate.Overtake promoted): the record frames that were queued ahead of
+	// it on its channel when it overtook them. They are still delivered, in
+	// order, after the barrier; the consumer stores them with its snapshot.
+	// The frames share Data and Local with those deliveries: read only.
+	Overtaken []Frame
 }
 
 // Gate is the input side of one consumer subtask: all its input channels, of
@@ -37,7 +43,12 @@ type Gate struct {
 		// last is the index of the channel whose frame Next returned last and
 		// whose credit is still owed, or -1. The credit goes back on the
 		// following Next: until then the consumer may still be using the frame.
-		last   int
+		last int
+		// overtaking: barriers of this checkpoint overtake the frames
+		// queued ahead of them (Overtake); 0: none.
+		overtaking int64
+		// prio holds overtaking barriers, delivered before any queued frame.
+		prio   []Delivery
 		ended  int // KindEnd frames delivered
 		broken int // channels with err set
 		// mail holds control messages for the consumer (Post).
@@ -65,7 +76,8 @@ type inChan struct {
 	wake chan struct{}
 
 	// Guarded by g.mu.
-	queue    ring
+	queue    queue
+	charged  int // frames in queue that cost credit
 	producer producerKind
 	credits  int  // local producer: credits it holds
 	owed     int  // remote producer: credits consumed but not yet sent
@@ -82,7 +94,7 @@ func (n *Network) Gate(channels []ChannelID) *Gate {
 	g := &Gate{n: n, chans: make([]*inChan, len(channels)), credits: n.opts.Credits, wake: make(chan struct{}, 1)}
 	g.mu.last = -1
 	for i, id := range channels {
-		g.chans[i] = &inChan{g: g, id: id, index: i, wake: make(chan struct{}, 1), queue: newRing(g.credits)}
+		g.chans[i] = &inChan{g: g, id: id, index: i, wake: make(chan struct{}, 1), queue: newQueue(g.credits)}
 	}
 	if err := n.registerGate(g); err != nil {
 		if !errors.Is(err, ErrClosed) {
@@ -141,9 +153,15 @@ func (g *Gate) Next(ctx context.Context) (Delivery, error) {
 }
 
 func (g *Gate) pollLocked() (Delivery, error, bool) {
+	if len(g.mu.prio) > 0 {
+		d := g.mu.prio[0]
+		g.mu.prio[0] = Delivery{}
+		g.mu.prio = g.mu.prio[1:]
+		return d, nil, true
+	}
 	if g.mu.broken > 0 {
 		for _, c := range g.chans {
-			if c.err != nil && (c.blocked || c.queue.n == 0) {
+			if c.err != nil && (c.blocked || c.queue.len() == 0) {
 				return Delivery{Channel: c.id, Index: c.index}, c.err, true
 			}
 		}
@@ -155,12 +173,16 @@ func (g *Gate) pollLocked() (Delivery, error, bool) {
 			i = 0
 		}
 		c := g.chans[i]
-		if !c.blocked && c.queue.n > 0 {
+		if !c.blocked && c.queue.len() > 0 {
 			f := c.queue.pop()
 			g.mu.next = i + 1
-			if f.Kind == KindEnd {
+			if f.CostsCredit() {
+				c.charged--
+			}
+			switch {
+			case f.Kind == KindEnd:
 				g.mu.ended++
-			} else {
+			case f.CostsCredit():
 				g.mu.last = i
 			}
 			return Delivery{Channel: c.id, Index: i, Frame: f}, nil, true
@@ -204,6 +226,42 @@ func (g *Gate) Unblock(index int) {
 	signal(g.wake)
 }
 
+// Overtake makes the barriers of checkpoint id overtake the frames queued
+// ahead of them: a barrier already queued leaves its queue now, and one
+// that arrives later skips the queue. Next delivers such
+// a barrier before any queued frame, with Delivery.Overtaken listing the
+// record frames it passed. A consumer calls it when it turns a checkpoint
+// unaligned (its alignment timed out), so that the barriers it still waits
+// for do not wait behind backpressured data.
+func (g *Gate) Overtake(id int64) {
+	g.mu.Lock()
+	g.mu.overtaking = id
+	for _, c := range g.chans {
+		for k := 0; k < c.queue.len(); k++ {
+			f := c.queue.at(k)
+			if f.Kind == KindBarrier && f.CheckpointID == id {
+				c.queue.remove(k)
+				g.overtakeLocked(c, *f, k)
+				break
+			}
+		}
+	}
+	g.mu.Unlock()
+	signal(g.wake)
+}
+
+// overtakeLocked queues barrier f of channel c for priority delivery, ahead
+// of the first n frames of c's queue, which it overtook.
+func (g *Gate) overtakeLocked(c *inChan, f Frame, n int) {
+	var passed []Frame
+	for k := 0; k < n; k++ {
+		if p := c.queue.at(k); p.Kind == KindRecords {
+			passed = append(passed, *p)
+		}
+	}
+	g.mu.prio = append(g.mu.prio, Delivery{Channel: c.id, Index: c.index, Frame: f, Overtaken: passed})
+}
+
 // Close unregisters the gate's channels, drops queued frames and fails the
 // gate's producers: local senders get ErrClosed, remote producers'
 // streams end. A consumer subtask that stops early (failure, cancel) closes
@@ -221,8 +279,10 @@ func (g *Gate) shut() {
 		return
 	}
 	g.mu.closed = true
+	g.mu.prio = nil
 	for _, c := range g.chans {
 		c.queue.reset()
+		c.charged = 0
 		signal(c.wake)
 	}
 	g.mu.Unlock()
@@ -259,8 +319,18 @@ func (c *inChan) enqueueLocked(f Frame) error {
 		return fmt.Errorf("%w: %v: frame after end", ErrClosed, c.id)
 	case c.err != nil:
 		return c.err
-	case c.queue.n == len(c.queue.buf):
+	case f.CostsCredit() && c.charged == g.credits:
 		return fmt.Errorf("exchange: %v: producer sent %s frame without credit", c.id, f.Kind)
+	case !f.CostsCredit() && c.queue.len()-c.charged >= maxUncharged:
+		return fmt.Errorf("exchange: %v: too many frames without credit", c.id)
+	}
+	if f.Kind == KindBarrier && (f.Unaligned || f.CheckpointID == g.mu.overtaking) {
+		g.overtakeLocked(c, f, c.queue.len())
+		signal(g.wake)
+		return nil
+	}
+	if f.CostsCredit() {
+		c.charged++
 	}
 	c.queue.push(f)
 	if f.Kind == KindEnd {
@@ -269,6 +339,12 @@ func (c *inChan) enqueueLocked(f Frame) error {
 	signal(g.wake)
 	return nil
 }
+
+// maxUncharged bounds the frames a channel queues without credit
+// (barriers and overdraft batches) before the producer is deemed broken: a
+// well-behaved one sends one barrier per checkpoint and at most one
+// overdraft batch per barrier, and the consumer drains them.
+const maxUncharged = 1024
 
 func (c *inChan) deliver(f Frame) error {
 	c.g.mu.Lock()
@@ -311,36 +387,51 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// ring is a fixed-capacity FIFO of frames. Credits bound its length, so it
-// never grows.
-type ring struct {
-	buf     []Frame
-	head, n int
+// queue is a FIFO of frames. Credits bound the frames that cost credit;
+// barriers and overdraft batches may add a few more, so it can grow.
+type queue struct {
+	buf  []Frame
+	head int
 }
 
-func newRing(size int) ring { return ring{buf: make([]Frame, size)} }
+func newQueue(size int) queue { return queue{buf: make([]Frame, 0, size)} }
 
-func (r *ring) push(f Frame) {
-	i := r.head + r.n
-	if i >= len(r.buf) {
-		i -= len(r.buf)
+func (q *queue) len() int { return len(q.buf) - q.head }
+
+func (q *queue) at(k int) *Frame { return &q.buf[q.head+k] }
+
+func (q *queue) push(f Frame) {
+	if q.head > 0 && len(q.buf) == cap(q.buf) {
+		// Slide to the front before growing: the queue is usually short.
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
 	}
-	r.buf[i] = f
-	r.n++
+	q.buf = append(q.buf, f)
 }
 
-func (r *ring) pop() Frame {
-	f := r.buf[r.head]
-	r.buf[r.head] = Frame{} // drop references so the batch can be collected
-	r.head++
-	if r.head == len(r.buf) {
-		r.head = 0
+func (q *queue) pop() Frame {
+	f := q.buf[q.head]
+	q.buf[q.head] = Frame{} // drop references so the batch can be collected
+	q.head++
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
 	}
-	r.n--
 	return f
 }
 
-func (r *ring) reset() {
-	clear(r.buf)
-	r.head, r.n = 0, 0
+// remove drops the frame at position k.
+func (q *queue) remove(k int) {
+	i := q.head + k
+	copy(q.buf[i:], q.buf[i+1:])
+	q.buf[len(q.buf)-1] = Frame{}
+	q.buf = q.buf[:len(q.buf)-1]
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
+	}
+}
+
+func (q *queue) reset() {
+	clear(q.buf)
+	q.buf, q.head = q.buf[:0], 0
 }

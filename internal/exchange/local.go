@@ -46,8 +46,9 @@ func (s *localSender) Send(ctx context.Context, f Frame) error {
 	default:
 	}
 	g := c.g
+	costs := f.CostsCredit()
 	g.mu.Lock()
-	for c.credits == 0 && !g.mu.closed {
+	for costs && c.credits == 0 && !g.mu.closed {
 		g.mu.Unlock()
 		select {
 		case <-c.wake:
@@ -59,7 +60,7 @@ func (s *localSender) Send(ctx context.Context, f Frame) error {
 		g.mu.Lock()
 	}
 	err := c.enqueueLocked(f)
-	if err == nil {
+	if err == nil && costs {
 		c.credits--
 	}
 	g.mu.Unlock()

@@ -134,8 +134,9 @@ func (s *remoteSender) Send(ctx context.Context, f Frame) error {
 	if len(f.Data) > maxFrameBytes {
 		return fmt.Errorf("exchange: %v: %d-byte frame exceeds the %d-byte limit", s.id, len(f.Data), maxFrameBytes)
 	}
+	costs := f.CostsCredit()
 	s.mu.Lock()
-	for s.mu.credits == 0 && s.mu.err == nil && !s.mu.closed && !s.mu.ended {
+	for costs && s.mu.credits == 0 && s.mu.err == nil && !s.mu.closed && !s.mu.ended {
 		s.mu.Unlock()
 		select {
 		case <-s.wake:
@@ -157,7 +158,9 @@ func (s *remoteSender) Send(ctx context.Context, f Frame) error {
 		s.mu.Unlock()
 		return err
 	}
-	s.mu.credits--
+	if costs {
+		s.mu.credits--
+	}
 	s.mu.Unlock()
 
 	if err := s.stream.Send(toProto(f)); err != nil {
@@ -205,9 +208,9 @@ func toProto(f Frame) *weirv1.DataFrame {
 	m := &weirv1.DataFrame{}
 	switch f.Kind {
 	case KindRecords:
-		m.Payload = &weirv1.DataFrame_Batch{Batch: &weirv1.RecordBatch{Data: f.Data, Count: int32(f.Count)}}
+		m.Payload = &weirv1.DataFrame_Batch{Batch: &weirv1.RecordBatch{Data: f.Data, Count: int32(f.Count), Overdraft: f.Overdraft}}
 	case KindBarrier:
-		m.Payload = &weirv1.DataFrame_Barrier{Barrier: &weirv1.Barrier{CheckpointId: f.CheckpointID, TimestampUnixMs: f.Timestamp, Savepoint: f.Savepoint}}
+		m.Payload = &weirv1.DataFrame_Barrier{Barrier: &weirv1.Barrier{CheckpointId: f.CheckpointID, TimestampUnixMs: f.Timestamp, Savepoint: f.Savepoint, Unaligned: f.Unaligned}}
 	case KindWatermark:
 		m.Payload = &weirv1.DataFrame_Watermark{Watermark: &weirv1.Watermark{TimestampUnixMs: f.Timestamp, Idle: f.Idle}}
 	case KindEnd:
@@ -221,9 +224,10 @@ var errNoPayload = errors.New("frame without payload")
 func fromProto(m *weirv1.DataFrame) (Frame, error) {
 	switch p := m.Payload.(type) {
 	case *weirv1.DataFrame_Batch:
-		return Frame{Kind: KindRecords, Data: p.Batch.GetData(), Count: int(p.Batch.GetCount())}, nil
+		return Frame{Kind: KindRecords, Data: p.Batch.GetData(), Count: int(p.Batch.GetCount()), Overdraft: p.Batch.GetOverdraft()}, nil
 	case *weirv1.DataFrame_Barrier:
-		return Frame{Kind: KindBarrier, CheckpointID: p.Barrier.GetCheckpointId(), Timestamp: p.Barrier.GetTimestampUnixMs(), Savepoint: p.Barrier.GetSavepoint()}, nil
+		return Frame{Kind: KindBarrier, CheckpointID: p.Barrier.GetCheckpointId(), Timestamp: p.Barrier.GetTimestampUnixMs(),
+			Savepoint: p.Barrier.GetSavepoint(), Unaligned: p.Barrier.GetUnaligned()}, nil
 	case *weirv1.DataFrame_Watermark:
 		return Frame{Kind: KindWatermark, Timestamp: p.Watermark.GetTimestampUnixMs(), Idle: p.Watermark.GetIdle()}, nil
 	case *weirv1.DataFrame_End:

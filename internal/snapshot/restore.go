@@ -140,6 +140,9 @@ func Objects(snaps []*weirv1.SubtaskSnapshot) []string {
 		for _, f := range s.Files {
 			keys = append(keys, f.Object)
 		}
+		if in := s.GetInFlight(); in != nil {
+			keys = append(keys, in.Object)
+		}
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)

@@ -8,6 +8,7 @@
 //	binaries/<sha256>                              a job binary
 //	checkpoints/<job>/shared/<sha256>.sst          SST files, shared by a job's checkpoints
 //	checkpoints/<job>/chk-<id>/v<vertex>-s<sub>/   a checkpoint's private files
+//	checkpoints/<job>/chk-<id>/v<vertex>-s<sub>/_inflight  in-flight records of an unaligned snapshot
 //	checkpoints/<job>/chk-<id>/_manifest           its manifest (CheckpointManifest)
 //	savepoints/<job>/sp-<id>/...                   a savepoint: self-contained
 package storelayout
@@ -42,6 +43,13 @@ func dir(job string, id int64, savepoint bool) string {
 // Private is the prefix of one subtask's own files in a checkpoint.
 func Private(job string, id int64, savepoint bool, vertex, subtask int) string {
 	return fmt.Sprintf("%sv%d-s%d/", dir(job, id, savepoint), vertex, subtask)
+}
+
+// InFlight is the key of one subtask's in-flight records in an unaligned
+// checkpoint. Pebble names no file so, so it cannot clash with the subtask's
+// private files.
+func InFlight(job string, id int64, savepoint bool, vertex, subtask int) string {
+	return Private(job, id, savepoint, vertex, subtask) + "_inflight"
 }
 
 // Manifest is the key of a checkpoint's or savepoint's manifest.

@@ -216,7 +216,12 @@ type SubtaskSnapshot struct {
 	Uids []string `protobuf:"bytes,8,rep,name=uids,proto3" json:"uids,omitempty"`
 	// The keyed states its operators declared, so a restore can refuse a job
 	// that reads one as another type or with another codec.
-	States        []*StateInfo `protobuf:"bytes,9,rep,name=states,proto3" json:"states,omitempty"`
+	States []*StateInfo `protobuf:"bytes,9,rep,name=states,proto3" json:"states,omitempty"`
+	// In-flight data of an unaligned checkpoint: the records that were on
+	// the subtask's input channels, ahead of the barrier, when it took its
+	// snapshot. A restore processes them before any new input. Empty for an
+	// aligned snapshot.
+	InFlight      *InFlight `protobuf:"bytes,10,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -314,6 +319,86 @@ func (x *SubtaskSnapshot) GetStates() []*StateInfo {
 	return nil
 }
 
+func (x *SubtaskSnapshot) GetInFlight() *InFlight {
+	if x != nil {
+		return x.InFlight
+	}
+	return nil
+}
+
+// InFlight is one object holding a subtask's in-flight input records: a
+// sequence of batches, each the input edge id (uvarint), the record count
+// (uvarint) and the uvarint-length-prefixed record encodings, all framed
+// by uvarint lengths.
+type InFlight struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Object string                 `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	Size   int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// Lower-case hex; verified on restore.
+	Sha256        string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Records       int64  `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InFlight) Reset() {
+	*x = InFlight{}
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InFlight) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InFlight) ProtoMessage() {}
+
+func (x *InFlight) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InFlight.ProtoReflect.Descriptor instead.
+func (*InFlight) Descriptor() ([]byte, []int) {
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *InFlight) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *InFlight) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *InFlight) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *InFlight) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
 // StateInfo is one keyed state an operator declared.
 type StateInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -328,7 +413,7 @@ type StateInfo struct {
 
 func (x *StateInfo) Reset() {
 	*x = StateInfo{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[3]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +425,7 @@ func (x *StateInfo) String() string {
 func (*StateInfo) ProtoMessage() {}
 
 func (x *StateInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[3]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +438,7 @@ func (x *StateInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateInfo.ProtoReflect.Descriptor instead.
 func (*StateInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StateInfo) GetUid() string {
@@ -393,7 +478,7 @@ type CheckpointManifest struct {
 
 func (x *CheckpointManifest) Reset() {
 	*x = CheckpointManifest{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[4]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +490,7 @@ func (x *CheckpointManifest) String() string {
 func (*CheckpointManifest) ProtoMessage() {}
 
 func (x *CheckpointManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[4]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +503,7 @@ func (x *CheckpointManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointManifest.ProtoReflect.Descriptor instead.
 func (*CheckpointManifest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CheckpointManifest) GetJobId() string {
@@ -481,7 +566,7 @@ type TriggerCheckpoint struct {
 
 func (x *TriggerCheckpoint) Reset() {
 	*x = TriggerCheckpoint{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[5]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +578,7 @@ func (x *TriggerCheckpoint) String() string {
 func (*TriggerCheckpoint) ProtoMessage() {}
 
 func (x *TriggerCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[5]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +591,7 @@ func (x *TriggerCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCheckpoint.ProtoReflect.Descriptor instead.
 func (*TriggerCheckpoint) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TriggerCheckpoint) GetJobId() string {
@@ -558,14 +643,19 @@ type CheckpointAck struct {
 	// Bytes uploaded for this checkpoint (the increment).
 	UploadedBytes int64 `protobuf:"varint,8,opt,name=uploaded_bytes,json=uploadedBytes,proto3" json:"uploaded_bytes,omitempty"`
 	// Total bytes of the snapshot.
-	StateBytes    int64 `protobuf:"varint,9,opt,name=state_bytes,json=stateBytes,proto3" json:"state_bytes,omitempty"`
+	StateBytes int64 `protobuf:"varint,9,opt,name=state_bytes,json=stateBytes,proto3" json:"state_bytes,omitempty"`
+	// The subtask took the snapshot unaligned (at once, or when alignment
+	// exceeded the aligned timeout); in_flight_bytes of input were stored
+	// with it.
+	Unaligned     bool  `protobuf:"varint,10,opt,name=unaligned,proto3" json:"unaligned,omitempty"`
+	InFlightBytes int64 `protobuf:"varint,11,opt,name=in_flight_bytes,json=inFlightBytes,proto3" json:"in_flight_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckpointAck) Reset() {
 	*x = CheckpointAck{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[6]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +667,7 @@ func (x *CheckpointAck) String() string {
 func (*CheckpointAck) ProtoMessage() {}
 
 func (x *CheckpointAck) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[6]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +680,7 @@ func (x *CheckpointAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointAck.ProtoReflect.Descriptor instead.
 func (*CheckpointAck) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CheckpointAck) GetJobId() string {
@@ -656,6 +746,20 @@ func (x *CheckpointAck) GetStateBytes() int64 {
 	return 0
 }
 
+func (x *CheckpointAck) GetUnaligned() bool {
+	if x != nil {
+		return x.Unaligned
+	}
+	return false
+}
+
+func (x *CheckpointAck) GetInFlightBytes() int64 {
+	if x != nil {
+		return x.InFlightBytes
+	}
+	return 0
+}
+
 // CheckpointDecline is a ProcessMessage report.
 type CheckpointDecline struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -672,7 +776,7 @@ type CheckpointDecline struct {
 
 func (x *CheckpointDecline) Reset() {
 	*x = CheckpointDecline{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[7]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +788,7 @@ func (x *CheckpointDecline) String() string {
 func (*CheckpointDecline) ProtoMessage() {}
 
 func (x *CheckpointDecline) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[7]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +801,7 @@ func (x *CheckpointDecline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointDecline.ProtoReflect.Descriptor instead.
 func (*CheckpointDecline) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CheckpointDecline) GetJobId() string {
@@ -753,7 +857,7 @@ type CheckpointComplete struct {
 
 func (x *CheckpointComplete) Reset() {
 	*x = CheckpointComplete{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[8]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +869,7 @@ func (x *CheckpointComplete) String() string {
 func (*CheckpointComplete) ProtoMessage() {}
 
 func (x *CheckpointComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[8]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +882,7 @@ func (x *CheckpointComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointComplete.ProtoReflect.Descriptor instead.
 func (*CheckpointComplete) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckpointComplete) GetCheckpointId() int64 {
@@ -806,7 +910,7 @@ type Restore struct {
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[9]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +922,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[9]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +935,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Restore) GetManifest() string {
@@ -879,7 +983,7 @@ type JobDataKey struct {
 
 func (x *JobDataKey) Reset() {
 	*x = JobDataKey{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +995,7 @@ func (x *JobDataKey) String() string {
 func (*JobDataKey) ProtoMessage() {}
 
 func (x *JobDataKey) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[10]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1008,7 @@ func (x *JobDataKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobDataKey.ProtoReflect.Descriptor instead.
 func (*JobDataKey) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JobDataKey) GetStreaming() []byte {
@@ -936,7 +1040,7 @@ type StoredJobKey struct {
 
 func (x *StoredJobKey) Reset() {
 	*x = StoredJobKey{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[11]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1052,7 @@ func (x *StoredJobKey) String() string {
 func (*StoredJobKey) ProtoMessage() {}
 
 func (x *StoredJobKey) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[11]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1065,7 @@ func (x *StoredJobKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredJobKey.ProtoReflect.Descriptor instead.
 func (*StoredJobKey) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StoredJobKey) GetWrapped() []byte {
@@ -1006,7 +1110,7 @@ type StoredSecret struct {
 
 func (x *StoredSecret) Reset() {
 	*x = StoredSecret{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1122,7 @@ func (x *StoredSecret) String() string {
 func (*StoredSecret) ProtoMessage() {}
 
 func (x *StoredSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[12]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1135,7 @@ func (x *StoredSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredSecret.ProtoReflect.Descriptor instead.
 func (*StoredSecret) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StoredSecret) GetWrapped() []byte {
@@ -1081,7 +1185,7 @@ type CheckpointInfo struct {
 
 func (x *CheckpointInfo) Reset() {
 	*x = CheckpointInfo{}
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[13]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1197,7 @@ func (x *CheckpointInfo) String() string {
 func (*CheckpointInfo) ProtoMessage() {}
 
 func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_checkpoint_proto_msgTypes[13]
+	mi := &file_weir_v1_checkpoint_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1210,7 @@ func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointInfo.ProtoReflect.Descriptor instead.
 func (*CheckpointInfo) Descriptor() ([]byte, []int) {
-	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_checkpoint_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckpointInfo) GetId() int64 {
@@ -1191,7 +1295,7 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"5\n" +
 	"\rOperatorState\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xd6\x02\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x86\x03\n" +
 	"\x0fSubtaskSnapshot\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12 \n" +
@@ -1201,7 +1305,14 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\x05files\x18\x06 \x03(\v2\x12.weir.v1.StateFileR\x05files\x124\n" +
 	"\toperators\x18\a \x03(\v2\x16.weir.v1.OperatorStateR\toperators\x12\x12\n" +
 	"\x04uids\x18\b \x03(\tR\x04uids\x12*\n" +
-	"\x06states\x18\t \x03(\v2\x12.weir.v1.StateInfoR\x06states\"E\n" +
+	"\x06states\x18\t \x03(\v2\x12.weir.v1.StateInfoR\x06states\x12.\n" +
+	"\tin_flight\x18\n" +
+	" \x01(\v2\x11.weir.v1.InFlightR\binFlight\"h\n" +
+	"\bInFlight\x12\x16\n" +
+	"\x06object\x18\x01 \x01(\tR\x06object\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x03R\arecords\"E\n" +
 	"\tStateInfo\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1218,7 +1329,7 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
 	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12*\n" +
 	"\x11timestamp_unix_ms\x18\x04 \x01(\x03R\x0ftimestampUnixMs\x12\x1c\n" +
-	"\tsavepoint\x18\x05 \x01(\bR\tsavepointJ\x04\b\x06\x10\a\"\xc2\x02\n" +
+	"\tsavepoint\x18\x05 \x01(\bR\tsavepointJ\x04\b\x06\x10\a\"\x88\x03\n" +
 	"\rCheckpointAck\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
@@ -1230,7 +1341,10 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\basync_ms\x18\a \x01(\x03R\aasyncMs\x12%\n" +
 	"\x0euploaded_bytes\x18\b \x01(\x03R\ruploadedBytes\x12\x1f\n" +
 	"\vstate_bytes\x18\t \x01(\x03R\n" +
-	"stateBytes\"\xb8\x01\n" +
+	"stateBytes\x12\x1c\n" +
+	"\tunaligned\x18\n" +
+	" \x01(\bR\tunaligned\x12&\n" +
+	"\x0fin_flight_bytes\x18\v \x01(\x03R\rinFlightBytes\"\xb8\x01\n" +
 	"\x11CheckpointDecline\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12#\n" +
@@ -1294,36 +1408,38 @@ func file_weir_v1_checkpoint_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_v1_checkpoint_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_weir_v1_checkpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_weir_v1_checkpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_weir_v1_checkpoint_proto_goTypes = []any{
 	(CheckpointStatus)(0),      // 0: weir.v1.CheckpointStatus
 	(*StateFile)(nil),          // 1: weir.v1.StateFile
 	(*OperatorState)(nil),      // 2: weir.v1.OperatorState
 	(*SubtaskSnapshot)(nil),    // 3: weir.v1.SubtaskSnapshot
-	(*StateInfo)(nil),          // 4: weir.v1.StateInfo
-	(*CheckpointManifest)(nil), // 5: weir.v1.CheckpointManifest
-	(*TriggerCheckpoint)(nil),  // 6: weir.v1.TriggerCheckpoint
-	(*CheckpointAck)(nil),      // 7: weir.v1.CheckpointAck
-	(*CheckpointDecline)(nil),  // 8: weir.v1.CheckpointDecline
-	(*CheckpointComplete)(nil), // 9: weir.v1.CheckpointComplete
-	(*Restore)(nil),            // 10: weir.v1.Restore
-	(*JobDataKey)(nil),         // 11: weir.v1.JobDataKey
-	(*StoredJobKey)(nil),       // 12: weir.v1.StoredJobKey
-	(*StoredSecret)(nil),       // 13: weir.v1.StoredSecret
-	(*CheckpointInfo)(nil),     // 14: weir.v1.CheckpointInfo
+	(*InFlight)(nil),           // 4: weir.v1.InFlight
+	(*StateInfo)(nil),          // 5: weir.v1.StateInfo
+	(*CheckpointManifest)(nil), // 6: weir.v1.CheckpointManifest
+	(*TriggerCheckpoint)(nil),  // 7: weir.v1.TriggerCheckpoint
+	(*CheckpointAck)(nil),      // 8: weir.v1.CheckpointAck
+	(*CheckpointDecline)(nil),  // 9: weir.v1.CheckpointDecline
+	(*CheckpointComplete)(nil), // 10: weir.v1.CheckpointComplete
+	(*Restore)(nil),            // 11: weir.v1.Restore
+	(*JobDataKey)(nil),         // 12: weir.v1.JobDataKey
+	(*StoredJobKey)(nil),       // 13: weir.v1.StoredJobKey
+	(*StoredSecret)(nil),       // 14: weir.v1.StoredSecret
+	(*CheckpointInfo)(nil),     // 15: weir.v1.CheckpointInfo
 }
 var file_weir_v1_checkpoint_proto_depIdxs = []int32{
 	1, // 0: weir.v1.SubtaskSnapshot.files:type_name -> weir.v1.StateFile
 	2, // 1: weir.v1.SubtaskSnapshot.operators:type_name -> weir.v1.OperatorState
-	4, // 2: weir.v1.SubtaskSnapshot.states:type_name -> weir.v1.StateInfo
-	3, // 3: weir.v1.CheckpointManifest.subtasks:type_name -> weir.v1.SubtaskSnapshot
-	3, // 4: weir.v1.CheckpointAck.snapshot:type_name -> weir.v1.SubtaskSnapshot
-	0, // 5: weir.v1.CheckpointInfo.status:type_name -> weir.v1.CheckpointStatus
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 2: weir.v1.SubtaskSnapshot.states:type_name -> weir.v1.StateInfo
+	4, // 3: weir.v1.SubtaskSnapshot.in_flight:type_name -> weir.v1.InFlight
+	3, // 4: weir.v1.CheckpointManifest.subtasks:type_name -> weir.v1.SubtaskSnapshot
+	3, // 5: weir.v1.CheckpointAck.snapshot:type_name -> weir.v1.SubtaskSnapshot
+	0, // 6: weir.v1.CheckpointInfo.status:type_name -> weir.v1.CheckpointStatus
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_checkpoint_proto_init() }
@@ -1337,7 +1453,7 @@ func file_weir_v1_checkpoint_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_checkpoint_proto_rawDesc), len(file_weir_v1_checkpoint_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -567,9 +567,12 @@ type AssignTasks struct {
 	// The values of the job's secrets (JobSpec.secrets) by name, which the
 	// process keeps in memory for sdk.Secret: never in its environment,
 	// arguments or files.
-	Secrets       map[string][]byte `protobuf:"bytes,6,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Secrets map[string][]byte `protobuf:"bytes,6,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Unset: checkpoints stay aligned. Set: a subtask switches a checkpoint
+	// to unaligned once this long has passed since its trigger (0: at once).
+	AlignedTimeoutMs *int64 `protobuf:"varint,7,opt,name=aligned_timeout_ms,json=alignedTimeoutMs,proto3,oneof" json:"aligned_timeout_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AssignTasks) Reset() {
@@ -642,6 +645,13 @@ func (x *AssignTasks) GetSecrets() map[string][]byte {
 		return x.Secrets
 	}
 	return nil
+}
+
+func (x *AssignTasks) GetAlignedTimeoutMs() int64 {
+	if x != nil && x.AlignedTimeoutMs != nil {
+		return *x.AlignedTimeoutMs
+	}
+	return 0
 }
 
 type TaskRoute struct {
@@ -943,17 +953,19 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"SubtaskRef\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
-	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\xca\x02\n" +
+	"\asubtask\x18\x02 \x01(\x05R\asubtask\"\x94\x03\n" +
 	"\vAssignTasks\x12/\n" +
 	"\bsubtasks\x18\x01 \x03(\v2\x13.weir.v1.SubtaskRefR\bsubtasks\x12\x14\n" +
 	"\x05store\x18\x02 \x01(\tR\x05store\x12*\n" +
 	"\arestore\x18\x03 \x01(\v2\x10.weir.v1.RestoreR\arestore\x124\n" +
 	"\x16checkpoint_interval_ms\x18\x04 \x01(\x03R\x14checkpointIntervalMs\x12\x19\n" +
 	"\bdata_key\x18\x05 \x01(\fR\adataKey\x12;\n" +
-	"\asecrets\x18\x06 \x03(\v2!.weir.v1.AssignTasks.SecretsEntryR\asecrets\x1a:\n" +
+	"\asecrets\x18\x06 \x03(\v2!.weir.v1.AssignTasks.SecretsEntryR\asecrets\x121\n" +
+	"\x12aligned_timeout_ms\x18\a \x01(\x03H\x00R\x10alignedTimeoutMs\x88\x01\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x8f\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01B\x15\n" +
+	"\x13_aligned_timeout_ms\"\x8f\x01\n" +
 	"\tTaskRoute\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12!\n" +
@@ -1062,6 +1074,7 @@ func file_weir_v1_control_proto_init() {
 		(*ProcessMessage_Metrics)(nil),
 		(*ProcessMessage_TapRecords)(nil),
 	}
+	file_weir_v1_control_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

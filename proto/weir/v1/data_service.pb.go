@@ -141,9 +141,12 @@ func (*DataFrame_End) isDataFrame_Payload() {}
 
 // RecordBatch holds count records, each a uvarint length then the codec's bytes.
 type RecordBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
-	Count         int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Count int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Sent without credit: a producer's partial batch flushed just before an
+	// unaligned barrier, which may not wait for credit.
+	Overdraft     bool `protobuf:"varint,3,opt,name=overdraft,proto3" json:"overdraft,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,13 +195,23 @@ func (x *RecordBatch) GetCount() int32 {
 	return 0
 }
 
+func (x *RecordBatch) GetOverdraft() bool {
+	if x != nil {
+		return x.Overdraft
+	}
+	return false
+}
+
 type Barrier struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	CheckpointId    int64                  `protobuf:"varint,1,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
 	TimestampUnixMs int64                  `protobuf:"varint,2,opt,name=timestamp_unix_ms,json=timestampUnixMs,proto3" json:"timestamp_unix_ms,omitempty"`
 	Savepoint       bool                   `protobuf:"varint,3,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Unaligned: the barrier overtakes the frames queued ahead of it at the
+	// consumer, which stores them with its snapshot.
+	Unaligned     bool `protobuf:"varint,4,opt,name=unaligned,proto3" json:"unaligned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Barrier) Reset() {
@@ -248,6 +261,13 @@ func (x *Barrier) GetTimestampUnixMs() int64 {
 func (x *Barrier) GetSavepoint() bool {
 	if x != nil {
 		return x.Savepoint
+	}
+	return false
+}
+
+func (x *Barrier) GetUnaligned() bool {
+	if x != nil {
+		return x.Unaligned
 	}
 	return false
 }
@@ -394,14 +414,16 @@ const file_weir_v1_data_service_proto_rawDesc = "" +
 	"\abarrier\x18\x03 \x01(\v2\x10.weir.v1.BarrierH\x00R\abarrier\x122\n" +
 	"\twatermark\x18\x04 \x01(\v2\x12.weir.v1.WatermarkH\x00R\twatermark\x12+\n" +
 	"\x03end\x18\x05 \x01(\v2\x17.weir.v1.EndOfPartitionH\x00R\x03endB\t\n" +
-	"\apayloadJ\x04\b\x01\x10\x02\"7\n" +
+	"\apayloadJ\x04\b\x01\x10\x02\"U\n" +
 	"\vRecordBatch\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x05R\x05count\"x\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x1c\n" +
+	"\toverdraft\x18\x03 \x01(\bR\toverdraft\"\x96\x01\n" +
 	"\aBarrier\x12#\n" +
 	"\rcheckpoint_id\x18\x01 \x01(\x03R\fcheckpointId\x12*\n" +
 	"\x11timestamp_unix_ms\x18\x02 \x01(\x03R\x0ftimestampUnixMs\x12\x1c\n" +
-	"\tsavepoint\x18\x03 \x01(\bR\tsavepoint\"K\n" +
+	"\tsavepoint\x18\x03 \x01(\bR\tsavepoint\x12\x1c\n" +
+	"\tunaligned\x18\x04 \x01(\bR\tunaligned\"K\n" +
 	"\tWatermark\x12*\n" +
 	"\x11timestamp_unix_ms\x18\x01 \x01(\x03R\x0ftimestampUnixMs\x12\x12\n" +
 	"\x04idle\x18\x02 \x01(\bR\x04idle\"\x10\n" +

@@ -1447,8 +1447,13 @@ type CheckpointPolicy struct {
 	// Fail (and restart) the job when this many checkpoints in a row failed
 	// (Flink's tolerable-failed-checkpoints + 1); 0 never does.
 	FailAfterFailures int32 `protobuf:"varint,6,opt,name=fail_after_failures,json=failAfterFailures,proto3" json:"fail_after_failures,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// How long a checkpoint's barriers may wait for alignment before a
+	// subtask switches to an unaligned snapshot (Flink's
+	// aligned-checkpoint-timeout). Unset: 30 s; 0: unaligned from the start;
+	// negative: always aligned. Savepoints are always aligned.
+	AlignedTimeoutMs *int64 `protobuf:"varint,7,opt,name=aligned_timeout_ms,json=alignedTimeoutMs,proto3,oneof" json:"aligned_timeout_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CheckpointPolicy) Reset() {
@@ -1519,6 +1524,13 @@ func (x *CheckpointPolicy) GetRetained() int32 {
 func (x *CheckpointPolicy) GetFailAfterFailures() int32 {
 	if x != nil {
 		return x.FailAfterFailures
+	}
+	return 0
+}
+
+func (x *CheckpointPolicy) GetAlignedTimeoutMs() int64 {
+	if x != nil && x.AlignedTimeoutMs != nil {
+		return *x.AlignedTimeoutMs
 	}
 	return 0
 }
@@ -3263,7 +3275,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x18allow_non_restored_state\x18\n" +
 	" \x01(\bR\x15allowNonRestoredState\x12,\n" +
 	"\x12memory_limit_bytes\x18\v \x01(\x03R\x10memoryLimitBytes\x12\x18\n" +
-	"\asecrets\x18\f \x03(\tR\asecrets\"\xe7\x01\n" +
+	"\asecrets\x18\f \x03(\tR\asecrets\"\xb1\x02\n" +
 	"\x10CheckpointPolicy\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
@@ -3273,7 +3285,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"minPauseMs\x12%\n" +
 	"\x0emax_concurrent\x18\x04 \x01(\x05R\rmaxConcurrent\x12\x1a\n" +
 	"\bretained\x18\x05 \x01(\x05R\bretained\x12.\n" +
-	"\x13fail_after_failures\x18\x06 \x01(\x05R\x11failAfterFailures\"8\n" +
+	"\x13fail_after_failures\x18\x06 \x01(\x05R\x11failAfterFailures\x121\n" +
+	"\x12aligned_timeout_ms\x18\a \x01(\x03H\x00R\x10alignedTimeoutMs\x88\x01\x01B\x15\n" +
+	"\x13_aligned_timeout_ms\"8\n" +
 	"\x10SubmitJobRequest\x12$\n" +
 	"\x04spec\x18\x01 \x01(\v2\x10.weir.v1.JobSpecR\x04spec\"*\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
@@ -3582,6 +3596,7 @@ func file_weir_v1_job_service_proto_init() {
 		(*UploadBinaryRequest_Header)(nil),
 		(*UploadBinaryRequest_Chunk)(nil),
 	}
+	file_weir_v1_job_service_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

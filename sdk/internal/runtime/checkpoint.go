@@ -59,6 +59,9 @@ type checkpointer struct {
 	stateRoot  string
 	restore    *weirv1.CheckpointManifest // nil: fresh start
 	interval   time.Duration              // 0: no periodic checkpoints
+	// alignedTimeout: nil keeps checkpoints aligned; else how long after
+	// its trigger a checkpoint's alignment turns unaligned.
+	alignedTimeout *time.Duration
 	ack        func(*weirv1.CheckpointAck)
 	decline    func(*weirv1.CheckpointDecline)
 	logger     *slog.Logger
@@ -79,6 +82,9 @@ type Restored struct {
 	fromID int64
 	// parallelism is the vertex's parallelism in that checkpoint (0: none).
 	parallelism int
+	// inflight is the subtask's in-flight input, stored by an unaligned
+	// snapshot; nil for an aligned one.
+	inflight *weirv1.InFlight
 }
 
 // restoredFor picks the state of subtask i of v, at its current
@@ -105,6 +111,17 @@ func Restore(m *weirv1.CheckpointManifest, head string, i, p, maxP int) (Restore
 	sort.Slice(olds, func(a, b int) bool { return olds[a].Subtask < olds[b].Subtask })
 	if len(olds) > 0 {
 		ts.parallelism = int(olds[0].Parallelism)
+	}
+	for _, s := range olds {
+		if s.InFlight == nil {
+			continue
+		}
+		if int(s.Parallelism) != p {
+			return ts, &restoreError{id: ts.fromID, err: fmt.Errorf("checkpoint %d is unaligned: subtask %d of operator %s stored in-flight records, which cannot be restored at parallelism %d instead of %d; restore from an (always aligned) savepoint to rescale", ts.fromID, s.Subtask, head, p, s.Parallelism)}
+		}
+		if int(s.Subtask) == i {
+			ts.inflight = s.InFlight
+		}
 	}
 	start, end := keygroup.Range(i, p, maxP)
 	for _, s := range olds {
@@ -180,11 +197,18 @@ func (ck *checkpointer) openState(ctx context.Context, v *Vertex, i, maxP int, t
 
 // checkpoint takes subtask t's snapshot for checkpoint id: the synchronous
 // part (output flushed, operator states, Pebble checkpoint), then the barrier
-// downstream, then the upload and ack in the background.
-func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration) error {
+// downstream, then the upload and ack in the background. An unaligned
+// snapshot (u) acks once its in-flight data is complete, and stores it.
+func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration, u *inflight) error {
 	ck := t.ck
 	start := time.Now()
-	if err := t.flush(); err != nil {
+	unaligned := t.forwardUnaligned(ts, savepoint, u)
+	flush := t.flush
+	if unaligned {
+		// The output's partial batches go with the barrier, as overdraft.
+		flush = t.flushOperators
+	}
+	if err := flush(); err != nil {
 		return err
 	}
 	var ops []*weirv1.OperatorState
@@ -217,7 +241,7 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration)
 		}
 	}
 	sync := time.Since(start)
-	if err := t.out.barrier(id, ts, savepoint); err != nil {
+	if err := t.out.barrier(id, ts, savepoint, unaligned); err != nil {
 		return err
 	}
 	kgStart, kgEnd := keygroup.Range(t.env.subtask, t.env.parallelism, t.env.maxParallelism)
@@ -241,6 +265,12 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration)
 		}
 		if err == nil {
 			err = t.upload(ack, dir, savepoint)
+		}
+		if err == nil && u != nil {
+			var ok bool
+			if ok, err = t.uploadInflight(t.env.ctx, u, ack, savepoint); err == nil && !ok {
+				return // abandoned: a newer checkpoint overtook it, or the subtask ended
+			}
 		}
 		if err != nil {
 			ck.logger.Warn("checkpoint upload failed", "checkpoint", id, "vertex", t.v.ID, "subtask", t.env.subtask, "err", err)
@@ -276,7 +306,7 @@ func (t *task) upload(ack *weirv1.CheckpointAck, dir string, savepoint bool) err
 // onControl handles a mailbox message in the subtask's goroutine.
 func (t *task) onControl(c control) error {
 	if c.trigger != nil {
-		return t.checkpoint(c.trigger.CheckpointId, c.trigger.TimestampUnixMs, c.trigger.Savepoint, 0)
+		return t.checkpoint(c.trigger.CheckpointId, c.trigger.TimestampUnixMs, c.trigger.Savepoint, 0, nil)
 	}
 	for i, r := range t.runs {
 		if r.Notify != nil {
@@ -326,6 +356,10 @@ func openCheckpointer(ctx context.Context, env taskenv.Task, a *weirv1.AssignTas
 	}
 	ck := &checkpointer{store: store, bucket: store.Bucket(), jobID: env.JobID, attempt: env.Attempt, stateRoot: root, logger: logger,
 		interval: time.Duration(a.CheckpointIntervalMs) * time.Millisecond, key: key}
+	if a.AlignedTimeoutMs != nil {
+		d := time.Duration(a.GetAlignedTimeoutMs()) * time.Millisecond
+		ck.alignedTimeout = &d
+	}
 	if r := a.Restore; r != nil && r.Manifest != "" {
 		if ck.restoreKey, err = sealing.ParseJobKey(r.DataKey); err != nil {
 			store.Close()

@@ -258,7 +258,10 @@ func (g *Graph) newTask(ctx context.Context, d *Deployment, ref SubtaskRef, gate
 		if e.Input == 1 {
 			in = t.runs[0].In2
 		}
-		t.decs = append(t.decs, e.From.tail().outType(e.Side).decoder(in))
+		st := e.From.tail().outType(e.Side)
+		t.decs = append(t.decs, st.decoder(in))
+		t.encs = append(t.encs, st.encoded)
+		t.edgeIDs = append(t.edgeIDs, int32(e.ID))
 	}
 	d.mu.Lock()
 	if d.tasks == nil {

@@ -40,6 +40,11 @@ type MiniCluster struct {
 	Requests chan CheckpointRequest
 	// Logger logs the attempts' subtasks; nil discards.
 	Logger *slog.Logger
+	// AlignedTimeout, when set, lets checkpoints turn unaligned this long
+	// after their trigger (see AssignTasks.aligned_timeout_ms).
+	AlignedTimeout *time.Duration
+	// OnAck, when set, sees every subtask's checkpoint ack.
+	OnAck func(*weirv1.CheckpointAck)
 
 	nextID  int64
 	attempt int64
@@ -88,7 +93,7 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 	acks := make(chan ackOrDecline, 64)
 	ck := &checkpointer{store: store, bucket: store.Bucket(), jobID: "ckjob", attempt: c.attempt,
 		stateRoot: filepath.Join(c.Dir, fmt.Sprintf("state-%d", c.attempt)), restore: c.last,
-		interval: c.Interval, logger: logger,
+		interval: c.Interval, logger: logger, alignedTimeout: c.AlignedTimeout,
 		ack:     func(a *weirv1.CheckpointAck) { acks <- ackOrDecline{ack: a} },
 		decline: func(d *weirv1.CheckpointDecline) { acks <- ackOrDecline{decline: d} }}
 	net := exchange.NewNetwork("ckjob", c.attempt, exchange.Options{}, logger)
@@ -172,6 +177,9 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 			d.post(control{trigger: &weirv1.TriggerCheckpoint{JobId: "ckjob", Attempt: c.attempt,
 				CheckpointId: c.nextID, TimestampUnixMs: time.Now().UnixMilli(), Savepoint: savepoint}})
 		case a := <-acks:
+			if a.ack != nil && c.OnAck != nil {
+				c.OnAck(a.ack)
+			}
 			if a.decline != nil || pending == nil || a.ack.CheckpointId != pending.CheckpointId {
 				continue
 			}

@@ -28,6 +28,10 @@ type StreamType interface {
 	newOutput(env *subtaskEnv, edges []outEdge) (emit any, out output)
 	discard() any
 	decoder(emit any) func(*exchange.Frame) error
+	// encoded returns a record frame's batch as the remote encoding, the
+	// records as uvarint-length-prefixed encodings: Data as is, a local
+	// batch encoded (for in-flight data of unaligned snapshots).
+	encoded(f *exchange.Frame) []byte
 }
 
 // outEdge is one outgoing edge of a subtask: a sender per consumer channel.
@@ -43,8 +47,10 @@ type output interface {
 	dirty() bool
 	flush() error
 	end() error
-	// barrier sends checkpoint barrier id on every channel, after flush.
-	barrier(id, ts int64, savepoint bool) error
+	// barrier sends checkpoint barrier id on every channel, after flush. An
+	// unaligned barrier does not wait for credit: partial batches go as
+	// overdraft and the barrier overtakes them at the consumer.
+	barrier(id, ts int64, savepoint, unaligned bool) error
 	// watermark sends watermark ts, or the idle marker, on every channel,
 	// after flush: records before it stay before it.
 	watermark(ts int64, idle bool) error
@@ -58,6 +64,18 @@ func Records[T any](codec Codec[T]) StreamType { return records[T]{codec: codec}
 type records[T any] struct{ codec Codec[T] }
 
 func (t records[T]) discard() any { return func(T) {} }
+
+func (t records[T]) encoded(f *exchange.Frame) []byte {
+	if f.Local == nil {
+		return f.Data
+	}
+	var buf, scratch []byte
+	for _, v := range f.Local.([]T) {
+		scratch = t.codec.Append(scratch[:0], v)
+		buf = uvarintframe.AppendBytes(buf, scratch)
+	}
+	return buf
+}
 
 func (t records[T]) decoder(emit any) func(*exchange.Frame) error {
 	f := emit.(func(T))
@@ -170,13 +188,17 @@ func (o *typedOutput[T]) add(c *chanWriter[T], v T) {
 }
 
 // send hands the channel's batch to its sender (which takes ownership).
-func (o *typedOutput[T]) send(c *chanWriter[T]) {
+func (o *typedOutput[T]) send(c *chanWriter[T]) { o.sendBatch(c, false) }
+
+// sendBatch sends the channel's batch, without waiting for credit when
+// overdraft.
+func (o *typedOutput[T]) sendBatch(c *chanWriter[T], overdraft bool) {
 	var f exchange.Frame
 	switch {
 	case c.local && len(c.recs) > 0:
-		f = exchange.Frame{Kind: exchange.KindRecords, Local: c.recs, Count: len(c.recs)}
+		f = exchange.Frame{Kind: exchange.KindRecords, Local: c.recs, Count: len(c.recs), Overdraft: overdraft}
 	case !c.local && c.n > 0:
-		f = exchange.Frame{Kind: exchange.KindRecords, Data: c.buf, Count: c.n}
+		f = exchange.Frame{Kind: exchange.KindRecords, Data: c.buf, Count: c.n, Overdraft: overdraft}
 	default:
 		return
 	}
@@ -217,10 +239,16 @@ func (o *typedOutput[T]) flush() error {
 	return o.env.err
 }
 
-// broadcastFrame flushes, then sends f on every channel.
+// broadcastFrame flushes, then sends f on every channel. With an unaligned
+// barrier the partial batches go as overdraft, so nothing waits for credit.
 func (o *typedOutput[T]) broadcastFrame(f exchange.Frame) error {
-	if err := o.flush(); err != nil {
-		return err
+	for _, e := range o.edges {
+		for _, c := range e.chans {
+			o.sendBatch(c, f.Unaligned)
+		}
+	}
+	if o.env.err != nil {
+		return o.env.err
 	}
 	for _, e := range o.edges {
 		for _, c := range e.chans {
@@ -232,8 +260,8 @@ func (o *typedOutput[T]) broadcastFrame(f exchange.Frame) error {
 	return nil
 }
 
-func (o *typedOutput[T]) barrier(id, ts int64, savepoint bool) error {
-	return o.broadcastFrame(exchange.Frame{Kind: exchange.KindBarrier, CheckpointID: id, Timestamp: ts, Savepoint: savepoint})
+func (o *typedOutput[T]) barrier(id, ts int64, savepoint, unaligned bool) error {
+	return o.broadcastFrame(exchange.Frame{Kind: exchange.KindBarrier, CheckpointID: id, Timestamp: ts, Savepoint: savepoint, Unaligned: unaligned})
 }
 
 func (o *typedOutput[T]) watermark(ts int64, idle bool) error {
@@ -261,7 +289,7 @@ func (noOutput) dirty() bool  { return false }
 func (noOutput) flush() error { return nil }
 func (noOutput) end() error   { return nil }
 
-func (noOutput) barrier(int64, int64, bool) error { return nil }
+func (noOutput) barrier(int64, int64, bool, bool) error { return nil }
 func (noOutput) watermark(int64, bool) error      { return nil }
 
 // outputs is the output of a chain whose tail has side outputs: the main
@@ -288,8 +316,8 @@ func (os outputs) each(f func(output) error) error {
 
 func (os outputs) flush() error { return os.each(output.flush) }
 func (os outputs) end() error   { return os.each(output.end) }
-func (os outputs) barrier(id, ts int64, savepoint bool) error {
-	return os.each(func(o output) error { return o.barrier(id, ts, savepoint) })
+func (os outputs) barrier(id, ts int64, savepoint, unaligned bool) error {
+	return os.each(func(o output) error { return o.barrier(id, ts, savepoint, unaligned) })
 }
 func (os outputs) watermark(ts int64, idle bool) error {
 	return os.each(func(o output) error { return o.watermark(ts, idle) })

@@ -47,15 +47,24 @@ type task struct {
 	idle              bool                     // idle marker sent downstream
 	barriers          map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
 	mailbox           chan control             // sources' mailbox; gates use Gate.Post
+	// encs and edgeIDs, by gate channel index like decs, store in-flight
+	// records; inflight is the unaligned snapshot collecting them, if any.
+	encs     []func(*exchange.Frame) []byte
+	edgeIDs  []int32
+	inflight *inflight
 }
 
 // run drives the subtask to the end of its input; its operators are closed
 // whatever happens, panics included (run's caller recovers them).
 func (t *task) run() (err error) {
 	defer func() { err = errors.Join(err, t.close()) }()
+	defer t.abandonInflight()
 	t.resume()
 	if t.env.err != nil {
 		return t.env.err
+	}
+	if err := t.replayInflight(); err != nil {
+		return err
 	}
 	if t.source != nil {
 		err = t.runSource()
@@ -189,6 +198,14 @@ func (t *task) close() error {
 
 // flush pushes out partial batches, operators' first (they emit into out).
 func (t *task) flush() error {
+	if err := t.flushOperators(); err != nil {
+		return err
+	}
+	return t.out.flush()
+}
+
+// flushOperators has the operators emit what they buffer.
+func (t *task) flushOperators() error {
 	for _, r := range t.runs {
 		if r.Flush != nil {
 			if err := r.Flush(); err != nil {
@@ -196,7 +213,7 @@ func (t *task) flush() error {
 			}
 		}
 	}
-	return t.out.flush()
+	return nil
 }
 
 func (t *task) runSource() error {
@@ -288,11 +305,15 @@ func (t *task) runGate() error {
 		} else if !dirty {
 			flushAt = time.Time{}
 		}
-		// Wait for input until the buffer timeout or an operator's
-		// processing-time callback, whichever comes first.
+		// Wait for input until the buffer timeout, an operator's
+		// processing-time callback or the aligned timeout, whichever comes
+		// first.
 		deadline := flushAt
-		if w := t.env.wakeAt; !w.IsZero() && (deadline.IsZero() || w.Before(deadline)) {
-			deadline = w
+		alignAt := t.alignDeadline()
+		for _, w := range []time.Time{t.env.wakeAt, alignAt} {
+			if !w.IsZero() && (deadline.IsZero() || w.Before(deadline)) {
+				deadline = w
+			}
 		}
 		waitFrom := t.env.metrics.clock()
 		if !deadline.IsZero() {
@@ -302,6 +323,11 @@ func (t *task) runGate() error {
 			t.env.metrics.idleSince(waitFrom)
 			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				now := time.Now()
+				if !alignAt.IsZero() && !now.Before(alignAt) {
+					if err := t.alignTimeout(now); err != nil {
+						return err
+					}
+				}
 				if err := t.tick(now); err != nil {
 					return err
 				}
@@ -332,6 +358,7 @@ func (t *task) runGate() error {
 		switch d.Frame.Kind {
 		case exchange.KindRecords:
 			t.env.metrics.in(d.Frame.Count)
+			t.record(&d)
 			if err := t.decs[d.Index](&d.Frame); err != nil {
 				return err
 			}
@@ -342,15 +369,15 @@ func (t *task) runGate() error {
 				t.valveStatus(t.valve.Watermark(d.Index, d.Frame.Timestamp))
 			}
 		case exchange.KindBarrier:
-			if _, seen := t.barriers[d.Frame.CheckpointID]; !seen {
-				t.barriers[d.Frame.CheckpointID] = d.Frame
-			}
-			if err := t.aligned(d.Index, t.aligner.Barrier(d.Index, d.Frame.CheckpointID, time.Now())); err != nil {
+			if err := t.onBarrier(d.Index, d.Frame, d.Overtaken); err != nil {
 				return err
 			}
 		case exchange.KindEnd:
 			t.valveStatus(t.valve.End(d.Index))
-			if err := t.aligned(d.Index, t.aligner.End(d.Index, time.Now())); err != nil {
+			if u := t.inflight; u != nil {
+				u.recording[d.Index] = false
+			}
+			if err := t.aligned(d.Index, t.aligner.End(d.Index, time.Now()), nil); err != nil {
 				return err
 			}
 		}
@@ -377,25 +404,4 @@ func (t *task) valveStatus(s watermark.Status) {
 	if s.IdleChanged && !s.Idle {
 		t.sendIdle(false)
 	}
-}
-
-// aligned carries out the aligner's decision for a barrier or end of channel.
-func (t *task) aligned(index int, dec align.Decision) error {
-	if dec.Block {
-		t.gate.Block(index)
-	}
-	if dec.Abandoned > 0 {
-		delete(t.barriers, dec.Abandoned)
-	}
-	if dec.Aligned {
-		b := t.barriers[dec.ID]
-		delete(t.barriers, dec.ID)
-		if err := t.checkpoint(dec.ID, b.Timestamp, b.Savepoint, dec.Alignment); err != nil {
-			return err
-		}
-	}
-	for _, i := range dec.Unblock {
-		t.gate.Unblock(i)
-	}
-	return nil
 }

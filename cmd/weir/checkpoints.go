@@ -43,6 +43,10 @@ type checkpointView struct {
 	SizeBytes   int64  `json:"size_bytes"`
 	Incremental int64  `json:"incremental_bytes"`
 	AlignmentMs int64  `json:"alignment_ms"`
+	// Unaligned: some subtask snapshotted unaligned, storing InFlight
+	// bytes of in-flight records.
+	Unaligned bool   `json:"unaligned"`
+	InFlight  int64  `json:"in_flight_bytes"`
 	Location    string `json:"location,omitempty"`
 	Failure     string `json:"failure,omitempty"`
 }
@@ -53,7 +57,7 @@ func printCheckpoints(s streams, format string, cps []*weirv1.CheckpointInfo) er
 		views = append(views, checkpointView{
 			ID: c.Id, Status: checkpointStatus(c.Status), Savepoint: c.Savepoint, Trigger: rfc3339(c.TriggerUnixMs),
 			DurationMs: c.DurationMs, SizeBytes: c.SizeBytes, Incremental: c.IncrementalBytes, AlignmentMs: c.AlignmentMs,
-			Location: c.Location, Failure: c.Failure,
+			Unaligned: c.Unaligned, InFlight: c.InFlightBytes, Location: c.Location, Failure: c.Failure,
 		})
 	}
 	if format == formatJSON {
@@ -63,6 +67,9 @@ func printCheckpoints(s streams, format string, cps []*weirv1.CheckpointInfo) er
 	fmt.Fprintln(tw, "ID\tSTATUS\tTRIGGERED\tDURATION\tSIZE\tINCREMENT\tALIGNMENT\tNOTE")
 	for _, v := range views {
 		note := v.Failure
+		if v.Unaligned {
+			note = fmt.Sprintf("unaligned, %s in flight %s", bytesIEC(v.InFlight), note)
+		}
 		if v.Savepoint {
 			note = "savepoint " + note
 		}

@@ -38,7 +38,8 @@ type pending struct {
 	// StoreFailed decides.
 	storing bool
 
-	size, uploaded, alignMs int64
+	size, uploaded, alignMs, inFlight int64
+	unaligned                         bool
 }
 
 func (p *pending) info() *weirv1.CheckpointInfo {
@@ -50,6 +51,8 @@ func (p *pending) info() *weirv1.CheckpointInfo {
 		IncrementalBytes: p.uploaded,
 		AlignmentMs:      p.alignMs,
 		Savepoint:        p.savepoint,
+		Unaligned:        p.unaligned,
+		InFlightBytes:    p.inFlight,
 	}
 }
 
@@ -279,6 +282,8 @@ func (c *Machine) Ack(id int64, task TaskID, ack *weirv1.CheckpointAck, now time
 	p.size += ack.GetStateBytes()
 	p.uploaded += ack.GetUploadedBytes()
 	p.alignMs = max(p.alignMs, ack.GetAlignmentMs())
+	p.unaligned = p.unaligned || ack.GetUnaligned()
+	p.inFlight += ack.GetInFlightBytes()
 	if p.nacked < len(p.acks) {
 		return AckSuccess, nil
 	}

@@ -149,7 +149,7 @@ func (a *Aligner) turnUnaligned(d *Decision, now time.Time, keep int) {
 	d.Alignment = now.Sub(a.start)
 	for ch, s := range a.seen {
 		switch {
-		case s && ch != keep && !a.ended[ch]:
+		case s && ch != keep:
 			d.Unblock = append(d.Unblock, ch)
 		case !s && !a.ended[ch]:
 			d.Record = append(d.Record, ch)

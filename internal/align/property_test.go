@@ -18,7 +18,12 @@ import (
 //     delivered;
 //   - a channel is blocked only for the alignment in progress: never after
 //     the alignment it was blocked for completed or was abandoned;
-//   - aligned and abandoned ids strictly increase.
+//   - aligned and abandoned ids strictly increase;
+//   - with unaligned barriers and timeouts mixed in: a checkpoint is
+//     snapshotted once (Aligned or Unaligned), Unaligned records exactly
+//     the live channels that have not delivered it, an unaligned alignment
+//     blocks nothing, and Complete comes only after its Unaligned, once
+//     every live channel delivered it.
 func TestPropertyAlignment(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(1, 5).Draw(t, "channels")
@@ -31,12 +36,19 @@ func TestPropertyAlignment(t *testing.T) {
 			delivered[i] = map[int64]bool{}
 		}
 		var top, lastDone int64 // highest id sent; last aligned or abandoned
+		snapshotted := map[int64]bool{}
 
 		for range rapid.IntRange(0, 80).Draw(t, "steps") {
 			now = now.Add(time.Duration(rapid.IntRange(0, 100).Draw(t, "ms")) * time.Millisecond)
 			ch := rapid.IntRange(0, n-1).Draw(t, "ch")
 			var d Decision
-			if rapid.IntRange(0, 9).Draw(t, "kind") == 0 {
+			kind := rapid.IntRange(0, 11).Draw(t, "kind")
+			if kind == 10 {
+				d = a.Timeout(now)
+				if d.Block || d.Aligned || d.Abandoned != 0 || (d.ID != 0) != d.Unaligned {
+					t.Fatalf("Timeout returned %+v", d)
+				}
+			} else if kind == 0 {
 				d = a.End(ch, now)
 				if d.Block || d.Abandoned != 0 {
 					t.Fatalf("End returned %+v", d)
@@ -48,7 +60,7 @@ func TestPropertyAlignment(t *testing.T) {
 				}
 				id := max(top+rapid.Int64Range(-2, 2).Draw(t, "delta"), 1)
 				top = max(top, id)
-				d = a.Barrier(ch, id, now, false)
+				d = a.Barrier(ch, id, now, kind == 11)
 				if !ended[ch] {
 					delivered[ch][id] = true
 				}
@@ -77,7 +89,44 @@ func TestPropertyAlignment(t *testing.T) {
 				}
 				blocked[c] = 0
 			}
+			if d.Unaligned {
+				if d.Aligned || snapshotted[d.ID] || d.ID <= lastDone {
+					t.Fatalf("unaligned snapshot of %d: %+v; snapshotted before: %v; last done %d", d.ID, d, snapshotted[d.ID], lastDone)
+				}
+				snapshotted[d.ID] = true
+				var missing []int
+				for c := range n {
+					if !ended[c] && !delivered[c][d.ID] {
+						missing = append(missing, c)
+					}
+				}
+				if !slices.Equal(missing, d.Record) {
+					t.Fatalf("unaligned %d records %v, want the live channels without its barrier %v", d.ID, d.Record, missing)
+				}
+			}
+			if d.Complete {
+				if !snapshotted[d.ID] || d.Aligned || d.ID <= lastDone {
+					t.Fatalf("complete %d: %+v (snapshotted %v, last done %d)", d.ID, d, snapshotted[d.ID], lastDone)
+				}
+				lastDone = d.ID
+				for c := range n {
+					if !ended[c] && !delivered[c][d.ID] {
+						t.Fatalf("complete %d but live channel %d did not deliver it", d.ID, c)
+					}
+				}
+			}
+			if a.Unaligned() {
+				for c, b := range blocked {
+					if b != 0 {
+						t.Fatalf("channel %d blocked for %d during unaligned alignment", c, b)
+					}
+				}
+			}
 			if d.Aligned {
+				if snapshotted[d.ID] {
+					t.Fatalf("aligned %d, already snapshotted", d.ID)
+				}
+				snapshotted[d.ID] = true
 				if d.ID <= lastDone {
 					t.Fatalf("aligned %d after %d", d.ID, lastDone)
 				}

@@ -86,11 +86,13 @@ func jobStatusOf(t *testing.T, api, id string) statusJSON {
 }
 
 type checkpointJSON struct {
-	ID         int64  `json:"id"`
-	Status     string `json:"status"`
-	DurationMs int64  `json:"duration_ms"`
-	SizeBytes  int64  `json:"size_bytes"`
-	Location   string `json:"location"`
+	ID            int64  `json:"id"`
+	Status        string `json:"status"`
+	DurationMs    int64  `json:"duration_ms"`
+	SizeBytes     int64  `json:"size_bytes"`
+	Location      string `json:"location"`
+	Unaligned     bool   `json:"unaligned"`
+	InFlightBytes int64  `json:"in_flight_bytes"`
 }
 
 func checkpointsOf(t *testing.T, api, id string) []checkpointJSON {

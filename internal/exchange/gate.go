@@ -238,10 +238,10 @@ func (g *Gate) Overtake(id int64) {
 	g.mu.overtaking = id
 	for _, c := range g.chans {
 		for k := 0; k < c.queue.len(); k++ {
-			f := c.queue.at(k)
-			if f.Kind == KindBarrier && f.CheckpointID == id {
+			// A copy: remove shifts the frames after it.
+			if f := *c.queue.at(k); f.Kind == KindBarrier && f.CheckpointID == id {
 				c.queue.remove(k)
-				g.overtakeLocked(c, *f, k)
+				g.overtakeLocked(c, f, k)
 				break
 			}
 		}

@@ -1177,8 +1177,12 @@ type CheckpointInfo struct {
 	AlignmentMs      int64                  `protobuf:"varint,7,opt,name=alignment_ms,json=alignmentMs,proto3" json:"alignment_ms,omitempty"`
 	Savepoint        bool                   `protobuf:"varint,8,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
 	// Object key of the manifest, for completed checkpoints.
-	Location      string `protobuf:"bytes,9,opt,name=location,proto3" json:"location,omitempty"`
-	Failure       string `protobuf:"bytes,10,opt,name=failure,proto3" json:"failure,omitempty"`
+	Location string `protobuf:"bytes,9,opt,name=location,proto3" json:"location,omitempty"`
+	Failure  string `protobuf:"bytes,10,opt,name=failure,proto3" json:"failure,omitempty"`
+	// Some subtask took its snapshot unaligned, storing in_flight_bytes of
+	// in-flight records in all.
+	Unaligned     bool  `protobuf:"varint,11,opt,name=unaligned,proto3" json:"unaligned,omitempty"`
+	InFlightBytes int64 `protobuf:"varint,12,opt,name=in_flight_bytes,json=inFlightBytes,proto3" json:"in_flight_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1283,6 +1287,20 @@ func (x *CheckpointInfo) GetFailure() string {
 	return ""
 }
 
+func (x *CheckpointInfo) GetUnaligned() bool {
+	if x != nil {
+		return x.Unaligned
+	}
+	return false
+}
+
+func (x *CheckpointInfo) GetInFlightBytes() int64 {
+	if x != nil {
+		return x.InFlightBytes
+	}
+	return 0
+}
+
 var File_weir_v1_checkpoint_proto protoreflect.FileDescriptor
 
 const file_weir_v1_checkpoint_proto_rawDesc = "" +
@@ -1374,7 +1392,7 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\n" +
 	"updated_by\x18\x03 \x01(\tR\tupdatedBy\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\"\xdf\x02\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\"\xa5\x03\n" +
 	"\x0eCheckpointInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.weir.v1.CheckpointStatusR\x06status\x12&\n" +
@@ -1388,7 +1406,9 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\tsavepoint\x18\b \x01(\bR\tsavepoint\x12\x1a\n" +
 	"\blocation\x18\t \x01(\tR\blocation\x12\x18\n" +
 	"\afailure\x18\n" +
-	" \x01(\tR\afailure*\x93\x01\n" +
+	" \x01(\tR\afailure\x12\x1c\n" +
+	"\tunaligned\x18\v \x01(\bR\tunaligned\x12&\n" +
+	"\x0fin_flight_bytes\x18\f \x01(\x03R\rinFlightBytes*\x93\x01\n" +
 	"\x10CheckpointStatus\x12!\n" +
 	"\x1dCHECKPOINT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CHECKPOINT_STATUS_PENDING\x10\x01\x12\x1f\n" +

@@ -45,6 +45,10 @@ type MiniCluster struct {
 	AlignedTimeout *time.Duration
 	// OnAck, when set, sees every subtask's checkpoint ack.
 	OnAck func(*weirv1.CheckpointAck)
+	// CheckpointTimeout is how long a checkpoint may take before it is
+	// given up (a second when 0); Abandoned counts those given up.
+	CheckpointTimeout time.Duration
+	Abandoned         int
 
 	nextID  int64
 	attempt int64
@@ -140,6 +144,10 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 		cancel(errKilled)
 	}
 	completed := 0
+	ckTimeout := c.CheckpointTimeout
+	if ckTimeout == 0 {
+		ckTimeout = time.Second
+	}
 	for {
 		select {
 		case err := <-done:
@@ -152,14 +160,17 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 			queued = append(queued, r)
 		case <-tick.C:
 			// One checkpoint at a time; one that did not complete within
-			// a second (a subtask finished before its barrier) is
+			// CheckpointTimeout (a subtask finished before its barrier) is
 			// abandoned, as the coordinator's timeout would.
-			if !allRunning() || (pending != nil && time.Since(pendingAt) < time.Second) {
+			if !allRunning() || (pending != nil && time.Since(pendingAt) < ckTimeout) {
 				continue
 			}
 			if pending != nil && pendingReq.Kill {
 				killAfter(pendingReq) // restore from the last completed one
 				continue
+			}
+			if pending != nil {
+				c.Abandoned++
 			}
 			savepoint := false
 			if c.Requests != nil {

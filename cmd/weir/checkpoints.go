@@ -47,8 +47,8 @@ type checkpointView struct {
 	// bytes of in-flight records.
 	Unaligned bool   `json:"unaligned"`
 	InFlight  int64  `json:"in_flight_bytes"`
-	Location    string `json:"location,omitempty"`
-	Failure     string `json:"failure,omitempty"`
+	Location  string `json:"location,omitempty"`
+	Failure   string `json:"failure,omitempty"`
 }
 
 func printCheckpoints(s streams, format string, cps []*weirv1.CheckpointInfo) error {

@@ -46,14 +46,14 @@ type runFlags struct {
 	ckTimeout   time.Duration
 	// alignedTimeout: see --aligned-timeout.
 	alignedTimeout time.Duration
-	savepoint   string
-	allowLost   bool
-	ckFailLimit int
-	memory      int64
-	secrets     []string
-	restart     restartFlags
-	platform    string
-	describe    string
+	savepoint      string
+	allowLost      bool
+	ckFailLimit    int
+	memory         int64
+	secrets        []string
+	restart        restartFlags
+	platform       string
+	describe       string
 }
 
 // runOptions is what `weir run` needs besides its flags; tests shorten the

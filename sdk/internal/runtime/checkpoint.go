@@ -62,10 +62,10 @@ type checkpointer struct {
 	// alignedTimeout: nil keeps checkpoints aligned; else how long after
 	// its trigger a checkpoint's alignment turns unaligned.
 	alignedTimeout *time.Duration
-	ack        func(*weirv1.CheckpointAck)
-	decline    func(*weirv1.CheckpointDecline)
-	logger     *slog.Logger
-	uploads    sync.WaitGroup
+	ack            func(*weirv1.CheckpointAck)
+	decline        func(*weirv1.CheckpointDecline)
+	logger         *slog.Logger
+	uploads        sync.WaitGroup
 }
 
 // Restored is what a subtask restores: its keyed-state snapshots and each

@@ -290,7 +290,7 @@ func (noOutput) flush() error { return nil }
 func (noOutput) end() error   { return nil }
 
 func (noOutput) barrier(int64, int64, bool, bool) error { return nil }
-func (noOutput) watermark(int64, bool) error      { return nil }
+func (noOutput) watermark(int64, bool) error            { return nil }
 
 // outputs is the output of a chain whose tail has side outputs: the main
 // output and each side output's writers, as one.

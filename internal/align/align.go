@@ -186,6 +186,10 @@ func (a *Aligner) End(ch int, now time.Time) Decision {
 	return d
 }
 
+// Last returns the newest checkpoint aligned, completed or abandoned:
+// barriers up to it are stale.
+func (a *Aligner) Last() int64 { return a.last }
+
 // Unaligned reports whether the alignment in progress is unaligned.
 func (a *Aligner) Unaligned() bool { return a.id != 0 && a.unaligned }
 

@@ -93,6 +93,7 @@ type checkpointJSON struct {
 	Location      string `json:"location"`
 	Unaligned     bool   `json:"unaligned"`
 	InFlightBytes int64  `json:"in_flight_bytes"`
+	Failure       string `json:"failure"`
 }
 
 func checkpointsOf(t *testing.T, api, id string) []checkpointJSON {

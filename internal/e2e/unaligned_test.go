@@ -36,11 +36,18 @@ func unalignedDone(cps []checkpointJSON) int {
 // kills, each restoring one, its output is exact.
 func TestUnalignedCheckpointsUnderBackpressure(t *testing.T) {
 	c := startCluster(t, 2, 2)
-	const events, keys = 1_500_000, 1000
-	id, out := backpressuredCount(t, c, events, keys, "2ms", "2s")
+	const events, keys = 400_000, 1000
+	id, out := backpressuredCount(t, c, events, keys, "20ms", "2s")
+	var cps []checkpointJSON
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("checkpoints: %+v", cps)
+		}
+	})
 	for kill := range 2 {
 		waitFor(t, 60*time.Second, "a new completed unaligned checkpoint", func() bool {
-			return unalignedDone(checkpointsOf(t, c.api, id)) > kill
+			cps = checkpointsOf(t, c.api, id)
+			return unalignedDone(cps) > kill
 		})
 		w := c.killWorkerOf(id, 2)
 		t.Logf("kill %d: worker %s", kill+1, w)

@@ -48,7 +48,10 @@ type Gate struct {
 		// queued ahead of them (Overtake); 0: none.
 		overtaking int64
 		// prio holds overtaking barriers, delivered before any queued frame.
-		prio   []Delivery
+		prio []Delivery
+		// announced is the newest barrier queued behind other frames (not
+		// a savepoint's): see Announced.
+		announced Frame
 		ended  int // KindEnd frames delivered
 		broken int // channels with err set
 		// mail holds control messages for the consumer (Post).
@@ -250,9 +253,23 @@ func (g *Gate) Overtake(id int64) {
 	signal(g.wake)
 }
 
+// Announced returns the newest checkpoint barrier that reached the gate
+// behind other frames (savepoints' aside), with its trigger time, whether
+// or not it was delivered since; id 0 if none did. A consumer busy with
+// the data ahead of it learns so that a checkpoint is waiting, and can
+// make it overtake (Overtake) once it waited too long, before the barrier
+// even reaches the head of its queue.
+func (g *Gate) Announced() (id, ts int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.announced.CheckpointID, g.mu.announced.Timestamp
+}
+
 // overtakeLocked queues barrier f of channel c for priority delivery, ahead
-// of the first n frames of c's queue, which it overtook.
+// of the first n frames of c's queue, which it overtook. The barrier is
+// delivered marked Unaligned: the consumer's snapshot for it is.
 func (g *Gate) overtakeLocked(c *inChan, f Frame, n int) {
+	f.Unaligned = true
 	var passed []Frame
 	for k := 0; k < n; k++ {
 		if p := c.queue.at(k); p.Kind == KindRecords {
@@ -328,6 +345,9 @@ func (c *inChan) enqueueLocked(f Frame) error {
 		g.overtakeLocked(c, f, c.queue.len())
 		signal(g.wake)
 		return nil
+	}
+	if f.Kind == KindBarrier && !f.Savepoint && f.CheckpointID > g.mu.announced.CheckpointID && c.queue.len() > 0 {
+		g.mu.announced = f
 	}
 	if f.CostsCredit() {
 		c.charged++

@@ -52,6 +52,9 @@ type task struct {
 	encs     []func(*exchange.Frame) []byte
 	edgeIDs  []int32
 	inflight *inflight
+	// overtaken is the newest checkpoint whose queued barriers were made
+	// to overtake before its alignment started.
+	overtaken int64
 }
 
 // run drives the subtask to the end of its input; its operators are closed
@@ -387,6 +390,15 @@ func (t *task) runGate() error {
 		if !t.env.wakeAt.IsZero() {
 			if err := t.tick(time.Now()); err != nil {
 				return err
+			}
+		}
+		// A subtask busy with backpressured input never waits in Next, so
+		// the aligned timeout is also checked after every frame.
+		if at := t.alignDeadline(); !at.IsZero() {
+			if now := time.Now(); !now.Before(at) {
+				if err := t.alignTimeout(now); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -88,22 +88,25 @@ func (t *task) forwardUnaligned(ts int64, savepoint bool, u *inflight) bool {
 	return ok && time.Since(time.UnixMilli(ts)) >= d
 }
 
-// alignDeadline is when the alignment in progress turns unaligned; zero
-// when it never does.
+// alignDeadline is when the alignment in progress turns unaligned, or
+// when a barrier still queued behind data at the gate must overtake it;
+// zero when neither is due ever.
 func (t *task) alignDeadline() time.Time {
 	d, ok := t.alignedTimeout()
 	if !ok || t.aligner == nil || t.aligner.Unaligned() {
 		return time.Time{}
 	}
-	id, aligning := t.aligner.Aligning()
-	if !aligning {
-		return time.Time{}
+	if id, aligning := t.aligner.Aligning(); aligning {
+		b := t.barriers[id]
+		if b.Savepoint {
+			return time.Time{}
+		}
+		return time.UnixMilli(b.Timestamp).Add(d)
 	}
-	b := t.barriers[id]
-	if b.Savepoint {
-		return time.Time{}
+	if id, ts := t.gate.Announced(); id > t.aligner.Last() && id > t.overtaken {
+		return time.UnixMilli(ts).Add(d)
 	}
-	return time.UnixMilli(b.Timestamp).Add(d)
+	return time.Time{}
 }
 
 // record stores a delivered record frame with the unaligned snapshot in
@@ -131,8 +134,16 @@ func (t *task) onBarrier(index int, f exchange.Frame, overtaken []exchange.Frame
 	return t.aligned(index, dec, overtaken)
 }
 
-// alignTimeout turns the alignment in progress unaligned.
+// alignTimeout turns the alignment in progress unaligned, or, with none in
+// progress, has the barrier queued at the gate overtake the data ahead of
+// it: it arrives marked unaligned and the alignment starts unaligned.
 func (t *task) alignTimeout(now time.Time) error {
+	if _, aligning := t.aligner.Aligning(); !aligning {
+		id, _ := t.gate.Announced()
+		t.overtaken = id
+		t.gate.Overtake(id)
+		return nil
+	}
 	return t.aligned(-1, t.aligner.Timeout(now), nil)
 }
 

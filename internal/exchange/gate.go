@@ -52,8 +52,8 @@ type Gate struct {
 		// announced is the newest barrier queued behind other frames (not
 		// a savepoint's): see Announced.
 		announced Frame
-		ended  int // KindEnd frames delivered
-		broken int // channels with err set
+		ended     int // KindEnd frames delivered
+		broken    int // channels with err set
 		// mail holds control messages for the consumer (Post).
 		mail []Frame
 	}

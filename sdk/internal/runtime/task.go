@@ -47,6 +47,7 @@ type task struct {
 	idle              bool                     // idle marker sent downstream
 	barriers          map[int64]exchange.Frame // first barrier frame seen per aligning checkpoint
 	mailbox           chan control             // sources' mailbox; gates use Gate.Post
+	fin               finishing                // the end of input under checkpointing (finish.go)
 }
 
 // run drives the subtask to the end of its input; its operators are closed
@@ -56,6 +57,9 @@ func (t *task) run() (err error) {
 	t.resume()
 	if t.env.err != nil {
 		return t.env.err
+	}
+	if t.env.restored.finished {
+		return t.runRestoredFinished()
 	}
 	if t.source != nil {
 		err = t.runSource()
@@ -80,6 +84,11 @@ func (t *task) run() (err error) {
 		if t.env.err != nil {
 			return t.env.err
 		}
+	}
+	// With checkpoints, the end waits for a final one: sinks commit the
+	// last records on its completion (FLIP-147).
+	if err := t.finalCheckpoint(); err != nil {
+		return err
 	}
 	return t.out.end()
 }

@@ -40,6 +40,10 @@ type MiniCluster struct {
 	Requests chan CheckpointRequest
 	// Logger logs the attempts' subtasks; nil discards.
 	Logger *slog.Logger
+	// Completed, when set, is called with each completed checkpoint's
+	// manifest, before its completion is notified; returning true kills
+	// the attempt after it (the next restores from it).
+	Completed func(m *weirv1.CheckpointManifest) (kill bool)
 
 	nextID  int64
 	attempt int64
@@ -159,9 +163,10 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 	completed := 0
 	complete = func() {
 		c.last, pending = pending, nil
+		hookKill := c.Completed != nil && c.Completed(c.last)
 		d.post(control{complete: c.last.CheckpointId})
 		completed++
-		if kill > 0 && completed >= kill {
+		if hookKill || (kill > 0 && completed >= kill) {
 			cancel(errKilled)
 		}
 		if pendingReq.Kill {

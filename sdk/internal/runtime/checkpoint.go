@@ -110,18 +110,13 @@ func Restore(m *weirv1.CheckpointManifest, head string, i, p, maxP int) (Restore
 	sort.Slice(olds, func(a, b int) bool { return olds[a].Subtask < olds[b].Subtask })
 	if len(olds) > 0 {
 		ts.parallelism = int(olds[0].Parallelism)
-		ts.finished = true
 	}
+	all, own := len(olds) > 0, false
 	for _, s := range olds {
-		if !s.Finished {
-			ts.finished = false
-		}
+		all = all && s.Finished
+		own = own || (s.Finished && int(s.Parallelism) == p && int(s.Subtask) == i)
 	}
-	for _, s := range olds {
-		if s.Finished && int(s.Parallelism) == p && int(s.Subtask) == i {
-			ts.finished = true
-		}
-	}
+	ts.finished = all || own
 	start, end := keygroup.Range(i, p, maxP)
 	for _, s := range olds {
 		if int(s.KeyGroupStart) < end && start < int(s.KeyGroupEnd) && len(s.Files) > 0 {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-run/weir/coordinator/checkpoint"
+	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/internal/etcdkeys"
 	"github.com/weir-run/weir/internal/snapshot"
 	"github.com/weir-run/weir/internal/storelayout"
@@ -256,6 +257,44 @@ func (j *jobDriver) checkpointTasks() []checkpoint.TaskID {
 		ts[i] = checkpoint.TaskID{Vertex: st.VertexID, Subtask: st.Index}
 	}
 	return ts
+}
+
+// startCheckpoints starts checkpointing for the current attempt once every
+// task runs or finished, unless it runs already. Tasks already finished
+// (restored finished, or ended in a region that did not restart) are
+// reported to the machine at once, so that no checkpoint waits for them.
+func (s *leaderState) startCheckpoints(ctx context.Context, j *jobDriver) {
+	if j.m.State() != weirv1.JobState_JOB_STATE_RUNNING || j.checkpointing {
+		return
+	}
+	j.checkpointing, j.checkpointsFailedInRow = true, 0
+	s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
+		acts := j.checkpoints.Start(j.checkpointTasks(), now)
+		for _, id := range j.checkpointTasks() {
+			if t := j.tasks[jobgraph.Subtask{VertexID: id.Vertex, Index: id.Subtask}]; t != nil && t.state == weirv1.TaskState_TASK_STATE_FINISHED {
+				acts = append(acts, j.checkpoints.Finished(id, j.finishedAck(id), now)...)
+			}
+		}
+		return acts
+	})
+}
+
+// finishedAck is what a checkpoint records for a task that ended before
+// it acked it: no state, marked finished, with the chain's uids so that a
+// restore finds its vertex and starts the subtask finished (Flink's
+// FinishedOperatorSubtaskState).
+func (j *jobDriver) finishedAck(id checkpoint.TaskID) *weirv1.CheckpointAck {
+	snap := &weirv1.SubtaskSnapshot{VertexId: id.Vertex, Subtask: id.Subtask, Finished: true}
+	for _, v := range j.rec.Spec.GetGraph().GetVertices() {
+		if v.Id != id.Vertex {
+			continue
+		}
+		snap.Parallelism = v.Parallelism
+		for _, op := range v.Operators {
+			snap.Uids = append(snap.Uids, op.Uid)
+		}
+	}
+	return &weirv1.CheckpointAck{Snapshot: snap}
 }
 
 // stopCheckpoints ends checkpointing for the current attempt.

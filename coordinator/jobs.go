@@ -474,28 +474,31 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 		}
 		s.failed(ctx, j, j.regionOf[u.VertexId], msg, permanent)
 	case weirv1.TaskState_TASK_STATE_RUNNING:
-		switch {
-		case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING):
+		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED) {
+			// Some may have finished first (restored finished): the job
+			// runs, and checkpoints go on without them (FLIP-147).
 			s.endDeploySpan(j, "")
 			s.step(ctx, j, jobmaster.AllRunning{})
-			if j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && !j.checkpointing {
-				j.checkpointing, j.checkpointsFailedInRow = true, 0
-				s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action { return j.checkpoints.Start(j.checkpointTasks(), now) })
-			}
-		case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED):
-			// Some finished first (a source subtask with nothing to
-			// read): the job runs, though it cannot checkpoint.
-			s.endDeploySpan(j, "")
-			s.step(ctx, j, jobmaster.AllRunning{})
+			s.startCheckpoints(ctx, j)
 		}
 	case weirv1.TaskState_TASK_STATE_FINISHED:
-		// Checkpoints need every task: once one finished, no barrier can
-		// complete (as in Flink before final checkpoints).
-		s.stopCheckpoints(ctx, j, "a task finished")
 		if j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED) {
+			s.stopCheckpoints(ctx, j, "every task finished")
 			s.step(ctx, j, jobmaster.AllFinished{})
-		} else if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED) {
+			return
+		}
+		// A subtask ends only after its final checkpoint completed, so
+		// checkpoints go on without it: it is recorded as finished in
+		// those it did not ack (FLIP-147).
+		if j.checkpointing {
+			id := checkpoint.TaskID{Vertex: u.VertexId, Subtask: u.Subtask}
+			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
+				return j.checkpoints.Finished(id, j.finishedAck(id), now)
+			})
+		}
+		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED) {
 			s.step(ctx, j, jobmaster.AllRunning{})
+			s.startCheckpoints(ctx, j)
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/weir-run/weir/coordinator/checkpoint"
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/internal/etcdkeys"
@@ -195,9 +194,8 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 	switch {
 	case j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED):
 		s.step(ctx, j, jobmaster.AllFinished{})
-	case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING):
-		j.checkpointing = true
-		s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action { return j.checkpoints.Start(j.checkpointTasks(), now) })
+	case j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED):
+		s.startCheckpoints(ctx, j)
 		// The old leader may have recorded a checkpoint and died before
 		// telling the sinks; committing is idempotent, so say it again.
 		if latest := j.restoreFor(); latest != nil && latest.CheckpointId > 0 {

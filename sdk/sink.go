@@ -12,8 +12,13 @@ import (
 // SinkWriter writes one subtask's share of a sink.
 type SinkWriter[T any] interface {
 	Write(v T) error
-	// Finish is called once when the input ended: make the output final
-	// (commit). Not called when the task fails or is cancelled.
+	// Finish is called once when the input ended: flush. When the job
+	// checkpoints (TaskInfo.Checkpointing), a final checkpoint follows
+	// before the subtask ends (FLIP-147): a Committer's PreCommit and, on
+	// its completion, Commit then make the last output final, as for any
+	// checkpoint, so Finish must not commit. Without checkpoints nothing
+	// follows: Finish makes the output final. Not called when the task
+	// fails or is cancelled, nor again in a subtask restored finished.
 	Finish() error
 	// Close releases resources; it is always called last.
 	Close() error

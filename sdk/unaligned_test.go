@@ -75,7 +75,7 @@ func TestUnalignedCheckpointsUnderBackpressure(t *testing.T) {
 			c.OnAck = stats.onAck
 			// Far longer than any checkpoint here takes, even on a loaded
 			// machine: one that runs out has lost a barrier.
-			c.CheckpointTimeout = 20 * time.Second
+			c.CheckpointTimeout = 5 * time.Second
 			killed := 0
 			for {
 				finished, err := c.RunAttempt(t.Context(), 3)
@@ -110,8 +110,10 @@ func TestUnalignedCheckpointsUnderBackpressure(t *testing.T) {
 			if killed == 0 {
 				t.Error("the job was never killed: nothing was restored")
 			}
-			// A checkpoint turned unaligned completes: none is given up.
-			if c.Abandoned > 0 {
+			// A checkpoint turned unaligned completes: none is given up,
+			// but for one when the job ends (triggered as a subtask ends,
+			// which the in-process cluster does not stand in for).
+			if c.Abandoned > 1 {
 				t.Errorf("%d checkpoints never completed", c.Abandoned)
 			}
 			if stats.inFlightRecords == 0 {

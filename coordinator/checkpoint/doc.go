@@ -23,6 +23,10 @@
 //   - Trigger: send the trigger to the sources of the current attempt.
 //   - Feed each task's CheckpointAck to Ack and its CheckpointDecline to
 //     Decline; drop reports from older attempts.
+//   - Call Finished when a task of the attempt ends after the end of its
+//     input (FLIP-147), with the ack that stands for it: a snapshot marked
+//     finished. Checkpoints go on without it; a task finished before Start
+//     (restored finished) is reported right after it.
 //   - Complete: write the manifest (create-if-absent), then record it in
 //     etcd under the leader's fencing revision, then call Stored, or
 //     StoreFailed if either step failed. Until then the checkpoint stays

@@ -72,6 +72,10 @@ type Machine struct {
 	run     uint64
 	tasks   []TaskID // sorted, of the current run
 	index   map[TaskID]int
+	// finished holds the tasks of the current run that ended (FLIP-147),
+	// with the ack that stands for them in every checkpoint they did not
+	// acknowledge themselves: they are never waited for.
+	finished map[TaskID]*weirv1.CheckpointAck
 
 	// lastID is the highest checkpoint id seen, allocated or restored.
 	lastID int64
@@ -116,6 +120,7 @@ func (c *Machine) Start(tasks []TaskID, now time.Time) []Action {
 	for i, t := range c.tasks {
 		c.index[t] = i
 	}
+	c.finished = map[TaskID]*weirv1.CheckpointAck{}
 	if c.cfg.Interval > 0 {
 		c.nextTrigger = now.Add(c.cfg.Interval)
 	}
@@ -227,11 +232,46 @@ func (c *Machine) IDAllocated(id int64, savepoint bool, now time.Time) []Action 
 		tasks:     c.index,
 		acks:      make([]*weirv1.CheckpointAck, len(c.tasks)),
 	}
+	for t, ack := range c.finished {
+		p.record(c.index[t], ack)
+	}
 	// id is above every pending id, so the list stays sorted.
 	c.pending = append(c.pending, p)
 	acts := []Action{Trigger{ID: id, Timestamp: now, Savepoint: savepoint}}
-	if len(p.acks) == 0 {
+	if p.nacked == len(p.acks) {
 		acts = append(acts, c.acked(p))
+	}
+	return acts
+}
+
+// Finished says task ended after reaching the end of its input (FLIP-147):
+// it acks no checkpoint any more, and none waits for it. Every pending
+// checkpoint it has not acknowledged, and every later one, records ack in
+// its place: the driver makes it a snapshot marked finished, so that a
+// restore starts the task finished instead of reading its input again. A
+// pending checkpoint it was the last one missing from completes here. The
+// driver reports a task's own acks before its end (the task waits for its
+// uploads before it exits), so an ack the task sent is never replaced. A
+// task not of the current run, or already finished, changes nothing; so
+// does a stopped machine.
+func (c *Machine) Finished(task TaskID, ack *weirv1.CheckpointAck, now time.Time) []Action {
+	i, ok := c.index[task]
+	if !c.running || !ok || c.finished[task] != nil {
+		return nil
+	}
+	if ack == nil {
+		ack = &weirv1.CheckpointAck{}
+	}
+	c.finished[task] = ack
+	var acts []Action
+	for _, p := range slices.Clone(c.pending) {
+		if p.storing || p.acks[i] != nil {
+			continue
+		}
+		p.record(i, ack)
+		if p.nacked == len(p.acks) {
+			acts = append(acts, c.acked(p))
+		}
 	}
 	return acts
 }
@@ -277,6 +317,15 @@ func (c *Machine) Ack(id int64, task TaskID, ack *weirv1.CheckpointAck, now time
 	if ack == nil {
 		ack = &weirv1.CheckpointAck{}
 	}
+	p.record(i, ack)
+	if p.nacked < len(p.acks) {
+		return AckSuccess, nil
+	}
+	return AckSuccess, []Action{c.acked(p)}
+}
+
+// record keeps ack as the i-th task's.
+func (p *pending) record(i int, ack *weirv1.CheckpointAck) {
 	p.acks[i] = ack
 	p.nacked++
 	p.size += ack.GetStateBytes()
@@ -284,10 +333,6 @@ func (c *Machine) Ack(id int64, task TaskID, ack *weirv1.CheckpointAck, now time
 	p.alignMs = max(p.alignMs, ack.GetAlignmentMs())
 	p.unaligned = p.unaligned || ack.GetUnaligned()
 	p.inFlight += ack.GetInFlightBytes()
-	if p.nacked < len(p.acks) {
-		return AckSuccess, nil
-	}
-	return AckSuccess, []Action{c.acked(p)}
 }
 
 // acked hands a fully acknowledged checkpoint to the driver to store.
@@ -455,7 +500,9 @@ func (c *Machine) NextWake() (time.Time, bool) {
 // periodicAt returns when the next periodic checkpoint may start, if
 // nothing but time stands in its way.
 func (c *Machine) periodicAt() (time.Time, bool) {
-	if !c.running || c.cfg.Interval <= 0 || c.allocPeriodic {
+	if !c.running || c.cfg.Interval <= 0 || c.allocPeriodic || (len(c.tasks) > 0 && len(c.finished) == len(c.tasks)) {
+		// With every task finished there is nothing left to checkpoint:
+		// the job is about to end.
 		return time.Time{}, false
 	}
 	n := 0

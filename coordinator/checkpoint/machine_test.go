@@ -28,6 +28,7 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 //	id-failed [savepoint] [reason=X] [t=D]      IDFailed
 //	ack N vV/S [bytes=N] [uploaded=N] [align=N] [t=D]
 //	decline N vV/S [reason=X] [t=D]
+//	finished vV/S [t=D]                         Finished, with a finished snapshot
 //	stored N [loc=X] [t=D]                      loc defaults to chk-N
 //	store-failed N [reason=X] [t=D]
 //	restored N [loc=X] [savepoint]
@@ -99,6 +100,10 @@ func TestMachine(t *testing.T) {
 				var res AckResult
 				res, acts = c.Ack(ack.CheckpointId, task, ack, now)
 				fmt.Fprintf(&b, "ack: %s\n", res)
+			case "finished":
+				task := parseTask(t, d, posArg(t, d, 0))
+				ack := &weirv1.CheckpointAck{Snapshot: &weirv1.SubtaskSnapshot{VertexId: task.Vertex, Subtask: task.Subtask, Finished: true}}
+				acts = c.Finished(task, ack, now)
 			case "decline":
 				acts = c.Decline(posInt(t, d, 0), parseTask(t, d, posArg(t, d, 1)), textArg(d, "reason"), now)
 			case "stored":
@@ -165,7 +170,11 @@ func formatAction(a Action) string {
 	case Complete:
 		var acks []string
 		for _, ack := range a.Acks {
-			acks = append(acks, TaskID{ack.GetSnapshot().GetVertexId(), ack.GetSnapshot().GetSubtask()}.String())
+			s := TaskID{ack.GetSnapshot().GetVertexId(), ack.GetSnapshot().GetSubtask()}.String()
+			if ack.GetSnapshot().GetFinished() {
+				s += "(finished)"
+			}
+			acks = append(acks, s)
 		}
 		return fmt.Sprintf("complete %d%s acks=%s", a.ID, sp(a.Savepoint), strings.Join(acks, ","))
 	case Notify:
@@ -210,6 +219,15 @@ func describe(c *Machine) string {
 		fmt.Fprintf(&b, " wake=%s", w.Sub(epoch))
 	}
 	b.WriteString("\n")
+	if len(c.finished) > 0 {
+		var s []string
+		for _, t := range c.tasks {
+			if c.finished[t] != nil {
+				s = append(s, t.String())
+			}
+		}
+		fmt.Fprintf(&b, "finished: %s\n", strings.Join(s, ","))
+	}
 	if len(c.pending) > 0 {
 		var s []string
 		for _, p := range c.pending {

@@ -217,11 +217,17 @@ type SubtaskSnapshot struct {
 	// The keyed states its operators declared, so a restore can refuse a job
 	// that reads one as another type or with another codec.
 	States []*StateInfo `protobuf:"bytes,9,rep,name=states,proto3" json:"states,omitempty"`
+	// The subtask had reached the end of its input when it took this
+	// snapshot (Flink's finished operators, FLIP-147): a restore starts it
+	// finished, without reading its input again or finishing its operators a
+	// second time. The coordinator records a subtask that exited before it
+	// acked a checkpoint with finished set and no state of its own.
+	Finished bool `protobuf:"varint,10,opt,name=finished,proto3" json:"finished,omitempty"`
 	// In-flight data of an unaligned checkpoint: the records that were on
 	// the subtask's input channels, ahead of the barrier, when it took its
 	// snapshot. A restore processes them before any new input. Empty for an
 	// aligned snapshot.
-	InFlight      *InFlight `protobuf:"bytes,10,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	InFlight      *InFlight `protobuf:"bytes,11,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,6 +323,13 @@ func (x *SubtaskSnapshot) GetStates() []*StateInfo {
 		return x.States
 	}
 	return nil
+}
+
+func (x *SubtaskSnapshot) GetFinished() bool {
+	if x != nil {
+		return x.Finished
+	}
+	return false
 }
 
 func (x *SubtaskSnapshot) GetInFlight() *InFlight {
@@ -1313,7 +1326,7 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"5\n" +
 	"\rOperatorState\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\x86\x03\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xa2\x03\n" +
 	"\x0fSubtaskSnapshot\x12\x1b\n" +
 	"\tvertex_id\x18\x01 \x01(\x05R\bvertexId\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x05R\asubtask\x12 \n" +
@@ -1323,9 +1336,10 @@ const file_weir_v1_checkpoint_proto_rawDesc = "" +
 	"\x05files\x18\x06 \x03(\v2\x12.weir.v1.StateFileR\x05files\x124\n" +
 	"\toperators\x18\a \x03(\v2\x16.weir.v1.OperatorStateR\toperators\x12\x12\n" +
 	"\x04uids\x18\b \x03(\tR\x04uids\x12*\n" +
-	"\x06states\x18\t \x03(\v2\x12.weir.v1.StateInfoR\x06states\x12.\n" +
-	"\tin_flight\x18\n" +
-	" \x01(\v2\x11.weir.v1.InFlightR\binFlight\"h\n" +
+	"\x06states\x18\t \x03(\v2\x12.weir.v1.StateInfoR\x06states\x12\x1a\n" +
+	"\bfinished\x18\n" +
+	" \x01(\bR\bfinished\x12.\n" +
+	"\tin_flight\x18\v \x01(\v2\x11.weir.v1.InFlightR\binFlight\"h\n" +
 	"\bInFlight\x12\x16\n" +
 	"\x06object\x18\x01 \x01(\tR\x06object\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +

@@ -18,7 +18,9 @@ import (
 // Each subtask writes a hidden in-progress file. When the job checkpoints,
 // the barrier makes it pending (hidden, durable) and the completed checkpoint
 // commits it by renaming it to part-<subtask>-<checkpoint>. When the input
-// ends, everything left is committed and the last file becomes
+// ends, the job's final checkpoint (FLIP-147) makes the last file pending
+// and commits it on completion, as any other; without checkpoints,
+// everything is committed at the end and the last file becomes
 // part-<subtask>-end. Visible output is therefore always complete, and a
 // restore from checkpoint m commits what m had pending and removes what was
 // committed after m (it is about to be written again), so output is never
@@ -28,7 +30,7 @@ func Sink[T any](s sdk.Stream[T], dir string, format func(T) string, opts ...sdk
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		w := &sinkWriter[T]{dir: dir, subtask: t.Subtask(), attempt: t.Attempt(), format: format}
+		w := &sinkWriter[T]{dir: dir, subtask: t.Subtask(), attempt: t.Attempt(), format: format, final: t.Checkpointing()}
 		if err := w.recover(t); err != nil {
 			return nil, err
 		}
@@ -61,6 +63,9 @@ type sinkWriter[T any] struct {
 	tmp     string
 	written int64
 	pending []pending
+	// final: the job checkpoints, so a final checkpoint follows Finish
+	// and commits the last file.
+	final bool
 }
 
 func (s *sinkWriter[T]) hiddenPrefix(subtask int) string  { return fmt.Sprintf(".part-%05d-", subtask) }
@@ -206,8 +211,14 @@ func (s *sinkWriter[T]) Commit(id int64) error {
 	return nil
 }
 
-// Finish: the input ended; commit everything, the rest as the end file.
+// Finish: the input ended. With checkpoints the final one commits the
+// rest (committing here would make visible what a restore from an earlier
+// checkpoint writes again); without, commit everything, the rest as the
+// end file.
 func (s *sinkWriter[T]) Finish() error {
+	if s.final {
+		return nil
+	}
 	if err := s.Commit(1<<63 - 1); err != nil {
 		return err
 	}

@@ -208,3 +208,31 @@ func TestSinkRestartFromScratchDropsEarlierOutput(t *testing.T) {
 		t.Fatalf("after a restart from scratch: %v", got)
 	}
 }
+
+// With checkpoints, Finish commits nothing: the final checkpoint after it
+// pre-commits the last file and its completion commits it (FLIP-147).
+func TestSinkFinalCheckpointCommitsTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	w := openWriter(t, dir, taskInfo{attempt: 1})
+	w.final = true
+	write(t, w, 1, 2)
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if v := visible(listDir(t, dir)); len(v) != 0 {
+		t.Fatalf("visible after Finish, before the final checkpoint: %v", v)
+	}
+	if _, err := w.PreCommit(9); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(9); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if got := visible(listDir(t, dir)); !slices.Equal(got, []string{"part-00000-9"}) {
+		t.Fatalf("visible %v, want the final checkpoint's file", got)
+	}
+	if got := read(t, filepath.Join(dir, "part-00000-9")); got != "1\n2\n" {
+		t.Fatalf("final file %q", got)
+	}
+}

@@ -147,8 +147,11 @@ type writer[T any] struct {
 	plainPromise func(*kgo.Record, error)
 	cur          *txn   // ExactlyOnce: the open transaction
 	pending      []*txn // pre-committed, oldest first
-	nextSlot     int
-	buf          []byte
+	// final: the job checkpoints, so a final checkpoint follows Finish
+	// (FLIP-147) and commits the last transaction on its completion.
+	final    bool
+	nextSlot int
+	buf      []byte
 
 	mu     sync.Mutex
 	failed error // the first failed produce
@@ -162,7 +165,7 @@ func openWriter[T any](t sdk.TaskInfo, cfg SinkConfig, value Encoder[T]) (*write
 	cfg.ClientOptions = append(auth, cfg.ClientOptions...)
 	w := &writer[T]{cfg: cfg, value: value, delivery: cfg.Delivery, logger: t.Logger(),
 		base:    fmt.Sprintf("%s-%s-%s", cfg.TransactionalIDPrefix, t.JobID(), t.UID()),
-		subtask: t.Subtask(), subtasks: t.Parallelism()}
+		subtask: t.Subtask(), subtasks: t.Parallelism(), final: t.Checkpointing()}
 	if w.delivery == DeliveryDefault {
 		w.delivery = AtLeastOnce
 		if t.Checkpointing() {
@@ -444,7 +447,12 @@ func (w *writer[T]) end(t *txn, how kgo.TransactionEndTry) error {
 	return nil
 }
 
-// Finish commits everything: the input ended, and no checkpoint follows.
+// Finish flushes: the input ended. Exactly-once leaves the open
+// transaction to the final checkpoint, which pre-commits it on its barrier
+// and commits it on its completion, as any other: committed here, it could
+// not be taken back were the job to restore from an earlier checkpoint.
+// Without a final checkpoint (tests driving a writer alone), Finish
+// commits everything.
 func (w *writer[T]) Finish() error {
 	ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
 	defer cancel()
@@ -461,8 +469,14 @@ func (w *writer[T]) Finish() error {
 		if err := w.err(); err != nil {
 			return err
 		}
+		if w.final {
+			return nil
+		}
 		w.pending = append(w.pending, w.cur)
 		w.cur = nil
+	}
+	if w.final {
+		return nil
 	}
 	for len(w.pending) > 0 {
 		if err := w.end(w.pending[0], kgo.TryCommit); err != nil {

@@ -54,6 +54,21 @@ func write(t *testing.T, w *writer[string], vs ...string) {
 	}
 }
 
+// finish ends a writer's input as the runtime does under checkpoints:
+// Finish, then the final checkpoint, which commits the last transaction.
+func finish(t *testing.T, w *writer[string], final int64) {
+	t.Helper()
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.PreCommit(final); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(final); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func preCommit(t *testing.T, ws []*writer[string], id int64) [][]byte {
 	t.Helper()
 	var items [][]byte
@@ -125,9 +140,7 @@ func TestSinkTwoPhaseCommit(t *testing.T) {
 				write(t, ws[i%len(ws)], v)
 			}
 			for _, w := range ws {
-				if err := w.Finish(); err != nil {
-					t.Fatal(err)
-				}
+				finish(t, w, 3)
 				w.Close()
 			}
 			if got, want := readCommitted(t, brokers, "out"), sorted(values("v", 0, 30)); !equal(got, want) {
@@ -165,9 +178,7 @@ func TestSinkFencesZombie(t *testing.T) {
 	}
 	crash(zombie)
 	write(t, next, values("v", 10, 20)...)
-	if err := next.Finish(); err != nil {
-		t.Fatal(err)
-	}
+	finish(t, next, 2)
 	next.Close()
 	if got, want := readCommitted(t, brokers, "out"), sorted(values("v", 0, 20)); !equal(got, want) {
 		t.Fatalf("output %v, want %v", got, want)
@@ -228,9 +239,7 @@ func TestSinkExactlyOnceUnderInjectedFailures(t *testing.T) {
 		}
 	}
 	for _, w := range ws {
-		if err := w.Finish(); err != nil {
-			t.Fatal(err)
-		}
+		finish(t, w, id+1)
 		w.Close()
 	}
 	if got, want := readCommitted(t, brokers, "out"), sorted(values("v", 0, n)); !equal(got, want) {

@@ -85,6 +85,11 @@ type Restored struct {
 	// inflight is the subtask's in-flight input, stored by an unaligned
 	// snapshot; nil for an aligned one.
 	inflight *weirv1.InFlight
+	// finished: the subtask starts finished (runRestoredFinished), as
+	// every old subtask of its vertex was when the checkpoint was taken
+	// (Flink's fully finished operator), or its own old subtask, at the
+	// same parallelism, was.
+	finished bool
 }
 
 // restoredFor picks the state of subtask i of v, at its current
@@ -123,6 +128,12 @@ func Restore(m *weirv1.CheckpointManifest, head string, i, p, maxP int) (Restore
 			ts.inflight = s.InFlight
 		}
 	}
+	all, own := len(olds) > 0, false
+	for _, s := range olds {
+		all = all && s.Finished
+		own = own || (s.Finished && int(s.Parallelism) == p && int(s.Subtask) == i)
+	}
+	ts.finished = all || own
 	start, end := keygroup.Range(i, p, maxP)
 	for _, s := range olds {
 		if int(s.KeyGroupStart) < end && start < int(s.KeyGroupEnd) && len(s.Files) > 0 {
@@ -248,13 +259,15 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration,
 	snap := &weirv1.SubtaskSnapshot{
 		VertexId: int32(t.v.ID), Subtask: int32(t.env.subtask), Parallelism: int32(t.env.parallelism),
 		KeyGroupStart: int32(kgStart), KeyGroupEnd: int32(kgEnd), Operators: ops, Uids: t.v.uids(),
-		States: t.env.declared,
+		States: t.env.declared, Finished: t.fin.ended,
 	}
 	ack := &weirv1.CheckpointAck{JobId: ck.jobID, Attempt: ck.attempt, CheckpointId: id, Snapshot: snap,
 		AlignmentMs: alignment.Milliseconds(), SyncMicros: sync.Microseconds()}
 	ck.uploads.Add(1)
+	t.fin.uploads.Add(1)
 	go func() {
 		defer ck.uploads.Done()
+		defer t.fin.uploads.Done()
 		// One upload at a time per subtask: the uploader's view of which
 		// files the store holds must follow checkpoint order.
 		t.uploadMu.Lock()

@@ -39,24 +39,37 @@ type Deployment struct {
 }
 
 // post delivers a control message to the process's tasks: triggers go to
-// sources (they start checkpoints), completions to every task.
+// sources (they start checkpoints) and to subtasks waiting for their final
+// checkpoint, completions to every task.
 func (d *Deployment) post(c control) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, t := range d.tasks {
-		switch {
-		case t.source != nil:
-			if c.trigger == nil && !t.hasNotify() {
-				continue
-			}
-			select {
-			case t.mailbox <- c:
-			default:
-				d.Logger.Warn("subtask mailbox full; dropping control message", "vertex", t.v.ID, "subtask", t.env.subtask)
-			}
-		case c.trigger == nil:
-			t.gate.Post(exchange.Frame{Kind: exchange.KindRecords, Local: c})
+		// Under the subtask's finishing lock: it starts waiting either
+		// before (and gets c queued) or after (and drains c from its
+		// mailbox or gate).
+		t.fin.mu.Lock()
+		if !t.fin.offerLocked(c) {
+			d.postLive(t, c)
 		}
+		t.fin.mu.Unlock()
+	}
+}
+
+// postLive delivers c to a subtask still reading its input.
+func (d *Deployment) postLive(t *task, c control) {
+	switch {
+	case t.source != nil:
+		if c.trigger == nil && !t.hasNotify() {
+			return
+		}
+		select {
+		case t.mailbox <- c:
+		default:
+			d.Logger.Warn("subtask mailbox full; dropping control message", "vertex", t.v.ID, "subtask", t.env.subtask)
+		}
+	case c.trigger == nil:
+		t.gate.Post(exchange.Frame{Kind: exchange.KindRecords, Local: c})
 	}
 }
 

@@ -62,6 +62,13 @@
 //     Finish is called head first; an operator may still emit in Finish,
 //     and the operators after it see those records before their own
 //     Finish. Finish is never called when the subtask fails or is
-//     cancelled. Close is always called, once, last, tail first, failure
-//     or not.
+//     cancelled. When the job checkpoints (Env.Checkpointing), a final
+//     checkpoint follows (Flink's FLIP-147, finish.go): the subtask keeps
+//     its output open, snapshots on every trigger (Snapshot runs after
+//     Finish, and the snapshot is marked finished) and ends once a
+//     checkpoint taken after Finish completed and its Notify ran; so a
+//     two-phase-commit sink commits its last output in Notify, not in
+//     Finish. A subtask restored finished builds its operators with their
+//     restored state but runs neither its input nor Finish. Close is
+//     always called, once, last, tail first, failure or not.
 package runtime

@@ -49,6 +49,10 @@ type MiniCluster struct {
 	// given up (a second when 0); Abandoned counts those given up.
 	CheckpointTimeout time.Duration
 	Abandoned         int
+	// Completed, when set, is called with each completed checkpoint's
+	// manifest, before its completion is notified; returning true kills
+	// the attempt after it (the next restores from it).
+	Completed func(m *weirv1.CheckpointManifest) (kill bool)
 
 	nextID  int64
 	attempt int64
@@ -111,13 +115,20 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 	done := make(chan error, 1)
 	var mu sync.Mutex
 	running := map[SubtaskRef]bool{}
+	// Each subtask finishes once: the loop below hears of it here.
+	finishedCh := make(chan SubtaskRef, len(refs))
 	go func() {
 		done <- g.Run(actx, d, refs, func(r SubtaskRef, st weirv1.TaskState, _ error) {
 			mu.Lock()
-			running[r] = st == weirv1.TaskState_TASK_STATE_RUNNING
+			running[r] = st == weirv1.TaskState_TASK_STATE_RUNNING || st == weirv1.TaskState_TASK_STATE_FINISHED
 			mu.Unlock()
+			if st == weirv1.TaskState_TASK_STATE_FINISHED {
+				finishedCh <- r
+			}
 		})
 	}()
+	// allRunning: every subtask runs or finished (FLIP-147: checkpoints go
+	// on without the finished ones).
 	allRunning := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -128,12 +139,27 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 		}
 		return true
 	}
+	ended := map[SubtaskRef]bool{}         // finished subtasks
+	var pending *weirv1.CheckpointManifest // the checkpoint in flight
+	var acked map[SubtaskRef]bool          // of the pending checkpoint
+	// record adds a subtask's snapshot to the pending checkpoint and
+	// completes it once every subtask has one.
+	var complete func()
+	record := func(r SubtaskRef, s *weirv1.SubtaskSnapshot) {
+		if acked[r] {
+			return
+		}
+		acked[r] = true
+		pending.Subtasks = append(pending.Subtasks, s)
+		if len(acked) == len(refs) {
+			complete()
+		}
+	}
 	if c.Started != nil {
 		c.Started(c.attempt, d)
 	}
 	tick := time.NewTicker(c.Interval)
 	defer tick.Stop()
-	var pending *weirv1.CheckpointManifest // the checkpoint in flight
 	var pendingAt time.Time
 	var pendingReq CheckpointRequest // what was asked of it (request mode)
 	var queued []CheckpointRequest
@@ -148,6 +174,19 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 	if ckTimeout == 0 {
 		ckTimeout = time.Second
 	}
+	complete = func() {
+		c.last, pending = pending, nil
+		hookKill := c.Completed != nil && c.Completed(c.last)
+		d.post(control{complete: c.last.CheckpointId})
+		completed++
+		if hookKill || (kill > 0 && completed >= kill) {
+			cancel(errKilled)
+		}
+		if pendingReq.Kill {
+			killAfter(pendingReq)
+		}
+		pendingReq = CheckpointRequest{}
+	}
 	for {
 		select {
 		case err := <-done:
@@ -160,9 +199,9 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 			queued = append(queued, r)
 		case <-tick.C:
 			// One checkpoint at a time; one that did not complete within
-			// CheckpointTimeout (a subtask finished before its barrier) is
-			// abandoned, as the coordinator's timeout would.
-			if !allRunning() || (pending != nil && time.Since(pendingAt) < ckTimeout) {
+			// CheckpointTimeout is abandoned, as the coordinator's timeout
+			// would.
+			if !allRunning() || len(ended) == len(refs) || (pending != nil && time.Since(pendingAt) < ckTimeout) {
 				continue
 			}
 			if pending != nil && pendingReq.Kill {
@@ -174,17 +213,29 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 			}
 			savepoint := false
 			if c.Requests != nil {
-				if len(queued) == 0 {
+				switch {
+				case len(queued) > 0:
+					pendingReq, queued = queued[0], queued[1:]
+					savepoint = pendingReq.Savepoint
+				case !d.awaitingFinal():
 					pending = nil
 					continue
+				default:
+					// A subtask waits for its final checkpoint: take one
+					// though the job asked for none, as a coordinator's
+					// periodic trigger would.
+					pendingReq = CheckpointRequest{}
 				}
-				pendingReq, queued = queued[0], queued[1:]
-				savepoint = pendingReq.Savepoint
 			}
 			pendingAt = time.Now()
 			c.nextID++
 			pending = &weirv1.CheckpointManifest{JobId: "ckjob", CheckpointId: c.nextID,
 				MaxParallelism: int32(g.MaxParallelism), Savepoint: savepoint}
+			acked = map[SubtaskRef]bool{}
+			for r := range ended {
+				acked[r] = true
+				pending.Subtasks = append(pending.Subtasks, g.finishedSnapshot(r))
+			}
 			d.post(control{trigger: &weirv1.TriggerCheckpoint{JobId: "ckjob", Attempt: c.attempt,
 				CheckpointId: c.nextID, TimestampUnixMs: time.Now().UnixMilli(), Savepoint: savepoint}})
 		case a := <-acks:
@@ -194,20 +245,15 @@ func (c *MiniCluster) RunAttempt(ctx context.Context, kill int) (finished bool, 
 			if a.decline != nil || pending == nil || a.ack.CheckpointId != pending.CheckpointId {
 				continue
 			}
-			pending.Subtasks = append(pending.Subtasks, a.ack.Snapshot)
-			if len(pending.Subtasks) < len(refs) {
-				continue
+			s := a.ack.Snapshot
+			record(SubtaskRef{int(s.VertexId), int(s.Subtask)}, s)
+		case r := <-finishedCh:
+			// Its acks came first (it waits for its uploads): what it
+			// did not ack, it never will.
+			ended[r] = true
+			if pending != nil {
+				record(r, g.finishedSnapshot(r))
 			}
-			c.last, pending = pending, nil
-			d.post(control{complete: c.last.CheckpointId})
-			completed++
-			if kill > 0 && completed >= kill {
-				cancel(errKilled)
-			}
-			if pendingReq.Kill {
-				killAfter(pendingReq)
-			}
-			pendingReq = CheckpointRequest{}
 		}
 	}
 }

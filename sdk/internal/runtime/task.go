@@ -55,6 +55,8 @@ type task struct {
 	// overtaken is the newest checkpoint whose queued barriers were made
 	// to overtake before its alignment started.
 	overtaken int64
+	// fin is the end of input under checkpointing (finish.go).
+	fin finishing
 }
 
 // run drives the subtask to the end of its input; its operators are closed
@@ -65,6 +67,9 @@ func (t *task) run() (err error) {
 	t.resume()
 	if t.env.err != nil {
 		return t.env.err
+	}
+	if t.env.restored.finished {
+		return t.runRestoredFinished()
 	}
 	if err := t.replayInflight(); err != nil {
 		return err
@@ -92,6 +97,11 @@ func (t *task) run() (err error) {
 		if t.env.err != nil {
 			return t.env.err
 		}
+	}
+	// With checkpoints, the end waits for a final one: sinks commit the
+	// last records on its completion (FLIP-147).
+	if err := t.finalCheckpoint(); err != nil {
+		return err
 	}
 	return t.out.end()
 }

@@ -1,0 +1,119 @@
+package coordinator
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// TestCheckpointsGoOnAfterATaskFinished (FLIP-147): once the source of the
+// harness's two-vertex job reports FINISHED, the leader keeps triggering
+// checkpoints and completes them with the sink's ack alone; the manifest
+// records the source finished, with its uids, so a restore starts it
+// finished. When the sink finishes too, the job is FINISHED.
+func TestCheckpointsGoOnAfterATaskFinished(t *testing.T) {
+	h := startLeaderHarness(t, harnessOpts{})
+	var w *scriptedWorker
+	eventually(t, 30*time.Second, "the worker registers", func() bool {
+		var err error
+		w, err = h.worker("w1", scriptOpts{holdAcks: true})
+		return err == nil
+	})
+	job := h.submit("flip147")
+	ack := func(tr trigger) {
+		w.report(tr.key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointAck{CheckpointAck: &weirv1.CheckpointAck{
+			CheckpointId: tr.id, Snapshot: &weirv1.SubtaskSnapshot{VertexId: tr.subtask.VertexId, Subtask: tr.subtask.Subtask}}}})
+	}
+	finish := func(tr trigger) {
+		w.report(tr.key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
+			VertexId: tr.subtask.VertexId, Subtask: tr.subtask.Subtask, State: weirv1.TaskState_TASK_STATE_FINISHED}}})
+	}
+	// next returns the triggers of the first checkpoint after id, by
+	// vertex: the scripted worker hands one to each subtask of the
+	// process, finished or not.
+	next := func(id int64) map[int32]trigger {
+		got := map[int32]trigger{}
+		deadline := time.After(60 * time.Second)
+		for len(got) < 2 {
+			select {
+			case tr := <-w.triggers:
+				if tr.id > id && (len(got) == 0 || tr.id == got[1].id || tr.id == got[2].id) {
+					got[tr.subtask.VertexId] = tr
+				}
+			case <-deadline:
+				t.Fatalf("no checkpoint after %d was triggered at both subtasks", id)
+			}
+		}
+		return got
+	}
+	state := func() weirv1.JobState {
+		st, err := h.api.GetJob(h.ctx, &weirv1.GetJobRequest{JobId: job})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.State
+	}
+
+	// Checkpoint a: both subtasks ack, then the source finishes.
+	first := next(0)
+	src := first[1]
+	ack(src)
+	ack(first[2])
+	eventually(t, 30*time.Second, "the first checkpoint to complete", func() bool { return w.completed(job) >= src.id })
+	finish(src)
+
+	// The next ones complete with the sink's ack alone.
+	last := src.id
+	for range 2 {
+		sink := next(last)[2]
+		ack(sink)
+		eventually(t, 30*time.Second, "a checkpoint without the finished source", func() bool { return w.completed(job) >= sink.id })
+		last = sink.id
+	}
+	if s := state(); s != weirv1.JobState_JOB_STATE_RUNNING {
+		t.Fatalf("the job is %v with its source finished, want RUNNING", s)
+	}
+	r, err := h.api.ListCheckpoints(h.ctx, &weirv1.ListCheckpointsRequest{JobId: job})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := ""
+	for _, c := range r.Checkpoints {
+		if c.Id == last && c.Status == weirv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED {
+			loc = c.Location
+		}
+	}
+	if loc == "" {
+		t.Fatalf("checkpoint %d is not listed completed: %v", last, r.Checkpoints)
+	}
+	b, err := h.store.Bucket().ReadAll(h.ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m weirv1.CheckpointManifest
+	if err := proto.Unmarshal(b, &m); err != nil {
+		t.Fatalf("manifest %s: %v", loc, err)
+	}
+	var found bool
+	for _, s := range m.Subtasks {
+		if s.VertexId == 1 {
+			found = true
+			if !s.Finished || len(s.Uids) != 1 || s.Uids[0] != "src" || s.Parallelism != 1 {
+				t.Fatalf("checkpoint %d records the finished source as %v, want finished with uid src", last, s)
+			}
+		}
+	}
+	if !found || len(m.Subtasks) != 2 {
+		t.Fatalf("checkpoint %d has subtasks %v, want the sink's and the finished source's", last, m.Subtasks)
+	}
+
+	// The sink takes its final checkpoint, then finishes: the job ends.
+	sink := next(last)[2]
+	ack(sink)
+	eventually(t, 30*time.Second, "the sink's final checkpoint", func() bool { return w.completed(job) >= sink.id })
+	finish(sink)
+	eventually(t, 30*time.Second, "the job to finish", func() bool { return state() == weirv1.JobState_JOB_STATE_FINISHED })
+}

@@ -1,0 +1,224 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/weir-run/weir/internal/exchange"
+	"github.com/weir-run/weir/internal/watermark"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// finishing is a subtask's end of input under checkpointing (Flink's
+// FLIP-147). A subtask whose input ended does not exit at once: its
+// operators finished (their last records are out), but a two-phase-commit
+// sink commits only when a checkpoint completes, so the subtask stays to
+// take one more checkpoint, the final one, and exits once it completed.
+// Only then does it send the end of its output downstream: until then the
+// channel carries the final checkpoint's barrier.
+//
+// While it waits, the subtask reads no input (its gate has ended, or its
+// source is done), so control messages reach it here, not through the
+// mailbox or the gate: every trigger, for a subtask with inputs too (no
+// barrier can reach it over ended channels), and every completion.
+type finishing struct {
+	mu sync.Mutex
+	// awaiting: the subtask waits for its final checkpoint; Deployment.post
+	// queues controls here.
+	awaiting bool
+	queue    []control
+	wake     chan struct{} // signalled when queue grows
+
+	// uploads counts the subtask's checkpoint uploads in flight, so that
+	// its acks leave before it reports itself finished: the coordinator
+	// then never stands a finished snapshot in for an ack still coming.
+	uploads sync.WaitGroup
+
+	// Owned by the subtask's goroutine:
+	// ended: the input ended and the operators finished; snapshots from
+	// here on are marked finished.
+	ended bool
+	// final is the first checkpoint taken after the end (0: none yet,
+	// -1: done); the subtask exits once a checkpoint not older than it
+	// completed.
+	final int64
+}
+
+// offerLocked queues c if the subtask awaits its final checkpoint. f.mu
+// is held, so a subtask that starts waiting after this returned false
+// finds c in its mailbox or gate.
+func (f *finishing) offerLocked(c control) bool {
+	if !f.awaiting {
+		return false
+	}
+	f.queue = append(f.queue, c)
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// awaitsFinal reports whether the subtask waits for its final checkpoint.
+func (f *finishing) awaitsFinal() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.awaiting
+}
+
+// finalCheckpoint is the end-of-input step between the operators' Finish
+// and the end of the output: with checkpointing, wait until a checkpoint
+// taken after the end completed. Without checkpoints (or with savepoints
+// only) no checkpoint would come, and the subtask ends at once, as its
+// sinks committed in Finish.
+func (t *task) finalCheckpoint() error {
+	if !t.env.checkpointing {
+		return nil
+	}
+	t.fin.ended = true
+	// What Finish emitted goes downstream now, not with the barrier.
+	if err := t.flush(); err != nil {
+		return err
+	}
+	t.fin.mu.Lock()
+	t.fin.awaiting = true
+	t.fin.wake = make(chan struct{}, 1)
+	t.fin.mu.Unlock()
+	// Controls posted before are still in the mailbox or the gate's mail.
+	for drained := false; !drained; {
+		select {
+		case c := <-t.mailbox:
+			if err := t.finalControl(c); err != nil {
+				return err
+			}
+		default:
+			drained = true
+		}
+	}
+	if t.gate != nil {
+		for {
+			d, err := t.gate.Next(t.env.ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if d.Index >= 0 {
+				return fmt.Errorf("input after the end of input (%v)", d.Frame.Kind)
+			}
+			if err := t.finalControl(d.Frame.Local.(control)); err != nil {
+				return err
+			}
+		}
+	}
+	for {
+		if t.fin.done() {
+			break
+		}
+		t.fin.mu.Lock()
+		q := t.fin.queue
+		t.fin.queue = nil
+		t.fin.mu.Unlock()
+		for _, c := range q {
+			if err := t.finalControl(c); err != nil {
+				return err
+			}
+		}
+		if len(q) > 0 {
+			continue
+		}
+		select {
+		case <-t.fin.wake:
+		case <-t.env.ctx.Done():
+			return t.env.ctx.Err()
+		}
+	}
+	// Its acks must reach the coordinator before its end does.
+	t.fin.uploads.Wait()
+	return nil
+}
+
+// awaitingFinal reports whether some subtask of the deployment waits for
+// its final checkpoint.
+func (d *Deployment) awaitingFinal() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range d.tasks {
+		if t.fin.awaitsFinal() {
+			return true
+		}
+	}
+	return false
+}
+
+// finishedSnapshot is what a checkpoint records for a subtask that ended
+// before it acknowledged it (as the coordinator does): no state, finished.
+func (g *Graph) finishedSnapshot(ref SubtaskRef) *weirv1.SubtaskSnapshot {
+	v := g.Vertices[ref.Vertex]
+	return &weirv1.SubtaskSnapshot{VertexId: int32(v.ID), Subtask: int32(ref.Subtask), Parallelism: int32(v.Parallelism),
+		Uids: v.uids(), Finished: true}
+}
+
+// done reports whether the final checkpoint completed.
+func (f *finishing) done() bool { return f.final < 0 }
+
+// finalControl handles a control message while waiting: a trigger takes a
+// checkpoint (marked finished), a completion is passed to the operators
+// (sinks commit) and ends the wait once it covers the final checkpoint.
+func (t *task) finalControl(c control) error {
+	if t.fin.done() {
+		return nil
+	}
+	if c.trigger != nil {
+		if t.fin.final == 0 {
+			t.fin.final = c.trigger.CheckpointId
+		}
+		return t.onControl(c)
+	}
+	if err := t.onControl(c); err != nil {
+		return err
+	}
+	if t.fin.final > 0 && c.complete >= t.fin.final {
+		t.fin.final = -1
+	}
+	return nil
+}
+
+// errInputAfterFinish: a subtask restored finished received records; its
+// producers were finished in the same checkpoint, so this is a bug.
+var errInputAfterFinish = errors.New("a subtask restored as finished received records")
+
+// runRestoredFinished runs a subtask that was finished in the checkpoint
+// restored (SubtaskSnapshot.finished): its operators were created with
+// their restored state (a two-phase-commit sink commits what it held), but
+// it reads no input and does not finish its operators again: a finished
+// source would read its input twice, an operator that emits in Finish
+// would emit twice. Its producers are finished too and only end their
+// channels; downstream it sends the final watermark and the end.
+func (t *task) runRestoredFinished() error {
+	t.env.logger.Info("restored finished: not reading the input again", "checkpoint", t.env.restored.fromID)
+	if t.gate != nil {
+		for {
+			d, err := t.gate.Next(t.env.ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if d.Index >= 0 && d.Frame.Kind == exchange.KindRecords {
+				return errInputAfterFinish
+			}
+		}
+	}
+	t.wm = watermark.Max
+	t.inputWM.Store(watermark.Max)
+	t.outputWM.Store(watermark.Max)
+	if err := t.out.watermark(watermark.Max, false); err != nil {
+		return err
+	}
+	return t.out.end()
+}

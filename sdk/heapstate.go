@@ -211,7 +211,8 @@ func (hs *heapState[N, V]) load(ns N) (*cell[N, V], error) {
 		}
 		c.flags |= cellPresent | cellStored
 	}
-	return c, nil
+	// c stays valid for the caller even if this drops it.
+	return c, hs.h.s.maybeEvict()
 }
 
 // add creates the current key's cell of ns.

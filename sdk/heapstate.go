@@ -147,6 +147,32 @@ type cell[N comparable, V any] struct {
 	key   cellKey[N]
 	v     V
 	flags cellFlags
+	di    int // index in the dirty list while cellDirty
+}
+
+func (c *cell[N, V]) dirtyIndex() *int { return &c.di }
+
+// listed is an item of a dirty list that knows its index in it, so that
+// an item that no longer needs writing (a window's pane created and
+// deleted between two checkpoints, a timer set and fired) leaves the list
+// at once instead of piling up until the next write-back, which a job that
+// does not checkpoint never has.
+type listed interface{ dirtyIndex() *int }
+
+func listAdd[T listed](l []T, x T) []T {
+	*x.dirtyIndex() = len(l)
+	return append(l, x)
+}
+
+// listRemove takes x out of l by moving the last item to its place: a
+// dirty list has no order.
+func listRemove[T listed](l []T, x T) []T {
+	i, n := *x.dirtyIndex(), len(l)-1
+	l[i] = l[n]
+	*l[i].dirtyIndex() = i
+	var zero T
+	l[n] = zero
+	return l[:n]
 }
 
 // heapState is one state's cells: a value per key and namespace N (none,
@@ -232,7 +258,7 @@ func (hs *heapState[N, V]) drop(c *cell[N, V]) {
 	if hs.last == c {
 		hs.last = nil
 	}
-	c.flags &^= cellDirty
+	hs.clean(c)
 	hs.h.s.cells--
 	hs.h.s.release(c.key.k)
 }
@@ -284,7 +310,7 @@ func (hs *heapState[N, V]) del(ns N) error {
 	case hs.complete:
 		hs.drop(c)
 	default:
-		c.flags &^= cellDirty // known absent from the backend as well
+		hs.clean(c) // known absent from the backend as well
 	}
 	return hs.h.s.maybeEvict()
 }
@@ -294,24 +320,15 @@ func (hs *heapState[N, V]) markDirty(c *cell[N, V]) {
 		return
 	}
 	c.flags |= cellDirty
-	hs.dirty = append(hs.dirty, c)
-	// Cells written and deleted between two write-backs stay listed, no
-	// longer dirty: without snapshots (a job that does not checkpoint)
-	// nothing else would shorten the list.
-	if n := len(hs.dirty); n > 1024 && n > 2*len(hs.cells) {
-		hs.dirty = compactDirty(hs.dirty)
-	}
+	hs.dirty = listAdd(hs.dirty, c)
 }
 
-func compactDirty[N comparable, V any](cs []*cell[N, V]) []*cell[N, V] {
-	keep := cs[:0]
-	for _, c := range cs {
-		if c.flags&cellDirty != 0 {
-			keep = append(keep, c)
-		}
+// clean takes c off the dirty list: the backend needs nothing of it.
+func (hs *heapState[N, V]) clean(c *cell[N, V]) {
+	if c.flags&cellDirty != 0 {
+		c.flags &^= cellDirty
+		hs.dirty = listRemove(hs.dirty, c)
 	}
-	clear(cs[len(keep):])
-	return keep
 }
 
 // entryKey is the backend key of cell c.
@@ -322,29 +339,28 @@ func (hs *heapState[N, V]) entryKey(c *cell[N, V]) []byte {
 
 func (hs *heapState[N, V]) writeBack() error {
 	st := hs.h.s.env.State()
-	for i, c := range hs.dirty {
-		hs.dirty[i] = nil
-		if c.flags&cellDirty == 0 {
-			continue
-		}
+	for len(hs.dirty) > 0 {
+		c := hs.dirty[len(hs.dirty)-1]
 		k := hs.entryKey(c)
+		var err error
 		if c.flags&cellPresent != 0 {
 			hs.enc = hs.c.Append(hs.enc[:0], c.v)
-			if err := st.Set(k, hs.enc); err != nil {
-				return err
-			}
-			c.flags = c.flags&^cellDirty | cellStored
-			continue
+			err = st.Set(k, hs.enc)
+		} else {
+			err = st.Delete(k)
 		}
-		if err := st.Delete(k); err != nil {
+		if err != nil {
 			return err
 		}
-		c.flags &^= cellDirty | cellStored
-		if hs.complete {
+		hs.clean(c)
+		c.flags |= cellStored
+		if c.flags&cellPresent == 0 {
+			// A deleted value is rarely read again (a fired window's
+			// pane): its cell goes, and a read of it asks the backend,
+			// unless complete.
 			hs.drop(c)
 		}
 	}
-	hs.dirty = hs.dirty[:0]
 	return nil
 }
 

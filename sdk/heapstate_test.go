@@ -318,7 +318,7 @@ func TestTimerBucketsProperty(t *testing.T) {
 					}
 				}
 				if !slices.Equal(got, want) {
-					rt.Fatalf("step %d: fired %q, want %q", i, got, want)
+					rt.Fatalf("step %d: fired %v, want %v", i, got, want)
 				}
 			case "snapshot":
 				if _, err := ts.snapshot(1); err != nil {

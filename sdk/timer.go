@@ -67,7 +67,10 @@ type timerKey struct {
 type timer struct {
 	timerKey
 	flags cellFlags
+	di    int // index in the dirty list while cellDirty
 }
+
+func (t *timer) dirtyIndex() *int { return &t.di }
 
 // compareTimers orders the timers of one bucket as the entries' keys sort
 // in the backend: by the length-prefixed key, then the namespace. Timers
@@ -296,8 +299,14 @@ func (s *timerService) unset(t *timer) {
 	delete(s.live, t.timerKey)
 	t.flags &^= cellPresent
 	s.queues[t.d].remove(t)
-	if t.flags&cellStored != 0 {
+	switch {
+	case t.flags&cellStored != 0:
 		s.markDirty(t)
+	case t.flags&cellDirty != 0:
+		// Set and gone between two write-backs: the backend never
+		// hears of it.
+		t.flags &^= cellDirty
+		s.dirty = listRemove(s.dirty, t)
 	}
 }
 
@@ -306,51 +315,37 @@ func (s *timerService) markDirty(t *timer) {
 		return
 	}
 	t.flags |= cellDirty
-	s.dirty = append(s.dirty, t)
-	// Timers set and fired between two write-backs need nothing of the
-	// backend; without snapshots nothing else would shorten the list.
-	if n := len(s.dirty); n > 1024 && n > 2*len(s.live) {
-		keep := s.dirty[:0]
-		for _, t := range s.dirty {
-			if stale(t) {
-				keep = append(keep, t)
-			} else {
-				t.flags &^= cellDirty
-			}
-		}
-		clear(s.dirty[len(keep):])
-		s.dirty = keep
-	}
+	s.dirty = listAdd(s.dirty, t)
 }
 
-// stale says the backend does not have timer t as it is.
-func stale(t *timer) bool {
-	set, stored := t.flags&cellPresent != 0, t.flags&cellStored != 0
-	return set != stored
-}
-
-// writeBack brings the backend's timer entries up to date, in the order
-// the changes happened (a timer deleted and set again is deleted first).
+// writeBack brings the backend's timer entries up to date: the deletions
+// first, since a timer deleted and set again is two timers, both listed.
 func (s *timerService) writeBack() error {
 	st := s.env.State()
+	for _, set := range []cellFlags{0, cellPresent} {
+		for _, t := range s.dirty {
+			if t.flags&cellPresent != set {
+				continue
+			}
+			s.buf = appendStateKey(s.buf[:0], t.k.group, s.h.prefix, t.k.enc)
+			s.buf = timerSuffix(s.buf, t.d, t.ts, t.ns)
+			var err error
+			if set != 0 {
+				err = st.Set(s.buf, nil)
+			} else {
+				err = st.Delete(s.buf)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
 	for i, t := range s.dirty {
-		s.dirty[i] = nil
-		t.flags &^= cellDirty
-		if !stale(t) {
-			continue
-		}
-		s.buf = appendStateKey(s.buf[:0], t.k.group, s.h.prefix, t.k.enc)
-		s.buf = timerSuffix(s.buf, t.d, t.ts, t.ns)
-		var err error
+		t.flags &^= cellDirty | cellStored
 		if t.flags&cellPresent != 0 {
-			err = st.Set(s.buf, nil)
-		} else {
-			err = st.Delete(s.buf)
+			t.flags |= cellStored
 		}
-		if err != nil {
-			return err
-		}
-		t.flags ^= cellStored
+		s.dirty[i] = nil
 	}
 	s.dirty = s.dirty[:0]
 	return nil

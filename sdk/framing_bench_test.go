@@ -66,20 +66,6 @@ func BenchmarkStateScanEntries(b *testing.B) {
 	}
 }
 
-// BenchmarkTimerID: a timer's identity, computed per register and remove.
-func BenchmarkTimerID(b *testing.B) {
-	s, _ := goldenStore(b)
-	ts, err := newTimerService(s.env, s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key, ns := []byte("some-key"), appendNS(nil, TimeWindow{0, 10_000})
-	b.ReportAllocs()
-	for i := range b.N {
-		sinkInt += int64(len(ts.id(EventTime, int64(i), key, ns)))
-	}
-}
-
 // BenchmarkWindowSessions: a key's session set, read and rewritten per
 // record of a session window.
 func BenchmarkWindowSessions(b *testing.B) {

@@ -184,8 +184,8 @@ func fold[K comparable, T, A, U any](k KeyedStream[K, T], kind, name, state stri
 	final := hasEmitFinal(opts)
 	return keyedTransform(k, kind, name, opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		store := newStateStore(env)
-		acc := &ValueState[A]{h: newHandle(store, state, stateType("value", ac), nil), c: ac}
-		run := runtime.OpRun{In: func(v T) {
+		acc := newValueState(store, state, ac, nil)
+		run := runtime.OpRun{Snapshot: store.snapshot, In: func(v T) {
 			key := k.key(v)
 			scopeTo(store, k.keyCodec, key)
 			a, ok, err := acc.Get()

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/weir-run/weir/internal/keygroup"
 	"github.com/weir-run/weir/internal/uvarintframe"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
@@ -21,6 +20,13 @@ import (
 // value, list or map. State lives in the subtask's backend (Pebble when the
 // job checkpoints) and is part of every checkpoint and savepoint; it moves
 // with its key group when a job is rescaled.
+//
+// Values and maps without a TTL live typed in the operator's memory and
+// reach the backend at checkpoints (or when they outgrow memory): Get
+// returns the value Set stored, not a copy, so a value whose slices or
+// maps are changed in place is changed in state; Set it again for the
+// change to last. Lists, and states with a TTL, are read from and written
+// to the backend on every call.
 type StateStore struct {
 	env   *runtime.Env
 	key   []byte // encoded key of the record being processed
@@ -36,16 +42,26 @@ type StateStore struct {
 	// eventTTL says a state was declared with WithEventTimeTTL: the
 	// operator must then track its watermark.
 	eventTTL bool
+
+	// Heap state (heapstate.go): cur is the interned key the store is
+	// scoped to (nil: not interned yet), keys the interned keys some cell
+	// or timer holds, caches the states whose cells live here, cells how
+	// many they hold and cellBudget how many they may.
+	cur        *keyRef
+	keys       map[string]*keyRef
+	caches     []heapCache
+	cells      int
+	cellBudget int
 }
 
 func newStateStore(env *runtime.Env) *StateStore {
-	return &StateStore{env: env, names: map[string]bool{}}
+	return &StateStore{env: env, names: map[string]bool{}, keys: map[string]*keyRef{}, cellBudget: defaultCellBudget}
 }
 
 // scopeTo scopes the store to key, encoded with c.
 func scopeTo[K any](s *StateStore, c Codec[K], key K) {
 	s.key = c.Append(s.key[:0], key)
-	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.MaxParallelism())
+	s.setScope()
 }
 
 // eventNow is the operator's watermark (math.MinInt64 before the first).
@@ -149,10 +165,11 @@ func statePrefix(uid, name string) []byte {
 // appendStateKey lays out a state key: key group, operator uid and state
 // name, then the length-prefixed user key, so all entries of one key (a
 // map's) share a prefix.
-func appendStateKey(dst []byte, group int, prefix, key []byte) []byte {
+func appendStateKey[B []byte | string](dst []byte, group int, prefix []byte, key B) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(group))
 	dst = append(dst, prefix...)
-	return uvarintframe.AppendBytes(dst, key)
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	return append(dst, key...)
 }
 
 // entry returns the backend key of the current key's entry (plus suffix).
@@ -244,6 +261,9 @@ func (h *stateHandle) scanAll(fn func(key, val []byte) error) error {
 // scanEntries visits every entry of this state held by the subtask, with its
 // encoded user key and suffix (a map key, a timer, a window).
 func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error {
+	if err := h.s.flush(); err != nil {
+		return err
+	}
 	return h.s.env.State().Scan(nil, func(k, v []byte) error {
 		if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
 			return nil
@@ -265,16 +285,28 @@ func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error 
 type ValueState[V any] struct {
 	h *stateHandle
 	c Codec[V]
+	// hs holds the values in memory (nil with a TTL: the backend does).
+	hs *heapState[struct{}, V]
 }
 
 // NewValueState declares a value state on the store.
 func NewValueState[V any](s *StateStore, name string, opts ...StateOption) *ValueState[V] {
-	c := stateCodec[V]()
-	return &ValueState[V]{h: newHandle(s, name, stateType("value", c), opts), c: c}
+	return newValueState(s, name, stateCodec[V](), opts)
+}
+
+func newValueState[V any](s *StateStore, name string, c Codec[V], opts []StateOption) *ValueState[V] {
+	v := &ValueState[V]{h: newHandle(s, name, stateType("value", c), opts), c: c}
+	if v.h.ttl == 0 {
+		v.hs = newHeapState(v.h, c, noNS)
+	}
+	return v
 }
 
 // Get returns the key's value, if it has one.
 func (v *ValueState[V]) Get() (V, bool, error) {
+	if v.hs != nil {
+		return v.hs.get(struct{}{})
+	}
 	var zero V
 	b, ok, err := v.h.get(nil)
 	if err != nil || !ok {
@@ -286,11 +318,19 @@ func (v *ValueState[V]) Get() (V, bool, error) {
 
 // Set replaces the key's value.
 func (v *ValueState[V]) Set(x V) error {
+	if v.hs != nil {
+		return v.hs.put(struct{}{}, x)
+	}
 	return v.h.put(nil, func(dst []byte) []byte { return v.c.Append(dst, x) })
 }
 
 // Clear removes the key's value.
-func (v *ValueState[V]) Clear() error { return v.h.del(nil) }
+func (v *ValueState[V]) Clear() error {
+	if v.hs != nil {
+		return v.hs.del(struct{}{})
+	}
+	return v.h.del(nil)
+}
 
 // ListState is a list of values per key.
 //
@@ -675,12 +715,18 @@ type MapState[UK comparable, UV any] struct {
 	kc Codec[UK]
 	vc Codec[UV]
 	kb []byte
+	// hs holds the entries in memory, by map key (nil with a TTL).
+	hs *heapState[UK, UV]
 }
 
 // NewMapState declares a map state on the store.
 func NewMapState[UK comparable, UV any](s *StateStore, name string, opts ...StateOption) *MapState[UK, UV] {
 	kc, vc := stateCodec[UK](), stateCodec[UV]()
-	return &MapState[UK, UV]{h: newHandle(s, name, stateType("map key", kc)+", "+stateType("value", vc), opts), kc: kc, vc: vc}
+	m := &MapState[UK, UV]{h: newHandle(s, name, stateType("map key", kc)+", "+stateType("value", vc), opts), kc: kc, vc: vc}
+	if m.h.ttl == 0 {
+		m.hs = newHeapState(m.h, vc, kc.Append)
+	}
+	return m
 }
 
 func (m *MapState[UK, UV]) mapKey(k UK) []byte {
@@ -690,6 +736,9 @@ func (m *MapState[UK, UV]) mapKey(k UK) []byte {
 
 // Get returns the value under k in the key's map.
 func (m *MapState[UK, UV]) Get(k UK) (UV, bool, error) {
+	if m.hs != nil {
+		return m.hs.get(k)
+	}
 	var zero UV
 	b, ok, err := m.h.get(m.mapKey(k))
 	if err != nil || !ok {
@@ -701,15 +750,27 @@ func (m *MapState[UK, UV]) Get(k UK) (UV, bool, error) {
 
 // Put sets k to v in the key's map.
 func (m *MapState[UK, UV]) Put(k UK, v UV) error {
+	if m.hs != nil {
+		return m.hs.put(k, v)
+	}
 	return m.h.put(m.mapKey(k), func(dst []byte) []byte { return m.vc.Append(dst, v) })
 }
 
 // Delete removes k from the key's map.
-func (m *MapState[UK, UV]) Delete(k UK) error { return m.h.del(m.mapKey(k)) }
+func (m *MapState[UK, UV]) Delete(k UK) error {
+	if m.hs != nil {
+		return m.hs.del(k)
+	}
+	return m.h.del(m.mapKey(k))
+}
 
 // Entries visits the key's map in the order of the encoded map keys.
 func (m *MapState[UK, UV]) Entries(fn func(k UK, v UV) error) error {
-	return m.h.scan(func(suffix, val []byte) error {
+	scan := m.h.scan
+	if m.hs != nil {
+		scan = m.hs.scanKey
+	}
+	return scan(func(suffix, val []byte) error {
 		k, err := m.kc.Decode(suffix)
 		if err != nil {
 			return err
@@ -723,7 +784,25 @@ func (m *MapState[UK, UV]) Entries(fn func(k UK, v UV) error) error {
 }
 
 // Clear empties the key's map.
-func (m *MapState[UK, UV]) Clear() error { return clearEntries(m.h) }
+func (m *MapState[UK, UV]) Clear() error {
+	if m.hs == nil {
+		return clearEntries(m.h)
+	}
+	var doomed []UK
+	if err := m.hs.scanKey(func(suffix, _ []byte) error {
+		k, err := m.kc.Decode(suffix)
+		doomed = append(doomed, k)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, k := range doomed {
+		if err := m.hs.del(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // clearEntries deletes every entry of the current key (a map's, a list's),
 // expired ones included.
@@ -842,6 +921,8 @@ func KeyedProcess[K comparable, T, U any](k KeyedStream[K, T], open func(s *Stat
 			}
 			store.watermark = func() int64 { return ts.wm }
 			run = timerRun(env, ts, func(TimeDomain, int64, []byte) error { return nil })
+		} else {
+			run.Snapshot = store.snapshot
 		}
 		run.In = keyedIn(env, store, k, process, emit)
 		return run, nil

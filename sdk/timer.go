@@ -1,14 +1,15 @@
 package sdk
 
 import (
-	"container/heap"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/weir-run/weir/internal/keygroup"
-	"github.com/weir-run/weir/internal/uvarintframe"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
 )
@@ -30,62 +31,189 @@ func (d TimeDomain) String() string {
 	return "event-time"
 }
 
-// timerService keeps an operator's timers. Every timer is an entry of keyed
-// state (so it is in checkpoints, moves with its key group and is restored),
-// mirrored in a heap per domain so firing does not scan state. A timer is
-// (domain, time, key, namespace); registering it twice keeps one. Deleting
-// one takes it out of its heap at once: a session window moves its timer on
-// nearly every record, and lazily deleted timers would pile up in the heap.
+// timerService keeps an operator's timers. A timer is (domain, time, key,
+// namespace); registering it twice keeps one. The timers live in memory, in
+// buckets by firing time (timerQueue), and are keyed-state entries in the
+// backend so that they are in checkpoints, move with their key group and
+// are restored: the backend learns of them when the operator snapshots
+// (writeBack), so a timer set and fired between two checkpoints never
+// touches it.
 type timerService struct {
-	env   *runtime.Env
-	store *StateStore
-	h     *stateHandle
-	heaps [2]timerHeap
-	live  map[string]*timer // by timerID
+	env    *runtime.Env
+	store  *StateStore
+	h      *stateHandle
+	queues [2]timerQueue
+	live   map[timerKey]*timer
+	// dirty lists the timers the backend does not know as they are: set
+	// and not stored, or gone and stored.
+	dirty []*timer
 	wm    int64
 	// restored is the watermark restored from the checkpoint
 	// (math.MinInt64: none).
 	restored int64
-	buf      []byte
-	sfx      []byte
+	buf, ns  []byte
 }
 
+type timerKey struct {
+	k  *keyRef
+	d  TimeDomain
+	ts int64
+	ns string
+}
+
+// timer is a timer and what the backend knows of it: cellPresent while it
+// is set (not fired nor deleted), cellStored when the backend holds it,
+// cellDirty while it is listed in timerService.dirty.
 type timer struct {
-	ts      int64
-	key, ns string
-	id      string
-	index   int // in its heap
+	timerKey
+	flags cellFlags
+	di    int // index in the dirty list while cellDirty
 }
 
-type timerHeap []*timer
+func (t *timer) dirtyIndex() *int { return &t.di }
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	if h[i].ts != h[j].ts {
-		return h[i].ts < h[j].ts
+// compareTimers orders the timers of one bucket as the entries' keys sort
+// in the backend: by the length-prefixed key, then the namespace. Timers
+// fire in (time, that order), whatever order they were set in.
+func compareTimers(a, b *timer) int {
+	if la, lb := len(a.k.enc), len(b.k.enc); la != lb {
+		var x, y [binary.MaxVarintLen64]byte
+		return bytes.Compare(binary.AppendUvarint(x[:0], uint64(la)), binary.AppendUvarint(y[:0], uint64(lb)))
 	}
-	return h[i].id < h[j].id // deterministic order for equal times
+	if c := strings.Compare(a.k.enc, b.k.enc); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ns, b.ns)
 }
-func (h timerHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
+
+// timerQueue holds one domain's timers in buckets by time, and the times
+// in a min-heap of plain int64s, one per bucket: setting a timer costs a
+// map lookup and an append, most firings no heap operation at all (a
+// window's timers of every key share its end), and nothing holds
+// pointer-rich heap entries the GC must walk. A bucket is sorted when it
+// starts firing; a timer set in it while it fires is inserted in order.
+type timerQueue struct {
+	buckets map[int64]*timerBucket
+	times   []int64
 }
-func (h *timerHeap) Push(x any) {
-	t := x.(*timer)
-	t.index = len(*h)
-	*h = append(*h, t)
+
+type timerBucket struct {
+	ts     int64
+	timers []*timer // from next on: not fired yet (some may be deleted)
+	next   int
+	live   int
+	sorted bool
 }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return t
+
+func (q *timerQueue) add(t *timer) {
+	if q.buckets == nil {
+		q.buckets = map[int64]*timerBucket{}
+	}
+	b := q.buckets[t.ts]
+	if b == nil {
+		b = &timerBucket{ts: t.ts}
+		q.buckets[t.ts] = b
+		q.pushTime(t.ts)
+	}
+	b.live++
+	if !b.sorted {
+		b.timers = append(b.timers, t)
+		return
+	}
+	rest := b.timers[b.next:]
+	i, _ := slices.BinarySearchFunc(rest, t, compareTimers)
+	b.timers = slices.Insert(b.timers, b.next+i, t)
+}
+
+// remove takes a timer no longer set out of its bucket's count; the bucket
+// forgets it when it fires, or sooner when deleted timers pile up.
+func (q *timerQueue) remove(t *timer) {
+	b := q.buckets[t.ts]
+	b.live--
+	if b.live == 0 {
+		clear(b.timers)
+		b.timers, b.next = b.timers[:0], 0
+		return
+	}
+	if n := len(b.timers) - b.next; n > 16 && n > 2*b.live {
+		keep := b.timers[:0]
+		for _, x := range b.timers[b.next:] {
+			if x.flags&cellPresent != 0 {
+				keep = append(keep, x)
+			}
+		}
+		clear(b.timers[len(keep):])
+		b.timers, b.next = keep, 0
+	}
+}
+
+// first is the earliest bucket with timers set, if any.
+func (q *timerQueue) first() *timerBucket {
+	for len(q.times) > 0 {
+		ts := q.times[0]
+		if b := q.buckets[ts]; b.live > 0 {
+			return b
+		}
+		delete(q.buckets, ts)
+		q.popTime()
+	}
+	return nil
+}
+
+// pop takes b's next timer in firing order.
+func (b *timerBucket) pop() *timer {
+	if !b.sorted {
+		slices.SortFunc(b.timers, compareTimers)
+		b.sorted = true
+	}
+	for {
+		t := b.timers[b.next]
+		b.timers[b.next] = nil
+		b.next++
+		if t.flags&cellPresent != 0 {
+			return t
+		}
+	}
+}
+
+func (q *timerQueue) pushTime(ts int64) {
+	q.times = append(q.times, ts)
+	h := q.times
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if h[p] <= h[i] {
+			break
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func (q *timerQueue) popTime() {
+	h := q.times
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && h[c+1] < h[c] {
+			c++
+		}
+		if h[i] <= h[c] {
+			break
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+	q.times = h
 }
 
 // timerSuffix is the state-entry suffix of a timer of the current key:
 // domain, then the time as an order-preserving uint64, then the namespace.
-func timerSuffix(dst []byte, d TimeDomain, ts int64, ns []byte) []byte {
+func timerSuffix[NS []byte | string](dst []byte, d TimeDomain, ts int64, ns NS) []byte {
 	dst = append(dst, byte(d))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(ts)^(1<<63))
 	return append(dst, ns...)
@@ -104,21 +232,22 @@ func decodeTimerSuffix(b []byte) (d TimeDomain, ts int64, ns []byte, err error) 
 // a restored subtask had.
 func newTimerService(env *runtime.Env, store *StateStore) (*timerService, error) {
 	s := &timerService{env: env, store: store, h: newHandle(store, "\x00timers", "timers", nil),
-		live: map[string]*timer{}, wm: math.MinInt64}
+		live: map[timerKey]*timer{}, wm: math.MinInt64}
 	err := s.h.scanEntries(func(key, suffix, _ []byte) error {
 		d, ts, ns, err := decodeTimerSuffix(suffix)
 		if err != nil {
 			return err
 		}
-		s.push(d, ts, key, ns)
+		store.scopeToBytes(key)
+		s.set(d, ts, ns, cellStored)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	// Restored processing-time timers fire when due, as if never stopped.
-	if h := s.heaps[ProcessingTime]; len(h) > 0 {
-		env.Wake(time.UnixMilli(h[0].ts))
+	if b := s.queues[ProcessingTime].first(); b != nil {
+		env.Wake(time.UnixMilli(b.ts))
 	}
 	// The watermark a restored subtask had; rescaled, the minimum over the
 	// old subtasks whose key groups it took over: records replayed after a
@@ -133,82 +262,140 @@ func newTimerService(env *runtime.Env, store *StateStore) (*timerService, error)
 }
 
 // snapshot is the operator state of an operator with timers: its watermark
-// and the subtask's key-group range (savedWatermark).
+// and the subtask's key-group range (savedWatermark). The timers and the
+// store's cells go to the backend first, which the runtime checkpoints
+// next.
 func (s *timerService) snapshot(int64) ([][]byte, error) {
+	if err := s.writeBack(); err != nil {
+		return nil, err
+	}
+	if err := s.store.flush(); err != nil {
+		return nil, err
+	}
 	e := s.env
 	start, end := keygroup.Range(e.Subtask(), e.Parallelism(), e.MaxParallelism())
 	return [][]byte{savedWatermark{wm: s.wm, start: start, end: end, ranged: true}.encode()}, nil
 }
 
-// id is the timer's identity, in s.buf until the next call: the map
-// lookups with string(id) do not allocate.
-func (s *timerService) id(d TimeDomain, ts int64, key, ns []byte) []byte {
-	s.buf = timerSuffix(uvarintframe.AppendBytes(s.buf[:0], key), d, ts, ns)
-	return s.buf
-}
-
-func (s *timerService) push(d TimeDomain, ts int64, key, ns []byte) bool {
-	id := s.id(d, ts, key, ns)
-	if _, ok := s.live[string(id)]; ok {
+// set adds a timer of the store's current key unless it is set already,
+// and reports whether it added one.
+func (s *timerService) set(d TimeDomain, ts int64, ns []byte, flags cellFlags) bool {
+	k := s.store.ref()
+	if _, ok := s.live[timerKey{k, d, ts, string(ns)}]; ok {
 		return false
 	}
-	t := &timer{ts: ts, key: string(key), ns: string(ns), id: string(id)}
-	s.live[t.id] = t
-	heap.Push(&s.heaps[d], t)
+	t := &timer{timerKey: timerKey{k, d, ts, string(ns)}, flags: flags | cellPresent}
+	s.store.retain(k)
+	s.live[t.timerKey] = t
+	s.queues[d].add(t)
+	if flags&cellStored == 0 {
+		s.markDirty(t)
+	}
 	return true
+}
+
+// unset takes a set timer away: it fired or was deleted.
+func (s *timerService) unset(t *timer) {
+	delete(s.live, t.timerKey)
+	t.flags &^= cellPresent
+	s.queues[t.d].remove(t)
+	switch {
+	case t.flags&cellStored != 0:
+		s.markDirty(t)
+	case t.flags&cellDirty != 0:
+		// Set and gone between two write-backs: the backend never
+		// hears of it.
+		t.flags &^= cellDirty
+		s.dirty = listRemove(s.dirty, t)
+	}
+}
+
+func (s *timerService) markDirty(t *timer) {
+	if t.flags&cellDirty != 0 {
+		return
+	}
+	t.flags |= cellDirty
+	s.dirty = listAdd(s.dirty, t)
+}
+
+// writeBack brings the backend's timer entries up to date: the deletions
+// first, since a timer deleted and set again is two timers, both listed.
+func (s *timerService) writeBack() error {
+	st := s.env.State()
+	for _, set := range []cellFlags{0, cellPresent} {
+		for _, t := range s.dirty {
+			if t.flags&cellPresent != set {
+				continue
+			}
+			s.buf = appendStateKey(s.buf[:0], t.k.group, s.h.prefix, t.k.enc)
+			s.buf = timerSuffix(s.buf, t.d, t.ts, t.ns)
+			var err error
+			if set != 0 {
+				err = st.Set(s.buf, nil)
+			} else {
+				err = st.Delete(s.buf)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for i, t := range s.dirty {
+		t.flags &^= cellDirty | cellStored
+		if t.flags&cellPresent != 0 {
+			t.flags |= cellStored
+		}
+		s.dirty[i] = nil
+	}
+	s.dirty = s.dirty[:0]
+	return nil
 }
 
 // register sets a timer of the store's current key.
 func (s *timerService) register(d TimeDomain, ts int64, ns []byte) error {
-	if !s.push(d, ts, s.store.key, ns) {
-		return nil
-	}
-	if d == ProcessingTime {
+	if s.set(d, ts, ns, 0) && d == ProcessingTime {
 		s.env.Wake(time.UnixMilli(ts))
-	}
-	s.sfx = timerSuffix(s.sfx[:0], d, ts, ns)
-	return s.h.put(s.sfx, func(dst []byte) []byte { return dst })
-}
-
-// remove deletes a timer of the current key.
-func (s *timerService) remove(d TimeDomain, ts int64, ns []byte) error {
-	t, ok := s.live[string(s.id(d, ts, s.store.key, ns))]
-	if !ok {
-		return nil
-	}
-	delete(s.live, t.id)
-	heap.Remove(&s.heaps[d], t.index)
-	s.sfx = timerSuffix(s.sfx[:0], d, ts, ns)
-	return s.h.del(s.sfx)
-}
-
-// fire pops the timers of domain d due at upTo, in time order, scopes the
-// store to each one's key and calls fn. fn may register more timers; those
-// due too fire in the same call.
-func (s *timerService) fire(d TimeDomain, upTo int64, fn func(ts int64, ns []byte) error) error {
-	h := &s.heaps[d]
-	for h.Len() > 0 && (*h)[0].ts <= upTo {
-		t := heap.Pop(h).(*timer)
-		delete(s.live, t.id)
-		scopeToBytes(s.store, []byte(t.key))
-		s.sfx = timerSuffix(s.sfx[:0], d, t.ts, []byte(t.ns))
-		if err := s.h.del(s.sfx); err != nil {
-			return err
-		}
-		if err := fn(t.ts, []byte(t.ns)); err != nil {
-			return err
-		}
-	}
-	if d == ProcessingTime && h.Len() > 0 {
-		s.env.Wake(time.UnixMilli((*h)[0].ts))
 	}
 	return nil
 }
 
-// scopeToBytes scopes the store to an already encoded key.
-func scopeToBytes(s *StateStore, key []byte) {
-	s.key = append(s.key[:0], key...)
-	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.MaxParallelism())
+// remove deletes a timer of the current key.
+func (s *timerService) remove(d TimeDomain, ts int64, ns []byte) error {
+	k := s.store.cur
+	if k == nil {
+		return nil // the key holds no timer
+	}
+	if t, ok := s.live[timerKey{k, d, ts, string(ns)}]; ok {
+		s.unset(t)
+		s.store.release(k)
+	}
+	return nil
+}
+
+// fire takes the timers of domain d due at upTo, in time order, scopes the
+// store to each one's key and calls fn. fn may register more timers; those
+// due too fire in the same call.
+func (s *timerService) fire(d TimeDomain, upTo int64, fn func(ts int64, ns []byte) error) error {
+	q := &s.queues[d]
+	for {
+		b := q.first()
+		if b == nil || b.ts > upTo {
+			break
+		}
+		t := b.pop()
+		s.unset(t)
+		s.store.scopeToRef(t.k)
+		s.ns = append(s.ns[:0], t.ns...)
+		err := fn(t.ts, s.ns)
+		s.store.release(t.k)
+		if err != nil {
+			return err
+		}
+	}
+	if b := q.first(); d == ProcessingTime && b != nil {
+		s.env.Wake(time.UnixMilli(b.ts))
+	}
+	return nil
 }
 
 // Timers lets a keyed process function set timers for the key of the record

@@ -401,10 +401,10 @@ func openWindow[K comparable, T, A, U any](env *runtime.Env, w WindowedStream[K,
 		return nil, runtime.OpRun{}, err
 	}
 	op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
-		acc:      newHandle(store, "\x00contents", stateType("window contents", ac), nil),
 		trig:     newHandle(store, "\x00trigger", triggerStateType(w.spec.mode, out), nil),
 		sessions: newHandle(store, "\x00sessions", "sessions", nil),
-		ac:       ac, add: add, merge: merge, result: result, retract: retract, out: out, emit: emit}
+		add:      add, merge: merge, result: result, retract: retract, out: out, emit: emit}
+	op.accs = newHeapState(newHandle(store, "\x00contents", stateType("window contents", ac), nil), ac, appendNS)
 	run := timerRun(env, timers, func(d TimeDomain, at int64, ns []byte) error {
 		if d == EventTime {
 			return op.eventTimer(at, ns)
@@ -424,23 +424,24 @@ func triggerStateType[U any](mode Accumulation, out Codec[U]) string {
 }
 
 type winOp[K comparable, T, A, U any] struct {
-	env                 *runtime.Env
-	w                   WindowedStream[K, T]
-	store               *StateStore
-	timers              *timerService
-	acc, trig, sessions *stateHandle
-	ac                  Codec[A]
-	add                 func(acc A, ok bool, v T) A
-	merge               func(a, b A) A
-	result              func(key K, info WindowInfo, acc A, emit func(U))
-	retract             func(U) U
-	out                 Codec[U]
-	emit                func(U)
-	late                func(T)
-	lateRecs            func(LateRecord[T])
-	ns                  []byte
-	captured            [][]byte
-	set                 []session // scratch for getSessions
+	env            *runtime.Env
+	w              WindowedStream[K, T]
+	store          *StateStore
+	timers         *timerService
+	trig, sessions *stateHandle
+	// accs holds the contents of each pane (or session) of each key.
+	accs     *heapState[TimeWindow, A]
+	add      func(acc A, ok bool, v T) A
+	merge    func(a, b A) A
+	result   func(key K, info WindowInfo, acc A, emit func(U))
+	retract  func(U) U
+	out      Codec[U]
+	emit     func(U)
+	late     func(T)
+	lateRecs func(LateRecord[T])
+	ns       []byte
+	captured [][]byte
+	set      []session // scratch for getSessions
 }
 
 // winRef is a window and the window its state is kept under (see session).
@@ -451,19 +452,9 @@ func (o *winOp[K, T, A, U]) nsOf(w TimeWindow) []byte {
 	return o.ns
 }
 
-func (o *winOp[K, T, A, U]) getAcc(w TimeWindow) (A, bool, error) {
-	var zero A
-	b, ok, err := o.acc.get(o.nsOf(w))
-	if err != nil || !ok {
-		return zero, false, err
-	}
-	a, err := o.ac.Decode(b)
-	return a, err == nil, err
-}
+func (o *winOp[K, T, A, U]) getAcc(w TimeWindow) (A, bool, error) { return o.accs.get(w) }
 
-func (o *winOp[K, T, A, U]) putAcc(w TimeWindow, a A) error {
-	return o.acc.put(o.nsOf(w), func(dst []byte) []byte { return o.ac.Append(dst, a) })
-}
+func (o *winOp[K, T, A, U]) putAcc(w TimeWindow, a A) error { return o.accs.put(w, a) }
 
 func (o *winOp[K, T, A, U]) getTrig(w TimeWindow) (trigState, bool, error) {
 	b, ok, err := o.trig.get(o.nsOf(w))
@@ -675,7 +666,7 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 			}
 		}
 		// Its timers find its namespace gone and do nothing.
-		if err := o.acc.del(o.nsOf(old.state)); err != nil {
+		if err := o.accs.del(old.state); err != nil {
 			return err
 		}
 	}
@@ -839,7 +830,7 @@ func (o *winOp[K, T, A, U]) fire(r winRef, st *trigState, timing Timing) error {
 		st.prev = append(st.prev[:0], o.captured...)
 	}
 	if o.w.spec.mode == Discarding {
-		return o.acc.del(o.nsOf(r.state))
+		return o.accs.del(r.state)
 	}
 	return nil
 }
@@ -878,7 +869,7 @@ func (o *winOp[K, T, A, U]) cleanup(r winRef) error {
 		if err := o.putSessions(keep); err != nil {
 			return err
 		}
-		return o.acc.del(o.nsOf(r.state))
+		return o.accs.del(r.state)
 	}
-	return o.w.a.lastPanes(r.w, func(p TimeWindow) error { return o.acc.del(o.nsOf(p)) })
+	return o.w.a.lastPanes(r.w, func(p TimeWindow) error { return o.accs.del(p) })
 }

@@ -8,8 +8,10 @@
 // discards whatever was written since the last checkpoint.
 //
 // The hot-state cache absorbs repeated updates of the same keys between
-// checkpoints (keyed counters, window accumulators): a Get+Set costs two map
-// lookups instead of a Pebble read and a batch commit. It is bounded by a
+// checkpoints: a Get+Set costs two map lookups instead of a Pebble read and
+// a batch commit. (The SDK keeps values, maps, window contents and timers
+// typed in memory and writes them here at checkpoints and spills; lists and
+// states with a TTL come here on every access.) It is bounded by a
 // byte budget; when the budget is exceeded every dirty entry is written to
 // Pebble in one batch and clean entries are evicted with a second-chance
 // sweep until the cache is at three quarters of its budget. Scan writes the

@@ -56,7 +56,10 @@
 //     every old subtask's in Env.RestoredAll. Keyed state lives in
 //     Env.State, shared by the chain: each key starts with the record's
 //     2-byte big-endian key group and the operator's own prefix, so that a
-//     restore at another parallelism splits it by key group.
+//     restore at another parallelism splits it by key group. The keyed
+//     state is checkpointed after every Snapshot ran, so an operator may
+//     keep keyed state in memory and write it to Env.State in its
+//     Snapshot.
 //   - End of input. When every input has ended (a source's Poll said Done),
 //     the final watermark, math.MaxInt64, goes through the chain, then
 //     Finish is called head first; an operator may still emit in Finish,

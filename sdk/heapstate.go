@@ -1,0 +1,395 @@
+package sdk
+
+import "github.com/weir-run/weir/internal/keygroup"
+
+// Heap state: the typed values of a subtask's keyed state live in Go maps
+// in the operator, and reach the backend (Pebble when the job checkpoints)
+// only when the operator snapshots, when the cells outgrow their budget, or
+// before something scans the backend. A record that reads and updates a
+// value costs a map lookup by (interned key, namespace): no backend key is
+// built, nothing is string-hashed or encoded, and a value that stays in
+// memory is never decoded again. The backend's entries keep their layout
+// (appendStateKey, the state's codec), so checkpoints, savepoints and
+// rescaling by key group read exactly what the byte path wrote.
+//
+// A value is kept as given: Get returns the value Set stored, not a copy.
+// One whose slices or maps are changed in place after a Set is changed in
+// state too (as in Flink's heap backend); Set it again to make that count.
+
+// defaultCellBudget bounds the cells a StateStore keeps in memory: past it,
+// every dirty cell is written to the backend and clean ones are dropped
+// (second chance) down to three quarters of it. A cell costs about 100 bytes
+// plus its value.
+const defaultCellBudget = 1 << 20
+
+// keyRef is an encoded key interned by its StateStore while some cell or
+// timer holds it, so that cells are found by pointer and a timer scopes the
+// store without hashing the key again.
+type keyRef struct {
+	enc   string
+	group int
+	refs  int
+}
+
+// ref is the interned key the store is scoped to. It is registered only
+// when something retains it: a lookup of a key that holds nothing leaves no
+// trace.
+func (s *StateStore) ref() *keyRef {
+	if s.cur == nil {
+		s.cur = &keyRef{enc: string(s.key), group: s.group}
+	}
+	return s.cur
+}
+
+func (s *StateStore) retain(k *keyRef) {
+	if k.refs == 0 {
+		s.keys[k.enc] = k
+	}
+	k.refs++
+}
+
+func (s *StateStore) release(k *keyRef) {
+	k.refs--
+	if k.refs == 0 {
+		delete(s.keys, k.enc)
+	}
+}
+
+// scopeToBytes scopes the store to an already encoded key.
+func (s *StateStore) scopeToBytes(key []byte) {
+	s.key = append(s.key[:0], key...)
+	s.setScope()
+}
+
+// scopeToRef scopes the store to an interned key (a timer's).
+func (s *StateStore) scopeToRef(k *keyRef) {
+	s.key = append(s.key[:0], k.enc...)
+	s.group, s.cur = k.group, k
+}
+
+// setScope finishes scoping the store to the key in s.key: the interned
+// key if there is one (its group is known), else a new key group hash.
+func (s *StateStore) setScope() {
+	if k, ok := s.keys[string(s.key)]; ok {
+		s.group, s.cur = k.group, k
+		return
+	}
+	s.cur = nil
+	s.group = keygroup.Of(keygroup.Hash(s.key), s.env.MaxParallelism())
+}
+
+// heapCache is what the store asks of each heap state.
+type heapCache interface {
+	// writeBack writes every dirty cell to the backend.
+	writeBack() error
+	// sweep drops clean cells until the store holds at most target; the
+	// first pass spares cells used since the last sweep (and clears their
+	// mark), the second takes any.
+	sweep(target int, spare bool)
+}
+
+// flush writes every heap state's dirty cells to the backend: before a
+// snapshot and before a scan of the backend.
+func (s *StateStore) flush() error {
+	for _, c := range s.caches {
+		if err := c.writeBack(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshot is the OpRun.Snapshot of an operator whose only state is keyed:
+// the runtime checkpoints the backend right after.
+func (s *StateStore) snapshot(int64) ([][]byte, error) { return nil, s.flush() }
+
+// maybeEvict keeps the cells within their budget: the state spills to the
+// backend.
+func (s *StateStore) maybeEvict() error {
+	if s.cells <= s.cellBudget {
+		return nil
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	target := s.cellBudget - s.cellBudget/4
+	for _, spare := range []bool{true, false} {
+		for _, c := range s.caches {
+			if s.cells <= target {
+				return nil
+			}
+			c.sweep(target, spare)
+		}
+	}
+	return nil
+}
+
+type cellFlags uint8
+
+const (
+	// cellPresent: the cell holds a value; without it the key has none.
+	cellPresent cellFlags = 1 << iota
+	// cellDirty: the backend does not have this value (or deletion) yet.
+	cellDirty
+	// cellStored: the backend may hold an entry for the cell. Without it a
+	// deletion needs no tombstone.
+	cellStored
+	// cellReferenced: used since the last sweep (second chance).
+	cellReferenced
+)
+
+type cellKey[N comparable] struct {
+	k  *keyRef
+	ns N
+}
+
+type cell[N comparable, V any] struct {
+	key   cellKey[N]
+	v     V
+	flags cellFlags
+	di    int // index in the dirty list while cellDirty
+}
+
+func (c *cell[N, V]) dirtyIndex() *int { return &c.di }
+
+// listed is an item of a dirty list that knows its index in it, so that
+// an item that no longer needs writing (a window's pane created and
+// deleted between two checkpoints, a timer set and fired) leaves the list
+// at once instead of piling up until the next write-back, which a job that
+// does not checkpoint never has.
+type listed interface{ dirtyIndex() *int }
+
+func listAdd[T listed](l []T, x T) []T {
+	*x.dirtyIndex() = len(l)
+	return append(l, x)
+}
+
+// listRemove takes x out of l by moving the last item to its place: a
+// dirty list has no order.
+func listRemove[T listed](l []T, x T) []T {
+	i, n := *x.dirtyIndex(), len(l)-1
+	l[i] = l[n]
+	*l[i].dirtyIndex() = i
+	var zero T
+	l[n] = zero
+	return l[:n]
+}
+
+// heapState is one state's cells: a value per key and namespace N (none,
+// a map key, a window).
+type heapState[N comparable, V any] struct {
+	h     *stateHandle
+	c     Codec[V]
+	sfx   func(dst []byte, ns N) []byte // the entry suffix of a namespace
+	cells map[cellKey[N]]*cell[N, V]
+	// last is the cell used last: a Get then a Set of the same value finds
+	// it without a second hash.
+	last *cell[N, V]
+	// complete says the cells hold every entry the backend has for this
+	// state (the subtask restored nothing and no present cell was dropped
+	// since), so a missing cell is a missing value without a backend read,
+	// and deleting one needs no tombstone.
+	complete bool
+	dirty    []*cell[N, V]
+	buf, enc []byte
+}
+
+func newHeapState[N comparable, V any](h *stateHandle, c Codec[V], sfx func([]byte, N) []byte) *heapState[N, V] {
+	hs := &heapState[N, V]{h: h, c: c, sfx: sfx, cells: map[cellKey[N]]*cell[N, V]{},
+		complete: h.s.env.RestoredParallelism() == 0}
+	h.s.caches = append(h.s.caches, hs)
+	return hs
+}
+
+// noNS is the namespace of a state with one value per key.
+func noNS(dst []byte, _ struct{}) []byte { return dst }
+
+// find returns the current key's cell of ns, or nil.
+func (hs *heapState[N, V]) find(ns N) *cell[N, V] {
+	ck := cellKey[N]{hs.h.s.cur, ns}
+	if ck.k == nil {
+		return nil // the key holds nothing
+	}
+	if c := hs.last; c != nil && c.key == ck {
+		return c
+	}
+	c := hs.cells[ck]
+	if c != nil {
+		hs.last = c
+	}
+	return c
+}
+
+// load returns the current key's cell of ns, reading the backend when the
+// cells may not have it; nil when the value is known absent.
+func (hs *heapState[N, V]) load(ns N) (*cell[N, V], error) {
+	if c := hs.find(ns); c != nil || hs.complete {
+		return c, nil
+	}
+	c := hs.add(ns, 0)
+	b, ok, err := hs.h.get(hs.sfx(hs.buf[:0], ns))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if c.v, err = hs.c.Decode(b); err != nil {
+			return nil, err
+		}
+		c.flags |= cellPresent | cellStored
+	}
+	// c stays valid for the caller even if this drops it.
+	return c, hs.h.s.maybeEvict()
+}
+
+// add creates the current key's cell of ns.
+func (hs *heapState[N, V]) add(ns N, flags cellFlags) *cell[N, V] {
+	s := hs.h.s
+	k := s.ref()
+	s.retain(k)
+	s.cells++
+	c := &cell[N, V]{key: cellKey[N]{k, ns}, flags: flags | cellReferenced}
+	hs.cells[c.key] = c
+	hs.last = c
+	return c
+}
+
+func (hs *heapState[N, V]) drop(c *cell[N, V]) {
+	delete(hs.cells, c.key)
+	if hs.last == c {
+		hs.last = nil
+	}
+	hs.clean(c)
+	hs.h.s.cells--
+	hs.h.s.release(c.key.k)
+}
+
+func (hs *heapState[N, V]) get(ns N) (V, bool, error) {
+	var zero V
+	c, err := hs.load(ns)
+	if err != nil || c == nil {
+		return zero, false, err
+	}
+	c.flags |= cellReferenced
+	if c.flags&cellPresent == 0 {
+		return zero, false, nil
+	}
+	return c.v, true, nil
+}
+
+func (hs *heapState[N, V]) put(ns N, v V) error {
+	c := hs.find(ns)
+	if c == nil {
+		// Unknown to the cells: the backend may have an entry, unless
+		// complete; the write replaces it either way.
+		var f cellFlags
+		if !hs.complete {
+			f = cellStored
+		}
+		c = hs.add(ns, f)
+	}
+	c.v = v
+	c.flags |= cellPresent | cellReferenced
+	hs.markDirty(c)
+	return hs.h.s.maybeEvict()
+}
+
+func (hs *heapState[N, V]) del(ns N) error {
+	c := hs.find(ns)
+	if c == nil {
+		if hs.complete {
+			return nil // never written: nothing to do
+		}
+		c = hs.add(ns, cellStored)
+	}
+	var zero V
+	c.v = zero
+	c.flags &^= cellPresent
+	switch {
+	case c.flags&cellStored != 0:
+		hs.markDirty(c) // a tombstone for the backend
+	case hs.complete:
+		hs.drop(c)
+	default:
+		hs.clean(c) // known absent from the backend as well
+	}
+	return hs.h.s.maybeEvict()
+}
+
+func (hs *heapState[N, V]) markDirty(c *cell[N, V]) {
+	if c.flags&cellDirty != 0 {
+		return
+	}
+	c.flags |= cellDirty
+	hs.dirty = listAdd(hs.dirty, c)
+}
+
+// clean takes c off the dirty list: the backend needs nothing of it.
+func (hs *heapState[N, V]) clean(c *cell[N, V]) {
+	if c.flags&cellDirty != 0 {
+		c.flags &^= cellDirty
+		hs.dirty = listRemove(hs.dirty, c)
+	}
+}
+
+// entryKey is the backend key of cell c.
+func (hs *heapState[N, V]) entryKey(c *cell[N, V]) []byte {
+	hs.buf = appendStateKey(hs.buf[:0], c.key.k.group, hs.h.prefix, c.key.k.enc)
+	return hs.sfx(hs.buf, c.key.ns)
+}
+
+func (hs *heapState[N, V]) writeBack() error {
+	st := hs.h.s.env.State()
+	for len(hs.dirty) > 0 {
+		c := hs.dirty[len(hs.dirty)-1]
+		k := hs.entryKey(c)
+		var err error
+		if c.flags&cellPresent != 0 {
+			hs.enc = hs.c.Append(hs.enc[:0], c.v)
+			err = st.Set(k, hs.enc)
+		} else {
+			err = st.Delete(k)
+		}
+		if err != nil {
+			return err
+		}
+		hs.clean(c)
+		c.flags |= cellStored
+		if c.flags&cellPresent == 0 {
+			// A deleted value is rarely read again (a fired window's
+			// pane): its cell goes, and a read of it asks the backend,
+			// unless complete.
+			hs.drop(c)
+		}
+	}
+	return nil
+}
+
+func (hs *heapState[N, V]) sweep(target int, spare bool) {
+	s := hs.h.s
+	for _, c := range hs.cells {
+		if s.cells <= target {
+			return
+		}
+		if c.flags&cellDirty != 0 {
+			continue // written after the write-back that came before
+		}
+		if spare && c.flags&cellReferenced != 0 {
+			c.flags &^= cellReferenced
+			continue
+		}
+		if c.flags&cellPresent != 0 {
+			hs.complete = false
+		}
+		hs.drop(c)
+	}
+}
+
+// scanKey visits the suffixes of the current key's entries in the backend,
+// after writing back every cell: a map's entries, which its cells alone do
+// not list.
+func (hs *heapState[N, V]) scanKey(fn func(suffix, val []byte) error) error {
+	if err := hs.h.s.flush(); err != nil {
+		return err
+	}
+	return hs.h.scan(fn)
+}

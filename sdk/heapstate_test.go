@@ -1,0 +1,358 @@
+package sdk
+
+import (
+	"bytes"
+	"encoding/binary"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/weir-run/weir/internal/pebblestate"
+	"github.com/weir-run/weir/internal/state"
+	"github.com/weir-run/weir/internal/uvarintframe"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+
+	"github.com/weir-run/weir/sdk/internal/runtime"
+)
+
+// heapSubtask is a subtask's keyed state as the runtime gives it: a
+// backend, an env (restored from a checkpoint or fresh) and the store.
+type heapSubtask struct {
+	be    state.Backend
+	store *StateStore
+	v     *ValueState[string]
+	m     *MapState[string, int]
+}
+
+// openHeapSubtask opens the states over be; restored says the subtask
+// restored a checkpoint (its cells then know nothing of the backend).
+func openHeapSubtask(be state.Backend, restored bool, budget int) *heapSubtask {
+	var ts runtime.Restored
+	if restored {
+		m := &weirv1.CheckpointManifest{CheckpointId: 1, Subtasks: []*weirv1.SubtaskSnapshot{{
+			Parallelism: 1, KeyGroupEnd: 128, Uids: []string{"op"}}}}
+		ts, _ = runtime.Restore(m, "op", 0, 1, 128)
+	}
+	s := newStateStore(runtime.NewEnv(runtime.EnvOptions{Parallelism: 1, MaxParallelism: 128, State: be, UID: "op", Restored: ts}))
+	s.cellBudget = budget
+	return &heapSubtask{be: be, store: s, v: NewValueState[string](s, "v"), m: NewMapState[string, int](s, "m")}
+}
+
+// Value and map state in memory behave as plain maps (the model), over
+// random operations, snapshots, kills that restore the last snapshot,
+// and cell budgets small enough that the cells spill to the backend
+// (Pebble with a tiny cache of its own, or memory) and are read back.
+func TestHeapStateProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		budget := rapid.IntRange(1, 40).Draw(rt, "budget")
+		pebble := rapid.Bool().Draw(rt, "pebble")
+		newBackend := func() state.Backend {
+			if !pebble {
+				return state.NewMemory()
+			}
+			db, err := pebblestate.Open(pebblestate.Options{Dir: t.TempDir(), CacheBytes: 1024})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			return db
+		}
+		type model struct {
+			vals map[string]string
+			maps map[string]map[string]int
+		}
+		clone := func(m model) model {
+			c := model{vals: maps.Clone(m.vals), maps: map[string]map[string]int{}}
+			for k, mm := range m.maps {
+				c.maps[k] = maps.Clone(mm)
+			}
+			return c
+		}
+		cur := model{vals: map[string]string{}, maps: map[string]map[string]int{}}
+		var ck *model
+		var ckEntries map[string][]byte
+		sub := openHeapSubtask(newBackend(), false, budget)
+		defer func() { sub.be.Close() }()
+		keys := []string{"", "a", "ab", "b", "k1", "k10", "z"}
+		for i := range rapid.IntRange(1, 250).Draw(rt, "ops") {
+			k := rapid.SampledFrom(keys).Draw(rt, "key")
+			uk := rapid.SampledFrom(keys[:4]).Draw(rt, "mapkey")
+			on(sub.store, k)
+			switch op := rapid.SampledFrom([]string{"set", "set", "get", "clear", "put", "put", "mget", "del", "mclear", "entries", "snapshot", "kill"}).Draw(rt, "op"); op {
+			case "set":
+				x := strings.Repeat("x", i%5)
+				if err := sub.v.Set(x); err != nil {
+					rt.Fatal(err)
+				}
+				cur.vals[k] = x
+			case "get":
+				x, ok, err := sub.v.Get()
+				want, wok := cur.vals[k]
+				if err != nil || ok != wok || x != want {
+					rt.Fatalf("step %d: Get of %q = %q %v %v, want %q %v", i, k, x, ok, err, want, wok)
+				}
+			case "clear":
+				if err := sub.v.Clear(); err != nil {
+					rt.Fatal(err)
+				}
+				delete(cur.vals, k)
+			case "put":
+				if err := sub.m.Put(uk, i); err != nil {
+					rt.Fatal(err)
+				}
+				if cur.maps[k] == nil {
+					cur.maps[k] = map[string]int{}
+				}
+				cur.maps[k][uk] = i
+			case "mget":
+				x, ok, err := sub.m.Get(uk)
+				want, wok := cur.maps[k][uk]
+				if err != nil || ok != wok || x != want {
+					rt.Fatalf("step %d: map Get of %q %q = %d %v %v, want %d %v", i, k, uk, x, ok, err, want, wok)
+				}
+			case "del":
+				if err := sub.m.Delete(uk); err != nil {
+					rt.Fatal(err)
+				}
+				delete(cur.maps[k], uk)
+			case "mclear":
+				if err := sub.m.Clear(); err != nil {
+					rt.Fatal(err)
+				}
+				delete(cur.maps, k)
+			case "entries":
+				checkEntries(rt, sub, k, cur.maps[k])
+			case "snapshot":
+				// As the runtime does: the operator's snapshot, then a copy
+				// of the backend (Pebble's checkpoint).
+				if _, err := sub.store.snapshot(1); err != nil {
+					rt.Fatal(err)
+				}
+				ckEntries = map[string][]byte{}
+				if err := sub.be.Scan(nil, func(k, v []byte) error {
+					ckEntries[string(k)] = bytes.Clone(v)
+					return nil
+				}); err != nil {
+					rt.Fatal(err)
+				}
+				m := clone(cur)
+				ck = &m
+			case "kill":
+				// Everything since the last snapshot is lost; the new
+				// subtask restores it, or starts empty without one.
+				sub.be.Close()
+				be := newBackend()
+				for k, v := range ckEntries {
+					if err := be.Set([]byte(k), v); err != nil {
+						rt.Fatal(err)
+					}
+				}
+				sub = openHeapSubtask(be, ck != nil, budget)
+				cur = model{vals: map[string]string{}, maps: map[string]map[string]int{}}
+				if ck != nil {
+					cur = clone(*ck)
+				}
+			}
+			if sub.store.cells > max(budget, 1) {
+				rt.Fatalf("step %d: %d cells over the budget of %d", i, sub.store.cells, budget)
+			}
+		}
+		for _, k := range keys {
+			on(sub.store, k)
+			x, ok, err := sub.v.Get()
+			if want, wok := cur.vals[k]; err != nil || ok != wok || x != want {
+				rt.Fatalf("end: Get of %q = %q %v %v, want %q %v", k, x, ok, err, want, wok)
+			}
+			checkEntries(rt, sub, k, cur.maps[k])
+		}
+		// Every interned key is held by a cell or a timer.
+		for enc, r := range sub.store.keys {
+			if r.refs <= 0 || r.enc != enc {
+				rt.Fatalf("interned key %q with %d refs", enc, r.refs)
+			}
+		}
+	})
+}
+
+func checkEntries(rt *rapid.T, sub *heapSubtask, k string, want map[string]int) {
+	got := map[string]int{}
+	if err := sub.m.Entries(func(uk string, v int) error { got[uk] = v; return nil }); err != nil {
+		rt.Fatal(err)
+	}
+	if want == nil {
+		want = map[string]int{}
+	}
+	if !maps.Equal(got, want) {
+		rt.Fatalf("map of %q = %v, want %v", k, got, want)
+	}
+}
+
+// modelTimer is a timer of the reference model: the timer service before
+// buckets, a heap ordered by time, then by the timer's identity
+// (length-prefixed key, domain, time, namespace) as bytes.
+type modelTimer struct {
+	ts  int64
+	id  string
+	key string
+	ns  string
+}
+
+func modelID(key string, d TimeDomain, ts int64, ns string) string {
+	b := uvarintframe.AppendBytes(nil, []byte(key))
+	b = append(b, byte(d))
+	b = binary.BigEndian.AppendUint64(b, uint64(ts)^(1<<63))
+	return string(append(b, ns...))
+}
+
+// timerModel is a sorted slice per domain.
+type timerModel [2][]modelTimer
+
+func (m *timerModel) set(key string, d TimeDomain, ts int64, ns string) {
+	t := modelTimer{ts, modelID(key, d, ts, ns), key, ns}
+	i, found := slices.BinarySearchFunc(m[d], t, compareModel)
+	if !found {
+		m[d] = slices.Insert(m[d], i, t)
+	}
+}
+
+func (m *timerModel) remove(key string, d TimeDomain, ts int64, ns string) {
+	t := modelTimer{ts, modelID(key, d, ts, ns), key, ns}
+	if i, found := slices.BinarySearchFunc(m[d], t, compareModel); found {
+		m[d] = slices.Delete(m[d], i, i+1)
+	}
+}
+
+func compareModel(a, b modelTimer) int {
+	if a.ts != b.ts {
+		if a.ts < b.ts {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+type firedTimer struct {
+	key string
+	ts  int64
+	ns  string
+}
+
+// The bucketed timers fire in the order of the heap they replaced (the
+// sorted-slice model): by time, ties by the length-prefixed key and the
+// namespace, with timers set while firing (at the time firing, before it,
+// after it) taking their place among those left; deleted timers do not
+// fire; a snapshot, a kill and a restore keep exactly the timers set.
+func TestTimerBucketsProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		keys := []string{"", "a", "b", "ab", "ba", strings.Repeat("k", 130), strings.Repeat("k", 200)}
+		nss := []string{"", "n", appendNSString(TimeWindow{0, 10}), appendNSString(TimeWindow{-5, 3})}
+		be := state.NewMemory()
+		open := func() *timerService {
+			s := newStateStore(runtime.NewEnv(runtime.EnvOptions{Parallelism: 1, MaxParallelism: 128, State: be, UID: "op"}))
+			ts, err := newTimerService(s.env, s)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			return ts
+		}
+		ts := open()
+		var model timerModel
+		var ckModel timerModel
+		ckEntries := map[string][]byte{}
+		var wm [2]int64
+		for i := range rapid.IntRange(1, 150).Draw(rt, "ops") {
+			switch op := rapid.SampledFrom([]string{"set", "set", "set", "remove", "fire", "snapshot", "kill"}).Draw(rt, "op"); op {
+			case "set", "remove":
+				k := rapid.SampledFrom(keys).Draw(rt, "key")
+				d := TimeDomain(rapid.IntRange(0, 1).Draw(rt, "domain"))
+				at := int64(rapid.IntRange(-3, 12).Draw(rt, "ts"))
+				ns := rapid.SampledFrom(nss).Draw(rt, "ns")
+				on(ts.store, k)
+				if op == "set" {
+					if err := ts.register(d, at, []byte(ns)); err != nil {
+						rt.Fatal(err)
+					}
+					model.set(k, d, at, ns)
+				} else {
+					if err := ts.remove(d, at, []byte(ns)); err != nil {
+						rt.Fatal(err)
+					}
+					model.remove(k, d, at, ns)
+				}
+			case "fire":
+				d := TimeDomain(rapid.IntRange(0, 1).Draw(rt, "domain"))
+				wm[d] += int64(rapid.IntRange(0, 6).Draw(rt, "advance"))
+				upTo := wm[d]
+				// Some firings set timers: at the firing time, before it
+				// and after it, for their own key and for another.
+				again := rapid.IntRange(0, 3).Draw(rt, "again")
+				var got []firedTimer
+				n := 0
+				if err := ts.fire(d, upTo, func(at int64, ns []byte) error {
+					k := string(ts.store.key)
+					got = append(got, firedTimer{k, at, string(ns)})
+					if n++; n <= again {
+						for _, next := range []int64{at, at - 1, at + 1} {
+							if err := ts.register(d, next, []byte("re")); err != nil {
+								return err
+							}
+						}
+					}
+					return nil
+				}); err != nil {
+					rt.Fatal(err)
+				}
+				var want []firedTimer
+				n = 0
+				for len(model[d]) > 0 && model[d][0].ts <= upTo {
+					mt := model[d][0]
+					model[d] = model[d][1:]
+					want = append(want, firedTimer{mt.key, mt.ts, mt.ns})
+					if n++; n <= again {
+						for _, next := range []int64{mt.ts, mt.ts - 1, mt.ts + 1} {
+							model.set(mt.key, d, next, "re")
+						}
+					}
+				}
+				if !slices.Equal(got, want) {
+					rt.Fatalf("step %d: fired %v, want %v", i, got, want)
+				}
+			case "snapshot":
+				if _, err := ts.snapshot(1); err != nil {
+					rt.Fatal(err)
+				}
+				ckEntries = map[string][]byte{}
+				be.Scan(nil, func(k, v []byte) error { ckEntries[string(k)] = bytes.Clone(v); return nil })
+				ckModel = timerModel{slices.Clone(model[0]), slices.Clone(model[1])}
+			case "kill":
+				be = state.NewMemory()
+				for k, v := range ckEntries {
+					be.Set([]byte(k), v)
+				}
+				ts = open()
+				model = timerModel{slices.Clone(ckModel[0]), slices.Clone(ckModel[1])}
+			}
+			if n := countLive(ts); n != len(model[0])+len(model[1]) {
+				rt.Fatalf("step %d: %d timers set, the model has %d", i, n, len(model[0])+len(model[1]))
+			}
+		}
+	})
+}
+
+func appendNSString(w TimeWindow) string { return string(appendNS(nil, w)) }
+
+func countLive(ts *timerService) int {
+	n := 0
+	for _, q := range ts.queues {
+		for _, b := range q.buckets {
+			n += b.live
+		}
+	}
+	if n != len(ts.live) {
+		return -1
+	}
+	return n
+}

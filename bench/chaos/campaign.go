@@ -164,7 +164,7 @@ func Run(o Options) (*Report, error) {
 	fail := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
 
 	logf("starting the cluster under %s", o.Dir)
-	t, err := startTopology(o.Dir, o.Bins, 3, 3)
+	t, err := startTopology(o.Dir, o.Bins, 3, 3, false)
 	if err != nil {
 		return nil, err
 	}

@@ -47,10 +47,11 @@ type topology struct {
 
 	etcdClients []string // the members' own client addresses
 	coordAPIs   map[string]string
-	workers     []string // worker ids
-	kafkaAddr   string   // the broker's own address
-	brokers     string   // the address clients use: its proxy
-	storeURL    string   // through the store's proxy
+	metrics     map[string]string // daemon name → its /metrics address (coordinators and workers)
+	workers     []string          // worker ids
+	kafkaAddr   string            // the broker's own address
+	brokers     string            // the address clients use: its proxy
+	storeURL    string            // through the store's proxy
 
 	tp      *toxiproxy.ApiServer
 	proxies map[string]*toxiproxy.Proxy // by name: "<client>-etcd<i>", "kafka", "store"
@@ -68,9 +69,11 @@ const (
 func etcdName(i int) string { return fmt.Sprintf("e%d", i+1) }
 
 // startTopology starts every process under dir and returns once both
-// coordinators answer and every worker has registered.
-func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, err error) {
-	t := &topology{dir: dir, bins: bins, comps: map[string]*component{}, coordAPIs: map[string]string{}, proxies: map[string]*toxiproxy.Proxy{}}
+// coordinators answer and every worker has registered. With smallDisks,
+// each worker's data directory is a size-limited tmpfs of its own (see
+// mountDisk), for the disk-full fault.
+func startTopology(dir string, bins Binaries, workers, slots int, smallDisks bool) (_ *topology, err error) {
+	t := &topology{dir: dir, bins: bins, comps: map[string]*component{}, coordAPIs: map[string]string{}, metrics: map[string]string{}, proxies: map[string]*toxiproxy.Proxy{}}
 	defer func() {
 		if err != nil {
 			t.stop()
@@ -81,7 +84,7 @@ func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, 
 	// global logger: keep the campaign's output readable.
 	zerolog.SetGlobalLevel(zerolog.WarnLevel)
 	t.tp = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	addrs, err := cluster.FreeAddrs(3*2 + 2 + 2*2 + 1)
+	addrs, err := cluster.FreeAddrs(3*2 + 2 + 2*2 + 1 + workers)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +148,7 @@ func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, 
 	for _, id := range []string{"a", "b"} {
 		api, httpAddr := next(), next()
 		t.coordAPIs[id] = api
+		t.metrics["coord-"+id] = httpAddr
 		apis = append(apis, api)
 		etcdFlag, err := t.etcdProxies("coord-" + id)
 		if err != nil {
@@ -168,7 +172,9 @@ func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, 
 		if err != nil {
 			return nil, err
 		}
-		t.add(id, bins.Weir, t.env, "worker", "--etcd", etcdFlag, "--slots", fmt.Sprint(slots), "--data-dir", filepath.Join(dir, id), "--id", id)
+		t.metrics[id] = next()
+		t.add(id, bins.Weir, t.env, "worker", "--etcd", etcdFlag, "--slots", fmt.Sprint(slots), "--data-dir", filepath.Join(dir, id), "--id", id,
+			"--http", t.metrics[id])
 		if err := t.start(id); err != nil {
 			return nil, err
 		}

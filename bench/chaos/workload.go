@@ -49,6 +49,7 @@ type workload struct {
 	done chan struct{}
 
 	mu        sync.Mutex
+	scale     float64 // input per tick, times 30 count records and 10 bay events (1: 150 and 50 a second)
 	produced  int
 	produceEr error
 	maxTS     int64
@@ -70,7 +71,7 @@ func newWorkload(t *topology, seed uint64, duration time.Duration) (*workload, e
 		events = fileKeys
 	}
 	return &workload{t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), ids: map[string]string{},
-		fileOut: filepath.Join(t.dir, "files-out"), fileEvs: events, prod: prod,
+		fileOut: filepath.Join(t.dir, "files-out"), fileEvs: events, prod: prod, scale: 1,
 		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
@@ -132,13 +133,16 @@ func (w *workload) feed() {
 			case <-tick.C:
 			}
 			var recs []*kgo.Record
-			for range 30 {
+			w.mu.Lock()
+			nCounts, nBays := max(1, int(30*w.scale+0.5)), max(1, int(10*w.scale+0.5))
+			w.mu.Unlock()
+			for range nCounts {
 				k := "key-" + strconv.Itoa(i%countKeys)
 				recs = append(recs, &kgo.Record{Topic: "counts-in", Key: []byte(k), Value: []byte("v"), Partition: int32(i % partitions)})
 				i++
 			}
 			maxTS := ts
-			for range 10 {
+			for range nBays {
 				ts += 500
 				bay := "b" + strconv.Itoa(w.rng.IntN(bays))
 				t := ts - w.rng.Int64N(3000)
@@ -164,6 +168,21 @@ func (w *workload) feed() {
 func bayPartition(bay string) int32 {
 	n, _ := strconv.Atoi(strings.TrimPrefix(bay, "b"))
 	return int32(n % partitions)
+}
+
+// setScale sets the input rate: scale times 150 count records and 50 bay
+// events a second.
+func (w *workload) setScale(s float64) {
+	w.mu.Lock()
+	w.scale = s
+	w.mu.Unlock()
+}
+
+// producedCount is how many input records were produced so far.
+func (w *workload) producedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.produced
 }
 
 // end stops the feed and produces one event per partition an hour of

@@ -37,6 +37,7 @@ type FaultRecord struct {
 	Recovery  time.Duration `json:"recovery_ns"` // injection to every running job's next completed checkpoint after the heal
 	Recovered bool          `json:"recovered"`
 	Error     string        `json:"error,omitempty"`
+	Note      string        `json:"note,omitempty"` // what the fault's own check observed
 }
 
 // Stats are recovery times of one fault kind.
@@ -55,6 +56,7 @@ type Report struct {
 	Leaks     []string
 	MaxRSS    map[string]int64
 	RSSLimit  int64
+	Skipped   []string // fault kinds asked for that this machine cannot inject, and why
 	Problems  []string // every reason the verdict is FAIL
 }
 
@@ -92,12 +94,18 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %2d  %s  +%6.1fs  %-17s %-28s healed +%.1fs, %s\n", f.Seq, f.At.UTC().Format("15:04:05.000"),
 			f.At.Sub(r.Started).Seconds(), f.Kind, f.Target, f.Healed.Sub(f.At).Seconds(), rec)
+		if f.Note != "" {
+			fmt.Fprintf(w, "        %s\n", f.Note)
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "  not injected: %s\n", s)
 	}
 	fmt.Fprintf(w, "\nrecovery per kind (injection to every running job's first checkpoint completed after the heal):\n")
 	st := r.Recovery()
 	for _, k := range Kinds {
 		if s, ok := st[k]; ok {
-			fmt.Fprintf(w, "  %-17s n=%d  p50 %-8v p99 %-8v max %v\n", k, s.N, s.P50.Round(10*time.Millisecond), s.P99.Round(10*time.Millisecond), s.Max.Round(10*time.Millisecond))
+			fmt.Fprintf(w, "  %-24s n=%d  p50 %-8v p99 %-8v max %v\n", k, s.N, s.P50.Round(10*time.Millisecond), s.P99.Round(10*time.Millisecond), s.Max.Round(10*time.Millisecond))
 		}
 	}
 	fmt.Fprintf(w, "\noutputs:\n")
@@ -120,6 +128,10 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nverdict: %s\n", verdict)
 }
 
+// slots is each worker's: the three jobs (the file job's two regions
+// apart) need 8 at parallelism 2, and a worker lost leaves 8.
+const slots = 4
+
 // Build compiles weir and the campaign's jobs from the module at root
 // into dir (jobs statically, as weir run requires) and finds versitygw.
 func Build(root, dir string) (Binaries, error) {
@@ -127,7 +139,7 @@ func Build(root, dir string) (Binaries, error) {
 	for _, x := range []struct {
 		dst *string
 		pkg string
-	}{{&b.Weir, "./cmd/weir"}, {&b.EOSCount, "./jobs/eoscount"}, {&b.BayVisits, "./jobs/bayvisits"}, {&b.Keyed, "./jobs/keyedcount"}} {
+	}{{&b.Weir, "./cmd/weir"}, {&b.EOSCount, "./jobs/eoscount"}, {&b.BayVisits, "./jobs/bayvisits"}, {&b.TwoRegions, "./jobs/tworegions"}} {
 		*x.dst = filepath.Join(dir, filepath.Base(x.pkg))
 		cmd := exec.Command("go", "build", "-o", *x.dst, x.pkg)
 		cmd.Dir = root
@@ -164,7 +176,7 @@ func Run(o Options) (*Report, error) {
 	fail := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
 
 	logf("starting the cluster under %s", o.Dir)
-	t, err := startTopology(o.Dir, o.Bins, 3, 3, false)
+	t, err := startTopology(o.Dir, o.Bins, 3, slots, slices.Contains(o.Kinds, DiskFull))
 	if err != nil {
 		return nil, err
 	}
@@ -192,14 +204,27 @@ func Run(o Options) (*Report, error) {
 		return nil, fmt.Errorf("before any fault: %w", err)
 	}
 
+	// Kinds this machine cannot inject are left out, and said so.
+	kinds := slices.Clone(o.Kinds)
+	for _, k := range []struct {
+		kind Kind
+		err  error
+	}{{DiskFull, t.diskErr}, {IsolateWorker, t.isolateErr}} {
+		if i := slices.Index(kinds, k.kind); i >= 0 && k.err != nil {
+			kinds = slices.Delete(kinds, i, i+1)
+			r.Skipped = append(r.Skipped, fmt.Sprintf("%s: %v", k.kind, k.err))
+			logf("not injecting %s: %v", k.kind, k.err)
+		}
+	}
 	in := &injector{t: t, w: w, rng: rand.New(rand.NewPCG(o.Seed, 0x1ec7))}
 	r.Started = time.Now()
 	gap := o.Duration / time.Duration(max(1, o.Faults))
-	for i, k := range Schedule(o.Seed, o.Faults, o.Kinds) {
+	for i, k := range Schedule(o.Seed, o.Faults, kinds) {
 		if wait := time.Until(r.Started.Add(time.Duration(i) * gap)); wait > 0 {
 			time.Sleep(wait)
 		}
 		f := FaultRecord{Seq: i + 1, Kind: k, At: time.Now()}
+		in.check, in.note = nil, ""
 		target, heal, err := in.inject(k)
 		f.Target = target
 		if err != nil {
@@ -220,7 +245,14 @@ func Run(o Options) (*Report, error) {
 			fail("fault %d (%s on %s) did not recover: %v", f.Seq, k, target, err)
 		} else {
 			f.Recovered, f.Recovery = true, time.Since(f.At)
+			if in.check != nil {
+				if err := in.check(); err != nil {
+					f.Error = strings.TrimPrefix(f.Error+"; "+err.Error(), "; ")
+					fail("fault %d (%s on %s): %v", f.Seq, k, target, err)
+				}
+			}
 		}
+		f.Note = in.note
 		logf("fault %d %s: healed after %.1fs, recovered %v in %v", f.Seq, k, f.Healed.Sub(f.At).Seconds(), f.Recovered, f.Recovery.Round(10*time.Millisecond))
 		r.Faults = append(r.Faults, f)
 		// Job processes of a killed worker die with it (Pdeathsig).

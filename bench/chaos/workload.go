@@ -21,7 +21,7 @@ import (
 const (
 	jobCounts = "counts" // eoscount: Kafka→Kafka, keyed state
 	jobVisits = "visits" // bayvisits: Kafka→Kafka, session windows
-	jobFiles  = "files"  // keyedcount: generator → exactly-once file sink
+	jobFiles  = "files"  // tworegions: two pipelines (regions) of generator → keyed count → exactly-once file sink
 )
 
 // Workload constants: small enough for two shared cores.
@@ -32,7 +32,7 @@ const (
 	closingBay  = "zz-close-" // bays of the events that close every visit at the end
 	partitions  = 4           // weir kafka's topics
 	fileKeys    = 500
-	fileRate    = 1000 // events per second of the file job
+	fileRate    = 500 // events per second of each of the file job's two pipelines
 	parallelism = 2
 )
 
@@ -85,8 +85,8 @@ func (w *workload) submit() error {
 		{jobCounts, w.t.bins.EOSCount, []string{"--brokers", w.t.brokers, "--input-topic", "counts-in", "--output-topic", "counts-out"}},
 		{jobVisits, w.t.bins.BayVisits, []string{"--brokers", w.t.brokers, "--input-topic", "visits-in", "--output-topic", "visits-out",
 			"--gap", visitGap.String()}},
-		{jobFiles, w.t.bins.Keyed, []string{"--events", fmt.Sprint(w.fileEvs), "--keys", fmt.Sprint(fileKeys),
-			"--rate", fmt.Sprint(fileRate), "--output", w.fileOut}},
+		{jobFiles, w.t.bins.TwoRegions, []string{"--events", fmt.Sprint(w.fileEvs), "--keys", fmt.Sprint(fileKeys),
+			"--rate", fmt.Sprint(fileRate), "--output-a", w.fileOut + "-a", "--output-b", w.fileOut + "-b"}},
 	}
 	// The input topics exist before the jobs read them.
 	if err := w.produceRetrying([]*kgo.Record{
@@ -408,15 +408,27 @@ func verifyVisits(brokers string) Check {
 	return c
 }
 
-// verifyFiles: keyedcount's committed files hold one line "key<TAB>count"
-// per key, each count events/keys.
+// verifyFiles: each of tworegions' pipelines' committed files (under
+// dir-a and dir-b) hold one line "key<TAB>count" per key, each count
+// events/keys.
 func verifyFiles(dir string, events int64) Check {
 	c := Check{Job: jobFiles}
 	want := map[string]int{}
-	for k := range fileKeys {
-		want[fmt.Sprintf("k%d\t%d", k, events/fileKeys)] = 1
+	for _, p := range []string{"a", "b"} {
+		for k := range fileKeys {
+			want[fmt.Sprintf("%s:k%d\t%d", p, k, events/fileKeys)] = 1
+		}
 	}
 	got := map[string]int{}
+	for _, p := range []string{"a", "b"} {
+		readCommitted(&c, dir+"-"+p, p+":", got)
+	}
+	compare(&c, want, got)
+	return c
+}
+
+// readCommitted adds every line of dir's committed files, prefixed, to got.
+func readCommitted(c *Check, dir, prefix string, got map[string]int) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		c.Error = err.Error()
@@ -437,10 +449,8 @@ func verifyFiles(dir string, events int64) Check {
 		}
 		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			if l != "" {
-				got[l]++
+				got[prefix+l]++
 			}
 		}
 	}
-	compare(&c, want, got)
-	return c
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -241,7 +242,12 @@ func (w *workload) close() { w.prod.Close() }
 // records have come and then nothing new for quiet, or nothing new for
 // stall (whatever is missing is not coming), or timeout.
 func readTopic(brokers, topic string, min int, quiet, stall, timeout time.Duration) ([]*kgo.Record, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	return readTopicIso(brokers, topic, kgo.ReadCommitted(), min, quiet, stall, timeout)
+}
+
+// readTopicIso is readTopic at isolation level iso.
+func readTopicIso(brokers, topic string, iso kgo.IsolationLevel, min int, quiet, stall, timeout time.Duration) ([]*kgo.Record, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(iso),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return nil, err
@@ -277,6 +283,10 @@ type Check struct {
 	Duplicated int    `json:"duplicated"` // in the output more often than in the reference
 	Wrong      int    `json:"wrong"`      // in the output, not in the reference
 	Error      string `json:"error,omitempty"`
+	// LostIn says where the lost records are: each aborted transaction
+	// (partition, producer id, epoch, offsets) that held some, and how
+	// many were never written at all.
+	LostIn []string `json:"lost_in,omitempty"`
 }
 
 // OK reports an exact match.
@@ -286,6 +296,9 @@ func (c Check) String() string {
 	s := fmt.Sprintf("%s: %d expected, %d committed, %d lost, %d duplicated, %d wrong", c.Job, c.Expected, c.Got, c.Lost, c.Duplicated, c.Wrong)
 	if c.Error != "" {
 		s += ": " + c.Error
+	}
+	for _, l := range c.LostIn {
+		s += "\n    lost: " + l
 	}
 	return s
 }
@@ -334,7 +347,80 @@ func verifyCounts(brokers string) Check {
 		got[string(r.Key)+"="+string(r.Value)]++
 	}
 	compare(&c, want, got)
+	if c.Lost > 0 {
+		c.LostIn = explainLost(brokers, "counts-out", out, lostOf(want, got), func(r *kgo.Record) string { return string(r.Key) + "=" + string(r.Value) })
+	}
 	return c
+}
+
+// lostOf is what want has more often than got.
+func lostOf(want, got map[string]int) map[string]int {
+	lost := map[string]int{}
+	for k, n := range want {
+		if d := n - got[k]; d > 0 {
+			lost[k] = d
+		}
+	}
+	return lost
+}
+
+// explainLost finds the lost records (by keyOf) among topic's records
+// that read_committed does not return, those of aborted transactions, and
+// names each such transaction; the rest were never written.
+func explainLost(brokers, topic string, committed []*kgo.Record, lost map[string]int, keyOf func(*kgo.Record) string) []string {
+	type pos struct {
+		part int32
+		off  int64
+	}
+	seen := map[pos]bool{}
+	for _, r := range committed {
+		seen[pos{r.Partition, r.Offset}] = true
+	}
+	all, err := readTopicIso(brokers, topic, kgo.ReadUncommitted(), len(committed), 3*time.Second, 20*time.Second, time.Minute)
+	if err != nil && len(all) == 0 {
+		return []string{fmt.Sprintf("cannot tell where: read_uncommitted %s: %v", topic, err)}
+	}
+	type txn struct {
+		part   int32
+		pid    int64
+		epoch  int16
+		lo, hi int64
+		n      int
+	}
+	var txns []*txn
+	byTxn := map[[3]int64]*txn{}
+	left := maps.Clone(lost)
+	for _, r := range all {
+		if seen[pos{r.Partition, r.Offset}] {
+			continue
+		}
+		k := keyOf(r)
+		if left[k] == 0 {
+			continue
+		}
+		left[k]--
+		id := [3]int64{int64(r.Partition), r.ProducerID, int64(r.ProducerEpoch)}
+		t := byTxn[id]
+		if t == nil {
+			t = &txn{part: r.Partition, pid: r.ProducerID, epoch: r.ProducerEpoch, lo: r.Offset}
+			byTxn[id] = t
+			txns = append(txns, t)
+		}
+		t.lo, t.hi, t.n = min(t.lo, r.Offset), max(t.hi, r.Offset), t.n+1
+	}
+	var out []string
+	for _, t := range txns {
+		out = append(out, fmt.Sprintf("%d records in an aborted transaction of %s/%d, producer id %d epoch %d, offsets %d-%d",
+			t.n, topic, t.part, t.pid, t.epoch, t.lo, t.hi))
+	}
+	never := 0
+	for _, n := range left {
+		never += n
+	}
+	if never > 0 {
+		out = append(out, fmt.Sprintf("%d records never written to %s", never, topic))
+	}
+	return out
 }
 
 type bayEv struct {
@@ -405,6 +491,9 @@ func verifyVisits(brokers string) Check {
 		got[string(r.Value)]++
 	}
 	compare(&c, want, got)
+	if c.Lost > 0 {
+		c.LostIn = explainLost(brokers, "visits-out", out, lostOf(want, got), func(r *kgo.Record) string { return string(r.Value) })
+	}
 	return c
 }
 

@@ -99,8 +99,9 @@ func Soak(o SoakOptions) (*SoakReport, error) {
 		return nil, err
 	}
 	defer t.stop()
-	// The file job runs for the whole soak.
-	w, err := newWorkload(t, o.Seed, o.Duration*9/8)
+	// The file job runs for the whole soak (its events last 0.8 of the
+	// span given) and ends a little after it.
+	w, err := newWorkload(t, o.Seed, o.Duration*13/10)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +119,8 @@ func Soak(o SoakOptions) (*SoakReport, error) {
 	calibrate := min(o.Duration/6, 10*time.Minute)
 	scale := 1.0
 	step := min(o.Sample, 20*time.Second)
-	prevCPU, prevAt := clusterCPU(t), time.Now()
+	meter := &cpuMeter{}
+	prevCPU, prevAt := meter.read(t), time.Now()
 	prevIn := w.producedCount()
 	prevOff := endOffsets(t.brokers, "counts-out", "visits-out")
 	nextSample := r.Started
@@ -129,7 +131,7 @@ func Soak(o SoakOptions) (*SoakReport, error) {
 			nextSample = nextSample.Add(o.Sample)
 		}
 		time.Sleep(min(step, time.Until(nextSample)))
-		cpu, at := clusterCPU(t), time.Now()
+		cpu, at := meter.read(t), time.Now()
 		dt := at.Sub(prevAt).Seconds()
 		if dt < 5 {
 			continue
@@ -174,20 +176,30 @@ func Soak(o SoakOptions) (*SoakReport, error) {
 	return r, nil
 }
 
-// clusterCPU is the CPU time, in seconds, the daemons and their child
-// processes (job processes) have used so far, as /proc tells.
-func clusterCPU(t *topology) float64 {
+// cpuMeter adds up the CPU time the daemons and their child processes
+// (job processes) use, from /proc.
+type cpuMeter struct {
+	last  map[int]int64 // ticks by pid at the previous read
+	total int64
+}
+
+// read is the CPU time, in seconds, used so far: each live process's
+// ticks since the previous read (all of them for a new one); a process
+// that exited in between loses its last interval's.
+func (m *cpuMeter) read(t *topology) float64 {
 	pids := map[int]bool{}
 	for _, d := range t.daemons() {
 		pids[d.Pid()] = true
 	}
-	var ticks int64
+	now := map[int]int64{}
 	for _, p := range procs() {
 		if pids[p.pid] || pids[p.ppid] {
-			ticks += p.utime + p.stime
+			now[p.pid] = p.utime + p.stime
+			m.total += max(0, now[p.pid]-m.last[p.pid])
 		}
 	}
-	return float64(ticks) / 100 // USER_HZ
+	m.last = now
+	return float64(m.total) / 100 // USER_HZ
 }
 
 type procStat struct {

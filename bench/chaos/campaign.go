@@ -38,6 +38,9 @@ type FaultRecord struct {
 	Recovered bool          `json:"recovered"`
 	Error     string        `json:"error,omitempty"`
 	Note      string        `json:"note,omitempty"` // what the fault's own check observed
+	// Failover, for a fault that killed the leader, is the time from the
+	// kill until another coordinator led.
+	Failover time.Duration `json:"failover_ns,omitempty"`
 }
 
 // Stats are recovery times of one fault kind.
@@ -94,6 +97,9 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %2d  %s  +%6.1fs  %-17s %-28s healed +%.1fs, %s\n", f.Seq, f.At.UTC().Format("15:04:05.000"),
 			f.At.Sub(r.Started).Seconds(), f.Kind, f.Target, f.Healed.Sub(f.At).Seconds(), rec)
+		if f.Failover > 0 {
+			fmt.Fprintf(w, "        leader failover in %v\n", f.Failover.Round(10*time.Millisecond))
+		}
 		if f.Note != "" {
 			fmt.Fprintf(w, "        %s\n", f.Note)
 		}
@@ -107,6 +113,17 @@ func (r *Report) Print(w io.Writer) {
 		if s, ok := st[k]; ok {
 			fmt.Fprintf(w, "  %-24s n=%d  p50 %-8v p99 %-8v max %v\n", k, s.N, s.P50.Round(10*time.Millisecond), s.P99.Round(10*time.Millisecond), s.Max.Round(10*time.Millisecond))
 		}
+	}
+	var fo []time.Duration
+	for _, f := range r.Faults {
+		if f.Failover > 0 {
+			fo = append(fo, f.Failover)
+		}
+	}
+	if len(fo) > 0 {
+		slices.Sort(fo)
+		fmt.Fprintf(w, "  %-24s n=%d  p50 %-8v max %v (kill to another coordinator leading)\n", "leader failover", len(fo),
+			fo[(len(fo)-1)/2].Round(10*time.Millisecond), fo[len(fo)-1].Round(10*time.Millisecond))
 	}
 	fmt.Fprintf(w, "\noutputs:\n")
 	for _, c := range r.Checks {
@@ -224,7 +241,7 @@ func Run(o Options) (*Report, error) {
 			time.Sleep(wait)
 		}
 		f := FaultRecord{Seq: i + 1, Kind: k, At: time.Now()}
-		in.check, in.note = nil, ""
+		in.check, in.note, in.failover = nil, "", nil
 		target, heal, err := in.inject(k)
 		f.Target = target
 		if err != nil {
@@ -253,6 +270,13 @@ func Run(o Options) (*Report, error) {
 			}
 		}
 		f.Note = in.note
+		if in.failover != nil {
+			if d := <-in.failover; d > 0 {
+				f.Failover = d
+			} else {
+				fail("fault %d (%s): no other coordinator led within 30 s", f.Seq, k)
+			}
+		}
 		logf("fault %d %s: healed after %.1fs, recovered %v in %v", f.Seq, k, f.Healed.Sub(f.At).Seconds(), f.Recovered, f.Recovery.Round(10*time.Millisecond))
 		r.Faults = append(r.Faults, f)
 		// Job processes of a killed worker die with it (Pdeathsig).

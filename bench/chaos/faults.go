@@ -89,6 +89,27 @@ type injector struct {
 	// recovered; note is what the injection observed, for the report.
 	check func() error
 	note  string
+	// failover, when a leader was killed, gets the time until another
+	// coordinator led (0: none did within 30 s).
+	failover chan time.Duration
+}
+
+// watchFailover measures, from now, the time until a coordinator other
+// than old leads, as etcd's election says.
+func (in *injector) watchFailover(old string) {
+	start := time.Now()
+	ch := make(chan time.Duration, 1)
+	in.failover = ch
+	go func() {
+		for time.Since(start) < 30*time.Second {
+			if l := in.t.leader(); l != "" && l != old {
+				ch <- time.Since(start)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		ch <- 0
+	}()
 }
 
 // inject starts fault k and returns what it hit and how to end it; heal
@@ -119,6 +140,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 			return "", nil, fmt.Errorf("no coordinator leads")
 		}
 		kill("coord-" + l)
+		in.watchFailover(l)
 		return "coord-" + l, restartAfter("coord-"+l, time.Second), nil
 	case KillEtcd:
 		e := etcdName(in.rng.IntN(3))
@@ -311,6 +333,7 @@ func (in *injector) leaderInRegionRestart() (string, func() error, error) {
 		return "", nil, fmt.Errorf("no coordinator leads")
 	}
 	t.daemon("coord-" + l).Kill()
+	in.watchFailover(l)
 	target := fmt.Sprintf("%s region %d (pid %d on %s), then coord-%s", job, region, pid, worker, l)
 	if seen {
 		target += fmt.Sprintf(" %.1fs later, mid-restart", time.Since(waited).Seconds())

@@ -241,8 +241,11 @@ func Run(o Options) (*Report, error) {
 			time.Sleep(wait)
 		}
 		f := FaultRecord{Seq: i + 1, Kind: k, At: time.Now()}
-		in.check, in.note, in.failover = nil, "", nil
+		in.check, in.note, in.failover, in.at = nil, "", nil, time.Time{}
 		target, heal, err := in.inject(k)
+		if !in.at.IsZero() {
+			f.At = in.at
+		}
 		f.Target = target
 		if err != nil {
 			f.Error = err.Error()
@@ -303,7 +306,7 @@ func Run(o Options) (*Report, error) {
 		}
 	}
 	for name, id := range w.ids {
-		st, err := t.cli.Status(id)
+		st, err := t.status(id)
 		r.JobStates[name] = st.State
 		want := "RUNNING"
 		if name == jobFiles {
@@ -341,7 +344,7 @@ func Run(o Options) (*Report, error) {
 func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 	base := map[string]int64{}
 	for name, id := range w.ids {
-		cps, _ := t.cli.Checkpoints(id)
+		cps, _ := t.checkpoints(id)
 		for _, c := range cps {
 			base[name] = max(base[name], c.ID)
 		}
@@ -354,7 +357,7 @@ func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 	for len(pending) > 0 {
 		for name := range pending {
 			id := w.ids[name]
-			st, err := t.cli.Status(id)
+			st, err := t.status(id)
 			if err != nil {
 				continue
 			}
@@ -365,7 +368,7 @@ func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 			if st.State == "FAILED" || st.State == "CANCELED" {
 				return fmt.Errorf("job %s is %s: %s", name, st.State, st.Error)
 			}
-			cps, _ := t.cli.Checkpoints(id)
+			cps, _ := t.checkpoints(id)
 			for _, c := range cps {
 				if c.Status == "COMPLETED" && c.ID > base[name] && st.State == "RUNNING" {
 					delete(pending, name)

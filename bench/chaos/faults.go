@@ -89,9 +89,20 @@ type injector struct {
 	// recovered; note is what the injection observed, for the report.
 	check func() error
 	note  string
+	// at is when the injection did its first harm: what it looked up
+	// before (job status through the CLI, slow on a loaded machine) is not
+	// the fault's.
+	at time.Time
 	// failover, when a leader was killed, gets the time until another
 	// coordinator led (0: none did within 30 s).
 	failover chan time.Duration
+}
+
+// mark records the injection's first harm, once.
+func (in *injector) mark() {
+	if in.at.IsZero() {
+		in.at = time.Now()
+	}
 }
 
 // watchFailover measures, from now, the time until a coordinator other
@@ -119,7 +130,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 	restartAfter := func(name string, d time.Duration) func() error {
 		return func() error { time.Sleep(d); return t.start(name) }
 	}
-	kill := func(name string) { t.daemon(name).Kill() }
+	kill := func(name string) { in.mark(); t.daemon(name).Kill() }
 	switch k {
 	case KillWorker:
 		w := in.busyWorker()
@@ -130,6 +141,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 		if err != nil {
 			return "", nil, err
 		}
+		in.mark()
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			return "", nil, fmt.Errorf("kill job process %d: %w", pid, err)
 		}
@@ -150,6 +162,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 		kill(kafkaName)
 		return kafkaName, restartAfter(kafkaName, time.Second), nil
 	case StopBroker:
+		in.mark()
 		t.daemon(kafkaName).Stop(10 * time.Second)
 		return kafkaName, restartAfter(kafkaName, time.Second), nil
 	case KillStore:
@@ -178,6 +191,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 			return "", nil, t.isolateErr
 		}
 		w := in.busyWorker()
+		in.mark()
 		if err := isolate(t.gids[w]); err != nil {
 			return "", nil, err
 		}
@@ -196,6 +210,7 @@ func (in *injector) toxic(prefix string, hold time.Duration, attrs string) (stri
 		return "", nil, fmt.Errorf("no proxy %s*", prefix)
 	}
 	var added []*toxiproxy.Proxy
+	in.mark()
 	for _, p := range ps {
 		for _, stream := range []string{"upstream", "downstream"} {
 			js := fmt.Sprintf(`{"name":"chaos-%s",%s,"stream":%q}`, stream, attrs, stream)
@@ -221,7 +236,7 @@ func (in *injector) toxic(prefix string, hold time.Duration, attrs string) (stri
 func (in *injector) busyWorker() string {
 	var hosts []string
 	for _, id := range in.w.ids {
-		if st, err := in.t.cli.Status(id); err == nil {
+		if st, err := in.t.status(id); err == nil {
 			for _, tk := range st.Tasks {
 				hosts = append(hosts, tk.Worker)
 			}
@@ -246,7 +261,7 @@ func (in *injector) jobProcess() (job string, pid int, worker string, err error)
 	}
 	var ps []proc
 	for _, name := range []string{jobCounts, jobVisits, jobFiles} {
-		st, err := in.t.cli.Status(in.w.ids[name])
+		st, err := in.t.status(in.w.ids[name])
 		if err != nil || st.State != "RUNNING" {
 			continue
 		}
@@ -277,6 +292,7 @@ func (in *injector) diskFull() (string, func() error, error) {
 	w := in.busyWorker()
 	dir := t.disks[w]
 	offsets := logSizes(t)
+	in.mark()
 	n, files, err := fillDisk(dir)
 	if err != nil {
 		freeDisk(dir)
@@ -309,13 +325,14 @@ func (in *injector) leaderInRegionRestart() (string, func() error, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	in.mark()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return "", nil, fmt.Errorf("kill job process %d: %w", pid, err)
 	}
 	// The region is restarting once one of its tasks left RUNNING or its
 	// attempt moved on.
 	restarting := func() bool {
-		st, err := t.cli.Status(in.w.ids[job])
+		st, err := t.status(in.w.ids[job])
 		if err != nil {
 			return false
 		}
@@ -342,7 +359,7 @@ func (in *injector) leaderInRegionRestart() (string, func() error, error) {
 	}
 	id := in.w.ids[job]
 	in.check = func() error {
-		st, err := t.cli.Status(id)
+		st, err := t.status(id)
 		if err != nil {
 			return err
 		}
@@ -371,7 +388,7 @@ func (in *injector) leaderInRegionRestart() (string, func() error, error) {
 // more than one region, with its region and every region's attempt.
 func (in *injector) regionProcess() (job string, pid int, worker string, region int32, attempts map[int32]int64, err error) {
 	for _, name := range []string{jobFiles, jobCounts, jobVisits} {
-		st, err := in.t.cli.Status(in.w.ids[name])
+		st, err := in.t.status(in.w.ids[name])
 		if err != nil || !st.AllRunning() {
 			continue
 		}
@@ -399,7 +416,7 @@ func (in *injector) jobProcessOn(w string) (job string, pid int, err error) {
 	}
 	var ps []proc
 	for _, name := range []string{jobCounts, jobVisits, jobFiles} {
-		st, err := in.t.cli.Status(in.w.ids[name])
+		st, err := in.t.status(in.w.ids[name])
 		if err != nil || st.State != "RUNNING" {
 			continue
 		}

@@ -280,7 +280,8 @@ func Run(o Options) (*Report, error) {
 				fail("fault %d (%s): no other coordinator led within 30 s", f.Seq, k)
 			}
 		}
-		logf("fault %d %s: healed after %.1fs, recovered %v in %v", f.Seq, k, f.Healed.Sub(f.At).Seconds(), f.Recovered, f.Recovery.Round(10*time.Millisecond))
+		logf("fault %d %s: healed after %.1fs, recovered %v in %v; failover %v; %s", f.Seq, k, f.Healed.Sub(f.At).Seconds(), f.Recovered,
+			f.Recovery.Round(10*time.Millisecond), f.Failover.Round(10*time.Millisecond), f.Note)
 		r.Faults = append(r.Faults, f)
 		// Job processes of a killed worker die with it (Pdeathsig).
 		if err := waitFor(10*time.Second, func() bool { return len(orphans()) == 0 }); err != nil {
@@ -384,7 +385,7 @@ func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 			slices.Sort(names)
 			return errors.New("no checkpoint completed within " + timeout.String() + " by " + strings.Join(names, ", "))
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	return nil
 }

@@ -367,10 +367,15 @@ func (in *injector) leaderInRegionRestart() (string, func() error, error) {
 			return nil
 		}
 		var errs []string
+		seen := map[int32]bool{}
 		for _, tk := range st.Tasks {
+			if seen[tk.Region] {
+				continue
+			}
+			seen[tk.Region] = true
 			switch {
 			case tk.Region != region && tk.Attempt != before[tk.Region]:
-				errs = append(errs, fmt.Sprintf("region %d went from attempt %d to %d although only region %d failed", tk.Region, before[tk.Region], tk.Attempt, region))
+				errs = append(errs, fmt.Sprintf("the whole job restarted: region %d went from attempt %d to %d although only region %d failed", tk.Region, before[tk.Region], tk.Attempt, region))
 			case tk.Region == region && tk.Attempt == before[region]:
 				errs = append(errs, fmt.Sprintf("region %d still runs attempt %d, whose process was killed", region, tk.Attempt))
 			}

@@ -4,7 +4,7 @@
 // FAIL.
 //
 //	go run ./bench/cmd/chaos --seed 1 --faults 32 --duration 5m
-//	go run ./bench/cmd/chaos --soak 1h --load 0.5 --soak-out bench/results/soak
+//	go run ./bench/cmd/chaos --soak 1h --load 0.5 --soak-out /tmp/soak
 //
 // It builds weir and the jobs from this module and needs versitygw
 // (`go install github.com/versity/versitygw/cmd/versitygw@v1.8.0`).

@@ -56,24 +56,32 @@ func fillDisk(dir string) (bytes int64, files int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	bytes = int64(st.Bavail) * st.Bsize
-	// Fallocate reserves the blocks at once on tmpfs; what it leaves
-	// (rounding) is written.
-	if bytes > 0 {
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, bytes); err != nil && !errors.Is(err, syscall.ENOSPC) {
+	free := int64(st.Bavail) * st.Bsize
+	// Fallocate reserves the blocks at once on tmpfs, or nothing when it
+	// fails (the jobs wrote meanwhile): then a little less. What is left
+	// is written.
+	var off int64
+	for size := free; size >= 1<<20; size -= size / 8 {
+		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+		if err == nil {
+			off = size
+			break
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
 			f.Close()
-			return 0, 0, fmt.Errorf("fallocate %d bytes: %w", bytes, err)
+			return 0, 0, fmt.Errorf("fallocate %d bytes: %w", size, err)
 		}
 	}
 	chunk := make([]byte, 64<<10)
 	for {
-		n, err := f.WriteAt(chunk, bytes)
-		bytes += int64(n)
+		n, err := f.WriteAt(chunk, off)
+		off += int64(n)
 		if err != nil {
 			break
 		}
 	}
 	f.Close()
+	bytes = off
 	for ; files < 2*diskInodes; files++ {
 		g, err := os.Create(filepath.Join(b, fmt.Sprintf("i%d", files)))
 		if err != nil {

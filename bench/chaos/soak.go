@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -61,6 +62,18 @@ type Slope struct {
 	RSSPct       float64 // RSS change per 10 min, % of the window's mean
 	GoroutinePct float64 // likewise (NaN when not known)
 	RSSMiB       float64 // the window's last RSS
+}
+
+// MarshalJSON writes an unknown (NaN) slope as null: JSON has no NaN.
+func (s Slope) MarshalJSON() ([]byte, error) {
+	num := func(f float64) any {
+		if math.IsNaN(f) {
+			return nil
+		}
+		return f
+	}
+	return json.Marshal(map[string]any{"daemon": s.Daemon, "rss_pct_per_10m": num(s.RSSPct),
+		"goroutine_pct_per_10m": num(s.GoroutinePct), "rss_mib": s.RSSMiB})
 }
 
 // SoakReport is a soak's outcome.

@@ -118,7 +118,10 @@ func runSoak(o chaos.SoakOptions, prefix, jsonOut string) error {
 		}
 	}
 	if jsonOut != "" {
-		b, _ := json.MarshalIndent(r, "", "  ")
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
 		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
 			return err
 		}

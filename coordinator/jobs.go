@@ -460,6 +460,12 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 			// silently wrong result.
 			permanent = true
 			msg = fmt.Sprintf("savepoint %s cannot be restored: %s", j.rec.Spec.FromSavepoint, msg)
+		case u.RestoreFailed && j.restoringFrom != 0 && localDiskFull(u.Error):
+			// Not the checkpoint's fault: falling back to an older one
+			// would replay output its sinks already committed (for an
+			// exactly-once sink, duplicates). The restart restores it again.
+			s.logger.Error("checkpoint cannot be restored: the worker's disk is full; retrying the same checkpoint", "job", j.rec.Id,
+				"checkpoint", j.restoringFrom, "worker", worker, "err", u.Error)
 		case u.RestoreFailed && j.restoringFrom != 0 && !j.badCheckpoints[j.restoringFrom]:
 			j.badCheckpoints[j.restoringFrom] = true
 			next := "the start of the input"
@@ -637,4 +643,12 @@ func alignedTimeoutMs(p *weirv1.CheckpointPolicy) *int64 {
 		return nil
 	}
 	return proto.Int64(p.GetAlignedTimeoutMs())
+}
+
+// localDiskFull reports whether a task's error is its worker's disk being
+// full (ENOSPC, EDQUOT), which a restore retried later survives, rather
+// than a fault of the checkpoint restored (found by the chaos campaign's
+// disk-full fault: the fallback to an older checkpoint duplicated output).
+func localDiskFull(err string) bool {
+	return strings.Contains(err, "no space left on device") || strings.Contains(err, "disk quota exceeded")
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -134,10 +136,17 @@ func (k procKey) proto() *weirv1.ProcessKey {
 // tryAdopt re-attaches to j's restored attempt from the registrations, or
 // says why it cannot. When it cannot, the attempt's live processes are
 // still recorded so that Start's StopAttempt cancels and awaits them.
+//
+// A job of several pipelined regions some of which cannot be re-attached
+// (the old leader died while one of them restarted, say) is adopted all
+// the same, and only those regions restart, as they would have under the
+// old leader: restarting the whole job would cost every other region a
+// restore for nothing.
 func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 	procs := map[attemptProc]*process{}
 	tasks := map[jobgraph.Subtask]*taskRun{}
 	why := ""
+	whyRegion := map[int32]string{} // why each region cannot be re-attached
 	var ids []attemptProc
 	for _, wid := range sortedKeys(s.workers) {
 		for r := range j.regions {
@@ -166,15 +175,15 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 			switch {
 			case states[st] == weirv1.TaskState_TASK_STATE_FINISHED:
 			case states[st] != weirv1.TaskState_TASK_STATE_RUNNING:
-				why = fmt.Sprintf("subtask %s/%d on worker %s is %s", j.vertices[st.VertexID], st.Index, wid, states[st])
+				whyRegion[id.region] = fmt.Sprintf("subtask %s/%d on worker %s is %s", j.vertices[st.VertexID], st.Index, wid, states[st])
 			case rp.Exited:
-				why = fmt.Sprintf("the process on worker %s exited: %s", wid, rp.Error)
+				whyRegion[id.region] = fmt.Sprintf("the process on worker %s exited: %s", wid, rp.Error)
 			}
 		}
 	}
 	for _, st := range j.subtasks {
-		if tasks[st] == nil && why == "" {
-			why = fmt.Sprintf("no worker reported subtask %s/%d", j.vertices[st.VertexID], st.Index)
+		if r := j.regionOf[st.VertexID]; tasks[st] == nil && whyRegion[r] == "" {
+			whyRegion[r] = fmt.Sprintf("no worker reported subtask %s/%d", j.vertices[st.VertexID], st.Index)
 		}
 	}
 	j.procs = procs
@@ -184,13 +193,36 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 	if why != "" {
 		return why
 	}
+	if len(whyRegion) > 0 && (len(j.regions) < 2 || len(whyRegion) == len(j.regions)) {
+		return whyRegion[slices.Min(slices.Collect(maps.Keys(whyRegion)))]
+	}
+	for _, st := range j.subtasks {
+		if tasks[st] == nil {
+			// Of a region that restarts below; deployRegion places it.
+			tasks[st] = &taskRun{state: weirv1.TaskState_TASK_STATE_UNSPECIFIED}
+		}
+	}
 	j.tasks = tasks
 	j.placement = make([]string, jobgraph.SlotsNeeded(j.rec.Spec.Graph))
 	for st, t := range tasks {
-		j.placement[jobgraph.SlotOf(st)] = t.worker
+		if t.worker != "" {
+			j.placement[jobgraph.SlotOf(st)] = t.worker
+		}
 	}
 	s.logger.Info("re-attached to job", "job", j.rec.Id, "attempt", j.attempt, "workers", strings.Join(j.rec.AttemptWorkers, ","))
 	s.step(ctx, j, jobmaster.Reattached{})
+	if len(whyRegion) > 0 {
+		for _, r := range slices.Sorted(maps.Keys(whyRegion)) {
+			s.logger.Info("cannot re-attach to a region of the job; restarting the region", "job", j.rec.Id, "region", r, "why", whyRegion[r])
+			s.failed(ctx, j, r, "re-attaching after a coordinator change: "+whyRegion[r], false)
+		}
+		// As below: the old leader may have completed a checkpoint without
+		// telling the sinks of the regions that run on.
+		if latest := j.restoreFor(); latest != nil && latest.CheckpointId > 0 {
+			s.notifyComplete(j, latest.CheckpointId)
+		}
+		return ""
+	}
 	switch {
 	case j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED):
 		s.step(ctx, j, jobmaster.AllFinished{})

@@ -25,9 +25,11 @@ import (
 // reconciliation with the workers, driven by hand against a real etcd (for
 // the fenced job records). Commands:
 //
-//	job id=J state=S attempt=N workers=W1,W2
+//	job id=J state=S attempt=N workers=W1,W2 [region-attempts=A0,A1]
 //	    a job as the previous leader recorded it; its graph has vertices
-//	    1 (src) and 2 (sink) at parallelism 2, so slot i holds v1/i and v2/i
+//	    1 (src) and 2 (sink) at parallelism 2, so slot i holds v1/i and v2/i;
+//	    with region-attempts, no edge joins them: two pipelined regions,
+//	    v1's (0) and v2's (1), at these attempts
 //	begin live=W1,W2
 //	    the leader starts reconciling, with these workers' liveness keys alive
 //	register W
@@ -35,8 +37,8 @@ import (
 //	    JOB ATTEMPT [exited] v1/0=RUNNING v2/0=RUNNING ...
 //	report W JOB ATTEMPT v1/0 STATE
 //	    a task state update from W
-//	exited W JOB ATTEMPT
-//	    W reports the process exited
+//	exited W JOB ATTEMPT [REGION]
+//	    W reports the process (of region REGION, default 0) exited
 //	tick t=D
 //	    the loop's tick at D after begin
 //	lease-expired W
@@ -61,12 +63,20 @@ func TestTakeover(t *testing.T) {
 				d.ScanArgs(t, "state", &state)
 				d.ScanArgs(t, "attempt", &attempt)
 				d.MaybeScanArgs(t, "workers", &workers)
+				var regionAttempts string
+				d.MaybeScanArgs(t, "region-attempts", &regionAttempts)
 				st := weirv1.JobState(weirv1.JobState_value["JOB_STATE_"+state])
 				rec := &weirv1.JobStatus{Id: id, State: st, Attempt: attempt, CreatedUnixMs: int64(len(s.jobs)),
 					AttemptWorkers: splitComma(workers), Spec: &weirv1.JobSpec{Graph: &weirv1.JobGraph{MaxParallelism: 8,
 						Vertices: []*weirv1.Vertex{{Id: 1, Name: "src", Parallelism: 2}, {Id: 2, Name: "sink", Parallelism: 2}},
-						// One pipelined region, as the scripts expect.
+						// One pipelined region, unless the script asks for two.
 						Edges: []*weirv1.Edge{{Source: 1, Target: 2}}}}}
+				if regionAttempts != "" {
+					rec.Spec.Graph.Edges = nil
+					for _, a := range splitComma(regionAttempts) {
+						rec.RegionAttempts = append(rec.RegionAttempts, atoi(t, d, a))
+					}
+				}
 				s.jobs[id] = newJob(rec, jobmaster.Restore(jobmaster.Snapshot{State: st, Attempt: attempt}, nil))
 				return ""
 			case "begin":
@@ -87,6 +97,9 @@ func TestTakeover(t *testing.T) {
 						continue
 					}
 					rp := parseProcess(t, d, line)
+					if len(rp.Subtasks) > 0 {
+						rp.Region = s.regionOf(rp.JobId, rp.Subtasks[0].VertexId)
+					}
 					w.reported[procKey{rp.JobId, rp.Attempt, rp.Region}] = rp
 				}
 				s.addWorker(ctx, w)
@@ -100,6 +113,9 @@ func TestTakeover(t *testing.T) {
 			case "exited":
 				f := cmdFields(d)
 				e := &weirv1.ProcessExited{Key: &weirv1.ProcessKey{JobId: f[1], Attempt: atoi(t, d, f[2])}, ExitCode: -1, Error: "killed"}
+				if len(f) > 3 {
+					e.Key.Region = int32(atoi(t, d, f[3]))
+				}
 				s.onWorkerMessage(ctx, s.workers[f[0]], &weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: e}})
 			case "lease-expired":
 				s.livenessExpired(ctx, d.CmdArgs[0].Key)

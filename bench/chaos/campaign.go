@@ -37,6 +37,10 @@ type FaultRecord struct {
 	Recovery  time.Duration `json:"recovery_ns"` // injection to every running job's next completed checkpoint after the heal
 	Recovered bool          `json:"recovered"`
 	Error     string        `json:"error,omitempty"`
+	Note      string        `json:"note,omitempty"` // what the fault's own check observed
+	// Failover, for a fault that killed the leader, is the time from the
+	// kill until another coordinator led.
+	Failover time.Duration `json:"failover_ns,omitempty"`
 }
 
 // Stats are recovery times of one fault kind.
@@ -55,6 +59,7 @@ type Report struct {
 	Leaks     []string
 	MaxRSS    map[string]int64
 	RSSLimit  int64
+	Skipped   []string // fault kinds asked for that this machine cannot inject, and why
 	Problems  []string // every reason the verdict is FAIL
 }
 
@@ -92,13 +97,33 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %2d  %s  +%6.1fs  %-17s %-28s healed +%.1fs, %s\n", f.Seq, f.At.UTC().Format("15:04:05.000"),
 			f.At.Sub(r.Started).Seconds(), f.Kind, f.Target, f.Healed.Sub(f.At).Seconds(), rec)
+		if f.Failover > 0 {
+			fmt.Fprintf(w, "        leader failover in %v\n", f.Failover.Round(10*time.Millisecond))
+		}
+		if f.Note != "" {
+			fmt.Fprintf(w, "        %s\n", f.Note)
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "  not injected: %s\n", s)
 	}
 	fmt.Fprintf(w, "\nrecovery per kind (injection to every running job's first checkpoint completed after the heal):\n")
 	st := r.Recovery()
 	for _, k := range Kinds {
 		if s, ok := st[k]; ok {
-			fmt.Fprintf(w, "  %-17s n=%d  p50 %-8v p99 %-8v max %v\n", k, s.N, s.P50.Round(10*time.Millisecond), s.P99.Round(10*time.Millisecond), s.Max.Round(10*time.Millisecond))
+			fmt.Fprintf(w, "  %-24s n=%d  p50 %-8v p99 %-8v max %v\n", k, s.N, s.P50.Round(10*time.Millisecond), s.P99.Round(10*time.Millisecond), s.Max.Round(10*time.Millisecond))
 		}
+	}
+	var fo []time.Duration
+	for _, f := range r.Faults {
+		if f.Failover > 0 {
+			fo = append(fo, f.Failover)
+		}
+	}
+	if len(fo) > 0 {
+		slices.Sort(fo)
+		fmt.Fprintf(w, "  %-24s n=%d  p50 %-8v max %v (kill to another coordinator leading)\n", "leader failover", len(fo),
+			fo[(len(fo)-1)/2].Round(10*time.Millisecond), fo[len(fo)-1].Round(10*time.Millisecond))
 	}
 	fmt.Fprintf(w, "\noutputs:\n")
 	for _, c := range r.Checks {
@@ -120,6 +145,10 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nverdict: %s\n", verdict)
 }
 
+// slots is each worker's: the three jobs (the file job's two regions
+// apart) need 8 at parallelism 2, and a worker lost leaves 8.
+const slots = 4
+
 // Build compiles weir and the campaign's jobs from the module at root
 // into dir (jobs statically, as weir run requires) and finds versitygw.
 func Build(root, dir string) (Binaries, error) {
@@ -127,7 +156,7 @@ func Build(root, dir string) (Binaries, error) {
 	for _, x := range []struct {
 		dst *string
 		pkg string
-	}{{&b.Weir, "./cmd/weir"}, {&b.EOSCount, "./jobs/eoscount"}, {&b.BayVisits, "./jobs/bayvisits"}, {&b.Keyed, "./jobs/keyedcount"}} {
+	}{{&b.Weir, "./cmd/weir"}, {&b.EOSCount, "./jobs/eoscount"}, {&b.BayVisits, "./jobs/bayvisits"}, {&b.TwoRegions, "./jobs/tworegions"}} {
 		*x.dst = filepath.Join(dir, filepath.Base(x.pkg))
 		cmd := exec.Command("go", "build", "-o", *x.dst, x.pkg)
 		cmd.Dir = root
@@ -164,7 +193,7 @@ func Run(o Options) (*Report, error) {
 	fail := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
 
 	logf("starting the cluster under %s", o.Dir)
-	t, err := startTopology(o.Dir, o.Bins, 3, 3)
+	t, err := startTopology(o.Dir, o.Bins, 3, slots, slices.Contains(o.Kinds, DiskFull))
 	if err != nil {
 		return nil, err
 	}
@@ -192,15 +221,31 @@ func Run(o Options) (*Report, error) {
 		return nil, fmt.Errorf("before any fault: %w", err)
 	}
 
+	// Kinds this machine cannot inject are left out, and said so.
+	kinds := slices.Clone(o.Kinds)
+	for _, k := range []struct {
+		kind Kind
+		err  error
+	}{{DiskFull, t.diskErr}, {IsolateWorker, t.isolateErr}} {
+		if i := slices.Index(kinds, k.kind); i >= 0 && k.err != nil {
+			kinds = slices.Delete(kinds, i, i+1)
+			r.Skipped = append(r.Skipped, fmt.Sprintf("%s: %v", k.kind, k.err))
+			logf("not injecting %s: %v", k.kind, k.err)
+		}
+	}
 	in := &injector{t: t, w: w, rng: rand.New(rand.NewPCG(o.Seed, 0x1ec7))}
 	r.Started = time.Now()
 	gap := o.Duration / time.Duration(max(1, o.Faults))
-	for i, k := range Schedule(o.Seed, o.Faults, o.Kinds) {
+	for i, k := range Schedule(o.Seed, o.Faults, kinds) {
 		if wait := time.Until(r.Started.Add(time.Duration(i) * gap)); wait > 0 {
 			time.Sleep(wait)
 		}
 		f := FaultRecord{Seq: i + 1, Kind: k, At: time.Now()}
+		in.check, in.note, in.failover, in.at = nil, "", nil, time.Time{}
 		target, heal, err := in.inject(k)
+		if !in.at.IsZero() {
+			f.At = in.at
+		}
 		f.Target = target
 		if err != nil {
 			f.Error = err.Error()
@@ -220,8 +265,23 @@ func Run(o Options) (*Report, error) {
 			fail("fault %d (%s on %s) did not recover: %v", f.Seq, k, target, err)
 		} else {
 			f.Recovered, f.Recovery = true, time.Since(f.At)
+			if in.check != nil {
+				if err := in.check(); err != nil {
+					f.Error = strings.TrimPrefix(f.Error+"; "+err.Error(), "; ")
+					fail("fault %d (%s on %s): %v", f.Seq, k, target, err)
+				}
+			}
 		}
-		logf("fault %d %s: healed after %.1fs, recovered %v in %v", f.Seq, k, f.Healed.Sub(f.At).Seconds(), f.Recovered, f.Recovery.Round(10*time.Millisecond))
+		f.Note = in.note
+		if in.failover != nil {
+			if d := <-in.failover; d > 0 {
+				f.Failover = d
+			} else {
+				fail("fault %d (%s): no other coordinator led within 30 s", f.Seq, k)
+			}
+		}
+		logf("fault %d %s: healed after %.1fs, recovered %v in %v; failover %v; %s", f.Seq, k, f.Healed.Sub(f.At).Seconds(), f.Recovered,
+			f.Recovery.Round(10*time.Millisecond), f.Failover.Round(10*time.Millisecond), f.Note)
 		r.Faults = append(r.Faults, f)
 		// Job processes of a killed worker die with it (Pdeathsig).
 		if err := waitFor(10*time.Second, func() bool { return len(orphans()) == 0 }); err != nil {
@@ -247,7 +307,7 @@ func Run(o Options) (*Report, error) {
 		}
 	}
 	for name, id := range w.ids {
-		st, err := t.cli.Status(id)
+		st, err := t.status(id)
 		r.JobStates[name] = st.State
 		want := "RUNNING"
 		if name == jobFiles {
@@ -285,7 +345,7 @@ func Run(o Options) (*Report, error) {
 func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 	base := map[string]int64{}
 	for name, id := range w.ids {
-		cps, _ := t.cli.Checkpoints(id)
+		cps, _ := t.checkpoints(id)
 		for _, c := range cps {
 			base[name] = max(base[name], c.ID)
 		}
@@ -298,7 +358,7 @@ func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 	for len(pending) > 0 {
 		for name := range pending {
 			id := w.ids[name]
-			st, err := t.cli.Status(id)
+			st, err := t.status(id)
 			if err != nil {
 				continue
 			}
@@ -309,7 +369,7 @@ func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 			if st.State == "FAILED" || st.State == "CANCELED" {
 				return fmt.Errorf("job %s is %s: %s", name, st.State, st.Error)
 			}
-			cps, _ := t.cli.Checkpoints(id)
+			cps, _ := t.checkpoints(id)
 			for _, c := range cps {
 				if c.Status == "COMPLETED" && c.ID > base[name] && st.State == "RUNNING" {
 					delete(pending, name)
@@ -325,7 +385,7 @@ func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 			slices.Sort(names)
 			return errors.New("no checkpoint completed within " + timeout.String() + " by " + strings.Join(names, ", "))
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	return nil
 }

@@ -29,11 +29,22 @@ const (
 	NetBlackhole    Kind = "net-blackhole"    // the leader's links to etcd drop everything, 6 s
 	PartitionWorker Kind = "partition-worker" // a worker's links to etcd drop everything, 8 s (past --worker-timeout)
 	SlowStore       Kind = "slow-store"       // 1 s each way on every link to the store, 6 s
+	// DiskFull fills a worker's data directory (a tmpfs of its own): every
+	// block and inode; one of its job processes is killed so that its
+	// region restarts and needs the disk; freed 6 s later.
+	DiskFull Kind = "disk-full"
+	// IsolateWorker cuts every link of a worker and its job processes at
+	// once (iptables drops every packet their group sends), 8 s.
+	IsolateWorker Kind = "isolate-worker"
+	// LeaderInRegionRestart kills -9 a job process and, while its region
+	// restarts, the leading coordinator (restarted 1 s later): only that
+	// region may restart.
+	LeaderInRegionRestart Kind = "leader-in-region-restart"
 )
 
 // Kinds lists every fault kind.
 var Kinds = []Kind{KillWorker, KillJobProcess, KillLeader, KillEtcd, KillBroker, StopBroker, KillStore,
-	NetLatency, NetBandwidth, NetReset, NetBlackhole, PartitionWorker, SlowStore}
+	NetLatency, NetBandwidth, NetReset, NetBlackhole, PartitionWorker, SlowStore, DiskFull, IsolateWorker, LeaderInRegionRestart}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {
@@ -74,6 +85,42 @@ type injector struct {
 	t   *topology
 	w   *workload
 	rng *rand.Rand
+	// check, when an injection sets it, judges the fault once the jobs
+	// recovered; note is what the injection observed, for the report.
+	check func() error
+	note  string
+	// at is when the injection did its first harm: what it looked up
+	// before (job status through the CLI, slow on a loaded machine) is not
+	// the fault's.
+	at time.Time
+	// failover, when a leader was killed, gets the time until another
+	// coordinator led (0: none did within 30 s).
+	failover chan time.Duration
+}
+
+// mark records the injection's first harm, once.
+func (in *injector) mark() {
+	if in.at.IsZero() {
+		in.at = time.Now()
+	}
+}
+
+// watchFailover measures, from now, the time until a coordinator other
+// than old leads, as etcd's election says.
+func (in *injector) watchFailover(old string) {
+	start := time.Now()
+	ch := make(chan time.Duration, 1)
+	in.failover = ch
+	go func() {
+		for time.Since(start) < 30*time.Second {
+			if l := in.t.leader(); l != "" && l != old {
+				ch <- time.Since(start)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		ch <- 0
+	}()
 }
 
 // inject starts fault k and returns what it hit and how to end it; heal
@@ -83,7 +130,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 	restartAfter := func(name string, d time.Duration) func() error {
 		return func() error { time.Sleep(d); return t.start(name) }
 	}
-	kill := func(name string) { t.daemon(name).Kill() }
+	kill := func(name string) { in.mark(); t.daemon(name).Kill() }
 	switch k {
 	case KillWorker:
 		w := in.busyWorker()
@@ -94,6 +141,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 		if err != nil {
 			return "", nil, err
 		}
+		in.mark()
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			return "", nil, fmt.Errorf("kill job process %d: %w", pid, err)
 		}
@@ -104,6 +152,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 			return "", nil, fmt.Errorf("no coordinator leads")
 		}
 		kill("coord-" + l)
+		in.watchFailover(l)
 		return "coord-" + l, restartAfter("coord-"+l, time.Second), nil
 	case KillEtcd:
 		e := etcdName(in.rng.IntN(3))
@@ -113,6 +162,7 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 		kill(kafkaName)
 		return kafkaName, restartAfter(kafkaName, time.Second), nil
 	case StopBroker:
+		in.mark()
 		t.daemon(kafkaName).Stop(10 * time.Second)
 		return kafkaName, restartAfter(kafkaName, time.Second), nil
 	case KillStore:
@@ -134,6 +184,20 @@ func (in *injector) inject(k Kind) (target string, heal func() error, err error)
 		return in.toxic(in.busyWorker()+"-e", 8*time.Second, `"type":"timeout","attributes":{"timeout":0}`)
 	case SlowStore:
 		return in.toxic(storeName, 6*time.Second, `"type":"latency","attributes":{"latency":1000}`)
+	case DiskFull:
+		return in.diskFull()
+	case IsolateWorker:
+		if t.isolateErr != nil {
+			return "", nil, t.isolateErr
+		}
+		w := in.busyWorker()
+		in.mark()
+		if err := isolate(t.gids[w]); err != nil {
+			return "", nil, err
+		}
+		return w + " (every link)", func() error { time.Sleep(8 * time.Second); unisolate(t.gids[w]); return nil }, nil
+	case LeaderInRegionRestart:
+		return in.leaderInRegionRestart()
 	}
 	return "", nil, fmt.Errorf("unknown fault kind %q", k)
 }
@@ -146,6 +210,7 @@ func (in *injector) toxic(prefix string, hold time.Duration, attrs string) (stri
 		return "", nil, fmt.Errorf("no proxy %s*", prefix)
 	}
 	var added []*toxiproxy.Proxy
+	in.mark()
 	for _, p := range ps {
 		for _, stream := range []string{"upstream", "downstream"} {
 			js := fmt.Sprintf(`{"name":"chaos-%s",%s,"stream":%q}`, stream, attrs, stream)
@@ -171,7 +236,7 @@ func (in *injector) toxic(prefix string, hold time.Duration, attrs string) (stri
 func (in *injector) busyWorker() string {
 	var hosts []string
 	for _, id := range in.w.ids {
-		if st, err := in.t.cli.Status(id); err == nil {
+		if st, err := in.t.status(id); err == nil {
 			for _, tk := range st.Tasks {
 				hosts = append(hosts, tk.Worker)
 			}
@@ -196,7 +261,7 @@ func (in *injector) jobProcess() (job string, pid int, worker string, err error)
 	}
 	var ps []proc
 	for _, name := range []string{jobCounts, jobVisits, jobFiles} {
-		st, err := in.t.cli.Status(in.w.ids[name])
+		st, err := in.t.status(in.w.ids[name])
 		if err != nil || st.State != "RUNNING" {
 			continue
 		}
@@ -213,4 +278,162 @@ func (in *injector) jobProcess() (job string, pid int, worker string, err error)
 	}
 	p := ps[in.rng.IntN(len(ps))]
 	return p.job, p.pid, p.worker, nil
+}
+
+// diskFull fills a busy worker's data directory and kills one of its job
+// processes, so that the region restarts while the disk is full (on that
+// worker or elsewhere); the disk is freed 6 s later. The note is the
+// first log line that names the full disk.
+func (in *injector) diskFull() (string, func() error, error) {
+	t := in.t
+	if t.diskErr != nil {
+		return "", nil, t.diskErr
+	}
+	w := in.busyWorker()
+	dir := t.disks[w]
+	offsets := logSizes(t)
+	in.mark()
+	n, files, err := fillDisk(dir)
+	if err != nil {
+		freeDisk(dir)
+		return "", nil, fmt.Errorf("fill %s: %w", dir, err)
+	}
+	target := fmt.Sprintf("%s (%d MiB, %d inodes)", w, n>>20, files)
+	if job, pid, err := in.jobProcessOn(w); err == nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		target += fmt.Sprintf(", %s pid %d killed", job, pid)
+	}
+	return target, func() error {
+		time.Sleep(6 * time.Second)
+		err := freeDisk(dir)
+		in.note = firstLogLine(t, offsets, "no space left on device")
+		if in.note == "" {
+			in.note = "no log line names the full disk (no restart needed it)"
+		}
+		return err
+	}, nil
+}
+
+// leaderInRegionRestart kills -9 a job process of a multi-region job
+// (files, when it runs), waits until the coordinator restarts its region,
+// and kills -9 the leading coordinator then. The check: every other region
+// of the job kept its attempt (the new leader did not restart the whole
+// job), and the killed region runs a newer one.
+func (in *injector) leaderInRegionRestart() (string, func() error, error) {
+	t := in.t
+	job, pid, worker, region, before, err := in.regionProcess()
+	if err != nil {
+		return "", nil, err
+	}
+	in.mark()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return "", nil, fmt.Errorf("kill job process %d: %w", pid, err)
+	}
+	// The region is restarting once one of its tasks left RUNNING or its
+	// attempt moved on.
+	restarting := func() bool {
+		st, err := t.status(in.w.ids[job])
+		if err != nil {
+			return false
+		}
+		for _, tk := range st.Tasks {
+			if tk.Region == region && (tk.State != "RUNNING" || tk.Attempt != before[region]) {
+				return true
+			}
+		}
+		return false
+	}
+	waited := time.Now()
+	seen := waitFor(5*time.Second, restarting) == nil
+	l := t.leader()
+	if l == "" {
+		return "", nil, fmt.Errorf("no coordinator leads")
+	}
+	t.daemon("coord-" + l).Kill()
+	in.watchFailover(l)
+	target := fmt.Sprintf("%s region %d (pid %d on %s), then coord-%s", job, region, pid, worker, l)
+	if seen {
+		target += fmt.Sprintf(" %.1fs later, mid-restart", time.Since(waited).Seconds())
+	} else {
+		target += " (the region's restart was not seen within 5 s)"
+	}
+	id := in.w.ids[job]
+	in.check = func() error {
+		st, err := t.status(id)
+		if err != nil {
+			return err
+		}
+		if st.State == "FINISHED" {
+			return nil
+		}
+		var errs []string
+		seen := map[int32]bool{}
+		for _, tk := range st.Tasks {
+			if seen[tk.Region] {
+				continue
+			}
+			seen[tk.Region] = true
+			switch {
+			case tk.Region != region && tk.Attempt != before[tk.Region]:
+				errs = append(errs, fmt.Sprintf("the whole job restarted: region %d went from attempt %d to %d although only region %d failed", tk.Region, before[tk.Region], tk.Attempt, region))
+			case tk.Region == region && tk.Attempt == before[region]:
+				errs = append(errs, fmt.Sprintf("region %d still runs attempt %d, whose process was killed", region, tk.Attempt))
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%s: %s", job, strings.Join(errs, "; "))
+		}
+		in.note = fmt.Sprintf("%s: only region %d restarted (attempt %d); the job has %d region(s)", job, region, before[region], len(before))
+		return nil
+	}
+	return target, func() error { time.Sleep(time.Second); return t.start("coord-" + l) }, nil
+}
+
+// regionProcess is a job process of a running job, preferring one with
+// more than one region, with its region and every region's attempt.
+func (in *injector) regionProcess() (job string, pid int, worker string, region int32, attempts map[int32]int64, err error) {
+	for _, name := range []string{jobFiles, jobCounts, jobVisits} {
+		st, err := in.t.status(in.w.ids[name])
+		if err != nil || !st.AllRunning() {
+			continue
+		}
+		attempts = map[int32]int64{}
+		for _, tk := range st.Tasks {
+			attempts[tk.Region] = tk.Attempt
+		}
+		if len(attempts) < 2 && name == jobFiles {
+			continue
+		}
+		tk := st.Tasks[in.rng.IntN(len(st.Tasks))]
+		if tk.PID <= 0 {
+			continue
+		}
+		return name, int(tk.PID), tk.Worker, tk.Region, attempts, nil
+	}
+	return "", 0, "", 0, nil, fmt.Errorf("no job runs all its tasks")
+}
+
+// jobProcessOn is a random job process on worker w.
+func (in *injector) jobProcessOn(w string) (job string, pid int, err error) {
+	type proc struct {
+		job string
+		pid int
+	}
+	var ps []proc
+	for _, name := range []string{jobCounts, jobVisits, jobFiles} {
+		st, err := in.t.status(in.w.ids[name])
+		if err != nil || st.State != "RUNNING" {
+			continue
+		}
+		for _, tk := range st.Tasks {
+			if tk.PID > 0 && tk.Worker == w {
+				ps = append(ps, proc{name, int(tk.PID)})
+			}
+		}
+	}
+	if len(ps) == 0 {
+		return "", 0, fmt.Errorf("no job process on %s", w)
+	}
+	p := ps[in.rng.IntN(len(ps))]
+	return p.job, p.pid, nil
 }

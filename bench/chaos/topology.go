@@ -2,12 +2,14 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -22,8 +24,8 @@ import (
 
 // Binaries are the programs a campaign runs.
 type Binaries struct {
-	Weir, Versitygw            string
-	EOSCount, BayVisits, Keyed string
+	Weir, Versitygw                 string
+	EOSCount, BayVisits, TwoRegions string
 }
 
 // component is one restartable process: the same command line (and so the
@@ -33,6 +35,7 @@ type component struct {
 	bin  string
 	args []string
 	env  []string
+	attr *syscall.SysProcAttr // nil, or a worker's group of its own
 	d    *cluster.Daemon
 }
 
@@ -47,13 +50,22 @@ type topology struct {
 
 	etcdClients []string // the members' own client addresses
 	coordAPIs   map[string]string
-	workers     []string // worker ids
-	kafkaAddr   string   // the broker's own address
-	brokers     string   // the address clients use: its proxy
-	storeURL    string   // through the store's proxy
+	metrics     map[string]string // daemon name → its /metrics address (coordinators and workers)
+	workers     []string          // worker ids
+	kafkaAddr   string            // the broker's own address
+	brokers     string            // the address clients use: its proxy
+	storeURL    string            // through the store's proxy
 
 	tp      *toxiproxy.ApiServer
 	proxies map[string]*toxiproxy.Proxy // by name: "<client>-etcd<i>", "kafka", "store"
+
+	// gids are the groups the workers run as, one each, when they can be
+	// isolated (isolateErr says why not); disks the tmpfs data directories
+	// mounted (diskErr says why none).
+	gids       map[string]uint32
+	isolateErr error
+	disks      map[string]string
+	diskErr    error
 
 	etcd *clientv3.Client // the harness's own, straight to the members
 	cli  cluster.Client
@@ -68,9 +80,11 @@ const (
 func etcdName(i int) string { return fmt.Sprintf("e%d", i+1) }
 
 // startTopology starts every process under dir and returns once both
-// coordinators answer and every worker has registered.
-func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, err error) {
-	t := &topology{dir: dir, bins: bins, comps: map[string]*component{}, coordAPIs: map[string]string{}, proxies: map[string]*toxiproxy.Proxy{}}
+// coordinators answer and every worker has registered. With smallDisks,
+// each worker's data directory is a size-limited tmpfs of its own (see
+// mountDisk), for the disk-full fault.
+func startTopology(dir string, bins Binaries, workers, slots int, smallDisks bool) (_ *topology, err error) {
+	t := &topology{dir: dir, bins: bins, comps: map[string]*component{}, coordAPIs: map[string]string{}, metrics: map[string]string{}, gids: map[string]uint32{}, disks: map[string]string{}, proxies: map[string]*toxiproxy.Proxy{}}
 	defer func() {
 		if err != nil {
 			t.stop()
@@ -81,7 +95,7 @@ func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, 
 	// global logger: keep the campaign's output readable.
 	zerolog.SetGlobalLevel(zerolog.WarnLevel)
 	t.tp = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	addrs, err := cluster.FreeAddrs(3*2 + 2 + 2*2 + 1)
+	addrs, err := cluster.FreeAddrs(3*2 + 2 + 2*2 + 1 + workers)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +159,7 @@ func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, 
 	for _, id := range []string{"a", "b"} {
 		api, httpAddr := next(), next()
 		t.coordAPIs[id] = api
+		t.metrics["coord-"+id] = httpAddr
 		apis = append(apis, api)
 		etcdFlag, err := t.etcdProxies("coord-" + id)
 		if err != nil {
@@ -161,14 +176,33 @@ func startTopology(dir string, bins Binaries, workers, slots int) (_ *topology, 
 	}
 	t.cli = cluster.Client{Weir: bins.Weir, API: strings.Join(apis, ",")}
 
+	if !smallDisks {
+		t.diskErr = errors.New("the campaign has no disk-full fault")
+	}
+	t.isolateErr = canIsolate()
 	for i := range workers {
 		id := fmt.Sprintf("w%d", i+1)
+		data := filepath.Join(dir, id)
+		if t.diskErr == nil {
+			if t.diskErr = mountDisk(data); t.diskErr == nil {
+				t.disks[id] = data
+			}
+		}
 		t.workers = append(t.workers, id)
 		etcdFlag, err := t.etcdProxies(id)
 		if err != nil {
 			return nil, err
 		}
-		t.add(id, bins.Weir, t.env, "worker", "--etcd", etcdFlag, "--slots", fmt.Sprint(slots), "--data-dir", filepath.Join(dir, id), "--id", id)
+		t.metrics[id] = next()
+		t.add(id, bins.Weir, t.env, "worker", "--etcd", etcdFlag, "--slots", fmt.Sprint(slots), "--data-dir", data, "--id", id,
+			"--http", t.metrics[id])
+		if t.isolateErr == nil {
+			// A group of its own, which no other process here has, for the
+			// isolate-worker fault's iptables rule; its job processes
+			// inherit it.
+			t.gids[id] = uint32(0x30000 + (os.Getpid()%0x4000)*4 + i)
+			t.comps[id].attr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: t.gids[id], NoSetGroups: true}}
+		}
 		if err := t.start(id); err != nil {
 			return nil, err
 		}
@@ -229,7 +263,7 @@ func (t *topology) start(name string) error {
 		// Only its flags configure versitygw: no VGW_* or ROOT_* variables.
 		env = append([]string{"PATH=" + os.Getenv("PATH")}, c.env...)
 	}
-	d, err := cluster.StartEnv(t.dir, name, env, c.bin, c.args...)
+	d, err := cluster.StartAttr(t.dir, name, env, c.attr, c.bin, c.args...)
 	if err != nil {
 		return err
 	}
@@ -283,6 +317,12 @@ func (t *topology) stop() {
 		if c := t.comps[n]; c != nil && c.d != nil {
 			c.d.Stop(10 * time.Second)
 		}
+	}
+	for _, g := range t.gids {
+		unisolate(g)
+	}
+	for _, d := range t.disks {
+		unmountDisk(d)
 	}
 	for _, p := range t.proxies {
 		p.Stop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ import (
 const (
 	jobCounts = "counts" // eoscount: Kafka→Kafka, keyed state
 	jobVisits = "visits" // bayvisits: Kafka→Kafka, session windows
-	jobFiles  = "files"  // keyedcount: generator → exactly-once file sink
+	jobFiles  = "files"  // tworegions: two pipelines (regions) of generator → keyed count → exactly-once file sink
 )
 
 // Workload constants: small enough for two shared cores.
@@ -32,7 +33,7 @@ const (
 	closingBay  = "zz-close-" // bays of the events that close every visit at the end
 	partitions  = 4           // weir kafka's topics
 	fileKeys    = 500
-	fileRate    = 1000 // events per second of the file job
+	fileRate    = 500 // events per second of each of the file job's two pipelines
 	parallelism = 2
 )
 
@@ -49,6 +50,7 @@ type workload struct {
 	done chan struct{}
 
 	mu        sync.Mutex
+	scale     float64 // input per tick, times 30 count records and 10 bay events (1: 150 and 50 a second)
 	produced  int
 	produceEr error
 	maxTS     int64
@@ -70,7 +72,7 @@ func newWorkload(t *topology, seed uint64, duration time.Duration) (*workload, e
 		events = fileKeys
 	}
 	return &workload{t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), ids: map[string]string{},
-		fileOut: filepath.Join(t.dir, "files-out"), fileEvs: events, prod: prod,
+		fileOut: filepath.Join(t.dir, "files-out"), fileEvs: events, prod: prod, scale: 1,
 		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
@@ -84,8 +86,8 @@ func (w *workload) submit() error {
 		{jobCounts, w.t.bins.EOSCount, []string{"--brokers", w.t.brokers, "--input-topic", "counts-in", "--output-topic", "counts-out"}},
 		{jobVisits, w.t.bins.BayVisits, []string{"--brokers", w.t.brokers, "--input-topic", "visits-in", "--output-topic", "visits-out",
 			"--gap", visitGap.String()}},
-		{jobFiles, w.t.bins.Keyed, []string{"--events", fmt.Sprint(w.fileEvs), "--keys", fmt.Sprint(fileKeys),
-			"--rate", fmt.Sprint(fileRate), "--output", w.fileOut}},
+		{jobFiles, w.t.bins.TwoRegions, []string{"--events", fmt.Sprint(w.fileEvs), "--keys", fmt.Sprint(fileKeys),
+			"--rate", fmt.Sprint(fileRate), "--output-a", w.fileOut + "-a", "--output-b", w.fileOut + "-b"}},
 	}
 	// The input topics exist before the jobs read them.
 	if err := w.produceRetrying([]*kgo.Record{
@@ -132,13 +134,16 @@ func (w *workload) feed() {
 			case <-tick.C:
 			}
 			var recs []*kgo.Record
-			for range 30 {
+			w.mu.Lock()
+			nCounts, nBays := max(1, int(30*w.scale+0.5)), max(1, int(10*w.scale+0.5))
+			w.mu.Unlock()
+			for range nCounts {
 				k := "key-" + strconv.Itoa(i%countKeys)
 				recs = append(recs, &kgo.Record{Topic: "counts-in", Key: []byte(k), Value: []byte("v"), Partition: int32(i % partitions)})
 				i++
 			}
 			maxTS := ts
-			for range 10 {
+			for range nBays {
 				ts += 500
 				bay := "b" + strconv.Itoa(w.rng.IntN(bays))
 				t := ts - w.rng.Int64N(3000)
@@ -164,6 +169,21 @@ func (w *workload) feed() {
 func bayPartition(bay string) int32 {
 	n, _ := strconv.Atoi(strings.TrimPrefix(bay, "b"))
 	return int32(n % partitions)
+}
+
+// setScale sets the input rate: scale times 150 count records and 50 bay
+// events a second.
+func (w *workload) setScale(s float64) {
+	w.mu.Lock()
+	w.scale = s
+	w.mu.Unlock()
+}
+
+// producedCount is how many input records were produced so far.
+func (w *workload) producedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.produced
 }
 
 // end stops the feed and produces one event per partition an hour of
@@ -222,7 +242,12 @@ func (w *workload) close() { w.prod.Close() }
 // records have come and then nothing new for quiet, or nothing new for
 // stall (whatever is missing is not coming), or timeout.
 func readTopic(brokers, topic string, min int, quiet, stall, timeout time.Duration) ([]*kgo.Record, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	return readTopicIso(brokers, topic, kgo.ReadCommitted(), min, quiet, stall, timeout)
+}
+
+// readTopicIso is readTopic at isolation level iso.
+func readTopicIso(brokers, topic string, iso kgo.IsolationLevel, min int, quiet, stall, timeout time.Duration) ([]*kgo.Record, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(iso),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return nil, err
@@ -258,6 +283,10 @@ type Check struct {
 	Duplicated int    `json:"duplicated"` // in the output more often than in the reference
 	Wrong      int    `json:"wrong"`      // in the output, not in the reference
 	Error      string `json:"error,omitempty"`
+	// LostIn says where the lost records are: each aborted transaction
+	// (partition, producer id, epoch, offsets) that held some, and how
+	// many were never written at all.
+	LostIn []string `json:"lost_in,omitempty"`
 }
 
 // OK reports an exact match.
@@ -267,6 +296,9 @@ func (c Check) String() string {
 	s := fmt.Sprintf("%s: %d expected, %d committed, %d lost, %d duplicated, %d wrong", c.Job, c.Expected, c.Got, c.Lost, c.Duplicated, c.Wrong)
 	if c.Error != "" {
 		s += ": " + c.Error
+	}
+	for _, l := range c.LostIn {
+		s += "\n    lost: " + l
 	}
 	return s
 }
@@ -315,7 +347,80 @@ func verifyCounts(brokers string) Check {
 		got[string(r.Key)+"="+string(r.Value)]++
 	}
 	compare(&c, want, got)
+	if c.Lost > 0 {
+		c.LostIn = explainLost(brokers, "counts-out", out, lostOf(want, got), func(r *kgo.Record) string { return string(r.Key) + "=" + string(r.Value) })
+	}
 	return c
+}
+
+// lostOf is what want has more often than got.
+func lostOf(want, got map[string]int) map[string]int {
+	lost := map[string]int{}
+	for k, n := range want {
+		if d := n - got[k]; d > 0 {
+			lost[k] = d
+		}
+	}
+	return lost
+}
+
+// explainLost finds the lost records (by keyOf) among topic's records
+// that read_committed does not return, those of aborted transactions, and
+// names each such transaction; the rest were never written.
+func explainLost(brokers, topic string, committed []*kgo.Record, lost map[string]int, keyOf func(*kgo.Record) string) []string {
+	type pos struct {
+		part int32
+		off  int64
+	}
+	seen := map[pos]bool{}
+	for _, r := range committed {
+		seen[pos{r.Partition, r.Offset}] = true
+	}
+	all, err := readTopicIso(brokers, topic, kgo.ReadUncommitted(), len(committed), 3*time.Second, 20*time.Second, time.Minute)
+	if err != nil && len(all) == 0 {
+		return []string{fmt.Sprintf("cannot tell where: read_uncommitted %s: %v", topic, err)}
+	}
+	type txn struct {
+		part   int32
+		pid    int64
+		epoch  int16
+		lo, hi int64
+		n      int
+	}
+	var txns []*txn
+	byTxn := map[[3]int64]*txn{}
+	left := maps.Clone(lost)
+	for _, r := range all {
+		if seen[pos{r.Partition, r.Offset}] {
+			continue
+		}
+		k := keyOf(r)
+		if left[k] == 0 {
+			continue
+		}
+		left[k]--
+		id := [3]int64{int64(r.Partition), r.ProducerID, int64(r.ProducerEpoch)}
+		t := byTxn[id]
+		if t == nil {
+			t = &txn{part: r.Partition, pid: r.ProducerID, epoch: r.ProducerEpoch, lo: r.Offset}
+			byTxn[id] = t
+			txns = append(txns, t)
+		}
+		t.lo, t.hi, t.n = min(t.lo, r.Offset), max(t.hi, r.Offset), t.n+1
+	}
+	var out []string
+	for _, t := range txns {
+		out = append(out, fmt.Sprintf("%d records in an aborted transaction of %s/%d, producer id %d epoch %d, offsets %d-%d",
+			t.n, topic, t.part, t.pid, t.epoch, t.lo, t.hi))
+	}
+	never := 0
+	for _, n := range left {
+		never += n
+	}
+	if never > 0 {
+		out = append(out, fmt.Sprintf("%d records never written to %s", never, topic))
+	}
+	return out
 }
 
 type bayEv struct {
@@ -386,18 +491,33 @@ func verifyVisits(brokers string) Check {
 		got[string(r.Value)]++
 	}
 	compare(&c, want, got)
+	if c.Lost > 0 {
+		c.LostIn = explainLost(brokers, "visits-out", out, lostOf(want, got), func(r *kgo.Record) string { return string(r.Value) })
+	}
 	return c
 }
 
-// verifyFiles: keyedcount's committed files hold one line "key<TAB>count"
-// per key, each count events/keys.
+// verifyFiles: each of tworegions' pipelines' committed files (under
+// dir-a and dir-b) hold one line "key<TAB>count" per key, each count
+// events/keys.
 func verifyFiles(dir string, events int64) Check {
 	c := Check{Job: jobFiles}
 	want := map[string]int{}
-	for k := range fileKeys {
-		want[fmt.Sprintf("k%d\t%d", k, events/fileKeys)] = 1
+	for _, p := range []string{"a", "b"} {
+		for k := range fileKeys {
+			want[fmt.Sprintf("%s:k%d\t%d", p, k, events/fileKeys)] = 1
+		}
 	}
 	got := map[string]int{}
+	for _, p := range []string{"a", "b"} {
+		readCommitted(&c, dir+"-"+p, p+":", got)
+	}
+	compare(&c, want, got)
+	return c
+}
+
+// readCommitted adds every line of dir's committed files, prefixed, to got.
+func readCommitted(c *Check, dir, prefix string, got map[string]int) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		c.Error = err.Error()
@@ -418,10 +538,8 @@ func verifyFiles(dir string, events int64) Check {
 		}
 		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			if l != "" {
-				got[l]++
+				got[prefix+l]++
 			}
 		}
 	}
-	compare(&c, want, got)
-	return c
 }

@@ -42,6 +42,10 @@ type JobStatus struct {
 		Worker string `json:"worker"`
 		PID    int32  `json:"pid"`
 		State  string `json:"state"`
+		// Region is the pipelined region the task is in; Attempt the
+		// attempt it runs (regions restart alone).
+		Region  int32 `json:"region"`
+		Attempt int64 `json:"attempt"`
 	} `json:"tasks"`
 }
 

@@ -57,6 +57,12 @@ func Start(dir, name string, env []string, bin string, args ...string) (*Daemon,
 
 // StartEnv is Start with env as the whole environment.
 func StartEnv(dir, name string, env []string, bin string, args ...string) (*Daemon, error) {
+	return StartAttr(dir, name, env, nil, bin, args...)
+}
+
+// StartAttr is StartEnv with the process's attributes (nil: none), such
+// as the group it runs as.
+func StartAttr(dir, name string, env []string, attr *syscall.SysProcAttr, bin string, args ...string) (*Daemon, error) {
 	log, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -64,6 +70,7 @@ func StartEnv(dir, name string, env []string, bin string, args ...string) (*Daem
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = env
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

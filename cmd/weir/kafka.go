@@ -66,10 +66,19 @@ func startKafka(addr, advertise, dir string, users []kafkaUser, logger *slog.Log
 	}
 	// Before anyone can write: a private start on the data repairs what a
 	// crash left, and a clean shutdown keeps the repair.
-	if n, err := repairCrashAborts(dir, auth, self); err != nil {
+	lost, err := repairCrashAborts(dir, auth, self)
+	if err != nil {
 		return nil, fmt.Errorf("kafka: recover %s: %v", dir, err)
-	} else if n > 0 {
-		logger.Warn("kafka: transactions open at the last crash were aborted; their abort markers are written", "transactions", n)
+	}
+	for _, l := range lost {
+		// Kafka would have kept it open for its producer to commit: an
+		// exactly-once sink that pre-committed it for a completed
+		// checkpoint loses these records. One line each, naming it.
+		logger.Error("kafka: LOST TRANSACTION "+l.String()+": open when the broker was killed; "+
+			"the embedded broker cannot resume it after a crash, so it is aborted (its abort marker written) and, "+
+			"if an exactly-once sink had pre-committed it for a checkpoint, its records are lost output",
+			"topic", l.Topic, "partition", l.Partition, "producer_id", l.ProducerID, "epoch", l.Epoch,
+			"first_offset", l.FirstOffset, "last_offset", l.Last, "records", l.Records)
 	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),

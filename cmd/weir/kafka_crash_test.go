@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,11 +57,18 @@ func TestKafkaCrashKeepsLaterTransactionsVisible(t *testing.T) {
 	produce(c.ListenAddrs(), "open at the crash", false)
 	c.Close()
 
-	c, err = startKafka("127.0.0.1:0", "", crashed, nil, slog.Default())
+	var log strings.Builder
+	c, err = startKafka("127.0.0.1:0", "", crashed, nil, slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// The restarted broker names the transaction it aborted, in one line.
+	if lines := strings.Split(strings.TrimSpace(log.String()), "\n"); len(lines) != 1 ||
+		!strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], "LOST TRANSACTION out/0 producer id ") ||
+		!strings.Contains(lines[0], ": 1 records at offsets 2-2:") {
+		t.Errorf("the restarted broker logged %q, want one ERROR line naming the lost transaction out/0, 1 record at offset 2", log.String())
+	}
 	produce(c.ListenAddrs(), "after", true)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"),

@@ -31,20 +31,46 @@ import (
 // marker (WriteTxnMarkers), and shuts the broker down cleanly, which keeps
 // the markers.
 //
+// Kafka itself keeps an open transaction across a restart until its
+// timeout, so that its producer (an exactly-once sink recommitting the
+// transaction it pre-committed for a completed checkpoint) can still
+// commit it; kfake cannot, and such a transaction's records are lost. It
+// returns each transaction it aborted, for the broker to name in its log.
+//
 // auth are the broker's SASL options and self its own client's.
-func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) (int, error) {
+func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) ([]lostTxn, error) {
 	if _, err := os.Stat(filepath.Join(dir, "topics.json")); err != nil {
-		return 0, nil // nothing written yet
+		return nil, nil // nothing written yet
 	}
+	return repairCrash(dir, auth, self)
+}
+
+// lostTxn is a transaction open at a crash, which the restarted broker
+// aborted.
+type lostTxn struct {
+	Topic             string
+	Partition         int32
+	ProducerID        int64
+	Epoch             int16
+	FirstOffset, Last int64 // its records' offsets
+	Records           int
+}
+
+func (l lostTxn) String() string {
+	return fmt.Sprintf("%s/%d producer id %d epoch %d: %d records at offsets %d-%d",
+		l.Topic, l.Partition, l.ProducerID, l.Epoch, l.Records, l.FirstOffset, l.Last)
+}
+
+func repairCrash(dir string, auth []kfake.Opt, self []kgo.Opt) (lost []lostTxn, _ error) {
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(dir),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") })}, auth...)...)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer c.Close()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, self...)...)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -52,7 +78,7 @@ func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) (int, error
 
 	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	parts := map[string]map[int32]kgo.Offset{}
 	ids := map[string][16]byte{}
@@ -68,7 +94,7 @@ func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) (int, error
 	}
 	ends, err := endOffsets(ctx, cl, parts)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// Every record and marker, to find each producer's transaction open at
 	// the end of each partition's log.
@@ -77,8 +103,9 @@ func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) (int, error
 		part  int32
 	}
 	type open struct {
-		first int64
-		epoch int16
+		first, last int64
+		epoch       int16
+		records     int
 	}
 	opens := map[tp]map[int64]open{}
 	remaining := 0
@@ -94,14 +121,14 @@ func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) (int, error
 		rd, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumePartitions(parts),
 			kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords()}, self...)...)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		defer rd.Close()
 		done := map[tp]bool{}
 		for len(done) < remaining {
 			fs := rd.PollFetches(ctx)
 			if ctx.Err() != nil {
-				return 0, fmt.Errorf("read the log: %w", ctx.Err())
+				return nil, fmt.Errorf("read the log: %w", ctx.Err())
 			}
 			fs.EachRecord(func(r *kgo.Record) {
 				k := tp{r.Topic, r.Partition}
@@ -109,9 +136,12 @@ func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) (int, error
 				case r.Attrs.IsControl():
 					delete(opens[k], r.ProducerID)
 				case r.Attrs.IsTransactional():
-					if _, ok := opens[k][r.ProducerID]; !ok {
-						opens[k][r.ProducerID] = open{r.Offset, r.ProducerEpoch}
+					o, ok := opens[k][r.ProducerID]
+					if !ok {
+						o = open{first: r.Offset, epoch: r.ProducerEpoch}
 					}
+					o.last, o.records = r.Offset, o.records+1
+					opens[k][r.ProducerID] = o
 				}
 				if r.Offset+1 >= ends[r.Topic][r.Partition] {
 					done[k] = true
@@ -119,23 +149,23 @@ func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) (int, error
 			})
 		}
 	}
-	n := 0
 	for k, ps := range opens {
 		for pid, o := range ps {
 			aborted, err := listedAborted(ctx, cl, k.topic, ids[k.topic], k.part, pid, o.first)
 			if err != nil {
-				return n, err
+				return lost, err
 			}
 			if !aborted {
 				continue // resumed from a clean shutdown: still open
 			}
 			if err := writeAbortMarker(ctx, cl, k.topic, k.part, pid, o.epoch); err != nil {
-				return n, err
+				return lost, err
 			}
-			n++
+			lost = append(lost, lostTxn{Topic: k.topic, Partition: k.part, ProducerID: pid, Epoch: o.epoch,
+				FirstOffset: o.first, Last: o.last, Records: o.records})
 		}
 	}
-	return n, nil
+	return lost, nil
 }
 
 // endOffsets are the high watermarks of parts.

@@ -3,7 +3,8 @@
 // fault log, recovery times per fault kind and the verdict; it exits 1 on
 // FAIL.
 //
-//	go run ./bench/cmd/chaos --seed 1 --faults 24 --duration 4m
+//	go run ./bench/cmd/chaos --seed 1 --faults 32 --duration 5m
+//	go run ./bench/cmd/chaos --soak 1h --load 0.5 --soak-out /tmp/soak
 //
 // It builds weir and the jobs from this module and needs versitygw
 // (`go install github.com/versity/versitygw/cmd/versitygw@v1.8.0`).
@@ -39,6 +40,11 @@ func run(args []string) error {
 	dir := fs.String("dir", "", "working directory (default: a new temporary one, removed on PASS)")
 	maxRSS := fs.Int64("max-rss-mib", 1024, "RSS bound of every daemon, MiB")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	soak := fs.Duration("soak", 0, "instead of a campaign, run the jobs this long without faults, sampling every daemon each --sample")
+	load := fs.Float64("load", 0.5, "soak: the share of the machine's CPU the cluster is steered to use")
+	sample := fs.Duration("sample", time.Minute, "soak: time between samples of every daemon's RSS, threads and goroutines")
+	window := fs.Duration("window", 30*time.Minute, "soak: the trailing span the RSS and goroutine slopes are fitted over")
+	soakOut := fs.String("soak-out", "", "soak: write PREFIX.csv (samples), PREFIX-rates.csv (throughput) and PREFIX.svg (plot)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +79,10 @@ func run(args []string) error {
 	if o.Bins.Versitygw, err = s3test.FindVersitygw(); err != nil {
 		return err
 	}
+	if *soak > 0 {
+		return runSoak(chaos.SoakOptions{Duration: *soak, Load: *load, Sample: *sample, Window: *window, Seed: *seed,
+			Dir: o.Dir, Bins: o.Bins, Log: os.Stderr}, *soakOut, *jsonOut)
+	}
 	r, err := chaos.Run(o)
 	if err != nil {
 		return fmt.Errorf("%w (logs under %s)", err, o.Dir)
@@ -89,6 +99,35 @@ func run(args []string) error {
 	}
 	if !keep {
 		os.RemoveAll(*dir)
+	}
+	return nil
+}
+
+func runSoak(o chaos.SoakOptions, prefix, jsonOut string) error {
+	r, err := chaos.Soak(o)
+	if err != nil {
+		return fmt.Errorf("%w (logs under %s)", err, o.Dir)
+	}
+	r.Print(os.Stdout)
+	if prefix != "" {
+		if err := r.WriteCSV(prefix+".csv", prefix+"-rates.csv"); err != nil {
+			return err
+		}
+		if err := os.WriteFile(prefix+".svg", []byte(r.SVG()), 0o644); err != nil {
+			return err
+		}
+	}
+	if jsonOut != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	if len(r.Problems) > 0 {
+		return fmt.Errorf("soak FAIL (logs under %s)", o.Dir)
 	}
 	return nil
 }

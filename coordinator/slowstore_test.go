@@ -42,7 +42,7 @@ import (
 // embedded etcd and gofakes3, whose S3 requests pass through wrap, with
 // scripted workers on the real ClusterService stream.
 type leaderHarness struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	lctx    context.Context
 	c       *Coordinator
@@ -72,7 +72,7 @@ type harnessOpts struct {
 	kek *sealing.KEK
 }
 
-func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
+func startLeaderHarness(t testing.TB, opts harnessOpts) *leaderHarness {
 	wrap := opts.wrapStore
 	if wrap == nil {
 		wrap = func(h http.Handler) http.Handler { return h }
@@ -468,7 +468,7 @@ func (w *scriptedWorker) err() error {
 
 func (w *scriptedWorker) wait() { <-w.done }
 
-func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !ok() {

@@ -1,0 +1,257 @@
+package coordinator
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weir-run/weir/coordinator/checkpoint"
+	"github.com/weir-run/weir/coordinator/jobgraph"
+	"github.com/weir-run/weir/coordinator/scheduler"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
+)
+
+// The scale simulation: a real leader (election on embedded etcd, the loop,
+// the gRPC services, gofakes3 for manifests) with many scripted workers on
+// the real ClusterService stream, each answering deploys, starts and
+// checkpoint triggers at once. What is left is the coordinator's own cost:
+// placing, deploying and tracking the tasks, and coordinating a checkpoint.
+
+// sim is a leader harness with scripted workers connected.
+type sim struct {
+	*leaderHarness
+	slots int
+}
+
+// startSim connects workers scripted workers of slots slots each.
+func startSim(tb testing.TB, workers, slots int) *sim {
+	tb.Helper()
+	h := startLeaderHarness(tb, harnessOpts{config: func(c *Config) {
+		// A loaded machine must not declare a scripted worker lost:
+		// heartbeats are not what this measures.
+		c.HeartbeatInterval, c.WorkerTimeout = 5*time.Second, time.Minute
+	}})
+	eventually(tb, 30*time.Second, "the leader is elected", func() bool {
+		h.c.mu.Lock()
+		defer h.c.mu.Unlock()
+		return h.c.mu.lead != nil
+	})
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	ids := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range ids {
+				w, err := startScriptedWorker(h.lctx, weirv1.NewClusterServiceClient(h.conn), fmt.Sprintf("w%04d", i), h.c.cfg.HeartbeatInterval, scriptOpts{slots: int32(slots)})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				mu.Lock()
+				h.workers = append(h.workers, w)
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range workers {
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatalf("connect a worker: %v", err)
+	}
+	s := &sim{leaderHarness: h, slots: slots}
+	s.onLoop(tb, func(st *leaderState) bool { return len(st.workers) == workers })
+	return s
+}
+
+// wideSpec is a source feeding a sink, both of parallelism p, forward: 2p
+// tasks in p slots. Periodic checkpoints are due hourly, so only the
+// checkpoints a test triggers (triggerCheckpoint) run.
+func (s *sim) wideSpec(name string, p int32) *weirv1.JobSpec {
+	spec := s.spec(name)
+	spec.Parallelism = p
+	spec.Checkpoints = &weirv1.CheckpointPolicy{IntervalMs: time.Hour.Milliseconds(), TimeoutMs: (2 * time.Hour).Milliseconds()}
+	spec.Graph.MaxParallelism = p
+	for _, v := range spec.Graph.Vertices {
+		v.Parallelism = p
+	}
+	return spec
+}
+
+// onLoop polls cond on the leader's loop until it holds. It polls every
+// millisecond: the time it returns at is what the benchmarks measure.
+func (s *sim) onLoop(tb testing.TB, cond func(st *leaderState) bool) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		s.c.mu.Lock()
+		st := s.c.mu.lead
+		s.c.mu.Unlock()
+		if st != nil {
+			ok, err := call(s.ctx, st, func() (bool, error) { return cond(st), nil })
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("the simulated cluster did not get there within 2 minutes")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// submitAndWait submits spec and returns once every task of the job runs.
+func (s *sim) submitAndWait(tb testing.TB, spec *weirv1.JobSpec) string {
+	tb.Helper()
+	r, err := s.api.SubmitJob(s.ctx, &weirv1.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		tb.Fatalf("submit: %v", err)
+	}
+	s.onLoop(tb, func(st *leaderState) bool {
+		j := st.jobs[r.JobId]
+		return j.m.State() == weirv1.JobState_JOB_STATE_RUNNING && j.checkpointing
+	})
+	return r.JobId
+}
+
+// cancelAndWait cancels job and returns once its slots are free.
+func (s *sim) cancelAndWait(tb testing.TB, job string) {
+	tb.Helper()
+	if _, err := s.api.CancelJob(s.ctx, &weirv1.CancelJobRequest{JobId: job}); err != nil {
+		tb.Fatalf("cancel: %v", err)
+	}
+	s.onLoop(tb, func(st *leaderState) bool { return st.jobs[job].m.State() == weirv1.JobState_JOB_STATE_CANCELED })
+}
+
+// checkpoint triggers a checkpoint of job now, as the periodic timer would
+// once due, and returns once it is complete: its manifest is written and
+// it is recorded in etcd.
+func (s *sim) checkpoint(tb testing.TB, job string) int64 {
+	tb.Helper()
+	var before int64
+	s.onLoop(tb, func(st *leaderState) bool {
+		j := st.jobs[job]
+		before, _, _ = j.checkpoints.Latest()
+		// Tick as if the interval had passed: the machine allocates an
+		// id and triggers, exactly as on its timer.
+		st.checkpointInput(st.ctx, j, func(now time.Time) []checkpoint.Action {
+			return j.checkpoints.Tick(now.Add(time.Hour))
+		})
+		return true
+	})
+	var id int64
+	s.onLoop(tb, func(st *leaderState) bool {
+		id, _, _ = st.jobs[job].checkpoints.Latest()
+		return id > before
+	})
+	return id
+}
+
+// TestScaleSim runs the simulation small: every task is placed, at most
+// slots per worker and spread evenly, all run, and a checkpoint over all
+// of them completes and is announced to every worker.
+func TestScaleSim(t *testing.T) {
+	const workers, slots, p = 50, 4, 200
+	s := startSim(t, workers, slots)
+	job := s.submitAndWait(t, s.wideSpec("wide", p))
+
+	st, err := s.api.GetJob(s.ctx, &weirv1.GetJobRequest{JobId: job})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Tasks) != 2*p {
+		t.Fatalf("%d tasks, want %d", len(st.Tasks), 2*p)
+	}
+	perWorker := map[string]map[int32]bool{} // worker -> slots (subtask indexes)
+	for _, ti := range st.Tasks {
+		if ti.State != weirv1.TaskState_TASK_STATE_RUNNING || ti.Worker == "" {
+			t.Fatalf("task %s/%d is %v on %q", ti.Vertex, ti.Subtask, ti.State, ti.Worker)
+		}
+		if perWorker[ti.Worker] == nil {
+			perWorker[ti.Worker] = map[int32]bool{}
+		}
+		perWorker[ti.Worker][ti.Subtask] = true
+	}
+	if len(perWorker) != workers {
+		t.Fatalf("tasks on %d workers, want all %d", len(perWorker), workers)
+	}
+	for w, used := range perWorker {
+		if len(used) != p/workers {
+			t.Fatalf("worker %s hosts %d slots, want %d (even spread)", w, len(used), p/workers)
+		}
+	}
+
+	id := s.checkpoint(t, job)
+	eventually(t, time.Minute, "every worker hears the checkpoint is complete", func() bool {
+		for _, w := range s.workers {
+			if w.completed(job) < id {
+				return false
+			}
+		}
+		return true
+	})
+	var subtasks int
+	s.onLoop(t, func(st *leaderState) bool {
+		subtasks = len(st.jobs[job].manifests[id].GetSubtasks())
+		return true
+	})
+	if subtasks != 2*p {
+		t.Fatalf("checkpoint %d's manifest lists %d subtasks, want %d", id, subtasks, 2*p)
+	}
+	s.cancelAndWait(t, job)
+	var free []scheduler.Worker
+	s.onLoop(t, func(st *leaderState) bool {
+		free = st.freeSlots()
+		return true
+	})
+	for _, w := range free {
+		if w.Free != slots {
+			t.Fatalf("worker %s has %d free slots after the cancel, want %d", w.ID, w.Free, slots)
+		}
+	}
+}
+
+// The 1,000-worker benchmarks: a job of parallelism 10,000 (20,000 tasks)
+// on 1,000 workers of 10 slots. Run with a fixed count, since starting the
+// cluster dominates a run of one op:
+//
+//	go test ./coordinator -run '^$' -bench Scale1000 -benchtime 5x
+const (
+	scaleWorkers     = 1000
+	scaleSlots       = 10
+	scaleParallelism = scaleWorkers * scaleSlots
+)
+
+// BenchmarkScale1000Schedule: submit to every task running, per op; the
+// job is cancelled between ops, off the clock.
+func BenchmarkScale1000Schedule(b *testing.B) {
+	s := startSim(b, scaleWorkers, scaleSlots)
+	spec := s.wideSpec("wide", scaleParallelism)
+	b.ResetTimer()
+	for range b.N {
+		job := s.submitAndWait(b, spec)
+		b.StopTimer()
+		s.cancelAndWait(b, job)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(jobgraph.SlotsNeeded(spec.Graph)), "slots")
+}
+
+// BenchmarkScale1000Checkpoint: trigger to completion of one checkpoint of
+// the running job, per op, every task acking at once.
+func BenchmarkScale1000Checkpoint(b *testing.B) {
+	s := startSim(b, scaleWorkers, scaleSlots)
+	job := s.submitAndWait(b, s.wideSpec("wide", scaleParallelism))
+	b.ResetTimer()
+	for range b.N {
+		s.checkpoint(b, job)
+	}
+}

@@ -185,7 +185,10 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 	if why != "" {
 		return why
 	}
-	j.tasks = tasks
+	j.resetTasks()
+	for st, t := range tasks {
+		j.setTask(st, t)
+	}
 	j.placement = make([]string, jobgraph.SlotsNeeded(j.rec.Spec.Graph))
 	for st, t := range tasks {
 		j.placement[jobgraph.SlotOf(st)] = t.worker

@@ -28,9 +28,9 @@ type sim struct {
 func startSim(tb testing.TB, workers, slots int) *sim {
 	tb.Helper()
 	h := startLeaderHarness(tb, harnessOpts{config: func(c *Config) {
-		// A loaded machine must not declare a scripted worker lost:
-		// heartbeats are not what this measures.
-		c.HeartbeatInterval, c.WorkerTimeout = 5*time.Second, time.Minute
+		// A loaded machine must neither declare a scripted worker lost nor
+		// lose the lease: heartbeats and leases are not what this measures.
+		c.HeartbeatInterval, c.WorkerTimeout, c.LeaseTTL = 5*time.Second, time.Minute, time.Minute
 	}})
 	eventually(tb, 30*time.Second, "the leader is elected", func() bool {
 		h.c.mu.Lock()

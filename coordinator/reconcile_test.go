@@ -122,7 +122,7 @@ func TestTakeover(t *testing.T) {
 
 // settle does the loop's part by hand: it applies the results of the
 // effects handed to the lanes until none is out.
-func settle(t *testing.T, s *leaderState) {
+func settle(t testing.TB, s *leaderState) {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for s.effectsOut > 0 {
@@ -249,7 +249,7 @@ func formatMessage(m *weirv1.CoordinatorMessage) string {
 
 // electedCoordinator is a coordinator elected leader in a real etcd, with a
 // file store, whose loop the test plays by hand (newLeaderState, settle).
-func electedCoordinator(t *testing.T) (*Coordinator, *leader.Elector) {
+func electedCoordinator(t testing.TB) (*Coordinator, *leader.Elector) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

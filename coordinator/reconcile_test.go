@@ -251,6 +251,13 @@ func formatMessage(m *weirv1.CoordinatorMessage) string {
 // file store, whose loop the test plays by hand (newLeaderState, settle).
 func electedCoordinator(t testing.TB) (*Coordinator, *leader.Elector) {
 	t.Helper()
+	return electedCoordinatorTTL(t, 0)
+}
+
+// electedCoordinatorTTL is electedCoordinator with a lease of ttl (0: the
+// default).
+func electedCoordinatorTTL(t testing.TB, ttl time.Duration) (*Coordinator, *leader.Elector) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -262,7 +269,7 @@ func electedCoordinator(t testing.TB) (*Coordinator, *leader.Elector) {
 	t.Cleanup(func() { store.Close() })
 	c := &Coordinator{cfg: Config{ID: "c", Store: "file://" + filepath.Join(dir, "store"), API: "c:1"}, logger: slog.New(slog.DiscardHandler), etcd: cli, store: store}
 	c.cfg.setDefaults()
-	el, err := leader.NewElector(cli, etcdkeys.Election, "c", "c:1", 0, nil)
+	el, err := leader.NewElector(cli, etcdkeys.Election, "c", "c:1", ttl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

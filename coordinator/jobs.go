@@ -334,7 +334,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 			s.sendJob(j, wc, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
 				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
-				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes,
+				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes, Gogc: spec.Gogc, GomemlimitBytes: spec.GomemlimitBytes,
 				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(), Secrets: j.secrets,
 					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs()},
 			}}})

@@ -53,7 +53,7 @@ func (h *harness) write(res *Results) error {
 		rel = jsonPath
 	}
 	old, _ := os.ReadFile(report)
-	if err := os.WriteFile(report, []byte(markdown(res, rel)+chaosSection(string(old))), 0o644); err != nil {
+	if err := os.WriteFile(report, []byte(markdown(res, rel)+keptSection(string(old), simHeading)+chaosSection(string(old))), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(h.out, "wrote %s and %s\n", jsonPath, report)
@@ -526,16 +526,25 @@ func costChart(res *Results) string {
 // report keeps it.
 const chaosHeading = "## Chaos campaigns"
 
+// simHeading starts the report's section on the coordinator's 1,000-worker
+// simulation (go test ./coordinator -bench Scale1000), whose numbers are
+// pasted in by hand: a new bench report keeps it too.
+const simHeading = "## 1,000-worker simulation"
+
 // chaosSection is the chaos section of report, from its heading to the
 // next section or the end ("" if it has none).
-func chaosSection(report string) string {
-	i := strings.Index(report, "\n"+chaosHeading+"\n")
+func chaosSection(report string) string { return keptSection(report, chaosHeading) }
+
+// keptSection is report's section under heading, up to the next section
+// or the end ("" if it has none).
+func keptSection(report, heading string) string {
+	i := strings.Index(report, "\n"+heading+"\n")
 	if i < 0 {
 		return ""
 	}
 	sec := report[i+1:]
-	if j := strings.Index(sec[len(chaosHeading):], "\n## "); j >= 0 {
-		sec = sec[:len(chaosHeading)+j+1]
+	if j := strings.Index(sec[len(heading):], "\n## "); j >= 0 {
+		sec = sec[:len(heading)+j+1]
 	}
 	return "\n" + strings.TrimRight(sec, "\n") + "\n"
 }

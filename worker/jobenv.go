@@ -55,7 +55,10 @@ func jobEnv(worker []string, dir string, task []string) []string {
 // --gogc). A stream job's live heap is mostly its buffers and state cache,
 // small next to what it allocates per record: at Go's 100 the collector ran
 // often enough that a q8 run measured about 25% less CPU per event at 400,
-// and 26 to 40% more throughput per core. The heap may then grow to five
+// and 26 to 40% more throughput per core; rechecked on 2026-12-06 with
+// weirbench --gogc (q8, p=1, 1M events, one run each on a loaded machine):
+// 1.06M, 1.19M and 1.28M events per core at 100, 200 and 400. The heap may
+// then grow to five
 // times the live data, which GOMEMLIMIT caps where the job has a memory
 // limit.
 const DefaultGOGC = 400

@@ -58,9 +58,8 @@ func jobEnv(worker []string, dir string, task []string) []string {
 // and 26 to 40% more throughput per core; rechecked on 2026-12-06 with
 // weirbench --gogc (q8, p=1, 1M events, one run each on a loaded machine):
 // 1.06M, 1.19M and 1.28M events per core at 100, 200 and 400. The heap may
-// then grow to five
-// times the live data, which GOMEMLIMIT caps where the job has a memory
-// limit.
+// then grow to five times the live data, which GOMEMLIMIT caps where the
+// job has a memory limit.
 const DefaultGOGC = 400
 
 // memLimitShare is the part of a process's memory limit (weir run --memory)

@@ -44,6 +44,10 @@ type jobDriver struct {
 	vertices map[int32]string // vertex id -> display name
 	regions  [][]int32        // pipelined regions (jobgraph.Regions)
 	regionOf map[int32]int32  // vertex id -> region index
+	// outEdges are each vertex's outgoing edges and parallelism its
+	// parallelism: which routes a process needs (routesFor).
+	outEdges    map[int32][]*weirv1.Edge
+	parallelism map[int32]int32
 
 	// attempt is the newest attempt number deployed; regionAttempt holds the
 	// one each region runs, which differ once a region restarted alone.
@@ -65,8 +69,12 @@ type jobDriver struct {
 	deleting                                       chan deleteResult // set while the job is being deleted
 	procs                                          map[attemptProc]*process
 	tasks                                          map[jobgraph.Subtask]*taskRun
-	stopping                                       map[attemptProc]bool           // processes of the stopped attempt still up
-	regionStopping                                 map[int32]map[attemptProc]bool // per region stopped alone: its processes still up
+	// taskStates counts tasks by state (setTask, setTaskState): whether
+	// all run is asked at each of a job's n task reports, and a scan of
+	// every task each time made deploying n tasks cost n².
+	taskStates     map[weirv1.TaskState]int
+	stopping       map[attemptProc]bool           // processes of the stopped attempt still up
+	regionStopping map[int32]map[attemptProc]bool // per region stopped alone: its processes still up
 
 	metrics          jobMetrics
 	checkpointTraces map[int64]*checkpointTrace // spans of pending checkpoints
@@ -112,11 +120,16 @@ type taskRun struct {
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *jobDriver {
 	j := &jobDriver{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string), regionOf: make(map[int32]int32),
 		checkpoints: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
-		badCheckpoints: map[int64]bool{}, metrics: newJobMetrics(), checkpointTraces: map[int64]*checkpointTrace{}, taps: map[string]*tap{}}
+		badCheckpoints: map[int64]bool{}, metrics: newJobMetrics(), checkpointTraces: map[int64]*checkpointTrace{}, taps: map[string]*tap{},
+		outEdges: map[int32][]*weirv1.Edge{}, parallelism: map[int32]int32{}}
 	if g := rec.Spec.GetGraph(); g != nil {
 		j.subtasks = jobgraph.Expand(g)
 		for _, v := range g.Vertices {
 			j.vertices[v.Id] = v.Name
+			j.parallelism[v.Id] = v.Parallelism
+		}
+		for _, e := range g.Edges {
+			j.outEdges[e.Source] = append(j.outEdges[e.Source], e)
 		}
 		j.regions = jobgraph.Regions(g)
 		for r, vs := range j.regions {
@@ -205,7 +218,7 @@ func (s *leaderState) deploy(ctx context.Context, j *jobDriver, attempt int64) {
 	j.metrics.newAttempt()
 	s.deploySpan(j, attempt)
 	j.procs = make(map[attemptProc]*process)
-	j.tasks = make(map[jobgraph.Subtask]*taskRun)
+	j.resetTasks()
 	j.stopping, j.regionStopping = nil, nil
 	for r := range j.regionAttempt {
 		j.regionAttempt[r] = attempt
@@ -267,7 +280,29 @@ func (j *jobDriver) place(st jobgraph.Subtask) {
 		j.procs[id] = p
 	}
 	p.subtasks = append(p.subtasks, &weirv1.SubtaskRef{VertexId: st.VertexID, Subtask: st.Index})
-	j.tasks[st] = &taskRun{worker: id.worker, state: weirv1.TaskState_TASK_STATE_DEPLOYING}
+	j.setTask(st, &taskRun{worker: id.worker, state: weirv1.TaskState_TASK_STATE_DEPLOYING})
+}
+
+// resetTasks forgets the tasks of the attempt before a new one is placed.
+func (j *jobDriver) resetTasks() {
+	j.tasks = make(map[jobgraph.Subtask]*taskRun)
+	j.taskStates = make(map[weirv1.TaskState]int)
+}
+
+// setTask records that t runs st, replacing the run st had.
+func (j *jobDriver) setTask(st jobgraph.Subtask, t *taskRun) {
+	if old := j.tasks[st]; old != nil {
+		j.taskStates[old.state]--
+	}
+	j.tasks[st] = t
+	j.taskStates[t.state]++
+}
+
+// setTaskState moves task t, one of j.tasks, to state.
+func (j *jobDriver) setTaskState(t *taskRun, state weirv1.TaskState) {
+	j.taskStates[t.state]--
+	t.state = state
+	j.taskStates[state]++
 }
 
 // sendDeploys records who runs what, then asks the workers to start the
@@ -299,7 +334,7 @@ func (s *leaderState) sendDeploys(ctx context.Context, j *jobDriver, region int3
 			s.sendJob(j, wc, &weirv1.CoordinatorMessage{Msg: &weirv1.CoordinatorMessage_Deploy{Deploy: &weirv1.DeployProcess{
 				Key: j.procKey(id.region).proto(), BinarySha256: spec.BinarySha256, BinarySize: spec.BinarySize,
 				Args: spec.Args, Parallelism: spec.Parallelism, ChannelSecret: s.channelSecret(j.rec.Id, j.attemptOf(id.region)),
-				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes,
+				DataTls: s.c.dataTLS, MemoryLimitBytes: spec.MemoryLimitBytes, Gogc: spec.Gogc, GomemlimitBytes: spec.GomemlimitBytes,
 				Assign: &weirv1.AssignTasks{Subtasks: j.procs[id].subtasks, Store: s.c.cfg.Store, Restore: restore, DataKey: j.key.Bytes(), Secrets: j.secrets,
 					CheckpointIntervalMs: spec.GetCheckpoints().GetIntervalMs(), AlignedTimeoutMs: alignedTimeoutMs(spec.GetCheckpoints())},
 			}}})
@@ -404,23 +439,25 @@ func (s *leaderState) processReady(ctx context.Context, j *jobDriver, worker str
 		return
 	}
 	p.ready, p.addr, p.cert, p.pid = true, r.DataAddress, r.DataCertSha256, r.Pid
-	var routes []*weirv1.TaskRoute
-	var procs []attemptProc
-	for _, id := range j.attemptProcs() {
+	// Unsorted: this runs at each of the region's processes' reports.
+	for id, q := range j.procs {
+		if id.region == region && !q.ready {
+			return
+		}
+	}
+	at := map[jobgraph.Subtask]*weirv1.TaskRoute{}
+	for id, q := range j.procs {
 		if id.region != region {
 			continue
 		}
-		q := j.procs[id]
-		if !q.ready {
-			return
-		}
-		procs = append(procs, id)
 		for _, st := range q.subtasks {
-			routes = append(routes, &weirv1.TaskRoute{VertexId: st.VertexId, Subtask: st.Subtask, DataAddress: q.addr, DataCertSha256: q.cert})
+			at[jobgraph.Subtask{VertexID: st.VertexId, Index: st.Subtask}] = &weirv1.TaskRoute{
+				VertexId: st.VertexId, Subtask: st.Subtask, DataAddress: q.addr, DataCertSha256: q.cert}
 		}
 	}
-	for _, id := range procs {
-		if wc := s.workers[id.worker]; wc != nil {
+	for _, id := range j.attemptProcs() {
+		if wc := s.workers[id.worker]; wc != nil && id.region == region {
+			routes := j.routesFor(j.procs[id], at)
 			s.commandJob(j, wc, j.procKey(region), &weirv1.ProcessCommand{Cmd: &weirv1.ProcessCommand_Start{Start: &weirv1.StartTasks{Routes: routes}}})
 		}
 	}
@@ -428,6 +465,41 @@ func (s *leaderState) processReady(ctx context.Context, j *jobDriver, worker str
 	for _, id := range sortedKeys(j.taps) {
 		s.startTap(j, id, region)
 	}
+}
+
+// routesFor lists where the consumers of p's subtasks listen, from at (the
+// region's routes, shared between the lists): all that p dials, since the
+// SDK connects each producer to its consumers (runtime.consumersOf). A
+// forward edge needs the route of one subtask, any other edge those of
+// every subtask of its target. Every route of the region to every process
+// was tasks × processes routes: 20 million for 20,000 tasks on 1,000
+// workers, which took a minute to send.
+func (j *jobDriver) routesFor(p *process, at map[jobgraph.Subtask]*weirv1.TaskRoute) []*weirv1.TaskRoute {
+	var routes []*weirv1.TaskRoute
+	listed := map[jobgraph.Subtask]bool{}
+	whole := map[int32]bool{} // targets listed in full
+	add := func(st jobgraph.Subtask) {
+		if r := at[st]; r != nil && !listed[st] {
+			listed[st] = true
+			routes = append(routes, r)
+		}
+	}
+	for _, ref := range p.subtasks {
+		for _, e := range j.outEdges[ref.VertexId] {
+			if e.Partitioning == weirv1.Partitioning_PARTITIONING_FORWARD {
+				add(jobgraph.Subtask{VertexID: e.Target, Index: ref.Subtask})
+				continue
+			}
+			if whole[e.Target] {
+				continue
+			}
+			whole[e.Target] = true
+			for i := range j.parallelism[e.Target] {
+				add(jobgraph.Subtask{VertexID: e.Target, Index: i})
+			}
+		}
+	}
+	return routes
 }
 
 // failed records a failure for the job's page and reports it to the
@@ -448,7 +520,7 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 	if t == nil || t.worker != worker {
 		return
 	}
-	t.state = u.State
+	j.setTaskState(t, u.State)
 	switch u.State {
 	case weirv1.TaskState_TASK_STATE_FAILED:
 		permanent := u.Permanent
@@ -512,17 +584,13 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 // records are a vertex's records in and out over all attempts.
 func (j *jobDriver) records(vertex int32) (in, out int64) { return j.metrics.records(vertex) }
 
+// allTasks reports whether every task is in one of states (distinct).
 func (j *jobDriver) allTasks(states ...weirv1.TaskState) bool {
-	for _, t := range j.tasks {
-		ok := false
-		for _, st := range states {
-			ok = ok || t.state == st
-		}
-		if !ok {
-			return false
-		}
+	n := 0
+	for _, st := range states {
+		n += j.taskStates[st]
 	}
-	return true
+	return n == len(j.tasks)
 }
 
 // processExited: a process of the current attempt is gone. Expected when

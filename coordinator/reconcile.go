@@ -202,7 +202,10 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 			tasks[st] = &taskRun{state: weirv1.TaskState_TASK_STATE_UNSPECIFIED}
 		}
 	}
-	j.tasks = tasks
+	j.resetTasks()
+	for st, t := range tasks {
+		j.setTask(st, t)
+	}
 	j.placement = make([]string, jobgraph.SlotsNeeded(j.rec.Spec.Graph))
 	for st, t := range tasks {
 		if t.worker != "" {

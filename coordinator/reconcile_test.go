@@ -138,7 +138,7 @@ func TestTakeover(t *testing.T) {
 
 // settle does the loop's part by hand: it applies the results of the
 // effects handed to the lanes until none is out.
-func settle(t *testing.T, s *leaderState) {
+func settle(t testing.TB, s *leaderState) {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for s.effectsOut > 0 {
@@ -265,7 +265,14 @@ func formatMessage(m *weirv1.CoordinatorMessage) string {
 
 // electedCoordinator is a coordinator elected leader in a real etcd, with a
 // file store, whose loop the test plays by hand (newLeaderState, settle).
-func electedCoordinator(t *testing.T) (*Coordinator, *leader.Elector) {
+func electedCoordinator(t testing.TB) (*Coordinator, *leader.Elector) {
+	t.Helper()
+	return electedCoordinatorTTL(t, 0)
+}
+
+// electedCoordinatorTTL is electedCoordinator with a lease of ttl (0: the
+// default).
+func electedCoordinatorTTL(t testing.TB, ttl time.Duration) (*Coordinator, *leader.Elector) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -278,7 +285,7 @@ func electedCoordinator(t *testing.T) (*Coordinator, *leader.Elector) {
 	t.Cleanup(func() { store.Close() })
 	c := &Coordinator{cfg: Config{ID: "c", Store: "file://" + filepath.Join(dir, "store"), API: "c:1"}, logger: slog.New(slog.DiscardHandler), etcd: cli, store: store}
 	c.cfg.setDefaults()
-	el, err := leader.NewElector(cli, etcdkeys.Election, "c", "c:1", 0, nil)
+	el, err := leader.NewElector(cli, etcdkeys.Election, "c", "c:1", ttl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

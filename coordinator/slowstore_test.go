@@ -42,7 +42,7 @@ import (
 // embedded etcd and gofakes3, whose S3 requests pass through wrap, with
 // scripted workers on the real ClusterService stream.
 type leaderHarness struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	lctx    context.Context
 	c       *Coordinator
@@ -72,7 +72,7 @@ type harnessOpts struct {
 	kek *sealing.KEK
 }
 
-func startLeaderHarness(t *testing.T, opts harnessOpts) *leaderHarness {
+func startLeaderHarness(t testing.TB, opts harnessOpts) *leaderHarness {
 	wrap := opts.wrapStore
 	if wrap == nil {
 		wrap = func(h http.Handler) http.Handler { return h }
@@ -416,9 +416,8 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 					w.mu.Lock()
 					w.mu.starts = append(w.mu.starts, c.Start)
 					w.mu.Unlock()
-					for _, st := range subtasks[keyOf(k)] {
-						report(k, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
-							VertexId: st.VertexId, Subtask: st.Subtask, State: weirv1.TaskState_TASK_STATE_RUNNING}}})
+					for _, r := range scriptedAnswer(subtasks, &weirv1.CoordinatorMessage{Msg: m}) {
+						send(r)
 					}
 				case *weirv1.ProcessCommand_Trigger:
 					for _, st := range subtasks[keyOf(k)] {
@@ -429,15 +428,16 @@ func startScriptedWorker(ctx context.Context, client weirv1.ClusterServiceClient
 							}
 							continue
 						}
-						report(k, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointAck{CheckpointAck: &weirv1.CheckpointAck{
-							CheckpointId: c.Trigger.CheckpointId, Snapshot: &weirv1.SubtaskSnapshot{VertexId: st.VertexId, Subtask: st.Subtask}}}})
+						report(k, ackOf(c.Trigger.CheckpointId, st))
 					}
 				case *weirv1.ProcessCommand_Complete:
 					w.mu.Lock()
 					w.mu.complete[k.GetJobId()] = max(w.mu.complete[k.GetJobId()], c.Complete.CheckpointId)
 					w.mu.Unlock()
 				case *weirv1.ProcessCommand_Cancel:
-					send(&weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: &weirv1.ProcessExited{Key: k}}})
+					for _, r := range scriptedAnswer(subtasks, &weirv1.CoordinatorMessage{Msg: m}) {
+						send(r)
+					}
 				}
 			}
 		}
@@ -468,7 +468,43 @@ func (w *scriptedWorker) err() error {
 
 func (w *scriptedWorker) wait() { <-w.done }
 
-func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
+// scriptedAnswer is what a scripted worker says to m at once: its tasks
+// run once started, they ack every trigger, and a cancelled process exits.
+// subtasks are the processes' subtasks, by process, as deployed.
+func scriptedAnswer(subtasks map[procKey][]*weirv1.SubtaskRef, m *weirv1.CoordinatorMessage) []*weirv1.WorkerMessage {
+	c := m.GetProcess()
+	if c == nil {
+		return nil
+	}
+	k := c.Key
+	var out []*weirv1.WorkerMessage
+	report := func(pm *weirv1.ProcessMessage) {
+		pm.Key = k
+		out = append(out, &weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_Process{Process: pm}})
+	}
+	switch c := c.Cmd.(type) {
+	case *weirv1.ProcessCommand_Start:
+		for _, st := range subtasks[keyOf(k)] {
+			report(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
+				VertexId: st.VertexId, Subtask: st.Subtask, State: weirv1.TaskState_TASK_STATE_RUNNING}}})
+		}
+	case *weirv1.ProcessCommand_Trigger:
+		for _, st := range subtasks[keyOf(k)] {
+			report(ackOf(c.Trigger.CheckpointId, st))
+		}
+	case *weirv1.ProcessCommand_Cancel:
+		out = append(out, &weirv1.WorkerMessage{Msg: &weirv1.WorkerMessage_ProcessExited{ProcessExited: &weirv1.ProcessExited{Key: k}}})
+	}
+	return out
+}
+
+// ackOf is subtask st's ack of checkpoint id, with empty state.
+func ackOf(id int64, st *weirv1.SubtaskRef) *weirv1.ProcessMessage {
+	return &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointAck{CheckpointAck: &weirv1.CheckpointAck{
+		CheckpointId: id, Snapshot: &weirv1.SubtaskSnapshot{VertexId: st.VertexId, Subtask: st.Subtask}}}}
+}
+
+func eventually(t testing.TB, within time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !ok() {

@@ -57,3 +57,28 @@ func TestPrivateDir(t *testing.T) {
 		}
 	}
 }
+
+// A job process gets GOGC and GOMEMLIMIT from its job where it set them
+// (weir run --gogc, --gomemlimit), else the defaults; the worker's own
+// never pass.
+func TestJobEnvGoRuntime(t *testing.T) {
+	worker := []string{"PATH=/bin", "GOGC=50", "GOMEMLIMIT=1GiB"}
+	const gib = int64(1) << 30
+	for _, c := range []struct {
+		name               string
+		gogc               int32
+		gomemlimit, memory int64
+		want               []string
+	}{
+		{"defaults without a memory limit", 0, 0, 0, []string{"GOGC=400"}},
+		{"defaults under --memory 2GiB", 0, 0, 2 * gib, []string{"GOGC=400", "GOMEMLIMIT=1932735283"}},
+		{"the job's own", 150, 3 * gib, 2 * gib, []string{"GOGC=150", "GOMEMLIMIT=3221225472"}},
+		{"collector off, no soft limit", -1, -1, 2 * gib, []string{"GOGC=off"}},
+	} {
+		got := jobEnv(worker, "/d", append([]string{"WEIR_JOB_ID=j"}, goRuntimeEnv(c.gogc, c.gomemlimit, c.memory)...))
+		want := append([]string{"HOME=/d", "TMPDIR=/d/tmp", "PATH=/bin", "WEIR_JOB_ID=j"}, c.want...)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: job environment\n got %q\nwant %q", c.name, got, want)
+		}
+	}
+}

@@ -50,6 +50,8 @@ type runFlags struct {
 	allowLost      bool
 	ckFailLimit    int
 	memory         int64
+	gogc           int
+	gomemlimit     int64
 	secrets        []string
 	restart        restartFlags
 	platform       string
@@ -105,6 +107,8 @@ ARGS after "--" are passed to the job binary.`,
 	fl.StringVar(&f.describe, "describe", describeAuto, "where BINARY describes its job graph: local (here), remote (on a worker, after the upload) or auto (remote when this machine cannot run BINARY)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret (weir secret set NAME) the job's processes may read with sdk.Secret; repeat for several")
 	fl.Var(sizeValue{&f.memory}, "memory", "memory limit of each of the job's processes, e.g. 2GiB; a process over it fails with \"memory limit exceeded\" (enforced on workers with cgroup v2; 0: none)")
+	fl.IntVar(&f.gogc, "gogc", 0, "GOGC of the job's processes (0: the workers' default, 400; -1: off)")
+	fl.Var(sizeValue{&f.gomemlimit}, "gomemlimit", "GOMEMLIMIT of each of the job's processes, e.g. 1800MiB (0: 90% of --memory, none without it)")
 	fl.BoolVar(&f.allowLost, "allow-non-restored-state", false, "with --from-savepoint: start even if the savepoint holds state no operator of the job restores (that state is dropped)")
 	return cmd
 }
@@ -221,6 +225,8 @@ func runJob(ctx context.Context, s streams, f runFlags, opts runOptions, binary 
 		FromSavepoint:         f.savepoint,
 		AllowNonRestoredState: f.allowLost,
 		MemoryLimitBytes:      f.memory,
+		Gogc:                  int32(f.gogc),
+		GomemlimitBytes:       f.gomemlimit,
 		Secrets:               f.secrets,
 	}
 	spec.Restart = restart

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 )
@@ -39,19 +40,52 @@ func Place(need int, workers []Worker) ([]string, error) {
 		return nil, fmt.Errorf("%w: job needs %d slots, %d free on %d worker(s)",
 			ErrNotEnoughSlots, need, total, len(workers))
 	}
+	// A heap of the workers with free slots, most free first, finds each
+	// slot's worker in log(workers): a scan of all workers per slot made
+	// placing 10,000 slots on 1,000 workers ten million comparisons.
+	h := &offers{workers: workers, free: free}
+	for i := range workers {
+		if free[i] > 0 {
+			h.idx = append(h.idx, i)
+		}
+	}
+	heap.Init(h)
 	out := make([]string, 0, max(need, 0))
 	for range need {
-		best := -1
-		for i, w := range workers {
-			if free[i] == 0 {
-				continue
-			}
-			if best < 0 || free[i] > free[best] || (free[i] == free[best] && w.ID < workers[best].ID) {
-				best = i
-			}
-		}
+		best := h.idx[0]
 		out = append(out, workers[best].ID)
-		free[best]--
+		if free[best]--; free[best] == 0 {
+			heap.Pop(h)
+		} else {
+			heap.Fix(h, 0)
+		}
 	}
 	return out, nil
+}
+
+// offers is a heap of indexes into workers ordered as Place picks: most
+// free slots first, then the smaller ID, then the earlier position.
+type offers struct {
+	workers []Worker
+	free    []int
+	idx     []int
+}
+
+func (h *offers) Len() int { return len(h.idx) }
+func (h *offers) Less(a, b int) bool {
+	i, k := h.idx[a], h.idx[b]
+	if h.free[i] != h.free[k] {
+		return h.free[i] > h.free[k]
+	}
+	if h.workers[i].ID != h.workers[k].ID {
+		return h.workers[i].ID < h.workers[k].ID
+	}
+	return i < k
+}
+func (h *offers) Swap(a, b int) { h.idx[a], h.idx[b] = h.idx[b], h.idx[a] }
+func (h *offers) Push(x any)    { h.idx = append(h.idx, x.(int)) }
+func (h *offers) Pop() any {
+	last := h.idx[len(h.idx)-1]
+	h.idx = h.idx[:len(h.idx)-1]
+	return last
 }

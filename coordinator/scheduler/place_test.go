@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,4 +63,62 @@ func TestPlace(t *testing.T) {
 			return ""
 		}
 	})
+}
+
+// scanPlace is Place's rule written as plainly as it reads: for each slot,
+// scan for the worker with the most free slots, ties to the smaller ID, then
+// the earlier position. Place must agree with it.
+func scanPlace(need int, workers []Worker) []string {
+	free := make([]int, len(workers))
+	for i, w := range workers {
+		free[i] = max(w.Free, 0)
+	}
+	var out []string
+	for range need {
+		best := -1
+		for i, w := range workers {
+			if free[i] == 0 {
+				continue
+			}
+			if best < 0 || free[i] > free[best] || (free[i] == free[best] && w.ID < workers[best].ID) {
+				best = i
+			}
+		}
+		out = append(out, workers[best].ID)
+		free[best]--
+	}
+	return out
+}
+
+func TestPlaceAgreesWithTheScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		workers := make([]Worker, r.IntN(12))
+		total := 0
+		for i := range workers {
+			// Few distinct IDs and counts: ties, duplicates and negatives.
+			workers[i] = Worker{ID: fmt.Sprintf("w%d", r.IntN(5)), Free: r.IntN(6) - 1}
+			total += max(workers[i].Free, 0)
+		}
+		need := r.IntN(total + 1)
+		got, err := Place(need, workers)
+		if err != nil {
+			t.Fatalf("Place(%d, %v): %v", need, workers, err)
+		}
+		if want := scanPlace(need, workers); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("Place(%d, %v) = %v, the scan says %v", need, workers, got, want)
+		}
+	}
+}
+
+func BenchmarkPlace10000On1000(b *testing.B) {
+	workers := make([]Worker, 1000)
+	for i := range workers {
+		workers[i] = Worker{ID: fmt.Sprintf("w%04d", i), Free: 10}
+	}
+	for b.Loop() {
+		if _, err := Place(10000, workers); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

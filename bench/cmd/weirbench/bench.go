@@ -179,7 +179,7 @@ func (h *harness) runJob(c *cluster.Simple, q string, p int, events int64, tag s
 		return w, nil, err
 	}
 	cpu0 := childCPU(c)
-	id, err := c.Submit(runFlags(fmt.Sprintf("nexmark-%s-%s", q, tag), p, h.o.checkpointEvery), h.job, h.jobArgs(q, events, reportDir, extra...)...)
+	id, err := c.Submit(runFlags(fmt.Sprintf("nexmark-%s-%s", q, tag), p, h.o.checkpointEvery, h.o.gogc), h.job, h.jobArgs(q, events, reportDir, extra...)...)
 	if err != nil {
 		return w, nil, err
 	}

@@ -19,7 +19,11 @@ func startCluster(weir, dir string, workers, slots int, env, coordinatorFlags []
 }
 
 // runFlags are the `weir run` flags of a bench job: exactly-once
-// checkpoints every checkpointEvery.
-func runFlags(name string, p int, checkpointEvery time.Duration) []string {
-	return []string{"--name", name, "-p", fmt.Sprint(p), "--checkpoint-interval", checkpointEvery.String()}
+// checkpoints every checkpointEvery, and GOGC gogc unless 0.
+func runFlags(name string, p int, checkpointEvery time.Duration, gogc int) []string {
+	fl := []string{"--name", name, "-p", fmt.Sprint(p), "--checkpoint-interval", checkpointEvery.String()}
+	if gogc != 0 {
+		fl = append(fl, "--gogc", fmt.Sprint(gogc))
+	}
+	return fl
 }

@@ -90,7 +90,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	defer c.Stop()
 	reportDir := filepath.Join(dir, "reports")
 	os.MkdirAll(reportDir, 0o755)
-	id, err := c.Submit(runFlags("nexmark-recovery-"+q, p, h.o.checkpointEvery), h.job,
+	id, err := c.Submit(runFlags("nexmark-recovery-"+q, p, h.o.checkpointEvery, h.o.gogc), h.job,
 		h.jobArgs(q, r.Events, reportDir, "--rate", strconv.FormatFloat(r.Rate, 'f', 0, 64))...)
 	if err != nil {
 		return fail(err)

@@ -962,8 +962,12 @@ type DeployProcess struct {
 	// The job's memory limit (JobSpec.memory_limit_bytes); 0: none. The
 	// worker enforces it with a cgroup v2 memory.max where it can.
 	MemoryLimitBytes int64 `protobuf:"varint,16,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// JobSpec.gogc and JobSpec.gomemlimit_bytes: the worker sets the
+	// process's GOGC and GOMEMLIMIT from them (worker/jobenv.go).
+	Gogc            int32 `protobuf:"varint,17,opt,name=gogc,proto3" json:"gogc,omitempty"`
+	GomemlimitBytes int64 `protobuf:"varint,18,opt,name=gomemlimit_bytes,json=gomemlimitBytes,proto3" json:"gomemlimit_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DeployProcess) Reset() {
@@ -1055,6 +1059,20 @@ func (x *DeployProcess) GetDataTls() bool {
 func (x *DeployProcess) GetMemoryLimitBytes() int64 {
 	if x != nil {
 		return x.MemoryLimitBytes
+	}
+	return 0
+}
+
+func (x *DeployProcess) GetGogc() int32 {
+	if x != nil {
+		return x.Gogc
+	}
+	return 0
+}
+
+func (x *DeployProcess) GetGomemlimitBytes() int64 {
+	if x != nil {
+		return x.GomemlimitBytes
 	}
 	return 0
 }
@@ -1225,7 +1243,7 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"Registered\x12 \n" +
 	"\vcoordinator\x18\x01 \x01(\tR\vcoordinator\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12*\n" +
-	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\xfa\x02\n" +
+	"\x11worker_timeout_ms\x18\x03 \x01(\x03R\x0fworkerTimeoutMs\"\xb9\x03\n" +
 	"\rDeployProcess\x12#\n" +
 	"\rbinary_sha256\x18\x03 \x01(\tR\fbinarySha256\x12\x1f\n" +
 	"\vbinary_size\x18\x04 \x01(\x03R\n" +
@@ -1236,7 +1254,9 @@ const file_weir_v1_cluster_service_proto_rawDesc = "" +
 	"\x06assign\x18\r \x01(\v2\x14.weir.v1.AssignTasksR\x06assign\x12%\n" +
 	"\x0echannel_secret\x18\x0e \x01(\tR\rchannelSecret\x12\x19\n" +
 	"\bdata_tls\x18\x0f \x01(\bR\adataTls\x12,\n" +
-	"\x12memory_limit_bytes\x18\x10 \x01(\x03R\x10memoryLimitBytesJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\x12memory_limit_bytes\x18\x10 \x01(\x03R\x10memoryLimitBytes\x12\x12\n" +
+	"\x04gogc\x18\x11 \x01(\x05R\x04gogc\x12)\n" +
+	"\x10gomemlimit_bytes\x18\x12 \x01(\x03R\x0fgomemlimitBytesJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
 	"J\x04\b\n" +
 	"\x10\vJ\x04\b\v\x10\f\"/\n" +
 	"\x15DownloadBinaryRequest\x12\x16\n" +

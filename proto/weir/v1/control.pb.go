@@ -725,7 +725,9 @@ func (x *TaskRoute) GetDataCertSha256() []byte {
 }
 
 // StartTasks is sent once every process of the region is ready: it says
-// where every subtask of the job lives, so channels can be connected.
+// where the consumers of the process's subtasks live, so it can connect
+// its channels to them (a process dials its consumers; it is told no other
+// route).
 type StartTasks struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Routes        []*TaskRoute           `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`

@@ -1316,9 +1316,17 @@ type JobSpec struct {
 	MemoryLimitBytes int64 `protobuf:"varint,11,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
 	// Names of the secrets (weir secret set) the job's processes may read
 	// (sdk.Secret): only the names, never the values, are in the spec.
-	Secrets       []string `protobuf:"bytes,12,rep,name=secrets,proto3" json:"secrets,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Secrets []string `protobuf:"bytes,12,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// The Go garbage collector's target of the job's processes, as GOGC
+	// (weir run --gogc): 0 takes the cluster's default, a negative value
+	// turns the collector off but for the memory limit (GOGC=off).
+	Gogc int32 `protobuf:"varint,13,opt,name=gogc,proto3" json:"gogc,omitempty"`
+	// The Go runtime's soft memory limit of each of the job's processes in
+	// bytes, as GOMEMLIMIT (weir run --gomemlimit): 0 derives it from
+	// memory_limit_bytes, a negative value sets none.
+	GomemlimitBytes int64 `protobuf:"varint,14,opt,name=gomemlimit_bytes,json=gomemlimitBytes,proto3" json:"gomemlimit_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -1433,6 +1441,20 @@ func (x *JobSpec) GetSecrets() []string {
 		return x.Secrets
 	}
 	return nil
+}
+
+func (x *JobSpec) GetGogc() int32 {
+	if x != nil {
+		return x.Gogc
+	}
+	return 0
+}
+
+func (x *JobSpec) GetGomemlimitBytes() int64 {
+	if x != nil {
+		return x.GomemlimitBytes
+	}
+	return 0
 }
 
 type CheckpointPolicy struct {
@@ -3260,7 +3282,7 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x16\n" +
 	"\x06jitter\x18\a \x01(\x01R\x06jitter\x12,\n" +
 	"\x12reset_threshold_ms\x18\b \x01(\x03R\x10resetThresholdMs\x12.\n" +
-	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\xd9\x03\n" +
+	"\x13failure_interval_ms\x18\t \x01(\x03R\x11failureIntervalMs\"\x98\x04\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rbinary_sha256\x18\x02 \x01(\tR\fbinarySha256\x12\x1f\n" +
@@ -3275,7 +3297,9 @@ const file_weir_v1_job_service_proto_rawDesc = "" +
 	"\x18allow_non_restored_state\x18\n" +
 	" \x01(\bR\x15allowNonRestoredState\x12,\n" +
 	"\x12memory_limit_bytes\x18\v \x01(\x03R\x10memoryLimitBytes\x12\x18\n" +
-	"\asecrets\x18\f \x03(\tR\asecrets\"\xb1\x02\n" +
+	"\asecrets\x18\f \x03(\tR\asecrets\x12\x12\n" +
+	"\x04gogc\x18\r \x01(\x05R\x04gogc\x12)\n" +
+	"\x10gomemlimit_bytes\x18\x0e \x01(\x03R\x0fgomemlimitBytes\"\xb1\x02\n" +
 	"\x10CheckpointPolicy\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +

@@ -290,22 +290,8 @@ func Run(o Options) (*Report, error) {
 	}
 
 	logf("faults done; ending the input and verifying")
-	if err := w.end(); err != nil {
-		fail("input: %v", err)
-	}
 	// Every running job completes checkpoints after the last fault.
-	if err := waitCheckpoint(t, w, o.Recovery); err != nil {
-		fail("after the last fault: %v", err)
-	}
-	if _, err := t.cli.Wait(w.ids[jobFiles], 5*time.Minute, nil); err != nil {
-		fail("%s: %v", jobFiles, err)
-	}
-	r.Checks = []Check{verifyCounts(t.brokers), verifyVisits(t.brokers), verifyFiles(w.fileOut, w.fileEvs)}
-	for _, c := range r.Checks {
-		if !c.OK() {
-			fail("output %s", c)
-		}
-	}
+	r.Checks = endAndVerify(t, w, o.Recovery, 5*time.Minute, "after the last fault", fail)
 	for name, id := range w.ids {
 		st, err := t.status(id)
 		r.JobStates[name] = st.State
@@ -342,6 +328,29 @@ func Run(o Options) (*Report, error) {
 // waitCheckpoint waits until every running job (a finished one counts as
 // recovered) completes a checkpoint newer than every checkpoint it had,
 // completed or not, when called: after a heal, one triggered after it.
+// endAndVerify ends the workload's input, waits (up to ckWait) for every
+// running job to complete a checkpoint after it and (up to filesWait) for
+// the file job to finish, then has the verifier judge what the jobs wrote.
+// Each problem goes to fail, after names when the checkpoints fail.
+func endAndVerify(t *topology, w *workload, ckWait, filesWait time.Duration, after string, fail func(string, ...any)) []Check {
+	if err := w.end(); err != nil {
+		fail("input: %v", err)
+	}
+	if err := waitCheckpoint(t, w, ckWait); err != nil {
+		fail("%s: %v", after, err)
+	}
+	if _, err := t.cli.Wait(w.ids[jobFiles], filesWait, nil); err != nil {
+		fail("%s: %v", jobFiles, err)
+	}
+	checks := []Check{verifyCounts(t.brokers), verifyVisits(t.brokers), verifyFiles(w.fileOut, w.fileEvs)}
+	for _, c := range checks {
+		if !c.OK() {
+			fail("output %s", c)
+		}
+	}
+	return checks
+}
+
 func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 	base := map[string]int64{}
 	for name, id := range w.ids {

@@ -168,21 +168,7 @@ func Soak(o SoakOptions) (*SoakReport, error) {
 
 	logf("soak done; ending the input and verifying")
 	fail := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
-	if err := w.end(); err != nil {
-		fail("input: %v", err)
-	}
-	if err := waitCheckpoint(t, w, 90*time.Second); err != nil {
-		fail("after the soak: %v", err)
-	}
-	if _, err := t.cli.Wait(w.ids[jobFiles], 10*time.Minute, nil); err != nil {
-		fail("%s: %v", jobFiles, err)
-	}
-	r.Checks = []Check{verifyCounts(t.brokers), verifyVisits(t.brokers), verifyFiles(w.fileOut, w.fileEvs)}
-	for _, c := range r.Checks {
-		if !c.OK() {
-			fail("output %s", c)
-		}
-	}
+	r.Checks = endAndVerify(t, w, 90*time.Second, 10*time.Minute, "after the soak", fail)
 	for _, name := range []string{jobCounts, jobVisits} {
 		t.cli.CLI(30*time.Second, "cancel", w.ids[name])
 	}

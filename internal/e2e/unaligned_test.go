@@ -68,16 +68,17 @@ func TestUnalignedCheckpointsUnderBackpressure(t *testing.T) {
 }
 
 // TestCheckpointDurationsUnderBackpressure is a benchmark (run with
-// -backpressure-bench): the same backpressured job, once with aligned
-// checkpoints only and once with --aligned-timeout 2s, each for a minute;
-// it logs how many checkpoints completed and their durations.
+// -backpressure-bench): the same backpressured job (its count sleeps 50 ms
+// per 100 events) with aligned checkpoints only, with --aligned-timeout 2s
+// and with 0s, each for a minute at a 1 s interval; it logs how many
+// checkpoints completed and their durations.
 func TestCheckpointDurationsUnderBackpressure(t *testing.T) {
 	if !*backpressureBench {
 		t.Skip("a benchmark: run with -backpressure-bench")
 	}
 	c := startCluster(t, 2, 2)
-	for _, timeout := range []string{"-1s", "2s"} {
-		id, _ := backpressuredCount(t, c, 100_000_000, 1000, "5ms", timeout)
+	for _, timeout := range []string{"-1s", "2s", "0s"} {
+		id, _ := backpressuredCount(t, c, 100_000_000, 1000, "50ms", timeout)
 		time.Sleep(time.Minute)
 		cps := checkpointsOf(t, c.api, id)
 		var durs []int64

@@ -97,22 +97,13 @@ func (t *task) finalCheckpoint() error {
 			drained = true
 		}
 	}
-	if t.gate != nil {
-		for {
-			d, err := t.gate.Next(t.env.ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			if d.Index >= 0 {
-				return fmt.Errorf("input after the end of input (%v)", d.Frame.Kind)
-			}
-			if err := t.finalControl(d.Frame.Local.(control)); err != nil {
-				return err
-			}
+	if err := t.drainGate(func(d exchange.Delivery) error {
+		if d.Index >= 0 {
+			return fmt.Errorf("input after the end of input (%v)", d.Frame.Kind)
 		}
+		return t.finalControl(d.Frame.Local.(control))
+	}); err != nil {
+		return err
 	}
 	for {
 		if t.fin.done() {
@@ -200,19 +191,13 @@ var errInputAfterFinish = errors.New("a subtask restored as finished received re
 // channels; downstream it sends the final watermark and the end.
 func (t *task) runRestoredFinished() error {
 	t.env.logger.Info("restored finished: not reading the input again", "checkpoint", t.env.restored.fromID)
-	if t.gate != nil {
-		for {
-			d, err := t.gate.Next(t.env.ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			if d.Index >= 0 && d.Frame.Kind == exchange.KindRecords {
-				return errInputAfterFinish
-			}
+	if err := t.drainGate(func(d exchange.Delivery) error {
+		if d.Index >= 0 && d.Frame.Kind == exchange.KindRecords {
+			return errInputAfterFinish
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	t.wm = watermark.Max
 	t.inputWM.Store(watermark.Max)
@@ -221,4 +206,24 @@ func (t *task) runRestoredFinished() error {
 		return err
 	}
 	return t.out.end()
+}
+
+// drainGate hands every delivery of the subtask's gate, if it has one, to
+// f until the gate ends.
+func (t *task) drainGate(f func(exchange.Delivery) error) error {
+	if t.gate == nil {
+		return nil
+	}
+	for {
+		d, err := t.gate.Next(t.env.ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := f(d); err != nil {
+			return err
+		}
+	}
 }

@@ -126,10 +126,10 @@ func TestFlags(t *testing.T) {
 
 func TestReportKeepsChaosSection(t *testing.T) {
 	old := "# Nexmark bench report\n\n## Targets\n\n- x\n\n## Chaos campaigns\n\n### 2026-12-06\n\nverdict: PASS\n\n## Later\n\nnot kept\n"
-	if got, want := chaosSection(old), "\n## Chaos campaigns\n\n### 2026-12-06\n\nverdict: PASS\n"; got != want {
-		t.Fatalf("chaosSection = %q, want %q", got, want)
+	if got, want := keptSection(old, "## Chaos campaigns"), "\n## Chaos campaigns\n\n### 2026-12-06\n\nverdict: PASS\n"; got != want {
+		t.Fatalf("keptSection = %q, want %q", got, want)
 	}
-	if got := chaosSection("# Nexmark bench report\n"); got != "" {
+	if got := keptSections("# Nexmark bench report\n"); got != "" {
 		t.Fatalf("a report without the section: %q", got)
 	}
 }

@@ -53,7 +53,7 @@ func (h *harness) write(res *Results) error {
 		rel = jsonPath
 	}
 	old, _ := os.ReadFile(report)
-	if err := os.WriteFile(report, []byte(markdown(res, rel)+keptSection(string(old), simHeading)+chaosSection(string(old))), 0o644); err != nil {
+	if err := os.WriteFile(report, []byte(markdown(res, rel)+keptSections(string(old))), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(h.out, "wrote %s and %s\n", jsonPath, report)
@@ -522,19 +522,22 @@ func costChart(res *Results) string {
 		map[string]float64{"0.5": costTargetP1, "1": costTargetP2}, nil)
 }
 
-// chaosHeading starts the report's section on chaos campaigns, which
-// bench/cmd/chaos results are pasted into (docs/chaos.md): a new bench
-// report keeps it.
-const chaosHeading = "## Chaos campaigns"
+// keptHeadings start the report's sections whose numbers come from other
+// benchmarks and are pasted in by hand, in order: the coordinator's
+// 1,000-worker simulation (go test ./coordinator -bench Scale1000),
+// checkpoints under backpressure (go test ./internal/e2e -run
+// TestCheckpointDurationsUnderBackpressure -backpressure-bench) and chaos
+// campaigns (bench/cmd/chaos, docs/chaos.md). A new bench report keeps them.
+var keptHeadings = []string{"## 1,000-worker simulation", "## Checkpoints under backpressure", "## Chaos campaigns"}
 
-// simHeading starts the report's section on the coordinator's 1,000-worker
-// simulation (go test ./coordinator -bench Scale1000), whose numbers are
-// pasted in by hand: a new bench report keeps it too.
-const simHeading = "## 1,000-worker simulation"
-
-// chaosSection is the chaos section of report, from its heading to the
-// next section or the end ("" if it has none).
-func chaosSection(report string) string { return keptSection(report, chaosHeading) }
+// keptSections is every kept section of report.
+func keptSections(report string) string {
+	var b strings.Builder
+	for _, h := range keptHeadings {
+		b.WriteString(keptSection(report, h))
+	}
+	return b.String()
+}
 
 // keptSection is report's section under heading, up to the next section
 // or the end ("" if it has none).

@@ -58,8 +58,10 @@ func jobEnv(worker []string, dir string, task []string) []string {
 // and 26 to 40% more throughput per core; rechecked on 2026-12-06 with
 // weirbench --gogc (q8, p=1, 1M events, one run each on a loaded machine):
 // 1.06M, 1.19M and 1.28M events per core at 100, 200 and 400. The heap may
-// then grow to five times the live data, which GOMEMLIMIT caps where the
-// job has a memory limit.
+// then grow to five times the live data, so it is the default only where
+// GOMEMLIMIT caps the heap (the job has a memory limit or sets one):
+// without a cap a process keeps Go's own 100, and garbage a peer makes it
+// allocate (a stream of huge frames refused) is collected soon.
 const DefaultGOGC = 400
 
 // memLimitShare is the part of a process's memory limit (weir run --memory)
@@ -70,8 +72,8 @@ const DefaultGOGC = 400
 const memLimitShare = 0.9
 
 // goRuntimeEnv is the GOGC and GOMEMLIMIT of a job process: the job's own
-// (gogc, gomemlimit, from weir run) where set, else DefaultGOGC and a
-// share of its memory limit (none without one). The worker's own GOGC and
+// (gogc, gomemlimit, from weir run) where set, else a share of its memory
+// limit and, under such a cap, DefaultGOGC (Go's defaults without one). The worker's own GOGC and
 // GOMEMLIMIT never pass (jobEnv): they tune the worker, not the job.
 func goRuntimeEnv(gogc int32, gomemlimit, memoryLimit int64) []string {
 	var env []string
@@ -80,7 +82,7 @@ func goRuntimeEnv(gogc int32, gomemlimit, memoryLimit int64) []string {
 		env = append(env, "GOGC="+strconv.Itoa(int(gogc)))
 	case gogc < 0:
 		env = append(env, "GOGC=off")
-	default:
+	case gomemlimit > 0 || (gomemlimit == 0 && memoryLimit > 0):
 		env = append(env, "GOGC="+strconv.Itoa(DefaultGOGC))
 	}
 	switch {

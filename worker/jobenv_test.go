@@ -70,7 +70,8 @@ func TestJobEnvGoRuntime(t *testing.T) {
 		gomemlimit, memory int64
 		want               []string
 	}{
-		{"defaults without a memory limit", 0, 0, 0, []string{"GOGC=400"}},
+		{"defaults without a memory limit: Go's own", 0, 0, 0, nil},
+		{"the job's soft limit alone", 0, gib, 0, []string{"GOGC=400", "GOMEMLIMIT=1073741824"}},
 		{"defaults under --memory 2GiB", 0, 0, 2 * gib, []string{"GOGC=400", "GOMEMLIMIT=1932735283"}},
 		{"the job's own", 150, 3 * gib, 2 * gib, []string{"GOGC=150", "GOMEMLIMIT=3221225472"}},
 		{"collector off, no soft limit", -1, -1, 2 * gib, []string{"GOGC=off"}},

@@ -183,9 +183,7 @@ func Run(o Options) (*Report, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(o.Log, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
-	}
+	logf := timestamped(o.Log)
 	if err := becomeSubreaper(); err != nil {
 		return nil, fmt.Errorf("become a subreaper (to find orphaned job processes): %w", err)
 	}
@@ -397,4 +395,11 @@ func waitCheckpoint(t *topology, w *workload, timeout time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return nil
+}
+
+// timestamped logs lines to w, each after the UTC time of day.
+func timestamped(w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(w, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
+	}
 }

@@ -255,11 +255,24 @@ func (in *injector) busyWorker() string {
 
 // jobProcess is a random job process of a running job.
 func (in *injector) jobProcess() (job string, pid int, worker string, err error) {
-	type proc struct {
-		job, worker string
-		pid         int
+	ps := in.jobProcesses("")
+	if len(ps) == 0 {
+		return "", 0, "", fmt.Errorf("no running job process")
 	}
-	var ps []proc
+	p := ps[in.rng.IntN(len(ps))]
+	return p.job, p.pid, p.worker, nil
+}
+
+// jobProc is one job process of a running job.
+type jobProc struct {
+	job, worker string
+	pid         int
+}
+
+// jobProcesses lists the job processes of the running jobs, each once, on
+// worker w ("": on any).
+func (in *injector) jobProcesses(w string) []jobProc {
+	var ps []jobProc
 	for _, name := range []string{jobCounts, jobVisits, jobFiles} {
 		st, err := in.t.status(in.w.ids[name])
 		if err != nil || st.State != "RUNNING" {
@@ -267,17 +280,13 @@ func (in *injector) jobProcess() (job string, pid int, worker string, err error)
 		}
 		seen := map[int32]bool{}
 		for _, tk := range st.Tasks {
-			if tk.PID > 0 && !seen[tk.PID] {
+			if tk.PID > 0 && !seen[tk.PID] && (w == "" || tk.Worker == w) {
 				seen[tk.PID] = true
-				ps = append(ps, proc{name, tk.Worker, int(tk.PID)})
+				ps = append(ps, jobProc{name, tk.Worker, int(tk.PID)})
 			}
 		}
 	}
-	if len(ps) == 0 {
-		return "", 0, "", fmt.Errorf("no running job process")
-	}
-	p := ps[in.rng.IntN(len(ps))]
-	return p.job, p.pid, p.worker, nil
+	return ps
 }
 
 // diskFull fills a busy worker's data directory and kills one of its job
@@ -415,22 +424,7 @@ func (in *injector) regionProcess() (job string, pid int, worker string, region 
 
 // jobProcessOn is a random job process on worker w.
 func (in *injector) jobProcessOn(w string) (job string, pid int, err error) {
-	type proc struct {
-		job string
-		pid int
-	}
-	var ps []proc
-	for _, name := range []string{jobCounts, jobVisits, jobFiles} {
-		st, err := in.t.status(in.w.ids[name])
-		if err != nil || st.State != "RUNNING" {
-			continue
-		}
-		for _, tk := range st.Tasks {
-			if tk.PID > 0 && tk.Worker == w {
-				ps = append(ps, proc{name, int(tk.PID)})
-			}
-		}
-	}
+	ps := in.jobProcesses(w)
 	if len(ps) == 0 {
 		return "", 0, fmt.Errorf("no job process on %s", w)
 	}

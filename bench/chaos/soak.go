@@ -102,9 +102,7 @@ func Soak(o SoakOptions) (*SoakReport, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(o.Log, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
-	}
+	logf := timestamped(o.Log)
 	r := &SoakReport{Duration: o.Duration, Load: o.Load, Window: o.Window}
 	logf("starting the cluster under %s", o.Dir)
 	t, err := startTopology(o.Dir, o.Bins, 3, 3, false)

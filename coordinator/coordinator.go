@@ -50,7 +50,8 @@ type Coordinator struct {
 
 	mu struct {
 		sync.Mutex
-		lead *leaderState // nil while standing by
+		lead *leaderState    // nil while standing by
+		el   *leader.Elector // the current candidacy; nil between candidacies
 	}
 }
 
@@ -174,6 +175,14 @@ func (c *Coordinator) campaignAndLead(ctx context.Context) error {
 		return err
 	}
 	defer el.Close()
+	c.mu.Lock()
+	c.mu.el = el
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.mu.el = nil
+		c.mu.Unlock()
+	}()
 	if err := el.Campaign(ctx); err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ func (c *Coordinator) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	js := &jobService{c: c}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"id": c.cfg.ID, "leader": c.lead() != nil})
+		writeJSON(w, http.StatusOK, map[string]any{"id": c.cfg.ID, "leader": c.lead() != nil, "candidate": c.candidate()})
 	})
 	mux.HandleFunc("GET /api/v1/jobs", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)

@@ -201,6 +201,15 @@ func (c *Coordinator) lead() *leaderState {
 	return c.mu.lead
 }
 
+// candidate reports whether this coordinator would take over at once if
+// the leader went (see leader.Elector.Candidate).
+func (c *Coordinator) candidate() bool {
+	c.mu.Lock()
+	el := c.mu.el
+	c.mu.Unlock()
+	return el != nil && el.Candidate()
+}
+
 // coordinatorInfo is what each coordinator publishes about itself in etcd,
 // so any of them can list the others and link to the leader's page.
 type coordinatorInfo struct {

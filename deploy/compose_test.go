@@ -104,10 +104,14 @@ func TestComposeHA(t *testing.T) {
 	// Back at its address (its listener's) and under its service name,
 	// which compose gave it and a reconnect does not restore by itself.
 	c.docker("network", "connect", "--ip", c.ips[leader], "--alias", leader, c.network, c.container(leader))
-	c.waitFor(30*time.Second, leader+" back as a standby", func() bool {
+	reconnected := time.Now()
+	// A standby can take over at once only when it is queued in the
+	// election again, which waits for its etcd client to reconnect.
+	c.waitFor(30*time.Second, leader+" back as a standby, queued in the election", func() bool {
 		h := c.health(c.port(leader))
-		return h != nil && !h.Leader
+		return h != nil && !h.Leader && h.Candidate
 	})
+	t.Logf("%s back on the network: queued as a candidate after %v", leader, time.Since(reconnected).Round(time.Millisecond))
 
 	// 2b. The new leader is stopped (SIGTERM): it resigns, so the other
 	// leads at once, well before its lease (2 s) could have expired, and it
@@ -125,7 +129,8 @@ func TestComposeHA(t *testing.T) {
 		t.Errorf("%s exited %s on SIGTERM, want 0", standby, code)
 	}
 	if took > stopped+1200*time.Millisecond {
-		t.Errorf("%s led %v after %s stopped: it did not resign (a lease expiry takes 1.3-2 s)", leader, took-stopped, standby)
+		t.Errorf("%s led %v after %s stopped: it did not resign (a lease expiry takes 1.3-2 s)\n--- %s\n%s\n--- %s\n%s",
+			leader, took-stopped, standby, standby, tail(c.logs(standby), 12), leader, tail(c.logs(leader), 12))
 	}
 	c.docker("start", c.container(standby))
 	c.waitHealthy(standby, time.Minute)
@@ -418,8 +423,9 @@ func (c *composeCluster) waitFor(within time.Duration, what string, ok func() bo
 
 // healthz is a coordinator's /healthz.
 type healthz struct {
-	ID     string `json:"id"`
-	Leader bool   `json:"leader"`
+	ID        string `json:"id"`
+	Leader    bool   `json:"leader"`
+	Candidate bool   `json:"candidate"`
 }
 
 // health reads the coordinator's /healthz through its port on the host;

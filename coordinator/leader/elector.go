@@ -69,6 +69,7 @@ type Elector struct {
 		sync.Mutex
 		closed      bool
 		campaigning bool
+		queued      bool  // a candidate key of a live session is in the election
 		term        *term // the current term; nil when not leading
 	}
 }
@@ -225,6 +226,8 @@ func (e *Elector) campaignOnce(ctx context.Context) error {
 		err = fmt.Errorf("candidate key %s already exists", key) // cannot happen: the lease is new
 	}
 	if err == nil {
+		e.setQueued(true)
+		defer e.setQueued(false)
 		err = e.waitPredecessors(cctx, resp.Header.Revision-1)
 	}
 	if err != nil {
@@ -360,6 +363,22 @@ func (e *Elector) Leading() <-chan struct{} {
 		return closedCh
 	}
 	return e.mu.term.lost
+}
+
+// Candidate reports whether this process can take over at once when the
+// leader goes: it leads, or its candidate key, under a live session, waits
+// in line. A standby that lost etcd (its session expired, or it is still
+// reconnecting) is not a candidate until it has queued again.
+func (e *Elector) Candidate() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mu.queued || (e.mu.term != nil && !e.mu.term.ended())
+}
+
+func (e *Elector) setQueued(q bool) {
+	e.mu.Lock()
+	e.mu.queued = q
+	e.mu.Unlock()
 }
 
 // Rev returns the leader key's create revision, the fencing token of the

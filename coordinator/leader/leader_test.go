@@ -191,9 +191,16 @@ func failover(t *testing.T, leave func(*Elector) error) {
 	assertLeader(t, observer, "a:1")
 	waitAddr(t, w, "a:1")
 
+	if e2.Candidate() {
+		t.Fatal("Candidate before any Campaign")
+	}
 	done := campaignAsync(t, e2)
 	if e2.Rev() != 0 {
 		t.Fatalf("standby Rev = %d, want 0", e2.Rev())
+	}
+	waitCandidate(t, e2, true)
+	if !e1.Candidate() {
+		t.Fatal("the leader is not a Candidate")
 	}
 	select {
 	case <-e2.Leading():
@@ -206,6 +213,9 @@ func failover(t *testing.T, leave func(*Elector) error) {
 		t.Fatalf("leave: %v", err)
 	}
 	waitClosed(t, e1.Leading(), time.Second, "old leader's Leading")
+	if e1.Candidate() {
+		t.Fatal("a leader that left is still a Candidate")
+	}
 	if err := waitErr(t, done, testTTL); err != nil {
 		t.Fatalf("standby Campaign: %v", err)
 	}
@@ -226,6 +236,19 @@ func failover(t *testing.T, leave func(*Elector) error) {
 
 	cancel()
 	for range w {
+	}
+}
+
+// waitCandidate waits until e.Candidate() is want: a Campaign queues its
+// key asynchronously.
+func waitCandidate(t *testing.T, e *Elector, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Candidate() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("Candidate() stayed %v", !want)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -488,6 +511,9 @@ func TestCloseInterruptsCampaign(t *testing.T) {
 	}
 	if err := waitErr(t, done, 5*time.Second); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Campaign = %v, want ErrClosed", err)
+	}
+	if e2.Candidate() {
+		t.Fatal("a closed standby is still a Candidate")
 	}
 	if err := e2.Campaign(t.Context()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Campaign after Close = %v, want ErrClosed", err)

@@ -8,6 +8,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/weir-run/weir/internal/pki"
 )
@@ -107,11 +109,22 @@ func watchLeader(ctx context.Context, cli *clientv3.Client, pfx string, ch chan<
 	}
 }
 
+// reconnectMaxDelay bounds the wait between attempts to reach an etcd
+// member: a few dials a second at most, at little cost to etcd.
+const reconnectMaxDelay = time.Second
+
 // ClientConfig is how the cluster's processes dial etcd: over TLS with the
 // process's own certificate when the cluster has one (src), checking that
 // the server is an etcd member of the cluster CA.
 func ClientConfig(endpoints []string, src *pki.Source) clientv3.Config {
-	c := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	c := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			// gRPC's default backoff grows to 120 s: a standby cut off for
+			// half a minute would then stay away from etcd, unable to take
+			// over, for tens of seconds after the network healed.
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
+			MinConnectTimeout: 5 * time.Second,
+		})}}
 	if src != nil {
 		c.TLS = src.ClientConfig(pki.RoleEtcd)
 	}

@@ -81,6 +81,12 @@ func (db *DB) BeginCheckpoint(dir string) (*PendingCheckpoint, error) {
 		if e.flags&dirty != 0 { // else a write undone before it reached Pebble
 			ops = append(ops, frozenOp{key: e.key, val: e.val, del: e.flags&absent != 0})
 			e.flags = e.flags&^(dirty|stored) | frozen | storedAfterWrite(e.flags)
+			if db.complete {
+				// A miss then means absent without reading Pebble, which
+				// may not have the tombstone until the writer is done (and
+				// nothing can end completeness before: it writes to Pebble).
+				db.forgetDeleted(e)
+			}
 		}
 		db.dirtyList[i] = nil
 	}

@@ -380,6 +380,22 @@ func (db *DB) markDirty(e *entry) {
 	}
 }
 
+// forgetDeleted drops e from the cache when it is a deletion that has just
+// been handed to Pebble (written back, or frozen for a checkpoint): Pebble
+// now answers for the key by itself. Timers and windows delete every key
+// they create and almost never look it up again, so remembering each
+// absence until the cache overflowed grew a job process by its whole
+// budget of dead keys, slowly, at any rate (a checkpoint hands most keys
+// to Pebble before they are deleted). A key that is deleted before it ever
+// reached Pebble is dropped by Delete itself.
+func (db *DB) forgetDeleted(e *entry) {
+	if e.flags&absent == 0 || db.cache[e.key] != e {
+		return
+	}
+	delete(db.cache, e.key)
+	db.stats.CacheBytes -= int64(len(e.key)) + entryOverhead
+}
+
 // maybeEvict writes back and evicts when the cache exceeds its budget.
 func (db *DB) maybeEvict() error {
 	if db.stats.CacheBytes <= db.budget {
@@ -456,6 +472,7 @@ func (db *DB) writeBack() error {
 	for i, e := range db.dirtyList {
 		if e.flags&dirty != 0 {
 			e.flags = e.flags&^dirty | storedAfterWrite(e.flags)
+			db.forgetDeleted(e)
 		}
 		db.dirtyList[i] = nil
 	}

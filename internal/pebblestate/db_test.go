@@ -227,6 +227,66 @@ func TestCompleteCacheAnswersMissesWithoutPebble(t *testing.T) {
 	}
 }
 
+// TestDeletedKeysLeaveTheCache: timers and windows write keys that a
+// checkpoint or a write-back hands to Pebble and delete them later. Once
+// their tombstone is in Pebble the cache must forget them, complete or not;
+// it used to keep each one until the budget overflowed, so a job process
+// grew by its whole budget of dead keys.
+func TestDeletedKeysLeaveTheCache(t *testing.T) {
+	for _, reopened := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reopened=%v", reopened), func(t *testing.T) {
+			dir := t.TempDir()
+			db := open(t, dir, 0)
+			db.Set([]byte("\x00\x00live"), []byte("1"))
+			if reopened { // a restored DB: its cache is not complete
+				ck := filepath.Join(t.TempDir(), "ck")
+				if err := db.Checkpoint(ck); err != nil {
+					t.Fatal(err)
+				}
+				db.Close()
+				db = open(t, ck, 0)
+			}
+			defer db.Close()
+			empty := db.Stats().CacheBytes
+			for i := range 200 {
+				k := fmt.Appendf(nil, "\x00\x03timer%05d", i)
+				db.Set(k, []byte("t"))
+				// Alternately through a checkpoint and a write-back (a Scan
+				// writes back first).
+				if i%2 == 0 {
+					if err := db.Checkpoint(filepath.Join(t.TempDir(), "ck")); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := db.Scan([]byte("\x00\x09"), func(k, v []byte) error { return nil }); err != nil {
+					t.Fatal(err)
+				}
+				db.Delete(k)
+				if i%2 == 1 {
+					db.Scan([]byte("\x00\x09"), func(k, v []byte) error { return nil })
+				}
+			}
+			// Hand the last tombstones to Pebble too.
+			if err := db.Checkpoint(filepath.Join(t.TempDir(), "ck")); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Scan([]byte("\x00\x09"), func(k, v []byte) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got := db.Stats().CacheBytes - empty; got > 1000 {
+				t.Fatalf("200 deleted keys left %d bytes in the cache", got)
+			}
+			for _, i := range []int{0, 1, 198, 199} {
+				if _, ok, err := db.Get(fmt.Appendf(nil, "\x00\x03timer%05d", i)); ok || err != nil {
+					t.Fatalf("deleted key %d: found %v, %v", i, ok, err)
+				}
+			}
+			if v, ok, err := db.Get([]byte("\x00\x00live")); err != nil || !ok || string(v) != "1" {
+				t.Fatalf("live key: %q %v %v", v, ok, err)
+			}
+		})
+	}
+}
+
 func TestDeleteOfUncachedKey(t *testing.T) {
 	// A Delete of a key the cache has not seen must reach Pebble even if the
 	// entry is evicted before the next read.

@@ -17,7 +17,10 @@
 // sweep until the cache is at three quarters of its budget. Scan writes the
 // dirty entries back first, so that Pebble alone answers it. Until the
 // first eviction, a DB that opened empty has every key in the cache, and a
-// key the cache lacks is known absent without a Pebble read.
+// key the cache lacks is known absent without a Pebble read. A deleted key
+// leaves the cache as soon as Pebble has its tombstone (or never needed
+// one): timers and fired windows delete nearly every key they create, and
+// keeping those absences would fill the budget with dead keys.
 //
 // A checkpoint freezes the dirty entries on the subtask's goroutine and
 // leaves writing them, the memtable flush and the hard links to a goroutine

@@ -38,6 +38,11 @@ import (
 // the exactly-once sink never writes to a pre-committed transaction), and
 // offsets a consume-transform-produce application added to it
 // (TxnOffsetCommit), which kfake keeps in memory only.
+//
+// kfake runs control functions before its SASL check, and tells them
+// nothing of the connection: with SASL, a client that has not
+// authenticated can end a recovered transaction if it knows its
+// transactional id, producer id and epoch (docs/security.md).
 
 // openTxnsFile is the journal of transactions open at a crash, in the data
 // dir next to kfake's files.

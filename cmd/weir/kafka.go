@@ -80,13 +80,24 @@ func startKafka(addr, advertise, dir string, users []kafkaUser, logger *slog.Log
 			"(if an exactly-once sink had pre-committed it for a checkpoint, its records are lost output)",
 			"transaction", o.String(), "timeout", time.Duration(o.Timeout)*time.Millisecond)
 	}
+	// kfake serves as soon as it is created, but the control functions
+	// that end the transactions a crash left open (recoverOpenTxns) can
+	// only be added then: until they are, a producer's EndTxn would get
+	// kfake's own answer, an error (the chaos campaign lost a
+	// transaction so). The listener accepts no connection before.
+	serving := make(chan struct{})
+	defer close(serving)
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
-			if err != nil || advertise == "" {
-				return l, err
+			if err != nil {
+				return nil, err
+			}
+			l = gatedListener{l, serving}
+			if advertise == "" {
+				return l, nil
 			}
 			// kfake advertises its listener's address in metadata.
 			return advertisedListener{l, advertisedAddr(advertise)}, nil
@@ -127,6 +138,18 @@ type kafkaBroker struct {
 func (b *kafkaBroker) Close() {
 	b.Cluster.Close()
 	b.txns.Close()
+}
+
+// gatedListener accepts connections only once open is closed; clients
+// that connect earlier wait in the listen backlog.
+type gatedListener struct {
+	net.Listener
+	open <-chan struct{}
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	<-l.open
+	return l.Listener.Accept()
 }
 
 // advertisedListener is a listener that reports another address, the one

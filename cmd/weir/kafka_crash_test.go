@@ -110,37 +110,29 @@ func TestKafkaKill9KeepsOpenTransactionsCommittable(t *testing.T) {
 		t.Fatalf("the restarted broker kept %d transactions open, want 3: %s", n, broker.Log())
 	}
 	broker.Kill(t)
+	// The restored sink recommits as soon as the broker takes
+	// connections, as it did in the chaos campaign: the broker must not
+	// answer before it can end the transactions it kept.
+	recommitted := make(chan error, 1)
+	go func() { recommitted <- endTxn(ctx, addr, "sink-1", pid, epoch) }()
 	restartedAt := time.Now()
 	broker = startKafkaProc(t, dir, addr)
 	if n := strings.Count(broker.Log(), "is kept open for its producer"); n < 2 {
 		t.Fatalf("after a second kill the broker kept %d transactions open, want at least 2: %s", n, broker.Log())
 	}
 
-	commit(live)
-	endTxn := func(id string, pid int64, epoch int16) error {
-		t.Helper()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		req := kmsg.NewPtrEndTxnRequest()
-		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = id, pid, epoch, true
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kerr.ErrorForCode(resp.ErrorCode)
+	if err := <-recommitted; err != nil {
+		t.Fatalf("recommit of the restored sink's transaction, sent while the broker started: %v", err)
 	}
-	for range 2 { // a retried commit gets the same answer
-		if err := endTxn("sink-1", pid, epoch); err != nil {
-			t.Fatalf("recommit of the restored sink's transaction: %v", err)
-		}
+	commit(live)
+	// A retried commit gets the same answer.
+	if err := endTxn(ctx, addr, "sink-1", pid, epoch); err != nil {
+		t.Fatalf("recommit of the restored sink's transaction again: %v", err)
 	}
 	// The one never ended holds back read_committed readers until its
 	// timeout, then is aborted: a late commit is refused.
 	time.Sleep(time.Until(restartedAt.Add(short + time.Second)))
-	if err := endTxn("sink-2", neverPID, neverEpoch); !errors.Is(err, kerr.InvalidTxnState) {
+	if err := endTxn(ctx, addr, "sink-2", neverPID, neverEpoch); !errors.Is(err, kerr.InvalidTxnState) {
 		t.Errorf("commit after the timeout: %v, want %v", err, kerr.InvalidTxnState)
 	}
 	for _, id := range []string{"sink-0", "sink-1", "sink-2"} {
@@ -176,5 +168,28 @@ func TestKafkaKill9KeepsOpenTransactionsCommittable(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, openTxnsFile))
 	if err == nil {
 		t.Errorf("the journal still lists transactions whose ids were initialised again: %s", b)
+	}
+}
+
+// endTxn commits producer pid's transaction at epoch with a bare EndTxn, as
+// the exactly-once sink's recommit does (sdk/connector/kafka/txn.go),
+// retrying until the broker at addr answers.
+func endTxn(ctx context.Context, addr, id string, pid int64, epoch int16) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RetryBackoffFn(func(int) time.Duration { return 5 * time.Millisecond }))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		req := kmsg.NewPtrEndTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = id, pid, epoch, true
+		resp, err := req.RequestWith(ctx, cl)
+		switch {
+		case err == nil:
+			return kerr.ErrorForCode(resp.ErrorCode)
+		case ctx.Err() != nil:
+			return err
+		}
+		time.Sleep(5 * time.Millisecond) // not up yet
 	}
 }

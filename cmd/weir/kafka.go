@@ -29,14 +29,15 @@ const localKafkaPartitions = 4
 
 // startKafka runs franz-go's in-process Kafka broker on addr, keeping its
 // log in dir so that topics, offsets and committed transactions survive a
-// restart, and open transactions a clean one; a transaction open at a
-// crash is aborted (see repairCrashAborts). Clients are told to connect to
+// restart, and open transactions a clean one or a crash (see repairCrash:
+// one open at a kill -9 stays committable by its producer until its
+// timeout, as on Kafka). Clients are told to connect to
 // advertise (host:port; empty: the listening address), which must be set
 // when addr is a wildcard such as 0.0.0.0:9092.
 //
 // With users the broker requires SASL: every client authenticates as one
 // of them (all superusers).
-func startKafka(addr, advertise, dir string, users []kafkaUser, logger *slog.Logger) (*kfake.Cluster, error) {
+func startKafka(addr, advertise, dir string, users []kafkaUser, logger *slog.Logger) (*kafkaBroker, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, usageErrorf("--kafka-addr %s: %v", addr, err)
@@ -66,27 +67,37 @@ func startKafka(addr, advertise, dir string, users []kafkaUser, logger *slog.Log
 	}
 	// Before anyone can write: a private start on the data repairs what a
 	// crash left, and a clean shutdown keeps the repair.
-	lost, err := repairCrashAborts(dir, auth, self)
+	kept, expired, err := repairCrash(dir, auth, self)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: recover %s: %v", dir, err)
 	}
-	for _, l := range lost {
-		// Kafka would have kept it open for its producer to commit: an
-		// exactly-once sink that pre-committed it for a completed
-		// checkpoint loses these records. One line each, naming it.
-		logger.Error("kafka: LOST TRANSACTION "+l.String()+": open when the broker was killed; "+
-			"the embedded broker cannot resume it after a crash, so it is aborted (its abort marker written) and, "+
-			"if an exactly-once sink had pre-committed it for a checkpoint, its records are lost output",
-			"topic", l.Topic, "partition", l.Partition, "producer_id", l.ProducerID, "epoch", l.Epoch,
-			"first_offset", l.FirstOffset, "last_offset", l.Last, "records", l.Records)
+	for _, o := range kept {
+		logger.Info("kafka: a transaction open when the broker was killed is kept open for its producer to commit or abort, until its timeout",
+			"transaction", o.String(), "timeout", time.Duration(o.Timeout)*time.Millisecond)
 	}
+	for _, o := range expired {
+		logger.Warn("kafka: aborted a transaction open when the broker was killed: its timeout passed before the broker came back "+
+			"(if an exactly-once sink had pre-committed it for a checkpoint, its records are lost output)",
+			"transaction", o.String(), "timeout", time.Duration(o.Timeout)*time.Millisecond)
+	}
+	// kfake serves as soon as it is created, but the control functions
+	// that end the transactions a crash left open (recoverOpenTxns) can
+	// only be added then: until they are, a producer's EndTxn would get
+	// kfake's own answer, an error (the chaos campaign lost a
+	// transaction so). The listener accepts no connection before.
+	serving := make(chan struct{})
+	defer close(serving)
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
-			if err != nil || advertise == "" {
-				return l, err
+			if err != nil {
+				return nil, err
+			}
+			l = gatedListener{l, serving}
+			if advertise == "" {
+				return l, nil
 			}
 			// kfake advertises its listener's address in metadata.
 			return advertisedListener{l, advertisedAddr(advertise)}, nil
@@ -99,11 +110,46 @@ func startKafka(addr, advertise, dir string, users []kafkaUser, logger *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("kafka on %s: %v", addr, err)
 	}
+	if err := dropSnapshots(dir); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("kafka: %s: %v", dir, err)
+	}
 	if err := persistAutoCreated(c, self...); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("kafka on %s: %v", addr, err)
 	}
-	return c, nil
+	rec, err := recoverOpenTxns(c, dir, self, logger)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("kafka: recover %s: %v", dir, err)
+	}
+	return &kafkaBroker{c, rec}, nil
+}
+
+// kafkaBroker is the embedded broker, and what ends the transactions a
+// crash left open.
+type kafkaBroker struct {
+	*kfake.Cluster
+	txns *txnRecovery // nil: none
+}
+
+// Close shuts the broker down cleanly: its open transactions, recovered
+// ones included, stay open for the next start.
+func (b *kafkaBroker) Close() {
+	b.Cluster.Close()
+	b.txns.Close()
+}
+
+// gatedListener accepts connections only once open is closed; clients
+// that connect earlier wait in the listen backlog.
+type gatedListener struct {
+	net.Listener
+	open <-chan struct{}
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	<-l.open
+	return l.Listener.Accept()
 }
 
 // advertisedListener is a listener that reports another address, the one

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -15,67 +18,132 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// repairCrashAborts makes a crash of the embedded broker lose only the
-// transactions open at the crash, and returns how many there were.
+// repairCrash keeps committable the transactions open when the embedded
+// broker was killed, and returns those it now keeps open and those it
+// aborted because their timeout passed while the broker was down.
 //
 // kfake, starting on the log of a broker that crashed, treats every
-// transaction left open as aborted: it adds it to its aborted-transaction
-// index but writes no abort marker. Kafka's read_committed readers skip a
-// listed producer's records from the aborted transaction's first offset
-// until that producer's abort marker, so without one they skip every later
-// record of the producer id (the same transactional id keeps its producer
-// id across epochs): the exactly-once sink's transactions committed after
-// the restart vanish for them. This starts kfake on the data alone, on a
-// private port, finds each transaction that is open at the end of its
-// partition's log and that the broker lists as aborted, writes its abort
-// marker (WriteTxnMarkers), and shuts the broker down cleanly, which keeps
-// the markers.
+// transaction left open as aborted: it lists it in its aborted-transaction
+// index, writes no abort marker, and bumps its producer's epoch. Nothing
+// a client can send takes a transaction out of that index, so committing
+// it in place (a COMMIT marker) would leave its records hidden from
+// read_committed readers, and, the index listing it with no abort marker
+// after it, every later record of its producer id too (the exactly-once
+// sink keeps its producer ids across restarts). Kafka instead keeps an open
+// transaction across a restart, for its producer (an exactly-once sink
+// recommitting the transaction it pre-committed for a completed checkpoint)
+// to commit until its timeout.
 //
-// Kafka itself keeps an open transaction across a restart until its
-// timeout, so that its producer (an exactly-once sink recommitting the
-// transaction it pre-committed for a completed checkpoint) can still
-// commit it; kfake cannot, and such a transaction's records are lost. It
-// returns each transaction it aborted, for the broker to name in its log.
+// So this starts kfake on the data alone, on a private port, finds each
+// transaction open at the end of its partition's log that the broker lists
+// as aborted, and, in this order, each step durable before the next (a
+// kill during the repair is repaired at the next start):
+//   - journals it (openTxnsFile: transactional id, producer id, epoch,
+//     timeout, its records' offsets);
+//   - writes its abort marker (WriteTxnMarkers), which ends the hiding of
+//     the producer's later records;
+//   - copies its records, after the marker, into a recovery transaction of
+//     its own, left open (see kafka_txns.go), which the running broker
+//     commits when the producer commits the original.
+//
+// It then shuts the broker down cleanly, which keeps the markers and the
+// open recovery transactions. A recovery transaction open at a crash (the
+// broker was killed again before the producer ended the original) is
+// aborted and copied again from the original's records.
 //
 // auth are the broker's SASL options and self its own client's.
-func repairCrashAborts(dir string, auth []kfake.Opt, self []kgo.Opt) ([]lostTxn, error) {
+func repairCrash(dir string, auth []kfake.Opt, self []kgo.Opt) (kept, expired []*openTxn, _ error) {
 	if _, err := os.Stat(filepath.Join(dir, "topics.json")); err != nil {
-		return nil, nil // nothing written yet
+		return nil, nil, nil // nothing written yet
 	}
-	return repairCrash(dir, auth, self)
-}
-
-// lostTxn is a transaction open at a crash, which the restarted broker
-// aborted.
-type lostTxn struct {
-	Topic             string
-	Partition         int32
-	ProducerID        int64
-	Epoch             int16
-	FirstOffset, Last int64 // its records' offsets
-	Records           int
-}
-
-func (l lostTxn) String() string {
-	return fmt.Sprintf("%s/%d producer id %d epoch %d: %d records at offsets %d-%d",
-		l.Topic, l.Partition, l.ProducerID, l.Epoch, l.Records, l.FirstOffset, l.Last)
-}
-
-func repairCrash(dir string, auth []kfake.Opt, self []kgo.Opt) (lost []lostTxn, _ error) {
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(dir),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") })}, auth...)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.Close()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, self...)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
+	crashed, err := crashOpenTxns(ctx, c, cl, self)
+	if err != nil {
+		return nil, nil, err
+	}
+	journal, err := readOpenTxns(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(crashed) > 0 {
+		ids, err := txnIDs(ctx, cl)
+		if err != nil {
+			return nil, nil, err
+		}
+	next:
+		for pid, t := range crashed {
+			for _, o := range journal {
+				switch {
+				case o.Outcome == "" && o.Copied && o.RecoveryPID == pid:
+					o.Copied = false // a recovery transaction the crash broke
+					continue next
+				case o.ProducerID == pid && o.Epoch == t.Epoch:
+					continue next // journaled by a repair that was killed
+				}
+			}
+			id := ids[pid]
+			if strings.HasPrefix(id.TransactionalID, recoveryTxnPrefix) {
+				continue // a copy a killed repair left unjournaled: its original is copied again
+			}
+			timeout := id.TimeoutMillis
+			if timeout <= 0 {
+				timeout = 60_000 // the broker forgot the id: Kafka's default
+			}
+			t.TxnID, t.Timeout = id.TransactionalID, timeout
+			// The clock restarts with the broker: kfake pauses a
+			// transaction's timeout while it is down (at a clean
+			// restart), and the time before the crash is not known.
+			t.Deadline = time.Now().Add(time.Duration(timeout) * time.Millisecond)
+			journal = append(journal, t)
+		}
+		if err := writeOpenTxns(dir, journal); err != nil {
+			return nil, nil, err
+		}
+		for pid, t := range crashed {
+			for _, s := range t.Sources {
+				if err := writeAbortMarker(ctx, cl, s.Topic, s.Partition, pid, t.Epoch); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	for _, o := range journal {
+		if o.Outcome != "" || o.Copied {
+			continue
+		}
+		if time.Now().After(o.Deadline) {
+			o.Outcome = "aborted"
+			expired = append(expired, o)
+		} else {
+			if err := copyTxn(ctx, c.ListenAddrs(), self, o); err != nil {
+				return kept, expired, err
+			}
+			kept = append(kept, o)
+		}
+		if err := writeOpenTxns(dir, journal); err != nil {
+			return kept, expired, err
+		}
+	}
+	return kept, expired, nil
+}
+
+// crashOpenTxns are the transactions open at the end of the log that the
+// broker lists as aborted, by producer id: those a crash left open. (A
+// transaction open at a clean shutdown the broker keeps open.)
+func crashOpenTxns(ctx context.Context, c *kfake.Cluster, cl *kgo.Client, self []kgo.Opt) (map[int64]*openTxn, error) {
 	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
 	if err != nil {
 		return nil, err
@@ -149,23 +217,30 @@ func repairCrash(dir string, auth []kfake.Opt, self []kgo.Opt) (lost []lostTxn, 
 			})
 		}
 	}
+	crashed := map[int64]*openTxn{}
 	for k, ps := range opens {
 		for pid, o := range ps {
 			aborted, err := listedAborted(ctx, cl, k.topic, ids[k.topic], k.part, pid, o.first)
 			if err != nil {
-				return lost, err
+				return nil, err
 			}
 			if !aborted {
 				continue // resumed from a clean shutdown: still open
 			}
-			if err := writeAbortMarker(ctx, cl, k.topic, k.part, pid, o.epoch); err != nil {
-				return lost, err
+			t := crashed[pid]
+			if t == nil {
+				t = &openTxn{ProducerID: pid, Epoch: o.epoch}
+				crashed[pid] = t
 			}
-			lost = append(lost, lostTxn{Topic: k.topic, Partition: k.part, ProducerID: pid, Epoch: o.epoch,
-				FirstOffset: o.first, Last: o.last, Records: o.records})
+			t.Sources = append(t.Sources, txnSource{Topic: k.topic, Partition: k.part, First: o.first, Last: o.last, Records: o.records})
 		}
 	}
-	return lost, nil
+	for _, t := range crashed {
+		slices.SortFunc(t.Sources, func(a, b txnSource) int {
+			return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+		})
+	}
+	return crashed, nil
 }
 
 // endOffsets are the high watermarks of parts.

@@ -46,7 +46,7 @@ func recommit(ctx context.Context, cl *kgo.Client, p pending, logger *slog.Logge
 			return nil
 		case errors.Is(err, kerr.InvalidTxnState), errors.Is(err, kerr.InvalidProducerIDMapping):
 			logger.Error("kafka sink: the restored checkpoint's transaction was aborted by the broker, because it outlived "+
-				"the transaction timeout or the broker lost it in a crash (the embedded broker, weir kafka, does); its records are lost",
+				"the transaction timeout or the broker lost it in a crash; its records are lost",
 				"transaction", p.ID, "checkpoint", p.Checkpoint, "err", err)
 			return nil
 		case kerr.IsRetriable(err) || errors.Is(err, kerr.ConcurrentTransactions):

@@ -23,7 +23,10 @@ type task struct {
 	source *SourceRun
 	out    output
 	gate   *exchange.Gate
-	decs   []func(*exchange.Frame) error // by gate channel index
+	decs   []func(*exchange.Frame, func(int64)) error // by gate channel index
+	// marks, by gate channel index, takes a watermark that came in band,
+	// in a record batch (exchange.Frame.Marks), as if in its own frame.
+	marks []func(ts int64)
 
 	// Checkpointing; ck is nil when the job does not checkpoint.
 	ck       *checkpointer
@@ -372,7 +375,7 @@ func (t *task) runGate() error {
 		case exchange.KindRecords:
 			t.env.metrics.in(d.Frame.Count)
 			t.record(&d)
-			if err := t.decs[d.Index](&d.Frame); err != nil {
+			if err := t.decs[d.Index](&d.Frame, t.marks[d.Index]); err != nil {
 				return err
 			}
 		case exchange.KindWatermark:

@@ -65,3 +65,66 @@ func TestPartialBatchAndWatermarkGoOutWithinTheFlushDeadline(t *testing.T) {
 		t.Fatalf("record and watermark took %v to reach the sink (flush deadline %v)", d, bufferTimeout)
 	}
 }
+
+// A subtask whose input never pauses still sends its partial batch at the
+// flush deadline: here a slow filter, always behind its source, passes one
+// record, which must not wait for the batch to fill or the input to end.
+func TestPartialBatchGoesOutWithinTheFlushDeadlineUnderSteadyInput(t *testing.T) {
+	const giveUp = 3 * time.Second
+	var start time.Time
+	var done atomic.Bool
+	var latency atomic.Int64
+	src := &Operator{UID: "src", Name: "Busy", Kind: "source", Out: ints,
+		NewSource: func(env *Env, emit any) (SourceRun, error) {
+			e := emit.(func(int64))
+			var next int64
+			return SourceRun{
+				Poll: func() (Poll, error) {
+					if next == 0 {
+						start = time.Now()
+					}
+					if done.Load() || time.Since(start) > giveUp {
+						return Poll{Done: true}, nil
+					}
+					for range 64 {
+						e(next)
+						next++
+					}
+					return Poll{}, nil
+				},
+			}, nil
+		}}
+	filter := &Operator{UID: "filter", Name: "SlowFilter", Kind: "map", Out: ints,
+		NewOp: func(_ *Env, emit any) (OpRun, error) {
+			e := emit.(func(int64))
+			return OpRun{In: func(v int64) {
+				// Slower than the source (a spin: a sleep this short
+				// lasts far longer on some kernels).
+				for t0 := time.Now(); time.Since(t0) < 20*time.Microsecond; {
+				}
+				if v == 0 {
+					e(v)
+				}
+			}}, nil
+		}}
+	snk := sink("sink", func(*Env) OpRun {
+		return OpRun{In: func(int64) {
+			if !done.Load() {
+				latency.Store(int64(time.Since(start)))
+				done.Store(true)
+			}
+		}}
+	})
+	g := newGraph(128)
+	a := g.vertex(1, src)
+	b := g.vertex(1, filter)
+	c := g.vertex(1, snk)
+	g.edge(a, b, partRebalance)
+	g.edge(b, c, partRebalance)
+	if err := g.RunLocal(t.Context(), quiet(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Duration(latency.Load()); d > giveUp/3 {
+		t.Fatalf("the record took %v to reach the sink (flush deadline %v)", d, bufferTimeout)
+	}
+}

@@ -19,8 +19,9 @@ const (
 	// localBatch is the record count at which an in-memory batch is sent.
 	localBatch = 512
 	// bufferTimeout bounds how long a record, or a watermark, may wait in a
-	// partial batch: the flush deadline that keeps latency bounded when a
-	// channel is too slow to fill its batch.
+	// partial batch while the subtask is busy: the flush deadline that keeps
+	// latency bounded when a channel is too slow to fill its batch. (A
+	// subtask that runs out of input flushes at once.)
 	bufferTimeout = 5 * time.Millisecond
 )
 

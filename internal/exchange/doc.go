@@ -36,8 +36,8 @@
 // still queue behind the records sent before them (aligned barriers) and a
 // gate coalesces a watermark with one queued right before it, so they stay
 // few: producers put watermarks into the batch they fall in (Frame.Marks)
-// and send one alone only for a channel without records, at most once per
-// flush deadline. Overdraft batches (just before an unaligned barrier) cost
+// and send one alone only for a channel without records, when they flush
+// (at most once per flush). Overdraft batches (just before an unaligned barrier) cost
 // none either.
 //
 // On the wire (proto/weir/v1/data_service.proto): the producer opens

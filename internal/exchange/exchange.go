@@ -92,7 +92,7 @@ type Mark struct {
 // neither wait behind backpressure nor use up the window records need (when
 // every watermark cost a credit, half the window went to them): a gate
 // coalesces a watermark with one queued just ahead of it, and producers
-// send at most one per batch or flush deadline, so they cannot pile up.
+// send at most one per batch or flush, so they cannot pile up.
 func (f *Frame) CostsCredit() bool {
 	return f.Kind != KindBarrier && f.Kind != KindWatermark && !f.Overdraft
 }

@@ -373,7 +373,7 @@ func (c *inChan) enqueueLocked(f Frame) error {
 // (barriers, overdraft batches, watermarks) before the producer is deemed
 // broken: a well-behaved one sends one barrier per checkpoint, at most one
 // overdraft batch per barrier and one watermark per batch or flush
-// deadline (consecutive watermarks coalesce), and the consumer drains them.
+// (consecutive watermarks coalesce), and the consumer drains them.
 const maxUncharged = 1024
 
 func (c *inChan) deliver(f Frame) error {

@@ -318,8 +318,8 @@ func (o *typedOutput[T]) flush() error {
 	return o.env.err
 }
 
-// broadcastFrame flushes (partial batches and the watermarks behind them),
-// then sends f on every channel. With an unaligned barrier the partial
+// broadcastFrame flushes (partial batches and the watermarks in them), then
+// sends f on every channel. With an unaligned barrier the partial
 // batches go as overdraft, so nothing waits for credit.
 func (o *typedOutput[T]) broadcastFrame(f exchange.Frame) error {
 	for _, e := range o.edges {
@@ -348,11 +348,11 @@ func (o *typedOutput[T]) barrier(id, ts int64, savepoint, unaligned bool) error 
 // of flushing the batch: flushing at every watermark kept remote batches at
 // a tenth of their size and made the exchange round-trip bound (issue 20).
 // The consumer sees it exactly where it was emitted among the records (a
-// record after it may be late). The batch goes out when full or at the
-// flush deadline (bufferTimeout), so a watermark waits at most that long;
-// a channel without records sends it as a watermark frame at the deadline.
-// The idle marker and the final watermark (end of input) are rare and
-// urgent: they flush and go out at once.
+// record after it may be late). The batch goes out when full, when the
+// subtask runs out of input, or at the latest at the flush deadline
+// (bufferTimeout); a channel without records then sends the watermark as a
+// watermark frame. The idle marker and the final watermark (end of input)
+// are rare and urgent: they flush and go out at once.
 func (o *typedOutput[T]) watermark(ts int64, idle bool) error {
 	if idle || ts == watermark.Max {
 		return o.broadcastFrame(exchange.Frame{Kind: exchange.KindWatermark, Timestamp: ts, Idle: idle})

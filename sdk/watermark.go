@@ -50,8 +50,10 @@ func (s WatermarkStrategy) watermarkFor(max int64) int64 {
 }
 
 // wmEvery bounds how many records pass between watermarks an assigner
-// sends: watermarks cost a frame on every channel, so they go out in bulk
-// (and at every buffer flush, so a slow stream's watermark is not late).
+// sends (and it sends one at every buffer flush, so a slow stream's
+// watermark is not late). A watermark costs a mark in every channel's batch
+// and a step of the consumers' watermark handling, not a frame or a flush:
+// it rides in the batch (see runtime's typedOutput.watermark).
 const wmEvery = 512
 
 // AssignTimestamps gives the records of s their event time (unix ms) by ts

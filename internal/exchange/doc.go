@@ -7,8 +7,8 @@
 // detection), flow control, and the DataService server and client side. It
 // does not partition or encode records: callers hand it Frames that already
 // hold a batch (~32 KiB of uvarint-length-prefixed records in Data, or on a
-// local channel an opaque Local batch such as a []T), barriers, watermarks
-// and end markers. It never looks inside a batch, so its cost is per batch,
+// local channel an opaque Local batch such as a []T, with the watermarks
+// that fell inside it in Marks), barriers, watermarks and end markers. It never looks inside a batch, so its cost is per batch,
 // not per record.
 //
 // # Topology
@@ -23,13 +23,22 @@
 //
 // # Credit protocol
 //
-// Every frame costs one credit, whatever its kind, and a producer sends only
-// while it holds credit. A channel therefore holds at most Options.Credits
-// frames between producer and consumer (queued in the gate or on the wire),
-// counting the frame the consumer is processing: its credit goes back only on
-// the consumer's following Gate.Next. A consumer that stops calling Next, or
-// blocks a channel with Gate.Block, backpressures that channel's producer
-// with bounded memory. Barriers queue behind records (aligned checkpoints).
+// A record batch (and the end marker) costs one credit, and a producer sends
+// it only while it holds credit. A channel therefore holds at most
+// Options.Credits batches between producer and consumer (queued in the gate
+// or on the wire), counting the one the consumer is processing: its credit
+// goes back only on the consumer's following Gate.Next. A consumer that stops
+// calling Next, or blocks a channel with Gate.Block, backpressures that
+// channel's producer with bounded memory. Control frames cost no credit:
+// barriers, so that backpressure never holds a checkpoint back, and
+// watermarks, so that they never wait behind it or take the window from
+// records (when they cost one, every other frame was a watermark). They
+// still queue behind the records sent before them (aligned barriers) and a
+// gate coalesces a watermark with one queued right before it, so they stay
+// few: producers put watermarks into the batch they fall in (Frame.Marks)
+// and send one alone only for a channel without records, when they flush
+// (at most once per flush). Overdraft batches (just before an unaligned barrier) cost
+// none either.
 //
 // On the wire (proto/weir/v1/data_service.proto): the producer opens
 // DataService.Exchange with the channel in its request headers (job,

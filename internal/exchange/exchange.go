@@ -40,7 +40,8 @@ func (k Kind) String() string {
 }
 
 // Frame is one unit on a channel. A frame costs its producer one credit,
-// except barriers and Overdraft record batches (see CostsCredit).
+// except barriers, watermarks and Overdraft record batches (see
+// CostsCredit).
 //
 // Remote channels carry records in Data (Count records, each a uvarint length
 // then bytes, encoded by the caller). Local channels may instead carry Local,
@@ -58,6 +59,12 @@ type Frame struct {
 	Data  []byte
 	Count int
 	Local any
+	// Marks (records) are watermarks in band: each comes after the first
+	// At records of the batch. A producer puts a watermark into the batch
+	// it falls in instead of flushing that batch, so batches fill whatever
+	// the watermark cadence, and every record keeps its place relative to
+	// every watermark. Owned like Data.
+	Marks []Mark
 
 	CheckpointID int64 // barrier
 	Timestamp    int64 // barrier trigger time or watermark, unix ms
@@ -72,11 +79,22 @@ type Frame struct {
 	Overdraft bool
 }
 
+// Mark is a watermark at a position in a record batch.
+type Mark struct {
+	At        int   // records of the batch before the watermark, 0..Count
+	Timestamp int64 // unix ms
+}
+
 // CostsCredit reports whether sending f spends one of the channel's
-// credits. Barriers do not, so that backpressure never holds a checkpoint
-// back at the producer; nor do Overdraft batches.
+// credits. Record batches and the end marker do. Barriers do not, so that
+// backpressure never holds a checkpoint back at the producer; nor do
+// Overdraft batches. Watermarks (and idle markers) do not, so that they
+// neither wait behind backpressure nor use up the window records need (when
+// every watermark cost a credit, half the window went to them): a gate
+// coalesces a watermark with one queued just ahead of it, and producers
+// send at most one per batch or flush, so they cannot pile up.
 func (f *Frame) CostsCredit() bool {
-	return f.Kind != KindBarrier && !f.Overdraft
+	return f.Kind != KindBarrier && f.Kind != KindWatermark && !f.Overdraft
 }
 
 // ChannelID names one channel: the edge of the job graph, the producing

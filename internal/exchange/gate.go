@@ -349,6 +349,15 @@ func (c *inChan) enqueueLocked(f Frame) error {
 	if f.Kind == KindBarrier && !f.Savepoint && f.CheckpointID > g.mu.announced.CheckpointID && c.queue.len() > 0 {
 		g.mu.announced = f
 	}
+	if f.Kind == KindWatermark && !f.Idle && c.queue.len() > 0 {
+		if last := c.queue.at(c.queue.len() - 1); last.Kind == KindWatermark && !last.Idle {
+			// Nothing between them: the newer watermark says all the
+			// older one did, so it takes its place.
+			last.Timestamp = max(last.Timestamp, f.Timestamp)
+			signal(g.wake)
+			return nil
+		}
+	}
 	if f.CostsCredit() {
 		c.charged++
 	}
@@ -361,9 +370,10 @@ func (c *inChan) enqueueLocked(f Frame) error {
 }
 
 // maxUncharged bounds the frames a channel queues without credit
-// (barriers and overdraft batches) before the producer is deemed broken: a
-// well-behaved one sends one barrier per checkpoint and at most one
-// overdraft batch per barrier, and the consumer drains them.
+// (barriers, overdraft batches, watermarks) before the producer is deemed
+// broken: a well-behaved one sends one barrier per checkpoint, at most one
+// overdraft batch per barrier and one watermark per batch or flush
+// (consecutive watermarks coalesce), and the consumer drains them.
 const maxUncharged = 1024
 
 func (c *inChan) deliver(f Frame) error {

@@ -208,7 +208,15 @@ func toProto(f Frame) *weirv1.DataFrame {
 	m := &weirv1.DataFrame{}
 	switch f.Kind {
 	case KindRecords:
-		m.Payload = &weirv1.DataFrame_Batch{Batch: &weirv1.RecordBatch{Data: f.Data, Count: int32(f.Count), Overdraft: f.Overdraft}}
+		b := &weirv1.RecordBatch{Data: f.Data, Count: int32(f.Count), Overdraft: f.Overdraft}
+		if len(f.Marks) > 0 {
+			b.MarkAt = make([]int32, len(f.Marks))
+			b.MarkTimestampUnixMs = make([]int64, len(f.Marks))
+			for i, mk := range f.Marks {
+				b.MarkAt[i], b.MarkTimestampUnixMs[i] = int32(mk.At), mk.Timestamp
+			}
+		}
+		m.Payload = &weirv1.DataFrame_Batch{Batch: b}
 	case KindBarrier:
 		m.Payload = &weirv1.DataFrame_Barrier{Barrier: &weirv1.Barrier{CheckpointId: f.CheckpointID, TimestampUnixMs: f.Timestamp, Savepoint: f.Savepoint, Unaligned: f.Unaligned}}
 	case KindWatermark:
@@ -219,12 +227,32 @@ func toProto(f Frame) *weirv1.DataFrame {
 	return m
 }
 
-var errNoPayload = errors.New("frame without payload")
+var (
+	errNoPayload = errors.New("frame without payload")
+	errBadMarks  = errors.New("record batch with misplaced watermarks")
+)
 
 func fromProto(m *weirv1.DataFrame) (Frame, error) {
 	switch p := m.Payload.(type) {
 	case *weirv1.DataFrame_Batch:
-		return Frame{Kind: KindRecords, Data: p.Batch.GetData(), Count: int(p.Batch.GetCount()), Overdraft: p.Batch.GetOverdraft()}, nil
+		f := Frame{Kind: KindRecords, Data: p.Batch.GetData(), Count: int(p.Batch.GetCount()), Overdraft: p.Batch.GetOverdraft()}
+		at, ts := p.Batch.GetMarkAt(), p.Batch.GetMarkTimestampUnixMs()
+		if len(at) != len(ts) {
+			return Frame{}, errBadMarks
+		}
+		if len(at) > 0 {
+			f.Marks = make([]Mark, len(at))
+			prev := 0
+			for i := range at {
+				// Consumers rely on positions in order and within the batch.
+				if int(at[i]) < prev || int(at[i]) > f.Count {
+					return Frame{}, errBadMarks
+				}
+				prev = int(at[i])
+				f.Marks[i] = Mark{At: prev, Timestamp: ts[i]}
+			}
+		}
+		return f, nil
 	case *weirv1.DataFrame_Barrier:
 		return Frame{Kind: KindBarrier, CheckpointID: p.Barrier.GetCheckpointId(), Timestamp: p.Barrier.GetTimestampUnixMs(),
 			Savepoint: p.Barrier.GetSavepoint(), Unaligned: p.Barrier.GetUnaligned()}, nil

@@ -146,9 +146,15 @@ type RecordBatch struct {
 	Count int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	// Sent without credit: a producer's partial batch flushed just before an
 	// unaligned barrier, which may not wait for credit.
-	Overdraft     bool `protobuf:"varint,3,opt,name=overdraft,proto3" json:"overdraft,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Overdraft bool `protobuf:"varint,3,opt,name=overdraft,proto3" json:"overdraft,omitempty"`
+	// Watermarks in the batch, in band: watermark mark_timestamp_unix_ms[i]
+	// comes after the first mark_at[i] records (non-decreasing, at most
+	// count). A watermark rides in the batch it falls in rather than flushing
+	// it, so batches fill whatever the watermark cadence.
+	MarkAt              []int32 `protobuf:"varint,4,rep,packed,name=mark_at,json=markAt,proto3" json:"mark_at,omitempty"`
+	MarkTimestampUnixMs []int64 `protobuf:"varint,5,rep,packed,name=mark_timestamp_unix_ms,json=markTimestampUnixMs,proto3" json:"mark_timestamp_unix_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RecordBatch) Reset() {
@@ -200,6 +206,20 @@ func (x *RecordBatch) GetOverdraft() bool {
 		return x.Overdraft
 	}
 	return false
+}
+
+func (x *RecordBatch) GetMarkAt() []int32 {
+	if x != nil {
+		return x.MarkAt
+	}
+	return nil
+}
+
+func (x *RecordBatch) GetMarkTimestampUnixMs() []int64 {
+	if x != nil {
+		return x.MarkTimestampUnixMs
+	}
+	return nil
 }
 
 type Barrier struct {
@@ -414,11 +434,13 @@ const file_weir_v1_data_service_proto_rawDesc = "" +
 	"\abarrier\x18\x03 \x01(\v2\x10.weir.v1.BarrierH\x00R\abarrier\x122\n" +
 	"\twatermark\x18\x04 \x01(\v2\x12.weir.v1.WatermarkH\x00R\twatermark\x12+\n" +
 	"\x03end\x18\x05 \x01(\v2\x17.weir.v1.EndOfPartitionH\x00R\x03endB\t\n" +
-	"\apayloadJ\x04\b\x01\x10\x02\"U\n" +
+	"\apayloadJ\x04\b\x01\x10\x02\"\xa3\x01\n" +
 	"\vRecordBatch\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x1c\n" +
-	"\toverdraft\x18\x03 \x01(\bR\toverdraft\"\x96\x01\n" +
+	"\toverdraft\x18\x03 \x01(\bR\toverdraft\x12\x17\n" +
+	"\amark_at\x18\x04 \x03(\x05R\x06markAt\x123\n" +
+	"\x16mark_timestamp_unix_ms\x18\x05 \x03(\x03R\x13markTimestampUnixMs\"\x96\x01\n" +
 	"\aBarrier\x12#\n" +
 	"\rcheckpoint_id\x18\x01 \x01(\x03R\fcheckpointId\x12*\n" +
 	"\x11timestamp_unix_ms\x18\x02 \x01(\x03R\x0ftimestampUnixMs\x12\x1c\n" +

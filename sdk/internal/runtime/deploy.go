@@ -273,6 +273,8 @@ func (g *Graph) newTask(ctx context.Context, d *Deployment, ref SubtaskRef, gate
 		}
 		st := e.From.tail().outType(e.Side)
 		t.decs = append(t.decs, st.decoder(in))
+		i := len(t.marks)
+		t.marks = append(t.marks, func(ts int64) { t.valveStatus(t.valve.Watermark(i, ts)) })
 		t.encs = append(t.encs, st.encoded)
 		t.edgeIDs = append(t.edgeIDs, int32(e.ID))
 	}

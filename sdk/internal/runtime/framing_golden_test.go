@@ -71,7 +71,7 @@ func TestBatchGolden(t *testing.T) {
 	}
 	var got []string
 	dec := st.decoder(func(v string) { got = append(got, v) })
-	if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: want, Count: 4}); err != nil {
+	if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: want, Count: 4}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got, []string{"a", "", "bc", string(long200)}) {
@@ -114,7 +114,7 @@ func BenchmarkBatchDecode(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += n {
-		if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: data, Count: n}); err != nil {
+		if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: data, Count: n}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/weir-run/weir/internal/exchange"
 	"github.com/weir-run/weir/internal/keygroup"
 	"github.com/weir-run/weir/internal/uvarintframe"
+	"github.com/weir-run/weir/internal/watermark"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -17,7 +18,10 @@ const (
 	batchBytes = 32 << 10
 	// localBatch is the record count at which an in-memory batch is sent.
 	localBatch = 512
-	// bufferTimeout bounds how long a record may wait in a partial batch.
+	// bufferTimeout bounds how long a record, or a watermark, may wait in a
+	// partial batch while the subtask is busy: the flush deadline that keeps
+	// latency bounded when a channel is too slow to fill its batch. (A
+	// subtask that runs out of input flushes at once.)
 	bufferTimeout = 5 * time.Millisecond
 )
 
@@ -27,7 +31,9 @@ const (
 type StreamType interface {
 	newOutput(env *subtaskEnv, edges []outEdge) (emit any, out output)
 	discard() any
-	decoder(emit any) func(*exchange.Frame) error
+	// decoder's func hands a record frame's records to emit and its
+	// watermarks (Frame.Marks), each at its place, to mark.
+	decoder(emit any) func(f *exchange.Frame, mark func(ts int64)) error
 	// encoded returns a record frame's batch as the remote encoding, the
 	// records as uvarint-length-prefixed encodings: Data as is, a local
 	// batch encoded (for in-flight data of unaligned snapshots).
@@ -52,7 +58,9 @@ type output interface {
 	// overdraft and the barrier overtakes them at the consumer.
 	barrier(id, ts int64, savepoint, unaligned bool) error
 	// watermark sends watermark ts, or the idle marker, on every channel,
-	// after flush: records before it stay before it.
+	// at its place among the records: the ones before it stay before it and
+	// the ones after after. A watermark does not flush: it goes into each
+	// channel's batch (see typedOutput.watermark).
 	watermark(ts int64, idle bool) error
 }
 
@@ -77,18 +85,26 @@ func (t records[T]) encoded(f *exchange.Frame) []byte {
 	return buf
 }
 
-func (t records[T]) decoder(emit any) func(*exchange.Frame) error {
+func (t records[T]) decoder(emit any) func(*exchange.Frame, func(int64)) error {
 	f := emit.(func(T))
 	codec := t.codec
-	return func(fr *exchange.Frame) error {
+	return func(fr *exchange.Frame, mark func(int64)) error {
+		mc := newMarkCursor(fr.Marks)
 		if fr.Local != nil {
-			for _, v := range fr.Local.([]T) {
+			for i, v := range fr.Local.([]T) {
+				if i == mc.next {
+					mc.deliver(i, mark)
+				}
 				f(v)
 			}
+			mc.deliver(fr.Count, mark)
 			return nil
 		}
 		r := uvarintframe.NewReader(fr.Data)
-		for range fr.Count {
+		for i := range fr.Count {
+			if i == mc.next {
+				mc.deliver(i, mark)
+			}
 			rec := r.Frame()
 			if r.Err() != nil {
 				return fmt.Errorf("%w: corrupt batch framing: %w", ErrDecode, r.Err())
@@ -99,7 +115,37 @@ func (t records[T]) decoder(emit any) func(*exchange.Frame) error {
 			}
 			f(v)
 		}
+		mc.deliver(fr.Count, mark)
 		return nil
+	}
+}
+
+// markCursor walks a batch's watermarks (exchange.Frame.Marks) alongside
+// its records: next is the position of the next one (-1: none left), so a
+// decoder checks one int per record.
+type markCursor struct {
+	marks []exchange.Mark
+	next  int
+}
+
+func newMarkCursor(marks []exchange.Mark) markCursor {
+	c := markCursor{marks: marks, next: -1}
+	if len(marks) > 0 {
+		c.next = marks[0].At
+	}
+	return c
+}
+
+// deliver hands mark the watermarks at position i, all that are left when i
+// is the batch's count.
+func (c *markCursor) deliver(i int, mark func(int64)) {
+	for len(c.marks) > 0 && c.marks[0].At <= i {
+		mark(c.marks[0].Timestamp)
+		c.marks = c.marks[1:]
+	}
+	c.next = -1
+	if len(c.marks) > 0 {
+		c.next = c.marks[0].At
 	}
 }
 
@@ -126,6 +172,31 @@ type chanWriter[T any] struct {
 	recs  []T
 	buf   []byte
 	n     int
+	// marks are the watermarks in the batch, at their places among its
+	// records (exchange.Frame.Marks).
+	marks []exchange.Mark
+}
+
+// dirty reports whether the channel holds a partial batch or a watermark.
+func (c *chanWriter[T]) dirty() bool { return len(c.recs) > 0 || c.n > 0 || len(c.marks) > 0 }
+
+// count is the number of records in the channel's batch.
+func (c *chanWriter[T]) count() int {
+	if c.local {
+		return len(c.recs)
+	}
+	return c.n
+}
+
+// mark puts watermark ts into the batch after its records so far. One
+// already at that place says less, so ts replaces it.
+func (c *chanWriter[T]) mark(ts int64) {
+	n := c.count()
+	if k := len(c.marks); k > 0 && c.marks[k-1].At == n {
+		c.marks[k-1].Timestamp = ts
+		return
+	}
+	c.marks = append(c.marks, exchange.Mark{At: n, Timestamp: ts})
 }
 
 func (t records[T]) newOutput(env *subtaskEnv, edges []outEdge) (any, output) {
@@ -163,21 +234,18 @@ func (o *typedOutput[T]) emit(v T) {
 }
 
 func (o *typedOutput[T]) add(c *chanWriter[T], v T) {
+	if !c.dirty() {
+		o.pending++
+	}
 	if c.local {
-		if len(c.recs) == 0 {
-			o.pending++
-		}
 		c.recs = append(c.recs, v)
 		if len(c.recs) >= localBatch {
 			o.send(c)
 		}
 		return
 	}
-	if c.n == 0 {
-		o.pending++
-		if c.buf == nil {
-			c.buf = make([]byte, 0, batchBytes+batchBytes/4)
-		}
+	if c.buf == nil {
+		c.buf = make([]byte, 0, batchBytes+batchBytes/4)
 	}
 	o.scratch = o.codec.Append(o.scratch[:0], v)
 	c.buf = uvarintframe.AppendBytes(c.buf, o.scratch)
@@ -190,15 +258,25 @@ func (o *typedOutput[T]) add(c *chanWriter[T], v T) {
 // send hands the channel's batch to its sender (which takes ownership).
 func (o *typedOutput[T]) send(c *chanWriter[T]) { o.sendBatch(c, false) }
 
-// sendBatch sends the channel's batch, without waiting for credit when
-// overdraft.
+// sendBatch sends the channel's batch with the watermarks in it, without
+// waiting for credit when overdraft. A batch of watermarks alone goes as a
+// watermark frame, which costs no credit: all its marks are at 0, so there
+// is one.
 func (o *typedOutput[T]) sendBatch(c *chanWriter[T], overdraft bool) {
 	var f exchange.Frame
 	switch {
 	case c.local && len(c.recs) > 0:
-		f = exchange.Frame{Kind: exchange.KindRecords, Local: c.recs, Count: len(c.recs), Overdraft: overdraft}
+		f = exchange.Frame{Kind: exchange.KindRecords, Local: c.recs, Count: len(c.recs), Marks: c.marks, Overdraft: overdraft}
 	case !c.local && c.n > 0:
-		f = exchange.Frame{Kind: exchange.KindRecords, Data: c.buf, Count: c.n, Overdraft: overdraft}
+		f = exchange.Frame{Kind: exchange.KindRecords, Data: c.buf, Count: c.n, Marks: c.marks, Overdraft: overdraft}
+	case len(c.marks) > 0:
+		o.pending--
+		f = exchange.Frame{Kind: exchange.KindWatermark, Timestamp: c.marks[len(c.marks)-1].Timestamp}
+		c.marks = nil
+		if err := c.s.Send(o.env.ctx, f); err != nil {
+			o.env.fail(fmt.Errorf("send watermark to downstream: %w", err))
+		}
+		return
 	default:
 		return
 	}
@@ -226,6 +304,7 @@ func (o *typedOutput[T]) reset(c *chanWriter[T]) {
 	} else {
 		c.buf, c.n = nil, 0
 	}
+	c.marks = nil
 }
 
 func (o *typedOutput[T]) dirty() bool { return o.pending > 0 }
@@ -239,8 +318,9 @@ func (o *typedOutput[T]) flush() error {
 	return o.env.err
 }
 
-// broadcastFrame flushes, then sends f on every channel. With an unaligned
-// barrier the partial batches go as overdraft, so nothing waits for credit.
+// broadcastFrame flushes (partial batches and the watermarks in them), then
+// sends f on every channel. With an unaligned barrier the partial
+// batches go as overdraft, so nothing waits for credit.
 func (o *typedOutput[T]) broadcastFrame(f exchange.Frame) error {
 	for _, e := range o.edges {
 		for _, c := range e.chans {
@@ -264,8 +344,28 @@ func (o *typedOutput[T]) barrier(id, ts int64, savepoint, unaligned bool) error 
 	return o.broadcastFrame(exchange.Frame{Kind: exchange.KindBarrier, CheckpointID: id, Timestamp: ts, Savepoint: savepoint, Unaligned: unaligned})
 }
 
+// watermark puts watermark ts into each channel's batch, in band, instead
+// of flushing the batch: flushing at every watermark kept remote batches at
+// a tenth of their size and made the exchange round-trip bound (issue 20).
+// The consumer sees it exactly where it was emitted among the records (a
+// record after it may be late). The batch goes out when full, when the
+// subtask runs out of input, or at the latest at the flush deadline
+// (bufferTimeout); a channel without records then sends the watermark as a
+// watermark frame. The idle marker and the final watermark (end of input)
+// are rare and urgent: they flush and go out at once.
 func (o *typedOutput[T]) watermark(ts int64, idle bool) error {
-	return o.broadcastFrame(exchange.Frame{Kind: exchange.KindWatermark, Timestamp: ts, Idle: idle})
+	if idle || ts == watermark.Max {
+		return o.broadcastFrame(exchange.Frame{Kind: exchange.KindWatermark, Timestamp: ts, Idle: idle})
+	}
+	for _, e := range o.edges {
+		for _, c := range e.chans {
+			if !c.dirty() {
+				o.pending++
+			}
+			c.mark(ts)
+		}
+	}
+	return o.env.err
 }
 
 func (o *typedOutput[T]) end() error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/weir-run/weir/internal/exchange"
 	"github.com/weir-run/weir/internal/keygroup"
+	"github.com/weir-run/weir/internal/watermark"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -47,7 +48,7 @@ func (c *captureSender) records(t *testing.T, st records[string]) (recs []string
 	for _, f := range c.frames {
 		switch f.Kind {
 		case exchange.KindRecords:
-			if err := dec(&f); err != nil {
+			if err := dec(&f, func(int64) {}); err != nil {
 				t.Fatal(err)
 			}
 		case exchange.KindEnd:
@@ -287,7 +288,7 @@ func checkBatch[T any](t *testing.T, st records[T], data []byte, count int, equa
 	t.Helper()
 	var got []T
 	dec := st.decoder(func(v T) { got = append(got, v) })
-	err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: bytes.Clone(data), Count: count})
+	err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: bytes.Clone(data), Count: count}, nil)
 	if err != nil {
 		if !errors.Is(err, ErrDecode) {
 			t.Fatalf("decode error %v does not wrap ErrDecode", err)
@@ -299,10 +300,123 @@ func checkBatch[T any](t *testing.T, st records[T], data []byte, count int, equa
 	}
 	var again []T
 	dec = st.decoder(func(v T) { again = append(again, v) })
-	if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: encodeBatch(st.codec, got), Count: len(got)}); err != nil {
+	if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: encodeBatch(st.codec, got), Count: len(got)}, nil); err != nil {
 		t.Fatalf("re-encoded batch does not decode: %v", err)
 	}
 	if !slices.EqualFunc(got, again, equal) {
 		t.Fatalf("decoded %v, re-encoded batch decodes to %v", got, again)
+	}
+}
+
+// kinds lists a channel's frames as "r<count>" for a batch, followed by
+// "@<at>w<ts>" for each watermark in it, "w<ts>" for a watermark frame,
+// "i<ts>" for an idle marker and "end".
+func (c *captureSender) kinds() []string {
+	var ks []string
+	for _, f := range c.frames {
+		switch {
+		case f.Kind == exchange.KindRecords:
+			k := fmt.Sprintf("r%d", f.Count)
+			for _, m := range f.Marks {
+				k += fmt.Sprintf("@%dw%d", m.At, m.Timestamp)
+			}
+			ks = append(ks, k)
+		case f.Kind == exchange.KindWatermark && f.Idle:
+			ks = append(ks, fmt.Sprintf("i%d", f.Timestamp))
+		case f.Kind == exchange.KindWatermark:
+			ks = append(ks, fmt.Sprintf("w%d", f.Timestamp))
+		default:
+			ks = append(ks, f.Kind.String())
+		}
+	}
+	return ks
+}
+
+// A watermark does not flush a partial batch: it goes into the batch at its
+// place among the records (newer ones at the same place replace it), and
+// out with the batch when it fills or is flushed; the consumer's decoder
+// hands it over at that place. A channel without records sends it as a
+// watermark frame at the flush. The idle marker and the final watermark
+// flush at once.
+func TestWatermarkGoesInBandWithoutFlushing(t *testing.T) {
+	for _, local := range []bool{true, false} {
+		t.Run(fmt.Sprint("local=", local), func(t *testing.T) {
+			st := records[string]{codec: stringCodec{}}
+			// Broadcast to two channels: every record reaches both.
+			emit, out, _, caps := newTestOutput(st, partBroadcast, nil, 0, 128, []bool{local, local})
+			wm := func(ts int64, idle bool) {
+				t.Helper()
+				if err := out.watermark(ts, idle); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flush := func() {
+				t.Helper()
+				if err := out.flush(); err != nil {
+					t.Fatal(err)
+				}
+				if out.dirty() {
+					t.Fatal("dirty after flush")
+				}
+			}
+			check := func(what string, want ...string) {
+				t.Helper()
+				for i, c := range caps {
+					if got := c.kinds(); !slices.Equal(got, want) {
+						t.Fatalf("%s: channel %d sent %v, want %v", what, i, got, want)
+					}
+				}
+			}
+			wm(1, false)
+			if !out.dirty() {
+				t.Fatal("a watermark waiting must make the output dirty (the flush deadline sends it)")
+			}
+			check("watermark on empty channels")
+			flush()
+			check("after flush", "w1")
+
+			emit("a")
+			wm(2, false)
+			wm(3, false)
+			emit("b")
+			emit("c")
+			wm(4, false)
+			check("watermarks in a partial batch", "w1")
+			flush()
+			check("after second flush", "w1", "r3@1w3@3w4")
+
+			// The consumer gets every watermark at its place.
+			var got []string
+			dec := st.decoder(func(v string) { got = append(got, v) })
+			f := caps[0].frames[1]
+			if err := dec(&f, func(ts int64) { got = append(got, fmt.Sprint(ts)) }); err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"a", "3", "b", "c", "4"}; !slices.Equal(got, want) {
+				t.Fatalf("decoded %v, want %v", got, want)
+			}
+
+			// A watermark before any record of the batch sits at 0; a full
+			// batch takes its watermarks along.
+			wm(5, false)
+			for len(caps[0].frames) == 2 {
+				emit("x")
+			}
+			if got := caps[0].kinds()[2]; !strings.HasPrefix(got, "r") || !strings.HasSuffix(got, "@0w5") {
+				t.Fatalf("full batch sent as %s, want it to carry watermark 5 at 0", got)
+			}
+
+			// The idle marker flushes what waits and goes out at once.
+			emit("y")
+			wm(6, false)
+			wm(6, true)
+			check("idle marker", append(caps[1].kinds()[:3], "r1@1w6", "i6")...)
+			if out.dirty() {
+				t.Fatal("dirty after the idle marker")
+			}
+			emit("z")
+			wm(watermark.Max, false)
+			check("final watermark", append(caps[1].kinds()[:5], "r1", fmt.Sprintf("w%d", watermark.Max))...)
+		})
 	}
 }

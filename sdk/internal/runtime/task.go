@@ -23,7 +23,10 @@ type task struct {
 	source *SourceRun
 	out    output
 	gate   *exchange.Gate
-	decs   []func(*exchange.Frame) error // by gate channel index
+	decs   []func(*exchange.Frame, func(int64)) error // by gate channel index
+	// marks, by gate channel index, takes a watermark that came in band,
+	// in a record batch (exchange.Frame.Marks), as if in its own frame.
+	marks []func(ts int64)
 
 	// Checkpointing; ck is nil when the job does not checkpoint.
 	ck       *checkpointer
@@ -308,53 +311,71 @@ func (t *task) runSource() error {
 
 func (t *task) runGate() error {
 	ctx := t.env.ctx
+	// poll makes Gate.Next return at once when nothing is queued.
+	poll, noWait := context.WithCancel(context.Background())
+	noWait()
 	var flushAt time.Time
 	for {
 		var d exchange.Delivery
 		var err error
 		dirty := t.out.dirty()
-		if dirty && flushAt.IsZero() {
-			flushAt = time.Now().Add(bufferTimeout)
-		} else if !dirty {
+		switch {
+		case !dirty:
 			flushAt = time.Time{}
-		}
-		// Wait for input until the buffer timeout, an operator's
-		// processing-time callback or the aligned timeout, whichever comes
-		// first.
-		deadline := flushAt
-		alignAt := t.alignDeadline()
-		for _, w := range []time.Time{t.env.wakeAt, alignAt} {
-			if !w.IsZero() && (deadline.IsZero() || w.Before(deadline)) {
-				deadline = w
+		case flushAt.IsZero():
+			flushAt = time.Now().Add(bufferTimeout)
+		case !time.Now().Before(flushAt):
+			// Input that never pauses must not hold a partial batch (or a
+			// watermark in it) past the deadline.
+			if err := t.flush(); err != nil {
+				return err
 			}
+			dirty, flushAt = false, time.Time{}
 		}
-		waitFrom := t.env.metrics.clock()
-		if !deadline.IsZero() {
-			wctx, cancel := context.WithDeadline(ctx, deadline)
-			d, err = t.gate.Next(wctx)
-			cancel()
-			t.env.metrics.idleSince(waitFrom)
-			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-				now := time.Now()
-				if !alignAt.IsZero() && !now.Before(alignAt) {
-					if err := t.alignTimeout(now); err != nil {
-						return err
-					}
-				}
-				if err := t.tick(now); err != nil {
+		got := false
+		if dirty {
+			// With input queued, batches keep filling. With none, the
+			// subtask is about to wait: what it holds goes out first, as a
+			// source's does when its reader has nothing (a watermark in a
+			// batch would otherwise wait for the deadline at every hop).
+			d, err = t.gate.Next(poll)
+			if got = !errors.Is(err, context.Canceled); !got {
+				if err := t.flush(); err != nil {
 					return err
 				}
-				if !flushAt.IsZero() && !now.Before(flushAt) {
-					if err := t.flush(); err != nil {
+				flushAt = time.Time{}
+			}
+		}
+		if !got {
+			// Wait for input until an operator's processing-time callback
+			// or the aligned timeout, whichever comes first.
+			deadline := t.env.wakeAt
+			alignAt := t.alignDeadline()
+			if !alignAt.IsZero() && (deadline.IsZero() || alignAt.Before(deadline)) {
+				deadline = alignAt
+			}
+			waitFrom := t.env.metrics.clock()
+			if !deadline.IsZero() {
+				wctx, cancel := context.WithDeadline(ctx, deadline)
+				d, err = t.gate.Next(wctx)
+				cancel()
+				t.env.metrics.idleSince(waitFrom)
+				if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+					now := time.Now()
+					if !alignAt.IsZero() && !now.Before(alignAt) {
+						if err := t.alignTimeout(now); err != nil {
+							return err
+						}
+					}
+					if err := t.tick(now); err != nil {
 						return err
 					}
-					flushAt = time.Time{}
+					continue
 				}
-				continue
+			} else {
+				d, err = t.gate.Next(ctx)
+				t.env.metrics.idleSince(waitFrom)
 			}
-		} else {
-			d, err = t.gate.Next(ctx)
-			t.env.metrics.idleSince(waitFrom)
 		}
 		if err == io.EOF {
 			return nil
@@ -372,7 +393,7 @@ func (t *task) runGate() error {
 		case exchange.KindRecords:
 			t.env.metrics.in(d.Frame.Count)
 			t.record(&d)
-			if err := t.decs[d.Index](&d.Frame); err != nil {
+			if err := t.decs[d.Index](&d.Frame, t.marks[d.Index]); err != nil {
 				return err
 			}
 		case exchange.KindWatermark:

@@ -247,7 +247,7 @@ func (t *task) replayInflight() error {
 	if err != nil {
 		return &restoreError{id: t.env.restored.fromID, err: err}
 	}
-	decs := map[int32]func(*exchange.Frame) error{}
+	decs := map[int32]func(*exchange.Frame, func(int64)) error{}
 	for i, e := range t.edgeIDs {
 		if _, ok := decs[e]; !ok {
 			decs[e] = t.decs[i]
@@ -264,7 +264,9 @@ func (t *task) replayInflight() error {
 			return &restoreError{id: t.env.restored.fromID, err: fmt.Errorf("in-flight data of edge %d, which no longer feeds %s", edge, t.v.Name())}
 		}
 		t.env.metrics.in(count)
-		if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: data, Count: count}); err != nil {
+		// Stored in-flight data holds records only (watermarks are not
+		// state: the restored ones stand in for them).
+		if err := dec(&exchange.Frame{Kind: exchange.KindRecords, Data: data, Count: count}, nil); err != nil {
 			return err
 		}
 		if t.env.err != nil {

@@ -176,6 +176,15 @@ func (t *task) sendIdle(idle bool) {
 		return
 	}
 	t.idle = idle
+	if idle {
+		// The consumers' watermark moves on without this output now:
+		// what an operator holds back for the next watermark goes first.
+		for _, r := range t.runs {
+			if r.Idle != nil {
+				r.Idle()
+			}
+		}
+	}
 	ts := t.wm
 	if err := t.out.watermark(ts, idle); err != nil {
 		t.env.fail(err)

@@ -41,6 +41,9 @@ import (
 //   - When its output goes idle the combiner emits everything, since the
 //     consumers' watermark then moves on without it.
 //   - It holds at most combineMaxEntries partials: past that it emits all.
+//   - While it holds partials it reports them (OpRun.Held), so the task
+//     flushes on the buffer timeout and a watermark sent at a flush
+//     (AssignTimestamps') reaches it even when nothing else is output.
 //
 // Merge must agree with Add (merging the fold of some records into an
 // accumulator equals adding them to it): sliding windows rely on it
@@ -72,12 +75,17 @@ func (c partialCodec[K, T, A]) Append(dst []byte, p partial[K, T, A]) []byte {
 	if p.Raw {
 		return c.v.Append(append(dst, 0), p.V)
 	}
-	dst = append(dst, 1)
-	// The key is framed: its codec need not be self-delimiting.
+	// The key is framed (its codec need not be self-delimiting): encoded
+	// in place behind a one-byte length, moved up when longer than that.
+	dst = append(dst, 1, 0)
 	n := len(dst)
 	dst = c.k.Append(dst, p.Key)
-	key := append([]byte(nil), dst[n:]...)
-	dst = uvarintframe.AppendBytes(dst[:n], key)
+	if l := len(dst) - n; l < 0x80 {
+		dst[n-1] = byte(l)
+	} else {
+		key := append([]byte(nil), dst[n:]...)
+		dst = uvarintframe.AppendBytes(dst[:n-1], key)
+	}
 	dst = uvarintframe.AppendVarints(dst, p.Pane.Start, p.Pane.End)
 	return c.a.Append(dst, p.Acc)
 }
@@ -185,6 +193,7 @@ func openCombiner[K comparable, T, A any](env *runtime.Env, w WindowedStream[K, 
 			env.EmitWatermark(wm)
 		},
 		Idle:   func() { c.flush(math.MaxInt64) },
+		Held:   func() bool { return len(c.held) > 0 },
 		Finish: func() error { c.flush(math.MaxInt64); return nil },
 		Snapshot: func(int64) ([][]byte, error) {
 			// Emitted before the barrier, which the task sends after the

@@ -226,6 +226,21 @@ func (t *task) flush() error {
 	return t.out.flush()
 }
 
+// dirty says whether the buffer timeout should flush the chain: its output
+// has a partial batch, or an operator holds records back (OpRun.Held), which
+// a watermark sent at the flush (AssignTimestamps') may release.
+func (t *task) dirty() bool {
+	if t.out.dirty() {
+		return true
+	}
+	for _, r := range t.runs {
+		if r.Held != nil && r.Held() {
+			return true
+		}
+	}
+	return false
+}
+
 // flushOperators has the operators emit what they buffer.
 func (t *task) flushOperators() error {
 	for _, r := range t.runs {
@@ -272,7 +287,7 @@ func (t *task) runSource() error {
 		if err := t.tick(now); err != nil {
 			return err
 		}
-		if t.out.dirty() {
+		if t.dirty() {
 			now := time.Now()
 			switch {
 			case res.Wait > 0 || (!flushAt.IsZero() && now.After(flushAt)):
@@ -321,7 +336,7 @@ func (t *task) runGate() error {
 	for {
 		var d exchange.Delivery
 		var err error
-		dirty := t.out.dirty()
+		dirty := t.dirty()
 		if dirty && flushAt.IsZero() {
 			flushAt = time.Now().Add(bufferTimeout)
 		} else if !dirty {

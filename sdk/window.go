@@ -321,7 +321,10 @@ func (w Windowed[T, R]) LateRecords() Stream[LateRecord[T]] { return w.lateRecs 
 
 // WindowAggregate folds each window's records with agg and emits a Pane per
 // firing. Sliding (size != slide) and session windows combine accumulators,
-// so agg needs Merge.
+// so agg needs Merge. With Merge, tumbling, sliding and global windows
+// whose trigger has no EarlyEvery or EarlyAfter pre-aggregate each key's
+// records per pane before the shuffle (see combine.go; NoCombiner opts
+// out): the results are the same.
 func WindowAggregate[K comparable, T, A, R any](w WindowedStream[K, T], agg AggregateFunc[T, A, R], opts ...Option) Windowed[T, Pane[K, R]] {
 	if agg.Merge == nil && (w.a.kind == sessionWindows || (w.a.kind == slidingWindows && w.a.size != w.a.slide)) {
 		w.k.s.p.fail(errors.New("sdk: WindowAggregate: sliding and session windows need AggregateFunc.Merge"))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
@@ -136,6 +137,43 @@ func TestPlanChaining(t *testing.T) {
 		},
 		vertices: []wantVertex{{"Source: Generate", 2, nil}, {"Aggregate -> Out", 2, nil}},
 		edges:    []wantEdge{{0, 1, partHash}},
+	}, {
+		name: "a window aggregate's combiner chains before the shuffle",
+		p:    2,
+		build: func(p *Pipeline) {
+			ints := WithTimestamps(tenInts(p), sameInt64)
+			w := WindowAggregate(Window(KeyBy(ints, sameInt64), Sliding(10*time.Millisecond, 2*time.Millisecond)),
+				Count[int64](), WithUID("count"))
+			sinkAway(w.Results(), "Out")
+		},
+		// The combiner takes the window's uid; the sink's position-derived
+		// one is what it was without a combiner.
+		vertices: []wantVertex{
+			{"Source: Generate -> Combine", 2, []string{"source-0", "count.combine"}},
+			{"WindowAggregate -> Out", 2, []string{"count", "sink-2"}},
+		},
+		edges: []wantEdge{{0, 1, partHash}},
+	}, {
+		name: "no combiner for NoCombiner, per-record triggers or sessions",
+		p:    1,
+		build: func(p *Pipeline) {
+			ints := WithTimestamps(tenInts(p), sameInt64)
+			k := KeyBy(ints, sameInt64)
+			for _, w := range []WindowedStream[int64, int64]{
+				Window(k, Tumbling(time.Millisecond), NoCombiner()),
+				Window(k, Tumbling(time.Millisecond), WithTrigger(AtWatermark().EarlyEvery(2))),
+				Window(k, Sessions(time.Millisecond)),
+			} {
+				sinkAway(WindowAggregate(w, Count[int64]()).Results(), "Out")
+			}
+		},
+		vertices: []wantVertex{
+			{"Source: Generate", 1, nil},
+			{"WindowAggregate -> Out", 1, nil},
+			{"WindowAggregate -> Out", 1, nil},
+			{"WindowAggregate -> Out", 1, nil},
+		},
+		edges: []wantEdge{{0, 1, partHash}, {0, 2, partHash}, {0, 3, partHash}},
 	}, {
 		name: "a stream with two consumers ends its chain",
 		p:    2,

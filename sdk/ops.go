@@ -142,7 +142,10 @@ type AggregateFunc[T, A, R any] struct {
 	Add    func(acc A, v T) A
 	Result func(acc A) R
 	// Merge combines two accumulators: sliding windows combine their panes
-	// and sessions merge with it. Optional elsewhere.
+	// and sessions merge with it, and with it WindowAggregate pre-aggregates
+	// before the shuffle (a combiner; NoCombiner opts out), so it must agree
+	// with Add: merging the fold of some records into an accumulator is
+	// adding them to it. Optional elsewhere.
 	Merge func(a, b A) A
 }
 

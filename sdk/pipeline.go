@@ -19,7 +19,10 @@ type Pipeline struct {
 	maxParallelism int
 	nodes          []*node
 	uids           map[string]*node
-	err            error // first construction error; reported by Main
+	// implicit counts the operators the SDK added on its own (combiners):
+	// default uids skip them, so adding one moves no other operator's.
+	implicit int
+	err      error // first construction error; reported by Main
 }
 
 // NewPipeline returns an empty pipeline whose operators default to
@@ -164,7 +167,7 @@ func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produce
 	}
 	if n.UID == "" {
 		// Position-derived: stable while the graph's shape is.
-		n.UID = fmt.Sprintf("%s-%d", kind, n.id)
+		n.UID = fmt.Sprintf("%s-%d", kind, n.id-p.implicit)
 	}
 	switch {
 	case !uidPattern.MatchString(n.UID):

@@ -142,6 +142,8 @@ type triggerSpec struct {
 	Trigger
 	lateness int64 // ms
 	mode     Accumulation
+	// noCombiner: WindowAggregate adds no combiner (NoCombiner).
+	noCombiner bool
 }
 
 // action is what a trigger event asks of the window operator.

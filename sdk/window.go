@@ -321,12 +321,15 @@ func (w Windowed[T, R]) LateRecords() Stream[LateRecord[T]] { return w.lateRecs 
 
 // WindowAggregate folds each window's records with agg and emits a Pane per
 // firing. Sliding (size != slide) and session windows combine accumulators,
-// so agg needs Merge.
+// so agg needs Merge. With Merge, tumbling, sliding and global windows
+// whose trigger has no EarlyEvery or EarlyAfter pre-aggregate each key's
+// records per pane before the shuffle (see combine.go; NoCombiner opts
+// out): the results are the same.
 func WindowAggregate[K comparable, T, A, R any](w WindowedStream[K, T], agg AggregateFunc[T, A, R], opts ...Option) Windowed[T, Pane[K, R]] {
 	if agg.Merge == nil && (w.a.kind == sessionWindows || (w.a.kind == slidingWindows && w.a.size != w.a.slide)) {
 		w.k.s.p.fail(errors.New("sdk: WindowAggregate: sliding and session windows need AggregateFunc.Merge"))
 	}
-	out := windowOp(w, "window", "WindowAggregate", opts, CodecFor[A](),
+	out := windowOp(w, "window", "WindowAggregate", opts, w.combines(agg.Merge != nil), CodecFor[A](),
 		func(acc A, ok bool, v T) A {
 			if !ok {
 				acc = agg.Init()
@@ -349,7 +352,7 @@ func WindowProcess[K comparable, T, U any](w WindowedStream[K, T], fn func(key K
 	if w.spec.mode == Retracting {
 		w.k.s.p.fail(errors.New("sdk: WindowProcess: retracting accumulation needs WindowAggregate"))
 	}
-	return windowOp(w, "window", "WindowProcess", opts, CodecFor[[]T](),
+	return windowOp(w, "window", "WindowProcess", opts, false, CodecFor[[]T](),
 		func(acc []T, _ bool, v T) []T { return append(acc, v) },
 		func(a, b []T) []T { return append(a, b...) },
 		fn, nil)
@@ -357,18 +360,20 @@ func WindowProcess[K comparable, T, U any](w WindowedStream[K, T], fn func(key K
 
 // windowOp adds the window operator: contents of type A per pane (or
 // session) of each key in keyed state, timers in keyed state, the trigger's
-// state machine per window, and the late records as side output 1.
-func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name string, opts []Option, ac Codec[A],
+// state machine per window, and the late records as side output 1. With
+// combined, a combiner pre-aggregates in front of the shuffle (combine.go)
+// and the operator merges its partials.
+func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name string, opts []Option, combined bool, ac Codec[A],
 	add func(acc A, ok bool, v T) A, merge func(a, b A) A,
 	result func(key K, info WindowInfo, acc A, emit func(U)), retract func(U) U) Windowed[T, U] {
 	if err := checkJSONSafe(ac); err != nil {
 		w.k.s.p.fail(fmt.Errorf("%s: contents %w", name, err))
 	}
 	var outCodec Codec[U]
-	res := keyedTransform(w.k, kind, name, opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
+	open := func(env *runtime.Env, emit func(U)) (*winOp[K, T, A, U], runtime.OpRun, error) {
 		op, run, err := openWindow(env, w, ac, add, merge, result, retract, outCodec, emit)
 		if err != nil {
-			return runtime.OpRun{}, err
+			return nil, runtime.OpRun{}, err
 		}
 		// None when chained: nothing reads them.
 		if len(env.Sides()) > 0 {
@@ -377,9 +382,28 @@ func windowOp[K comparable, T, A, U any](w WindowedStream[K, T], kind, name stri
 		if len(env.Sides()) > 1 {
 			op.lateRecs, _ = env.Sides()[1].(func(LateRecord[T]))
 		}
-		run.In = op.record
-		return run, nil
-	})
+		return op, run, nil
+	}
+	var res Stream[U]
+	if combined {
+		parts := combine(w, ac, add)
+		res = keyedTransform(parts, kind, name, opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
+			op, run, err := open(env, emit)
+			if err == nil {
+				run.In = op.partial
+			}
+			return run, err
+		})
+		nameCombiner(w.k.s.p, parts.s.n, res.n)
+	} else {
+		res = keyedTransform(w.k, kind, name, opts, func(env *runtime.Env, emit func(U)) (runtime.OpRun, error) {
+			op, run, err := open(env, emit)
+			if err == nil {
+				run.In = op.record
+			}
+			return run, err
+		})
+	}
 	outCodec = res.codec
 	n := res.n
 	lc := lateRecordCodec[T]{w.k.s.codec}
@@ -544,24 +568,57 @@ func (o *winOp[K, T, A, U]) lateRecord(v T, ts int64, w TimeWindow) {
 	}
 }
 
+// partial handles what a combiner sent: a record, or the partial
+// accumulator of a pane, which merges into the pane as its records would
+// have added to it.
+func (o *winOp[K, T, A, U]) partial(p partial[K, T, A]) {
+	if p.Raw {
+		o.record(p.V)
+		return
+	}
+	scopeTo(o.store, o.w.k.keyCodec, p.Key)
+	if err := o.pane(p.Pane, p.V, 0, &p.Acc); err != nil {
+		o.env.Fail(err)
+	}
+}
+
 // paned handles a record of tumbling, sliding or global windows.
 func (o *winOp[K, T, A, U]) paned(v T, ts int64) error {
+	return o.pane(o.w.a.paneOf(ts), v, ts, nil)
+}
+
+// pane adds record v at ts to pane p of the current key, or with part
+// merges a combiner's partial accumulator of p into it.
+func (o *winOp[K, T, A, U]) pane(p TimeWindow, v T, ts int64, part *A) error {
 	spec, wm := o.w.spec, o.timers.wm
-	p := o.w.a.paneOf(ts)
 	var newest TimeWindow
 	o.w.a.windowsOf(p, func(w TimeWindow) bool { newest = w; return false })
 	if newest == (TimeWindow{}) {
 		return nil // in the gap between hopping windows
 	}
 	if spec.cleanupTime(newest) <= wm {
-		o.lateRecord(v, ts, newest)
+		if part == nil {
+			o.lateRecord(v, ts, newest)
+		}
+		// A combiner sends no partial this late (it sends the records
+		// themselves once their pane is due); only a savepoint taken
+		// before the job had a combiner, whose watermark it lacks, can
+		// make one, and its records are dropped as late ones are.
 		return nil
 	}
 	acc, ok, err := o.getAcc(p)
 	if err != nil {
 		return err
 	}
-	if err := o.putAcc(p, o.add(acc, ok, v)); err != nil {
+	switch {
+	case part == nil:
+		acc = o.add(acc, ok, v)
+	case ok:
+		acc = o.merge(acc, *part)
+	default:
+		acc = *part
+	}
+	if err := o.putAcc(p, acc); err != nil {
 		return err
 	}
 	o.w.a.windowsOf(p, func(w TimeWindow) bool {

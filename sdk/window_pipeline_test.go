@@ -291,7 +291,9 @@ func TestWindowPipelineModel(t *testing.T) {
 	defer func() { t.Logf("%d cases, %d restores, %d panes", cases, restarts, panes) }()
 	rapid.Check(t, func(rt *rapid.T) {
 		sessions := rapid.Bool().Draw(rt, "sessions focus")
-		s := drawScript(rt, scriptOpts{restore: true, ps: []int{1, 2, 4}, steps: 25, sessions: sessions})
+		// Else half the cases run windows behind a combiner (combine.go).
+		combiner := !sessions && rapid.Bool().Draw(rt, "combiner focus")
+		s := drawScript(rt, scriptOpts{restore: true, ps: []int{1, 2, 4}, steps: 25, sessions: sessions, combiner: combiner})
 		if n := len(s.evs); n == 0 || s.evs[n-1].kind != evEnd {
 			s.evs = append(s.evs, scriptEv{kind: evEnd})
 		}

@@ -143,6 +143,9 @@ type scriptOpts struct {
 	// records grow and bridge sessions that fired already.
 	sessions bool
 	keys     int // at most this many keys (all of modelKeys when 0)
+	// combiner: only windows WindowAggregate pre-aggregates for
+	// (combine.go), which the operator then runs behind its combiner.
+	combiner bool
 }
 
 func drawSpec(t *rapid.T, procTime bool) mSpec {
@@ -177,6 +180,7 @@ func drawSpec(t *rapid.T, procTime bool) mSpec {
 	if s.mode == Discarding && s.kind == mSliding && s.size != s.slide {
 		s.mode = Retracting // discarding needs windows that share no panes
 	}
+	s.noCombiner = rapid.IntRange(0, 3).Draw(t, "no combiner?") == 0
 	return s
 }
 
@@ -212,9 +216,16 @@ const scriptT0 = 100_000
 // window ends are hit exactly.
 func drawScript(t *rapid.T, o scriptOpts) script {
 	s := script{maxP: 128, now0: 1_000_000}
-	if o.sessions {
+	switch {
+	case o.sessions:
 		s.spec = drawSessionSpec(t, o.procTime)
-	} else {
+	case o.combiner:
+		s.spec = drawSpec(t, o.procTime)
+		if s.spec.kind == mSessions {
+			s.spec.kind, s.spec.size, s.spec.slide = mGlobal, 0, 0
+		}
+		s.spec.earlyEvery, s.spec.earlyAfter, s.spec.noCombiner = 0, 0, false
+	default:
 		s.spec = drawSpec(t, o.procTime)
 	}
 	s.p = rapid.SampledFrom(o.ps).Draw(t, "parallelism")
@@ -341,26 +352,38 @@ func runModel(s script) *model {
 }
 
 // windowNode builds the window operator of spec as a pipeline node, the
-// way WindowAggregate adds it to a job: its newOp opens an instance.
-func windowNode(spec mSpec) (*node, error) {
+// way WindowAggregate adds it to a job: its newOp opens an instance. comb
+// is the combiner WindowAggregate put in front of it, if any.
+func windowNode(spec mSpec) (win, comb *node, err error) {
 	pl := NewPipeline("model", 1)
 	src := WithTimestamps(NewSource(pl, "script", func(TaskInfo) (SourceReader[mrec], error) {
 		return nil, fmt.Errorf("not run")
 	}), func(r mrec) int64 { return r.TS })
 	a, opts := spec.api()
 	w := WindowAggregate(Window(KeyBy(src, func(r mrec) string { return r.Key }), a, opts...), mAggFunc(), WithUID("window"))
-	return w.results.n, pl.Err()
+	win = w.results.n
+	if in := win.inputs[0].from; in.Kind == "combine" {
+		comb = in
+	}
+	return win, comb, pl.Err()
 }
+
+// mPartial is what the model's combiner sends the window operator.
+type mPartial = partial[string, mrec, mAgg]
 
 // opDriver runs the real window operator as a set of subtasks over
 // in-memory keyed state, the way the runtime does: records go to the
 // subtask of their key group, watermarks and processing time to all.
 // Output counts once the checkpoint after it completes (an exactly-once
 // sink): a kill loses the output since the last checkpoint, the restored
-// subtasks replay the steps since then.
+// subtasks replay the steps since then. When WindowAggregate adds a
+// combiner, records and watermarks go through one subtask of it, whose
+// output goes to the window subtasks as a keyed exchange would send it.
 type opDriver struct {
 	s       script
 	node    *node
+	comb    *node  // the combiner, if any
+	combSub *opSub // its one subtask
 	fatalf  func(format string, args ...any)
 	now     int64
 	attempt int64
@@ -387,6 +410,8 @@ type opCk struct {
 	now  int64
 	p    int
 	subs []ckSub
+	// combItems is the combiner's operator state.
+	combItems [][]byte
 }
 
 type ckSub struct {
@@ -396,15 +421,38 @@ type ckSub struct {
 }
 
 func newOpDriver(s script, fatalf func(string, ...any)) *opDriver {
-	n, err := windowNode(s.spec)
+	n, comb, err := windowNode(s.spec)
 	if err != nil {
 		fatalf("build the window operator: %v", err)
 	}
-	d := &opDriver{s: s, node: n, fatalf: fatalf, now: s.now0, attempt: 1}
+	d := &opDriver{s: s, node: n, comb: comb, fatalf: fatalf, now: s.now0, attempt: 1}
 	for i := range s.p {
 		d.subs = append(d.subs, d.open(i, s.p, state.NewMemory(), runtime.Restored{}))
 	}
+	d.openCombiner(runtime.Restored{})
 	return d
+}
+
+// openCombiner opens the combiner's subtask with its restored state.
+func (d *opDriver) openCombiner(ts runtime.Restored) {
+	if d.comb == nil {
+		return
+	}
+	env := runtime.NewEnv(runtime.EnvOptions{JobID: "model", Attempt: d.attempt, Subtask: 0, Parallelism: 1,
+		MaxParallelism: d.s.maxP, UID: d.comb.UID, Logger: testLogger(), Restored: ts,
+		Clock: func() time.Time { return time.UnixMilli(d.now) },
+		EmitWatermark: func(wm int64) {
+			for _, sub := range d.subs {
+				sub.run.Watermark(wm)
+			}
+		}})
+	run, err := d.comb.NewOp(env, func(p mPartial) {
+		d.subs[subtaskOfKey(p.Key, len(d.subs), d.s.maxP)].run.In.(func(mPartial))(p)
+	})
+	if err != nil {
+		d.fatalf("open the combiner: %v", err)
+	}
+	d.combSub = &opSub{env: env, run: run}
 }
 
 // open opens subtask i of p over mem with the restored operator state.
@@ -434,9 +482,17 @@ func (d *opDriver) apply(i int) {
 	e := d.s.evs[i]
 	switch e.kind {
 	case evRecord:
+		if d.combSub != nil {
+			d.combSub.run.In.(func(mrec))(e.rec)
+			break
+		}
 		sub := d.subs[subtaskOfKey(e.rec.Key, len(d.subs), d.s.maxP)]
 		sub.run.In.(func(mrec))(e.rec)
 	case evWatermark:
+		if d.combSub != nil {
+			d.combSub.run.Watermark(e.t)
+			break
+		}
 		for _, sub := range d.subs {
 			sub.run.Watermark(e.t)
 		}
@@ -446,6 +502,12 @@ func (d *opDriver) apply(i int) {
 			d.tick(sub)
 		}
 	case evEnd:
+		if c := d.combSub; c != nil {
+			c.run.Watermark(MaxWatermark)
+			if err := c.run.Finish(); err != nil {
+				d.fatalf("step %d: finish the combiner: %v", i, err)
+			}
+		}
 		for _, sub := range d.subs {
 			sub.run.Watermark(MaxWatermark)
 			if sub.run.Finish != nil {
@@ -484,6 +546,17 @@ func (d *opDriver) commit() {
 func (d *opDriver) checkpoint() {
 	d.ckID++
 	ck := &opCk{id: d.ckID, step: d.step, now: d.now, p: len(d.subs)}
+	if c := d.combSub; c != nil {
+		// Upstream of the window subtasks, the combiner takes its snapshot
+		// first; what it emits reaches them before the barrier.
+		items, err := c.run.Snapshot(d.ckID)
+		if err != nil {
+			d.fatalf("step %d: snapshot the combiner: %v", d.step, err)
+		}
+		for _, it := range items {
+			ck.combItems = append(ck.combItems, bytes.Clone(it))
+		}
+	}
 	for i, sub := range d.subs {
 		if sub.run.Flush != nil {
 			if err := sub.run.Flush(); err != nil {
@@ -516,6 +589,11 @@ func (d *opDriver) manifest() *weirv1.CheckpointManifest {
 		m.Subtasks = append(m.Subtasks, &weirv1.SubtaskSnapshot{Subtask: int32(i), Parallelism: int32(d.ck.p),
 			KeyGroupStart: int32(cs.kgStart), KeyGroupEnd: int32(cs.kgEnd), Uids: []string{d.node.UID},
 			Operators: []*weirv1.OperatorState{{Uid: d.node.UID, Data: runtime.EncodeItems(cs.items)}}})
+	}
+	if d.comb != nil {
+		m.Subtasks = append(m.Subtasks, &weirv1.SubtaskSnapshot{Subtask: 0, Parallelism: 1,
+			KeyGroupStart: 0, KeyGroupEnd: int32(d.s.maxP), Uids: []string{d.comb.UID},
+			Operators: []*weirv1.OperatorState{{Uid: d.comb.UID, Data: runtime.EncodeItems(d.ck.combItems)}}})
 	}
 	return m
 }
@@ -557,6 +635,14 @@ func (d *opDriver) restore(p int) {
 	}
 	d.subs = subs
 	d.now = now
+	cts := runtime.Restored{}
+	if m != nil && d.comb != nil {
+		var err error
+		if cts, err = runtime.Restore(m, d.comb.UID, 0, 1, d.s.maxP); err != nil {
+			d.fatalf("step %d: restore the combiner: %v", at, err)
+		}
+	}
+	d.openCombiner(cts)
 	for i := from; i < at; i++ {
 		switch d.s.evs[i].kind {
 		case evRecord, evWatermark, evProcTime:
@@ -724,6 +810,12 @@ func TestWindowOperatorModel(t *testing.T) {
 		rapidChecks(t, 5000)
 		rapid.Check(t, func(t *rapid.T) {
 			checkOperator(t, drawScript(t, scriptOpts{procTime: true, restore: true, ps: []int{1, 2}, steps: 30, sessions: true, keys: 2}))
+		})
+	})
+	t.Run("combiner", func(t *testing.T) {
+		rapidChecks(t, 3000)
+		rapid.Check(t, func(t *rapid.T) {
+			checkOperator(t, drawScript(t, scriptOpts{restore: true, ps: []int{1, 2, 3}, steps: 60, combiner: true}))
 		})
 	})
 	t.Run("rescale", func(t *testing.T) {

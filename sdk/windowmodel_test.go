@@ -90,6 +90,8 @@ type mSpec struct {
 	earlyEvery       int64 // 0: none
 	earlyAfter       int64 // ms; 0: none
 	mode             Accumulation
+	// noCombiner: the operator runs with NoCombiner (the model has none).
+	noCombiner bool
 }
 
 func (s mSpec) String() string {
@@ -112,6 +114,9 @@ func (s mSpec) String() string {
 		fmt.Fprintf(&b, ".EarlyAfter(%dms)", s.earlyAfter)
 	}
 	fmt.Fprintf(&b, " lateness=%dms mode=%s", s.lateness, [...]string{"Accumulating", "Discarding", "Retracting"}[s.mode])
+	if s.noCombiner {
+		b.WriteString(" NoCombiner()")
+	}
 	return b.String()
 }
 
@@ -136,7 +141,11 @@ func (s mSpec) api() (WindowAssigner, []WindowOption) {
 	if s.earlyAfter > 0 {
 		tr = tr.EarlyAfter(ms(s.earlyAfter))
 	}
-	return a, []WindowOption{WithTrigger(tr), AllowedLateness(ms(s.lateness)), WithAccumulation(s.mode)}
+	opts := []WindowOption{WithTrigger(tr), AllowedLateness(ms(s.lateness)), WithAccumulation(s.mode)}
+	if s.noCombiner {
+		opts = append(opts, NoCombiner())
+	}
+	return a, opts
 }
 
 // mWin is one live window of a key.

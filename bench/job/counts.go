@@ -8,9 +8,11 @@ import (
 )
 
 // The counting queries: bids per key per window, one KeyCount per key and
-// window. The bids go through the exchange as (key, time, emit); the window
-// operator keeps a count per key and pane (sliding windows combine their
-// five 2 s panes when they fire).
+// window. The bids, as (key, time, emit), are counted per key and pane by
+// the window's combiner in the source's subtask, and the exchange carries
+// those partial counts (q11's sessions have no combiner: every bid crosses
+// it); the window operator keeps a count per key and pane (sliding windows
+// combine their five 2 s panes when they fire).
 //   - wcount: per auction, tumbling 10 s (the peer comparison's windowed count);
 //   - scount: per auction, sliding 10 s every 2 s (its sliding count);
 //   - q11: per bidder, sessions with a 10 s gap (user sessions).

@@ -19,7 +19,8 @@ const q7Buckets = 256
 // price and the bids at it; those partial maxima, keyed by window end, are
 // merged by a process function that emits the winners when an event-time
 // timer at End-1 fires (after every upstream subtask fired the window; see
-// q5).
+// q5). The first stage's combiner folds the bids in the source's subtask,
+// so its shuffle carries at most q7Buckets partials per window and subtask.
 func init() {
 	queries["q7"] = func(events sdk.Stream[nexmark.Event], out sinkConfig) {
 		bids := sdk.WithTimestamps(sdk.FlatMap(events, func(e nexmark.Event, emit func(priceBid)) {

@@ -37,7 +37,16 @@ type OpRun struct {
 	Watermark func(ts int64)
 	// OnTime is called at or after the time the operator asked for with
 	// Env.Wake.
-	OnTime   func(now time.Time)
+	OnTime func(now time.Time)
+	// Idle is called when the subtask's output turns idle: an operator
+	// holding records until a later watermark (the window combiner) emits
+	// them, since the consumers' watermark no longer waits for this output.
+	Idle func()
+	// Held reports whether the operator holds records back until a later
+	// watermark: the task then flushes on the buffer timeout as if its
+	// output had a partial batch, so an upstream operator that sends its
+	// watermark at a flush (AssignTimestamps) does.
+	Held     func() bool
 	Finish   func() error                     // end of input: emit final results
 	Flush    func() error                     // buffer timeout: push out buffered output
 	Close    func() error                     // always last

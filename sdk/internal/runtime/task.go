@@ -179,6 +179,15 @@ func (t *task) sendIdle(idle bool) {
 		return
 	}
 	t.idle = idle
+	if idle {
+		// The consumers' watermark moves on without this output now:
+		// what an operator holds back for the next watermark goes first.
+		for _, r := range t.runs {
+			if r.Idle != nil {
+				r.Idle()
+			}
+		}
+	}
 	ts := t.wm
 	if err := t.out.watermark(ts, idle); err != nil {
 		t.env.fail(err)
@@ -218,6 +227,21 @@ func (t *task) flush() error {
 		return err
 	}
 	return t.out.flush()
+}
+
+// dirty says whether the buffer timeout should flush the chain: its output
+// has a partial batch, or an operator holds records back (OpRun.Held), which
+// a watermark sent at the flush (AssignTimestamps') may release.
+func (t *task) dirty() bool {
+	if t.out.dirty() {
+		return true
+	}
+	for _, r := range t.runs {
+		if r.Held != nil && r.Held() {
+			return true
+		}
+	}
+	return false
 }
 
 // flushOperators has the operators emit what they buffer.
@@ -266,7 +290,7 @@ func (t *task) runSource() error {
 		if err := t.tick(now); err != nil {
 			return err
 		}
-		if t.out.dirty() {
+		if t.dirty() {
 			now := time.Now()
 			switch {
 			case res.Wait > 0 || (!flushAt.IsZero() && now.After(flushAt)):
@@ -318,7 +342,10 @@ func (t *task) runGate() error {
 	for {
 		var d exchange.Delivery
 		var err error
-		dirty := t.out.dirty()
+		// dirty: the output holds a partial batch, or an operator holds
+		// records that a flush releases (a combiner waiting for the
+		// watermark that AssignTimestamps sends at a flush).
+		dirty := t.dirty()
 		switch {
 		case !dirty:
 			flushAt = time.Time{}
@@ -330,10 +357,10 @@ func (t *task) runGate() error {
 			if err := t.flush(); err != nil {
 				return err
 			}
-			dirty, flushAt = false, time.Time{}
+			flushAt = time.Time{}
 		}
 		got := false
-		if dirty {
+		if t.out.dirty() {
 			// With input queued, batches keep filling. With none, the
 			// subtask is about to wait: what it holds goes out first, as a
 			// source's does when its reader has nothing (a watermark in a
@@ -343,16 +370,21 @@ func (t *task) runGate() error {
 				if err := t.flush(); err != nil {
 					return err
 				}
-				flushAt = time.Time{}
+				if !t.dirty() {
+					flushAt = time.Time{}
+				}
 			}
 		}
 		if !got {
-			// Wait for input until an operator's processing-time callback
-			// or the aligned timeout, whichever comes first.
+			// Wait for input until an operator's processing-time callback,
+			// the aligned timeout or, while an operator still holds
+			// records, the flush deadline, whichever comes first.
 			deadline := t.env.wakeAt
 			alignAt := t.alignDeadline()
-			if !alignAt.IsZero() && (deadline.IsZero() || alignAt.Before(deadline)) {
-				deadline = alignAt
+			for _, w := range []time.Time{alignAt, flushAt} {
+				if !w.IsZero() && (deadline.IsZero() || w.Before(deadline)) {
+					deadline = w
+				}
 			}
 			waitFrom := t.env.metrics.clock()
 			if !deadline.IsZero() {
@@ -369,6 +401,12 @@ func (t *task) runGate() error {
 					}
 					if err := t.tick(now); err != nil {
 						return err
+					}
+					if !flushAt.IsZero() && !now.Before(flushAt) {
+						if err := t.flush(); err != nil {
+							return err
+						}
+						flushAt = time.Time{}
 					}
 					continue
 				}

@@ -238,6 +238,12 @@ func (w *workload) produceRetrying(recs []*kgo.Record) error {
 
 func (w *workload) close() { w.prod.Close() }
 
+// readTimeout bounds reading a whole topic back. Reading ends sooner when
+// nothing new comes (quiet, stall); this only stops a read that keeps
+// getting records, which an hour's soak at 20,000 records/s (tens of
+// millions) did past the minute it used to have.
+const readTimeout = 30 * time.Minute
+
 // readTopic reads every committed record of topic: until at least min
 // records have come and then nothing new for quiet, or nothing new for
 // stall (whatever is missing is not coming), or timeout.
@@ -323,7 +329,7 @@ func compare(c *Check, want, got map[string]int) {
 // n input records, the counts 1..n, each once.
 func verifyCounts(brokers string) Check {
 	c := Check{Job: jobCounts}
-	in, err := readTopic(brokers, "counts-in", 1, 3*time.Second, 30*time.Second, time.Minute)
+	in, err := readTopic(brokers, "counts-in", 1, 3*time.Second, 30*time.Second, readTimeout)
 	if err != nil {
 		c.Error = err.Error()
 		return c
@@ -338,7 +344,7 @@ func verifyCounts(brokers string) Check {
 			want[k+"="+strconv.Itoa(i)] = 1
 		}
 	}
-	out, err := readTopic(brokers, "counts-out", len(in), 5*time.Second, 45*time.Second, 3*time.Minute)
+	out, err := readTopic(brokers, "counts-out", len(in), 5*time.Second, 45*time.Second, readTimeout)
 	if err != nil {
 		c.Error = err.Error()
 	}
@@ -463,7 +469,7 @@ func visitsOf(events []bayEv, gap int64) map[string]int {
 // visits, each once.
 func verifyVisits(brokers string) Check {
 	c := Check{Job: jobVisits}
-	in, err := readTopic(brokers, "visits-in", 1, 3*time.Second, 30*time.Second, time.Minute)
+	in, err := readTopic(brokers, "visits-in", 1, 3*time.Second, 30*time.Second, readTimeout)
 	if err != nil {
 		c.Error = err.Error()
 		return c
@@ -482,7 +488,7 @@ func verifyVisits(brokers string) Check {
 	for _, n := range want {
 		total += n
 	}
-	out, err := readTopic(brokers, "visits-out", total, 5*time.Second, 45*time.Second, 3*time.Minute)
+	out, err := readTopic(brokers, "visits-out", total, 5*time.Second, 45*time.Second, readTimeout)
 	if err != nil {
 		c.Error = err.Error()
 	}

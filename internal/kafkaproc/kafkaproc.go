@@ -4,21 +4,21 @@
 package kafkaproc
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/weir-run/weir/internal/syncbuf"
 )
 
 // Proc is a running `weir kafka`.
 type Proc struct {
 	cmd *exec.Cmd
-	log *logBuf
+	log *syncbuf.Buffer
 }
 
 // Start runs `weir kafka --data-dir dir --addr addr` with the binary bin
@@ -26,7 +26,7 @@ type Proc struct {
 // it serves. The process is killed when the test ends.
 func Start(tb testing.TB, bin string, env []string, dir, addr string) *Proc {
 	tb.Helper()
-	p := &Proc{log: &logBuf{}}
+	p := &Proc{log: &syncbuf.Buffer{}}
 	p.cmd = exec.Command(bin, "kafka", "--data-dir", dir, "--addr", addr)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.log
@@ -75,21 +75,4 @@ func BuildWeir(tb testing.TB) string {
 		tb.Fatalf("go build weir: %v\n%s", err, out)
 	}
 	return bin
-}
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

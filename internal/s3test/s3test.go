@@ -18,7 +18,6 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +40,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/weir-run/weir/internal/syncbuf"
 )
 
 const (
@@ -222,25 +223,6 @@ func goBinDirs() []string {
 	return dirs
 }
 
-// lockedBuffer collects the child's output, written by exec's copying
-// goroutines and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -270,7 +252,7 @@ func startVersitygw(t testing.TB, bin, root string) (endpoint string, err error)
 	// Only the flags above configure it: none of the VGW_* or ROOT_*
 	// variables of the caller's environment.
 	cmd.Env = []string{"HOME=" + root, "PATH=" + os.Getenv("PATH")}
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	setPdeathsig(cmd)
 	if err := cmd.Start(); err != nil {

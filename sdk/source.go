@@ -104,17 +104,13 @@ func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) St
 	rate := config(opts).rate
 	return NewSource(p, "Generate", func(t TaskInfo) (SourceReader[T], error) {
 		g := &generator[T]{f: f, n: n}
-		if items, ok := t.RestoredAll(); ok {
-			var olds []genSplit
-			for _, it := range items {
-				sp, err := decodeGenSplit(it)
-				if err != nil {
-					return nil, err
-				}
-				olds = append(olds, sp)
-			}
-			g.splits = dealGenSplits(olds, t.Subtask(), t.Parallelism())
-		} else {
+		splits, restored, err := restoredGenSplits(t)
+		switch {
+		case err != nil:
+			return nil, err
+		case restored:
+			g.splits = splits
+		default:
 			g.splits = []genSplit{{next: int64(t.Subtask()), step: int64(t.Parallelism())}}
 		}
 		if rate > 0 {
@@ -123,6 +119,36 @@ func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) St
 		}
 		return g, nil
 	}, append([]Option{WithName("Generate")}, opts...)...)
+}
+
+// restoredGenSplits returns the generator splits of restored subtask t;
+// restored is false on a fresh start. At the parallelism of the checkpoint
+// they are its own old subtask's, as they were: an old subtask that had
+// finished stored none, and its new one starts finished (FLIP-147) and
+// never reads, so dealing every old subtask's splits anew would hand part
+// of the unfinished ones to it, and those records would be lost. Only a
+// rescale deals them all out.
+func restoredGenSplits(t TaskInfo) (splits []genSplit, restored bool, err error) {
+	items, ok := t.RestoredAll()
+	rescaled := true
+	if r, isEnv := t.(interface{ RestoredParallelism() int }); isEnv && r.RestoredParallelism() == t.Parallelism() {
+		items, ok = t.Restored()
+		rescaled = false
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	for _, it := range items {
+		sp, err := decodeGenSplit(it)
+		if err != nil {
+			return nil, true, err
+		}
+		splits = append(splits, sp)
+	}
+	if rescaled {
+		splits = dealGenSplits(splits, t.Subtask(), t.Parallelism())
+	}
+	return splits, true, nil
 }
 
 // genSplit is the arithmetic sequence next, next+step, ... below n.

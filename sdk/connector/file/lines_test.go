@@ -246,3 +246,33 @@ func TestLinesProperty(t *testing.T) {
 		}
 	})
 }
+
+// linesTaskInfo is the TaskInfo of a restored Lines subtask.
+type linesTaskInfo struct {
+	taskInfo
+	p, restoredP int
+	own, all     [][]byte
+}
+
+func (t linesTaskInfo) Parallelism() int              { return t.p }
+func (t linesTaskInfo) RestoredParallelism() int      { return t.restoredP }
+func (t linesTaskInfo) Restored() ([][]byte, bool)    { return t.own, true }
+func (t linesTaskInfo) RestoredAll() ([][]byte, bool) { return t.all, true }
+
+// A restore at the same parallelism from a checkpoint in which one Lines
+// subtask had finished (and stored no range) keeps each range with its own
+// subtask: the finished subtask is restored finished and never reads, so
+// a range dealt to it would never be read.
+func TestLinesRestoreWithAFinishedSubtask(t *testing.T) {
+	a := split{path: "in", pos: 10, end: 100, aligned: true}
+	b := split{path: "in", pos: 300, end: 400, aligned: true}
+	// Old subtask 0 has two ranges left; old subtask 1 finished.
+	own := [][]byte{a.encode(), b.encode()}
+	got, restored, err := restoredSplits(linesTaskInfo{taskInfo: taskInfo{subtask: 0}, p: 2, restoredP: 2, own: own, all: own})
+	if err != nil || !restored {
+		t.Fatalf("restoredSplits: restored %v, %v", restored, err)
+	}
+	if want := []split{a, b}; !slices.Equal(got, want) {
+		t.Fatalf("subtask 0 restored %+v, want its own %+v", got, want)
+	}
+}

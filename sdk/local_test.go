@@ -883,7 +883,7 @@ type genTaskInfo struct {
 func (t genTaskInfo) Subtask() int                  { return t.subtask }
 func (t genTaskInfo) Parallelism() int              { return t.p }
 func (t genTaskInfo) RestoredParallelism() int      { return t.restoredP }
-func (t genTaskInfo) Restored() ([][]byte, bool)    { return t.own, true }
+func (t genTaskInfo) Restored() ([][]byte, bool)    { return t.own, t.own != nil } // as Env: none stored, none listed
 func (t genTaskInfo) RestoredAll() ([][]byte, bool) { return t.all, true }
 
 // A restore at the same parallelism from a checkpoint in which one
@@ -897,9 +897,9 @@ func TestGeneratorRestoreWithAFinishedSubtask(t *testing.T) {
 	// Old subtask 0 emitted up to 600; old subtask 1 finished.
 	split := uvarintframe.AppendVarints(nil, 600, 2)
 	// Subtask 0 alone reads: subtask 1 is restored finished.
-	splits, restored, err := restoredGenSplits(genTaskInfo{subtask: 0, p: 2, restoredP: 2, own: [][]byte{split}, all: [][]byte{split}})
+	splits, restored, err := RestoredSplits(genTaskInfo{subtask: 0, p: 2, restoredP: 2, own: [][]byte{split}, all: [][]byte{split}}, decodeGenSplit, dealGenSplits)
 	if err != nil || !restored {
-		t.Fatalf("restoredGenSplits: restored %v, %v", restored, err)
+		t.Fatalf("RestoredSplits: restored %v, %v", restored, err)
 	}
 	seen := map[int64]int{}
 	for _, sp := range splits {
@@ -911,5 +911,16 @@ func TestGeneratorRestoreWithAFinishedSubtask(t *testing.T) {
 		if seen[v] != 1 {
 			t.Fatalf("record %d generated %d times after the restore, want once", v, seen[v])
 		}
+	}
+}
+
+// A subtask restored at the same parallelism whose old subtask stored no
+// split has nothing left to read: it must not start the sequence afresh
+// (every record again) nor take another subtask's split.
+func TestGeneratorRestoreWithoutOwnSplits(t *testing.T) {
+	other := uvarintframe.AppendVarints(nil, 601, 2)
+	splits, restored, err := RestoredSplits(genTaskInfo{subtask: 0, p: 2, restoredP: 2, all: [][]byte{other}}, decodeGenSplit, dealGenSplits)
+	if err != nil || !restored || len(splits) != 0 {
+		t.Fatalf("RestoredSplits = %v, restored %v, %v; want no splits, restored", splits, restored, err)
 	}
 }

@@ -104,7 +104,7 @@ func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) St
 	rate := config(opts).rate
 	return NewSource(p, "Generate", func(t TaskInfo) (SourceReader[T], error) {
 		g := &generator[T]{f: f, n: n}
-		splits, restored, err := restoredGenSplits(t)
+		splits, restored, err := RestoredSplits(t, decodeGenSplit, dealGenSplits)
 		switch {
 		case err != nil:
 			return nil, err
@@ -121,32 +121,35 @@ func Generate[T any](p *Pipeline, n int64, f func(i int64) T, opts ...Option) St
 	}, append([]Option{WithName("Generate")}, opts...)...)
 }
 
-// restoredGenSplits returns the generator splits of restored subtask t;
-// restored is false on a fresh start. At the parallelism of the checkpoint
-// they are its own old subtask's, as they were: an old subtask that had
-// finished stored none, and its new one starts finished (FLIP-147) and
-// never reads, so dealing every old subtask's splits anew would hand part
-// of the unfinished ones to it, and those records would be lost. Only a
-// rescale deals them all out.
-func restoredGenSplits(t TaskInfo) (splits []genSplit, restored bool, err error) {
+// RestoredSplits returns what a restored source subtask t reads on with,
+// for a source that checkpoints its unread splits as items (one per split,
+// decoded by decode); restored is false on a fresh start. At the
+// parallelism of the checkpoint a subtask keeps its own old subtask's
+// splits: one that had finished stored none and starts finished (FLIP-147)
+// and never reads, so splits dealt to it anew would be lost. Only a rescale
+// deals every old subtask's splits out, with deal(olds, subtask,
+// parallelism).
+func RestoredSplits[S any](t TaskInfo, decode func([]byte) (S, error), deal func(olds []S, subtask, parallelism int) []S) (splits []S, restored bool, err error) {
 	items, ok := t.RestoredAll()
-	rescaled := true
-	if r, isEnv := t.(interface{ RestoredParallelism() int }); isEnv && r.RestoredParallelism() == t.Parallelism() {
-		items, ok = t.Restored()
-		rescaled = false
-	}
 	if !ok {
 		return nil, false, nil
 	}
+	rescaled := true
+	if r, isEnv := t.(interface{ RestoredParallelism() int }); isEnv && r.RestoredParallelism() == t.Parallelism() {
+		// Missing items mean this subtask's old one stored none: nothing
+		// left to read, never a fresh start.
+		items, _ = t.Restored()
+		rescaled = false
+	}
 	for _, it := range items {
-		sp, err := decodeGenSplit(it)
+		sp, err := decode(it)
 		if err != nil {
 			return nil, true, err
 		}
 		splits = append(splits, sp)
 	}
 	if rescaled {
-		splits = dealGenSplits(splits, t.Subtask(), t.Parallelism())
+		splits = deal(splits, t.Subtask(), t.Parallelism())
 	}
 	return splits, true, nil
 }

@@ -23,7 +23,7 @@ import (
 // the line after its checkpoint, at any parallelism.
 func Lines(p *sdk.Pipeline, path string, opts ...sdk.Option) sdk.Stream[string] {
 	return sdk.NewSource(p, "Lines", func(t sdk.TaskInfo) (sdk.SourceReader[string], error) {
-		if splits, restored, err := restoredSplits(t); err != nil {
+		if splits, restored, err := sdk.RestoredSplits(t, decodeSplit, dealSplits); err != nil {
 			return nil, err
 		} else if restored {
 			return &lineReader{splits: splits}, nil
@@ -34,35 +34,6 @@ func Lines(p *sdk.Pipeline, path string, opts ...sdk.Option) sdk.Stream[string] 
 		}
 		return newLineReader(files, t.Subtask(), t.Parallelism(), chunkBytes), nil
 	}, append([]sdk.Option{sdk.WithName("Lines")}, opts...)...)
-}
-
-// restoredSplits returns the byte ranges of restored subtask t; restored
-// is false on a fresh start. At the parallelism of the checkpoint they are
-// its own old subtask's, as they were: an old subtask that had finished
-// stored none, and its new one starts finished (FLIP-147) and never reads,
-// so ranges dealt to it anew would never be read. Only a rescale deals
-// every old subtask's ranges out.
-func restoredSplits(t sdk.TaskInfo) (splits []split, restored bool, err error) {
-	items, ok := t.RestoredAll()
-	rescaled := true
-	if r, isEnv := t.(interface{ RestoredParallelism() int }); isEnv && r.RestoredParallelism() == t.Parallelism() {
-		items, ok = t.Restored()
-		rescaled = false
-	}
-	if !ok {
-		return nil, false, nil
-	}
-	for _, it := range items {
-		sp, err := decodeSplit(it)
-		if err != nil {
-			return nil, true, err
-		}
-		splits = append(splits, sp)
-	}
-	if rescaled {
-		splits = dealSplits(splits, t.Subtask(), t.Parallelism())
-	}
-	return splits, true, nil
 }
 
 // chunkBytes bounds the byte ranges a file is dealt out in.

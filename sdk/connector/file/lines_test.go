@@ -268,9 +268,9 @@ func TestLinesRestoreWithAFinishedSubtask(t *testing.T) {
 	b := split{path: "in", pos: 300, end: 400, aligned: true}
 	// Old subtask 0 has two ranges left; old subtask 1 finished.
 	own := [][]byte{a.encode(), b.encode()}
-	got, restored, err := restoredSplits(linesTaskInfo{taskInfo: taskInfo{subtask: 0}, p: 2, restoredP: 2, own: own, all: own})
+	got, restored, err := sdk.RestoredSplits(linesTaskInfo{taskInfo: taskInfo{subtask: 0}, p: 2, restoredP: 2, own: own, all: own}, decodeSplit, dealSplits)
 	if err != nil || !restored {
-		t.Fatalf("restoredSplits: restored %v, %v", restored, err)
+		t.Fatalf("RestoredSplits: restored %v, %v", restored, err)
 	}
 	if want := []split{a, b}; !slices.Equal(got, want) {
 		t.Fatalf("subtask 0 restored %+v, want its own %+v", got, want)

@@ -520,13 +520,6 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 	if t == nil || t.worker != worker {
 		return
 	}
-	if u.AwaitingFinalCheckpoint {
-		// Still running; its final checkpoint is wanted now.
-		if j.checkpointing {
-			s.checkpointInput(ctx, j, j.checkpoints.Hurry)
-		}
-		return
-	}
 	j.setTaskState(t, u.State)
 	switch u.State {
 	case weirv1.TaskState_TASK_STATE_FAILED:

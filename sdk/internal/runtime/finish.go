@@ -86,11 +86,6 @@ func (t *task) finalCheckpoint() error {
 	t.fin.awaiting = true
 	t.fin.wake = make(chan struct{}, 1)
 	t.fin.mu.Unlock()
-	if f := t.ck.awaitingFinal; f != nil {
-		// Without this the final checkpoint comes at the next interval,
-		// and each stage of a bounded job would wait one in turn.
-		f(SubtaskRef{Vertex: t.v.ID, Subtask: t.env.subtask})
-	}
 	// Controls posted before are still in the mailbox or the gate's mail.
 	for drained := false; !drained; {
 		select {

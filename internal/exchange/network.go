@@ -122,11 +122,14 @@ func (n *Network) Close() error {
 		n.mu.chans, n.mu.conns = nil, nil
 		n.mu.Unlock()
 
-		close(n.done)
-		n.cancel()
+		// Gates first: cancelling the hosted streams would otherwise break
+		// their channels, and a consumer could see "channel broken" for
+		// what is its own network closing (ErrClosed).
 		for g := range gates {
 			g.shut()
 		}
+		close(n.done)
+		n.cancel()
 		var errs []error
 		for addr, cc := range conns {
 			if err := cc.Close(); err != nil {

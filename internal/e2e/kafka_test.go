@@ -112,11 +112,18 @@ func TestKafkaExactlyOnce(t *testing.T) {
 			pids = taskPids(t, l.api, id)
 			return len(pids) > 0
 		})
+		attempt := jobStatusOf(t, l.api, id).Attempt
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL)
 			kills++
 		}
-		waitFor(t, 30*time.Second, "the job to run again", func() bool { return jobStatusOf(t, l.api, id).State == "RUNNING" })
+		// Right after the kill the job is still RUNNING until its
+		// coordinator hears of it: wait for the next attempt, or the next
+		// kill could find this attempt's dead processes.
+		waitFor(t, 30*time.Second, "the job to run again", func() bool {
+			st := jobStatusOf(t, l.api, id)
+			return st.Attempt > attempt && st.State == "RUNNING"
+		})
 	}
 	for range killsBefore {
 		kill()

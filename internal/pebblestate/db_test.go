@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -151,6 +152,37 @@ func TestCacheEvictsWithinBudget(t *testing.T) {
 	}
 	if got := db.Stats().CacheHits - before; got != 100 {
 		t.Fatalf("hot key: %d hits of 100", got)
+	}
+}
+
+// TestCacheBytesTrackTheHeap: the budget is what the cache really holds, so
+// that a process's state memory is what its budgets add up to. A DB
+// reopened over data caches the absence of every key it looks up (windows
+// read panes nobody wrote), the case that grew restored job processes.
+func TestCacheBytesTrackTheHeap(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, -1)
+	db.Set([]byte("k"), []byte("v"))
+	db.Close()
+	db = open(t, dir, 1<<40)
+	defer db.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const n = 200000
+	for i := range n {
+		db.Get(fmt.Appendf(nil, "\x00\x01window-%08d-key-%020d", i, i*7))
+	}
+	for i := range n / 2 {
+		db.Set(fmt.Appendf(nil, "\x00\x01window-%08d-key-%020d", i, i*7), []byte("0123456789"))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+	ratio := heap / float64(db.Stats().CacheBytes)
+	t.Logf("cache counts %d bytes, the heap grew %.0f (%.2fx)", db.Stats().CacheBytes, heap, ratio)
+	if ratio > 1.1 || ratio < 0.7 {
+		t.Fatalf("the cache counts %d bytes but the heap grew %.0f (%.2fx)", db.Stats().CacheBytes, heap, ratio)
 	}
 }
 

@@ -12,7 +12,8 @@
 // a batch commit. (The SDK keeps values, maps, window contents and timers
 // typed in memory and writes them here at checkpoints and spills; lists and
 // states with a TTL come here on every access.) It is bounded by a
-// byte budget; when the budget is exceeded every dirty entry is written to
+// byte budget (Options.CacheBytes: the caller gives each subtask its share
+// of its process's); when the budget is exceeded every dirty entry is written to
 // Pebble in one batch and clean entries are evicted with a second-chance
 // sweep until the cache is at three quarters of its budget. Scan writes the
 // dirty entries back first, so that Pebble alone answers it. Until the
@@ -27,6 +28,8 @@
 // of its own (BeginCheckpoint); Checkpoint is the same and waits. While that
 // goroutine runs the DB keeps serving from the cache, and whatever would
 // write to Pebble waits for it, which keeps the checkpoint consistent.
+//
+// All the DBs of a process share one Pebble block cache.
 //
 // The LSM is shaped for incremental checkpoints (small Lbase, higher L0
 // compaction threshold, bloom filters): see pebbleOptions.

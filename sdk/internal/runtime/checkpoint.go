@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -170,7 +171,7 @@ func Restore(m *weirv1.CheckpointManifest, head string, i, p, maxP int) (Restore
 
 // openState opens the subtask's keyed state: Pebble restored from the
 // checkpoint when checkpointing, else memory.
-func (ck *checkpointer) openState(ctx context.Context, v *Vertex, i, maxP int, ts Restored, up *snapshot.Uploader) (state.Backend, *pebblestate.DB, error) {
+func (ck *checkpointer) openState(ctx context.Context, v *Vertex, i, maxP int, ts Restored, up *snapshot.Uploader, cacheBytes int64) (state.Backend, *pebblestate.DB, error) {
 	if ck != nil && ck.restoreErr != nil {
 		return nil, nil, ck.restoreErr
 	}
@@ -193,17 +194,49 @@ func (ck *checkpointer) openState(ctx context.Context, v *Vertex, i, maxP int, t
 			}
 			up = snapshot.NewUploader(from, "").Seal(ck.restoreKey)
 		}
-		db, err := snapshot.Restore(ctx, up, ts.keyed, start, end, dir, pebblestate.Options{})
+		db, err := snapshot.Restore(ctx, up, ts.keyed, start, end, dir, pebblestate.Options{CacheBytes: cacheBytes})
 		if err != nil {
 			return nil, nil, &restoreError{id: ts.fromID, err: err}
 		}
 		return db, db, nil
 	}
-	db, err := pebblestate.Open(pebblestate.Options{Dir: dir})
+	db, err := pebblestate.Open(pebblestate.Options{Dir: dir, CacheBytes: cacheBytes})
 	if err != nil {
 		return nil, nil, err
 	}
 	return db, db, nil
+}
+
+const (
+	// defaultProcessStateCacheBytes is the hot-state cache of a job process
+	// without a memory limit, shared by its keyed subtasks. One fixed
+	// budget per subtask grew a process with every subtask it hosted: a
+	// restored DB caches the absence of every key it looks up until the
+	// budget is full, and a soak's job processes reached a GiB.
+	defaultProcessStateCacheBytes = 128 << 20
+	// stateCacheMemoryShare is the part of a process's memory limit
+	// (GOMEMLIMIT, from weir run --memory or --gomemlimit) its hot-state
+	// caches may take: the rest is for buffers, the records in flight,
+	// Pebble's block cache and memtables, and the garbage a heap under
+	// GOGC carries.
+	stateCacheMemoryShare = 4
+	// minStateCacheBytes keeps a cache useful however many subtasks share
+	// the process: below it nearly every update would write back.
+	minStateCacheBytes = 4 << 20
+)
+
+// processStateCacheBytes is the hot-state cache budget of a process whose
+// Go memory limit is memLimit (math.MaxInt64 when it has none).
+func processStateCacheBytes(memLimit int64) int64 {
+	if memLimit == math.MaxInt64 {
+		return defaultProcessStateCacheBytes
+	}
+	return memLimit / stateCacheMemoryShare
+}
+
+// stateCacheShare is one keyed subtask's share of the process's budget.
+func stateCacheShare(process int64, keyedSubtasks int) int64 {
+	return max(process/int64(max(keyedSubtasks, 1)), minStateCacheBytes)
 }
 
 // checkpoint takes subtask t's snapshot for checkpoint id: the synchronous

@@ -32,6 +32,9 @@ type Deployment struct {
 	Logger *slog.Logger
 	// ck is nil when the job does not checkpoint.
 	ck *checkpointer
+	// stateCacheBytes is each keyed subtask's hot-state cache budget: its
+	// share of the process's (Run sets it).
+	stateCacheBytes int64
 
 	mu    sync.Mutex
 	tasks map[SubtaskRef]*task // built tasks, for control messages
@@ -177,7 +180,7 @@ func (g *Graph) newTask(ctx context.Context, d *Deployment, ref SubtaskRef, gate
 		t.uploader = snapshot.NewUploader(d.ck.bucket, storelayout.Shared(d.ck.jobID)).Seal(d.ck.key)
 		t.uploader.OnAbort(d.ck.store.CleanUpFailedWrite)
 	}
-	if env.state, t.db, err = d.ck.openState(ctx, v, ref.Subtask, g.MaxParallelism, restored, t.uploader); err != nil {
+	if env.state, t.db, err = d.ck.openState(ctx, v, ref.Subtask, g.MaxParallelism, restored, t.uploader, d.stateCacheBytes); err != nil {
 		return nil, err
 	}
 	// The tail's outputs: the main one and its side outputs, each with
@@ -301,9 +304,14 @@ func (g *Graph) Run(ctx context.Context, d *Deployment, refs []SubtaskRef, repor
 		edges []*Edge
 	}
 	gates := make([]prepared, len(refs))
+	keyed := 0
 	for i, ref := range refs {
 		gates[i].gate, gates[i].edges = g.prepareGate(d, ref)
+		if g.Vertices[ref.Vertex].keyed() {
+			keyed++
+		}
 	}
+	d.stateCacheBytes = stateCacheShare(processStateCacheBytes(debug.SetMemoryLimit(-1)), keyed)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error

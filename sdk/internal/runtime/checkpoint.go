@@ -246,6 +246,7 @@ func stateCacheShare(process int64, keyedSubtasks int) int64 {
 func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration, u *inflight) error {
 	ck := t.ck
 	start := time.Now()
+	t.fin.taken = max(t.fin.taken, id)
 	unaligned := t.forwardUnaligned(ts, savepoint, u)
 	flush := t.flush
 	if unaligned {

@@ -30,6 +30,16 @@ type finishing struct {
 	awaiting bool
 	queue    []control
 	wake     chan struct{} // signalled when queue grows
+	// missed is the newest trigger that came before the subtask awaited.
+	// A gate-fed subtask takes checkpoints at barriers and drops triggers,
+	// but once its input has ended no barrier can come: a trigger posted
+	// between the end of its input and its wait (while Finish runs), or
+	// one whose barrier its finished producers never sent, is taken when
+	// the wait starts, or the checkpoint would hang until its timeout.
+	missed *control
+	// taken is the newest checkpoint the subtask took; owned by its
+	// goroutine.
+	taken int64
 
 	// uploads counts the subtask's checkpoint uploads in flight, so that
 	// its acks leave before it reports itself finished: the coordinator
@@ -51,6 +61,9 @@ type finishing struct {
 // finds c in its mailbox or gate.
 func (f *finishing) offerLocked(c control) bool {
 	if !f.awaiting {
+		if c.trigger != nil {
+			f.missed = &c
+		}
 		return false
 	}
 	f.queue = append(f.queue, c)
@@ -104,6 +117,15 @@ func (t *task) finalCheckpoint() error {
 		return t.finalControl(d.Frame.Local.(control))
 	}); err != nil {
 		return err
+	}
+	t.fin.mu.Lock()
+	missed := t.fin.missed
+	t.fin.missed = nil
+	t.fin.mu.Unlock()
+	if missed != nil && missed.trigger.CheckpointId > t.fin.taken {
+		if err := t.finalControl(*missed); err != nil {
+			return err
+		}
 	}
 	for {
 		if t.fin.done() {

@@ -559,6 +559,12 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 			s.step(ctx, j, jobmaster.AllRunning{})
 			s.startCheckpoints(ctx, j)
 		}
+		// A RUNNING update like any other (a worker lists its tasks' last
+		// updates when it registers with a new leader), which also says
+		// the subtask's final checkpoint is wanted now.
+		if u.AwaitingFinalCheckpoint && j.checkpointing {
+			s.checkpointInput(ctx, j, j.checkpoints.Hurry)
+		}
 	case weirv1.TaskState_TASK_STATE_FINISHED:
 		if j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED) {
 			s.stopCheckpoints(ctx, j, "every task finished")

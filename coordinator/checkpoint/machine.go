@@ -172,6 +172,22 @@ func (c *Machine) Tick(now time.Time) []Action {
 	return acts
 }
 
+// Hurry says a task waits for its final checkpoint (FLIP-147): the next
+// periodic checkpoint is due now rather than at the next interval, so that
+// each stage of a bounded job, which ends only after a checkpoint taken
+// once its input ended, does not wait an interval in turn. MinPause and
+// MaxConcurrent still hold; a checkpoint already pending (it may be the
+// task's final one) is not duplicated beyond them.
+func (c *Machine) Hurry(now time.Time) []Action {
+	if !c.running || c.cfg.Interval <= 0 {
+		return nil
+	}
+	if now.Before(c.nextTrigger) {
+		c.nextTrigger = now
+	}
+	return c.Tick(now)
+}
+
 // RequestSavepoint starts a savepoint, whatever Interval, MinPause and
 // MaxConcurrent say. It fails with ErrNotRunning when the job is stopped and
 // with ErrSavepointPending while another savepoint is under way.

@@ -73,6 +73,8 @@ func TestMachine(t *testing.T) {
 				acts = c.Stop(textArg(d, "reason"), now)
 			case "tick":
 				acts = c.Tick(now)
+			case "hurry":
+				acts = c.Hurry(now)
 			case "savepoint":
 				var err error
 				acts, err = c.RequestSavepoint(now)

@@ -377,3 +377,20 @@ func TestFailingCheckpointsAreVisible(t *testing.T) {
 	}
 	weir(t, 30*time.Second, "cancel", "--coordinator", c.api, id)
 }
+
+// TestBoundedJobEndsWithoutWaitingAnInterval: every stage of a bounded job
+// waits for a final checkpoint before it finishes (FLIP-147); the leader
+// triggers it as soon as a subtask says it waits, not at the next interval.
+// With an hour between checkpoints the job would otherwise run for hours.
+func TestBoundedJobEndsWithoutWaitingAnInterval(t *testing.T) {
+	c := startCluster(t, 2, 2)
+	const events, keys = 20000, 100
+	out := filepath.Join(c.dir, "out")
+	id := runDetached(t, c.api, "-p", "2", "--checkpoint-interval", "1h", bins.keyedcount, "--",
+		"--events", strconv.Itoa(events), "--keys", strconv.Itoa(keys), "--output", out)
+	waitFinished(t, c.api, id, 90*time.Second)
+	checkCounts(t, out, keys, events/keys)
+	if n := len(completed(checkpointsOf(t, c.api, id))); n == 0 {
+		t.Fatal("the job finished without a completed final checkpoint")
+	}
+}

@@ -824,9 +824,14 @@ type TaskStateUpdate struct {
 	RestoreFailed bool `protobuf:"varint,7,opt,name=restore_failed,json=restoreFailed,proto3" json:"restore_failed,omitempty"`
 	// The failure cannot succeed on retry (sdk.Permanent): the job fails
 	// instead of restarting.
-	Permanent     bool `protobuf:"varint,8,opt,name=permanent,proto3" json:"permanent,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Permanent bool `protobuf:"varint,8,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	// With state RUNNING: the subtask's input ended and it waits for its
+	// final checkpoint (FLIP-147) before it finishes. The coordinator then
+	// triggers the next checkpoint at once instead of at the next interval,
+	// so a bounded job does not wait an interval per stage to end.
+	AwaitingFinalCheckpoint bool `protobuf:"varint,9,opt,name=awaiting_final_checkpoint,json=awaitingFinalCheckpoint,proto3" json:"awaiting_final_checkpoint,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *TaskStateUpdate) Reset() {
@@ -915,6 +920,13 @@ func (x *TaskStateUpdate) GetPermanent() bool {
 	return false
 }
 
+func (x *TaskStateUpdate) GetAwaitingFinalCheckpoint() bool {
+	if x != nil {
+		return x.AwaitingFinalCheckpoint
+	}
+	return false
+}
+
 var File_weir_v1_control_proto protoreflect.FileDescriptor
 
 const file_weir_v1_control_proto_rawDesc = "" +
@@ -976,7 +988,7 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"StartTasks\x12*\n" +
 	"\x06routes\x18\x03 \x03(\v2\x12.weir.v1.TaskRouteR\x06routesJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"!\n" +
-	"\rCancelProcessJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04\"\xfe\x01\n" +
+	"\rCancelProcessJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04\"\xba\x02\n" +
 	"\x0fTaskStateUpdate\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
@@ -985,7 +997,8 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\x05state\x18\x05 \x01(\x0e2\x12.weir.v1.TaskStateR\x05state\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12%\n" +
 	"\x0erestore_failed\x18\a \x01(\bR\rrestoreFailed\x12\x1c\n" +
-	"\tpermanent\x18\b \x01(\bR\tpermanentB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\tpermanent\x18\b \x01(\bR\tpermanent\x12:\n" +
+	"\x19awaiting_final_checkpoint\x18\t \x01(\bR\x17awaitingFinalCheckpointB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_control_proto_rawDescOnce sync.Once

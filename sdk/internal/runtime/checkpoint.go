@@ -65,7 +65,10 @@ type checkpointer struct {
 	alignedTimeout *time.Duration
 	ack            func(*weirv1.CheckpointAck)
 	decline        func(*weirv1.CheckpointDecline)
-	logger         *slog.Logger
+	// awaitingFinal, when set, tells the coordinator a subtask waits for
+	// its final checkpoint (TaskStateUpdate.awaiting_final_checkpoint).
+	awaitingFinal func(SubtaskRef)
+	logger        *slog.Logger
 	uploads        sync.WaitGroup
 }
 

@@ -99,6 +99,11 @@ func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 				ck.decline = func(dc *weirv1.CheckpointDecline) {
 					send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointDecline{CheckpointDecline: dc}})
 				}
+				ck.awaitingFinal = func(r SubtaskRef) {
+					send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
+						JobId: env.JobID, Attempt: env.Attempt, VertexId: int32(r.Vertex), Subtask: int32(r.Subtask),
+						State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true}}})
+				}
 			}
 		case *weirv1.ProcessCommand_Start:
 			start = c.Start

@@ -69,7 +69,7 @@ type checkpointer struct {
 	// its final checkpoint (TaskStateUpdate.awaiting_final_checkpoint).
 	awaitingFinal func(SubtaskRef)
 	logger        *slog.Logger
-	uploads        sync.WaitGroup
+	uploads       sync.WaitGroup
 }
 
 // Restored is what a subtask restores: its keyed-state snapshots and each

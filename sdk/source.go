@@ -59,6 +59,10 @@ type TaskInfo interface {
 	// that checkpoint (Flink's union list state). Connectors that assign
 	// their own splits, such as Kafka partitions, pick theirs from it.
 	RestoredAll() ([][]byte, bool)
+	// RestoredParallelism is the operator's parallelism in that
+	// checkpoint (0: none restored); it differs from Parallelism when the
+	// job was rescaled.
+	RestoredParallelism() int
 	// Checkpointing says whether the job takes checkpoints, so a sink
 	// can choose its delivery guarantee.
 	Checkpointing() bool
@@ -135,7 +139,7 @@ func RestoredSplits[S any](t TaskInfo, decode func([]byte) (S, error), deal func
 		return nil, false, nil
 	}
 	rescaled := true
-	if r, isEnv := t.(interface{ RestoredParallelism() int }); isEnv && r.RestoredParallelism() == t.Parallelism() {
+	if t.RestoredParallelism() == t.Parallelism() {
 		// Missing items mean this subtask's old one stored none: nothing
 		// left to read, never a fresh start.
 		items, _ = t.Restored()

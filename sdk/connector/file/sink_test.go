@@ -52,8 +52,14 @@ func (t taskInfo) JobID() string                 { return "job" }
 func (t taskInfo) UID() string                   { return "sink" }
 func (t taskInfo) Restored() ([][]byte, bool)    { return t.restored, t.has }
 func (t taskInfo) RestoredAll() ([][]byte, bool) { return t.restored, t.has }
-func (t taskInfo) Checkpointing() bool           { return true }
-func (t taskInfo) Logger() *slog.Logger          { return slog.New(slog.DiscardHandler) }
+func (t taskInfo) RestoredParallelism() int {
+	if t.has {
+		return 1
+	}
+	return 0
+}
+func (t taskInfo) Checkpointing() bool  { return true }
+func (t taskInfo) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func openWriter(t *testing.T, dir string, info taskInfo) *sinkWriter[int] {
 	t.Helper()

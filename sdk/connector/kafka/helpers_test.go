@@ -42,7 +42,13 @@ func (t task) UID() string                   { return t.uid }
 func (t task) Restored() ([][]byte, bool)    { return nil, t.restored }
 func (t task) RestoredAll() ([][]byte, bool) { return t.all, t.restored }
 func (t task) Checkpointing() bool           { return t.checkpointing }
-func (t task) Logger() *slog.Logger          { return slog.New(slog.DiscardHandler) }
+func (t task) RestoredParallelism() int {
+	if t.restored {
+		return t.parallelism
+	}
+	return 0
+}
+func (t task) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // broker starts an in-process Kafka with the topics, each of partitions
 // partitions.

@@ -270,10 +270,21 @@ func (s *leaderState) startCheckpoints(ctx context.Context, j *jobDriver) {
 	j.checkpointing, j.checkpointsFailedInRow = true, 0
 	s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
 		acts := j.checkpoints.Start(j.checkpointTasks(), now)
+		hurry := false
 		for _, id := range j.checkpointTasks() {
-			if t := j.tasks[jobgraph.Subtask{VertexID: id.Vertex, Index: id.Subtask}]; t != nil && t.state == weirv1.TaskState_TASK_STATE_FINISHED {
+			t := j.tasks[jobgraph.Subtask{VertexID: id.Vertex, Index: id.Subtask}]
+			switch {
+			case t == nil:
+			case t.state == weirv1.TaskState_TASK_STATE_FINISHED:
 				acts = append(acts, j.checkpoints.Finished(id, j.finishedAck(id), now)...)
+			case t.awaiting:
+				// It said so before checkpoints started (another subtask
+				// was still restoring), or to the leader before this one.
+				hurry = true
 			}
+		}
+		if hurry {
+			acts = append(acts, j.checkpoints.Hurry(now)...)
 		}
 		return acts
 	})

@@ -115,6 +115,9 @@ type process struct {
 type taskRun struct {
 	worker string
 	state  weirv1.TaskState
+	// awaiting: RUNNING, its input ended, and it waits for its final
+	// checkpoint (TaskStateUpdate.awaiting_final_checkpoint).
+	awaiting bool
 }
 
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *jobDriver {
@@ -521,6 +524,7 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 		return
 	}
 	j.setTaskState(t, u.State)
+	t.awaiting = u.State == weirv1.TaskState_TASK_STATE_RUNNING && u.AwaitingFinalCheckpoint
 	switch u.State {
 	case weirv1.TaskState_TASK_STATE_FAILED:
 		permanent := u.Permanent
@@ -559,10 +563,10 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 			s.step(ctx, j, jobmaster.AllRunning{})
 			s.startCheckpoints(ctx, j)
 		}
-		// A RUNNING update like any other (a worker lists its tasks' last
-		// updates when it registers with a new leader), which also says
-		// the subtask's final checkpoint is wanted now.
-		if u.AwaitingFinalCheckpoint && j.checkpointing {
+		// A RUNNING update like any other, which also says the subtask's
+		// final checkpoint is wanted now (before checkpoints start, they
+		// start hurried: startCheckpoints).
+		if t.awaiting && j.checkpointing {
 			s.checkpointInput(ctx, j, j.checkpoints.Hurry)
 		}
 	case weirv1.TaskState_TASK_STATE_FINISHED:

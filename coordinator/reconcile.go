@@ -161,9 +161,9 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 		}
 		p := &process{addr: rp.DataAddress, cert: rp.DataCertSha256, pid: rp.Pid, exited: rp.Exited, ready: true}
 		procs[id] = p
-		states := map[jobgraph.Subtask]weirv1.TaskState{}
+		states := map[jobgraph.Subtask]*weirv1.TaskStateUpdate{}
 		for _, u := range rp.Tasks {
-			states[jobgraph.Subtask{VertexID: u.VertexId, Index: u.Subtask}] = u.State
+			states[jobgraph.Subtask{VertexID: u.VertexId, Index: u.Subtask}] = u
 		}
 		for _, ref := range rp.Subtasks {
 			st := jobgraph.Subtask{VertexID: ref.VertexId, Index: ref.Subtask}
@@ -171,11 +171,13 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 			if tasks[st] != nil {
 				why = fmt.Sprintf("subtask %s/%d reported by two workers", j.vertices[st.VertexID], st.Index)
 			}
-			tasks[st] = &taskRun{worker: wid, state: states[st]}
+			u := states[st]
+			tasks[st] = &taskRun{worker: wid, state: u.GetState(),
+				awaiting: u.GetState() == weirv1.TaskState_TASK_STATE_RUNNING && u.GetAwaitingFinalCheckpoint()}
 			switch {
-			case states[st] == weirv1.TaskState_TASK_STATE_FINISHED:
-			case states[st] != weirv1.TaskState_TASK_STATE_RUNNING:
-				whyRegion[id.region] = fmt.Sprintf("subtask %s/%d on worker %s is %s", j.vertices[st.VertexID], st.Index, wid, states[st])
+			case u.GetState() == weirv1.TaskState_TASK_STATE_FINISHED:
+			case u.GetState() != weirv1.TaskState_TASK_STATE_RUNNING:
+				whyRegion[id.region] = fmt.Sprintf("subtask %s/%d on worker %s is %s", j.vertices[st.VertexID], st.Index, wid, u.GetState())
 			case rp.Exited:
 				whyRegion[id.region] = fmt.Sprintf("the process on worker %s exited: %s", wid, rp.Error)
 			}

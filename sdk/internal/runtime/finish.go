@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/weir-run/weir/internal/exchange"
@@ -30,13 +32,15 @@ type finishing struct {
 	awaiting bool
 	queue    []control
 	wake     chan struct{} // signalled when queue grows
-	// missed is the newest trigger that came before the subtask awaited.
-	// A gate-fed subtask takes checkpoints at barriers and drops triggers,
-	// but once its input has ended no barrier can come: a trigger posted
-	// between the end of its input and its wait (while Finish runs), or
-	// one whose barrier its finished producers never sent, is taken when
-	// the wait starts, or the checkpoint would hang until its timeout.
-	missed *control
+	// missed holds the triggers that came before the subtask awaited,
+	// newer than any it took. A gate-fed subtask takes checkpoints at
+	// barriers and drops triggers, but once its input has ended no barrier
+	// can come: a trigger posted between the end of its input and its wait
+	// (while Finish runs), or one whose barrier its finished producers
+	// never sent, is taken when the wait starts, or the checkpoint would
+	// hang until its timeout. All of them, in order: a savepoint and a
+	// periodic checkpoint may both be pending.
+	missed []control
 	// taken is the newest checkpoint the subtask took; owned by its
 	// goroutine.
 	taken int64
@@ -56,13 +60,26 @@ type finishing struct {
 	final int64
 }
 
+// maxMissedTriggers bounds finishing.missed.
+const maxMissedTriggers = 8
+
 // offerLocked queues c if the subtask awaits its final checkpoint. f.mu
 // is held, so a subtask that starts waiting after this returned false
 // finds c in its mailbox or gate.
 func (f *finishing) offerLocked(c control) bool {
 	if !f.awaiting {
-		if c.trigger != nil {
-			f.missed = &c
+		switch {
+		case c.trigger != nil:
+			// Bounded also while no checkpoint completes: one older than
+			// the newest few was aborted long ago.
+			if len(f.missed) == maxMissedTriggers {
+				f.missed = slices.Delete(f.missed, 0, 1)
+			}
+			f.missed = append(f.missed, c)
+		case c.complete > 0:
+			// Those up to a completed checkpoint need nothing any more,
+			// which keeps the list to the checkpoints pending.
+			f.missed = slices.DeleteFunc(f.missed, func(m control) bool { return m.trigger.CheckpointId <= c.complete })
 		}
 		return false
 	}
@@ -122,9 +139,12 @@ func (t *task) finalCheckpoint() error {
 	missed := t.fin.missed
 	t.fin.missed = nil
 	t.fin.mu.Unlock()
-	if missed != nil && missed.trigger.CheckpointId > t.fin.taken {
-		if err := t.finalControl(*missed); err != nil {
-			return err
+	slices.SortFunc(missed, func(a, b control) int { return cmp.Compare(a.trigger.CheckpointId, b.trigger.CheckpointId) })
+	for _, c := range missed {
+		if c.trigger.CheckpointId > t.fin.taken {
+			if err := t.finalControl(c); err != nil {
+				return err
+			}
 		}
 	}
 	if f := t.ck.awaitingFinal; f != nil && t.fin.final == 0 {

@@ -62,6 +62,11 @@ func repairCrash(dir string, auth []kfake.Opt, self []kgo.Opt) (kept, expired []
 		return nil, nil, err
 	}
 	defer c.Close()
+	// The session file went as this broker loaded it: a kill -9 during the
+	// repair must not leave the snapshots to be trusted without it.
+	if err := dropSnapshots(dir); err != nil {
+		return nil, nil, err
+	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, self...)...)
 	if err != nil {
 		return nil, nil, err
@@ -160,7 +165,13 @@ func crashOpenTxns(ctx context.Context, c *kfake.Cluster, cl *kgo.Client, self [
 			parts[*t.Topic][p.Partition] = kgo.NewOffset().AtStart()
 		}
 	}
-	ends, err := endOffsets(ctx, cl, parts)
+	ends, err := listOffsets(ctx, cl, parts, -1)
+	if err != nil {
+		return nil, err
+	}
+	// A partition trimmed to its end (DeleteRecords, retention) has no
+	// record to read up to it.
+	starts, err := listOffsets(ctx, cl, parts, -2)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +190,7 @@ func crashOpenTxns(ctx context.Context, c *kfake.Cluster, cl *kgo.Client, self [
 	remaining := 0
 	for t, ps := range ends {
 		for p, end := range ps {
-			if end > 0 {
+			if starts[t][p] < end {
 				remaining++
 			}
 			opens[tp{t, p}] = map[int64]open{}
@@ -243,8 +254,9 @@ func crashOpenTxns(ctx context.Context, c *kfake.Cluster, cl *kgo.Client, self [
 	return crashed, nil
 }
 
-// endOffsets are the high watermarks of parts.
-func endOffsets(ctx context.Context, cl *kgo.Client, parts map[string]map[int32]kgo.Offset) (map[string]map[int32]int64, error) {
+// listOffsets are the offsets of parts at timestamp ts: -1 their high
+// watermarks, -2 their log start offsets.
+func listOffsets(ctx context.Context, cl *kgo.Client, parts map[string]map[int32]kgo.Offset, ts int64) (map[string]map[int32]int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	for t, ps := range parts {
@@ -252,7 +264,7 @@ func endOffsets(ctx context.Context, cl *kgo.Client, parts map[string]map[int32]
 		rt.Topic = t
 		for p := range ps {
 			rp := kmsg.NewListOffsetsRequestTopicPartition()
-			rp.Partition, rp.Timestamp = p, -1
+			rp.Partition, rp.Timestamp = p, ts
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
@@ -266,7 +278,7 @@ func endOffsets(ctx context.Context, cl *kgo.Client, parts map[string]map[int32]
 		ends[t.Topic] = map[int32]int64{}
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("end offset of %s/%d: %w", t.Topic, p.Partition, err)
+				return nil, fmt.Errorf("offset of %s/%d: %w", t.Topic, p.Partition, err)
 			}
 			ends[t.Topic][p.Partition] = p.Offset
 		}

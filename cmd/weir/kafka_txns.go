@@ -374,10 +374,16 @@ func (r *txnRecovery) endTxn(c *kfake.Cluster, req *kmsg.EndTxnRequest) (kmsg.Re
 		return nil, nil, false
 	}
 	c.KeepControl()
-	var outcome string
 	// The end is a request to this broker: sleeping lets the broker serve
-	// it, and every other client, meanwhile.
-	c.SleepControl(func() { outcome = r.end(o, req.Commit, "") })
+	// it, and every other client, meanwhile. A broker shutting down wakes
+	// the sleep early, with the end still running: no answer then.
+	ended := make(chan string, 1)
+	c.SleepControl(func() { ended <- r.end(o, req.Commit, "") })
+	var outcome string
+	select {
+	case outcome = <-ended:
+	default:
+	}
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	if outcome == "" {
 		resp.ErrorCode = kerr.ConcurrentTransactions.Code // retried by producers
@@ -509,7 +515,9 @@ func (r *txnRecovery) endRecovery(o *openTxn, commit bool) error {
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			// Still retriable: no answer, the transaction stays open
+			// (the error must not read as the broker's definite one).
+			return fmt.Errorf("%w (last answer: %v)", ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

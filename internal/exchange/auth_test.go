@@ -1,10 +1,8 @@
 package exchange
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"google.golang.org/grpc/peer"
 	"io"
 	"log/slog"
 	"net"
@@ -18,28 +16,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/weir-run/weir/internal/syncbuf"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
-
-// syncBuffer is a log sink safe for the Network's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestStreamWithoutTheChannelSecretIsRefused(t *testing.T) {
 	ctx := testCtx(t)
@@ -83,7 +65,7 @@ func TestStreamWithoutTheChannelSecretIsRefused(t *testing.T) {
 // its refusals make one log line.
 func TestStrangerIsRefusedBeforeItsFramesAreRead(t *testing.T) {
 	ctx := testCtx(t)
-	var log syncBuffer
+	var log syncbuf.Buffer
 	a := newProcLogging(t, "job", 1, Options{ChannelSecret: "s3cret"}, &log)
 	gate := a.n.Gate([]ChannelID{{Edge: 1}})
 	defer gate.Close()
@@ -126,7 +108,7 @@ func TestStrangerIsRefusedBeforeItsFramesAreRead(t *testing.T) {
 }
 
 func TestRefusalLogIsRateLimitedPerPeer(t *testing.T) {
-	var log syncBuffer
+	var log syncbuf.Buffer
 	r := newRefusalLog(slogTo(&log), time.Minute)
 	now := time.Unix(0, 0)
 	r.now = func() time.Time { return now }

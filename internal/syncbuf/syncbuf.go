@@ -1,5 +1,5 @@
 // Package syncbuf owns Buffer, a bytes.Buffer safe for one writer
-// goroutine and readers on others: the output of a child process that
+// goroutine or more and readers on others: the output of a child process that
 // exec's copying goroutines write while a test or a helper reads it.
 package syncbuf
 

@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-run/weir/internal/syncbuf"
 )
 
 // TestBayVisitsKafka runs the job's Kafka mode at p=2 over an in-process
@@ -66,7 +67,7 @@ func TestBayVisitsKafka(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "--mode=local", "-p", "2", "--", "--brokers", brokers,
 		"--input-topic", "events", "--output-topic", "visits", "--gap", "60s", "--max-out-of-order", "30s")
 	cmd.Env = append(os.Environ(), "BAYVISITS_JOB=1")
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -93,24 +94,6 @@ func TestBayVisitsKafka(t *testing.T) {
 	}
 	slices.Sort(got)
 	compare(t, got, want)
-}
-
-// syncBuffer collects a process's output from its two pipes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestBayVisitsKafkaRefinements runs the refinements mode at p=1 over an
@@ -149,7 +132,7 @@ func TestBayVisitsKafkaRefinements(t *testing.T) {
 		"--input-topic", "events", "--output-topic", "panes", "--late-topic", "late",
 		"--early-every", "5", "--lateness", "5m", "--retracting")
 	cmd.Env = append(os.Environ(), "BAYVISITS_JOB=1")
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

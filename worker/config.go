@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -41,6 +43,32 @@ type Config struct {
 	// InsecurePlaintext (--insecure-plaintext) allows a plaintext cluster
 	// beyond loopback.
 	InsecurePlaintext bool
+	// Memory is what the worker's job processes may use, split evenly
+	// among its slots (Flink's task manager memory): a process without a
+	// memory setting of its job's gets GOMEMLIMIT at 90% of its slots'
+	// share, and GOGC 400 under it (jobenv.go). 0: Go's defaults. The
+	// commands default it to DefaultMemory.
+	Memory int64
+}
+
+// DefaultMemory is half the machine's memory: the rest is for the page
+// cache that Pebble reads through, the worker and other daemons. 0 when it
+// cannot be read.
+func DefaultMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kib << 10 / 2
+		}
+	}
+	return 0
 }
 
 func (c *Config) setDefaults() {
@@ -66,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.Slots < 1 {
 		errs = append(errs, fmt.Errorf("worker: --slots must be at least 1, got %d", c.Slots))
+	}
+	if c.Memory < 0 {
+		errs = append(errs, fmt.Errorf("worker: --memory must not be negative, got %d", c.Memory))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("worker: --data-dir is required"))

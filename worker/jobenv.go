@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/weir-run/weir/internal/taskenv"
+	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
 // A job process's environment is built, not inherited: the worker's own
@@ -59,9 +60,10 @@ func jobEnv(worker []string, dir string, task []string) []string {
 // weirbench --gogc (q8, p=1, 1M events, one run each on a loaded machine):
 // 1.06M, 1.19M and 1.28M events per core at 100, 200 and 400. The heap may
 // then grow to five times the live data, so it is the default only where
-// GOMEMLIMIT caps the heap (the job has a memory limit or sets one):
-// without a cap a process keeps Go's own 100, and garbage a peer makes it
-// allocate (a stream of huge frames refused) is collected soon.
+// GOMEMLIMIT caps the heap (the job has a memory limit or sets one, or the
+// worker has memory for its slots, as it has by default): without a cap a
+// process keeps Go's own 100, and garbage a peer makes it allocate (a
+// stream of huge frames refused) is collected soon.
 const DefaultGOGC = 400
 
 // memLimitShare is the part of a process's memory limit (weir run --memory)
@@ -73,9 +75,14 @@ const memLimitShare = 0.9
 
 // goRuntimeEnv is the GOGC and GOMEMLIMIT of a job process: the job's own
 // (gogc, gomemlimit, from weir run) where set, else a share of its memory
-// limit and, under such a cap, DefaultGOGC (Go's defaults without one). The worker's own GOGC and
+// limit (weir run --memory) or, without one, of its slots' memory (the
+// worker's --memory split among its slots), and under such a cap
+// DefaultGOGC (Go's defaults without one). The worker's own GOGC and
 // GOMEMLIMIT never pass (jobEnv): they tune the worker, not the job.
-func goRuntimeEnv(gogc int32, gomemlimit, memoryLimit int64) []string {
+func goRuntimeEnv(gogc int32, gomemlimit, memoryLimit, slotsMemory int64) []string {
+	if memoryLimit == 0 {
+		memoryLimit = slotsMemory
+	}
 	var env []string
 	switch {
 	case gogc > 0:
@@ -92,6 +99,22 @@ func goRuntimeEnv(gogc int32, gomemlimit, memoryLimit int64) []string {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(int64(float64(memoryLimit)*memLimitShare), 10))
 	}
 	return env
+}
+
+// slotsMemory is the memory of the slots a process with these subtasks
+// occupies: with slot sharing a slot hosts one subtask of each vertex, so
+// as many slots as its largest vertex has subtasks here.
+func (c Config) slotsMemory(subtasks []*weirv1.SubtaskRef) int64 {
+	if c.Memory <= 0 || c.Slots < 1 {
+		return 0
+	}
+	per := map[int32]int64{}
+	var slots int64
+	for _, s := range subtasks {
+		per[s.VertexId]++
+		slots = max(slots, per[s.VertexId])
+	}
+	return c.Memory / int64(c.Slots) * max(slots, 1)
 }
 
 func passes(k string) bool {

@@ -516,7 +516,7 @@ func (w *Worker) deploy(ctx context.Context, d *weirv1.DeployProcess) {
 			ChannelSecret: jp.channelSecret, DataTLS: jp.dataTLS}
 		proc, err := supervisor.Start(supervisor.Spec{
 			Path: exe.Path(), Name: "weir-job-" + d.BinarySha256[:16], Args: taskenv.Args("task", int(d.Parallelism), d.Args),
-			Env: jobEnv(os.Environ(), dir, append(env.Env(), goRuntimeEnv(d.Gogc, d.GomemlimitBytes, limit)...)), Dir: dir, Logger: logger, Cgroup: cg,
+			Env: jobEnv(os.Environ(), dir, append(env.Env(), goRuntimeEnv(d.Gogc, d.GomemlimitBytes, limit, w.cfg.slotsMemory(d.GetAssign().GetSubtasks()))...)), Dir: dir, Logger: logger, Cgroup: cg,
 		})
 		exe.Close() // the process runs its own mapping of it
 		if cg != nil {

@@ -136,7 +136,9 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	workerCfgs := make([]worker.Config, f.workers)
 	for i := range workerCfgs {
 		id := fmt.Sprintf("worker-%d", i+1)
-		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1", LogFormat: f.log.format}
+		// The workers share the machine: half its memory between them.
+		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1", LogFormat: f.log.format,
+			Memory: worker.DefaultMemory() / int64(f.workers)}
 	}
 
 	var certs localCerts

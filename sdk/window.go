@@ -621,20 +621,54 @@ func (o *winOp[K, T, A, U]) pane(p TimeWindow, v T, ts int64, part *A) error {
 	if err := o.putAcc(p, acc); err != nil {
 		return err
 	}
+	if !spec.stateful() {
+		if ok {
+			return nil
+		}
+		// A new pane sets the timer of the first live window holding it
+		// only: each window's timer sets the next one's (nextWindow), so
+		// a pane costs one timer, not one per window sliding over it.
+		var first TimeWindow
+		o.w.a.windowsOf(p, func(w TimeWindow) bool {
+			if spec.cleanupTime(w) <= wm {
+				return false // it and every older window are gone
+			}
+			first = w
+			return true
+		})
+		return o.timers.register(EventTime, first.maxTimestamp(), o.nsOf(first))
+	}
 	o.w.a.windowsOf(p, func(w TimeWindow) bool {
 		if spec.cleanupTime(w) <= wm {
 			return false // it and every older window are gone
-		}
-		if !spec.stateful() {
-			if !ok {
-				err = o.timers.register(EventTime, w.maxTimestamp(), o.nsOf(w))
-			}
-			return err == nil
 		}
 		err = o.recordInWindow(w, wm)
 		return err == nil
 	})
 	return err
+}
+
+// nextWindow sets the on-time timer of the sliding window after w, which
+// has just fired, when it holds a pane already: those it shares with w.
+// (Its newer panes set it themselves: it is the first window holding
+// them.) Windows without a trigger state chain their timers so; the others
+// set every window's timer as records come, for their triggers.
+func (o *winOp[K, T, A, U]) nextWindow(w TimeWindow) error {
+	a := o.w.a
+	if a.kind != slidingWindows {
+		return nil
+	}
+	next := TimeWindow{w.Start + a.slide, w.End + a.slide}
+	for s := next.Start; s < w.End; s += a.pane {
+		_, ok, err := o.getAcc(TimeWindow{s, s + a.pane})
+		if err != nil {
+			return err
+		}
+		if ok {
+			return o.timers.register(EventTime, next.maxTimestamp(), o.nsOf(next))
+		}
+	}
+	return nil
 }
 
 // recordInWindow runs the trigger for a record that went into window w.
@@ -796,7 +830,13 @@ func (o *winOp[K, T, A, U]) eventTimer(ts int64, ns []byte) error {
 			return err
 		}
 	}
-	return o.apply(r, &st, o.w.spec.eventTime(&st, r.w, ts))
+	if err := o.apply(r, &st, o.w.spec.eventTime(&st, r.w, ts)); err != nil {
+		return err
+	}
+	if !o.w.spec.stateful() && ts == r.w.maxTimestamp() {
+		return o.nextWindow(r.w)
+	}
+	return nil
 }
 
 func (o *winOp[K, T, A, U]) procTimer(now int64, ns []byte) error {

@@ -170,6 +170,12 @@ func encodeSessions(dst []byte, ss []session) []byte {
 	return dst
 }
 
+// sessionsCodec is the stored form of a key's sessions.
+type sessionsCodec struct{}
+
+func (sessionsCodec) Append(dst []byte, ss []session) []byte { return encodeSessions(dst, ss) }
+func (sessionsCodec) Decode(b []byte) ([]session, error)     { return decodeSessions(b, nil) }
+
 func decodeSessions(b []byte, into []session) ([]session, error) {
 	ss := into[:0]
 	r := uvarintframe.NewReader(b)
@@ -425,9 +431,9 @@ func openWindow[K comparable, T, A, U any](env *runtime.Env, w WindowedStream[K,
 		return nil, runtime.OpRun{}, err
 	}
 	op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
-		trig:     newHandle(store, "\x00trigger", triggerStateType(w.spec.mode, out), nil),
-		sessions: newHandle(store, "\x00sessions", "sessions", nil),
-		add:      add, merge: merge, result: result, retract: retract, out: out, emit: emit}
+		trig: newHandle(store, "\x00trigger", triggerStateType(w.spec.mode, out), nil),
+		add:  add, merge: merge, result: result, retract: retract, out: out, emit: emit}
+	op.sessions = newHeapState(newHandle(store, "\x00sessions", "sessions", nil), Codec[[]session](sessionsCodec{}), noNS)
 	op.accs = newHeapState(newHandle(store, "\x00contents", stateType("window contents", ac), nil), ac, appendNS)
 	run := timerRun(env, timers, func(d TimeDomain, at int64, ns []byte) error {
 		if d == EventTime {
@@ -448,11 +454,13 @@ func triggerStateType[U any](mode Accumulation, out Codec[U]) string {
 }
 
 type winOp[K comparable, T, A, U any] struct {
-	env            *runtime.Env
-	w              WindowedStream[K, T]
-	store          *StateStore
-	timers         *timerService
-	trig, sessions *stateHandle
+	env    *runtime.Env
+	w      WindowedStream[K, T]
+	store  *StateStore
+	timers *timerService
+	trig   *stateHandle
+	// sessions holds each key's session windows, typed in memory.
+	sessions *heapState[struct{}, []session]
 	// accs holds the contents of each pane (or session) of each key.
 	accs     *heapState[TimeWindow, A]
 	add      func(acc A, ok bool, v T) A
@@ -493,21 +501,26 @@ func (o *winOp[K, T, A, U]) putTrig(w TimeWindow, st trigState) error {
 	return o.trig.put(o.nsOf(w), st.encode)
 }
 
-// getSessions reads the current key's sessions into o.set (reused).
+// getSessions copies the current key's sessions into o.set (reused): its
+// callers filter the copy in place, and may then drop the change.
 func (o *winOp[K, T, A, U]) getSessions() ([]session, error) {
-	b, ok, err := o.sessions.get(nil)
-	if err != nil || !ok {
-		return o.set[:0], err
-	}
-	o.set, err = decodeSessions(b, o.set)
+	ss, _, err := o.sessions.get(struct{}{})
+	o.set = append(o.set[:0], ss...)
 	return o.set, err
 }
 
+// putSessions stores ss (getSessions' copy) as the current key's sessions,
+// in the stored slice: the state is written back synchronously, at
+// checkpoints and evictions, so nothing else holds it.
 func (o *winOp[K, T, A, U]) putSessions(ss []session) error {
 	if len(ss) == 0 {
-		return o.sessions.del(nil)
+		return o.sessions.del(struct{}{})
 	}
-	return o.sessions.put(nil, func(dst []byte) []byte { return encodeSessions(dst, ss) })
+	old, _, err := o.sessions.get(struct{}{})
+	if err != nil {
+		return err
+	}
+	return o.sessions.put(struct{}{}, append(old[:0], ss...))
 }
 
 // refOf is ref for a timer's encoded namespace.

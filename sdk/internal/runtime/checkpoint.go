@@ -218,11 +218,13 @@ const (
 	// budget is full, and a soak's job processes reached a GiB.
 	defaultProcessStateCacheBytes = 128 << 20
 	// stateCacheMemoryShare is the part of a process's memory limit
-	// (GOMEMLIMIT, from weir run --memory or --gomemlimit) its hot-state
-	// caches may take: the rest is for buffers, the records in flight,
-	// Pebble's block cache and memtables, and the garbage a heap under
-	// GOGC carries.
-	stateCacheMemoryShare = 4
+	// (GOMEMLIMIT: from weir run --memory or --gomemlimit, or its slots'
+	// share of the worker's --memory) its hot-state caches may take: an
+	// eighth, because under GOGC 400 the heap grows to five times what is
+	// live before a collection, and a cache near the limit would have the
+	// collector run all the time; the rest is also for buffers, the
+	// records in flight, Pebble's block cache and memtables.
+	stateCacheMemoryShare = 8
 	// minStateCacheBytes keeps a cache useful however many subtasks share
 	// the process: below it nearly every update would write back.
 	minStateCacheBytes = 4 << 20

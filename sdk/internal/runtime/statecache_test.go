@@ -17,8 +17,8 @@ func TestStateCacheBudgetIsPerProcess(t *testing.T) {
 		{math.MaxInt64, 1, 128 << 20},
 		{math.MaxInt64, 4, 32 << 20},
 		{math.MaxInt64, 64, 4 << 20}, // the floor
-		{2 << 30, 2, 256 << 20},      // a quarter of GOMEMLIMIT, halved
-		{64 << 20, 1, 16 << 20},
+		{2 << 30, 2, 128 << 20},      // an eighth of GOMEMLIMIT, halved
+		{256 << 20, 1, 32 << 20},
 	} {
 		if got := stateCacheShare(processStateCacheBytes(tc.memLimit), tc.keyed); got != tc.want {
 			t.Errorf("limit %d, %d keyed subtasks: %d bytes each, want %d", tc.memLimit, tc.keyed, got, tc.want)

@@ -523,12 +523,13 @@ func costChart(res *Results) string {
 }
 
 // keptHeadings start the report's sections whose numbers come from other
-// benchmarks and are pasted in by hand, in order: the coordinator's
+// benchmarks and are pasted in by hand, in order: before-and-after runs of
+// two commits (weirbench of each, alternating), the coordinator's
 // 1,000-worker simulation (go test ./coordinator -bench Scale1000),
 // checkpoints under backpressure (go test ./internal/e2e -run
 // TestCheckpointDurationsUnderBackpressure -backpressure-bench) and chaos
 // campaigns (bench/cmd/chaos, docs/chaos.md). A new bench report keeps them.
-var keptHeadings = []string{"## 1,000-worker simulation", "## Checkpoints under backpressure", "## Chaos campaigns"}
+var keptHeadings = []string{"## Before → after", "## 1,000-worker simulation", "## Checkpoints under backpressure", "## Chaos campaigns"}
 
 // keptSections is every kept section of report.
 func keptSections(report string) string {

@@ -120,6 +120,12 @@ type taskRun struct {
 	awaiting bool
 }
 
+// awaitsFinal reports whether u says its subtask runs and waits for its
+// final checkpoint.
+func awaitsFinal(u *weirv1.TaskStateUpdate) bool {
+	return u.GetState() == weirv1.TaskState_TASK_STATE_RUNNING && u.GetAwaitingFinalCheckpoint()
+}
+
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *jobDriver {
 	j := &jobDriver{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string), regionOf: make(map[int32]int32),
 		checkpoints: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
@@ -524,7 +530,7 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 		return
 	}
 	j.setTaskState(t, u.State)
-	t.awaiting = u.State == weirv1.TaskState_TASK_STATE_RUNNING && u.AwaitingFinalCheckpoint
+	t.awaiting = awaitsFinal(u)
 	switch u.State {
 	case weirv1.TaskState_TASK_STATE_FAILED:
 		permanent := u.Permanent

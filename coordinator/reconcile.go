@@ -172,8 +172,7 @@ func (s *leaderState) tryAdopt(ctx context.Context, j *jobDriver) string {
 				why = fmt.Sprintf("subtask %s/%d reported by two workers", j.vertices[st.VertexID], st.Index)
 			}
 			u := states[st]
-			tasks[st] = &taskRun{worker: wid, state: u.GetState(),
-				awaiting: u.GetState() == weirv1.TaskState_TASK_STATE_RUNNING && u.GetAwaitingFinalCheckpoint()}
+			tasks[st] = &taskRun{worker: wid, state: u.GetState(), awaiting: awaitsFinal(u)}
 			switch {
 			case u.GetState() == weirv1.TaskState_TASK_STATE_FINISHED:
 			case u.GetState() != weirv1.TaskState_TASK_STATE_RUNNING:

@@ -221,6 +221,9 @@ func newWorkerCmd(s streams) *cobra.Command {
 				return err
 			}
 			cfg.Etcd = splitList(etcd)
+			if !cmd.Flags().Changed("memory") {
+				cfg.Memory = worker.DefaultMemory()
+			}
 			if cfg.TLS, err = tf.source(); err != nil {
 				return err
 			}
@@ -244,7 +247,6 @@ func newWorkerCmd(s streams) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&etcd, "etcd", nil, "etcd client endpoints, comma-separated (required)")
 	fl.IntVar(&cfg.Slots, "slots", 2, "task slots this worker offers")
-	cfg.Memory = worker.DefaultMemory()
 	fl.Var(sizeValue{&cfg.Memory}, "memory", "memory for this worker's job processes, split evenly among its slots: a job process gets GOMEMLIMIT at 90% of its slots' share and GOGC 400, unless its job sets its own (default: half the machine's memory; 0: Go's defaults)")
 	fl.StringVar(&cfg.DataDir, "data-dir", "", "directory for cached binaries and local state (required)")
 	fl.StringVar(&cfg.ID, "id", "", "worker id, unique in the cluster (default HOST-PID)")

@@ -134,11 +134,12 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 		API: api, HTTP: httpAddr, HTTPHosts: f.httpHosts, KEK: kek,
 	}
 	workerCfgs := make([]worker.Config, f.workers)
+	// The workers share the machine: half its memory between them.
+	memory := worker.DefaultMemory() / int64(f.workers)
 	for i := range workerCfgs {
 		id := fmt.Sprintf("worker-%d", i+1)
-		// The workers share the machine: half its memory between them.
 		workerCfgs[i] = worker.Config{ID: id, Slots: f.slots, DataDir: filepath.Join(dir, id), Host: "127.0.0.1", LogFormat: f.log.format,
-			Memory: worker.DefaultMemory() / int64(f.workers)}
+			Memory: memory}
 	}
 
 	var certs localCerts

@@ -207,9 +207,7 @@ func TestCorruptCheckpointFallsBack(t *testing.T) {
 	c.killWorkerOf(id, 2)
 	waitFinished(t, c.api, id, 90*time.Second)
 	checkCounts(t, out, keys, events/keys)
-	c.coord.mu.Lock()
 	log := c.coord.out.String()
-	c.coord.mu.Unlock()
 	if !strings.Contains(log, "checkpoint cannot be restored; falling back") || !strings.Contains(log, "corrupt") {
 		t.Fatalf("the coordinator did not log the fallback from the corrupt checkpoint %d", newest.ID)
 	}
@@ -369,9 +367,7 @@ func TestFailingCheckpointsAreVisible(t *testing.T) {
 	waitFor(t, 60*time.Second, "a restart after 3 failed checkpoints", func() bool {
 		return jobStatusOf(t, c.api, id).Attempt > 1
 	})
-	c.coord.mu.Lock()
 	log := c.coord.out.String()
-	c.coord.mu.Unlock()
 	if !strings.Contains(log, "3 checkpoints in a row failed (--fail-on-checkpoint-errors 3)") {
 		t.Fatalf("the restart was not for the failed checkpoints; coordinator log:\n%s", log[max(0, len(log)-3000):])
 	}

@@ -13,10 +13,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weir-run/weir/internal/syncbuf"
 )
 
 // bins holds the binaries built once for all tests.
@@ -64,20 +65,13 @@ func freeAddr(t *testing.T) string {
 // output is shown if the test fails.
 type daemon struct {
 	cmd *exec.Cmd
-	mu  sync.Mutex
-	out bytes.Buffer
-}
-
-func (d *daemon) Write(b []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.Write(b)
+	out syncbuf.Buffer
 }
 
 func startDaemon(t *testing.T, name string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{cmd: exec.Command(bins.weir, args...)}
-	d.cmd.Stdout, d.cmd.Stderr = d, d
+	d.cmd.Stdout, d.cmd.Stderr = &d.out, &d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -92,9 +86,7 @@ func startDaemon(t *testing.T, name string, args ...string) *daemon {
 			<-done
 		}
 		if t.Failed() {
-			d.mu.Lock()
 			out := d.out.String()
-			d.mu.Unlock()
 			if len(out) > 8000 {
 				out = "..." + out[len(out)-8000:]
 			}

@@ -26,9 +26,7 @@ func TestEtcdOutageKillsNothing(t *testing.T) {
 		return len(completed(checkpointsOf(t, c.api, id))) > before+1
 	})
 	if st := jobStatusOf(t, c.api, id); st.Attempt != 1 || st.State != "RUNNING" {
-		c.coord.mu.Lock()
 		log := c.coord.out.String()
-		c.coord.mu.Unlock()
 		var lines []string
 		for _, l := range strings.Split(log, "\n") {
 			if strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") || strings.Contains(l, "job state") || strings.Contains(l, "lost") {
@@ -41,8 +39,6 @@ func TestEtcdOutageKillsNothing(t *testing.T) {
 	// The daemons said why nothing was decided meanwhile.
 	for name, d := range map[string]*daemon{"coordinator": c.coord, "worker w1": c.workers["w1"]} {
 		waitFor(t, 15*time.Second, "the "+name+" to log the etcd outage and its end", func() bool {
-			d.mu.Lock()
-			defer d.mu.Unlock()
 			log := d.out.String()
 			return strings.Contains(log, "etcd unreachable") && strings.Contains(log, "etcd reachable again")
 		})

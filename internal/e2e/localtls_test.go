@@ -137,9 +137,7 @@ func TestLocalTLS(t *testing.T) {
 		t.Fatalf("job process %d listens on no port", pid)
 	}
 	rssBefore := procStatusKB(t, pid, "VmRSS")
-	d.mu.Lock()
 	logBefore := d.out.Len()
-	d.mu.Unlock()
 
 	// The data plane runs TLS with the process's own certificate: a
 	// plaintext stream does not get through the handshake.
@@ -190,9 +188,7 @@ func TestLocalTLS(t *testing.T) {
 	wg.Wait()
 	time.Sleep(time.Second) // any log line the attack caused reaches the worker's log
 	rssAfter, peak := procStatusKB(t, pid, "VmRSS"), procStatusKB(t, pid, "VmHWM")
-	d.mu.Lock()
 	logged := d.out.Len() - logBefore
-	d.mu.Unlock()
 	t.Logf("MEASURED job process %d under the header attack: RSS %d → %d KiB (peak %d KiB), %d bytes of log", pid, rssBefore, rssAfter, peak, logged)
 	if rssAfter > rssBefore+20<<10 || peak > 100<<10 {
 		t.Errorf("the attack grew the job process from %d to %d KiB (peak %d KiB)", rssBefore, rssAfter, peak)

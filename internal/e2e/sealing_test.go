@@ -63,9 +63,8 @@ func TestEncryptedStateAndPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "the restore to refuse the tampered manifest", func() bool {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		return strings.Contains(d.out.String(), "authentication failed") && strings.Contains(d.out.String(), manifest)
+		log := d.out.String()
+		return strings.Contains(log, "authentication failed") && strings.Contains(log, manifest)
 	})
 	waitFor(t, 30*time.Second, "the job to run again", func() bool {
 		s := jobStatusOf(t, api, id)

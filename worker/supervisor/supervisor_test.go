@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,28 +14,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weir-run/weir/internal/syncbuf"
 )
 
 // logSink collects JSON log records from the job's output.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
+type logSink struct{ syncbuf.Buffer }
 
 func (s *logSink) logger() *slog.Logger { return slog.New(slog.NewJSONHandler(s, nil)) }
 
 func (s *logSink) records(t *testing.T) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(s.buf.String()), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(s.String()), "\n") {
 		if line == "" {
 			continue
 		}

@@ -190,7 +190,11 @@ func TestLocalTLS(t *testing.T) {
 	rssAfter, peak := procStatusKB(t, pid, "VmRSS"), procStatusKB(t, pid, "VmHWM")
 	logged := d.out.Len() - logBefore
 	t.Logf("MEASURED job process %d under the header attack: RSS %d → %d KiB (peak %d KiB), %d bytes of log", pid, rssBefore, rssAfter, peak, logged)
-	if rssAfter > rssBefore+20<<10 || peak > 100<<10 {
+	// The job runs at 20,000 events/s meanwhile, under GOGC 400 (its
+	// slots' memory caps the heap): its own garbage may add tens of MiB
+	// between collections. Frames the attack claims (up to GiBs) would
+	// blow through both bounds.
+	if rssAfter > rssBefore+40<<10 || peak > 100<<10 {
 		t.Errorf("the attack grew the job process from %d to %d KiB (peak %d KiB)", rssBefore, rssAfter, peak)
 	}
 	if logged > 1<<20 {

@@ -114,7 +114,10 @@ func init() {
 		if s.HasBest {
 			dst = uvarintframe.AppendVarints(dst, s.Best, s.BestEmit)
 		}
-		dst = uvarintframe.AppendVarints(dst, s.Pending)
+		dst = uvarintframe.AppendVarints(dst, int64(len(s.Waiting)))
+		for _, b := range s.Waiting {
+			dst = uvarintframe.AppendVarints(dst, b.Price, b.DateTime, b.Emit)
+		}
 		return dst
 	}, func(d *uvarintframe.Reader) q4State {
 		var s q4State
@@ -126,7 +129,14 @@ func init() {
 		if s.HasBest {
 			s.Best, s.BestEmit = d.Varint(), d.Varint()
 		}
-		s.Pending = d.Varint()
+		if n := d.Varint(); n > 0 && n <= int64(d.Len()) {
+			s.Waiting = make([]q4Bid, n)
+			for i := range s.Waiting {
+				s.Waiting[i] = q4Bid{Price: d.Varint(), DateTime: d.Varint(), Emit: d.Varint()}
+			}
+		} else if n != 0 {
+			d.Fail("bad q4 waiting count")
+		}
 		return s
 	})
 	qaRegister(func(dst []byte, w q4Win) []byte {

@@ -95,3 +95,28 @@ func TestBadArguments(t *testing.T) {
 		}
 	}
 }
+
+// q4's keyed state round-trips through its codec (it is written to the
+// backend at checkpoints and evictions), waiting bids included, and a
+// waiting count the bytes cannot hold is refused, not allocated.
+func TestQ4StateCodec(t *testing.T) {
+	c := sdk.CodecFor[q4State]()
+	a := q4Auction{ID: 7, DateTime: 1000, Expires: 5000, Reserve: 30, Category: 12, Emit: 99}
+	for _, s := range []q4State{
+		{},
+		{Known: true, A: a, HasBest: true, Best: 41, BestEmit: 3},
+		{Known: true, Closed: true, A: a},
+		{Waiting: []q4Bid{{Price: 5, DateTime: 1200, Emit: 1}, {Price: -2, DateTime: 1300, Emit: 2}}},
+	} {
+		got, err := c.Decode(c.Append(nil, s))
+		if err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(s) {
+			t.Errorf("round trip: got %+v, want %+v", got, s)
+		}
+	}
+	if _, err := c.Decode([]byte{0, 0xfe, 0xff, 0xff, 0xff, 0x0f}); err == nil {
+		t.Error("a waiting count of 2^31 in 6 bytes decoded")
+	}
+}

@@ -18,16 +18,16 @@ type q4Bid struct {
 }
 
 // q4State is an auction's keyed state: the auction once known and its best
-// valid bid so far, or, before the auction arrives, how many bids wait for
-// it (in a list state of their own, so that a waiting bid appends to the
-// list instead of decoding and rewriting it).
+// valid bid so far, or, before the auction arrives, the bids that wait for
+// it. The state lives typed in the task's heap (sdk.ValueState), so a
+// waiting bid is an append, not a decode and rewrite of the list.
 type q4State struct {
 	Known          bool
 	Closed         bool // the auction has ended; A is kept until closedRetention after it
 	A              q4Auction
 	HasBest        bool
 	Best, BestEmit int64
-	Pending        int64
+	Waiting        []q4Bid // Auction unset: the key says it
 }
 
 // offer makes b the best bid if it is valid for the known auction and
@@ -43,7 +43,7 @@ func (s *q4State) offer(b q4Bid) bool {
 
 // closedRetention is how long (event time) a closed auction's state
 // outlives it, so that the bids that still name it are dropped at the cost of
-// one small read. Without it they waited in Pending for the watermark, and
+// one small read. Without it they waited for the watermark, and
 // the hot auction's list grew by thousands of bids, each read and rewritten
 // per bid: quadratic, the top of q4's profile. Correctness does not depend on
 // it: a bid arriving after the close is invalid either way.
@@ -101,26 +101,16 @@ func init() {
 		wins := sdk.KeyedProcessTimers(sdk.KeyBy(evs, q4Event.auction),
 			func(s *sdk.StateStore, t sdk.Timers) (sdk.ProcessFuncs[int64, q4Event, q4Win], error) {
 				st := sdk.NewValueState[q4State](s, "auction")
-				waiting := sdk.NewListState[q4Bid](s, "waiting")
 				auction := func(a q4Auction) error {
 					cur, _, err := st.Get()
 					if err != nil {
 						return err
 					}
 					cur.Known, cur.A = true, a
-					if cur.Pending > 0 {
-						bs, err := waiting.Get()
-						if err != nil {
-							return err
-						}
-						for _, b := range bs {
-							cur.offer(b)
-						}
-						cur.Pending = 0
-						if err := waiting.Clear(); err != nil {
-							return err
-						}
+					for _, b := range cur.Waiting {
+						cur.offer(b)
 					}
+					cur.Waiting = nil
 					if err := st.Set(cur); err != nil {
 						return err
 					}
@@ -142,14 +132,11 @@ func init() {
 					}
 					// One timer for the waiting bids: the first one's, then
 					// the earliest left's (see Timer).
-					cur.Pending++
+					cur.Waiting = append(cur.Waiting, b)
 					if err := st.Set(cur); err != nil {
 						return err
 					}
-					if err := waiting.Add(b); err != nil {
-						return err
-					}
-					if cur.Pending == 1 {
+					if len(cur.Waiting) == 1 {
 						return t.At(b.DateTime)
 					}
 					return nil
@@ -187,27 +174,18 @@ func init() {
 						// The auction has not come by the watermark: it will
 						// start after it, so the bids up to it cannot win.
 						wm := t.Watermark()
-						bs, err := waiting.Get()
-						if err != nil {
-							return err
-						}
-						if err := waiting.Clear(); err != nil {
-							return err
-						}
-						cur.Pending = 0
+						kept := cur.Waiting[:0]
 						next := int64(math.MaxInt64)
-						for _, b := range bs {
+						for _, b := range cur.Waiting {
 							if b.DateTime > wm {
-								if err := waiting.Add(b); err != nil {
-									return err
-								}
-								cur.Pending++
+								kept = append(kept, b)
 								next = min(next, b.DateTime)
 							}
 						}
-						if cur.Pending == 0 {
+						if len(kept) == 0 {
 							return st.Clear()
 						}
+						cur.Waiting = kept
 						if err := st.Set(cur); err != nil {
 							return err
 						}

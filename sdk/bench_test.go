@@ -2,11 +2,14 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -87,41 +90,7 @@ func BenchmarkChain3(b *testing.B) {
 // with its own Network and gRPC server, as two job processes would.
 func BenchmarkExchange(b *testing.B) {
 	b.Run("weir-remote", func(b *testing.B) {
-		var total atomic.Int64
-		p := NewPipeline("exchange", 1)
-		gen := Generate(p, int64(b.N), func(i int64) int64 { return i })
-		sumSink(Map(Rebalance(gen), func(v int64) int64 { return v }, StartNewChain()), &total)
-		pl, err := p.compile()
-		if err != nil || len(pl.Vertices) != 2 {
-			b.Fatalf("want two vertices: %v", err)
-		}
-		a, stopA := serveNetwork(b)
-		c, stopC := serveNetwork(b)
-		defer stopA()
-		defer stopC()
-		route := func(r runtime.SubtaskRef) string {
-			if r.Vertex == 0 {
-				return a.Self
-			}
-			return c.Self
-		}
-		a.Route, c.Route = route, route
-		b.ResetTimer()
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for i, d := range []*runtime.Deployment{a, c} {
-			wg.Go(func() {
-				errs[i] = pl.Run(context.Background(), d, []runtime.SubtaskRef{{Vertex: i}}, func(runtime.SubtaskRef, weirv1.TaskState, error) {})
-			})
-		}
-		wg.Wait()
-		b.StopTimer()
-		if errs[0] != nil || errs[1] != nil {
-			b.Fatal(errs)
-		}
-		if want := int64(b.N) * int64(b.N-1) / 2; total.Load() != want {
-			b.Fatalf("sum %d, want %d", total.Load(), want)
-		}
+		remoteSum(b, int64(b.N))
 		perSec(b, b.N)
 	})
 	b.Run("loop", func(b *testing.B) {
@@ -150,6 +119,67 @@ func BenchmarkExchange(b *testing.B) {
 			b.Fatalf("sum %d, want %d", sum, want)
 		}
 	})
+}
+
+// remoteSum moves n generated int64 records (Generate's options opts)
+// through a rebalance from one job process endpoint to a summing sink in
+// another over loopback gRPC, and checks the sum.
+func remoteSum(b *testing.B, n int64, opts ...Option) {
+	var total atomic.Int64
+	p := NewPipeline("exchange", 1)
+	gen := Generate(p, n, func(i int64) int64 { return i }, opts...)
+	sumSink(Map(Rebalance(gen), func(v int64) int64 { return v }, StartNewChain()), &total)
+	pl, err := p.compile()
+	if err != nil || len(pl.Vertices) != 2 {
+		b.Fatalf("want two vertices: %v", err)
+	}
+	a, stopA := serveNetwork(b)
+	c, stopC := serveNetwork(b)
+	defer stopA()
+	defer stopC()
+	route := func(r runtime.SubtaskRef) string {
+		if r.Vertex == 0 {
+			return a.Self
+		}
+		return c.Self
+	}
+	a.Route, c.Route = route, route
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, d := range []*runtime.Deployment{a, c} {
+		wg.Go(func() {
+			errs[i] = pl.Run(context.Background(), d, []runtime.SubtaskRef{{Vertex: i}}, func(runtime.SubtaskRef, weirv1.TaskState, error) {})
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if errs[0] != nil || errs[1] != nil {
+		b.Fatal(errs)
+	}
+	if want := n * (n - 1) / 2; total.Load() != want {
+		b.Fatalf("sum %d, want %d", total.Load(), want)
+	}
+}
+
+// BenchmarkPacedExchange is BenchmarkExchange's remote pipeline with the
+// source paced at a modest rate, as most jobs run: the CPU (of this whole
+// process: both endpoints) it costs per record, which at such rates is
+// mostly per frame and per wake-up rather than per record.
+func BenchmarkPacedExchange(b *testing.B) {
+	for _, rate := range []float64{2_000, 20_000} {
+		b.Run(fmt.Sprintf("rate=%v", rate), func(b *testing.B) {
+			n := int64(rate / 2) // half a second per run
+			var before, after syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+			for range b.N {
+				remoteSum(b, n, WithRate(rate))
+			}
+			syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+			cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+			b.ReportMetric(float64(cpu.Microseconds())/float64(n*int64(b.N)), "cpu-µs/record")
+		})
+	}
 }
 
 // serveNetwork starts one job process endpoint: a Network behind its own

@@ -41,9 +41,10 @@
 //     watermarks on untouched. Idleness goes downstream through SetIdle.
 //   - Processing time. Env.Now is the subtask's clock; Env.Wake(at) has the
 //     loop call every OnTime of the chain at or after at. Flush is called
-//     when output has waited for the buffer timeout or the subtask runs out
-//     of input, and before a snapshot: whatever an operator buffers it must
-//     emit then.
+//     when output has waited for the buffer timeout, when a gate-fed
+//     subtask runs out of input or a source is to wait past that timeout,
+//     and before a snapshot: whatever an operator buffers it must emit
+//     then.
 //   - Checkpoints. A source chain snapshots between two polls when the
 //     coordinator triggers it; other chains when the barrier has arrived on
 //     every input. The chain is flushed, then SourceRun.Snapshot and every

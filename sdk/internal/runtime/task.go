@@ -291,22 +291,33 @@ func (t *task) runSource() error {
 			return err
 		}
 		if t.dirty() {
+			// Buffered records go out at the flush deadline, also while the
+			// source waits: a paced or trickling source that flushed at
+			// every wait sent a frame (and woke its consumers) per record
+			// or two. Only a wait that would outlast the deadline flushes
+			// first.
 			now := time.Now()
-			switch {
-			case res.Wait > 0 || (!flushAt.IsZero() && now.After(flushAt)):
+			if flushAt.IsZero() {
+				flushAt = now.Add(bufferTimeout)
+			}
+			if !now.Before(flushAt) || (res.Wait > 0 && !now.Add(res.Wait).Before(flushAt)) {
 				if err := t.flush(); err != nil {
 					return err
 				}
 				flushAt = time.Time{}
-			case flushAt.IsZero():
-				flushAt = now.Add(bufferTimeout)
 			}
+		} else {
+			flushAt = time.Time{} // flushed meanwhile (a barrier, a full batch)
 		}
 		if res.Wait > 0 {
 			wait := res.Wait
-			if !t.env.wakeAt.IsZero() {
-				wait = max(min(wait, time.Until(t.env.wakeAt)), 0)
+			if !flushAt.IsZero() {
+				wait = min(wait, time.Until(flushAt))
 			}
+			if !t.env.wakeAt.IsZero() {
+				wait = min(wait, time.Until(t.env.wakeAt))
+			}
+			wait = max(wait, 0)
 			timer := time.NewTimer(wait)
 			idleFrom := t.env.metrics.clock()
 			var c control

@@ -8,9 +8,18 @@ import (
 
 // A record and a watermark that fill no batch still go out within the flush
 // deadline (bufferTimeout), from a source that keeps polling without
-// waiting and from a subtask fed by a gate: a busy, quiet stream neither
+// waiting, or that keeps asking for waits shorter than the deadline, and
+// from a subtask fed by a gate: a busy or trickling, quiet stream neither
 // holds back its records nor its event time.
 func TestPartialBatchAndWatermarkGoOutWithinTheFlushDeadline(t *testing.T) {
+	for _, waits := range []bool{false, true} {
+		t.Run(map[bool]string{false: "busy", true: "short waits"}[waits], func(t *testing.T) {
+			partialBatchWithin(t, waits)
+		})
+	}
+}
+
+func partialBatchWithin(t *testing.T, waits bool) {
 	var sentAt atomic.Int64 // unix ns of the one record's emission
 	var gotRecord, gotWatermark, done atomic.Bool
 	var latency atomic.Int64
@@ -24,8 +33,11 @@ func TestPartialBatchAndWatermarkGoOutWithinTheFlushDeadline(t *testing.T) {
 						e(7)
 						return Poll{}, nil
 					}
-					if done.Load() {
+					if done.Load() || time.Since(time.Unix(0, sentAt.Load())) > 200*bufferTimeout {
 						return Poll{Done: true}, nil
+					}
+					if waits {
+						return Poll{Wait: bufferTimeout / 10}, nil
 					}
 					time.Sleep(100 * time.Microsecond) // busy with nothing to emit
 					return Poll{}, nil
@@ -61,6 +73,9 @@ func TestPartialBatchAndWatermarkGoOutWithinTheFlushDeadline(t *testing.T) {
 	}
 	// Two hops of at most bufferTimeout each; the bound leaves room for a
 	// loaded machine but not for waiting on more input, which never comes.
+	if !done.Load() {
+		t.Fatalf("record %v, watermark %v: not both reached the sink before the source gave up", gotRecord.Load(), gotWatermark.Load())
+	}
 	if d := time.Duration(latency.Load()); d > 100*bufferTimeout {
 		t.Fatalf("record and watermark took %v to reach the sink (flush deadline %v)", d, bufferTimeout)
 	}

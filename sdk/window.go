@@ -432,7 +432,8 @@ func openWindow[K comparable, T, A, U any](env *runtime.Env, w WindowedStream[K,
 	}
 	op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
 		trig: newHandle(store, "\x00trigger", triggerStateType(w.spec.mode, out), nil),
-		add:  add, merge: merge, result: result, retract: retract, out: out, emit: emit}
+		add:  add, merge: merge, result: result, retract: retract, out: out, emit: emit,
+		mayHaveTrig: w.spec.stateful() || env.RestoredParallelism() != 0}
 	op.sessions = newHeapState(newHandle(store, "\x00sessions", "sessions", nil), Codec[[]session](sessionsCodec{}), noNS)
 	op.accs = newHeapState(newHandle(store, "\x00contents", stateType("window contents", ac), nil), ac, appendNS)
 	run := timerRun(env, timers, func(d TimeDomain, at int64, ns []byte) error {
@@ -474,6 +475,11 @@ type winOp[K comparable, T, A, U any] struct {
 	ns       []byte
 	captured [][]byte
 	set      []session // scratch for getSessions
+	// mayHaveTrig: the backend may hold trigger state for a window, so
+	// that dropping a window must delete it. Only stateful triggers write
+	// it, but a restored subtask may hold some from an earlier version of
+	// the job with another trigger.
+	mayHaveTrig bool
 }
 
 // winRef is a window and the window its state is kept under (see session).
@@ -962,8 +968,11 @@ func (o *winOp[K, T, A, U]) retractPrev(prev [][]byte) error {
 // cleanup drops window r: its trigger state and the contents no later
 // window needs.
 func (o *winOp[K, T, A, U]) cleanup(r winRef) error {
-	if err := o.trig.del(o.nsOf(r.state)); err != nil {
-		return err
+	if o.mayHaveTrig {
+		// Without it, a tombstone per window, written for nothing.
+		if err := o.trig.del(o.nsOf(r.state)); err != nil {
+			return err
+		}
 	}
 	if o.w.a.kind == sessionWindows {
 		set, err := o.getSessions()

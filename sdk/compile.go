@@ -42,7 +42,7 @@ func (p *Pipeline) compile() (*runtime.Graph, error) {
 			}
 		}
 	}
-	g := &runtime.Graph{Name: p.name, MaxParallelism: p.maxParallelism}
+	g := &runtime.Graph{Name: p.name, MaxParallelism: p.maxParallelism, BufferTimeout: p.bufferTimeout}
 	if g.MaxParallelism == 0 {
 		g.MaxParallelism = keygroup.DefaultMaxParallelism(maxP)
 	}

@@ -320,6 +320,25 @@ func TestPlanMaxParallelism(t *testing.T) {
 	}
 }
 
+// A job's buffer timeout reaches the runtime's graph; unset, the runtime
+// keeps its default.
+func TestPlanBufferTimeout(t *testing.T) {
+	for _, set := range []time.Duration{0, 40 * time.Millisecond} {
+		p := NewPipeline("b", 1)
+		if set > 0 {
+			p.SetBufferTimeout(set)
+		}
+		sinkAway(tenInts(p), "Out")
+		g, err := p.compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.BufferTimeout != set {
+			t.Errorf("set %v: the graph has %v", set, g.BufferTimeout)
+		}
+	}
+}
+
 func TestPlanErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -341,6 +360,10 @@ func TestPlanErrors(t *testing.T) {
 			[]string{"1-128"}},
 		{"negative parallelism", func(p *Pipeline) { sinkAway(tenInts(p, WithParallelism(-1)), "Out") },
 			[]string{"parallelism -1"}},
+		{"buffer timeout zero", func(p *Pipeline) { p.SetBufferTimeout(0); sinkAway(tenInts(p), "Out") },
+			[]string{"buffer timeout 0s", "positive"}},
+		{"buffer timeout negative", func(p *Pipeline) { p.SetBufferTimeout(-time.Second); sinkAway(tenInts(p), "Out") },
+			[]string{"buffer timeout -1s"}},
 		{"first error wins", func(p *Pipeline) {
 			sinkAway(tenInts(p, WithUID("bad uid")), "Out", WithUID("sink bad"))
 		}, []string{`"bad uid"`}},

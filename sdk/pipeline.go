@@ -21,8 +21,9 @@ type Pipeline struct {
 	uids           map[string]*node
 	// implicit counts the operators the SDK added on its own (combiners):
 	// default uids skip them, so adding one moves no other operator's.
-	implicit int
-	err      error // first construction error; reported by Main
+	implicit      int
+	bufferTimeout time.Duration
+	err           error // first construction error; reported by Main
 }
 
 // NewPipeline returns an empty pipeline whose operators default to
@@ -39,6 +40,20 @@ func (p *Pipeline) SetName(name string) { p.name = name }
 
 // Parallelism is the default parallelism of operators that set none.
 func (p *Pipeline) Parallelism() int { return p.parallelism }
+
+// SetBufferTimeout sets how long a subtask's output may hold records that
+// fill no batch while the subtask keeps busy, or while its source waits for
+// less than that (Flink's buffer timeout): the most a record or watermark
+// waits at each exchange before it is sent. The default, 5 ms, keeps
+// latency low; a longer one sends fuller frames at low rates, for less CPU
+// per record. It must be positive.
+func (p *Pipeline) SetBufferTimeout(d time.Duration) {
+	if d <= 0 {
+		p.fail(fmt.Errorf("sdk: buffer timeout %v: it must be positive", d))
+		return
+	}
+	p.bufferTimeout = d
+}
 
 // SetMaxParallelism fixes the number of key groups (the upper bound of any
 // future rescale). It defaults to Flink's rule from the largest parallelism.

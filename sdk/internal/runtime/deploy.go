@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -172,7 +173,7 @@ func (g *Graph) newTask(ctx context.Context, d *Deployment, ref SubtaskRef, gate
 	}
 	env.metrics.init(time.Now())
 	t := &task{env: env, v: v, gate: gate, out: noOutput{}, ck: d.ck, mailbox: make(chan control, 16),
-		barriers: map[int64]exchange.Frame{}}
+		barriers: map[int64]exchange.Frame{}, bufferTimeout: cmp.Or(g.BufferTimeout, bufferTimeout)}
 	if gate != nil {
 		t.aligner = align.New(len(inEdges))
 	}

@@ -14,12 +14,31 @@ import (
 func TestPartialBatchAndWatermarkGoOutWithinTheFlushDeadline(t *testing.T) {
 	for _, waits := range []bool{false, true} {
 		t.Run(map[bool]string{false: "busy", true: "short waits"}[waits], func(t *testing.T) {
-			partialBatchWithin(t, waits)
+			// Two hops of at most bufferTimeout each; the bound leaves room
+			// for a loaded machine but not for waiting on more input, which
+			// never comes.
+			if d := partialBatchLatency(t, waits, 0); d > 100*bufferTimeout {
+				t.Fatalf("record and watermark took %v to reach the sink (flush deadline %v)", d, bufferTimeout)
+			}
 		})
 	}
 }
 
-func partialBatchWithin(t *testing.T, waits bool) {
+// A job's own buffer timeout (Graph.BufferTimeout) replaces the default: a
+// source waiting less than it keeps its batch that long.
+func TestBufferTimeoutIsTheGraphs(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	if d := partialBatchLatency(t, true, timeout); d < timeout*8/10 || d > 20*timeout {
+		t.Fatalf("the record took %v to reach the sink under a buffer timeout of %v", d, timeout)
+	}
+}
+
+// partialBatchLatency runs a source that emits one record, with a watermark,
+// then nothing (busy, or asking for waits of a tenth of the default buffer
+// timeout) through a map to a sink, under the graph's buffer timeout
+// timeout (0: the default); it returns how long the record and watermark
+// took to reach the sink.
+func partialBatchLatency(t *testing.T, waits bool, timeout time.Duration) time.Duration {
 	var sentAt atomic.Int64 // unix ns of the one record's emission
 	var gotRecord, gotWatermark, done atomic.Bool
 	var latency atomic.Int64
@@ -33,7 +52,7 @@ func partialBatchWithin(t *testing.T, waits bool) {
 						e(7)
 						return Poll{}, nil
 					}
-					if done.Load() || time.Since(time.Unix(0, sentAt.Load())) > 200*bufferTimeout {
+					if done.Load() || time.Since(time.Unix(0, sentAt.Load())) > 200*max(bufferTimeout, timeout) {
 						return Poll{Done: true}, nil
 					}
 					if waits {
@@ -63,6 +82,7 @@ func partialBatchWithin(t *testing.T, waits bool) {
 		}
 	})
 	g := newGraph(128)
+	g.BufferTimeout = timeout
 	a := g.vertex(1, src)
 	b := g.vertex(1, mapper("map", func(v int64) int64 { return v }))
 	c := g.vertex(1, snk)
@@ -71,14 +91,10 @@ func partialBatchWithin(t *testing.T, waits bool) {
 	if err := g.RunLocal(t.Context(), quiet(), nil); err != nil {
 		t.Fatal(err)
 	}
-	// Two hops of at most bufferTimeout each; the bound leaves room for a
-	// loaded machine but not for waiting on more input, which never comes.
 	if !done.Load() {
 		t.Fatalf("record %v, watermark %v: not both reached the sink before the source gave up", gotRecord.Load(), gotWatermark.Load())
 	}
-	if d := time.Duration(latency.Load()); d > 100*bufferTimeout {
-		t.Fatalf("record and watermark took %v to reach the sink (flush deadline %v)", d, bufferTimeout)
-	}
+	return time.Duration(latency.Load())
 }
 
 // A subtask whose input never pauses still sends its partial batch at the

@@ -14,8 +14,11 @@ import (
 type Graph struct {
 	Name           string
 	MaxParallelism int
-	Vertices       []*Vertex // by id
-	Edges          []*Edge   // by id
+	// BufferTimeout is how long a subtask's output may hold a partial
+	// batch while the subtask is busy (0: the default, 5 ms).
+	BufferTimeout time.Duration
+	Vertices      []*Vertex // by id
+	Edges         []*Edge   // by id
 }
 
 // Vertex is a chain of operators fused into one goroutine per subtask.

@@ -18,10 +18,11 @@ const (
 	batchBytes = 32 << 10
 	// localBatch is the record count at which an in-memory batch is sent.
 	localBatch = 512
-	// bufferTimeout bounds how long a record, or a watermark, may wait in a
-	// partial batch while the subtask is busy: the flush deadline that keeps
-	// latency bounded when a channel is too slow to fill its batch. (A
-	// subtask that runs out of input flushes at once.)
+	// bufferTimeout is the default of Graph.BufferTimeout: how long a
+	// record, or a watermark, may wait in a partial batch while the subtask
+	// is busy, the flush deadline that keeps latency bounded when a channel
+	// is too slow to fill its batch. (A gate-fed subtask that runs out of
+	// input flushes at once.)
 	bufferTimeout = 5 * time.Millisecond
 )
 

@@ -17,13 +17,15 @@ import (
 
 // task is one subtask ready to run: its chain is built and its channels open.
 type task struct {
-	env    *subtaskEnv
-	v      *Vertex
-	runs   []OpRun // head first; the head is empty for sources
-	source *SourceRun
-	out    output
-	gate   *exchange.Gate
-	decs   []func(*exchange.Frame, func(int64)) error // by gate channel index
+	env *subtaskEnv
+	v   *Vertex
+	// bufferTimeout is the graph's flush deadline (Graph.BufferTimeout).
+	bufferTimeout time.Duration
+	runs          []OpRun // head first; the head is empty for sources
+	source        *SourceRun
+	out           output
+	gate          *exchange.Gate
+	decs          []func(*exchange.Frame, func(int64)) error // by gate channel index
 	// marks, by gate channel index, takes a watermark that came in band,
 	// in a record batch (exchange.Frame.Marks), as if in its own frame.
 	marks []func(ts int64)
@@ -298,7 +300,7 @@ func (t *task) runSource() error {
 			// first.
 			now := time.Now()
 			if flushAt.IsZero() {
-				flushAt = now.Add(bufferTimeout)
+				flushAt = now.Add(t.bufferTimeout)
 			}
 			if !now.Before(flushAt) || (res.Wait > 0 && !now.Add(res.Wait).Before(flushAt)) {
 				if err := t.flush(); err != nil {
@@ -361,7 +363,7 @@ func (t *task) runGate() error {
 		case !dirty:
 			flushAt = time.Time{}
 		case flushAt.IsZero():
-			flushAt = time.Now().Add(bufferTimeout)
+			flushAt = time.Now().Add(t.bufferTimeout)
 		case !time.Now().Before(flushAt):
 			// Input that never pauses must not hold a partial batch (or a
 			// watermark in it) past the deadline.

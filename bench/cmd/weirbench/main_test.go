@@ -133,3 +133,31 @@ func TestReportKeepsChaosSection(t *testing.T) {
 		t.Fatalf("a report without the section: %q", got)
 	}
 }
+
+// The targets list holds the scaling goals (p=2 against p=1) and the
+// latency goal for the per-record queries only: the others' latency is
+// listed, not judged.
+func TestTargetsScalingAndLatency(t *testing.T) {
+	run := func(p int, wall float64) WeirRun {
+		return WeirRun{Parallelism: p, Run: Run{Events: 100, WallSec: wall, CPUSec: wall}, ChecksumOK: true}
+	}
+	res := &Results{Config: Config{Parallelism: []int{1, 2}}, Queries: []Query{
+		{Name: "q1", Baseline: Run{Events: 100, WallSec: 1}, Weir: []WeirRun{run(1, 1), run(2, 0.5)},
+			Latency: &Latency{P99Ms: 3}},
+		{Name: "q5", Baseline: Run{Events: 100, WallSec: 1}, Weir: []WeirRun{run(1, 1), run(2, 0.9)},
+			Latency: &Latency{P99Ms: 40}},
+		{Name: "q8", Baseline: Run{Events: 100, WallSec: 1}, Weir: []WeirRun{run(1, 1), run(2, 1.25)},
+			Latency: &Latency{P99Ms: 25}},
+	}}
+	got := strings.Join(misses(res), "\n")
+	for _, want := range []string{
+		"Weir at p=2 ≥ weir at p=1: **missed by q8**; met by q1, q5.",
+		"Weir at p=2 ≥ 1.25 × weir at p=1: **missed by q5, q8**.",
+		"Latency p99 < 20 ms at half load, per-record queries: **missed by q8**; met by q1.",
+		"(goal: no worse than before, see Before → after): q5 40.0 ms.",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("targets lack %q:\n%s", want, got)
+		}
+	}
+}

@@ -16,9 +16,19 @@ const (
 	costTargetP2   = 1.0 // and at 2 cores all of it
 	flinkTarget    = 3.0 // per core, against Flink 1.13
 	peerTarget     = 5.0 // against Beam/Prism, same windowed count
-	latencyTarget  = 20.0
+	latencyTarget  = 20.0 // p99 ms at half load, for the per-record queries
 	recoveryTarget = 3.0
+	scaleTarget    = 1.25 // weir at p=2 over weir at p=1, for scaleQueries
 )
+
+// watermarkQueries emit their results when the watermark passes a window
+// (or at the end of input, q4): their latency includes that wait, so the
+// 20 ms goal is for the others, which emit as each record comes.
+var watermarkQueries = map[string]bool{"q4": true, "q5": true, "q7": true, "q11": true, "wcount": true, "scount": true}
+
+// scaleQueries are the keyed queries held to scaleTarget; every query is
+// held to p=2 not below p=1.
+var scaleQueries = map[string]bool{"q5": true, "q7": true, "q8": true, "wcount": true}
 
 func (h *harness) write(res *Results) error {
 	out := h.o.out
@@ -206,7 +216,7 @@ func markdown(res *Results, jsonRel string) string {
 		res.Config.Events, res.Config.Seed, res.Config.CheckpointInterval, res.Config.Workers)
 	b.WriteString("- **ev/s** is events over the job's wall time, from its sinks opening to their input ending. **Per core** is events over the CPU time of all the job's processes (generator included; the coordinator's, workers' and etcd's are not). The baseline is the query hand-written as one Go loop over the same generator (bench/baseline); **COST** is weir's ev/s over the baseline's (targets ≥ 0.5 at p=1, ≥ 1 at p=2). **÷ Flink** is weir's per-core rate over Flink 1.13's published per-core figure (target ≥ 3).\n")
 	b.WriteString("- A run shorter than the checkpoint interval completes no checkpoint (the last column): its throughput has checkpointing on but never triggered.\n")
-	b.WriteString("- **Latency**: a second run at p=1 paced at half the p=1 throughput, with events stamped at the source; from that stamp to the sink (for window results, from the newest event in the window, so it includes waiting for the watermark), without transactions (target p99 < 20 ms).\n\n")
+	b.WriteString("- **Latency**: a second run at p=1 paced at half the p=1 throughput, with events stamped at the source; from that stamp to the sink (for window results, from the newest event in the window, so it includes waiting for the watermark), without transactions (target p99 < 20 ms for the queries that emit per record: q0–q3, q8).\n\n")
 	b.WriteString(table(res))
 	b.WriteString("\n" + definitionsNote)
 	b.WriteString("\n![Throughput per core](charts/throughput.svg)\n\n![COST](charts/cost.svg)\n\n")
@@ -331,8 +341,8 @@ func misses(res *Results) []string {
 		lines = append(lines, l)
 	}
 	var names []string
-	var okCheck, okP1, okP2, okFlink, okLat []bool
-	var flinkNames, latNames []string
+	var okCheck, okP1, okP2, okFlink, okLat, okUp, okScale []bool
+	var flinkNames, latNames, scaleNames, windowLat []string
 	for _, q := range res.Queries {
 		names = append(names, q.Name)
 		okCheck = append(okCheck, q.checksumsOK())
@@ -340,22 +350,37 @@ func misses(res *Results) []string {
 		okP1 = append(okP1, ratio(r1.PerSec(), q.Baseline.PerSec()) >= costTargetP1)
 		r2, ok2 := q.run(2)
 		okP2 = append(okP2, ok2 && ratio(r2.PerSec(), q.Baseline.PerSec()) >= costTargetP2)
+		okUp = append(okUp, ok2 && r2.PerSec() >= r1.PerSec())
+		if scaleQueries[q.Name] {
+			scaleNames = append(scaleNames, q.Name)
+			okScale = append(okScale, ok2 && ratio(r2.PerSec(), r1.PerSec()) >= scaleTarget)
+		}
 		if q.FlinkPerCore > 0 {
 			flinkNames = append(flinkNames, q.Name)
 			okFlink = append(okFlink, r1.PerCore()/q.FlinkPerCore >= flinkTarget)
 		}
-		if q.Latency != nil {
+		switch {
+		case q.Latency == nil:
+		case watermarkQueries[q.Name]:
+			windowLat = append(windowLat, fmt.Sprintf("%s %s ms", q.Name, msText(q.Latency.P99Ms)))
+		default:
 			latNames = append(latNames, q.Name)
 			okLat = append(okLat, q.Latency.P99Ms < latencyTarget)
 		}
 	}
 	collect("Output equals the baseline's", names, okCheck)
 	collect("COST, weir at p=1 ≥ 0.5 × the baseline", names, okP1)
-	if slices.Contains(res.Config.Parallelism, 2) {
+	if slices.Contains(res.Config.Parallelism, 2) && slices.Contains(res.Config.Parallelism, 1) {
 		collect("COST, weir at p=2 ≥ 1 × the baseline", names, okP2)
+		collect("Weir at p=2 ≥ weir at p=1", names, okUp)
+		collect("Weir at p=2 ≥ 1.25 × weir at p=1", scaleNames, okScale)
 	}
 	collect("Per core ≥ 3 × Flink 1.13", flinkNames, okFlink)
-	collect("Latency p99 < 20 ms at half load", latNames, okLat)
+	collect("Latency p99 < 20 ms at half load, per-record queries", latNames, okLat)
+	if len(windowLat) > 0 {
+		lines = append(lines, "Latency p99 at half load of the queries whose results wait for the watermark (goal: no worse than before, see Before → after): "+
+			strings.Join(windowLat, ", ")+".")
+	}
 	var peerNames []string
 	var okPeer []bool
 	for _, p := range res.Peers {

@@ -44,9 +44,10 @@ func (p *Pipeline) Parallelism() int { return p.parallelism }
 // SetBufferTimeout sets how long a subtask's output may hold records that
 // fill no batch while the subtask keeps busy, or while its source waits for
 // less than that (Flink's buffer timeout): the most a record or watermark
-// waits at each exchange before it is sent. The default, 5 ms, keeps
-// latency low; a longer one sends fuller frames at low rates, for less CPU
-// per record. It must be positive.
+// waits at each exchange before it is sent. A subtask fed by other
+// subtasks still sends what it holds as soon as its input runs dry. The
+// default, 5 ms, keeps latency low; a longer one lets a slow source send
+// fuller frames, for less CPU per record. It must be positive.
 func (p *Pipeline) SetBufferTimeout(d time.Duration) {
 	if d <= 0 {
 		p.fail(fmt.Errorf("sdk: buffer timeout %v: it must be positive", d))

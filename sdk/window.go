@@ -771,6 +771,8 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 				return err
 			}
 			st.merge(ost) // its last pane is retracted with the next one
+		}
+		if o.mayHaveTrig {
 			if err := o.trig.del(o.nsOf(old.state)); err != nil {
 				return err
 			}

@@ -25,7 +25,10 @@ import (
 )
 
 // components in the order a frame is matched against them: the first whose
-// pattern matches the frame's function names the sample's component.
+// pattern matches the frame's function names the sample's component. The
+// loop's frames and system calls are generic (a Pebble write and a channel
+// send both end in a syscall under the subtask loop): loopFrames names a
+// sample only when no frame of its stack has a component here.
 var components = []struct {
 	name string
 	re   *regexp.Regexp
@@ -37,9 +40,13 @@ var components = []struct {
 	{"windows", regexp.MustCompile(`winOp|openWindow|combiner|WindowAssigner|sdk\.partial`)},
 	{"generator", regexp.MustCompile(`nexmark\.\(\*Generator\)|nexmark\.(nextPrice|mix64|pow10|appendNext|\(\*rng\))`)},
 	{"query", regexp.MustCompile(`^main\.`)},
-	{"exchange, loop", regexp.MustCompile(`internal/exchange|chanWriter|typedOutput|records\[|\.decoder|Syscall|grpc|protobuf|uvarintframe|markCursor|valveStatus|runGate|runSource`)},
+	{exchangeLoop, regexp.MustCompile(`internal/exchange|chanWriter|typedOutput|records\[|\.decoder|grpc|protobuf|uvarintframe`)},
 	{"pebble", regexp.MustCompile(`cockroachdb/pebble`)},
 }
+
+const exchangeLoop = "exchange, loop"
+
+var loopFrames = regexp.MustCompile(`Syscall|markCursor|valveStatus|runGate|runSource`)
 
 const other = "other"
 
@@ -120,8 +127,10 @@ func sumDir(dir string) (map[string]float64, float64, error) {
 	return by, total, err
 }
 
-// component is the component of s's innermost frame that has one.
+// component is the component of s's innermost frame that has one, else
+// the exchange and loop if a frame is the loop's or a system call.
 func component(s *profile.Sample) string {
+	loop := false
 	for _, loc := range s.Location { // innermost first
 		for _, line := range loc.Line { // inlined frames: innermost first too
 			fn := line.Function
@@ -133,7 +142,11 @@ func component(s *profile.Sample) string {
 					return c.name
 				}
 			}
+			loop = loop || loopFrames.MatchString(fn.Name)
 		}
+	}
+	if loop {
+		return exchangeLoop
 	}
 	return other
 }

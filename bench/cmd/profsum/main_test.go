@@ -9,7 +9,8 @@ import (
 )
 
 // A sample goes to the innermost frame with a component, inlined frames
-// included, and the components sum to the profile's whole.
+// included, the loop's frames and system calls only when nothing else
+// claims it, and the components sum to the profile's whole.
 func TestSumDirAttributesInnermostComponent(t *testing.T) {
 	fns := map[string]*profile.Function{}
 	fn := func(name string) *profile.Function {
@@ -45,6 +46,8 @@ func TestSumDirAttributesInnermostComponent(t *testing.T) {
 			sample(20, loc("runtime.mallocgc", "runtime.newobject", "github.com/weir-run/weir/bench/nexmark.(*Generator).bid")),
 			// Nothing but the loop: the exchange and loop.
 			sample(10, gate),
+			// A system call under Pebble under the loop: Pebble.
+			sample(7, loc("syscall.Syscall6"), loc("github.com/cockroachdb/pebble/v2.(*DB).flush"), gate),
 			// No component at all.
 			sample(5, loc("runtime.futex")),
 		},
@@ -66,9 +69,9 @@ func TestSumDirAttributesInnermostComponent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"keyed state": 30, "allocation": 20, "exchange, loop": 10, other: 5}
-	if total != 65 || len(by) != len(want) {
-		t.Fatalf("total %v, by %v; want 65, %v", total, by, want)
+	want := map[string]float64{"keyed state": 30, "allocation": 20, "exchange, loop": 10, "pebble": 7, other: 5}
+	if total != 72 || len(by) != len(want) {
+		t.Fatalf("total %v, by %v; want 72, %v", total, by, want)
 	}
 	for k, v := range want {
 		if by[k] != v {

@@ -12,10 +12,10 @@ import (
 
 // Targets (docs/architecture.md, "Design targets").
 const (
-	costTargetP1   = 0.5 // weir at p=1 reaches half the baseline's throughput
-	costTargetP2   = 1.0 // and at 2 cores all of it
-	flinkTarget    = 3.0 // per core, against Flink 1.13
-	peerTarget     = 5.0 // against Beam/Prism, same windowed count
+	costTargetP1   = 0.5  // weir at p=1 reaches half the baseline's throughput
+	costTargetP2   = 1.0  // and at 2 cores all of it
+	flinkTarget    = 3.0  // per core, against Flink 1.13
+	peerTarget     = 5.0  // against Beam/Prism, same windowed count
 	latencyTarget  = 20.0 // p99 ms at half load, for the per-record queries
 	recoveryTarget = 3.0
 	scaleTarget    = 1.25 // weir at p=2 over weir at p=1, for scaleQueries
@@ -370,10 +370,12 @@ func misses(res *Results) []string {
 	}
 	collect("Output equals the baseline's", names, okCheck)
 	collect("COST, weir at p=1 ≥ 0.5 × the baseline", names, okP1)
-	if slices.Contains(res.Config.Parallelism, 2) && slices.Contains(res.Config.Parallelism, 1) {
+	if slices.Contains(res.Config.Parallelism, 2) {
 		collect("COST, weir at p=2 ≥ 1 × the baseline", names, okP2)
-		collect("Weir at p=2 ≥ weir at p=1", names, okUp)
-		collect("Weir at p=2 ≥ 1.25 × weir at p=1", scaleNames, okScale)
+		if slices.Contains(res.Config.Parallelism, 1) {
+			collect("Weir at p=2 ≥ weir at p=1", names, okUp)
+			collect("Weir at p=2 ≥ 1.25 × weir at p=1", scaleNames, okScale)
+		}
 	}
 	collect("Per core ≥ 3 × Flink 1.13", flinkNames, okFlink)
 	collect("Latency p99 < 20 ms at half load, per-record queries", latNames, okLat)

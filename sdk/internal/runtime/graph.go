@@ -15,7 +15,8 @@ type Graph struct {
 	Name           string
 	MaxParallelism int
 	// BufferTimeout is how long a subtask's output may hold a partial
-	// batch while the subtask is busy (0: the default, 5 ms).
+	// batch while the subtask is busy, or while its source waits less than
+	// that (0: the default, 5 ms).
 	BufferTimeout time.Duration
 	Vertices      []*Vertex // by id
 	Edges         []*Edge   // by id

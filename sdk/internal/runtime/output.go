@@ -349,9 +349,10 @@ func (o *typedOutput[T]) barrier(id, ts int64, savepoint, unaligned bool) error 
 // of flushing the batch: flushing at every watermark kept remote batches at
 // a tenth of their size and made the exchange round-trip bound (issue 20).
 // The consumer sees it exactly where it was emitted among the records (a
-// record after it may be late). The batch goes out when full, when the
-// subtask runs out of input, or at the latest at the flush deadline
-// (bufferTimeout); a channel without records then sends the watermark as a
+// record after it may be late). The batch goes out when full, when a
+// gate-fed subtask runs out of input or a source is to wait past the flush
+// deadline, or at the latest at that deadline (Graph.BufferTimeout); a
+// channel without records then sends the watermark as a
 // watermark frame. The idle marker and the final watermark (end of input)
 // are rare and urgent: they flush and go out at once.
 func (o *typedOutput[T]) watermark(ts int64, idle bool) error {

@@ -2,12 +2,13 @@ package cluster
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/weir-run/weir/internal/freeport"
 )
 
 // Daemon is one long-running process.
@@ -80,32 +81,16 @@ func StartAttr(dir, name string, env []string, attr *syscall.SysProcAttr, bin st
 	return d, nil
 }
 
-// FreeAddr returns a loopback address whose port was free a moment ago.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// FreeAddrs returns n FreeAddr addresses, all distinct.
+// FreeAddrs returns n loopback addresses whose ports were free a moment
+// ago, none handed out before in this process (freeport).
 func FreeAddrs(n int) ([]string, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
 	addrs := make([]string, n)
 	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		a, err := freeport.Addr()
 		if err != nil {
 			return nil, err
 		}
-		ls = append(ls, l)
-		addrs[i] = l.Addr().String()
+		addrs[i] = a
 	}
 	return addrs, nil
 }

@@ -6,18 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/weir-run/weir/internal/freeport"
 	"github.com/weir-run/weir/internal/syncbuf"
 )
 
@@ -52,31 +51,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// handedOut holds every address freeAddr has returned: a port is free only
-// until the daemon it is for binds it, and one of two daemons started close
-// together could otherwise get the other's still unbound port (CI saw
-// coordinator a's --http given etcd e1's client port).
-var handedOut = struct {
-	sync.Mutex
-	addrs map[string]bool
-}{addrs: map[string]bool{}}
-
+// freeAddr is an address for a daemon of the test (freeport: never one
+// handed out before, so two daemons started close together cannot get the
+// same still unbound port; CI saw coordinator a's --http given etcd e1's
+// client port).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !handedOut.addrs[addr] {
-			handedOut.addrs[addr] = true
-			return addr
-		}
+	a, err := freeport.Addr()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return a
 }
 
 // daemon is a long-running process of the test, killed at cleanup; its

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 
+	"github.com/weir-run/weir/internal/freeport"
 	"github.com/weir-run/weir/internal/pki"
 )
 
@@ -165,13 +167,8 @@ func (r resolved) pickPorts() (resolved, bool, error) {
 }
 
 func freePort(host string) (string, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", fmt.Errorf("pick a free port on %s: %w", host, err)
-	}
-	defer l.Close()
-	_, p, err := net.SplitHostPort(l.Addr().String())
-	return p, err
+	p, err := freeport.Port(host)
+	return strconv.Itoa(p), err
 }
 
 func withPort(u url.URL, p string) url.URL {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/weir-run/weir/internal/freeport"
 	"github.com/weir-run/weir/internal/pki"
 )
 
@@ -291,18 +292,17 @@ func TestThreeMembersSurviveOneLoss(t *testing.T) {
 	}
 }
 
-// freePorts reserves n distinct ports at once, then frees them for etcd;
-// peers must know each other's ports before any member starts.
+// freePorts picks n distinct free ports for etcd; peers must know each
+// other's ports before any member starts.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := freeport.Port("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports
 }

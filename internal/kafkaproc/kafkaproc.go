@@ -4,7 +4,6 @@
 package kafkaproc
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-run/weir/internal/freeport"
 	"github.com/weir-run/weir/internal/syncbuf"
 )
 
@@ -59,12 +59,11 @@ func (p *Proc) Log() string { return p.log.String() }
 // restarts, as clients keep it.
 func Addr(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 // BuildWeir builds the weir command for tests outside cmd/weir.

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"go/build"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -41,6 +40,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/weir-run/weir/internal/freeport"
 	"github.com/weir-run/weir/internal/syncbuf"
 )
 
@@ -223,15 +223,6 @@ func goBinDirs() []string {
 	return dirs
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // VersitygwArgs is versitygw's command line: serve addr (host:port) with
 // the test credentials as its root user, over the posix directory root.
 // Only these flags configure it: start it with an environment without
@@ -243,7 +234,7 @@ func VersitygwArgs(addr, root string) []string {
 // startVersitygw starts the gateway and waits until it answers HTTP. On
 // success the process is registered for killing at cleanup.
 func startVersitygw(t testing.TB, bin, root string) (endpoint string, err error) {
-	port, err := freePort()
+	port, err := freeport.Port("127.0.0.1")
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,6 @@ package coordinator
 import (
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/weir-run/weir/coordinator/jobgraph"
 	"github.com/weir-run/weir/coordinator/jobmaster"
 	"github.com/weir-run/weir/coordinator/scheduler"
+	"github.com/weir-run/weir/internal/procstat"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 )
 
@@ -265,13 +265,7 @@ func BenchmarkScale1000Schedule(b *testing.B) {
 // processCPU is the CPU time the test process used so far: the leader,
 // etcd and the scripted workers together. On a shared machine the wall
 // time says as much about the neighbours as about the coordinator.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func processCPU() time.Duration { return procstat.CPU() }
 
 func reportCPU(b *testing.B, cpu time.Duration) {
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")

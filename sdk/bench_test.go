@@ -7,13 +7,12 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/weir-run/weir/internal/exchange"
+	"github.com/weir-run/weir/internal/procstat"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
@@ -170,13 +169,11 @@ func BenchmarkPacedExchange(b *testing.B) {
 	for _, rate := range []float64{2_000, 20_000} {
 		b.Run(fmt.Sprintf("rate=%v", rate), func(b *testing.B) {
 			n := int64(rate / 2) // half a second per run
-			var before, after syscall.Rusage
-			syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+			before := procstat.CPU()
 			for range b.N {
 				remoteSum(b, n, WithRate(rate))
 			}
-			syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-			cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+			cpu := procstat.CPU() - before
 			b.ReportMetric(float64(cpu.Microseconds())/float64(n*int64(b.N)), "cpu-µs/record")
 		})
 	}

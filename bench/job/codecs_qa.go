@@ -129,7 +129,7 @@ func init() {
 		if s.HasBest {
 			s.Best, s.BestEmit = d.Varint(), d.Varint()
 		}
-		if n := d.Varint(); n > 0 && 3*n <= int64(d.Len()) { // 3 varints a bid
+		if n := d.Varint(); n > 0 && n <= int64(d.Len())/3 { // 3 varints a bid
 			s.Waiting = make([]q4Bid, n)
 			for i := range s.Waiting {
 				s.Waiting[i] = q4Bid{Price: d.Varint(), DateTime: d.Varint(), Emit: d.Varint()}

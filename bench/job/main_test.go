@@ -12,6 +12,7 @@ import (
 
 	"github.com/weir-run/weir/bench/baseline"
 	"github.com/weir-run/weir/bench/nexmark"
+	"github.com/weir-run/weir/internal/uvarintframe"
 	"github.com/weir-run/weir/sdk"
 )
 
@@ -116,7 +117,10 @@ func TestQ4StateCodec(t *testing.T) {
 			t.Errorf("round trip: got %+v, want %+v", got, s)
 		}
 	}
-	if _, err := c.Decode([]byte{0, 0xfe, 0xff, 0xff, 0xff, 0x0f}); err == nil {
-		t.Error("a waiting count of 2^31 in 6 bytes decoded")
+	for _, count := range []int64{1 << 30, 1 << 62} { // 3 × 2^62 overflows
+		b := uvarintframe.AppendVarints([]byte{0}, count)
+		if _, err := c.Decode(b); err == nil {
+			t.Errorf("a waiting count of %d in %d bytes decoded", count, len(b))
+		}
 	}
 }

@@ -12,11 +12,11 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/weir-run/weir/bench/baseline"
 	"github.com/weir-run/weir/bench/nexmark"
+	"github.com/weir-run/weir/internal/procstat"
 )
 
 func main() {
@@ -37,8 +37,6 @@ func main() {
 	start := time.Now()
 	sum := q(g, *events)
 	wall := time.Since(start)
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	cpu := procstat.CPU()
 	json.NewEncoder(os.Stdout).Encode(nexmark.RunResult{Query: *query, Events: *events, WallSec: wall.Seconds(), CPUSec: cpu.Seconds(), Checksum: sum})
 }

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/pprof"
-	"syscall"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -27,6 +26,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 
 	"github.com/weir-run/weir/bench/nexmark"
+	"github.com/weir-run/weir/internal/procstat"
 )
 
 func init() {
@@ -195,8 +195,6 @@ func main() {
 		os.Exit(1)
 	}
 	wall := time.Since(start)
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	cpu := procstat.CPU()
 	json.NewEncoder(os.Stdout).Encode(nexmark.RunResult{Query: *query, Events: *events, WallSec: wall.Seconds(), CPUSec: cpu.Seconds(), Checksum: sum})
 }

@@ -27,6 +27,11 @@ type Config struct {
 	API string
 	// HTTP is the status page listen address; empty disables it.
 	HTTP string
+	// APIListener and HTTPListener, when set, are already bound at API and
+	// HTTP, and Run serves on them (and closes them): weir local binds its
+	// ports before it starts anything else that binds ports, so that
+	// nothing of its own can take them in between.
+	APIListener, HTTPListener net.Listener
 	// TLS, when set, serves the job API, the cluster service and the page
 	// over TLS and admits only authenticated callers: a client certificate
 	// from the cluster CA, or a bearer token (internal/tokens). Nil serves

@@ -59,6 +59,18 @@ type Coordinator struct {
 // log an outage (see etcdkeys.LogReachability).
 const etcdProbeInterval = 5 * time.Second
 
+// listen is l if the caller bound it, else a listener on addr.
+func listen(l net.Listener, flag, addr string) (net.Listener, error) {
+	if l != nil {
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: listen on %s %s: %w", flag, addr, err)
+	}
+	return l, nil
+}
+
 // Run runs a coordinator until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	cfg.setDefaults()
@@ -70,6 +82,20 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		cfg.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	logger = logger.With("coordinator", cfg.ID)
+	// Both ports first: a wrong or taken one fails at once, and the status
+	// page's port is not left free while the rest starts.
+	lis, err := listen(cfg.APIListener, "--api", cfg.API)
+	if err != nil {
+		return err
+	}
+	defer lis.Close()
+	var hl net.Listener
+	if cfg.HTTP != "" {
+		if hl, err = listen(cfg.HTTPListener, "--http", cfg.HTTP); err != nil {
+			return err
+		}
+		defer hl.Close()
+	}
 	cli, err := clientv3.New(etcdkeys.ClientConfig(cfg.Etcd, cfg.TLS))
 	if err != nil {
 		return fmt.Errorf("coordinator: etcd: %w", err)
@@ -80,10 +106,6 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("coordinator: %w", err)
 	}
 	defer store.Close()
-	lis, err := net.Listen("tcp", cfg.API)
-	if err != nil {
-		return fmt.Errorf("coordinator: listen on --api %s: %w", cfg.API, err)
-	}
 	kek, err := sealing.OpenKEK(ctx, cfg.KEK)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
@@ -139,11 +161,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		etcdkeys.LogReachability(pctx, c.etcd, etcdProbeInterval, logger)
 	}()
 	httpAddr := ""
-	if cfg.HTTP != "" {
-		hl, err := net.Listen("tcp", cfg.HTTP)
-		if err != nil {
-			return fmt.Errorf("coordinator: listen on --http %s: %w", cfg.HTTP, err)
-		}
+	if hl != nil {
 		hs := &http.Server{Handler: c.auth.HTTP(policy, routeRight, c.httpHandler()), ReadHeaderTimeout: 10 * time.Second}
 		if cfg.TLS != nil {
 			hs.TLSConfig = cfg.TLS.ServerConfig(pki.OptionalClientCert)

@@ -105,14 +105,22 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 		return err
 	}
 	defer unlock()
-	api, err := pickPort(f.api)
+	// The coordinator's ports are bound before etcd, the broker and the
+	// workers start, so that none of them takes one (a port 0 they bind, or
+	// one picked for etcd, could be the port given here); the coordinator
+	// serves on these listeners. Port 0 picks a free port, shown in the
+	// banner.
+	apiLis, err := net.Listen("tcp", f.api)
 	if err != nil {
 		return usageErrorf("--api %s: %v", f.api, err)
 	}
-	httpAddr, err := pickPort(f.http)
+	defer apiLis.Close()
+	httpLis, err := net.Listen("tcp", f.http)
 	if err != nil {
 		return usageErrorf("--http %s: %v", f.http, err)
 	}
+	defer httpLis.Close()
+	api, httpAddr := apiLis.Addr().String(), httpLis.Addr().String()
 
 	etcdCfg := etcdserver.Config{
 		Name: "local", DataDir: filepath.Join(dir, "etcd"),
@@ -131,7 +139,7 @@ func runLocal(ctx context.Context, s streams, f localFlags, logger *slog.Logger)
 	}
 	coordCfg := coordinator.Config{
 		ID: "local-coordinator", Store: "file://" + filepath.ToSlash(filepath.Join(dir, "store")),
-		API: api, HTTP: httpAddr, HTTPHosts: f.httpHosts, KEK: kek,
+		API: api, HTTP: httpAddr, APIListener: apiLis, HTTPListener: httpLis, HTTPHosts: f.httpHosts, KEK: kek,
 	}
 	workerCfgs := make([]worker.Config, f.workers)
 	// The workers share the machine: half its memory between them.
@@ -293,24 +301,6 @@ func waitAnswering(ctx context.Context, api string, sec security) bool {
 		case <-time.After(localReadyPoll):
 		}
 	}
-}
-
-// pickPort replaces port 0 in addr by a free port: the coordinator does
-// not report the port it bound, and the banner must show it.
-func pickPort(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", err
-	}
-	if port != "0" {
-		return addr, nil
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // dialable is addr with an unspecified host replaced by loopback, for

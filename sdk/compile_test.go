@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,38 @@ func TestPlanChaining(t *testing.T) {
 			{"Double -> B", 2, nil},
 		},
 		edges: []wantEdge{{0, 1, partForward}, {0, 2, partForward}},
+	}, {
+		name: "a fan-out to stateless operators before shuffles chains",
+		p:    2,
+		build: func(p *Pipeline) {
+			s := tenInts(p)
+			evens := Filter(s, func(v int64) bool { return v%2 == 0 }, WithName("Evens"))
+			tens := Map(s, func(v int64) int64 { return v * 10 }, WithName("Tens"))
+			sinkAway(Aggregate(KeyBy(evens, sameInt64), Count[int64]()), "A")
+			sinkAway(Rebalance(tens), "B")
+		},
+		// One operator runs both, with the first one's uid.
+		vertices: []wantVertex{
+			{"Source: Generate -> Evens | Tens", 2, []string{"source-0", "filter-1"}},
+			{"Aggregate -> A", 2, nil},
+			{"B", 2, nil},
+		},
+		edges: []wantEdge{{0, 1, partHash}, {0, 2, partRebalance}},
+	}, {
+		name: "a fan-out is not fused where a consumer chains further",
+		p:    2,
+		build: func(p *Pipeline) {
+			s := tenInts(p)
+			sinkAway(Map(s, sameInt64, WithName("Chained")), "A")
+			sinkAway(Rebalance(Map(s, sameInt64, WithName("Shuffled"))), "B")
+		},
+		vertices: []wantVertex{
+			{"Source: Generate", 2, nil},
+			{"Chained -> A", 2, nil},
+			{"Shuffled", 2, nil},
+			{"B", 2, nil},
+		},
+		edges: []wantEdge{{0, 1, partForward}, {0, 2, partForward}, {2, 3, partRebalance}},
 	}, {
 		name: "names and uids from options",
 		p:    1,
@@ -407,5 +440,48 @@ func TestPipelineAccessors(t *testing.T) {
 	}
 	if g := pl.JobGraph(); g.Name != "second" || g.Vertices[0].Parallelism != 1 {
 		t.Errorf("graph %q, parallelism %d", g.Name, g.Vertices[0].Parallelism)
+	}
+}
+
+// A fused fan-out gives each consumer every record and sends each one's
+// output its own way: three consumers of three output types, over a hash
+// and two rebalance edges.
+func TestFanOutRunsEveryConsumer(t *testing.T) {
+	p := NewPipeline("fanout", 2)
+	s := Generate(p, 100, func(i int64) int64 { return i })
+	evens := Filter(s, func(v int64) bool { return v%2 == 0 }, WithName("Evens"))
+	words := Map(s, func(v int64) string { return fmt.Sprint("w", v) }, WithName("Words"))
+	pairs := FlatMap(s, func(v int64, emit func(KV[int64, int64])) {
+		if v < 3 {
+			emit(KV[int64, int64]{v, v})
+			emit(KV[int64, int64]{v, -v})
+		}
+	}, WithName("Pairs"))
+	var counts bag[KV[int64, int64]]
+	counts.sinkTo(Aggregate(KeyBy(evens, func(v int64) int64 { return v % 3 }), Count[int64](), EmitFinal()))
+	var ws bag[string]
+	ws.sinkTo(Rebalance(words))
+	var ps bag[KV[int64, int64]]
+	ps.sinkTo(Rebalance(pairs))
+	pl, err := p.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name := pl.JobGraph().Vertices[0].Name; name != "Source: Generate -> Evens | Words | Pairs" {
+		t.Fatalf("source vertex %q: the fan-out is not fused", name)
+	}
+	mustRun(t, p)
+	if got, want := multiset(counts.items()), multiset([]KV[int64, int64]{{0, 17}, {1, 16}, {2, 17}}); !slices.Equal(got, want) {
+		t.Errorf("counts of evens by v%%3: %v, want %v", got, want)
+	}
+	var wantWords []string
+	for i := range 100 {
+		wantWords = append(wantWords, fmt.Sprint("w", i))
+	}
+	if got, want := multiset(ws.items()), multiset(wantWords); !slices.Equal(got, want) {
+		t.Errorf("words: %v, want %v", got, want)
+	}
+	if got, want := multiset(ps.items()), multiset([]KV[int64, int64]{{0, 0}, {0, 0}, {1, 1}, {1, -1}, {2, 2}, {2, -2}}); !slices.Equal(got, want) {
+		t.Errorf("pairs: %v, want %v", got, want)
 	}
 }

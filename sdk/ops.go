@@ -21,6 +21,7 @@ func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
 	out := transform(s, "map", "Map", opts, func(_ *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		return runtime.OpRun{In: func(v T) { emit(f(v)) }}, nil
 	})
+	out.n.stateless = true
 	return keepEventTime(s, out)
 }
 
@@ -34,6 +35,7 @@ func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
 			}
 		}}, nil
 	})
+	out.n.stateless = true
 	out.ts = s.ts
 	return out
 }
@@ -45,6 +47,7 @@ func FlatMap[T, U any](s Stream[T], f func(v T, emit func(U)), opts ...Option) S
 	out := transform(s, "flatmap", "FlatMap", opts, func(_ *runtime.Env, emit func(U)) (runtime.OpRun, error) {
 		return runtime.OpRun{In: func(v T) { f(v, emit) }}, nil
 	})
+	out.n.stateless = true
 	return keepEventTime(s, out)
 }
 

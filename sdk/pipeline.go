@@ -83,6 +83,13 @@ type node struct {
 	startChain  bool
 	inputs      []*link
 	outputs     []*link
+	// stateless marks a per-record operator without state, timers or
+	// watermark handling (Map, Filter, FlatMap), which a fan-out may fuse
+	// into its producer's chain (fuseFanOuts).
+	stateless bool
+	// tee makes one func(T) over the node's main output type that calls
+	// every func(T) in ins: the In of a fused fan-out.
+	tee func(ins []any) any
 }
 
 // link is an edge between logical operators.
@@ -197,6 +204,7 @@ func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produce
 	p.nodes = append(p.nodes, n)
 	var codec Codec[T]
 	if produces {
+		n.tee = tee[T]
 		codec = CodecFor[T]()
 		if cfg.codec != nil {
 			c, ok := cfg.codec.(Codec[T])
@@ -215,6 +223,19 @@ func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produce
 }
 
 // connect adds the link from s's operator to n.
+// tee is node.tee for records of type T.
+func tee[T any](ins []any) any {
+	fs := make([]func(T), len(ins))
+	for i, in := range ins {
+		fs[i] = in.(func(T))
+	}
+	return func(v T) {
+		for _, f := range fs {
+			f(v)
+		}
+	}
+}
+
 func connect[T any](s Stream[T], n *node) {
 	l := &link{from: s.n, to: n, part: s.part, side: s.side}
 	s.n.outputs = append(s.n.outputs, l)

@@ -23,6 +23,13 @@ const (
 	KindWatermark
 	// KindEnd ends the channel: the producer sends nothing after it.
 	KindEnd
+	// KindEndOfData says the producer's input ended and its operators
+	// finished: no record follows, only barriers (its final checkpoint's)
+	// and then KindEnd. A consumer that has it from every channel finishes
+	// too without waiting for that checkpoint (Flink's EndOfData, FLIP-147),
+	// so a bounded job's last results cross every stage at once instead of
+	// one checkpoint per stage.
+	KindEndOfData
 )
 
 func (k Kind) String() string {
@@ -35,13 +42,15 @@ func (k Kind) String() string {
 		return "watermark"
 	case KindEnd:
 		return "end"
+	case KindEndOfData:
+		return "end of data"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
 // Frame is one unit on a channel. A frame costs its producer one credit,
-// except barriers, watermarks and Overdraft record batches (see
-// CostsCredit).
+// except barriers, watermarks, the end of data and Overdraft record
+// batches (see CostsCredit).
 //
 // Remote channels carry records in Data (Count records, each a uvarint length
 // then bytes, encoded by the caller). Local channels may instead carry Local,
@@ -94,7 +103,7 @@ type Mark struct {
 // coalesces a watermark with one queued just ahead of it, and producers
 // send at most one per batch or flush, so they cannot pile up.
 func (f *Frame) CostsCredit() bool {
-	return f.Kind != KindBarrier && f.Kind != KindWatermark && !f.Overdraft
+	return f.Kind != KindBarrier && f.Kind != KindWatermark && f.Kind != KindEndOfData && !f.Overdraft
 }
 
 // ChannelID names one channel: the edge of the job graph, the producing

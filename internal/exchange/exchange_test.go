@@ -86,7 +86,8 @@ func frameSeq(t *testing.T, f Frame) int {
 	return int(v)
 }
 
-// produce sends n record frames, a barrier and a watermark halfway, and End.
+// produce sends n record frames, a barrier and a watermark halfway, then
+// the end of data, the final checkpoint's barrier and End.
 func produce(ctx context.Context, s Sender, n int) error {
 	defer s.Close()
 	for i := range n {
@@ -103,6 +104,13 @@ func produce(ctx context.Context, s Sender, n int) error {
 		if err := s.Send(ctx, seqFrame(i)); err != nil {
 			return fmt.Errorf("send %d: %w", i, err)
 		}
+	}
+	// Without credit, as barriers: the consumer may hold no credit to spare.
+	if err := s.Send(ctx, Frame{Kind: KindEndOfData}); err != nil {
+		return err
+	}
+	if err := s.Send(ctx, Frame{Kind: KindBarrier, CheckpointID: 8, Timestamp: 1235}); err != nil {
+		return err
 	}
 	return s.Send(ctx, Frame{Kind: KindEnd})
 }
@@ -140,6 +148,7 @@ func TestOrderingLocalAndRemote(t *testing.T) {
 	next := make([]int, len(chans))
 	ends := make([]int, len(chans))
 	barriers := make([]int, len(chans))
+	endsOfData := make([]int, len(chans))
 	for {
 		d, err := gate.Next(ctx)
 		if err == io.EOF {
@@ -161,10 +170,17 @@ func TestOrderingLocalAndRemote(t *testing.T) {
 			}
 			next[d.Index]++
 		case KindBarrier:
-			if f.CheckpointID != 7 || f.Timestamp != 1234 || !f.Savepoint || next[d.Index] != n/2 {
-				t.Fatalf("%v: bad barrier %+v after %d records", d.Channel, f, next[d.Index])
+			final := endsOfData[d.Index] == 1
+			if final && (f.CheckpointID != 8 || f.Timestamp != 1235 || f.Savepoint) ||
+				!final && (f.CheckpointID != 7 || f.Timestamp != 1234 || !f.Savepoint || next[d.Index] != n/2) {
+				t.Fatalf("%v: bad barrier %+v after %d records, %d ends of data", d.Channel, f, next[d.Index], endsOfData[d.Index])
 			}
 			barriers[d.Index]++
+		case KindEndOfData:
+			if next[d.Index] != n || barriers[d.Index] != 1 {
+				t.Fatalf("%v: end of data after %d records, %d barriers", d.Channel, next[d.Index], barriers[d.Index])
+			}
+			endsOfData[d.Index]++
 		case KindWatermark:
 			if f.Timestamp != 99 || !f.Idle || barriers[d.Index] != 1 {
 				t.Fatalf("%v: bad watermark %+v", d.Channel, f)
@@ -174,8 +190,8 @@ func TestOrderingLocalAndRemote(t *testing.T) {
 		}
 	}
 	for i := range chans {
-		if next[i] != n || ends[i] != 1 || barriers[i] != 1 {
-			t.Errorf("%v: %d records, %d ends, %d barriers", chans[i], next[i], ends[i], barriers[i])
+		if next[i] != n || ends[i] != 1 || barriers[i] != 2 || endsOfData[i] != 1 {
+			t.Errorf("%v: %d records, %d ends, %d barriers, %d ends of data", chans[i], next[i], ends[i], barriers[i], endsOfData[i])
 		}
 	}
 	if _, err := gate.Next(ctx); err != io.EOF {
@@ -574,7 +590,7 @@ func TestProducerBeforeGate(t *testing.T) {
 			}
 			n++
 		}
-		if n != 6 { // 3 records, barrier, watermark, end
+		if n != 8 { // 3 records, barrier, watermark, end of data, barrier, end
 			t.Fatalf("got %d frames", n)
 		}
 		waitDone(t, done, "producer")

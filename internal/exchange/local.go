@@ -110,7 +110,7 @@ func (s *localSender) Close() error {
 
 // checkFrame rejects frames no channel can carry.
 func checkFrame(f Frame) error {
-	if f.Kind < KindRecords || f.Kind > KindEnd {
+	if f.Kind < KindRecords || f.Kind > KindEndOfData {
 		return fmt.Errorf("exchange: invalid frame kind %v", f.Kind)
 	}
 	return nil

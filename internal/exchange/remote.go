@@ -223,6 +223,8 @@ func toProto(f Frame) *weirv1.DataFrame {
 		m.Payload = &weirv1.DataFrame_Watermark{Watermark: &weirv1.Watermark{TimestampUnixMs: f.Timestamp, Idle: f.Idle}}
 	case KindEnd:
 		m.Payload = &weirv1.DataFrame_End{End: &weirv1.EndOfPartition{}}
+	case KindEndOfData:
+		m.Payload = &weirv1.DataFrame_EndOfData{EndOfData: &weirv1.EndOfData{}}
 	}
 	return m
 }
@@ -260,6 +262,8 @@ func fromProto(m *weirv1.DataFrame) (Frame, error) {
 		return Frame{Kind: KindWatermark, Timestamp: p.Watermark.GetTimestampUnixMs(), Idle: p.Watermark.GetIdle()}, nil
 	case *weirv1.DataFrame_End:
 		return Frame{Kind: KindEnd}, nil
+	case *weirv1.DataFrame_EndOfData:
+		return Frame{Kind: KindEndOfData}, nil
 	}
 	return Frame{}, errNoPayload
 }

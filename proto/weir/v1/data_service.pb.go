@@ -33,6 +33,7 @@ type DataFrame struct {
 	//	*DataFrame_Barrier
 	//	*DataFrame_Watermark
 	//	*DataFrame_End
+	//	*DataFrame_EndOfData
 	Payload       isDataFrame_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -111,6 +112,15 @@ func (x *DataFrame) GetEnd() *EndOfPartition {
 	return nil
 }
 
+func (x *DataFrame) GetEndOfData() *EndOfData {
+	if x != nil {
+		if x, ok := x.Payload.(*DataFrame_EndOfData); ok {
+			return x.EndOfData
+		}
+	}
+	return nil
+}
+
 type isDataFrame_Payload interface {
 	isDataFrame_Payload()
 }
@@ -131,6 +141,10 @@ type DataFrame_End struct {
 	End *EndOfPartition `protobuf:"bytes,5,opt,name=end,proto3,oneof"`
 }
 
+type DataFrame_EndOfData struct {
+	EndOfData *EndOfData `protobuf:"bytes,6,opt,name=end_of_data,json=endOfData,proto3,oneof"`
+}
+
 func (*DataFrame_Batch) isDataFrame_Payload() {}
 
 func (*DataFrame_Barrier) isDataFrame_Payload() {}
@@ -138,6 +152,8 @@ func (*DataFrame_Barrier) isDataFrame_Payload() {}
 func (*DataFrame_Watermark) isDataFrame_Payload() {}
 
 func (*DataFrame_End) isDataFrame_Payload() {}
+
+func (*DataFrame_EndOfData) isDataFrame_Payload() {}
 
 // RecordBatch holds count records, each a uvarint length then the codec's bytes.
 type RecordBatch struct {
@@ -380,6 +396,44 @@ func (*EndOfPartition) Descriptor() ([]byte, []int) {
 	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{4}
 }
 
+// EndOfData: the producer's input ended and its operators finished. Only
+// barriers and then the end of the partition follow it.
+type EndOfData struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndOfData) Reset() {
+	*x = EndOfData{}
+	mi := &file_weir_v1_data_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndOfData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndOfData) ProtoMessage() {}
+
+func (x *EndOfData) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_data_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndOfData.ProtoReflect.Descriptor instead.
+func (*EndOfData) Descriptor() ([]byte, []int) {
+	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{5}
+}
+
 type Credit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Credits       int32                  `protobuf:"varint,1,opt,name=credits,proto3" json:"credits,omitempty"`
@@ -389,7 +443,7 @@ type Credit struct {
 
 func (x *Credit) Reset() {
 	*x = Credit{}
-	mi := &file_weir_v1_data_service_proto_msgTypes[5]
+	mi := &file_weir_v1_data_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +455,7 @@ func (x *Credit) String() string {
 func (*Credit) ProtoMessage() {}
 
 func (x *Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_data_service_proto_msgTypes[5]
+	mi := &file_weir_v1_data_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +468,7 @@ func (x *Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credit.ProtoReflect.Descriptor instead.
 func (*Credit) Descriptor() ([]byte, []int) {
-	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Credit) GetCredits() int32 {
@@ -428,12 +482,13 @@ var File_weir_v1_data_service_proto protoreflect.FileDescriptor
 
 const file_weir_v1_data_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1aweir/v1/data_service.proto\x12\aweir.v1\"\xd9\x01\n" +
+	"\x1aweir/v1/data_service.proto\x12\aweir.v1\"\x8f\x02\n" +
 	"\tDataFrame\x12,\n" +
 	"\x05batch\x18\x02 \x01(\v2\x14.weir.v1.RecordBatchH\x00R\x05batch\x12,\n" +
 	"\abarrier\x18\x03 \x01(\v2\x10.weir.v1.BarrierH\x00R\abarrier\x122\n" +
 	"\twatermark\x18\x04 \x01(\v2\x12.weir.v1.WatermarkH\x00R\twatermark\x12+\n" +
-	"\x03end\x18\x05 \x01(\v2\x17.weir.v1.EndOfPartitionH\x00R\x03endB\t\n" +
+	"\x03end\x18\x05 \x01(\v2\x17.weir.v1.EndOfPartitionH\x00R\x03end\x124\n" +
+	"\vend_of_data\x18\x06 \x01(\v2\x12.weir.v1.EndOfDataH\x00R\tendOfDataB\t\n" +
 	"\apayloadJ\x04\b\x01\x10\x02\"\xa3\x01\n" +
 	"\vRecordBatch\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
@@ -449,7 +504,8 @@ const file_weir_v1_data_service_proto_rawDesc = "" +
 	"\tWatermark\x12*\n" +
 	"\x11timestamp_unix_ms\x18\x01 \x01(\x03R\x0ftimestampUnixMs\x12\x12\n" +
 	"\x04idle\x18\x02 \x01(\bR\x04idle\"\x10\n" +
-	"\x0eEndOfPartition\"\"\n" +
+	"\x0eEndOfPartition\"\v\n" +
+	"\tEndOfData\"\"\n" +
 	"\x06Credit\x12\x18\n" +
 	"\acredits\x18\x01 \x01(\x05R\acredits2B\n" +
 	"\vDataService\x123\n" +
@@ -467,27 +523,29 @@ func file_weir_v1_data_service_proto_rawDescGZIP() []byte {
 	return file_weir_v1_data_service_proto_rawDescData
 }
 
-var file_weir_v1_data_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_weir_v1_data_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_weir_v1_data_service_proto_goTypes = []any{
 	(*DataFrame)(nil),      // 0: weir.v1.DataFrame
 	(*RecordBatch)(nil),    // 1: weir.v1.RecordBatch
 	(*Barrier)(nil),        // 2: weir.v1.Barrier
 	(*Watermark)(nil),      // 3: weir.v1.Watermark
 	(*EndOfPartition)(nil), // 4: weir.v1.EndOfPartition
-	(*Credit)(nil),         // 5: weir.v1.Credit
+	(*EndOfData)(nil),      // 5: weir.v1.EndOfData
+	(*Credit)(nil),         // 6: weir.v1.Credit
 }
 var file_weir_v1_data_service_proto_depIdxs = []int32{
 	1, // 0: weir.v1.DataFrame.batch:type_name -> weir.v1.RecordBatch
 	2, // 1: weir.v1.DataFrame.barrier:type_name -> weir.v1.Barrier
 	3, // 2: weir.v1.DataFrame.watermark:type_name -> weir.v1.Watermark
 	4, // 3: weir.v1.DataFrame.end:type_name -> weir.v1.EndOfPartition
-	0, // 4: weir.v1.DataService.Exchange:input_type -> weir.v1.DataFrame
-	5, // 5: weir.v1.DataService.Exchange:output_type -> weir.v1.Credit
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 4: weir.v1.DataFrame.end_of_data:type_name -> weir.v1.EndOfData
+	0, // 5: weir.v1.DataService.Exchange:input_type -> weir.v1.DataFrame
+	6, // 6: weir.v1.DataService.Exchange:output_type -> weir.v1.Credit
+	6, // [6:7] is the sub-list for method output_type
+	5, // [5:6] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_data_service_proto_init() }
@@ -500,6 +558,7 @@ func file_weir_v1_data_service_proto_init() {
 		(*DataFrame_Barrier)(nil),
 		(*DataFrame_Watermark)(nil),
 		(*DataFrame_End)(nil),
+		(*DataFrame_EndOfData)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -507,7 +566,7 @@ func file_weir_v1_data_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_data_service_proto_rawDesc), len(file_weir_v1_data_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

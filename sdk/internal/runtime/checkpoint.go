@@ -252,6 +252,12 @@ func (t *task) checkpoint(id, ts int64, savepoint bool, alignment time.Duration,
 	ck := t.ck
 	start := time.Now()
 	t.fin.taken = max(t.fin.taken, id)
+	if t.fin.ended && t.fin.final == 0 {
+		// The first checkpoint after the end is the final one, whether a
+		// trigger (a source, or a subtask whose channels ended) or a
+		// barrier (one that finished at the end of data) brought it.
+		t.fin.final = id
+	}
 	unaligned := t.forwardUnaligned(ts, savepoint, u)
 	flush := t.flush
 	if unaligned {
@@ -366,6 +372,9 @@ func (t *task) onControl(c control) error {
 				return fmt.Errorf("commit checkpoint %d in %s: %w", c.complete, t.v.Operators[i].Name, err)
 			}
 		}
+	}
+	if t.fin.final > 0 && c.complete >= t.fin.final {
+		t.fin.final = -1 // the final checkpoint completed (finalCheckpoint)
 	}
 	return nil
 }

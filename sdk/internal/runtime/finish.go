@@ -19,7 +19,9 @@ import (
 // sink commits only when a checkpoint completes, so the subtask stays to
 // take one more checkpoint, the final one, and exits once it completed.
 // Only then does it send the end of its output downstream: until then the
-// channel carries the final checkpoint's barrier.
+// channel carries the final checkpoint's barrier. Its consumers do not wait
+// for that: the end of data it sent after Finish lets them finish at once
+// (task.finish), and the barrier makes their final checkpoint the same.
 //
 // While it waits, the subtask reads no input (its gate has ended, or its
 // source is done), so control messages reach it here, not through the
@@ -106,11 +108,6 @@ func (f *finishing) awaitsFinal() bool {
 func (t *task) finalCheckpoint() error {
 	if !t.env.checkpointing {
 		return nil
-	}
-	t.fin.ended = true
-	// What Finish emitted goes downstream now, not with the barrier.
-	if err := t.flush(); err != nil {
-		return err
 	}
 	t.fin.mu.Lock()
 	t.fin.awaiting = true
@@ -211,19 +208,7 @@ func (t *task) finalControl(c control) error {
 	if t.fin.done() {
 		return nil
 	}
-	if c.trigger != nil {
-		if t.fin.final == 0 {
-			t.fin.final = c.trigger.CheckpointId
-		}
-		return t.onControl(c)
-	}
-	if err := t.onControl(c); err != nil {
-		return err
-	}
-	if t.fin.final > 0 && c.complete >= t.fin.final {
-		t.fin.final = -1
-	}
-	return nil
+	return t.onControl(c)
 }
 
 // errInputAfterFinish: a subtask restored finished received records; its

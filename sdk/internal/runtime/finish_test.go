@@ -74,3 +74,59 @@ func TestTriggerDuringFinishIsTaken(t *testing.T) {
 		t.Fatalf("%d checkpoints abandoned, sum %d", c.Abandoned, total.Load())
 	}
 }
+
+// A bounded job's stages finish at the end of data, not one checkpoint
+// after another: the source's end of data reaches the middle stage, which
+// finishes (its Finish emits) and passes it on, and the sink finishes
+// before any checkpoint completed. One checkpoint, the final one, then
+// ends them all. Without the end of data each stage learned of the end
+// only when its producers ended after their final checkpoint: three
+// stages, three checkpoints, each a checkpoint interval apart or more.
+func TestStagesFinishAtTheEndOfData(t *testing.T) {
+	const n = 100
+	var (
+		completions atomic.Int64 // checkpoint completions the sinks saw
+		early       atomic.Int64 // sinks that finished before any completion
+		total       atomic.Int64
+	)
+	c := &MiniCluster{Dir: t.TempDir(), Interval: 20 * time.Millisecond, CheckpointTimeout: time.Minute,
+		Requests: make(chan CheckpointRequest), // none: only final checkpoints
+		Build: func(int) (*Graph, error) {
+			g := newGraph(128)
+			src := g.vertex(2, counter("src", n, 10, 0))
+			mid := g.vertex(2, &Operator{UID: "last", Name: "Last", Kind: "process", Out: ints,
+				NewOp: func(_ *Env, emit any) (OpRun, error) {
+					e := emit.(func(int64))
+					var sum int64
+					// Everything goes out at the end, as an EmitFinal
+					// aggregate's result does.
+					return OpRun{In: func(v int64) { sum += v }, Finish: func() error { e(sum); return nil }}, nil
+				}})
+			g.edge(src, mid, partRebalance)
+			g.edge(mid, g.vertex(2, sink("sink", func(*Env) OpRun {
+				var sum int64
+				return OpRun{In: func(v int64) { sum += v },
+					Notify: func(int64) error { completions.Add(1); return nil },
+					Finish: func() error {
+						if completions.Load() == 0 {
+							early.Add(1)
+						}
+						total.Add(sum)
+						return nil
+					}}
+			})), partRebalance)
+			return g.Graph, nil
+		}}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	finished, err := c.RunAttempt(ctx, 0)
+	if err != nil || !finished {
+		t.Fatalf("finished %v, err %v", finished, err)
+	}
+	if total.Load() != (n-1)*n/2 {
+		t.Fatalf("sum %d, want %d", total.Load(), (n-1)*n/2)
+	}
+	if early.Load() != 2 || c.nextID != 1 {
+		t.Fatalf("%d of 2 sinks finished before a checkpoint completed; %d checkpoints taken, want 1", early.Load(), c.nextID)
+	}
+}

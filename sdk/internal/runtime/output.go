@@ -54,6 +54,9 @@ type output interface {
 	dirty() bool
 	flush() error
 	end() error
+	// endOfData tells every consumer, at once, that no record follows:
+	// the subtask's input ended and its operators finished.
+	endOfData() error
 	// barrier sends checkpoint barrier id on every channel, after flush. An
 	// unaligned barrier does not wait for credit: partial batches go as
 	// overdraft and the barrier overtakes them at the consumer.
@@ -355,6 +358,13 @@ func (o *typedOutput[T]) barrier(id, ts int64, savepoint, unaligned bool) error 
 // channel without records then sends the watermark as a
 // watermark frame. The idle marker and the final watermark (end of input)
 // are rare and urgent: they flush and go out at once.
+//
+// A channel that got no record over a whole watermark interval is quiet:
+// its batch goes out at the second watermark after its last record instead
+// of at the deadline. That is where results wait: a combiner's partials or
+// a window's panes come out in a burst when the watermark passes, and then
+// nothing follows them until the next window. A busy channel gets records
+// between any two watermarks and keeps filling its batch.
 func (o *typedOutput[T]) watermark(ts int64, idle bool) error {
 	if idle || ts == watermark.Max {
 		return o.broadcastFrame(exchange.Frame{Kind: exchange.KindWatermark, Timestamp: ts, Idle: idle})
@@ -364,10 +374,19 @@ func (o *typedOutput[T]) watermark(ts int64, idle bool) error {
 			if !c.dirty() {
 				o.pending++
 			}
+			n := c.count()
+			quiet := n > 0 && len(c.marks) > 0 && c.marks[len(c.marks)-1].At == n
 			c.mark(ts)
+			if quiet {
+				o.send(c)
+			}
 		}
 	}
 	return o.env.err
+}
+
+func (o *typedOutput[T]) endOfData() error {
+	return o.broadcastFrame(exchange.Frame{Kind: exchange.KindEndOfData})
 }
 
 func (o *typedOutput[T]) end() error {
@@ -390,6 +409,8 @@ type noOutput struct{}
 func (noOutput) dirty() bool  { return false }
 func (noOutput) flush() error { return nil }
 func (noOutput) end() error   { return nil }
+
+func (noOutput) endOfData() error { return nil }
 
 func (noOutput) barrier(int64, int64, bool, bool) error { return nil }
 func (noOutput) watermark(int64, bool) error            { return nil }
@@ -418,6 +439,8 @@ func (os outputs) each(f func(output) error) error {
 
 func (os outputs) flush() error { return os.each(output.flush) }
 func (os outputs) end() error   { return os.each(output.end) }
+
+func (os outputs) endOfData() error { return os.each(output.endOfData) }
 func (os outputs) barrier(id, ts int64, savepoint, unaligned bool) error {
 	return os.each(func(o output) error { return o.barrier(id, ts, savepoint, unaligned) })
 }

@@ -336,8 +336,9 @@ func (c *captureSender) kinds() []string {
 // place among the records (newer ones at the same place replace it), and
 // out with the batch when it fills or is flushed; the consumer's decoder
 // hands it over at that place. A channel without records sends it as a
-// watermark frame at the flush. The idle marker and the final watermark
-// flush at once.
+// watermark frame at the flush. A channel quiet for a whole watermark
+// interval sends its batch at the second watermark after its last record.
+// The idle marker and the final watermark flush at once.
 func TestWatermarkGoesInBandWithoutFlushing(t *testing.T) {
 	for _, local := range []bool{true, false} {
 		t.Run(fmt.Sprint("local=", local), func(t *testing.T) {
@@ -367,6 +368,7 @@ func TestWatermarkGoesInBandWithoutFlushing(t *testing.T) {
 					}
 				}
 			}
+			wm(0, false)
 			wm(1, false)
 			if !out.dirty() {
 				t.Fatal("a watermark waiting must make the output dirty (the flush deadline sends it)")
@@ -377,13 +379,12 @@ func TestWatermarkGoesInBandWithoutFlushing(t *testing.T) {
 
 			emit("a")
 			wm(2, false)
-			wm(3, false)
 			emit("b")
 			emit("c")
 			wm(4, false)
 			check("watermarks in a partial batch", "w1")
 			flush()
-			check("after second flush", "w1", "r3@1w3@3w4")
+			check("after second flush", "w1", "r3@1w2@3w4")
 
 			// The consumer gets every watermark at its place.
 			var got []string
@@ -392,31 +393,39 @@ func TestWatermarkGoesInBandWithoutFlushing(t *testing.T) {
 			if err := dec(&f, func(ts int64) { got = append(got, fmt.Sprint(ts)) }); err != nil {
 				t.Fatal(err)
 			}
-			if want := []string{"a", "3", "b", "c", "4"}; !slices.Equal(got, want) {
+			if want := []string{"a", "2", "b", "c", "4"}; !slices.Equal(got, want) {
 				t.Fatalf("decoded %v, want %v", got, want)
 			}
 
+			// Nothing after a record for a whole watermark interval: the
+			// batch goes at the second watermark, not at the deadline.
+			emit("d")
+			wm(5, false)
+			check("one watermark after a record", "w1", "r3@1w2@3w4")
+			wm(6, false)
+			check("quiet channel", "w1", "r3@1w2@3w4", "r1@1w6")
+
 			// A watermark before any record of the batch sits at 0; a full
 			// batch takes its watermarks along.
-			wm(5, false)
-			for len(caps[0].frames) == 2 {
+			wm(7, false)
+			for len(caps[0].frames) == 3 {
 				emit("x")
 			}
-			if got := caps[0].kinds()[2]; !strings.HasPrefix(got, "r") || !strings.HasSuffix(got, "@0w5") {
-				t.Fatalf("full batch sent as %s, want it to carry watermark 5 at 0", got)
+			if got := caps[0].kinds()[3]; !strings.HasPrefix(got, "r") || !strings.HasSuffix(got, "@0w7") {
+				t.Fatalf("full batch sent as %s, want it to carry watermark 7 at 0", got)
 			}
 
 			// The idle marker flushes what waits and goes out at once.
 			emit("y")
-			wm(6, false)
-			wm(6, true)
-			check("idle marker", append(caps[1].kinds()[:3], "r1@1w6", "i6")...)
+			wm(8, false)
+			wm(8, true)
+			check("idle marker", append(caps[1].kinds()[:4], "r1@1w8", "i8")...)
 			if out.dirty() {
 				t.Fatal("dirty after the idle marker")
 			}
 			emit("z")
 			wm(watermark.Max, false)
-			check("final watermark", append(caps[1].kinds()[:5], "r1", fmt.Sprintf("w%d", watermark.Max))...)
+			check("final watermark", append(caps[1].kinds()[:6], "r1", fmt.Sprintf("w%d", watermark.Max))...)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,10 @@ type task struct {
 	overtaken int64
 	// fin is the end of input under checkpointing (finish.go).
 	fin finishing
+	// eod, by gate channel index, marks the channels that sent the end of
+	// data or ended; eodCount counts them.
+	eod      []bool
+	eodCount int
 }
 
 // run drives the subtask to the end of its input; its operators are closed
@@ -87,8 +92,28 @@ func (t *task) run() (err error) {
 	if err != nil {
 		return err
 	}
-	// The end of a bounded input is the final watermark: every window and
-	// event-time timer fires before the operators finish.
+	if !t.fin.ended { // a gate-fed subtask may have finished at the end of data
+		if err := t.finish(); err != nil {
+			return err
+		}
+	}
+	// With checkpoints, the end waits for a final one: sinks commit the
+	// last records on its completion (FLIP-147).
+	if err := t.finalCheckpoint(); err != nil {
+		return err
+	}
+	return t.out.end()
+}
+
+// finish ends the operators once the input ended. The end of a bounded
+// input is the final watermark: every window and event-time timer fires,
+// then each operator's Finish runs. Snapshots from here on are marked
+// finished. Under checkpointing the consumers then learn at once that no
+// record follows (the end of data), so that they finish too while this
+// subtask waits for its final checkpoint: the channels' end comes only
+// after it completed, and a stage that waited for it would add one
+// checkpoint per stage to a bounded job's end.
+func (t *task) finish() error {
 	t.advance(watermark.Max)
 	if t.env.err != nil {
 		return t.env.err
@@ -103,12 +128,32 @@ func (t *task) run() (err error) {
 			return t.env.err
 		}
 	}
-	// With checkpoints, the end waits for a final one: sinks commit the
-	// last records on its completion (FLIP-147).
-	if err := t.finalCheckpoint(); err != nil {
+	t.fin.ended = true
+	if !t.env.checkpointing {
+		return nil
+	}
+	// What Finish emitted goes downstream now, not with the barrier.
+	if err := t.flush(); err != nil {
 		return err
 	}
-	return t.out.end()
+	return t.out.endOfData()
+}
+
+// endOfData notes that input channel i carries no more records: it sent
+// the end of data, or ended. Once every channel did, the subtask finishes,
+// under checkpointing, without waiting for its channels' end (finish).
+func (t *task) endOfData(i int) error {
+	if t.eod == nil {
+		t.eod = make([]bool, len(t.decs))
+	}
+	if !t.eod[i] {
+		t.eod[i] = true
+		t.eodCount++
+	}
+	if t.eodCount < len(t.eod) || t.fin.ended || !t.env.checkpointing {
+		return nil
+	}
+	return t.finish()
 }
 
 // resume starts a restored subtask at the watermarks it restored, before
@@ -442,6 +487,9 @@ func (t *task) runGate() error {
 		}
 		switch d.Frame.Kind {
 		case exchange.KindRecords:
+			if t.eod != nil && t.eod[d.Index] {
+				return fmt.Errorf("input %d: records after the end of data", d.Index)
+			}
 			t.env.metrics.in(d.Frame.Count)
 			t.record(&d)
 			if err := t.decs[d.Index](&d.Frame, t.marks[d.Index]); err != nil {
@@ -463,6 +511,14 @@ func (t *task) runGate() error {
 				u.recording[d.Index] = false
 			}
 			if err := t.aligned(d.Index, t.aligner.End(d.Index, time.Now()), nil); err != nil {
+				return err
+			}
+			// A producer restored finished ends without the end of data.
+			if err := t.endOfData(d.Index); err != nil {
+				return err
+			}
+		case exchange.KindEndOfData:
+			if err := t.endOfData(d.Index); err != nil {
 				return err
 			}
 		}

@@ -291,7 +291,7 @@ func TestTimerGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	var restored []string
-	for k := range ts2.live {
+	for _, k := range liveTimers(ts2) {
 		restored = append(restored, fmt.Sprintf("%s %s %d %q", k.k.enc, k.d, k.ts, k.ns))
 	}
 	slices.Sort(restored)

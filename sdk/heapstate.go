@@ -29,6 +29,10 @@ type keyRef struct {
 	enc   string
 	group int
 	refs  int
+	// timers are the key's timers set, with index once it has more than
+	// timerScanMax (see findTimer).
+	timers []*timer
+	index  map[timerSlot]*timer
 }
 
 // ref is the interned key the store is scoped to. It is registered only

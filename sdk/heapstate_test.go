@@ -351,8 +351,20 @@ func countLive(ts *timerService) int {
 			n += b.live
 		}
 	}
-	if n != len(ts.live) {
+	if n != len(liveTimers(ts)) {
 		return -1
 	}
 	return n
+}
+
+// liveTimers lists the timers set, as their keys know them.
+func liveTimers(ts *timerService) []*timer {
+	var all []*timer
+	for _, k := range ts.store.keys {
+		all = append(all, k.timers...)
+		for _, t := range k.index {
+			all = append(all, t)
+		}
+	}
+	return all
 }

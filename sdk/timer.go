@@ -43,7 +43,6 @@ type timerService struct {
 	store  *StateStore
 	h      *stateHandle
 	queues [2]timerQueue
-	live   map[timerKey]*timer
 	// dirty lists the timers the backend does not know as they are: set
 	// and not stored, or gone and stored.
 	dirty []*timer
@@ -55,10 +54,64 @@ type timerService struct {
 }
 
 type timerKey struct {
-	k  *keyRef
+	k *keyRef
+	timerSlot
+}
+
+// timerSlot is a timer of a given key.
+type timerSlot struct {
 	d  TimeDomain
 	ts int64
 	ns string
+}
+
+// timerScanMax is how many timers a key keeps in a list: most keys have a
+// few (a window's one or two), which a scan finds faster than a map of
+// every key's timers can hash (key, domain, time, namespace); a key with
+// more indexes them.
+const timerScanMax = 8
+
+// findTimer is k's timer at (d, ts, ns), if set.
+func (k *keyRef) findTimer(d TimeDomain, ts int64, ns []byte) *timer {
+	if k.index != nil {
+		return k.index[timerSlot{d, ts, string(ns)}]
+	}
+	for _, t := range k.timers {
+		if t.ts == ts && t.d == d && t.ns == string(ns) {
+			return t
+		}
+	}
+	return nil
+}
+
+func (k *keyRef) addTimer(t *timer) {
+	if k.index == nil && len(k.timers) < timerScanMax {
+		k.timers = append(k.timers, t)
+		return
+	}
+	if k.index == nil {
+		k.index = make(map[timerSlot]*timer, 2*timerScanMax)
+		for _, x := range k.timers {
+			k.index[x.timerSlot] = x
+		}
+		k.timers = nil
+	}
+	k.index[t.timerSlot] = t
+}
+
+func (k *keyRef) dropTimer(t *timer) {
+	if k.index != nil {
+		delete(k.index, t.timerSlot)
+		return
+	}
+	for i, x := range k.timers {
+		if x == t {
+			last := len(k.timers) - 1
+			k.timers[i], k.timers[last] = k.timers[last], nil
+			k.timers = k.timers[:last]
+			return
+		}
+	}
 }
 
 // timer is a timer and what the backend knows of it: cellPresent while it
@@ -86,15 +139,15 @@ func compareTimers(a, b *timer) int {
 	return strings.Compare(a.ns, b.ns)
 }
 
-// timerQueue holds one domain's timers in buckets by time, and the times
-// in a min-heap of plain int64s, one per bucket: setting a timer costs a
-// map lookup and an append, most firings no heap operation at all (a
-// window's timers of every key share its end), and nothing holds
-// pointer-rich heap entries the GC must walk. A bucket is sorted when it
-// starts firing; a timer set in it while it fires is inserted in order.
+// timerQueue holds one domain's timers in buckets by time, and the
+// buckets in a min-heap by time: setting a timer costs a map lookup and an
+// append, most firings no heap operation at all (a window's timers of
+// every key share its end), and the heap has one entry per time, not per
+// timer. A bucket is sorted when it starts firing; a timer set in it while
+// it fires is inserted in order.
 type timerQueue struct {
 	buckets map[int64]*timerBucket
-	times   []int64
+	times   []*timerBucket // the heap
 }
 
 type timerBucket struct {
@@ -113,7 +166,7 @@ func (q *timerQueue) add(t *timer) {
 	if b == nil {
 		b = &timerBucket{ts: t.ts}
 		q.buckets[t.ts] = b
-		q.pushTime(t.ts)
+		q.pushTime(b)
 	}
 	b.live++
 	if !b.sorted {
@@ -150,11 +203,11 @@ func (q *timerQueue) remove(t *timer) {
 // first is the earliest bucket with timers set, if any.
 func (q *timerQueue) first() *timerBucket {
 	for len(q.times) > 0 {
-		ts := q.times[0]
-		if b := q.buckets[ts]; b.live > 0 {
+		b := q.times[0]
+		if b.live > 0 {
 			return b
 		}
-		delete(q.buckets, ts)
+		delete(q.buckets, b.ts)
 		q.popTime()
 	}
 	return nil
@@ -176,12 +229,12 @@ func (b *timerBucket) pop() *timer {
 	}
 }
 
-func (q *timerQueue) pushTime(ts int64) {
-	q.times = append(q.times, ts)
+func (q *timerQueue) pushTime(b *timerBucket) {
+	q.times = append(q.times, b)
 	h := q.times
 	for i := len(h) - 1; i > 0; {
 		p := (i - 1) / 2
-		if h[p] <= h[i] {
+		if h[p].ts <= h[i].ts {
 			break
 		}
 		h[p], h[i] = h[i], h[p]
@@ -192,17 +245,17 @@ func (q *timerQueue) pushTime(ts int64) {
 func (q *timerQueue) popTime() {
 	h := q.times
 	n := len(h) - 1
-	h[0] = h[n]
+	h[0], h[n] = h[n], nil
 	h = h[:n]
 	for i := 0; ; {
 		c := 2*i + 1
 		if c >= n {
 			break
 		}
-		if c+1 < n && h[c+1] < h[c] {
+		if c+1 < n && h[c+1].ts < h[c].ts {
 			c++
 		}
-		if h[i] <= h[c] {
+		if h[i].ts <= h[c].ts {
 			break
 		}
 		h[i], h[c] = h[c], h[i]
@@ -232,7 +285,7 @@ func decodeTimerSuffix(b []byte) (d TimeDomain, ts int64, ns []byte, err error) 
 // a restored subtask had.
 func newTimerService(env *runtime.Env, store *StateStore) (*timerService, error) {
 	s := &timerService{env: env, store: store, h: newHandle(store, "\x00timers", "timers", nil),
-		live: map[timerKey]*timer{}, wm: math.MinInt64}
+		wm: math.MinInt64}
 	err := s.h.scanEntries(func(key, suffix, _ []byte) error {
 		d, ts, ns, err := decodeTimerSuffix(suffix)
 		if err != nil {
@@ -281,12 +334,12 @@ func (s *timerService) snapshot(int64) ([][]byte, error) {
 // and reports whether it added one.
 func (s *timerService) set(d TimeDomain, ts int64, ns []byte, flags cellFlags) bool {
 	k := s.store.ref()
-	if _, ok := s.live[timerKey{k, d, ts, string(ns)}]; ok {
+	if k.findTimer(d, ts, ns) != nil {
 		return false
 	}
-	t := &timer{timerKey: timerKey{k, d, ts, string(ns)}, flags: flags | cellPresent}
+	t := &timer{timerKey: timerKey{k, timerSlot{d, ts, string(ns)}}, flags: flags | cellPresent}
 	s.store.retain(k)
-	s.live[t.timerKey] = t
+	k.addTimer(t)
 	s.queues[d].add(t)
 	if flags&cellStored == 0 {
 		s.markDirty(t)
@@ -296,7 +349,7 @@ func (s *timerService) set(d TimeDomain, ts int64, ns []byte, flags cellFlags) b
 
 // unset takes a set timer away: it fired or was deleted.
 func (s *timerService) unset(t *timer) {
-	delete(s.live, t.timerKey)
+	t.k.dropTimer(t)
 	t.flags &^= cellPresent
 	s.queues[t.d].remove(t)
 	switch {
@@ -365,7 +418,7 @@ func (s *timerService) remove(d TimeDomain, ts int64, ns []byte) error {
 	if k == nil {
 		return nil // the key holds no timer
 	}
-	if t, ok := s.live[timerKey{k, d, ts, string(ns)}]; ok {
+	if t := k.findTimer(d, ts, ns); t != nil {
 		s.unset(t)
 		s.store.release(k)
 	}

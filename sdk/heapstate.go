@@ -33,6 +33,9 @@ type keyRef struct {
 	// timerScanMax (see findTimer).
 	timers []*timer
 	index  map[timerSlot]*timer
+	// cells holds, by heap state (heapState.slot), that state's cells of
+	// the key: nil (none), its one *cell, or a *keyCells.
+	cells []any
 }
 
 // ref is the interned key the store is scoped to. It is registered only
@@ -186,6 +189,12 @@ type heapState[N comparable, V any] struct {
 	c     Codec[V]
 	sfx   func(dst []byte, ns N) []byte // the entry suffix of a namespace
 	cells map[cellKey[N]]*cell[N, V]
+	// slot is the state's index in its keys' keyRef.cells. A lookup goes
+	// there, not to cells: a key has a few cells in a state mostly (a
+	// value, a window's panes), which a scan finds faster than hashing
+	// (key, namespace) into the map of all; the map serves the keys with
+	// many (keyCellsMax) and the walks over every cell.
+	slot int
 	// last is the cell used last: a Get then a Set of the same value finds
 	// it without a second hash.
 	last *cell[N, V]
@@ -200,9 +209,84 @@ type heapState[N comparable, V any] struct {
 
 func newHeapState[N comparable, V any](h *stateHandle, c Codec[V], sfx func([]byte, N) []byte) *heapState[N, V] {
 	hs := &heapState[N, V]{h: h, c: c, sfx: sfx, cells: map[cellKey[N]]*cell[N, V]{},
-		complete: h.s.env.RestoredParallelism() == 0}
+		complete: h.s.env.RestoredParallelism() == 0, slot: len(h.s.caches)}
 	h.s.caches = append(h.s.caches, hs)
 	return hs
+}
+
+// keyCells are a key's cells in one heap state when it has more than one:
+// listed up to keyCellsMax, then only in the state's map (many).
+type keyCells[N comparable, V any] struct {
+	list []*cell[N, V]
+	many bool
+}
+
+const keyCellsMax = 8
+
+// keyCell finds k's cell of ns without the map where it can.
+func (hs *heapState[N, V]) keyCell(k *keyRef, ns N) *cell[N, V] {
+	if hs.slot >= len(k.cells) {
+		return nil
+	}
+	switch x := k.cells[hs.slot].(type) {
+	case *cell[N, V]:
+		if x.key.ns == ns {
+			return x
+		}
+	case *keyCells[N, V]:
+		if x.many {
+			return hs.cells[cellKey[N]{k, ns}]
+		}
+		for _, c := range x.list {
+			if c.key.ns == ns {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// listCell adds new cell c to its key's cells.
+func (hs *heapState[N, V]) listCell(c *cell[N, V]) {
+	k := c.key.k
+	if hs.slot >= len(k.cells) {
+		k.cells = append(k.cells, make([]any, hs.slot+1-len(k.cells), len(hs.h.s.caches))...)
+	}
+	switch x := k.cells[hs.slot].(type) {
+	case nil:
+		k.cells[hs.slot] = c
+	case *cell[N, V]:
+		k.cells[hs.slot] = &keyCells[N, V]{list: []*cell[N, V]{x, c}}
+	case *keyCells[N, V]:
+		switch {
+		case x.many:
+		case len(x.list) < keyCellsMax:
+			x.list = append(x.list, c)
+		default:
+			x.list, x.many = nil, true
+		}
+	}
+}
+
+// unlistCell takes c from its key's cells.
+func (hs *heapState[N, V]) unlistCell(c *cell[N, V]) {
+	k := c.key.k
+	switch x := k.cells[hs.slot].(type) {
+	case *cell[N, V]:
+		k.cells[hs.slot] = nil
+	case *keyCells[N, V]:
+		if x.many {
+			return
+		}
+		for i, y := range x.list {
+			if y == c {
+				last := len(x.list) - 1
+				x.list[i], x.list[last] = x.list[last], nil
+				x.list = x.list[:last]
+				break
+			}
+		}
+	}
 }
 
 // noNS is the namespace of a state with one value per key.
@@ -217,7 +301,7 @@ func (hs *heapState[N, V]) find(ns N) *cell[N, V] {
 	if c := hs.last; c != nil && c.key == ck {
 		return c
 	}
-	c := hs.cells[ck]
+	c := hs.keyCell(ck.k, ns)
 	if c != nil {
 		hs.last = c
 	}
@@ -253,12 +337,14 @@ func (hs *heapState[N, V]) add(ns N, flags cellFlags) *cell[N, V] {
 	s.cells++
 	c := &cell[N, V]{key: cellKey[N]{k, ns}, flags: flags | cellReferenced}
 	hs.cells[c.key] = c
+	hs.listCell(c)
 	hs.last = c
 	return c
 }
 
 func (hs *heapState[N, V]) drop(c *cell[N, V]) {
 	delete(hs.cells, c.key)
+	hs.unlistCell(c)
 	if hs.last == c {
 		hs.last = nil
 	}

@@ -368,3 +368,23 @@ func liveTimers(ts *timerService) []*timer {
 	}
 	return all
 }
+
+// Timers compare by their precomputed prefix as by the backend's order of
+// their entries: the length-prefixed key, then the namespace.
+func TestCompareTimersProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		str := rapid.SampledFrom([]string{"", "\x00", "a", "a\x00", "ab", strings.Repeat("k", 15), strings.Repeat("k", 16),
+			strings.Repeat("k", 17), strings.Repeat("k", 130), strings.Repeat("k", 129) + "l"})
+		mk := func(name string) (*timer, []byte) {
+			enc := str.Draw(rt, name+" key") + rapid.StringN(0, 3, -1).Draw(rt, name+" key tail")
+			ns := str.Draw(rt, name+" ns") + rapid.StringN(0, 3, -1).Draw(rt, name+" ns tail")
+			entry := append(binary.AppendUvarint(nil, uint64(len(enc))), enc...)
+			return newTimer(&keyRef{enc: enc}, timerSlot{ns: ns}, 0), append(entry, ns...)
+		}
+		a, ea := mk("a")
+		b, eb := mk("b")
+		if got, want := compareTimers(a, b), bytes.Compare(ea, eb); got != want {
+			rt.Fatalf("compareTimers(%q %q, %q %q) = %d, want %d", a.k.enc, a.ns, b.k.enc, b.ns, got, want)
+		}
+	})
+}

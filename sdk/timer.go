@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -119,16 +120,42 @@ func (k *keyRef) dropTimer(t *timer) {
 // cellDirty while it is listed in timerService.dirty.
 type timer struct {
 	timerKey
+	// ord is the first 16 bytes of the timer's sort key (see
+	// compareTimers), zero-padded, as two big-endian numbers: most
+	// comparisons end there.
+	ord   [2]uint64
 	flags cellFlags
 	di    int // index in the dirty list while cellDirty
+}
+
+// newTimer makes timer (k, slot) with its ord.
+func newTimer(k *keyRef, slot timerSlot, flags cellFlags) *timer {
+	t := &timer{timerKey: timerKey{k, slot}, flags: flags}
+	var b [32]byte
+	sk := binary.AppendUvarint(b[:0], uint64(len(k.enc)))
+	sk = append(sk, k.enc[:min(len(k.enc), 16)]...)
+	sk = append(sk, slot.ns[:min(len(slot.ns), 16)]...)
+	var pad [16]byte
+	copy(pad[:], sk)
+	t.ord = [2]uint64{binary.BigEndian.Uint64(pad[:8]), binary.BigEndian.Uint64(pad[8:])}
+	return t
 }
 
 func (t *timer) dirtyIndex() *int { return &t.di }
 
 // compareTimers orders the timers of one bucket as the entries' keys sort
 // in the backend: by the length-prefixed key, then the namespace. Timers
-// fire in (time, that order), whatever order they were set in.
+// fire in (time, that order), whatever order they were set in. That is the
+// order of the concatenation of both (a length-prefixed key is a prefix of
+// no other), so the zero-padded first bytes of it (ord) decide unless
+// they are equal: padding with the least byte keeps the order.
 func compareTimers(a, b *timer) int {
+	if c := cmp.Compare(a.ord[0], b.ord[0]); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.ord[1], b.ord[1]); c != 0 {
+		return c
+	}
 	if la, lb := len(a.k.enc), len(b.k.enc); la != lb {
 		var x, y [binary.MaxVarintLen64]byte
 		return bytes.Compare(binary.AppendUvarint(x[:0], uint64(la)), binary.AppendUvarint(y[:0], uint64(lb)))
@@ -337,7 +364,7 @@ func (s *timerService) set(d TimeDomain, ts int64, ns []byte, flags cellFlags) b
 	if k.findTimer(d, ts, ns) != nil {
 		return false
 	}
-	t := &timer{timerKey: timerKey{k, timerSlot{d, ts, string(ns)}}, flags: flags | cellPresent}
+	t := newTimer(k, timerSlot{d, ts, string(ns)}, flags|cellPresent)
 	s.store.retain(k)
 	k.addTimer(t)
 	s.queues[d].add(t)

@@ -278,15 +278,22 @@ func (hs *heapState[N, V]) unlistCell(c *cell[N, V]) {
 		if x.many {
 			return
 		}
-		for i, y := range x.list {
-			if y == c {
-				last := len(x.list) - 1
-				x.list[i], x.list[last] = x.list[last], nil
-				x.list = x.list[:last]
-				break
-			}
+		x.list = swapRemove(x.list, c)
+	}
+}
+
+// swapRemove removes x from s, where order does not matter: the last
+// element takes its place.
+func swapRemove[T comparable](s []T, x T) []T {
+	for i, y := range s {
+		if y == x {
+			last := len(s) - 1
+			var zero T
+			s[i], s[last] = s[last], zero
+			return s[:last]
 		}
 	}
+	return s
 }
 
 // noNS is the namespace of a state with one value per key.

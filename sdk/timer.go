@@ -105,14 +105,7 @@ func (k *keyRef) dropTimer(t *timer) {
 		delete(k.index, t.timerSlot)
 		return
 	}
-	for i, x := range k.timers {
-		if x == t {
-			last := len(k.timers) - 1
-			k.timers[i], k.timers[last] = k.timers[last], nil
-			k.timers = k.timers[:last]
-			return
-		}
-	}
+	k.timers = swapRemove(k.timers, t)
 }
 
 // timer is a timer and what the backend knows of it: cellPresent while it

@@ -273,7 +273,9 @@ func (hs *heapState[N, V]) unlistCell(c *cell[N, V]) {
 	k := c.key.k
 	switch x := k.cells[hs.slot].(type) {
 	case *cell[N, V]:
-		k.cells[hs.slot] = nil
+		if x == c {
+			k.cells[hs.slot] = nil
+		}
 	case *keyCells[N, V]:
 		if x.many {
 			return

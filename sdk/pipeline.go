@@ -222,7 +222,6 @@ func addNode[T any](p *Pipeline, kind, defaultName string, cfg opConfig, produce
 	return n, codec
 }
 
-// connect adds the link from s's operator to n.
 // tee is node.tee for records of type T.
 func tee[T any](ins []any) any {
 	fs := make([]func(T), len(ins))
@@ -236,6 +235,7 @@ func tee[T any](ins []any) any {
 	}
 }
 
+// connect adds the link from s's operator to n.
 func connect[T any](s Stream[T], n *node) {
 	l := &link{from: s.n, to: n, part: s.part, side: s.side}
 	s.n.outputs = append(s.n.outputs, l)

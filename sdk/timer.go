@@ -136,8 +136,9 @@ func newTimer(k *keyRef, slot timerSlot, flags cellFlags) *timer {
 
 func (t *timer) dirtyIndex() *int { return &t.di }
 
-// compareTimers orders the timers of one bucket as the entries' keys sort
-// in the backend: by the length-prefixed key, then the namespace. Timers
+// compareTimers orders the timers of one bucket as their entries sort in
+// the backend within a key group: by the length-prefixed key, then the
+// namespace. Timers
 // fire in (time, that order), whatever order they were set in. That is the
 // order of the concatenation of both (a length-prefixed key is a prefix of
 // no other), so the zero-padded first bytes of it (ord) decide unless

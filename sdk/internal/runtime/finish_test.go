@@ -130,3 +130,45 @@ func TestStagesFinishAtTheEndOfData(t *testing.T) {
 		t.Fatalf("%d of 2 sinks finished before a checkpoint completed; %d checkpoints taken, want 1", early.Load(), c.nextID)
 	}
 }
+
+// A subtask that finished at the end of data runs no processing-time
+// callback while it waits for its final checkpoint: its output must carry
+// no record after the end of data, whatever wake its operators asked for.
+func TestNoCallbackAfterTheEndOfData(t *testing.T) {
+	var late atomic.Int64
+	c := &MiniCluster{Dir: t.TempDir(), Interval: 20 * time.Millisecond, CheckpointTimeout: time.Minute,
+		Requests: make(chan CheckpointRequest),
+		Build: func(int) (*Graph, error) {
+			g := newGraph(128)
+			// A slow source keeps the job going for the wakes to come due.
+			src := g.vertex(1, counter("src", 20, 1, 5*time.Millisecond))
+			mid := g.vertex(1, &Operator{UID: "ticker", Name: "Ticker", Kind: "process", Out: ints,
+				NewOp: func(env *Env, emit any) (OpRun, error) {
+					e := emit.(func(int64))
+					finished := false
+					return OpRun{
+						In:     func(v int64) { e(v); env.Wake(time.Now().Add(time.Millisecond)) },
+						Finish: func() error { finished = true; env.Wake(time.Now()); return nil },
+						OnTime: func(time.Time) {
+							if finished {
+								late.Add(1)
+								e(-1)
+							}
+						},
+					}, nil
+				}})
+			g.edge(src, mid, partRebalance)
+			var total atomic.Int64
+			g.edge(mid, g.vertex(1, sumSink("sink", &total)), partRebalance)
+			return g.Graph, nil
+		}}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	finished, err := c.RunAttempt(ctx, 0)
+	if err != nil || !finished {
+		t.Fatalf("finished %v, err %v", finished, err)
+	}
+	if n := late.Load(); n != 0 {
+		t.Fatalf("%d processing-time callbacks ran after Finish", n)
+	}
+}

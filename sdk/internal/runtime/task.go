@@ -129,6 +129,10 @@ func (t *task) finish() error {
 		}
 	}
 	t.fin.ended = true
+	// No callback runs after Finish: a subtask that finished at the end
+	// of data still reads its channels (barriers), but its operators
+	// emit nothing more, so no processing-time wake and no idleness.
+	t.env.wakeAt = time.Time{}
 	if !t.env.checkpointing {
 		return nil
 	}
@@ -222,8 +226,8 @@ func (t *task) watermarkStatus(now time.Time) WatermarkStatus {
 
 // sendIdle forwards a change of the idle status downstream.
 func (t *task) sendIdle(idle bool) {
-	if idle == t.idle {
-		return
+	if idle == t.idle || t.fin.ended {
+		return // after the final watermark, nothing
 	}
 	t.idle = idle
 	if idle {
@@ -243,7 +247,7 @@ func (t *task) sendIdle(idle bool) {
 
 // tick runs the operators' processing-time callbacks if one is due.
 func (t *task) tick(now time.Time) error {
-	if !t.env.wakeDue(now) {
+	if t.fin.ended || !t.env.wakeDue(now) {
 		return nil
 	}
 	for _, r := range t.runs {

@@ -193,7 +193,7 @@ func TestPlanChaining(t *testing.T) {
 		name: "a fan-out to stateless operators before shuffles chains",
 		p:    2,
 		build: func(p *Pipeline) {
-			s := tenInts(p)
+			s := Map(Rebalance(tenInts(p)), sameInt64, WithName("Spread"))
 			evens := Filter(s, func(v int64) bool { return v%2 == 0 }, WithName("Evens"))
 			tens := Map(s, func(v int64) int64 { return v * 10 }, WithName("Tens"))
 			sinkAway(Aggregate(KeyBy(evens, sameInt64), Count[int64]()), "A")
@@ -201,11 +201,30 @@ func TestPlanChaining(t *testing.T) {
 		},
 		// One operator runs both, with the first one's uid.
 		vertices: []wantVertex{
-			{"Source: Generate -> Evens | Tens", 2, []string{"source-0", "filter-1"}},
+			{"Source: Generate", 2, nil},
+			{"Spread -> Evens | Tens", 2, []string{"map-1", "filter-2"}},
 			{"Aggregate -> A", 2, nil},
 			{"B", 2, nil},
 		},
-		edges: []wantEdge{{0, 1, partHash}, {0, 2, partRebalance}},
+		edges: []wantEdge{{0, 1, partRebalance}, {1, 2, partHash}, {1, 3, partRebalance}},
+	}, {
+		name: "a fan-out behind a source runs in a subtask of its own",
+		p:    2,
+		build: func(p *Pipeline) {
+			s := tenInts(p)
+			evens := Filter(s, func(v int64) bool { return v%2 == 0 }, WithName("Evens"))
+			tens := Map(s, func(v int64) int64 { return v * 10 }, WithName("Tens"))
+			sinkAway(Aggregate(KeyBy(evens, sameInt64), Count[int64]()), "A")
+			sinkAway(Rebalance(tens), "B")
+		},
+		// One channel from the source instead of one per consumer.
+		vertices: []wantVertex{
+			{"Source: Generate", 2, nil},
+			{"Evens | Tens", 2, []string{"filter-1"}},
+			{"Aggregate -> A", 2, nil},
+			{"B", 2, nil},
+		},
+		edges: []wantEdge{{0, 1, partForward}, {1, 2, partHash}, {1, 3, partRebalance}},
 	}, {
 		name: "a fan-out is not fused where a consumer chains further",
 		p:    2,
@@ -467,8 +486,8 @@ func TestFanOutRunsEveryConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name := pl.JobGraph().Vertices[0].Name; name != "Source: Generate -> Evens | Words | Pairs" {
-		t.Fatalf("source vertex %q: the fan-out is not fused", name)
+	if name := pl.JobGraph().Vertices[1].Name; name != "Evens | Words | Pairs" {
+		t.Fatalf("vertex 1 %q: the fan-out is not fused", name)
 	}
 	mustRun(t, p)
 	if got, want := multiset(counts.items()), multiset([]KV[int64, int64]{{0, 17}, {1, 16}, {2, 17}}); !slices.Equal(got, want) {

@@ -64,12 +64,7 @@ func TestTriggerDuringFinishIsTaken(t *testing.T) {
 			})), partRebalance)
 			return g.Graph, nil
 		}}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	finished, err := c.RunAttempt(ctx, 0)
-	if err != nil || !finished || ctx.Err() != nil {
-		t.Fatalf("finished %v, err %v: a checkpoint hung on a trigger the slow sink missed", finished, err)
-	}
+	runToEnd(t, c, 10*time.Second, ": a checkpoint hung on a trigger the slow sink missed")
 	if c.Abandoned != 0 || total.Load() != 99*100/2 {
 		t.Fatalf("%d checkpoints abandoned, sum %d", c.Abandoned, total.Load())
 	}
@@ -117,12 +112,7 @@ func TestStagesFinishAtTheEndOfData(t *testing.T) {
 			})), partRebalance)
 			return g.Graph, nil
 		}}
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	finished, err := c.RunAttempt(ctx, 0)
-	if err != nil || !finished {
-		t.Fatalf("finished %v, err %v", finished, err)
-	}
+	runToEnd(t, c, 20*time.Second, "")
 	if total.Load() != (n-1)*n/2 {
 		t.Fatalf("sum %d, want %d", total.Load(), (n-1)*n/2)
 	}
@@ -162,13 +152,20 @@ func TestNoCallbackAfterTheEndOfData(t *testing.T) {
 			g.edge(mid, g.vertex(1, sumSink("sink", &total)), partRebalance)
 			return g.Graph, nil
 		}}
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	finished, err := c.RunAttempt(ctx, 0)
-	if err != nil || !finished {
-		t.Fatalf("finished %v, err %v", finished, err)
-	}
+	runToEnd(t, c, 20*time.Second, "")
 	if n := late.Load(); n != 0 {
 		t.Fatalf("%d processing-time callbacks ran after Finish", n)
+	}
+}
+
+// runToEnd runs c's job once and fails the test unless it finishes within
+// d; what says what a hang would mean.
+func runToEnd(t *testing.T, c *MiniCluster, d time.Duration, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	defer cancel()
+	finished, err := c.RunAttempt(ctx, 0)
+	if err != nil || !finished || ctx.Err() != nil {
+		t.Fatalf("finished %v, err %v%s", finished, err, what)
 	}
 }

@@ -108,12 +108,10 @@ func chainPredecessor(n *node) *node {
 // state for their uids to find.
 func (p *Pipeline) fuseFanOuts() {
 	into := map[*node]*node{} // a fused consumer -> its fan-out node
-	placed := map[*node]bool{}
 	nodes := make([]*node, 0, len(p.nodes))
 	for _, n := range p.nodes {
 		if f := into[n]; f != nil {
-			if !placed[f] { // where the first consumer was
-				placed[f] = true
+			if f.id == n.id { // the first consumer, whose id f has
 				nodes = append(nodes, f)
 			}
 			continue

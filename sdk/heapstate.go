@@ -250,7 +250,10 @@ func (hs *heapState[N, V]) keyCell(k *keyRef, ns N) *cell[N, V] {
 func (hs *heapState[N, V]) listCell(c *cell[N, V]) {
 	k := c.key.k
 	if hs.slot >= len(k.cells) {
-		k.cells = append(k.cells, make([]any, hs.slot+1-len(k.cells), len(hs.h.s.caches))...)
+		// Room for every state of the store at once.
+		cells := make([]any, len(hs.h.s.caches))
+		copy(cells, k.cells)
+		k.cells = cells
 	}
 	switch x := k.cells[hs.slot].(type) {
 	case nil:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,9 +65,8 @@ type task struct {
 	// fin is the end of input under checkpointing (finish.go).
 	fin finishing
 	// eod, by gate channel index, marks the channels that sent the end of
-	// data or ended; eodCount counts them.
-	eod      []bool
-	eodCount int
+	// data or ended.
+	eod []bool
 }
 
 // run drives the subtask to the end of its input; its operators are closed
@@ -150,11 +150,8 @@ func (t *task) endOfData(i int) error {
 	if t.eod == nil {
 		t.eod = make([]bool, len(t.decs))
 	}
-	if !t.eod[i] {
-		t.eod[i] = true
-		t.eodCount++
-	}
-	if t.eodCount < len(t.eod) || t.fin.ended || !t.env.checkpointing {
+	t.eod[i] = true
+	if slices.Contains(t.eod, false) || t.fin.ended || !t.env.checkpointing {
 		return nil
 	}
 	return t.finish()

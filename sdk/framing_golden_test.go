@@ -209,6 +209,9 @@ func TestStateGolden(t *testing.T) {
 	l.Add("a")
 	l.Add("bc")
 	l.Add(long)
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
 	// One entry per element (0x01, its number), and the range of numbers
 	// in use with the old-entry flag (0x00: first, next, legacy).
 	for suffix, want := range map[string][]byte{
@@ -223,6 +226,7 @@ func TestStateGolden(t *testing.T) {
 	}
 	// A list written whole by an older version reads back, before the
 	// elements added since; RemoveIf rewrites it.
+	asRestored(l)
 	l.Clear()
 	b.Set(goldenKey(s, "l", ""), unhex(t, "0178 00 027979"))
 	l.Add("z")

@@ -52,6 +52,48 @@ func BenchmarkValueStateUpdate(b *testing.B) {
 	}
 }
 
+// BenchmarkListStateWaiting: a key's list as a join's waiting side uses it
+// (q4's bids waiting for their auction): each op is an Add, and every
+// fourth Add to a key is followed by a Get and a Clear. In heap cells
+// (without a TTL) and in the backend's entries (inBackend: the TTL path
+// without expiry), both over Pebble, with a checkpoint every 1M ops.
+func BenchmarkListStateWaiting(b *testing.B) {
+	for _, heap := range []bool{true, false} {
+		name := "heap"
+		if !heap {
+			name = "backend"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := benchStore(b, true)
+			l := NewListState[int64](s, "waiting")
+			if !heap {
+				inBackend(l)
+			}
+			b.ReportAllocs()
+			for i := range b.N {
+				scopeTo[int64](s, VarintCodec[int64]{}, int64(i%benchKeys))
+				if err := l.Add(int64(i)); err != nil {
+					b.Fatal(err)
+				}
+				if (i/benchKeys)%4 == 3 {
+					vs, err := l.Get()
+					if err != nil || len(vs) != 4 {
+						b.Fatalf("Get = %d elements, %v; want 4", len(vs), err)
+					}
+					if err := l.Clear(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if i%(1<<20) == 0 {
+					if err := s.flush(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkMapStatePutDelete: a map entry put and deleted again, as a
 // per-window index of a key (q5's hot items) does.
 func BenchmarkMapStatePutDelete(b *testing.B) {

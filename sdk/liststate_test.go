@@ -42,13 +42,31 @@ func (c *countingBackend) Delete(k []byte) error {
 	return c.Backend.Delete(k)
 }
 
+// inBackend makes l keep its list in the backend's entries, as it does
+// with a TTL, but without expiry: the layout the heap cells write too.
+func inBackend[V any](l *ListState[V]) *ListState[V] {
+	l.ranges, l.elems = nil, nil
+	return l
+}
+
+// asRestored makes l act as in a subtask that restored a checkpoint: its
+// cells do not hold all the backend has, which may have lists written
+// whole by older versions.
+func asRestored[V any](l *ListState[V]) *ListState[V] {
+	l.fresh = false
+	if l.ranges != nil {
+		l.ranges.complete, l.elems.complete = false, false
+	}
+	return l
+}
+
 // One change to a long list writes one entry: Add does not rewrite the
 // list, RemoveIf deletes only what it removes, Update writes only the
 // elements that changed.
 func TestListStateWritesOnlyWhatChanges(t *testing.T) {
 	b := &countingBackend{Backend: state.NewMemory()}
 	s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: b, UID: "op"}))
-	l := NewListState[int64](s, "l")
+	l := inBackend(NewListState[int64](s, "l"))
 	on(s, "k")
 	var want []int64
 	for i := range int64(1000) {
@@ -114,15 +132,64 @@ func TestListStateWritesOnlyWhatChanges(t *testing.T) {
 
 // listOp is one step of the list property test.
 type listOp struct {
-	kind string // add, remove (values = v mod 3), update, clear, get, legacy
+	kind string // add, grow (add 64 + v), remove (values = v mod 3), thin (values != v mod 3), update, clear, get, legacy
 	key  string
 	v    int
 	vs   []int
 }
 
+// A list in heap cells changes nothing in the backend until a checkpoint,
+// which writes the elements added or changed since the last one (each
+// once) and the range; reads of what it holds never reach the backend.
+func TestHeapListStateWritesAtCheckpoints(t *testing.T) {
+	b := &countingBackend{Backend: state.NewMemory()}
+	s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: b, UID: "op"}))
+	l := NewListState[int64](s, "l")
+	on(s, "k")
+	var want []int64
+	for i := range int64(1000) {
+		if err := l.Add(i); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, i)
+	}
+	if got, err := l.Get(); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("list of 1000 Adds: %d elements, %v", len(got), err)
+	}
+	if b.gets+b.sets+b.deletes+b.scans != 0 {
+		t.Fatalf("1000 Adds and a Get reached the backend: %d gets, %d sets, %d deletes, %d scans", b.gets, b.sets, b.deletes, b.scans)
+	}
+	checkpoint := func(sets, deletes int) {
+		t.Helper()
+		b.sets, b.deletes = 0, 0
+		if err := s.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if b.sets != sets || b.deletes != deletes {
+			t.Fatalf("checkpoint wrote %d entries and deleted %d, want %d and %d", b.sets, b.deletes, sets, deletes)
+		}
+	}
+	checkpoint(1001, 0) // the elements and the range
+	checkpoint(0, 0)
+	if n, err := l.RemoveIf(func(v int64) bool { return v == 500 }); err != nil || n != 1 {
+		t.Fatalf("RemoveIf = %d, %v", n, err)
+	}
+	l.Add(1000)
+	checkpoint(2, 1) // the new element, the range; the removed one
+	want = append(slices.Delete(want, 500, 501), 1000)
+	other := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: b, UID: "op"}))
+	on(other, "k")
+	if got, err := inBackend(NewListState[int64](other, "l")).Get(); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("the backend's entries read as a list of %d, %v; want %d", len(got), err, len(want))
+	}
+}
+
 // List state behaves as a map of slices (the naive model) over random
-// Add, RemoveIf, Update and Clear of several keys, whatever the cache
-// does, including lists written whole by older versions.
+// Add, RemoveIf, Update and Clear of several keys, in heap cells or in the
+// backend's entries, whatever the cache and the cell budget do, including
+// lists written whole by older versions (found only after a restore).
+// Either way the backend ends up with the same entries: they read back
+// through the other.
 func TestListStateProperty(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		db, err := pebblestate.Open(pebblestate.Options{Dir: t.TempDir(), CacheBytes: int64(rapid.IntRange(-1, 2048).Draw(rt, "cache"))})
@@ -131,13 +198,22 @@ func TestListStateProperty(t *testing.T) {
 		}
 		defer db.Close()
 		s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: db, UID: "op"}))
+		s.cellBudget = rapid.IntRange(1, 64).Draw(rt, "cell budget")
 		l := NewListState[int](s, "l")
+		heap := rapid.Bool().Draw(rt, "heap")
+		if !heap {
+			inBackend(l)
+		}
+		restored := rapid.Bool().Draw(rt, "restored")
+		if restored {
+			asRestored(l)
+		}
 		model := map[string][]int{}
 		keys := []string{"", "a", "ab", "b"}
 		ops := rapid.IntRange(1, 120).Draw(rt, "ops")
 		for range ops {
 			op := listOp{
-				kind: rapid.SampledFrom([]string{"add", "add", "add", "remove", "update", "clear", "get", "legacy"}).Draw(rt, "op"),
+				kind: rapid.SampledFrom([]string{"add", "add", "add", "grow", "remove", "thin", "update", "clear", "get", "legacy"}).Draw(rt, "op"),
 				key:  rapid.SampledFrom(keys).Draw(rt, "key"),
 				v:    rapid.IntRange(-5, 20).Draw(rt, "v"),
 				vs:   rapid.SliceOfN(rapid.IntRange(-5, 20), 0, 8).Draw(rt, "vs"),
@@ -147,12 +223,21 @@ func TestListStateProperty(t *testing.T) {
 			case "add":
 				err = l.Add(op.v)
 				model[op.key] = append(model[op.key], op.v)
-			case "remove":
+			case "grow":
+				for i := range 64 + op.v {
+					if err = l.Add(i); err != nil {
+						break
+					}
+					model[op.key] = append(model[op.key], i)
+				}
+			case "remove", "thin":
+				// thin leaves gaps in the numbering that renumber the rest.
 				m := ((op.v % 3) + 3) % 3
+				gone := func(x int) bool { return (((x%3)+3)%3 == m) == (op.kind == "remove") }
 				var n int
-				n, err = l.RemoveIf(func(x int) bool { return ((x%3)+3)%3 == m })
+				n, err = l.RemoveIf(gone)
 				before := len(model[op.key])
-				model[op.key] = slices.DeleteFunc(model[op.key], func(x int) bool { return ((x%3)+3)%3 == m })
+				model[op.key] = slices.DeleteFunc(model[op.key], gone)
 				if err == nil && n != before-len(model[op.key]) {
 					rt.Fatalf("RemoveIf reported %d removed, the model %d", n, before-len(model[op.key]))
 				}
@@ -164,7 +249,11 @@ func TestListStateProperty(t *testing.T) {
 				model[op.key] = nil
 			case "legacy":
 				// What an older version wrote: the whole list in one
-				// value, under the key's entry without suffix.
+				// value, under the key's entry without suffix. Only a
+				// restore brings one.
+				if !restored {
+					continue
+				}
 				if err = l.Clear(); err == nil {
 					var val []byte
 					for _, x := range op.vs {
@@ -184,6 +273,39 @@ func TestListStateProperty(t *testing.T) {
 		for _, k := range keys {
 			on(s, k)
 			checkList(rt, l, k, model[k])
+		}
+		if err := s.flush(); err != nil {
+			rt.Fatal(err)
+		}
+		other := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: db, UID: "op"}))
+		o := asRestored(NewListState[int](other, "l"))
+		if heap {
+			inBackend(o)
+		}
+		for _, k := range keys {
+			on(other, k)
+			checkList(rt, o, k, model[k])
+		}
+		// Nothing is left behind: a key's element entries and the items
+		// of its old whole-list entry are its list.
+		stored := map[string]int{}
+		if err := o.h.scanEntries(func(key, suffix, val []byte) error {
+			switch {
+			case len(suffix) == 0:
+				items, err := runtime.DecodeItems(val)
+				stored[string(key)] += len(items)
+				return err
+			case suffix[0] == listElem:
+				stored[string(key)]++
+			}
+			return nil
+		}); err != nil {
+			rt.Fatal(err)
+		}
+		for _, k := range keys {
+			if stored[k] != len(model[k]) {
+				rt.Fatalf("key %q: %d elements stored, want %d", k, stored[k], len(model[k]))
+			}
 		}
 	})
 }

@@ -338,14 +338,25 @@ func (v *ValueState[V]) Clear() error {
 // order added, and a small entry per key holds the range of numbers in
 // use. So Add writes one element (and the range) whatever the list's
 // length, RemoveIf deletes only what it removes and Update writes only the
-// elements that changed; Get reads the elements one by one (point reads,
-// which the hot-state cache serves), never the whole list as one value.
-// With a TTL, each element expires on its own, d after it was added.
+// elements that changed; Get reads the elements one by one (point reads),
+// never the whole list as one value. With a TTL, each element expires on
+// its own, d after it was added.
+//
+// Without a TTL the range and the elements live typed in heap cells
+// (heapstate.go) over those same entries, as ValueState's values do: Add
+// neither encodes nor touches the backend, and a checkpoint writes the
+// elements added or changed since the last one.
 type ListState[V any] struct {
 	h   *stateHandle
 	c   Codec[V]
 	enc []byte
 	sfx [9]byte
+	// ranges and elems hold the entries in memory (nil with a TTL).
+	ranges *heapState[struct{}, listRange]
+	elems  *heapState[uint64, V]
+	// fresh: the subtask restored nothing, so no key can hold a list
+	// written whole by an older version.
+	fresh bool
 }
 
 // Suffixes of a list's entries after the key's: listMeta holds the range
@@ -353,7 +364,8 @@ type ListState[V any] struct {
 // exist; an element is listElem and its 8-byte big-endian number. The
 // entry without suffix is a whole list in one value, as versions before
 // per-element entries wrote it: it reads first, RemoveIf rewrites it,
-// Update and Clear delete it.
+// Update and Clear delete it. It is never a heap cell: it is read and
+// written in the backend directly.
 const (
 	listMeta = 0x00
 	listElem = 0x01
@@ -362,7 +374,12 @@ const (
 // NewListState declares a list state on the store.
 func NewListState[V any](s *StateStore, name string, opts ...StateOption) *ListState[V] {
 	c := stateCodec[V]()
-	return &ListState[V]{h: newHandle(s, name, stateType("list", c), opts), c: c}
+	l := &ListState[V]{h: newHandle(s, name, stateType("list", c), opts), c: c, fresh: s.env.RestoredParallelism() == 0}
+	if l.h.ttl == 0 {
+		l.ranges = newHeapState(l.h, Codec[listRange](listRangeCodec{}), func(dst []byte, _ struct{}) []byte { return append(dst, listMeta) })
+		l.elems = newHeapState(l.h, c, appendElemSuffix)
+	}
+	return l
 }
 
 // listRange is a key's list entry: element numbers [first, next) may be in
@@ -375,8 +392,30 @@ type listRange struct {
 	ok          bool
 }
 
+// listRangeCodec is the layout of a range entry (after its expiry, with a
+// TTL): first, next and legacy as uvarints.
+type listRangeCodec struct{}
+
+func (listRangeCodec) Append(dst []byte, r listRange) []byte {
+	legacy := uint64(0)
+	if r.legacy {
+		legacy = 1
+	}
+	return uvarintframe.AppendUvarints(dst, r.first, r.next, legacy)
+}
+
+func (listRangeCodec) Decode(b []byte) (listRange, error) {
+	rd := uvarintframe.NewReader(b)
+	r := listRange{first: rd.Uvarint(), next: rd.Uvarint(), legacy: rd.Uvarint() == 1, ok: true}
+	if err := rd.Done(); err != nil || r.first > r.next {
+		return listRange{}, fmt.Errorf("%w: list range", runtime.ErrCorruptItems)
+	}
+	return r, nil
+}
+
 // listEntry is one stored element: its number (legacy: in the old
-// whole-list entry), what is stored (with its expiry) and its encoding.
+// whole-list entry), what is stored (with its expiry; none in the heap)
+// and its encoding (none in the heap).
 type listEntry[V any] struct {
 	seq    uint64
 	legacy bool
@@ -387,57 +426,70 @@ type listEntry[V any] struct {
 
 var listMetaSuffix = []byte{listMeta}
 
-func (l *ListState[V]) elemSuffix(seq uint64) []byte {
-	l.sfx[0] = listElem
-	binary.BigEndian.PutUint64(l.sfx[1:], seq)
-	return l.sfx[:]
+func appendElemSuffix(dst []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, listElem), seq)
+}
+
+func (l *ListState[V]) elemSuffix(seq uint64) []byte { return appendElemSuffix(l.sfx[:0], seq) }
+
+// storedRange reads the key's range entry (ok false when it has none, or
+// it expired).
+func (l *ListState[V]) storedRange() (listRange, error) {
+	if l.ranges != nil {
+		r, ok, err := l.ranges.get(struct{}{})
+		r.ok = ok
+		return r, err
+	}
+	raw, ok, err := l.h.s.env.State().Get(l.h.entry(listMetaSuffix))
+	if err != nil || !ok {
+		return listRange{}, err
+	}
+	var exp int64
+	if l.h.ttl > 0 {
+		if len(raw) < 8 {
+			return listRange{}, fmt.Errorf("%w: list range", runtime.ErrCorruptItems)
+		}
+		exp, raw = int64(binary.BigEndian.Uint64(raw)), raw[8:]
+		// Every element expires no later than the range: all are gone.
+		if l.h.now() >= exp {
+			return listRange{}, nil
+		}
+	}
+	r, err := listRangeCodec{}.Decode(raw)
+	r.exp = exp
+	return r, err
 }
 
 // readRange reads the key's range. A key without one may still have a
 // list written whole by an older version.
 func (l *ListState[V]) readRange() (listRange, error) {
-	st := l.h.s.env.State()
-	raw, ok, err := st.Get(l.h.entry(listMetaSuffix))
-	if err != nil {
-		return listRange{}, err
+	r, err := l.storedRange()
+	if err != nil || r.ok || l.fresh {
+		return r, err
 	}
-	var r listRange
-	if ok && l.h.ttl > 0 {
-		if len(raw) < 8 {
-			return listRange{}, fmt.Errorf("%w: list range", runtime.ErrCorruptItems)
-		}
-		r.exp, raw = int64(binary.BigEndian.Uint64(raw)), raw[8:]
-		// Every element expires no later than the range: all are gone.
-		ok = l.h.now() < r.exp
-	}
-	if !ok {
-		_, legacy, err := l.h.get(nil)
-		return listRange{legacy: legacy}, err
-	}
-	rd := uvarintframe.NewReader(raw)
-	r.first, r.next = rd.Uvarint(), rd.Uvarint()
-	r.legacy = rd.Uvarint() == 1
-	if err := rd.Done(); err != nil || r.first > r.next {
-		return listRange{}, fmt.Errorf("%w: list range", runtime.ErrCorruptItems)
-	}
-	r.ok = true
-	return r, nil
+	_, legacy, err := l.h.get(nil)
+	return listRange{legacy: legacy}, err
 }
 
 // writeRange stores r if it changed from old, or to renew its expiry (an
 // element was written: the range must outlive it); a key with no element
 // left loses it.
 func (l *ListState[V]) writeRange(old, r listRange, renew bool) error {
-	st := l.h.s.env.State()
 	if r.first == r.next && !r.legacy {
-		if !old.ok {
+		switch {
+		case !old.ok:
 			return nil
+		case l.ranges != nil:
+			return l.ranges.del(struct{}{})
 		}
-		return st.Delete(l.h.entry(listMetaSuffix))
+		return l.h.del(listMetaSuffix)
 	}
 	renew = renew && l.h.ttl > 0
 	if old.ok && !renew && old.first == r.first && old.next == r.next && old.legacy == r.legacy {
 		return nil
+	}
+	if l.ranges != nil {
+		return l.ranges.put(struct{}{}, r)
 	}
 	var val []byte
 	if l.h.ttl > 0 {
@@ -447,12 +499,65 @@ func (l *ListState[V]) writeRange(old, r listRange, renew bool) error {
 		}
 		val = binary.BigEndian.AppendUint64(val, uint64(exp))
 	}
-	legacy := uint64(0)
-	if r.legacy {
-		legacy = 1
+	return l.h.s.env.State().Set(l.h.entry(listMetaSuffix), listRangeCodec{}.Append(val, r))
+}
+
+// elem reads element seq; ok is false when it is gone (removed, expired).
+func (l *ListState[V]) elem(seq uint64) (e listEntry[V], ok bool, err error) {
+	e.seq = seq
+	if l.elems != nil {
+		e.v, ok, err = l.elems.get(seq)
+		return e, ok, err
 	}
-	val = uvarintframe.AppendUvarints(val, r.first, r.next, legacy)
-	return st.Set(l.h.entry(listMetaSuffix), val)
+	st := l.h.s.env.State()
+	k := l.h.entry(l.elemSuffix(seq))
+	raw, ok, err := st.Get(k)
+	if err != nil || !ok {
+		return e, false, err
+	}
+	v, live := l.h.unwrap(raw)
+	if !live {
+		return e, false, st.Delete(k)
+	}
+	e.raw = append([]byte(nil), raw...)
+	e.enc = e.raw[len(raw)-len(v):]
+	e.v, err = l.c.Decode(e.enc)
+	return e, true, err
+}
+
+// setElem writes x as element seq; enc is its encoding when the caller
+// has it already.
+func (l *ListState[V]) setElem(seq uint64, x V, enc []byte) error {
+	if l.elems != nil {
+		return l.elems.put(seq, x)
+	}
+	if enc == nil {
+		enc = l.c.Append(l.enc[:0], x)
+		l.enc = enc
+	}
+	return l.h.put(l.elemSuffix(seq), func(dst []byte) []byte { return append(dst, enc...) })
+}
+
+func (l *ListState[V]) delElem(seq uint64) error {
+	if l.elems != nil {
+		return l.elems.del(seq)
+	}
+	return l.h.del(l.elemSuffix(seq))
+}
+
+// moveElem renumbers e to seq, keeping its expiry.
+func (l *ListState[V]) moveElem(e listEntry[V], seq uint64) error {
+	if l.elems != nil {
+		if err := l.elems.put(seq, e.v); err != nil {
+			return err
+		}
+		return l.elems.del(e.seq)
+	}
+	st := l.h.s.env.State()
+	if err := st.Set(l.h.entry(l.elemSuffix(seq)), e.raw); err != nil {
+		return err
+	}
+	return st.Delete(l.h.entry(l.elemSuffix(e.seq)))
 }
 
 // entries reads the key's range and live elements in order. Numbers at the
@@ -474,33 +579,21 @@ func (l *ListState[V]) entries() (listRange, []listEntry[V], error) {
 				return r, nil, err
 			}
 			for _, it := range items {
-				es = append(es, listEntry[V]{legacy: true, enc: append([]byte(nil), it...)})
+				e := listEntry[V]{legacy: true, enc: append([]byte(nil), it...)}
+				if e.v, err = l.c.Decode(e.enc); err != nil {
+					return r, nil, err
+				}
+				es = append(es, e)
 			}
 		}
 	}
-	st := l.h.s.env.State()
 	for seq := r.first; seq < r.next; seq++ {
-		k := l.h.entry(l.elemSuffix(seq))
-		raw, ok, err := st.Get(k)
+		e, ok, err := l.elem(seq)
 		if err != nil {
 			return r, nil, err
 		}
-		if !ok {
-			continue
-		}
-		v, live := l.h.unwrap(raw)
-		if !live {
-			if err := st.Delete(k); err != nil {
-				return r, nil, err
-			}
-			continue
-		}
-		raw = append([]byte(nil), raw...)
-		es = append(es, listEntry[V]{seq: seq, raw: raw, enc: raw[len(raw)-len(v):]})
-	}
-	for i := range es {
-		if es[i].v, err = l.c.Decode(es[i].enc); err != nil {
-			return r, nil, err
+		if ok {
+			es = append(es, e)
 		}
 	}
 	return r, es, nil
@@ -541,8 +634,7 @@ func (l *ListState[V]) Add(x V) error {
 	if err != nil {
 		return err
 	}
-	l.enc = l.c.Append(l.enc[:0], x)
-	if err := l.h.put(l.elemSuffix(r.next), func(dst []byte) []byte { return append(dst, l.enc...) }); err != nil {
+	if err := l.setElem(r.next, x, nil); err != nil {
 		return err
 	}
 	nr := r
@@ -571,7 +663,7 @@ func (l *ListState[V]) RemoveIf(remove func(V) bool) (int, error) {
 			removed++
 			if e.legacy {
 				legacyChanged = true
-			} else if err := l.h.del(l.elemSuffix(e.seq)); err != nil {
+			} else if err := l.delElem(e.seq); err != nil {
 				return removed, err
 			}
 		case e.legacy:
@@ -590,17 +682,11 @@ func (l *ListState[V]) RemoveIf(remove func(V) bool) (int, error) {
 	if len(kept) > 0 && nr.next-nr.first > 2*uint64(len(kept))+16 {
 		// Renumber from first: each element moves at most once per
 		// doubling of the gaps.
-		st := l.h.s.env.State()
 		for i, e := range kept {
-			seq := nr.first + uint64(i)
-			if seq == e.seq {
-				continue
-			}
-			if err := st.Set(l.h.entry(l.elemSuffix(seq)), e.raw); err != nil {
-				return removed, err
-			}
-			if err := st.Delete(l.h.entry(l.elemSuffix(e.seq))); err != nil {
-				return removed, err
+			if seq := nr.first + uint64(i); seq != e.seq {
+				if err := l.moveElem(e, seq); err != nil {
+					return removed, err
+				}
 			}
 		}
 		nr.next = nr.first + uint64(len(kept))
@@ -635,10 +721,11 @@ func (l *ListState[V]) rewriteLegacy(keep [][]byte) error {
 	return st.Set(l.h.entry(nil), val)
 }
 
-// Update replaces the key's list with xs (Clear when xs is empty). An
-// element equal (in its encoding) to the one already at its position is
-// left in place, so changing one element of a long list writes one entry;
-// with a TTL every element is written, each write renewing its expiry.
+// Update replaces the key's list with xs (Clear when xs is empty). In the
+// backend, an element equal (in its encoding) to the one already at its
+// position is left in place, so changing one element of a long list writes
+// one entry; with a TTL every element is written, each write renewing its
+// expiry. In the heap every element is set, and a checkpoint writes them.
 func (l *ListState[V]) Update(xs []V) error {
 	if len(xs) == 0 {
 		return l.Clear()
@@ -657,22 +744,26 @@ func (l *ListState[V]) Update(xs []V) error {
 		nr.legacy = false
 	}
 	for i, x := range xs {
-		l.enc = l.c.Append(l.enc[:0], x)
+		var enc []byte
+		if l.elems == nil {
+			l.enc = l.c.Append(l.enc[:0], x)
+			enc = l.enc
+		}
 		seq := nr.next
 		if i < len(es) {
-			if l.h.ttl == 0 && bytes.Equal(es[i].enc, l.enc) {
+			if enc != nil && l.h.ttl == 0 && bytes.Equal(es[i].enc, enc) {
 				continue
 			}
 			seq = es[i].seq
 		} else {
 			nr.next++
 		}
-		if err := l.h.put(l.elemSuffix(seq), func(dst []byte) []byte { return append(dst, l.enc...) }); err != nil {
+		if err := l.setElem(seq, x, enc); err != nil {
 			return err
 		}
 	}
 	for _, e := range es[min(len(xs), len(es)):] {
-		if err := l.h.del(l.elemSuffix(e.seq)); err != nil {
+		if err := l.delElem(e.seq); err != nil {
 			return err
 		}
 	}
@@ -694,7 +785,7 @@ func (l *ListState[V]) Clear() error {
 		return err
 	}
 	for seq := r.first; seq < r.next; seq++ {
-		if err := l.h.del(l.elemSuffix(seq)); err != nil {
+		if err := l.delElem(seq); err != nil {
 			return err
 		}
 	}
@@ -703,10 +794,7 @@ func (l *ListState[V]) Clear() error {
 			return err
 		}
 	}
-	if r.ok {
-		return l.h.del(listMetaSuffix)
-	}
-	return nil
+	return l.writeRange(r, listRange{}, false)
 }
 
 // MapState is a map per key.

@@ -29,13 +29,90 @@ type keyRef struct {
 	enc   string
 	group int
 	refs  int
-	// timers are the key's timers set, with index once it has more than
-	// timerScanMax (see findTimer).
-	timers []*timer
-	index  map[timerSlot]*timer
+	// timers are the key's timers set.
+	timers keySet[timerSlot, *timer]
 	// cells holds, by heap state (heapState.slot), that state's cells of
-	// the key: nil (none), its one *cell, or a *keyCells.
+	// the key: nil (none), its one *cell, or a *keySet of them.
 	cells []any
+}
+
+// keySet holds a key's items of one kind by their slot: its cells of one
+// state (by namespace), its timers (by domain, time and namespace). Most
+// keys have a few (a value, a window's panes, a window's timer), which a
+// scan of a short list finds faster than hashing (key, slot) into a map of
+// every key's items, and adding or dropping one touches no map; a key with
+// more than keySetScanMax indexes them in a map of its own.
+type keySet[S comparable, T slotted[S]] struct {
+	few  []T
+	many map[S]T
+}
+
+// slotted is an item of a keySet.
+type slotted[S comparable] interface {
+	comparable
+	slot() S
+}
+
+const keySetScanMax = 8
+
+func (ks *keySet[S, T]) find(s S) (T, bool) {
+	if ks.many != nil {
+		x, ok := ks.many[s]
+		return x, ok
+	}
+	for _, x := range ks.few {
+		if x.slot() == s {
+			return x, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// add adds x, whose slot the set does not hold.
+func (ks *keySet[S, T]) add(x T) {
+	if ks.many == nil && len(ks.few) < keySetScanMax {
+		ks.few = append(ks.few, x)
+		return
+	}
+	if ks.many == nil {
+		ks.many = make(map[S]T, 2*keySetScanMax)
+		for _, y := range ks.few {
+			ks.many[y.slot()] = y
+		}
+		ks.few = nil
+	}
+	ks.many[x.slot()] = x
+}
+
+func (ks *keySet[S, T]) remove(x T) {
+	if ks.many == nil {
+		ks.few = swapRemove(ks.few, x)
+		return
+	}
+	delete(ks.many, x.slot())
+	if len(ks.many) == 0 {
+		ks.many = nil
+	}
+}
+
+func (ks *keySet[S, T]) len() int { return len(ks.few) + len(ks.many) }
+
+// each calls fn with every item; fn may remove the item it is given.
+func (ks *keySet[S, T]) each(fn func(T)) {
+	if ks.many != nil {
+		for _, x := range ks.many {
+			fn(x)
+		}
+		return
+	}
+	// Backwards: a removal moves the last item, already visited, into the
+	// place of the one removed.
+	for i := len(ks.few) - 1; i >= 0; i-- {
+		if i < len(ks.few) {
+			fn(ks.few[i])
+		}
+	}
 }
 
 // ref is the interned key the store is scoped to. It is registered only
@@ -183,17 +260,14 @@ func listRemove[T listed](l []T, x T) []T {
 }
 
 // heapState is one state's cells: a value per key and namespace N (none,
-// a map key, a window).
+// a map key, a window). Each cell is held by its interned key only
+// (keyRef.cells), so adding or dropping one touches no map of every cell;
+// walks over every cell go through the store's interned keys.
 type heapState[N comparable, V any] struct {
-	h     *stateHandle
-	c     Codec[V]
-	sfx   func(dst []byte, ns N) []byte // the entry suffix of a namespace
-	cells map[cellKey[N]]*cell[N, V]
-	// slot is the state's index in its keys' keyRef.cells. A lookup goes
-	// there, not to cells: a key has a few cells in a state mostly (a
-	// value, a window's panes), which a scan finds faster than hashing
-	// (key, namespace) into the map of all; the map serves the keys with
-	// many (keyCellsMax) and the walks over every cell.
+	h   *stateHandle
+	c   Codec[V]
+	sfx func(dst []byte, ns N) []byte // the entry suffix of a namespace
+	// slot is the state's index in its keys' keyRef.cells.
 	slot int
 	// last is the cell used last: a Get then a Set of the same value finds
 	// it without a second hash.
@@ -208,22 +282,13 @@ type heapState[N comparable, V any] struct {
 }
 
 func newHeapState[N comparable, V any](h *stateHandle, c Codec[V], sfx func([]byte, N) []byte) *heapState[N, V] {
-	hs := &heapState[N, V]{h: h, c: c, sfx: sfx, cells: map[cellKey[N]]*cell[N, V]{},
+	hs := &heapState[N, V]{h: h, c: c, sfx: sfx,
 		complete: h.s.env.RestoredParallelism() == 0, slot: len(h.s.caches)}
 	h.s.caches = append(h.s.caches, hs)
 	return hs
 }
 
-// keyCells are a key's cells in one heap state when it has more than one:
-// listed up to keyCellsMax, then only in the state's map (many).
-type keyCells[N comparable, V any] struct {
-	list []*cell[N, V]
-	many bool
-}
-
-const keyCellsMax = 8
-
-// keyCell finds k's cell of ns without the map where it can.
+// keyCell finds k's cell of ns.
 func (hs *heapState[N, V]) keyCell(k *keyRef, ns N) *cell[N, V] {
 	if hs.slot >= len(k.cells) {
 		return nil
@@ -233,15 +298,9 @@ func (hs *heapState[N, V]) keyCell(k *keyRef, ns N) *cell[N, V] {
 		if x.key.ns == ns {
 			return x
 		}
-	case *keyCells[N, V]:
-		if x.many {
-			return hs.cells[cellKey[N]{k, ns}]
-		}
-		for _, c := range x.list {
-			if c.key.ns == ns {
-				return c
-			}
-		}
+	case *keySet[N, *cell[N, V]]:
+		c, _ := x.find(ns)
+		return c
 	}
 	return nil
 }
@@ -259,15 +318,9 @@ func (hs *heapState[N, V]) listCell(c *cell[N, V]) {
 	case nil:
 		k.cells[hs.slot] = c
 	case *cell[N, V]:
-		k.cells[hs.slot] = &keyCells[N, V]{list: []*cell[N, V]{x, c}}
-	case *keyCells[N, V]:
-		switch {
-		case x.many:
-		case len(x.list) < keyCellsMax:
-			x.list = append(x.list, c)
-		default:
-			x.list, x.many = nil, true
-		}
+		k.cells[hs.slot] = &keySet[N, *cell[N, V]]{few: []*cell[N, V]{x, c}}
+	case *keySet[N, *cell[N, V]]:
+		x.add(c)
 	}
 }
 
@@ -279,13 +332,30 @@ func (hs *heapState[N, V]) unlistCell(c *cell[N, V]) {
 		if x == c {
 			k.cells[hs.slot] = nil
 		}
-	case *keyCells[N, V]:
-		if x.many {
-			return
+	case *keySet[N, *cell[N, V]]:
+		if x.remove(c); x.len() == 0 {
+			k.cells[hs.slot] = nil
 		}
-		x.list = swapRemove(x.list, c)
 	}
 }
+
+// eachCell calls fn with every cell of the state; fn may drop the cell it
+// is given.
+func (hs *heapState[N, V]) eachCell(fn func(*cell[N, V])) {
+	for _, k := range hs.h.s.keys {
+		if hs.slot >= len(k.cells) {
+			continue
+		}
+		switch x := k.cells[hs.slot].(type) {
+		case *cell[N, V]:
+			fn(x)
+		case *keySet[N, *cell[N, V]]:
+			x.each(fn)
+		}
+	}
+}
+
+func (c *cell[N, V]) slot() N { return c.key.ns }
 
 // swapRemove removes x from s, where order does not matter: the last
 // element takes its place.
@@ -348,14 +418,12 @@ func (hs *heapState[N, V]) add(ns N, flags cellFlags) *cell[N, V] {
 	s.retain(k)
 	s.cells++
 	c := &cell[N, V]{key: cellKey[N]{k, ns}, flags: flags | cellReferenced}
-	hs.cells[c.key] = c
 	hs.listCell(c)
 	hs.last = c
 	return c
 }
 
 func (hs *heapState[N, V]) drop(c *cell[N, V]) {
-	delete(hs.cells, c.key)
 	hs.unlistCell(c)
 	if hs.last == c {
 		hs.last = nil
@@ -468,22 +536,20 @@ func (hs *heapState[N, V]) writeBack() error {
 
 func (hs *heapState[N, V]) sweep(target int, spare bool) {
 	s := hs.h.s
-	for _, c := range hs.cells {
-		if s.cells <= target {
-			return
-		}
-		if c.flags&cellDirty != 0 {
-			continue // written after the write-back that came before
-		}
-		if spare && c.flags&cellReferenced != 0 {
+	hs.eachCell(func(c *cell[N, V]) {
+		switch {
+		case s.cells <= target:
+		case c.flags&cellDirty != 0:
+			// Written after the write-back that came before.
+		case spare && c.flags&cellReferenced != 0:
 			c.flags &^= cellReferenced
-			continue
+		default:
+			if c.flags&cellPresent != 0 {
+				hs.complete = false
+			}
+			hs.drop(c)
 		}
-		if c.flags&cellPresent != 0 {
-			hs.complete = false
-		}
-		hs.drop(c)
-	}
+	})
 }
 
 // scanKey visits the suffixes of the current key's entries in the backend,

@@ -361,10 +361,7 @@ func countLive(ts *timerService) int {
 func liveTimers(ts *timerService) []*timer {
 	var all []*timer
 	for _, k := range ts.store.keys {
-		all = append(all, k.timers...)
-		for _, t := range k.index {
-			all = append(all, t)
-		}
+		k.timers.each(func(t *timer) { all = append(all, t) })
 	}
 	return all
 }

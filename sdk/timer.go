@@ -66,47 +66,7 @@ type timerSlot struct {
 	ns string
 }
 
-// timerScanMax is how many timers a key keeps in a list: most keys have a
-// few (a window's one or two), which a scan finds faster than a map of
-// every key's timers can hash (key, domain, time, namespace); a key with
-// more indexes them.
-const timerScanMax = 8
-
-// findTimer is k's timer at (d, ts, ns), if set.
-func (k *keyRef) findTimer(d TimeDomain, ts int64, ns []byte) *timer {
-	if k.index != nil {
-		return k.index[timerSlot{d, ts, string(ns)}]
-	}
-	for _, t := range k.timers {
-		if t.ts == ts && t.d == d && t.ns == string(ns) {
-			return t
-		}
-	}
-	return nil
-}
-
-func (k *keyRef) addTimer(t *timer) {
-	if k.index == nil && len(k.timers) < timerScanMax {
-		k.timers = append(k.timers, t)
-		return
-	}
-	if k.index == nil {
-		k.index = make(map[timerSlot]*timer, 2*timerScanMax)
-		for _, x := range k.timers {
-			k.index[x.timerSlot] = x
-		}
-		k.timers = nil
-	}
-	k.index[t.timerSlot] = t
-}
-
-func (k *keyRef) dropTimer(t *timer) {
-	if k.index != nil {
-		delete(k.index, t.timerSlot)
-		return
-	}
-	k.timers = swapRemove(k.timers, t)
-}
+func (t *timer) slot() timerSlot { return t.timerSlot }
 
 // timer is a timer and what the backend knows of it: cellPresent while it
 // is set (not fired nor deleted), cellStored when the backend holds it,
@@ -355,12 +315,12 @@ func (s *timerService) snapshot(int64) ([][]byte, error) {
 // and reports whether it added one.
 func (s *timerService) set(d TimeDomain, ts int64, ns []byte, flags cellFlags) bool {
 	k := s.store.ref()
-	if k.findTimer(d, ts, ns) != nil {
+	if _, ok := k.timers.find(timerSlot{d, ts, string(ns)}); ok {
 		return false
 	}
 	t := newTimer(k, timerSlot{d, ts, string(ns)}, flags|cellPresent)
 	s.store.retain(k)
-	k.addTimer(t)
+	k.timers.add(t)
 	s.queues[d].add(t)
 	if flags&cellStored == 0 {
 		s.markDirty(t)
@@ -370,7 +330,7 @@ func (s *timerService) set(d TimeDomain, ts int64, ns []byte, flags cellFlags) b
 
 // unset takes a set timer away: it fired or was deleted.
 func (s *timerService) unset(t *timer) {
-	t.k.dropTimer(t)
+	t.k.timers.remove(t)
 	t.flags &^= cellPresent
 	s.queues[t.d].remove(t)
 	switch {
@@ -439,7 +399,7 @@ func (s *timerService) remove(d TimeDomain, ts int64, ns []byte) error {
 	if k == nil {
 		return nil // the key holds no timer
 	}
-	if t := k.findTimer(d, ts, ns); t != nil {
+	if t, ok := k.timers.find(timerSlot{d, ts, string(ns)}); ok {
 		s.unset(t)
 		s.store.release(k)
 	}

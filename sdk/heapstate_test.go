@@ -376,7 +376,7 @@ func TestCompareTimersProperty(t *testing.T) {
 			enc := str.Draw(rt, name+" key") + rapid.StringN(0, 3, -1).Draw(rt, name+" key tail")
 			ns := str.Draw(rt, name+" ns") + rapid.StringN(0, 3, -1).Draw(rt, name+" ns tail")
 			entry := append(binary.AppendUvarint(nil, uint64(len(enc))), enc...)
-			return newTimer(&keyRef{enc: enc}, timerSlot{ns: ns}, 0), append(entry, ns...)
+			return newTimer(&keyRef{enc: enc}, timerSlot{ns: ns}, 0, nil), append(entry, ns...)
 		}
 		a, ea := mk("a")
 		b, eb := mk("b")

@@ -52,6 +52,11 @@ type timerService struct {
 	// (math.MinInt64: none).
 	restored int64
 	buf, ns  []byte
+	// spare holds fired timers nothing refers to any more (not listed
+	// dirty, out of their bucket and key), for set to reuse: a window's
+	// firing sets its successor's timer, and q5 spent 4% of its CPU
+	// allocating them.
+	spare []*timer
 }
 
 type timerKey struct {
@@ -81,9 +86,12 @@ type timer struct {
 	di    int // index in the dirty list while cellDirty
 }
 
-// newTimer makes timer (k, slot) with its ord.
-func newTimer(k *keyRef, slot timerSlot, flags cellFlags) *timer {
-	t := &timer{timerKey: timerKey{k, slot}, flags: flags}
+// newTimer makes timer (k, slot) with its ord, in t when given.
+func newTimer(k *keyRef, slot timerSlot, flags cellFlags, t *timer) *timer {
+	if t == nil {
+		t = new(timer)
+	}
+	*t = timer{timerKey: timerKey{k, slot}, flags: flags}
 	var b [32]byte
 	sk := binary.AppendUvarint(b[:0], uint64(len(k.enc)))
 	sk = append(sk, k.enc[:min(len(k.enc), 16)]...)
@@ -318,7 +326,11 @@ func (s *timerService) set(d TimeDomain, ts int64, ns []byte, flags cellFlags) b
 	if _, ok := k.timers.find(timerSlot{d, ts, string(ns)}); ok {
 		return false
 	}
-	t := newTimer(k, timerSlot{d, ts, string(ns)}, flags|cellPresent)
+	var reuse *timer
+	if n := len(s.spare); n > 0 {
+		reuse, s.spare = s.spare[n-1], s.spare[:n-1]
+	}
+	t := newTimer(k, timerSlot{d, ts, string(ns)}, flags|cellPresent, reuse)
 	s.store.retain(k)
 	k.timers.add(t)
 	s.queues[d].add(t)
@@ -424,6 +436,9 @@ func (s *timerService) fire(d TimeDomain, upTo int64, fn func(ts int64, ns []byt
 		s.store.release(t.k)
 		if err != nil {
 			return err
+		}
+		if t.flags&cellDirty == 0 {
+			s.spare = append(s.spare, t)
 		}
 	}
 	if b := q.first(); d == ProcessingTime && b != nil {

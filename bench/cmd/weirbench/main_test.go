@@ -78,7 +78,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| q0 | yes |", "| q5 | yes |", "## Recovery from a worker's kill -9", "## What security costs", "| data-plane TLS | q5 | 1 |", "| encryption at rest | q5 | 1 |", "## Targets", "charts/throughput.svg"} {
+	for _, want := range []string{"| q0 | yes |", "| q5 | yes |", "## Recovery from a worker's kill -9", "## Scaling on this machine", "## What security costs", "| data-plane TLS | q5 | 1 |", "| encryption at rest | q5 | 1 |", "## Targets", "charts/throughput.svg"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}

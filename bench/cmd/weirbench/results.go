@@ -13,6 +13,9 @@ type Results struct {
 	Finished time.Time `json:"finished"`
 	Commit   string    `json:"commit"`
 	Machine  string    `json:"machine"`
+	// Cores is the machine's CPU count (0 in results from before it was
+	// recorded).
+	Cores    int       `json:"cores,omitempty"`
 	Config   Config    `json:"config"`
 	Queries  []Query   `json:"queries"`
 	Peers    []Peer    `json:"peers,omitempty"`
@@ -45,6 +48,10 @@ func (r Run) PerSec() float64 { return ratio(float64(r.Events), r.WallSec) }
 
 // PerCore is the throughput per CPU-second.
 func (r Run) PerCore() float64 { return ratio(float64(r.Events), r.CPUSec) }
+
+// Cores is how many cores the run kept busy on average: its CPU time over
+// its wall time.
+func (r Run) Cores() float64 { return ratio(r.CPUSec, r.WallSec) }
 
 func ratio(a, b float64) float64 {
 	if b <= 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,4 +124,40 @@ func TestQ4StateCodec(t *testing.T) {
 			t.Errorf("a waiting count of %d in %d bytes decoded", count, len(b))
 		}
 	}
+}
+
+// q4's shuffled events round-trip through their codec, and bytes that are
+// not one event are refused.
+func TestQ4EventCodec(t *testing.T) {
+	c := sdk.CodecFor[q4Event]()
+	for _, e := range []q4Event{
+		{IsAuction: true, A: q4Auction{ID: 7, DateTime: 1000, Expires: 5000, Reserve: 30, Category: 12, Emit: 99}},
+		{B: q4Bid{Auction: 7, Price: -41, DateTime: 1 << 50, Emit: 3}},
+		{},
+	} {
+		got, err := c.Decode(c.Append(nil, e))
+		if err != nil || got != e {
+			t.Errorf("round trip of %+v: %+v, %v", e, got, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {1}, {0, 2, 4}, append(c.Append(nil, q4Event{}), 0)} {
+		if _, err := c.Decode(bad); !errors.Is(err, sdk.ErrDecode) {
+			t.Errorf("Decode(%x) = %v, want ErrDecode", bad, err)
+		}
+	}
+}
+
+func FuzzQ4EventCodec(f *testing.F) {
+	c := sdk.CodecFor[q4Event]()
+	f.Add(c.Append(nil, q4Event{IsAuction: true, A: q4Auction{ID: 1, Category: 10}}))
+	f.Add(c.Append(nil, q4Event{B: q4Bid{Auction: 1, Price: 5}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := c.Decode(b)
+		if err != nil {
+			return
+		}
+		if again, err := c.Decode(c.Append(nil, e)); err != nil || again != e {
+			t.Fatalf("%x decoded to %+v, which re-encoded decodes to %+v, %v", b, e, again, err)
+		}
+	})
 }

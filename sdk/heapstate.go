@@ -6,9 +6,9 @@ import "github.com/weir-run/weir/internal/keygroup"
 // in the operator, and reach the backend (Pebble when the job checkpoints)
 // only when the operator snapshots, when the cells outgrow their budget, or
 // before something scans the backend. A record that reads and updates a
-// value costs a map lookup by (interned key, namespace): no backend key is
-// built, nothing is string-hashed or encoded, and a value that stays in
-// memory is never decoded again. The backend's entries keep their layout
+// value costs a lookup of its key (interned, by the store) and a scan of
+// that key's few cells of the state: no backend key is built, nothing is
+// encoded, and a value that stays in memory is never decoded again. The backend's entries keep their layout
 // (appendStateKey, the state's codec), so checkpoints, savepoints and
 // rescaling by key group read exactly what the byte path wrote.
 //
@@ -98,21 +98,25 @@ func (ks *keySet[S, T]) remove(x T) {
 
 func (ks *keySet[S, T]) len() int { return len(ks.few) + len(ks.many) }
 
-// each calls fn with every item; fn may remove the item it is given.
-func (ks *keySet[S, T]) each(fn func(T)) {
+// each calls fn with every item until fn returns false, and reports
+// whether it went through all; fn may remove the item it is given.
+func (ks *keySet[S, T]) each(fn func(T) bool) bool {
 	if ks.many != nil {
 		for _, x := range ks.many {
-			fn(x)
+			if !fn(x) {
+				return false
+			}
 		}
-		return
+		return true
 	}
 	// Backwards: a removal moves the last item, already visited, into the
 	// place of the one removed.
 	for i := len(ks.few) - 1; i >= 0; i-- {
-		if i < len(ks.few) {
-			fn(ks.few[i])
+		if !fn(ks.few[i]) {
+			return false
 		}
 	}
+	return true
 }
 
 // ref is the interned key the store is scoped to. It is registered only
@@ -270,7 +274,7 @@ type heapState[N comparable, V any] struct {
 	// slot is the state's index in its keys' keyRef.cells.
 	slot int
 	// last is the cell used last: a Get then a Set of the same value finds
-	// it without a second hash.
+	// it without a second lookup.
 	last *cell[N, V]
 	// complete says the cells hold every entry the backend has for this
 	// state (the subtask restored nothing and no present cell was dropped
@@ -339,18 +343,22 @@ func (hs *heapState[N, V]) unlistCell(c *cell[N, V]) {
 	}
 }
 
-// eachCell calls fn with every cell of the state; fn may drop the cell it
-// is given.
-func (hs *heapState[N, V]) eachCell(fn func(*cell[N, V])) {
+// eachCell calls fn with every cell of the state until fn returns false;
+// fn may drop the cell it is given.
+func (hs *heapState[N, V]) eachCell(fn func(*cell[N, V]) bool) {
 	for _, k := range hs.h.s.keys {
 		if hs.slot >= len(k.cells) {
 			continue
 		}
+		more := true
 		switch x := k.cells[hs.slot].(type) {
 		case *cell[N, V]:
-			fn(x)
+			more = fn(x)
 		case *keySet[N, *cell[N, V]]:
-			x.each(fn)
+			more = x.each(fn)
+		}
+		if !more {
+			return
 		}
 	}
 }
@@ -536,9 +544,10 @@ func (hs *heapState[N, V]) writeBack() error {
 
 func (hs *heapState[N, V]) sweep(target int, spare bool) {
 	s := hs.h.s
-	hs.eachCell(func(c *cell[N, V]) {
+	hs.eachCell(func(c *cell[N, V]) bool {
 		switch {
 		case s.cells <= target:
+			return false
 		case c.flags&cellDirty != 0:
 			// Written after the write-back that came before.
 		case spare && c.flags&cellReferenced != 0:
@@ -549,6 +558,7 @@ func (hs *heapState[N, V]) sweep(target int, spare bool) {
 			}
 			hs.drop(c)
 		}
+		return true
 	})
 }
 

@@ -361,7 +361,7 @@ func countLive(ts *timerService) int {
 func liveTimers(ts *timerService) []*timer {
 	var all []*timer
 	for _, k := range ts.store.keys {
-		k.timers.each(func(t *timer) { all = append(all, t) })
+		k.timers.each(func(t *timer) bool { all = append(all, t); return true })
 	}
 	return all
 }

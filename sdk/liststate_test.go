@@ -176,6 +176,13 @@ func TestHeapListStateWritesAtCheckpoints(t *testing.T) {
 	}
 	l.Add(1000)
 	checkpoint(2, 1) // the new element, the range; the removed one
+	got, _ := l.Get()
+	got[7] = -7
+	if err := l.Update(got); err != nil {
+		t.Fatal(err)
+	}
+	checkpoint(1, 0) // Update wrote the one element it changed
+	want[7] = -7
 	want = append(slices.Delete(want, 500, 501), 1000)
 	other := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: b, UID: "op"}))
 	on(other, "k")

@@ -21,12 +21,12 @@ import (
 // job checkpoints) and is part of every checkpoint and savepoint; it moves
 // with its key group when a job is rescaled.
 //
-// Values and maps without a TTL live typed in the operator's memory and
-// reach the backend at checkpoints (or when they outgrow memory): Get
+// Values, lists and maps without a TTL live typed in the operator's memory
+// and reach the backend at checkpoints (or when they outgrow memory): Get
 // returns the value Set stored, not a copy, so a value whose slices or
 // maps are changed in place is changed in state; Set it again for the
-// change to last. Lists, and states with a TTL, are read from and written
-// to the backend on every call.
+// change to last. States with a TTL are read from and written to the
+// backend on every call.
 type StateStore struct {
 	env   *runtime.Env
 	key   []byte // encoded key of the record being processed
@@ -344,13 +344,18 @@ func (v *ValueState[V]) Clear() error {
 //
 // Without a TTL the range and the elements live typed in heap cells
 // (heapstate.go) over those same entries, as ValueState's values do: Add
-// neither encodes nor touches the backend, and a checkpoint writes the
-// elements added or changed since the last one.
+// encodes nothing, and a checkpoint writes the elements added or changed
+// since the last one. (In a subtask that restored a checkpoint, the first
+// call for a key may read its entries, and a list written whole by an
+// older version, from the backend.) Elements are kept as given: Add(x)
+// keeps x, not a copy, and Get returns what is kept, so an element whose
+// slices or maps are changed in place (a buffer reused across Adds) is
+// changed in state; Update the list for a change to last.
 type ListState[V any] struct {
-	h   *stateHandle
-	c   Codec[V]
-	enc []byte
-	sfx [9]byte
+	h         *stateHandle
+	c         Codec[V]
+	enc, prev []byte
+	sfx       [9]byte
 	// ranges and elems hold the entries in memory (nil with a TTL).
 	ranges *heapState[struct{}, listRange]
 	elems  *heapState[uint64, V]
@@ -548,10 +553,10 @@ func (l *ListState[V]) delElem(seq uint64) error {
 // moveElem renumbers e to seq, keeping its expiry.
 func (l *ListState[V]) moveElem(e listEntry[V], seq uint64) error {
 	if l.elems != nil {
-		if err := l.elems.put(seq, e.v); err != nil {
+		if err := l.setElem(seq, e.v, nil); err != nil {
 			return err
 		}
-		return l.elems.del(e.seq)
+		return l.delElem(e.seq)
 	}
 	st := l.h.s.env.State()
 	if err := st.Set(l.h.entry(l.elemSuffix(seq)), e.raw); err != nil {
@@ -721,11 +726,10 @@ func (l *ListState[V]) rewriteLegacy(keep [][]byte) error {
 	return st.Set(l.h.entry(nil), val)
 }
 
-// Update replaces the key's list with xs (Clear when xs is empty). In the
-// backend, an element equal (in its encoding) to the one already at its
-// position is left in place, so changing one element of a long list writes
-// one entry; with a TTL every element is written, each write renewing its
-// expiry. In the heap every element is set, and a checkpoint writes them.
+// Update replaces the key's list with xs (Clear when xs is empty). An
+// element equal (in its encoding) to the one already at its position is
+// left in place, so changing one element of a long list writes one entry;
+// with a TTL every element is written, each write renewing its expiry.
 func (l *ListState[V]) Update(xs []V) error {
 	if len(xs) == 0 {
 		return l.Clear()
@@ -744,21 +748,17 @@ func (l *ListState[V]) Update(xs []V) error {
 		nr.legacy = false
 	}
 	for i, x := range xs {
-		var enc []byte
-		if l.elems == nil {
-			l.enc = l.c.Append(l.enc[:0], x)
-			enc = l.enc
-		}
+		l.enc = l.c.Append(l.enc[:0], x)
 		seq := nr.next
 		if i < len(es) {
-			if enc != nil && l.h.ttl == 0 && bytes.Equal(es[i].enc, enc) {
+			if l.unchanged(es[i], l.enc) {
 				continue
 			}
 			seq = es[i].seq
 		} else {
 			nr.next++
 		}
-		if err := l.setElem(seq, x, enc); err != nil {
+		if err := l.setElem(seq, x, l.enc); err != nil {
 			return err
 		}
 	}
@@ -775,6 +775,21 @@ func (l *ListState[V]) Update(xs []V) error {
 		nr.first = r.next
 	}
 	return l.writeRange(r, nr, true)
+}
+
+// unchanged says element e is stored as enc already: Update leaves it, so
+// neither Update nor the next checkpoint writes it. With a TTL every
+// element is written, its expiry renewed.
+func (l *ListState[V]) unchanged(e listEntry[V], enc []byte) bool {
+	if l.h.ttl > 0 {
+		return false
+	}
+	stored := e.enc
+	if l.elems != nil {
+		l.prev = l.c.Append(l.prev[:0], e.v)
+		stored = l.prev
+	}
+	return bytes.Equal(stored, enc)
 }
 
 // Clear empties the key's list: it deletes every number of the range

@@ -249,3 +249,36 @@ func FuzzDecodeLateRecord(f *testing.F) {
 		}
 	})
 }
+
+// A sliding window merges its panes in their order, oldest first, so an
+// aggregate whose Merge is not commutative (here: appending the records'
+// times) sees the window's records as they came, with or without the
+// combiner.
+func TestSlidingPanesMergeInOrder(t *testing.T) {
+	times := AggregateFunc[event, []int64, []int64]{
+		Init:   func() []int64 { return nil },
+		Add:    func(a []int64, e event) []int64 { return append(a, e.TS) },
+		Result: func(a []int64) []int64 { return a },
+		Merge:  func(a, b []int64) []int64 { return append(slices.Clip(a), b...) },
+	}
+	for _, opts := range [][]WindowOption{nil, {NoCombiner()}} {
+		p := NewPipeline("order", 1)
+		src := AssignTimestamps(Generate(p, 3000, func(i int64) event { return event{Key: fmt.Sprint(i % 3), TS: i * 7} }), eventTS, BoundedOutOfOrder(0))
+		w := WindowAggregate(Window(KeyBy(src, eventKey), Sliding(time.Second, 200*time.Millisecond), opts...), times)
+		panes := collect(t, p, w.Results())
+		if len(panes) < 100 {
+			t.Fatalf("%d panes", len(panes))
+		}
+		for _, pn := range panes {
+			var want []int64
+			for i := range int64(3000) {
+				if ts := i * 7; fmt.Sprint(i%3) == pn.Key && pn.Start <= ts && ts < pn.End {
+					want = append(want, ts)
+				}
+			}
+			if !slices.Equal(pn.Value, want) {
+				t.Fatalf("%s [%d, %d): %v, want %v", pn.Key, pn.Start, pn.End, pn.Value, want)
+			}
+		}
+	}
+}

@@ -44,9 +44,9 @@ func init() {
 			func(s *sdk.StateStore, _ sdk.Timers) (sdk.CoProcessFuncs[int64, q3Person, q3Auction, nexmark.Q3Out], error) {
 				person := sdk.NewValueState[q3Person](s, "person")
 				// The auctions waiting for their seller, as a slice in
-				// typed heap state: an append costs no backend write (a
-				// ListState's three per record, which its Pebble then
-				// flushes while records wait behind it).
+				// one value: an append updates one heap cell (a
+				// ListState's Add updates two, the element and the
+				// list's range).
 				waiting := sdk.NewValueState[[]int64](s, "waiting-auctions")
 				return sdk.CoProcessFuncs[int64, q3Person, q3Auction, nexmark.Q3Out]{
 					First: func(_ int64, p q3Person, emit func(nexmark.Q3Out)) error {

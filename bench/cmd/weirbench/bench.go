@@ -47,7 +47,7 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 			return nil, err
 		}
 	}
-	res := &Results{Started: time.Now().UTC(), Commit: commit(root), Machine: machine(), Cores: runtime.NumCPU(), Config: Config{
+	res := &Results{Started: time.Now().UTC(), Commit: commit(root), Machine: machine(), Cores: runtime.GOMAXPROCS(0), Config: Config{
 		Events: o.events, Seed: o.seed, Queries: o.queries, Parallelism: o.parallelism,
 		CheckpointInterval: o.checkpointEvery.String(), Workers: o.workers,
 	}}

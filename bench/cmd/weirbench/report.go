@@ -330,7 +330,7 @@ func scaling(res *Results) string {
 	}
 	var b strings.Builder
 	b.WriteString("## Scaling on this machine\n\n")
-	fmt.Fprintf(&b, "Cores busy is CPU time over wall time (all the job's processes). A query whose p=1 run keeps c cores busy can run at p=2 at most %d ÷ c times as fast on these %d cores (the ceiling), and that only if p=2 cost no more per event. The per-core column is what p=2 costs more per event: records crossing processes, two combiners' partials instead of one's, twice the subtasks on the same cores.\n\n", res.Cores, res.Cores)
+	fmt.Fprintf(&b, "Cores busy is CPU time over wall time (all the job's processes). A query whose p=1 run keeps c cores busy can run at p=2 at most min(2, %d ÷ c) times as fast on the %d cores this run had (the ceiling), and that only if p=2 cost no more per event. The per-core column is what p=2 costs more per event: records crossing processes, two combiners' partials instead of one's, twice the subtasks on the same cores.\n\n", res.Cores, res.Cores)
 	b.WriteString("| query | cores busy p=1 | cores busy p=2 | ceiling of p=2 ÷ p=1 | p=2 per-core rate ÷ p=1's | p=2 ÷ p=1 |\n|---|---|---|---|---|---|\n")
 	for _, q := range res.Queries {
 		r1, ok1 := q.run(1)
@@ -339,10 +339,16 @@ func scaling(res *Results) string {
 			continue
 		}
 		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", q.Name, r1.Cores(), r2.Cores(),
-			float64(res.Cores)/r1.Cores(), ratio(r2.PerCore(), r1.PerCore()), ratio(r2.PerSec(), r1.PerSec()))
+			res.scaleCeiling(r1), ratio(r2.PerCore(), r1.PerCore()), ratio(r2.PerSec(), r1.PerSec()))
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// scaleCeiling is how much faster than p=1 run r1 parallelism 2 can be on
+// the run's cores: twice the subtasks can use at most twice r1's cores.
+func (res *Results) scaleCeiling(r1 Run) float64 {
+	return min(2, ratio(float64(res.Cores), r1.Cores()))
 }
 
 // misses lists, per target, where it is met and where not.
@@ -388,7 +394,7 @@ func misses(res *Results) []string {
 			if ok || res.Cores == 0 || r1.Cores() == 0 {
 				return q.Name
 			}
-			return fmt.Sprintf("%s (%.2f; ceiling %.2f)", q.Name, ratio(r2.PerSec(), r1.PerSec()), float64(res.Cores)/r1.Cores())
+			return fmt.Sprintf("%s (%.2f; ceiling %.2f)", q.Name, ratio(r2.PerSec(), r1.PerSec()), res.scaleCeiling(r1))
 		}
 		up := ok2 && r2.PerSec() >= r1.PerSec()
 		okUp, upNames = append(okUp, up), append(upNames, scaled(up))

@@ -13,8 +13,8 @@ type Results struct {
 	Finished time.Time `json:"finished"`
 	Commit   string    `json:"commit"`
 	Machine  string    `json:"machine"`
-	// Cores is the machine's CPU count (0 in results from before it was
-	// recorded).
+	// Cores is how many CPUs the run could use (GOMAXPROCS, which follows
+	// a container's CPU quota; 0 in results from before it was recorded).
 	Cores    int       `json:"cores,omitempty"`
 	Config   Config    `json:"config"`
 	Queries  []Query   `json:"queries"`

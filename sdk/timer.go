@@ -87,7 +87,7 @@ type timer struct {
 	di    int // index in the dirty list while cellDirty
 }
 
-const spareMax = 256
+const spareMax = 4096
 
 // newTimer makes timer (k, slot) with its ord, in t when given.
 func newTimer(k *keyRef, slot timerSlot, flags cellFlags, t *timer) *timer {

@@ -58,6 +58,7 @@ type timerService struct {
 	// allocating them. At most spareMax, cleared, so that a burst of
 	// firings keeps neither memory nor keys alive.
 	spare []*timer
+	nss   map[string]string // see nsString
 }
 
 type timerKey struct {
@@ -88,6 +89,21 @@ type timer struct {
 }
 
 const spareMax = 4096
+
+// nsString returns ns as a string, shared by the timers of every key with
+// that namespace (a window's: each key's timer of a window would allocate
+// the same bytes again). The strings are forgotten by the thousand.
+func (s *timerService) nsString(ns []byte) string {
+	if str, ok := s.nss[string(ns)]; ok {
+		return str
+	}
+	if len(s.nss) >= 1024 {
+		clear(s.nss)
+	}
+	str := string(ns)
+	s.nss[str] = str
+	return str
+}
 
 // newTimer makes timer (k, slot) with its ord, in t when given.
 func newTimer(k *keyRef, slot timerSlot, flags cellFlags, t *timer) *timer {
@@ -276,7 +292,7 @@ func decodeTimerSuffix(b []byte) (d TimeDomain, ts int64, ns []byte, err error) 
 // newTimerService declares the timers' state on store and loads the timers
 // a restored subtask had.
 func newTimerService(env *runtime.Env, store *StateStore) (*timerService, error) {
-	s := &timerService{env: env, store: store, h: newHandle(store, "\x00timers", "timers", nil),
+	s := &timerService{env: env, store: store, nss: map[string]string{}, h: newHandle(store, "\x00timers", "timers", nil),
 		wm: math.MinInt64}
 	err := s.h.scanEntries(func(key, suffix, _ []byte) error {
 		d, ts, ns, err := decodeTimerSuffix(suffix)
@@ -333,7 +349,7 @@ func (s *timerService) set(d TimeDomain, ts int64, ns []byte, flags cellFlags) b
 	if n := len(s.spare); n > 0 {
 		reuse, s.spare[n-1], s.spare = s.spare[n-1], nil, s.spare[:n-1]
 	}
-	t := newTimer(k, timerSlot{d, ts, string(ns)}, flags|cellPresent, reuse)
+	t := newTimer(k, timerSlot{d, ts, s.nsString(ns)}, flags|cellPresent, reuse)
 	s.store.retain(k)
 	k.timers.add(t)
 	s.queues[d].add(t)

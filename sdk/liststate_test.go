@@ -60,13 +60,15 @@ func asRestored[V any](l *ListState[V]) *ListState[V] {
 	return l
 }
 
-// One change to a long list writes one entry: Add does not rewrite the
-// list, RemoveIf deletes only what it removes, Update writes only the
-// elements that changed.
-func TestListStateWritesOnlyWhatChanges(t *testing.T) {
+// countedList is a list of key "k" in heap cells or in the backend's
+// entries, over a backend that counts its calls, after 1000 Adds (want).
+func countedList(t *testing.T, heap bool) (*countingBackend, *StateStore, *ListState[int64], []int64) {
 	b := &countingBackend{Backend: state.NewMemory()}
 	s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: b, UID: "op"}))
-	l := inBackend(NewListState[int64](s, "l"))
+	l := NewListState[int64](s, "l")
+	if !heap {
+		inBackend(l)
+	}
 	on(s, "k")
 	var want []int64
 	for i := range int64(1000) {
@@ -75,6 +77,14 @@ func TestListStateWritesOnlyWhatChanges(t *testing.T) {
 		}
 		want = append(want, i)
 	}
+	return b, s, l, want
+}
+
+// One change to a long list writes one entry: Add does not rewrite the
+// list, RemoveIf deletes only what it removes, Update writes only the
+// elements that changed.
+func TestListStateWritesOnlyWhatChanges(t *testing.T) {
+	b, _, l, want := countedList(t, false)
 	if b.sets != 2000 || b.setBytes > 2000*4 {
 		t.Fatalf("1000 Adds made %d writes of %d bytes, want 2000 small ones (element and counter)", b.sets, b.setBytes)
 	}
@@ -142,17 +152,7 @@ type listOp struct {
 // which writes the elements added or changed since the last one (each
 // once) and the range; reads of what it holds never reach the backend.
 func TestHeapListStateWritesAtCheckpoints(t *testing.T) {
-	b := &countingBackend{Backend: state.NewMemory()}
-	s := newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: b, UID: "op"}))
-	l := NewListState[int64](s, "l")
-	on(s, "k")
-	var want []int64
-	for i := range int64(1000) {
-		if err := l.Add(i); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, i)
-	}
+	b, s, l, want := countedList(t, true)
 	if got, err := l.Get(); err != nil || !slices.Equal(got, want) {
 		t.Fatalf("list of 1000 Adds: %d elements, %v", len(got), err)
 	}

@@ -1,6 +1,10 @@
 package sdk
 
-import "github.com/weir-run/weir/internal/keygroup"
+import (
+	"slices"
+
+	"github.com/weir-run/weir/internal/keygroup"
+)
 
 // Heap state: the typed values of a subtask's keyed state live in Go maps
 // in the operator, and reach the backend (Pebble when the job checkpoints)
@@ -8,9 +12,10 @@ import "github.com/weir-run/weir/internal/keygroup"
 // before something scans the backend. A record that reads and updates a
 // value costs a lookup of its key (interned, by the store) and a scan of
 // that key's few cells of the state: no backend key is built, nothing is
-// encoded, and a value that stays in memory is never decoded again. The backend's entries keep their layout
-// (appendStateKey, the state's codec), so checkpoints, savepoints and
-// rescaling by key group read exactly what the byte path wrote.
+// encoded, and a value that stays in memory is never decoded again. The
+// backend's entries keep their layout (appendStateKey, the state's codec),
+// so checkpoints, savepoints and rescaling by key group read exactly what
+// the byte path wrote.
 //
 // A value is kept as given: Get returns the value Set stored, not a copy.
 // One whose slices or maps are changed in place after a Set is changed in
@@ -86,13 +91,18 @@ func (ks *keySet[S, T]) add(x T) {
 }
 
 func (ks *keySet[S, T]) remove(x T) {
-	if ks.many == nil {
-		ks.few = swapRemove(ks.few, x)
+	if ks.many != nil {
+		if delete(ks.many, x.slot()); len(ks.many) == 0 {
+			ks.many = nil
+		}
 		return
 	}
-	delete(ks.many, x.slot())
-	if len(ks.many) == 0 {
-		ks.many = nil
+	if i := slices.Index(ks.few, x); i >= 0 {
+		// Order does not matter: the last item takes its place.
+		last := len(ks.few) - 1
+		var zero T
+		ks.few[i], ks.few[last] = ks.few[last], zero
+		ks.few = ks.few[:last]
 	}
 }
 
@@ -364,20 +374,6 @@ func (hs *heapState[N, V]) eachCell(fn func(*cell[N, V]) bool) {
 }
 
 func (c *cell[N, V]) slot() N { return c.key.ns }
-
-// swapRemove removes x from s, where order does not matter: the last
-// element takes its place.
-func swapRemove[T comparable](s []T, x T) []T {
-	for i, y := range s {
-		if y == x {
-			last := len(s) - 1
-			var zero T
-			s[i], s[last] = s[last], zero
-			return s[:last]
-		}
-	}
-	return s
-}
 
 // noNS is the namespace of a state with one value per key.
 func noNS(dst []byte, _ struct{}) []byte { return dst }

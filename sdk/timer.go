@@ -61,11 +61,6 @@ type timerService struct {
 	nss   map[string]string // see nsString
 }
 
-type timerKey struct {
-	k *keyRef
-	timerSlot
-}
-
 // timerSlot is a timer of a given key.
 type timerSlot struct {
 	d  TimeDomain
@@ -79,7 +74,8 @@ func (t *timer) slot() timerSlot { return t.timerSlot }
 // is set (not fired nor deleted), cellStored when the backend holds it,
 // cellDirty while it is listed in timerService.dirty.
 type timer struct {
-	timerKey
+	k *keyRef
+	timerSlot
 	// ord is the first 16 bytes of the timer's sort key (see
 	// compareTimers), zero-padded, as two big-endian numbers: most
 	// comparisons end there.
@@ -88,6 +84,7 @@ type timer struct {
 	di    int // index in the dirty list while cellDirty
 }
 
+// spareMax bounds timerService.spare.
 const spareMax = 4096
 
 // nsString returns ns as a string, shared by the timers of every key with
@@ -110,7 +107,7 @@ func newTimer(k *keyRef, slot timerSlot, flags cellFlags, t *timer) *timer {
 	if t == nil {
 		t = new(timer)
 	}
-	*t = timer{timerKey: timerKey{k, slot}, flags: flags}
+	*t = timer{k: k, timerSlot: slot, flags: flags}
 	var b [32]byte
 	sk := binary.AppendUvarint(b[:0], uint64(len(k.enc)))
 	sk = append(sk, k.enc[:min(len(k.enc), 16)]...)
@@ -125,11 +122,11 @@ func (t *timer) dirtyIndex() *int { return &t.di }
 
 // compareTimers orders the timers of one bucket as their entries sort in
 // the backend within a key group: by the length-prefixed key, then the
-// namespace. Timers
-// fire in (time, that order), whatever order they were set in. That is the
-// order of the concatenation of both (a length-prefixed key is a prefix of
-// no other), so the zero-padded first bytes of it (ord) decide unless
-// they are equal: padding with the least byte keeps the order.
+// namespace. Timers fire in (time, that order), whatever order they were
+// set in. That is the order of the concatenation of both (a length-prefixed
+// key is a prefix of no other), so the zero-padded first bytes of it (ord)
+// decide unless they are equal: padding with the least byte keeps the
+// order.
 func compareTimers(a, b *timer) int {
 	if c := cmp.Compare(a.ord[0], b.ord[0]); c != 0 {
 		return c

@@ -22,7 +22,11 @@ func (c qaCodec[T]) Append(dst []byte, v T) []byte { return c.app(dst, v) }
 
 func (c qaCodec[T]) Decode(b []byte) (T, error) {
 	d := uvarintframe.NewReader(b)
-	v := c.dec(d)
+	return decoded(d, c.dec(d))
+}
+
+// decoded is v, read by d, unless d found it corrupt or left bytes unread.
+func decoded[T any](d *uvarintframe.Reader, v T) (T, error) {
 	if err := d.Done(); err != nil {
 		var zero T
 		return zero, fmt.Errorf("%w: %T: %v", sdk.ErrDecode, zero, err)
@@ -191,10 +195,7 @@ func (q4EventCodec) Decode(b []byte) (q4Event, error) {
 	default:
 		e = q4Event{B: q4Bid{Auction: d.Varint(), Price: d.Varint(), DateTime: d.Varint(), Emit: d.Varint()}}
 	}
-	if err := d.Done(); err != nil {
-		return q4Event{}, fmt.Errorf("%w: %T: %v", sdk.ErrDecode, e, err)
-	}
-	return e, nil
+	return decoded(d, e)
 }
 
 func appendQ4Auction(dst []byte, a q4Auction) []byte {

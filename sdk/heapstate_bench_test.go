@@ -28,6 +28,26 @@ func benchStore(b *testing.B, pebble bool) *StateStore {
 	return newStateStore(runtime.NewEnv(runtime.EnvOptions{MaxParallelism: 128, State: be, UID: "op"}))
 }
 
+// BenchmarkScopeTo: scoping the store to a record's key, as every record of
+// a keyed operator does, when the key holds state (is interned).
+func BenchmarkScopeTo(b *testing.B) {
+	s := benchStore(b, false)
+	v := NewValueState[int64](s, "n")
+	for k := range int64(benchKeys) {
+		scopeTo[int64](s, VarintCodec[int64]{}, k)
+		if err := v.Set(k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for i := range b.N {
+		scopeTo[int64](s, VarintCodec[int64]{}, int64(i%benchKeys))
+	}
+	if s.cur == nil {
+		b.Fatal("key not interned")
+	}
+}
+
 // BenchmarkValueStateUpdate: a Get and a Set of a key's counter.
 func BenchmarkValueStateUpdate(b *testing.B) {
 	for _, be := range []struct {

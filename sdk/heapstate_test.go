@@ -168,9 +168,9 @@ func TestHeapStateProperty(t *testing.T) {
 			checkEntries(rt, sub, k, cur.maps[k])
 		}
 		// Every interned key is held by a cell or a timer.
-		for enc, r := range sub.store.keys {
-			if r.refs <= 0 || r.enc != enc {
-				rt.Fatalf("interned key %q with %d refs", enc, r.refs)
+		for r := range sub.store.keys.all {
+			if got, ok := sub.store.keys.get([]byte(r.enc)); r.refs <= 0 || !ok || got != r {
+				rt.Fatalf("interned key %q with %d refs, found by its encoding: %v", r.enc, r.refs, ok)
 			}
 		}
 	})
@@ -360,7 +360,7 @@ func countLive(ts *timerService) int {
 // liveTimers lists the timers set, as their keys know them.
 func liveTimers(ts *timerService) []*timer {
 	var all []*timer
-	for _, k := range ts.store.keys {
+	for k := range ts.store.keys.all {
 		k.timers.each(func(t *timer) bool { all = append(all, t); return true })
 	}
 	return all
@@ -382,6 +382,41 @@ func TestCompareTimersProperty(t *testing.T) {
 		b, eb := mk("b")
 		if got, want := compareTimers(a, b), bytes.Compare(ea, eb); got != want {
 			rt.Fatalf("compareTimers(%q %q, %q %q) = %d, want %d", a.k.enc, a.ns, b.k.enc, b.ns, got, want)
+		}
+	})
+}
+
+// The key index finds each interned key by its encoding and no other: short
+// encodings (packed into a word with their length) and long ones, against
+// a map of strings as the model. Encodings are drawn from few bytes so that
+// prefixes, trailing zero bytes and the 7/8-byte boundary all come up.
+func TestKeyIndexProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		x, model := newKeyIndex(), map[string]*keyRef{}
+		encs := rapid.SliceOfN(rapid.SliceOfN(rapid.SampledFrom([]byte{0, 1, 0xff}), 0, 9), 1, 12).Draw(rt, "encs")
+		for i := range rapid.IntRange(1, 60).Draw(rt, "ops") {
+			enc := encs[rapid.IntRange(0, len(encs)-1).Draw(rt, "enc")]
+			if k, ok := model[string(enc)]; ok {
+				x.del(k)
+				delete(model, string(enc))
+			} else {
+				k := &keyRef{enc: string(enc), group: i}
+				x.put(k)
+				model[string(enc)] = k
+			}
+			for _, e := range encs {
+				got, ok := x.get(e)
+				if want, wok := model[string(e)]; ok != wok || got != want {
+					rt.Fatalf("get(%x) = %v %v, want %v %v", e, got, ok, want, wok)
+				}
+			}
+			var all []*keyRef
+			for k := range x.all {
+				all = append(all, k)
+			}
+			if len(all) != len(model) {
+				rt.Fatalf("all yields %d keys, want %d", len(all), len(model))
+			}
 		}
 	})
 }

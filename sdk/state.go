@@ -48,14 +48,14 @@ type StateStore struct {
 	// or timer holds, caches the states whose cells live here, cells how
 	// many they hold and cellBudget how many they may.
 	cur        *keyRef
-	keys       map[string]*keyRef
+	keys       keyIndex
 	caches     []heapCache
 	cells      int
 	cellBudget int
 }
 
 func newStateStore(env *runtime.Env) *StateStore {
-	return &StateStore{env: env, names: map[string]bool{}, keys: map[string]*keyRef{}, cellBudget: defaultCellBudget}
+	return &StateStore{env: env, names: map[string]bool{}, keys: newKeyIndex(), cellBudget: defaultCellBudget}
 }
 
 // scopeTo scopes the store to key, encoded with c.

@@ -53,6 +53,10 @@ import (
 // combineMaxEntries bounds the partials one combiner subtask holds.
 const combineMaxEntries = 1 << 16
 
+// combineSpareMax bounds the emptied panes a combiner keeps for reuse: a
+// cleared map keeps its size, so few are kept.
+const combineSpareMax = 4
+
 // partial is what crosses the shuffle of a combined window: a raw record,
 // or the partial accumulator of key Key's pane.
 type partial[K comparable, T, A any] struct {
@@ -153,28 +157,34 @@ func combine[K comparable, T, A any](w WindowedStream[K, T], ac Codec[A], add fu
 	return KeyedStream[K, partial[K, T, A]]{s: out, key: func(p partial[K, T, A]) K { return p.Key }, keyCodec: k.keyCodec}
 }
 
-type paneKey[K comparable] struct {
-	key  K
+// heldPane is the partials a combiner holds of one pane, one per key, in
+// the order their keys first came: a key's partial is found through a map
+// of indexes, so adding to it allocates nothing, and the pane is emitted
+// and recycled as a whole when it falls due.
+type heldPane[K comparable, A any] struct {
 	pane TimeWindow
-}
-
-type held[A any] struct {
-	acc A
-	due int64 // the last instant of the oldest window holding the pane
+	due  int64 // the last instant of the oldest window holding the pane
+	at   map[K]int
+	keys []K
+	accs []A
 }
 
 type combiner[K comparable, T, A any] struct {
-	env    *runtime.Env
-	w      WindowedStream[K, T]
-	add    func(acc A, ok bool, v T) A
-	emit   func(partial[K, T, A])
-	held   map[paneKey[K]]*held[A]
+	env  *runtime.Env
+	w    WindowedStream[K, T]
+	add  func(acc A, ok bool, v T) A
+	emit func(partial[K, T, A])
+	// panes are the panes held, few at a time (those of the windows still
+	// open at the watermark), newest last; spare the emptied ones for reuse.
+	panes  []*heldPane[K, A]
+	spare  []*heldPane[K, A]
+	n      int // partials held, over every pane
 	wm     int64
 	minDue int64 // no held pane is due before it
 }
 
 func openCombiner[K comparable, T, A any](env *runtime.Env, w WindowedStream[K, T], add func(acc A, ok bool, v T) A, emit func(partial[K, T, A])) (runtime.OpRun, error) {
-	c := &combiner[K, T, A]{env: env, w: w, add: add, emit: emit, held: map[paneKey[K]]*held[A]{}, minDue: math.MaxInt64}
+	c := &combiner[K, T, A]{env: env, w: w, add: add, emit: emit, minDue: math.MaxInt64}
 	var err error
 	if c.wm, _, err = restoredWatermark(env); err != nil {
 		return runtime.OpRun{}, err
@@ -193,7 +203,7 @@ func openCombiner[K comparable, T, A any](env *runtime.Env, w WindowedStream[K, 
 			env.EmitWatermark(wm)
 		},
 		Idle:   func() { c.flush(math.MaxInt64) },
-		Held:   func() bool { return len(c.held) > 0 },
+		Held:   func() bool { return c.n > 0 },
 		Finish: func() error { c.flush(math.MaxInt64); return nil },
 		Snapshot: func(int64) ([][]byte, error) {
 			// Emitted before the barrier, which the task sends after the
@@ -206,43 +216,88 @@ func openCombiner[K comparable, T, A any](env *runtime.Env, w WindowedStream[K, 
 }
 
 func (c *combiner[K, T, A]) record(v T) {
-	a := c.w.a
-	ts := c.w.k.s.ts(v)
 	key := c.w.k.key(v)
-	p := a.paneOf(ts)
-	due := int64(math.MaxInt64)
-	a.windowsOf(p, func(w TimeWindow) bool { due = w.maxTimestamp(); return true })
-	if due == math.MaxInt64 && a.kind != globalWindows {
-		return // in the gap between hopping windows: the window operator drops it too
+	a := c.w.a
+	p := a.paneOf(c.w.k.s.ts(v))
+	// A held pane is not due yet: flush emits a pane once the watermark
+	// reaches its due.
+	hp := c.heldPane(p)
+	if hp == nil {
+		due := int64(math.MaxInt64)
+		a.windowsOf(p, func(w TimeWindow) bool { due = w.maxTimestamp(); return true })
+		if due == math.MaxInt64 && a.kind != globalWindows {
+			return // in the gap between hopping windows: the window operator drops it too
+		}
+		if due <= c.wm {
+			c.emit(partial[K, T, A]{Key: key, Raw: true, V: v})
+			return
+		}
+		hp = c.holdPane(p, due)
 	}
-	if due <= c.wm {
-		c.emit(partial[K, T, A]{Key: key, Raw: true, V: v})
+	if i, ok := hp.at[key]; ok {
+		hp.accs[i] = c.add(hp.accs[i], true, v)
 		return
 	}
-	pk := paneKey[K]{key, p}
-	if h := c.held[pk]; h != nil {
-		h.acc = c.add(h.acc, true, v)
-		return
-	}
-	if len(c.held) >= combineMaxEntries {
+	if c.n >= combineMaxEntries {
 		c.flush(math.MaxInt64)
+		hp = c.holdPane(p, hp.due)
 	}
 	var zero A
-	c.held[pk] = &held[A]{acc: c.add(zero, false, v), due: due}
+	hp.at[key] = len(hp.keys)
+	hp.keys = append(hp.keys, key)
+	hp.accs = append(hp.accs, c.add(zero, false, v))
+	c.n++
+}
+
+// heldPane is pane p's held partials, if the combiner holds any. The
+// newest panes are looked at first: records come roughly in time order.
+func (c *combiner[K, T, A]) heldPane(p TimeWindow) *heldPane[K, A] {
+	for i := len(c.panes) - 1; i >= 0; i-- {
+		if c.panes[i].pane == p {
+			return c.panes[i]
+		}
+	}
+	return nil
+}
+
+// holdPane starts holding partials of pane p, due at due.
+func (c *combiner[K, T, A]) holdPane(p TimeWindow, due int64) *heldPane[K, A] {
+	var hp *heldPane[K, A]
+	if n := len(c.spare); n > 0 {
+		hp, c.spare = c.spare[n-1], c.spare[:n-1]
+	} else {
+		hp = &heldPane[K, A]{at: map[K]int{}}
+	}
+	hp.pane, hp.due = p, due
+	c.panes = append(c.panes, hp)
 	c.minDue = min(c.minDue, due)
+	return hp
 }
 
 // flush emits the partials due by wm (all, for math.MaxInt64).
 func (c *combiner[K, T, A]) flush(wm int64) {
 	next := int64(math.MaxInt64)
-	for pk, h := range c.held {
-		if h.due > wm {
-			next = min(next, h.due)
+	kept := c.panes[:0]
+	for _, hp := range c.panes {
+		if hp.due > wm {
+			next = min(next, hp.due)
+			kept = append(kept, hp)
 			continue
 		}
-		c.emit(partial[K, T, A]{Key: pk.key, Pane: pk.pane, Acc: h.acc})
-		delete(c.held, pk)
+		for i, key := range hp.keys {
+			c.emit(partial[K, T, A]{Key: key, Pane: hp.pane, Acc: hp.accs[i]})
+		}
+		c.n -= len(hp.keys)
+		clear(hp.at)
+		clear(hp.keys)
+		clear(hp.accs)
+		hp.keys, hp.accs = hp.keys[:0], hp.accs[:0]
+		if len(c.spare) < combineSpareMax {
+			c.spare = append(c.spare, hp)
+		}
 	}
+	clear(c.panes[len(kept):])
+	c.panes = kept
 	c.minDue = next
 }
 

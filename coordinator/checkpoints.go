@@ -283,7 +283,7 @@ func (s *leaderState) startCheckpoints(ctx context.Context, j *jobDriver) {
 				hurry = true
 			}
 		}
-		if hurry {
+		if hurry && j.sourcesDrained() {
 			acts = append(acts, j.checkpoints.Hurry(now)...)
 		}
 		return acts

@@ -117,3 +117,51 @@ func TestCheckpointsGoOnAfterATaskFinished(t *testing.T) {
 	finish(sink)
 	eventually(t, 30*time.Second, "the job to finish", func() bool { return state() == weirv1.JobState_JOB_STATE_FINISHED })
 }
+
+// TestFinalCheckpointHurriedOnceEverySourceEnded: a source subtask that
+// waits for its final checkpoint while another source subtask still reads
+// gets no checkpoint of its own (the job cannot end before the other one
+// does); once every source subtask waits, the checkpoint is triggered at
+// once, not at the next interval (an hour here).
+func TestFinalCheckpointHurriedOnceEverySourceEnded(t *testing.T) {
+	h := startLeaderHarness(t, harnessOpts{})
+	var w *scriptedWorker
+	eventually(t, 30*time.Second, "the worker registers", func() bool {
+		var err error
+		w, err = h.worker("w1", scriptOpts{holdAcks: true})
+		return err == nil
+	})
+	spec := h.spec("drain")
+	spec.Parallelism = 2
+	spec.Checkpoints.IntervalMs = 3_600_000
+	spec.Graph.Vertices[0].Parallelism = 2
+	spec.Graph.Edges[0].Partitioning = weirv1.Partitioning_PARTITIONING_REBALANCE
+	if _, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	var key *weirv1.ProcessKey
+	eventually(t, 30*time.Second, "the job's tasks start", func() bool {
+		deploys, starts := w.seen()
+		if len(deploys) == 0 || len(starts) == 0 {
+			return false
+		}
+		key = deploys[0].Key
+		return true
+	})
+	await := func(subtask int32) {
+		w.report(key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
+			VertexId: 1, Subtask: subtask, State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true}}})
+	}
+	await(0)
+	select {
+	case tr := <-w.triggers:
+		t.Fatalf("checkpoint %d was triggered while source subtask 1 still reads", tr.id)
+	case <-time.After(2 * time.Second):
+	}
+	await(1)
+	select {
+	case <-w.triggers:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no checkpoint was triggered once both source subtasks ended their input")
+	}
+}

@@ -48,6 +48,10 @@ type jobDriver struct {
 	// parallelism: which routes a process needs (routesFor).
 	outEdges    map[int32][]*weirv1.Edge
 	parallelism map[int32]int32
+	// sourceTasks are the source vertices' subtasks, and liveSource the
+	// index of the last one found still reading (sourcesDrained).
+	sourceTasks []jobgraph.Subtask
+	liveSource  int
 
 	// attempt is the newest attempt number deployed; regionAttempt holds the
 	// one each region runs, which differ once a region restarted alone.
@@ -126,6 +130,27 @@ func awaitsFinal(u *weirv1.TaskStateUpdate) bool {
 	return u.GetState() == weirv1.TaskState_TASK_STATE_RUNNING && u.GetAwaitingFinalCheckpoint()
 }
 
+// sourcesDrained says every source subtask has ended its input: it waits
+// for its final checkpoint, or finished. Only then is a final checkpoint
+// hurried (see its callers): while some source still reads, the job cannot
+// end sooner for it, so a subtask that waits takes the next periodic
+// checkpoint, as in Flink (FLIP-147), rather than one triggered each time
+// a source subtask of a bounded job ends while the others still read.
+// The last live source found usually still is, so the check costs one
+// lookup while sources read and one pass over them as they end.
+func (j *jobDriver) sourcesDrained() bool {
+	n := len(j.sourceTasks)
+	for i := range n {
+		k := (j.liveSource + i) % n
+		t := j.tasks[j.sourceTasks[k]]
+		if t != nil && t.state != weirv1.TaskState_TASK_STATE_FINISHED && !t.awaiting {
+			j.liveSource = k
+			return false
+		}
+	}
+	return true
+}
+
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *jobDriver {
 	j := &jobDriver{rec: rec, m: m, attempt: rec.Attempt, vertices: make(map[int32]string), regionOf: make(map[int32]int32),
 		checkpoints: checkpoint.New(checkpointConfig(rec.Spec.GetCheckpoints())), manifests: map[int64]*weirv1.CheckpointManifest{},
@@ -139,6 +164,12 @@ func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *jobDriver {
 		}
 		for _, e := range g.Edges {
 			j.outEdges[e.Source] = append(j.outEdges[e.Source], e)
+		}
+		sources := j.sources()
+		for _, st := range j.subtasks {
+			if slices.Contains(sources, st.VertexID) {
+				j.sourceTasks = append(j.sourceTasks, st)
+			}
 		}
 		j.regions = jobgraph.Regions(g)
 		for r, vs := range j.regions {
@@ -570,9 +601,9 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 			s.startCheckpoints(ctx, j)
 		}
 		// A RUNNING update like any other, which also says the subtask's
-		// final checkpoint is wanted now (before checkpoints start, they
-		// start hurried: startCheckpoints).
-		if t.awaiting && j.checkpointing {
+		// final checkpoint is wanted, now if no source reads any more
+		// (before checkpoints start, they start hurried: startCheckpoints).
+		if t.awaiting && j.checkpointing && j.sourcesDrained() {
 			s.checkpointInput(ctx, j, j.checkpoints.Hurry)
 		}
 	case weirv1.TaskState_TASK_STATE_FINISHED:

@@ -1,6 +1,9 @@
 package sdk
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/weir-run/weir/internal/pebblestate"
@@ -161,5 +164,32 @@ func BenchmarkTimerSetFire(b *testing.B) {
 	}
 	if fired != b.N/benchKeys*benchKeys {
 		b.Fatalf("fired %d of %d", fired, b.N)
+	}
+}
+
+// BenchmarkSortTimers: ordering a window's bucket of timers, one per key
+// (int keys, one namespace), by radix (sortTimers) and by comparisons.
+func BenchmarkSortTimers(b *testing.B) {
+	ns := string(appendNS(nil, TimeWindow{Start: 1_436_918_400_000, End: 1_436_918_410_000}))
+	for _, n := range []int{128, 1000, 5000} {
+		base := make([]*timer, n)
+		for i := range base {
+			enc := string(VarintCodec[int64]{}.Append(nil, int64(1000+rand.IntN(n*3))))
+			base[i] = newTimer(&keyRef{enc: enc}, timerSlot{ns: ns}, 0, nil)
+		}
+		ts := make([]*timer, n)
+		b.Run(fmt.Sprintf("radix/%d", n), func(b *testing.B) {
+			var scratch []*timer
+			for range b.N {
+				copy(ts, base)
+				scratch = sortTimers(ts, scratch)
+			}
+		})
+		b.Run(fmt.Sprintf("compare/%d", n), func(b *testing.B) {
+			for range b.N {
+				copy(ts, base)
+				slices.SortFunc(ts, compareTimers)
+			}
+		})
 	}
 }

@@ -420,3 +420,55 @@ func TestKeyIndexProperty(t *testing.T) {
 		}
 	})
 }
+
+// sortTimers orders a bucket as a comparison sort by compareTimers does,
+// below and above radixMin: keys and namespaces are drawn so that ord[0]
+// (the first bytes) often ties and the tail decides, that a byte position
+// is sometimes shared by all and sometimes not, and scratch comes back
+// holding no timer.
+func TestSortTimersProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		prefixes := rapid.SliceOfN(rapid.SampledFrom([]string{"", "k", "kkkkkkk", strings.Repeat("k", 20)}), 1, 4).Draw(rt, "prefixes")
+		prefix := rapid.SampledFrom(prefixes)
+		// A small alphabet makes byte positions every timer shares; one
+		// odd timer then differs where the others agree.
+		alphabet := rapid.SliceOfNDistinct(rapid.SampledFrom([]byte{0, 1, 0x7f, 0x80, 0xff}), 1, 5, rapid.ID).Draw(rt, "alphabet")
+		tailLen := rapid.IntRange(0, 4).Draw(rt, "tail length")
+		tail := rapid.SliceOfN(rapid.SampledFrom(alphabet), tailLen, tailLen)
+		n := rapid.IntRange(0, radixMin-1).Draw(rt, "n") // rapid favours small numbers
+		if rapid.Bool().Draw(rt, "radix") {
+			n = rapid.IntRange(radixMin, 3*radixMin).Draw(rt, "n radix")
+		}
+		odd := rapid.SampledFrom([]int{-1, 0, n / 2, n - 1}).Draw(rt, "odd timer")
+		ts := make([]*timer, n)
+		for i := range ts {
+			enc := prefix.Draw(rt, "key") + string(tail.Draw(rt, "key tail"))
+			ns := prefix.Draw(rt, "ns") + string(tail.Draw(rt, "ns tail"))
+			if i == odd {
+				enc = rapid.StringN(0, 9, -1).Draw(rt, "odd key")
+			}
+			ts[i] = newTimer(&keyRef{enc: enc}, timerSlot{ns: ns}, 0, nil)
+		}
+		want := slices.Clone(ts)
+		slices.SortStableFunc(want, compareTimers)
+		scratch := sortTimers(ts, make([]*timer, rapid.IntRange(0, 5).Draw(rt, "scratch")))
+		for i := range ts {
+			if compareTimers(ts[i], want[i]) != 0 {
+				rt.Fatalf("timer %d is %q %q, want %q %q", i, ts[i].k.enc, ts[i].ns, want[i].k.enc, want[i].ns)
+			}
+		}
+		got, all := map[*timer]int{}, map[*timer]int{}
+		for i := range ts {
+			got[ts[i]]++
+			all[want[i]]++
+		}
+		if !maps.Equal(got, all) {
+			rt.Fatalf("sorted timers are not the timers given")
+		}
+		for _, x := range scratch[:cap(scratch)] {
+			if x != nil {
+				rt.Fatalf("scratch still holds a timer")
+			}
+		}
+	})
+}

@@ -153,6 +153,7 @@ func compareTimers(a, b *timer) int {
 type timerQueue struct {
 	buckets map[int64]*timerBucket
 	times   []*timerBucket // the heap
+	scratch []*timer       // room for sorting a bucket (sortTimers)
 }
 
 type timerBucket struct {
@@ -218,10 +219,10 @@ func (q *timerQueue) first() *timerBucket {
 	return nil
 }
 
-// pop takes b's next timer in firing order.
-func (b *timerBucket) pop() *timer {
+// pop takes b's next timer in firing order; scratch is room for sorting.
+func (b *timerBucket) pop(scratch *[]*timer) *timer {
 	if !b.sorted {
-		slices.SortFunc(b.timers, compareTimers)
+		*scratch = sortTimers(b.timers, *scratch)
 		b.sorted = true
 	}
 	for {
@@ -232,6 +233,67 @@ func (b *timerBucket) pop() *timer {
 			return t
 		}
 	}
+}
+
+// radixMin is the number of timers from which sortTimers sorts by radix:
+// below it a comparison sort is as fast.
+const radixMin = 128
+
+// sortTimers puts ts in compareTimers' order, with scratch (returned,
+// grown and cleared) as room. A large bucket (a window's timers of every
+// key) is sorted by radix on ord[0], which nearly always decides alone:
+// one pass counts the bytes at each position, the positions where every
+// timer has the same byte (the key's length, the window's namespace) are
+// skipped, and each other one moves every timer once, with no comparison
+// called. Runs that ord[0] leaves tied are then sorted by compareTimers.
+// On q5's buckets of ~5,000 timers the comparison sort was a tenth of the
+// query's CPU.
+func sortTimers(ts, scratch []*timer) []*timer {
+	n := len(ts)
+	if n < radixMin {
+		slices.SortFunc(ts, compareTimers)
+		return scratch
+	}
+	var counts [8][256]int
+	for _, t := range ts {
+		o := t.ord[0]
+		for i := range counts {
+			counts[i][byte(o>>(8*i))]++
+		}
+	}
+	scratch = slices.Grow(scratch[:0], n)[:n]
+	src, dst := ts, scratch
+	for i := range counts {
+		c := &counts[i]
+		if c[byte(ts[0].ord[0]>>(8*i))] == n {
+			continue // every timer has this byte
+		}
+		at := 0
+		for j, k := range c {
+			c[j], at = at, at+k
+		}
+		for _, t := range src {
+			d := byte(t.ord[0] >> (8 * i))
+			dst[c[d]] = t
+			c[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &ts[0] {
+		copy(ts, src)
+	}
+	clear(scratch)
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && ts[j].ord[0] == ts[i].ord[0] {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(ts[i:j], compareTimers)
+		}
+		i = j
+	}
+	return scratch
 }
 
 func (q *timerQueue) pushTime(b *timerBucket) {
@@ -444,7 +506,7 @@ func (s *timerService) fire(d TimeDomain, upTo int64, fn func(ts int64, ns []byt
 		if b == nil || b.ts > upTo {
 			break
 		}
-		t := b.pop()
+		t := b.pop(&q.scratch)
 		s.unset(t)
 		s.store.scopeToRef(t.k)
 		s.ns = append(s.ns[:0], t.ns...)

@@ -121,47 +121,60 @@ func TestCheckpointsGoOnAfterATaskFinished(t *testing.T) {
 // TestFinalCheckpointHurriedOnceEverySourceEnded: a source subtask that
 // waits for its final checkpoint while another source subtask still reads
 // gets no checkpoint of its own (the job cannot end before the other one
-// does); once every source subtask waits, the checkpoint is triggered at
-// once, not at the next interval (an hour here).
+// does); once the other one ends its input, the checkpoint is triggered at
+// once, not at the next interval (an hour here): when it says it waits, and
+// when it finishes without saying so (it took a checkpoint triggered
+// before as its final one).
 func TestFinalCheckpointHurriedOnceEverySourceEnded(t *testing.T) {
-	h := startLeaderHarness(t, harnessOpts{})
-	var w *scriptedWorker
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		var err error
-		w, err = h.worker("w1", scriptOpts{holdAcks: true})
-		return err == nil
-	})
-	spec := h.spec("drain")
-	spec.Parallelism = 2
-	spec.Checkpoints.IntervalMs = 3_600_000
-	spec.Graph.Vertices[0].Parallelism = 2
-	spec.Graph.Edges[0].Partitioning = weirv1.Partitioning_PARTITIONING_REBALANCE
-	if _, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
-	var key *weirv1.ProcessKey
-	eventually(t, 30*time.Second, "the job's tasks start", func() bool {
-		deploys, starts := w.seen()
-		if len(deploys) == 0 || len(starts) == 0 {
-			return false
-		}
-		key = deploys[0].Key
-		return true
-	})
-	await := func(subtask int32) {
-		w.report(key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
-			VertexId: 1, Subtask: subtask, State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true}}})
-	}
-	await(0)
-	select {
-	case tr := <-w.triggers:
-		t.Fatalf("checkpoint %d was triggered while source subtask 1 still reads", tr.id)
-	case <-time.After(2 * time.Second):
-	}
-	await(1)
-	select {
-	case <-w.triggers:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no checkpoint was triggered once both source subtasks ended their input")
+	for _, last := range []*weirv1.TaskStateUpdate{
+		{State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true},
+		{State: weirv1.TaskState_TASK_STATE_FINISHED},
+	} {
+		t.Run(last.State.String(), func(t *testing.T) {
+			h := startLeaderHarness(t, harnessOpts{})
+			var w *scriptedWorker
+			eventually(t, 30*time.Second, "the worker registers", func() bool {
+				var err error
+				w, err = h.worker("w1", scriptOpts{holdAcks: true})
+				return err == nil
+			})
+			spec := h.spec("drain")
+			spec.Parallelism = 2
+			spec.Checkpoints.IntervalMs = 3_600_000
+			spec.Graph.Vertices[0].Parallelism = 2
+			spec.Graph.Edges[0].Partitioning = weirv1.Partitioning_PARTITIONING_REBALANCE
+			r, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every task's first RUNNING is in before the test's reports,
+			// which it would otherwise overwrite.
+			var key *weirv1.ProcessKey
+			eventually(t, 30*time.Second, "the job to run", func() bool {
+				st, err := h.api.GetJob(h.ctx, &weirv1.GetJobRequest{JobId: r.JobId})
+				if err != nil || st.State != weirv1.JobState_JOB_STATE_RUNNING {
+					return false
+				}
+				deploys, _ := w.seen()
+				key = deploys[0].Key
+				return true
+			})
+			report := func(subtask int32, u *weirv1.TaskStateUpdate) {
+				u.VertexId, u.Subtask = 1, subtask
+				w.report(key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}})
+			}
+			report(0, &weirv1.TaskStateUpdate{State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true})
+			select {
+			case tr := <-w.triggers:
+				t.Fatalf("checkpoint %d was triggered while source subtask 1 still reads", tr.id)
+			case <-time.After(2 * time.Second):
+			}
+			report(1, last)
+			select {
+			case <-w.triggers:
+			case <-time.After(30 * time.Second):
+				t.Fatal("no checkpoint was triggered once both source subtasks ended their input")
+			}
+		})
 	}
 }

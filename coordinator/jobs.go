@@ -136,8 +136,9 @@ func awaitsFinal(u *weirv1.TaskStateUpdate) bool {
 // end sooner for it, so a subtask that waits takes the next periodic
 // checkpoint, as in Flink (FLIP-147), rather than one triggered each time
 // a source subtask of a bounded job ends while the others still read.
-// The last live source found usually still is, so the check costs one
-// lookup while sources read and one pass over them as they end.
+// It moves liveSource to the source it finds reading: that one usually
+// still is next time, so the check costs one lookup while sources read and
+// one pass over them as they end.
 func (j *jobDriver) sourcesDrained() bool {
 	n := len(j.sourceTasks)
 	for i := range n {
@@ -614,11 +615,19 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 		}
 		// A subtask ends only after its final checkpoint completed, so
 		// checkpoints go on without it: it is recorded as finished in
-		// those it did not ack (FLIP-147).
+		// those it did not ack (FLIP-147). A source subtask that took a
+		// checkpoint already triggered as its final one never said it
+		// waits: if it was the last source reading, the subtasks that wait
+		// get their checkpoint now.
 		if j.checkpointing {
 			id := checkpoint.TaskID{Vertex: u.VertexId, Subtask: u.Subtask}
+			hurry := slices.Contains(j.sources(), u.VertexId) && j.sourcesDrained()
 			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
-				return j.checkpoints.Finished(id, j.finishedAck(id), now)
+				acts := j.checkpoints.Finished(id, j.finishedAck(id), now)
+				if hurry {
+					acts = append(acts, j.checkpoints.Hurry(now)...)
+				}
+				return acts
 			})
 		}
 		if j.allTasks(weirv1.TaskState_TASK_STATE_RUNNING, weirv1.TaskState_TASK_STATE_FINISHED) {

@@ -53,9 +53,13 @@ import (
 // combineMaxEntries bounds the partials one combiner subtask holds.
 const combineMaxEntries = 1 << 16
 
-// combineSpareMax bounds the emptied panes a combiner keeps for reuse: a
-// cleared map keeps its size, so few are kept.
-const combineSpareMax = 4
+// combineSpareMax bounds the emptied panes a combiner keeps for reuse, and
+// combineSpareKeys the keys a pane may have held to be kept: a cleared map
+// keeps its size, and clearing it again costs that size.
+const (
+	combineSpareMax  = 4
+	combineSpareKeys = 4096
+)
 
 // partial is what crosses the shuffle of a combined window: a raw record,
 // or the partial accumulator of key Key's pane.
@@ -174,9 +178,11 @@ type combiner[K comparable, T, A any] struct {
 	w    WindowedStream[K, T]
 	add  func(acc A, ok bool, v T) A
 	emit func(partial[K, T, A])
-	// panes are the panes held, few at a time (those of the windows still
-	// open at the watermark), newest last; spare the emptied ones for reuse.
+	// panes are the panes held, usually few (those of the windows still
+	// open at the watermark), newest last, and byPane finds them; spare
+	// holds emptied ones for reuse.
 	panes  []*heldPane[K, A]
+	byPane map[TimeWindow]*heldPane[K, A]
 	spare  []*heldPane[K, A]
 	n      int // partials held, over every pane
 	wm     int64
@@ -184,7 +190,7 @@ type combiner[K comparable, T, A any] struct {
 }
 
 func openCombiner[K comparable, T, A any](env *runtime.Env, w WindowedStream[K, T], add func(acc A, ok bool, v T) A, emit func(partial[K, T, A])) (runtime.OpRun, error) {
-	c := &combiner[K, T, A]{env: env, w: w, add: add, emit: emit, minDue: math.MaxInt64}
+	c := &combiner[K, T, A]{env: env, w: w, add: add, emit: emit, byPane: map[TimeWindow]*heldPane[K, A]{}, minDue: math.MaxInt64}
 	var err error
 	if c.wm, _, err = restoredWatermark(env); err != nil {
 		return runtime.OpRun{}, err
@@ -221,7 +227,7 @@ func (c *combiner[K, T, A]) record(v T) {
 	p := a.paneOf(c.w.k.s.ts(v))
 	// A held pane is not due yet: flush emits a pane once the watermark
 	// reaches its due.
-	hp := c.heldPane(p)
+	hp := c.findPane(p)
 	if hp == nil {
 		due := int64(math.MaxInt64)
 		a.windowsOf(p, func(w TimeWindow) bool { due = w.maxTimestamp(); return true })
@@ -239,8 +245,9 @@ func (c *combiner[K, T, A]) record(v T) {
 		return
 	}
 	if c.n >= combineMaxEntries {
+		due := hp.due
 		c.flush(math.MaxInt64)
-		hp = c.holdPane(p, hp.due)
+		hp = c.holdPane(p, due)
 	}
 	var zero A
 	hp.at[key] = len(hp.keys)
@@ -249,15 +256,14 @@ func (c *combiner[K, T, A]) record(v T) {
 	c.n++
 }
 
-// heldPane is pane p's held partials, if the combiner holds any. The
-// newest panes are looked at first: records come roughly in time order.
-func (c *combiner[K, T, A]) heldPane(p TimeWindow) *heldPane[K, A] {
-	for i := len(c.panes) - 1; i >= 0; i-- {
-		if c.panes[i].pane == p {
-			return c.panes[i]
-		}
+// findPane is pane p's held partials, if the combiner holds any. Records
+// come roughly in time order, so most are of the newest pane, which is
+// looked at before the map.
+func (c *combiner[K, T, A]) findPane(p TimeWindow) *heldPane[K, A] {
+	if n := len(c.panes); n > 0 && c.panes[n-1].pane == p {
+		return c.panes[n-1]
 	}
-	return nil
+	return c.byPane[p]
 }
 
 // holdPane starts holding partials of pane p, due at due.
@@ -270,6 +276,7 @@ func (c *combiner[K, T, A]) holdPane(p TimeWindow, due int64) *heldPane[K, A] {
 	}
 	hp.pane, hp.due = p, due
 	c.panes = append(c.panes, hp)
+	c.byPane[p] = hp
 	c.minDue = min(c.minDue, due)
 	return hp
 }
@@ -288,11 +295,12 @@ func (c *combiner[K, T, A]) flush(wm int64) {
 			c.emit(partial[K, T, A]{Key: key, Pane: hp.pane, Acc: hp.accs[i]})
 		}
 		c.n -= len(hp.keys)
-		clear(hp.at)
-		clear(hp.keys)
-		clear(hp.accs)
-		hp.keys, hp.accs = hp.keys[:0], hp.accs[:0]
-		if len(c.spare) < combineSpareMax {
+		delete(c.byPane, hp.pane)
+		if len(c.spare) < combineSpareMax && len(hp.keys) <= combineSpareKeys {
+			clear(hp.at)
+			clear(hp.keys)
+			clear(hp.accs)
+			hp.keys, hp.accs = hp.keys[:0], hp.accs[:0]
 			c.spare = append(c.spare, hp)
 		}
 	}

@@ -410,12 +410,13 @@ func TestKeyIndexProperty(t *testing.T) {
 					rt.Fatalf("get(%x) = %v %v, want %v %v", e, got, ok, want, wok)
 				}
 			}
-			var all []*keyRef
+			all, n := map[string]*keyRef{}, 0
 			for k := range x.all {
-				all = append(all, k)
+				all[k.enc] = k
+				n++
 			}
-			if len(all) != len(model) {
-				rt.Fatalf("all yields %d keys, want %d", len(all), len(model))
+			if n != len(model) || !maps.Equal(all, model) {
+				rt.Fatalf("all yields %d keys, not the %d interned", n, len(model))
 			}
 		}
 	})

@@ -223,6 +223,9 @@ func (q *timerQueue) first() *timerBucket {
 func (b *timerBucket) pop(scratch *[]*timer) *timer {
 	if !b.sorted {
 		*scratch = sortTimers(b.timers, *scratch)
+		if cap(*scratch) > scratchMax {
+			*scratch = nil // one huge bucket does not keep its room
+		}
 		b.sorted = true
 	}
 	for {
@@ -235,6 +238,9 @@ func (b *timerBucket) pop(scratch *[]*timer) *timer {
 	}
 }
 
+// scratchMax bounds the room for sorting a timer queue keeps.
+const scratchMax = 1 << 16
+
 // radixMin is the number of timers from which sortTimers sorts by radix:
 // below it a comparison sort is as fast.
 const radixMin = 128
@@ -243,9 +249,10 @@ const radixMin = 128
 // grown and cleared) as room. A large bucket (a window's timers of every
 // key) is sorted by radix on ord[0], which nearly always decides alone:
 // one pass counts the bytes at each position, the positions where every
-// timer has the same byte (the key's length, the window's namespace) are
-// skipped, and each other one moves every timer once, with no comparison
-// called. Runs that ord[0] leaves tied are then sorted by compareTimers.
+// timer has the same byte (the key's length; the window's namespace when
+// the keys are short) are skipped, and each other one moves every timer
+// once, with no comparison called. Runs that ord[0] leaves tied are then
+// sorted by compareTimers.
 // On q5's buckets of ~5,000 timers the comparison sort was a tenth of the
 // query's CPU.
 func sortTimers(ts, scratch []*timer) []*timer {
@@ -265,7 +272,7 @@ func sortTimers(ts, scratch []*timer) []*timer {
 	src, dst := ts, scratch
 	for i := range counts {
 		c := &counts[i]
-		if c[byte(ts[0].ord[0]>>(8*i))] == n {
+		if c[byte(src[0].ord[0]>>(8*i))] == n {
 			continue // every timer has this byte
 		}
 		at := 0

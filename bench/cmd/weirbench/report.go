@@ -330,7 +330,7 @@ func scaling(res *Results) string {
 	}
 	var b strings.Builder
 	b.WriteString("## Scaling on this machine\n\n")
-	fmt.Fprintf(&b, "Cores busy is CPU time over wall time (all the job's processes). A query whose p=1 run keeps c cores busy can run at p=2 at most min(2, %d ÷ c) times as fast on the %d cores this run had (the ceiling), and that only if p=2 cost no more per event. The per-core column is what p=2 costs more per event: records crossing processes, two combiners' partials instead of one's, twice the subtasks on the same cores.\n\n", res.Cores, res.Cores)
+	fmt.Fprintf(&b, "Cores busy is CPU time over wall time (all the job's processes). A query whose p=1 run keeps c cores busy can run at p=2 at most min(2, %d ÷ c) times as fast on the %d cores this run had (the ceiling), and that only if p=2 cost no more per event. The per-core column is what p=2 costs more per event: records crossing processes, two combiners' partials instead of one's, twice the subtasks on the same cores, and the same code running slower when two processes share them (see Before → after).\n\n", res.Cores, res.Cores)
 	b.WriteString("| query | cores busy p=1 | cores busy p=2 | ceiling of p=2 ÷ p=1 | p=2 per-core rate ÷ p=1's | p=2 ÷ p=1 |\n|---|---|---|---|---|---|\n")
 	for _, q := range res.Queries {
 		r1, ok1 := q.run(1)

@@ -16,12 +16,7 @@ import (
 func TestDataPlaneTLSRoutesPinCertificates(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{dataTLS: true})
 	cert := sha256.Sum256([]byte("a process's certificate"))
-	var w *scriptedWorker
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		var err error
-		w, err = h.worker("w1", scriptOpts{cert: cert[:]})
-		return err == nil
-	})
+	w := h.registered(t, "w1", scriptOpts{cert: cert[:]})
 	h.submit("pinned")
 	eventually(t, 30*time.Second, "the tasks start", func() bool {
 		_, starts := w.seen()
@@ -48,12 +43,7 @@ func TestDataPlaneTLSRoutesPinCertificates(t *testing.T) {
 // plaintext.
 func TestDataPlaneTLSRefusesAProcessWithoutACertificate(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{dataTLS: true})
-	var w *scriptedWorker
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		var err error
-		w, err = h.worker("w1", scriptOpts{})
-		return err == nil
-	})
+	w := h.registered(t, "w1", scriptOpts{})
 	job := h.submit("unpinned")
 	var st *weirv1.JobStatus
 	eventually(t, 30*time.Second, "the job fails", func() bool {

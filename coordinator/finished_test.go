@@ -16,12 +16,7 @@ import (
 // finished. When the sink finishes too, the job is FINISHED.
 func TestCheckpointsGoOnAfterATaskFinished(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{})
-	var w *scriptedWorker
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		var err error
-		w, err = h.worker("w1", scriptOpts{holdAcks: true})
-		return err == nil
-	})
+	w := h.registered(t, "w1", scriptOpts{holdAcks: true})
 	job := h.submit("flip147")
 	ack := func(tr trigger) {
 		w.report(tr.key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointAck{CheckpointAck: &weirv1.CheckpointAck{
@@ -132,12 +127,7 @@ func TestFinalCheckpointHurriedOnceEverySourceEnded(t *testing.T) {
 	} {
 		t.Run(last.State.String(), func(t *testing.T) {
 			h := startLeaderHarness(t, harnessOpts{})
-			var w *scriptedWorker
-			eventually(t, 30*time.Second, "the worker registers", func() bool {
-				var err error
-				w, err = h.worker("w1", scriptOpts{holdAcks: true})
-				return err == nil
-			})
+			w := h.registered(t, "w1", scriptOpts{holdAcks: true})
 			spec := h.spec("drain")
 			spec.Parallelism = 2
 			spec.Checkpoints.IntervalMs = 3_600_000

@@ -14,12 +14,7 @@ import (
 // job's checkpoints; the genuine ack then completes the checkpoint.
 func TestForgedReportsChangeNothing(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{})
-	var host *scriptedWorker
-	eventually(t, 30*time.Second, "the host registers", func() bool {
-		var err error
-		host, err = h.worker("w1", scriptOpts{holdAcks: true})
-		return err == nil
-	})
+	host := h.registered(t, "w1", scriptOpts{holdAcks: true})
 	job := h.submit("victim")
 	var trig []trigger
 	for len(trig) < 2 { // both subtasks of the first checkpoint

@@ -17,12 +17,7 @@ import (
 // in-flight checkpoint's ack names, never another job's or a binary.
 func TestOrphanedCheckpointFilesAreCollected(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{config: func(c *Config) { c.CheckpointGCInterval = time.Millisecond }})
-	var w *scriptedWorker
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		var err error
-		w, err = h.worker("w1", scriptOpts{holdAcks: true})
-		return err == nil
-	})
+	w := h.registered(t, "w1", scriptOpts{holdAcks: true})
 	ctx := h.ctx
 	bucket := h.store.Bucket()
 	put := func(key string) {

@@ -65,12 +65,7 @@ func TestQuotaReservations(t *testing.T) {
 // them as given.
 func TestSecretLookingArgsAreRedacted(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{})
-	var w *scriptedWorker
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		var err error
-		w, err = h.worker("w1", scriptOpts{})
-		return err == nil
-	})
+	w := h.registered(t, "w1", scriptOpts{})
 	spec := h.spec("redacted")
 	spec.Args = []string{"--user", "app", "--password", "hunter2", "api_key=k3y"}
 	r, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})

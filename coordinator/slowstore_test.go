@@ -165,6 +165,19 @@ func startLeaderHarness(t testing.TB, opts harnessOpts) *leaderHarness {
 	return h
 }
 
+// registered connects scripted worker id, retrying until the leader takes
+// it.
+func (h *leaderHarness) registered(t testing.TB, id string, opts scriptOpts) *scriptedWorker {
+	t.Helper()
+	var w *scriptedWorker
+	eventually(t, 30*time.Second, "worker "+id+" registers", func() bool {
+		var err error
+		w, err = h.worker(id, opts)
+		return err == nil
+	})
+	return w
+}
+
 // worker connects a scripted worker.
 func (h *leaderHarness) worker(id string, opts scriptOpts) (*scriptedWorker, error) {
 	w, err := startScriptedWorker(h.lctx, weirv1.NewClusterServiceClient(h.conn), id, h.c.cfg.HeartbeatInterval, opts)
@@ -179,12 +192,7 @@ func TestSlowManifestWriteStallsOnlyItsJob(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{wrapStore: g.wrap})
 	defer g.open() // before the S3 server closes: a held request must end for it
 	ctx, c, api, submit := h.ctx, h.c, h.api, h.submit
-	var w *scriptedWorker
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		var err error
-		w, err = h.worker("w1", scriptOpts{})
-		return err == nil
-	})
+	w := h.registered(t, "w1", scriptOpts{})
 
 	a := submit("a")
 	var heldJob string

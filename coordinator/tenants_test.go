@@ -65,7 +65,7 @@ func listJobIDs(t *testing.T, api weirv1.JobServiceClient, ctx context.Context) 
 // nothing behind.
 func TestSpecSizeLimit(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{})
-	connectWorker(t, h, scriptOpts{})
+	h.registered(t, "w1", scriptOpts{})
 	spec := h.spec("big")
 	spec.Args = []string{strings.Repeat("x", 3<<20)}
 	_, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})
@@ -84,7 +84,7 @@ func TestSpecSizeLimit(t *testing.T) {
 // and the job ran without a record, to vanish at the next failover.
 func TestUnrecordedJobDoesNotRun(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{config: func(c *Config) { c.MaxSpecBytes = 8 << 20 }})
-	w := connectWorker(t, h, scriptOpts{})
+	w := h.registered(t, "w1", scriptOpts{})
 	spec := h.spec("huge")
 	spec.Args = []string{strings.Repeat("x", 1700<<10)}
 	_, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})
@@ -105,7 +105,7 @@ func TestUnrecordedJobDoesNotRun(t *testing.T) {
 // leader goes away right after answering.
 func TestSubmittedJobSurvivesImmediateFailover(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{})
-	connectWorker(t, h, scriptOpts{})
+	h.registered(t, "w1", scriptOpts{})
 	var ids []string
 	for _, n := range []string{"a", "b", "c"} {
 		ids = append(ids, h.submit(n))
@@ -147,7 +147,7 @@ func TestSubmittedJobSurvivesImmediateFailover(t *testing.T) {
 func TestDeleteJob(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{})
 	// Checkpoints never complete: the test's objects are all there are.
-	connectWorker(t, h, scriptOpts{holdAcks: true})
+	h.registered(t, "w1", scriptOpts{holdAcks: true})
 	a, b := h.submit("a"), h.submit("b")
 	waitState(t, h, a, weirv1.JobState_JOB_STATE_RUNNING)
 	bucket := h.store.Bucket()
@@ -242,7 +242,7 @@ func TestDeleteJob(t *testing.T) {
 func TestJobRetention(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{config: func(c *Config) { c.JobRetention = 2 * time.Second }})
 	// Checkpoints never complete: the test's objects are all there are.
-	connectWorker(t, h, scriptOpts{holdAcks: true})
+	h.registered(t, "w1", scriptOpts{holdAcks: true})
 	done, running := h.submit("done"), h.submit("running")
 	waitState(t, h, done, weirv1.JobState_JOB_STATE_RUNNING)
 	if err := h.store.Bucket().WriteAll(h.ctx, "checkpoints/"+done+"/chk-1/_manifest", []byte("x"), nil); err != nil {
@@ -298,23 +298,11 @@ func sorted(s []string) []string {
 	return s
 }
 
-// connectWorker connects scripted worker w1 once the harness leads.
-func connectWorker(t *testing.T, h *leaderHarness, opts scriptOpts) *scriptedWorker {
-	t.Helper()
-	var w *scriptedWorker
-	eventually(t, 30*time.Second, "the worker registers", func() bool {
-		var err error
-		w, err = h.worker("w1", opts)
-		return err == nil
-	})
-	return w
-}
-
 // A job's memory limit goes to its workers; where a worker cannot enforce
 // it, the job's status says so, naming the worker and why.
 func TestMemoryLimitNotEnforcedIsShown(t *testing.T) {
 	h := startLeaderHarness(t, harnessOpts{})
-	w := connectWorker(t, h, scriptOpts{noLimits: "no cgroup v2 here"})
+	w := h.registered(t, "w1", scriptOpts{noLimits: "no cgroup v2 here"})
 	spec := h.spec("limited")
 	spec.MemoryLimitBytes = 2 << 30
 	r, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})

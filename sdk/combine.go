@@ -171,6 +171,8 @@ type heldPane[K comparable, A any] struct {
 	at   map[K]int
 	keys []K
 	accs []A
+	// lastIdx is the index of the key last added to.
+	lastIdx int
 }
 
 type combiner[K comparable, T, A any] struct {
@@ -178,6 +180,9 @@ type combiner[K comparable, T, A any] struct {
 	w    WindowedStream[K, T]
 	add  func(acc A, ok bool, v T) A
 	emit func(partial[K, T, A])
+	// last is the held pane of the previous record (nil: none, or
+	// flushed since).
+	last *heldPane[K, A]
 	// panes are the panes held, usually few (those of the windows still
 	// open at the watermark), newest last, and byPane finds them; spare
 	// holds emptied ones for reuse.
@@ -223,34 +228,65 @@ func openCombiner[K comparable, T, A any](env *runtime.Env, w WindowedStream[K, 
 
 func (c *combiner[K, T, A]) record(v T) {
 	key := c.w.k.key(v)
-	a := c.w.a
-	p := a.paneOf(c.w.k.s.ts(v))
-	// A held pane is not due yet: flush emits a pane once the watermark
-	// reaches its due.
-	hp := c.findPane(p)
-	if hp == nil {
-		due := int64(math.MaxInt64)
-		a.windowsOf(p, func(w TimeWindow) bool { due = w.maxTimestamp(); return true })
-		if due == math.MaxInt64 && a.kind != globalWindows {
-			return // in the gap between hopping windows: the window operator drops it too
-		}
-		if due <= c.wm {
-			c.emit(partial[K, T, A]{Key: key, Raw: true, V: v})
+	ts := c.w.k.s.ts(v)
+	// Records come roughly in time order and keys repeat (a hot
+	// auction's bids), so the previous record's pane and key are tried
+	// before the pane arithmetic and the map: on q7, whose records share
+	// one key, those were a quarter of the query's CPU.
+	hp := c.last
+	if hp == nil || ts < hp.pane.Start || ts >= hp.pane.End {
+		if hp = c.paneFor(key, v, ts); hp == nil {
 			return
 		}
-		hp = c.holdPane(p, due)
+		c.last = hp
 	}
-	if i, ok := hp.at[key]; ok {
-		hp.accs[i] = c.add(hp.accs[i], true, v)
-		return
+	i := hp.lastIdx
+	if i >= len(hp.keys) || hp.keys[i] != key {
+		var ok bool
+		if i, ok = hp.at[key]; !ok {
+			c.addKey(hp, key, v)
+			return
+		}
+		hp.lastIdx = i
 	}
+	hp.accs[i] = c.add(hp.accs[i], true, v)
+}
+
+// paneFor is the held pane of the record v at ts, made if need be, or nil
+// when v is not held: it went out raw (its pane is due) or falls in a gap
+// between hopping windows.
+func (c *combiner[K, T, A]) paneFor(key K, v T, ts int64) *heldPane[K, A] {
+	a := c.w.a
+	p := a.paneOf(ts)
+	// A held pane is not due yet: flush emits a pane once the watermark
+	// reaches its due.
+	if hp := c.findPane(p); hp != nil {
+		return hp
+	}
+	due := int64(math.MaxInt64)
+	a.windowsOf(p, func(w TimeWindow) bool { due = w.maxTimestamp(); return true })
+	if due == math.MaxInt64 && a.kind != globalWindows {
+		return nil // in the gap between hopping windows: the window operator drops it too
+	}
+	if due <= c.wm {
+		c.emit(partial[K, T, A]{Key: key, Raw: true, V: v})
+		return nil
+	}
+	return c.holdPane(p, due)
+}
+
+// addKey starts key's partial in hp with v, first emitting everything
+// held if the combiner holds its most.
+func (c *combiner[K, T, A]) addKey(hp *heldPane[K, A], key K, v T) {
 	if c.n >= combineMaxEntries {
-		due := hp.due
+		p, due := hp.pane, hp.due
 		c.flush(math.MaxInt64)
 		hp = c.holdPane(p, due)
+		c.last = hp
 	}
 	var zero A
-	hp.at[key] = len(hp.keys)
+	hp.lastIdx = len(hp.keys)
+	hp.at[key] = hp.lastIdx
 	hp.keys = append(hp.keys, key)
 	hp.accs = append(hp.accs, c.add(zero, false, v))
 	c.n++
@@ -300,13 +336,14 @@ func (c *combiner[K, T, A]) flush(wm int64) {
 			clear(hp.at)
 			clear(hp.keys)
 			clear(hp.accs)
-			hp.keys, hp.accs = hp.keys[:0], hp.accs[:0]
+			hp.keys, hp.accs, hp.lastIdx = hp.keys[:0], hp.accs[:0], 0
 			c.spare = append(c.spare, hp)
 		}
 	}
 	clear(c.panes[len(kept):])
 	c.panes = kept
 	c.minDue = next
+	c.last = nil
 }
 
 // nameCombiner gives combiner c the uid of the window operator win it

@@ -6,8 +6,8 @@ import (
 	"github.com/weir-run/weir/internal/keygroup"
 )
 
-// Heap state: the typed values of a subtask's keyed state live in Go maps
-// in the operator, and reach the backend (Pebble when the job checkpoints)
+// Heap state: the typed values of a subtask's keyed state live in cells in
+// the operator, held by their interned keys, and reach the backend (Pebble when the job checkpoints)
 // only when the operator snapshots, when the cells outgrow their budget, or
 // before something scans the backend. A record that reads and updates a
 // value costs a lookup of its key (interned, by the store) and a scan of

@@ -252,9 +252,8 @@ const radixMin = 128
 // timer has the same byte (the key's length; the window's namespace when
 // the keys are short) are skipped, and each other one moves every timer
 // once, with no comparison called. Runs that ord[0] leaves tied are then
-// sorted by compareTimers.
-// On q5's buckets of ~5,000 timers the comparison sort was a tenth of the
-// query's CPU.
+// sorted by compareTimers. On q5's buckets of ~5,000 timers the comparison
+// sort was a tenth of the query's CPU.
 func sortTimers(ts, scratch []*timer) []*timer {
 	n := len(ts)
 	if n < radixMin {

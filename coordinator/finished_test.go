@@ -113,6 +113,40 @@ func TestCheckpointsGoOnAfterATaskFinished(t *testing.T) {
 	eventually(t, 30*time.Second, "the job to finish", func() bool { return state() == weirv1.JobState_JOB_STATE_FINISHED })
 }
 
+// drainJob runs a job whose source has two subtasks (vertex 1, rebalanced
+// into a sink) on a scripted worker that holds acks, with checkpoints an
+// hour apart so that only a hurry triggers one; report sends a task state
+// update of source subtask i.
+func drainJob(t *testing.T) (w *scriptedWorker, report func(i int32, u *weirv1.TaskStateUpdate), job string) {
+	h := startLeaderHarness(t, harnessOpts{})
+	w = h.registered(t, "w1", scriptOpts{holdAcks: true})
+	spec := h.spec("drain")
+	spec.Parallelism = 2
+	spec.Checkpoints.IntervalMs = 3_600_000
+	spec.Graph.Vertices[0].Parallelism = 2
+	spec.Graph.Edges[0].Partitioning = weirv1.Partitioning_PARTITIONING_REBALANCE
+	r, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every task's first RUNNING is in before the test's reports, which it
+	// would otherwise overwrite.
+	var key *weirv1.ProcessKey
+	eventually(t, 30*time.Second, "the job to run", func() bool {
+		st, err := h.api.GetJob(h.ctx, &weirv1.GetJobRequest{JobId: r.JobId})
+		if err != nil || st.State != weirv1.JobState_JOB_STATE_RUNNING {
+			return false
+		}
+		deploys, _ := w.seen()
+		key = deploys[0].Key
+		return true
+	})
+	return w, func(i int32, u *weirv1.TaskStateUpdate) {
+		u.VertexId, u.Subtask = 1, i
+		w.report(key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}})
+	}, r.JobId
+}
+
 // TestFinalCheckpointHurriedOnceEverySourceEnded: a source subtask that
 // waits for its final checkpoint while another source subtask still reads
 // gets no checkpoint of its own (the job cannot end before the other one
@@ -126,33 +160,7 @@ func TestFinalCheckpointHurriedOnceEverySourceEnded(t *testing.T) {
 		{State: weirv1.TaskState_TASK_STATE_FINISHED},
 	} {
 		t.Run(last.State.String(), func(t *testing.T) {
-			h := startLeaderHarness(t, harnessOpts{})
-			w := h.registered(t, "w1", scriptOpts{holdAcks: true})
-			spec := h.spec("drain")
-			spec.Parallelism = 2
-			spec.Checkpoints.IntervalMs = 3_600_000
-			spec.Graph.Vertices[0].Parallelism = 2
-			spec.Graph.Edges[0].Partitioning = weirv1.Partitioning_PARTITIONING_REBALANCE
-			r, err := h.api.SubmitJob(h.ctx, &weirv1.SubmitJobRequest{Spec: spec})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Every task's first RUNNING is in before the test's reports,
-			// which it would otherwise overwrite.
-			var key *weirv1.ProcessKey
-			eventually(t, 30*time.Second, "the job to run", func() bool {
-				st, err := h.api.GetJob(h.ctx, &weirv1.GetJobRequest{JobId: r.JobId})
-				if err != nil || st.State != weirv1.JobState_JOB_STATE_RUNNING {
-					return false
-				}
-				deploys, _ := w.seen()
-				key = deploys[0].Key
-				return true
-			})
-			report := func(subtask int32, u *weirv1.TaskStateUpdate) {
-				u.VertexId, u.Subtask = 1, subtask
-				w.report(key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: u}})
-			}
+			w, report, _ := drainJob(t)
 			report(0, &weirv1.TaskStateUpdate{State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true})
 			select {
 			case tr := <-w.triggers:
@@ -166,5 +174,35 @@ func TestFinalCheckpointHurriedOnceEverySourceEnded(t *testing.T) {
 				t.Fatal("no checkpoint was triggered once both source subtasks ended their input")
 			}
 		})
+	}
+}
+
+// TestNoCheckpointAfterTheFinalOne: source subtasks that said they wait
+// got their final checkpoint; when they finish because it completed, no
+// other is triggered (it would wait for nothing and be aborted as the job
+// ends, a failed checkpoint on every bounded job).
+func TestNoCheckpointAfterTheFinalOne(t *testing.T) {
+	w, report, job := drainJob(t)
+	for i := range int32(2) {
+		report(i, &weirv1.TaskStateUpdate{State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true})
+	}
+	var final int64
+	for range 3 { // both source subtasks and the sink
+		select {
+		case tr := <-w.triggers:
+			final = tr.id
+			w.report(tr.key, ackOf(tr.id, tr.subtask))
+		case <-time.After(30 * time.Second):
+			t.Fatal("no final checkpoint was triggered once both source subtasks waited for it")
+		}
+	}
+	eventually(t, 30*time.Second, "the final checkpoint to complete", func() bool { return w.completed(job) >= final })
+	for i := range int32(2) {
+		report(i, &weirv1.TaskStateUpdate{State: weirv1.TaskState_TASK_STATE_FINISHED})
+	}
+	select {
+	case tr := <-w.triggers:
+		t.Fatalf("checkpoint %d was triggered after the final checkpoint %d, with no subtask waiting", tr.id, final)
+	case <-time.After(2 * time.Second):
 	}
 }

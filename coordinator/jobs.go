@@ -562,6 +562,7 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 		return
 	}
 	j.setTaskState(t, u.State)
+	saidAwaiting := t.awaiting
 	t.awaiting = awaitsFinal(u)
 	switch u.State {
 	case weirv1.TaskState_TASK_STATE_FAILED:
@@ -618,10 +619,12 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 		// those it did not ack (FLIP-147). A source subtask that took a
 		// checkpoint already triggered as its final one never said it
 		// waits: if it was the last source reading, the subtasks that wait
-		// get their checkpoint now.
+		// get their checkpoint now. One that said so was hurried then, and
+		// finishes because that checkpoint completed: another would find
+		// nothing to wait for and be aborted when the job ends.
 		if j.checkpointing {
 			id := checkpoint.TaskID{Vertex: u.VertexId, Subtask: u.Subtask}
-			hurry := slices.Contains(j.sources(), u.VertexId) && j.sourcesDrained()
+			hurry := !saidAwaiting && slices.Contains(j.sources(), u.VertexId) && j.sourcesDrained()
 			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
 				acts := j.checkpoints.Finished(id, j.finishedAck(id), now)
 				if hurry {

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Simple is a cluster of one etcd, one coordinator with a file store, and
@@ -16,43 +19,93 @@ type Simple struct {
 	Workers map[string]*Daemon // by worker id
 }
 
-// StartSimple starts etcd, a coordinator and n workers of the given slots
-// under dir; env is added to the daemons' environment (and so the job
-// processes'), coordinatorFlags to the coordinator's command line. It
+// SimpleConfig is the cluster StartSimple starts.
+type SimpleConfig struct {
+	Workers, Slots int
+	// Env is added to the daemons' environment (and so the job
+	// processes').
+	Env []string
+	// CoordinatorFlags are added to the coordinator's command line.
+	CoordinatorFlags []string
+	// PinWorkers confines worker i, and so the job processes it starts, to
+	// the i-th CPU this process may run on (taskset): each worker has a
+	// core of its own, as if it were a machine of its own, and its Go
+	// runtimes see one CPU. It needs as many CPUs as workers.
+	PinWorkers bool
+}
+
+// StartSimple starts etcd, a coordinator and cfg's workers under dir. It
 // returns once every worker has registered.
-func StartSimple(weir, dir string, workers, slots int, env, coordinatorFlags []string) (*Simple, error) {
+func StartSimple(weir, dir string, cfg SimpleConfig) (*Simple, error) {
+	var cpus []int
+	if cfg.PinWorkers {
+		var err error
+		if cpus, err = usableCPUs(); err != nil {
+			return nil, err
+		}
+		if len(cpus) < cfg.Workers {
+			return nil, fmt.Errorf("pinning %d workers to a CPU each needs %d CPUs; this process may use %d", cfg.Workers, cfg.Workers, len(cpus))
+		}
+	}
 	addrs, err := FreeAddrs(4)
 	if err != nil {
 		return nil, err
 	}
 	client, peer, api, httpAddr := addrs[0], addrs[1], addrs[2], addrs[3]
 	c := &Simple{Client: Client{Weir: weir, API: api}, Dir: dir, Workers: map[string]*Daemon{}}
-	steps := [][]string{
-		{"etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"), "--client", client, "--peer", peer},
-		append([]string{"coordinator", "coordinator", "--etcd", client, "--store", "file://" + filepath.Join(dir, "store"), "--api", api, "--http", httpAddr},
-			coordinatorFlags...),
+	type step struct {
+		name string
+		args []string // of weir
+		cpu  int      // -1: any
 	}
-	for i := range workers {
+	steps := []step{
+		{"etcd", []string{"etcd", "--data-dir", filepath.Join(dir, "etcd"), "--client", client, "--peer", peer}, -1},
+		{"coordinator", append([]string{"coordinator", "--etcd", client, "--store", "file://" + filepath.Join(dir, "store"), "--api", api, "--http", httpAddr},
+			cfg.CoordinatorFlags...), -1},
+	}
+	for i := range cfg.Workers {
 		id := fmt.Sprintf("w%d", i+1)
-		steps = append(steps, []string{id, "worker", "--etcd", client, "--slots", fmt.Sprint(slots),
-			"--data-dir", filepath.Join(dir, id), "--id", id})
+		s := step{id, []string{"worker", "--etcd", client, "--slots", fmt.Sprint(cfg.Slots), "--data-dir", filepath.Join(dir, id), "--id", id}, -1}
+		if cpus != nil {
+			s.cpu = cpus[i]
+		}
+		steps = append(steps, s)
 	}
 	for _, s := range steps {
-		d, err := Start(dir, s[0], env, weir, s[1:]...)
+		bin, args := weir, s.args
+		if s.cpu >= 0 {
+			bin, args = "taskset", append([]string{"--cpu-list", strconv.Itoa(s.cpu), weir}, args...)
+		}
+		d, err := Start(dir, s.name, cfg.Env, bin, args...)
 		if err != nil {
 			c.Stop()
 			return nil, err
 		}
 		c.daemons = append(c.daemons, d)
-		if s[1] == "worker" {
-			c.Workers[s[0]] = d
+		if s.args[0] == "worker" {
+			c.Workers[s.name] = d
 		}
 	}
-	if err := c.WaitWorkers(workers, time.Minute); err != nil {
+	if err := c.WaitWorkers(cfg.Workers, time.Minute); err != nil {
 		c.Stop()
 		return nil, fmt.Errorf("cluster under %s: %w (logs: %s)", dir, err, filepath.Join(dir, "*.log"))
 	}
 	return c, nil
+}
+
+// usableCPUs lists the CPUs this process may run on.
+func usableCPUs() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("the CPUs this process may use: %w", err)
+	}
+	var cpus []int
+	for i := range len(set) * 64 {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	return cpus, nil
 }
 
 // WaitWorkers waits until `weir workers` lists n workers.

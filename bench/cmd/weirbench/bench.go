@@ -63,10 +63,15 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 		queries []string
 	}{{dataPlaneTLS, o.tlsQueries}, {encryptionAtRest, o.kekQueries}} {
 		for _, q := range f.queries {
-			ov := h.overhead(f.feature, q)
+			ov := h.overhead(res, f.feature, q)
 			res.Overheads = append(res.Overheads, ov)
 			fmt.Fprintln(stdout, overheadLine(ov))
 		}
+	}
+	for _, q := range o.scaleOut {
+		so := h.scaleOut(res, q)
+		res.ScaleOut = append(res.ScaleOut, so)
+		fmt.Fprintln(stdout, scaleOutLine(so))
 	}
 	if o.recovery != "" {
 		res.Recovery = h.recovery(res)
@@ -83,6 +88,17 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 func (h *harness) jobArgs(q string, events int64, reportDir string, extra ...string) []string {
 	return append([]string{"--query", q, "--events", strconv.FormatInt(events, 10),
 		"--seed", strconv.FormatUint(h.o.seed, 10), "--report-dir", reportDir}, extra...)
+}
+
+// measuredBaseline is q's baseline over --events events: the one res measured
+// already, or a new run.
+func (h *harness) measuredBaseline(res *Results, q string) (Run, error) {
+	for _, qr := range res.Queries {
+		if qr.Name == q && qr.Error == "" && qr.Baseline.Events == h.o.events {
+			return qr.Baseline, nil
+		}
+	}
+	return h.runBaseline(q, h.o.events)
 }
 
 // runBaseline runs the single-threaded baseline of q over events.
@@ -128,7 +144,7 @@ func (h *harness) query(q string) Query {
 		profDir = filepath.Join(h.o.pprof, q)
 		env = append(env, "WEIR_CPUPROFILE_DIR="+profDir)
 	}
-	c, err := startCluster(h.weir, dir, h.o.workers, 1, env, nil)
+	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: h.o.workers, Slots: 1, Env: env})
 	if err != nil {
 		qr.Error = err.Error()
 		return qr

@@ -14,10 +14,6 @@ type (
 	checkpoint = cluster.Checkpoint
 )
 
-func startCluster(weir, dir string, workers, slots int, env, coordinatorFlags []string) (*cluster.Simple, error) {
-	return cluster.StartSimple(weir, dir, workers, slots, env, coordinatorFlags)
-}
-
 // runFlags are the `weir run` flags of a bench job: exactly-once
 // checkpoints every checkpointEvery, and GOGC gogc unless 0.
 func runFlags(name string, p int, checkpointEvery time.Duration, gogc int) []string {

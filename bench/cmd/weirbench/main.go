@@ -4,7 +4,9 @@
 // exactly-once checkpoints at each parallelism, then once paced at half its
 // throughput to measure latency. It checks every job's output checksum
 // against the baseline's, runs the Beam/Prism peer on the windowed counts,
-// kills a worker in one run to time recovery, and writes
+// runs the keyed queries again on two workers confined to a CPU each (the
+// scale-out of adding a machine), kills a worker in one run to time
+// recovery, and writes
 // bench/results/<timestamp>.json and bench/REPORT.md with SVG charts.
 //
 //	go run ./bench/cmd/weirbench --events 10000000 --queries q0,q1,q2,q5,q7,q8
@@ -43,6 +45,8 @@ type options struct {
 	recoveryRate    float64
 	tlsQueries      []string
 	kekQueries      []string
+	scaleOut        []string
+	scaleOutRounds  int
 	overheadRounds  int
 	gogc            int
 	peer            string
@@ -86,6 +90,8 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.recoveryRate, "recovery-rate", 0, "events per second in the recovery run (0: half the query's measured throughput)")
 	tlsQueries := fs.String("tls-overhead", "q0,q5", "queries to run alternately with the data plane in TLS and in plaintext at parallelism 2 (empty: skip)")
 	kekQueries := fs.String("kek-overhead", "q5", "queries to run alternately with state encrypted at rest (--kek) and not, at parallelism 2 (empty: skip)")
+	scaleOut := fs.String("scale-out", "q5,q7,q8,wcount", "queries to run at p=1 and p=2 on two workers that each have a CPU of their own (empty: skip)")
+	fs.IntVar(&o.scaleOutRounds, "scale-out-rounds", 3, "runs at each parallelism per --scale-out query (medians are reported)")
 	fs.IntVar(&o.overheadRounds, "overhead-rounds", 3, "runs of each kind per --tls-overhead and --kek-overhead query")
 	fs.StringVar(&o.peer, "peer", "beam", "peer engine for wcount and scount: beam or none")
 	fs.Int64Var(&o.peerEvents, "peer-events", 2_000_000, "events per peer run (and weir's comparison run)")
@@ -133,7 +139,7 @@ func parseFlags(args []string) (options, error) {
 		flag string
 		in   *string
 		out  *[]string
-	}{{"--tls-overhead", tlsQueries, &o.tlsQueries}, {"--kek-overhead", kekQueries, &o.kekQueries}} {
+	}{{"--tls-overhead", tlsQueries, &o.tlsQueries}, {"--kek-overhead", kekQueries, &o.kekQueries}, {"--scale-out", scaleOut, &o.scaleOut}} {
 		for _, q := range strings.Split(*list.in, ",") {
 			if q = strings.TrimSpace(q); q == "" {
 				continue
@@ -146,6 +152,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if len(o.tlsQueries)+len(o.kekQueries) > 0 && (o.overheadRounds < 1 || o.workers < 2) {
 		return o, errors.New("--tls-overhead and --kek-overhead need --overhead-rounds ≥ 1 and --workers ≥ 2 (their records must cross processes)")
+	}
+	if len(o.scaleOut) > 0 && o.scaleOutRounds < 1 {
+		return o, errors.New("--scale-out needs --scale-out-rounds ≥ 1")
 	}
 	if o.recovery != "" && !known[o.recovery] {
 		return o, fmt.Errorf("unknown --recovery query %q", o.recovery)
@@ -225,6 +234,13 @@ func (r *Results) allChecksumsOK() bool {
 	}
 	for _, t := range r.Overheads {
 		for _, w := range append(slices.Clone(t.Off), t.On...) {
+			if !w.ChecksumOK {
+				return false
+			}
+		}
+	}
+	for _, s := range r.ScaleOut {
+		for _, w := range append(slices.Clone(s.P1), s.P2...) {
 			if !w.ChecksumOK {
 				return false
 			}

@@ -227,6 +227,7 @@ func markdown(res *Results, jsonRel string) string {
 	b.WriteString("\n" + definitionsNote)
 	b.WriteString("\n![Throughput per core](charts/throughput.svg)\n\n![COST](charts/cost.svg)\n\n")
 	b.WriteString(scaling(res))
+	b.WriteString(scaleOutSection(res))
 	if len(res.Peers) > 0 {
 		b.WriteString("## Peer: Apache Beam Go SDK on Prism\n\n")
 		fmt.Fprintf(&b, "Same query, same %d generated events, in-process Prism runner (bench/peers/beam). weir's rate is from the runs above.\n\n", res.Config.PeerEvents)
@@ -345,6 +346,49 @@ func scaling(res *Results) string {
 	return b.String()
 }
 
+// scaleOutSection is the table of the --scale-out runs.
+func scaleOutSection(res *Results) string {
+	if len(res.ScaleOut) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## Scale-out: a CPU per worker\n\n")
+	b.WriteString("The same queries on a cluster whose two workers (one slot each) are each confined to a CPU of their own (taskset), as if each were a machine: p=1 runs on one worker and one CPU, p=2 on both, alternately, medians of the runs. This is the scale-out a user gets by adding a worker; above, every worker may use every core, so p=1 already keeps more than one busy. Target: p=2 ≥ 1.25 × p=1 on q5, q7, q8 and wcount, ≥ p=1 on the others. The per-core column is what p=2 costs more per event: the records that cross to the other worker are encoded, sent and decoded, and each worker's CPU now and then waits for the other's.\n\n")
+	b.WriteString("| query | runs each | p=1 ev/s | p=2 ev/s | p=2 ÷ p=1 | cores busy p=1, p=2 | p=2 per-core rate ÷ p=1's | output |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range res.ScaleOut {
+		if s.Error != "" {
+			fmt.Fprintf(&b, "| %s | error: %s | | | | | | |\n", s.Query, strings.ReplaceAll(firstLine(s.Error), "|", "/"))
+			continue
+		}
+		ok := "equal to the baseline's"
+		for _, w := range append(slices.Clone(s.P1), s.P2...) {
+			if !w.ChecksumOK {
+				ok = "**different from the baseline's**"
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %.2f, %.2f | %.2f | %s |\n", s.Query, len(s.P2), kilo(medianPerSec(s.P1)), kilo(medianPerSec(s.P2)),
+			mark(s.Speedup(), scaleOutTarget(s.Query)), medianOf(s.P1, Run.Cores), medianOf(s.P2, Run.Cores),
+			ratio(medianOf(s.P2, Run.PerCore), medianOf(s.P1, Run.PerCore)), ok)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// scaleOutTarget is the least p=2 ÷ p=1 expected of q.
+func scaleOutTarget(q string) float64 {
+	if scaleQueries[q] {
+		return scaleTarget
+	}
+	return 1
+}
+
+func scaleOutLine(s ScaleOut) string {
+	if s.Error != "" {
+		return fmt.Sprintf("scale-out %s: ERROR %s", s.Query, s.Error)
+	}
+	return fmt.Sprintf("scale-out %s: p=1 %s ev/s, p=2 %s ev/s (medians of %d): p=2 ÷ p=1 %.2f", s.Query, kilo(medianPerSec(s.P1)), kilo(medianPerSec(s.P2)), len(s.P2), s.Speedup())
+}
+
 // scaleCeiling is how much faster than p=1 run r1 parallelism 2 can be on
 // the run's cores: twice the subtasks can use at most twice r1's cores.
 func (res *Results) scaleCeiling(r1 Run) float64 {
@@ -430,6 +474,13 @@ func misses(res *Results) []string {
 		lines = append(lines, "Latency p99 at half load of the queries whose results wait for the watermark (goal: no worse than before, see Before → after): "+
 			strings.Join(windowLat, ", ")+".")
 	}
+	var outNames []string
+	var okOut []bool
+	for _, s := range res.ScaleOut {
+		outNames = append(outNames, fmt.Sprintf("%s (%.2f)", s.Query, s.Speedup()))
+		okOut = append(okOut, s.Error == "" && s.Speedup() >= scaleOutTarget(s.Query))
+	}
+	collect("Scale-out with a CPU per worker, p=2 ≥ 1.25 × p=1 (q5, q7, q8, wcount) and ≥ p=1 (others)", outNames, okOut)
 	var peerNames []string
 	var okPeer []bool
 	for _, p := range res.Peers {

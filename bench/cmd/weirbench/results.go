@@ -22,6 +22,8 @@ type Results struct {
 	Recovery *Recovery `json:"recovery,omitempty"`
 	// Overheads are the features' costs (--tls-overhead, --kek-overhead).
 	Overheads []Overhead `json:"overheads,omitempty"`
+	// ScaleOut are the runs with a CPU per worker (--scale-out).
+	ScaleOut []ScaleOut `json:"scale_out,omitempty"`
 }
 
 // Config is what the run was asked to do.
@@ -135,6 +137,18 @@ func (o Overhead) Ratio() float64 {
 	return ratio(medianPerSec(o.On), medianPerSec(o.Off))
 }
 
+// ScaleOut is one query run alternately at p=1 and p=2 on two workers that
+// each have a CPU of their own.
+type ScaleOut struct {
+	Query string    `json:"query"`
+	P1    []WeirRun `json:"p1"`
+	P2    []WeirRun `json:"p2"`
+	Error string    `json:"error,omitempty"`
+}
+
+// Speedup is p=2's median throughput over p=1's.
+func (s ScaleOut) Speedup() float64 { return ratio(medianPerSec(s.P2), medianPerSec(s.P1)) }
+
 // checkpointMs is the median duration of the runs' completed checkpoints.
 func checkpointMs(runs []WeirRun) float64 {
 	var v []float64
@@ -148,10 +162,13 @@ func checkpointMs(runs []WeirRun) float64 {
 	return median(v)
 }
 
-func medianPerSec(runs []WeirRun) float64 {
+func medianPerSec(runs []WeirRun) float64 { return medianOf(runs, Run.PerSec) }
+
+// medianOf is the median of f over the runs.
+func medianOf(runs []WeirRun, f func(Run) float64) float64 {
 	v := make([]float64, len(runs))
 	for i, r := range runs {
-		v[i] = r.Run.PerSec()
+		v[i] = f(r.Run)
 	}
 	return median(v)
 }

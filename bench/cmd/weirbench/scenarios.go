@@ -83,7 +83,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	c, err := startCluster(h.weir, dir, 2, p, nil, nil)
+	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: 2, Slots: p})
 	if err != nil {
 		return fail(err)
 	}
@@ -168,12 +168,12 @@ var (
 // overhead runs q at parallelism 2 (one subtask per worker, so every
 // shuffled record crosses processes) on two clusters that differ only in
 // f, alternating runs without and with it.
-func (h *harness) overhead(f feature, q string) Overhead {
+func (h *harness) overhead(res *Results, f feature, q string) Overhead {
 	const p = 2
 	o := Overhead{Feature: f.name, Query: q, Parallelism: p}
 	fmt.Fprintf(h.out, "%s: %s at parallelism %d, %d rounds\n", f.name, q, p, h.o.overheadRounds)
 	fail := func(err error) Overhead { o.Error = err.Error(); return o }
-	base, err := h.runBaseline(q, h.o.events)
+	base, err := h.measuredBaseline(res, q)
 	if err != nil {
 		return fail(err)
 	}
@@ -192,7 +192,7 @@ func (h *harness) overhead(f feature, q string) Overhead {
 		if err != nil {
 			return fail(err)
 		}
-		c, err := startCluster(h.weir, dir, 2, 1, nil, flags)
+		c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: 2, Slots: 1, CoordinatorFlags: flags})
 		if err != nil {
 			return fail(err)
 		}
@@ -210,4 +210,44 @@ func (h *harness) overhead(f feature, q string) Overhead {
 		}
 	}
 	return o
+}
+
+// scaleOut runs q alternately at parallelism 1 and 2 (--scale-out-rounds
+// of each) on a cluster of two workers of one slot, each confined to a CPU
+// of its own (SimpleConfig.PinWorkers), so that p=2 has twice p=1's cores,
+// as when a user adds a machine. In the main runs every worker may use
+// every core: p=1 already keeps more than one busy (its source and its
+// keyed operator run side by side), and p=2 can gain only what the cores
+// it leaves idle allow (the scaling table).
+func (h *harness) scaleOut(res *Results, q string) ScaleOut {
+	s := ScaleOut{Query: q}
+	fmt.Fprintf(h.out, "scale-out: %s at parallelism 1 and 2, each worker on a CPU of its own, %d rounds\n", q, h.o.scaleOutRounds)
+	fail := func(err error) ScaleOut { s.Error = err.Error(); return s }
+	base, err := h.measuredBaseline(res, q)
+	if err != nil {
+		return fail(err)
+	}
+	dir := filepath.Join(h.tmp, "scale-out-"+q)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: 2, Slots: 1, PinWorkers: true})
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Stop()
+	for round := range h.o.scaleOutRounds {
+		for _, at := range []struct {
+			p    int
+			runs *[]WeirRun
+		}{{1, &s.P1}, {2, &s.P2}} {
+			w, _, err := h.runJob(c, q, at.p, h.o.events, fmt.Sprintf("p%d-%d", at.p, round))
+			if err != nil {
+				return fail(fmt.Errorf("p=%d: %w", at.p, err))
+			}
+			w.ChecksumOK = w.Run.Checksum == base.Checksum
+			*at.runs = append(*at.runs, w)
+		}
+	}
+	return s
 }

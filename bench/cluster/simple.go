@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -45,6 +46,9 @@ func StartSimple(weir, dir string, cfg SimpleConfig) (*Simple, error) {
 		}
 		if len(cpus) < cfg.Workers {
 			return nil, fmt.Errorf("pinning %d workers to a CPU each needs %d CPUs; this process may use %d", cfg.Workers, cfg.Workers, len(cpus))
+		}
+		if _, err := exec.LookPath("taskset"); err != nil {
+			return nil, fmt.Errorf("pinning workers to CPUs needs taskset (Debian's util-linux): %w", err)
 		}
 	}
 	addrs, err := FreeAddrs(4)

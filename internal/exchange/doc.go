@@ -62,11 +62,12 @@
 //
 // # Ownership
 //
-// Send takes ownership of Frame.Data and Frame.Local: a local channel passes
-// the very slice or pointer to the consumer, so the producer must not touch
-// them after Send (a remote Sender has copied Data into the gRPC message by
-// the time Send returns, but callers must not rely on that). Frames returned
-// by Gate.Next belong to the consumer; remote Data is a fresh slice.
+// A local channel's Send takes ownership of Frame.Data and Frame.Local: it
+// passes the very slice or pointer to the consumer, so the producer must not
+// touch them after Send. A remote Sender has marshalled Data into its gRPC
+// message by the time Send returns, so the producer may reuse the buffer for
+// its next batch (IsLocal tells the two apart). Frames returned by Gate.Next
+// belong to the consumer; remote Data is a fresh slice.
 //
 // # Server setup
 //

@@ -182,7 +182,9 @@ var (
 // with a blocked Send and unblocks it.
 type Sender interface {
 	// Send queues f on the channel, blocking while the channel has no credit.
-	// It takes ownership of f.Data and f.Local (see Frame). If ctx ends while
+	// A local channel takes ownership of f.Data and f.Local (see Frame); a
+	// remote one is done with f.Data when Send returns, whatever it returns,
+	// so the caller may reuse it (IsLocal tells them apart). If ctx ends while
 	// Send waits for credit, Send returns ctx.Err() and the frame is not sent;
 	// the channel stays usable. After a KindEnd frame the channel is finished:
 	// further Sends fail with ErrClosed and Close releases it.

@@ -30,10 +30,13 @@ type captureSender struct {
 	err    error // returned by Send
 }
 
+// Send keeps a copy of f.Data: like a remote sender, it is done with the
+// buffer when Send returns, and the output reuses it.
 func (c *captureSender) Send(_ context.Context, f exchange.Frame) error {
 	if c.err != nil {
 		return c.err
 	}
+	f.Data = slices.Clone(f.Data)
 	c.frames = append(c.frames, f)
 	return nil
 }
@@ -429,3 +432,46 @@ func TestWatermarkGoesInBandWithoutFlushing(t *testing.T) {
 		})
 	}
 }
+
+// A remote channel's encoded batches share one buffer, emptied after each
+// Send (a remote sender is done with it then); a buffer that a large record
+// grew is dropped rather than kept.
+func TestEncodedBatchBufferReused(t *testing.T) {
+	st := records[string]{codec: stringCodec{}}
+	env := &subtaskEnv{ctx: context.Background(), maxParallelism: 128}
+	sent := &bufferSender{}
+	emit, out := st.newOutput(env, []outEdge{{part: partForward, senders: []exchange.Sender{sent}, local: []bool{false}}})
+	for i := range 10000 {
+		emit.(func(string))(fmt.Sprintf("record-%d", i))
+	}
+	emit.(func(string))(strings.Repeat("L", 3*batchBytes))
+	emit.(func(string))("after")
+	if err := out.flush(); err != nil {
+		t.Fatal(err)
+	}
+	n := len(sent.bufs)
+	if n < 4 {
+		t.Fatalf("%d batches sent, want several", n)
+	}
+	for i := 1; i < n-2; i++ {
+		if sent.bufs[i] != sent.bufs[0] {
+			t.Fatalf("batch %d has a buffer of its own, want the first one's again", i)
+		}
+	}
+	// The large record grew the buffer (a new array), which then goes.
+	if grown := sent.bufs[n-2]; grown == sent.bufs[0] || sent.bufs[n-1] == grown {
+		t.Fatal("the buffer the large record grew was kept for the next batch")
+	}
+}
+
+// bufferSender records where each batch's bytes live.
+type bufferSender struct{ bufs []*byte }
+
+func (b *bufferSender) Send(_ context.Context, f exchange.Frame) error {
+	if len(f.Data) > 0 {
+		b.bufs = append(b.bufs, &f.Data[:1][0])
+	}
+	return nil
+}
+
+func (b *bufferSender) Close() error { return nil }

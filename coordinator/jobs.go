@@ -619,9 +619,11 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 		// those it did not ack (FLIP-147). A source subtask that took a
 		// checkpoint already triggered as its final one never said it
 		// waits: if it was the last source reading, the subtasks that wait
-		// get their checkpoint now. One that said so was hurried then, and
-		// finishes because that checkpoint completed: another would find
-		// nothing to wait for and be aborted when the job ends.
+		// get their checkpoint now. One that said it waits got its
+		// checkpoint then (hurried if it was the last source reading, the
+		// next periodic one if not) and finishes because that checkpoint
+		// completed: another would find nothing to wait for and be aborted
+		// when the job ends.
 		if j.checkpointing {
 			id := checkpoint.TaskID{Vertex: u.VertexId, Subtask: u.Subtask}
 			hurry := !saidAwaiting && slices.Contains(j.sources(), u.VertexId) && j.sourcesDrained()

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Simple is a cluster of one etcd, one coordinator with a file store, and
@@ -40,16 +38,10 @@ type SimpleConfig struct {
 func StartSimple(weir, dir string, cfg SimpleConfig) (*Simple, error) {
 	var cpus []int
 	if cfg.PinWorkers {
-		var err error
-		if cpus, err = usableCPUs(); err != nil {
+		if err := CanPinWorkers(cfg.Workers); err != nil {
 			return nil, err
 		}
-		if len(cpus) < cfg.Workers {
-			return nil, fmt.Errorf("pinning %d workers to a CPU each needs %d CPUs; this process may use %d", cfg.Workers, cfg.Workers, len(cpus))
-		}
-		if _, err := exec.LookPath("taskset"); err != nil {
-			return nil, fmt.Errorf("pinning workers to CPUs needs taskset (Debian's util-linux): %w", err)
-		}
+		cpus, _ = usableCPUs()
 	}
 	addrs, err := FreeAddrs(4)
 	if err != nil {
@@ -97,19 +89,20 @@ func StartSimple(weir, dir string, cfg SimpleConfig) (*Simple, error) {
 	return c, nil
 }
 
-// usableCPUs lists the CPUs this process may run on.
-func usableCPUs() ([]int, error) {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil, fmt.Errorf("the CPUs this process may use: %w", err)
+// CanPinWorkers says why n workers cannot each be confined to a CPU of
+// their own here (SimpleConfig.PinWorkers), or nil if they can.
+func CanPinWorkers(n int) error {
+	cpus, err := usableCPUs()
+	if err != nil {
+		return err
 	}
-	var cpus []int
-	for i := range len(set) * 64 {
-		if set.IsSet(i) {
-			cpus = append(cpus, i)
-		}
+	if len(cpus) < n {
+		return fmt.Errorf("pinning %d workers to a CPU each needs %d CPUs; this process may use %d", n, n, len(cpus))
 	}
-	return cpus, nil
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return fmt.Errorf("pinning workers to CPUs needs taskset (Debian's util-linux): %w", err)
+	}
+	return nil
 }
 
 // WaitWorkers waits until `weir workers` lists n workers.

@@ -10,8 +10,9 @@ const benchFrameBytes = 32 << 10
 
 var benchOpts = Options{}
 
-// benchFrame is reused across Sends. That breaks the ownership rule, which is
-// harmless here because nobody reads the contents: the benchmarks measure
+// benchFrame is reused across Sends. On a local channel that breaks the
+// ownership rule (a remote one is done with Data when Send returns), which
+// is harmless here because nobody reads the contents: the benchmarks measure
 // moving frames, not producing them.
 func benchFrame() Frame {
 	return Frame{Kind: KindRecords, Data: make([]byte, benchFrameBytes), Count: 256}

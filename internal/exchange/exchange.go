@@ -58,11 +58,13 @@ func (k Kind) String() string {
 // Exactly one of Data/Local is used for records; a remote Sender refuses a
 // frame with Local set.
 //
-// Ownership: Send takes ownership of Data and Local. The producer must not
-// modify or reuse them after calling Send, whether Send succeeded or not: a
-// local channel hands the very same slice or pointer to the consumer. A frame
-// returned by Gate.Next belongs to the consumer; for remote channels Data is a
-// fresh slice that nothing else references.
+// Ownership: a local channel's Send takes ownership of Data and Local. The
+// producer must not modify or reuse them after calling it, whether it
+// succeeded or not: it hands the very same slice or pointer to the consumer.
+// A remote channel's Send has marshalled Data into its gRPC message when it
+// returns, whatever it returns, so the producer may reuse Data (IsLocal tells
+// the two apart). A frame returned by Gate.Next belongs to the consumer; for
+// remote channels Data is a fresh slice that nothing else references.
 type Frame struct {
 	Kind  Kind
 	Data  []byte

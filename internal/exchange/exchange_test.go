@@ -238,6 +238,36 @@ func TestLocalFramePassesByPointer(t *testing.T) {
 	}
 }
 
+// A remote Sender is done with Frame.Data when Send returns: the producer
+// overwrites its buffer at once, as its output does for the next batch, and
+// the consumer still gets every frame's own bytes.
+func TestRemoteSendLeavesDataToCaller(t *testing.T) {
+	ctx := testCtx(t)
+	gate, s := openChannel(t, ctx, true, 8, ChannelID{Edge: 1})
+	if IsLocal(s) {
+		t.Fatal("a channel from another process is local")
+	}
+	buf := make([]byte, 4<<10)
+	for i := range 3 {
+		for j := range buf {
+			buf[j] = byte(i + 1)
+		}
+		if err := s.Send(ctx, Frame{Kind: KindRecords, Data: buf, Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+		clear(buf) // the next batch starts in the same buffer
+	}
+	for i := range 3 {
+		d, err := gate.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Frame.Data) != len(buf) || d.Frame.Data[0] != byte(i+1) || d.Frame.Data[len(buf)-1] != byte(i+1) {
+			t.Fatalf("frame %d arrived with bytes %d..%d, want %d", i, d.Frame.Data[0], d.Frame.Data[len(d.Frame.Data)-1], i+1)
+		}
+	}
+}
+
 // senderPair opens a channel to gate owner a, from a itself (local) or from
 // a second process (remote).
 func openChannel(t *testing.T, ctx context.Context, remote bool, credits int, ch ChannelID) (*Gate, Sender) {

@@ -261,6 +261,9 @@ func (n *Network) conn(addr string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// No stats handler or tracing here: they may read a message after
+	// SendMsg returned, and a remote Sender's caller reuses Frame.Data as
+	// soon as Send returns (Sender.Send).
 	cc, err = grpc.NewClient(addr,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(

@@ -240,7 +240,7 @@ func (r *Results) allChecksumsOK() bool {
 		}
 	}
 	for _, s := range r.ScaleOut {
-		for _, w := range append(slices.Clone(s.P1), s.P2...) {
+		for _, w := range s.runs() {
 			if !w.ChecksumOK {
 				return false
 			}

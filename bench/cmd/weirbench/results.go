@@ -146,6 +146,9 @@ type ScaleOut struct {
 	Error string    `json:"error,omitempty"`
 }
 
+// runs are its runs at both parallelisms.
+func (s ScaleOut) runs() []WeirRun { return append(slices.Clone(s.P1), s.P2...) }
+
 // Speedup is p=2's median throughput over p=1's.
 func (s ScaleOut) Speedup() float64 { return ratio(medianPerSec(s.P2), medianPerSec(s.P1)) }
 

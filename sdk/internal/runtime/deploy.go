@@ -204,7 +204,7 @@ func (g *Graph) newTask(ctx context.Context, d *Deployment, ref SubtaskRef, gate
 					return nil, fmt.Errorf("connect %s to subtask %d of %q at %s: %w", v.tail().Name, j, e.To.head().Name, addr, err)
 				}
 				oe.senders = append(oe.senders, s)
-				oe.local = append(oe.local, addr == d.Self)
+				oe.local = append(oe.local, exchange.IsLocal(s))
 			}
 			edges = append(edges, oe)
 		}

@@ -49,7 +49,7 @@ type outEdge struct {
 	part    weirv1.Partitioning
 	keyHash func() any
 	senders []exchange.Sender
-	local   []bool
+	local   []bool // by sender: exchange.IsLocal
 }
 
 // output is the untyped face of a subtask's writers.
@@ -174,11 +174,11 @@ type edgeWriter[T any] struct {
 }
 
 type chanWriter[T any] struct {
-	s     exchange.Sender
+	s exchange.Sender
+	// local: an in-memory channel, which takes []T batches (recs) and owns
+	// each once sent; a remote one takes encoded batches (buf) and is done
+	// with one when Send returns, so buf takes the next batch.
 	local bool
-	// reuse: the sender is done with an encoded batch when Send returns
-	// (a remote one marshals it), so the buffer takes the next batch.
-	reuse bool
 	recs  []T
 	buf   []byte
 	n     int
@@ -217,7 +217,7 @@ func (t records[T]) newOutput(env *subtaskEnv, edges []outEdge) (any, output) {
 			ew.hash = e.keyHash().(func(T) uint64)
 		}
 		for i, s := range e.senders {
-			ew.chans = append(ew.chans, &chanWriter[T]{s: s, local: e.local[i], reuse: !exchange.IsLocal(s)})
+			ew.chans = append(ew.chans, &chanWriter[T]{s: s, local: e.local[i]})
 		}
 		o.edges = append(o.edges, ew)
 	}
@@ -265,7 +265,8 @@ func (o *typedOutput[T]) add(c *chanWriter[T], v T) {
 	}
 }
 
-// send hands the channel's batch to its sender (which takes ownership).
+// send hands the channel's batch to its sender (a local one takes
+// ownership; see reset).
 func (o *typedOutput[T]) send(c *chanWriter[T]) { o.sendBatch(c, false) }
 
 // sendBatch sends the channel's batch with the watermarks in it, without
@@ -316,7 +317,7 @@ func (o *typedOutput[T]) reset(c *chanWriter[T]) {
 	switch {
 	case c.local:
 		c.recs = make([]T, 0, localBatch)
-	case c.reuse && cap(c.buf) <= batchBufBytes:
+	case cap(c.buf) <= batchBufBytes:
 		c.buf, c.n = c.buf[:0], 0
 	default:
 		c.buf, c.n = nil, 0

@@ -7,15 +7,15 @@ import (
 )
 
 // Heap state: the typed values of a subtask's keyed state live in cells in
-// the operator, held by their interned keys, and reach the backend (Pebble when the job checkpoints)
-// only when the operator snapshots, when the cells outgrow their budget, or
-// before something scans the backend. A record that reads and updates a
-// value costs a lookup of its key (interned, by the store) and a scan of
-// that key's few cells of the state: no backend key is built, nothing is
-// encoded, and a value that stays in memory is never decoded again. The
-// backend's entries keep their layout (appendStateKey, the state's codec),
-// so checkpoints, savepoints and rescaling by key group read exactly what
-// the byte path wrote.
+// the operator, held by their interned keys, and reach the backend (Pebble
+// when the job checkpoints) only when the operator snapshots, when the cells
+// outgrow their budget, or before something scans the backend. A record
+// that reads and updates a value costs a lookup of its key (interned, by
+// the store) and a scan of that key's few cells of the state: no backend
+// key is built, nothing is encoded, and a value that stays in memory is
+// never decoded again. The backend's entries keep their layout
+// (appendStateKey, the state's codec), so checkpoints, savepoints and
+// rescaling by key group read exactly what the byte path wrote.
 //
 // A value is kept as given: Get returns the value Set stored, not a copy.
 // One whose slices or maps are changed in place after a Set is changed in

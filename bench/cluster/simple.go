@@ -38,10 +38,10 @@ type SimpleConfig struct {
 func StartSimple(weir, dir string, cfg SimpleConfig) (*Simple, error) {
 	var cpus []int
 	if cfg.PinWorkers {
-		if err := CanPinWorkers(cfg.Workers); err != nil {
+		var err error
+		if cpus, err = pinnableCPUs(cfg.Workers); err != nil {
 			return nil, err
 		}
-		cpus, _ = usableCPUs()
 	}
 	addrs, err := FreeAddrs(4)
 	if err != nil {
@@ -92,17 +92,24 @@ func StartSimple(weir, dir string, cfg SimpleConfig) (*Simple, error) {
 // CanPinWorkers says why n workers cannot each be confined to a CPU of
 // their own here (SimpleConfig.PinWorkers), or nil if they can.
 func CanPinWorkers(n int) error {
+	_, err := pinnableCPUs(n)
+	return err
+}
+
+// pinnableCPUs lists the CPUs n workers may each be confined to, or says
+// why they cannot be.
+func pinnableCPUs(n int) ([]int, error) {
 	cpus, err := usableCPUs()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(cpus) < n {
-		return fmt.Errorf("pinning %d workers to a CPU each needs %d CPUs; this process may use %d", n, n, len(cpus))
+		return nil, fmt.Errorf("pinning %d workers to a CPU each needs %d CPUs; this process may use %d", n, n, len(cpus))
 	}
 	if _, err := exec.LookPath("taskset"); err != nil {
-		return fmt.Errorf("pinning workers to CPUs needs taskset (Debian's util-linux): %w", err)
+		return nil, fmt.Errorf("pinning workers to CPUs needs taskset (Debian's util-linux): %w", err)
 	}
-	return nil
+	return cpus, nil
 }
 
 // WaitWorkers waits until `weir workers` lists n workers.

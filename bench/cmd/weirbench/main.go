@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -218,13 +217,8 @@ func commit(root string) string {
 
 func (r *Results) allChecksumsOK() bool {
 	for _, q := range r.Queries {
-		if q.Error != "" {
+		if q.Error != "" || !checksumsOK(q.Weir) {
 			return false
-		}
-		for _, w := range q.Weir {
-			if !w.ChecksumOK {
-				return false
-			}
 		}
 	}
 	for _, p := range r.Peers {
@@ -233,17 +227,13 @@ func (r *Results) allChecksumsOK() bool {
 		}
 	}
 	for _, t := range r.Overheads {
-		for _, w := range append(slices.Clone(t.Off), t.On...) {
-			if !w.ChecksumOK {
-				return false
-			}
+		if !checksumsOK(t.Off, t.On) {
+			return false
 		}
 	}
 	for _, s := range r.ScaleOut {
-		for _, w := range s.runs() {
-			if !w.ChecksumOK {
-				return false
-			}
+		if !checksumsOK(s.P1, s.P2) {
+			return false
 		}
 	}
 	return r.Recovery == nil || r.Recovery.Error != "" || r.Recovery.ChecksumOK

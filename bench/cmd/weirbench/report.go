@@ -80,15 +80,7 @@ func (q Query) run(p int) (Run, bool) {
 }
 
 func (q Query) checksumsOK() bool {
-	if q.Error != "" || len(q.Weir) == 0 {
-		return false
-	}
-	for _, w := range q.Weir {
-		if !w.ChecksumOK {
-			return false
-		}
-	}
-	return true
+	return q.Error == "" && len(q.Weir) > 0 && checksumsOK(q.Weir)
 }
 
 func summaryLine(q Query) string {
@@ -277,14 +269,8 @@ func markdown(res *Results, jsonRel string) string {
 				fmt.Fprintf(&b, "| %s | %s | | | | | | error: %s |\n", o.Feature, o.Query, firstLine(o.Error))
 				continue
 			}
-			ok := "equal to the baseline's"
-			for _, w := range append(slices.Clone(o.Off), o.On...) {
-				if !w.ChecksumOK {
-					ok = "**different from the baseline's**"
-				}
-			}
 			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f | %.0f → %.0f | %s |\n", o.Feature, o.Query, len(o.On),
-				kilo(medianPerSec(o.Off)), kilo(medianPerSec(o.On)), o.Ratio(), checkpointMs(o.Off), checkpointMs(o.On), ok)
+				kilo(medianPerSec(o.Off)), kilo(medianPerSec(o.On)), o.Ratio(), checkpointMs(o.Off), checkpointMs(o.On), outputText(checksumsOK(o.Off, o.On)))
 		}
 		b.WriteString("\n")
 	}
@@ -360,15 +346,9 @@ func scaleOutSection(res *Results) string {
 			fmt.Fprintf(&b, "| %s | error: %s | | | | | | |\n", s.Query, strings.ReplaceAll(firstLine(s.Error), "|", "/"))
 			continue
 		}
-		ok := "equal to the baseline's"
-		for _, w := range s.runs() {
-			if !w.ChecksumOK {
-				ok = "**different from the baseline's**"
-			}
-		}
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %.2f, %.2f | %.2f | %s |\n", s.Query, len(s.P2), kilo(medianPerSec(s.P1)), kilo(medianPerSec(s.P2)),
 			mark(s.Speedup(), scaleOutTarget(s.Query)), medianOf(s.P1, Run.Cores), medianOf(s.P2, Run.Cores),
-			ratio(medianOf(s.P2, Run.PerCore), medianOf(s.P1, Run.PerCore)), ok)
+			ratio(medianOf(s.P2, Run.PerCore), medianOf(s.P1, Run.PerCore)), outputText(checksumsOK(s.P1, s.P2)))
 	}
 	b.WriteString("\n")
 	return b.String()

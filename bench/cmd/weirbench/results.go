@@ -146,11 +146,28 @@ type ScaleOut struct {
 	Error string    `json:"error,omitempty"`
 }
 
-// runs are its runs at both parallelisms.
-func (s ScaleOut) runs() []WeirRun { return append(slices.Clone(s.P1), s.P2...) }
-
 // Speedup is p=2's median throughput over p=1's.
 func (s ScaleOut) Speedup() float64 { return ratio(medianPerSec(s.P2), medianPerSec(s.P1)) }
+
+// checksumsOK reports whether every run's output equalled its baseline's.
+func checksumsOK(runs ...[]WeirRun) bool {
+	for _, rs := range runs {
+		for _, w := range rs {
+			if !w.ChecksumOK {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// outputText says in the report whether outputs equalled the baseline's.
+func outputText(ok bool) string {
+	if ok {
+		return "equal to the baseline's"
+	}
+	return "**different from the baseline's**"
+}
 
 // checkpointMs is the median duration of the runs' completed checkpoints.
 func checkpointMs(runs []WeirRun) float64 {

@@ -70,18 +70,18 @@ func benchChannel(b *testing.B, remote bool) {
 }
 
 // BenchmarkLocal moves 32 KiB frames through an in-memory channel with the
-// default 8 credits.
+// default 1 MiB window (32 frames).
 func BenchmarkLocal(b *testing.B) { benchChannel(b, false) }
 
 // BenchmarkRemote moves 32 KiB frames over a DataService stream on 127.0.0.1
-// with the default 8 credits.
+// with the default 1 MiB window (32 frames).
 func BenchmarkRemote(b *testing.B) { benchChannel(b, true) }
 
 // BenchmarkChanBaseline moves the same frames through a buffered Go channel
-// of the same capacity as the credits, the floor for the local channel.
+// of the same capacity as the window, the floor for the local channel.
 func BenchmarkChanBaseline(b *testing.B) {
 	f := benchFrame()
-	c := make(chan Frame, defaultCredits)
+	c := make(chan Frame, defaultWindow/benchFrameBytes)
 	b.SetBytes(benchFrameBytes)
 	b.ReportAllocs()
 	b.ResetTimer()

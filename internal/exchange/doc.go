@@ -23,13 +23,31 @@
 //
 // # Credit protocol
 //
-// A record batch (and the end marker) costs one credit, and a producer sends
-// it only while it holds credit. A channel therefore holds at most
-// Options.Credits batches between producer and consumer (queued in the gate
-// or on the wire), counting the one the consumer is processing: its credit
-// goes back only on the consumer's following Gate.Next. A consumer that stops
-// calling Next, or blocks a channel with Gate.Block, backpressures that
-// channel's producer with bounded memory. Control frames cost no credit:
+// Credit is counted in bytes. A record batch costs its encoded size (at
+// least 1 KiB, so that a window of tiny batches is still a bounded number of
+// frames), the end marker 1 KiB, and a local batch (Frame.Local, whose size
+// is unknown) an eighth of the window. A producer sends a credit-costing
+// frame only while it holds credit, any at all: a batch larger than what is
+// left, or than the whole window, still goes. A channel therefore holds at
+// most Options.Window bytes (1 MiB by default) and one more frame between
+// producer and consumer (queued in the gate or on the wire), counting the
+// one the consumer is processing: its credit goes back only on the
+// consumer's following Gate.Next. A consumer that stops calling Next, or
+// blocks a channel with Gate.Block, backpressures that channel's producer
+// with bounded memory.
+//
+// The window is in bytes, not batches, because batches vary in size by two
+// orders of magnitude and it must cover the round trip of credit. A batch is
+// sent when the producer's input runs dry or at a watermark's flush, so a
+// channel carrying a few records per source batch (a join's side input)
+// sends batches of a few dozen records. Getting credit back takes two
+// hops through busy processes: a Go process with one CPU and a busy
+// goroutine polls the network only every 10 ms or so. Eight credits of
+// batches of any size (this package's first protocol) kept ~240 records in
+// flight on such a channel, and its producer waited for credit most of the
+// time; a megabyte of them does not.
+//
+// Control frames cost no credit:
 // barriers, so that backpressure never holds a checkpoint back, and
 // watermarks, so that they never wait behind it or take the window from
 // records (when they cost one, every other frame was a watermark). They
@@ -48,9 +66,9 @@
 // most once a minute per peer, never with what the peer sent) and the job
 // and attempt (PermissionDenied), then waits for the gate that owns the
 // channel (NotFound after ~30 s), accepts one producer per channel
-// (AlreadyExists otherwise), and sends Credit{Options.Credits}. After that
-// it sends Credit{k} whenever k frames were consumed; several consumptions
-// coalesce into one message when the producer side lags. The producer sends EndOfPartition last and
+// (AlreadyExists otherwise), and sends Credit{Options.Window}. After that
+// it sends Credit{k} whenever frames costing k bytes were consumed; several
+// consumptions coalesce into one message when the producer side lags. The producer sends EndOfPartition last and
 // half-closes; the consumer ends the stream with OK once it has read it, and
 // the producer's Close waits for that status before cancelling so that no
 // frame in transit is lost. Any other end of a stream before EndOfPartition

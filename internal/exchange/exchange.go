@@ -48,9 +48,9 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
-// Frame is one unit on a channel. A frame costs its producer one credit,
-// except barriers, watermarks, the end of data and Overdraft record
-// batches (see CostsCredit).
+// Frame is one unit on a channel. Record batches and the end marker cost
+// their producer credit; barriers, watermarks, the end of data and Overdraft
+// record batches do not (see cost).
 //
 // Remote channels carry records in Data (Count records, each a uvarint length
 // then bytes, encoded by the caller). Local channels may instead carry Local,
@@ -96,16 +96,31 @@ type Mark struct {
 	Timestamp int64 // unix ms
 }
 
-// CostsCredit reports whether sending f spends one of the channel's
-// credits. Record batches and the end marker do. Barriers do not, so that
+// costsCredit reports whether sending f spends the channel's credit.
+// Record batches and the end marker do. Barriers do not, so that
 // backpressure never holds a checkpoint back at the producer; nor do
 // Overdraft batches. Watermarks (and idle markers) do not, so that they
 // neither wait behind backpressure nor use up the window records need (when
 // every watermark cost a credit, half the window went to them): a gate
 // coalesces a watermark with one queued just ahead of it, and producers
 // send at most one per batch or flush, so they cannot pile up.
-func (f *Frame) CostsCredit() bool {
+func (f *Frame) costsCredit() bool {
 	return f.Kind != KindBarrier && f.Kind != KindWatermark && f.Kind != KindEndOfData && !f.Overdraft
+}
+
+// cost is the credit, in bytes, that sending f spends on a channel whose
+// window is window bytes: its encoded size, at least minFrameCost so that
+// a window bounds the number of frames too. A local batch (Local) has no
+// size in bytes; it costs an eighth of the window, so that an in-memory
+// channel, which needs no round trip to get credit back, holds 8 batches.
+func (f *Frame) cost(window int) int {
+	switch {
+	case !f.costsCredit():
+		return 0
+	case f.Local != nil:
+		return window / localBatches
+	}
+	return max(len(f.Data), minFrameCost)
 }
 
 // ChannelID names one channel: the edge of the job graph, the producing
@@ -118,9 +133,13 @@ func (c ChannelID) String() string {
 
 // Options tune a Network. The zero value is usable.
 type Options struct {
-	// Credits is the number of credit-costing frames in flight per
-	// channel: queued at the consumer or on the wire. Default 8.
-	Credits int
+	// Window is how many bytes of record batches a channel holds between
+	// its producer and its consumer (on the wire, queued, and the one being
+	// processed), give or take one batch. Default 1 MiB: it has to cover the
+	// round trip of credit, which is long when the consumer's process is
+	// busy, for the small batches of a channel that carries few records
+	// (see doc.go).
+	Window int
 	// DialTimeout bounds how long Open waits for a remote peer's connection
 	// to become ready. Default 10 s.
 	DialTimeout time.Duration
@@ -135,7 +154,12 @@ type Options struct {
 }
 
 const (
-	defaultCredits     = 8
+	defaultWindow = 1 << 20
+	// minFrameCost is the least credit a frame costs, so that a window of
+	// small frames is a bounded number of frames, messages and queue slots.
+	minFrameCost = 1 << 10
+	// localBatches is how many local batches fill a window (see cost).
+	localBatches       = 8
 	defaultDialTimeout = 10 * time.Second
 
 	// gateWait is how long a producer waits for its consumer's gate to be
@@ -157,8 +181,8 @@ const (
 )
 
 func (o Options) withDefaults() Options {
-	if o.Credits <= 0 {
-		o.Credits = defaultCredits
+	if o.Window <= 0 {
+		o.Window = defaultWindow
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = defaultDialTimeout
@@ -183,7 +207,8 @@ var (
 // use (one producer subtask owns a channel); Close may be called concurrently
 // with a blocked Send and unblocks it.
 type Sender interface {
-	// Send queues f on the channel, blocking while the channel has no credit.
+	// Send queues f on the channel, blocking while the channel has used up
+	// its window.
 	// A local channel takes ownership of f.Data and f.Local (see Frame); a
 	// remote one is done with f.Data when Send returns, whatever it returns,
 	// so the caller may reuse it (IsLocal tells them apart). If ctx ends while
@@ -209,8 +234,9 @@ func IsLocal(s Sender) bool {
 // Register needs; append them to the caller's own. They cap a stream's
 // request headers at 8 KiB and a connection's streams at 8192, raise the
 // message limit to 64 MiB for admitted streams (a batch exceeds 32 KiB when one record is big), give
-// streams fixed 1 MiB windows so that 8 credits of 32 KiB never wait for a
-// window update (credits, not HTTP/2 windows, bound memory: the server always
+// streams fixed 2 MiB windows so that a channel's window of credit (1 MiB by
+// default) never waits for a window update (credits, not HTTP/2 windows,
+// bound memory: the server always
 // drains a stream into its gate), and enable keepalive so a producer whose
 // machine vanished is detected. The options apply to every service on s.
 func ServerOptions() []grpc.ServerOption {
@@ -220,7 +246,7 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.MaxHeaderListSize(maxHeaderListBytes),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.ReadBufferSize(256 << 10),
-		grpc.InitialWindowSize(1 << 20),
+		grpc.InitialWindowSize(2 << 20),
 		grpc.InitialConnWindowSize(8 << 20),
 		grpc.WriteBufferSize(64 << 10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),

@@ -117,8 +117,8 @@ func produce(ctx context.Context, s Sender, n int) error {
 
 func TestOrderingLocalAndRemote(t *testing.T) {
 	ctx := testCtx(t)
-	a := newProc(t, "job", 1, Options{Credits: 4})
-	b := newProc(t, "job", 1, Options{Credits: 4})
+	a := newProc(t, "job", 1, Options{Window: 4 * minFrameCost})
+	b := newProc(t, "job", 1, Options{Window: 4 * minFrameCost})
 	chans := []ChannelID{
 		{Edge: 1, Producer: 0, Consumer: 0}, // local
 		{Edge: 1, Producer: 1, Consumer: 0}, // remote
@@ -243,7 +243,7 @@ func TestLocalFramePassesByPointer(t *testing.T) {
 // the consumer still gets every frame's own bytes.
 func TestRemoteSendLeavesDataToCaller(t *testing.T) {
 	ctx := testCtx(t)
-	gate, s := openChannel(t, ctx, true, 8, ChannelID{Edge: 1})
+	gate, s := openChannel(t, ctx, true, 16, ChannelID{Edge: 1}) // room for 3 frames of 4 KiB
 	if IsLocal(s) {
 		t.Fatal("a channel from another process is local")
 	}
@@ -268,14 +268,20 @@ func TestRemoteSendLeavesDataToCaller(t *testing.T) {
 	}
 }
 
-// senderPair opens a channel to gate owner a, from a itself (local) or from
-// a second process (remote).
-func openChannel(t *testing.T, ctx context.Context, remote bool, credits int, ch ChannelID) (*Gate, Sender) {
+// openChannel opens a channel to gate owner a, from a itself (local) or from
+// a second process (remote), with a window of that many small frames.
+func openChannel(t *testing.T, ctx context.Context, remote bool, frames int, ch ChannelID) (*Gate, Sender) {
 	t.Helper()
-	a := newProc(t, "job", 1, Options{Credits: credits})
+	return openWindow(t, ctx, remote, frames*minFrameCost, ch)
+}
+
+// openWindow is openChannel with a window of that many bytes.
+func openWindow(t *testing.T, ctx context.Context, remote bool, window int, ch ChannelID) (*Gate, Sender) {
+	t.Helper()
+	a := newProc(t, "job", 1, Options{Window: window})
 	from := a
 	if remote {
-		from = newProc(t, "job", 1, Options{Credits: credits})
+		from = newProc(t, "job", 1, Options{Window: window})
 	}
 	gate := a.n.Gate([]ChannelID{ch})
 	t.Cleanup(func() { gate.Close() })
@@ -373,8 +379,8 @@ func TestBlockUnblock(t *testing.T) {
 	bothModes(t, func(t *testing.T, remote bool) {
 		ctx := testCtx(t)
 		const credits, n = 2, 50
-		a := newProc(t, "job", 1, Options{Credits: credits})
-		b := newProc(t, "job", 1, Options{Credits: credits})
+		a := newProc(t, "job", 1, Options{Window: credits * minFrameCost})
+		b := newProc(t, "job", 1, Options{Window: credits * minFrameCost})
 		held, other := ChannelID{Edge: 1, Producer: 0}, ChannelID{Edge: 1, Producer: 1}
 		gate := a.n.Gate([]ChannelID{held, other})
 		defer gate.Close()
@@ -508,8 +514,8 @@ func TestBrokenChannel(t *testing.T) {
 	})
 	t.Run("consumer network closed", func(t *testing.T) {
 		ctx := testCtx(t)
-		a := newProc(t, "job", 1, Options{Credits: 1})
-		b := newProc(t, "job", 1, Options{Credits: 1})
+		a := newProc(t, "job", 1, Options{Window: 1 * minFrameCost})
+		b := newProc(t, "job", 1, Options{Window: 1 * minFrameCost})
 		gate := a.n.Gate([]ChannelID{ch})
 		s, err := b.n.Open(ctx, ch, a.addr)
 		if err != nil {

@@ -26,9 +26,9 @@ type Delivery struct {
 // goroutine drives a gate. Block, Unblock and Close may be called from any
 // goroutine.
 type Gate struct {
-	n       *Network
-	chans   []*inChan
-	credits int
+	n      *Network
+	chans  []*inChan
+	window int // Options.Window
 	// wake tells a waiting Next that something changed: a frame arrived, a
 	// channel broke or was unblocked, or the gate closed. A token may be stale;
 	// Next re-checks under mu.
@@ -41,9 +41,11 @@ type Gate struct {
 		// channel cannot starve the others.
 		next int
 		// last is the index of the channel whose frame Next returned last and
-		// whose credit is still owed, or -1. The credit goes back on the
-		// following Next: until then the consumer may still be using the frame.
-		last int
+		// whose credit (lastCost) is still owed, or -1. The credit goes back
+		// on the following Next: until then the consumer may still be using
+		// the frame.
+		last     int
+		lastCost int
 		// overtaking: barriers of this checkpoint overtake the frames
 		// queued ahead of them (Overtake); 0: none.
 		overtaking int64
@@ -80,10 +82,11 @@ type inChan struct {
 
 	// Guarded by g.mu.
 	queue    queue
-	charged  int // frames in queue that cost credit
+	charged  int // credit (bytes) of the queued frames
+	free     int // queued frames that cost no credit
 	producer producerKind
-	credits  int  // local producer: credits it holds
-	owed     int  // remote producer: credits consumed but not yet sent
+	credits  int  // local producer: credit (bytes) it holds
+	owed     int  // remote producer: credit consumed but not yet sent back
 	blocked  bool // Block: no delivery, no credit
 	finished bool // KindEnd queued; the producer sends nothing more
 	err      error
@@ -94,10 +97,10 @@ type inChan struct {
 // earlier wait for it (see Open). Registering a channel twice is a
 // programming error and panics. On a closed Network the gate is born closed.
 func (n *Network) Gate(channels []ChannelID) *Gate {
-	g := &Gate{n: n, chans: make([]*inChan, len(channels)), credits: n.opts.Credits, wake: make(chan struct{}, 1)}
+	g := &Gate{n: n, chans: make([]*inChan, len(channels)), window: n.opts.Window, wake: make(chan struct{}, 1)}
 	g.mu.last = -1
 	for i, id := range channels {
-		g.chans[i] = &inChan{g: g, id: id, index: i, wake: make(chan struct{}, 1), queue: newQueue(g.credits)}
+		g.chans[i] = &inChan{g: g, id: id, index: i, wake: make(chan struct{}, 1), queue: newQueue(localBatches)}
 	}
 	if err := n.registerGate(g); err != nil {
 		if !errors.Is(err, ErrClosed) {
@@ -111,7 +114,8 @@ func (n *Network) Gate(channels []ChannelID) *Gate {
 // Next returns the next frame from any unblocked channel, taking channels in
 // turn. The frame belongs to the caller. The credit for the frame Next
 // returned previously goes back to its producer now, so a channel holds at
-// most Options.Credits frames, counting the one the caller is processing.
+// most Options.Window bytes (and one more frame), counting the frame the
+// caller is processing.
 //
 // Once every channel delivered its KindEnd frame (each End is itself
 // returned, once per channel), Next returns io.EOF. If a channel broke
@@ -124,7 +128,7 @@ func (g *Gate) Next(ctx context.Context) (Delivery, error) {
 	g.mu.Lock()
 	if i := g.mu.last; i >= 0 {
 		g.mu.last = -1
-		g.chans[i].returnCreditLocked()
+		g.chans[i].returnCreditLocked(g.mu.lastCost)
 	}
 	for {
 		if g.mu.closed {
@@ -179,14 +183,17 @@ func (g *Gate) pollLocked() (Delivery, error, bool) {
 		if !c.blocked && c.queue.len() > 0 {
 			f := c.queue.pop()
 			g.mu.next = i + 1
-			if f.CostsCredit() {
-				c.charged--
+			cost := f.cost(g.window)
+			if cost > 0 {
+				c.charged -= cost
+			} else {
+				c.free--
 			}
 			switch {
 			case f.Kind == KindEnd:
 				g.mu.ended++
-			case f.CostsCredit():
-				g.mu.last = i
+			case cost > 0:
+				g.mu.last, g.mu.lastCost = i, cost
 			}
 			return Delivery{Channel: c.id, Index: i, Frame: f}, nil, true
 		}
@@ -244,6 +251,7 @@ func (g *Gate) Overtake(id int64) {
 			// A copy: remove shifts the frames after it.
 			if f := *c.queue.at(k); f.Kind == KindBarrier && f.CheckpointID == id {
 				c.queue.remove(k)
+				c.free--
 				g.overtakeLocked(c, f, k)
 				break
 			}
@@ -299,7 +307,7 @@ func (g *Gate) shut() {
 	g.mu.prio = nil
 	for _, c := range g.chans {
 		c.queue.reset()
-		c.charged = 0
+		c.charged, c.free = 0, 0
 		signal(c.wake)
 	}
 	g.mu.Unlock()
@@ -321,7 +329,7 @@ func (c *inChan) attach(kind producerKind) error {
 	}
 	c.producer = kind
 	if kind == localProducer {
-		c.credits = g.credits
+		c.credits = g.window
 	}
 	return nil
 }
@@ -329,6 +337,7 @@ func (c *inChan) attach(kind producerKind) error {
 // enqueueLocked queues f for the consumer.
 func (c *inChan) enqueueLocked(f Frame) error {
 	g := c.g
+	cost := f.cost(g.window)
 	switch {
 	case g.mu.closed:
 		return ErrClosed
@@ -336,9 +345,11 @@ func (c *inChan) enqueueLocked(f Frame) error {
 		return fmt.Errorf("%w: %v: frame after end", ErrClosed, c.id)
 	case c.err != nil:
 		return c.err
-	case f.CostsCredit() && c.charged == g.credits:
+	case cost > 0 && c.charged >= g.window:
+		// The producer sends while it holds any credit, so what it sent
+		// before this frame was less than the window.
 		return fmt.Errorf("exchange: %v: producer sent %s frame without credit", c.id, f.Kind)
-	case !f.CostsCredit() && c.queue.len()-c.charged >= maxUncharged:
+	case cost == 0 && c.free >= maxUncharged:
 		return fmt.Errorf("exchange: %v: too many frames without credit", c.id)
 	}
 	if f.Kind == KindBarrier && (f.Unaligned || f.CheckpointID == g.mu.overtaking) {
@@ -358,8 +369,10 @@ func (c *inChan) enqueueLocked(f Frame) error {
 			return nil
 		}
 	}
-	if f.CostsCredit() {
-		c.charged++
+	if cost > 0 {
+		c.charged += cost
+	} else {
+		c.free++
 	}
 	c.queue.push(f)
 	if f.Kind == KindEnd {
@@ -383,12 +396,12 @@ func (c *inChan) deliver(f Frame) error {
 	return err
 }
 
-func (c *inChan) returnCreditLocked() {
+func (c *inChan) returnCreditLocked(cost int) {
 	switch c.producer {
 	case localProducer:
-		c.credits++
+		c.credits += cost
 	case remoteProducer:
-		c.owed++
+		c.owed += cost
 	default:
 		return
 	}
@@ -417,8 +430,9 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// queue is a FIFO of frames. Credits bound the frames that cost credit;
-// barriers and overdraft batches may add a few more, so it can grow.
+// queue is a FIFO of frames. The window bounds the frames that cost credit
+// (minFrameCost each at least); barriers, watermarks and overdraft batches
+// may add a few more. It grows as needed.
 type queue struct {
 	buf  []Frame
 	head int

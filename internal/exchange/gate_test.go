@@ -10,7 +10,7 @@ import (
 // Mail posted to a gate overtakes queued data, wakes an idle Next, and
 // costs no credit.
 func TestPostOvertakesDataAndWakesNext(t *testing.T) {
-	p := newProc(t, "job", 1, Options{Credits: 2})
+	p := newProc(t, "job", 1, Options{Window: 2 * minFrameCost})
 	ctx := testCtx(t)
 	ch := ChannelID{Edge: 0, Producer: 0, Consumer: 0}
 	g := p.n.Gate([]ChannelID{ch})

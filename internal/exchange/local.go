@@ -46,9 +46,9 @@ func (s *localSender) Send(ctx context.Context, f Frame) error {
 	default:
 	}
 	g := c.g
-	costs := f.CostsCredit()
+	cost := f.cost(g.window)
 	g.mu.Lock()
-	for costs && c.credits == 0 && !g.mu.closed {
+	for cost > 0 && c.credits <= 0 && !g.mu.closed {
 		g.mu.Unlock()
 		select {
 		case <-c.wake:
@@ -60,8 +60,8 @@ func (s *localSender) Send(ctx context.Context, f Frame) error {
 		g.mu.Lock()
 	}
 	err := c.enqueueLocked(f)
-	if err == nil && costs {
-		c.credits--
+	if err == nil {
+		c.credits -= cost
 	}
 	g.mu.Unlock()
 	return err

@@ -21,8 +21,8 @@ type exchangeClient = grpc.BidiStreamingClient[weirv1.DataFrame, weirv1.Credit]
 type exchangeServer = grpc.BidiStreamingServer[weirv1.DataFrame, weirv1.Credit]
 
 // remoteSender is the producer end of a DataService Exchange stream. It
-// starts with no credit; the consumer grants Options.Credits once its gate
-// accepted the stream, then one per frame consumed.
+// starts with no credit; the consumer grants Options.Window bytes once its
+// gate accepted the stream, then each frame's cost once it is consumed.
 type remoteSender struct {
 	n      *Network
 	id     ChannelID
@@ -36,7 +36,7 @@ type remoteSender struct {
 
 	mu struct {
 		sync.Mutex
-		credits int
+		credits int   // bytes; below 0 after a frame larger than what was left
 		err     error // set once the stream ended; sticky
 		ended   bool  // KindEnd sent
 		closed  bool
@@ -100,7 +100,7 @@ func (s *remoteSender) readCredits() {
 			return
 		}
 		s.mu.Lock()
-		s.mu.credits += int(cr.Credits)
+		s.mu.credits += int(cr.Bytes)
 		s.mu.Unlock()
 		signal(s.wake)
 	}
@@ -134,9 +134,11 @@ func (s *remoteSender) Send(ctx context.Context, f Frame) error {
 	if len(f.Data) > maxFrameBytes {
 		return fmt.Errorf("exchange: %v: %d-byte frame exceeds the %d-byte limit", s.id, len(f.Data), maxFrameBytes)
 	}
-	costs := f.CostsCredit()
+	// A frame goes while any credit is left, even if it costs more: a
+	// batch larger than the window must still get through.
+	cost := f.cost(s.n.opts.Window)
 	s.mu.Lock()
-	for costs && s.mu.credits == 0 && s.mu.err == nil && !s.mu.closed && !s.mu.ended {
+	for cost > 0 && s.mu.credits <= 0 && s.mu.err == nil && !s.mu.closed && !s.mu.ended {
 		s.mu.Unlock()
 		select {
 		case <-s.wake:
@@ -158,9 +160,7 @@ func (s *remoteSender) Send(ctx context.Context, f Frame) error {
 		s.mu.Unlock()
 		return err
 	}
-	if costs {
-		s.mu.credits--
-	}
+	s.mu.credits -= cost
 	s.mu.Unlock()
 
 	if err := s.stream.Send(toProto(f)); err != nil {
@@ -336,7 +336,7 @@ func (n *Network) serve(stream exchangeServer) error {
 		return status.FromContextError(err).Err()
 	}
 	rs.attached <- c
-	if err := stream.Send(&weirv1.Credit{Credits: int32(c.g.credits)}); err != nil {
+	if err := stream.Send(&weirv1.Credit{Bytes: int32(c.g.window)}); err != nil {
 		return err
 	}
 	g := c.g
@@ -353,7 +353,7 @@ func (n *Network) serve(stream exchangeServer) error {
 			if k > 0 {
 				// A fresh message each time: stats handlers on the caller's
 				// server may hold on to sent messages.
-				if err := stream.Send(&weirv1.Credit{Credits: int32(k)}); err != nil {
+				if err := stream.Send(&weirv1.Credit{Bytes: int32(k)}); err != nil {
 					return err
 				}
 			}

@@ -434,9 +434,12 @@ func (*EndOfData) Descriptor() ([]byte, []int) {
 	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{5}
 }
 
+// Credit grants the producer bytes of record batches beyond what it sent: the
+// channel's window first, then what each consumed batch cost (its size, at
+// least 1 KiB).
 type Credit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Credits       int32                  `protobuf:"varint,1,opt,name=credits,proto3" json:"credits,omitempty"`
+	Bytes         int32                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -471,9 +474,9 @@ func (*Credit) Descriptor() ([]byte, []int) {
 	return file_weir_v1_data_service_proto_rawDescGZIP(), []int{6}
 }
 
-func (x *Credit) GetCredits() int32 {
+func (x *Credit) GetBytes() int32 {
 	if x != nil {
-		return x.Credits
+		return x.Bytes
 	}
 	return 0
 }
@@ -505,9 +508,9 @@ const file_weir_v1_data_service_proto_rawDesc = "" +
 	"\x11timestamp_unix_ms\x18\x01 \x01(\x03R\x0ftimestampUnixMs\x12\x12\n" +
 	"\x04idle\x18\x02 \x01(\bR\x04idle\"\x10\n" +
 	"\x0eEndOfPartition\"\v\n" +
-	"\tEndOfData\"\"\n" +
-	"\x06Credit\x12\x18\n" +
-	"\acredits\x18\x01 \x01(\x05R\acredits2B\n" +
+	"\tEndOfData\"$\n" +
+	"\x06Credit\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x05R\x05bytesJ\x04\b\x01\x10\x022B\n" +
 	"\vDataService\x123\n" +
 	"\bExchange\x12\x12.weir.v1.DataFrame\x1a\x0f.weir.v1.Credit(\x010\x01B/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 

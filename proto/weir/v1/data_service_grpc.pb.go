@@ -28,9 +28,10 @@ const (
 //
 // DataService carries records between job processes. One Exchange stream per
 // channel (producer subtask -> consumer subtask of one edge); gRPC multiplexes
-// them over one connection per process pair. The producer sends frames only
-// while it holds credit; the consumer returns one credit per frame consumed,
-// so a slow consumer backpressures its producer with bounded memory.
+// them over one connection per process pair. The producer sends record
+// batches only while it holds credit, in bytes; the consumer returns each
+// batch's cost once it consumed it, so a slow consumer backpressures its
+// producer with bounded memory.
 type DataServiceClient interface {
 	Exchange(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DataFrame, Credit], error)
 }
@@ -62,9 +63,10 @@ type DataService_ExchangeClient = grpc.BidiStreamingClient[DataFrame, Credit]
 //
 // DataService carries records between job processes. One Exchange stream per
 // channel (producer subtask -> consumer subtask of one edge); gRPC multiplexes
-// them over one connection per process pair. The producer sends frames only
-// while it holds credit; the consumer returns one credit per frame consumed,
-// so a slow consumer backpressures its producer with bounded memory.
+// them over one connection per process pair. The producer sends record
+// batches only while it holds credit, in bytes; the consumer returns each
+// batch's cost once it consumed it, so a slow consumer backpressures its
+// producer with bounded memory.
 type DataServiceServer interface {
 	Exchange(grpc.BidiStreamingServer[DataFrame, Credit]) error
 	mustEmbedUnimplementedDataServiceServer()

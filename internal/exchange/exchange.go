@@ -133,12 +133,11 @@ func (c ChannelID) String() string {
 
 // Options tune a Network. The zero value is usable.
 type Options struct {
-	// Window is how many bytes of record batches a channel holds between
+	// Window is the most bytes of record batches a channel holds between
 	// its producer and its consumer (on the wire, queued, and the one being
-	// processed), give or take one batch. Default 1 MiB: it has to cover the
-	// round trip of credit, which is long when the consumer's process is
-	// busy, for the small batches of a channel that carries few records
-	// (see doc.go).
+	// processed), give or take one batch. Default 1 MiB. A remote channel's
+	// window follows its consumer's pace between 64 KiB and Window (see
+	// doc.go, "Credit protocol").
 	Window int
 	// DialTimeout bounds how long Open waits for a remote peer's connection
 	// to become ready. Default 10 s.
@@ -233,10 +232,10 @@ func IsLocal(s Sender) bool {
 // ServerOptions returns the grpc.ServerOptions the grpc.Server given to
 // Register needs; append them to the caller's own. They cap a stream's
 // request headers at 8 KiB and a connection's streams at 8192, raise the
-// message limit to 64 MiB for admitted streams (a batch exceeds 32 KiB when one record is big), give
-// streams fixed 2 MiB windows so that a channel's window of credit (1 MiB by
-// default) never waits for a window update (credits, not HTTP/2 windows,
-// bound memory: the server always
+// message limit to 64 MiB for admitted streams (a batch exceeds 32 KiB when
+// one record is big), give streams fixed 2 MiB windows so that a channel's
+// window of credit (1 MiB by default) never waits for an HTTP/2 window
+// update (credit, not HTTP/2 windows, bounds memory: the server always
 // drains a stream into its gate), and enable keepalive so a producer whose
 // machine vanished is detected. The options apply to every service on s.
 func ServerOptions() []grpc.ServerOption {

@@ -26,37 +26,33 @@
 // Credit is counted in bytes. A record batch costs its encoded size (at
 // least 1 KiB, so that a window of tiny batches is still a bounded number of
 // frames), the end marker 1 KiB, and a local batch (Frame.Local, whose size
-// is unknown) an eighth of Options.Window. A producer sends a credit-costing
+// is unknown) an eighth of the window. A producer sends a credit-costing
 // frame only while it holds credit, any at all: a batch larger than what is
 // left, or than the whole window, still goes. A channel therefore holds at
-// most its window and one more frame between producer and consumer (queued
-// in the gate or on the wire), counting the one the consumer is processing:
-// its credit goes back only on the consumer's following Gate.Next. A
-// consumer that stops calling Next, or blocks a channel with Gate.Block,
-// backpressures that channel's producer with bounded memory.
+// most Options.Window bytes (1 MiB by default) and one more frame between
+// producer and consumer (queued in the gate or on the wire), counting the
+// one the consumer is processing: its credit goes back only on the
+// consumer's following Gate.Next. A consumer that stops calling Next, or
+// blocks a channel with Gate.Block, backpressures that channel's producer
+// with bounded memory.
 //
 // The window is in bytes, not batches, because batches vary in size by two
-// orders of magnitude and the window must cover the round trip of credit. A
-// batch is sent when the producer's input runs dry or at the flush deadline,
-// so a channel that gets a few records per source batch (a join's side
-// input) sends batches of a few dozen records; and getting credit back
-// takes two hops through busy processes, where a Go process with one CPU
-// and a busy goroutine polls the network only every 10 ms (sysmon). Eight
-// credits of batches of any size (this package's first protocol) kept ~240
-// records in flight on such a channel, and its producer waited for credit
-// most of the time.
+// orders of magnitude and it must cover the round trip of credit. A batch is
+// sent when the producer's input runs dry or at the flush deadline, so a
+// channel that gets a few records per source batch (a join's side input)
+// sends batches of a few dozen records; and getting credit back takes two
+// hops through busy processes, where a Go process with one CPU and a busy
+// goroutine polls the network only every 10 ms (sysmon). Eight credits of
+// batches of any size (this package's first protocol) kept ~240 records in
+// flight on such a channel, and its producer waited for credit most of the
+// time; a megabyte of them does not.
 //
-// An in-memory channel's window is Options.Window (1 MiB by default), 8
-// local batches. A remote channel's adapts to its consumer (window.go,
-// Flink's buffer debloating): it aims at one second of the rate at which
-// the consumer took the channel's bytes over the last 20 ms, between 64 KiB
-// and Options.Window. A consumer that keeps up has the whole window; a slow,
-// backpressuring one holds little in flight, so the barriers queued behind
-// it wait less and an unaligned checkpoint stores less. The consumer grows
-// a window by returning more credit than was consumed and shrinks it by
-// returning less, never by taking credit back: a new channel starts at
-// 64 KiB and grows within one measurement, and a channel whose consumer
-// slows down shrinks as the bytes in flight are consumed.
+// The window is fixed. A consumer that falls behind fills it, so up to a
+// megabyte per channel waits ahead of an aligned barrier; on a keyed edge
+// the producer's local channel (8 batches) usually fills first and holds
+// the remote ones back. A window that follows the consumer's pace (Flink's
+// buffer debloating) was tried and cost q8 at p=2 a tenth to a third of
+// its rate (docs/decisions.md, "Credit in bytes").
 //
 // Control frames cost no credit:
 // barriers, so that backpressure never holds a checkpoint back, and
@@ -77,10 +73,9 @@
 // most once a minute per peer, never with what the peer sent) and the job
 // and attempt (PermissionDenied), then waits for the gate that owns the
 // channel (NotFound after ~30 s), accepts one producer per channel
-// (AlreadyExists otherwise), and sends Credit{bytes} with the first window.
-// After that it sends Credit{k} as frames are consumed: their cost, plus or
-// minus what the window grows or shrinks by; several consumptions coalesce
-// into one message when the producer side lags. The producer sends EndOfPartition last and
+// (AlreadyExists otherwise), and sends Credit{Options.Window}. After that
+// it sends Credit{k} whenever frames costing k bytes were consumed; several
+// consumptions coalesce into one message when the producer side lags. The producer sends EndOfPartition last and
 // half-closes; the consumer ends the stream with OK once it has read it, and
 // the producer's Close waits for that status before cancelling so that no
 // frame in transit is lost. Any other end of a stream before EndOfPartition

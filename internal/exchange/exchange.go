@@ -133,11 +133,12 @@ func (c ChannelID) String() string {
 
 // Options tune a Network. The zero value is usable.
 type Options struct {
-	// Window is the most bytes of record batches a channel holds between
+	// Window is how many bytes of record batches a channel holds between
 	// its producer and its consumer (on the wire, queued, and the one being
-	// processed), give or take one batch. Default 1 MiB. A remote channel's
-	// window follows its consumer's pace between 64 KiB and Window (see
-	// doc.go, "Credit protocol").
+	// processed), give or take one batch. Default 1 MiB: it has to cover the
+	// round trip of credit, which is long when the consumer's process is
+	// busy, for the small batches of a channel that carries few records
+	// (see doc.go, "Credit protocol").
 	Window int
 	// DialTimeout bounds how long Open waits for a remote peer's connection
 	// to become ready. Default 10 s.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 )
 
 // Delivery is one frame handed to the consumer by Gate.Next.
@@ -86,11 +85,10 @@ type inChan struct {
 	charged  int // credit (bytes) of the queued frames
 	free     int // queued frames that cost no credit
 	producer producerKind
-	credits  int    // local producer: credit (bytes) it holds
-	owed     int    // remote producer: credit to send back
-	window   window // remote producer: its window, sized to the consumer
-	blocked  bool   // Block: no delivery, no credit
-	finished bool   // KindEnd queued; the producer sends nothing more
+	credits  int  // local producer: credit (bytes) it holds
+	owed     int  // remote producer: credit consumed but not yet sent back
+	blocked  bool // Block: no delivery, no credit
+	finished bool // KindEnd queued; the producer sends nothing more
 	err      error
 }
 
@@ -330,11 +328,8 @@ func (c *inChan) attach(kind producerKind) error {
 		return fmt.Errorf("%w: %v already has a producer", ErrRefused, c.id)
 	}
 	c.producer = kind
-	switch kind {
-	case localProducer:
+	if kind == localProducer {
 		c.credits = g.window
-	case remoteProducer:
-		c.window = newWindow(g.window, time.Now().UnixNano())
 	}
 	return nil
 }
@@ -406,7 +401,7 @@ func (c *inChan) returnCreditLocked(cost int) {
 	case localProducer:
 		c.credits += cost
 	case remoteProducer:
-		c.owed += c.window.consume(cost, time.Now().UnixNano())
+		c.owed += cost
 	default:
 		return
 	}

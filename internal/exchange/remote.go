@@ -335,14 +335,11 @@ func (n *Network) serve(stream exchangeServer) error {
 		}
 		return status.FromContextError(err).Err()
 	}
-	g := c.g
-	g.mu.Lock()
-	first := c.window.granted
-	g.mu.Unlock()
 	rs.attached <- c
-	if err := stream.Send(&weirv1.Credit{Bytes: int32(first)}); err != nil {
+	if err := stream.Send(&weirv1.Credit{Bytes: int32(c.g.window)}); err != nil {
 		return err
 	}
+	g := c.g
 	for {
 		select {
 		case <-c.wake:

@@ -207,14 +207,14 @@ var (
 // use (one producer subtask owns a channel); Close may be called concurrently
 // with a blocked Send and unblocks it.
 type Sender interface {
-	// Send queues f on the channel, blocking while the channel has used up
-	// its window.
-	// A local channel takes ownership of f.Data and f.Local (see Frame); a
-	// remote one is done with f.Data when Send returns, whatever it returns,
-	// so the caller may reuse it (IsLocal tells them apart). If ctx ends while
-	// Send waits for credit, Send returns ctx.Err() and the frame is not sent;
-	// the channel stays usable. After a KindEnd frame the channel is finished:
-	// further Sends fail with ErrClosed and Close releases it.
+	// Send queues f on the channel, blocking while the producer holds no
+	// credit (the channel's window is used up). A local channel takes
+	// ownership of f.Data and f.Local (see Frame); a remote one is done with
+	// f.Data when Send returns, whatever it returns, so the caller may reuse
+	// it (IsLocal tells them apart). If ctx ends while Send waits for credit,
+	// Send returns ctx.Err() and the frame is not sent; the channel stays
+	// usable. After a KindEnd frame the channel is finished: further Sends
+	// fail with ErrClosed and Close releases it.
 	Send(ctx context.Context, f Frame) error
 	// Close releases the channel. Closing before a KindEnd frame was sent
 	// breaks the channel: the consumer gets ErrChannelBroken. After KindEnd,

@@ -167,6 +167,37 @@ func BenchmarkTimerSetFire(b *testing.B) {
 	}
 }
 
+// BenchmarkTimerDistinctTimes: timers that each fire at a time of their
+// own, as q4's auctions close: every record sets one, ~100k are pending, and
+// the watermark fires the earliest as it passes them, so each timer costs a
+// push and a pop of the queue's heap of times.
+func BenchmarkTimerDistinctTimes(b *testing.B) {
+	s := benchStore(b, false)
+	ts, err := newTimerService(s.env, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const pending = 100_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	fired := 0
+	onFire := func(int64, []byte) error { fired++; return nil }
+	b.ReportAllocs()
+	for i := range b.N {
+		scopeTo[int64](s, VarintCodec[int64]{}, int64(i%benchKeys))
+		if err := ts.register(EventTime, int64(i)*8+rng.Int64N(2*pending*8), nil); err != nil {
+			b.Fatal(err)
+		}
+		if i%64 == 63 {
+			if err := ts.fire(EventTime, int64(i-pending)*8, onFire); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if b.N > 4*pending && fired == 0 {
+		b.Fatal("no timer fired")
+	}
+}
+
 // BenchmarkSortTimers: ordering a window's bucket of timers, one per key
 // (int keys, one namespace), by radix (sortTimers) and by comparisons.
 func BenchmarkSortTimers(b *testing.B) {

@@ -49,7 +49,7 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 	}
 	res := &Results{Started: time.Now().UTC(), Commit: commit(root), Machine: machine(), Cores: runtime.GOMAXPROCS(0), Config: Config{
 		Events: o.events, Seed: o.seed, Queries: o.queries, Parallelism: o.parallelism,
-		CheckpointInterval: o.checkpointEvery.String(), Workers: o.workers,
+		CheckpointInterval: o.checkpointEvery.String(), Workers: o.workers, Slots: o.slots,
 	}}
 	fmt.Fprintf(stdout, "%d events per run on %s\n", o.events, res.Machine)
 	for _, q := range o.queries {
@@ -144,7 +144,7 @@ func (h *harness) query(q string) Query {
 		profDir = filepath.Join(h.o.pprof, q)
 		env = append(env, "WEIR_CPUPROFILE_DIR="+profDir)
 	}
-	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: h.o.workers, Slots: 1, Env: env})
+	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: h.o.workers, Slots: h.o.slots, Env: env})
 	if err != nil {
 		qr.Error = err.Error()
 		return qr

@@ -39,6 +39,7 @@ type options struct {
 	parallelism     []int
 	checkpointEvery time.Duration
 	workers         int
+	slots           int
 	latencySeconds  float64
 	recovery        string
 	recoveryRate    float64
@@ -83,7 +84,8 @@ func parseFlags(args []string) (options, error) {
 	queries := fs.String("queries", strings.Join(allQueries, ","), "comma-separated queries")
 	par := fs.String("parallelism", "1,2", "comma-separated parallelisms to run each query at")
 	fs.DurationVar(&o.checkpointEvery, "checkpoint-interval", 10*time.Second, "checkpoint interval of the jobs (exactly-once)")
-	fs.IntVar(&o.workers, "workers", 2, "workers in the cluster (one slot each)")
+	fs.IntVar(&o.workers, "workers", 1, "workers in the cluster of the main runs (the scale-out, recovery and overhead runs start clusters of two)")
+	fs.IntVar(&o.slots, "slots", 2, "slots per worker in the cluster of the main runs: a job's subtasks on one worker share its job process")
 	fs.Float64Var(&o.latencySeconds, "latency-seconds", 5, "length of the paced latency run per query (0: skip)")
 	fs.StringVar(&o.recovery, "recovery", "q5", "query of the worker-kill scenario (empty: skip)")
 	fs.Float64Var(&o.recoveryRate, "recovery-rate", 0, "events per second in the recovery run (0: half the query's measured throughput)")
@@ -129,8 +131,8 @@ func parseFlags(args []string) (options, error) {
 		if err != nil || p < 1 {
 			return o, fmt.Errorf("bad parallelism %q", s)
 		}
-		if p > o.workers {
-			return o, fmt.Errorf("parallelism %d needs at least %d workers (--workers %d)", p, p, o.workers)
+		if p > o.workers*o.slots {
+			return o, fmt.Errorf("parallelism %d needs at least %d slots (--workers %d × --slots %d)", p, p, o.workers, o.slots)
 		}
 		o.parallelism = append(o.parallelism, p)
 	}
@@ -149,8 +151,8 @@ func parseFlags(args []string) (options, error) {
 			*list.out = append(*list.out, q)
 		}
 	}
-	if len(o.tlsQueries)+len(o.kekQueries) > 0 && (o.overheadRounds < 1 || o.workers < 2) {
-		return o, errors.New("--tls-overhead and --kek-overhead need --overhead-rounds ≥ 1 and --workers ≥ 2 (their records must cross processes)")
+	if len(o.tlsQueries)+len(o.kekQueries) > 0 && o.overheadRounds < 1 {
+		return o, errors.New("--tls-overhead and --kek-overhead need --overhead-rounds ≥ 1")
 	}
 	if len(o.scaleOut) > 0 && o.scaleOutRounds < 1 {
 		return o, errors.New("--scale-out needs --scale-out-rounds ≥ 1")

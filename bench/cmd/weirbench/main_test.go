@@ -130,7 +130,7 @@ func TestFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--queries", "q6"}, `unknown query "q6"`},
-		{[]string{"--parallelism", "3"}, "parallelism 3 needs at least 3 workers"},
+		{[]string{"--parallelism", "3"}, "parallelism 3 needs at least 3 slots (--workers 1 × --slots 2)"},
 		{[]string{"--parallelism", "0"}, `bad parallelism "0"`},
 		{[]string{"--events", "0"}, "--events must be at least 1"},
 		{[]string{"--peer", "flink"}, `unknown --peer "flink"`},

@@ -197,6 +197,19 @@ func table(res *Results) string {
 	return b.String()
 }
 
+// describeWorkers says how the main runs' cluster hosts a job. A job's
+// subtasks on one worker share one job process, so with a single worker of
+// several slots (Flink's one TaskManager per machine, a slot per core) the
+// shuffle stays in memory; workers spread a job's slots, so with several
+// workers its records cross processes.
+func describeWorkers(c Config) string {
+	slots := max(c.Slots, 1)
+	if c.Workers == 1 {
+		return fmt.Sprintf("1 worker with %d slots (one job process per job: at p=2 both subtasks of each operator run in it and the shuffle stays in memory, as in one Flink TaskManager with a slot per core; the scale-out section below runs p=2 across two workers)", slots)
+	}
+	return fmt.Sprintf("%d workers with %d slot(s) each (a job's slots are spread over the workers, so at p=2 its shuffled records cross processes)", c.Workers, slots)
+}
+
 func markdown(res *Results, jsonRel string) string {
 	var b strings.Builder
 	b.WriteString("# Nexmark bench report\n\n")
@@ -204,8 +217,8 @@ func markdown(res *Results, jsonRel string) string {
 	fmt.Fprintf(&b, "- Run: %s to %s, commit `%s`, raw results [%s](%s).\n", res.Started.Format("2006-01-02 15:04:05Z"),
 		res.Finished.Format("15:04:05Z"), res.Commit, filepath.Base(jsonRel), jsonRel)
 	fmt.Fprintf(&b, "- Machine: %s. Shared and noisy: compare ratios within one run, not across runs.\n", res.Machine)
-	fmt.Fprintf(&b, "- %d events per run (seed %d; 1 person : 3 auctions : 46 bids), exactly-once checkpoints every %s, a cluster of etcd, a coordinator and %d workers (one slot each) as separate processes per query.\n",
-		res.Config.Events, res.Config.Seed, res.Config.CheckpointInterval, res.Config.Workers)
+	fmt.Fprintf(&b, "- %d events per run (seed %d; 1 person : 3 auctions : 46 bids), exactly-once checkpoints every %s, a cluster of etcd, a coordinator and %s as separate processes per query.\n",
+		res.Config.Events, res.Config.Seed, res.Config.CheckpointInterval, describeWorkers(res.Config))
 	b.WriteString("- **ev/s** is events over the job's wall time, from its sinks opening to their input ending. **Per core** is events over the CPU time of all the job's processes (generator included; the coordinator's, workers' and etcd's are not). The baseline is the query hand-written as one Go loop over the same generator (bench/baseline); **COST** is weir's ev/s over the baseline's (targets ≥ 0.5 at p=1, ≥ 1 at p=2); weir at p=2 should be no slower than at p=1, and 1.25 times as fast on q5, q7, q8 and wcount. **÷ Flink** is weir's per-core rate over Flink 1.13's published per-core figure (target ≥ 3).\n")
 	b.WriteString("- A run shorter than the checkpoint interval completes no checkpoint (the last column): its throughput has checkpointing on but never triggered.\n")
 	var perRecord []string
@@ -317,7 +330,7 @@ func scaling(res *Results) string {
 	}
 	var b strings.Builder
 	b.WriteString("## Scaling on this machine\n\n")
-	fmt.Fprintf(&b, "Cores busy is CPU time over wall time (all the job's processes). A query whose p=1 run keeps c cores busy can run at p=2 at most min(2, %d ÷ c) times as fast on the %d cores this run had (the ceiling), and that only if p=2 cost no more per event. The per-core column is what p=2 costs more per event: records crossing processes, two combiners' partials instead of one's, twice the subtasks on the same cores, and the same code running slower when two processes share them (see Before → after).\n\n", res.Cores, res.Cores)
+	fmt.Fprintf(&b, "Cores busy is CPU time over wall time (all the job's processes). A query whose p=1 run keeps c cores busy can run at p=2 at most min(2, %d ÷ c) times as fast on the %d cores this run had (the ceiling), and that only if p=2 cost no more per event. The per-core column is what p=2 costs more per event: two combiners' partials instead of one's, twice the subtasks on the same cores (each with its own state, timers and caches), and records crossing processes when the cluster has several workers.\n\n", res.Cores, res.Cores)
 	b.WriteString("| query | cores busy p=1 | cores busy p=2 | ceiling of p=2 ÷ p=1 | p=2 per-core rate ÷ p=1's | p=2 ÷ p=1 |\n|---|---|---|---|---|---|\n")
 	for _, q := range res.Queries {
 		r1, ok1 := q.run(1)

@@ -34,6 +34,7 @@ type Config struct {
 	Parallelism        []int    `json:"parallelism"`
 	CheckpointInterval string   `json:"checkpoint_interval"`
 	Workers            int      `json:"workers"`
+	Slots              int      `json:"slots,omitempty"` // per worker; absent (1) before 2026-12-07
 	PeerEvents         int64    `json:"peer_events,omitempty"`
 }
 

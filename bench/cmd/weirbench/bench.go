@@ -49,7 +49,7 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 	}
 	res := &Results{Started: time.Now().UTC(), Commit: commit(root), Machine: machine(), Cores: runtime.GOMAXPROCS(0), Config: Config{
 		Events: o.events, Seed: o.seed, Queries: o.queries, Parallelism: o.parallelism,
-		CheckpointInterval: o.checkpointEvery.String(), Workers: o.workers, Slots: o.slots,
+		CheckpointInterval: o.checkpointEvery.String(), Workers: o.workers, Slots: o.slots, Rounds: o.rounds,
 	}}
 	fmt.Fprintf(stdout, "%d events per run on %s\n", o.events, res.Machine)
 	for _, q := range o.queries {
@@ -150,19 +150,31 @@ func (h *harness) query(q string) Query {
 		return qr
 	}
 	defer c.Stop()
+	// The parallelisms take turns, round after round, so the machine's
+	// drifts in speed hit each alike; each is then represented by its
+	// median run.
+	for round := range h.o.rounds {
+		for _, p := range h.o.parallelism {
+			fmt.Fprintf(h.out, "%s: weir at parallelism %d (round %d of %d)\n", q, p, round+1, h.o.rounds)
+			before := listFiles(profDir)
+			tag := fmt.Sprintf("p%d", p)
+			if round > 0 {
+				tag = fmt.Sprintf("p%d-r%d", p, round+1)
+			}
+			w, _, err := h.runJob(c, q, p, h.o.events, tag)
+			if err != nil {
+				qr.Error = err.Error()
+				return qr
+			}
+			w.ChecksumOK = w.Run.Checksum == base.Checksum
+			if profDir != "" {
+				w.Profiles = moveNewFiles(profDir, before, filepath.Join(profDir, tag))
+			}
+			qr.Rounds = append(qr.Rounds, w)
+		}
+	}
 	for _, p := range h.o.parallelism {
-		fmt.Fprintf(h.out, "%s: weir at parallelism %d\n", q, p)
-		before := listFiles(profDir)
-		w, _, err := h.runJob(c, q, p, h.o.events, fmt.Sprintf("p%d", p))
-		if err != nil {
-			qr.Error = err.Error()
-			return qr
-		}
-		w.ChecksumOK = w.Run.Checksum == base.Checksum
-		if profDir != "" {
-			w.Profiles = moveNewFiles(profDir, before, filepath.Join(profDir, fmt.Sprintf("p%d", p)))
-		}
-		qr.Weir = append(qr.Weir, w)
+		qr.Weir = append(qr.Weir, medianRun(qr.Rounds, p))
 	}
 	if h.o.latencySeconds > 0 && len(qr.Weir) > 0 {
 		rate := math.Round(qr.Weir[0].Run.PerSec() / 2)

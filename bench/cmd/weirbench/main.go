@@ -1,7 +1,8 @@
 // Command weirbench is the Nexmark bench harness. For each query it runs the
 // single-threaded baseline, then starts a multi-process weir cluster on this
-// machine (etcd, a coordinator, workers) and runs the query as a job with
-// exactly-once checkpoints at each parallelism, then once paced at half its
+// machine (etcd, a coordinator, a worker with two slots) and runs the query
+// as a job with exactly-once checkpoints at each parallelism (three runs of
+// each, taking turns; the median counts), then once paced at half its
 // throughput to measure latency. It checks every job's output checksum
 // against the baseline's, runs the Beam/Prism peer on the windowed counts,
 // runs the keyed queries again on two workers confined to a CPU each (the
@@ -40,6 +41,7 @@ type options struct {
 	checkpointEvery time.Duration
 	workers         int
 	slots           int
+	rounds          int
 	latencySeconds  float64
 	recovery        string
 	recoveryRate    float64
@@ -85,6 +87,7 @@ func parseFlags(args []string) (options, error) {
 	par := fs.String("parallelism", "1,2", "comma-separated parallelisms to run each query at")
 	fs.DurationVar(&o.checkpointEvery, "checkpoint-interval", 10*time.Second, "checkpoint interval of the jobs (exactly-once)")
 	fs.IntVar(&o.workers, "workers", 1, "workers in the cluster of the main runs (the scale-out, recovery and overhead runs start clusters of two)")
+	fs.IntVar(&o.rounds, "rounds", 3, "runs of each query at each parallelism, the parallelisms taking turns (the tables give each one's median run)")
 	fs.IntVar(&o.slots, "slots", 2, "slots per worker in the cluster of the main runs: a job's subtasks on one worker share its job process")
 	fs.Float64Var(&o.latencySeconds, "latency-seconds", 5, "length of the paced latency run per query (0: skip)")
 	fs.StringVar(&o.recovery, "recovery", "q5", "query of the worker-kill scenario (empty: skip)")
@@ -154,6 +157,9 @@ func parseFlags(args []string) (options, error) {
 	if len(o.tlsQueries)+len(o.kekQueries) > 0 && o.overheadRounds < 1 {
 		return o, errors.New("--tls-overhead and --kek-overhead need --overhead-rounds ≥ 1")
 	}
+	if o.rounds < 1 {
+		return o, errors.New("--rounds must be at least 1")
+	}
 	if len(o.scaleOut) > 0 && o.scaleOutRounds < 1 {
 		return o, errors.New("--scale-out needs --scale-out-rounds ≥ 1")
 	}
@@ -219,7 +225,7 @@ func commit(root string) string {
 
 func (r *Results) allChecksumsOK() bool {
 	for _, q := range r.Queries {
-		if q.Error != "" || !checksumsOK(q.Weir) {
+		if !q.checksumsOK() {
 			return false
 		}
 	}

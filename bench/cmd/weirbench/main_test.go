@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Logf("no scale-out runs: %v", err)
 		scaleOut = ""
 	}
-	o, err := parseFlags([]string{"--events", "60000", "--queries", "q0,q5", "--checkpoint-interval", "1s",
+	o, err := parseFlags([]string{"--events", "60000", "--queries", "q0,q5", "--checkpoint-interval", "1s", "--rounds", "2",
 		"--latency-seconds", "1", "--recovery", "q5", "--recovery-rate", "20000", "--peer", "none", "--tls-overhead", "q5", "--kek-overhead", "q5", "--overhead-rounds", "1",
 		"--scale-out", scaleOut, "--scale-out-rounds", "1", "--out", filepath.Join(dir, "results"), "--report", filepath.Join(dir, "REPORT.md")})
 	if err != nil {
@@ -53,6 +54,9 @@ func TestBenchEndToEnd(t *testing.T) {
 	for _, q := range res.Queries {
 		if len(q.Weir) != 2 {
 			t.Fatalf("%s: %d weir runs, want p=1 and p=2", q.Name, len(q.Weir))
+		}
+		if got := parallelisms(q.Rounds); !slices.Equal(got, []int{1, 2, 1, 2}) {
+			t.Errorf("%s: runs at parallelisms %v, want them taking turns over 2 rounds", q.Name, got)
 		}
 		for _, w := range q.Weir {
 			if w.Run.Checksum.Count == 0 || w.Run.PerSec() <= 0 || w.Run.PerCore() <= 0 {
@@ -124,6 +128,50 @@ func TestBenchEndToEnd(t *testing.T) {
 	t.Logf("bench took %v:\n%s", time.Since(res.Started).Round(time.Second), table(res))
 }
 
+func parallelisms(runs []WeirRun) []int {
+	var ps []int
+	for _, r := range runs {
+		ps = append(ps, r.Parallelism)
+	}
+	return ps
+}
+
+// medianRun represents a parallelism by one real run: the median by
+// events/s, the slower middle one of an even number, ignoring the other
+// parallelism's runs.
+func TestMedianRun(t *testing.T) {
+	run := func(p int, wall float64, tag int32) WeirRun {
+		return WeirRun{Parallelism: p, Run: Run{Events: 1_000_000, WallSec: wall}, Restarts: tag}
+	}
+	for _, tc := range []struct {
+		name string
+		runs []WeirRun
+		p    int
+		want int32 // the tag (Restarts) of the run chosen; -1: none
+	}{
+		{"one", []WeirRun{run(1, 1, 7)}, 1, 7},
+		{"odd", []WeirRun{run(1, 3, 1), run(2, 9, 9), run(1, 1, 2), run(2, 9, 9), run(1, 2, 3)}, 1, 3},
+		{"even takes the slower middle", []WeirRun{run(2, 1, 1), run(2, 4, 2), run(2, 2, 3), run(2, 3, 4)}, 2, 4},
+		{"other parallelisms only", []WeirRun{run(1, 1, 1)}, 2, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := medianRun(tc.runs, tc.p)
+			if got.Parallelism != tc.p {
+				t.Fatalf("parallelism %d, want %d", got.Parallelism, tc.p)
+			}
+			if tc.want < 0 {
+				if got.Run.Events != 0 {
+					t.Fatalf("got a run %+v from no runs", got)
+				}
+				return
+			}
+			if got.Restarts != tc.want {
+				t.Fatalf("chose run %d, want %d", got.Restarts, tc.want)
+			}
+		})
+	}
+}
+
 func TestFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -140,6 +188,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--kek-overhead", "q9"}, `unknown --kek-overhead query "q9"`},
 		{[]string{"--scale-out", "q9"}, `unknown --scale-out query "q9"`},
 		{[]string{"--scale-out-rounds", "0"}, "--scale-out needs --scale-out-rounds ≥ 1"},
+		{[]string{"--rounds", "0"}, "--rounds must be at least 1"},
 	} {
 		_, err := parseFlags(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -79,8 +79,19 @@ func (q Query) run(p int) (Run, bool) {
 	return Run{}, false
 }
 
+// runsAt is how many runs at parallelism p the query had.
+func (q Query) runsAt(p int) int {
+	n := 0
+	for _, r := range q.Rounds {
+		if r.Parallelism == p {
+			n++
+		}
+	}
+	return n
+}
+
 func (q Query) checksumsOK() bool {
-	return q.Error == "" && len(q.Weir) > 0 && checksumsOK(q.Weir)
+	return q.Error == "" && len(q.Weir) > 0 && checksumsOK(q.Weir) && checksumsOK(q.Rounds)
 }
 
 func summaryLine(q Query) string {
@@ -94,7 +105,11 @@ func summaryLine(q Query) string {
 		if !w.ChecksumOK {
 			ok = fmt.Sprintf("CHECKSUM DIFFERS (%s, baseline %s)", w.Run.Checksum, q.Baseline.Checksum)
 		}
-		fmt.Fprintf(&b, "; p=%d %s ev/s, %s per core, %s", w.Parallelism, kilo(w.Run.PerSec()), kilo(w.Run.PerCore()), ok)
+		of := ""
+		if n := q.runsAt(w.Parallelism); n > 1 {
+			of = fmt.Sprintf(" (median of %d)", n)
+		}
+		fmt.Fprintf(&b, "; p=%d %s ev/s%s, %s per core, %s", w.Parallelism, kilo(w.Run.PerSec()), of, kilo(w.Run.PerCore()), ok)
 	}
 	if q.Latency != nil {
 		fmt.Fprintf(&b, "; latency p50 %s ms p99 %s ms", msText(q.Latency.P50Ms), msText(q.Latency.P99Ms))
@@ -219,6 +234,9 @@ func markdown(res *Results, jsonRel string) string {
 	fmt.Fprintf(&b, "- Machine: %s. Shared and noisy: compare ratios within one run, not across runs.\n", res.Machine)
 	fmt.Fprintf(&b, "- %d events per run (seed %d; 1 person : 3 auctions : 46 bids), exactly-once checkpoints every %s, a cluster of etcd, a coordinator and %s as separate processes per query.\n",
 		res.Config.Events, res.Config.Seed, res.Config.CheckpointInterval, describeWorkers(res.Config))
+	if n := res.Config.Rounds; n > 1 {
+		fmt.Fprintf(&b, "- Each query ran %d times at each parallelism, the parallelisms taking turns (p=1, p=2, p=1, …) so that the machine's drifts in speed hit both alike; the tables give each parallelism's median run by ev/s, and every run's output must equal the baseline's.\n", n)
+	}
 	b.WriteString("- **ev/s** is events over the job's wall time, from its sinks opening to their input ending. **Per core** is events over the CPU time of all the job's processes (generator included; the coordinator's, workers' and etcd's are not). The baseline is the query hand-written as one Go loop over the same generator (bench/baseline); **COST** is weir's ev/s over the baseline's (targets ≥ 0.5 at p=1, ≥ 1 at p=2); weir at p=2 should be no slower than at p=1, and 1.25 times as fast on q5, q7, q8 and wcount. **÷ Flink** is weir's per-core rate over Flink 1.13's published per-core figure (target ≥ 3).\n")
 	b.WriteString("- A run shorter than the checkpoint interval completes no checkpoint (the last column): its throughput has checkpointing on but never triggered.\n")
 	var perRecord []string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -34,7 +35,8 @@ type Config struct {
 	Parallelism        []int    `json:"parallelism"`
 	CheckpointInterval string   `json:"checkpoint_interval"`
 	Workers            int      `json:"workers"`
-	Slots              int      `json:"slots,omitempty"` // per worker; absent (1) before 2026-12-07
+	Slots              int      `json:"slots,omitempty"`  // per worker; absent (1) before 2026-12-07
+	Rounds             int      `json:"rounds,omitempty"` // runs per parallelism; absent (1) before 2026-12-07
 	PeerEvents         int64    `json:"peer_events,omitempty"`
 }
 
@@ -65,10 +67,13 @@ func ratio(a, b float64) float64 {
 
 // Query is everything measured for one query.
 type Query struct {
-	Name     string    `json:"name"`
-	Baseline Run       `json:"baseline"`
-	Weir     []WeirRun `json:"weir"`
-	Latency  *Latency  `json:"latency,omitempty"`
+	Name     string `json:"name"`
+	Baseline Run    `json:"baseline"`
+	// Weir is the median run (by events/s) of each parallelism, in the
+	// order of --parallelism; Rounds is every run, in the order run.
+	Weir    []WeirRun `json:"weir"`
+	Rounds  []WeirRun `json:"rounds,omitempty"`
+	Latency *Latency  `json:"latency,omitempty"`
 	// FlinkPerCore is Flink 1.13's published throughput per core (ev/s),
 	// 0 for the queries it has no figure for.
 	FlinkPerCore float64 `json:"flink_per_core,omitempty"`
@@ -184,6 +189,23 @@ func checkpointMs(runs []WeirRun) float64 {
 }
 
 func medianPerSec(runs []WeirRun) float64 { return medianOf(runs, Run.PerSec) }
+
+// medianRun is the run at parallelism p with the median events/s (of an
+// even number, the slower middle one), so every figure the report gives for
+// p (rate, CPU, checkpoints) comes from one real run.
+func medianRun(runs []WeirRun, p int) WeirRun {
+	var at []WeirRun
+	for _, r := range runs {
+		if r.Parallelism == p {
+			at = append(at, r)
+		}
+	}
+	if len(at) == 0 {
+		return WeirRun{Parallelism: p}
+	}
+	slices.SortStableFunc(at, func(a, b WeirRun) int { return cmp.Compare(a.Run.PerSec(), b.Run.PerSec()) })
+	return at[(len(at)-1)/2]
+}
 
 // medianOf is the median of f over the runs.
 func medianOf(runs []WeirRun, f func(Run) float64) float64 {

@@ -75,6 +75,38 @@ func BenchmarkValueStateUpdate(b *testing.B) {
 	}
 }
 
+// BenchmarkPaneLookupLargeState: a Get and a Put of one of a key's five
+// entries (as a window finds one of a key's panes), over 200k keys in
+// random order: state that does not fit in a core's cache, so the lookup
+// costs its cache misses, from the interned key to its cells.
+func BenchmarkPaneLookupLargeState(b *testing.B) {
+	const keys, panes = 200_000, 5
+	s := benchStore(b, false)
+	m := NewMapState[int64, int64](s, "panes")
+	for k := range int64(keys) {
+		scopeTo[int64](s, VarintCodec[int64]{}, k)
+		for p := range int64(panes) {
+			if err := m.Put(p, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		scopeTo[int64](s, VarintCodec[int64]{}, rng.Int64N(keys))
+		p := rng.Int64N(panes)
+		n, _, err := m.Get(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Put(p, n+1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkListStateWaiting: a key's list as a join's waiting side uses it
 // (q4's bids waiting for their auction): each op is an Add, and every
 // fourth Add to a key is followed by a Get and a Clear. In heap cells

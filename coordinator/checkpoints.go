@@ -271,6 +271,7 @@ func (s *leaderState) startCheckpoints(ctx context.Context, j *jobDriver) {
 	s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
 		acts := j.checkpoints.Start(j.checkpointTasks(), now)
 		hurry := false
+		j.awaitingTaken = 0
 		for _, id := range j.checkpointTasks() {
 			t := j.tasks[jobgraph.Subtask{VertexID: id.Vertex, Index: id.Subtask}]
 			switch {
@@ -281,10 +282,11 @@ func (s *leaderState) startCheckpoints(ctx context.Context, j *jobDriver) {
 				// It said so before checkpoints started (another subtask
 				// was still restoring), or to the leader before this one.
 				hurry = true
+				j.awaitingTaken = max(j.awaitingTaken, t.taken)
 			}
 		}
 		if hurry && j.sourcesDrained() {
-			acts = append(acts, j.checkpoints.Hurry(now)...)
+			acts = append(acts, j.hurry(now)...)
 		}
 		return acts
 	})

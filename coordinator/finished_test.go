@@ -206,3 +206,60 @@ func TestNoCheckpointAfterTheFinalOne(t *testing.T) {
 	case <-time.After(2 * time.Second):
 	}
 }
+
+// TestFinalCheckpointPendingServesLateWaiters: the sink says it waits for
+// its final checkpoint while the one its sources hurried is pending. If it
+// had not taken that one (its input ended before the barrier reached it),
+// it takes it after its end: that is its final checkpoint, and none other is
+// triggered once it completes (one would be aborted as the job ends). If it
+// had taken it before its end, it needs the next, at once.
+func TestFinalCheckpointPendingServesLateWaiters(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		tookFinal bool
+	}{{"not taken yet", false}, {"taken before the end", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, report, job := drainJob(t)
+			for i := range int32(2) {
+				report(i, &weirv1.TaskStateUpdate{State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true})
+			}
+			var trs []trigger
+			for range 3 { // both source subtasks and the sink
+				select {
+				case tr := <-w.triggers:
+					trs = append(trs, tr)
+				case <-time.After(30 * time.Second):
+					t.Fatal("no final checkpoint was triggered once both source subtasks waited for it")
+				}
+			}
+			final := trs[0].id
+			var sink *weirv1.SubtaskRef
+			for _, tr := range trs {
+				if tr.subtask.VertexId != 1 {
+					sink = tr.subtask
+				}
+			}
+			var taken int64
+			if tc.tookFinal {
+				taken = final
+			}
+			w.report(trs[0].key, &weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
+				VertexId: sink.VertexId, Subtask: sink.Subtask, State: weirv1.TaskState_TASK_STATE_RUNNING,
+				AwaitingFinalCheckpoint: true, CheckpointTaken: taken}}})
+			for _, tr := range trs {
+				w.report(tr.key, ackOf(tr.id, tr.subtask))
+			}
+			eventually(t, 30*time.Second, "the final checkpoint to complete", func() bool { return w.completed(job) >= final })
+			select {
+			case tr := <-w.triggers:
+				if !tc.tookFinal {
+					t.Fatalf("checkpoint %d was triggered after %d, which the sink took after its end", tr.id, final)
+				}
+			case <-time.After(2 * time.Second):
+				if tc.tookFinal {
+					t.Fatalf("no checkpoint after %d, which the sink took before its end", final)
+				}
+			}
+		})
+	}
+}

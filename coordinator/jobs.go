@@ -52,6 +52,11 @@ type jobDriver struct {
 	// index of the last one found still reading (sourcesDrained).
 	sourceTasks []jobgraph.Subtask
 	liveSource  int
+	// awaitingTaken is the newest checkpoint any subtask that said it waits
+	// for its final checkpoint took before its end, since checkpoints
+	// (re)started: a checkpoint pending newer than it is every waiting
+	// subtask's final one (checkpoint.Machine.Hurry).
+	awaitingTaken int64
 
 	// attempt is the newest attempt number deployed; regionAttempt holds the
 	// one each region runs, which differ once a region restarted alone.
@@ -120,8 +125,10 @@ type taskRun struct {
 	worker string
 	state  weirv1.TaskState
 	// awaiting: RUNNING, its input ended, and it waits for its final
-	// checkpoint (TaskStateUpdate.awaiting_final_checkpoint).
+	// checkpoint (TaskStateUpdate.awaiting_final_checkpoint), having taken
+	// checkpoint taken last before its end.
 	awaiting bool
+	taken    int64
 }
 
 // awaitsFinal reports whether u says its subtask runs and waits for its
@@ -150,6 +157,12 @@ func (j *jobDriver) sourcesDrained() bool {
 		}
 	}
 	return true
+}
+
+// hurry makes the final checkpoint of the subtasks that wait for it due
+// now, unless one already pending will be it.
+func (j *jobDriver) hurry(now time.Time) []checkpoint.Action {
+	return j.checkpoints.Hurry(j.awaitingTaken, now)
 }
 
 func newJob(rec *weirv1.JobStatus, m *jobmaster.Machine) *jobDriver {
@@ -564,6 +577,10 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 	j.setTaskState(t, u.State)
 	saidAwaiting := t.awaiting
 	t.awaiting = awaitsFinal(u)
+	if t.awaiting {
+		t.taken = u.CheckpointTaken
+		j.awaitingTaken = max(j.awaitingTaken, t.taken)
+	}
 	switch u.State {
 	case weirv1.TaskState_TASK_STATE_FAILED:
 		permanent := u.Permanent
@@ -606,7 +623,7 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 		// final checkpoint is wanted, now if no source reads any more
 		// (before checkpoints start, they start hurried: startCheckpoints).
 		if t.awaiting && j.checkpointing && j.sourcesDrained() {
-			s.checkpointInput(ctx, j, j.checkpoints.Hurry)
+			s.checkpointInput(ctx, j, j.hurry)
 		}
 	case weirv1.TaskState_TASK_STATE_FINISHED:
 		if j.allTasks(weirv1.TaskState_TASK_STATE_FINISHED) {
@@ -630,7 +647,7 @@ func (s *leaderState) taskState(ctx context.Context, j *jobDriver, worker string
 			s.checkpointInput(ctx, j, func(now time.Time) []checkpoint.Action {
 				acts := j.checkpoints.Finished(id, j.finishedAck(id), now)
 				if hurry {
-					acts = append(acts, j.checkpoints.Hurry(now)...)
+					acts = append(acts, j.hurry(now)...)
 				}
 				return acts
 			})

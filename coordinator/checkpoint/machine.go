@@ -84,6 +84,11 @@ type Machine struct {
 	lastAllocated int64
 	// An AllocateID is out and not yet answered.
 	allocPeriodic, allocSavepoint bool
+	// hurryOnFail: tasks wait for their final checkpoint, one newer than
+	// hurryTaken, and one pending (or being allocated) will be it, so
+	// nothing was hurried; if it fails, the next is due at once (Hurry).
+	hurryOnFail bool
+	hurryTaken  int64
 
 	pending   []*pending  // ascending id
 	completed []completed // ascending id: retained checkpoints, at most one savepoint
@@ -138,6 +143,7 @@ func (c *Machine) Stop(reason string, now time.Time) []Action {
 	}
 	c.running = false
 	c.nextTrigger = time.Time{}
+	c.hurryOnFail, c.hurryTaken = false, 0
 	if reason == "" {
 		reason = "no reason given"
 	}
@@ -172,20 +178,45 @@ func (c *Machine) Tick(now time.Time) []Action {
 	return acts
 }
 
-// Hurry says a task waits for its final checkpoint (FLIP-147): the next
-// periodic checkpoint is due now rather than at the next interval, so that
-// each stage of a bounded job, which ends only after a checkpoint taken
-// once its input ended, does not wait an interval in turn. MinPause and
-// MaxConcurrent still hold; a checkpoint already pending (it may be the
-// task's final one) is not duplicated beyond them.
-func (c *Machine) Hurry(now time.Time) []Action {
+// Hurry says tasks wait for their final checkpoint (FLIP-147), one taken
+// after the end of their input; taken is the newest checkpoint any of them
+// took before its end (0: none). The next periodic checkpoint is then due
+// now rather than at the next interval, so that each stage of a bounded
+// job, which ends only after such a checkpoint, does not wait an interval
+// in turn. MinPause and MaxConcurrent still hold.
+//
+// A checkpoint newer than taken that is pending in this run or being
+// allocated has not been taken by them yet, so it will be taken after
+// their end: it is their final checkpoint, and hurrying another would only
+// trigger one that the job's end then aborts. Nothing is hurried then
+// unless that checkpoint fails.
+func (c *Machine) Hurry(taken int64, now time.Time) []Action {
 	if !c.running || c.cfg.Interval <= 0 {
 		return nil
 	}
+	if c.allocPeriodic || c.allocSavepoint || slices.ContainsFunc(c.pending, func(p *pending) bool { return p.run == c.run && p.id > taken }) {
+		c.hurryOnFail, c.hurryTaken = true, max(c.hurryTaken, taken)
+		return nil
+	}
+	c.hurryNow(now)
+	return c.Tick(now)
+}
+
+// hurryNow makes the next periodic checkpoint due at now.
+func (c *Machine) hurryNow(now time.Time) {
+	c.hurryOnFail, c.hurryTaken = false, 0
 	if now.Before(c.nextTrigger) {
 		c.nextTrigger = now
 	}
-	return c.Tick(now)
+}
+
+// failed notes that a checkpoint or an id allocation failed: if tasks wait
+// for it as their final checkpoint, the next one is due at once.
+func (c *Machine) failed(now time.Time) {
+	c.lastEnd = now
+	if c.hurryOnFail && c.running {
+		c.hurryNow(now)
+	}
 }
 
 // RequestSavepoint starts a savepoint, whatever Interval, MinPause and
@@ -304,7 +335,7 @@ func (c *Machine) IDFailed(savepoint bool, reason string, now time.Time) []Actio
 		return nil
 	}
 	*alloc = false
-	c.lastEnd = now
+	c.failed(now)
 	return []Action{Abort{Savepoint: savepoint, Reason: "allocating a checkpoint id: " + reason}}
 }
 
@@ -388,6 +419,10 @@ func (c *Machine) Stored(id int64, location string, now time.Time) []Action {
 	}
 	c.remove(p)
 	c.lastEnd = now
+	if p.run == c.run && id > c.hurryTaken {
+		// The tasks that waited for a final checkpoint took this one.
+		c.hurryOnFail, c.hurryTaken = false, 0
+	}
 	info := p.info()
 	info.Status = weirv1.CheckpointStatus_CHECKPOINT_STATUS_COMPLETED
 	info.DurationMs = now.Sub(p.trigger).Milliseconds()
@@ -547,7 +582,7 @@ func (c *Machine) periodicAt() (time.Time, bool) {
 // abort ends pending checkpoint p as failed.
 func (c *Machine) abort(p *pending, reason string, now time.Time) Action {
 	c.remove(p)
-	c.lastEnd = now
+	c.failed(now)
 	info := p.info()
 	info.Status = weirv1.CheckpointStatus_CHECKPOINT_STATUS_FAILED
 	info.DurationMs = now.Sub(p.trigger).Milliseconds()

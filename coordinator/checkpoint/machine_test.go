@@ -23,6 +23,7 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 //	start tasks=v0/0,v0/1,... [t=D]
 //	stop [reason=X] [t=D]
 //	tick [t=D]
+//	hurry [taken=N] [t=D]                       Hurry
 //	savepoint [t=D]
 //	id N [savepoint] [t=D]                      IDAllocated
 //	id-failed [savepoint] [reason=X] [t=D]      IDFailed
@@ -74,7 +75,9 @@ func TestMachine(t *testing.T) {
 			case "tick":
 				acts = c.Tick(now)
 			case "hurry":
-				acts = c.Hurry(now)
+				var taken int64
+				d.MaybeScanArgs(t, "taken", &taken)
+				acts = c.Hurry(taken, now)
 			case "savepoint":
 				var err error
 				acts, err = c.RequestSavepoint(now)
@@ -254,6 +257,9 @@ func describe(c *Machine) string {
 	}
 	if len(alloc) > 0 {
 		fmt.Fprintf(&b, "allocating: %s\n", strings.Join(alloc, ", "))
+	}
+	if c.hurryOnFail {
+		fmt.Fprintf(&b, "hurry if it fails: taken=%d\n", c.hurryTaken)
 	}
 	if len(c.completed) > 0 {
 		var s []string

@@ -830,8 +830,13 @@ type TaskStateUpdate struct {
 	// triggers the next checkpoint at once instead of at the next interval,
 	// so a bounded job does not wait an interval per stage to end.
 	AwaitingFinalCheckpoint bool `protobuf:"varint,9,opt,name=awaiting_final_checkpoint,json=awaitingFinalCheckpoint,proto3" json:"awaiting_final_checkpoint,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// With awaiting_final_checkpoint: the newest checkpoint the subtask took
+	// before its input ended (0: none). A checkpoint newer than it that is
+	// already pending will be taken after the end, so it is the final one
+	// and the coordinator hurries no other.
+	CheckpointTaken int64 `protobuf:"varint,10,opt,name=checkpoint_taken,json=checkpointTaken,proto3" json:"checkpoint_taken,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TaskStateUpdate) Reset() {
@@ -927,6 +932,13 @@ func (x *TaskStateUpdate) GetAwaitingFinalCheckpoint() bool {
 	return false
 }
 
+func (x *TaskStateUpdate) GetCheckpointTaken() int64 {
+	if x != nil {
+		return x.CheckpointTaken
+	}
+	return 0
+}
+
 var File_weir_v1_control_proto protoreflect.FileDescriptor
 
 const file_weir_v1_control_proto_rawDesc = "" +
@@ -988,7 +1000,7 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"StartTasks\x12*\n" +
 	"\x06routes\x18\x03 \x03(\v2\x12.weir.v1.TaskRouteR\x06routesJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"!\n" +
-	"\rCancelProcessJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04\"\xba\x02\n" +
+	"\rCancelProcessJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04\"\xe5\x02\n" +
 	"\x0fTaskStateUpdate\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1b\n" +
@@ -998,7 +1010,9 @@ const file_weir_v1_control_proto_rawDesc = "" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12%\n" +
 	"\x0erestore_failed\x18\a \x01(\bR\rrestoreFailed\x12\x1c\n" +
 	"\tpermanent\x18\b \x01(\bR\tpermanent\x12:\n" +
-	"\x19awaiting_final_checkpoint\x18\t \x01(\bR\x17awaitingFinalCheckpointB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
+	"\x19awaiting_final_checkpoint\x18\t \x01(\bR\x17awaitingFinalCheckpoint\x12)\n" +
+	"\x10checkpoint_taken\x18\n" +
+	" \x01(\x03R\x0fcheckpointTakenB/Z-github.com/weir-run/weir/proto/weir/v1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_control_proto_rawDescOnce sync.Once

@@ -66,8 +66,9 @@ type checkpointer struct {
 	ack            func(*weirv1.CheckpointAck)
 	decline        func(*weirv1.CheckpointDecline)
 	// awaitingFinal, when set, tells the coordinator a subtask waits for
-	// its final checkpoint (TaskStateUpdate.awaiting_final_checkpoint).
-	awaitingFinal func(SubtaskRef)
+	// its final checkpoint (TaskStateUpdate.awaiting_final_checkpoint),
+	// having taken checkpoint taken last before its end.
+	awaitingFinal func(r SubtaskRef, taken int64)
 	logger        *slog.Logger
 	uploads       sync.WaitGroup
 }

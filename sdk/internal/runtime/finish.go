@@ -148,7 +148,7 @@ func (t *task) finalCheckpoint() error {
 		// No checkpoint taken since the end: without this the final one
 		// comes at the next interval, and each stage of a bounded job
 		// would wait one in turn.
-		f(SubtaskRef{Vertex: t.v.ID, Subtask: t.env.subtask})
+		f(SubtaskRef{Vertex: t.v.ID, Subtask: t.env.subtask}, t.fin.taken)
 	}
 	for {
 		if t.fin.done() {

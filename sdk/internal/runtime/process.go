@@ -99,10 +99,10 @@ func (g *Graph) RunTask(ctx context.Context, logger *slog.Logger) error {
 				ck.decline = func(dc *weirv1.CheckpointDecline) {
 					send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_CheckpointDecline{CheckpointDecline: dc}})
 				}
-				ck.awaitingFinal = func(r SubtaskRef) {
+				ck.awaitingFinal = func(r SubtaskRef, taken int64) {
 					send(&weirv1.ProcessMessage{Msg: &weirv1.ProcessMessage_TaskState{TaskState: &weirv1.TaskStateUpdate{
 						JobId: env.JobID, Attempt: env.Attempt, VertexId: int32(r.Vertex), Subtask: int32(r.Subtask),
-						State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true}}})
+						State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true, CheckpointTaken: taken}}})
 				}
 			}
 		case *weirv1.ProcessCommand_Start:

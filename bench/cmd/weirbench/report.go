@@ -145,12 +145,16 @@ func kilo(v float64) string {
 // mark shows a ratio against its target, rounded down so that a miss
 // never prints as the target (0.998 is 0.99 ✗, not 1.00 ✗).
 func mark(v, target float64) string {
-	shown := math.Floor(v*100) / 100
 	if v >= target {
-		return fmt.Sprintf("%.2f ✓", shown)
+		return fmt.Sprintf("%.2f ✓", shown(v))
 	}
-	return fmt.Sprintf("%.2f ✗", shown)
+	return fmt.Sprintf("%.2f ✗", shown(v))
 }
+
+// shown is a ratio as the report prints it, to two places rounded down:
+// a value just under a target never reads as meeting it, and the tables and
+// the targets give the same figure.
+func shown(v float64) float64 { return math.Floor(v*100) / 100 }
 
 // table is the per-query table, printed and put in the report.
 func table(res *Results) string {
@@ -357,7 +361,7 @@ func scaling(res *Results) string {
 			continue
 		}
 		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", q.Name, r1.Cores(), r2.Cores(),
-			res.scaleCeiling(r1), ratio(r2.PerCore(), r1.PerCore()), ratio(r2.PerSec(), r1.PerSec()))
+			res.scaleCeiling(r1), ratio(r2.PerCore(), r1.PerCore()), shown(ratio(r2.PerSec(), r1.PerSec())))
 	}
 	b.WriteString("\n")
 	return b.String()
@@ -397,7 +401,7 @@ func scaleOutLine(s ScaleOut) string {
 	if s.Error != "" {
 		return fmt.Sprintf("scale-out %s: ERROR %s", s.Query, s.Error)
 	}
-	return fmt.Sprintf("scale-out %s: p=1 %s ev/s, p=2 %s ev/s (medians of %d): p=2 ÷ p=1 %.2f", s.Query, kilo(medianPerSec(s.P1)), kilo(medianPerSec(s.P2)), len(s.P2), s.Speedup())
+	return fmt.Sprintf("scale-out %s: p=1 %s ev/s, p=2 %s ev/s (medians of %d): p=2 ÷ p=1 %.2f", s.Query, kilo(medianPerSec(s.P1)), kilo(medianPerSec(s.P2)), len(s.P2), shown(s.Speedup()))
 }
 
 // scaleCeiling is how much faster than p=1 run r1 parallelism 2 can be on
@@ -449,7 +453,7 @@ func misses(res *Results) []string {
 			if ok || res.Cores == 0 || r1.Cores() == 0 {
 				return q.Name
 			}
-			return fmt.Sprintf("%s (%.2f; ceiling %.2f)", q.Name, ratio(r2.PerSec(), r1.PerSec()), res.scaleCeiling(r1))
+			return fmt.Sprintf("%s (%.2f; ceiling %.2f)", q.Name, shown(ratio(r2.PerSec(), r1.PerSec())), res.scaleCeiling(r1))
 		}
 		up := ok2 && r2.PerSec() >= r1.PerSec()
 		okUp, upNames = append(okUp, up), append(upNames, scaled(up))
@@ -488,7 +492,7 @@ func misses(res *Results) []string {
 	var outNames []string
 	var okOut []bool
 	for _, s := range res.ScaleOut {
-		outNames = append(outNames, fmt.Sprintf("%s (%.2f)", s.Query, s.Speedup()))
+		outNames = append(outNames, fmt.Sprintf("%s (%.2f)", s.Query, shown(s.Speedup())))
 		okOut = append(okOut, s.Error == "" && s.Speedup() >= scaleOutTarget(s.Query))
 	}
 	collect("Scale-out with a CPU per worker, p=2 ≥ 1.25 × p=1 (q5, q7, q8, wcount) and ≥ p=1 (others)", outNames, okOut)

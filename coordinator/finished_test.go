@@ -177,24 +177,36 @@ func TestFinalCheckpointHurriedOnceEverySourceEnded(t *testing.T) {
 	}
 }
 
+// bothSourcesWait has drainJob's two source subtasks say they wait for
+// their final checkpoint and returns its held triggers: both source
+// subtasks' and the sink's.
+func bothSourcesWait(t *testing.T, w *scriptedWorker, report func(int32, *weirv1.TaskStateUpdate)) []trigger {
+	t.Helper()
+	for i := range int32(2) {
+		report(i, &weirv1.TaskStateUpdate{State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true})
+	}
+	var trs []trigger
+	for range 3 {
+		select {
+		case tr := <-w.triggers:
+			trs = append(trs, tr)
+		case <-time.After(30 * time.Second):
+			t.Fatal("no final checkpoint was triggered once both source subtasks waited for it")
+		}
+	}
+	return trs
+}
+
 // TestNoCheckpointAfterTheFinalOne: source subtasks that said they wait
 // got their final checkpoint; when they finish because it completed, no
 // other is triggered (it would wait for nothing and be aborted as the job
 // ends, a failed checkpoint on every bounded job).
 func TestNoCheckpointAfterTheFinalOne(t *testing.T) {
 	w, report, job := drainJob(t)
-	for i := range int32(2) {
-		report(i, &weirv1.TaskStateUpdate{State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true})
-	}
-	var final int64
-	for range 3 { // both source subtasks and the sink
-		select {
-		case tr := <-w.triggers:
-			final = tr.id
-			w.report(tr.key, ackOf(tr.id, tr.subtask))
-		case <-time.After(30 * time.Second):
-			t.Fatal("no final checkpoint was triggered once both source subtasks waited for it")
-		}
+	trs := bothSourcesWait(t, w, report)
+	final := trs[0].id
+	for _, tr := range trs {
+		w.report(tr.key, ackOf(tr.id, tr.subtask))
 	}
 	eventually(t, 30*time.Second, "the final checkpoint to complete", func() bool { return w.completed(job) >= final })
 	for i := range int32(2) {
@@ -220,18 +232,7 @@ func TestFinalCheckpointPendingServesLateWaiters(t *testing.T) {
 	}{{"not taken yet", false}, {"taken before the end", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			w, report, job := drainJob(t)
-			for i := range int32(2) {
-				report(i, &weirv1.TaskStateUpdate{State: weirv1.TaskState_TASK_STATE_RUNNING, AwaitingFinalCheckpoint: true})
-			}
-			var trs []trigger
-			for range 3 { // both source subtasks and the sink
-				select {
-				case tr := <-w.triggers:
-					trs = append(trs, tr)
-				case <-time.After(30 * time.Second):
-					t.Fatal("no final checkpoint was triggered once both source subtasks waited for it")
-				}
-			}
+			trs := bothSourcesWait(t, w, report)
 			final := trs[0].id
 			var sink *weirv1.SubtaskRef
 			for _, tr := range trs {

@@ -129,6 +129,9 @@ func parseFlags(args []string) (options, error) {
 	if len(o.queries) == 0 {
 		return o, errors.New("--queries is empty")
 	}
+	if o.workers < 1 || o.slots < 1 {
+		return o, fmt.Errorf("--workers and --slots must be at least 1 (got %d and %d)", o.workers, o.slots)
+	}
 	for _, s := range strings.Split(*par, ",") {
 		p, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || p < 1 {

@@ -189,6 +189,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--scale-out", "q9"}, `unknown --scale-out query "q9"`},
 		{[]string{"--scale-out-rounds", "0"}, "--scale-out needs --scale-out-rounds ≥ 1"},
 		{[]string{"--rounds", "0"}, "--rounds must be at least 1"},
+		{[]string{"--slots", "0"}, "--workers and --slots must be at least 1 (got 1 and 0)"},
 	} {
 		_, err := parseFlags(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -19,17 +19,24 @@ type Client struct {
 func (c Client) CLI(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	cmd, stderr := c.command(ctx, args...)
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("weir %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// command is the weir client command args against c's coordinators, its
+// stderr collected.
+func (c Client) command(ctx context.Context, args ...string) (*exec.Cmd, *strings.Builder) {
 	// The address goes right after the subcommand: after "--" it would be
 	// the job's argument.
 	full := append([]string{args[0], "--coordinator", c.API}, args[1:]...)
 	cmd := exec.CommandContext(ctx, c.Weir, full...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("weir %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
+	return cmd, &stderr
 }
 
 // JobStatus is the part of `weir status -o json` the harnesses read.
@@ -100,8 +107,46 @@ func (c Client) Submit(runFlags []string, bin string, args ...string) (string, e
 	if err != nil {
 		return "", err
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	return strings.TrimSpace(lines[len(lines)-1]), nil
+	return lastLine(out), nil
+}
+
+// Run submits a job with the given `weir run` flags and follows it to its
+// end as a user does, with an attached `weir run`: one client process asks
+// for the job's state over its own connection. (Polling with `weir status`
+// would start a process for every look, and on a small machine those take
+// CPU from the job being measured.) It returns the job's id; the error says
+// how the job ended if not FINISHED. A job that does not end within timeout
+// is cancelled.
+func (c Client) Run(timeout time.Duration, runFlags []string, bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	full := append(append(append([]string{"run"}, runFlags...), bin, "--"), args...)
+	cmd, stderr := c.command(ctx, full...)
+	err := cmd.Run()
+	// `weir run` says "submitted job ID" on stderr before it follows the job.
+	id := ""
+	for l := range strings.Lines(stderr.String()) {
+		if rest, ok := strings.CutPrefix(l, "submitted job "); ok {
+			id = strings.TrimSpace(rest)
+			break
+		}
+	}
+	switch {
+	case err == nil && id == "":
+		return "", fmt.Errorf("weir run printed no job id: %s", strings.TrimSpace(stderr.String()))
+	case err != nil && ctx.Err() != nil && id != "":
+		c.CLI(10*time.Second, "cancel", id)
+		return id, fmt.Errorf("job %s did not finish within %v", id, timeout)
+	case err != nil:
+		return id, fmt.Errorf("weir run: %w: %s", err, lastLine(stderr.String()))
+	}
+	return id, nil
+}
+
+// lastLine is s's last non-empty line.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // Wait polls the job until it ends; onPoll sees every status. A job that

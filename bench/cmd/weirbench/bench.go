@@ -208,25 +208,18 @@ func (h *harness) runJob(c *cluster.Simple, q string, p int, events int64, tag s
 		return w, nil, err
 	}
 	cpu0 := childCPU(c)
-	id, err := c.Submit(runFlags(fmt.Sprintf("nexmark-%s-%s", q, tag), p, h.o.checkpointEvery, h.o.gogc), h.job, h.jobArgs(q, events, reportDir, extra...)...)
+	id, err := c.Run(jobTimeout(events), runFlags(fmt.Sprintf("nexmark-%s-%s", q, tag), p, h.o.checkpointEvery, h.o.gogc), h.job, h.jobArgs(q, events, reportDir, extra...)...)
 	if err != nil {
 		return w, nil, err
 	}
-	pids := map[int32]bool{}
-	st, err := c.Wait(id, jobTimeout(events), func(s jobStatus) {
-		for _, t := range s.Tasks {
-			if t.PID > 0 {
-				pids[t.PID] = true
-			}
-		}
-	})
+	st, err := c.Status(id)
 	if err != nil {
 		return w, nil, err
 	}
 	w.Restarts = st.Restarts
 	// The job processes' CPU reaches the workers' children totals when the
 	// workers have reaped them.
-	waitGone(pids, 30*time.Second)
+	waitChildrenGone(c, 30*time.Second)
 	cpu := childCPU(c) - cpu0
 	if w.Checkpoints, err = c.Checkpoints(id); err != nil {
 		return w, nil, err
@@ -304,16 +297,28 @@ func childCPU(c *cluster.Simple) time.Duration {
 	return total
 }
 
-func waitGone(pids map[int32]bool, timeout time.Duration) {
+// waitChildrenGone waits until the workers have no child processes left:
+// the job processes have ended and been reaped.
+func waitChildrenGone(c *cluster.Simple, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
-	for pid := range pids {
-		for time.Now().Before(deadline) {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-				break
+	for time.Now().Before(deadline) && hasChildren(c) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// hasChildren reports whether a worker has a child process, from each of
+// its threads' /proc children list (a child belongs to the thread that
+// started it).
+func hasChildren(c *cluster.Simple) bool {
+	for _, d := range c.Workers {
+		lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", d.Pid()))
+		for _, l := range lists {
+			if b, err := os.ReadFile(l); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+				return true
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	return false
 }
 
 func listFiles(dir string) map[string]bool {

@@ -85,6 +85,23 @@
 //
 // In memory the same accounting runs on counters under the gate's lock.
 //
+// # Delivery order
+//
+// Gate.Next takes the channel furthest behind in event time: of those with
+// a frame ready, the one whose newest delivered watermark (a batch's last
+// mark, or a watermark frame) is lowest; channels take turns among equals
+// and until they have delivered a watermark, so without event time it is
+// plain turns. The consumer then sees its inputs merged in about event-time
+// order, to within a batch, however far one producer runs ahead within its
+// window. That is what keeps a join's or a session window's waiting state
+// small: with turns, a producer ahead by its queue delivered records whose
+// partners from the lagging one had not come yet (at p=2, a third of q4's
+// bids came before their auction and waited in state; a fifth now). It is
+// Flink's watermark alignment done where the inputs meet, with no setting:
+// the leading producers are held back only by their credit. A lagging
+// channel passes over the one whose turn it is at most 16 frames in a row,
+// so one whose watermark is stuck cannot starve the others.
+//
 // # Ownership
 //
 // A local channel's Send takes ownership of Frame.Data and Frame.Local: it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 )
 
@@ -37,9 +38,12 @@ type Gate struct {
 	mu struct {
 		sync.Mutex
 		closed bool
-		// next is where the round-robin scan starts, so that one busy
-		// channel cannot starve the others.
+		// next is where the scan for a frame starts, so that channels
+		// take turns (see pickLocked).
 		next int
+		// passedOver counts the frames in a row taken from a lagging
+		// channel over the first ready one in turn.
+		passedOver int
 		// last is the index of the channel whose frame Next returned last and
 		// whose credit (lastCost) is still owed, or -1. The credit goes back
 		// on the following Next: until then the consumer may still be using
@@ -90,6 +94,9 @@ type inChan struct {
 	blocked  bool // Block: no delivery, no credit
 	finished bool // KindEnd queued; the producer sends nothing more
 	err      error
+	// wm is the newest watermark Next delivered from the channel (in a
+	// batch's marks or a watermark frame), noWatermark before one.
+	wm int64
 }
 
 // Gate registers the input channels of one consumer subtask and returns its
@@ -100,7 +107,7 @@ func (n *Network) Gate(channels []ChannelID) *Gate {
 	g := &Gate{n: n, chans: make([]*inChan, len(channels)), window: n.opts.Window, wake: make(chan struct{}, 1)}
 	g.mu.last = -1
 	for i, id := range channels {
-		g.chans[i] = &inChan{g: g, id: id, index: i, wake: make(chan struct{}, 1), queue: newQueue(localBatches)}
+		g.chans[i] = &inChan{g: g, id: id, index: i, wake: make(chan struct{}, 1), queue: newQueue(localBatches), wm: noWatermark}
 	}
 	if err := n.registerGate(g); err != nil {
 		if !errors.Is(err, ErrClosed) {
@@ -111,8 +118,9 @@ func (n *Network) Gate(channels []ChannelID) *Gate {
 	return g
 }
 
-// Next returns the next frame from any unblocked channel, taking channels in
-// turn. The frame belongs to the caller. The credit for the frame Next
+// Next returns the next frame from any unblocked channel: the one furthest
+// behind in event time, channels taking turns among equals (see
+// pickLocked). The frame belongs to the caller. The credit for the frame Next
 // returned previously goes back to its producer now, so a channel holds at
 // most Options.Window bytes (and one more frame), counting the frame the
 // caller is processing.
@@ -173,34 +181,86 @@ func (g *Gate) pollLocked() (Delivery, error, bool) {
 			}
 		}
 	}
+	i, ok := g.pickLocked()
+	if !ok {
+		return Delivery{}, nil, false
+	}
+	c := g.chans[i]
+	f := c.queue.pop()
+	g.mu.next = i + 1
+	cost := f.cost(g.window)
+	if cost > 0 {
+		c.charged -= cost
+	} else {
+		c.free--
+	}
+	switch {
+	case f.Kind == KindEnd:
+		g.mu.ended++
+	case cost > 0:
+		g.mu.last, g.mu.lastCost = i, cost
+	}
+	switch {
+	case len(f.Marks) > 0:
+		c.wm = f.Marks[len(f.Marks)-1].Timestamp
+	case f.Kind == KindWatermark && !f.Idle:
+		c.wm = f.Timestamp
+	}
+	return Delivery{Channel: c.id, Index: i, Frame: f}, nil, true
+}
+
+// pickLocked chooses the channel whose frame Next delivers: of the channels
+// with a deliverable frame, the one furthest behind in event time (the
+// lowest watermark delivered from it), the channels taken in turn among
+// equals. A channel that has delivered no watermark yet takes its turn and
+// is not ranked. So the consumer sees its inputs merged in about
+// event-time order, whichever producer runs ahead: a join or a session
+// window then holds little waiting for the input that lags (a bid that
+// comes before its auction waits in state until the auction does), where
+// taking channels in turn let one producer's lead reach the whole of its
+// queue. Without watermarks every channel is equal and it is plain turns.
+// A channel is passed over at most maxPassedOver times in a row, so one
+// whose watermark is stuck (a source that sends records but no newer
+// watermark) cannot starve the others.
+func (g *Gate) pickLocked() (int, bool) {
 	n := len(g.chans)
+	first, lag := -1, -1 // the first ready channel in turn; the laggard
 	i := g.mu.next
-	for k := 0; k < n; k++ {
+	for range n {
 		if i >= n {
 			i = 0
 		}
 		c := g.chans[i]
 		if !c.blocked && c.queue.len() > 0 {
-			f := c.queue.pop()
-			g.mu.next = i + 1
-			cost := f.cost(g.window)
-			if cost > 0 {
-				c.charged -= cost
-			} else {
-				c.free--
+			if first < 0 {
+				first = i
+				if c.wm == noWatermark {
+					break
+				}
 			}
-			switch {
-			case f.Kind == KindEnd:
-				g.mu.ended++
-			case cost > 0:
-				g.mu.last, g.mu.lastCost = i, cost
+			if c.wm != noWatermark && (lag < 0 || c.wm < g.chans[lag].wm) {
+				lag = i
 			}
-			return Delivery{Channel: c.id, Index: i, Frame: f}, nil, true
 		}
 		i++
 	}
-	return Delivery{}, nil, false
+	switch {
+	case first < 0:
+		return 0, false
+	case lag < 0 || lag == first || g.mu.passedOver >= maxPassedOver:
+		g.mu.passedOver = 0
+		return first, true
+	}
+	g.mu.passedOver++
+	return lag, true
 }
+
+// noWatermark is an inChan's wm before the channel delivered a watermark.
+const noWatermark = math.MinInt64
+
+// maxPassedOver bounds how many frames in a row Next delivers from a
+// lagging channel while an earlier one in turn has a frame ready.
+const maxPassedOver = 16
 
 // Post queues a control message for the gate's consumer. Next returns it
 // before any channel's frames, with Index -1. Post never blocks and takes no

@@ -15,7 +15,9 @@ import (
 // key is built, nothing is encoded, and a value that stays in memory is
 // never decoded again. The backend's entries keep their layout
 // (appendStateKey, the state's codec), so checkpoints, savepoints and
-// rescaling by key group read exactly what the byte path wrote.
+// rescaling by key group read exactly what the byte path wrote. A subtask
+// that restored state lists the keys the backend had (restoredKeys), so
+// that a miss on any other key needs no backend read.
 //
 // A value is kept as given: Get returns the value Set stored, not a copy.
 // One whose slices or maps are changed in place after a Set is changed in
@@ -360,15 +362,51 @@ type heapState[N comparable, V any] struct {
 	// since), so a missing cell is a missing value without a backend read,
 	// and deleting one needs no tombstone.
 	complete bool
-	dirty    []*cell[N, V]
-	buf, enc []byte
+	// restoredKeys, in a subtask that restored state, are the keys the
+	// backend held entries of for this state then, when there were at
+	// most maxRestoredKeys: another key has no entry the cells do not
+	// hold, as if complete, until a sweep drops a present cell (nil:
+	// unknown, every key may have).
+	restoredKeys map[string]struct{}
+	dirty        []*cell[N, V]
+	buf, enc     []byte
 }
+
+// maxRestoredKeys bounds the keys a restored heap state lists to know the
+// others complete, and maxRestoredScan the backend entries it reads to
+// list them; past either it treats every key as possibly in the backend.
+const (
+	maxRestoredKeys = 1 << 18
+	maxRestoredScan = 1 << 21
+)
 
 func newHeapState[N comparable, V any](h *stateHandle, c Codec[V], sfx func([]byte, N) []byte) *heapState[N, V] {
 	hs := &heapState[N, V]{h: h, c: c, sfx: sfx,
 		complete: h.s.env.RestoredParallelism() == 0, slot: len(h.s.caches)}
 	h.s.caches = append(h.s.caches, hs)
+	if !hs.complete {
+		// Without the list, every key that the cells lack is read from
+		// the backend and every deletion of one writes a tombstone: after
+		// a restore, a sliding window's empty panes cost a Pebble read per
+		// firing and a tombstone per cleanup, for as long as the attempt
+		// runs (q5 at p=2 fell below half its rate). A backend that
+		// cannot be read leaves the list unknown, and the reads that need
+		// it report the failure.
+		hs.restoredKeys = h.restoredKeys(maxRestoredKeys, maxRestoredScan)
+	}
 	return hs
+}
+
+// keyComplete says the cells hold every entry of the current key.
+func (hs *heapState[N, V]) keyComplete() bool {
+	if hs.complete {
+		return true
+	}
+	if hs.restoredKeys == nil {
+		return false
+	}
+	_, restored := hs.restoredKeys[string(hs.h.s.key)]
+	return !restored
 }
 
 // keyCell finds k's cell of ns.
@@ -466,7 +504,7 @@ func (hs *heapState[N, V]) find(ns N) *cell[N, V] {
 // load returns the current key's cell of ns, reading the backend when the
 // cells may not have it; nil when the value is known absent.
 func (hs *heapState[N, V]) load(ns N) (*cell[N, V], error) {
-	if c := hs.find(ns); c != nil || hs.complete {
+	if c := hs.find(ns); c != nil || hs.keyComplete() {
 		return c, nil
 	}
 	c := hs.add(ns, 0)
@@ -525,7 +563,7 @@ func (hs *heapState[N, V]) put(ns N, v V) error {
 		// Unknown to the cells: the backend may have an entry, unless
 		// complete; the write replaces it either way.
 		var f cellFlags
-		if !hs.complete {
+		if !hs.keyComplete() {
 			f = cellStored
 		}
 		c = hs.add(ns, f)
@@ -539,7 +577,7 @@ func (hs *heapState[N, V]) put(ns N, v V) error {
 func (hs *heapState[N, V]) del(ns N) error {
 	c := hs.find(ns)
 	if c == nil {
-		if hs.complete {
+		if hs.keyComplete() {
 			return nil // never written: nothing to do
 		}
 		c = hs.add(ns, cellStored)
@@ -550,7 +588,7 @@ func (hs *heapState[N, V]) del(ns N) error {
 	switch {
 	case c.flags&cellStored != 0:
 		hs.markDirty(c) // a tombstone for the backend
-	case hs.complete:
+	case hs.keyComplete():
 		hs.drop(c)
 	default:
 		hs.clean(c) // known absent from the backend as well
@@ -619,7 +657,7 @@ func (hs *heapState[N, V]) sweep(target int, spare bool) {
 			c.flags &^= cellReferenced
 		default:
 			if c.flags&cellPresent != 0 {
-				hs.complete = false
+				hs.complete, hs.restoredKeys = false, nil
 			}
 			hs.drop(c)
 		}

@@ -473,3 +473,66 @@ func TestSortTimersProperty(t *testing.T) {
 		}
 	})
 }
+
+// A subtask that restored state lists the keys the backend has of each
+// heap state, when they are few: a key outside the list reads and deletes
+// nothing in the backend (an empty pane of a sliding window, after a
+// restore), a listed key still reads its restored value, and once a sweep
+// drops a present cell every key asks the backend again.
+func TestRestoredHeapStateKnowsTheOtherKeysComplete(t *testing.T) {
+	be := state.NewMemory()
+	fresh := openHeapSubtask(be, false, 1<<20)
+	on(fresh.store, "restored")
+	if err := fresh.v.Set("x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.store.snapshot(1); err != nil {
+		t.Fatal(err)
+	}
+
+	cb := &countingBackend{Backend: be}
+	sub := openHeapSubtask(cb, true, 1<<20)
+	on(sub.store, "new")
+	if _, ok, err := sub.v.Get(); err != nil || ok {
+		t.Fatalf("Get of a key never written = %v, %v", ok, err)
+	}
+	if err := sub.v.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.v.Set("y"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.v.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if cb.gets != 0 || cb.deletes != 0 {
+		t.Fatalf("a key the backend did not have: %d reads and %d deletions reached it, want none", cb.gets, cb.deletes)
+	}
+	on(sub.store, "restored")
+	if x, ok, err := sub.v.Get(); err != nil || !ok || x != "x" {
+		t.Fatalf("Get of the restored key = %q %v %v, want x", x, ok, err)
+	}
+	if cb.gets != 1 {
+		t.Fatalf("the restored key: %d backend reads, want 1", cb.gets)
+	}
+
+	// A sweep that drops a present cell ends what the list told.
+	on(sub.store, "new")
+	if err := sub.v.Set("z"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.store.snapshot(2); err != nil {
+		t.Fatal(err)
+	}
+	sub.store.cellBudget = 0
+	if err := sub.store.maybeEvict(); err != nil {
+		t.Fatal(err)
+	}
+	on(sub.store, "other")
+	if _, ok, err := sub.v.Get(); err != nil || ok {
+		t.Fatalf("Get of another key = %v, %v", ok, err)
+	}
+	if cb.gets != 2 {
+		t.Fatalf("after a sweep, a key outside the list: %d backend reads in all, want 2", cb.gets)
+	}
+}

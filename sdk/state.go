@@ -265,10 +265,10 @@ func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error 
 		return err
 	}
 	return h.s.env.State().Scan(nil, func(k, v []byte) error {
-		if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
+		r, ok := h.entryOf(k)
+		if !ok {
 			return nil
 		}
-		r := uvarintframe.NewReader(k[2+len(h.prefix):])
 		key := r.Frame()
 		suffix := r.Rest()
 		if r.Err() != nil {
@@ -279,6 +279,60 @@ func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error 
 		}
 		return nil
 	})
+}
+
+// entryOf reads backend key k past this state's prefix, if it is an entry
+// of this state.
+func (h *stateHandle) entryOf(k []byte) (*uvarintframe.Reader, bool) {
+	if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
+		return nil, false
+	}
+	return uvarintframe.NewReader(k[2+len(h.prefix):]), true
+}
+
+// keyOf is the encoded user key of backend key k, if it is an entry of
+// this state.
+func (h *stateHandle) keyOf(k []byte) ([]byte, bool, error) {
+	r, ok := h.entryOf(k)
+	if !ok {
+		return nil, false, nil
+	}
+	key := r.Frame()
+	if r.Err() != nil {
+		return nil, false, fmt.Errorf("%w: state key: %w", runtime.ErrCorruptItems, r.Err())
+	}
+	return key, true, nil
+}
+
+// errTooMany stops a scan that went past a bound.
+var errTooMany = errors.New("too many entries")
+
+// restoredKeys lists the keys this state has entries of in the backend, or
+// returns nil if there are more than maxKeys, the backend holds more than
+// maxScan entries to read, or it cannot be read.
+func (h *stateHandle) restoredKeys(maxKeys, maxScan int) map[string]struct{} {
+	keys := map[string]struct{}{}
+	scanned := 0
+	err := h.s.env.State().Scan(nil, func(k, _ []byte) error {
+		if scanned++; scanned > maxScan {
+			return errTooMany
+		}
+		key, ok, err := h.keyOf(k)
+		if err != nil || !ok {
+			return err
+		}
+		if _, seen := keys[string(key)]; !seen {
+			if len(keys) == maxKeys {
+				return errTooMany
+			}
+			keys[string(key)] = struct{}{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil
+	}
+	return keys
 }
 
 // ValueState is one value per key.

@@ -516,6 +516,22 @@ func TestRestoredHeapStateKnowsTheOtherKeysComplete(t *testing.T) {
 		t.Fatalf("the restored key: %d backend reads, want 1", cb.gets)
 	}
 
+	// The list has bounds: past them there is none, and every key may be
+	// in the backend.
+	on(fresh.store, "restored2")
+	if err := fresh.v.Set("x2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.store.snapshot(2); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []struct{ keys, scan int }{{2, 2}, {1, 10}, {10, 1}} {
+		got := sub.v.h.restoredKeys(b.keys, b.scan)
+		if want := b.keys >= 2 && b.scan >= 2; (got != nil) != want || (want && len(got) != 2) {
+			t.Errorf("restoredKeys(%d keys, %d entries) = %v over 2 keys", b.keys, b.scan, got)
+		}
+	}
+
 	// A sweep that drops a present cell ends what the list told.
 	on(sub.store, "new")
 	if err := sub.v.Set("z"); err != nil {

@@ -308,29 +308,34 @@ func (h *stateHandle) keyOf(k []byte) ([]byte, bool, error) {
 var errTooMany = errors.New("too many entries")
 
 // restoredKeys lists the keys this state has entries of in the backend, or
-// returns nil if there are more than maxKeys, the backend holds more than
-// maxScan entries to read, or it cannot be read.
+// returns nil if there are more than maxKeys, more than maxScan entries, or
+// the backend cannot be read. It reads only this state's entries: one scan
+// per key group, under the group and the state's prefix.
 func (h *stateHandle) restoredKeys(maxKeys, maxScan int) map[string]struct{} {
 	keys := map[string]struct{}{}
 	scanned := 0
-	err := h.s.env.State().Scan(nil, func(k, _ []byte) error {
-		if scanned++; scanned > maxScan {
-			return errTooMany
-		}
-		key, ok, err := h.keyOf(k)
-		if err != nil || !ok {
-			return err
-		}
-		if _, seen := keys[string(key)]; !seen {
-			if len(keys) == maxKeys {
+	var prefix []byte
+	for g := range h.s.env.MaxParallelism() {
+		prefix = append(binary.BigEndian.AppendUint16(prefix[:0], uint16(g)), h.prefix...)
+		err := h.s.env.State().Scan(prefix, func(k, _ []byte) error {
+			if scanned++; scanned > maxScan {
 				return errTooMany
 			}
-			keys[string(key)] = struct{}{}
+			key, ok, err := h.keyOf(k)
+			if err != nil || !ok {
+				return err
+			}
+			if _, seen := keys[string(key)]; !seen {
+				if len(keys) == maxKeys {
+					return errTooMany
+				}
+				keys[string(key)] = struct{}{}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil
 		}
-		return nil
-	})
-	if err != nil {
-		return nil
 	}
 	return keys
 }

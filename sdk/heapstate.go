@@ -392,7 +392,7 @@ func newHeapState[N comparable, V any](h *stateHandle, c Codec[V], sfx func([]by
 		// runs (q5 at p=2 fell below half its rate). A backend that
 		// cannot be read leaves the list unknown, and the reads that need
 		// it report the failure.
-		hs.restoredKeys = h.restoredKeys(maxRestoredKeys, maxRestoredScan)
+		hs.restoredKeys = h.restoredKeys()
 	}
 	return hs
 }

@@ -526,9 +526,9 @@ func TestRestoredHeapStateKnowsTheOtherKeysComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range []struct{ keys, scan int }{{2, 2}, {1, 10}, {10, 1}} {
-		got := sub.v.h.restoredKeys(b.keys, b.scan)
+		got := sub.v.h.listKeys(b.keys, b.scan)
 		if want := b.keys >= 2 && b.scan >= 2; (got != nil) != want || (want && len(got) != 2) {
-			t.Errorf("restoredKeys(%d keys, %d entries) = %v over 2 keys", b.keys, b.scan, got)
+			t.Errorf("listKeys(%d keys, %d entries) = %v over 2 keys", b.keys, b.scan, got)
 		}
 	}
 

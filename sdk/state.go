@@ -129,6 +129,9 @@ type stateHandle struct {
 	eventTime bool
 	buf       []byte
 	val       []byte
+	// restored is restoredKeys' answer once restoredListed.
+	restored       map[string]struct{}
+	restoredListed bool
 }
 
 // newHandle declares state name of s's operator; typ says what its entries
@@ -265,10 +268,10 @@ func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error 
 		return err
 	}
 	return h.s.env.State().Scan(nil, func(k, v []byte) error {
-		r, ok := h.entryOf(k)
-		if !ok {
+		if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
 			return nil
 		}
+		r := uvarintframe.NewReader(k[2+len(h.prefix):])
 		key := r.Frame()
 		suffix := r.Rest()
 		if r.Err() != nil {
@@ -281,37 +284,23 @@ func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error 
 	})
 }
 
-// entryOf reads backend key k past this state's prefix, if it is an entry
-// of this state.
-func (h *stateHandle) entryOf(k []byte) (*uvarintframe.Reader, bool) {
-	if len(k) < 2+len(h.prefix) || string(k[2:2+len(h.prefix)]) != string(h.prefix) {
-		return nil, false
-	}
-	return uvarintframe.NewReader(k[2+len(h.prefix):]), true
-}
-
-// keyOf is the encoded user key of backend key k, if it is an entry of
-// this state.
-func (h *stateHandle) keyOf(k []byte) ([]byte, bool, error) {
-	r, ok := h.entryOf(k)
-	if !ok {
-		return nil, false, nil
-	}
-	key := r.Frame()
-	if r.Err() != nil {
-		return nil, false, fmt.Errorf("%w: state key: %w", runtime.ErrCorruptItems, r.Err())
-	}
-	return key, true, nil
-}
-
 // errTooMany stops a scan that went past a bound.
 var errTooMany = errors.New("too many entries")
 
-// restoredKeys lists the keys this state has entries of in the backend, or
+// restoredKeys is listKeys within the heap state's bounds, listed once per
+// handle: a list's two heap states share the answer.
+func (h *stateHandle) restoredKeys() map[string]struct{} {
+	if !h.restoredListed {
+		h.restored, h.restoredListed = h.listKeys(maxRestoredKeys, maxRestoredScan), true
+	}
+	return h.restored
+}
+
+// listKeys lists the keys this state has entries of in the backend, or
 // returns nil if there are more than maxKeys, more than maxScan entries, or
 // the backend cannot be read. It reads only this state's entries: one scan
 // per key group, under the group and the state's prefix.
-func (h *stateHandle) restoredKeys(maxKeys, maxScan int) map[string]struct{} {
+func (h *stateHandle) listKeys(maxKeys, maxScan int) map[string]struct{} {
 	keys := map[string]struct{}{}
 	scanned := 0
 	var prefix []byte
@@ -321,9 +310,10 @@ func (h *stateHandle) restoredKeys(maxKeys, maxScan int) map[string]struct{} {
 			if scanned++; scanned > maxScan {
 				return errTooMany
 			}
-			key, ok, err := h.keyOf(k)
-			if err != nil || !ok {
-				return err
+			r := uvarintframe.NewReader(k[len(prefix):])
+			key := r.Frame()
+			if r.Err() != nil {
+				return fmt.Errorf("%w: state key: %w", runtime.ErrCorruptItems, r.Err())
 			}
 			if _, seen := keys[string(key)]; !seen {
 				if len(keys) == maxKeys {

@@ -67,13 +67,6 @@ func TestNextTakesTheLaggingChannelFirst(t *testing.T) {
 		}
 		return s
 	}
-	repeat := func(n int, x int) []int {
-		s := make([]int, n)
-		for i := range s {
-			s[i] = x
-		}
-		return s
-	}
 	cases := []struct {
 		name   string
 		chans  [2][]sent
@@ -86,7 +79,7 @@ func TestNextTakesTheLaggingChannelFirst(t *testing.T) {
 		// Channel 0's watermark is stuck at 5: after the first two turns,
 		// it is first in turn once, then passes channel 1 over 16 times.
 		{"a stuck watermark starves nobody", [2][]sent{batch(slices.Repeat([]int64{5}, 20)...), batch(100, 200)},
-			slices.Concat([]int{0, 1, 0}, repeat(maxPassedOver, 0), []int{1, 0, 0})},
+			slices.Concat([]int{0, 1, 0}, slices.Repeat([]int{0}, maxPassedOver), []int{1, 0, 0})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

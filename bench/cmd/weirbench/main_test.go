@@ -219,7 +219,7 @@ func TestTargetsScalingAndLatency(t *testing.T) {
 		{Name: "q1", Baseline: Run{Events: 100, WallSec: 1}, Weir: []WeirRun{run(1, 1), run(2, 0.5)},
 			Latency: &Latency{P99Ms: 3}},
 		{Name: "q5", Baseline: Run{Events: 100, WallSec: 1}, Weir: []WeirRun{run(1, 1), run(2, 0.9)},
-			Latency: &Latency{P99Ms: 40}},
+			Latency: &Latency{Outputs: 5, P99Ms: 40}},
 		{Name: "q8", Baseline: Run{Events: 100, WallSec: 1}, Weir: []WeirRun{run(1, 1), run(2, 1.25)},
 			Latency: &Latency{P99Ms: 25}},
 	}, ScaleOut: []ScaleOut{
@@ -232,7 +232,7 @@ func TestTargetsScalingAndLatency(t *testing.T) {
 		"Weir at p=2 ≥ weir at p=1: **missed by q8**; met by q1, q5.",
 		"Weir at p=2 ≥ 1.25 × weir at p=1: **missed by q5, q8**.",
 		"Latency p99 < 20 ms at half load, per-record queries: **missed by q8**; met by q1.",
-		"(goal: no worse than before, see Before → after): q5 40.0 ms.",
+		"(goal: no worse than before, see Before → after): q5 40.0 ms (5 results).",
 		"and ≥ p=1 (others): **missed by q8 (1.11)**; met by q3 (1.05), q5 (1.60).",
 	} {
 		if !strings.Contains(got, want) {

@@ -468,7 +468,7 @@ func misses(res *Results) []string {
 		switch {
 		case q.Latency == nil:
 		case watermarkQueries[q.Name]:
-			windowLat = append(windowLat, fmt.Sprintf("%s %s ms", q.Name, msText(q.Latency.P99Ms)))
+			windowLat = append(windowLat, fmt.Sprintf("%s %s ms (%d results)", q.Name, msText(q.Latency.P99Ms), q.Latency.Outputs))
 		default:
 			latNames = append(latNames, q.Name)
 			okLat = append(okLat, q.Latency.P99Ms < latencyTarget)

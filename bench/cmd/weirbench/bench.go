@@ -15,6 +15,7 @@ import (
 
 	"github.com/weir-run/weir/bench/cluster"
 	"github.com/weir-run/weir/bench/nexmark"
+	"github.com/weir-run/weir/internal/taskenv"
 )
 
 // harness holds what every measurement needs.
@@ -123,6 +124,16 @@ func runResultJSON(cmd *exec.Cmd) (Run, error) {
 	return Run{Events: r.Events, WallSec: r.WallSec, CPUSec: r.CPUSec, Checksum: r.Checksum}, nil
 }
 
+// profileEnv is the environment of a cluster whose job processes save
+// their CPU profiles under --pprof's directory name (when --pprof is set).
+func (h *harness) profileEnv(name string) (env []string, dir string) {
+	if h.o.pprof == "" {
+		return nil, ""
+	}
+	dir = filepath.Join(h.o.pprof, name)
+	return []string{taskenv.CPUProfileDir + "=" + dir}, dir
+}
+
 // query measures one query: baseline, weir at each parallelism, latency.
 func (h *harness) query(q string) Query {
 	qr := Query{Name: q, FlinkPerCore: flinkPerCore[q]}
@@ -138,12 +149,7 @@ func (h *harness) query(q string) Query {
 		qr.Error = err.Error()
 		return qr
 	}
-	var env []string
-	profDir := ""
-	if h.o.pprof != "" {
-		profDir = filepath.Join(h.o.pprof, q)
-		env = append(env, "WEIR_CPUPROFILE_DIR="+profDir)
-	}
+	env, profDir := h.profileEnv(q)
 	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: h.o.workers, Slots: h.o.slots, Env: env})
 	if err != nil {
 		qr.Error = err.Error()

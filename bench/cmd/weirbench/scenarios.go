@@ -83,7 +83,8 @@ func (h *harness) recovery(res *Results) *Recovery {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: 2, Slots: p})
+	env, _ := h.profileEnv("recovery-" + q)
+	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: 2, Slots: p, Env: env})
 	if err != nil {
 		return fail(err)
 	}

@@ -368,8 +368,13 @@ type heapState[N comparable, V any] struct {
 	// hold, as if complete, until a sweep drops a present cell (nil:
 	// unknown, every key may have).
 	restoredKeys map[string]struct{}
-	dirty        []*cell[N, V]
-	buf, enc     []byte
+	// checked is the interned key keyComplete last looked up in
+	// restoredKeys, and checkedComplete its answer: a window's firing
+	// asks it of one key for each of its panes.
+	checked         *keyRef
+	checkedComplete bool
+	dirty           []*cell[N, V]
+	buf, enc        []byte
 }
 
 // maxRestoredKeys bounds the keys a restored heap state lists to know the
@@ -405,7 +410,14 @@ func (hs *heapState[N, V]) keyComplete() bool {
 	if hs.restoredKeys == nil {
 		return false
 	}
+	k := hs.h.s.cur
+	if k != nil && k == hs.checked {
+		return hs.checkedComplete
+	}
 	_, restored := hs.restoredKeys[string(hs.h.s.key)]
+	if k != nil {
+		hs.checked, hs.checkedComplete = k, !restored
+	}
 	return !restored
 }
 

@@ -27,16 +27,22 @@ type heapSubtask struct {
 	m     *MapState[string, int]
 }
 
-// openHeapSubtask opens the states over be; restored says the subtask
-// restored a checkpoint (its cells then know nothing of the backend).
-func openHeapSubtask(be state.Backend, restored bool, budget int) *heapSubtask {
+// openStore opens the state store of operator "op" over be, as in a
+// subtask that restored a checkpoint or not.
+func openStore(be state.Backend, restored bool) *StateStore {
 	var ts runtime.Restored
 	if restored {
 		m := &weirv1.CheckpointManifest{CheckpointId: 1, Subtasks: []*weirv1.SubtaskSnapshot{{
 			Parallelism: 1, KeyGroupEnd: 128, Uids: []string{"op"}}}}
 		ts, _ = runtime.Restore(m, "op", 0, 1, 128)
 	}
-	s := newStateStore(runtime.NewEnv(runtime.EnvOptions{Parallelism: 1, MaxParallelism: 128, State: be, UID: "op", Restored: ts}))
+	return newStateStore(runtime.NewEnv(runtime.EnvOptions{Parallelism: 1, MaxParallelism: 128, State: be, UID: "op", Restored: ts}))
+}
+
+// openHeapSubtask opens the states over be; restored says the subtask
+// restored a checkpoint (its cells then know nothing of the backend).
+func openHeapSubtask(be state.Backend, restored bool, budget int) *heapSubtask {
+	s := openStore(be, restored)
 	s.cellBudget = budget
 	return &heapSubtask{be: be, store: s, v: NewValueState[string](s, "v"), m: NewMapState[string, int](s, "m")}
 }

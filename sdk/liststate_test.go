@@ -49,11 +49,11 @@ func inBackend[V any](l *ListState[V]) *ListState[V] {
 	return l
 }
 
-// asRestored makes l act as in a subtask that restored a checkpoint: its
-// cells do not hold all the backend has, which may have lists written
-// whole by older versions.
+// asRestored makes l act as in a subtask that restored a checkpoint whose
+// keys it could not list: its cells do not hold all the backend has, and
+// any key may have a list written whole by an older version.
 func asRestored[V any](l *ListState[V]) *ListState[V] {
-	l.fresh = false
+	l.h.restored, l.h.restoredListed = nil, true
 	if l.ranges != nil {
 		l.ranges.complete, l.elems.complete = false, false
 	}
@@ -519,4 +519,39 @@ func TestListStateEventTTLProperty(t *testing.T) {
 			checkList(rt, l, k, live(k))
 		}
 	})
+}
+
+// A restored subtask looks for a list written whole by an older version
+// only under the keys its checkpoint had lists of: a new key's list costs
+// no backend read, and a restored key's old list still reads back.
+func TestRestoredListReadsOnlyRestoredKeys(t *testing.T) {
+	be := state.NewMemory()
+	fresh := openStore(be, false)
+	l := NewListState[int64](fresh, "l")
+	on(fresh, "legacy")
+	var whole []byte
+	for _, x := range []int64{7, 8} {
+		whole = uvarintframe.AppendBytes(whole, l.c.Append(nil, x))
+	}
+	if err := be.Set(l.h.entry(nil), whole); err != nil {
+		t.Fatal(err)
+	}
+
+	cb := &countingBackend{Backend: be}
+	s := openStore(cb, true)
+	l = NewListState[int64](s, "l")
+	on(s, "new")
+	if got, err := l.Get(); err != nil || len(got) != 0 {
+		t.Fatalf("list of a new key = %v, %v", got, err)
+	}
+	if err := l.Add(1); err != nil {
+		t.Fatal(err)
+	}
+	if cb.gets != 0 {
+		t.Fatalf("a key the checkpoint had no list of: %d backend reads, want none", cb.gets)
+	}
+	on(s, "legacy")
+	if got, err := l.Get(); err != nil || !slices.Equal(got, []int64{7, 8}) {
+		t.Fatalf("restored whole list = %v, %v; want [7 8]", got, err)
+	}
 }

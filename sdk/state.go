@@ -152,8 +152,15 @@ func newHandle(s *StateStore, name, typ string, opts []StateOption) *stateHandle
 		s.eventTTL = true
 	}
 	s.env.DeclareState(name, typ)
-	return &stateHandle{s: s, prefix: statePrefix(s.env.UID(), name), ttl: c.ttl, eventTime: c.eventTime}
+	h := &stateHandle{s: s, prefix: statePrefix(s.env.UID(), name), ttl: c.ttl, eventTime: c.eventTime}
+	if s.env.RestoredParallelism() == 0 {
+		h.restored, h.restoredListed = noKeys, true // a fresh subtask restored none
+	}
+	return h
 }
+
+// noKeys is the empty key list (never written to).
+var noKeys = map[string]struct{}{}
 
 // stateType describes a state of kind holding V encoded with c, e.g.
 // "value int64 (sdk.int64Codec)".
@@ -287,13 +294,28 @@ func (h *stateHandle) scanEntries(fn func(key, suffix, val []byte) error) error 
 // errTooMany stops a scan that went past a bound.
 var errTooMany = errors.New("too many entries")
 
-// restoredKeys is listKeys within the heap state's bounds, listed once per
-// handle: a list's two heap states share the answer.
+// restoredKeys lists the keys this state has entries of from the
+// checkpoint the subtask restored (none in a fresh subtask): listKeys
+// within the heap state's bounds, listed once per handle, so a list's two
+// heap states share the answer. nil means unknown.
 func (h *stateHandle) restoredKeys() map[string]struct{} {
 	if !h.restoredListed {
 		h.restored, h.restoredListed = h.listKeys(maxRestoredKeys, maxRestoredScan), true
 	}
 	return h.restored
+}
+
+// restoredKey says the backend may hold entries of this state for the
+// current key from the checkpoint the subtask restored: the key is on the
+// state's list of restored keys, or that list is unknown (past its bounds,
+// or the backend could not be read).
+func (h *stateHandle) restoredKey() bool {
+	keys := h.restoredKeys()
+	if keys == nil {
+		return true
+	}
+	_, ok := keys[string(h.s.key)]
+	return ok
 }
 
 // listKeys lists the keys this state has entries of in the backend, or
@@ -408,9 +430,6 @@ type ListState[V any] struct {
 	// ranges and elems hold the entries in memory (nil with a TTL).
 	ranges *heapState[struct{}, listRange]
 	elems  *heapState[uint64, V]
-	// fresh: the subtask restored nothing, so no key can hold a list
-	// written whole by an older version.
-	fresh bool
 }
 
 // Suffixes of a list's entries after the key's: listMeta holds the range
@@ -428,7 +447,7 @@ const (
 // NewListState declares a list state on the store.
 func NewListState[V any](s *StateStore, name string, opts ...StateOption) *ListState[V] {
 	c := stateCodec[V]()
-	l := &ListState[V]{h: newHandle(s, name, stateType("list", c), opts), c: c, fresh: s.env.RestoredParallelism() == 0}
+	l := &ListState[V]{h: newHandle(s, name, stateType("list", c), opts), c: c}
 	if l.h.ttl == 0 {
 		l.ranges = newHeapState(l.h, Codec[listRange](listRangeCodec{}), func(dst []byte, _ struct{}) []byte { return append(dst, listMeta) })
 		l.elems = newHeapState(l.h, c, appendElemSuffix)
@@ -514,11 +533,11 @@ func (l *ListState[V]) storedRange() (listRange, error) {
 	return r, err
 }
 
-// readRange reads the key's range. A key without one may still have a
-// list written whole by an older version.
+// readRange reads the key's range. A restored key without one may still
+// have a list written whole by an older version.
 func (l *ListState[V]) readRange() (listRange, error) {
 	r, err := l.storedRange()
-	if err != nil || r.ok || l.fresh {
+	if err != nil || r.ok || !l.h.restoredKey() {
 		return r, err
 	}
 	_, legacy, err := l.h.get(nil)

@@ -432,8 +432,7 @@ func openWindow[K comparable, T, A, U any](env *runtime.Env, w WindowedStream[K,
 	}
 	op := &winOp[K, T, A, U]{env: env, w: w, store: store, timers: timers,
 		trig: newHandle(store, "\x00trigger", triggerStateType(w.spec.mode, out), nil),
-		add:  add, merge: merge, result: result, retract: retract, out: out, emit: emit,
-		mayHaveTrig: w.spec.stateful() || env.RestoredParallelism() != 0}
+		add:  add, merge: merge, result: result, retract: retract, out: out, emit: emit}
 	op.sessions = newHeapState(newHandle(store, "\x00sessions", "sessions", nil), Codec[[]session](sessionsCodec{}), noNS)
 	op.accs = newHeapState(newHandle(store, "\x00contents", stateType("window contents", ac), nil), ac, appendNS)
 	run := timerRun(env, timers, func(d TimeDomain, at int64, ns []byte) error {
@@ -475,11 +474,15 @@ type winOp[K comparable, T, A, U any] struct {
 	ns       []byte
 	captured [][]byte
 	set      []session // scratch for getSessions
-	// mayHaveTrig: the backend may hold trigger state for a window, so
-	// that dropping a window must delete it. Only stateful triggers write
-	// it, but a restored subtask may hold some from an earlier version of
-	// the job with another trigger.
-	mayHaveTrig bool
+}
+
+// mayHaveTrig says the backend may hold trigger state of the current key's
+// windows, so that dropping a window must delete it. Only stateful
+// triggers write it, but a restored key may have some from an earlier
+// version of the job with another trigger. (A tombstone per window,
+// written for nothing, made a restored q5 fall behind its rate.)
+func (o *winOp[K, T, A, U]) mayHaveTrig() bool {
+	return o.w.spec.stateful() || o.trig.restoredKey()
 }
 
 // winRef is a window and the window its state is kept under (see session).
@@ -772,7 +775,7 @@ func (o *winOp[K, T, A, U]) session(v T, ts int64) error {
 			}
 			st.merge(ost) // its last pane is retracted with the next one
 		}
-		if o.mayHaveTrig {
+		if o.mayHaveTrig() {
 			if err := o.trig.del(o.nsOf(old.state)); err != nil {
 				return err
 			}
@@ -970,8 +973,7 @@ func (o *winOp[K, T, A, U]) retractPrev(prev [][]byte) error {
 // cleanup drops window r: its trigger state and the contents no later
 // window needs.
 func (o *winOp[K, T, A, U]) cleanup(r winRef) error {
-	if o.mayHaveTrig {
-		// Without it, a tombstone per window, written for nothing.
+	if o.mayHaveTrig() {
 		if err := o.trig.del(o.nsOf(r.state)); err != nil {
 			return err
 		}

@@ -312,19 +312,42 @@ func waitChildrenGone(c *cluster.Simple, timeout time.Duration) {
 	}
 }
 
-// hasChildren reports whether a worker has a child process, from each of
-// its threads' /proc children list (a child belongs to the thread that
-// started it).
-func hasChildren(c *cluster.Simple) bool {
+// hasChildren reports whether a worker has a child process.
+func hasChildren(c *cluster.Simple) bool { return len(children(c)) > 0 }
+
+// children lists the workers' child processes (their job processes), from
+// each of their threads' /proc children list (a child belongs to the
+// thread that started it).
+func children(c *cluster.Simple) []string {
+	var pids []string
 	for _, d := range c.Workers {
 		lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", d.Pid()))
 		for _, l := range lists {
-			if b, err := os.ReadFile(l); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-				return true
+			if b, err := os.ReadFile(l); err == nil {
+				pids = append(pids, strings.Fields(string(b))...)
 			}
 		}
 	}
-	return false
+	return pids
+}
+
+// jobPeakRSS is the largest peak resident set (VmHWM) of the workers' job
+// processes, in bytes.
+func jobPeakRSS(c *cluster.Simple) int64 {
+	var peak int64
+	for _, pid := range children(c) {
+		b, err := os.ReadFile("/proc/" + pid + "/status")
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				peak = max(peak, kb<<10)
+			}
+		}
+	}
+	return peak
 }
 
 func listFiles(dir string) map[string]bool {

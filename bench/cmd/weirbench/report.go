@@ -291,8 +291,8 @@ func markdown(res *Results, jsonRel string) string {
 			}
 			fmt.Fprintf(&b, "%s at p=%d paced at %.0f ev/s (%d events) on 2 workers with %d slots each; the worker of the first task was killed with SIGKILL after %s completed.\n\n",
 				r.Query, r.Parallelism, r.Rate, r.Events, r.Parallelism, r.KilledAfter)
-			fmt.Fprintf(&b, "- Kill to the job RUNNING again: %.2f s. Kill to the sink receiving records again: %s (target < 3 s).\n- Restarts: %d. Output %s.\n\n",
-				r.RunningSec, markSec(r.FlowingSec, recoveryTarget), r.Restarts, ok)
+			fmt.Fprintf(&b, "- Kill to the job RUNNING again: %.2f s. Kill to the sink receiving records again: %s (target < 3 s).\n- Kill to the job's end: %.1f s (the paced input's schedule ends %.1f s after the kill). Peak RSS of a job process: %s before the kill, %s after (one process then runs both subtasks).\n- Restarts: %d. Output %s.\n\n",
+				r.RunningSec, markSec(r.FlowingSec, recoveryTarget), r.DoneSec, r.scheduleLeft(), mib(r.PeakRSSBefore), mib(r.PeakRSSAfter), r.Restarts, ok)
 		}
 	}
 	if len(res.Overheads) > 0 {
@@ -333,6 +333,9 @@ func recoveryLine(r *Recovery) string {
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// mib shows a number of bytes in MiB.
+func mib(b int64) string { return fmt.Sprintf("%d MiB", b>>20) }
 
 func markSec(v, target float64) string {
 	if v > 0 && v < target {

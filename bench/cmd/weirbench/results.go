@@ -120,9 +120,18 @@ type Recovery struct {
 	// attempt; FlowingSec until its sink sees records again.
 	RunningSec float64 `json:"running_s"`
 	FlowingSec float64 `json:"flowing_s"`
-	Restarts   int32   `json:"restarts"`
-	ChecksumOK bool    `json:"checksum_ok"`
-	Error      string  `json:"error,omitempty"`
+	// KillSec is from the submission to the kill, DoneSec from the kill
+	// until the job finished: a restored job that keeps up ends about when
+	// its paced input does (scheduleLeft).
+	KillSec float64 `json:"kill_s"`
+	DoneSec float64 `json:"done_s"`
+	// PeakRSSBefore and PeakRSSAfter are the largest peak RSS (VmHWM) of
+	// a job process before the kill and after it, in bytes.
+	PeakRSSBefore int64  `json:"peak_rss_before"`
+	PeakRSSAfter  int64  `json:"peak_rss_after"`
+	Restarts      int32  `json:"restarts"`
+	ChecksumOK    bool   `json:"checksum_ok"`
+	Error         string `json:"error,omitempty"`
 }
 
 // Overhead is what a feature costs: one query run alternately on two
@@ -233,3 +242,6 @@ var flinkPerCore = map[string]float64{
 	"q0": 155e3, "q1": 158e3, "q2": 175e3, "q3": 152e3, "q4": 34.3e3,
 	"q5": 22.1e3, "q7": 12.3e3, "q8": 146e3, "q11": 39.7e3,
 }
+
+// scheduleLeft is how long after the kill the paced input's schedule ends.
+func (r *Recovery) scheduleLeft() float64 { return float64(r.Events)/r.Rate - r.KillSec }

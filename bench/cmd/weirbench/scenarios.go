@@ -91,6 +91,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	defer c.Stop()
 	reportDir := filepath.Join(dir, "reports")
 	os.MkdirAll(reportDir, 0o755)
+	submitted := time.Now()
 	id, err := c.Submit(runFlags("nexmark-recovery-"+q, p, h.o.checkpointEvery, h.o.gogc), h.job,
 		h.jobArgs(q, r.Events, reportDir, "--rate", strconv.FormatFloat(r.Rate, 'f', 0, 64))...)
 	if err != nil {
@@ -99,6 +100,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	// Wait for a completed checkpoint, so the restart restores state.
 	deadline := time.Now().Add(3*h.o.checkpointEvery + 30*time.Second)
 	for {
+		r.PeakRSSBefore = max(r.PeakRSSBefore, jobPeakRSS(c))
 		cps, _ := c.Checkpoints(id)
 		if i := slices.IndexFunc(cps, func(c checkpoint) bool { return c.Status == "COMPLETED" }); i >= 0 {
 			r.KilledAfter = fmt.Sprintf("checkpoint %d", cps[i].ID)
@@ -116,6 +118,7 @@ func (h *harness) recovery(res *Results) *Recovery {
 	attempt := st.Attempt
 	victim := st.Tasks[0].Worker
 	killed := time.Now()
+	r.KillSec = killed.Sub(submitted).Seconds()
 	if err := c.Kill(victim); err != nil {
 		return fail(err)
 	}
@@ -123,10 +126,14 @@ func (h *harness) recovery(res *Results) *Recovery {
 		if r.RunningSec == 0 && s.Attempt > attempt && s.AllRunning() {
 			r.RunningSec = time.Since(killed).Seconds()
 		}
+		if s.Attempt > attempt {
+			r.PeakRSSAfter = max(r.PeakRSSAfter, jobPeakRSS(c))
+		}
 	})
 	if err != nil {
 		return fail(err)
 	}
+	r.DoneSec = time.Since(killed).Seconds()
 	r.Restarts = st.Restarts
 	reps, err := readReports(reportDir)
 	if err != nil {

@@ -31,6 +31,17 @@ func bench(o options, stdout io.Writer) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.render != "" {
+		var res Results
+		b, err := os.ReadFile(o.render)
+		if err == nil {
+			err = json.Unmarshal(b, &res)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--render: %w", err)
+		}
+		return &res, (&harness{o: o, root: root, out: stdout}).write(&res)
+	}
 	tmp, err := os.MkdirTemp("", "weirbench-")
 	if err != nil {
 		return nil, err

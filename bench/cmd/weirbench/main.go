@@ -57,6 +57,7 @@ type options struct {
 	out             string
 	report          string
 	keep            bool
+	render          string
 }
 
 func main() {
@@ -104,6 +105,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results in the repository)")
 	fs.StringVar(&o.report, "report", "", "report file (default bench/REPORT.md in the repository)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the clusters' directories and logs")
+	fs.StringVar(&o.render, "render", "", "run nothing: write the report and charts again from this results file (after a change to the report)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

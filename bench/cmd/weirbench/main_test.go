@@ -240,3 +240,48 @@ func TestTargetsScalingAndLatency(t *testing.T) {
 		}
 	}
 }
+
+// A restored job that limps along misses its target even though it was
+// running again in time: 18 s of input, the kill 11.4 s after the
+// submission, so the input's schedule ends 6.6 s after the kill.
+func TestRestoredJobKeepsUp(t *testing.T) {
+	for _, c := range []struct {
+		done float64
+		want string
+	}{
+		{10.2, "met by all (q5)"},
+		{17.8, "met by all (q5)"},
+		{31.5, "**missed by q5**"},
+	} {
+		res := &Results{Config: Config{CheckpointInterval: "10s"}, Recovery: &Recovery{Query: "q5", Rate: 1000, Events: 18000,
+			KillSec: 11.4, RunningSec: 1.3, FlowingSec: 1.3, DoneSec: c.done, ChecksumOK: true}}
+		got := strings.Join(misses(res), "\n")
+		if want := "after its input's schedule: " + c.want; !strings.Contains(got, want) {
+			t.Errorf("ended %.1f s after the kill: targets lack %q:\n%s", c.done, want, got)
+		}
+	}
+}
+
+// --render writes the report again from a results file, running nothing;
+// a file that is not one is refused.
+func TestRender(t *testing.T) {
+	dir := t.TempDir()
+	res := &Results{Started: time.Date(2026, 12, 7, 18, 42, 43, 0, time.UTC), Config: Config{CheckpointInterval: "10s"},
+		Recovery: &Recovery{Query: "q5", Rate: 1000, Events: 18000, KillSec: 11.4, RunningSec: 1.3, FlowingSec: 1.3, DoneSec: 10.2, ChecksumOK: true}}
+	path := filepath.Join(dir, "in.json")
+	if err := writeJSON(path, res); err != nil {
+		t.Fatal(err)
+	}
+	o := options{render: path, out: filepath.Join(dir, "out"), report: filepath.Join(dir, "R.md")}
+	if _, err := bench(o, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(o.report)
+	if want := "- Kill to the job's end: 10.2 s (the paced input's schedule ends 6.6 s after the kill)"; err != nil || !strings.Contains(string(b), want) {
+		t.Fatalf("report lacks %q (%v):\n%s", want, err, b)
+	}
+	o.render = filepath.Join(dir, "R.md")
+	if _, err := bench(o, io.Discard); err == nil || !strings.Contains(err.Error(), "--render: ") {
+		t.Fatalf("rendering a file that is no results: %v", err)
+	}
+}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Targets (docs/architecture.md, "Design targets").
@@ -516,6 +518,11 @@ func misses(res *Results) []string {
 	collect("≥ 5 × Beam/Prism", peerNames, okPeer)
 	if r := res.Recovery; r != nil {
 		collect("Recovery < 3 s", []string{r.Query}, []bool{r.Error == "" && r.FlowingSec > 0 && r.FlowingSec < recoveryTarget})
+		if r.DoneSec > 0 {
+			interval, _ := time.ParseDuration(res.Config.CheckpointInterval)
+			collect("The restored job keeps up: it ends within its restart time plus a checkpoint interval after its input's schedule",
+				[]string{r.Query}, []bool{r.Error == "" && r.keptUp(interval)})
+		}
 	}
 	return lines
 }
@@ -587,7 +594,8 @@ func barChart(title, unit string, queries []string, ss []series, logScale bool, 
 			x(t), top-5, x(t), axisY, x(t), axisY+14, tickLabel(t))
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", left+plotW/2, axisY+28, unit)
-	for name, v := range refs {
+	for _, name := range slices.Sorted(maps.Keys(refs)) { // the same file for the same results
+		v := refs[name]
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="4 3"/><text x="%.1f" y="%d" fill="#c00" text-anchor="middle">%s</text>`+"\n",
 			x(v), top-5, x(v), axisY, x(v), top-8, name)
 	}

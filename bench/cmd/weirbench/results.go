@@ -245,3 +245,12 @@ var flinkPerCore = map[string]float64{
 
 // scheduleLeft is how long after the kill the paced input's schedule ends.
 func (r *Recovery) scheduleLeft() float64 { return float64(r.Events)/r.Rate - r.KillSec }
+
+// keptUp says the restored job kept up with its paced input. It replays at
+// most a checkpoint interval of input, and at twice the rate (the rate is
+// half its throughput) it catches up with that and with what came during
+// its restart in about as long again: so it ends no later than that after
+// the input's schedule. A job that only limps along ends much later.
+func (r *Recovery) keptUp(interval time.Duration) bool {
+	return r.DoneSec <= r.scheduleLeft()+r.RunningSec+interval.Seconds()
+}

@@ -534,6 +534,40 @@ func (hs *heapState[N, V]) load(ns N) (*cell[N, V], error) {
 	return c, hs.h.s.maybeEvict()
 }
 
+// presentOfKey calls fn with the namespace and value of each of the
+// current key's cells that holds one, in no order, and marks those fn used
+// (returned true) as referenced. It calls nothing and reports false when
+// the cells may not hold all the key has (keyComplete), or when the key
+// has so many that they are in a map (a lookup of each value the caller
+// wants is then cheaper than a walk over them all): the caller then looks
+// each value up instead.
+func (hs *heapState[N, V]) presentOfKey(fn func(ns N, v V) bool) bool {
+	if !hs.keyComplete() {
+		return false
+	}
+	k := hs.h.s.cur
+	if k == nil || hs.slot >= len(k.cells) {
+		return true // the key holds nothing
+	}
+	visit := func(c *cell[N, V]) {
+		if c.flags&cellPresent != 0 && fn(c.key.ns, c.v) {
+			c.flags |= cellReferenced
+		}
+	}
+	switch x := k.cells[hs.slot].(type) {
+	case *cell[N, V]:
+		visit(x)
+	case *keySet[N, *cell[N, V]]:
+		if x.many != nil {
+			return false
+		}
+		for _, c := range x.few {
+			visit(c)
+		}
+	}
+	return true
+}
+
 // add creates the current key's cell of ns.
 func (hs *heapState[N, V]) add(ns N, flags cellFlags) *cell[N, V] {
 	s := hs.h.s

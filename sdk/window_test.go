@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/weir-run/weir/internal/state"
+	"github.com/weir-run/weir/sdk/internal/runtime"
 )
 
 // event is a test record: a key and an event time in ms.
@@ -279,6 +282,51 @@ func TestSlidingPanesMergeInOrder(t *testing.T) {
 			if !slices.Equal(pn.Value, want) {
 				t.Fatalf("%s [%d, %d): %v, want %v", pn.Key, pn.Start, pn.End, pn.Value, want)
 			}
+		}
+	}
+}
+
+// The same with the watermark advancing as the records come, so that
+// windows fire and drop their oldest panes while newer ones are added: a
+// key's cells are then not in time order (a dropped cell's place goes to
+// the last one), and a firing that merges them in one pass must order them.
+func TestSlidingPanesMergeInOrderAsTheyAreDropped(t *testing.T) {
+	times := AggregateFunc[event, []int64, []int64]{
+		Init:   func() []int64 { return nil },
+		Add:    func(a []int64, e event) []int64 { return append(a, e.TS) },
+		Result: func(a []int64) []int64 { return a },
+		Merge:  func(a, b []int64) []int64 { return append(slices.Clip(a), b...) },
+	}
+	p := NewPipeline("order", 1)
+	src := WithTimestamps(NewSource(p, "script", func(TaskInfo) (SourceReader[event], error) {
+		return nil, fmt.Errorf("not run")
+	}), eventTS)
+	w := WindowAggregate(Window(KeyBy(src, eventKey), Sliding(time.Second, 200*time.Millisecond), NoCombiner()), times)
+	var panes []Pane[string, []int64]
+	env := runtime.NewEnv(runtime.EnvOptions{JobID: "order", Attempt: 1, Parallelism: 1, MaxParallelism: 128,
+		UID: w.results.n.UID, State: state.NewMemory(), Logger: testLogger(), Clock: time.Now, Sides: []any{func(event) {}}})
+	run, err := w.results.n.NewOp(env, func(pn Pane[string, []int64]) { panes = append(panes, pn) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	for i := range int64(n) {
+		run.In.(func(event))(event{Key: "a", TS: i * 21})
+		run.Watermark(i*21 - 100)
+	}
+	run.Watermark(MaxWatermark)
+	if len(panes) < 100 {
+		t.Fatalf("%d panes", len(panes))
+	}
+	for _, pn := range panes {
+		var want []int64
+		for i := range int64(n) {
+			if ts := i * 21; pn.Start <= ts && ts < pn.End {
+				want = append(want, ts)
+			}
+		}
+		if !slices.Equal(pn.Value, want) {
+			t.Fatalf("[%d, %d): %v, want %v", pn.Start, pn.End, pn.Value, want)
 		}
 	}
 }

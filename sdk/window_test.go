@@ -253,21 +253,23 @@ func FuzzDecodeLateRecord(f *testing.F) {
 	})
 }
 
+// timesAgg lists its records' times: its Merge does not commute.
+var timesAgg = AggregateFunc[event, []int64, []int64]{
+	Init:   func() []int64 { return nil },
+	Add:    func(a []int64, e event) []int64 { return append(a, e.TS) },
+	Result: func(a []int64) []int64 { return a },
+	Merge:  func(a, b []int64) []int64 { return append(slices.Clip(a), b...) },
+}
+
 // A sliding window merges its panes in their order, oldest first, so an
 // aggregate whose Merge is not commutative (here: appending the records'
 // times) sees the window's records as they came, with or without the
 // combiner.
 func TestSlidingPanesMergeInOrder(t *testing.T) {
-	times := AggregateFunc[event, []int64, []int64]{
-		Init:   func() []int64 { return nil },
-		Add:    func(a []int64, e event) []int64 { return append(a, e.TS) },
-		Result: func(a []int64) []int64 { return a },
-		Merge:  func(a, b []int64) []int64 { return append(slices.Clip(a), b...) },
-	}
 	for _, opts := range [][]WindowOption{nil, {NoCombiner()}} {
 		p := NewPipeline("order", 1)
 		src := AssignTimestamps(Generate(p, 3000, func(i int64) event { return event{Key: fmt.Sprint(i % 3), TS: i * 7} }), eventTS, BoundedOutOfOrder(0))
-		w := WindowAggregate(Window(KeyBy(src, eventKey), Sliding(time.Second, 200*time.Millisecond), opts...), times)
+		w := WindowAggregate(Window(KeyBy(src, eventKey), Sliding(time.Second, 200*time.Millisecond), opts...), timesAgg)
 		panes := collect(t, p, w.Results())
 		if len(panes) < 100 {
 			t.Fatalf("%d panes", len(panes))
@@ -291,17 +293,11 @@ func TestSlidingPanesMergeInOrder(t *testing.T) {
 // key's cells are then not in time order (a dropped cell's place goes to
 // the last one), and a firing that merges them in one pass must order them.
 func TestSlidingPanesMergeInOrderAsTheyAreDropped(t *testing.T) {
-	times := AggregateFunc[event, []int64, []int64]{
-		Init:   func() []int64 { return nil },
-		Add:    func(a []int64, e event) []int64 { return append(a, e.TS) },
-		Result: func(a []int64) []int64 { return a },
-		Merge:  func(a, b []int64) []int64 { return append(slices.Clip(a), b...) },
-	}
 	p := NewPipeline("order", 1)
 	src := WithTimestamps(NewSource(p, "script", func(TaskInfo) (SourceReader[event], error) {
 		return nil, fmt.Errorf("not run")
 	}), eventTS)
-	w := WindowAggregate(Window(KeyBy(src, eventKey), Sliding(time.Second, 200*time.Millisecond), NoCombiner()), times)
+	w := WindowAggregate(Window(KeyBy(src, eventKey), Sliding(time.Second, 200*time.Millisecond), NoCombiner()), timesAgg)
 	var panes []Pane[string, []int64]
 	env := runtime.NewEnv(runtime.EnvOptions{JobID: "order", Attempt: 1, Parallelism: 1, MaxParallelism: 128,
 		UID: w.results.n.UID, State: state.NewMemory(), Logger: testLogger(), Clock: time.Now, Sides: []any{func(event) {}}})

@@ -362,15 +362,14 @@ type heapState[N comparable, V any] struct {
 	// since), so a missing cell is a missing value without a backend read,
 	// and deleting one needs no tombstone.
 	complete bool
-	// restoredKeys, in a subtask that restored state, are the keys the
-	// backend held entries of for this state then, when there were at
-	// most maxRestoredKeys: another key has no entry the cells do not
-	// hold, as if complete, until a sweep drops a present cell (nil:
-	// unknown, every key may have).
-	restoredKeys map[string]struct{}
-	// checked is the interned key keyComplete last looked up in
-	// restoredKeys, and checkedComplete its answer: a window's firing
-	// asks it of one key for each of its panes.
+	// byRestoredList, in a subtask that restored state, says the handle's
+	// list of restored keys (stateHandle.restoredKey) still tells which
+	// keys the cells hold whole: any key not on it has no entry the cells
+	// lack, as if complete, until a sweep drops a present cell.
+	byRestoredList bool
+	// checked is the interned key keyComplete last asked the list about,
+	// and checkedComplete its answer: a window's firing asks it of one key
+	// for each of its panes.
 	checked         *keyRef
 	checkedComplete bool
 	dirty           []*cell[N, V]
@@ -396,8 +395,9 @@ func newHeapState[N comparable, V any](h *stateHandle, c Codec[V], sfx func([]by
 		// firing and a tombstone per cleanup, for as long as the attempt
 		// runs (q5 at p=2 fell below half its rate). A backend that
 		// cannot be read leaves the list unknown, and the reads that need
-		// it report the failure.
-		hs.restoredKeys = h.restoredKeys()
+		// it report the failure. Listed now, before this attempt writes.
+		h.restoredKeys()
+		hs.byRestoredList = true
 	}
 	return hs
 }
@@ -407,18 +407,18 @@ func (hs *heapState[N, V]) keyComplete() bool {
 	if hs.complete {
 		return true
 	}
-	if hs.restoredKeys == nil {
+	if !hs.byRestoredList {
 		return false
 	}
 	k := hs.h.s.cur
 	if k != nil && k == hs.checked {
 		return hs.checkedComplete
 	}
-	_, restored := hs.restoredKeys[string(hs.h.s.key)]
+	complete := !hs.h.restoredKey()
 	if k != nil {
-		hs.checked, hs.checkedComplete = k, !restored
+		hs.checked, hs.checkedComplete = k, complete
 	}
-	return !restored
+	return complete
 }
 
 // keyCell finds k's cell of ns.
@@ -703,7 +703,7 @@ func (hs *heapState[N, V]) sweep(target int, spare bool) {
 			c.flags &^= cellReferenced
 		default:
 			if c.flags&cellPresent != 0 {
-				hs.complete, hs.restoredKeys = false, nil
+				hs.complete, hs.byRestoredList = false, false
 			}
 			hs.drop(c)
 		}

@@ -927,10 +927,9 @@ func (o *winOp[K, T, A, U]) contents(r winRef) (A, bool, error) {
 		return o.getAcc(r.state)
 	}
 	var acc A
-	found := false
 	// One pass over the key's cells, when they hold all it has, instead of
-	// a lookup per pane (five for q5's windows); merged in time order, as
-	// Merge need not commute.
+	// a lookup per pane (five for q5's windows); either way the panes are
+	// merged in time order, as Merge need not commute.
 	o.panes = o.panes[:0]
 	if o.w.a.kind == slidingWindows && o.accs.presentOfKey(func(p TimeWindow, a A) bool {
 		in := r.w.Start <= p.Start && p.Start < r.w.End
@@ -940,28 +939,23 @@ func (o *winOp[K, T, A, U]) contents(r winRef) (A, bool, error) {
 		return in
 	}) {
 		slices.SortFunc(o.panes, func(x, y paneAcc[A]) int { return cmp.Compare(x.start, y.start) })
-		for _, p := range o.panes {
-			if found {
-				acc = o.merge(acc, p.acc)
-			} else {
-				acc, found = p.acc, true
-			}
-		}
-		return acc, found, nil
-	}
-	err := o.w.a.panesOf(r.w, func(p TimeWindow) error {
+	} else if err := o.w.a.panesOf(r.w, func(p TimeWindow) error {
 		a, ok, err := o.getAcc(p)
-		switch {
-		case err != nil || !ok:
-			return err
-		case found:
-			acc = o.merge(acc, a)
-		default:
-			acc, found = a, true
+		if ok {
+			o.panes = append(o.panes, paneAcc[A]{p.Start, a})
 		}
-		return nil
-	})
-	return acc, found, err
+		return err
+	}); err != nil {
+		return acc, false, err
+	}
+	if len(o.panes) == 0 {
+		return acc, false, nil
+	}
+	acc = o.panes[0].acc
+	for _, p := range o.panes[1:] {
+		acc = o.merge(acc, p.acc)
+	}
+	return acc, true, nil
 }
 
 // fire emits a pane of r: when retracting, the retractions of the panes it

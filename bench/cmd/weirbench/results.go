@@ -134,6 +134,18 @@ type Recovery struct {
 	Error         string `json:"error,omitempty"`
 }
 
+// scheduleLeft is how long after the kill the paced input's schedule ends.
+func (r *Recovery) scheduleLeft() float64 { return float64(r.Events)/r.Rate - r.KillSec }
+
+// keptUp says the restored job kept up with its paced input. It replays at
+// most a checkpoint interval of input, and at twice the rate (the rate is
+// half its throughput) it catches up with that and with what came during
+// its restart in about as long again: so it ends no later than that after
+// the input's schedule. A job that only limps along ends much later.
+func (r *Recovery) keptUp(interval time.Duration) bool {
+	return r.DoneSec <= r.scheduleLeft()+r.RunningSec+interval.Seconds()
+}
+
 // Overhead is what a feature costs: one query run alternately on two
 // clusters that differ only in the feature's coordinator flags, so the
 // machine's noise hits both alike.
@@ -241,16 +253,4 @@ func median(v []float64) float64 {
 var flinkPerCore = map[string]float64{
 	"q0": 155e3, "q1": 158e3, "q2": 175e3, "q3": 152e3, "q4": 34.3e3,
 	"q5": 22.1e3, "q7": 12.3e3, "q8": 146e3, "q11": 39.7e3,
-}
-
-// scheduleLeft is how long after the kill the paced input's schedule ends.
-func (r *Recovery) scheduleLeft() float64 { return float64(r.Events)/r.Rate - r.KillSec }
-
-// keptUp says the restored job kept up with its paced input. It replays at
-// most a checkpoint interval of input, and at twice the rate (the rate is
-// half its throughput) it catches up with that and with what came during
-// its restart in about as long again: so it ends no later than that after
-// the input's schedule. A job that only limps along ends much later.
-func (r *Recovery) keptUp(interval time.Duration) bool {
-	return r.DoneSec <= r.scheduleLeft()+r.RunningSec+interval.Seconds()
 }

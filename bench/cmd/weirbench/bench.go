@@ -173,20 +173,16 @@ func (h *harness) query(q string) Query {
 	for round := range h.o.rounds {
 		for _, p := range h.o.parallelism {
 			fmt.Fprintf(h.out, "%s: weir at parallelism %d (round %d of %d)\n", q, p, round+1, h.o.rounds)
-			before := listFiles(profDir)
 			tag := fmt.Sprintf("p%d", p)
 			if round > 0 {
 				tag = fmt.Sprintf("p%d-r%d", p, round+1)
 			}
-			w, _, err := h.runJob(c, q, p, h.o.events, tag)
+			w, err := h.profiledRun(c, profDir, q, p, tag)
 			if err != nil {
 				qr.Error = err.Error()
 				return qr
 			}
 			w.ChecksumOK = w.Run.Checksum == base.Checksum
-			if profDir != "" {
-				w.Profiles = moveNewFiles(profDir, before, filepath.Join(profDir, tag))
-			}
 			qr.Rounds = append(qr.Rounds, w)
 		}
 	}
@@ -218,6 +214,18 @@ func (h *harness) query(q string) Query {
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
 
 // runJob runs q on c at parallelism p to the end and measures it.
+// profiledRun runs q at parallelism p over --events, and moves the
+// profiles its job processes saved under profDir (when profiling) to
+// profDir/tag.
+func (h *harness) profiledRun(c *cluster.Simple, profDir, q string, p int, tag string) (WeirRun, error) {
+	before := listFiles(profDir)
+	w, _, err := h.runJob(c, q, p, h.o.events, tag)
+	if err == nil && profDir != "" {
+		w.Profiles = moveNewFiles(profDir, before, filepath.Join(profDir, tag))
+	}
+	return w, err
+}
+
 func (h *harness) runJob(c *cluster.Simple, q string, p int, events int64, tag string, extra ...string) (WeirRun, []nexmark.SinkReport, error) {
 	w := WeirRun{Parallelism: p}
 	reportDir := filepath.Join(c.Dir, "reports-"+tag)

@@ -101,7 +101,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.peer, "peer", "beam", "peer engine for wcount and scount: beam or none")
 	fs.Int64Var(&o.peerEvents, "peer-events", 2_000_000, "events per peer run (and weir's comparison run)")
 	fs.IntVar(&o.gogc, "gogc", 0, "GOGC of the job processes (weir run --gogc; 0: the workers' default)")
-	fs.StringVar(&o.pprof, "pprof", "", "save the job processes' CPU profiles under this directory (one folder per query, and recovery-QUERY)")
+	fs.StringVar(&o.pprof, "pprof", "", "save the job processes' CPU profiles under this directory (one folder per query, scale-out-QUERY and recovery-QUERY)")
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results in the repository)")
 	fs.StringVar(&o.report, "report", "", "report file (default bench/REPORT.md in the repository)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the clusters' directories and logs")

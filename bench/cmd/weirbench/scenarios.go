@@ -239,7 +239,8 @@ func (h *harness) scaleOut(res *Results, q string) ScaleOut {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: 2, Slots: 1, PinWorkers: true})
+	env, profDir := h.profileEnv("scale-out-" + q)
+	c, err := cluster.StartSimple(h.weir, dir, cluster.SimpleConfig{Workers: 2, Slots: 1, PinWorkers: true, Env: env})
 	if err != nil {
 		return fail(err)
 	}
@@ -249,7 +250,7 @@ func (h *harness) scaleOut(res *Results, q string) ScaleOut {
 			p    int
 			runs *[]WeirRun
 		}{{1, &s.P1}, {2, &s.P2}} {
-			w, _, err := h.runJob(c, q, at.p, h.o.events, fmt.Sprintf("p%d-%d", at.p, round))
+			w, err := h.profiledRun(c, profDir, q, at.p, fmt.Sprintf("p%d-%d", at.p, round))
 			if err != nil {
 				return fail(fmt.Errorf("p=%d: %w", at.p, err))
 			}

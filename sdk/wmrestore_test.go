@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/weir-run/weir/internal/keygroup"
 	"github.com/weir-run/weir/internal/state"
+	"github.com/weir-run/weir/internal/uvarintframe"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
@@ -474,4 +476,30 @@ func TestSplitWatermarksMoveWithSplits(t *testing.T) {
 	if reportErr != nil {
 		t.Fatal(reportErr)
 	}
+}
+
+// FuzzDecodeRestoredItems covers the decoders of the operator-state items a
+// restore reads besides keyed state: a saved watermark and a generator's
+// split. What decodes encodes back to the same bytes, so nothing is read
+// that a checkpoint did not say; anything else is refused with an error.
+func FuzzDecodeRestoredItems(f *testing.F) {
+	f.Add(savedWatermark{wm: -5}.encode())
+	f.Add(savedWatermark{wm: 1 << 40, start: 3, end: 64, ranged: true}.encode())
+	f.Add(uvarintframe.AppendVarints(nil, 7, 2))
+	f.Add([]byte{savedWMFormat, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if w, err := decodeSavedWatermark(b); err == nil {
+			if !bytes.Equal(w.encode(), b) {
+				t.Fatalf("saved watermark %+v does not encode back to %x", w, b)
+			}
+			if w.ranged && (w.start >= w.end || w.end > keygroup.MaxLimit) {
+				t.Fatalf("accepted the key-group range [%d, %d)", w.start, w.end)
+			}
+		}
+		if sp, err := decodeGenSplit(b); err == nil {
+			if sp.step <= 0 || !bytes.Equal(uvarintframe.AppendVarints(nil, sp.next, sp.step), b) {
+				t.Fatalf("split %+v accepted from %x", sp, b)
+			}
+		}
+	})
 }

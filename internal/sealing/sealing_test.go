@@ -208,3 +208,23 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseJobKey: a job key from anywhere but Bytes is refused with an
+// error, never a panic, and one that parses seals and opens.
+func FuzzParseJobKey(f *testing.F) {
+	f.Add(mustKey(f).Bytes())
+	f.Add([]byte{0x0a, 0x02, 0x08, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := ParseJobKey(b)
+		if err != nil || k == nil {
+			return
+		}
+		sealed, err := k.SealBytes([]byte("state"), "o")
+		if err != nil {
+			t.Fatalf("a parsed key does not seal: %v", err)
+		}
+		if got, err := k.OpenBytes(sealed, "o"); err != nil || string(got) != "state" {
+			t.Fatalf("a parsed key opens %q, %v", got, err)
+		}
+	})
+}

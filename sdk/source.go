@@ -185,6 +185,9 @@ func dealGenSplits(olds []genSplit, i, p int) []genSplit {
 	return mine
 }
 
+// encode is the split's checkpointed form, which decodeGenSplit reads.
+func (sp genSplit) encode() []byte { return uvarintframe.AppendVarints(nil, sp.next, sp.step) }
+
 func decodeGenSplit(b []byte) (genSplit, error) {
 	r := uvarintframe.NewReader(b)
 	next := r.Varint()
@@ -241,7 +244,7 @@ func (g *generator[T]) SnapshotSplits() ([][]byte, error) {
 	var items [][]byte
 	for _, sp := range g.splits {
 		if !g.exhausted(sp) {
-			items = append(items, uvarintframe.AppendVarints(nil, sp.next, sp.step))
+			items = append(items, sp.encode())
 		}
 	}
 	return items, nil

@@ -14,7 +14,6 @@ import (
 
 	"github.com/weir-run/weir/internal/keygroup"
 	"github.com/weir-run/weir/internal/state"
-	"github.com/weir-run/weir/internal/uvarintframe"
 	weirv1 "github.com/weir-run/weir/proto/weir/v1"
 
 	"github.com/weir-run/weir/sdk/internal/runtime"
@@ -485,7 +484,7 @@ func TestSplitWatermarksMoveWithSplits(t *testing.T) {
 func FuzzDecodeRestoredItems(f *testing.F) {
 	f.Add(savedWatermark{wm: -5}.encode())
 	f.Add(savedWatermark{wm: 1 << 40, start: 3, end: 64, ranged: true}.encode())
-	f.Add(uvarintframe.AppendVarints(nil, 7, 2))
+	f.Add(genSplit{next: 7, step: 2}.encode())
 	f.Add([]byte{savedWMFormat, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if w, err := decodeSavedWatermark(b); err == nil {
@@ -497,7 +496,7 @@ func FuzzDecodeRestoredItems(f *testing.F) {
 			}
 		}
 		if sp, err := decodeGenSplit(b); err == nil {
-			if sp.step <= 0 || !bytes.Equal(uvarintframe.AppendVarints(nil, sp.next, sp.step), b) {
+			if sp.step <= 0 || !bytes.Equal(sp.encode(), b) {
 				t.Fatalf("split %+v accepted from %x", sp, b)
 			}
 		}

@@ -213,7 +213,6 @@ func (h *harness) query(q string) Query {
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
 
-// runJob runs q on c at parallelism p to the end and measures it.
 // profiledRun runs q at parallelism p over --events, and moves the
 // profiles its job processes saved under profDir (when profiling) to
 // profDir/tag.
@@ -226,6 +225,7 @@ func (h *harness) profiledRun(c *cluster.Simple, profDir, q string, p int, tag s
 	return w, err
 }
 
+// runJob runs q on c at parallelism p to the end and measures it.
 func (h *harness) runJob(c *cluster.Simple, q string, p int, events int64, tag string, extra ...string) (WeirRun, []nexmark.SinkReport, error) {
 	w := WeirRun{Parallelism: p}
 	reportDir := filepath.Join(c.Dir, "reports-"+tag)
